@@ -1,0 +1,8 @@
+"""skproto: interpretable prototype classifiers for frozen deep features."""
+
+from ._explain import Explanation
+from .nearest_mean import NearestMeanClassifier
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["Explanation", "NearestMeanClassifier", "__version__"]
