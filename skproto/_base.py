@@ -90,6 +90,10 @@ class BasePrototypeClassifier(
         A = self._activation(self._pairwise(X))
         return A @ W.astype(A.dtype, copy=False) + b.astype(A.dtype, copy=False)
 
+    def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
+        """In-distribution score of a chunk, (n_rows,)."""
+        return logsumexp(self._scores_chunk(X), axis=1)
+
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         """Contribution of every prototype to every class, (n_rows, n_prototypes, n_classes)."""
         W, _ = self._head()
@@ -215,11 +219,11 @@ class BasePrototypeClassifier(
         return log_softmax(self._scores(X), axis=1)
 
     def score_samples(self, X) -> np.ndarray:
-        """In-distribution score: ``logsumexp`` of the per-class scores.
+        """In-distribution score (higher = more typical of the training data).
 
-        Higher means more typical of the training data; use it to flag
-        out-of-distribution inputs. Each estimator documents what the score
-        means for its model.
+        By default ``logsumexp`` of the per-class scores; each estimator
+        documents what the score means for its model. Use it to flag
+        out-of-distribution inputs.
 
         Parameters
         ----------
@@ -233,7 +237,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         for s in chunk_slices(X.shape[0], max(len(self.classes_), X.shape[1])):
-            out[s] = logsumexp(self._scores_chunk(X[s]), axis=1)
+            out[s] = self._score_samples_chunk(X[s])
         return out
 
     def transform(self, X) -> np.ndarray:
