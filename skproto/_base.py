@@ -115,15 +115,8 @@ class BasePrototypeClassifier(
         return X, y
 
     def _validate_sample_weight(self, sample_weight, X) -> np.ndarray:
-        """Float64 weights, non-negative, not all zero."""
-        w = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        if not np.all(np.isfinite(w)):
-            raise ValueError("sample_weight contains NaN or infinity.")
-        if w.sum() <= 0:
-            raise ValueError("sample_weight sums to zero: there is nothing to fit.")
-        return w
+        """Float64 weights: finite, non-negative, not all zero."""
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
 
     def _validate_X_predict(self, X) -> np.ndarray:
         check_is_fitted(self)

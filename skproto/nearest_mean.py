@@ -191,12 +191,20 @@ def _shrunk(S: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
+_PINV_RTOL = 1e-10
+
+
 def _whitener(cov: np.ndarray) -> Optional[np.ndarray]:
-    """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero."""
+    """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero.
+
+    Eigenvalues below ``_PINV_RTOL`` times the largest count as zero: a
+    relative cut far above rounding noise, so that models built from the same
+    data in a different order or chunking keep the same subspace.
+    """
     lam, V = eigh(cov)
     if lam[-1] <= 0:
         return None
-    keep = lam > lam[-1] * cov.shape[0] * np.finfo(np.float64).eps
+    keep = lam > lam[-1] * _PINV_RTOL
     return V[:, keep] / np.sqrt(lam[keep])
 
 

@@ -1,0 +1,475 @@
+"""Behaviour of NearestMeanClassifier: exactness, invariances, errors, integration."""
+
+import pickle
+import tracemalloc
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.covariance import OAS, ledoit_wolf_shrinkage
+from sklearn.datasets import load_digits, load_iris
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skproto._base
+from skproto import NearestMeanClassifier
+
+SETTINGS = [
+    dict(metric="euclidean"),
+    dict(metric="cosine", temperature=0.3),
+    dict(metric="euclidean", shrinkage=0.3, priors="empirical"),
+    dict(metric="mahalanobis"),
+    dict(metric="mahalanobis", covariance_shrinkage="oas"),
+    dict(metric="mahalanobis", covariance_shrinkage=0.1, priors="empirical"),
+    dict(metric="mahalanobis", covariance="per_class"),
+    dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.3),
+]
+setting_ids = ["-".join(f"{k}={v}" for k, v in s.items()) for s in SETTINGS]
+
+
+@st.composite
+def datasets(draw, min_classes=2, max_classes=4):
+    """Gaussian blobs of random size, drawn from a hypothesis-chosen seed."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    n_classes = draw(st.integers(min_classes, max_classes))
+    n_features = draw(st.integers(1, 5))
+    per_class = draw(st.integers(2, 12))
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(n_classes, n_features))
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = centers[y] + rng.normal(size=(len(y), n_features)) * rng.uniform(0.5, 2, n_features)
+    order = rng.permutation(len(y))
+    return X[order], y[order]
+
+
+def split_points(draw, n):
+    cuts = draw(st.lists(st.integers(1, n - 1), max_size=6, unique=True)) if n > 1 else []
+    return np.split(np.arange(n), sorted(cuts))
+
+
+def assert_same_model(a, b, X, rtol=1e-6, atol=1e-7):
+    np.testing.assert_array_equal(a.classes_, b.classes_)
+    np.testing.assert_allclose(a.class_count_, b.class_count_, rtol=1e-12)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9, atol=1e-9)
+    if hasattr(a, "covariance_"):
+        np.testing.assert_allclose(a.covariance_, b.covariance_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        a.decision_function(X), b.decision_function(X), rtol=rtol, atol=atol * 10
+    )
+
+
+# --------------------------------------------------------------- exactness
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(), draw=st.data())
+def test_partial_fit_any_chunking_equals_fit(params, data, draw):
+    X, y = data
+    batch = NearestMeanClassifier(**params).fit(X, y)
+    stream = NearestMeanClassifier(**params)
+    for rows in split_points(draw.draw, len(y)):
+        stream.partial_fit(X[rows], y[rows])
+    assert_same_model(stream, batch, X)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(min_classes=3), draw=st.data())
+def test_merge_of_shards_equals_fit_on_union(params, data, draw):
+    X, y = data
+    # shards split by class and by rows, so their class sets differ
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    shards = [rows for rows in split_points(draw.draw, len(y)) if len(np.unique(y[rows])) >= 2]
+    if len(shards) < 2:
+        shards = [np.flatnonzero(y != y.max()), np.flatnonzero(y != y.min())]
+        X = np.concatenate([X[s] for s in shards])
+        y = np.concatenate([y[s] for s in shards])
+        shards = [np.arange(len(shards[0])), np.arange(len(shards[0]), len(y))]
+    used = np.concatenate(shards)
+    models = [NearestMeanClassifier(**params).fit(X[s], y[s]) for s in shards]
+    before = [m.decision_function(X) for m in models]
+    merged = models[0].merge(*models[1:])
+    assert_same_model(merged, NearestMeanClassifier(**params).fit(X[used], y[used]), X)
+    for m, d in zip(models, before):  # inputs untouched
+        np.testing.assert_array_equal(m.decision_function(X), d)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(), seed=st.integers(0, 1000))
+def test_invariant_to_sample_order(params, data, seed):
+    X, y = data
+    perm = np.random.default_rng(seed).permutation(len(y))
+    a = NearestMeanClassifier(**params).fit(X, y)
+    b = NearestMeanClassifier(**params).fit(X[perm], y[perm])
+    assert_same_model(a, b, X)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(min_classes=3), seed=st.integers(0, 1000))
+def test_relabelling_classes_permutes_outputs(params, data, seed):
+    X, y = data
+    k = y.max() + 1
+    perm = np.random.default_rng(seed).permutation(k)
+    names = np.array([f"class_{i}" for i in perm])  # string labels, new sort order
+    a = NearestMeanClassifier(**params).fit(X, y)
+    b = NearestMeanClassifier(**params).fit(X, names[y])
+    col = np.searchsorted(b.classes_, names[a.classes_])  # column of a's class c in b
+    proba = a.predict_proba(X)
+    np.testing.assert_allclose(b.predict_proba(X)[:, col], proba, atol=1e-9)
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    untied = top2[:, 1] - top2[:, 0] > 1e-9  # exact ties may break either way
+    np.testing.assert_array_equal(b.predict(X)[untied], names[a.predict(X)][untied])
+    np.testing.assert_allclose(b.transform(X)[:, col], a.transform(X), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(max_classes=5))
+def test_predict_is_argmax_of_proba_and_decision(params, data):
+    X, y = data
+    clf = NearestMeanClassifier(**params).fit(X, y)
+    Xq = np.concatenate([X, X + 0.37, X * 2.5])
+    pred = clf.predict(Xq)
+    np.testing.assert_array_equal(pred, clf.classes_[clf.predict_proba(Xq).argmax(1)])
+    dec = clf.decision_function(Xq)
+    expected = (dec > 0).astype(int) if dec.ndim == 1 else dec.argmax(1)
+    np.testing.assert_array_equal(pred, clf.classes_[expected])
+    np.testing.assert_allclose(clf.predict_proba(Xq).sum(1), 1.0)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(Xq)), clf.predict_proba(Xq), atol=1e-12)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(max_classes=5), n_top=st.integers(1, 6))
+def test_explain_reproduces_decision_function(params, data, n_top):
+    X, y = data
+    clf = NearestMeanClassifier(**params).fit(X, y)
+    Xq = np.concatenate([X, X + 1.0])
+    ex = clf.explain(Xq, n_prototypes=n_top)
+    scores = ex.contribution.sum(axis=1) + ex.other_contribution + ex.bias
+    dec = clf.decision_function(Xq)
+    if dec.ndim == 1:
+        dec = np.column_stack([np.zeros_like(dec), dec])
+        scores = scores - scores[:, :1]
+    np.testing.assert_allclose(scores, dec, rtol=1e-7, atol=1e-7)
+    np.testing.assert_array_equal(ex.predicted, clf.predict(Xq))
+    # the listed prototypes are the nearest ones, with the distances of transform
+    D = clf.transform(Xq)
+    m = min(n_top, len(clf.classes_))
+    np.testing.assert_allclose(ex.value, np.sort(D, axis=1)[:, :m], rtol=1e-12)
+    np.testing.assert_array_equal(ex.prototype_label, clf.classes_[ex.prototype_index])
+    assert np.all(ex.prototype_sample_index == -1)  # means are not training rows
+    assert np.all(ex.margin >= -1e-9)
+
+
+@given(data=datasets(), shift=st.lists(st.floats(-50, 50), min_size=5, max_size=5))
+def test_euclidean_is_translation_invariant(data, shift):
+    X, y = data
+    t = np.asarray(shift[: X.shape[1]])
+    for params in [dict(), dict(metric="mahalanobis"), dict(shrinkage=0.4)]:
+        a = NearestMeanClassifier(**params).fit(X, y)
+        b = NearestMeanClassifier(**params).fit(X + t, y)
+        np.testing.assert_allclose(b.decision_function(X + t), a.decision_function(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(b.score_samples(X + t), a.score_samples(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(b.predict(X + t), a.predict(X))
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+@given(data=datasets(), seed=st.integers(0, 1000))
+def test_integer_weights_equal_repetition(params, data, seed):
+    X, y = data
+    w = np.random.default_rng(seed).integers(0, 4, len(y))
+    w[np.unique(y, return_index=True)[1]] = 1  # every class keeps a sample
+    a = NearestMeanClassifier(**params).fit(X, y, sample_weight=w)
+    b = NearestMeanClassifier(**params).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert_same_model(a, b, X)
+
+
+# ------------------------------------------------ closed-form references
+def test_mahalanobis_with_empirical_priors_is_the_lda_posterior():
+    X, y = load_iris(return_X_y=True)
+    for shrink in [0.0, 0.3]:
+        ours = NearestMeanClassifier(
+            metric="mahalanobis", covariance_shrinkage=shrink, priors="empirical"
+        ).fit(X, y)
+        lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrink or None).fit(X, y)
+        np.testing.assert_allclose(ours.predict_proba(X), lda.predict_proba(X), atol=1e-10)
+
+
+def test_covariance_shrinkage_matches_scikit_learn():
+    X, y = load_digits(return_X_y=True)
+    X = X[:, X.std(0) > 0][:400]
+    y = y[:400]
+    means = np.array([X[y == c].mean(0) for c in range(10)])
+    R = X - means[y]
+    lw = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    assert lw.covariance_shrinkage_ == pytest.approx(ledoit_wolf_shrinkage(R, assume_centered=True), rel=1e-9)
+    oas = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="oas").fit(X, y)
+    assert oas.covariance_shrinkage_ == pytest.approx(OAS(assume_centered=True).fit(R).shrinkage_, rel=1e-9)
+    per = NearestMeanClassifier(metric="mahalanobis", covariance="per_class").fit(X, y)
+    Xc = X[y == 3] - X[y == 3].mean(0)
+    assert per.covariance_shrinkage_[3] == pytest.approx(ledoit_wolf_shrinkage(Xc, assume_centered=True), rel=1e-9)
+
+
+def test_euclidean_matches_plain_nearest_centroid():
+    X, y = load_digits(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    means = np.array([X[y == c].mean(0) for c in range(10)])
+    d2 = ((X[:, None, :] - means[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(clf.transform(X), d2, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(clf.predict_proba(X), np.exp(-d2 / 2 - np.logaddexp.reduce(-d2 / 2, axis=1)[:, None]), atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), d2.argmin(1))
+
+
+def test_cosine_distance_and_temperature():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(metric="cosine", temperature=0.05).fit(X, y)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    mu = np.array([Xn[y == c].mean(0) for c in range(3)])
+    cos = Xn @ (mu / np.linalg.norm(mu, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(clf.transform(X), 2 * (1 - cos), atol=1e-12)
+    logits = cos / 0.05
+    np.testing.assert_allclose(clf.predict_proba(X), np.exp(logits - np.logaddexp.reduce(logits, axis=1)[:, None]), atol=1e-10)
+
+
+def test_mean_shrinkage_moves_prototypes_to_global_mean():
+    X, y = load_iris(return_X_y=True)
+    w = np.linspace(0.5, 2, len(y))
+    clf = NearestMeanClassifier(shrinkage=0.25).fit(X, y, sample_weight=w)
+    global_mean = np.average(X, axis=0, weights=w)
+    expected = 0.75 * clf.means_ + 0.25 * global_mean
+    np.testing.assert_allclose(clf.prototypes_, expected)
+    assert NearestMeanClassifier(shrinkage=1.0).fit(X, y).predict_proba(X).std() < 1e-12
+
+
+# ------------------------------------------------ streaming / continual
+def test_class_incremental_partial_fit_grows_classes():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(metric="mahalanobis")
+    clf.partial_fit(X[y == 1], y[y == 1])  # a first task with a single class is allowed
+    clf.partial_fit(X[y == 2], y[y == 2])
+    np.testing.assert_array_equal(clf.classes_, [1, 2])
+    clf.partial_fit(X[y == 0], y[y == 0])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert_same_model(clf, NearestMeanClassifier(metric="mahalanobis").fit(X, y), X)
+
+
+def test_declared_but_unseen_classes_get_zero_probability():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (150, 3)
+    np.testing.assert_array_equal(proba[:, 2], 0.0)
+    assert np.all(np.isnan(clf.prototypes_[2]))
+    assert np.all(np.isinf(clf.transform(X)[:, 2]))
+    assert set(clf.predict(X)) <= {0, 1}
+    ex = clf.explain(X[:5])
+    assert np.all(np.isfinite(ex.margin))
+
+
+def test_fit_then_partial_fit_continues_the_same_statistics():
+    X, y = load_iris(return_X_y=True)
+    a = NearestMeanClassifier(metric="mahalanobis").fit(X[:100], y[:100]).partial_fit(X[100:], y[100:])
+    assert_same_model(a, NearestMeanClassifier(metric="mahalanobis").fit(X, y), X)
+
+
+# ------------------------------------------------------ float32 / memory
+def test_float32_is_computed_in_float32():
+    X, y = load_digits(return_X_y=True)
+    X32 = X.astype(np.float32)
+    for params in SETTINGS:
+        clf32 = NearestMeanClassifier(**params).fit(X32, y)
+        clf64 = NearestMeanClassifier(**params).fit(X, y)
+        assert clf32.means_.dtype == np.float64  # statistics in float64
+        for method in ["decision_function", "predict_proba", "transform", "score_samples"]:
+            out = getattr(clf32, method)(X32)
+            assert out.dtype == np.float32, (params, method)
+        agree = np.mean(clf32.predict(X32) == clf64.predict(X))
+        assert agree > 0.995, params
+
+
+def test_chunked_evaluation_matches_one_chunk(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    for params in [dict(), dict(metric="mahalanobis", covariance="per_class")]:
+        clf = NearestMeanClassifier(**params).fit(X, y)
+        whole = [clf.decision_function(X), clf.transform(X), clf.score_samples(X)]
+        monkeypatch.setattr(skproto._base, "_CHUNK_ELEMENTS", 7 * 64)  # 7-row chunks
+        chunked = [clf.decision_function(X), clf.transform(X), clf.score_samples(X)]
+        monkeypatch.undo()
+        for a, b in zip(whole, chunked):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_prediction_memory_is_bounded():
+    """Predicting never allocates an n_samples x n_prototypes x n_features array."""
+    rng = np.random.default_rng(0)
+    n, p, k = 20_000, 64, 200
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    clf = NearestMeanClassifier().fit(rng.normal(size=(2 * k, p)), np.arange(2 * k) % k)
+    tracemalloc.start()
+    clf.predict(X)
+    clf.transform(X)  # the output itself is n x k
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    dense_3d = n * k * p * 4
+    assert peak < dense_3d / 20, peak
+    assert peak < n * k * 4 + 64 * 2**20
+
+
+# ----------------------------------------------------------- bad input
+def make_xy():
+    X, y = load_iris(return_X_y=True)
+    return X, y
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_rejected(bad):
+    X, y = make_xy()
+    Xb = X.copy()
+    Xb[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        NearestMeanClassifier().fit(Xb, y)
+    clf = NearestMeanClassifier().fit(X, y)
+    for method in ["predict", "predict_proba", "decision_function", "transform", "score_samples", "explain"]:
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            getattr(clf, method)(Xb)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        NearestMeanClassifier().partial_fit(Xb, y)
+
+
+def test_wrong_feature_count_at_predict():
+    X, y = make_xy()
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but NearestMeanClassifier is expecting 4"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="X has 3 features"):
+        clf.partial_fit(X[:, :3], y)
+
+
+def test_one_class_is_rejected():
+    X, y = make_xy()
+    with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
+        NearestMeanClassifier().fit(X[y == 0], y[y == 0])
+
+
+def test_empty_input_is_rejected():
+    X, y = make_xy()
+    with pytest.raises(ValueError, match="0 sample"):
+        NearestMeanClassifier().fit(X[:0], y[:0])
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="0 sample"):
+        clf.predict(X[:0])
+
+
+def test_unknown_class_in_partial_fit_after_classes_fixed():
+    X, y = make_xy()
+    clf = NearestMeanClassifier().partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
+    with pytest.raises(ValueError, match=r"labels \[2\] that are not in the classes fixed"):
+        clf.partial_fit(X[y == 2], y[y == 2])
+    with pytest.raises(ValueError, match="is not the same as classes_"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_negative_or_zero_weights_are_rejected():
+    X, y = make_xy()
+    w = np.ones(len(y))
+    w[5] = -1
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        NearestMeanClassifier().fit(X, y, sample_weight=w)
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        NearestMeanClassifier().fit(X, y, sample_weight=np.zeros(len(y)))
+    w[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        NearestMeanClassifier().fit(X, y, sample_weight=w)
+
+
+def test_sparse_input_is_rejected_clearly():
+    X, y = make_xy()
+    with pytest.raises(ValueError, match="does not support sparse input"):
+        NearestMeanClassifier().fit(sparse.csr_matrix(X), y)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="does not support sparse input"):
+        clf.predict(sparse.csr_matrix(X))
+
+
+def test_invalid_parameters_and_priors():
+    X, y = make_xy()
+    with pytest.raises(ValueError, match="'metric' parameter"):
+        NearestMeanClassifier(metric="manhattan").fit(X, y)
+    with pytest.raises(ValueError, match="'temperature' parameter"):
+        NearestMeanClassifier(temperature=0).fit(X, y)
+    with pytest.raises(ValueError, match="priors has 2 entries but there are 3 classes"):
+        NearestMeanClassifier(priors=[0.5, 0.5]).fit(X, y)
+    with pytest.raises(ValueError, match="non-negative and sum to 1"):
+        NearestMeanClassifier(priors=[0.5, 0.5, 0.5]).fit(X, y)
+
+
+def test_changed_settings_between_partial_fits_are_rejected():
+    X, y = make_xy()
+    clf = NearestMeanClassifier().partial_fit(X, y)
+    clf.set_params(metric="mahalanobis")
+    with pytest.raises(ValueError, match="changed since the first call to partial_fit"):
+        clf.partial_fit(X, y)
+
+
+def test_merge_rejects_mismatched_models():
+    X, y = make_xy()
+    a = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="different numbers of features: 4 vs 3"):
+        a.merge(NearestMeanClassifier().fit(X[:, :3], y))
+    with pytest.raises(ValueError, match="different settings: metric='euclidean' vs metric='cosine'"):
+        a.merge(NearestMeanClassifier(metric="cosine").fit(X, y))
+    with pytest.raises(ValueError, match="must be fitted"):
+        a.merge(NearestMeanClassifier())
+    with pytest.raises(TypeError, match="can only merge NearestMeanClassifier"):
+        a.merge(LinearDiscriminantAnalysis().fit(X, y))
+
+
+# ---------------------------------------------------------- integration
+def test_pipeline_and_grid_search():
+    X, y = load_digits(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier())
+    grid = GridSearchCV(
+        pipe,
+        {
+            "nearestmeanclassifier__metric": ["euclidean", "cosine", "mahalanobis"],
+            "nearestmeanclassifier__shrinkage": [0.0, 0.2],
+        },
+        cv=3,
+    ).fit(X, y)
+    assert grid.best_params_["nearestmeanclassifier__metric"] == "mahalanobis"
+    assert grid.best_score_ > 0.9
+    assert cross_val_score(NearestMeanClassifier(metric="mahalanobis"), X, y, cv=3).mean() > 0.9
+
+
+def test_as_feature_step_in_a_pipeline():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    pipe = make_pipeline(NearestMeanClassifier(metric="cosine"), LogisticRegression(max_iter=2000))
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    names = pipe[0].get_feature_names_out()
+    assert list(names[:2]) == ["nearestmeanclassifier0", "nearestmeanclassifier1"]
+    frame = NearestMeanClassifier().set_output(transform="pandas").fit(X, y).transform(X)
+    assert frame.shape == (len(X), 10)
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+def test_clone_pickle_and_joblib_round_trip(params, tmp_path):
+    X, y = load_iris(return_X_y=True)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = NearestMeanClassifier(**params).fit(X, labels)
+    unfitted = clone(clf)
+    assert not hasattr(unfitted, "classes_") and unfitted.get_params() == clf.get_params()
+    again = pickle.loads(pickle.dumps(clf))
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    for other in [again, loaded]:
+        np.testing.assert_array_equal(other.predict(X), clf.predict(X))
+        np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+        # a restored model keeps learning
+        other.partial_fit(X[:10], labels[:10])
