@@ -41,9 +41,12 @@ class Explanation:
     predicted : ndarray of shape (n_samples,)
         Predicted class of each sample (the estimator's ``predict``).
     runner_up : ndarray of shape (n_samples,)
-        Class with the second highest score.
+        Class with the second highest score (the predicted class itself when
+        the model knows a single class so far, e.g. after a first
+        ``partial_fit`` chunk with one class).
     margin : ndarray of shape (n_samples,)
-        Score of the predicted class minus the score of the runner-up.
+        Score of the predicted class minus the score of the runner-up
+        (``inf`` with a single known class).
     prototype_index : ndarray of shape (n_samples, n_top)
         Indices (rows of ``prototypes_``) of the most active prototypes, most
         active first.

@@ -483,6 +483,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"classes_={self.classes_!r} from earlier calls to partial_fit."
                 )
         unknown = np.setdiff1d(labels, self.classes_)
+        self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:
             if self._classes_fixed:
                 raise ValueError(
@@ -561,10 +562,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 names_a is not None and not np.array_equal(names_a, names_b)
             ):
                 raise ValueError("cannot merge models fitted on different feature names.")
-            if m._layout != self._layout:
+        for m in models:
+            if m._layout != m._stats_layout():
                 raise ValueError(
                     "cannot merge: a model's statistics were gathered under other "
-                    "settings (parameters changed after fitting)."
+                    "settings of metric, covariance or covariance_shrinkage (they "
+                    "were changed after fitting); refit it first."
                 )
         union = self.classes_
         for m in others:
@@ -628,22 +631,24 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._coef = np.ascontiguousarray(Pm.T / T)
         self._intercept = np.where(seen, log_prior - pn / (2.0 * T), -np.inf)
 
+    def _priors_for(self, n_classes: int) -> Optional[np.ndarray]:
+        """The user's array of priors, validated for ``n_classes`` (None if a string)."""
+        if isinstance(self.priors, str):
+            return None
+        pri = np.asarray(self.priors, dtype=np.float64).ravel()
+        if pri.shape != (n_classes,):
+            raise ValueError(f"priors has {pri.size} entries but there are {n_classes} classes.")
+        if np.any(pri < 0) or not np.isclose(pri.sum(), 1.0):
+            raise ValueError("priors must be non-negative and sum to 1.")
+        return pri
+
     def _priors(self, seen: np.ndarray) -> np.ndarray:
-        n_classes = len(seen)
-        if isinstance(self.priors, str) and self.priors == "uniform":
-            pri = seen / seen.sum()
-        elif isinstance(self.priors, str):
-            pri = self._stats.count / self._stats.count.sum()
-        else:
-            pri = np.asarray(self.priors, dtype=np.float64).ravel()
-            if pri.shape != (n_classes,):
-                raise ValueError(
-                    f"priors has {pri.size} entries but there are {n_classes} classes."
-                )
-            if np.any(pri < 0) or not np.isclose(pri.sum(), 1.0):
-                raise ValueError("priors must be non-negative and sum to 1.")
-            pri = np.where(seen, pri, 0.0)
-        return pri.astype(np.float64)
+        given = self._priors_for(len(seen))
+        if given is not None:
+            return np.where(seen, given, 0.0)
+        if self.priors == "uniform":
+            return seen / seen.sum()
+        return self._stats.count / self._stats.count.sum()
 
     def _fit_covariance(self, total: float) -> None:
         st = self._stats

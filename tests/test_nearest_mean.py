@@ -415,6 +415,24 @@ def test_changed_settings_between_partial_fits_are_rejected():
         clf.partial_fit(X, y)
 
 
+def test_failed_partial_fit_leaves_the_model_unchanged():
+    X, y = make_xy()
+    clf = NearestMeanClassifier(priors=[0.5, 0.5]).partial_fit(X[y < 2], y[y < 2])
+    before = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="priors has 2 entries but there are 3 classes"):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+def test_merge_rejects_models_whose_settings_changed_after_fit():
+    X, y = make_xy()
+    a = NearestMeanClassifier().fit(X[:75], y[:75]).set_params(metric="cosine")
+    b = NearestMeanClassifier().fit(X[75:], y[75:]).set_params(metric="cosine")
+    with pytest.raises(ValueError, match="were changed after fitting"):
+        a.merge(b)
+
+
 def test_merge_rejects_mismatched_models():
     X, y = make_xy()
     a = NearestMeanClassifier().fit(X, y)
