@@ -25,6 +25,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Callable
 
+from numpy.typing import ArrayLike
+
 import numpy as np
 from scipy import sparse
 from scipy.special import log_softmax, logsumexp, softmax
@@ -141,7 +143,7 @@ class BasePrototypeClassifier(
         return len(self.prototypes_)
 
     # ---------------------------------------------------------- public API
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Class scores.
 
         Parameters
@@ -159,7 +161,7 @@ class BasePrototypeClassifier(
         S = self._scores(X)
         return S[:, 1] - S[:, 0] if S.shape[1] == 2 else S
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict class labels: the class with the highest score.
 
         Parameters
@@ -180,7 +182,7 @@ class BasePrototypeClassifier(
             idx[s] = np.argmax(self._scores_chunk(X[s]), axis=1)
         return self.classes_[idx]
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: the softmax of the per-class scores.
 
         Parameters
@@ -196,7 +198,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return softmax(self._scores(X), axis=1)
 
-    def predict_log_proba(self, X) -> np.ndarray:
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed stably.
 
         Parameters
@@ -211,7 +213,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return log_softmax(self._scores(X), axis=1)
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """In-distribution score (higher = more typical of the training data).
 
         By default ``logsumexp`` of the per-class scores; each estimator
@@ -233,7 +235,7 @@ class BasePrototypeClassifier(
             out[s] = self._score_samples_chunk(X[s])
         return out
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Similarity or distance of each sample to every prototype.
 
         Parameters
@@ -250,7 +252,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return self._map_chunks(self._pairwise, X, len(self.prototypes_), X.dtype)
 
-    def explain(self, X, n_prototypes: int = 3) -> Explanation:
+    def explain(self, X: ArrayLike, n_prototypes: int = 3) -> Explanation:
         """Explain each prediction by its most active prototypes.
 
         Parameters

@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from numbers import Real
 from typing import Optional
 
+from numpy.typing import ArrayLike
+
 import numpy as np
 from scipy import sparse
 from scipy.linalg import eigh
@@ -396,7 +398,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> "NearestMeanClassifier":
         """Fit the class means (and covariances) on all of ``X``.
 
         Parameters
@@ -429,7 +433,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: Optional[ArrayLike] = None,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> "NearestMeanClassifier":
         """Update the model with one more chunk of data.
 
         After any sequence of calls the model equals :meth:`fit` on the
