@@ -92,6 +92,10 @@ class BasePrototypeClassifier(
         A = self._activation(self._pairwise(X))
         return A @ W.astype(A.dtype, copy=False) + b.astype(A.dtype, copy=False)
 
+    def _shifted_scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        """Per-class scores up to a per-row constant (enough for argmax and softmax)."""
+        return self._scores_chunk(X)
+
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
         """In-distribution score of a chunk, (n_rows,)."""
         return logsumexp(self._scores_chunk(X), axis=1)
@@ -138,6 +142,9 @@ class BasePrototypeClassifier(
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self._map_chunks(self._scores_chunk, X, len(self.classes_), X.dtype)
 
+    def _shifted_scores(self, X: np.ndarray) -> np.ndarray:
+        return self._map_chunks(self._shifted_scores_chunk, X, len(self.classes_), X.dtype)
+
     @property
     def _n_features_out(self) -> int:
         return len(self.prototypes_)
@@ -179,7 +186,7 @@ class BasePrototypeClassifier(
         idx = np.empty(X.shape[0], dtype=np.intp)
         n_classes = len(self.classes_)
         for s in chunk_slices(X.shape[0], max(n_classes, X.shape[1])):
-            idx[s] = np.argmax(self._scores_chunk(X[s]), axis=1)
+            idx[s] = np.argmax(self._shifted_scores_chunk(X[s]), axis=1)
         return self.classes_[idx]
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
@@ -196,7 +203,7 @@ class BasePrototypeClassifier(
             Probabilities in the order of ``classes_``.
         """
         X = self._validate_X_predict(X)
-        return softmax(self._scores(X), axis=1)
+        return softmax(self._shifted_scores(X), axis=1)
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed stably.
@@ -211,7 +218,7 @@ class BasePrototypeClassifier(
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         X = self._validate_X_predict(X)
-        return log_softmax(self._scores(X), axis=1)
+        return log_softmax(self._shifted_scores(X), axis=1)
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """In-distribution score (higher = more typical of the training data).
@@ -294,7 +301,7 @@ class BasePrototypeClassifier(
             keep = np.ones(A.shape, dtype=bool)
             np.put_along_axis(keep, order, False, axis=1)
             other[s] = np.where(keep[:, :, None], full, 0).sum(axis=1)
-            predicted[s] = np.argmax(self._scores_chunk(X[s]), axis=1)
+            predicted[s] = np.argmax(self._shifted_scores_chunk(X[s]), axis=1)
         scores = contrib.sum(axis=1) + other + bias.astype(X.dtype, copy=False)
         ranked = scores.copy()
         ranked[np.arange(n), predicted] = -np.inf

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from numbers import Real
 from typing import Optional
 
@@ -22,14 +22,35 @@ __all__ = ["NearestMeanClassifier"]
 # --------------------------------------------------------------------------
 # Sufficient statistics
 # --------------------------------------------------------------------------
-@dataclass(frozen=True)
+def _shift(t3, q4, M2s, tr, n, s):
+    """Third/fourth norm moments about ``mean + s`` instead of ``mean``.
+
+    ``M2s`` is the scatter times ``s`` and ``tr`` its trace; works row-wise on
+    stacks of classes (leading axis) or on one class.
+    """
+    ss = np.sum(s * s, axis=-1)
+    t3_new = (
+        t3 - np.expand_dims(tr, -1) * s - 2.0 * M2s - np.expand_dims(n * ss, -1) * s
+    )
+    q4_new = (
+        q4
+        + 4.0 * np.sum(s * M2s, axis=-1)
+        + n * ss * ss
+        - 4.0 * np.sum(t3 * s, axis=-1)
+        + 2.0 * tr * ss
+    )
+    return t3_new, q4_new
+
+
+@dataclass
 class _ClassStats:
-    """Weighted per-class sufficient statistics, mergeable exactly.
+    """Weighted per-class sufficient statistics, exactly updatable and mergeable.
 
     All arrays are float64 and aligned with one ordering of the classes.
-    Central moments are kept about each class mean, and two sets are combined
-    with the pairwise update of Chan, Golub & LeVeque (1979), extended to the
-    two higher moments the Ledoit-Wolf shrinkage needs (Pebay 2008).
+    Central moments are kept about each class mean. New rows are folded in
+    with the batch form of Welford's update and two sets are combined with the
+    pairwise update of Chan, Golub & LeVeque (1979); the third and fourth norm
+    moments the Ledoit-Wolf intensity needs are shifted as in Pebay (2008).
 
     count : (C,)        sum of sample weights
     mean : (C, p)       weighted mean
@@ -46,89 +67,93 @@ class _ClassStats:
     q4: Optional[np.ndarray] = None
 
     @classmethod
-    def from_data(cls, X, codes, w, n_classes, *, normalize, scatter, fourth):
-        """Statistics of (X, codes, w), computed in row chunks and merged."""
-        stats = None
-        for s in chunk_slices(X.shape[0], X.shape[1] * 4):
-            part = cls._from_chunk(
-                X[s], codes[s], w[s], n_classes,
-                normalize=normalize, scatter=scatter, fourth=fourth,
-            )
-            stats = part if stats is None else stats.merge(part)
-        return stats
+    def empty(cls, n_classes: int, n_features: int, *, scatter, fourth, **_) -> "_ClassStats":
+        z = np.zeros
+        return cls(
+            count=z(n_classes),
+            mean=z((n_classes, n_features)),
+            scatter={
+                None: None,
+                "pooled": z((n_features, n_features)),
+                "per_class": z((n_classes, n_features, n_features)),
+            }[scatter],
+            t3=z((n_classes, n_features)) if fourth else None,
+            q4=z(n_classes) if fourth else None,
+        )
 
-    @classmethod
-    def _from_chunk(cls, X, codes, w, n_classes, *, normalize, scatter, fourth):
-        X = np.asarray(X, dtype=np.float64)
-        if normalize:
-            X = _normalize_rows(X)
-        n_rows = X.shape[0]
-        G = sparse.csr_matrix((w, (codes, np.arange(n_rows))), shape=(n_classes, n_rows))
-        count = np.bincount(codes, weights=w, minlength=n_classes)
-        safe = np.where(count > 0, count, 1.0)
-        mean = (G @ X) / safe[:, None]
-        out = cls(count=count, mean=mean)
-        if scatter is None:
-            return out
-        R = X - mean[codes]
+    def update(self, X: np.ndarray, codes: np.ndarray, w: np.ndarray, *, normalize: bool) -> None:
+        """Fold the rows ``X`` (class ``codes``, weights ``w``) in, in place.
+
+        With ``normalize`` the rows are L2-normalised first (cosine metric).
+        Work is proportional to the rows, plus ``p**2`` per class present in
+        the rows when per-class scatter matrices are kept.
+        """
+        for s in chunk_slices(X.shape[0], 4 * X.shape[1]):
+            Xs = np.asarray(X[s], dtype=np.float64)
+            self._update_chunk(_normalize_rows(Xs) if normalize else Xs, codes[s], w[s])
+
+    def _update_chunk(self, X, codes, w):
+        keep = w > 0
+        X, codes, w = X[keep], codes[keep], w[keep]
+        if not len(w):
+            return
+        present, local = np.unique(codes, return_inverse=True)
+        n_b = np.bincount(local, weights=w)
+        G = sparse.csr_matrix((w, (local, np.arange(len(w)))), shape=(len(present), len(w)))
+        mean_b = (G @ X) / n_b[:, None]
+        n_a = self.count[present]
+        n = n_a + n_b
+        fa, fb = n_a / n, n_b / n
+        d = mean_b - self.mean[present]
+        self.mean[present] += d * fb[:, None]
+        self.count[present] = n
+        if self.scatter is None:
+            return
+        R = X - mean_b[local]  # residuals about the batch's class means
         Rw = R * w[:, None]
-        if scatter == "pooled":
-            S = Rw.T @ R
-        else:
-            S = np.zeros((n_classes, X.shape[1], X.shape[1]))
-            order = np.argsort(codes, kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_classes))])
-            for c in np.flatnonzero(np.diff(bounds)):
-                rows = order[bounds[c] : bounds[c + 1]]
-                S[c] = Rw[rows].T @ R[rows]
-        out = replace(out, scatter=S)
-        if fourth:
-            r2 = np.einsum("ij,ij->i", R, R)
-            G3 = sparse.csr_matrix((w * r2, (codes, np.arange(n_rows))), shape=G.shape)
-            out = replace(
-                out,
-                t3=G3 @ R,
-                q4=np.bincount(codes, weights=w * r2 * r2, minlength=n_classes),
-            )
-        return out
+        coef = n_a * fb  # n_a n_b / n
+        if self.scatter.ndim == 2:
+            self.scatter += Rw.T @ R + (d * coef[:, None]).T @ d
+            return
+        order = np.argsort(local, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(local))])
+        for j, c in enumerate(present):
+            rows = order[bounds[j] : bounds[j + 1]]
+            Rc, Rwc = R[rows], Rw[rows]
+            if self.t3 is not None:
+                s_a, s_b = d[j] * fb[j], -d[j] * fa[j]
+                S_a = self.scatter[c]
+                t_a, q_a = _shift(self.t3[c], self.q4[c], S_a @ s_a, np.trace(S_a), n_a[j], s_a)
+                r2 = np.einsum("ij,ij->i", Rc, Rc)
+                t_b, q_b = _shift(
+                    r2 @ Rwc, (w[rows] * r2) @ r2, Rwc.T @ (Rc @ s_b), w[rows] @ r2, n_b[j], s_b
+                )
+                self.t3[c], self.q4[c] = t_a + t_b, q_a + q_b
+            self.scatter[c] += Rwc.T @ Rc + coef[j] * np.outer(d[j], d[j])
 
     def merge(self, other: "_ClassStats") -> "_ClassStats":
-        """Statistics of the union of the two samples (same class order)."""
+        """Statistics of the union of two samples (same class order), as a new object."""
         n = self.count + other.count
         safe = np.where(n > 0, n, 1.0)
         fa, fb = self.count / safe, other.count / safe
         d = other.mean - self.mean
-        mean = self.mean + d * fb[:, None]
-        out = _ClassStats(count=n, mean=mean)
+        out = _ClassStats(count=n, mean=self.mean + d * fb[:, None])
         if self.scatter is None:
             return out
         coef = self.count * fb  # n_a n_b / n
         if self.scatter.ndim == 2:
-            S = self.scatter + other.scatter + (d * coef[:, None]).T @ d
-        else:
-            S = self.scatter + other.scatter + np.einsum("c,ci,cj->cij", coef, d, d)
-        out = replace(out, scatter=S)
-        if self.t3 is None:
+            out.scatter = self.scatter + other.scatter + (d * coef[:, None]).T @ d
             return out
-        s_a, s_b = d * fb[:, None], -d * fa[:, None]
-        t_a, q_a = self._shifted_moments(s_a)
-        t_b, q_b = other._shifted_moments(s_b)
-        return replace(out, t3=t_a + t_b, q4=q_a + q_b)
-
-    def _shifted_moments(self, s):
-        """(t3, q4) about ``mean + s`` instead of ``mean`` (needs per-class scatter)."""
-        M2s = np.einsum("cij,cj->ci", self.scatter, s)
-        tr = np.einsum("cii->c", self.scatter)
-        ss = np.einsum("ci,ci->c", s, s)
-        t3 = self.t3 - tr[:, None] * s - 2.0 * M2s - (self.count * ss)[:, None] * s
-        q4 = (
-            self.q4
-            + 4.0 * np.einsum("ci,ci->c", s, M2s)
-            + self.count * ss * ss
-            - 4.0 * np.einsum("ci,ci->c", self.t3, s)
-            + 2.0 * tr * ss
-        )
-        return t3, q4
+        out.scatter = self.scatter + other.scatter + np.einsum("c,ci,cj->cij", coef, d, d)
+        if self.t3 is not None:
+            parts = [
+                _shift(st.t3, st.q4, np.einsum("cij,cj->ci", st.scatter, s),
+                       np.einsum("cii->c", st.scatter), st.count, s)
+                for st, s in [(self, d * fb[:, None]), (other, -d * fa[:, None])]
+            ]
+            out.t3 = parts[0][0] + parts[1][0]
+            out.q4 = parts[0][1] + parts[1][1]
+        return out
 
     def reindex(self, positions: np.ndarray, n_classes: int) -> "_ClassStats":
         """Place class ``k`` of these statistics at row ``positions[k]`` of a larger set."""
@@ -144,7 +169,7 @@ class _ClassStats:
         return _ClassStats(
             count=grow(self.count),
             mean=grow(self.mean),
-            scatter=self.scatter if pooled else grow(self.scatter),
+            scatter=self.scatter.copy() if pooled else grow(self.scatter),
             t3=grow(self.t3),
             q4=grow(self.q4),
         )
@@ -425,11 +450,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 "NearestMeanClassifier needs samples of at least 2 classes; "
                 f"got 1 class: {classes[0]!r}."
             )
+        self._priors_for(len(classes))
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        self._stats = _ClassStats.from_data(X, codes, w, len(classes), **self._layout)
-        self._finalize()
+        self._stats = _ClassStats.empty(len(classes), X.shape[1], **self._layout)
+        self._stats.update(X, codes, w, normalize=self._layout["normalize"])
+        self._model = self._derive()
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -447,6 +474,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         ``classes`` (then an unknown label in a later chunk is an error), or
         left open: a label never seen before simply adds a class
         (class-incremental learning), and ``classes_`` grows, staying sorted.
+
+        A call costs time proportional to the chunk (plus ``n_features**2``
+        per class in the chunk when per-class scatter matrices are kept).
+        Covariance factorizations and other derived quantities are refreshed
+        once, on the first use after the last call, not after every call.
 
         Parameters
         ----------
@@ -471,13 +503,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         labels = np.unique(y)
         if first:
             self._layout = self._stats_layout()
-            if classes is not None:
-                self.classes_ = np.unique(np.asarray(classes))
-                self._classes_fixed = True
-            else:
-                self.classes_ = labels
-                self._classes_fixed = False
-            self._stats = self._empty_stats(len(self.classes_), X.shape[1])
+            declared = None if classes is None else np.unique(np.asarray(classes))
+            known = labels if declared is None else declared
+            self._priors_for(len(np.union1d(known, labels)))  # fail before any change
+            self.classes_ = known
+            self._classes_fixed = declared is not None
+            self._stats = _ClassStats.empty(len(known), X.shape[1], **self._layout)
         else:
             if self._layout != self._stats_layout():
                 raise ValueError(
@@ -493,40 +524,22 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"classes_={self.classes_!r} from earlier calls to partial_fit."
                 )
         unknown = np.setdiff1d(labels, self.classes_)
-        self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:
             if self._classes_fixed:
                 raise ValueError(
                     f"y contains labels {unknown.tolist()!r} that are not in the "
-                    f"classes fixed by the first call to partial_fit: {self.classes_.tolist()!r}."
+                    "classes fixed by the first call to partial_fit: "
+                    f"{self.classes_.tolist()!r}."
                 )
-            self._add_classes(unknown)
-        codes = np.searchsorted(self.classes_, y)
-        batch = _ClassStats.from_data(X, codes, w, len(self.classes_), **self._layout)
-        self._stats = self._stats.merge(batch)
-        self._finalize()
-        return self
-
-    def _empty_stats(self, n_classes: int, n_features: int) -> _ClassStats:
-        lay = self._layout
-        z = np.zeros
-        scatter = {
-            None: None,
-            "pooled": z((n_features, n_features)),
-            "per_class": z((n_classes, n_features, n_features)),
-        }[lay["scatter"]]
-        return _ClassStats(
-            count=z(n_classes),
-            mean=z((n_classes, n_features)),
-            scatter=scatter,
-            t3=z((n_classes, n_features)) if lay["fourth"] else None,
-            q4=z(n_classes) if lay["fourth"] else None,
+            self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
+            union = np.union1d(self.classes_, unknown)
+            self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
+            self.classes_ = union
+        self._stats.update(
+            X, np.searchsorted(self.classes_, y), w, normalize=self._layout["normalize"]
         )
-
-    def _add_classes(self, new_labels) -> None:
-        union = np.union1d(self.classes_, new_labels)
-        self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
-        self.classes_ = union
+        self._model = None  # derived lazily, once, on next use
+        return self
 
     def merge(self, *others: "NearestMeanClassifier") -> "NearestMeanClassifier":
         """Combine models fitted on disjoint data into one.
@@ -549,9 +562,17 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         models = (self,) + others
         for m in models:
             if not isinstance(m, NearestMeanClassifier):
-                raise TypeError(f"can only merge NearestMeanClassifier models, got {type(m).__name__}.")
+                raise TypeError(
+                    f"can only merge NearestMeanClassifier models, got {type(m).__name__}."
+                )
             if not hasattr(m, "_stats"):
                 raise ValueError("all models passed to merge must be fitted.")
+            if m._layout != m._stats_layout():
+                raise ValueError(
+                    "cannot merge: a model's statistics were gathered under other "
+                    "settings of metric, covariance or covariance_shrinkage (they "
+                    "were changed after fitting); refit it first."
+                )
         params = self.get_params()
         for m in others:
             other = m.get_params()
@@ -563,7 +584,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     )
             if m.n_features_in_ != self.n_features_in_:
                 raise ValueError(
-                    f"cannot merge models with different numbers of features: "
+                    "cannot merge models with different numbers of features: "
                     f"{self.n_features_in_} vs {m.n_features_in_}."
                 )
             names_a = getattr(self, "feature_names_in_", None)
@@ -572,13 +593,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 names_a is not None and not np.array_equal(names_a, names_b)
             ):
                 raise ValueError("cannot merge models fitted on different feature names.")
-        for m in models:
-            if m._layout != m._stats_layout():
-                raise ValueError(
-                    "cannot merge: a model's statistics were gathered under other "
-                    "settings of metric, covariance or covariance_shrinkage (they "
-                    "were changed after fitting); refit it first."
-                )
         union = self.classes_
         for m in others:
             union = np.union1d(union, m.classes_)
@@ -587,6 +601,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             part = m._stats.reindex(np.searchsorted(union, m.classes_), len(union))
             stats = part if stats is None else stats.merge(part)
         merged = clone(self)
+        merged._priors_for(len(union))
         merged.classes_ = union
         merged.n_features_in_ = self.n_features_in_
         if hasattr(self, "feature_names_in_"):
@@ -594,52 +609,82 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
         merged._stats = stats
-        merged._finalize()
+        merged._model = merged._derive()
         return merged
 
     # ------------------------------------------------- derived quantities
-    def _finalize(self) -> None:
-        """Compute every fitted attribute from the sufficient statistics."""
+    @property
+    def _fitted(self) -> "_Model":
+        """The derived model, recomputed once after ``partial_fit`` changed the statistics."""
+        if self._model is None:
+            self._model = self._derive()
+        return self._model
+
+    # Public fitted attributes are views of the derived model, so they are
+    # always current, even right after partial_fit.
+    class_count_ = property(lambda self: self._fitted.class_count)
+    class_prior_ = property(lambda self: self._fitted.class_prior)
+    means_ = property(lambda self: self._fitted.means)
+    prototypes_ = property(lambda self: self._fitted.prototypes)
+    prototype_labels_ = property(lambda self: self.classes_)
+
+    @property
+    def covariance_(self) -> np.ndarray:
+        return self._mahalanobis_attribute("covariance")
+
+    @property
+    def covariance_shrinkage_(self):
+        return self._mahalanobis_attribute("covariance_shrinkage")
+
+    def _mahalanobis_attribute(self, name):
+        value = getattr(self._fitted, name)
+        if value is None:
+            raise AttributeError(f"{name}_ is only set for metric='mahalanobis'.")
+        return value
+
+    def _derive(self) -> "_Model":
+        """Every quantity the model uses, computed from the sufficient statistics."""
         st = self._stats
-        n_classes, p = st.mean.shape
+        p = st.mean.shape[1]
         seen = st.count > 0
         total = st.count.sum()
         global_mean = st.count @ st.mean / total
-        self.class_count_ = st.count.copy()
-        self.means_ = np.where(seen[:, None], st.mean, np.nan)
         proto = (1.0 - self.shrinkage) * st.mean + self.shrinkage * global_mean
         if self.metric == "cosine":
             # a mean of unit vectors that (nearly) cancel has no direction:
             # rounding must not pick one, so it becomes the zero vector
             proto = _normalize_rows(proto, tol=1e-10)
         proto[~seen] = 0.0
-        self.prototypes_ = np.where(seen[:, None], proto, np.nan)
-        self.prototype_labels_ = self.classes_
-        self.class_prior_ = self._priors(seen)
+        prior = self._priors(seen)
         with np.errstate(divide="ignore"):
-            log_prior = np.log(self.class_prior_)
-        log_prior[~seen] = -np.inf
-        self._log_prior = log_prior
-        self._seen = seen
+            log_prior = np.where(seen, np.log(prior), -np.inf)
         center = np.zeros(p) if self.metric == "cosine" else global_mean
-        self._center = center
-
+        cov = self._covariances(total, center) if self.metric == "mahalanobis" else {}
         T = float(self.temperature)
-        if self.metric == "mahalanobis":
-            self._fit_covariance(total)
-        if self.metric == "mahalanobis" and self.covariance == "per_class":
-            self._mapped_protos = None
-            return
-        A = getattr(self, "_whiten", None) if self.metric == "mahalanobis" else None
-        Pm = proto - center
-        if A is not None:
-            Pm = Pm @ A
-        pn = np.einsum("ij,ij->i", Pm, Pm)
-        self._mapped_protos = Pm
-        self._proto_sqnorm = pn
-        # score = Xm @ coef + intercept - ||Xm||^2 / (2T), Xm the mapped sample
-        self._coef = np.ascontiguousarray(Pm.T / T)
-        self._intercept = np.where(seen, log_prior - pn / (2.0 * T), -np.inf)
+        kw = {}
+        if cov.get("class_whiten") is None:
+            # one quadratic form for all classes: score = Xc @ W + b - ||Xc A||^2 / (2T)
+            A = cov.get("whiten")
+            Pm = proto - center if A is None else (proto - center) @ A
+            pn = np.einsum("ij,ij->i", Pm, Pm)
+            W = Pm.T / T if A is None else A @ Pm.T / T
+            kw = dict(
+                mapped_protos=Pm,
+                proto_sqnorm=pn,
+                W=np.ascontiguousarray(W),
+                b=np.where(seen, log_prior - pn / (2.0 * T), -np.inf),
+            )
+        return _Model(
+            seen=seen,
+            class_count=st.count.copy(),
+            class_prior=prior,
+            log_prior=log_prior,
+            means=np.where(seen[:, None], st.mean, np.nan),
+            prototypes=np.where(seen[:, None], proto, np.nan),
+            center=center,
+            **cov,
+            **kw,
+        )
 
     def _priors_for(self, n_classes: int) -> Optional[np.ndarray]:
         """The user's array of priors, validated for ``n_classes`` (None if a string)."""
@@ -660,98 +705,82 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             return seen / seen.sum()
         return self._stats.count / self._stats.count.sum()
 
-    def _fit_covariance(self, total: float) -> None:
+    def _covariances(self, total: float, center: np.ndarray) -> dict:
+        """Shrunk covariances and their whitening maps (``L @ L.T = pinv(cov)``)."""
         st = self._stats
-        per_class_stats = st.scatter.ndim == 3
-        pooled = st.scatter.sum(axis=0) if per_class_stats else st.scatter
+        pooled = st.scatter.sum(axis=0) if st.scatter.ndim == 3 else st.scatter
         S = pooled / total
         q4 = st.q4.sum() if st.q4 is not None else None
         a = _shrinkage_amount(self.covariance_shrinkage, S, total, q4)
         shared = _shrunk(S, a)
         shared_white = _whitener(shared)
-        if shared_white is None:
+        if shared_white is None:  # zero within-class scatter: fall back to Euclidean
             shared_white = np.eye(S.shape[0])
         # Background Gaussian of all the data, for the relative score_samples:
         # the total covariance (within + between classes) shrunk by the same
         # amount toward the same target as the within-class one. Then
         # background - shared = (1 - a) * between is PSD, so no direction
         # without class structure can make an input look *more* typical.
-        dev = st.mean - self._center
+        dev = st.mean - center
         between = (dev * (st.count / total)[:, None]).T @ dev
-        background = shared + (1.0 - a) * between
-        self._background_whiten = _whitener(background)
-        if self._background_whiten is None:
-            self._background_whiten = np.eye(S.shape[0])
+        background_white = _whitener(shared + (1.0 - a) * between)
+        if background_white is None:
+            background_white = np.eye(S.shape[0])
+        out = dict(background_whiten=background_white)
         if self.covariance == "shared":
-            self.covariance_ = shared
-            self.covariance_shrinkage_ = a
-            self._whiten = shared_white
-            return
+            return dict(out, covariance=shared, covariance_shrinkage=a, whiten=shared_white)
         n_classes = len(st.count)
         covs = np.full_like(st.scatter, np.nan)
         amounts = np.full(n_classes, np.nan)
-        whiten = []
-        for c in range(n_classes):
-            if st.count[c] <= 0:
-                whiten.append(None)
-                continue
+        whiten = [None] * n_classes
+        for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = _shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = _shrunk(Sc, amounts[c])
-            Lc = _whitener(covs[c])
-            if Lc is None:  # zero scatter: fall back to the pooled covariance
-                covs[c], Lc = shared, shared_white
-            whiten.append(Lc)
-        self.covariance_ = covs
-        self.covariance_shrinkage_ = amounts
-        self._whiten = whiten
+            whiten[c] = _whitener(covs[c])
+            if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
+                covs[c], whiten[c] = shared, shared_white
+        return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
-    def _mapped(self, X: np.ndarray):
-        """Samples in the space where the distance is Euclidean, and their norms."""
+    def _centered(self, X: np.ndarray, m: "_Model") -> np.ndarray:
+        """Rows relative to the model's origin (unit rows for cosine)."""
         if self.metric == "cosine":
-            Xm = _normalize_rows(X)
-        else:
-            Xm = X - self._center.astype(X.dtype, copy=False)
-            if self.metric == "mahalanobis":
-                Xm = Xm @ self._whiten.astype(X.dtype, copy=False)
-        return Xm, np.einsum("ij,ij->i", Xm, Xm)
+            return _normalize_rows(X)
+        return X - m.center.astype(X.dtype, copy=False)
+
+    def _row_sqnorm(self, Xc: np.ndarray, m: "_Model") -> np.ndarray:
+        """``||Xc A||^2`` for the model's whitening ``A`` (identity unless Mahalanobis)."""
+        if m.whiten is not None:
+            Xc = Xc @ m.whiten.astype(Xc.dtype, copy=False)
+        return np.einsum("ij,ij->i", Xc, Xc)
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         """Squared distances to every class mean, (n_rows, n_classes)."""
-        dt = X.dtype
-        if self._mapped_protos is None:  # per-class Mahalanobis
-            D = np.empty((X.shape[0], len(self.classes_)), dtype=dt)
-            proto = np.nan_to_num(self.prototypes_)
-            for c, L in enumerate(self._whiten):
-                if L is None:
-                    D[:, c] = np.inf
-                    continue
-                Z = (X - proto[c].astype(dt, copy=False)) @ L.astype(dt, copy=False)
+        m, dt = self._fitted, X.dtype
+        if m.class_whiten is not None:
+            D = np.full((X.shape[0], len(self.classes_)), np.inf, dtype=dt)
+            proto = np.nan_to_num(m.prototypes)
+            for c in np.flatnonzero(m.seen):
+                Z = (X - proto[c].astype(dt, copy=False)) @ m.class_whiten[c].astype(dt, copy=False)
                 D[:, c] = np.einsum("ij,ij->i", Z, Z)
             return D
-        Xm, xn = self._mapped(X)
-        D = Xm @ (-2.0 * self._mapped_protos.T).astype(dt, copy=False)
-        D += self._proto_sqnorm.astype(dt, copy=False)
-        D += xn[:, None]
+        Xm = self._centered(X, m)
+        if m.whiten is not None:
+            Xm = Xm @ m.whiten.astype(dt, copy=False)
+        D = Xm @ (-2.0 * m.mapped_protos.T).astype(dt, copy=False)
+        D += m.proto_sqnorm.astype(dt, copy=False)
+        D += np.einsum("ij,ij->i", Xm, Xm)[:, None]
         np.maximum(D, 0, out=D)
-        D[:, ~self._seen] = np.inf
+        D[:, ~m.seen] = np.inf
         return D
 
     def _activation(self, D: np.ndarray) -> np.ndarray:
         return D * D.dtype.type(-0.5 / float(self.temperature))
 
     def _head(self):
-        return np.eye(len(self.classes_)), self._log_prior
-
-    def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
-        score = super()._score_samples_chunk(X)
-        if self.metric == "mahalanobis":
-            dt = X.dtype
-            Z = (X - self._center.astype(dt, copy=False)) @ self._background_whiten.astype(dt, copy=False)
-            score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / float(self.temperature))
-        return score
+        return np.eye(len(self.classes_)), self._fitted.log_prior
 
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         # prototype k speaks only for class k (avoid -inf * 0 for unseen classes)
@@ -760,15 +789,54 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         out[:, k, k] = A
         return out
 
-    def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
-        if self._mapped_protos is None:
-            return self._activation(self._pairwise(X)) + self._log_prior.astype(X.dtype)
-        dt = X.dtype
-        Xm, xn = self._mapped(X)
-        S = Xm @ self._coef.astype(dt, copy=False)
-        S += self._intercept.astype(dt, copy=False)
-        S -= (xn * dt.type(0.5 / float(self.temperature)))[:, None]
+    def _shifted_scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        # scores without the per-row term -||x||^2 / (2T): one matrix product
+        m, dt = self._fitted, X.dtype
+        if m.class_whiten is not None:
+            return self._scores_chunk(X)
+        S = self._centered(X, m) @ m.W.astype(dt, copy=False)
+        S += m.b.astype(dt, copy=False)
         return S
+
+    def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        m, dt = self._fitted, X.dtype
+        if m.class_whiten is not None:
+            return self._activation(self._pairwise(X)) + m.log_prior.astype(dt)
+        Xc = self._centered(X, m)
+        S = Xc @ m.W.astype(dt, copy=False)
+        S += m.b.astype(dt, copy=False)
+        S -= (self._row_sqnorm(Xc, m) * dt.type(0.5 / float(self.temperature)))[:, None]
+        return S
+
+    def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
+        score = super()._score_samples_chunk(X)
+        if self.metric == "mahalanobis":
+            m, dt = self._fitted, X.dtype
+            Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
+            score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / float(self.temperature))
+        return score
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What a NearestMeanClassifier derives from its statistics to predict."""
+
+    seen: np.ndarray  # classes with data
+    class_count: np.ndarray
+    class_prior: np.ndarray
+    log_prior: np.ndarray  # -inf for unseen classes
+    means: np.ndarray
+    prototypes: np.ndarray
+    center: np.ndarray  # origin the rows are taken relative to
+    covariance: Optional[np.ndarray] = None
+    covariance_shrinkage: Optional[object] = None
+    whiten: Optional[np.ndarray] = None  # shared Mahalanobis
+    class_whiten: Optional[list] = None  # per-class Mahalanobis
+    background_whiten: Optional[np.ndarray] = None
+    mapped_protos: Optional[np.ndarray] = None
+    proto_sqnorm: Optional[np.ndarray] = None
+    W: Optional[np.ndarray] = None
+    b: Optional[np.ndarray] = None
 
 
 def _same_param(a, b) -> bool:
