@@ -31,8 +31,9 @@ class Explanation:
         scores[i, c] == contribution[i, :, c].sum()
                         + other_contribution[i, c] + bias[c]
 
-    and ``scores`` equals the estimator's per-class decision scores (for a
-    binary problem ``decision_function`` returns ``scores[:, 1] - scores[:, 0]``).
+    and ``scores`` equals the estimator's per-class decision scores to float
+    precision (for a binary problem ``decision_function`` returns
+    ``scores[:, 1] - scores[:, 0]``).
 
     Attributes
     ----------
@@ -41,7 +42,8 @@ class Explanation:
     predicted : ndarray of shape (n_samples,)
         Predicted class of each sample (the estimator's ``predict``).
     runner_up : ndarray of shape (n_samples,)
-        Class with the second highest score (the predicted class itself when
+        Class with the highest score in ``scores`` other than the predicted
+        one (the predicted class itself when
         the model knows a single class so far, e.g. after a first
         ``partial_fit`` chunk with one class).
     margin : ndarray of shape (n_samples,)

@@ -524,14 +524,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"classes_={self.classes_!r} from earlier calls to partial_fit."
                 )
         unknown = np.setdiff1d(labels, self.classes_)
+        if unknown.size and self._classes_fixed:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()!r} that are not in the "
+                "classes fixed by the first call to partial_fit: "
+                f"{self.classes_.tolist()!r}."
+            )
+        self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:
-            if self._classes_fixed:
-                raise ValueError(
-                    f"y contains labels {unknown.tolist()!r} that are not in the "
-                    "classes fixed by the first call to partial_fit: "
-                    f"{self.classes_.tolist()!r}."
-                )
-            self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
             union = np.union1d(self.classes_, unknown)
             self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
             self.classes_ = union
@@ -682,6 +682,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             means=np.where(seen[:, None], st.mean, np.nan),
             prototypes=np.where(seen[:, None], proto, np.nan),
             center=center,
+            temperature=T,
             **cov,
             **kw,
         )
@@ -777,7 +778,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return D
 
     def _activation(self, D: np.ndarray) -> np.ndarray:
-        return D * D.dtype.type(-0.5 / float(self.temperature))
+        return D * D.dtype.type(-0.5 / self._fitted.temperature)
 
     def _head(self):
         return np.eye(len(self.classes_)), self._fitted.log_prior
@@ -805,7 +806,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Xc = self._centered(X, m)
         S = Xc @ m.W.astype(dt, copy=False)
         S += m.b.astype(dt, copy=False)
-        S -= (self._row_sqnorm(Xc, m) * dt.type(0.5 / float(self.temperature)))[:, None]
+        S -= (self._row_sqnorm(Xc, m) * dt.type(0.5 / m.temperature))[:, None]
         return S
 
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
@@ -813,7 +814,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         if self.metric == "mahalanobis":
             m, dt = self._fitted, X.dtype
             Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
-            score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / float(self.temperature))
+            score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / m.temperature)
         return score
 
 
@@ -828,6 +829,7 @@ class _Model:
     means: np.ndarray
     prototypes: np.ndarray
     center: np.ndarray  # origin the rows are taken relative to
+    temperature: float
     covariance: Optional[np.ndarray] = None
     covariance_shrinkage: Optional[object] = None
     whiten: Optional[np.ndarray] = None  # shared Mahalanobis

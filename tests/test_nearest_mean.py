@@ -425,6 +425,21 @@ def test_failed_partial_fit_leaves_the_model_unchanged():
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 
+def test_settings_take_effect_at_fit_not_before():
+    X, y = make_xy()
+    clf = NearestMeanClassifier(metric="mahalanobis", temperature=2.0).fit(X, y)
+    before = [clf.decision_function(X), clf.predict_proba(X), clf.score_samples(X)]
+    clf.set_params(temperature=0.1, shrinkage=0.5)
+    after = [clf.decision_function(X), clf.predict_proba(X), clf.score_samples(X)]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    ex = clf.explain(X)
+    np.testing.assert_allclose(ex.scores, after[0], rtol=1e-9, atol=1e-9)
+    clf.set_params(priors=[0.5, 0.5])
+    with pytest.raises(ValueError, match="priors has 2 entries but there are 3 classes"):
+        clf.partial_fit(X, y)
+
+
 def test_merge_rejects_models_whose_settings_changed_after_fit():
     X, y = make_xy()
     a = NearestMeanClassifier().fit(X[:75], y[:75]).set_params(metric="cosine")
