@@ -129,7 +129,8 @@ class _ClassStats:
                     r2 @ Rwc, (w[rows] * r2) @ r2, Rwc.T @ (Rc @ s_b), w[rows] @ r2, n_b[j], s_b
                 )
                 self.t3[c], self.q4[c] = t_a + t_b, q_a + q_b
-            self.scatter[c] += Rwc.T @ Rc + coef[j] * np.outer(d[j], d[j])
+            # residual rows plus the mean-shift row, in one rank-(n+1) product
+            self.scatter[c] += np.vstack([Rwc, coef[j] * d[j]]).T @ np.vstack([Rc, d[j]])
 
     def merge(self, other: "_ClassStats") -> "_ClassStats":
         """Statistics of the union of two samples (same class order), as a new object."""
@@ -275,12 +276,16 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         For ``metric="mahalanobis"``: one pooled within-class covariance
         (linear decision boundaries, LDA) or one covariance per class
         (quadratic boundaries, FeCAM). Ignored by the other metrics.
-    covariance_shrinkage : "ledoit_wolf", "oas" or float in [0, 1], \
-            default="ledoit_wolf"
+    covariance_shrinkage : "oas", "ledoit_wolf" or float in [0, 1], \
+            default="oas"
         Shrinkage of the covariance toward ``tr(Sigma)/p * I``:
         ``Sigma' = (1 - a) Sigma + a tr(Sigma)/p I``, with ``a`` given or
-        estimated by Ledoit-Wolf or OAS (as scikit-learn computes them,
+        estimated by OAS or Ledoit-Wolf (as scikit-learn computes them,
         sample weights counting as frequencies). Only for ``"mahalanobis"``.
+        ``"ledoit_wolf"`` needs fourth moments, which stay exactly mergeable
+        only with one ``n_features**2`` scatter matrix per class: it costs
+        ``n_classes`` times the memory of ``"oas"`` and makes each
+        ``partial_fit`` call touch ``n_features**2`` numbers per class present.
     shrinkage : float in [0, 1], default=0.0
         Shrinkage of each class mean toward the weighted global mean,
         ``mu_c' = (1 - s) mu_c + s mu``; helps with few samples per class.
@@ -395,7 +400,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         metric="euclidean",
         *,
         covariance="shared",
-        covariance_shrinkage="ledoit_wolf",
+        covariance_shrinkage="oas",
         shrinkage=0.0,
         priors="uniform",
         temperature=1.0,
@@ -500,7 +505,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         first = not hasattr(self, "_stats")
         X, y = self._validate_fit_data(X, y, reset=first)
         w = self._validate_sample_weight(sample_weight, X)
-        labels = np.unique(y)
+        labels, inverse = np.unique(y, return_inverse=True)
         if first:
             self._layout = self._stats_layout()
             declared = None if classes is None else np.unique(np.asarray(classes))
@@ -535,9 +540,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             union = np.union1d(self.classes_, unknown)
             self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
             self.classes_ = union
-        self._stats.update(
-            X, np.searchsorted(self.classes_, y), w, normalize=self._layout["normalize"]
-        )
+        codes = np.searchsorted(self.classes_, labels)[inverse]
+        self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._model = None  # derived lazily, once, on next use
         return self
 

@@ -8,7 +8,9 @@ CONFIGURATIONS = [
     NearestMeanClassifier(),
     NearestMeanClassifier(metric="cosine", temperature=0.1),
     NearestMeanClassifier(metric="mahalanobis"),
-    NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="oas", priors="empirical"),
+    NearestMeanClassifier(
+        metric="mahalanobis", covariance_shrinkage="ledoit_wolf", priors="empirical"
+    ),
     NearestMeanClassifier(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.2),
     NearestMeanClassifier(shrinkage=0.5, priors="empirical"),
 ]

@@ -25,9 +25,10 @@ SETTINGS = [
     dict(metric="cosine", temperature=0.3),
     dict(metric="euclidean", shrinkage=0.3, priors="empirical"),
     dict(metric="mahalanobis"),
-    dict(metric="mahalanobis", covariance_shrinkage="oas"),
+    dict(metric="mahalanobis", covariance_shrinkage="ledoit_wolf"),
     dict(metric="mahalanobis", covariance_shrinkage=0.1, priors="empirical"),
     dict(metric="mahalanobis", covariance="per_class"),
+    dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage="ledoit_wolf"),
     dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.3),
 ]
 setting_ids = ["-".join(f"{k}={v}" for k, v in s.items()) for s in SETTINGS]
@@ -205,11 +206,13 @@ def test_covariance_shrinkage_matches_scikit_learn():
     y = y[:400]
     means = np.array([X[y == c].mean(0) for c in range(10)])
     R = X - means[y]
-    lw = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    lw = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="ledoit_wolf").fit(X, y)
     assert lw.covariance_shrinkage_ == pytest.approx(ledoit_wolf_shrinkage(R, assume_centered=True), rel=1e-9)
     oas = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="oas").fit(X, y)
     assert oas.covariance_shrinkage_ == pytest.approx(OAS(assume_centered=True).fit(R).shrinkage_, rel=1e-9)
-    per = NearestMeanClassifier(metric="mahalanobis", covariance="per_class").fit(X, y)
+    per = NearestMeanClassifier(
+        metric="mahalanobis", covariance="per_class", covariance_shrinkage="ledoit_wolf"
+    ).fit(X, y)
     Xc = X[y == 3] - X[y == 3].mean(0)
     assert per.covariance_shrinkage_[3] == pytest.approx(ledoit_wolf_shrinkage(Xc, assume_centered=True), rel=1e-9)
 
@@ -246,6 +249,17 @@ def test_mean_shrinkage_moves_prototypes_to_global_mean():
 
 
 # ------------------------------------------------ streaming / continual
+def test_small_chunks_do_not_warn():
+    import warnings
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rows in np.array_split(np.arange(150), 50):  # 3 rows, up to 2 classes each
+            clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+
+
 def test_class_incremental_partial_fit_grows_classes():
     X, y = load_iris(return_X_y=True)
     clf = NearestMeanClassifier(metric="mahalanobis")
