@@ -184,8 +184,9 @@ class BasePrototypeClassifier(
         Returns
         -------
         y : ndarray of shape (n_samples,)
-            Predicted labels; always the argmax of ``predict_proba`` and of the
-            per-class scores.
+            Predicted labels: the argmax of ``predict_proba`` (always) and of
+            ``decision_function`` (except where two classes tie to within one
+            rounding step: both come from the same scores, shifted per row).
         """
         X = self._validate_X_predict(X)
         idx = np.empty(X.shape[0], dtype=np.intp)
