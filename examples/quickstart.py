@@ -8,6 +8,8 @@ inputs with score_samples, and explains one prediction.
     python examples/quickstart.py
 """
 
+import warnings
+
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
@@ -24,7 +26,9 @@ def main() -> None:
     )
 
     clf = NearestMeanClassifier(metric="mahalanobis").fit(X_train, y_train)
-    baseline = NearestCentroid().fit(X_train, y_train)
+    with warnings.catch_warnings():  # it warns about pixels that are constant in a class
+        warnings.simplefilter("ignore", UserWarning)
+        baseline = NearestCentroid().fit(X_train, y_train)
     print(f"NearestMeanClassifier(metric='mahalanobis') test accuracy: {clf.score(X_test, y_test):.3f}")
     print(f"sklearn NearestCentroid                     test accuracy: {baseline.score(X_test, y_test):.3f}")
 

@@ -1,0 +1,81 @@
+"""The Explanation result type: text, table, and its exact decomposition."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from skproto import Explanation, NearestMeanClassifier
+
+NAMES = np.array(["setosa", "versicolor", "virginica"])
+
+
+@pytest.fixture(scope="module")
+def explanation():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(metric="mahalanobis").fit(X, NAMES[y])
+    return clf, X[[0, 60, 120, 70]], clf.explain(X[[0, 60, 120, 70]], n_prototypes=2)
+
+
+def test_fields_shapes_and_decomposition(explanation):
+    clf, X, ex = explanation
+    assert isinstance(ex, Explanation) and len(ex) == 4
+    assert ex.prototype_index.shape == ex.value.shape == (4, 2)
+    assert ex.contribution.shape == (4, 2, 3) and ex.other_contribution.shape == (4, 3)
+    np.testing.assert_array_equal(ex.classes, clf.classes_)
+    np.testing.assert_array_equal(ex.predicted, clf.predict(X))
+    np.testing.assert_allclose(ex.scores, clf.decision_function(X), rtol=1e-10, atol=1e-10)
+    scores = clf.decision_function(X)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    np.testing.assert_allclose(ex.margin, top2[:, 1] - top2[:, 0], rtol=1e-10)
+    assert all(r != p for r, p in zip(ex.runner_up, ex.predicted))
+    assert ex.value_name == "squared distance" and ex.bias_name == "log prior"
+
+
+def test_text_names_classes_prototypes_and_totals(explanation):
+    _, _, ex = explanation
+    text = str(ex)
+    lines = text.splitlines()
+    assert lines[0] == "NearestMeanClassifier explanation of 4 sample(s)"
+    assert "sample 0: predicted 'setosa'" in text
+    assert "runner-up 'versicolor'" in text
+    for needle in ["squared distance", "other prototypes", "log prior", "= class score"]:
+        assert needle in text
+    # the totals printed for sample 0 are its scores, rounded to 4 digits
+    total = next(line for line in lines if "= class score" in line).split()
+    pred = list(ex.classes).index(ex.predicted[0])
+    assert float(total[-2]) == pytest.approx(ex.scores[0, pred], rel=1e-3)
+    assert "<Explanation of 4 sample(s)" in repr(ex)
+
+
+def test_text_is_truncated_for_many_samples():
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X)
+    text = str(ex)
+    assert text.count("\nsample ") == 10
+    assert text.rstrip().endswith("... 140 more sample(s); see to_frame()")
+
+
+def test_records_and_frame(explanation):
+    _, _, ex = explanation
+    records = ex.to_records()
+    assert len(records) == 4 * 2
+    first = records[0]
+    assert first["sample"] == 0 and first["rank"] == 1 and first["prototype_label"] == "setosa"
+    assert first["training_index"] == -1
+    pred = list(ex.classes).index(ex.predicted[0])
+    assert first["to_predicted"] == pytest.approx(float(ex.contribution[0, 0, pred]))
+    pd = pytest.importorskip("pandas")
+    frame = ex.to_frame()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == [
+        "sample", "predicted", "runner_up", "margin", "rank", "prototype",
+        "prototype_label", "training_index", "value", "to_predicted", "to_runner_up",
+    ]
+    assert len(frame) == 8
+
+
+def test_explain_rejects_bad_n_prototypes(explanation):
+    clf, X, _ = explanation
+    for bad in [0, -1, 1.5, "3"]:
+        with pytest.raises(ValueError, match="n_prototypes must be a positive int"):
+            clf.explain(X, n_prototypes=bad)
