@@ -2,7 +2,8 @@
 
 from ._explain import Explanation
 from .nearest_mean import NearestMeanClassifier
+from .proto import ProtoClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Explanation", "NearestMeanClassifier", "__version__"]
+__all__ = ["Explanation", "NearestMeanClassifier", "ProtoClassifier", "__version__"]

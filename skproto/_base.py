@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 import numpy as np
 from scipy import sparse
-from scipy.special import log_softmax, logsumexp, softmax
+from scipy.special import logsumexp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -147,8 +147,6 @@ class BasePrototypeClassifier(
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self._map_chunks(self._scores_chunk, X, len(self.classes_), X.dtype)
 
-    def _shifted_scores(self, X: np.ndarray) -> np.ndarray:
-        return self._map_chunks(self._shifted_scores_chunk, X, len(self.classes_), X.dtype)
 
     @property
     def _n_features_out(self) -> int:
@@ -184,16 +182,29 @@ class BasePrototypeClassifier(
         Returns
         -------
         y : ndarray of shape (n_samples,)
-            Predicted labels: the argmax of ``predict_proba`` (always) and of
-            ``decision_function`` (except where two classes tie to within one
-            rounding step: both come from the same scores, shifted per row).
+            Predicted labels: the argmax of ``predict_proba`` (always, even
+            where rounding makes probabilities tie) and of
+            ``decision_function`` (except where two classes tie to within
+            rounding: both come from the same scores, shifted per row).
         """
         X = self._validate_X_predict(X)
         idx = np.empty(X.shape[0], dtype=np.intp)
         n_classes = len(self.classes_)
         for s in chunk_slices(X.shape[0], max(n_classes, X.shape[1])):
-            idx[s] = np.argmax(self._shifted_scores_chunk(X[s]), axis=1)
+            idx[s] = np.argmax(self._proba_chunk(X[s]), axis=1)
         return self.classes_[idx]
+
+    def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
+        """Softmax of the scores of a chunk, in place (scipy's formula, bit for bit).
+
+        ``predict`` takes the argmax of exactly these numbers, so it agrees
+        with ``predict_proba`` even where rounding makes probabilities tie.
+        """
+        P = self._shifted_scores_chunk(X)
+        P -= P.max(axis=1, keepdims=True)
+        np.exp(P, out=P)
+        P /= P.sum(axis=1, keepdims=True)
+        return P
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: the softmax of the per-class scores.
@@ -209,10 +220,14 @@ class BasePrototypeClassifier(
             Probabilities in the order of ``classes_``.
         """
         X = self._validate_X_predict(X)
-        return softmax(self._shifted_scores(X), axis=1)
+        return self._map_chunks(self._proba_chunk, X, len(self.classes_), X.dtype)
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
-        """Log of :meth:`predict_proba`, computed stably.
+        """Log of :meth:`predict_proba`.
+
+        Computed as the log of the probabilities (zeros raised to the smallest
+        normal float, as scikit-learn's discriminant analysis does), so that it
+        orders classes exactly as :meth:`predict_proba` does.
 
         Parameters
         ----------
@@ -224,7 +239,8 @@ class BasePrototypeClassifier(
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         X = self._validate_X_predict(X)
-        return log_softmax(self._shifted_scores(X), axis=1)
+        proba = self._map_chunks(self._proba_chunk, X, len(self.classes_), X.dtype)
+        return np.log(np.maximum(proba, np.finfo(proba.dtype).smallest_normal))
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """In-distribution score (higher = more typical of the training data).
@@ -307,7 +323,7 @@ class BasePrototypeClassifier(
             keep = np.ones(A.shape, dtype=bool)
             np.put_along_axis(keep, order, False, axis=1)
             other[s] = np.where(keep[:, :, None], full, 0).sum(axis=1)
-            predicted[s] = np.argmax(self._shifted_scores_chunk(X[s]), axis=1)
+            predicted[s] = np.argmax(self._proba_chunk(X[s]), axis=1)
         scores = contrib.sum(axis=1) + other + bias.astype(X.dtype, copy=False)
         ranked = scores.copy()
         ranked[np.arange(n), predicted] = -np.inf

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skproto import NearestMeanClassifier
+from skproto import NearestMeanClassifier, ProtoClassifier
 
 CONFIGURATIONS = [
     NearestMeanClassifier(),
@@ -13,9 +13,25 @@ CONFIGURATIONS = [
     ),
     NearestMeanClassifier(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.2),
     NearestMeanClassifier(shrinkage=0.5, priors="empirical"),
+    # fast training settings: small data, few epochs. Other ProtoClassifier
+    # settings still miss check_class_weight_classifiers (extreme class weights
+    # need a class bias the model does not have yet); tracked in issue 3.
+    ProtoClassifier(n_prototypes_per_class=2, max_epochs=60, random_state=0),
 ]
 
+_SGD_REASON = (
+    "mini-batch stochastic optimisation: a weight of 2 scales a sample's gradient, "
+    "while a repeated row is a second draw in a different mini-batch, so the two fits "
+    "follow different trajectories (as for scikit-learn's SGD and MLP estimators)"
+)
 
-@parametrize_with_checks(CONFIGURATIONS)
+
+def expected_failed_checks(estimator):
+    if isinstance(estimator, ProtoClassifier):
+        return {"check_sample_weight_equivalence_on_dense_data": _SGD_REASON}
+    return {}
+
+
+@parametrize_with_checks(CONFIGURATIONS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

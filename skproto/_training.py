@@ -1,0 +1,148 @@
+"""The one torch training loop shared by skproto's learned estimators.
+
+Mini-batch Adam over numpy data, with deterministic shuffling, optional early
+stopping on a held-out split (restoring the best parameters), per-epoch
+history and progress printing. The estimator supplies the module, the loss and
+the score; the loop knows nothing about prototypes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+__all__ = ["TrainingConfig", "resolve_device", "to_tensor", "train"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) as a torch device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch finds no CUDA device.")
+    return torch.device(device)
+
+
+def to_tensor(a: np.ndarray, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+
+@dataclass
+class TrainingConfig:
+    """Settings of one call of :func:`train` (taken from the estimator's parameters)."""
+
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.0
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    early_stopping: bool = False
+    verbose: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    name: str = "train"
+
+
+def train(
+    module: torch.nn.Module,
+    parameters: list,
+    batch_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    X: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    config: TrainingConfig,
+    rng: np.random.RandomState,
+    *,
+    score: Optional[Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = None,
+    X_val: Optional[np.ndarray] = None,
+    targets_val: Optional[np.ndarray] = None,
+    weights_val: Optional[np.ndarray] = None,
+    history: Optional[dict] = None,
+) -> dict:
+    """Optimise ``parameters`` of ``module`` with Adam on mini-batches.
+
+    ``batch_loss(xb, tb, wb)`` returns the (weighted mean) loss of one batch.
+    ``score(X, targets, weights)`` (higher is better, weighted like the loss)
+    is recorded each epoch on the training data and, with early stopping, on
+    ``X_val``. With ``config.early_stopping`` training stops after
+    ``n_iter_no_change`` epochs in which the loss on ``X_val`` did not drop
+    by at least ``tol``, and the parameters of the best epoch are restored;
+    without it, the same rule applies to the training loss. Shuffling draws from
+    ``rng``, so a fixed seed gives the same result on the same device.
+
+    Returns the ``history`` dict, extended with this run's epochs.
+    """
+    history = {} if history is None else history
+    for key in ("loss", "train_score", "val_loss", "val_score", "seconds"):
+        history.setdefault(key, [])
+    dev = config.device
+    Xt, Tt, Wt = to_tensor(X, dev), _targets(targets, dev), to_tensor(weights, dev)
+    if config.early_stopping:
+        if weights_val is None:
+            weights_val = np.ones(len(X_val), dtype=np.float32)
+        Xv, Tv, Wv = to_tensor(X_val, dev), _targets(targets_val, dev), to_tensor(weights_val, dev)
+    optimizer = torch.optim.Adam(
+        parameters, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    n = len(X)
+    best, best_state, stale = -np.inf, None, 0
+    for epoch in range(config.max_epochs):
+        start = time.perf_counter()
+        module.train()
+        order = torch.as_tensor(rng.permutation(n), device=dev)
+        total = 0.0
+        for s in range(0, n, config.batch_size):
+            idx = order[s : s + config.batch_size]
+            optimizer.zero_grad()
+            loss = batch_loss(Xt[idx], Tt[idx], Wt[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        module.eval()
+        epoch_loss = total / n
+        history["loss"].append(epoch_loss)
+        train_score = score(X, targets, weights) if score is not None else np.nan
+        history["train_score"].append(train_score)
+        if config.early_stopping:
+            with torch.no_grad():
+                val_loss = float(batch_loss(Xv, Tv, Wv))
+            history["val_loss"].append(val_loss)
+            if score is not None:
+                history["val_score"].append(score(X_val, targets_val, weights_val))
+            current = -val_loss
+        else:
+            current = -epoch_loss
+        history["seconds"].append(time.perf_counter() - start)
+        if config.verbose:
+            msg = f"[{config.name}] epoch {len(history['loss']):4d}  loss {epoch_loss:.5f}"
+            if score is not None:
+                msg += f"  train {train_score:.4f}"
+            if config.early_stopping:
+                msg += f"  val loss {history['val_loss'][-1]:.5f}"
+                if score is not None:
+                    msg += f"  val {history['val_score'][-1]:.4f}"
+            print(msg + f"  ({history['seconds'][-1]:.2f}s)", flush=True)
+        if current > best + config.tol:
+            best, stale = current, 0
+            if config.early_stopping:
+                best_state = copy.deepcopy(module.state_dict())
+        else:
+            stale += 1
+            if stale >= config.n_iter_no_change:
+                if config.verbose:
+                    print(f"[{config.name}] no improvement in {stale} epochs: stopping", flush=True)
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return history
+
+
+def _targets(targets: np.ndarray, device: torch.device) -> torch.Tensor:
+    if targets.ndim == 1:
+        return torch.as_tensor(targets, dtype=torch.long, device=device)
+    return to_tensor(targets, device)

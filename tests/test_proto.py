@@ -1,0 +1,155 @@
+"""Behaviour of ProtoClassifier: projection, faithfulness, determinism, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_iris
+
+from skproto import ProtoClassifier
+
+FAST = dict(max_epochs=15, batch_size=64, random_state=0)
+
+
+@st.composite
+def blobs(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    n_classes = draw(st.integers(2, 4))
+    per_class = draw(st.integers(1, 10))
+    n_features = draw(st.integers(1, 4))
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = rng.normal(scale=3.0, size=(n_classes, n_features))[y] + rng.normal(size=(len(y), n_features))
+    return X, y
+
+
+KINDS = [
+    dict(),
+    dict(prototype_kind="both"),
+    dict(prototype_kind="support", similarity="rbf"),
+    dict(similarity="cosine"),
+    dict(projection="linear", projection_dim=2),
+    dict(projection="mlp"),
+]
+
+
+@pytest.mark.parametrize("params", KINDS)
+@settings(max_examples=10, deadline=None)
+@given(data=blobs())
+def test_projected_prototypes_are_training_rows_of_their_class(params, data):
+    X, y = data
+    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST, **params).fit(X, y)
+    idx = clf.prototype_sample_indices_
+    assert np.all(idx >= 0)
+    np.testing.assert_array_equal(y[idx], clf.prototype_labels_)
+    if params.get("projection") is None:
+        np.testing.assert_array_equal(clf.prototypes_, X[idx])  # exactly the rows
+    ex = clf.explain(X, n_prototypes=2)
+    assert set(ex.prototype_sample_index.ravel()) <= set(idx)
+
+
+@pytest.mark.parametrize("params", KINDS)
+@settings(max_examples=10, deadline=None)
+@given(data=blobs())
+def test_explain_reproduces_decision_function_and_predict_is_argmax(params, data):
+    X, y = data
+    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST, **params).fit(X, y)
+    ex = clf.explain(X, n_prototypes=3)
+    dec = clf.decision_function(X)
+    scores = ex.scores
+    if dec.ndim == 1:
+        scores = scores[:, 1] - scores[:, 0]
+    np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+
+
+@pytest.mark.parametrize("params", KINDS)
+def test_fixed_random_state_is_bit_for_bit_repeatable(params):
+    X, y = load_iris(return_X_y=True)
+    a = ProtoClassifier(**FAST, **params).fit(X, y)
+    b = ProtoClassifier(**FAST, **params).fit(X, y)
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    np.testing.assert_array_equal(a.last_layer_, b.last_layer_)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_history_reports_projection_and_early_stopping_indices_refer_to_X():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(early_stopping=True, **FAST).fit(X, y)
+    h = clf.history_
+    for key in ["loss", "train_score", "val_loss", "val_score", "accuracy_before_projection",
+                "accuracy_after_projection", "val_accuracy_after_projection"]:
+        assert key in h, key
+    assert clf.n_iter_ == len(clf.loss_curve_) == len(h["val_loss"])
+    np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
+
+
+def test_multilabel_targets():
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, y == 2, X[:, 0] > 6]).astype(int)
+    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST).fit(X, Y)
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_array_equal(pred, (clf.decision_function(X) > 0).astype(int))
+    for k, label in enumerate(clf.prototype_labels_):  # projected onto a row carrying the label
+        assert Y[clf.prototype_sample_indices_[k], label] == 1
+    assert clf.score(X, Y) > 0.7
+
+
+def test_partial_fit_needs_classes_then_learns():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        rows = rng.permutation(len(X))[:50]
+        clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+    assert clf.n_iter_ == 30 and clf.score(X, y) > 0.8
+    assert np.all(clf.prototype_sample_indices_ == -1)
+    clf.project_prototypes(X, y)
+    np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:5], np.array([7, 7, 7, 7, 7]))
+
+
+def test_class_with_fewer_samples_than_prototypes():
+    X, y = load_iris(return_X_y=True)
+    keep = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y > 0)]
+    clf = ProtoClassifier(n_prototypes_per_class=4, **FAST).fit(X[keep], y[keep])
+    assert np.sum(clf.prototype_labels_ == 0) == 4
+    assert np.all(y[keep][clf.prototype_sample_indices_] == clf.prototype_labels_)
+
+
+def test_bad_input_errors():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ProtoClassifier(**FAST).fit(X[y == 0], y[y == 0])
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ProtoClassifier(**FAST).fit(Xn, y)
+    clf = ProtoClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.predict(X[:, :2])
+    with pytest.raises(ValueError, match="Negative values"):
+        ProtoClassifier(**FAST).fit(X, y, sample_weight=-np.ones(len(y)))
+
+
+def test_pickle_round_trip_and_float32():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(projection="linear", **FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    assert isinstance(clf.prototypes_, np.ndarray) and clf.prototypes_.dtype == np.float64
+    out = clf.decision_function(X.astype(np.float32))
+    assert out.dtype == np.float32
+    # float32 distances lose ~1e-6 absolute to cancellation; the log similarity
+    # amplifies that near d = 0 (a sample on top of its prototype)
+    np.testing.assert_allclose(out, clf.decision_function(X), rtol=1e-2, atol=0.1)
+    np.testing.assert_array_equal(clf.predict(X.astype(np.float32)), clf.predict(X))
