@@ -114,16 +114,32 @@ class BasePrototypeClassifier(
         return np.asarray(idx, dtype=np.intp)
 
     # ----------------------------------------------------------- validation
-    def _validate_fit_data(self, X, y, *, reset: bool):
-        """Validate training X, y (dense, finite float) and the targets' type."""
+    def _validate_fit_data(self, X, y, *, reset: bool, multi_output: bool = False):
+        """Validate training X, y (dense, finite float) and the targets' type.
+
+        With ``multi_output`` a 2-D ``y`` (multi-label indicator) is accepted
+        and checked by the estimator.
+        """
         _reject_sparse(X, self)
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32])
-        with warnings.catch_warnings():
-            # a small partial_fit chunk often has more classes than half its rows;
-            # that is not a sign of a regression target here
-            warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
-            check_classification_targets(y)
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
+        )
+        if not multi_output:
+            with warnings.catch_warnings():
+                # a small partial_fit chunk often has more classes than half its
+                # rows; that is not a sign of a regression target here
+                warnings.filterwarnings(
+                    "ignore", "The number of unique classes is greater than 50%"
+                )
+                check_classification_targets(y)
         return X, y
+
+    def _check_two_classes(self, classes: np.ndarray) -> None:
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes; "
+                f"got 1 class: {classes[0]!r}."
+            )
 
     def _validate_sample_weight(self, sample_weight, X) -> np.ndarray:
         """Float64 weights: finite, non-negative, not all zero."""

@@ -450,11 +450,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         X, y = self._validate_fit_data(X, y, reset=True)
         w = self._validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                "NearestMeanClassifier needs samples of at least 2 classes; "
-                f"got 1 class: {classes[0]!r}."
-            )
+        self._check_two_classes(classes)
         self._priors_for(len(classes))
         self.classes_ = classes
         self._layout = self._stats_layout()

@@ -713,18 +713,9 @@ class ProtoClassifier(BasePrototypeClassifier):
 
     # ---------------------------------------------------------- validation
     def _validate_proto_data(self, X, y, *, reset):
-        from ._base import _reject_sparse
-        from sklearn.utils.validation import validate_data
-
-        _reject_sparse(X, self)
         y_arr = np.asarray(y)
         multi = y_arr.ndim == 2 and y_arr.shape[1] > 1
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
-                             multi_output=multi)
-        if not multi:
-            from sklearn.utils.multiclass import check_classification_targets
-            check_classification_targets(y)
-        return X, y
+        return self._validate_fit_data(X, y, reset=reset, multi_output=multi)
 
     def _prepare_targets(self, y, *, first):
         y = self._encode_targets(y, first=first)
@@ -732,11 +723,7 @@ class ProtoClassifier(BasePrototypeClassifier):
             return y
         if first and not getattr(self, "_classes_fixed", False):
             self.classes_ = np.unique(y)
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"ProtoClassifier needs samples of at least 2 classes; got 1 class: "
-                    f"{self.classes_[0]!r}."
-                )
+            self._check_two_classes(self.classes_)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
