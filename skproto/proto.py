@@ -37,8 +37,9 @@ class _ProtoNet(torch.nn.Module):
     patches (ProtoPNet's part prototypes) in :meth:`pooled_distances`.
     """
 
-    def __init__(self, head, prototypes, last, similarity, width):
+    def __init__(self, head, prototypes, last, similarity, width, temperature=1.0):
         super().__init__()
+        self.temperature = temperature
         self.head = head
         self.prototypes = torch.nn.Parameter(prototypes)
         self.last = torch.nn.Parameter(last)
@@ -71,7 +72,7 @@ class _ProtoNet(torch.nn.Module):
     def forward(self, x):
         d = self.pooled_distances(x)
         s = self.similarities(d)
-        return s @ self.last, d, s
+        return (s @ self.last) / self.temperature, d, s
 
 
 def _make_head(kind, n_features, dim, rng, dtype=torch.float32):
@@ -107,7 +108,7 @@ class ProtoClassifier(BasePrototypeClassifier):
     * ``"rbf"``: ``s_k = exp(-d_k / width)``;
     * ``"cosine"``: ``s_k = cos(h(x), p_k)`` (``d_k = 1 - s_k``);
 
-    and the class scores (logits) are ``score_c = sum_k s_k W[k, c]``, with the
+    and the class scores (logits) are ``score_c = sum_k s_k W[k, c] / T``, with the
     class-connection matrix ``W`` initialised to +1 for a prototype's own class
     and -0.5 elsewhere. Training minimises, on mini-batches with Adam,
 
@@ -160,6 +161,12 @@ class ProtoClassifier(BasePrototypeClassifier):
     rbf_width : float or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
+    temperature : float > 0, default=1.0
+        The logits are ``s @ W / temperature``. Cosine similarities lie in
+        [-1, 1], so a small temperature (e.g. 0.1, the scale of normalised-
+        softmax classifiers) lets the model become confident early in
+        training. Explanations include it in each contribution
+        (``s_k * W[k, c] / temperature``).
     prototype_kind : {"trivial", "support", "both"}, default="trivial"
         ST-ProtoPNet prototype type, see above.
     cluster_weight, separation_weight, l1_weight : float, default=0.8, 0.08, 1e-4
@@ -253,6 +260,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         "projection_dim": [None, Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
         "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "cluster_weight": [Interval(Real, 0, None, closed="left")],
         "separation_weight": [Interval(Real, 0, None, closed="left")],
@@ -285,6 +293,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         projection_dim=None,
         similarity="log",
         rbf_width="auto",
+        temperature=1.0,
         prototype_kind="trivial",
         cluster_weight=0.8,
         separation_weight=0.08,
@@ -313,6 +322,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         self.projection_dim = projection_dim
         self.similarity = similarity
         self.rbf_width = rbf_width
+        self.temperature = temperature
         self.prototype_kind = prototype_kind
         self.cluster_weight = cluster_weight
         self.separation_weight = separation_weight
@@ -384,7 +394,8 @@ class ProtoClassifier(BasePrototypeClassifier):
                 width = float(np.mean(d)) if d is not None and np.mean(d) > 0 else float(Z.var() * Z.shape[1] or 1.0)
             else:
                 width = float(self.rbf_width)
-        net = _ProtoNet(head, torch.as_tensor(P), torch.as_tensor(last), self.similarity, width)
+        net = _ProtoNet(head, torch.as_tensor(P), torch.as_tensor(last), self.similarity, width,
+                        float(self.temperature))
         return net, labels
 
     def _loss_fn(self, net, labels):
@@ -682,6 +693,7 @@ class ProtoClassifier(BasePrototypeClassifier):
             k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
         }
         self._width = net.width
+        self._temperature = net.temperature
         found = np.flatnonzero(np.asarray(indices) >= 0)
         if X_exact is not None and len(found):
             rows = np.asarray(X_exact, dtype=np.float64)[np.asarray(indices)[found]]
@@ -707,7 +719,8 @@ class ProtoClassifier(BasePrototypeClassifier):
     def _net_from(self, state, dtype):
         P, W = state["prototypes"], state["last"]
         head = _make_head(self.projection, self.n_features_in_, P.shape[1], np.random.RandomState(0))
-        net = _ProtoNet(head, torch.zeros(P.shape), torch.zeros(W.shape), self.similarity, self._width)
+        net = _ProtoNet(head, torch.zeros(P.shape), torch.zeros(W.shape), self.similarity,
+                        self._width, self._temperature)
         net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         return net.to(dtype=dtype)
 
@@ -741,7 +754,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         return S
 
     def _head(self):
-        return self.last_layer_.astype(np.float64), np.zeros(len(self.classes_))
+        return self.last_layer_ / self._temperature, np.zeros(len(self.classes_))
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         if not getattr(self, "_multilabel", False):

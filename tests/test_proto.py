@@ -30,6 +30,7 @@ KINDS = [
     dict(prototype_kind="both"),
     dict(prototype_kind="support", similarity="rbf"),
     dict(similarity="cosine"),
+    dict(similarity="cosine", temperature=0.1),
     dict(projection="linear", projection_dim=2),
     dict(projection="mlp"),
 ]
