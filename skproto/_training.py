@@ -63,6 +63,7 @@ def train(
     targets_val: Optional[np.ndarray] = None,
     weights_val: Optional[np.ndarray] = None,
     history: Optional[dict] = None,
+    on_epoch_end: Optional[Callable[[int], None]] = None,
 ) -> dict:
     """Optimise ``parameters`` of ``module`` with Adam on mini-batches.
 
@@ -74,6 +75,9 @@ def train(
     by at least ``tol``, and the parameters of the best epoch are restored;
     without it, the same rule applies to the training loss. Shuffling draws from
     ``rng``, so a fixed seed gives the same result on the same device.
+
+    ``on_epoch_end(epoch)`` (1-based, counting this call's epochs) runs after
+    each epoch's updates, before it is scored.
 
     Returns the ``history`` dict, extended with this run's epochs.
     """
@@ -104,6 +108,8 @@ def train(
             optimizer.step()
             total += float(loss.detach()) * len(idx)
         module.eval()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
         epoch_loss = total / n
         history["loss"].append(epoch_loss)
         train_score = score(X, targets, weights) if score is not None else np.nan

@@ -178,6 +178,11 @@ class ProtoClassifier(BasePrototypeClassifier):
         (trivial) losses.
     project : bool, default=True
         Project prototypes onto training samples after training.
+    push_every : int, default=None
+        Also snap the prototypes onto their nearest training samples every
+        ``push_every`` epochs during training (ProtoPNet pushes periodically),
+        so that training continues from real cases and the final projection
+        costs less accuracy. None: only the final projection.
     last_layer_epochs : int, default=10
         Epochs of last-layer-only training after projection.
     max_epochs : int, default=100
@@ -269,6 +274,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         "closeness_weight": [Interval(Real, 0, None, closed="left")],
         "discrimination_weight": [Interval(Real, 0, None, closed="left")],
         "project": ["boolean"],
+        "push_every": [None, Interval(Integral, 1, None, closed="left")],
         "last_layer_epochs": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -302,6 +308,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         closeness_weight=1.0,
         discrimination_weight=1.0,
         project=True,
+        push_every=None,
         last_layer_epochs=10,
         max_epochs=100,
         batch_size=256,
@@ -331,6 +338,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         self.closeness_weight = closeness_weight
         self.discrimination_weight = discrimination_weight
         self.project = project
+        self.push_every = push_every
         self.last_layer_epochs = last_layer_epochs
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -539,10 +547,15 @@ class ProtoClassifier(BasePrototypeClassifier):
             history = {}
             self.n_iter_ = 0
         before = len(history.get("loss", []))
+        def periodic_push(epoch):
+            if self.project and self.push_every and epoch % self.push_every == 0:
+                self._snap(net, labels, X_fit, T_fit)
+
         history = train(
             net, list(net.parameters()), self._loss_fn(net, labels), X_fit, T_fit, w_fit,
             self._config(self.max_epochs, "fit"), rng, score=self._score_fn(net),
             X_val=X_val, targets_val=T_val, weights_val=w_val, history=history,
+            on_epoch_end=periodic_push,
         )
         self.n_iter_ += len(history["loss"]) - before
         self._finish(net, labels, X_fit, T_fit, w_fit, rng, history, X_val, T_val, X_exact, w_val)
@@ -646,7 +659,11 @@ class ProtoClassifier(BasePrototypeClassifier):
         else:
             self._store(net, labels, np.full(len(labels), -1), history)
 
-    def _push(self, net, labels, X, T, w, rng, history, X_val=None, T_val=None, X_exact=None):
+    def _snap(self, net, labels, X, T):
+        """Move every prototype onto the latent vector of its nearest own-class row of X.
+
+        Returns the row index of each prototype (-1 where its class has no row).
+        """
         dev = net.prototypes.device
         with torch.no_grad():
             Z = np.concatenate([
@@ -668,6 +685,10 @@ class ProtoClassifier(BasePrototypeClassifier):
         with torch.no_grad():
             found = torch.as_tensor(indices >= 0, device=dev)
             net.prototypes[found] = torch.as_tensor(Z[indices[indices >= 0]], device=dev)
+        return indices
+
+    def _push(self, net, labels, X, T, w, rng, history, X_val=None, T_val=None, X_exact=None):
+        indices = self._snap(net, labels, X, T)
         if self.last_layer_epochs:
             config = self._config(self.last_layer_epochs, "last layer")
             config.learning_rate = self.learning_rate / 10

@@ -154,3 +154,21 @@ def test_pickle_round_trip_and_float32():
     # amplifies that near d = 0 (a sample on top of its prototype)
     np.testing.assert_allclose(out, clf.decision_function(X), rtol=1e-2, atol=0.1)
     np.testing.assert_array_equal(clf.predict(X.astype(np.float32)), clf.predict(X))
+
+
+def test_periodic_push_keeps_prototypes_on_training_rows():
+    X, y = load_iris(return_X_y=True)
+    seen = []
+    clf = ProtoClassifier(push_every=3, **FAST)
+    original = clf._snap
+
+    def spy(net, labels, Xs, Ts):
+        idx = original(net, labels, Xs, Ts)
+        seen.append(net.prototypes.detach().numpy().copy())
+        np.testing.assert_allclose(seen[-1], Xs[idx], rtol=1e-6)  # snapped onto rows
+        return idx
+
+    clf._snap = spy
+    clf.fit(X, y)
+    assert len(seen) == FAST["max_epochs"] // 3 + 1  # periodic pushes + the final one
+    np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
