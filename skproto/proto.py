@@ -133,7 +133,8 @@ class ProtoClassifier(BasePrototypeClassifier):
     logits are their sum.
 
     After training, each prototype is *projected* ("push"): replaced by the
-    latent vector of the nearest training sample of its own class, followed by
+    latent vector of the nearest training sample of its own class (prototypes
+    of one class go to distinct samples, closest pairs first), followed by
     ``last_layer_epochs`` epochs of training ``W`` alone (cross-entropy + L1).
     So every prototype *is* a real case: ``prototype_sample_indices_[k]`` is
     its row in the training ``X``, and ``history_`` records accuracy before
@@ -662,7 +663,10 @@ class ProtoClassifier(BasePrototypeClassifier):
     def _snap(self, net, labels, X, T):
         """Move every prototype onto the latent vector of its nearest own-class row of X.
 
-        Returns the row index of each prototype (-1 where its class has no row).
+        Prototypes of one class go to *distinct* rows while the class has
+        enough rows (closest pairs first), so no two prototypes become the
+        same case. Returns the row index of each prototype (-1 where its class
+        has no row).
         """
         dev = net.prototypes.device
         with torch.no_grad():
@@ -672,16 +676,18 @@ class ProtoClassifier(BasePrototypeClassifier):
             ])
             P = net.prototypes.detach().cpu().numpy()
         indices = np.full(len(labels), -1)
-        for k, c in enumerate(labels):
+        for c in np.unique(labels):
+            protos = np.flatnonzero(labels == c)
             members = np.flatnonzero(T[:, c] > 0) if self._multilabel else np.flatnonzero(T == c)
             if not len(members):
                 continue
             if self.similarity == "cosine":
                 zn = Z[members] / np.maximum(np.linalg.norm(Z[members], axis=1, keepdims=True), 1e-12)
-                dist = -zn @ (P[k] / max(np.linalg.norm(P[k]), 1e-12))
+                pn = P[protos] / np.maximum(np.linalg.norm(P[protos], axis=1, keepdims=True), 1e-12)
+                dist = -pn @ zn.T
             else:
-                dist = ((Z[members] - P[k]) ** 2).sum(1)
-            indices[k] = members[np.argmin(dist)]
+                dist = ((P[protos][:, None, :] - Z[members][None, :, :]) ** 2).sum(-1)
+            indices[protos] = members[_distinct_nearest(dist)]
         with torch.no_grad():
             found = torch.as_tensor(indices >= 0, device=dev)
             net.prototypes[found] = torch.as_tensor(Z[indices[indices >= 0]], device=dev)
@@ -812,6 +818,24 @@ class ProtoClassifier(BasePrototypeClassifier):
         tags.classifier_tags.multi_label = True
         tags.non_deterministic = False
         return tags
+
+
+def _distinct_nearest(dist: np.ndarray) -> np.ndarray:
+    """Column for each row of ``dist``: nearest first, greedily, without reuse.
+
+    Pairs are taken in order of increasing distance; a column is reused only
+    once every column is taken (more prototypes than rows).
+    """
+    n_rows, n_cols = dist.shape
+    out = np.full(n_rows, -1)
+    used = np.zeros(n_cols, dtype=bool)
+    for flat in np.argsort(dist, axis=None, kind="stable"):
+        r, c = divmod(int(flat), n_cols)
+        if out[r] < 0 and not used[c]:
+            out[r], used[c] = c, True
+            if used.all():
+                used[:] = False  # more prototypes than rows: allow reuse
+    return out
 
 
 def _init_prototypes(members, Z, k, rng):

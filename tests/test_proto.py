@@ -47,6 +47,9 @@ def test_projected_prototypes_are_training_rows_of_their_class(params, data):
     np.testing.assert_array_equal(y[idx], clf.prototype_labels_)
     if params.get("projection") is None:
         np.testing.assert_array_equal(clf.prototypes_, X[idx])  # exactly the rows
+    for c in clf.classes_:  # distinct cases while the class has enough rows
+        rows = idx[clf.prototype_labels_ == c]
+        assert len(set(rows)) == min(len(rows), np.sum(y == c))
     ex = clf.explain(X, n_prototypes=2)
     assert set(ex.prototype_sample_index.ravel()) <= set(idx)
 
@@ -172,3 +175,12 @@ def test_periodic_push_keeps_prototypes_on_training_rows():
     clf.fit(X, y)
     assert len(seen) == FAST["max_epochs"] // 3 + 1  # periodic pushes + the final one
     np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
+
+
+def test_distinct_nearest_assignment():
+    from skproto.proto import _distinct_nearest
+
+    dist = np.array([[0.0, 1.0, 5.0], [0.1, 2.0, 3.0], [0.2, 0.3, 9.0]])
+    # row 0 takes column 0 (closest pair); row 2 then its next best, column 1; row 1 gets 2
+    np.testing.assert_array_equal(_distinct_nearest(dist), [0, 2, 1])
+    np.testing.assert_array_equal(_distinct_nearest(np.array([[1.0], [0.0], [2.0]])), [0, 0, 0])
