@@ -70,6 +70,7 @@ from bench_nearest_mean import (  # noqa: E402  (needs HERE on sys.path)
     _json_default,
     _loadavg,
     _skproto_state,
+    _with_load,
     best_time,
     fmt_params,
     load_clinc,
@@ -583,14 +584,6 @@ def render(res: dict) -> str:
 # ======================================================================
 # main
 # ======================================================================
-def _with_load(section, *args, **kwargs) -> dict:
-    before = _loadavg()
-    out, secs = timed(section, *args, **kwargs)
-    out["section_wall_s"] = secs
-    out["loadavg_1min_before_after"] = [before and before[0], (_loadavg() or [None])[0]]
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
