@@ -1058,15 +1058,18 @@ def main(argv=None) -> int:
     if res.get("accuracy"):
         res["accuracy"].pop("models")  # fitted estimators: not for JSON
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "nearest_mean.json").write_text(
-        json.dumps(res, indent=2, default=_json_default) + "\n")
-    report = render(res)
-    print(report)
-    (args.out_dir / "nearest_mean.md").write_text(report + "\n")
-    log(f"wrote {args.out_dir / 'nearest_mean.md'} and {args.out_dir / 'nearest_mean.json'}; "
-        f"wall time {res['wall_s']:.0f}s")
+    write_results(res, render(res), args.out_dir, "nearest_mean")
     return 0
+
+
+def write_results(res: dict, report: str, out_dir: Path, stem: str) -> None:
+    """Print the report and save it as ``<stem>.md`` with the raw numbers in ``<stem>.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(res, indent=2, default=_json_default) + "\n")
+    print(report)
+    (out_dir / f"{stem}.md").write_text(report + "\n")
+    log(f"wrote {out_dir / (stem + '.md')} and {out_dir / (stem + '.json')}; "
+        f"wall time {res['wall_s']:.0f}s")
 
 
 if __name__ == "__main__":

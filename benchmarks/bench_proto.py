@@ -67,10 +67,10 @@ if str(HERE) not in sys.path:
 from bench_nearest_mean import (  # noqa: E402  (needs HERE on sys.path)
     DEFAULT_DATA,
     DEFAULT_OUT,
-    _json_default,
     _loadavg,
     _skproto_state,
     _with_load,
+    write_results,
     best_time,
     fmt_params,
     load_clinc,
@@ -637,13 +637,7 @@ def main(argv=None) -> int:
         log("WARNING: the skproto sources changed while the benchmark ran")
     res["wall_s"] = time.perf_counter() - t_start
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "proto.json").write_text(json.dumps(res, indent=2, default=_json_default) + "\n")
-    report = render(res)
-    print(report)
-    (args.out_dir / "proto.md").write_text(report + "\n")
-    log(f"wrote {args.out_dir / 'proto.md'} and {args.out_dir / 'proto.json'}; "
-        f"wall time {res['wall_s']:.0f}s")
+    write_results(res, render(res), args.out_dir, "proto")
     return 0
 
 
