@@ -184,3 +184,32 @@ def test_distinct_nearest_assignment():
     # row 0 takes column 0 (closest pair); row 2 then its next best, column 1; row 1 gets 2
     np.testing.assert_array_equal(_distinct_nearest(dist), [0, 2, 1])
     np.testing.assert_array_equal(_distinct_nearest(np.array([[1.0], [0.0], [2.0]])), [0, 0, 0])
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0])
+def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha):
+    # With cosine similarity, no head and prototypes spanning the input space,
+    # the alpha term is ||M||^2 for the implied linear map M = P^T W / T: the
+    # refit is logistic regression (no intercept) on the normalised rows.
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    X = rng.normal(size=(3, 4))[y] + rng.normal(size=(90, 4))
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    clf = ProtoClassifier(n_prototypes_per_class=3, similarity="cosine", l1_weight=0.0,
+                          alpha=alpha, last_layer_max_iter=500, max_epochs=5,
+                          random_state=0).fit(X, y)
+    ref = LogisticRegression(C=1 / alpha, fit_intercept=False, tol=1e-10,
+                             max_iter=10_000).fit(Xn, y)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(Xn), atol=2e-4)
+    assert clf.history_["last_layer_loss"][-1] < clf.history_["last_layer_loss"][0]
+
+
+def test_last_layer_l1_moves_evidence_to_own_class_prototypes():
+    X, y = load_iris(return_X_y=True)
+    common = dict(n_prototypes_per_class=2, similarity="cosine", max_epochs=5, random_state=0)
+    dense = ProtoClassifier(l1_weight=0.0, **common).fit(X, y)
+    sparse = ProtoClassifier(l1_weight=1e-2, **common).fit(X, y)
+    off = dense.prototype_labels_[:, None] != dense.classes_[None, :]
+    assert np.abs(sparse.last_layer_[off]).sum() < 0.5 * np.abs(dense.last_layer_[off]).sum()
