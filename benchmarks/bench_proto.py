@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_proto.py            # full run: 24 ProtoClassifier fits, est. 40-55 min
-    python benchmarks/bench_proto.py --quick    # one configuration per kind, 10 epochs (~3 min)
+    python benchmarks/bench_proto.py --threads 2   # full run: 21 + 3 ProtoClassifier fits, ~25 min
+    python benchmarks/bench_proto.py --quick       # one configuration per kind, 5 epochs (~2 min)
     python benchmarks/bench_proto.py --data /path/to/minilm_l6_v2.npz
 
 It prints markdown tables to stdout (progress goes to stderr) and writes them
@@ -92,13 +92,23 @@ from skproto import NearestMeanClassifier, ProtoClassifier  # noqa: E402
 # ---------------------------------------------------------------- grids
 PROTO_KINDS = ["trivial", "support", "both"]
 PROTO_FIXED = {"early_stopping": True, "n_iter_no_change": 5, "learning_rate": 3e-3,
-               "random_state": 0}
-PROTO_MAX_EPOCHS = {"full": 40, "quick": 10}
+               "batch_size": 512, "random_state": 0}
+PROTO_MAX_EPOCHS = {"full": 20, "quick": 5}
 PROTO_SIMILARITIES = [{"similarity": "cosine", "temperature": 0.1}, {"similarity": "log"}]
-PROTO_N = [3, 5]
-PROTO_PROJECTIONS = [None, "linear"]
+# prototypes per class and branch, by grid level; "both" has two branches, so
+# its levels keep the total (2k) within the target's 5 per class
+PROTO_N = {"trivial": [3, 5], "support": [3, 5], "both": [1, 2]}
+# grid: every similarity at both levels without a head, cosine also with a
+# 10x weaker wrong-class L1 (more accurate, less own-class evidence), then a
+# linear head (cosine, larger level); a level is an index into PROTO_N
+PROTO_L1 = [1e-4, 1e-5]  # ProtoPNet's default first
+PROTO_GRID = ([{**sim, "level": lv, "l1_weight": l1, "projection": None} for lv in (0, 1)
+               for sim in PROTO_SIMILARITIES
+               for l1 in (PROTO_L1 if sim["similarity"] == "cosine" else PROTO_L1[:1])]
+              + [{**PROTO_SIMILARITIES[0], "level": 1, "l1_weight": PROTO_L1[0],
+                  "projection": "linear"}])
 # --quick: one configuration per kind
-PROTO_QUICK = [{"similarity": "cosine", "temperature": 0.1, "n_prototypes_per_class": 3,
+PROTO_QUICK = [{"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-4,
                 "projection": None}]
 
 LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0]}
@@ -117,11 +127,27 @@ TARGET_PROJECTION_COST = 0.01  # before minus after, test accuracy (1 point)
 
 
 def proto_grid(quick: bool) -> list[dict]:
-    """Candidate configurations (shared by the three prototype kinds), cheapest first."""
-    if quick:
-        return [dict(p) for p in PROTO_QUICK]
-    return [{**sim, "n_prototypes_per_class": k, "projection": proj}
-            for proj in PROTO_PROJECTIONS for k in PROTO_N for sim in PROTO_SIMILARITIES]
+    """Candidate configurations (shared by the kinds; ``level`` indexes PROTO_N), cheapest first."""
+    return [dict(p) for p in (PROTO_QUICK if quick else PROTO_GRID)]
+
+
+def proto_params(cfg: dict, kind: str) -> dict:
+    """ProtoClassifier parameters of grid entry ``cfg`` for ``prototype_kind=kind``."""
+    params = {k: v for k, v in cfg.items() if k != "level"}
+    return {**params, "n_prototypes_per_class": PROTO_N[kind][cfg["level"]],
+            "prototype_kind": kind}
+
+
+def own_evidence_share(model, X) -> float:
+    """Mean share of the positive evidence for the predicted class from its own prototypes."""
+    S = model.transform(X)
+    W = model.last_layer_ / model._temperature
+    pred = np.searchsorted(model.classes_, model.predict(X))
+    contrib = S * W[:, pred].T  # (n, K): each prototype's contribution to the predicted class
+    pos = np.clip(contrib, 0, None)
+    own = model.prototype_labels_[None, :] == pred[:, None]
+    total = pos.sum(1)
+    return float(np.mean(np.where(total > 0, (pos * own).sum(1) / np.maximum(total, 1e-300), 1.0)))
 
 
 def _acc(model, X, y) -> float:
@@ -130,7 +156,7 @@ def _acc(model, X, y) -> float:
 
 def _short(params: dict) -> dict:
     """The parameters that vary in the grid, in a fixed order, for tables."""
-    keys = ("similarity", "temperature", "n_prototypes_per_class", "projection")
+    keys = ("similarity", "temperature", "n_prototypes_per_class", "l1_weight", "projection")
     return {k: params[k] for k in keys if k in params}
 
 
@@ -191,7 +217,7 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
     # configurations outer, kinds inner: a time budget cuts every kind at the same place
     for i, cfg in enumerate(grid):
         for kind in PROTO_KINDS:
-            params = {**cfg, "prototype_kind": kind, **fixed}
+            params = {**proto_params(cfg, kind), **fixed}
             if (budget_s is not None and i > 0
                     and time.perf_counter() - t0 > budget_s):
                 skipped.append(params)
@@ -244,6 +270,7 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
             "es_split": rec["es_split"], "unprojected_same_state": same_state,
             "prototypes_are_training_rows": real_rows,
             "n_distinct_prototype_rows": int(len(np.unique(model.prototype_sample_indices_))),
+            "own_evidence_share": own_evidence_share(model, d["X_test"]),
         }
         rows.append(row)
         log(f"{kind}: test acc before/after projection {test_before:.4f}/{test_after:.4f} "
@@ -483,20 +510,29 @@ def render(res: dict) -> str:
                 "Train on `train` (15,000), choose on `val` (3,000) by accuracy *after* "
                 "projection, report on `test` (4,500). Fixed: "
                 + fmt_params(fx) + f". Grid ({proto['grid_size']} configuration(s) per kind): "
-                + ("; ".join(fmt_params(_short(g)) for g in proto_grid(res["quick"]))) + ". "
+                + ("; ".join(fmt_params({k: v for k, v in g.items() if k != "level"})
+                             + f", n_prototypes_per_class={'/'.join(str(PROTO_N[kind][g['level']]) for kind in PROTO_KINDS)}"
+                             for g in proto_grid(res["quick"])))
+                + " (n_prototypes_per_class for trivial/support/both; 'both' has two branches, "
+                "so its prototypes per class are twice that). "
                 "'before' = the same settings and seed with `project=False` (the un-projected "
-                "model); cost = test before - after, in points. fit s: the selection fit (with "
-                "projection and 10 last-layer epochs); predict s: best of 2 predicts of X_test.",
+                "model, with the same last-layer refit); cost = test before - after, in points. "
+                "fit s: the selection fit (training, projection and last-layer refit); predict s: "
+                "best of 2 predicts of X_test. own evidence: over test samples, the mean share of "
+                "the positive contributions to the predicted class's score that come from that "
+                "class's own prototypes (1 = every 'this looks like that' is a same-class case).",
                 ""]
         rows = [[r["kind"], fmt_params(r["shown_params"]), str(r["n_prototypes"]),
                  f"{r['val_accuracy_before']:.4f}", f"{r['val_accuracy_after']:.4f}",
                  f"{r['test_accuracy_before']:.4f}", f"{r['test_accuracy_after']:.4f}",
                  f"{100 * r['projection_cost']:+.2f}", str(r["epochs"]), f"{r['fit_s']:.1f}",
-                 f"{r['fit_s_unprojected']:.1f}", f"{r['predict_s']:.3f}"]
+                 f"{r['fit_s_unprojected']:.1f}", f"{r['predict_s']:.3f}",
+                 f"{r['own_evidence_share']:.2f}"]
                 for r in proto["rows"]]
         out += [md_table(["kind", "chosen params", "prototypes", "val before", "val after",
                           "test before", "test after", "cost pts", "epochs", "fit s",
-                          "fit s (project=False)", "predict s"], rows, "llrrrrrrrrrr"), ""]
+                          "fit s (project=False)", "predict s", "own evidence"], rows,
+                         "llrrrrrrrrrrr"), ""]
         checks = []
         for r in proto["rows"]:
             c = f"{r['kind']}: project=False model has the same pre-projection state: " + (
