@@ -37,6 +37,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.cluster import KMeans
 from sklearn.utils import gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -105,6 +106,18 @@ class BasePrototypeClassifier(
         """Contribution of every prototype to every class, (n_rows, n_prototypes, n_classes)."""
         W, _ = self._head()
         return A[:, :, None] * W[None, :, :]
+
+    def _contribution_parts(self, A: np.ndarray):
+        """Named terms that add up to ``_contributions(A)``, or None (the default).
+
+        Shown by ``explain`` in ``Explanation.parts`` (the CBC head splits a
+        component's contribution into presence and absence reasoning).
+        """
+        return None
+
+    def _explain_bias(self) -> np.ndarray:
+        """The per-class term of ``explain``: scores = contributions + this."""
+        return self._head()[1]
 
     def _prototype_sample_indices(self) -> np.ndarray:
         """Training row each prototype stands for, -1 where none."""
@@ -327,7 +340,8 @@ class BasePrototypeClassifier(
         contrib = np.empty((n, m, C), dtype=X.dtype)
         other = np.empty((n, C), dtype=X.dtype)
         predicted = np.empty(n, dtype=np.intp)
-        _, bias = self._head()
+        bias = self._explain_bias()
+        parts = None
         for s in chunk_slices(n, max(K * C, X.shape[1])):
             P = self._pairwise(X[s])
             A = self._activation(P)
@@ -336,6 +350,12 @@ class BasePrototypeClassifier(
             top[s] = order
             value[s] = np.take_along_axis(P, order, axis=1)
             contrib[s] = np.take_along_axis(full, order[:, :, None], axis=1)
+            named = self._contribution_parts(A)
+            if named is not None:
+                if parts is None:
+                    parts = {k: np.empty((n, m, C), dtype=X.dtype) for k in named}
+                for k, v in named.items():
+                    parts[k][s] = np.take_along_axis(v, order[:, :, None], axis=1)
             keep = np.ones(A.shape, dtype=bool)
             np.put_along_axis(keep, order, False, axis=1)
             other[s] = np.where(keep[:, :, None], full, 0).sum(axis=1)
@@ -360,6 +380,7 @@ class BasePrototypeClassifier(
             bias=np.asarray(bias, dtype=X.dtype),
             bias_name=self._bias_name,
             estimator_name=type(self).__name__,
+            parts=parts,
         )
 
     def __sklearn_tags__(self):
@@ -368,3 +389,45 @@ class BasePrototypeClassifier(
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+# ----------------------------------------------------------------------
+# prototype helpers shared by the trained estimators
+# ----------------------------------------------------------------------
+def distinct_nearest(dist: np.ndarray) -> np.ndarray:
+    """Column for each row of ``dist``: nearest first, greedily, without reuse.
+
+    Pairs are taken in order of increasing distance; a column is reused only
+    once every column is taken (more prototypes than rows).
+    """
+    n_rows, n_cols = dist.shape
+    out = np.full(n_rows, -1)
+    used = np.zeros(n_cols, dtype=bool)
+    for flat in np.argsort(dist, axis=None, kind="stable"):
+        r, c = divmod(int(flat), n_cols)
+        if out[r] < 0 and not used[c]:
+            out[r], used[c] = c, True
+            if used.all():
+                used[:] = False  # more prototypes than rows: allow reuse
+            if out.min() >= 0:
+                break
+    left = out < 0  # only when rows outnumber columns: the nearest column, reused
+    out[left] = np.argmin(dist[left], axis=1)
+    return out
+
+
+def kmeans_prototypes(members: np.ndarray, Z: np.ndarray, k: int, rng) -> np.ndarray:
+    """``k`` initial prototypes from a class's rows ``members`` (k-means++, seeded by ``rng``).
+
+    A class with fewer distinct rows than ``k`` starts from its rows, repeated
+    and jittered by 1e-3 times the std of ``Z`` (all rows); an empty class at
+    the mean of ``Z``, jittered.
+    """
+    scale = 1e-3 * (Z.std() or 1.0)
+    if len(members) == 0:  # class absent from the data seen at initialisation
+        return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
+    if len(members) < k or len(np.unique(members, axis=0)) < k:
+        rows = members[np.arange(k) % len(members)]
+        return rows + scale * rng.standard_normal(rows.shape)
+    km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
+    return km.fit(members).cluster_centers_

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -72,6 +72,12 @@ class Explanation:
         What the bias is.
     estimator_name : str
         Name of the estimator that produced the explanation.
+    parts : dict of str to ndarray of shape (n_samples, n_top, n_classes), or None
+        Where the estimator splits a prototype's contribution into named
+        terms, those terms; they add up to ``contribution``. The CBC head of
+        :class:`~skproto.RBFPrototypeClassifier` reports ``"presence"``
+        (``r+ d``: the component argues for a class by being detected) and
+        ``"absence"`` (``r- (1 - d)``: by not being detected).
     """
 
     classes: np.ndarray
@@ -88,6 +94,7 @@ class Explanation:
     bias: np.ndarray
     bias_name: str
     estimator_name: str
+    parts: Optional[dict] = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -127,6 +134,11 @@ class Explanation:
                         "value": float(self.value[i, r]),
                         "to_predicted": float(self.contribution[i, r, pred_col[i]]),
                         "to_runner_up": float(self.contribution[i, r, run_col[i]]),
+                        **{
+                            f"{name}_to_{which}": float(part[i, r, col[i]])
+                            for name, part in (self.parts or {}).items()
+                            for which, col in (("predicted", pred_col), ("runner_up", run_col))
+                        },
                     }
                 )
         return records
@@ -143,14 +155,12 @@ class Explanation:
                 "Explanation.to_frame requires pandas; install it with "
                 "`pip install pandas`, or use Explanation.to_records()."
             ) from exc
-        return pd.DataFrame.from_records(
-            self.to_records(),
-            columns=[
-                "sample", "predicted", "runner_up", "margin", "rank", "prototype",
-                "prototype_label", "training_index", "value", "to_predicted",
-                "to_runner_up",
-            ],
-        )
+        columns = [
+            "sample", "predicted", "runner_up", "margin", "rank", "prototype",
+            "prototype_label", "training_index", "value", "to_predicted", "to_runner_up",
+        ] + [f"{name}_to_{which}" for name in (self.parts or {})
+             for which in ("predicted", "runner_up")]
+        return pd.DataFrame.from_records(self.to_records(), columns=columns)
 
     def _sample_text(self, i: int) -> list[str]:
         scores = self.scores[i]
@@ -175,6 +185,11 @@ class Explanation:
                 f"{(str(row) if row >= 0 else '-'):>9}  {self.value[i, r]:>16.4g}  "
                 f"{self.contribution[i, r, p]:>14.4g}  {self.contribution[i, r, q]:>14.4g}"
             )
+            for name, part in (self.parts or {}).items():
+                lines.append(
+                    f"  {'':>4}  {'':>9}  {'':>12}  {'':>9}  {'of which ' + name:>16}  "
+                    f"{part[i, r, p]:>14.4g}  {part[i, r, q]:>14.4g}"
+                )
         pad = " " * 63
         lines.append(
             f"  {'other prototypes':<{len(pad) - 2}}"

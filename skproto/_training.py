@@ -15,8 +15,10 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
 
-__all__ = ["TrainingConfig", "resolve_device", "to_tensor", "train"]
+__all__ = ["TorchTrainingMixin", "TrainingConfig", "resolve_device", "to_tensor", "train"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -152,3 +154,54 @@ def _targets(targets: np.ndarray, device: torch.device) -> torch.Tensor:
     if targets.ndim == 1:
         return torch.as_tensor(targets, dtype=torch.long, device=device)
     return to_tensor(targets, device)
+
+
+class TorchTrainingMixin:
+    """Plumbing shared by skproto's torch-trained estimators.
+
+    Reads the estimator's own parameters (``max_epochs``-style settings,
+    ``class_weight``, ``early_stopping``, ``validation_fraction``, ``device``,
+    ...), so every estimator trains, weights and splits the same way.
+    """
+
+    def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
+        """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""
+        return TrainingConfig(
+            max_epochs=max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            early_stopping=self.early_stopping and name == "fit",
+            verbose=self.verbose,
+            device=resolve_device(self.device),
+            name=name,
+        )
+
+    def _training_weights(self, T, sample_weight, X, multilabel: bool = False) -> np.ndarray:
+        """Sample weights times class weights (single-label), float32."""
+        w = self._validate_sample_weight(sample_weight, X)
+        if self.class_weight is not None and not multilabel:
+            w = w * compute_sample_weight(self.class_weight, T)
+        return w.astype(np.float32)
+
+    def _early_stopping_split(self, T, rng, multilabel: bool = False):
+        """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.
+
+        Stratified by class when every class can be (else a plain random split).
+        """
+        fit_rows = np.arange(len(T))
+        if not self.early_stopping:
+            return fit_rows, None
+        n_val = int(np.ceil(self.validation_fraction * len(T)))
+        n_classes = len(self.classes_)
+        stratify = None if multilabel else T
+        if stratify is not None and (
+            n_val < n_classes or len(T) - n_val < n_classes or np.bincount(T).min() < 2
+        ):
+            stratify = None  # too little data to stratify
+        return train_test_split(
+            fit_rows, test_size=n_val, stratify=stratify,
+            random_state=rng.randint(np.iinfo(np.int32).max),
+        )

@@ -10,16 +10,13 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
-from sklearn.cluster import KMeans
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import type_of_target
 from scipy.special import expit
 
-from ._base import BasePrototypeClassifier, chunk_slices
-from ._training import TrainingConfig, resolve_device, to_tensor, train
+from ._base import BasePrototypeClassifier, chunk_slices, distinct_nearest, kmeans_prototypes
+from ._training import TorchTrainingMixin, resolve_device, to_tensor, train
 
 __all__ = ["ProtoClassifier"]
 
@@ -97,7 +94,7 @@ def _make_head(kind, n_features, dim, rng, dtype=torch.float32):
 # --------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------
-class ProtoClassifier(BasePrototypeClassifier):
+class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     """Prototype classifier trained with the ProtoPNet objective; every prototype a real case.
 
     Each class (or label) gets ``n_prototypes_per_class`` prototypes ``p_k``
@@ -419,7 +416,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         for _ in kinds:
             for c in range(n_classes):
                 members = Z[T[:, c] > 0] if self._multilabel else Z[T == c]
-                protos.append(_init_prototypes(members, Z, k, rng))
+                protos.append(kmeans_prototypes(members, Z, k, rng))
                 labels.append(np.full(k, c))
         P = np.concatenate(protos).astype(np.float32)
         labels = np.concatenate(labels)
@@ -505,26 +502,6 @@ class ProtoClassifier(BasePrototypeClassifier):
                 out.append(net(to_tensor(X[s], dev))[0].cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, net.last.shape[1]))
 
-    def _config(self, max_epochs, name):
-        return TrainingConfig(
-            max_epochs=max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            early_stopping=self.early_stopping and name == "fit",
-            verbose=self.verbose,
-            device=resolve_device(self.device),
-            name=name,
-        )
-
-    def _sample_weights(self, T, sample_weight, X):
-        w = self._validate_sample_weight(sample_weight, X)
-        if self.class_weight is not None and not self._multilabel:
-            w = w * compute_sample_weight(self.class_weight, T)
-        return w.astype(np.float32)
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
@@ -548,21 +525,9 @@ class ProtoClassifier(BasePrototypeClassifier):
         warm = self.warm_start and hasattr(self, "_state")
         X, y = self._validate_proto_data(X, y, reset=not warm)
         T = self._prepare_targets(y, first=not warm)
-        w = self._sample_weights(T, sample_weight, X)
+        w = self._training_weights(T, sample_weight, X, multilabel=self._multilabel)
         rng = check_random_state(self.random_state)
-        fit_rows, val_rows = np.arange(len(X)), None
-        if self.early_stopping:
-            n_val = int(np.ceil(self.validation_fraction * len(X)))
-            stratify = None if self._multilabel else T
-            if stratify is not None and (
-                n_val < len(self.classes_) or len(X) - n_val < len(self.classes_)
-                or np.bincount(T).min() < 2
-            ):
-                stratify = None  # too little data to stratify: plain random split
-            fit_rows, val_rows = train_test_split(
-                fit_rows, test_size=n_val, stratify=stratify,
-                random_state=rng.randint(np.iinfo(np.int32).max),
-            )
+        fit_rows, val_rows = self._early_stopping_split(T, rng, multilabel=self._multilabel)
         X_exact = X[fit_rows]  # the caller's dtype: projected prototypes are exact rows
         X32 = X.astype(np.float32, copy=False)
         X_fit, T_fit, w_fit = X32[fit_rows], T[fit_rows], w[fit_rows]
@@ -584,7 +549,7 @@ class ProtoClassifier(BasePrototypeClassifier):
 
         history = train(
             net, list(net.parameters()), self._loss_fn(net, labels), X_fit, T_fit, w_fit,
-            self._config(self.max_epochs, "fit"), rng, score=self._score_fn(net),
+            self._training_config(self.max_epochs, "fit"), rng, score=self._score_fn(net),
             X_val=X_val, targets_val=T_val, weights_val=w_val, history=history,
             on_epoch_end=periodic_push,
         )
@@ -637,7 +602,7 @@ class ProtoClassifier(BasePrototypeClassifier):
                 f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
             )
         T = self._prepare_targets(y, first=first)
-        w = self._sample_weights(T, sample_weight, X)
+        w = self._training_weights(T, sample_weight, X, multilabel=self._multilabel)
         X = X.astype(np.float32, copy=False)
         rng = check_random_state(self.random_state)
         if first:
@@ -647,7 +612,7 @@ class ProtoClassifier(BasePrototypeClassifier):
             net, labels = self._net(device=resolve_device(self.device)), self.prototype_labels_
             rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
         history = train(net, list(net.parameters()), self._loss_fn(net, labels), X, T, w,
-                        self._config(1, "partial_fit"), rng, history=self.history_)
+                        self._training_config(1, "partial_fit"), rng, history=self.history_)
         self.n_iter_ += 1
         self._store(net, labels, np.full(len(labels), -1), history)
         return self
@@ -671,7 +636,7 @@ class ProtoClassifier(BasePrototypeClassifier):
         """
         X, y = self._validate_proto_data(X, y, reset=False)
         T = self._prepare_targets(y, first=False)
-        w = self._sample_weights(T, sample_weight, X)
+        w = self._training_weights(T, sample_weight, X, multilabel=self._multilabel)
         net = self._net(device=resolve_device(self.device))
         self._push(net, self.prototype_labels_, X.astype(np.float32), T, w, self.history_,
                    X_exact=X)
@@ -717,7 +682,7 @@ class ProtoClassifier(BasePrototypeClassifier):
                 dist = -pn @ zn.T
             else:
                 dist = ((P[protos][:, None, :] - Z[members][None, :, :]) ** 2).sum(-1)
-            indices[protos] = members[_distinct_nearest(dist)]
+            indices[protos] = members[distinct_nearest(dist)]
         with torch.no_grad():
             found = torch.as_tensor(indices >= 0, device=dev)
             net.prototypes[found] = torch.as_tensor(Z[indices[indices >= 0]], device=dev)
@@ -898,36 +863,6 @@ class ProtoClassifier(BasePrototypeClassifier):
         tags.classifier_tags.multi_label = True
         tags.non_deterministic = False
         return tags
-
-
-def _distinct_nearest(dist: np.ndarray) -> np.ndarray:
-    """Column for each row of ``dist``: nearest first, greedily, without reuse.
-
-    Pairs are taken in order of increasing distance; a column is reused only
-    once every column is taken (more prototypes than rows).
-    """
-    n_rows, n_cols = dist.shape
-    out = np.full(n_rows, -1)
-    used = np.zeros(n_cols, dtype=bool)
-    for flat in np.argsort(dist, axis=None, kind="stable"):
-        r, c = divmod(int(flat), n_cols)
-        if out[r] < 0 and not used[c]:
-            out[r], used[c] = c, True
-            if used.all():
-                used[:] = False  # more prototypes than rows: allow reuse
-    return out
-
-
-def _init_prototypes(members, Z, k, rng):
-    """``k`` initial prototypes from a class's latent rows ``members``."""
-    scale = 1e-3 * (Z.std() or 1.0)
-    if len(members) == 0:  # class absent from the data seen at initialisation
-        return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
-    if len(members) < k or len(np.unique(members, axis=0)) < k:
-        rows = members[np.arange(k) % len(members)]
-        return rows + scale * rng.standard_normal(rows.shape)
-    km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
-    return km.fit(members).cluster_centers_
 
 
 def _st_loss(P, n_classes, k, kind):

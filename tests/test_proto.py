@@ -178,7 +178,7 @@ def test_periodic_push_keeps_prototypes_on_training_rows():
 
 
 def test_distinct_nearest_assignment():
-    from skproto.proto import _distinct_nearest
+    from skproto._base import distinct_nearest as _distinct_nearest
 
     dist = np.array([[0.0, 1.0, 5.0], [0.1, 2.0, 3.0], [0.2, 0.3, 9.0]])
     # row 0 takes column 0 (closest pair); row 2 then its next best, column 1; row 1 gets 2
