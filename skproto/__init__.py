@@ -3,7 +3,15 @@
 from ._explain import Explanation
 from .nearest_mean import NearestMeanClassifier
 from .proto import ProtoClassifier
+from .rbf import RBFPrototypeClassifier, certified_accuracy
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Explanation", "NearestMeanClassifier", "ProtoClassifier", "__version__"]
+__all__ = [
+    "Explanation",
+    "NearestMeanClassifier",
+    "ProtoClassifier",
+    "RBFPrototypeClassifier",
+    "certified_accuracy",
+    "__version__",
+]

@@ -1,0 +1,197 @@
+"""Behaviour of RBFPrototypeClassifier: certificates, reasoning, faithfulness, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_iris
+
+from skproto import RBFPrototypeClassifier, certified_accuracy
+
+FAST = dict(max_epochs=15, batch_size=32, random_state=0)
+
+CONFIGS = [
+    dict(),
+    dict(reasoning="positive"),
+    dict(loss="robust"),
+    dict(loss="robust", reasoning="positive", n_components=6),
+    dict(loss="glvq", n_components=6),
+    dict(loss="glvq", omega_dim=2),
+    dict(loss="robust", reasoning="nearest", n_components=5, omega_dim=3),
+    dict(omega_dim=3, n_components=2),
+    dict(project=True),
+]
+
+
+@st.composite
+def blobs(draw, min_per_class=2):
+    seed = draw(st.integers(0, 2**32 - 1))
+    n_classes = draw(st.integers(2, 4))
+    per_class = draw(st.integers(min_per_class, 12))
+    n_features = draw(st.integers(2, 5))
+    spread = draw(st.floats(0.5, 4.0))
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = rng.normal(scale=spread, size=(n_classes, n_features))[y] + rng.normal(size=(len(y), n_features))
+    return X, y, seed
+
+
+def _scores(net, x):
+    return net.class_scores(net.detections(x))
+
+
+def _attacks(clf, x, radius, rng):
+    """Perturbations of norm 0.999 * radius: random, toward wrong-class components, gradient."""
+    r = 0.999 * radius
+    pred = np.searchsorted(clf.classes_, clf.predict(x[None]))[0]
+    deltas = [v / np.linalg.norm(v) * r for v in rng.normal(size=(20, x.size))]
+    for k in np.flatnonzero(clf.prototype_labels_ != clf.classes_[pred]):
+        v = clf.prototypes_[k] - x
+        if np.linalg.norm(v) > 0:
+            deltas.append(v / np.linalg.norm(v) * r)
+    net = clf._net()
+    for j in range(len(clf.classes_)):  # projected gradient ascent on p_j - p_pred
+        if j == pred:
+            continue
+        delta = torch.zeros(x.size, dtype=torch.float64, requires_grad=True)
+        xt = torch.as_tensor(x)
+        for _ in range(25):
+            s = _scores(net, (xt + delta)[None])[0]
+            gap = s[j] - s[pred]
+            (g,) = torch.autograd.grad(gap, delta)
+            with torch.no_grad():
+                if g.norm() > 0:
+                    delta += 0.25 * r * g / g.norm()
+                if delta.norm() > r:
+                    delta *= r / delta.norm()
+        deltas.append(delta.detach().numpy())
+    return np.array(deltas)
+
+
+@pytest.mark.parametrize("params", CONFIGS)
+@settings(max_examples=8, deadline=None)
+@given(data=blobs())
+def test_no_perturbation_below_the_certified_radius_changes_the_prediction(params, data):
+    X, y, seed = data
+    clf = RBFPrototypeClassifier(**FAST, **params).fit(X, y)
+    radius = clf.certified_radius(X)
+    assert np.all(radius >= 0)
+    rng = np.random.default_rng(seed)
+    pred = clf.predict(X)
+    for i in rng.permutation(len(X))[:6]:
+        if radius[i] <= 0:
+            continue
+        deltas = _attacks(clf, X[i], radius[i], rng)
+        assert np.all(np.linalg.norm(deltas, axis=1) <= radius[i] * (1 + 1e-9))
+        np.testing.assert_array_equal(clf.predict(X[i] + deltas), pred[i])
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=blobs())
+def test_bisector_bound_is_attained_with_one_component_per_class(data):
+    X, y, _ = data
+    clf = RBFPrototypeClassifier(loss="glvq", **FAST).fit(X, y)
+    W, labels = clf.prototypes_, clf.prototype_labels_
+    radius = clf.certified_radius(X)
+    pred = clf.predict(X)
+    d2 = ((X[:, None, :] - W[None]) ** 2).sum(-1)
+    hm = np.sqrt(d2)
+    for i in np.flatnonzero(radius > 0):
+        own = np.flatnonzero(labels == pred[i])[0]
+        others = np.flatnonzero(labels != pred[i])
+        gap = np.linalg.norm(W[others] - W[own], axis=1)
+        bound = (d2[i, others] - d2[i, own]) / (2 * gap)
+        np.testing.assert_allclose(radius[i], bound.min(), rtol=1e-9)
+        # never below the hypothesis margin (d- - d+) / 2
+        assert radius[i] >= (hm[i, others].min() - hm[i, own]) / 2 - 1e-12
+        j = others[np.argmin(bound)]
+        step = (W[j] - W[own]) / np.linalg.norm(W[j] - W[own])
+        assert clf.predict((X[i] + 1.001 * radius[i] * step)[None])[0] != pred[i]
+        assert clf.predict((X[i] + 0.999 * radius[i] * step)[None])[0] == pred[i]
+
+
+@pytest.mark.parametrize("params", CONFIGS)
+@settings(max_examples=8, deadline=None)
+@given(data=blobs())
+def test_explain_reproduces_the_class_scores(params, data):
+    X, y, _ = data
+    clf = RBFPrototypeClassifier(**FAST, **params).fit(X, y)
+    ex = clf.explain(X, n_prototypes=2)
+    dec = clf.decision_function(X)
+    scores = ex.scores
+    if dec.ndim == 1:
+        scores = scores[:, 1] - scores[:, 0]
+    np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+    np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1.0)
+    if ex.parts is not None:  # presence + absence = contribution
+        np.testing.assert_allclose(ex.parts["presence"] + ex.parts["absence"], ex.contribution)
+
+
+@pytest.mark.parametrize("params", CONFIGS)
+def test_reasoning_weights_are_a_distribution_per_class(params):
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(**FAST, **params).fit(X, y)
+    rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
+    assert rp.shape == rn.shape == (len(clf.prototypes_), 3)
+    assert np.all(rp >= 0) and np.all(rn >= 0)
+    if params.get("loss") == "glvq" or params.get("reasoning") == "nearest":  # no reasoning: r+ is the 0/1 class membership
+        np.testing.assert_array_equal(rp, clf.prototype_labels_[:, None] == clf.classes_)
+        assert np.all(rn == 0)
+        return
+    np.testing.assert_allclose((rp + rn).sum(0), 1.0)
+    if params.get("reasoning") == "positive":
+        assert np.all(rn == 0)
+
+
+def test_iris_accuracy_and_certified_accuracy():
+    X, y = load_iris(return_X_y=True)
+    for loss in ["cbc", "robust", "glvq"]:
+        clf = RBFPrototypeClassifier(loss=loss, n_components=6, max_epochs=60,
+                                     random_state=0).fit(X, y)
+        assert clf.score(X, y) > 0.9, loss
+        acc = certified_accuracy(clf, X, y, [0.0, 0.1, 10.0])
+        assert acc[0] <= clf.score(X, y) and acc[0] >= acc[1] >= acc[2] == 0.0
+        assert certified_accuracy(clf, X, y, 0.1) == acc[1]
+
+
+def test_robust_training_enlarges_the_certificate():
+    X, y = load_iris(return_X_y=True)
+    common = dict(n_components=6, max_epochs=80, random_state=0)
+    plain = RBFPrototypeClassifier(loss="cbc", **common).fit(X, y)
+    robust = RBFPrototypeClassifier(loss="robust", margin=1.0, **common).fit(X, y)
+    assert certified_accuracy(robust, X, y, 0.5) > certified_accuracy(plain, X, y, 0.5) + 0.03
+    assert robust.margin_ == 1.0
+
+
+def test_projection_names_training_rows_and_determinism():
+    X, y = load_iris(return_X_y=True)
+    a = RBFPrototypeClassifier(loss="glvq", n_components=6, project=True, **FAST).fit(X, y)
+    idx = a.prototype_sample_indices_
+    np.testing.assert_array_equal(a.prototypes_, X[idx])
+    np.testing.assert_array_equal(y[idx], a.prototype_labels_)
+    b = RBFPrototypeClassifier(loss="glvq", n_components=6, project=True, **FAST).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    again = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(again.certified_radius(X), a.certified_radius(X))
+
+
+def test_errors():
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(UserWarning, match="at least one component per class"):
+        clf = RBFPrototypeClassifier(loss="glvq", n_components=2, **FAST).fit(X, y)
+    assert len(clf.prototypes_) == 3
+    with pytest.raises(ValueError, match="nearest-prototype head; got reasoning='positive'"):
+        RBFPrototypeClassifier(loss="glvq", reasoning="positive", **FAST).fit(X, y)
+    clf = RBFPrototypeClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.certified_radius(X[:3], [0, 1, 7])
+    with pytest.raises(ValueError, match="labels for"):
+        clf.certified_radius(X[:3], [0, 1])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.certified_radius(X[:, :2])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        RBFPrototypeClassifier(**FAST).fit(X[y == 0], y[y == 0])
