@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_proto.py --threads 2   # full run: 21 + 3 ProtoClassifier fits, ~25 min
+    python benchmarks/bench_proto.py --threads 2   # full run: 33 + 3 ProtoClassifier fits, ~30 min
     python benchmarks/bench_proto.py --quick       # one configuration per kind, 5 epochs (~2 min)
     python benchmarks/bench_proto.py --data /path/to/minilm_l6_v2.npz
 
@@ -98,15 +98,21 @@ PROTO_SIMILARITIES = [{"similarity": "cosine", "temperature": 0.1}, {"similarity
 # prototypes per class and branch, by grid level; "both" has two branches, so
 # its levels keep the total (2k) within the target's 5 per class
 PROTO_N = {"trivial": [3, 5], "support": [3, 5], "both": [1, 2]}
-# grid: every similarity at both levels without a head, cosine also with a
-# 10x weaker wrong-class L1 (more accurate, less own-class evidence), then a
-# linear head (cosine, larger level); a level is an index into PROTO_N
+# grid: without a head, the cosine similarity with ProtoPNet's wrong-class L1
+# (1e-4) and with a 10x weaker one (more accurate, less own-class evidence);
+# the weak-L1 models also tune alpha, the last-layer refit's regulariser
+# (the analogue of the C tuned for the linear probes; 1/alpha = C); then
+# ProtoPNet's log similarity and a linear head. A level indexes PROTO_N.
 PROTO_L1 = [1e-4, 1e-5]  # ProtoPNet's default first
-PROTO_GRID = ([{**sim, "level": lv, "l1_weight": l1, "projection": None} for lv in (0, 1)
-               for sim in PROTO_SIMILARITIES
-               for l1 in (PROTO_L1 if sim["similarity"] == "cosine" else PROTO_L1[:1])]
-              + [{**PROTO_SIMILARITIES[0], "level": 1, "l1_weight": PROTO_L1[0],
-                  "projection": "linear"}])
+PROTO_ALPHA = [0.1, 0.03, 0.3]  # the default first
+PROTO_GRID = (
+    [{**PROTO_SIMILARITIES[0], "level": lv, "l1_weight": l1, "alpha": a, "projection": None}
+     for lv in (0, 1) for l1 in PROTO_L1 for a in (PROTO_ALPHA if l1 < 1e-4 else PROTO_ALPHA[:1])]
+    + [{**PROTO_SIMILARITIES[1], "level": lv, "l1_weight": PROTO_L1[0], "alpha": PROTO_ALPHA[0],
+        "projection": None} for lv in (0, 1)]
+    + [{**PROTO_SIMILARITIES[0], "level": 1, "l1_weight": PROTO_L1[0], "alpha": PROTO_ALPHA[0],
+        "projection": "linear"}]
+)
 # --quick: one configuration per kind
 PROTO_QUICK = [{"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-4,
                 "projection": None}]
@@ -156,7 +162,8 @@ def _acc(model, X, y) -> float:
 
 def _short(params: dict) -> dict:
     """The parameters that vary in the grid, in a fixed order, for tables."""
-    keys = ("similarity", "temperature", "n_prototypes_per_class", "l1_weight", "projection")
+    keys = ("similarity", "temperature", "n_prototypes_per_class", "l1_weight", "alpha",
+            "projection")
     return {k: params[k] for k in keys if k in params}
 
 
