@@ -234,8 +234,8 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
             records[kind].append(rec)
             es = rec["es_split"]
             log(f"  {kind} {fmt_params(_short(params))}: val acc {rec['val_accuracy']:.4f} "
-                f"(es split before/after projection {es.get('val_accuracy_before_projection', 0):.4f}"
-                f"/{es.get('val_accuracy_after_projection', 0):.4f}; {rec['epochs']} epochs, "
+                f"(es split before projection {es.get('val_accuracy_before_projection', 0):.4f}; "
+                f"{rec['epochs']} epochs, "
                 f"fit {rec['fit_s']:.1f}s)")
             if kind not in best or rec["val_accuracy"] > best[kind][0]:  # ties keep the earlier
                 best[kind] = (rec["val_accuracy"], model, rec)
@@ -552,22 +552,21 @@ def render(res: dict) -> str:
                   f"{r['n_prototypes']} prototypes")
             checks.append(c)
         out += ["Checks:", ""] + [f"- {c}" for c in checks] + [""]
-        out += ["Validation grid. 'es split' = the 10% early-stopping split held out of `train` "
-                "inside `fit` (`history_['val_accuracy_before/after_projection']`), which shows "
-                "the projection cost of every configuration without a second fit.", ""]
+        out += ["Validation grid. 'es split before' = accuracy of the jointly trained model "
+                "(before projection and last-layer refit) on the 10% early-stopping split held "
+                "out of `train` inside `fit` (`history_['val_accuracy_before_projection']`); "
+                "projection and refit then use all of `train`.", ""]
         rows = []
         for kind in PROTO_KINDS:
             for g in proto["grid"][kind]:
                 es = g["es_split"]
                 rows.append([kind, fmt_params(_short(g["params"])), f"{g['val_accuracy']:.4f}",
                              _pct(es.get("val_accuracy_before_projection")),
-                             _pct(es.get("val_accuracy_after_projection")),
                              str(g["epochs"]),
                              "-" if g["epoch_s_mean"] is None else f"{g['epoch_s_mean']:.2f}",
                              f"{g['fit_s']:.1f}"])
         out += [md_table(["kind", "params", "val acc (after)", "es split before",
-                          "es split after", "epochs", "s/epoch", "fit s"], rows,
-                         "llrrrrrr"), ""]
+                          "epochs", "s/epoch", "fit s"], rows, "llrrrrr"), ""]
         if proto["skipped"]:
             out += [f"Skipped by the time budget ({len(proto['skipped'])}): "
                     + "; ".join(f"{p['prototype_kind']} {fmt_params(_short(p))}"

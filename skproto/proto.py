@@ -135,7 +135,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     of one class go to distinct samples, closest pairs first). So every
     prototype *is* a real case: ``prototype_sample_indices_[k]`` is its row in
     the training ``X``, and ``history_`` records accuracy before and after
-    projection.
+    projection. Projection and refit use every row passed to ``fit``: with
+    early stopping, the held-out split only chooses the epoch of training.
 
     Finally ``W`` alone is refit with prototypes and head fixed (ProtoPNet's
     last-layer stage; also without projection). With ``s_i`` the similarities
@@ -259,8 +260,9 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     history_ : dict
         Per-epoch ``loss``, ``train_score`` (weighted accuracy), ``val_loss``
         and ``val_score`` (with early stopping), ``seconds``, and
-        ``accuracy_before_projection`` / ``accuracy_after_projection`` (on the
-        training data, and ``val_...`` on the validation split if any).
+        ``accuracy_before_projection`` (on the rows trained on, and
+        ``val_accuracy_before_projection`` on the early-stopping split) and
+        ``accuracy_after_projection`` (on all rows, after the refit).
     loss_curve_ : list of float
         Training loss per epoch.
     n_iter_ : int
@@ -528,7 +530,6 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         w = self._training_weights(T, sample_weight, X, multilabel=self._multilabel)
         rng = check_random_state(self.random_state)
         fit_rows, val_rows = self._early_stopping_split(T, rng, multilabel=self._multilabel)
-        X_exact = X[fit_rows]  # the caller's dtype: projected prototypes are exact rows
         X32 = X.astype(np.float32, copy=False)
         X_fit, T_fit, w_fit = X32[fit_rows], T[fit_rows], w[fit_rows]
         X_val = None if val_rows is None else X32[val_rows]
@@ -554,9 +555,7 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             on_epoch_end=periodic_push,
         )
         self.n_iter_ += len(history["loss"]) - before
-        self._finish(net, labels, X_fit, T_fit, w_fit, history, X_val, T_val, X_exact)
-        idx = self.prototype_sample_indices_  # rows of the training split: map to rows of X
-        self.prototype_sample_indices_ = np.where(idx >= 0, fit_rows[np.maximum(idx, 0)], -1)
+        self._finish(net, labels, X_fit, T_fit, history, X_val, T_val, X32, T, w, X_exact=X)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -643,14 +642,19 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         return self
 
     # ------------------------------------------------- projection ("push")
-    def _finish(self, net, labels, X, T, w, history, X_val, T_val, X_exact):
+    def _finish(self, net, labels, X_fit, T_fit, history, X_val, T_val, X, T, w, X_exact):
+        """Record accuracy before projection, then project and refit on *all* rows.
+
+        The early-stopping split only chooses the epoch of the joint training:
+        the projection may pick any training row and the convex last-layer
+        refit (regularised by ``alpha``) uses every row, as a linear probe would.
+        """
         score = self._score_fn(net)
-        history["accuracy_before_projection"] = score(X, T)
+        history["accuracy_before_projection"] = score(X_fit, T_fit)
         if X_val is not None:
             history["val_accuracy_before_projection"] = score(X_val, T_val)
         if self.project:
-            self._push(net, labels, X, T, w, history, X_val=X_val, T_val=T_val,
-                       X_exact=X_exact)
+            self._push(net, labels, X, T, w, history, X_exact=X_exact)
         else:
             self._fit_last_layer(net, labels, X, T, w, history)
             self._store(net, labels, np.full(len(labels), -1), history)
@@ -688,13 +692,10 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             net.prototypes[found] = torch.as_tensor(Z[indices[indices >= 0]], device=dev)
         return indices
 
-    def _push(self, net, labels, X, T, w, history, X_val=None, T_val=None, X_exact=None):
+    def _push(self, net, labels, X, T, w, history, X_exact=None):
         indices = self._snap(net, labels, X, T)
         self._fit_last_layer(net, labels, X, T, w, history)
-        score = self._score_fn(net)
-        history["accuracy_after_projection"] = score(X, T)
-        if X_val is not None:
-            history["val_accuracy_after_projection"] = score(X_val, T_val)
+        history["accuracy_after_projection"] = self._score_fn(net)(X, T)
         self._store(net, labels, indices, history, X_exact=X_exact)
 
     def _fit_last_layer(self, net, labels, X, T, w, history):

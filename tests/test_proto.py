@@ -85,7 +85,7 @@ def test_history_reports_projection_and_early_stopping_indices_refer_to_X():
     clf = ProtoClassifier(early_stopping=True, **FAST).fit(X, y)
     h = clf.history_
     for key in ["loss", "train_score", "val_loss", "val_score", "accuracy_before_projection",
-                "accuracy_after_projection", "val_accuracy_after_projection"]:
+                "val_accuracy_before_projection", "accuracy_after_projection"]:
         assert key in h, key
     assert clf.n_iter_ == len(clf.loss_curve_) == len(h["val_loss"])
     np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
