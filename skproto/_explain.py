@@ -114,7 +114,8 @@ class Explanation:
         (1 = most active), ``prototype``, ``prototype_label``,
         ``training_index`` (-1 if the prototype is not a training sample),
         ``value`` (see ``value_name``), ``to_predicted`` and ``to_runner_up``
-        (the prototype's contribution to those two class scores).
+        (the prototype's contribution to those two class scores), and for
+        each of ``parts``, ``<part>_to_predicted`` and ``<part>_to_runner_up``.
         """
         pred_col = self._class_column(self.predicted)
         run_col = self._class_column(self.runner_up)

@@ -129,18 +129,38 @@ class _RBFNet(torch.nn.Module):
         return self.sigma() * torch.log(z_min) / self.omega_norm()
 
     def _bisector_radius(self, x, target):
-        """``max_{i own} min_{j other} (dist_j^2 - dist_i^2) / (2 ||Omega (w_j - w_i)||)``."""
+        """``max_{i own} min_{j other} (dist_j^2 - dist_i^2) / (2 ||Omega (w_j - w_i)||)``.
+
+        Works on the target class's own components only, (n, m, K) for ``m``
+        components per class, so robust training stays cheap.
+        """
         d2 = self.squared_distances(x)  # (n, K)
         u = self._map(self.components)
         gap = torch.cdist(u, u)  # (K, K)
-        num = d2[:, None, :] - d2[:, :, None]  # [n, i, j] = d2_j - d2_i
+        own_idx = self._own_index()[target]  # (n, m), -1 = padding
+        valid = own_idx >= 0
+        idx = own_idx.clamp_min(0)
+        d2_own = d2.gather(1, idx)  # (n, m)
+        num = d2[:, None, :] - d2_own[:, :, None]  # [n, i, j] = d2_j - d2_i
+        g = gap[idx]  # (n, m, K)
         tiny = torch.finfo(d2.dtype).tiny
-        ratio = torch.where(gap > 0, num / (2.0 * gap).clamp_min(tiny), torch.zeros_like(num))
-        own = self.labels[None, :] == target[:, None]  # (n, K)
-        ratio = torch.where(own[:, None, :], torch.full_like(ratio, float("inf")), ratio)
-        inner = ratio.min(2).values  # over other-class j
-        inner = torch.where(own, inner, torch.full_like(inner, -float("inf")))
+        ratio = torch.where(g > 0, num / (2.0 * g).clamp_min(tiny), torch.zeros_like(num))
+        same = (self.labels[None, :] == target[:, None])[:, None, :]  # j of the target class
+        ratio = ratio.masked_fill(same, float("inf"))
+        inner = ratio.min(2).values.masked_fill(~valid, -float("inf"))
         return inner.max(1).values / self.omega_norm()
+
+    def _own_index(self):
+        """(n_classes, m) component indices of each class, padded with -1."""
+        labels = self.labels
+        counts = torch.bincount(labels, minlength=self.n_classes)
+        m = int(counts.max())
+        order = torch.argsort(labels, stable=True)
+        start = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(m, device=labels.device)
+        flat = start[:, None] + pos[None, :]
+        ok = pos[None, :] < counts[:, None]
+        return torch.where(ok, order[flat.clamp_max(len(labels) - 1)], torch.full_like(flat, -1))
 
 
 # --------------------------------------------------------------------------
@@ -694,7 +714,8 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         K = len(self.prototypes_)
         out = np.empty(len(X), dtype=X.dtype)
         net = self._torch_net(X)
-        work = K * K if self._head_kind == "nearest" else K * len(self.classes_)
+        n_own = np.bincount(np.searchsorted(self.classes_, self.prototype_labels_)).max()
+        work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
         with torch.no_grad():
             for s in chunk_slices(len(X), max(work, X.shape[1])):
                 out[s] = net.certified_radius(torch.as_tensor(X[s]),
