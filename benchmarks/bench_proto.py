@@ -479,13 +479,19 @@ def render_lvq(lvq: dict) -> list[str]:
     return out
 
 
-def render(res: dict) -> str:
+def section_loads(res: dict, sections) -> dict:
+    """1-min load before/after each section that recorded it (see ``_with_load``)."""
+    return {k: res[k]["loadavg_1min_before_after"] for k in sections
+            if res.get(k) and "loadavg_1min_before_after" in res[k]}
+
+
+def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[str]:
+    """Report header shared by the benchmarks: date, machine, versions, threads, load."""
     m = res["machine"]
     th = res["threads"]
-    out = ["# ProtoClassifier benchmark (issue 3)", ""]
+    out = [title, ""]
     out.append(f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
-               + (" (--quick: one configuration per kind, fewer epochs, reduced baseline "
-                  "grids; not the benchmark's numbers)" if res["quick"] else ""))
+               + (f" (--quick: {quick_text}; not the benchmark's numbers)" if res["quick"] else ""))
     out.append(f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
                f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
                f"{m.get('mem_total_gib', '?')} GiB RAM")
@@ -503,12 +509,25 @@ def render(res: dict) -> str:
         out.append("- WARNING: the skproto sources changed while the benchmark ran")
     out.append(f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
                f"{m.get('loadavg_end')}; 1-min load before/after each section: "
-               + ", ".join(f"{k} {res[k]['loadavg_1min_before_after']}"
-                           for k in ("proto", "baselines", "lvq") if res.get(k)
-                           and "loadavg_1min_before_after" in res[k])
+               + ", ".join(f"{k} {v}" for k, v in loads.items())
                + f". This benchmark accounts for a load of about {max(1, th['requested'])}; "
                "more means other processes competed for the cores.")
     out.append("")
+    return out
+
+
+def finish_machine(res: dict, info: dict) -> None:
+    """Record the end load and whether the skproto sources changed during the run."""
+    res["machine"]["loadavg_end"] = _loadavg()
+    if _skproto_state() != info.get("skproto_state"):
+        res["machine"]["skproto_changed_during_run"] = True
+        log("WARNING: the skproto sources changed while the benchmark ran")
+
+
+def render(res: dict) -> str:
+    out = header_lines(res, "# ProtoClassifier benchmark (issue 3)",
+                       "one configuration per kind, fewer epochs, reduced baseline grids",
+                       section_loads(res, ("proto", "baselines", "lvq")))
 
     proto = res.get("proto")
     if proto:
@@ -673,10 +692,7 @@ def main(argv=None) -> int:
                                 threads=args.threads)
 
     res["targets"] = evaluate_targets(res)
-    res["machine"]["loadavg_end"] = _loadavg()
-    if _skproto_state() != info.get("skproto_state"):
-        res["machine"]["skproto_changed_during_run"] = True
-        log("WARNING: the skproto sources changed while the benchmark ran")
+    finish_machine(res, info)
     res["wall_s"] = time.perf_counter() - t_start
 
     write_results(res, render(res), args.out_dir, "proto")
