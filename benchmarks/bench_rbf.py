@@ -65,25 +65,27 @@ from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy 
 RADIUS_FRACTIONS = [0.05, 0.1, 0.2, 0.3]
 ATTACK_ROWS = {"full": 1000, "quick": 200}
 PGD_STEPS = {"full": 30, "quick": 10}
-EPOCHS = {"full": 40, "quick": 5}
+EPOCHS = {"full": 60, "quick": 5}
 COMMON = {"early_stopping": True, "n_iter_no_change": 8, "random_state": 0}
 # grids: components per class (k) for every RBF model; the robust model also
 # picks its head (stable CBC or nearest prototype) and its margin, a multiple
 # of the typical distance (the median distance from a val sample to its
 # nearest GLVQ component)
+LEARNING_RATES = (1e-2, 3e-3)  # Adam; every RBF model tunes it on val
 GRIDS = {
-    "glvq": [{"loss": "glvq", "k": k} for k in (1, 3)],
-    "cbc": [{"loss": "cbc", "k": k} for k in (1, 3)],
-    "robust": ([{"loss": "robust", "reasoning": "nearest", "k": k, "margin_factor": f}
-                for k in (1, 3) for f in (0.5, 1.0)]
+    "glvq": [{"loss": "glvq", "k": k, "lr": lr} for k in (1, 3) for lr in LEARNING_RATES],
+    "cbc": [{"loss": "cbc", "k": k, "lr": lr} for k in (1, 3) for lr in LEARNING_RATES],
+    "robust": ([{"loss": "robust", "reasoning": "nearest", "k": k, "margin_factor": f, "lr": lr}
+                for k in (1, 3) for f in (0.5, 1.0) for lr in LEARNING_RATES]
                + [{"loss": "robust", "reasoning": "positive_negative", "k": 1,
-                   "margin_factor": 0.5}]),
+                   "margin_factor": 0.5, "lr": lr} for lr in LEARNING_RATES]),
     "proto": [{"similarity": "cosine", "temperature": 0.1, "n_prototypes_per_class": 3}],
 }
 QUICK_GRIDS = {
-    "glvq": [{"loss": "glvq", "k": 1}],
-    "cbc": [{"loss": "cbc", "k": 1}],
-    "robust": [{"loss": "robust", "reasoning": "nearest", "k": 1, "margin_factor": 0.5}],
+    "glvq": [{"loss": "glvq", "k": 1, "lr": 1e-2}],
+    "cbc": [{"loss": "cbc", "k": 1, "lr": 1e-2}],
+    "robust": [{"loss": "robust", "reasoning": "nearest", "k": 1, "margin_factor": 0.5,
+                "lr": 1e-2}],
     "proto": GRIDS["proto"],
 }
 
@@ -107,7 +109,7 @@ def make(family: str, cfg: dict, n_classes: int, epochs: int, typical: float | N
     if family == "proto":
         return ProtoClassifier(**cfg, max_epochs=epochs, learning_rate=3e-3, **COMMON)
     params = {"loss": cfg["loss"], "n_components": cfg["k"] * n_classes, "max_epochs": epochs,
-              **COMMON}
+              "learning_rate": cfg["lr"], **COMMON}
     if "reasoning" in cfg:
         params["reasoning"] = cfg["reasoning"]
     if "margin_factor" in cfg:
