@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import copy
 import time
+from numbers import Integral, Real
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 
-__all__ = ["TorchTrainingMixin", "TrainingConfig", "resolve_device", "to_tensor", "train"]
+__all__ = [
+    "TorchTrainingMixin",
+    "TrainingConfig",
+    "resolve_device",
+    "to_tensor",
+    "train",
+    "weighted_accuracy",
+]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -150,6 +159,13 @@ def train(
     return history
 
 
+def weighted_accuracy(hit: np.ndarray, w: Optional[np.ndarray] = None) -> float:
+    """Mean of ``hit`` weighted by ``w`` (plain mean without usable weights; 0 if empty)."""
+    if w is None or not np.sum(w) > 0:
+        return float(np.mean(hit)) if len(hit) else 0.0
+    return float(np.average(hit, weights=w))
+
+
 def _targets(targets: np.ndarray, device: torch.device) -> torch.Tensor:
     if targets.ndim == 1:
         return torch.as_tensor(targets, dtype=torch.long, device=device)
@@ -163,6 +179,22 @@ class TorchTrainingMixin:
     ``class_weight``, ``early_stopping``, ``validation_fraction``, ``device``,
     ...), so every estimator trains, weights and splits the same way.
     """
+
+    #: parameter constraints of the training settings every torch estimator takes
+    _training_constraints: dict = {
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
         """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""

@@ -16,7 +16,7 @@ from sklearn.utils.multiclass import type_of_target
 from scipy.special import expit
 
 from ._base import BasePrototypeClassifier, chunk_slices, distinct_nearest, kmeans_prototypes
-from ._training import TorchTrainingMixin, resolve_device, to_tensor, train
+from ._training import TorchTrainingMixin, resolve_device, to_tensor, train, weighted_accuracy
 
 __all__ = ["ProtoClassifier"]
 
@@ -304,19 +304,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         "push_every": [None, Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "last_layer_max_iter": [Interval(Integral, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "class_weight": [None, dict, StrOptions({"balanced"})],
         "warm_start": ["boolean"],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **TorchTrainingMixin._training_constraints,
     }
 
     def __init__(
@@ -489,9 +478,7 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 hit = np.all((logits > 0) == (T > 0), axis=1)
             else:
                 hit = logits.argmax(1) == T
-            if w is None or not np.sum(w) > 0:
-                return float(np.mean(hit)) if len(hit) else 0.0
-            return float(np.average(hit, weights=w))
+            return weighted_accuracy(hit, w)
 
         return score
 

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BasePrototypeClassifier, chunk_slices, distinct_nearest, kmeans_prototypes
-from ._training import TorchTrainingMixin, resolve_device, to_tensor, train
+from ._training import TorchTrainingMixin, resolve_device, to_tensor, train, weighted_accuracy
 
 __all__ = ["RBFPrototypeClassifier", "certified_accuracy"]
 
@@ -353,18 +353,7 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         "omega_dim": [None, Interval(Integral, 1, None, closed="left")],
         "project": ["boolean"],
         "project_epochs": [Interval(Integral, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "class_weight": [None, dict, StrOptions({"balanced"})],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **TorchTrainingMixin._training_constraints,
     }
 
     def __init__(
@@ -509,10 +498,7 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                     net.class_scores(net.detections(to_tensor(X[s], dev))).argmax(1).cpu().numpy()
                     for s in chunk_slices(len(X), max(X.shape[1], net.components.shape[0]))
                 ]) if len(X) else np.empty(0, int)
-            hit = pred == T
-            if w is None or not np.sum(w) > 0:
-                return float(np.mean(hit)) if len(hit) else 0.0
-            return float(np.average(hit, weights=w))
+            return weighted_accuracy(pred == T, w)
 
         return score
 
