@@ -200,6 +200,7 @@ def fit_proto(params: dict, d: dict):
     rec = {
         "params": params,
         "val_accuracy": _acc(model, d["X_val"], d["y_val"]),
+        "val_own_evidence": own_evidence_share(model, d["X_val"]),
         "fit_s": t_fit,
         "epochs": int(model.n_iter_),
         "epoch_s_mean": float(np.mean(h["seconds"])) if h.get("seconds") else None,
@@ -584,11 +585,12 @@ def render(res: dict) -> str:
                 es = g["es_split"]
                 rows.append([kind, fmt_params(_short(g["params"])), f"{g['val_accuracy']:.4f}",
                              _pct(es.get("val_accuracy_before_projection")),
+                             f"{g['val_own_evidence']:.2f}",
                              str(g["epochs"]),
                              "-" if g["epoch_s_mean"] is None else f"{g['epoch_s_mean']:.2f}",
                              f"{g['fit_s']:.1f}"])
         out += [md_table(["kind", "params", "val acc (after)", "es split before",
-                          "epochs", "s/epoch", "fit s"], rows, "llrrrrr"), ""]
+                          "val own evidence", "epochs", "s/epoch", "fit s"], rows, "llrrrrrr"), ""]
         if proto["skipped"]:
             out += [f"Skipped by the time budget ({len(proto['skipped'])}): "
                     + "; ".join(f"{p['prototype_kind']} {fmt_params(_short(p))}"
