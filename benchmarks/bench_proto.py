@@ -94,6 +94,9 @@ PROTO_KINDS = ["trivial", "support", "both"]
 PROTO_FIXED = {"early_stopping": True, "n_iter_no_change": 5, "learning_rate": 3e-3,
                "batch_size": 512, "random_state": 0}
 PROTO_MAX_EPOCHS = {"full": 20, "quick": 5}
+# after selection: the chosen configuration refitted with these other seeds,
+# to show how much one test accuracy moves with the seed alone
+PROTO_EXTRA_SEEDS = {"full": [1, 2, 3, 4], "quick": []}
 PROTO_SIMILARITIES = [{"similarity": "cosine", "temperature": 0.1}, {"similarity": "log"}]
 # prototypes per class and branch, by grid level; "both" has two branches, so
 # its levels keep the total (2k) within the target's 5 per class
@@ -142,6 +145,13 @@ def proto_params(cfg: dict, kind: str) -> dict:
     params = {k: v for k, v in cfg.items() if k != "level"}
     return {**params, "n_prototypes_per_class": PROTO_N[kind][cfg["level"]],
             "prototype_kind": kind}
+
+
+def _seed_summary(r: dict) -> str:
+    acc = list(r.get("seed_test_accuracy", {}).values())
+    if len(acc) < 2:
+        return "-"
+    return f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1):.4f} (n={len(acc)}, min {min(acc):.4f}, max {max(acc):.4f})"
 
 
 def own_evidence_share(model, X) -> float:
@@ -280,6 +290,12 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
             "n_distinct_prototype_rows": int(len(np.unique(model.prototype_sample_indices_))),
             "own_evidence_share": own_evidence_share(model, d["X_test"]),
         }
+        seeds = {params["random_state"]: test_after}
+        for seed in PROTO_EXTRA_SEEDS["quick" if quick else "full"]:
+            other, _ = fit_proto({**params, "random_state": seed}, d)
+            seeds[seed] = _acc(other, d["X_test"], d["y_test"])
+            log(f"{kind}: seed {seed}: test acc after projection {seeds[seed]:.4f}")
+        row["seed_test_accuracy"] = seeds
         rows.append(row)
         log(f"{kind}: test acc before/after projection {test_before:.4f}/{test_after:.4f} "
             f"(cost {100 * row['projection_cost']:.2f} pts), fit {rec['fit_s']:.1f}s, "
@@ -548,7 +564,9 @@ def render(res: dict) -> str:
                 "'before' = the same settings and seed with `project=False` (the un-projected "
                 "model, with the same last-layer refit); cost = test before - after, in points. "
                 "fit s: the selection fit (training, projection and last-layer refit); predict s: "
-                "best of 2 predicts of X_test. own evidence: over test samples, the mean share of "
+                "best of 2 predicts of X_test. test after, all seeds: the chosen configuration "
+                "refitted with random_state 0-4 (selection used seed 0 only), mean ± sd of test "
+                "accuracy after projection. own evidence: over test samples, the mean share of "
                 "the positive contributions to the predicted class's score that come from that "
                 "class's own prototypes (1 = every 'this looks like that' is a same-class case).",
                 ""]
@@ -557,12 +575,12 @@ def render(res: dict) -> str:
                  f"{r['test_accuracy_before']:.4f}", f"{r['test_accuracy_after']:.4f}",
                  f"{100 * r['projection_cost']:+.2f}", str(r["epochs"]), f"{r['fit_s']:.1f}",
                  f"{r['fit_s_unprojected']:.1f}", f"{r['predict_s']:.3f}",
-                 f"{r['own_evidence_share']:.2f}"]
+                 f"{r['own_evidence_share']:.2f}", _seed_summary(r)]
                 for r in proto["rows"]]
         out += [md_table(["kind", "chosen params", "prototypes", "val before", "val after",
                           "test before", "test after", "cost pts", "epochs", "fit s",
-                          "fit s (project=False)", "predict s", "own evidence"], rows,
-                         "llrrrrrrrrrrr"), ""]
+                          "fit s (project=False)", "predict s", "own evidence",
+                          "test after, all seeds"], rows, "llrrrrrrrrrrrr"), ""]
         checks = []
         for r in proto["rows"]:
             c = f"{r['kind']}: project=False model has the same pre-projection state: " + (
