@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_proto.py --threads 2   # full run: 33 + 3 ProtoClassifier fits, ~30 min
+    python benchmarks/bench_proto.py --threads 2   # full run: 33 + 3 + 12 ProtoClassifier fits, ~27 min
     python benchmarks/bench_proto.py --quick       # one configuration per kind, 5 epochs (~2 min)
     python benchmarks/bench_proto.py --data /path/to/minilm_l6_v2.npz
 
