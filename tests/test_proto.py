@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import assert_explain_faithful
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -61,12 +62,7 @@ def test_explain_reproduces_decision_function_and_predict_is_argmax(params, data
     X, y = data
     clf = ProtoClassifier(n_prototypes_per_class=2, **FAST, **params).fit(X, y)
     ex = clf.explain(X, n_prototypes=3)
-    dec = clf.decision_function(X)
-    scores = ex.scores
-    if dec.ndim == 1:
-        scores = scores[:, 1] - scores[:, 0]
-    np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=1e-9)
-    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+    assert_explain_faithful(clf, X, ex, atol=1e-9)
 
 
 @pytest.mark.parametrize("params", KINDS)

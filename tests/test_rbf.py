@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from helpers import assert_explain_faithful
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -120,12 +121,7 @@ def test_explain_reproduces_the_class_scores(params, data):
     X, y, _ = data
     clf = RBFPrototypeClassifier(**FAST, **params).fit(X, y)
     ex = clf.explain(X, n_prototypes=2)
-    dec = clf.decision_function(X)
-    scores = ex.scores
-    if dec.ndim == 1:
-        scores = scores[:, 1] - scores[:, 0]
-    np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+    assert_explain_faithful(clf, X, ex, atol=1e-12)
     np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1.0)
     if ex.parts is not None:  # presence + absence = contribution
         np.testing.assert_allclose(ex.parts["presence"] + ex.parts["absence"], ex.contribution)

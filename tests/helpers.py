@@ -1,0 +1,13 @@
+"""Assertions shared by the estimator test modules."""
+
+import numpy as np
+
+
+def assert_explain_faithful(clf, X, ex, *, atol):
+    """``ex`` (an explanation of X) adds up to decision_function; predict is argmax proba."""
+    dec = clf.decision_function(X)
+    scores = ex.scores
+    if dec.ndim == 1:  # binary: decision_function is score_1 - score_0
+        scores = scores[:, 1] - scores[:, 0]
+    np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=atol)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
