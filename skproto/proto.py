@@ -73,8 +73,15 @@ class _ProtoNet(torch.nn.Module):
         return (s @ self.last) / self.temperature, d, s
 
 
-def _make_head(kind, n_features, dim, rng, dtype=torch.float32):
-    """Projection head with weights drawn from ``rng`` (deterministic)."""
+def _make_head(kind, n_features, dim, rng, bounded, dtype=torch.float32):
+    """Projection head with weights drawn from ``rng`` (deterministic).
+
+    ``bounded`` ends the head in a sigmoid, as ProtoPNet's add-on layers do,
+    so latent vectors lie in ``[0, 1]^dim`` and distances are at most ``dim``:
+    with a distance-based similarity the separation cost is otherwise
+    unbounded below, and training can blow the latent space up instead of
+    separating the classes.
+    """
     if kind is None:
         return None
 
@@ -86,9 +93,12 @@ def _make_head(kind, n_features, dim, rng, dtype=torch.float32):
             layer.bias.zero_()
         return layer
 
-    if kind == "linear":
-        return linear(n_features, dim)
-    return torch.nn.Sequential(linear(n_features, dim), torch.nn.ReLU(), linear(dim, dim))
+    layers = [linear(n_features, dim)]
+    if kind == "mlp":
+        layers += [torch.nn.ReLU(), linear(dim, dim)]
+    if bounded:
+        layers.append(torch.nn.Sigmoid())
+    return torch.nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------
@@ -176,7 +186,11 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     projection : {None, "linear", "mlp"}, default=None
         Learned head ``h``: none (prototypes live in the input space), one
         linear layer, or linear-ReLU-linear, trained jointly with the
-        prototypes.
+        prototypes. With the distance-based similarities ("log", "rbf") the
+        head ends in a sigmoid, as ProtoPNet's add-on layers do: the latent
+        space must be bounded, or the separation cost rewards blowing it up
+        without limit. The cosine similarity is scale-invariant, so its head
+        is the plain linear map or MLP.
     projection_dim : int, default=None
         Output size of the head (default: ``n_features``).
     similarity : {"log", "rbf", "cosine"}, default="log"
@@ -398,7 +412,7 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         n_classes = len(self.classes_)
         n_features = X.shape[1]
         dim = self.projection_dim or n_features
-        head = _make_head(self.projection, n_features, dim, rng)
+        head = _make_head(self.projection, n_features, dim, rng, self._bounded_head)
         with torch.no_grad():
             Z = X if head is None else head(to_tensor(X, torch.device("cpu"))).numpy()
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
@@ -778,11 +792,17 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
 
     def _net_from(self, state, dtype):
         P, W = state["prototypes"], state["last"]
-        head = _make_head(self.projection, self.n_features_in_, P.shape[1], np.random.RandomState(0))
+        head = _make_head(self.projection, self.n_features_in_, P.shape[1],
+                          np.random.RandomState(0), self._bounded_head)
         net = _ProtoNet(head, torch.zeros(P.shape), torch.zeros(W.shape), self.similarity,
                         self._width, self._temperature)
         net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         return net.to(dtype=dtype)
+
+    @property
+    def _bounded_head(self) -> bool:
+        """Whether the head ends in a sigmoid (see ``projection``)."""
+        return self.similarity != "cosine"
 
     # ---------------------------------------------------------- validation
     def _validate_proto_data(self, X, y, *, reset):

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from helpers import assert_explain_faithful
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -209,3 +210,31 @@ def test_last_layer_l1_moves_evidence_to_own_class_prototypes():
     sparse = ProtoClassifier(l1_weight=1e-2, **common).fit(X, y)
     off = dense.prototype_labels_[:, None] != dense.classes_[None, :]
     assert np.abs(sparse.last_layer_[off]).sum() < 0.5 * np.abs(dense.last_layer_[off]).sum()
+
+
+@pytest.mark.parametrize("similarity", ["log", "rbf"])
+def test_head_with_distance_similarity_is_bounded_and_training_does_not_blow_up(similarity):
+    # With an unbounded linear head the separation cost could be lowered
+    # without limit by stretching the latent space: the loss ran to -390 and
+    # accuracy fell to 0.29 on this data (60 epochs). The sigmoid bounds it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X / 16.0, y, test_size=0.3, random_state=0,
+                                              stratify=y)
+    clf = ProtoClassifier(prototype_kind="both", projection="linear", projection_dim=16,
+                          similarity=similarity, max_epochs=60, random_state=0).fit(X_tr, y_tr)
+    assert np.all((clf.prototypes_ >= 0) & (clf.prototypes_ <= 1))
+    latent = clf._net().latent(torch.as_tensor(X_te, dtype=torch.float32)).detach().numpy()
+    assert latent.min() >= 0 and latent.max() <= 1
+    assert min(clf.loss_curve_) > -(0.08 + 0.48) * 16  # separation is at most dim per branch
+    assert clf.score(X_te, y_te) > 0.9
+
+
+def test_cosine_head_stays_a_plain_linear_map():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(projection="linear", projection_dim=3, similarity="cosine",
+                          **FAST).fit(X, y)
+    head = clf._net().head
+    assert [type(m) for m in head] == [torch.nn.Linear]
