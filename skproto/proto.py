@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from numbers import Integral, Real
 from typing import Optional
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
@@ -21,6 +23,9 @@ from ._training import TorchTrainingMixin, resolve_device, to_tensor, train, wei
 __all__ = ["ProtoClassifier"]
 
 _LOG_EPS = 1e-4  # ProtoPNet's epsilon in log((d + 1) / (d + eps))
+# the last-layer refit has converged when no gradient entry exceeds this
+# (scikit-learn's LogisticRegression uses tol=1e-4 the same way with L-BFGS)
+_LAST_LAYER_GTOL = 1e-4
 
 
 # --------------------------------------------------------------------------
@@ -152,7 +157,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     last-layer stage; also without projection). With ``s_i`` the similarities
     of sample ``i`` and ``G`` the prototypes' similarities to each other
     (``G[k, l] = s(p_k, p_l)``, made positive semi-definite by clipping its
-    eigenvalues), this minimises the convex objective
+    eigenvalues; the identity for the log similarity, see below), this
+    minimises the convex objective
 
     .. math::
 
@@ -167,8 +173,13 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     It penalises the function, not the coordinates ``W``, so
     correlated prototypes (near-duplicate cases of one class) do not distort
     the fit: with cosine similarity and no head this stage reaches the
-    accuracy of a logistic-regression probe with ``C = 1 / alpha``. The
-    smoothed L1 term (ProtoPNet's, on wrong-class connections) trades a
+    accuracy of a logistic-regression probe with ``C = 1 / alpha``. The log
+    similarity is no bounded kernel (``s(p, p) = log(1 / 1e-4) = 9.2`` while
+    a sample at squared distance ``d`` gets about ``1 / d``): its RKHS norm is
+    dominated by the spike at each prototype and over-regularised the refit
+    by orders of magnitude (standardised digits: training accuracy 0.85 before
+    the refit, 0.54 after). For it ``G = I``: ridge on ``W``, the similarities
+    taken as features. The smoothed L1 term (ProtoPNet's, on wrong-class connections) trades a
     little accuracy for explanations in which a class's score comes from
     its own prototypes.
 
@@ -703,8 +714,13 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         """Refit ``W`` alone (prototypes and head fixed): the convex problem above.
 
         Full-batch L-BFGS on the precomputed similarities, an
-        ``(n_samples, n_prototypes)`` float32 matrix. Starts from the current
-        ``W``; deterministic.
+        ``(n_samples, n_prototypes)`` float32 matrix, from ``W = 0`` (the
+        problem has one optimum; the trained ``W`` is scaled for no penalty
+        and starts far from it). L-BFGS runs until the loss stops changing or
+        ``last_layer_max_iter`` iterations; the refit counts as converged when
+        the loss stopped changing or no gradient entry exceeds
+        ``_LAST_LAYER_GTOL``. Otherwise a ConvergenceWarning is raised, as
+        scikit-learn's L-BFGS solvers do. Deterministic.
         """
         if not self.last_layer_max_iter or not len(X):
             return
@@ -714,9 +730,13 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 net(to_tensor(X[s], dev))[2]
                 for s in chunk_slices(len(X), max(X.shape[1], net.prototypes.shape[0]))
             ])
-            G = net.similarities(net.distances(net.prototypes)).double()
-            vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
-            G = ((vecs * vals.clamp_min(0.0)) @ vecs.T).to(S.dtype)
+            if self.similarity == "log":  # not a bounded kernel: ridge on W
+                G = torch.eye(len(labels), dtype=S.dtype, device=dev)
+            else:
+                G = net.similarities(net.distances(net.prototypes)).double()
+                vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
+                G = ((vecs * vals.clamp_min(0.0)) @ vecs.T).to(S.dtype)
+            net.last.zero_()
         targets = (to_tensor(T, dev) if self._multilabel
                    else torch.as_tensor(T, dtype=torch.long, device=dev))
         wt = to_tensor(w, dev)
@@ -749,11 +769,30 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
 
         start = time.perf_counter()
         optimizer.step(closure)
+        n_iter = optimizer.state[W]["n_iter"]
+        n_eval = len(evaluations)
+        closure()  # the gradient at the final W
+        grad_max = float(W.grad.abs().max())
+        W.grad = None
+        # L-BFGS also stops when the loss or the step stops changing (float32 precision)
+        stalled = n_iter < self.last_layer_max_iter and n_eval < self.last_layer_max_iter * 5 // 4
+        converged = grad_max <= _LAST_LAYER_GTOL or stalled
         history["last_layer_loss"] = evaluations
         history["last_layer_seconds"] = time.perf_counter() - start
+        history["last_layer_n_iter"] = int(n_iter)
+        history["last_layer_max_gradient"] = grad_max
+        history["last_layer_converged"] = bool(converged)
+        if not converged:
+            warnings.warn(
+                f"The last-layer refit stopped after {n_iter} L-BFGS iterations ({n_eval} "
+                f"evaluations; last_layer_max_iter={self.last_layer_max_iter}) before "
+                f"converging: largest gradient entry {grad_max:.2g} > {_LAST_LAYER_GTOL:g}. "
+                "Increase last_layer_max_iter for the exact optimum.",
+                ConvergenceWarning,
+            )
         if self.verbose:
-            print(f"[last layer] {len(evaluations)} L-BFGS evaluations, loss "
-                  f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f} "
+            print(f"[last layer] {n_iter} L-BFGS iterations, loss "
+                  f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f}, max |grad| {grad_max:.2g} "
                   f"({history['last_layer_seconds']:.2f}s)", flush=True)
 
     # ------------------------------------------------------ fitted state
