@@ -179,9 +179,9 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
     dominated by the spike at each prototype and over-regularised the refit
     by orders of magnitude (standardised digits: training accuracy 0.85 before
     the refit, 0.54 after). For it ``G = I``: ridge on ``W``, the similarities
-    taken as features. The smoothed L1 term (ProtoPNet's, on wrong-class connections) trades a
-    little accuracy for explanations in which a class's score comes from
-    its own prototypes.
+    taken as features. The smoothed L1 term (ProtoPNet's, on wrong-class
+    connections) trades a little accuracy for explanations in which a
+    class's score comes from its own prototypes.
 
     With a 2-D indicator ``y`` (multi-label), each label gets its own
     prototypes, the outputs are independent sigmoids of the logits and
