@@ -287,7 +287,10 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         and ``val_score`` (with early stopping), ``seconds``, and
         ``accuracy_before_projection`` (on the rows trained on, and
         ``val_accuracy_before_projection`` on the early-stopping split) and
-        ``accuracy_after_projection`` (on all rows, after the refit).
+        ``accuracy_after_projection`` (on all rows, after the refit); for
+        the last-layer refit ``last_layer_loss`` (per L-BFGS evaluation),
+        ``last_layer_seconds``, ``last_layer_n_iter``,
+        ``last_layer_max_gradient`` and ``last_layer_converged``.
     loss_curve_ : list of float
         Training loss per epoch.
     n_iter_ : int
