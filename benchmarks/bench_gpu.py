@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import torch  # noqa: E402
 from bench_nearest_mean import (  # noqa: E402
     DEFAULT_DATA,
     DEFAULT_OUT,
@@ -41,29 +42,66 @@ from bench_nearest_mean import (  # noqa: E402
     write_results,
 )
 
-import torch  # noqa: E402
-
 from skproto import ProtoClassifier, RBFPrototypeClassifier  # noqa: E402
 
-PROTO_FIXED = {"early_stopping": True, "n_iter_no_change": 5, "learning_rate": 3e-3,
-               "batch_size": 512, "random_state": 0, "max_epochs": 20,
-               "similarity": "cosine", "temperature": 0.1, "projection": None}
+PROTO_FIXED = {
+    "early_stopping": True,
+    "n_iter_no_change": 5,
+    "learning_rate": 3e-3,
+    "batch_size": 512,
+    "random_state": 0,
+    "max_epochs": 20,
+    "similarity": "cosine",
+    "temperature": 0.1,
+    "projection": None,
+}
 CONFIGS = {
-    "ProtoClassifier trivial": (ProtoClassifier, {**PROTO_FIXED, "prototype_kind": "trivial",
-                                                  "n_prototypes_per_class": 5, "l1_weight": 1e-5,
-                                                  "alpha": 0.03}),
-    "ProtoClassifier support": (ProtoClassifier, {**PROTO_FIXED, "prototype_kind": "support",
-                                                  "n_prototypes_per_class": 5, "l1_weight": 1e-5,
-                                                  "alpha": 0.1}),
-    "ProtoClassifier both": (ProtoClassifier, {**PROTO_FIXED, "prototype_kind": "both",
-                                               "n_prototypes_per_class": 2, "l1_weight": 1e-5,
-                                               "alpha": 0.1}),
-    "RBFPrototypeClassifier robust": (RBFPrototypeClassifier, {
-        # bench_rbf.py's val choice on CLINC150: 3 per class, margin 0.5 x the typical
-        # distance 0.7672 (median val distance to the nearest GLVQ component)
-        "loss": "robust", "reasoning": "nearest", "n_components": 450, "learning_rate": 3e-3,
-        "margin": 0.5 * 0.7672, "max_epochs": 60, "early_stopping": True, "n_iter_no_change": 8,
-        "random_state": 0}),
+    "ProtoClassifier trivial": (
+        ProtoClassifier,
+        {
+            **PROTO_FIXED,
+            "prototype_kind": "trivial",
+            "n_prototypes_per_class": 5,
+            "l1_weight": 1e-5,
+            "alpha": 0.03,
+        },
+    ),
+    "ProtoClassifier support": (
+        ProtoClassifier,
+        {
+            **PROTO_FIXED,
+            "prototype_kind": "support",
+            "n_prototypes_per_class": 5,
+            "l1_weight": 1e-5,
+            "alpha": 0.1,
+        },
+    ),
+    "ProtoClassifier both": (
+        ProtoClassifier,
+        {
+            **PROTO_FIXED,
+            "prototype_kind": "both",
+            "n_prototypes_per_class": 2,
+            "l1_weight": 1e-5,
+            "alpha": 0.1,
+        },
+    ),
+    "RBFPrototypeClassifier robust": (
+        RBFPrototypeClassifier,
+        {
+            # bench_rbf.py's val choice on CLINC150: 3 per class, margin 0.5 x the typical
+            # distance 0.7672 (median val distance to the nearest GLVQ component)
+            "loss": "robust",
+            "reasoning": "nearest",
+            "n_components": 450,
+            "learning_rate": 3e-3,
+            "margin": 0.5 * 0.7672,
+            "max_epochs": 60,
+            "early_stopping": True,
+            "n_iter_no_change": 8,
+            "random_state": 0,
+        },
+    ),
 }
 
 _CPU_PREDICT = """
@@ -78,7 +116,8 @@ np.save(sys.argv[3], clf.predict_proba(np.load(sys.argv[2])))
 
 def _state_equal(a, b) -> bool:
     return a._state.keys() == b._state.keys() and all(
-        np.array_equal(a._state[k], b._state[k]) for k in a._state)
+        np.array_equal(a._state[k], b._state[k]) for k in a._state
+    )
 
 
 def check(name: str, cls, params: dict, d: dict, tmp: Path) -> dict:
@@ -97,34 +136,66 @@ def check(name: str, cls, params: dict, d: dict, tmp: Path) -> dict:
     proba = gpu.predict_proba(Xv)
     (tmp / "m.pkl").write_bytes(pickle.dumps(gpu))
     np.save(tmp / "X.npy", Xv)
-    subprocess.run([sys.executable, "-c", _CPU_PREDICT, str(tmp / "m.pkl"), str(tmp / "X.npy"),
-                    str(tmp / "p.npy")], check=True,
-                   env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CPU_PREDICT,
+            str(tmp / "m.pkl"),
+            str(tmp / "X.npy"),
+            str(tmp / "p.npy"),
+        ],
+        check=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     rec["pickled_cpu_predict_identical"] = bool(np.array_equal(np.load(tmp / "p.npy"), proba))
     return rec
 
 
 def render(res: dict) -> str:
     m = res["machine"]
-    out = ["# GPU check of the torch estimators (CLINC150)", "",
-           f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s",
-           f"- GPU: {res['gpu']}; CPU: {m.get('cpu_model', '?')}, {m['cpu_count']} CPUs; "
-           f"torch {res['torch']} (intra-op threads {res['torch_threads']}), numpy {m['numpy']}, "
-           f"scikit-learn {m['sklearn']}",
-           "- fit on `train` (15,000 x 384, 150 classes) with the configurations the CPU "
-           "benchmarks chose on val; accuracy on `val`; test not used. 'repeatable': a second "
-           "CUDA fit with the same random_state gives bit-identical parameters. 'pickled, no-GPU "
-           "predict': the CUDA-trained model, pickled and loaded in a process with "
-           "CUDA_VISIBLE_DEVICES='', gives exactly the same predict_proba.", ""]
-    rows = [[name, f"{r['cuda_fit_s']:.1f}", f"{r['cpu_fit_s']:.1f}",
-             f"{r['cuda_val_accuracy']:.4f}", f"{r['cpu_val_accuracy']:.4f}",
-             f"{r['cuda_epochs']}/{r['cpu_epochs']}",
-             "yes" if r["cuda_repeatable"] else "no",
-             "yes" if r["pickled_cpu_predict_identical"] else "NO"]
-            for name, r in res["checks"].items()]
-    out.append(md_table(["model", "fit s cuda", "fit s cpu", "val acc cuda", "val acc cpu",
-                         "epochs cuda/cpu", "repeatable on cuda", "pickled, no-GPU predict"],
-                        rows))
+    out = [
+        "# GPU check of the torch estimators (CLINC150)",
+        "",
+        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s",
+        f"- GPU: {res['gpu']}; CPU: {m.get('cpu_model', '?')}, {m['cpu_count']} CPUs; "
+        f"torch {res['torch']} (intra-op threads {res['torch_threads']}), numpy {m['numpy']}, "
+        f"scikit-learn {m['sklearn']}",
+        "- fit on `train` (15,000 x 384, 150 classes) with the configurations the CPU "
+        "benchmarks chose on val; accuracy on `val`; test not used. 'repeatable': a second "
+        "CUDA fit with the same random_state gives bit-identical parameters. 'pickled, no-GPU "
+        "predict': the CUDA-trained model, pickled and loaded in a process with "
+        "CUDA_VISIBLE_DEVICES='', gives exactly the same predict_proba.",
+        "",
+    ]
+    rows = [
+        [
+            name,
+            f"{r['cuda_fit_s']:.1f}",
+            f"{r['cpu_fit_s']:.1f}",
+            f"{r['cuda_val_accuracy']:.4f}",
+            f"{r['cpu_val_accuracy']:.4f}",
+            f"{r['cuda_epochs']}/{r['cpu_epochs']}",
+            "yes" if r["cuda_repeatable"] else "no",
+            "yes" if r["pickled_cpu_predict_identical"] else "NO",
+        ]
+        for name, r in res["checks"].items()
+    ]
+    out.append(
+        md_table(
+            [
+                "model",
+                "fit s cuda",
+                "fit s cpu",
+                "val acc cuda",
+                "val acc cpu",
+                "epochs cuda/cpu",
+                "repeatable on cuda",
+                "pickled, no-GPU predict",
+            ],
+            rows,
+        )
+    )
     return "\n".join(out)
 
 
@@ -141,8 +212,13 @@ def main(argv=None) -> int:
     if d is None:
         return 0
     start = time.perf_counter()
-    res = {"machine": machine_info(), "gpu": torch.cuda.get_device_name(0),
-           "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "checks": {}}
+    res = {
+        "machine": machine_info(),
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "checks": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for name, (cls, params) in CONFIGS.items():
             if args.only is None or name in args.only:

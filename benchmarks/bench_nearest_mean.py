@@ -124,8 +124,10 @@ def fmt_params(params: dict) -> str:
 def md_table(headers, rows, align=None) -> str:
     """A markdown table; ``align`` is a string of 'l'/'r' per column."""
     cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h))
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h))
+        for i, h in enumerate(headers)
+    ]
     align = align or "l" + "r" * (len(headers) - 1)
 
     def line(values):
@@ -134,9 +136,13 @@ def md_table(headers, rows, align=None) -> str:
             out.append(v.rjust(w) if a == "r" else v.ljust(w))
         return "| " + " | ".join(out) + " |"
 
-    sep = "|" + "|".join(
-        ("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2)) for w, a in zip(widths, align)
-    ) + "|"
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2)) for w, a in zip(widths, align)
+        )
+        + "|"
+    )
     return "\n".join([line([str(h) for h in headers]), sep] + [line(r) for r in cells])
 
 
@@ -226,8 +232,16 @@ def machine_info() -> dict:
     try:
         from threadpoolctl import threadpool_info
 
-        keys = ("user_api", "internal_api", "prefix", "version", "num_threads",
-                "threading_layer", "architecture", "filepath")
+        keys = (
+            "user_api",
+            "internal_api",
+            "prefix",
+            "version",
+            "num_threads",
+            "threading_layer",
+            "architecture",
+            "filepath",
+        )
         info["threadpools"] = [{k: p.get(k) for k in keys if k in p} for p in threadpool_info()]
     except ImportError:
         info["threadpools"] = "threadpoolctl not installed"
@@ -239,8 +253,11 @@ def machine_info() -> dict:
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "skproto"], cwd=repo,
-            capture_output=True, text=True, timeout=10,
+            ["git", "status", "--porcelain", "--", "skproto"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         if Path(skproto.__file__).resolve().parent == (repo / "skproto").resolve():
             info["skproto_uncommitted_changes"] = bool(dirty)
@@ -310,9 +327,18 @@ def section_accuracy(d: dict) -> dict:
         pred, t_pred = _predict_timing(model, d["X_test"])
         acc = float(np.mean(pred == d["y_test"]))
         shown = {k: v for k, v in params.items() if k not in ("metric", "covariance")}
-        rows.append({"model": family, "params": params, "shown_params": shown,
-                     "val_accuracy": val_acc, "test_accuracy": acc,
-                     "fit_s": t_fit, "predict_s": t_pred, "kind": "nmc"})
+        rows.append(
+            {
+                "model": family,
+                "params": params,
+                "shown_params": shown,
+                "val_accuracy": val_acc,
+                "test_accuracy": acc,
+                "fit_s": t_fit,
+                "predict_s": t_pred,
+                "kind": "nmc",
+            }
+        )
         models[family] = model
         log(f"{family}: chose {fmt_params(shown)} -> test acc {acc:.4f}")
 
@@ -324,30 +350,51 @@ def section_accuracy(d: dict) -> dict:
             val_acc = float(np.mean(model.predict(d["X_val"]) == d["y_val"]))
         pred, t_pred = _predict_timing(model, d["X_test"])
         acc = float(np.mean(pred == d["y_test"]))
-        rows.append({"model": name, "params": params, "shown_params": params,
-                     "val_accuracy": val_acc, "test_accuracy": acc, "fit_s": t_fit,
-                     "predict_s": t_pred, "kind": "sklearn", "note": note})
+        rows.append(
+            {
+                "model": name,
+                "params": params,
+                "shown_params": params,
+                "val_accuracy": val_acc,
+                "test_accuracy": acc,
+                "fit_s": t_fit,
+                "predict_s": t_pred,
+                "kind": "sklearn",
+                "note": note,
+            }
+        )
         models[name] = model
         log(f"{name}: test acc {acc:.4f}")
 
     add_sklearn("NearestCentroid", NearestCentroid(), {"metric": "euclidean (default)"})
-    add_sklearn("LinearDiscriminantAnalysis",
-                LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
-                {"solver": "lsqr", "shrinkage": "auto"})
+    add_sklearn(
+        "LinearDiscriminantAnalysis",
+        LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+        {"solver": "lsqr", "shrinkage": "auto"},
+    )
 
     (val_acc, params, model, t_fit), grids["LogisticRegression"] = select_on_val(
         [{"C": c} for c in LOGREG_C],
-        lambda p: LogisticRegression(max_iter=2000, **p), d, "LogisticRegression",
+        lambda p: LogisticRegression(max_iter=2000, **p),
+        d,
+        "LogisticRegression",
     )
-    add_sklearn("LogisticRegression", model, {**params, "max_iter": 2000}, val_acc, t_fit,
-                note="fit s is that of the selection fit (same train data)")
+    add_sklearn(
+        "LogisticRegression",
+        model,
+        {**params, "max_iter": 2000},
+        val_acc,
+        t_fit,
+        note="fit s is that of the selection fit (same train data)",
+    )
 
-    knn = lambda p: KNeighborsClassifier(metric="cosine", algorithm="brute", **p)  # noqa: E731
+    knn = lambda p: KNeighborsClassifier(metric="cosine", algorithm="brute", **p)
     (val_acc, params, model, _), grids["KNeighborsClassifier"] = select_on_val(
         [{"n_neighbors": k} for k in KNN_K], knn, d, "KNeighborsClassifier"
     )
-    add_sklearn("KNeighborsClassifier", knn(params),
-                {**params, "metric": "cosine", "weights": "uniform"})
+    add_sklearn(
+        "KNeighborsClassifier", knn(params), {**params, "metric": "cosine", "weights": "uniform"}
+    )
     return {"rows": rows, "grids": grids, "models": models}
 
 
@@ -364,37 +411,56 @@ def section_oos(d: dict, acc: dict) -> dict:
         temps = TEMPERATURES if params["metric"] in ("euclidean", "cosine") else [1.0]
         scan, best = [], None
         for T in temps:
-            if T == params.get("temperature", 1.0):  # the model of section 1
+            if params.get("temperature", 1.0) == T:  # the model of section 1
                 model = acc["models"][row["model"]]
             else:
                 model = NearestMeanClassifier(**{**params, "temperature": T}).fit(
-                    d["X_train"], d["y_train"])
+                    d["X_train"], d["y_train"]
+                )
             a_val = auroc(model.score_samples(X_in_val), model.score_samples(X_out_val))
             scan.append({"temperature": T, "val_auroc": a_val})
             if best is None or a_val > best[0]:
                 best = (a_val, T, model)
         a_val, T, model = best
         s_in, s_out = model.score_samples(X_in_test), model.score_samples(X_out_test)
-        rows.append({"model": row["model"], "params": params, "temperature": T,
-                     "temperature_scan": scan, "val_auroc": a_val,
-                     "test_auroc": auroc(s_in, s_out), "test_fpr95": fpr_at_95_tpr(s_in, s_out),
-                     "score": "score_samples", "kind": "nmc"})
+        rows.append(
+            {
+                "model": row["model"],
+                "params": params,
+                "temperature": T,
+                "temperature_scan": scan,
+                "val_auroc": a_val,
+                "test_auroc": auroc(s_in, s_out),
+                "test_fpr95": fpr_at_95_tpr(s_in, s_out),
+                "score": "score_samples",
+                "kind": "nmc",
+            }
+        )
         log(f"{row['model']}: T={T} val AUROC {a_val:.4f} test AUROC {rows[-1]['test_auroc']:.4f}")
 
     baselines = [
         ("LogisticRegression", "max predict_proba", lambda m, X: m.predict_proba(X).max(axis=1)),
-        ("LinearDiscriminantAnalysis", "max decision_function",
-         lambda m, X: m.decision_function(X).max(axis=1)),
+        (
+            "LinearDiscriminantAnalysis",
+            "max decision_function",
+            lambda m, X: m.decision_function(X).max(axis=1),
+        ),
     ]
     for name, what, score in baselines:
         m = acc["models"][name]
         s_in, s_out = score(m, X_in_test), score(m, X_out_test)
-        rows.append({"model": name, "params": next(r["shown_params"] for r in acc["rows"]
-                                                   if r["model"] == name),
-                     "temperature": None,
-                     "val_auroc": auroc(score(m, X_in_val), score(m, X_out_val)),
-                     "test_auroc": auroc(s_in, s_out), "test_fpr95": fpr_at_95_tpr(s_in, s_out),
-                     "score": what, "kind": "sklearn"})
+        rows.append(
+            {
+                "model": name,
+                "params": next(r["shown_params"] for r in acc["rows"] if r["model"] == name),
+                "temperature": None,
+                "val_auroc": auroc(score(m, X_in_val), score(m, X_out_val)),
+                "test_auroc": auroc(s_in, s_out),
+                "test_fpr95": fpr_at_95_tpr(s_in, s_out),
+                "score": what,
+                "kind": "sklearn",
+            }
+        )
         log(f"{name} ({what}): test AUROC {rows[-1]['test_auroc']:.4f}")
     return {"rows": rows}
 
@@ -442,13 +508,18 @@ def _profile_partial_fit(params, X, y, classes, chunks, n_chunks, top=10):
     entries = []
     for (file, line, func), (cc, nc, tt, ct, _) in st.stats.items():
         short = "/".join(Path(file).parts[-2:]) if file != "~" else "built-in"
-        entries.append({"function": f"{short}:{line}({func})", "ncalls": nc,
-                        "tottime_s": tt, "cumtime_s": ct})
+        entries.append(
+            {"function": f"{short}:{line}({func})", "ncalls": nc, "tottime_s": tt, "cumtime_s": ct}
+        )
     entries.sort(key=lambda e: e["tottime_s"], reverse=True)
     by_cum = sorted(entries, key=lambda e: e["cumtime_s"], reverse=True)
     own = [e for e in by_cum if e["function"].startswith("skproto/")]
-    return {"n_chunks": n_chunks, "total_s": total, "top_by_tottime": entries[:top],
-            "skproto_top_by_cumtime": own[:top]}
+    return {
+        "n_chunks": n_chunks,
+        "total_s": total,
+        "top_by_tottime": entries[:top],
+        "skproto_top_by_cumtime": own[:top],
+    }
 
 
 def _max_proba_diff(a, b, X) -> float:
@@ -459,16 +530,17 @@ def _max_proba_diff(a, b, X) -> float:
     return float(np.max(np.abs(pa.astype(np.float64) - pb)))
 
 
-def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float,
-                      profile: bool) -> dict:
+def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float, profile: bool) -> dict:
     log("section 3: streaming (partial_fit x100) and merging (5 shards)")
     X, y, X_test = d["X_train"], d["y_train"], d["X_test"]
     classes = np.unique(y)
     nmc_rows = [r for r in acc["rows"] if r["kind"] == "nmc"]
     best = max(nmc_rows, key=lambda r: r["val_accuracy"])  # best by val accuracy, not test
     configs = [(f"best by val: {best['model']}", best["params"])]
-    for label, params in [("plain euclidean (defaults)", {"metric": "euclidean"}),
-                          ("mahalanobis (defaults: shared, oas)", {"metric": "mahalanobis"})]:
+    for label, params in [
+        ("plain euclidean (defaults)", {"metric": "euclidean"}),
+        ("mahalanobis (defaults: shared, oas)", {"metric": "mahalanobis"}),
+    ]:
         if best["params"] != {**params, "shrinkage": 0.0}:
             configs.append((label, params))
 
@@ -477,6 +549,7 @@ def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float,
     shards = np.array_split(perm, 5)
     rows = []
     for label, params in configs:
+
         def fit():
             return _ready(NearestMeanClassifier(**params).fit(X, y), X)
 
@@ -503,30 +576,47 @@ def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float,
         X_test64 = X_test.astype(np.float64)
         parts = [NearestMeanClassifier(**params).fit(X[s], y[s]) for s in shards]
         merged, t_merge = timed(parts[0].merge, *parts[1:])
-        diff_stream = {k: _max_proba_diff(stream, ref, Xt) for k, Xt in
-                       (("f32", X_test), ("f64", X_test64))}
-        diff_merge = {k: _max_proba_diff(merged, batch, Xt) for k, Xt in
-                      (("f32", X_test), ("f64", X_test64))}
-        row = {"config": label, "params": params, "fit_s": t_fit,
-               "partial_fit_100_s": t_stream_100, "chunks_run": done,
-               "extrapolated": extrapolated, "ratio": t_stream_100 / t_fit,
-               "per_chunk_ms": 1e3 * t_stream / done, "few_rows_warnings": n_warn,
-               "max_abs_diff_stream": diff_stream, "merge_s": t_merge,
-               "max_abs_diff_merge": diff_merge}
+        diff_stream = {
+            k: _max_proba_diff(stream, ref, Xt) for k, Xt in (("f32", X_test), ("f64", X_test64))
+        }
+        diff_merge = {
+            k: _max_proba_diff(merged, batch, Xt) for k, Xt in (("f32", X_test), ("f64", X_test64))
+        }
+        row = {
+            "config": label,
+            "params": params,
+            "fit_s": t_fit,
+            "partial_fit_100_s": t_stream_100,
+            "chunks_run": done,
+            "extrapolated": extrapolated,
+            "ratio": t_stream_100 / t_fit,
+            "per_chunk_ms": 1e3 * t_stream / done,
+            "few_rows_warnings": n_warn,
+            "max_abs_diff_stream": diff_stream,
+            "merge_s": t_merge,
+            "max_abs_diff_merge": diff_merge,
+        }
         how = f"extrapolated from {done} chunks" if extrapolated else "measured"
-        log(f"{label}: partial_fit {t_stream_100:.2f}s ({how}), ratio {row['ratio']:.1f}, "
-            f"|dP| stream {diff_stream}, merge {diff_merge}")
+        log(
+            f"{label}: partial_fit {t_stream_100:.2f}s ({how}), ratio {row['ratio']:.1f}, "
+            f"|dP| stream {diff_stream}, merge {diff_merge}"
+        )
         if profile and row["ratio"] > TARGET_STREAM_RATIO:
             n_prof = min(done, 20)
             log(f"{label}: ratio above target, profiling partial_fit over {n_prof} chunks")
             row["profile"] = _profile_partial_fit(params, X, y, classes, chunks, n_prof)
         rows.append(row)
-    return {"rows": rows, "n_chunks": len(chunks), "n_shards": len(shards),
-            "reference_rows": _stream_reference(X, y, classes, chunks, repeat)}
+    return {
+        "rows": rows,
+        "n_chunks": len(chunks),
+        "n_shards": len(shards),
+        "reference_rows": _stream_reference(X, y, classes, chunks, repeat),
+    }
 
 
 def _stream_ratio(make, X, y, classes, chunks, repeat):
     """Best-of-``repeat`` seconds of ``fit`` and of ``partial_fit`` over ``chunks``."""
+
     def fit():
         return _ready(make().fit(X, y), X)
 
@@ -552,30 +642,60 @@ def _stream_reference(X, y, classes, chunks, repeat):
     log("section 3b: streaming references (GaussianNB; 300,000-row synthetic stream)")
     out = []
     t_fit, t_stream = _stream_ratio(GaussianNB, X, y, classes, chunks, repeat)
-    out.append({"config": "sklearn GaussianNB (reference)", "data": "CLINC150 train",
-                "fit_s": t_fit, "partial_fit_100_s": t_stream, "ratio": t_stream / t_fit})
+    out.append(
+        {
+            "config": "sklearn GaussianNB (reference)",
+            "data": "CLINC150 train",
+            "fit_s": t_fit,
+            "partial_fit_100_s": t_stream,
+            "ratio": t_stream / t_fit,
+        }
+    )
     rng = np.random.default_rng(1)
     n_big = 300_000
     Xb = rng.standard_normal((n_big, X.shape[1])).astype(np.float32)
     yb = rng.integers(0, len(classes), n_big)
     big_chunks = np.array_split(np.arange(n_big), len(chunks))
-    for label, params in [("NMC euclidean", {"metric": "euclidean"}),
-                          ("NMC mahalanobis (shared, oas)", {"metric": "mahalanobis"})]:
-        t_fit, t_stream = _stream_ratio(lambda: NearestMeanClassifier(**params), Xb, yb,
-                                        np.arange(len(classes)), big_chunks, repeat)
-        out.append({"config": label, "data": f"synthetic {n_big:,} x {X.shape[1]}",
-                    "fit_s": t_fit, "partial_fit_100_s": t_stream, "ratio": t_stream / t_fit})
+    for label, params in [
+        ("NMC euclidean", {"metric": "euclidean"}),
+        ("NMC mahalanobis (shared, oas)", {"metric": "mahalanobis"}),
+    ]:
+        t_fit, t_stream = _stream_ratio(
+            lambda: NearestMeanClassifier(**params),
+            Xb,
+            yb,
+            np.arange(len(classes)),
+            big_chunks,
+            repeat,
+        )
+        out.append(
+            {
+                "config": label,
+                "data": f"synthetic {n_big:,} x {X.shape[1]}",
+                "fit_s": t_fit,
+                "partial_fit_100_s": t_stream,
+                "ratio": t_stream / t_fit,
+            }
+        )
     for r in out:
-        log(f"{r['config']} on {r['data']}: fit {r['fit_s']:.3f}s, partial_fit "
-            f"{r['partial_fit_100_s']:.3f}s, ratio {r['ratio']:.1f}")
+        log(
+            f"{r['config']} on {r['data']}: fit {r['fit_s']:.3f}s, partial_fit "
+            f"{r['partial_fit_100_s']:.3f}s, ratio {r['ratio']:.1f}"
+        )
     return out
 
 
 # ======================================================================
 # 4. scale (each measurement in a subprocess)
 # ======================================================================
-def synthetic_blobs(n_rows: int, n_features: int, n_classes: int, seed: int,
-                    chunk: int = 65536, balanced: bool = False):
+def synthetic_blobs(
+    n_rows: int,
+    n_features: int,
+    n_classes: int,
+    seed: int,
+    chunk: int = 65536,
+    balanced: bool = False,
+):
     """Gaussian blobs in float32, generated in row chunks (no large temporaries).
 
     The class centres and the per-feature noise scales depend only on
@@ -606,16 +726,20 @@ SCALE_MODELS = {
     "cosine": {"metric": "cosine"},
     # covariance_shrinkage="oas" (the default): the pooled scatter suffices;
     # "ledoit_wolf" keeps one p x p scatter per class. Predict costs the same.
-    "mahalanobis shared": {"metric": "mahalanobis", "covariance": "shared",
-                           "covariance_shrinkage": "oas"},
+    "mahalanobis shared": {
+        "metric": "mahalanobis",
+        "covariance": "shared",
+        "covariance_shrinkage": "oas",
+    },
 }
 
 
 def _worker(spec: dict) -> dict:
     """Body of one scale subprocess; ``spec['task']`` is 'floor' or 'predict'."""
     X, y = synthetic_blobs(spec["n_rows"], spec["n_features"], spec["n_classes"], seed=1)
-    X_fit, y_fit = synthetic_blobs(spec["n_fit"], spec["n_features"], spec["n_classes"],
-                                   seed=2, balanced=True)
+    X_fit, y_fit = synthetic_blobs(
+        spec["n_fit"], spec["n_features"], spec["n_classes"], seed=2, balanced=True
+    )
     out = {"task": spec["task"], "threads": _threads()}
     repeat = spec["repeat"]
 
@@ -636,6 +760,7 @@ def _worker(spec: dict) -> dict:
         result_bytes = X.shape[0] * M.shape[0] * 4
         avail = _proc_meminfo_kib("MemAvailable")
         if avail is None or avail * 1024 > 2.5 * result_bytes:
+
             def single():
                 R = X @ M.T
                 del R
@@ -689,8 +814,9 @@ def _threads() -> int | None:
     try:
         from threadpoolctl import threadpool_info
 
-        return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
-                   default=None)
+        return max(
+            (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=None
+        )
     except ImportError:
         return None
 
@@ -698,30 +824,47 @@ def _threads() -> int | None:
 def _run_worker(spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out_file = Path(tmp) / "out.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", json.dumps(spec),
-               "--_worker-out", str(out_file)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--_worker",
+            json.dumps(spec),
+            "--_worker-out",
+            str(out_file),
+        ]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"scale worker {spec} failed with status {proc.returncode}")
         res = json.loads(out_file.read_text())
     # the parent's view: peak RSS of the largest finished child so far
-    res["parent_ru_maxrss_children_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    res["parent_ru_maxrss_children_mib"] = (
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    )
     return res
 
 
 def section_scale(*, quick: bool, repeat_floor: int, repeat_predict: int) -> dict:
-    spec = {"n_rows": 100_000 if quick else 1_000_000, "n_features": 512, "n_classes": 1000,
-            "n_fit": 10_000 if quick else 50_000, "chunk_rows": 65536}
-    log(f"section 4: scale, X {spec['n_rows']:,} x {spec['n_features']} float32, "
-        f"{spec['n_classes']} classes (model fitted on {spec['n_fit']:,} rows)")
+    spec = {
+        "n_rows": 100_000 if quick else 1_000_000,
+        "n_features": 512,
+        "n_classes": 1000,
+        "n_fit": 10_000 if quick else 50_000,
+        "chunk_rows": 65536,
+    }
+    log(
+        f"section 4: scale, X {spec['n_rows']:,} x {spec['n_features']} float32, "
+        f"{spec['n_classes']} classes (model fitted on {spec['n_fit']:,} rows)"
+    )
     floor = _run_worker({**spec, "task": "floor", "repeat": repeat_floor})
     candidates = {"chunked": floor["chunked_s"]}
     if floor.get("single_s") is not None:
         candidates["single"] = floor["single_s"]
     floor_kind = min(candidates, key=candidates.get)
     floor_s = candidates[floor_kind]
-    log(f"floor: chunked {floor['chunked_s']:.2f}s, single {floor.get('single_s')}, "
-        f"using {floor_kind}")
+    log(
+        f"floor: chunked {floor['chunked_s']:.2f}s, single {floor.get('single_s')}, "
+        f"using {floor_kind}"
+    )
     rows = []
     for name in SCALE_MODELS:
         log(f"predict {name} ...")
@@ -730,12 +873,21 @@ def section_scale(*, quick: bool, repeat_floor: int, repeat_predict: int) -> dic
         res["params"] = SCALE_MODELS[name]
         res["ratio"] = res["predict_s"] / floor_s
         rows.append(res)
-        log(f"predict {name}: {res['predict_s']:.2f}s, ratio {res['ratio']:.2f}, "
-            f"peak extra RSS {res['peak_extra_rss_mib']:.0f} MiB, acc {res['accuracy']:.3f}")
+        log(
+            f"predict {name}: {res['predict_s']:.2f}s, ratio {res['ratio']:.2f}, "
+            f"peak extra RSS {res['peak_extra_rss_mib']:.0f} MiB, acc {res['accuracy']:.3f}"
+        )
     gflop = 2 * spec["n_rows"] * spec["n_features"] * spec["n_classes"] / 1e9
-    return {"spec": spec, "floor": floor, "floor_kind": floor_kind, "floor_s": floor_s,
-            "floor_gflops": gflop / floor_s, "rows": rows,
-            "repeat_floor": repeat_floor, "repeat_predict": repeat_predict}
+    return {
+        "spec": spec,
+        "floor": floor,
+        "floor_kind": floor_kind,
+        "floor_s": floor_s,
+        "floor_gflops": gflop / floor_s,
+        "rows": rows,
+        "repeat_floor": repeat_floor,
+        "repeat_predict": repeat_predict,
+    }
 
 
 # ======================================================================
@@ -745,8 +897,13 @@ def evaluate_targets(res: dict) -> list[dict]:
     out = []
 
     def add(target, measured, ok):
-        out.append({"target": target, "measured": measured,
-                    "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL")})
+        out.append(
+            {
+                "target": target,
+                "measured": measured,
+                "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL"),
+            }
+        )
 
     acc = res.get("accuracy")
     if acc:
@@ -754,12 +911,16 @@ def evaluate_targets(res: dict) -> list[dict]:
         nmc = [r for r in acc["rows"] if r["kind"] == "nmc"]
         best = max(nmc, key=lambda r: r["val_accuracy"])
         lda, nc = by["LinearDiscriminantAnalysis"], by["NearestCentroid"]
-        add("best NMC test accuracy (config chosen on val) >= LDA",
+        add(
+            "best NMC test accuracy (config chosen on val) >= LDA",
             f"{best['model']}: {best['test_accuracy']:.4f} vs LDA {lda['test_accuracy']:.4f}",
-            best["test_accuracy"] >= lda["test_accuracy"])
-        add(f"best NMC test accuracy well above NearestCentroid (>= NC + {WELL_ABOVE_MARGIN})",
+            best["test_accuracy"] >= lda["test_accuracy"],
+        )
+        add(
+            f"best NMC test accuracy well above NearestCentroid (>= NC + {WELL_ABOVE_MARGIN})",
             f"{best['test_accuracy']:.4f} vs NC {nc['test_accuracy']:.4f}",
-            best["test_accuracy"] >= nc["test_accuracy"] + WELL_ABOVE_MARGIN - 1e-9)
+            best["test_accuracy"] >= nc["test_accuracy"] + WELL_ABOVE_MARGIN - 1e-9,
+        )
     else:
         add("best NMC test accuracy >= LDA, well above NearestCentroid", "no CLINC150 data", None)
 
@@ -767,25 +928,34 @@ def evaluate_targets(res: dict) -> list[dict]:
     if oos:
         nmc = [r for r in oos["rows"] if r["kind"] == "nmc"]
         best = max(nmc, key=lambda r: r["val_auroc"])
-        add(f"OOS AUROC of score_samples >= {TARGET_AUROC}: NMC config with the best val AUROC",
-            f"{best['model']}: {best['test_auroc']:.4f}", best["test_auroc"] >= TARGET_AUROC)
+        add(
+            f"OOS AUROC of score_samples >= {TARGET_AUROC}: NMC config with the best val AUROC",
+            f"{best['model']}: {best['test_auroc']:.4f}",
+            best["test_auroc"] >= TARGET_AUROC,
+        )
         if acc:
-            best_acc = max((r for r in acc["rows"] if r["kind"] == "nmc"),
-                           key=lambda r: r["val_accuracy"])["model"]
+            best_acc = max(
+                (r for r in acc["rows"] if r["kind"] == "nmc"), key=lambda r: r["val_accuracy"]
+            )["model"]
             if best_acc != best["model"]:
                 r = next(r for r in nmc if r["model"] == best_acc)
-                add(f"OOS AUROC of score_samples >= {TARGET_AUROC}: best-accuracy NMC config",
-                    f"{r['model']}: {r['test_auroc']:.4f}", r["test_auroc"] >= TARGET_AUROC)
+                add(
+                    f"OOS AUROC of score_samples >= {TARGET_AUROC}: best-accuracy NMC config",
+                    f"{r['model']}: {r['test_auroc']:.4f}",
+                    r["test_auroc"] >= TARGET_AUROC,
+                )
     else:
         add(f"OOS AUROC of score_samples >= {TARGET_AUROC}", "no CLINC150 data", None)
 
     scale = res.get("scale")
     if scale:
         for r in scale["rows"]:
-            add(f"predict {r['model']} within {TARGET_PREDICT_RATIO:g}x of X @ M.T "
+            add(
+                f"predict {r['model']} within {TARGET_PREDICT_RATIO:g}x of X @ M.T "
                 f"({scale['spec']['n_rows']:,} rows)",
                 f"{r['predict_s']:.2f}s / {scale['floor_s']:.2f}s = {r['ratio']:.2f}x",
-                r["ratio"] <= TARGET_PREDICT_RATIO)
+                r["ratio"] <= TARGET_PREDICT_RATIO,
+            )
     else:
         add("predict within 2x of X @ M.T", "scale part not run", None)
 
@@ -793,20 +963,28 @@ def evaluate_targets(res: dict) -> list[dict]:
     if stream:
         for r in stream["rows"]:
             note = f" (extrapolated from {r['chunks_run']} chunks)" if r["extrapolated"] else ""
-            add(f"partial_fit x{stream['n_chunks']} within {TARGET_STREAM_RATIO:g}x of fit: "
+            add(
+                f"partial_fit x{stream['n_chunks']} within {TARGET_STREAM_RATIO:g}x of fit: "
                 f"{r['config']}",
                 f"{r['partial_fit_100_s']:.2f}s / {r['fit_s']:.3f}s = {r['ratio']:.1f}x{note}",
-                r["ratio"] <= TARGET_STREAM_RATIO)
+                r["ratio"] <= TARGET_STREAM_RATIO,
+            )
         for r in stream.get("reference_rows", []):
             if r["config"].startswith("NMC"):
-                add(f"partial_fit x{stream['n_chunks']} within {TARGET_STREAM_RATIO:g}x of fit: "
+                add(
+                    f"partial_fit x{stream['n_chunks']} within {TARGET_STREAM_RATIO:g}x of fit: "
                     f"{r['config']}, {r['data']}",
                     f"{r['partial_fit_100_s']:.2f}s / {r['fit_s']:.3f}s = {r['ratio']:.1f}x",
-                    r["ratio"] <= TARGET_STREAM_RATIO)
+                    r["ratio"] <= TARGET_STREAM_RATIO,
+                )
         for r in stream["rows"]:
             worst = max(*r["max_abs_diff_stream"].values(), *r["max_abs_diff_merge"].values())
-            add(f"(extra) streamed and merged predict_proba == batch (<= {EQUIVALENCE_TOL:g}): "
-                f"{r['config']}", f"{worst:.1e}", worst <= EQUIVALENCE_TOL)
+            add(
+                f"(extra) streamed and merged predict_proba == batch (<= {EQUIVALENCE_TOL:g}): "
+                f"{r['config']}",
+                f"{worst:.1e}",
+                worst <= EQUIVALENCE_TOL,
+            )
     else:
         add("partial_fit within 2x of fit", "no CLINC150 data", None)
     return out
@@ -819,33 +997,47 @@ def _fmt_diff(d: dict) -> str:
 def render(res: dict) -> str:
     m = res["machine"]
     out = ["# NearestMeanClassifier benchmark", ""]
-    out.append(f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
-               + (" (--quick)" if res["quick"] else ""))
-    out.append(f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
-               f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
-               f"{m.get('mem_total_gib', '?')} GiB RAM")
-    out.append(f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
-               f"scikit-learn {m['sklearn']}, skproto {m['skproto']} "
-               f"(commit {m.get('git_commit', '?')[:10]}"
-               + (", skproto/ has uncommitted changes" if m.get("skproto_uncommitted_changes") else "")
-               + f"; skproto imported from {m.get('skproto_path')}, sources hash "
-               + f"{m.get('skproto_state')})")
+    out.append(
+        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
+        + (" (--quick)" if res["quick"] else "")
+    )
+    out.append(
+        f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
+        f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
+        f"{m.get('mem_total_gib', '?')} GiB RAM"
+    )
+    out.append(
+        f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
+        f"scikit-learn {m['sklearn']}, skproto {m['skproto']} "
+        f"(commit {m.get('git_commit', '?')[:10]}"
+        + (", skproto/ has uncommitted changes" if m.get("skproto_uncommitted_changes") else "")
+        + f"; skproto imported from {m.get('skproto_path')}, sources hash "
+        + f"{m.get('skproto_state')})"
+    )
     if res.get("note"):
         out.append(f"- note: {res['note']}")
     if m.get("skproto_changed_during_run"):
         out.append("- WARNING: the skproto sources changed while the benchmark ran")
     pools = m.get("threadpools")
     if isinstance(pools, list):
-        blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, "
-                f"{p.get('architecture', p.get('threading_layer', ''))})"
-                for p in pools if p.get("user_api") == "blas"]
+        blas = [
+            f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, "
+            f"{p.get('architecture', p.get('threading_layer', ''))})"
+            for p in pools
+            if p.get("user_api") == "blas"
+        ]
         out.append(f"- BLAS: {'; '.join(blas)}")
-    out.append(f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
-               f"{m.get('loadavg_end')}; 1-min load before/after each section: "
-               + ", ".join(f"{k} {res[k]['loadavg_1min_before_after']}"
-                           for k in ("accuracy", "oos", "streaming", "scale") if res.get(k))
-               + ". The benchmark itself (2 BLAS threads) accounts for a load of up to ~2; "
-               "clearly more means other processes competed for the 2 cores.")
+    out.append(
+        f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
+        f"{m.get('loadavg_end')}; 1-min load before/after each section: "
+        + ", ".join(
+            f"{k} {res[k]['loadavg_1min_before_after']}"
+            for k in ("accuracy", "oos", "streaming", "scale")
+            if res.get(k)
+        )
+        + ". The benchmark itself (2 BLAS threads) accounts for a load of up to ~2; "
+        "clearly more means other processes competed for the 2 cores."
+    )
     out.append("")
 
     if res.get("skipped_clinc"):
@@ -853,138 +1045,286 @@ def render(res: dict) -> str:
 
     acc = res.get("accuracy")
     if acc:
-        out += ["## 1. CLINC150 in-scope accuracy", "",
-                "Train on `train` (15,000), choose hyper-parameters on `val` (3,000), report on "
-                "`test` (4,500). fit s: one fit on train; predict s: best of 2 predicts of "
-                "X_test. k-NN uses cosine distance (the embeddings are unit-norm, so "
-                "euclidean would rank neighbours identically).", ""]
-        rows = [[r["model"], fmt_params(r["shown_params"]), f"{r['val_accuracy']:.4f}",
-                 f"{r['test_accuracy']:.4f}", f"{r['fit_s']:.3f}", f"{r['predict_s']:.3f}"]
-                for r in acc["rows"]]
-        out += [md_table(["model", "chosen params", "val acc", "test acc", "fit s", "predict s"],
-                         rows, "llrrrr"), ""]
+        out += [
+            "## 1. CLINC150 in-scope accuracy",
+            "",
+            "Train on `train` (15,000), choose hyper-parameters on `val` (3,000), report on "
+            "`test` (4,500). fit s: one fit on train; predict s: best of 2 predicts of "
+            "X_test. k-NN uses cosine distance (the embeddings are unit-norm, so "
+            "euclidean would rank neighbours identically).",
+            "",
+        ]
+        rows = [
+            [
+                r["model"],
+                fmt_params(r["shown_params"]),
+                f"{r['val_accuracy']:.4f}",
+                f"{r['test_accuracy']:.4f}",
+                f"{r['fit_s']:.3f}",
+                f"{r['predict_s']:.3f}",
+            ]
+            for r in acc["rows"]
+        ]
+        out += [
+            md_table(
+                ["model", "chosen params", "val acc", "test acc", "fit s", "predict s"],
+                rows,
+                "llrrrr",
+            ),
+            "",
+        ]
         out += ["Validation grid of the NMC configurations (val accuracy, fit s):", ""]
         grid_rows = []
         for fam in NMC_FAMILIES:
             for g in acc["grids"][fam]:
                 p = {k: v for k, v in g["params"].items() if k not in ("metric", "covariance")}
-                grid_rows.append([fam, fmt_params(p), f"{g['val_accuracy']:.4f}", f"{g['fit_s']:.2f}"])
+                grid_rows.append(
+                    [fam, fmt_params(p), f"{g['val_accuracy']:.4f}", f"{g['fit_s']:.2f}"]
+                )
         out += [md_table(["model", "params", "val acc", "fit s"], grid_rows, "llrr"), ""]
 
     oos = res.get("oos")
     if oos:
-        out += ["## 2. Out-of-scope detection", "",
-                "Positive: in-scope `test` (4,500); negative: `oos_test` (1,000). For euclidean "
-                "and cosine the temperature is chosen by AUROC on `val` vs `oos_val`; the "
-                "mahalanobis models use T=1 (relative Mahalanobis score). FPR@95 = share of "
-                "out-of-scope queries accepted at the threshold that keeps 95% of in-scope "
-                "test queries.", ""]
-        rows = [[r["model"], r["score"], "-" if r["temperature"] is None else f"{r['temperature']:g}",
-                 f"{r['val_auroc']:.4f}", f"{r['test_auroc']:.4f}", f"{r['test_fpr95']:.3f}"]
-                for r in oos["rows"]]
-        out += [md_table(["model", "score", "T", "val AUROC", "test AUROC", "test FPR@95"],
-                         rows, "llrrrr"), ""]
-        scans = [f"{r['model']}: " + ", ".join(f"T={s['temperature']:g}: {s['val_auroc']:.4f}"
-                                                for s in r["temperature_scan"])
-                 for r in oos["rows"] if r["kind"] == "nmc" and len(r["temperature_scan"]) > 1]
+        out += [
+            "## 2. Out-of-scope detection",
+            "",
+            "Positive: in-scope `test` (4,500); negative: `oos_test` (1,000). For euclidean "
+            "and cosine the temperature is chosen by AUROC on `val` vs `oos_val`; the "
+            "mahalanobis models use T=1 (relative Mahalanobis score). FPR@95 = share of "
+            "out-of-scope queries accepted at the threshold that keeps 95% of in-scope "
+            "test queries.",
+            "",
+        ]
+        rows = [
+            [
+                r["model"],
+                r["score"],
+                "-" if r["temperature"] is None else f"{r['temperature']:g}",
+                f"{r['val_auroc']:.4f}",
+                f"{r['test_auroc']:.4f}",
+                f"{r['test_fpr95']:.3f}",
+            ]
+            for r in oos["rows"]
+        ]
+        out += [
+            md_table(
+                ["model", "score", "T", "val AUROC", "test AUROC", "test FPR@95"], rows, "llrrrr"
+            ),
+            "",
+        ]
+        scans = [
+            f"{r['model']}: "
+            + ", ".join(
+                f"T={s['temperature']:g}: {s['val_auroc']:.4f}" for s in r["temperature_scan"]
+            )
+            for r in oos["rows"]
+            if r["kind"] == "nmc" and len(r["temperature_scan"]) > 1
+        ]
         if scans:
             out += ["Temperature scan (val AUROC):", ""] + [f"- {s}" for s in scans] + [""]
 
     st = res.get("streaming")
     if st:
-        out += ["## 3. Streaming and merging", "",
-                f"`fit` on all of `train` vs `partial_fit` over {st['n_chunks']} equal chunks of a "
-                f"random permutation (`classes=` on the first call), and `merge` of "
-                f"{st['n_shards']} models fitted on disjoint shards. |dP| = max abs difference "
-                "of `predict_proba` on X_test to the batch model. The best configuration is "
-                "the one with the highest val accuracy in section 1. Both timings end with a "
-                "one-row predict, so that anything derived lazily is paid for; fit s is the "
-                "best of 3, partial_fit s the best of 3 when one stream takes under 5 s.", ""]
+        out += [
+            "## 3. Streaming and merging",
+            "",
+            f"`fit` on all of `train` vs `partial_fit` over {st['n_chunks']} equal chunks of a "
+            f"random permutation (`classes=` on the first call), and `merge` of "
+            f"{st['n_shards']} models fitted on disjoint shards. |dP| = max abs difference "
+            "of `predict_proba` on X_test to the batch model. The best configuration is "
+            "the one with the highest val accuracy in section 1. Both timings end with a "
+            "one-row predict, so that anything derived lazily is paid for; fit s is the "
+            "best of 3, partial_fit s the best of 3 when one stream takes under 5 s.",
+            "",
+        ]
         rows = []
         for r in st["rows"]:
             pf = f"{r['partial_fit_100_s']:.3f}" + ("*" if r["extrapolated"] else "")
-            rows.append([r["config"], fmt_params(r["params"]), f"{r['fit_s']:.3f}", pf,
-                         f"{r['ratio']:.1f}", f"{r['per_chunk_ms']:.1f}",
-                         _fmt_diff(r["max_abs_diff_stream"]), f"{r['merge_s']:.3f}",
-                         _fmt_diff(r["max_abs_diff_merge"])])
-        out += [md_table(["config", "params", "fit s", "partial_fit s", "ratio", "ms/chunk",
-                          "|dP| stream f32 / f64", "merge s", "|dP| merge f32 / f64"],
-                         rows, "llrrrrrrr"), ""]
+            rows.append(
+                [
+                    r["config"],
+                    fmt_params(r["params"]),
+                    f"{r['fit_s']:.3f}",
+                    pf,
+                    f"{r['ratio']:.1f}",
+                    f"{r['per_chunk_ms']:.1f}",
+                    _fmt_diff(r["max_abs_diff_stream"]),
+                    f"{r['merge_s']:.3f}",
+                    _fmt_diff(r["max_abs_diff_merge"]),
+                ]
+            )
+        out += [
+            md_table(
+                [
+                    "config",
+                    "params",
+                    "fit s",
+                    "partial_fit s",
+                    "ratio",
+                    "ms/chunk",
+                    "|dP| stream f32 / f64",
+                    "merge s",
+                    "|dP| merge f32 / f64",
+                ],
+                rows,
+                "llrrrrrrr",
+            ),
+            "",
+        ]
         ref = st.get("reference_rows", [])
         if ref:
-            out += [f"Context for the ratio, {st['n_chunks']} chunks each: scikit-learn's own "
-                    "streaming classifier on the same CLINC150 chunks, and NearestMeanClassifier "
-                    "on a synthetic stream 20x larger (150 classes), where the fixed per-call "
-                    "cost of input validation no longer dominates:", ""]
-            out += [md_table(["config", "data", "fit s", "partial_fit s", "ratio"],
-                             [[r["config"], r["data"], f"{r['fit_s']:.3f}",
-                               f"{r['partial_fit_100_s']:.3f}", f"{r['ratio']:.1f}"]
-                              for r in ref], "llrrr"), ""]
-        out += ["|dP| f32: predict_proba of the float32 X_test (float32 arithmetic); f64: the "
-                "same rows cast to float64, which shows the agreement of the fitted "
-                "statistics themselves.", ""]
+            out += [
+                f"Context for the ratio, {st['n_chunks']} chunks each: scikit-learn's own "
+                "streaming classifier on the same CLINC150 chunks, and NearestMeanClassifier "
+                "on a synthetic stream 20x larger (150 classes), where the fixed per-call "
+                "cost of input validation no longer dominates:",
+                "",
+            ]
+            out += [
+                md_table(
+                    ["config", "data", "fit s", "partial_fit s", "ratio"],
+                    [
+                        [
+                            r["config"],
+                            r["data"],
+                            f"{r['fit_s']:.3f}",
+                            f"{r['partial_fit_100_s']:.3f}",
+                            f"{r['ratio']:.1f}",
+                        ]
+                        for r in ref
+                    ],
+                    "llrrr",
+                ),
+                "",
+            ]
+        out += [
+            "|dP| f32: predict_proba of the float32 X_test (float32 arithmetic); f64: the "
+            "same rows cast to float64, which shows the agreement of the fitted "
+            "statistics themselves.",
+            "",
+        ]
         if any(r["extrapolated"] for r in st["rows"]):
-            out += ["\\* stopped at the time budget and extrapolated linearly to all chunks; "
-                    "|dP| compares with a batch fit on the rows streamed so far.", ""]
+            out += [
+                "\\* stopped at the time budget and extrapolated linearly to all chunks; "
+                "|dP| compares with a batch fit on the rows streamed so far.",
+                "",
+            ]
         for r in st["rows"]:
             if r["few_rows_warnings"]:
-                out += [f"Note: partial_fit emitted {r['few_rows_warnings']} scikit-learn "
-                        f"UserWarnings ('{_FEW_ROWS_WARNING} of the number of samples') for "
-                        f"{r['config']} (150 rows per chunk, 150 classes); silenced here.", ""]
+                out += [
+                    f"Note: partial_fit emitted {r['few_rows_warnings']} scikit-learn "
+                    f"UserWarnings ('{_FEW_ROWS_WARNING} of the number of samples') for "
+                    f"{r['config']} (150 rows per chunk, 150 classes); silenced here.",
+                    "",
+                ]
                 break
         for r in st["rows"]:
             prof = r.get("profile")
             if not prof:
                 continue
-            out += [f"cProfile of partial_fit over the first {prof['n_chunks']} chunks (and the "
-                    f"one-row predict), {r['config']}; profiled total {prof['total_s']:.2f}s. "
-                    "Top functions by own time, then skproto functions by cumulative time:", ""]
+            out += [
+                f"cProfile of partial_fit over the first {prof['n_chunks']} chunks (and the "
+                f"one-row predict), {r['config']}; profiled total {prof['total_s']:.2f}s. "
+                "Top functions by own time, then skproto functions by cumulative time:",
+                "",
+            ]
             for key in ("top_by_tottime", "skproto_top_by_cumtime"):
-                rows = [[e["function"], e["ncalls"], f"{e['tottime_s']:.3f}",
-                         f"{e['cumtime_s']:.3f}"] for e in prof[key]]
-                out += [md_table(["function", "ncalls", "tottime s", "cumtime s"], rows, "lrrr"), ""]
+                rows = [
+                    [e["function"], e["ncalls"], f"{e['tottime_s']:.3f}", f"{e['cumtime_s']:.3f}"]
+                    for e in prof[key]
+                ]
+                out += [
+                    md_table(["function", "ncalls", "tottime s", "cumtime s"], rows, "lrrr"),
+                    "",
+                ]
 
     sc = res.get("scale")
     if sc:
         spec, fl = sc["spec"], sc["floor"]
-        out += ["## 4. Scale: predict on synthetic data", "",
-                f"X: {spec['n_rows']:,} x {spec['n_features']} float32 Gaussian blobs "
-                f"({spec['n_classes']} classes, anisotropic noise, fixed seeds); models fitted on "
-                f"{spec['n_fit']:,} rows of the same distribution. Floor: the bare product "
-                f"`X @ M.T` with M the ({spec['n_classes']}, {spec['n_features']}) float32 "
-                f"means, timed (a) in chunks of {spec['chunk_rows']:,} rows into one reused "
-                f"output buffer and (b) as one product allocating the full "
-                f"{spec['n_rows']:,} x {spec['n_classes']} result; best of "
-                f"{sc['repeat_floor']} after a warm-up. The faster one is the floor.", ""]
+        out += [
+            "## 4. Scale: predict on synthetic data",
+            "",
+            f"X: {spec['n_rows']:,} x {spec['n_features']} float32 Gaussian blobs "
+            f"({spec['n_classes']} classes, anisotropic noise, fixed seeds); models fitted on "
+            f"{spec['n_fit']:,} rows of the same distribution. Floor: the bare product "
+            f"`X @ M.T` with M the ({spec['n_classes']}, {spec['n_features']}) float32 "
+            f"means, timed (a) in chunks of {spec['chunk_rows']:,} rows into one reused "
+            f"output buffer and (b) as one product allocating the full "
+            f"{spec['n_rows']:,} x {spec['n_classes']} result; best of "
+            f"{sc['repeat_floor']} after a warm-up. The faster one is the floor.",
+            "",
+        ]
         single = "skipped" if fl.get("single_s") is None else f"{fl['single_s']:.2f}"
-        out += [md_table(["floor variant", "seconds"],
-                         [["chunked, reused buffer", f"{fl['chunked_s']:.2f}"],
-                          ["single product", single],
-                          [f"floor used ({sc['floor_kind']})",
-                           f"{sc['floor_s']:.2f} ({sc['floor_gflops']:.0f} GFLOP/s)"]], "lr"), ""]
-        rows = [[r["model"], fmt_params({k: v for k, v in r["params"].items() if k != "metric"}),
-                 f"{r['fit_s']:.2f}", f"{r['predict_s']:.2f}", f"{r['ratio']:.2f}",
-                 f"{r['peak_extra_rss_mib']:.0f}", f"{r['tracemalloc_peak_mib']:.0f}",
-                 f"{r['accuracy']:.3f}"] for r in sc["rows"]]
-        out += [md_table(["NMC metric", "params", "fit s", "predict s", "predict / floor",
-                          "peak extra RSS MiB", "tracemalloc peak MiB", "accuracy"],
-                         rows, "llrrrrrr"), ""]
+        out += [
+            md_table(
+                ["floor variant", "seconds"],
+                [
+                    ["chunked, reused buffer", f"{fl['chunked_s']:.2f}"],
+                    ["single product", single],
+                    [
+                        f"floor used ({sc['floor_kind']})",
+                        f"{sc['floor_s']:.2f} ({sc['floor_gflops']:.0f} GFLOP/s)",
+                    ],
+                ],
+                "lr",
+            ),
+            "",
+        ]
+        rows = [
+            [
+                r["model"],
+                fmt_params({k: v for k, v in r["params"].items() if k != "metric"}),
+                f"{r['fit_s']:.2f}",
+                f"{r['predict_s']:.2f}",
+                f"{r['ratio']:.2f}",
+                f"{r['peak_extra_rss_mib']:.0f}",
+                f"{r['tracemalloc_peak_mib']:.0f}",
+                f"{r['accuracy']:.3f}",
+            ]
+            for r in sc["rows"]
+        ]
+        out += [
+            md_table(
+                [
+                    "NMC metric",
+                    "params",
+                    "fit s",
+                    "predict s",
+                    "predict / floor",
+                    "peak extra RSS MiB",
+                    "tracemalloc peak MiB",
+                    "accuracy",
+                ],
+                rows,
+                "llrrrrrr",
+            ),
+            "",
+        ]
         x_mib = sc["rows"][0]["x_mib"] if sc["rows"] else 0
         base = (sc["rows"][0].get("rss_before_mib") if sc["rows"] else None) or float("nan")
-        out += [f"predict s: best of {sc['repeat_predict']} after one warm-up predict. Memory: "
-                "each model runs in its own subprocess. Right before the warm-up predict the "
-                "process's peak-RSS mark is reset (/proc/self/clear_refs) and its resident size "
-                f"noted (X = {x_mib:.0f} MiB plus model and libraries, {base:.0f} MiB in the "
-                "first process); 'peak extra RSS' is the kernel's peak (VmHWM) after the predict "
-                "minus that baseline. 'tracemalloc peak' is the peak of Python/numpy "
-                "allocations traced during the same call (X itself is not counted; the "
-                "returned labels are). accuracy = share of the rows predicted as their "
-                "generating class (a sanity check; the noise is anisotropic, so mahalanobis "
-                "should beat the isotropic metrics).", ""]
+        out += [
+            f"predict s: best of {sc['repeat_predict']} after one warm-up predict. Memory: "
+            "each model runs in its own subprocess. Right before the warm-up predict the "
+            "process's peak-RSS mark is reset (/proc/self/clear_refs) and its resident size "
+            f"noted (X = {x_mib:.0f} MiB plus model and libraries, {base:.0f} MiB in the "
+            "first process); 'peak extra RSS' is the kernel's peak (VmHWM) after the predict "
+            "minus that baseline. 'tracemalloc peak' is the peak of Python/numpy "
+            "allocations traced during the same call (X itself is not counted; the "
+            "returned labels are). accuracy = share of the rows predicted as their "
+            "generating class (a sanity check; the noise is anisotropic, so mahalanobis "
+            "should beat the isotropic metrics).",
+            "",
+        ]
 
     out += ["## Targets", ""]
-    out += [md_table(["target", "measured", "status"],
-                     [[t["target"], t["measured"], t["status"]] for t in res["targets"]], "lll"), ""]
+    out += [
+        md_table(
+            ["target", "measured", "status"],
+            [[t["target"], t["measured"], t["status"]] for t in res["targets"]],
+            "lll",
+        ),
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -1001,20 +1341,37 @@ def _with_load(section, *args, **kwargs) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})")
-    ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
-                    help="where nearest_mean.md / .json go (default: benchmarks/results)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 100k-row scale part, single repeats")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})",
+    )
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where nearest_mean.md / .json go (default: benchmarks/results)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 100k-row scale part, single repeats"
+    )
     ap.add_argument("--skip-clinc", action="store_true", help="skip sections 1-3")
     ap.add_argument("--skip-scale", action="store_true", help="skip section 4")
-    ap.add_argument("--stream-budget", type=float, default=240.0,
-                    help="seconds after which a partial_fit stream stops and is extrapolated")
-    ap.add_argument("--no-profile", action="store_true",
-                    help="do not cProfile partial_fit when it misses its target")
+    ap.add_argument(
+        "--stream-budget",
+        type=float,
+        default=240.0,
+        help="seconds after which a partial_fit stream stops and is extrapolated",
+    )
+    ap.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="do not cProfile partial_fit when it misses its target",
+    )
     ap.add_argument("--note", default="", help="free text recorded in the report header")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_worker-out", help=argparse.SUPPRESS)
@@ -1026,8 +1383,12 @@ def main(argv=None) -> int:
         return 0
 
     t_start = time.perf_counter()
-    res = {"quick": args.quick, "note": args.note, "machine": machine_info(),
-           "data": str(args.data)}
+    res = {
+        "quick": args.quick,
+        "note": args.note,
+        "machine": machine_info(),
+        "data": str(args.data),
+    }
     log(f"skproto {skproto.__version__} from {Path(skproto.__file__).parent}")
 
     if not args.skip_clinc:
@@ -1039,14 +1400,22 @@ def main(argv=None) -> int:
             res["accuracy"] = acc
             res["oos"] = _with_load(section_oos, d, acc)
             res["streaming"] = _with_load(
-                section_streaming, d, acc, repeat=1 if args.quick else 3,
-                budget_s=args.stream_budget, profile=not args.no_profile)
+                section_streaming,
+                d,
+                acc,
+                repeat=1 if args.quick else 3,
+                budget_s=args.stream_budget,
+                profile=not args.no_profile,
+            )
     else:
         res["skipped_clinc"] = "--skip-clinc"
     if not args.skip_scale:
-        res["scale"] = _with_load(section_scale, quick=args.quick,
-                                  repeat_floor=1 if args.quick else 3,
-                                  repeat_predict=1 if args.quick else 2)
+        res["scale"] = _with_load(
+            section_scale,
+            quick=args.quick,
+            repeat_floor=1 if args.quick else 3,
+            repeat_predict=1 if args.quick else 2,
+        )
 
     res["targets"] = evaluate_targets(res)
     res["machine"]["loadavg_end"] = _loadavg()
@@ -1068,8 +1437,10 @@ def write_results(res: dict, report: str, out_dir: Path, stem: str) -> None:
     (out_dir / f"{stem}.json").write_text(json.dumps(res, indent=2, default=_json_default) + "\n")
     print(report)
     (out_dir / f"{stem}.md").write_text(report + "\n")
-    log(f"wrote {out_dir / (stem + '.md')} and {out_dir / (stem + '.json')}; "
-        f"wall time {res['wall_s']:.0f}s")
+    log(
+        f"wrote {out_dir / (stem + '.md')} and {out_dir / (stem + '.json')}; "
+        f"wall time {res['wall_s']:.0f}s"
+    )
 
 
 if __name__ == "__main__":

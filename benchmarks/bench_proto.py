@@ -64,13 +64,14 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import sklearn  # noqa: E402
+import torch  # noqa: E402
 from bench_nearest_mean import (  # noqa: E402  (needs HERE on sys.path)
     DEFAULT_DATA,
     DEFAULT_OUT,
     _loadavg,
     _skproto_state,
     _with_load,
-    write_results,
     best_time,
     fmt_params,
     load_clinc,
@@ -79,10 +80,8 @@ from bench_nearest_mean import (  # noqa: E402  (needs HERE on sys.path)
     md_table,
     select_on_val,
     timed,
+    write_results,
 )
-
-import sklearn  # noqa: E402
-import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
@@ -91,8 +90,13 @@ from skproto import NearestMeanClassifier, ProtoClassifier  # noqa: E402
 
 # ---------------------------------------------------------------- grids
 PROTO_KINDS = ["trivial", "support", "both"]
-PROTO_FIXED = {"early_stopping": True, "n_iter_no_change": 5, "learning_rate": 3e-3,
-               "batch_size": 512, "random_state": 0}
+PROTO_FIXED = {
+    "early_stopping": True,
+    "n_iter_no_change": 5,
+    "learning_rate": 3e-3,
+    "batch_size": 512,
+    "random_state": 0,
+}
 PROTO_MAX_EPOCHS = {"full": 20, "quick": 5}
 # after selection: the chosen configuration refitted with these other seeds,
 # to show how much one test accuracy moves with the seed alone
@@ -109,16 +113,36 @@ PROTO_N = {"trivial": [3, 5], "support": [3, 5], "both": [1, 2]}
 PROTO_L1 = [1e-4, 1e-5]  # ProtoPNet's default first
 PROTO_ALPHA = [0.1, 0.03, 0.3]  # the default first
 PROTO_GRID = (
-    [{**PROTO_SIMILARITIES[0], "level": lv, "l1_weight": l1, "alpha": a, "projection": None}
-     for lv in (0, 1) for l1 in PROTO_L1 for a in (PROTO_ALPHA if l1 < 1e-4 else PROTO_ALPHA[:1])]
-    + [{**PROTO_SIMILARITIES[1], "level": lv, "l1_weight": PROTO_L1[0], "alpha": PROTO_ALPHA[0],
-        "projection": None} for lv in (0, 1)]
-    + [{**PROTO_SIMILARITIES[0], "level": 1, "l1_weight": PROTO_L1[0], "alpha": PROTO_ALPHA[0],
-        "projection": "linear"}]
+    [
+        {**PROTO_SIMILARITIES[0], "level": lv, "l1_weight": l1, "alpha": a, "projection": None}
+        for lv in (0, 1)
+        for l1 in PROTO_L1
+        for a in (PROTO_ALPHA if l1 < 1e-4 else PROTO_ALPHA[:1])
+    ]
+    + [
+        {
+            **PROTO_SIMILARITIES[1],
+            "level": lv,
+            "l1_weight": PROTO_L1[0],
+            "alpha": PROTO_ALPHA[0],
+            "projection": None,
+        }
+        for lv in (0, 1)
+    ]
+    + [
+        {
+            **PROTO_SIMILARITIES[0],
+            "level": 1,
+            "l1_weight": PROTO_L1[0],
+            "alpha": PROTO_ALPHA[0],
+            "projection": "linear",
+        }
+    ]
 )
 # --quick: one configuration per kind
-PROTO_QUICK = [{"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-4,
-                "projection": None}]
+PROTO_QUICK = [
+    {"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-4, "projection": None}
+]
 
 LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0]}
 LOGREG_MAX_ITER = 2000
@@ -143,8 +167,7 @@ def proto_grid(quick: bool) -> list[dict]:
 def proto_params(cfg: dict, kind: str) -> dict:
     """ProtoClassifier parameters of grid entry ``cfg`` for ``prototype_kind=kind``."""
     params = {k: v for k, v in cfg.items() if k != "level"}
-    return {**params, "n_prototypes_per_class": PROTO_N[kind][cfg["level"]],
-            "prototype_kind": kind}
+    return {**params, "n_prototypes_per_class": PROTO_N[kind][cfg["level"]], "prototype_kind": kind}
 
 
 def _seed_summary(r: dict) -> str:
@@ -172,8 +195,14 @@ def _acc(model, X, y) -> float:
 
 def _short(params: dict) -> dict:
     """The parameters that vary in the grid, in a fixed order, for tables."""
-    keys = ("similarity", "temperature", "n_prototypes_per_class", "l1_weight", "alpha",
-            "projection")
+    keys = (
+        "similarity",
+        "temperature",
+        "n_prototypes_per_class",
+        "l1_weight",
+        "alpha",
+        "projection",
+    )
     return {k: params[k] for k in keys if k in params}
 
 
@@ -194,8 +223,11 @@ def set_threads(n: int) -> dict:
             _LIMITS = threadpool_limits(limits=n)
         except ImportError:
             pass
-    return {"requested": n, "torch_num_threads": torch.get_num_threads(),
-            "torch_num_interop_threads": torch.get_num_interop_threads()}
+    return {
+        "requested": n,
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+    }
 
 
 # ======================================================================
@@ -215,9 +247,16 @@ def fit_proto(params: dict, d: dict):
         "epochs": int(model.n_iter_),
         "epoch_s_mean": float(np.mean(h["seconds"])) if h.get("seconds") else None,
         # accuracies recorded by fit: on its training rows and on the early-stopping split
-        "es_split": {k: float(h[k]) for k in (
-            "accuracy_before_projection", "accuracy_after_projection",
-            "val_accuracy_before_projection", "val_accuracy_after_projection") if k in h},
+        "es_split": {
+            k: float(h[k])
+            for k in (
+                "accuracy_before_projection",
+                "accuracy_after_projection",
+                "val_accuracy_before_projection",
+                "val_accuracy_after_projection",
+            )
+            if k in h
+        },
         "final_loss": float(h["loss"][-1]) if h.get("loss") else None,
         "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught}),
     }
@@ -236,18 +275,19 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
     for i, cfg in enumerate(grid):
         for kind in PROTO_KINDS:
             params = {**proto_params(cfg, kind), **fixed}
-            if (budget_s is not None and i > 0
-                    and time.perf_counter() - t0 > budget_s):
+            if budget_s is not None and i > 0 and time.perf_counter() - t0 > budget_s:
                 skipped.append(params)
                 log(f"  {kind} {fmt_params(_short(params))}: skipped (time budget)")
                 continue
             model, rec = fit_proto(params, d)
             records[kind].append(rec)
             es = rec["es_split"]
-            log(f"  {kind} {fmt_params(_short(params))}: val acc {rec['val_accuracy']:.4f} "
+            log(
+                f"  {kind} {fmt_params(_short(params))}: val acc {rec['val_accuracy']:.4f} "
                 f"(es split before projection {es.get('val_accuracy_before_projection', 0):.4f}; "
                 f"{rec['epochs']} epochs, "
-                f"fit {rec['fit_s']:.1f}s)")
+                f"fit {rec['fit_s']:.1f}s)"
+            )
             if kind not in best or rec["val_accuracy"] > best[kind][0]:  # ties keep the earlier
                 best[kind] = (rec["val_accuracy"], model, rec)
 
@@ -274,18 +314,28 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
         real_rows = None
         if params.get("projection") is None:
             idx = model.prototype_sample_indices_
-            real_rows = bool((idx >= 0).all() and np.array_equal(
-                model.prototypes_, d["X_train"][idx].astype(np.float64)))
+            real_rows = bool(
+                (idx >= 0).all()
+                and np.array_equal(model.prototypes_, d["X_train"][idx].astype(np.float64))
+            )
         row = {
-            "kind": kind, "params": params, "shown_params": _short(params),
+            "kind": kind,
+            "params": params,
+            "shown_params": _short(params),
             "n_prototypes": int(len(model.prototype_labels_)),
-            "val_accuracy_after": val_acc, "val_accuracy_before": raw_rec["val_accuracy"],
-            "test_accuracy_after": test_after, "test_accuracy_before": test_before,
+            "val_accuracy_after": val_acc,
+            "val_accuracy_before": raw_rec["val_accuracy"],
+            "test_accuracy_after": test_after,
+            "test_accuracy_before": test_before,
             "projection_cost": test_before - test_after,
-            "fit_s": rec["fit_s"], "fit_s_unprojected": raw_rec["fit_s"],
-            "predict_s": t_pred, "predict_s_unprojected": t_pred_raw,
-            "epochs": rec["epochs"], "epoch_s_mean": rec["epoch_s_mean"],
-            "es_split": rec["es_split"], "unprojected_same_state": same_state,
+            "fit_s": rec["fit_s"],
+            "fit_s_unprojected": raw_rec["fit_s"],
+            "predict_s": t_pred,
+            "predict_s_unprojected": t_pred_raw,
+            "epochs": rec["epochs"],
+            "epoch_s_mean": rec["epoch_s_mean"],
+            "es_split": rec["es_split"],
+            "unprojected_same_state": same_state,
             "prototypes_are_training_rows": real_rows,
             "n_distinct_prototype_rows": int(len(np.unique(model.prototype_sample_indices_))),
             "own_evidence_share": own_evidence_share(model, d["X_test"]),
@@ -297,11 +347,18 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
             log(f"{kind}: seed {seed}: test acc after projection {seeds[seed]:.4f}")
         row["seed_test_accuracy"] = seeds
         rows.append(row)
-        log(f"{kind}: test acc before/after projection {test_before:.4f}/{test_after:.4f} "
+        log(
+            f"{kind}: test acc before/after projection {test_before:.4f}/{test_after:.4f} "
             f"(cost {100 * row['projection_cost']:.2f} pts), fit {rec['fit_s']:.1f}s, "
-            f"same pre-projection state: {same_state}")
-    return {"rows": rows, "grid": records, "skipped": skipped, "fixed": fixed,
-            "grid_size": len(grid)}
+            f"same pre-projection state: {same_state}"
+        )
+    return {
+        "rows": rows,
+        "grid": records,
+        "skipped": skipped,
+        "fixed": fixed,
+        "grid_size": len(grid),
+    }
 
 
 # ======================================================================
@@ -317,34 +374,66 @@ def section_baselines(d: dict, *, quick: bool) -> dict:
         grids[name] = grid
         pred, t_pred = best_time(lambda: model.predict(d["X_test"]), 2)
         acc = float(np.mean(pred == d["y_test"]))
-        row = {"model": name, "params": params, "shown_params": {**params, **shown},
-               "val_accuracy": val_acc, "test_accuracy": acc, "fit_s": t_fit,
-               "predict_s": t_pred, "note": (extra(model) if extra else "")}
+        row = {
+            "model": name,
+            "params": params,
+            "shown_params": {**params, **shown},
+            "val_accuracy": val_acc,
+            "test_accuracy": acc,
+            "fit_s": t_fit,
+            "predict_s": t_pred,
+            "note": (extra(model) if extra else ""),
+        }
         rows.append(row)
         log(f"{name}: chose {fmt_params(params)} -> test acc {acc:.4f}")
 
-    add("LogisticRegression",
-        select_on_val([{"C": c} for c in LINEAR_C[mode]],
-                      lambda p: LogisticRegression(max_iter=LOGREG_MAX_ITER, **p), d,
-                      "LogisticRegression"),
+    add(
+        "LogisticRegression",
+        select_on_val(
+            [{"C": c} for c in LINEAR_C[mode]],
+            lambda p: LogisticRegression(max_iter=LOGREG_MAX_ITER, **p),
+            d,
+            "LogisticRegression",
+        ),
         {"max_iter": LOGREG_MAX_ITER},
-        lambda m: ("did not converge (n_iter_ = max_iter)"
-                   if np.max(m.n_iter_) >= LOGREG_MAX_ITER else ""))
-    add("LinearSVC",
-        select_on_val([{"C": c} for c in LINEAR_C[mode]],
-                      lambda p: LinearSVC(max_iter=SVC_MAX_ITER, **p), d, "LinearSVC"),
+        lambda m: (
+            "did not converge (n_iter_ = max_iter)" if np.max(m.n_iter_) >= LOGREG_MAX_ITER else ""
+        ),
+    )
+    add(
+        "LinearSVC",
+        select_on_val(
+            [{"C": c} for c in LINEAR_C[mode]],
+            lambda p: LinearSVC(max_iter=SVC_MAX_ITER, **p),
+            d,
+            "LinearSVC",
+        ),
         {"max_iter": SVC_MAX_ITER},
-        lambda m: ("did not converge (n_iter_ = max_iter)"
-                   if np.max(m.n_iter_) >= SVC_MAX_ITER else ""))
-    add("KNeighborsClassifier",
-        select_on_val([{"n_neighbors": k} for k in KNN_K[mode]],
-                      lambda p: KNeighborsClassifier(metric="cosine", algorithm="brute", **p),
-                      d, "KNeighborsClassifier"),
-        {"metric": "cosine"})
-    add("NearestMeanClassifier",
-        select_on_val([{"metric": m} for m in NMC_METRICS],
-                      lambda p: NearestMeanClassifier(**p), d, "NearestMeanClassifier"),
-        {}, lambda m: "other parameters at their defaults (mahalanobis: shared, oas)")
+        lambda m: (
+            "did not converge (n_iter_ = max_iter)" if np.max(m.n_iter_) >= SVC_MAX_ITER else ""
+        ),
+    )
+    add(
+        "KNeighborsClassifier",
+        select_on_val(
+            [{"n_neighbors": k} for k in KNN_K[mode]],
+            lambda p: KNeighborsClassifier(metric="cosine", algorithm="brute", **p),
+            d,
+            "KNeighborsClassifier",
+        ),
+        {"metric": "cosine"},
+    )
+    add(
+        "NearestMeanClassifier",
+        select_on_val(
+            [{"metric": m} for m in NMC_METRICS],
+            lambda p: NearestMeanClassifier(**p),
+            d,
+            "NearestMeanClassifier",
+        ),
+        {},
+        lambda m: "other parameters at their defaults (mahalanobis: shared, oas)",
+    )
     return {"rows": rows, "grids": grids}
 
 
@@ -359,8 +448,10 @@ def make_lvq_venv(python: Path) -> dict:
     """Create the throwaway venv with sklvq and sklearn-lvq (pinned to our sklearn/numpy)."""
     venv = python.parent.parent
     pins = [f"scikit-learn=={sklearn.__version__}", f"numpy=={np.__version__}"]
-    cmds = [[sys.executable, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", *pins, *LVQ_PACKAGES]]
+    cmds = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", *pins, *LVQ_PACKAGES],
+    ]
     out = {"venv": str(venv), "commands": [" ".join(c) for c in cmds], "available": {}}
     for c in cmds:
         log("  $ " + " ".join(c))
@@ -370,8 +461,9 @@ def make_lvq_venv(python: Path) -> dict:
             out["pip_tail"] = (p.stdout + p.stderr)[-2000:]
             return out
     for pkg in LVQ_PACKAGES:  # which releases the index offers (one look-up each)
-        p = subprocess.run([str(python), "-m", "pip", "index", "versions", pkg],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [str(python), "-m", "pip", "index", "versions", pkg], capture_output=True, text=True
+        )
         line = next((ln for ln in p.stdout.splitlines() if "Available versions" in ln), "")
         out["available"][pkg] = line.split(":", 1)[-1].strip() or (p.stderr.strip()[-200:])
     return out
@@ -382,10 +474,11 @@ def section_lvq(d_path: Path, *, python: Path, make: bool, quick: bool, threads:
     res = {"python_path": str(python), "here": _versions_here()}
     if not python.exists():
         if not make:
-            res["skipped"] = (f"{python} not found; create it with --make-lvq-venv, or: "
-                              f"python3 -m venv {python.parent.parent} && "
-                              f"{python.parent}/pip install scikit-learn numpy "
-                              + " ".join(LVQ_PACKAGES))
+            res["skipped"] = (
+                f"{python} not found; create it with --make-lvq-venv, or: "
+                f"python3 -m venv {python.parent.parent} && "
+                f"{python.parent}/pip install scikit-learn numpy " + " ".join(LVQ_PACKAGES)
+            )
             log(res["skipped"])
             return res
         res["venv"] = make_lvq_venv(python)
@@ -398,10 +491,17 @@ def section_lvq(d_path: Path, *, python: Path, make: bool, quick: bool, threads:
             env[k] = str(threads)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lvq.json"
-        cmd = [str(python), str(HERE / "lvq_reference.py"), "--data", str(d_path),
-               "--out", str(out)] + (["--quick"] if quick else [])
-        p, secs = timed(subprocess.run, cmd, stdout=subprocess.PIPE, stderr=None, text=True,
-                        env=env)
+        cmd = [
+            str(python),
+            str(HERE / "lvq_reference.py"),
+            "--data",
+            str(d_path),
+            "--out",
+            str(out),
+        ] + (["--quick"] if quick else [])
+        p, secs = timed(
+            subprocess.run, cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env
+        )
         res["wall_s"] = secs
         if p.returncode != 0 or not out.exists():
             res["skipped"] = f"lvq_reference.py failed with status {p.returncode}"
@@ -425,8 +525,13 @@ def evaluate_targets(res: dict) -> list[dict]:
     out = []
 
     def add(target, measured, ok):
-        out.append({"target": target, "measured": measured,
-                    "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL")})
+        out.append(
+            {
+                "target": target,
+                "measured": measured,
+                "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL"),
+            }
+        )
 
     proto = res.get("proto")
     lin = best_linear(res)
@@ -437,23 +542,37 @@ def evaluate_targets(res: dict) -> list[dict]:
     chosen = max(proto["rows"], key=lambda r: r["val_accuracy_after"])  # first on ties
     for r in proto["rows"] + [dict(chosen, kind=f"val-selected kind ({chosen['kind']})")]:
         # prototypes per class: "both" has two branches of n_prototypes_per_class each
-        k = r["params"]["n_prototypes_per_class"] * (2 if r["params"]["prototype_kind"] == "both"
-                                                      else 1)
-        ok = (r["test_accuracy_after"] >= lin["test_accuracy"] - 1e-12
-              and k <= TARGET_MAX_PROTOS) if lin else None
-        add(f"{r['kind']}: test acc after projection (<= {TARGET_MAX_PROTOS} prototypes/class) "
+        k = r["params"]["n_prototypes_per_class"] * (
+            2 if r["params"]["prototype_kind"] == "both" else 1
+        )
+        ok = (
+            (r["test_accuracy_after"] >= lin["test_accuracy"] - 1e-12 and k <= TARGET_MAX_PROTOS)
+            if lin
+            else None
+        )
+        add(
+            f"{r['kind']}: test acc after projection (<= {TARGET_MAX_PROTOS} prototypes/class) "
             ">= best tuned linear probe",
             f"{r['test_accuracy_after']:.4f} ({k}/class) vs {lin['model']} "
-            f"{lin['test_accuracy']:.4f}" if lin else "no baseline", ok)
+            f"{lin['test_accuracy']:.4f}"
+            if lin
+            else "no baseline",
+            ok,
+        )
     for r in proto["rows"]:
-        add(f"{r['kind']}: fit < {TARGET_FIT_S:g} s ({thr} torch thread(s))",
-            f"{r['fit_s']:.1f} s ({r['epochs']} epochs)", r["fit_s"] < TARGET_FIT_S)
+        add(
+            f"{r['kind']}: fit < {TARGET_FIT_S:g} s ({thr} torch thread(s))",
+            f"{r['fit_s']:.1f} s ({r['epochs']} epochs)",
+            r["fit_s"] < TARGET_FIT_S,
+        )
     for r in proto["rows"]:
-        add(f"{r['kind']}: projection cost < {100 * TARGET_PROJECTION_COST:g} point "
+        add(
+            f"{r['kind']}: projection cost < {100 * TARGET_PROJECTION_COST:g} point "
             "(test acc before - after)",
             f"{r['test_accuracy_before']:.4f} - {r['test_accuracy_after']:.4f} = "
             f"{100 * r['projection_cost']:+.2f} pts",
-            r["projection_cost"] < TARGET_PROJECTION_COST)
+            r["projection_cost"] < TARGET_PROJECTION_COST,
+        )
     return out
 
 
@@ -472,27 +591,44 @@ def render_lvq(lvq: dict) -> list[str]:
         out.append("")
     if lvq.get("skipped") and not lvq.get("packages"):
         return out + [f"Skipped: {lvq['skipped']}", ""]
-    out += [f"Python {lvq.get('python')} at `{lvq.get('executable')}` with numpy "
-            f"{lvq.get('numpy')}, scipy {lvq.get('scipy')}, scikit-learn {lvq.get('sklearn')} "
-            f"(this environment: numpy {lvq['here']['numpy']}, scikit-learn "
-            f"{lvq['here']['scikit-learn']}). Each package's GLVQ is fitted on the CLINC150 "
-            "training split as installed ('stock'); where that fails, again after the "
-            "minimal in-process shims listed below ('shimmed'). Not tuned on val "
-            "(one configuration each).", ""]
+    out += [
+        f"Python {lvq.get('python')} at `{lvq.get('executable')}` with numpy "
+        f"{lvq.get('numpy')}, scipy {lvq.get('scipy')}, scikit-learn {lvq.get('sklearn')} "
+        f"(this environment: numpy {lvq['here']['numpy']}, scikit-learn "
+        f"{lvq['here']['scikit-learn']}). Each package's GLVQ is fitted on the CLINC150 "
+        "training split as installed ('stock'); where that fails, again after the "
+        "minimal in-process shims listed below ('shimmed'). Not tuned on val "
+        "(one configuration each).",
+        "",
+    ]
     rows = []
     for p in lvq.get("packages", []):
         st = p.get("stock", {})
-        stock = ("OK" if st.get("ok") else
-                 f"{st['error']['type']}: {st['error']['message']}"
-                 + (f" (`{st['error']['at']}`)" if st["error"].get("at") else ""))
+        stock = (
+            "OK"
+            if st.get("ok")
+            else f"{st['error']['type']}: {st['error']['message']}"
+            + (f" (`{st['error']['at']}`)" if st["error"].get("at") else "")
+        )
         sh = p.get("shimmed")
-        shim = "-" if sh is None else (
-            f"OK: test acc {sh['test_accuracy']:.4f}, fit {sh['fit_s']:.1f} s" if sh.get("ok")
-            else f"{sh['error']['type']}: {sh['error']['message']}")
-        rows.append([f"{p['distribution']} {p.get('version') or '(not installed)'}",
-                     f"{p['estimator']}({fmt_params(p['params'])})", stock, shim])
-    out += [md_table(["package", "estimator", "stock (as installed)", "shimmed"], rows,
-                     "llll"), ""]
+        shim = (
+            "-"
+            if sh is None
+            else (
+                f"OK: test acc {sh['test_accuracy']:.4f}, fit {sh['fit_s']:.1f} s"
+                if sh.get("ok")
+                else f"{sh['error']['type']}: {sh['error']['message']}"
+            )
+        )
+        rows.append(
+            [
+                f"{p['distribution']} {p.get('version') or '(not installed)'}",
+                f"{p['estimator']}({fmt_params(p['params'])})",
+                stock,
+                shim,
+            ]
+        )
+    out += [md_table(["package", "estimator", "stock (as installed)", "shimmed"], rows, "llll"), ""]
     for p in lvq.get("packages", []):
         if p.get("shims"):
             out += [f"Shims for {p['distribution']}:", ""] + [f"- {s}" for s in p["shims"]] + [""]
@@ -501,8 +637,11 @@ def render_lvq(lvq: dict) -> list[str]:
 
 def section_loads(res: dict, sections) -> dict:
     """1-min load before/after each section that recorded it (see ``_with_load``)."""
-    return {k: res[k]["loadavg_1min_before_after"] for k in sections
-            if res.get(k) and "loadavg_1min_before_after" in res[k]}
+    return {
+        k: res[k]["loadavg_1min_before_after"]
+        for k in sections
+        if res.get(k) and "loadavg_1min_before_after" in res[k]
+    }
 
 
 def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[str]:
@@ -510,28 +649,38 @@ def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[st
     m = res["machine"]
     th = res["threads"]
     out = [title, ""]
-    out.append(f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
-               + (f" (--quick: {quick_text}; not the benchmark's numbers)" if res["quick"] else ""))
-    out.append(f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
-               f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
-               f"{m.get('mem_total_gib', '?')} GiB RAM")
-    out.append(f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
-               f"scikit-learn {m['sklearn']}, torch {m['torch']}, skproto {m['skproto']} "
-               f"(commit {m.get('git_commit', '?')[:10]}"
-               + (", skproto/ has uncommitted changes" if m.get("skproto_uncommitted_changes") else "")
-               + f"; sources hash {m.get('skproto_state')})")
-    out.append(f"- threads: --threads {th['requested']} -> torch {th['torch_num_threads']} "
-               "intra-op thread(s); BLAS/OpenMP pools "
-               + ("capped to the same (threadpoolctl)" if th["requested"] > 0 else "at their defaults"))
+    out.append(
+        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
+        + (f" (--quick: {quick_text}; not the benchmark's numbers)" if res["quick"] else "")
+    )
+    out.append(
+        f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
+        f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
+        f"{m.get('mem_total_gib', '?')} GiB RAM"
+    )
+    out.append(
+        f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
+        f"scikit-learn {m['sklearn']}, torch {m['torch']}, skproto {m['skproto']} "
+        f"(commit {m.get('git_commit', '?')[:10]}"
+        + (", skproto/ has uncommitted changes" if m.get("skproto_uncommitted_changes") else "")
+        + f"; sources hash {m.get('skproto_state')})"
+    )
+    out.append(
+        f"- threads: --threads {th['requested']} -> torch {th['torch_num_threads']} "
+        "intra-op thread(s); BLAS/OpenMP pools "
+        + ("capped to the same (threadpoolctl)" if th["requested"] > 0 else "at their defaults")
+    )
     if res.get("note"):
         out.append(f"- note: {res['note']}")
     if m.get("skproto_changed_during_run"):
         out.append("- WARNING: the skproto sources changed while the benchmark ran")
-    out.append(f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
-               f"{m.get('loadavg_end')}; 1-min load before/after each section: "
-               + ", ".join(f"{k} {v}" for k, v in loads.items())
-               + f". This benchmark accounts for a load of about {max(1, th['requested'])}; "
-               "more means other processes competed for the cores.")
+    out.append(
+        f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
+        f"{m.get('loadavg_end')}; 1-min load before/after each section: "
+        + ", ".join(f"{k} {v}" for k, v in loads.items())
+        + f". This benchmark accounts for a load of about {max(1, th['requested'])}; "
+        "more means other processes competed for the cores."
+    )
     out.append("")
     return out
 
@@ -545,123 +694,262 @@ def finish_machine(res: dict, info: dict) -> None:
 
 
 def render(res: dict) -> str:
-    out = header_lines(res, "# ProtoClassifier benchmark (issue 3)",
-                       "one configuration per kind, fewer epochs, reduced baseline grids",
-                       section_loads(res, ("proto", "baselines", "lvq")))
+    out = header_lines(
+        res,
+        "# ProtoClassifier benchmark (issue 3)",
+        "one configuration per kind, fewer epochs, reduced baseline grids",
+        section_loads(res, ("proto", "baselines", "lvq")),
+    )
 
     proto = res.get("proto")
     if proto:
         fx = proto["fixed"]
-        out += ["## 1. ProtoClassifier on CLINC150", "",
-                "Train on `train` (15,000), choose on `val` (3,000) by accuracy *after* "
-                "projection, report on `test` (4,500). Fixed: "
-                + fmt_params(fx) + f". Grid ({proto['grid_size']} configuration(s) per kind): "
-                + ("; ".join(fmt_params({k: v for k, v in g.items() if k != "level"})
-                             + f", n_prototypes_per_class={'/'.join(str(PROTO_N[kind][g['level']]) for kind in PROTO_KINDS)}"
-                             for g in proto_grid(res["quick"])))
-                + " (n_prototypes_per_class for trivial/support/both; 'both' has two branches, "
-                "so its prototypes per class are twice that). "
-                "'before' = the same settings and seed with `project=False` (the un-projected "
-                "model, with the same last-layer refit); cost = test before - after, in points. "
-                "fit s: the selection fit (training, projection and last-layer refit); predict s: "
-                "best of 2 predicts of X_test. test after, all seeds: the chosen configuration "
-                "refitted with random_state 0-4 (selection used seed 0 only), mean ± sd of test "
-                "accuracy after projection. own evidence: over test samples, the mean share of "
-                "the positive contributions to the predicted class's score that come from that "
-                "class's own prototypes (1 = every 'this looks like that' is a same-class case).",
-                ""]
-        rows = [[r["kind"], fmt_params(r["shown_params"]), str(r["n_prototypes"]),
-                 f"{r['val_accuracy_before']:.4f}", f"{r['val_accuracy_after']:.4f}",
-                 f"{r['test_accuracy_before']:.4f}", f"{r['test_accuracy_after']:.4f}",
-                 f"{100 * r['projection_cost']:+.2f}", str(r["epochs"]), f"{r['fit_s']:.1f}",
-                 f"{r['fit_s_unprojected']:.1f}", f"{r['predict_s']:.3f}",
-                 f"{r['own_evidence_share']:.2f}", _seed_summary(r)]
-                for r in proto["rows"]]
-        out += [md_table(["kind", "chosen params", "prototypes", "val before", "val after",
-                          "test before", "test after", "cost pts", "epochs", "fit s",
-                          "fit s (project=False)", "predict s", "own evidence",
-                          "test after, all seeds"], rows, "llrrrrrrrrrrrr"), ""]
+        out += [
+            "## 1. ProtoClassifier on CLINC150",
+            "",
+            "Train on `train` (15,000), choose on `val` (3,000) by accuracy *after* "
+            "projection, report on `test` (4,500). Fixed: "
+            + fmt_params(fx)
+            + f". Grid ({proto['grid_size']} configuration(s) per kind): "
+            + (
+                "; ".join(
+                    fmt_params({k: v for k, v in g.items() if k != "level"})
+                    + f", n_prototypes_per_class={'/'.join(str(PROTO_N[kind][g['level']]) for kind in PROTO_KINDS)}"
+                    for g in proto_grid(res["quick"])
+                )
+            )
+            + " (n_prototypes_per_class for trivial/support/both; 'both' has two branches, "
+            "so its prototypes per class are twice that). "
+            "'before' = the same settings and seed with `project=False` (the un-projected "
+            "model, with the same last-layer refit); cost = test before - after, in points. "
+            "fit s: the selection fit (training, projection and last-layer refit); predict s: "
+            "best of 2 predicts of X_test. test after, all seeds: the chosen configuration "
+            "refitted with random_state 0-4 (selection used seed 0 only), mean ± sd of test "
+            "accuracy after projection. own evidence: over test samples, the mean share of "
+            "the positive contributions to the predicted class's score that come from that "
+            "class's own prototypes (1 = every 'this looks like that' is a same-class case).",
+            "",
+        ]
+        rows = [
+            [
+                r["kind"],
+                fmt_params(r["shown_params"]),
+                str(r["n_prototypes"]),
+                f"{r['val_accuracy_before']:.4f}",
+                f"{r['val_accuracy_after']:.4f}",
+                f"{r['test_accuracy_before']:.4f}",
+                f"{r['test_accuracy_after']:.4f}",
+                f"{100 * r['projection_cost']:+.2f}",
+                str(r["epochs"]),
+                f"{r['fit_s']:.1f}",
+                f"{r['fit_s_unprojected']:.1f}",
+                f"{r['predict_s']:.3f}",
+                f"{r['own_evidence_share']:.2f}",
+                _seed_summary(r),
+            ]
+            for r in proto["rows"]
+        ]
+        out += [
+            md_table(
+                [
+                    "kind",
+                    "chosen params",
+                    "prototypes",
+                    "val before",
+                    "val after",
+                    "test before",
+                    "test after",
+                    "cost pts",
+                    "epochs",
+                    "fit s",
+                    "fit s (project=False)",
+                    "predict s",
+                    "own evidence",
+                    "test after, all seeds",
+                ],
+                rows,
+                "llrrrrrrrrrrrr",
+            ),
+            "",
+        ]
         checks = []
         for r in proto["rows"]:
             c = f"{r['kind']}: project=False model has the same pre-projection state: " + (
-                "yes (same epochs and history accuracies)" if r["unprojected_same_state"]
-                else "NO (epochs or history accuracies differ)")
+                "yes (same epochs and history accuracies)"
+                if r["unprojected_same_state"]
+                else "NO (epochs or history accuracies differ)"
+            )
             if r["prototypes_are_training_rows"] is not None:
-                c += ("; every prototype equals its training row" if r["prototypes_are_training_rows"]
-                      else "; prototypes do NOT all equal their training rows")
-            c += (f"; {r['n_distinct_prototype_rows']} distinct training rows for "
-                  f"{r['n_prototypes']} prototypes")
+                c += (
+                    "; every prototype equals its training row"
+                    if r["prototypes_are_training_rows"]
+                    else "; prototypes do NOT all equal their training rows"
+                )
+            c += (
+                f"; {r['n_distinct_prototype_rows']} distinct training rows for "
+                f"{r['n_prototypes']} prototypes"
+            )
             checks.append(c)
         out += ["Checks:", ""] + [f"- {c}" for c in checks] + [""]
-        out += ["Validation grid. 'es split before' = accuracy of the jointly trained model "
-                "(before projection and last-layer refit) on the 10% early-stopping split held "
-                "out of `train` inside `fit` (`history_['val_accuracy_before_projection']`); "
-                "projection and refit then use all of `train`.", ""]
+        out += [
+            "Validation grid. 'es split before' = accuracy of the jointly trained model "
+            "(before projection and last-layer refit) on the 10% early-stopping split held "
+            "out of `train` inside `fit` (`history_['val_accuracy_before_projection']`); "
+            "projection and refit then use all of `train`.",
+            "",
+        ]
         rows = []
         for kind in PROTO_KINDS:
             for g in proto["grid"][kind]:
                 es = g["es_split"]
-                rows.append([kind, fmt_params(_short(g["params"])), f"{g['val_accuracy']:.4f}",
-                             _pct(es.get("val_accuracy_before_projection")),
-                             f"{g['val_own_evidence']:.2f}",
-                             str(g["epochs"]),
-                             "-" if g["epoch_s_mean"] is None else f"{g['epoch_s_mean']:.2f}",
-                             f"{g['fit_s']:.1f}"])
-        out += [md_table(["kind", "params", "val acc (after)", "es split before",
-                          "val own evidence", "epochs", "s/epoch", "fit s"], rows, "llrrrrrr"), ""]
+                rows.append(
+                    [
+                        kind,
+                        fmt_params(_short(g["params"])),
+                        f"{g['val_accuracy']:.4f}",
+                        _pct(es.get("val_accuracy_before_projection")),
+                        f"{g['val_own_evidence']:.2f}",
+                        str(g["epochs"]),
+                        "-" if g["epoch_s_mean"] is None else f"{g['epoch_s_mean']:.2f}",
+                        f"{g['fit_s']:.1f}",
+                    ]
+                )
+        out += [
+            md_table(
+                [
+                    "kind",
+                    "params",
+                    "val acc (after)",
+                    "es split before",
+                    "val own evidence",
+                    "epochs",
+                    "s/epoch",
+                    "fit s",
+                ],
+                rows,
+                "llrrrrrr",
+            ),
+            "",
+        ]
         if proto["skipped"]:
-            out += [f"Skipped by the time budget ({len(proto['skipped'])}): "
-                    + "; ".join(f"{p['prototype_kind']} {fmt_params(_short(p))}"
-                                for p in proto["skipped"]), ""]
-        warns = sorted({w for kind in PROTO_KINDS for g in proto["grid"][kind] for w in g["warnings"]})
+            out += [
+                f"Skipped by the time budget ({len(proto['skipped'])}): "
+                + "; ".join(
+                    f"{p['prototype_kind']} {fmt_params(_short(p))}" for p in proto["skipped"]
+                ),
+                "",
+            ]
+        warns = sorted(
+            {w for kind in PROTO_KINDS for g in proto["grid"][kind] for w in g["warnings"]}
+        )
         if warns:
-            out += ["Warnings raised during the ProtoClassifier fits:", ""] + [f"- {w}" for w in warns] + [""]
+            out += (
+                ["Warnings raised during the ProtoClassifier fits:", ""]
+                + [f"- {w}" for w in warns]
+                + [""]
+            )
 
     base = res.get("baselines")
     if base or proto:
-        out += ["## 2. Side by side (same run, same splits)", "",
-                "Every model chosen on `val`. ProtoClassifier: after projection (the fitted "
-                "model). GLVQ rows: see section 3 (not tuned; shimmed packages).", ""]
+        out += [
+            "## 2. Side by side (same run, same splits)",
+            "",
+            "Every model chosen on `val`. ProtoClassifier: after projection (the fitted "
+            "model). GLVQ rows: see section 3 (not tuned; shimmed packages).",
+            "",
+        ]
         rows = []
         for r in (proto or {}).get("rows", []):
-            rows.append([f"ProtoClassifier {r['kind']}", fmt_params(r["shown_params"]),
-                         f"{r['val_accuracy_after']:.4f}", f"{r['test_accuracy_after']:.4f}",
-                         f"{r['fit_s']:.2f}", f"{r['predict_s']:.3f}", ""])
-            rows.append([f"ProtoClassifier {r['kind']} (project=False)",
-                         fmt_params(r["shown_params"]), f"{r['val_accuracy_before']:.4f}",
-                         f"{r['test_accuracy_before']:.4f}", f"{r['fit_s_unprojected']:.2f}",
-                         f"{r['predict_s_unprojected']:.3f}",
-                         "not prototype-as-real-case"])
+            rows.append(
+                [
+                    f"ProtoClassifier {r['kind']}",
+                    fmt_params(r["shown_params"]),
+                    f"{r['val_accuracy_after']:.4f}",
+                    f"{r['test_accuracy_after']:.4f}",
+                    f"{r['fit_s']:.2f}",
+                    f"{r['predict_s']:.3f}",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    f"ProtoClassifier {r['kind']} (project=False)",
+                    fmt_params(r["shown_params"]),
+                    f"{r['val_accuracy_before']:.4f}",
+                    f"{r['test_accuracy_before']:.4f}",
+                    f"{r['fit_s_unprojected']:.2f}",
+                    f"{r['predict_s_unprojected']:.3f}",
+                    "not prototype-as-real-case",
+                ]
+            )
         for r in (base or {}).get("rows", []):
-            rows.append([r["model"], fmt_params(r["shown_params"]), f"{r['val_accuracy']:.4f}",
-                         f"{r['test_accuracy']:.4f}", f"{r['fit_s']:.2f}", f"{r['predict_s']:.3f}",
-                         r.get("note", "")])
+            rows.append(
+                [
+                    r["model"],
+                    fmt_params(r["shown_params"]),
+                    f"{r['val_accuracy']:.4f}",
+                    f"{r['test_accuracy']:.4f}",
+                    f"{r['fit_s']:.2f}",
+                    f"{r['predict_s']:.3f}",
+                    r.get("note", ""),
+                ]
+            )
         for p in (res.get("lvq") or {}).get("packages", []):
             for mode in ("stock", "shimmed"):
                 s = p.get(mode)
                 if s and s.get("ok"):
-                    rows.append([f"{p['distribution']} {p['version']} {p['estimator']} ({mode})",
-                                 fmt_params(p["params"]), f"{s['val_accuracy']:.4f}",
-                                 f"{s['test_accuracy']:.4f}", f"{s['fit_s']:.2f}",
-                                 f"{s['predict_s']:.3f}", "separate venv; not tuned"])
-        out += [md_table(["model", "params", "val acc", "test acc", "fit s", "predict s", "note"],
-                         rows, "llrrrrl"), ""]
+                    rows.append(
+                        [
+                            f"{p['distribution']} {p['version']} {p['estimator']} ({mode})",
+                            fmt_params(p["params"]),
+                            f"{s['val_accuracy']:.4f}",
+                            f"{s['test_accuracy']:.4f}",
+                            f"{s['fit_s']:.2f}",
+                            f"{s['predict_s']:.3f}",
+                            "separate venv; not tuned",
+                        ]
+                    )
+        out += [
+            md_table(
+                ["model", "params", "val acc", "test acc", "fit s", "predict s", "note"],
+                rows,
+                "llrrrrl",
+            ),
+            "",
+        ]
         if base:
-            out += ["Baseline validation grids (val accuracy, fit s): "
-                    + "; ".join(f"{name}: " + ", ".join(
+            out += [
+                "Baseline validation grids (val accuracy, fit s): "
+                + "; ".join(
+                    f"{name}: "
+                    + ", ".join(
                         f"{fmt_params(g['params'])} {g['val_accuracy']:.4f} ({g['fit_s']:.1f}s)"
-                        for g in grid) for name, grid in base["grids"].items()), ""]
+                        for g in grid
+                    )
+                    for name, grid in base["grids"].items()
+                ),
+                "",
+            ]
 
     if res.get("lvq"):
         out += render_lvq(res["lvq"])
 
     out += ["## 4. Targets", ""]
-    out += [md_table(["target", "measured", "status"],
-                     [[t["target"], t["measured"], t["status"]] for t in res["targets"]], "lll"), ""]
+    out += [
+        md_table(
+            ["target", "measured", "status"],
+            [[t["target"], t["measured"], t["status"]] for t in res["targets"]],
+            "lll",
+        ),
+        "",
+    ]
     lin = best_linear(res)
     if lin:
-        out += [f"Best tuned linear probe = the higher test accuracy of LogisticRegression and "
-                f"LinearSVC in this run ({lin['model']}, {fmt_params(lin['params'])}).", ""]
+        out += [
+            f"Best tuned linear probe = the higher test accuracy of LogisticRegression and "
+            f"LinearSVC in this run ({lin['model']}, {fmt_params(lin['params'])}).",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -669,26 +957,56 @@ def render(res: dict) -> str:
 # main
 # ======================================================================
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})")
-    ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
-                    help="where proto.md / proto.json go (default: benchmarks/results)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: one configuration per kind, 10 epochs, small baseline grids")
-    ap.add_argument("--max-epochs", type=int, default=None,
-                    help="ProtoClassifier max_epochs (default 40, 10 with --quick)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch / BLAS threads for every model (0: library defaults; default 1)")
-    ap.add_argument("--time-budget", type=float, default=None,
-                    help="seconds after which the remaining ProtoClassifier grid configurations "
-                         "are skipped (each kind keeps at least its first one)")
-    ap.add_argument("--lvq-python", type=Path, default=DEFAULT_LVQ_PYTHON,
-                    help=f"python of the throwaway venv with sklvq/sklearn-lvq "
-                         f"(default {DEFAULT_LVQ_PYTHON})")
-    ap.add_argument("--make-lvq-venv", action="store_true",
-                    help="create that venv with pip if it does not exist")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})",
+    )
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where proto.md / proto.json go (default: benchmarks/results)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: one configuration per kind, 10 epochs, small baseline grids",
+    )
+    ap.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="ProtoClassifier max_epochs (default 40, 10 with --quick)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch / BLAS threads for every model (0: library defaults; default 1)",
+    )
+    ap.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds after which the remaining ProtoClassifier grid configurations "
+        "are skipped (each kind keeps at least its first one)",
+    )
+    ap.add_argument(
+        "--lvq-python",
+        type=Path,
+        default=DEFAULT_LVQ_PYTHON,
+        help=f"python of the throwaway venv with sklvq/sklearn-lvq (default {DEFAULT_LVQ_PYTHON})",
+    )
+    ap.add_argument(
+        "--make-lvq-venv",
+        action="store_true",
+        help="create that venv with pip if it does not exist",
+    )
     ap.add_argument("--skip-lvq", action="store_true", help="skip section 3")
     ap.add_argument("--note", default="", help="free text recorded in the report header")
     args = ap.parse_args(argv)
@@ -702,17 +1020,29 @@ def main(argv=None) -> int:
     info = machine_info()
     info["torch"] = torch.__version__
     max_epochs = args.max_epochs or PROTO_MAX_EPOCHS["quick" if args.quick else "full"]
-    res = {"quick": args.quick, "note": args.note, "machine": info, "threads": threads,
-           "data": str(args.data), "max_epochs": max_epochs}
+    res = {
+        "quick": args.quick,
+        "note": args.note,
+        "machine": info,
+        "threads": threads,
+        "data": str(args.data),
+        "max_epochs": max_epochs,
+    }
     log(f"threads: {threads}")
 
-    res["proto"] = _with_load(section_proto, d, quick=args.quick, max_epochs=max_epochs,
-                              budget_s=args.time_budget)
+    res["proto"] = _with_load(
+        section_proto, d, quick=args.quick, max_epochs=max_epochs, budget_s=args.time_budget
+    )
     res["baselines"] = _with_load(section_baselines, d, quick=args.quick)
     if not args.skip_lvq:
-        res["lvq"] = _with_load(section_lvq, args.data, python=args.lvq_python,
-                                make=args.make_lvq_venv, quick=args.quick,
-                                threads=args.threads)
+        res["lvq"] = _with_load(
+            section_lvq,
+            args.data,
+            python=args.lvq_python,
+            make=args.make_lvq_venv,
+            quick=args.quick,
+            threads=args.threads,
+        )
 
     res["targets"] = evaluate_targets(res)
     finish_machine(res, info)

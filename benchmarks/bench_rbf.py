@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import torch  # noqa: E402
 from bench_nearest_mean import (  # noqa: E402
     DEFAULT_DATA,
     DEFAULT_OUT,
@@ -55,8 +56,6 @@ from bench_nearest_mean import (  # noqa: E402
     write_results,
 )
 from bench_proto import finish_machine, header_lines, set_threads  # noqa: E402
-
-import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -75,17 +74,32 @@ LEARNING_RATES = (1e-2, 3e-3)  # Adam; every RBF model tunes it on val
 GRIDS = {
     "glvq": [{"loss": "glvq", "k": k, "lr": lr} for k in (1, 3) for lr in LEARNING_RATES],
     "cbc": [{"loss": "cbc", "k": k, "lr": lr} for k in (1, 3) for lr in LEARNING_RATES],
-    "robust": ([{"loss": "robust", "reasoning": "nearest", "k": k, "margin_factor": f, "lr": lr}
-                for k in (1, 3) for f in (0.5, 1.0) for lr in LEARNING_RATES]
-               + [{"loss": "robust", "reasoning": "positive_negative", "k": 1,
-                   "margin_factor": 0.5, "lr": lr} for lr in LEARNING_RATES]),
+    "robust": (
+        [
+            {"loss": "robust", "reasoning": "nearest", "k": k, "margin_factor": f, "lr": lr}
+            for k in (1, 3)
+            for f in (0.5, 1.0)
+            for lr in LEARNING_RATES
+        ]
+        + [
+            {
+                "loss": "robust",
+                "reasoning": "positive_negative",
+                "k": 1,
+                "margin_factor": 0.5,
+                "lr": lr,
+            }
+            for lr in LEARNING_RATES
+        ]
+    ),
     "proto": [{"similarity": "cosine", "temperature": 0.1, "n_prototypes_per_class": 3}],
 }
 QUICK_GRIDS = {
     "glvq": [{"loss": "glvq", "k": 1, "lr": 1e-2}],
     "cbc": [{"loss": "cbc", "k": 1, "lr": 1e-2}],
-    "robust": [{"loss": "robust", "reasoning": "nearest", "k": 1, "margin_factor": 0.5,
-                "lr": 1e-2}],
+    "robust": [
+        {"loss": "robust", "reasoning": "nearest", "k": 1, "margin_factor": 0.5, "lr": 1e-2}
+    ],
     "proto": GRIDS["proto"],
 }
 
@@ -95,10 +109,17 @@ def load_data(name: str, clinc_path: Path) -> dict | None:
         X, y = load_digits(return_X_y=True)
         X = X / 16.0
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-        X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.2, stratify=y_tr,
-                                                  random_state=0)
-        return {"X_train": X_tr, "y_train": y_tr, "X_val": X_va, "y_val": y_va,
-                "X_test": X_te, "y_test": y_te}
+        X_tr, X_va, y_tr, y_va = train_test_split(
+            X_tr, y_tr, test_size=0.2, stratify=y_tr, random_state=0
+        )
+        return {
+            "X_train": X_tr,
+            "y_train": y_tr,
+            "X_val": X_va,
+            "y_val": y_va,
+            "X_test": X_te,
+            "y_test": y_te,
+        }
     d = load_clinc(clinc_path)
     if d is None:
         return None
@@ -108,8 +129,13 @@ def load_data(name: str, clinc_path: Path) -> dict | None:
 def make(family: str, cfg: dict, n_classes: int, epochs: int, typical: float | None):
     if family == "proto":
         return ProtoClassifier(**cfg, max_epochs=epochs, learning_rate=3e-3, **COMMON)
-    params = {"loss": cfg["loss"], "n_components": cfg["k"] * n_classes, "max_epochs": epochs,
-              "learning_rate": cfg["lr"], **COMMON}
+    params = {
+        "loss": cfg["loss"],
+        "n_components": cfg["k"] * n_classes,
+        "max_epochs": epochs,
+        "learning_rate": cfg["lr"],
+        **COMMON,
+    }
     if "reasoning" in cfg:
         params["reasoning"] = cfg["reasoning"]
     if "margin_factor" in cfg:
@@ -166,7 +192,9 @@ def _better(family: str, rec: dict, best: dict, selection: dict) -> bool:
 
 
 def run_dataset(name: str, d: dict, *, quick: bool) -> dict:
-    log(f"dataset {name}: train {d['X_train'].shape}, val {len(d['X_val'])}, test {len(d['X_test'])}")
+    log(
+        f"dataset {name}: train {d['X_train'].shape}, val {len(d['X_val'])}, test {len(d['X_test'])}"
+    )
     n_classes = len(np.unique(d["y_train"]))
     epochs = EPOCHS["quick" if quick else "full"]
     grids = QUICK_GRIDS if quick else GRIDS
@@ -177,17 +205,21 @@ def run_dataset(name: str, d: dict, *, quick: bool) -> dict:
         for cfg in grids[family]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model, t_fit = timed(make(family, cfg, n_classes, epochs, typical).fit,
-                                     d["X_train"], d["y_train"])
+                model, t_fit = timed(
+                    make(family, cfg, n_classes, epochs, typical).fit, d["X_train"], d["y_train"]
+                )
             val_acc = float(np.mean(model.predict(d["X_val"]) == d["y_val"]))
             rec = {"cfg": cfg, "val_accuracy": val_acc, "fit_s": t_fit, "epochs": model.n_iter_}
             if radii is not None and isinstance(model, RBFPrototypeClassifier):
-                rec["val_certified"] = [float(a) for a in certified_accuracy(
-                    model, d["X_val"], d["y_val"], radii)]
+                rec["val_certified"] = [
+                    float(a) for a in certified_accuracy(model, d["X_val"], d["y_val"], radii)
+                ]
             grid.append(rec)
-            log(f"  {family} {fmt_params(cfg)}: val acc {val_acc:.4f}"
+            log(
+                f"  {family} {fmt_params(cfg)}: val acc {val_acc:.4f}"
                 + (f", val certified {rec['val_certified']}" if "val_certified" in rec else "")
-                + f", fit {t_fit:.1f}s")
+                + f", fit {t_fit:.1f}s"
+            )
             if best is None or _better(family, rec, best[0], selection):
                 best = (rec, model)
         selection[family] = {"grid": grid, "chosen": best[0]}
@@ -206,28 +238,49 @@ def run_dataset(name: str, d: dict, *, quick: bool) -> dict:
     for family, model in models.items():
         pred, t_pred = best_time(lambda: model.predict(d["X_test"]), 2)
         clean = float(np.mean(pred == d["y_test"]))
-        row = {"model": family, "params": selection[family]["chosen"]["cfg"],
-               "val_accuracy": selection[family]["chosen"]["val_accuracy"],
-               "clean_accuracy": clean, "fit_s": selection[family]["chosen"]["fit_s"],
-               "predict_s": t_pred, "n_prototypes": int(len(model.prototypes_)),
-               "certified": None, "certified_attack_rows": None, "empirical": []}
+        row = {
+            "model": family,
+            "params": selection[family]["chosen"]["cfg"],
+            "val_accuracy": selection[family]["chosen"]["val_accuracy"],
+            "clean_accuracy": clean,
+            "fit_s": selection[family]["chosen"]["fit_s"],
+            "predict_s": t_pred,
+            "n_prototypes": int(len(model.prototypes_)),
+            "certified": None,
+            "certified_attack_rows": None,
+            "empirical": [],
+        }
         if isinstance(model, RBFPrototypeClassifier):
-            row["certified"] = [float(a) for a in certified_accuracy(model, d["X_test"],
-                                                                     d["y_test"], radii)]
-            row["certified_attack_rows"] = [float(a) for a in certified_accuracy(model, Xa, ya,
-                                                                                 radii)]
+            row["certified"] = [
+                float(a) for a in certified_accuracy(model, d["X_test"], d["y_test"], radii)
+            ]
+            row["certified_attack_rows"] = [
+                float(a) for a in certified_accuracy(model, Xa, ya, radii)
+            ]
             row["sigma"] = model.sigma_
         t0 = time.perf_counter()
         for eps in radii:
             row["empirical"].append(float(np.mean(pgd_l2(model, Xa, ya, eps, steps))))
         row["attack_s"] = time.perf_counter() - t0
-        log(f"  {family}: clean {clean:.4f}, certified {row['certified']}, "
-            f"PGD {row['empirical']} ({row['attack_s']:.0f}s)")
+        log(
+            f"  {family}: clean {clean:.4f}, certified {row['certified']}, "
+            f"PGD {row['empirical']} ({row['attack_s']:.0f}s)"
+        )
         results.append(row)
-    return {"dataset": name, "n_train": int(len(d["X_train"])), "n_test": int(len(d["X_test"])),
-            "n_classes": n_classes, "typical_distance": typical, "radii": radii,
-            "radius_fractions": RADIUS_FRACTIONS, "attack_rows": int(n_att), "pgd_steps": steps,
-            "epochs": epochs, "rows": results, "selection": selection}
+    return {
+        "dataset": name,
+        "n_train": int(len(d["X_train"])),
+        "n_test": int(len(d["X_test"])),
+        "n_classes": n_classes,
+        "typical_distance": typical,
+        "radii": radii,
+        "radius_fractions": RADIUS_FRACTIONS,
+        "attack_rows": int(n_att),
+        "pgd_steps": steps,
+        "epochs": epochs,
+        "rows": results,
+        "selection": selection,
+    }
 
 
 def evaluate_targets(ds: dict) -> list[dict]:
@@ -235,56 +288,112 @@ def evaluate_targets(ds: dict) -> list[dict]:
     out = []
     g, rb = rows["glvq"], rows["robust"]
     for i, eps in enumerate(ds["radii"]):
-        out.append({"target": f"{ds['dataset']}: robust certified acc > GLVQ's at eps={eps}",
-                    "measured": f"{rb['certified'][i]:.4f} vs {g['certified'][i]:.4f}",
-                    "ok": rb["certified"][i] > g["certified"][i]})
-    out.append({"target": f"{ds['dataset']}: robust clean acc within 2 points of GLVQ's",
-                "measured": f"{rb['clean_accuracy']:.4f} vs {g['clean_accuracy']:.4f}",
-                "ok": rb["clean_accuracy"] >= g["clean_accuracy"] - 0.02})
-    bad = [(r["model"], eps) for r in ds["rows"] if r["certified_attack_rows"]
-           for eps, c, e in zip(ds["radii"], r["certified_attack_rows"], r["empirical"]) if e < c]
-    out.append({"target": f"{ds['dataset']}: empirical robust acc >= certified acc (same rows)",
-                "measured": "no violation" if not bad else f"VIOLATED at {bad}",
-                "ok": not bad})
+        out.append(
+            {
+                "target": f"{ds['dataset']}: robust certified acc > GLVQ's at eps={eps}",
+                "measured": f"{rb['certified'][i]:.4f} vs {g['certified'][i]:.4f}",
+                "ok": rb["certified"][i] > g["certified"][i],
+            }
+        )
+    out.append(
+        {
+            "target": f"{ds['dataset']}: robust clean acc within 2 points of GLVQ's",
+            "measured": f"{rb['clean_accuracy']:.4f} vs {g['clean_accuracy']:.4f}",
+            "ok": rb["clean_accuracy"] >= g["clean_accuracy"] - 0.02,
+        }
+    )
+    bad = [
+        (r["model"], eps)
+        for r in ds["rows"]
+        if r["certified_attack_rows"]
+        for eps, c, e in zip(ds["radii"], r["certified_attack_rows"], r["empirical"])
+        if e < c
+    ]
+    out.append(
+        {
+            "target": f"{ds['dataset']}: empirical robust acc >= certified acc (same rows)",
+            "measured": "no violation" if not bad else f"VIOLATED at {bad}",
+            "ok": not bad,
+        }
+    )
     return out
 
 
 def render(res: dict) -> str:
-    out = header_lines(res, "# RBFPrototypeClassifier robustness benchmark (issue 4)",
-                       "fewer epochs, one configuration per model, fewer attack rows",
-                       {ds["dataset"]: ds["loadavg_1min_before_after"]
-                        for ds in res["datasets"]})
+    out = header_lines(
+        res,
+        "# RBFPrototypeClassifier robustness benchmark (issue 4)",
+        "fewer epochs, one configuration per model, fewer attack rows",
+        {ds["dataset"]: ds["loadavg_1min_before_after"] for ds in res["datasets"]},
+    )
     for ds in res["datasets"]:
-        out += [f"## {ds['dataset']}", "",
-                f"{ds['n_train']} training rows, {ds['n_test']} test rows, {ds['n_classes']} "
-                f"classes. Typical distance (median val distance to the nearest GLVQ component): "
-                f"{ds['typical_distance']:.4f}. Radii eps = {', '.join(map(str, ds['radius_fractions']))}"
-                f" x that = {', '.join(map(str, ds['radii']))} (L2). Certified: on all test rows. "
-                f"PGD: {ds['pgd_steps']} steps on {ds['attack_rows']} test rows (fixed sample), "
-                f"with the certified accuracy on those same rows in brackets. Max epochs "
-                f"{ds['epochs']}, early stopping. Chosen on val: clean accuracy; the robust model by mean "
-                f"certified val accuracy over the radii among configurations within 2 points of "
-                f"GLVQ's clean val accuracy.", ""]
+        out += [
+            f"## {ds['dataset']}",
+            "",
+            f"{ds['n_train']} training rows, {ds['n_test']} test rows, {ds['n_classes']} "
+            f"classes. Typical distance (median val distance to the nearest GLVQ component): "
+            f"{ds['typical_distance']:.4f}. Radii eps = {', '.join(map(str, ds['radius_fractions']))}"
+            f" x that = {', '.join(map(str, ds['radii']))} (L2). Certified: on all test rows. "
+            f"PGD: {ds['pgd_steps']} steps on {ds['attack_rows']} test rows (fixed sample), "
+            f"with the certified accuracy on those same rows in brackets. Max epochs "
+            f"{ds['epochs']}, early stopping. Chosen on val: clean accuracy; the robust model by mean "
+            f"certified val accuracy over the radii among configurations within 2 points of "
+            f"GLVQ's clean val accuracy.",
+            "",
+        ]
         head = ["model", "chosen", "prototypes", "val acc", "clean test acc"]
         head += [f"cert @{e}" for e in ds["radii"]] + [f"PGD @{e}" for e in ds["radii"]]
         head += ["fit s", "predict s"]
         rows = []
         for r in ds["rows"]:
-            cert = ([f"{c:.4f}" for c in r["certified"]] if r["certified"]
-                    else ["n/a"] * len(ds["radii"]))
-            emp = [f"{e:.4f}" + (f" ({c:.4f})" if r["certified_attack_rows"] else "")
-                   for e, c in zip(r["empirical"], r["certified_attack_rows"] or r["empirical"])]
-            rows.append([r["model"], fmt_params(r["params"]), str(r["n_prototypes"]),
-                         f"{r['val_accuracy']:.4f}", f"{r['clean_accuracy']:.4f}", *cert, *emp,
-                         f"{r['fit_s']:.1f}", f"{r['predict_s']:.3f}"])
+            cert = (
+                [f"{c:.4f}" for c in r["certified"]]
+                if r["certified"]
+                else ["n/a"] * len(ds["radii"])
+            )
+            emp = [
+                f"{e:.4f}" + (f" ({c:.4f})" if r["certified_attack_rows"] else "")
+                for e, c in zip(r["empirical"], r["certified_attack_rows"] or r["empirical"])
+            ]
+            rows.append(
+                [
+                    r["model"],
+                    fmt_params(r["params"]),
+                    str(r["n_prototypes"]),
+                    f"{r['val_accuracy']:.4f}",
+                    f"{r['clean_accuracy']:.4f}",
+                    *cert,
+                    *emp,
+                    f"{r['fit_s']:.1f}",
+                    f"{r['predict_s']:.3f}",
+                ]
+            )
         out += [md_table(head, rows, "lll" + "r" * (len(head) - 3)), ""]
-        out += ["Validation grid: " + "; ".join(
-            f"{fam}: " + ", ".join(f"{fmt_params(g['cfg'])} {g['val_accuracy']:.4f} ({g['fit_s']:.0f}s)"
-                                   for g in sel["grid"])
-            for fam, sel in ds["selection"].items()), ""]
-        out += ["Targets:", "", md_table(["target", "measured", "status"],
-                                         [[t["target"], t["measured"], "PASS" if t["ok"] else "FAIL"]
-                                          for t in ds["targets"]], "llc"), ""]
+        out += [
+            "Validation grid: "
+            + "; ".join(
+                f"{fam}: "
+                + ", ".join(
+                    f"{fmt_params(g['cfg'])} {g['val_accuracy']:.4f} ({g['fit_s']:.0f}s)"
+                    for g in sel["grid"]
+                )
+                for fam, sel in ds["selection"].items()
+            ),
+            "",
+        ]
+        out += [
+            "Targets:",
+            "",
+            md_table(
+                ["target", "measured", "status"],
+                [
+                    [t["target"], t["measured"], "PASS" if t["ok"] else "FAIL"]
+                    for t in ds["targets"]
+                ],
+                "llc",
+            ),
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -38,12 +38,18 @@ import numpy as np
 
 PACKAGES = {
     # distribution name: (module, estimator class, constructor kwargs, kwargs in --quick)
-    "sklvq": ("sklvq", "GLVQ", {"prototype_n_per_class": 1, "random_state": 0},
-              {"prototype_n_per_class": 1, "random_state": 0,
-               "solver_params": {"max_runs": 2}}),
-    "sklearn-lvq": ("sklearn_lvq", "GlvqModel",
-                    {"prototypes_per_class": 1, "max_iter": 200, "random_state": 0},
-                    {"prototypes_per_class": 1, "max_iter": 50, "random_state": 0}),
+    "sklvq": (
+        "sklvq",
+        "GLVQ",
+        {"prototype_n_per_class": 1, "random_state": 0},
+        {"prototype_n_per_class": 1, "random_state": 0, "solver_params": {"max_runs": 2}},
+    ),
+    "sklearn-lvq": (
+        "sklearn_lvq",
+        "GlvqModel",
+        {"prototypes_per_class": 1, "max_iter": 200, "random_state": 0},
+        {"prototypes_per_class": 1, "max_iter": 50, "random_state": 0},
+    ),
 }
 
 SHIM_DESCRIPTIONS = {
@@ -75,21 +81,25 @@ def _error(exc):
     tb = traceback.extract_tb(exc.__traceback__)
     frame = tb[-1] if tb else None
     # the deepest frame inside the package (where its code meets the new API)
-    pkg_frames = [f for f in tb if "site-packages/sklvq" in f.filename
-                  or "site-packages/sklearn_lvq" in f.filename]
+    pkg_frames = [
+        f
+        for f in tb
+        if "site-packages/sklvq" in f.filename or "site-packages/sklearn_lvq" in f.filename
+    ]
     where = pkg_frames[-1] if pkg_frames else frame
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "at": None if where is None else
-        f"{where.filename.split('site-packages/')[-1]}:{where.lineno}: {where.line}",
+        "at": None
+        if where is None
+        else f"{where.filename.split('site-packages/')[-1]}:{where.lineno}: {where.line}",
     }
 
 
 def apply_shims(dist):
     if dist == "sklvq":
-        from sklearn.utils.validation import check_array, validate_data
         import sklvq.models._base as base
+        from sklearn.utils.validation import check_array, validate_data
 
         def _kw(k):
             if "force_all_finite" in k:
@@ -122,8 +132,13 @@ def fit_eval(module, cls, kwargs, d):
             best_pred = min(best_pred, time.perf_counter() - t)
     test = float(np.mean(pred == d["y_test"]))
     kinds = sorted({f"{w.category.__name__}: {str(w.message)[:120]}" for w in caught})
-    return {"val_accuracy": val, "test_accuracy": test, "fit_s": t_fit,
-            "predict_s": best_pred, "warnings": kinds[:5]}
+    return {
+        "val_accuracy": val,
+        "test_accuracy": test,
+        "fit_s": t_fit,
+        "predict_s": best_pred,
+        "warnings": kinds[:5],
+    }
 
 
 def main(argv=None):
@@ -139,24 +154,40 @@ def main(argv=None):
     import scipy
     import sklearn
 
-    res = {"python": platform.python_version(), "executable": sys.executable,
-           "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
-           "packages": []}
+    res = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "sklearn": sklearn.__version__,
+        "packages": [],
+    }
     for dist, (module, cls, kw_full, kw_quick) in PACKAGES.items():
         kwargs = kw_quick if args.quick else kw_full
-        entry = {"distribution": dist, "version": _version(dist), "module": module,
-                 "estimator": cls, "params": kwargs}
+        entry = {
+            "distribution": dist,
+            "version": _version(dist),
+            "module": module,
+            "estimator": cls,
+            "params": kwargs,
+        }
         res["packages"].append(entry)
         if entry["version"] is None:
-            entry["stock"] = {"ok": False, "error": {"type": "PackageNotFoundError",
-                                                    "message": f"{dist} not installed", "at": None}}
+            entry["stock"] = {
+                "ok": False,
+                "error": {
+                    "type": "PackageNotFoundError",
+                    "message": f"{dist} not installed",
+                    "at": None,
+                },
+            }
             continue
         _log(f"{dist} {entry['version']}: stock {cls}({kwargs}) ...")
         try:
             entry["stock"] = {"ok": True, **fit_eval(module, cls, kwargs, d)}
             _log(f"  stock fit OK: test {entry['stock']['test_accuracy']:.4f}")
             continue
-        except Exception as exc:  # noqa: BLE001 - the error is the measurement
+        except Exception as exc:
             entry["stock"] = {"ok": False, "error": _error(exc)}
             _log(f"  stock fit failed: {type(exc).__name__}: {exc}")
         if args.no_shims:
@@ -165,9 +196,11 @@ def main(argv=None):
         try:
             apply_shims(dist)
             entry["shimmed"] = {"ok": True, **fit_eval(module, cls, kwargs, d)}
-            _log(f"  shimmed fit: test {entry['shimmed']['test_accuracy']:.4f}, "
-                 f"fit {entry['shimmed']['fit_s']:.1f}s")
-        except Exception as exc:  # noqa: BLE001
+            _log(
+                f"  shimmed fit: test {entry['shimmed']['test_accuracy']:.4f}, "
+                f"fit {entry['shimmed']['fit_s']:.1f}s"
+            )
+        except Exception as exc:
             entry["shimmed"] = {"ok": False, "error": _error(exc)}
             _log(f"  shimmed fit failed: {type(exc).__name__}: {exc}")
     with open(args.out, "w") as f:

@@ -39,8 +39,12 @@ def main() -> None:
     with warnings.catch_warnings():  # it warns about pixels that are constant in a class
         warnings.simplefilter("ignore", UserWarning)
         baseline = NearestCentroid().fit(X_train, y_train)
-    print(f"NearestMeanClassifier(metric='mahalanobis') test accuracy: {clf.score(X_test, y_test):.3f}")
-    print(f"sklearn NearestCentroid                     test accuracy: {baseline.score(X_test, y_test):.3f}")
+    print(
+        f"NearestMeanClassifier(metric='mahalanobis') test accuracy: {clf.score(X_test, y_test):.3f}"
+    )
+    print(
+        f"sklearn NearestCentroid                     test accuracy: {baseline.score(X_test, y_test):.3f}"
+    )
 
     # Streaming: classes arrive one task at a time (class-incremental), same model as fit.
     stream = NearestMeanClassifier(metric="mahalanobis")
@@ -52,10 +56,14 @@ def main() -> None:
 
     # Federated: fit on two disjoint shards, merge.
     half = len(X_train) // 2
-    merged = NearestMeanClassifier(metric="mahalanobis").fit(X_train[:half], y_train[:half]).merge(
-        NearestMeanClassifier(metric="mahalanobis").fit(X_train[half:], y_train[half:])
+    merged = (
+        NearestMeanClassifier(metric="mahalanobis")
+        .fit(X_train[:half], y_train[:half])
+        .merge(NearestMeanClassifier(metric="mahalanobis").fit(X_train[half:], y_train[half:]))
     )
-    print(f"merge of 2 shard models == one fit: {np.allclose(merged.predict_proba(X_test), clf.predict_proba(X_test))}")
+    print(
+        f"merge of 2 shard models == one fit: {np.allclose(merged.predict_proba(X_test), clf.predict_proba(X_test))}"
+    )
 
     # Out-of-distribution: random noise images should look unusual.
     noise = np.random.default_rng(0).uniform(0, 16, size=(200, 64))
@@ -71,29 +79,42 @@ def main() -> None:
     Xs_train, Xs_test = X_train / 16, X_test / 16
     # (digits is small: let the convex last-layer refit run to its optimum,
     # about a second, instead of the default 200 L-BFGS iterations)
-    proto = ProtoClassifier(n_prototypes_per_class=3, similarity="cosine", temperature=0.1,
-                            learning_rate=3e-3, max_epochs=20, last_layer_max_iter=2000,
-                            random_state=0)
+    proto = ProtoClassifier(
+        n_prototypes_per_class=3,
+        similarity="cosine",
+        temperature=0.1,
+        learning_rate=3e-3,
+        max_epochs=20,
+        last_layer_max_iter=2000,
+        random_state=0,
+    )
     proto.fit(Xs_train, y_train)
     rows = proto.prototype_sample_indices_
     print()
-    print(f"ProtoClassifier test accuracy: {proto.score(Xs_test, y_test):.3f} "
-          f"(before projection on its training data: {proto.history_['accuracy_before_projection']:.3f}); "
-          f"its {len(rows)} prototypes are training rows: "
-          f"{np.array_equal(proto.prototypes_, Xs_train[rows])}")
+    print(
+        f"ProtoClassifier test accuracy: {proto.score(Xs_test, y_test):.3f} "
+        f"(before projection on its training data: {proto.history_['accuracy_before_projection']:.3f}); "
+        f"its {len(rows)} prototypes are training rows: "
+        f"{np.array_equal(proto.prototypes_, Xs_train[rows])}"
+    )
     ex = proto.explain(Xs_test[:1], n_prototypes=3)
-    print(f"test image 0 is a {ex.predicted[0]}; it most resembles training rows "
-          f"{ex.prototype_sample_index[0].tolist()} (labels {y_train[ex.prototype_sample_index[0]].tolist()})")
+    print(
+        f"test image 0 is a {ex.predicted[0]}; it most resembles training rows "
+        f"{ex.prototype_sample_index[0].tolist()} (labels {y_train[ex.prototype_sample_index[0]].tolist()})"
+    )
 
     # A certified radius: no perturbation smaller than it changes the prediction.
-    rbf = RBFPrototypeClassifier(n_components=30, loss="robust", reasoning="nearest",
-                                 max_epochs=40, random_state=0).fit(Xs_train, y_train)
+    rbf = RBFPrototypeClassifier(
+        n_components=30, loss="robust", reasoning="nearest", max_epochs=40, random_state=0
+    ).fit(Xs_train, y_train)
     radius = rbf.certified_radius(Xs_test, y_test)
     eps = [0.1, 0.3, 0.5]
     acc = certified_accuracy(rbf, Xs_test, y_test, eps)
     print()
-    print(f"RBFPrototypeClassifier(loss='robust') test accuracy {rbf.score(Xs_test, y_test):.3f}; "
-          f"median certified L2 radius {np.median(radius):.3f} (pixels scaled to [0, 1])")
+    print(
+        f"RBFPrototypeClassifier(loss='robust') test accuracy {rbf.score(Xs_test, y_test):.3f}; "
+        f"median certified L2 radius {np.median(radius):.3f} (pixels scaled to [0, 1])"
+    )
     print("certified accuracy at eps " + ", ".join(f"{e}: {a:.3f}" for e, a in zip(eps, acc)))
 
 

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from typing import Callable
-
-from numpy.typing import ArrayLike
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 from scipy.special import logsumexp
 from sklearn.base import (
@@ -175,7 +174,6 @@ class BasePrototypeClassifier(
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self._map_chunks(self._scores_chunk, X, len(self.classes_), X.dtype)
-
 
     @property
     def _n_features_out(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class Explanation:
     bias: np.ndarray
     bias_name: str
     estimator_name: str
-    parts: Optional[dict] = None
+    parts: dict | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -157,10 +157,22 @@ class Explanation:
                 "`pip install pandas`, or use Explanation.to_records()."
             ) from exc
         columns = [
-            "sample", "predicted", "runner_up", "margin", "rank", "prototype",
-            "prototype_label", "training_index", "value", "to_predicted", "to_runner_up",
-        ] + [f"{name}_to_{which}" for name in (self.parts or {})
-             for which in ("predicted", "runner_up")]
+            "sample",
+            "predicted",
+            "runner_up",
+            "margin",
+            "rank",
+            "prototype",
+            "prototype_label",
+            "training_index",
+            "value",
+            "to_predicted",
+            "to_runner_up",
+        ] + [
+            f"{name}_to_{which}"
+            for name in (self.parts or {})
+            for which in ("predicted", "runner_up")
+        ]
         return pd.DataFrame.from_records(self.to_records(), columns=columns)
 
     def _sample_text(self, i: int) -> list[str]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import time
-from numbers import Integral, Real
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -69,12 +69,12 @@ def train(
     config: TrainingConfig,
     rng: np.random.RandomState,
     *,
-    score: Optional[Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = None,
-    X_val: Optional[np.ndarray] = None,
-    targets_val: Optional[np.ndarray] = None,
-    weights_val: Optional[np.ndarray] = None,
-    history: Optional[dict] = None,
-    on_epoch_end: Optional[Callable[[int], None]] = None,
+    score: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
+    X_val: np.ndarray | None = None,
+    targets_val: np.ndarray | None = None,
+    weights_val: np.ndarray | None = None,
+    history: dict | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict:
     """Optimise ``parameters`` of ``module`` with Adam on mini-batches.
 
@@ -159,7 +159,7 @@ def train(
     return history
 
 
-def weighted_accuracy(hit: np.ndarray, w: Optional[np.ndarray] = None) -> float:
+def weighted_accuracy(hit: np.ndarray, w: np.ndarray | None = None) -> float:
     """Mean of ``hit`` weighted by ``w`` (plain mean without usable weights; 0 if empty)."""
     if w is None or not np.sum(w) > 0:
         return float(np.mean(hit)) if len(hit) else 0.0
@@ -234,6 +234,8 @@ class TorchTrainingMixin:
         ):
             stratify = None  # too little data to stratify
         return train_test_split(
-            fit_rows, test_size=n_val, stratify=stratify,
+            fit_rows,
+            test_size=n_val,
+            stratify=stratify,
             random_state=rng.randint(np.iinfo(np.int32).max),
         )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
-from typing import Optional
-
-from numpy.typing import ArrayLike
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 from scipy.linalg import eigh
 from sklearn.base import _fit_context, clone
@@ -29,9 +27,7 @@ def _shift(t3, q4, M2s, tr, n, s):
     stacks of classes (leading axis) or on one class.
     """
     ss = np.sum(s * s, axis=-1)
-    t3_new = (
-        t3 - np.expand_dims(tr, -1) * s - 2.0 * M2s - np.expand_dims(n * ss, -1) * s
-    )
+    t3_new = t3 - np.expand_dims(tr, -1) * s - 2.0 * M2s - np.expand_dims(n * ss, -1) * s
     q4_new = (
         q4
         + 4.0 * np.sum(s * M2s, axis=-1)
@@ -62,12 +58,12 @@ class _ClassStats:
 
     count: np.ndarray
     mean: np.ndarray
-    scatter: Optional[np.ndarray] = None
-    t3: Optional[np.ndarray] = None
-    q4: Optional[np.ndarray] = None
+    scatter: np.ndarray | None = None
+    t3: np.ndarray | None = None
+    q4: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, n_classes: int, n_features: int, *, scatter, fourth, **_) -> "_ClassStats":
+    def empty(cls, n_classes: int, n_features: int, *, scatter, fourth, **_) -> _ClassStats:
         z = np.zeros
         return cls(
             count=z(n_classes),
@@ -132,7 +128,7 @@ class _ClassStats:
             # residual rows plus the mean-shift row, in one rank-(n+1) product
             self.scatter[c] += np.vstack([Rwc, coef[j] * d[j]]).T @ np.vstack([Rc, d[j]])
 
-    def merge(self, other: "_ClassStats") -> "_ClassStats":
+    def merge(self, other: _ClassStats) -> _ClassStats:
         """Statistics of the union of two samples (same class order), as a new object."""
         n = self.count + other.count
         safe = np.where(n > 0, n, 1.0)
@@ -148,15 +144,21 @@ class _ClassStats:
         out.scatter = self.scatter + other.scatter + np.einsum("c,ci,cj->cij", coef, d, d)
         if self.t3 is not None:
             parts = [
-                _shift(st.t3, st.q4, np.einsum("cij,cj->ci", st.scatter, s),
-                       np.einsum("cii->c", st.scatter), st.count, s)
+                _shift(
+                    st.t3,
+                    st.q4,
+                    np.einsum("cij,cj->ci", st.scatter, s),
+                    np.einsum("cii->c", st.scatter),
+                    st.count,
+                    s,
+                )
                 for st, s in [(self, d * fb[:, None]), (other, -d * fa[:, None])]
             ]
             out.t3 = parts[0][0] + parts[1][0]
             out.q4 = parts[0][1] + parts[1][1]
         return out
 
-    def reindex(self, positions: np.ndarray, n_classes: int) -> "_ClassStats":
+    def reindex(self, positions: np.ndarray, n_classes: int) -> _ClassStats:
         """Place class ``k`` of these statistics at row ``positions[k]`` of a larger set."""
 
         def grow(a):
@@ -185,7 +187,7 @@ def _normalize_rows(X: np.ndarray, tol: float = 0.0) -> np.ndarray:
 # --------------------------------------------------------------------------
 # Covariance estimation from the statistics
 # --------------------------------------------------------------------------
-def _shrinkage_amount(method, S: np.ndarray, n: float, q4: Optional[float]) -> float:
+def _shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float:
     """Shrinkage intensity for the empirical covariance ``S`` of ``n`` samples.
 
     ``"ledoit_wolf"`` and ``"oas"`` reproduce scikit-learn's
@@ -222,7 +224,7 @@ def _shrunk(S: np.ndarray, amount: float) -> np.ndarray:
 _PINV_RTOL = 1e-10
 
 
-def _whitener(cov: np.ndarray) -> Optional[np.ndarray]:
+def _whitener(cov: np.ndarray) -> np.ndarray | None:
     """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero.
 
     Eigenvalues below ``_PINV_RTOL`` times the largest count as zero: a
@@ -429,8 +431,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
-        self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
-    ) -> "NearestMeanClassifier":
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> NearestMeanClassifier:
         """Fit the class means (and covariances) on all of ``X``.
 
         Parameters
@@ -465,9 +467,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self,
         X: ArrayLike,
         y: ArrayLike,
-        classes: Optional[ArrayLike] = None,
-        sample_weight: Optional[ArrayLike] = None,
-    ) -> "NearestMeanClassifier":
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> NearestMeanClassifier:
         """Update the model with one more chunk of data.
 
         After any sequence of calls the model equals :meth:`fit` on the
@@ -541,7 +543,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._model = None  # derived lazily, once, on next use
         return self
 
-    def merge(self, *others: "NearestMeanClassifier") -> "NearestMeanClassifier":
+    def merge(self, *others: NearestMeanClassifier) -> NearestMeanClassifier:
         """Combine models fitted on disjoint data into one.
 
         The result equals :meth:`fit` on the union of all their training data
@@ -614,7 +616,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     # ------------------------------------------------- derived quantities
     @property
-    def _fitted(self) -> "_Model":
+    def _fitted(self) -> _Model:
         """The derived model, recomputed once after ``partial_fit`` changed the statistics."""
         if self._model is None:
             self._model = self._derive()
@@ -642,7 +644,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             raise AttributeError(f"{name}_ is only set for metric='mahalanobis'.")
         return value
 
-    def _derive(self) -> "_Model":
+    def _derive(self) -> _Model:
         """Every quantity the model uses, computed from the sufficient statistics."""
         st = self._stats
         p = st.mean.shape[1]
@@ -687,7 +689,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             **kw,
         )
 
-    def _priors_for(self, n_classes: int) -> Optional[np.ndarray]:
+    def _priors_for(self, n_classes: int) -> np.ndarray | None:
         """The user's array of priors, validated for ``n_classes`` (None if a string)."""
         if isinstance(self.priors, str):
             return None
@@ -745,13 +747,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
-    def _centered(self, X: np.ndarray, m: "_Model") -> np.ndarray:
+    def _centered(self, X: np.ndarray, m: _Model) -> np.ndarray:
         """Rows relative to the model's origin (unit rows for cosine)."""
         if self.metric == "cosine":
             return _normalize_rows(X)
         return X - m.center.astype(X.dtype, copy=False)
 
-    def _row_sqnorm(self, Xc: np.ndarray, m: "_Model") -> np.ndarray:
+    def _row_sqnorm(self, Xc: np.ndarray, m: _Model) -> np.ndarray:
         """``||Xc A||^2`` for the model's whitening ``A`` (identity unless Mahalanobis)."""
         if m.whiten is not None:
             Xc = Xc @ m.whiten.astype(Xc.dtype, copy=False)
@@ -830,15 +832,15 @@ class _Model:
     prototypes: np.ndarray
     center: np.ndarray  # origin the rows are taken relative to
     temperature: float
-    covariance: Optional[np.ndarray] = None
-    covariance_shrinkage: Optional[object] = None
-    whiten: Optional[np.ndarray] = None  # shared Mahalanobis
-    class_whiten: Optional[list] = None  # per-class Mahalanobis
-    background_whiten: Optional[np.ndarray] = None
-    mapped_protos: Optional[np.ndarray] = None
-    proto_sqnorm: Optional[np.ndarray] = None
-    W: Optional[np.ndarray] = None
-    b: Optional[np.ndarray] = None
+    covariance: np.ndarray | None = None
+    covariance_shrinkage: object | None = None
+    whiten: np.ndarray | None = None  # shared Mahalanobis
+    class_whiten: list | None = None  # per-class Mahalanobis
+    background_whiten: np.ndarray | None = None
+    mapped_protos: np.ndarray | None = None
+    proto_sqnorm: np.ndarray | None = None
+    W: np.ndarray | None = None
+    b: np.ndarray | None = None
 
 
 def _same_param(a, b) -> bool:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import time
 import warnings
 from numbers import Integral, Real
-from typing import Optional
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
+from scipy.special import expit
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
-from scipy.special import expit
 
 from ._base import BasePrototypeClassifier, chunk_slices, distinct_nearest, kmeans_prototypes
 from ._training import TorchTrainingMixin, resolve_device, to_tensor, train, weighted_accuracy
@@ -94,7 +93,9 @@ def _make_head(kind, n_features, dim, rng, bounded, dtype=torch.float32):
         layer = torch.nn.Linear(n_in, n_out)
         bound = 1.0 / np.sqrt(n_in)
         with torch.no_grad():
-            layer.weight.copy_(torch.as_tensor(rng.uniform(-bound, bound, (n_out, n_in)), dtype=dtype))
+            layer.weight.copy_(
+                torch.as_tensor(rng.uniform(-bound, bound, (n_out, n_in)), dtype=dtype)
+            )
             layer.bias.zero_()
         return layer
 
@@ -407,9 +408,7 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:
             if type_of_target(y) != "multilabel-indicator":
-                raise ValueError(
-                    "A 2-D y must be a multi-label indicator matrix of 0/1 values."
-                )
+                raise ValueError("A 2-D y must be a multi-label indicator matrix of 0/1 values.")
             if first:
                 self.classes_ = np.arange(y.shape[1])
                 self._multilabel = True
@@ -434,7 +433,7 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         protos, labels = [], []
         for _ in kinds:
             for c in range(n_classes):
-                members = Z[T[:, c] > 0] if self._multilabel else Z[T == c]
+                members = Z[T[:, c] > 0] if self._multilabel else Z[c == T]
                 protos.append(kmeans_prototypes(members, Z, k, rng))
                 labels.append(np.full(k, c))
         P = np.concatenate(protos).astype(np.float32)
@@ -445,12 +444,26 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         width = 1.0
         if self.similarity == "rbf":
             if self.rbf_width == "auto":
-                d = ((Z[:, None, :] - P[None, :, :]) ** 2).sum(-1).min(1) if len(Z) * len(P) < 2e7 else None
-                width = float(np.mean(d)) if d is not None and np.mean(d) > 0 else float(Z.var() * Z.shape[1] or 1.0)
+                d = (
+                    ((Z[:, None, :] - P[None, :, :]) ** 2).sum(-1).min(1)
+                    if len(Z) * len(P) < 2e7
+                    else None
+                )
+                width = (
+                    float(np.mean(d))
+                    if d is not None and np.mean(d) > 0
+                    else float(Z.var() * Z.shape[1] or 1.0)
+                )
             else:
                 width = float(self.rbf_width)
-        net = _ProtoNet(head, torch.as_tensor(P), torch.as_tensor(last), self.similarity, width,
-                        float(self.temperature))
+        net = _ProtoNet(
+            head,
+            torch.as_tensor(P),
+            torch.as_tensor(last),
+            self.similarity,
+            width,
+            float(self.temperature),
+        )
         return net, labels
 
     def _loss_fn(self, net, labels):
@@ -459,8 +472,10 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         n_classes = len(self.classes_)
         proto_labels = torch.as_tensor(labels, device=dev)
         identity = torch.nn.functional.one_hot(proto_labels, n_classes).float()
-        blocks = [(kind, torch.as_tensor(np.flatnonzero(self._kinds == kind), device=dev))
-                  for kind in np.unique(self._kinds)]
+        blocks = [
+            (kind, torch.as_tensor(np.flatnonzero(self._kinds == kind), device=dev))
+            for kind in np.unique(self._kinds)
+        ]
         sep_weight = {"trivial": self.separation_weight, "support": self.support_separation_weight}
         st_weight = {"trivial": self.discrimination_weight, "support": self.closeness_weight}
         k = self.n_prototypes_per_class
@@ -470,7 +485,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             logits, d, _ = net(xb)
             if multilabel:
                 ce = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, tb, reduction="none").mean(1)
+                    logits, tb, reduction="none"
+                ).mean(1)
                 own = tb[:, proto_labels] > 0
             else:
                 ce = torch.nn.functional.cross_entropy(logits, tb, reduction="none")
@@ -486,7 +502,9 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                     sep = torch.where(own[:, idx], big, d[:, idx]).min(1).values
                     total = total - sep_weight[kind] * (sep * wb * has_other).sum() / wsum
                 if st_weight[kind]:
-                    total = total + st_weight[kind] * _st_loss(net.prototypes[idx], n_classes, k, kind)
+                    total = total + st_weight[kind] * _st_loss(
+                        net.prototypes[idx], n_classes, k, kind
+                    )
             if self.l1_weight:
                 total = total + self.l1_weight * (net.last * (1 - identity)).abs().sum()
             return total
@@ -521,8 +539,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
-        self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
-    ) -> "ProtoClassifier":
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> ProtoClassifier:
         """Train prototypes, head and last layer; then project the prototypes.
 
         Parameters
@@ -559,14 +577,25 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             history = {}
             self.n_iter_ = 0
         before = len(history.get("loss", []))
+
         def periodic_push(epoch):
             if self.project and self.push_every and epoch % self.push_every == 0:
                 self._snap(net, labels, X_fit, T_fit)
 
         history = train(
-            net, list(net.parameters()), self._loss_fn(net, labels), X_fit, T_fit, w_fit,
-            self._training_config(self.max_epochs, "fit"), rng, score=self._score_fn(net),
-            X_val=X_val, targets_val=T_val, weights_val=w_val, history=history,
+            net,
+            list(net.parameters()),
+            self._loss_fn(net, labels),
+            X_fit,
+            T_fit,
+            w_fit,
+            self._training_config(self.max_epochs, "fit"),
+            rng,
+            score=self._score_fn(net),
+            X_val=X_val,
+            targets_val=T_val,
+            weights_val=w_val,
+            history=history,
             on_epoch_end=periodic_push,
         )
         self.n_iter_ += len(history["loss"]) - before
@@ -578,9 +607,9 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         self,
         X: ArrayLike,
         y: ArrayLike,
-        classes: Optional[ArrayLike] = None,
-        sample_weight: Optional[ArrayLike] = None,
-    ) -> "ProtoClassifier":
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> ProtoClassifier:
         """One pass (epoch) of training over the given batch.
 
         The first call fixes the classes (``classes`` is required then, unless
@@ -625,13 +654,24 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         else:
             net, labels = self._net(device=resolve_device(self.device)), self.prototype_labels_
             rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
-        history = train(net, list(net.parameters()), self._loss_fn(net, labels), X, T, w,
-                        self._training_config(1, "partial_fit"), rng, history=self.history_)
+        history = train(
+            net,
+            list(net.parameters()),
+            self._loss_fn(net, labels),
+            X,
+            T,
+            w,
+            self._training_config(1, "partial_fit"),
+            rng,
+            history=self.history_,
+        )
         self.n_iter_ += 1
         self._store(net, labels, np.full(len(labels), -1), history)
         return self
 
-    def project_prototypes(self, X: ArrayLike, y: ArrayLike, sample_weight=None) -> "ProtoClassifier":
+    def project_prototypes(
+        self, X: ArrayLike, y: ArrayLike, sample_weight=None
+    ) -> ProtoClassifier:
         """Project the prototypes onto (X, y) and retrain the last layer.
 
         Each prototype becomes the latent vector of the nearest sample of its
@@ -652,8 +692,9 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         T = self._prepare_targets(y, first=False)
         w = self._training_weights(T, sample_weight, X, multilabel=self._multilabel)
         net = self._net(device=resolve_device(self.device))
-        self._push(net, self.prototype_labels_, X.astype(np.float32), T, w, self.history_,
-                   X_exact=X)
+        self._push(
+            net, self.prototype_labels_, X.astype(np.float32), T, w, self.history_, X_exact=X
+        )
         return self
 
     # ------------------------------------------------- projection ("push")
@@ -684,19 +725,23 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         """
         dev = net.prototypes.device
         with torch.no_grad():
-            Z = np.concatenate([
-                net.latent(to_tensor(X[s], dev)).cpu().numpy()
-                for s in chunk_slices(len(X), max(X.shape[1], net.prototypes.shape[0]))
-            ])
+            Z = np.concatenate(
+                [
+                    net.latent(to_tensor(X[s], dev)).cpu().numpy()
+                    for s in chunk_slices(len(X), max(X.shape[1], net.prototypes.shape[0]))
+                ]
+            )
             P = net.prototypes.detach().cpu().numpy()
         indices = np.full(len(labels), -1)
         for c in np.unique(labels):
             protos = np.flatnonzero(labels == c)
-            members = np.flatnonzero(T[:, c] > 0) if self._multilabel else np.flatnonzero(T == c)
+            members = np.flatnonzero(T[:, c] > 0) if self._multilabel else np.flatnonzero(c == T)
             if not len(members):
                 continue
             if self.similarity == "cosine":
-                zn = Z[members] / np.maximum(np.linalg.norm(Z[members], axis=1, keepdims=True), 1e-12)
+                zn = Z[members] / np.maximum(
+                    np.linalg.norm(Z[members], axis=1, keepdims=True), 1e-12
+                )
                 pn = P[protos] / np.maximum(np.linalg.norm(P[protos], axis=1, keepdims=True), 1e-12)
                 dist = -pn @ zn.T
             else:
@@ -729,10 +774,12 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             return
         dev = net.prototypes.device
         with torch.no_grad():
-            S = torch.cat([
-                net(to_tensor(X[s], dev))[2]
-                for s in chunk_slices(len(X), max(X.shape[1], net.prototypes.shape[0]))
-            ])
+            S = torch.cat(
+                [
+                    net(to_tensor(X[s], dev))[2]
+                    for s in chunk_slices(len(X), max(X.shape[1], net.prototypes.shape[0]))
+                ]
+            )
             if self.similarity == "log":  # not a bounded kernel: ridge on W
                 G = torch.eye(len(labels), dtype=S.dtype, device=dev)
             else:
@@ -740,17 +787,26 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
                 G = ((vecs * vals.clamp_min(0.0)) @ vecs.T).to(S.dtype)
             net.last.zero_()
-        targets = (to_tensor(T, dev) if self._multilabel
-                   else torch.as_tensor(T, dtype=torch.long, device=dev))
+        targets = (
+            to_tensor(T, dev)
+            if self._multilabel
+            else torch.as_tensor(T, dtype=torch.long, device=dev)
+        )
         wt = to_tensor(w, dev)
         wsum = wt.sum().clamp_min(1e-12)
         off = 1.0 - torch.nn.functional.one_hot(
-            torch.as_tensor(np.asarray(labels), device=dev), len(self.classes_)).to(S.dtype)
+            torch.as_tensor(np.asarray(labels), device=dev), len(self.classes_)
+        ).to(S.dtype)
         temperature = net.temperature
         W = net.last
         optimizer = torch.optim.LBFGS(
-            [W], lr=1.0, max_iter=self.last_layer_max_iter, history_size=20,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12,
+            [W],
+            lr=1.0,
+            max_iter=self.last_layer_max_iter,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
         )
         evaluations = []
 
@@ -759,7 +815,8 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             logits = S @ W / temperature
             if self._multilabel:
                 data = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, targets, reduction="none").mean(1)
+                    logits, targets, reduction="none"
+                ).mean(1)
             else:
                 data = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
             Wt = W / temperature
@@ -794,9 +851,12 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 ConvergenceWarning,
             )
         if self.verbose:
-            print(f"[last layer] {n_iter} L-BFGS iterations, loss "
-                  f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f}, max |grad| {grad_max:.2g} "
-                  f"({history['last_layer_seconds']:.2f}s)", flush=True)
+            print(
+                f"[last layer] {n_iter} L-BFGS iterations, loss "
+                f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f}, max |grad| {grad_max:.2g} "
+                f"({history['last_layer_seconds']:.2f}s)",
+                flush=True,
+            )
 
     # ------------------------------------------------------ fitted state
     def _store(self, net, labels, indices, history, X_exact=None):
@@ -817,8 +877,11 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 latent = rows
             else:
                 with torch.no_grad():
-                    latent = self._net_from(self._state, torch.float64).latent(
-                        torch.as_tensor(rows)).numpy()
+                    latent = (
+                        self._net_from(self._state, torch.float64)
+                        .latent(torch.as_tensor(rows))
+                        .numpy()
+                    )
             self._state["prototypes"][found] = latent
         self.prototypes_ = self._state["prototypes"]
         self.last_layer_ = self._state["last"]
@@ -834,10 +897,21 @@ class ProtoClassifier(TorchTrainingMixin, BasePrototypeClassifier):
 
     def _net_from(self, state, dtype):
         P, W = state["prototypes"], state["last"]
-        head = _make_head(self.projection, self.n_features_in_, P.shape[1],
-                          np.random.RandomState(0), self._bounded_head)
-        net = _ProtoNet(head, torch.zeros(P.shape), torch.zeros(W.shape), self.similarity,
-                        self._width, self._temperature)
+        head = _make_head(
+            self.projection,
+            self.n_features_in_,
+            P.shape[1],
+            np.random.RandomState(0),
+            self._bounded_head,
+        )
+        net = _ProtoNet(
+            head,
+            torch.zeros(P.shape),
+            torch.zeros(W.shape),
+            self.similarity,
+            self._width,
+            self._temperature,
+        )
         net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         return net.to(dtype=dtype)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
-from typing import Optional
 
 import numpy as np
 import torch
@@ -28,8 +27,9 @@ _TINY = 1e-12
 class _RBFNet(torch.nn.Module):
     """Components, optional linear map Omega, detection, reasoning head, certificate."""
 
-    def __init__(self, components, omega, log_sigma, reasoning, labels, head, n_classes,
-                 learn_sigma=True):
+    def __init__(
+        self, components, omega, log_sigma, reasoning, labels, head, n_classes, learn_sigma=True
+    ):
         super().__init__()
         self.components = torch.nn.Parameter(components)
         self.omega = None if omega is None else torch.nn.Parameter(omega)
@@ -83,8 +83,9 @@ class _RBFNet(torch.nn.Module):
         """Class scores ``p_c`` from detections, (n, C)."""
         if self.head == "nearest":  # winner takes all: the best-detected component of each class
             out = torch.zeros(d.shape[0], self.n_classes, dtype=d.dtype, device=d.device)
-            return out.scatter_reduce(1, self.labels.expand(d.shape[0], -1), d, reduce="amax",
-                                      include_self=False)
+            return out.scatter_reduce(
+                1, self.labels.expand(d.shape[0], -1), d, reduce="amax", include_self=False
+            )
         rp, rn = self.reasoning_weights()
         return d @ (rp - rn) + rn.sum(0)
 
@@ -92,10 +93,12 @@ class _RBFNet(torch.nn.Module):
         """``log p_c`` without underflow, for the nearest and positive heads, (n, C)."""
         log_d = -self.distances(x) / self.sigma()
         if self.head == "nearest":
-            out = torch.full((x.shape[0], self.n_classes), -float("inf"), dtype=log_d.dtype,
-                             device=log_d.device)
-            return out.scatter_reduce(1, self.labels.expand(x.shape[0], -1), log_d,
-                                      reduce="amax", include_self=False)
+            out = torch.full(
+                (x.shape[0], self.n_classes), -float("inf"), dtype=log_d.dtype, device=log_d.device
+            )
+            return out.scatter_reduce(
+                1, self.labels.expand(x.shape[0], -1), log_d, reduce="amax", include_self=False
+            )
         rp, _ = self.reasoning_weights()
         return torch.logsumexp(log_d[:, :, None] + torch.log(rp)[None], dim=1)
 
@@ -121,10 +124,16 @@ class _RBFNet(torch.nn.Module):
         tiny = torch.finfo(d.dtype).tiny
         root = torch.sqrt(b * b + 4.0 * a_plus * a_minus)
         # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
-        z = torch.where(b >= 0, (b + root) / (2.0 * a_minus).clamp_min(tiny),
-                        2.0 * a_plus / (root - b).clamp_min(tiny))
-        z = torch.where(torch.nn.functional.one_hot(target, self.n_classes) > 0,
-                        torch.full_like(z, float("inf")), z)
+        z = torch.where(
+            b >= 0,
+            (b + root) / (2.0 * a_minus).clamp_min(tiny),
+            2.0 * a_plus / (root - b).clamp_min(tiny),
+        )
+        z = torch.where(
+            torch.nn.functional.one_hot(target, self.n_classes) > 0,
+            torch.full_like(z, float("inf")),
+            z,
+        )
         z_min = z.min(1).values.clamp_min(tiny)
         return self.sigma() * torch.log(z_min) / self.omega_norm()
 
@@ -418,17 +427,18 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             raise ValueError(
                 f"loss='glvq' trains the nearest-prototype head; got reasoning={self.reasoning!r}."
             )
-        if K < n_classes and self._head_kind == "nearest":
+        if n_classes > K and self._head_kind == "nearest":
             warnings.warn(
                 f"The nearest-prototype head needs at least one component per class: "
                 f"n_components={K} < {n_classes} classes; using {n_classes} components.",
                 UserWarning,
             )
             K = n_classes
-        if K >= n_classes:
+        if n_classes <= K:
             counts = np.full(n_classes, K // n_classes) + (np.arange(n_classes) < K % n_classes)
-            W = np.concatenate([kmeans_prototypes(X[T == c], X, counts[c], rng)
-                                for c in range(n_classes)])
+            W = np.concatenate(
+                [kmeans_prototypes(X[c == T], X, counts[c], rng) for c in range(n_classes)]
+            )
             labels = np.repeat(np.arange(n_classes), counts)
         else:
             W = kmeans_prototypes(X, X, K, rng)
@@ -452,14 +462,17 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         if self._head_kind != "nearest":
             rows = 2 * K if self._head_kind == "positive_negative" else K
             logits = np.zeros((rows, n_classes))
-            if K >= n_classes:  # start reasoning positively on a class's own components
+            if n_classes <= K:  # start reasoning positively on a class's own components
                 logits[np.arange(K), labels] = np.log(rows)
             reasoning = torch.as_tensor(logits, dtype=torch.float32)
         net = _RBFNet(
             torch.as_tensor(W, dtype=torch.float32),
             None if omega is None else torch.as_tensor(omega, dtype=torch.float32),
-            torch.tensor(np.log(sigma), dtype=torch.float32), reasoning,
-            torch.as_tensor(labels, dtype=torch.long), self._head_kind, n_classes,
+            torch.tensor(np.log(sigma), dtype=torch.float32),
+            reasoning,
+            torch.as_tensor(labels, dtype=torch.long),
+            self._head_kind,
+            n_classes,
             learn_sigma=self.learn_sigma,
         )
         return net
@@ -483,8 +496,11 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
                 p = net(xb)
                 rows = torch.arange(len(xb), device=xb.device)
                 p_true = p[rows, tb]
-                p_other = p.masked_fill(
-                    torch.nn.functional.one_hot(tb, p.shape[1]) > 0, -float("inf")).max(1).values
+                p_other = (
+                    p.masked_fill(torch.nn.functional.one_hot(tb, p.shape[1]) > 0, -float("inf"))
+                    .max(1)
+                    .values
+                )
                 per = torch.relu(p_other - p_true + margin)
             return (per * wb).sum() / wb.sum().clamp_min(_TINY)
 
@@ -494,18 +510,27 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         def score(X, T, w=None):
             dev = net.components.device
             with torch.no_grad():
-                pred = np.concatenate([
-                    net.class_scores(net.detections(to_tensor(X[s], dev))).argmax(1).cpu().numpy()
-                    for s in chunk_slices(len(X), max(X.shape[1], net.components.shape[0]))
-                ]) if len(X) else np.empty(0, int)
+                pred = (
+                    np.concatenate(
+                        [
+                            net.class_scores(net.detections(to_tensor(X[s], dev)))
+                            .argmax(1)
+                            .cpu()
+                            .numpy()
+                            for s in chunk_slices(len(X), max(X.shape[1], net.components.shape[0]))
+                        ]
+                    )
+                    if len(X)
+                    else np.empty(0, int)
+                )
             return weighted_accuracy(pred == T, w)
 
         return score
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
-        self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None
-    ) -> "RBFPrototypeClassifier":
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> RBFPrototypeClassifier:
         """Train components, reasoning, ``sigma`` (and ``Omega``).
 
         Parameters
@@ -526,25 +551,46 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         fit_rows, val_rows = self._early_stopping_split(T, rng)
         X32 = X.astype(np.float32, copy=False)
         X_fit, T_fit, w_fit = X32[fit_rows], T[fit_rows], w[fit_rows]
-        val = {} if val_rows is None else dict(
-            X_val=X32[val_rows], targets_val=T[val_rows], weights_val=w[val_rows])
+        val = (
+            {}
+            if val_rows is None
+            else dict(X_val=X32[val_rows], targets_val=T[val_rows], weights_val=w[val_rows])
+        )
         device = resolve_device(self.device)
         net = self._build(X[fit_rows].astype(np.float64), T_fit, rng).to(device)
-        history = train(net, [p for p in net.parameters() if p.requires_grad],
-                        self._loss_fn(net), X_fit, T_fit, w_fit,
-                        self._training_config(self.max_epochs, "fit"), rng,
-                        score=self._score_fn(net), **val)
+        history = train(
+            net,
+            [p for p in net.parameters() if p.requires_grad],
+            self._loss_fn(net),
+            X_fit,
+            T_fit,
+            w_fit,
+            self._training_config(self.max_epochs, "fit"),
+            rng,
+            score=self._score_fn(net),
+            **val,
+        )
         self.n_iter_ = len(history["loss"])
         indices = np.full(net.components.shape[0], -1)
         if self.project:
             indices = self._snap(net, X_fit, T_fit)
             if self.project_epochs:
-                params = [p for name, p in net.named_parameters()
-                          if name != "components" and p.requires_grad]
+                params = [
+                    p
+                    for name, p in net.named_parameters()
+                    if name != "components" and p.requires_grad
+                ]
                 history["projection"] = train(
-                    net, params, self._loss_fn(net), X_fit, T_fit, w_fit,
-                    self._training_config(self.project_epochs, "after projection"), rng,
-                    score=self._score_fn(net))
+                    net,
+                    params,
+                    self._loss_fn(net),
+                    X_fit,
+                    T_fit,
+                    w_fit,
+                    self._training_config(self.project_epochs, "after projection"),
+                    rng,
+                    score=self._score_fn(net),
+                )
             indices = np.where(indices >= 0, fit_rows[np.maximum(indices, 0)], -1)
         self._store(net, history, indices, X)
         return self
@@ -553,16 +599,18 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         """Move each component onto its nearest training row (distinct rows, closest first)."""
         with torch.no_grad():
             dev = net.components.device
-            d2 = np.concatenate([
-                net.squared_distances(to_tensor(X[s], dev)).cpu().numpy()
-                for s in chunk_slices(len(X), max(X.shape[1], net.components.shape[0]))
-            ])  # (n, K)
+            d2 = np.concatenate(
+                [
+                    net.squared_distances(to_tensor(X[s], dev)).cpu().numpy()
+                    for s in chunk_slices(len(X), max(X.shape[1], net.components.shape[0]))
+                ]
+            )  # (n, K)
         K = d2.shape[1]
         indices = np.full(K, -1)
         if self._head_kind == "nearest":
             labels = net.labels.cpu().numpy()
             for c in np.unique(labels):
-                comps, members = np.flatnonzero(labels == c), np.flatnonzero(T == c)
+                comps, members = np.flatnonzero(labels == c), np.flatnonzero(c == T)
                 indices[comps] = members[distinct_nearest(d2[members][:, comps].T)]
         else:
             indices = distinct_nearest(d2.T)
@@ -571,8 +619,9 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         return indices
 
     def _store(self, net, history, indices, X):
-        self._state = {k: v.detach().cpu().numpy().astype(np.float64)
-                       for k, v in net.state_dict().items()}
+        self._state = {
+            k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
+        }
         found = np.flatnonzero(indices >= 0)
         if len(found):  # projected components equal their rows exactly (caller's precision)
             self._state["components"][found] = np.asarray(X, dtype=np.float64)[indices[found]]
@@ -598,7 +647,9 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
             None if s.get("omega") is None else torch.as_tensor(s["omega"]),
             torch.as_tensor(s["log_sigma"]),
             None if s.get("reasoning") is None else torch.as_tensor(s["reasoning"]),
-            torch.as_tensor(s["labels"]).long(), self._head_kind, len(self.classes_),
+            torch.as_tensor(s["labels"]).long(),
+            self._head_kind,
+            len(self.classes_),
         )
         return net.to(dtype=dtype)
 
@@ -672,7 +723,7 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         return np.zeros(len(self.classes_))
 
     # ------------------------------------------------------- robustness
-    def certified_radius(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> np.ndarray:
+    def certified_radius(self, X: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
         """Certified L2 radius of each prediction (see the class docstring for the bounds).
 
         Parameters
@@ -704,8 +755,9 @@ class RBFPrototypeClassifier(TorchTrainingMixin, BasePrototypeClassifier):
         work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
         with torch.no_grad():
             for s in chunk_slices(len(X), max(work, X.shape[1])):
-                out[s] = net.certified_radius(torch.as_tensor(X[s]),
-                                              torch.as_tensor(pred[s])).numpy()
+                out[s] = net.certified_radius(
+                    torch.as_tensor(X[s]), torch.as_tensor(pred[s])
+                ).numpy()
         out = np.maximum(out, 0)
         if y is not None:
             out[self.classes_[pred] != y] = 0

@@ -46,9 +46,11 @@ _PROBA_REASON = (
 
 def expected_failed_checks(estimator):
     if isinstance(estimator, RBFPrototypeClassifier):
-        return {"check_sample_weight_equivalence_on_dense_data": _SGD_REASON,
-                "check_class_weight_classifiers": _LOCAL_REASON,
-                "check_decision_proba_consistency": _PROBA_REASON}
+        return {
+            "check_sample_weight_equivalence_on_dense_data": _SGD_REASON,
+            "check_class_weight_classifiers": _LOCAL_REASON,
+            "check_decision_proba_consistency": _PROBA_REASON,
+        }
     if isinstance(estimator, ProtoClassifier):
         return {"check_sample_weight_equivalence_on_dense_data": _SGD_REASON}
     return {}

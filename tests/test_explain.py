@@ -68,8 +68,17 @@ def test_records_and_frame(explanation):
     frame = ex.to_frame()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns) == [
-        "sample", "predicted", "runner_up", "margin", "rank", "prototype",
-        "prototype_label", "training_index", "value", "to_predicted", "to_runner_up",
+        "sample",
+        "predicted",
+        "runner_up",
+        "margin",
+        "rank",
+        "prototype",
+        "prototype_label",
+        "training_index",
+        "value",
+        "to_predicted",
+        "to_runner_up",
     ]
     assert len(frame) == 8
 

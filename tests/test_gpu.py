@@ -20,16 +20,40 @@ from skproto import ProtoClassifier, RBFPrototypeClassifier, _training
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 ESTIMATORS = [
-    pytest.param(lambda dev: ProtoClassifier(n_prototypes_per_class=3, max_epochs=30,
-                                             random_state=0, device=dev), id="proto"),
-    pytest.param(lambda dev: ProtoClassifier(prototype_kind="both", projection="linear",
-                                             projection_dim=16, max_epochs=30,
-                                             random_state=0, device=dev), id="proto-head"),
-    pytest.param(lambda dev: RBFPrototypeClassifier(n_components=20, max_epochs=30,
-                                                    random_state=0, device=dev), id="rbf-cbc"),
-    pytest.param(lambda dev: RBFPrototypeClassifier(loss="robust", reasoning="nearest",
-                                                    n_components=20, max_epochs=30,
-                                                    random_state=0, device=dev), id="rbf-robust"),
+    pytest.param(
+        lambda dev: ProtoClassifier(
+            n_prototypes_per_class=3, max_epochs=30, random_state=0, device=dev
+        ),
+        id="proto",
+    ),
+    pytest.param(
+        lambda dev: ProtoClassifier(
+            prototype_kind="both",
+            projection="linear",
+            projection_dim=16,
+            max_epochs=30,
+            random_state=0,
+            device=dev,
+        ),
+        id="proto-head",
+    ),
+    pytest.param(
+        lambda dev: RBFPrototypeClassifier(
+            n_components=20, max_epochs=30, random_state=0, device=dev
+        ),
+        id="rbf-cbc",
+    ),
+    pytest.param(
+        lambda dev: RBFPrototypeClassifier(
+            loss="robust",
+            reasoning="nearest",
+            n_components=20,
+            max_epochs=30,
+            random_state=0,
+            device=dev,
+        ),
+        id="rbf-robust",
+    ),
 ]
 
 
@@ -61,9 +85,16 @@ def test_trained_on_gpu_predicts_on_cpu_after_pickling(make, digits, tmp_path):
     np.save(tmp_path / "X.npy", X_test)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # a process that sees no GPU
     subprocess.run(
-        [sys.executable, "-c", _CPU_ONLY_PREDICT, str(tmp_path / "clf.pkl"),
-         str(tmp_path / "X.npy"), str(tmp_path / "p.npy")],
-        check=True, env=env,
+        [
+            sys.executable,
+            "-c",
+            _CPU_ONLY_PREDICT,
+            str(tmp_path / "clf.pkl"),
+            str(tmp_path / "X.npy"),
+            str(tmp_path / "p.npy"),
+        ],
+        check=True,
+        env=env,
     )
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), proba)
 

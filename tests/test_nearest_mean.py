@@ -173,7 +173,9 @@ def test_euclidean_is_translation_invariant(data, shift):
     for params in [dict(), dict(metric="mahalanobis"), dict(shrinkage=0.4)]:
         a = NearestMeanClassifier(**params).fit(X, y)
         b = NearestMeanClassifier(**params).fit(X + t, y)
-        np.testing.assert_allclose(b.decision_function(X + t), a.decision_function(X), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            b.decision_function(X + t), a.decision_function(X), rtol=1e-6, atol=1e-6
+        )
         np.testing.assert_allclose(b.score_samples(X + t), a.score_samples(X), rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(b.predict(X + t), a.predict(X))
 
@@ -207,14 +209,20 @@ def test_covariance_shrinkage_matches_scikit_learn():
     means = np.array([X[y == c].mean(0) for c in range(10)])
     R = X - means[y]
     lw = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="ledoit_wolf").fit(X, y)
-    assert lw.covariance_shrinkage_ == pytest.approx(ledoit_wolf_shrinkage(R, assume_centered=True), rel=1e-9)
+    assert lw.covariance_shrinkage_ == pytest.approx(
+        ledoit_wolf_shrinkage(R, assume_centered=True), rel=1e-9
+    )
     oas = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="oas").fit(X, y)
-    assert oas.covariance_shrinkage_ == pytest.approx(OAS(assume_centered=True).fit(R).shrinkage_, rel=1e-9)
+    assert oas.covariance_shrinkage_ == pytest.approx(
+        OAS(assume_centered=True).fit(R).shrinkage_, rel=1e-9
+    )
     per = NearestMeanClassifier(
         metric="mahalanobis", covariance="per_class", covariance_shrinkage="ledoit_wolf"
     ).fit(X, y)
     Xc = X[y == 3] - X[y == 3].mean(0)
-    assert per.covariance_shrinkage_[3] == pytest.approx(ledoit_wolf_shrinkage(Xc, assume_centered=True), rel=1e-9)
+    assert per.covariance_shrinkage_[3] == pytest.approx(
+        ledoit_wolf_shrinkage(Xc, assume_centered=True), rel=1e-9
+    )
 
 
 def test_euclidean_matches_plain_nearest_centroid():
@@ -223,7 +231,11 @@ def test_euclidean_matches_plain_nearest_centroid():
     means = np.array([X[y == c].mean(0) for c in range(10)])
     d2 = ((X[:, None, :] - means[None]) ** 2).sum(-1)
     np.testing.assert_allclose(clf.transform(X), d2, rtol=1e-9, atol=1e-8)
-    np.testing.assert_allclose(clf.predict_proba(X), np.exp(-d2 / 2 - np.logaddexp.reduce(-d2 / 2, axis=1)[:, None]), atol=1e-12)
+    np.testing.assert_allclose(
+        clf.predict_proba(X),
+        np.exp(-d2 / 2 - np.logaddexp.reduce(-d2 / 2, axis=1)[:, None]),
+        atol=1e-12,
+    )
     np.testing.assert_array_equal(clf.predict(X), d2.argmin(1))
 
 
@@ -235,7 +247,11 @@ def test_cosine_distance_and_temperature():
     cos = Xn @ (mu / np.linalg.norm(mu, axis=1, keepdims=True)).T
     np.testing.assert_allclose(clf.transform(X), 2 * (1 - cos), atol=1e-12)
     logits = cos / 0.05
-    np.testing.assert_allclose(clf.predict_proba(X), np.exp(logits - np.logaddexp.reduce(logits, axis=1)[:, None]), atol=1e-10)
+    np.testing.assert_allclose(
+        clf.predict_proba(X),
+        np.exp(logits - np.logaddexp.reduce(logits, axis=1)[:, None]),
+        atol=1e-10,
+    )
 
 
 def test_mean_shrinkage_moves_prototypes_to_global_mean():
@@ -286,7 +302,11 @@ def test_declared_but_unseen_classes_get_zero_probability():
 
 def test_fit_then_partial_fit_continues_the_same_statistics():
     X, y = load_iris(return_X_y=True)
-    a = NearestMeanClassifier(metric="mahalanobis").fit(X[:100], y[:100]).partial_fit(X[100:], y[100:])
+    a = (
+        NearestMeanClassifier(metric="mahalanobis")
+        .fit(X[:100], y[:100])
+        .partial_fit(X[100:], y[100:])
+    )
     assert_same_model(a, NearestMeanClassifier(metric="mahalanobis").fit(X, y), X)
 
 
@@ -347,7 +367,14 @@ def test_non_finite_input_is_rejected(bad):
     with pytest.raises(ValueError, match="NaN|infinity"):
         NearestMeanClassifier().fit(Xb, y)
     clf = NearestMeanClassifier().fit(X, y)
-    for method in ["predict", "predict_proba", "decision_function", "transform", "score_samples", "explain"]:
+    for method in [
+        "predict",
+        "predict_proba",
+        "decision_function",
+        "transform",
+        "score_samples",
+        "explain",
+    ]:
         with pytest.raises(ValueError, match="NaN|infinity"):
             getattr(clf, method)(Xb)
     with pytest.raises(ValueError, match="NaN|infinity"):
@@ -357,7 +384,9 @@ def test_non_finite_input_is_rejected(bad):
 def test_wrong_feature_count_at_predict():
     X, y = make_xy()
     clf = NearestMeanClassifier().fit(X, y)
-    with pytest.raises(ValueError, match="X has 3 features, but NearestMeanClassifier is expecting 4"):
+    with pytest.raises(
+        ValueError, match="X has 3 features, but NearestMeanClassifier is expecting 4"
+    ):
         clf.predict(X[:, :3])
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.partial_fit(X[:, :3], y)
@@ -467,7 +496,9 @@ def test_merge_rejects_mismatched_models():
     a = NearestMeanClassifier().fit(X, y)
     with pytest.raises(ValueError, match="different numbers of features: 4 vs 3"):
         a.merge(NearestMeanClassifier().fit(X[:, :3], y))
-    with pytest.raises(ValueError, match="different settings: metric='euclidean' vs metric='cosine'"):
+    with pytest.raises(
+        ValueError, match="different settings: metric='euclidean' vs metric='cosine'"
+    ):
         a.merge(NearestMeanClassifier(metric="cosine").fit(X, y))
     with pytest.raises(ValueError, match="must be fitted"):
         a.merge(NearestMeanClassifier())

@@ -24,7 +24,9 @@ def blobs(draw):
     n_features = draw(st.integers(1, 4))
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), per_class)
-    X = rng.normal(scale=3.0, size=(n_classes, n_features))[y] + rng.normal(size=(len(y), n_features))
+    X = rng.normal(scale=3.0, size=(n_classes, n_features))[y] + rng.normal(
+        size=(len(y), n_features)
+    )
     return X, y
 
 
@@ -82,8 +84,15 @@ def test_history_reports_projection_and_early_stopping_indices_refer_to_X():
     X, y = load_iris(return_X_y=True)
     clf = ProtoClassifier(early_stopping=True, **FAST).fit(X, y)
     h = clf.history_
-    for key in ["loss", "train_score", "val_loss", "val_score", "accuracy_before_projection",
-                "val_accuracy_before_projection", "accuracy_after_projection"]:
+    for key in [
+        "loss",
+        "train_score",
+        "val_loss",
+        "val_score",
+        "accuracy_before_projection",
+        "val_accuracy_before_projection",
+        "accuracy_after_projection",
+    ]:
         assert key in h, key
     assert clf.n_iter_ == len(clf.loss_curve_) == len(h["val_loss"])
     np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
@@ -195,11 +204,18 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha):
     y = np.repeat(np.arange(3), 30)
     X = rng.normal(size=(3, 4))[y] + rng.normal(size=(90, 4))
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
-    clf = ProtoClassifier(n_prototypes_per_class=3, similarity="cosine", l1_weight=0.0,
-                          alpha=alpha, last_layer_max_iter=500, max_epochs=5,
-                          random_state=0).fit(X, y)
-    ref = LogisticRegression(C=1 / alpha, fit_intercept=False, tol=1e-10,
-                             max_iter=10_000).fit(Xn, y)
+    clf = ProtoClassifier(
+        n_prototypes_per_class=3,
+        similarity="cosine",
+        l1_weight=0.0,
+        alpha=alpha,
+        last_layer_max_iter=500,
+        max_epochs=5,
+        random_state=0,
+    ).fit(X, y)
+    ref = LogisticRegression(C=1 / alpha, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(
+        Xn, y
+    )
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(Xn), atol=2e-4)
     assert clf.history_["last_layer_loss"][-1] < clf.history_["last_layer_loss"][0]
 
@@ -222,10 +238,17 @@ def test_head_with_distance_similarity_is_bounded_and_training_does_not_blow_up(
     from sklearn.model_selection import train_test_split
 
     X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X / 16.0, y, test_size=0.3, random_state=0,
-                                              stratify=y)
-    clf = ProtoClassifier(prototype_kind="both", projection="linear", projection_dim=16,
-                          similarity=similarity, max_epochs=60, random_state=0).fit(X_tr, y_tr)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X / 16.0, y, test_size=0.3, random_state=0, stratify=y
+    )
+    clf = ProtoClassifier(
+        prototype_kind="both",
+        projection="linear",
+        projection_dim=16,
+        similarity=similarity,
+        max_epochs=60,
+        random_state=0,
+    ).fit(X_tr, y_tr)
     assert np.all((clf.prototypes_ >= 0) & (clf.prototypes_ <= 1))
     latent = clf._net().latent(torch.as_tensor(X_te, dtype=torch.float32)).detach().numpy()
     assert latent.min() >= 0 and latent.max() <= 1
@@ -235,8 +258,9 @@ def test_head_with_distance_similarity_is_bounded_and_training_does_not_blow_up(
 
 def test_cosine_head_stays_a_plain_linear_map():
     X, y = load_iris(return_X_y=True)
-    clf = ProtoClassifier(projection="linear", projection_dim=3, similarity="cosine",
-                          **FAST).fit(X, y)
+    clf = ProtoClassifier(projection="linear", projection_dim=3, similarity="cosine", **FAST).fit(
+        X, y
+    )
     head = clf._net().head
     assert [type(m) for m in head] == [torch.nn.Linear]
 
@@ -259,8 +283,9 @@ def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():
 def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
     X, y = load_iris(return_X_y=True)
     with pytest.warns(ConvergenceWarning, match="last_layer_max_iter=2"):
-        clf = ProtoClassifier(similarity="cosine", temperature=0.1, last_layer_max_iter=2,
-                              **FAST).fit(X, y)
+        clf = ProtoClassifier(
+            similarity="cosine", temperature=0.1, last_layer_max_iter=2, **FAST
+        ).fit(X, y)
     assert not clf.history_["last_layer_converged"]
     assert clf.history_["last_layer_n_iter"] <= 2
     assert clf.history_["last_layer_max_gradient"] > 1e-4

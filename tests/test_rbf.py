@@ -36,7 +36,9 @@ def blobs(draw, min_per_class=2):
     spread = draw(st.floats(0.5, 4.0))
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), per_class)
-    X = rng.normal(scale=spread, size=(n_classes, n_features))[y] + rng.normal(size=(len(y), n_features))
+    X = rng.normal(scale=spread, size=(n_classes, n_features))[y] + rng.normal(
+        size=(len(y), n_features)
+    )
     return X, y, seed
 
 
@@ -134,7 +136,9 @@ def test_reasoning_weights_are_a_distribution_per_class(params):
     rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
     assert rp.shape == rn.shape == (len(clf.prototypes_), 3)
     assert np.all(rp >= 0) and np.all(rn >= 0)
-    if params.get("loss") == "glvq" or params.get("reasoning") == "nearest":  # no reasoning: r+ is the 0/1 class membership
+    if (
+        params.get("loss") == "glvq" or params.get("reasoning") == "nearest"
+    ):  # no reasoning: r+ is the 0/1 class membership
         np.testing.assert_array_equal(rp, clf.prototype_labels_[:, None] == clf.classes_)
         assert np.all(rn == 0)
         return
@@ -146,8 +150,9 @@ def test_reasoning_weights_are_a_distribution_per_class(params):
 def test_iris_accuracy_and_certified_accuracy():
     X, y = load_iris(return_X_y=True)
     for loss in ["cbc", "robust", "glvq"]:
-        clf = RBFPrototypeClassifier(loss=loss, n_components=6, max_epochs=60,
-                                     random_state=0).fit(X, y)
+        clf = RBFPrototypeClassifier(loss=loss, n_components=6, max_epochs=60, random_state=0).fit(
+            X, y
+        )
         assert clf.score(X, y) > 0.9, loss
         acc = certified_accuracy(clf, X, y, [0.0, 0.1, 10.0])
         assert acc[0] <= clf.score(X, y) and acc[0] >= acc[1] >= acc[2] == 0.0
