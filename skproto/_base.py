@@ -8,60 +8,37 @@ provide:
 * ``_activation(P)``: the element-wise map from that matrix to what enters the
   class scores (identity for similarities, ``-d / (2 T)`` for distances, ...);
 * ``_head()``: the class-connection weights ``W`` (n_prototypes, n_classes) and
-  per-class bias ``b`` so that ``scores = _activation(P) @ W + b``.
+  per-class bias ``b`` so that ``scores = _activation(P) @ W + b``;
 
-From these the base derives everything else: ``decision_function``,
-``predict``, ``predict_proba``, ``predict_log_proba``, ``score_samples``,
-``transform`` and the exact, faithful ``explain``. All of them work on row
-chunks of bounded size, so a million rows against thousands of prototypes never
-materialise an ``n_samples x n_prototypes x n_features`` array. A subclass may
-override ``_scores_chunk`` with a faster computation of the same scores (the
-tests check the two agree) and ``_contributions`` when its head is not a dense
-linear map.
+and one output link, which turns scores into probabilities: the softmax
+(single-label) or independent sigmoids (multi-label). From these the base
+derives everything else: ``decision_function``, ``predict``,
+``predict_proba``, ``predict_log_proba``, ``score_samples``, ``transform``
+and the exact, faithful ``explain``. All of them work on row chunks of bounded
+size, so a million rows against thousands of prototypes never materialise an
+``n_samples x n_prototypes x n_features`` array.
 """
 
 from __future__ import annotations
 
-import warnings
 from abc import abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import sparse
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.cluster import KMeans
-from sklearn.utils import gen_batches
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._explain import Explanation
+from . import _validation
+from ._chunking import chunk_slices
+from .explain import Explanation
 
 __all__ = ["BasePrototypeClassifier"]
-
-#: Number of float entries in one chunk of a (rows x columns) work array. Small
-#: enough to stay in cache-friendly blocks, large enough for efficient BLAS.
-_CHUNK_ELEMENTS = 2**22
-
-
-def _reject_sparse(X, estimator) -> None:
-    if sparse.issparse(X):
-        raise ValueError(
-            f"{type(estimator).__name__} does not support sparse input; "
-            "got a sparse matrix. Convert it with X.toarray() if it fits in memory."
-        )
-
-
-def chunk_slices(n_rows: int, row_elements: int):
-    """Row slices such that one chunk holds about ``_CHUNK_ELEMENTS`` entries."""
-    rows = max(1, _CHUNK_ELEMENTS // max(int(row_elements), 1))
-    return gen_batches(n_rows, rows)
 
 
 class BasePrototypeClassifier(
@@ -77,7 +54,7 @@ class BasePrototypeClassifier(
     # ---------------------------------------------------------------- hooks
     @abstractmethod
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
-        """Chunk of ``transform``: (n_rows, n_prototypes) in X's dtype."""
+        """Chunk of ``transform``: (n_rows, n_prototypes)."""
 
     @abstractmethod
     def _activation(self, P: np.ndarray) -> np.ndarray:
@@ -97,6 +74,18 @@ class BasePrototypeClassifier(
         """Per-class scores up to a per-row constant (enough for argmax and softmax)."""
         return self._scores_chunk(X)
 
+    def _link_scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        """What the output link turns into probabilities (a fresh, writable array).
+
+        The shifted scores for the softmax; the exact scores (logits) for the
+        sigmoid. An estimator whose probabilities are not a softmax of its
+        scores returns here what they are a softmax of (``log p_c`` for
+        normalised scores ``p_c / sum p``).
+        """
+        if self._link == "sigmoid":
+            return self._scores_chunk(X)
+        return self._shifted_scores_chunk(X)
+
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
         """In-distribution score of a chunk, (n_rows,)."""
         return logsumexp(self._scores_chunk(X), axis=1)
@@ -104,9 +93,9 @@ class BasePrototypeClassifier(
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         """Contribution of every prototype to every class, (n_rows, n_prototypes, n_classes)."""
         W, _ = self._head()
-        return A[:, :, None] * W[None, :, :]
+        return A[:, :, None] * W[None, :, :].astype(A.dtype, copy=False)
 
-    def _contribution_parts(self, A: np.ndarray):
+    def _contribution_parts(self, A: np.ndarray) -> dict | None:
         """Named terms that add up to ``_contributions(A)``, or None (the default).
 
         Shown by ``explain`` in ``Explanation.parts`` (the CBC head splits a
@@ -125,59 +114,58 @@ class BasePrototypeClassifier(
             return np.full(len(self.prototypes_), -1, dtype=np.intp)
         return np.asarray(idx, dtype=np.intp)
 
-    # ----------------------------------------------------------- validation
-    def _validate_fit_data(self, X, y, *, reset: bool, multi_output: bool = False):
-        """Validate training X, y (dense, finite float) and the targets' type.
+    def _row_elements(self, n_features: int) -> int:
+        """Entries one row needs in the largest work array of prediction."""
+        return max(len(self.prototypes_), len(self.classes_), n_features)
 
-        With ``multi_output`` a 2-D ``y`` (multi-label indicator) is accepted
-        and checked by the estimator.
+    # ----------------------------------------------------------- output link
+    @property
+    def _link(self) -> str:
+        """``"sigmoid"`` for a multi-label model, else ``"softmax"``."""
+        return "sigmoid" if getattr(self, "_multilabel", False) else "softmax"
+
+    def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of a chunk: the output link applied, in place.
+
+        ``predict`` and ``explain`` read their decisions from exactly these
+        numbers, so they agree with ``predict_proba`` even where rounding
+        makes probabilities tie.
         """
-        _reject_sparse(X, self)
-        X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
-        )
-        if not multi_output:
-            with warnings.catch_warnings():
-                # a small partial_fit chunk often has more classes than half its
-                # rows; that is not a sign of a regression target here
-                warnings.filterwarnings(
-                    "ignore", "The number of unique classes is greater than 50%"
-                )
-                check_classification_targets(y)
-        return X, y
-
-    def _check_two_classes(self, classes: np.ndarray) -> None:
-        if len(classes) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes; "
-                f"got 1 class: {classes[0]!r}."
-            )
-
-    def _validate_sample_weight(self, sample_weight, X) -> np.ndarray:
-        """Float64 weights: finite, non-negative, not all zero."""
-        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-
-    def _validate_X_predict(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        _reject_sparse(X, self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        P = self._link_scores_chunk(X)
+        if self._link == "sigmoid":
+            return expit(P, out=P)
+        top = P.max(axis=1, keepdims=True)
+        dead = top[:, 0] == -np.inf  # every class impossible: no information, uniform
+        if dead.any():
+            P[dead], top[dead] = 0.0, 0.0
+        P -= top
+        np.exp(P, out=P)
+        P /= P.sum(axis=1, keepdims=True)
+        if np.isnan(P).any():  # pragma: no cover - a defect, never silent
+            raise ValueError(f"{type(self).__name__} computed non-finite class scores.")
+        return P
 
     # -------------------------------------------------------------- chunking
     def _map_chunks(
         self, fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray, n_cols: int, dtype
     ) -> np.ndarray:
         out = np.empty((X.shape[0], n_cols), dtype=dtype)
-        work = max(n_cols, X.shape[1])
-        for s in chunk_slices(X.shape[0], work):
+        for s in chunk_slices(X.shape[0], max(n_cols, self._row_elements(X.shape[1]))):
             out[s] = fn(X[s])
         return out
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         return self._map_chunks(self._scores_chunk, X, len(self.classes_), X.dtype)
 
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        return self._map_chunks(self._proba_chunk, X, len(self.classes_), X.dtype)
+
     @property
     def _n_features_out(self) -> int:
         return len(self.prototypes_)
+
+    def _validate_X_predict(self, X) -> np.ndarray:
+        return _validation.validate_predict_data(self, X)
 
     # ---------------------------------------------------------- public API
     def decision_function(self, X: ArrayLike) -> np.ndarray:
@@ -191,15 +179,17 @@ class BasePrototypeClassifier(
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
-            Per-class scores (higher = more likely). For two classes, the score of
-            ``classes_[1]`` minus that of ``classes_[0]``, as in scikit-learn.
+            Per-class scores (higher = more likely). For two classes of a
+            single-label model, the score of ``classes_[1]`` minus that of
+            ``classes_[0]``, as in scikit-learn. For a multi-label model the
+            logit of every label.
         """
         X = self._validate_X_predict(X)
         S = self._scores(X)
-        return S[:, 1] - S[:, 0] if S.shape[1] == 2 else S
+        return S[:, 1] - S[:, 0] if S.shape[1] == 2 and self._link == "softmax" else S
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predict class labels: the class with the highest score.
+        """Predict class labels: the class with the highest probability.
 
         Parameters
         ----------
@@ -208,33 +198,24 @@ class BasePrototypeClassifier(
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Predicted labels: the argmax of ``predict_proba`` (always, even
-            where rounding makes probabilities tie) and of
-            ``decision_function`` (except where two classes tie to within
-            rounding: both come from the same scores, shifted per row).
+            where rounding makes probabilities tie), which is the argmax of
+            ``decision_function`` except where two classes tie to within
+            rounding. For a multi-label model, the indicator matrix
+            ``predict_proba(X) > 0.5``.
         """
         X = self._validate_X_predict(X)
-        idx = np.empty(X.shape[0], dtype=np.intp)
         n_classes = len(self.classes_)
-        for s in chunk_slices(X.shape[0], max(n_classes, X.shape[1])):
-            idx[s] = np.argmax(self._proba_chunk(X[s]), axis=1)
-        return self.classes_[idx]
-
-    def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
-        """Softmax of the scores of a chunk, in place (scipy's formula, bit for bit).
-
-        ``predict`` takes the argmax of exactly these numbers, so it agrees
-        with ``predict_proba`` even where rounding makes probabilities tie.
-        """
-        P = self._shifted_scores_chunk(X)
-        P -= P.max(axis=1, keepdims=True)
-        np.exp(P, out=P)
-        P /= P.sum(axis=1, keepdims=True)
-        return P
+        multilabel = self._link == "sigmoid"
+        out = np.empty((X.shape[0], n_classes) if multilabel else X.shape[0], dtype=np.intp)
+        for s in chunk_slices(X.shape[0], max(n_classes, self._row_elements(X.shape[1]))):
+            proba = self._proba_chunk(X[s])
+            out[s] = (proba > 0.5) if multilabel else np.argmax(proba, axis=1)
+        return out.astype(int) if multilabel else self.classes_[out]
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities: the softmax of the per-class scores.
+        """Class probabilities.
 
         Parameters
         ----------
@@ -244,17 +225,20 @@ class BasePrototypeClassifier(
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``.
+            Probabilities in the order of ``classes_``: the softmax of the
+            per-class scores (each estimator documents its scores), or for a
+            multi-label model the sigmoid of each label's logit.
         """
         X = self._validate_X_predict(X)
-        return self._map_chunks(self._proba_chunk, X, len(self.classes_), X.dtype)
+        return self._proba(X)
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`.
 
         Computed as the log of the probabilities (zeros raised to the smallest
         normal float, as scikit-learn's discriminant analysis does), so that it
-        orders classes exactly as :meth:`predict_proba` does.
+        orders classes exactly as :meth:`predict_proba` does and its ``exp`` is
+        :meth:`predict_proba`.
 
         Parameters
         ----------
@@ -266,7 +250,7 @@ class BasePrototypeClassifier(
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         X = self._validate_X_predict(X)
-        proba = self._map_chunks(self._proba_chunk, X, len(self.classes_), X.dtype)
+        proba = self._proba(X)
         return np.log(np.maximum(proba, np.finfo(proba.dtype).smallest_normal))
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
@@ -287,7 +271,7 @@ class BasePrototypeClassifier(
         """
         X = self._validate_X_predict(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
-        for s in chunk_slices(X.shape[0], max(len(self.classes_), X.shape[1])):
+        for s in chunk_slices(X.shape[0], self._row_elements(X.shape[1])):
             out[s] = self._score_samples_chunk(X[s])
         return out
 
@@ -308,17 +292,23 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return self._map_chunks(self._pairwise, X, len(self.prototypes_), X.dtype)
 
-    def explain(self, X: ArrayLike, n_prototypes: int = 3) -> Explanation:
-        """Explain each prediction by its most active prototypes.
+    def explain(
+        self, X: ArrayLike, n_prototypes: int = 3, *, rank_by: str = "contribution"
+    ) -> Explanation:
+        """Explain each prediction by the prototypes that drive it.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Samples to explain.
         n_prototypes : int, default=3
-            How many prototypes to list per sample (the most active ones:
-            the most similar, or the nearest). All others are summed in
+            How many prototypes to list per sample. All others are summed in
             ``other_contribution``.
+        rank_by : {"contribution", "activation"}, default="contribution"
+            Which prototypes to list: those with the largest contribution (in
+            magnitude) to the score of the predicted class, ties broken by
+            activation; or the most active ones (the most similar, or the
+            nearest), whatever they contribute.
 
         Returns
         -------
@@ -329,6 +319,8 @@ class BasePrototypeClassifier(
         """
         if not isinstance(n_prototypes, (int, np.integer)) or n_prototypes < 1:
             raise ValueError(f"n_prototypes must be a positive int, got {n_prototypes!r}.")
+        if rank_by not in ("contribution", "activation"):
+            raise ValueError(f"rank_by must be 'contribution' or 'activation', got {rank_by!r}.")
         X = self._validate_X_predict(X)
         K, C = len(self.prototypes_), len(self.classes_)
         m = min(int(n_prototypes), K)
@@ -337,14 +329,25 @@ class BasePrototypeClassifier(
         value = np.empty((n, m), dtype=X.dtype)
         contrib = np.empty((n, m, C), dtype=X.dtype)
         other = np.empty((n, C), dtype=X.dtype)
-        predicted = np.empty(n, dtype=np.intp)
-        bias = self._explain_bias()
+        explained = np.empty(n, dtype=np.intp)
+        multilabel = self._link == "sigmoid"
+        indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
+        bias = np.asarray(self._explain_bias(), dtype=X.dtype)
         parts = None
-        for s in chunk_slices(n, max(K * C, X.shape[1])):
+        for s in chunk_slices(n, max(K * C, self._row_elements(X.shape[1]))):
             P = self._pairwise(X[s])
             A = self._activation(P)
             full = self._contributions(A)
-            order = np.argsort(-A, axis=1, kind="stable")[:, :m]
+            proba = self._proba_chunk(X[s])
+            explained[s] = np.argmax(proba, axis=1)
+            if multilabel:
+                indicator[s] = proba > 0.5
+            order = np.argsort(-A, axis=1, kind="stable")  # most active first
+            if rank_by == "contribution":
+                own = full[np.arange(len(A)), :, explained[s]]  # (rows, K)
+                key = -np.abs(np.take_along_axis(own, order, axis=1))
+                order = np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
+            order = order[:, :m]
             top[s] = order
             value[s] = np.take_along_axis(P, order, axis=1)
             contrib[s] = np.take_along_axis(full, order[:, :, None], axis=1)
@@ -354,20 +357,22 @@ class BasePrototypeClassifier(
                     parts = {k: np.empty((n, m, C), dtype=X.dtype) for k in named}
                 for k, v in named.items():
                     parts[k][s] = np.take_along_axis(v, order[:, :, None], axis=1)
-            keep = np.ones(A.shape, dtype=bool)
-            np.put_along_axis(keep, order, False, axis=1)
-            other[s] = np.where(keep[:, :, None], full, 0).sum(axis=1)
-            predicted[s] = np.argmax(self._proba_chunk(X[s]), axis=1)
-        scores = contrib.sum(axis=1) + other + bias.astype(X.dtype, copy=False)
+            listed = np.zeros(A.shape, dtype=bool)
+            np.put_along_axis(listed, order, True, axis=1)
+            other[s] = np.where(listed[:, :, None], 0, full).sum(axis=1)
+        scores = contrib.sum(axis=1) + other + bias
+        rows = np.arange(n)
         ranked = scores.copy()
-        ranked[np.arange(n), predicted] = -np.inf
-        runner = np.argmax(ranked, axis=1) if C > 1 else predicted
-        margin = scores[np.arange(n), predicted] - ranked[np.arange(n), runner]
+        ranked[rows, explained] = -np.inf
+        runner = np.argmax(ranked, axis=1) if C > 1 else explained
+        margin = scores[rows, explained] - ranked[rows, runner]
         return Explanation(
             classes=self.classes_,
-            predicted=self.classes_[predicted],
+            predicted=indicator.astype(int) if multilabel else self.classes_[explained],
+            explained=self.classes_[explained],
             runner_up=self.classes_[runner],
             margin=margin,
+            ranked_by=rank_by,
             prototype_index=top,
             prototype_label=np.asarray(self.prototype_labels_)[top],
             prototype_sample_index=self._prototype_sample_indices()[top],
@@ -375,7 +380,7 @@ class BasePrototypeClassifier(
             value_name=self._pairwise_name,
             contribution=contrib,
             other_contribution=other,
-            bias=np.asarray(bias, dtype=X.dtype),
+            bias=bias,
             bias_name=self._bias_name,
             estimator_name=type(self).__name__,
             parts=parts,
@@ -387,45 +392,3 @@ class BasePrototypeClassifier(
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-# ----------------------------------------------------------------------
-# prototype helpers shared by the trained estimators
-# ----------------------------------------------------------------------
-def distinct_nearest(dist: np.ndarray) -> np.ndarray:
-    """Column for each row of ``dist``: nearest first, greedily, without reuse.
-
-    Pairs are taken in order of increasing distance; a column is reused only
-    once every column is taken (more prototypes than rows).
-    """
-    n_rows, n_cols = dist.shape
-    out = np.full(n_rows, -1)
-    used = np.zeros(n_cols, dtype=bool)
-    for flat in np.argsort(dist, axis=None, kind="stable"):
-        r, c = divmod(int(flat), n_cols)
-        if out[r] < 0 and not used[c]:
-            out[r], used[c] = c, True
-            if used.all():
-                used[:] = False  # more prototypes than rows: allow reuse
-            if out.min() >= 0:
-                break
-    left = out < 0  # only when rows outnumber columns: the nearest column, reused
-    out[left] = np.argmin(dist[left], axis=1)
-    return out
-
-
-def kmeans_prototypes(members: np.ndarray, Z: np.ndarray, k: int, rng) -> np.ndarray:
-    """``k`` initial prototypes from a class's rows ``members`` (k-means++, seeded by ``rng``).
-
-    A class with fewer distinct rows than ``k`` starts from its rows, repeated
-    and jittered by 1e-3 times the std of ``Z`` (all rows); an empty class at
-    the mean of ``Z``, jittered.
-    """
-    scale = 1e-3 * (Z.std() or 1.0)
-    if len(members) == 0:  # class absent from the data seen at initialisation
-        return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
-    if len(members) < k or len(np.unique(members, axis=0)) < k:
-        rows = members[np.arange(k) % len(members)]
-        return rows + scale * rng.standard_normal(rows.shape)
-    km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
-    return km.fit(members).cluster_centers_

@@ -15,7 +15,8 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skproto import ProtoClassifier, RBFPrototypeClassifier, _training
+from skproto import ProtoClassifier, RBFPrototypeClassifier
+from skproto._torch import training as _training
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -118,6 +119,6 @@ def test_auto_device_trains_on_cuda(digits, monkeypatch):
         seen.append(out.type)
         return out
 
-    monkeypatch.setattr("skproto.proto.resolve_device", spy)
+    monkeypatch.setattr("skproto._torch.estimator.resolve_device", spy)
     ProtoClassifier(max_epochs=2, device="auto", random_state=0).fit(X_train, y_train)
     assert seen and set(seen) == {"cuda"}

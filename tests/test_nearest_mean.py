@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skproto._base
+import skproto._chunking
 from skproto import NearestMeanClassifier
 
 SETTINGS = [
@@ -330,7 +330,7 @@ def test_chunked_evaluation_matches_one_chunk(monkeypatch):
     for params in [dict(), dict(metric="mahalanobis", covariance="per_class")]:
         clf = NearestMeanClassifier(**params).fit(X, y)
         whole = [clf.decision_function(X), clf.transform(X), clf.score_samples(X)]
-        monkeypatch.setattr(skproto._base, "_CHUNK_ELEMENTS", 7 * 64)  # 7-row chunks
+        monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 7 * 64)  # 7-row chunks
         chunked = [clf.decision_function(X), clf.transform(X), clf.score_samples(X)]
         monkeypatch.undo()
         for a, b in zip(whole, chunked):

@@ -172,8 +172,8 @@ def test_periodic_push_keeps_prototypes_on_training_rows():
     clf = ProtoClassifier(push_every=3, **FAST)
     original = clf._snap
 
-    def spy(net, labels, Xs, Ts):
-        idx = original(net, labels, Xs, Ts)
+    def spy(net, Xs, Ts):
+        idx = original(net, Xs, Ts)
         seen.append(net.prototypes.detach().numpy().copy())
         np.testing.assert_allclose(seen[-1], Xs[idx], rtol=1e-6)  # snapped onto rows
         return idx
@@ -185,7 +185,7 @@ def test_periodic_push_keeps_prototypes_on_training_rows():
 
 
 def test_distinct_nearest_assignment():
-    from skproto._base import distinct_nearest as _distinct_nearest
+    from skproto.prototypes import distinct_nearest as _distinct_nearest
 
     dist = np.array([[0.0, 1.0, 5.0], [0.1, 2.0, 3.0], [0.2, 0.3, 9.0]])
     # row 0 takes column 0 (closest pair); row 2 then its next best, column 1; row 1 gets 2
@@ -217,7 +217,7 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha):
         Xn, y
     )
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(Xn), atol=2e-4)
-    assert clf.history_["last_layer_loss"][-1] < clf.history_["last_layer_loss"][0]
+    assert clf.history_["refit"]["loss"][-1] < clf.history_["refit"]["loss"][0]
 
 
 def test_last_layer_l1_moves_evidence_to_own_class_prototypes():
@@ -250,7 +250,9 @@ def test_head_with_distance_similarity_is_bounded_and_training_does_not_blow_up(
         random_state=0,
     ).fit(X_tr, y_tr)
     assert np.all((clf.prototypes_ >= 0) & (clf.prototypes_ <= 1))
-    latent = clf._net().latent(torch.as_tensor(X_te, dtype=torch.float32)).detach().numpy()
+    latent = (
+        clf._inference_network().latent(torch.as_tensor(X_te, dtype=torch.float64)).detach().numpy()
+    )
     assert latent.min() >= 0 and latent.max() <= 1
     assert min(clf.loss_curve_) > -(0.08 + 0.48) * 16  # separation is at most dim per branch
     assert clf.score(X_te, y_te) > 0.9
@@ -261,7 +263,7 @@ def test_cosine_head_stays_a_plain_linear_map():
     clf = ProtoClassifier(projection="linear", projection_dim=3, similarity="cosine", **FAST).fit(
         X, y
     )
-    head = clf._net().head
+    head = clf._inference_network().latent_map
     assert [type(m) for m in head] == [torch.nn.Linear]
 
 
@@ -277,7 +279,7 @@ def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():
     clf = ProtoClassifier(similarity="log", project=False, random_state=0).fit(X, y)
     joint = clf.history_["accuracy_before_projection"]
     assert clf.score(X, y) >= joint - 0.02
-    assert clf.history_["last_layer_converged"]
+    assert clf.history_["refit"]["converged"]
 
 
 def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
@@ -286,6 +288,6 @@ def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
         clf = ProtoClassifier(
             similarity="cosine", temperature=0.1, last_layer_max_iter=2, **FAST
         ).fit(X, y)
-    assert not clf.history_["last_layer_converged"]
-    assert clf.history_["last_layer_n_iter"] <= 2
-    assert clf.history_["last_layer_max_gradient"] > 1e-4
+    assert not clf.history_["refit"]["converged"]
+    assert clf.history_["refit"]["n_iter"] <= 2
+    assert clf.history_["refit"]["max_gradient"] > 1e-4

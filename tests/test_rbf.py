@@ -55,7 +55,7 @@ def _attacks(clf, x, radius, rng):
         v = clf.prototypes_[k] - x
         if np.linalg.norm(v) > 0:
             deltas.append(v / np.linalg.norm(v) * r)
-    net = clf._net()
+    net = clf._inference_network()
     for j in range(len(clf.classes_)):  # projected gradient ascent on p_j - p_pred
         if j == pred:
             continue

@@ -7,240 +7,28 @@ from numbers import Real
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import sparse
-from scipy.linalg import eigh
 from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BasePrototypeClassifier, chunk_slices
+from .. import _validation
+from .._base import BasePrototypeClassifier
+from ..geometry import (
+    normalize_rows,
+    shrinkage_amount,
+    shrunk_covariance,
+    squared_distances,
+    whitener,
+)
+from ._stats import ClassStats
 
 __all__ = ["NearestMeanClassifier"]
 
-
-# --------------------------------------------------------------------------
-# Sufficient statistics
-# --------------------------------------------------------------------------
-def _shift(t3, q4, M2s, tr, n, s):
-    """Third/fourth norm moments about ``mean + s`` instead of ``mean``.
-
-    ``M2s`` is the scatter times ``s`` and ``tr`` its trace; works row-wise on
-    stacks of classes (leading axis) or on one class.
-    """
-    ss = np.sum(s * s, axis=-1)
-    t3_new = t3 - np.expand_dims(tr, -1) * s - 2.0 * M2s - np.expand_dims(n * ss, -1) * s
-    q4_new = (
-        q4
-        + 4.0 * np.sum(s * M2s, axis=-1)
-        + n * ss * ss
-        - 4.0 * np.sum(t3 * s, axis=-1)
-        + 2.0 * tr * ss
-    )
-    return t3_new, q4_new
+#: float32 inputs are computed in float32 while the model's numbers and the
+#: input stay within this range (their products then neither overflow nor
+#: underflow float32); otherwise in float64.
+_FLOAT32_RANGE = (1e-15, 1e15)
 
 
-@dataclass
-class _ClassStats:
-    """Weighted per-class sufficient statistics, exactly updatable and mergeable.
-
-    All arrays are float64 and aligned with one ordering of the classes.
-    Central moments are kept about each class mean. New rows are folded in
-    with the batch form of Welford's update and two sets are combined with the
-    pairwise update of Chan, Golub & LeVeque (1979); the third and fourth norm
-    moments the Ledoit-Wolf intensity needs are shifted as in Pebay (2008).
-
-    count : (C,)        sum of sample weights
-    mean : (C, p)       weighted mean
-    scatter : None, (p, p) pooled over classes, or (C, p, p)
-              sum_i w_i (x_i - m_c)(x_i - m_c)^T
-    t3 : None or (C, p) sum_i w_i ||x_i - m_c||^2 (x_i - m_c)
-    q4 : None or (C,)   sum_i w_i ||x_i - m_c||^4
-    """
-
-    count: np.ndarray
-    mean: np.ndarray
-    scatter: np.ndarray | None = None
-    t3: np.ndarray | None = None
-    q4: np.ndarray | None = None
-
-    @classmethod
-    def empty(cls, n_classes: int, n_features: int, *, scatter, fourth, **_) -> _ClassStats:
-        z = np.zeros
-        return cls(
-            count=z(n_classes),
-            mean=z((n_classes, n_features)),
-            scatter={
-                None: None,
-                "pooled": z((n_features, n_features)),
-                "per_class": z((n_classes, n_features, n_features)),
-            }[scatter],
-            t3=z((n_classes, n_features)) if fourth else None,
-            q4=z(n_classes) if fourth else None,
-        )
-
-    def update(self, X: np.ndarray, codes: np.ndarray, w: np.ndarray, *, normalize: bool) -> None:
-        """Fold the rows ``X`` (class ``codes``, weights ``w``) in, in place.
-
-        With ``normalize`` the rows are L2-normalised first (cosine metric).
-        Work is proportional to the rows, plus ``p**2`` per class present in
-        the rows when per-class scatter matrices are kept.
-        """
-        for s in chunk_slices(X.shape[0], 4 * X.shape[1]):
-            Xs = np.asarray(X[s], dtype=np.float64)
-            self._update_chunk(_normalize_rows(Xs) if normalize else Xs, codes[s], w[s])
-
-    def _update_chunk(self, X, codes, w):
-        keep = w > 0
-        X, codes, w = X[keep], codes[keep], w[keep]
-        if not len(w):
-            return
-        present, local = np.unique(codes, return_inverse=True)
-        n_b = np.bincount(local, weights=w)
-        G = sparse.csr_matrix((w, (local, np.arange(len(w)))), shape=(len(present), len(w)))
-        mean_b = (G @ X) / n_b[:, None]
-        n_a = self.count[present]
-        n = n_a + n_b
-        fa, fb = n_a / n, n_b / n
-        d = mean_b - self.mean[present]
-        self.mean[present] += d * fb[:, None]
-        self.count[present] = n
-        if self.scatter is None:
-            return
-        R = X - mean_b[local]  # residuals about the batch's class means
-        Rw = R * w[:, None]
-        coef = n_a * fb  # n_a n_b / n
-        if self.scatter.ndim == 2:
-            self.scatter += Rw.T @ R + (d * coef[:, None]).T @ d
-            return
-        order = np.argsort(local, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(local))])
-        for j, c in enumerate(present):
-            rows = order[bounds[j] : bounds[j + 1]]
-            Rc, Rwc = R[rows], Rw[rows]
-            if self.t3 is not None:
-                s_a, s_b = d[j] * fb[j], -d[j] * fa[j]
-                S_a = self.scatter[c]
-                t_a, q_a = _shift(self.t3[c], self.q4[c], S_a @ s_a, np.trace(S_a), n_a[j], s_a)
-                r2 = np.einsum("ij,ij->i", Rc, Rc)
-                t_b, q_b = _shift(
-                    r2 @ Rwc, (w[rows] * r2) @ r2, Rwc.T @ (Rc @ s_b), w[rows] @ r2, n_b[j], s_b
-                )
-                self.t3[c], self.q4[c] = t_a + t_b, q_a + q_b
-            # residual rows plus the mean-shift row, in one rank-(n+1) product
-            self.scatter[c] += np.vstack([Rwc, coef[j] * d[j]]).T @ np.vstack([Rc, d[j]])
-
-    def merge(self, other: _ClassStats) -> _ClassStats:
-        """Statistics of the union of two samples (same class order), as a new object."""
-        n = self.count + other.count
-        safe = np.where(n > 0, n, 1.0)
-        fa, fb = self.count / safe, other.count / safe
-        d = other.mean - self.mean
-        out = _ClassStats(count=n, mean=self.mean + d * fb[:, None])
-        if self.scatter is None:
-            return out
-        coef = self.count * fb  # n_a n_b / n
-        if self.scatter.ndim == 2:
-            out.scatter = self.scatter + other.scatter + (d * coef[:, None]).T @ d
-            return out
-        out.scatter = self.scatter + other.scatter + np.einsum("c,ci,cj->cij", coef, d, d)
-        if self.t3 is not None:
-            parts = [
-                _shift(
-                    st.t3,
-                    st.q4,
-                    np.einsum("cij,cj->ci", st.scatter, s),
-                    np.einsum("cii->c", st.scatter),
-                    st.count,
-                    s,
-                )
-                for st, s in [(self, d * fb[:, None]), (other, -d * fa[:, None])]
-            ]
-            out.t3 = parts[0][0] + parts[1][0]
-            out.q4 = parts[0][1] + parts[1][1]
-        return out
-
-    def reindex(self, positions: np.ndarray, n_classes: int) -> _ClassStats:
-        """Place class ``k`` of these statistics at row ``positions[k]`` of a larger set."""
-
-        def grow(a):
-            if a is None:
-                return None
-            out = np.zeros((n_classes,) + a.shape[1:])
-            out[positions] = a
-            return out
-
-        pooled = self.scatter is not None and self.scatter.ndim == 2
-        return _ClassStats(
-            count=grow(self.count),
-            mean=grow(self.mean),
-            scatter=self.scatter.copy() if pooled else grow(self.scatter),
-            t3=grow(self.t3),
-            q4=grow(self.q4),
-        )
-
-
-def _normalize_rows(X: np.ndarray, tol: float = 0.0) -> np.ndarray:
-    """Rows scaled to unit L2 norm; rows of norm <= ``tol`` become zero."""
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-    return np.where((norms > tol)[:, None], X, 0) / np.where(norms > tol, norms, 1)[:, None]
-
-
-# --------------------------------------------------------------------------
-# Covariance estimation from the statistics
-# --------------------------------------------------------------------------
-def _shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float:
-    """Shrinkage intensity for the empirical covariance ``S`` of ``n`` samples.
-
-    ``"ledoit_wolf"`` and ``"oas"`` reproduce scikit-learn's
-    ``ledoit_wolf_shrinkage`` / ``OAS`` on centred data (weights act as
-    frequencies); ``q4`` is ``sum_i w_i ||x_i - m||^4``.
-    """
-    if isinstance(method, Real):
-        return float(method)
-    p = S.shape[0]
-    mu = np.trace(S) / p
-    if method == "oas":
-        if p == 1:
-            return 0.0
-        alpha = np.mean(S**2)
-        den = (n + 1) * (alpha - mu**2 / p)
-        return 1.0 if den == 0 else float(min((alpha + mu**2) / den, 1.0))
-    if p == 1:
-        return 0.0
-    delta_ = np.sum(S**2)
-    beta = (q4 / n - delta_) / (p * n)
-    delta = (delta_ - 2.0 * mu * np.trace(S) + p * mu**2) / p
-    beta = min(beta, delta)
-    return 0.0 if beta == 0 else float(np.clip(beta / delta, 0.0, 1.0))
-
-
-def _shrunk(S: np.ndarray, amount: float) -> np.ndarray:
-    """``(1 - a) S + a tr(S)/p I`` (scikit-learn's ``shrunk_covariance``)."""
-    p = S.shape[0]
-    out = (1.0 - amount) * S
-    out.flat[:: p + 1] += amount * np.trace(S) / p
-    return out
-
-
-_PINV_RTOL = 1e-10
-
-
-def _whitener(cov: np.ndarray) -> np.ndarray | None:
-    """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero.
-
-    Eigenvalues below ``_PINV_RTOL`` times the largest count as zero: a
-    relative cut far above rounding noise, so that models built from the same
-    data in a different order or chunking keep the same subspace.
-    """
-    lam, V = eigh(cov)
-    if lam[-1] <= 0:
-        return None
-    keep = lam > lam[-1] * _PINV_RTOL
-    return V[:, keep] / np.sqrt(lam[keep])
-
-
-# --------------------------------------------------------------------------
-# The estimator
-# --------------------------------------------------------------------------
 class NearestMeanClassifier(BasePrototypeClassifier):
     """Nearest class mean classifier with streaming, mergeable statistics.
 
@@ -449,15 +237,15 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self : NearestMeanClassifier
             Fitted estimator.
         """
-        X, y = self._validate_fit_data(X, y, reset=True)
-        w = self._validate_sample_weight(sample_weight, X)
+        X, y = _validation.validate_fit_data(self, X, y, reset=True)
+        w = _validation.validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
-        self._check_two_classes(classes)
+        _validation.check_two_classes(self, classes)
         self._priors_for(len(classes))
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        self._stats = _ClassStats.empty(len(classes), X.shape[1], **self._layout)
+        self._stats = ClassStats.empty(len(classes), X.shape[1], **self._layout)
         self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._model = self._derive()
         return self
@@ -501,8 +289,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             Updated estimator.
         """
         first = not hasattr(self, "_stats")
-        X, y = self._validate_fit_data(X, y, reset=first)
-        w = self._validate_sample_weight(sample_weight, X)
+        X, y = _validation.validate_fit_data(self, X, y, reset=first)
+        w = _validation.validate_sample_weight(sample_weight, X)
         labels, inverse = np.unique(y, return_inverse=True)
         if first:
             self._layout = self._stats_layout()
@@ -511,7 +299,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._priors_for(len(np.union1d(known, labels)))  # fail before any change
             self.classes_ = known
             self._classes_fixed = declared is not None
-            self._stats = _ClassStats.empty(len(known), X.shape[1], **self._layout)
+            self._stats = ClassStats.empty(len(known), X.shape[1], **self._layout)
         else:
             if self._layout != self._stats_layout():
                 raise ValueError(
@@ -655,7 +443,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         if self.metric == "cosine":
             # a mean of unit vectors that (nearly) cancel has no direction:
             # rounding must not pick one, so it becomes the zero vector
-            proto = _normalize_rows(proto, tol=1e-10)
+            proto = normalize_rows(proto, tol=1e-10)
         proto[~seen] = 0.0
         prior = self._priors(seen)
         with np.errstate(divide="ignore"):
@@ -676,7 +464,15 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 W=np.ascontiguousarray(W),
                 b=np.where(seen, log_prior - pn / (2.0 * T), -np.inf),
             )
+        float32_ok = _within_float32(
+            kw.get("W"),
+            kw.get("mapped_protos"),
+            cov.get("whiten"),
+            cov.get("background_whiten"),
+            *(cov.get("class_whiten") or []),
+        )
         return _Model(
+            float32_ok=float32_ok,
             seen=seen,
             class_count=st.count.copy(),
             class_prior=prior,
@@ -714,9 +510,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         pooled = st.scatter.sum(axis=0) if st.scatter.ndim == 3 else st.scatter
         S = pooled / total
         q4 = st.q4.sum() if st.q4 is not None else None
-        a = _shrinkage_amount(self.covariance_shrinkage, S, total, q4)
-        shared = _shrunk(S, a)
-        shared_white = _whitener(shared)
+        a = shrinkage_amount(self.covariance_shrinkage, S, total, q4)
+        shared = shrunk_covariance(S, a)
+        shared_white = whitener(shared)
         if shared_white is None:  # zero within-class scatter: fall back to Euclidean
             shared_white = np.eye(S.shape[0])
         # Background Gaussian of all the data, for the relative score_samples:
@@ -726,7 +522,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # without class structure can make an input look *more* typical.
         dev = st.mean - center
         between = (dev * (st.count / total)[:, None]).T @ dev
-        background_white = _whitener(shared + (1.0 - a) * between)
+        background_white = whitener(shared + (1.0 - a) * between)
         if background_white is None:
             background_white = np.eye(S.shape[0])
         out = dict(background_whiten=background_white)
@@ -739,18 +535,31 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
             qc = st.q4[c] if st.q4 is not None else None
-            amounts[c] = _shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
-            covs[c] = _shrunk(Sc, amounts[c])
-            whiten[c] = _whitener(covs[c])
+            amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
+            covs[c] = shrunk_covariance(Sc, amounts[c])
+            whiten[c] = whitener(covs[c])
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
                 covs[c], whiten[c] = shared, shared_white
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
+    def _working(self, X: np.ndarray) -> np.ndarray:
+        """``X`` in the dtype to compute in: float32 stays float32 while that is safe.
+
+        float32 input is computed in float64 when the model's numbers or the
+        input's magnitude leave ``_FLOAT32_RANGE`` (products would overflow or
+        underflow float32); outputs are still returned in float32.
+        """
+        if X.dtype == np.float32 and not (
+            self._fitted.float32_ok and _validation.max_abs(X) <= _FLOAT32_RANGE[1]
+        ):
+            return X.astype(np.float64)
+        return X
+
     def _centered(self, X: np.ndarray, m: _Model) -> np.ndarray:
         """Rows relative to the model's origin (unit rows for cosine)."""
         if self.metric == "cosine":
-            return _normalize_rows(X)
+            return normalize_rows(X)
         return X - m.center.astype(X.dtype, copy=False)
 
     def _row_sqnorm(self, Xc: np.ndarray, m: _Model) -> np.ndarray:
@@ -761,6 +570,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         """Squared distances to every class mean, (n_rows, n_classes)."""
+        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             D = np.full((X.shape[0], len(self.classes_)), np.inf, dtype=dt)
@@ -772,10 +582,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Xm = self._centered(X, m)
         if m.whiten is not None:
             Xm = Xm @ m.whiten.astype(dt, copy=False)
-        D = Xm @ (-2.0 * m.mapped_protos.T).astype(dt, copy=False)
-        D += m.proto_sqnorm.astype(dt, copy=False)
-        D += np.einsum("ij,ij->i", Xm, Xm)[:, None]
-        np.maximum(D, 0, out=D)
+        D = squared_distances(Xm, m.mapped_protos.astype(dt, copy=False))
         D[:, ~m.seen] = np.inf
         return D
 
@@ -794,6 +601,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def _shifted_scores_chunk(self, X: np.ndarray) -> np.ndarray:
         # scores without the per-row term -||x||^2 / (2T): one matrix product
+        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             return self._scores_chunk(X)
@@ -802,6 +610,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return S
 
     def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             return self._activation(self._pairwise(X)) + m.log_prior.astype(dt)
@@ -812,12 +621,27 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return S
 
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
+        X = self._working(X)
         score = super()._score_samples_chunk(X)
         if self.metric == "mahalanobis":
             m, dt = self._fitted, X.dtype
             Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
             score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / m.temperature)
         return score
+
+
+def _within_float32(*arrays) -> bool:
+    """Whether the largest finite magnitude of each array lies in ``_FLOAT32_RANGE`` (or is 0)."""
+    lo, hi = _FLOAT32_RANGE
+    for a in arrays:
+        if a is None:
+            continue
+        a = np.asarray(a)
+        finite = np.abs(a[np.isfinite(a)])
+        top = finite.max() if finite.size else 0.0
+        if top > hi or 0 < top < lo:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -841,6 +665,7 @@ class _Model:
     proto_sqnorm: np.ndarray | None = None
     W: np.ndarray | None = None
     b: np.ndarray | None = None
+    float32_ok: bool = True  # float32 inputs can be computed in float32
 
 
 def _same_param(a, b) -> bool:

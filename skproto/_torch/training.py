@@ -8,26 +8,53 @@ the score; the loop knows nothing about prototypes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
 
 __all__ = [
-    "TorchTrainingMixin",
     "TrainingConfig",
+    "new_history",
     "resolve_device",
+    "resolve_n_threads",
     "to_tensor",
+    "torch_threads",
     "train",
     "weighted_accuracy",
 ]
+
+#: Per-epoch keys of ``history_``: lists with one entry per epoch.
+EPOCH_KEYS = ("loss", "train_score", "val_loss", "val_score", "seconds")
+
+
+def new_history() -> dict:
+    """The one ``history_`` schema of the torch estimators, empty.
+
+    ``loss``, ``train_score``, ``val_loss``, ``val_score``, ``seconds``: one
+    entry per epoch of the main training (over all ``fit``/``partial_fit``
+    calls; the ``val_*`` lists only with early stopping).
+    ``accuracy_before_projection`` (on the rows trained on),
+    ``val_accuracy_before_projection`` (on the early-stopping split) and
+    ``accuracy_after_projection`` (on all rows, after the refit): floats, or
+    None where not measured. ``refit``: None, or what the stage after
+    projection did: ``method`` ("lbfgs" or "adam"), ``loss`` (per L-BFGS
+    evaluation or per epoch), ``n_iter``, ``seconds``, ``converged`` and
+    ``max_gradient`` (None where not measured).
+    """
+    history: dict = {key: [] for key in EPOCH_KEYS}
+    history.update(
+        accuracy_before_projection=None,
+        val_accuracy_before_projection=None,
+        accuracy_after_projection=None,
+        refit=None,
+    )
+    return history
 
 
 def resolve_device(device: str) -> torch.device:
@@ -39,7 +66,43 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_n_threads(n_jobs: int | None) -> int:
+    """Threads for ``n_jobs``: None -> 1, -1 -> every usable core, -2 -> all but one, ..."""
+    if n_jobs is None:
+        return 1
+    if n_jobs > 0:
+        return int(n_jobs)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (usable or 1) + 1 + int(n_jobs))
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
+    """Run the block with ``n_threads`` torch intra-op threads (restored afterwards).
+
+    With ``blas`` the BLAS and OpenMP pools of numpy, scipy and scikit-learn
+    (k-means) are limited too, through threadpoolctl.
+    """
+    before = torch.get_num_threads()
+    if before != n_threads:
+        torch.set_num_threads(n_threads)
+    try:
+        if blas:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=n_threads):
+                yield
+        else:
+            yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def to_tensor(a: np.ndarray, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    """A tensor of ``a`` (copied where ``a`` is read-only, e.g. a pandas view)."""
+    if not a.flags.writeable:
+        a = a.copy()
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
 
@@ -90,17 +153,17 @@ def train(
     ``on_epoch_end(epoch)`` (1-based, counting this call's epochs) runs after
     each epoch's updates, before it is scored.
 
-    Returns the ``history`` dict, extended with this run's epochs.
+    Returns the ``history`` dict, extended with this run's epochs (a plain
+    dict of the :data:`EPOCH_KEYS` lists when none is given).
     """
-    history = {} if history is None else history
-    for key in ("loss", "train_score", "val_loss", "val_score", "seconds"):
-        history.setdefault(key, [])
+    history = {key: [] for key in EPOCH_KEYS} if history is None else history
     dev = config.device
     Xt, Tt, Wt = to_tensor(X, dev), _targets(targets, dev), to_tensor(weights, dev)
     if config.early_stopping:
         if weights_val is None:
             weights_val = np.ones(len(X_val), dtype=np.float32)
-        Xv, Tv, Wv = to_tensor(X_val, dev), _targets(targets_val, dev), to_tensor(weights_val, dev)
+        Xv, Tv = to_tensor(X_val, dev), _targets(targets_val, dev)
+        Wv = to_tensor(weights_val, dev)
     optimizer = torch.optim.Adam(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -152,7 +215,10 @@ def train(
             stale += 1
             if stale >= config.n_iter_no_change:
                 if config.verbose:
-                    print(f"[{config.name}] no improvement in {stale} epochs: stopping", flush=True)
+                    print(
+                        f"[{config.name}] no improvement in {stale} epochs: stopping",
+                        flush=True,
+                    )
                 break
     if best_state is not None:
         module.load_state_dict(best_state)
@@ -170,72 +236,3 @@ def _targets(targets: np.ndarray, device: torch.device) -> torch.Tensor:
     if targets.ndim == 1:
         return torch.as_tensor(targets, dtype=torch.long, device=device)
     return to_tensor(targets, device)
-
-
-class TorchTrainingMixin:
-    """Plumbing shared by skproto's torch-trained estimators.
-
-    Reads the estimator's own parameters (``max_epochs``-style settings,
-    ``class_weight``, ``early_stopping``, ``validation_fraction``, ``device``,
-    ...), so every estimator trains, weights and splits the same way.
-    """
-
-    #: parameter constraints of the training settings every torch estimator takes
-    _training_constraints: dict = {
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "class_weight": [None, dict, StrOptions({"balanced"})],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
-
-    def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
-        """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""
-        return TrainingConfig(
-            max_epochs=max_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            early_stopping=self.early_stopping and name == "fit",
-            verbose=self.verbose,
-            device=resolve_device(self.device),
-            name=name,
-        )
-
-    def _training_weights(self, T, sample_weight, X, multilabel: bool = False) -> np.ndarray:
-        """Sample weights times class weights (single-label), float32."""
-        w = self._validate_sample_weight(sample_weight, X)
-        if self.class_weight is not None and not multilabel:
-            w = w * compute_sample_weight(self.class_weight, T)
-        return w.astype(np.float32)
-
-    def _early_stopping_split(self, T, rng, multilabel: bool = False):
-        """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.
-
-        Stratified by class when every class can be (else a plain random split).
-        """
-        fit_rows = np.arange(len(T))
-        if not self.early_stopping:
-            return fit_rows, None
-        n_val = int(np.ceil(self.validation_fraction * len(T)))
-        n_classes = len(self.classes_)
-        stratify = None if multilabel else T
-        if stratify is not None and (
-            n_val < n_classes or len(T) - n_val < n_classes or np.bincount(T).min() < 2
-        ):
-            stratify = None  # too little data to stratify
-        return train_test_split(
-            fit_rows,
-            test_size=n_val,
-            stratify=stratify,
-            random_state=rng.randint(np.iinfo(np.int32).max),
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +11,48 @@ import numpy as np
 __all__ = ["Explanation"]
 
 _MAX_SAMPLES_IN_TEXT = 10
+_MAX_LABEL_CHARS = 24
 
 
 def _label(value) -> str:
-    """A class label for display: strings quoted, numbers plain."""
+    """A class label for display: strings quoted, numbers plain, long ones shortened."""
     value = value.item() if hasattr(value, "item") else value
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) > _MAX_LABEL_CHARS:
+        text = text[: _MAX_LABEL_CHARS - 1] + "…"
+    return text
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _table(
+    header: list[str], rows: list[list[str]], totals: list[list[str]], align: str
+) -> list[str]:
+    """Aligned text lines: a header, prototype rows, then total rows.
+
+    ``align`` has an "l" or "r" per column. A total row is ``[name, a, b]``:
+    its name spans every column but the last two.
+    """
+    n = len(header)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(n)]
+    for name, *numbers in totals:
+        for j, cell in enumerate(numbers, start=n - 2):
+            widths[j] = max(widths[j], len(cell))
+        span = sum(widths[: n - 2]) + 2 * (n - 3)
+        widths[n - 3] += max(0, len(name) - span)
+
+    def line(cells):
+        return "  " + "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)
+        )
+
+    span = sum(widths[: n - 2]) + 2 * (n - 3)
+    out = [line(header)] + [line(r) for r in rows]
+    for name, a, b in totals:
+        out.append(f"  {name.ljust(span)}  {a.rjust(widths[-2])}  {b.rjust(widths[-1])}")
+    return out
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -23,37 +60,44 @@ class Explanation:
     """Per-sample account of a prototype classifier's class scores.
 
     Returned by the ``explain`` method of every skproto classifier. For each
-    explained sample it lists the prototypes that are most *active* for it (the
-    most similar, or the nearest), what each one contributes to every class
-    score, and what all the other prototypes and the class bias add. The
-    decomposition is exact::
+    explained sample it lists the prototypes that contribute most to the
+    score of the *explained* class (the prediction), what each of them
+    contributes to every class score, and what all the other prototypes and
+    the class bias add. The decomposition is exact::
 
         scores[i, c] == contribution[i, :, c].sum()
                         + other_contribution[i, c] + bias[c]
 
     and ``scores`` equals the estimator's per-class decision scores to float
-    precision (for a binary problem ``decision_function`` returns
-    ``scores[:, 1] - scores[:, 0]``).
+    precision (for a binary single-label problem ``decision_function``
+    returns ``scores[:, 1] - scores[:, 0]``).
 
     Attributes
     ----------
     classes : ndarray of shape (n_classes,)
         Class labels, in the column order of ``scores``.
-    predicted : ndarray of shape (n_samples,)
-        Predicted class of each sample (the estimator's ``predict``).
+    predicted : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        The estimator's ``predict`` for each sample: a label, or for a
+        multi-label model a row of the 0/1 indicator matrix.
+    explained : ndarray of shape (n_samples,)
+        The class whose score is explained: the predicted class, or for a
+        multi-label model the label with the highest score.
     runner_up : ndarray of shape (n_samples,)
-        Class with the highest score in ``scores`` other than the predicted
-        one (the predicted class itself when
-        the model knows a single class so far, e.g. after a first
-        ``partial_fit`` chunk with one class).
+        Class with the highest score other than ``explained`` (``explained``
+        itself when the model knows a single class so far, e.g. after a
+        first ``partial_fit`` chunk with one class).
     margin : ndarray of shape (n_samples,)
-        Score of the predicted class minus the score of the runner-up
-        (``inf`` with a single known class).
+        Score of ``explained`` minus the score of ``runner_up`` (``inf`` with
+        a single known class).
+    ranked_by : {"contribution", "activation"}
+        How the listed prototypes were chosen and ordered: by the magnitude
+        of their contribution to the explained class's score (ties by
+        activation), or by activation (the most similar, or nearest, first).
     prototype_index : ndarray of shape (n_samples, n_top)
-        Indices (rows of ``prototypes_``) of the most active prototypes, most
-        active first.
+        Indices (rows of ``prototypes_``) of the listed prototypes, in rank
+        order.
     prototype_label : ndarray of shape (n_samples, n_top)
-        Class of each of those prototypes.
+        Class of each of those prototypes (a label of ``classes``).
     prototype_sample_index : ndarray of shape (n_samples, n_top)
         Row of the training ``X`` that each prototype *is* (after projection), or
         -1 where the prototype is not a training sample (e.g. a class mean).
@@ -82,8 +126,10 @@ class Explanation:
 
     classes: np.ndarray
     predicted: np.ndarray
+    explained: np.ndarray
     runner_up: np.ndarray
     margin: np.ndarray
+    ranked_by: str
     prototype_index: np.ndarray
     prototype_label: np.ndarray
     prototype_sample_index: np.ndarray
@@ -102,7 +148,7 @@ class Explanation:
         return self.contribution.sum(axis=1) + self.other_contribution + self.bias
 
     def __len__(self) -> int:
-        return len(self.predicted)
+        return len(self.explained)
 
     def _class_column(self, labels: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.classes, labels) if len(labels) else np.empty(0, int)
@@ -110,14 +156,15 @@ class Explanation:
     def to_records(self) -> list[dict[str, Any]]:
         """Long-format table: one record per (sample, listed prototype).
 
-        Columns: ``sample``, ``predicted``, ``runner_up``, ``margin``, ``rank``
-        (1 = most active), ``prototype``, ``prototype_label``,
-        ``training_index`` (-1 if the prototype is not a training sample),
-        ``value`` (see ``value_name``), ``to_predicted`` and ``to_runner_up``
-        (the prototype's contribution to those two class scores), and for
-        each of ``parts``, ``<part>_to_predicted`` and ``<part>_to_runner_up``.
+        Columns: ``sample``, ``predicted`` (the explained class), ``runner_up``,
+        ``margin``, ``rank`` (1 = listed first), ``prototype``,
+        ``prototype_label``, ``training_index`` (-1 if the prototype is not a
+        training sample), ``value`` (see ``value_name``), ``to_predicted``
+        and ``to_runner_up`` (the prototype's contribution to those two class
+        scores), and for each of ``parts``, ``<part>_to_predicted`` and
+        ``<part>_to_runner_up``.
         """
-        pred_col = self._class_column(self.predicted)
+        pred_col = self._class_column(self.explained)
         run_col = self._class_column(self.runner_up)
         records = []
         for i in range(len(self)):
@@ -125,7 +172,7 @@ class Explanation:
                 records.append(
                     {
                         "sample": i,
-                        "predicted": self.predicted[i],
+                        "predicted": self.explained[i],
                         "runner_up": self.runner_up[i],
                         "margin": float(self.margin[i]),
                         "rank": r + 1,
@@ -177,46 +224,66 @@ class Explanation:
 
     def _sample_text(self, i: int) -> list[str]:
         scores = self.scores[i]
-        p = int(self._class_column(self.predicted[i : i + 1])[0])
+        p = int(self._class_column(self.explained[i : i + 1])[0])
         q = int(self._class_column(self.runner_up[i : i + 1])[0])
+        if np.ndim(self.predicted) == 2:
+            on = [_label(c) for c in self.classes[np.asarray(self.predicted[i]) > 0]]
+            head = (
+                f"sample {i}: predicted labels [{', '.join(on)}]; explaining "
+                f"{_label(self.explained[i])} (score {_num(scores[p])})"
+            )
+        else:
+            head = f"sample {i}: predicted {_label(self.explained[i])} (score {_num(scores[p])})"
         lines = [
-            f"sample {i}: predicted {_label(self.predicted[i])} (score {scores[p]:.4g}), "
-            f"runner-up {_label(self.runner_up[i])} (score {scores[q]:.4g}), "
-            f"margin {self.margin[i]:.4g}"
+            f"{head}, runner-up {_label(self.runner_up[i])} (score {_num(scores[q])}), "
+            f"margin {_num(self.margin[i])}"
         ]
-        head = (
-            f"  {'rank':>4}  {'prototype':>9}  {'class':>12}  {'train row':>9}  "
-            f"{self.value_name:>16}  {'-> ' + _label(self.predicted[i]):>14}  "
-            f"{'-> ' + _label(self.runner_up[i]):>14}"
-        )
-        lines.append(head)
+        to_p, to_q = "-> " + _label(self.explained[i]), "-> " + _label(self.runner_up[i])
+        header = ["rank", "prototype", "class", "train row", self.value_name, to_p, to_q]
+        rows = []
         for r in range(self.prototype_index.shape[1]):
             row = self.prototype_sample_index[i, r]
-            lines.append(
-                f"  {r + 1:>4}  {self.prototype_index[i, r]:>9}  "
-                f"{_label(self.prototype_label[i, r]):>12}  "
-                f"{(str(row) if row >= 0 else '-'):>9}  {self.value[i, r]:>16.4g}  "
-                f"{self.contribution[i, r, p]:>14.4g}  {self.contribution[i, r, q]:>14.4g}"
+            rows.append(
+                [
+                    str(r + 1),
+                    str(self.prototype_index[i, r]),
+                    _label(self.prototype_label[i, r]),
+                    str(row) if row >= 0 else "-",
+                    _num(self.value[i, r]),
+                    _num(self.contribution[i, r, p]),
+                    _num(self.contribution[i, r, q]),
+                ]
             )
             for name, part in (self.parts or {}).items():
-                lines.append(
-                    f"  {'':>4}  {'':>9}  {'':>12}  {'':>9}  {'of which ' + name:>16}  "
-                    f"{part[i, r, p]:>14.4g}  {part[i, r, q]:>14.4g}"
+                rows.append(
+                    ["", "", "", "", f"of which {name}", _num(part[i, r, p]), _num(part[i, r, q])]
                 )
-        pad = " " * 63
-        lines.append(
-            f"  {'other prototypes':<{len(pad) - 2}}"
-            f"{self.other_contribution[i, p]:>14.4g}  {self.other_contribution[i, q]:>14.4g}"
+        totals = [
+            ["other prototypes", self.other_contribution[i, p], self.other_contribution[i, q]],
+            [self.bias_name, self.bias[p], self.bias[q]],
+            ["= class score", scores[p], scores[q]],
+        ]
+        totals = [[name, _num(a), _num(b)] for name, a, b in totals]
+        table = _table(header, rows, totals, "rrlrrrr")
+        return lines + table
+
+    def _legend(self) -> list[str]:
+        how = (
+            "the largest contributions to the predicted class's score first"
+            if self.ranked_by == "contribution"
+            else f"the most active first (by {self.value_name})"
         )
-        lines.append(
-            f"  {self.bias_name:<{len(pad) - 2}}{self.bias[p]:>14.4g}  {self.bias[q]:>14.4g}"
+        text = (
+            f"Prototypes listed: {how}. Columns: prototype = row of prototypes_; class = its "
+            "class; train row = the training row it is (- if none); "
+            f"{self.value_name} = what transform returns; -> c = its contribution to the "
+            "score of class c."
         )
-        lines.append(f"  {'= class score':<{len(pad) - 2}}{scores[p]:>14.4g}  {scores[q]:>14.4g}")
-        return lines
+        return textwrap.wrap(text, width=88)
 
     def __str__(self) -> str:
         n = len(self)
-        lines = [f"{self.estimator_name} explanation of {n} sample(s)"]
+        lines = [f"{self.estimator_name} explanation of {n} sample(s)", *self._legend()]
         for i in range(min(n, _MAX_SAMPLES_IN_TEXT)):
             lines.extend(self._sample_text(i))
         if n > _MAX_SAMPLES_IN_TEXT:

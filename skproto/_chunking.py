@@ -1,0 +1,24 @@
+"""Row chunks of bounded size: how every skproto computation bounds its memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sklearn.utils import gen_batches
+
+__all__ = ["CHUNK_ELEMENTS", "chunk_slices"]
+
+#: Number of float entries in one chunk of a (rows x columns) work array. Small
+#: enough to stay in cache-friendly blocks, large enough for efficient BLAS.
+#: Read at call time, so tests can shrink it to force many chunks.
+CHUNK_ELEMENTS = 2**22
+
+
+def chunk_slices(n_rows: int, row_elements: int) -> Iterator[slice]:
+    """Row slices such that one chunk holds about ``CHUNK_ELEMENTS`` entries.
+
+    ``row_elements`` is the number of entries one row needs in the largest
+    work array of the computation (e.g. ``max(n_prototypes, n_features)``).
+    """
+    rows = max(1, CHUNK_ELEMENTS // max(int(row_elements), 1))
+    return gen_batches(n_rows, rows)

@@ -1,0 +1,424 @@
+"""The one template of skproto's torch-trained estimators.
+
+``TorchPrototypeClassifier`` does everything a torch-trained prototype
+classifier needs except its model: validating and encoding the training data,
+sample and class weights, the early-stopping split, thread control, the
+training loop, projection of the prototypes onto training rows, the stage
+that refits the rest after it, the bookkeeping of ``history_``, keeping the
+fitted parameters as float64 numpy arrays (so a model trained on a GPU
+pickles and predicts anywhere), and prediction through one cached float64
+CPU module. An estimator fills in the hooks below; the base class
+``BasePrototypeClassifier`` then derives the public API from
+``_pairwise``, ``_scores_chunk`` and the head.
+
+Hooks (see each method's docstring): ``_build``, ``_batch_loss``,
+``_network``, ``_refit``, ``_prototype_groups``, ``_set_fitted_attributes``;
+optionally ``_trainable``, ``_projection_space``, ``_exact_prototypes``,
+``_on_epoch_end``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+
+from .. import _validation
+from .._base import BasePrototypeClassifier
+from .._chunking import chunk_slices
+from ..prototypes import project_onto_rows
+from .training import (
+    TrainingConfig,
+    new_history,
+    resolve_device,
+    resolve_n_threads,
+    to_tensor,
+    torch_threads,
+    train,
+    weighted_accuracy,
+)
+
+__all__ = ["TorchPrototypeClassifier", "state_tensors"]
+
+
+def state_tensors(state: dict) -> dict:
+    """Torch copies of a numpy state (copied: the arrays may be read-only memmaps)."""
+    return {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in state.items()}
+
+
+class TorchPrototypeClassifier(BasePrototypeClassifier):
+    """Template of the torch-trained prototype classifiers. Not meant to be used directly."""
+
+    #: whether a 2-D indicator ``y`` (multi-label) is accepted
+    _supports_multilabel = False
+    #: name of the network parameter that holds the prototypes
+    _prototype_parameter = "prototypes"
+
+    #: parameter constraints of the training settings every torch estimator takes
+    _training_constraints: dict = {
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "n_jobs": [None, Integral],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ hooks
+    def _build(self, X: np.ndarray, T: np.ndarray, rng) -> torch.nn.Module:
+        """Initial network from the training rows ``X`` (as validated) and targets ``T``."""
+        raise NotImplementedError
+
+    def _batch_loss(self, net: torch.nn.Module) -> Callable:
+        """``loss(xb, tb, wb)``: the weighted mean loss of one mini-batch."""
+        raise NotImplementedError
+
+    def _network(self, state: dict, dtype) -> torch.nn.Module:
+        """A CPU network of ``dtype`` holding the numpy ``state`` (no training state)."""
+        raise NotImplementedError
+
+    def _refit(self, net, X, T, w, history: dict, rng, *, projected: bool) -> None:
+        """What runs after projection (or instead of it), on all training rows.
+
+        Records what it did in ``history["refit"]`` (see ``new_history``).
+        """
+
+    def _prototype_groups(self, net) -> np.ndarray | None:
+        """Class code of each prototype for projection onto its own class's rows.
+
+        None: a prototype may take any row (prototypes of one group -- here,
+        all -- still go to distinct rows).
+        """
+        raise NotImplementedError
+
+    def _set_fitted_attributes(self, net) -> None:
+        """Public fitted attributes from ``self._state`` (float64 numpy arrays) and ``net``."""
+        raise NotImplementedError
+
+    def _trainable(self, net) -> list:
+        """Parameters the main training optimises."""
+        return [p for p in net.parameters() if p.requires_grad]
+
+    def _projection_space(self, net):
+        """``(embed, prototypes, metric)``: where projection measures distances.
+
+        ``embed`` maps float32 rows (numpy) into the prototypes' space, where
+        ``prototypes`` (numpy) live; ``metric`` is "sqeuclidean" or "cosine".
+        """
+        P = getattr(net, self._prototype_parameter).detach().cpu().numpy()
+        return None, P, "sqeuclidean"
+
+    def _snapped_values(self, net, rows: np.ndarray) -> np.ndarray:
+        """What a prototype projected onto float32 ``rows`` becomes (default: the rows)."""
+        return rows
+
+    def _exact_prototypes(self, net, rows: np.ndarray) -> np.ndarray:
+        """Float64 value of prototypes projected onto the exact (float64) training ``rows``."""
+        return rows
+
+    def _on_epoch_end(self, net, X, T) -> Callable[[int], None] | None:
+        """Called after each training epoch of ``fit`` (e.g. periodic projection)."""
+        return None
+
+    # ------------------------------------------------------------ settings
+    @property
+    def _n_threads(self) -> int:
+        return resolve_n_threads(self.n_jobs)
+
+    @property
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
+        """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""
+        return TrainingConfig(
+            max_epochs=max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            early_stopping=self.early_stopping and name == "fit",
+            verbose=self.verbose,
+            device=self._device,
+            name=name,
+        )
+
+    def _training_weights(self, T, sample_weight, X) -> np.ndarray:
+        """Sample weights times class weights (single-label), float32."""
+        w = _validation.validate_sample_weight(sample_weight, X)
+        if self.class_weight is not None and T.ndim == 1:
+            w = w * compute_sample_weight(self.class_weight, self.classes_[T])
+        return w.astype(np.float32)
+
+    def _early_stopping_split(self, T, rng):
+        """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.
+
+        Stratified by class when every class can be (else a plain random split).
+        """
+        fit_rows = np.arange(len(T))
+        if not self.early_stopping:
+            return fit_rows, None
+        n_val = int(np.ceil(self.validation_fraction * len(T)))
+        n_classes = len(self.classes_)
+        stratify = None if T.ndim == 2 else T
+        if stratify is not None and (
+            n_val < n_classes or len(T) - n_val < n_classes or np.bincount(T).min() < 2
+        ):
+            stratify = None  # too little data to stratify
+        return train_test_split(
+            fit_rows,
+            test_size=n_val,
+            stratify=stratify,
+            random_state=rng.randint(np.iinfo(np.int32).max),
+        )
+
+    # ------------------------------------------------------------- fitting
+    def _validate_training_data(self, X, y, *, reset: bool):
+        multi = self._supports_multilabel and _validation.is_multilabel(y)
+        X, y = _validation.validate_fit_data(self, X, y, reset=reset, multi_output=multi)
+        _validation.check_float32_training_range(X, self)
+        return X, y
+
+    def _set_targets(self, y, classes=None) -> np.ndarray:
+        """Encode the targets of a first fit; sets ``classes_``."""
+        self.classes_, T, self._multilabel = _validation.encode_fit_targets(
+            self, y, classes=classes, allow_multilabel=self._supports_multilabel
+        )
+        return T
+
+    def _fit(self, X, y, sample_weight, *, warm: bool):
+        """The whole of ``fit``: train, then project and refit on every row."""
+        X, y = self._validate_training_data(X, y, reset=not warm)
+        T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
+        w = self._training_weights(T, sample_weight, X)
+        rng = check_random_state(self.random_state)
+        fit_rows, val_rows = self._early_stopping_split(T, rng)
+        X32 = X.astype(np.float32, copy=False)
+        X_fit, T_fit, w_fit = X32[fit_rows], T[fit_rows], w[fit_rows]
+        val = {}
+        if val_rows is not None:
+            val = dict(X_val=X32[val_rows], targets_val=T[val_rows], weights_val=w[val_rows])
+        with torch_threads(self._n_threads, blas=True):
+            if warm:
+                net = self._network(self._state, torch.float32).to(self._device)
+                history = self.history_
+            else:
+                net = self._build(X[fit_rows], T_fit, rng).to(self._device)
+                history = new_history()
+                self.n_iter_ = 0
+            before = len(history["loss"])
+            score = self._score_fn(net)
+            train(
+                net,
+                self._trainable(net),
+                self._batch_loss(net),
+                X_fit,
+                T_fit,
+                w_fit,
+                self._training_config(self.max_epochs, "fit"),
+                rng,
+                score=score,
+                history=history,
+                on_epoch_end=self._on_epoch_end(net, X_fit, T_fit),
+                **val,
+            )
+            self.n_iter_ += len(history["loss"]) - before
+            history["accuracy_before_projection"] = score(X_fit, T_fit, w_fit)
+            if val:
+                history["val_accuracy_before_projection"] = score(
+                    val["X_val"], val["targets_val"], val["weights_val"]
+                )
+            self._project_and_refit(net, X, X32, T, w, history, rng, project=self.project)
+        return self
+
+    def _project_and_refit(self, net, X, X32, T, w, history, rng, *, project: bool) -> None:
+        """Projection onto rows of ``X`` (all of them), the refit stage, then store."""
+        indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
+        if project:
+            indices = self._snap(net, X32, T)
+        self._refit(net, X32, T, w, history, rng, projected=project)
+        if project:
+            history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
+        self._store(net, indices, history, X_exact=X)
+
+    def _partial_fit(self, X, y, classes, sample_weight):
+        """One epoch of training on a batch; the first call fixes the classes."""
+        first = not hasattr(self, "_state")
+        X, y = self._validate_training_data(X, y, reset=first)
+        if first:
+            if not (self._supports_multilabel and _validation.is_multilabel(y)) and (
+                classes is None
+            ):
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            T = self._set_targets(y, classes)
+            self.n_iter_ = 0
+        else:
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
+                )
+            T = _validation.encode_targets(self, y)
+        w = self._training_weights(T, sample_weight, X)
+        X32 = X.astype(np.float32, copy=False)
+        rng = check_random_state(self.random_state)
+        with torch_threads(self._n_threads, blas=True):
+            if first:
+                net = self._build(X, T, rng).to(self._device)
+                history = new_history()
+            else:
+                net = self._network(self._state, torch.float32).to(self._device)
+                rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
+                history = self.history_
+            train(
+                net,
+                self._trainable(net),
+                self._batch_loss(net),
+                X32,
+                T,
+                w,
+                self._training_config(1, "partial_fit"),
+                rng,
+                history=history,
+            )
+        self.n_iter_ += 1
+        self._store(net, np.full(len(getattr(net, self._prototype_parameter)), -1), history)
+        return self
+
+    def _project_onto(self, X, y, sample_weight):
+        """Project the fitted prototypes onto (X, y) and run the refit stage."""
+        X, y = self._validate_training_data(X, y, reset=False)
+        T = _validation.encode_targets(self, y)
+        w = self._training_weights(T, sample_weight, X)
+        X32 = X.astype(np.float32, copy=False)
+        with torch_threads(self._n_threads, blas=True):
+            net = self._network(self._state, torch.float32).to(self._device)
+            rng = check_random_state(self.random_state)
+            self._project_and_refit(net, X, X32, T, w, self.history_, rng, project=True)
+        return self
+
+    # ---------------------------------------------------------- evaluation
+    def _evaluate(self, net, X: np.ndarray, method: str = "scores") -> np.ndarray:
+        """``net.<method>`` of float32 rows ``X`` in chunks, as numpy (training device)."""
+        dev = next(net.parameters()).device
+        K = len(getattr(net, self._prototype_parameter))
+        out = []
+        with torch.no_grad():
+            for s in chunk_slices(len(X), max(X.shape[1], K)):
+                out.append(getattr(net, method)(to_tensor(X[s], dev)).cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, len(self.classes_)))
+
+    def _score_fn(self, net) -> Callable:
+        """Weighted accuracy (subset accuracy for multi-label) of the current network.
+
+        Weighted by sample and class weights, like the loss, so early stopping
+        follows the objective being optimised.
+        """
+
+        def score(X, T, w=None):
+            S = self._evaluate(net, X)
+            hit = np.all((S > 0) == (T > 0), axis=1) if T.ndim == 2 else S.argmax(1) == T
+            return weighted_accuracy(hit, w)
+
+        return score
+
+    # ---------------------------------------------------------- projection
+    def _snap(self, net, X: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Move every prototype onto its nearest allowed row of ``X``; the rows' indices.
+
+        Prototypes of one class go to distinct rows while the class has
+        enough rows (closest pairs first); -1 where a prototype may take no row.
+        """
+        groups = self._prototype_groups(net)
+        if groups is None:
+            allowed = None
+            groups = np.zeros(len(getattr(net, self._prototype_parameter)), dtype=int)
+        elif T.ndim == 2:
+
+            def allowed(s):
+                return T[s][:, groups] > 0
+
+        else:
+
+            def allowed(s):
+                return T[s][:, None] == groups[None, :]
+
+        embed, P, metric = self._projection_space(net)
+        indices = project_onto_rows(
+            P, X, groups=groups, allowed=allowed, embed=embed, metric=metric
+        )
+        found = indices >= 0
+        param = getattr(net, self._prototype_parameter)
+        with torch.no_grad():
+            values = self._snapped_values(net, X[indices[found]])
+            param[torch.as_tensor(found, device=param.device)] = torch.as_tensor(
+                values, dtype=param.dtype, device=param.device
+            )
+        return indices
+
+    # ----------------------------------------------------------- fitted state
+    def _store(self, net, indices: np.ndarray, history: dict, X_exact=None) -> None:
+        """Keep the fitted parameters as float64 numpy arrays (pickles need no torch state).
+
+        Projected prototypes are recomputed in float64 from the exact training
+        rows, so a prototype in the input space *equals* its training row.
+        """
+        state = {
+            k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
+        }
+        indices = np.asarray(indices, dtype=np.intp)
+        found = np.flatnonzero(indices >= 0)
+        if X_exact is not None and len(found):
+            rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
+            state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
+        self._state = state
+        self._inference_cache = self._network(state, torch.float64).eval()
+        self.prototype_sample_indices_ = indices
+        self.history_ = history
+        self.loss_curve_ = list(history["loss"])
+        self._set_fitted_attributes(net)
+
+    # ------------------------------------------------------------ inference
+    def _inference_network(self) -> torch.nn.Module:
+        """The fitted network in float64 on the CPU, built when the state is stored."""
+        return self._inference_cache
+
+    def _run(self, method: str, X: np.ndarray, *args) -> np.ndarray:
+        """``method`` of the inference network on ``X`` (computed in float64), as numpy."""
+        x = torch.from_numpy(np.require(X, dtype=np.float64, requirements=("C", "W")))
+        with torch.no_grad(), torch_threads(self._n_threads):
+            return getattr(self._inference_network(), method)(x, *args).numpy()
+
+    def _pairwise(self, X: np.ndarray) -> np.ndarray:
+        return self._run("pairwise", X)
+
+    def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        return self._run("scores", X)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: it may be the instance's __dict__
+        state.pop("_inference_cache", None)  # a torch module: rebuilt when unpickled
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_state" in self.__dict__:
+            self._inference_cache = self._network(self._state, torch.float64).eval()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,191 @@
+"""Input validation and target encoding shared by every skproto estimator.
+
+One place for the checks, so every estimator raises the same errors with the
+same messages: sparse input, non-finite values, magnitudes that would overflow,
+the number of classes, sample weights, and the encoding of class labels
+(any sortable values) or multi-label indicator matrices into the integer codes
+or 0/1 matrices the models train on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+__all__ = [
+    "MAX_ABS_VALUE",
+    "check_float32_training_range",
+    "check_magnitude",
+    "check_two_classes",
+    "encode_fit_targets",
+    "encode_targets",
+    "is_multilabel",
+    "reject_sparse",
+    "validate_fit_data",
+    "validate_predict_data",
+    "validate_sample_weight",
+]
+
+#: Largest absolute input value accepted: sums of ``n_features`` squared
+#: differences of such values stay far below float64's overflow threshold
+#: (about 1.8e308) for any realistic number of rows and features.
+MAX_ABS_VALUE = 1e100
+
+#: Torch estimators train in float32. Squared distances of values beyond this
+#: overflow float32 (3.4e38) in sums over features; values that vary by less
+#: than the minimum spread have squared differences below float32's normal range.
+FLOAT32_MAX_ABS = 1e15
+FLOAT32_MIN_SPREAD = 1e-15
+
+
+def _name(estimator) -> str:
+    return type(estimator).__name__
+
+
+def reject_sparse(X, estimator) -> None:
+    """Raise the one error message for sparse input."""
+    if sparse.issparse(X):
+        raise ValueError(
+            f"{_name(estimator)} does not support sparse input; "
+            "got a sparse matrix. Convert it with X.toarray() if it fits in memory."
+        )
+
+
+def max_abs(X: np.ndarray) -> float:
+    """``max |X|`` without allocating a copy of ``X`` (0 for an empty array)."""
+    if X.size == 0:
+        return 0.0
+    return float(max(X.max(), -X.min()))
+
+
+def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> None:
+    """Raise a ValueError when ``X`` holds values whose squares would overflow."""
+    top = max_abs(X)
+    if top > limit:
+        raise ValueError(
+            f"X contains values up to {top:.3g} in magnitude; {_name(estimator)} accepts "
+            f"at most {limit:g}, beyond which squared distances overflow. Rescale X "
+            "(e.g. with sklearn.preprocessing.StandardScaler)."
+        )
+
+
+def check_float32_training_range(X: np.ndarray, estimator) -> None:
+    """Raise a ValueError when float32 training cannot represent ``X``'s distances.
+
+    Values above ``FLOAT32_MAX_ABS`` overflow float32 squared distances, and
+    data whose rows differ by less than ``FLOAT32_MIN_SPREAD`` (but not by 0)
+    have squared distances below float32's normal range.
+    """
+    check_magnitude(X, estimator, FLOAT32_MAX_ABS)
+    if len(X) > 1:
+        spread = float(np.ptp(X, axis=0).max())
+        if 0 < spread < FLOAT32_MIN_SPREAD:
+            raise ValueError(
+                f"X's values differ by at most {spread:.3g} between rows; "
+                f"{_name(estimator)} trains in float32 and needs differences of at least "
+                f"{FLOAT32_MIN_SPREAD:g}. Rescale X "
+                "(e.g. with sklearn.preprocessing.StandardScaler)."
+            )
+
+
+def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = False):
+    """Validate training ``X`` (dense, finite float, sane magnitude) and ``y``.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``) when ``reset``. With
+    ``multi_output`` a 2-D ``y`` is accepted (a multi-label indicator, checked
+    by :func:`encode_fit_targets`).
+    """
+    reject_sparse(X, estimator)
+    X, y = validate_data(
+        estimator, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
+    )
+    check_magnitude(X, estimator)
+    if not multi_output:
+        with warnings.catch_warnings():
+            # a small partial_fit chunk often has more classes than half its
+            # rows; that is not a sign of a regression target here
+            warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
+            check_classification_targets(y)
+    return X, y
+
+
+def validate_predict_data(estimator, X) -> np.ndarray:
+    """Validate ``X`` for prediction: fitted estimator, dense, finite, known width."""
+    check_is_fitted(estimator)
+    reject_sparse(X, estimator)
+    X = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32])
+    check_magnitude(X, estimator)
+    return X
+
+
+def validate_sample_weight(sample_weight, X) -> np.ndarray:
+    """Float64 weights: finite, non-negative, not all zero."""
+    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+
+def check_two_classes(estimator, classes: np.ndarray) -> None:
+    """Raise the one error message for training data with a single class."""
+    if len(classes) < 2:
+        raise ValueError(
+            f"{_name(estimator)} needs samples of at least 2 classes; got 1 class: {classes[0]!r}."
+        )
+
+
+def is_multilabel(y: Any) -> bool:
+    """Whether ``y`` is 2-D with several columns (a multi-label target)."""
+    shape = np.asarray(y).shape
+    return len(shape) == 2 and shape[1] > 1
+
+
+def encode_fit_targets(estimator, y, *, classes=None, allow_multilabel: bool = False):
+    """``(classes, T, multilabel)`` for the targets of a first fit.
+
+    Single-label: ``classes`` sorted (those given, else those in ``y``) and
+    ``T`` the integer code of each row. Multi-label (a 2-D 0/1 indicator, where
+    allowed): ``classes = arange(n_labels)`` and ``T`` the float32 indicator.
+    """
+    if is_multilabel(y):
+        if not allow_multilabel:
+            raise ValueError(f"{_name(estimator)} does not support multi-label targets.")
+        Y = np.asarray(y)
+        if type_of_target(Y) != "multilabel-indicator":
+            raise ValueError("A 2-D y must be a multi-label indicator matrix of 0/1 values.")
+        return np.arange(Y.shape[1]), Y.astype(np.float32), True
+    y = np.asarray(y).ravel()
+    found = np.unique(y)
+    if classes is None:
+        classes = found
+    else:
+        classes = np.unique(np.asarray(classes))
+        unknown = np.setdiff1d(found, classes)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()!r} that are not in "
+                f"classes={classes.tolist()!r}."
+            )
+    check_two_classes(estimator, classes)
+    return classes, np.searchsorted(classes, y), False
+
+
+def encode_targets(estimator, y) -> np.ndarray:
+    """Codes (or the indicator) of ``y`` for a fitted estimator's ``classes_``."""
+    multilabel = getattr(estimator, "_multilabel", False)
+    if is_multilabel(y) != multilabel or (
+        multilabel and np.asarray(y).shape[1] != len(estimator.classes_)
+    ):
+        raise ValueError("y does not match the label layout seen in the first fit.")
+    if multilabel:
+        return encode_fit_targets(estimator, y, allow_multilabel=True)[1]
+    y = np.asarray(y).ravel()
+    unknown = np.setdiff1d(np.unique(y), estimator.classes_)
+    if unknown.size:
+        raise ValueError(
+            f"y contains labels {unknown.tolist()!r} not in "
+            f"classes_={estimator.classes_.tolist()!r}."
+        )
+    return np.searchsorted(estimator.classes_, y)

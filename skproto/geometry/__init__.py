@@ -1,0 +1,27 @@
+"""Shared geometry: distances, similarities and covariance estimation.
+
+Each formula is written once, for numpy arrays and (where the torch estimators
+need it) torch tensors alike; nothing here imports torch.
+"""
+
+from .covariance import shrinkage_amount, shrunk_covariance, whitener
+from .distances import (
+    cosine_distances,
+    min_squared_distances,
+    normalize_rows,
+    squared_distances,
+)
+from .similarities import cosine_similarity, log_similarity, rbf_similarity
+
+__all__ = [
+    "cosine_distances",
+    "cosine_similarity",
+    "log_similarity",
+    "min_squared_distances",
+    "normalize_rows",
+    "rbf_similarity",
+    "shrinkage_amount",
+    "shrunk_covariance",
+    "squared_distances",
+    "whitener",
+]

@@ -1,0 +1,62 @@
+"""Covariance estimation: shrinkage intensities, shrunk covariances, whitening maps."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy.linalg import eigh
+
+__all__ = ["PINV_RTOL", "shrinkage_amount", "shrunk_covariance", "whitener"]
+
+#: Eigenvalues below this times the largest count as zero in :func:`whitener`.
+PINV_RTOL = 1e-10
+
+
+def shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float:
+    """Shrinkage intensity for the empirical covariance ``S`` of ``n`` samples.
+
+    ``"ledoit_wolf"`` and ``"oas"`` reproduce scikit-learn's
+    ``ledoit_wolf_shrinkage`` / ``OAS`` on centred data (weights act as
+    frequencies); ``q4`` is ``sum_i w_i ||x_i - m||^4``. A float is returned
+    as it is.
+    """
+    if isinstance(method, Real):
+        return float(method)
+    p = S.shape[0]
+    mu = np.trace(S) / p
+    if method == "oas":
+        if p == 1:
+            return 0.0
+        alpha = np.mean(S**2)
+        den = (n + 1) * (alpha - mu**2 / p)
+        return 1.0 if den == 0 else float(min((alpha + mu**2) / den, 1.0))
+    if p == 1:
+        return 0.0
+    delta_ = np.sum(S**2)
+    beta = (q4 / n - delta_) / (p * n)
+    delta = (delta_ - 2.0 * mu * np.trace(S) + p * mu**2) / p
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else float(np.clip(beta / delta, 0.0, 1.0))
+
+
+def shrunk_covariance(S: np.ndarray, amount: float) -> np.ndarray:
+    """``(1 - a) S + a tr(S)/p I`` (scikit-learn's ``shrunk_covariance``)."""
+    p = S.shape[0]
+    out = (1.0 - amount) * S
+    out.flat[:: p + 1] += amount * np.trace(S) / p
+    return out
+
+
+def whitener(cov: np.ndarray) -> np.ndarray | None:
+    """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero.
+
+    Eigenvalues below ``PINV_RTOL`` times the largest count as zero: a
+    relative cut far above rounding noise, so that models built from the same
+    data in a different order or chunking keep the same subspace.
+    """
+    lam, V = eigh(cov)
+    if lam[-1] <= 0:
+        return None
+    keep = lam > lam[-1] * PINV_RTOL
+    return V[:, keep] / np.sqrt(lam[keep])

@@ -1,0 +1,84 @@
+"""Class-connection heads: how prototype activations become class scores (torch).
+
+A head maps the activations ``a`` (n, n_prototypes) of the prototypes --
+similarities, or detection probabilities -- to class scores (n, n_classes).
+The numpy side of every head (the contributions that ``explain`` reports) is
+written by the estimator from the fitted weights these modules hold.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["LinearHead", "NearestHead", "ReasoningHead"]
+
+
+class LinearHead(torch.nn.Module):
+    """``scores = a @ W / temperature`` (ProtoPNet's class-connection layer)."""
+
+    def __init__(self, weight: torch.Tensor, temperature: float = 1.0):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return (a @ self.weight) / self.temperature
+
+
+class ReasoningHead(torch.nn.Module):
+    """Classification-by-components reasoning over detections ``d`` in [0, 1].
+
+    Class ``c`` has non-negative positive and negative reasoning weights
+    ``r+_kc``, ``r-_kc`` (a softmax over the logits of each class's column, so
+    that ``sum_k r+_kc + r-_kc = 1``) and the score
+    ``p_c = sum_k r+_kc d_k + r-_kc (1 - d_k)``. With ``negative=False`` only
+    ``r+`` exists (a normalised RBF head).
+    """
+
+    def __init__(self, logits: torch.Tensor, negative: bool = True):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+        self.negative = negative
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r_plus, r_minus)``, each (n_prototypes, n_classes)."""
+        R = torch.softmax(self.logits, dim=0)
+        if self.negative:
+            K = R.shape[0] // 2
+            return R[:K], R[K:]
+        return R, torch.zeros_like(R)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        rp, rn = self.weights()
+        return d @ (rp - rn) + rn.sum(0)
+
+    def log_forward(self, log_d: torch.Tensor) -> torch.Tensor:
+        """``log p_c`` from ``log d`` without underflow (positive reasoning only)."""
+        rp, _ = self.weights()
+        return torch.logsumexp(log_d[:, :, None] + torch.log(rp)[None], dim=1)
+
+
+class NearestHead(torch.nn.Module):
+    """Winner takes all: ``p_c = max_{k in c} d_k`` over each class's own prototypes."""
+
+    def __init__(self, labels: torch.Tensor, n_classes: int):
+        super().__init__()
+        self.register_buffer("labels", labels)
+        membership = torch.nn.functional.one_hot(labels, n_classes).to(torch.float32)
+        self.register_buffer("membership", membership)
+        self.n_classes = n_classes
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(membership, 0)``: the 0/1 class membership of each prototype."""
+        return self.membership, torch.zeros_like(self.membership)
+
+    def _class_max(self, a: torch.Tensor, fill: float) -> torch.Tensor:
+        out = torch.full((a.shape[0], self.n_classes), fill, dtype=a.dtype, device=a.device)
+        index = self.labels.expand(a.shape[0], -1)
+        return out.scatter_reduce(1, index, a, reduce="amax", include_self=False)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return self._class_max(d, 0.0)
+
+    def log_forward(self, log_d: torch.Tensor) -> torch.Tensor:
+        return self._class_max(log_d, -float("inf"))

@@ -1,0 +1,85 @@
+"""Training losses of the torch estimators: per-sample terms and their weighted mean."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "certified_hinge",
+    "cbc_margin_loss",
+    "classification_loss",
+    "cluster_cost",
+    "glvq_loss",
+    "separation_cost",
+    "st_protopnet_loss",
+    "weighted_mean",
+]
+
+_TINY = 1e-12
+
+
+def weighted_mean(per_sample: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i l_i / sum_i w_i`` (0 for all-zero weights)."""
+    return (per_sample * w).sum() / w.sum().clamp_min(_TINY)
+
+
+def classification_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy (codes ``t``) or mean binary cross-entropy (indicator ``t``)."""
+    if t.dim() == 2:
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        return bce(logits, t, reduction="none").mean(1)
+    return torch.nn.functional.cross_entropy(logits, t, reduction="none")
+
+
+def _masked_min(d: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    big = d.detach().max() + 1.0
+    return torch.where(mask, d, big).min(1).values
+
+
+def cluster_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """ProtoPNet's cluster cost: distance to the nearest own-class prototype, per sample.
+
+    ``own[i, k]`` says whether prototype ``k`` belongs to a class of sample ``i``;
+    0 for a sample with no own prototype.
+    """
+    return _masked_min(d, own) * own.any(1)
+
+
+def separation_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """ProtoPNet's separation cost: distance to the nearest other-class prototype."""
+    return _masked_min(d, ~own) * (~own).any(1)
+
+
+def st_protopnet_loss(P: torch.Tensor, n_classes: int, k: int, kind: str) -> torch.Tensor:
+    """ST-ProtoPNet closeness (support) or discrimination (trivial) loss.
+
+    ``P`` holds ``k`` prototypes per class, class-major; similarities are
+    inner products of unit-normalised prototypes.
+    """
+    Pn = torch.nn.functional.normalize(P, dim=-1)
+    G = (Pn @ Pn.T).reshape(n_classes, k, n_classes, k)
+    off = ~torch.eye(n_classes, dtype=torch.bool, device=P.device)
+    if kind == "support":  # pull the least similar cross-class pair together
+        return -G.amin(dim=(1, 3))[off].mean()
+    return G.amax(dim=(1, 3))[off].mean()  # push the most similar pair apart
+
+
+def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """GLVQ's ``sigmoid(2 mu)``, ``mu = (D+ - D-) / (D+ + D-)``, per sample."""
+    d_plus = _masked_min(d2, own)
+    d_minus = _masked_min(d2, ~own)
+    mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(_TINY)
+    return torch.sigmoid(2.0 * mu)
+
+
+def cbc_margin_loss(p: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tensor:
+    """CBC's ``max(0, max_{j != y} p_j - p_y + margin)``, per sample."""
+    rows = torch.arange(len(p), device=p.device)
+    true = torch.nn.functional.one_hot(t, p.shape[1]) > 0
+    p_other = p.masked_fill(true, -float("inf")).max(1).values
+    return torch.relu(p_other - p[rows, t] + margin)
+
+
+def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
+    """``max(0, margin - radius)`` of a signed certified radius, per sample."""
+    return torch.relu(margin - radius)

@@ -1,0 +1,487 @@
+"""ProtoClassifier: learned prototypes that are real training cases."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._torch.estimator import TorchPrototypeClassifier, state_tensors
+from .._torch.training import to_tensor
+from ..geometry import min_squared_distances
+from ..heads import LinearHead
+from ..losses import (
+    classification_loss,
+    cluster_cost,
+    separation_cost,
+    st_protopnet_loss,
+    weighted_mean,
+)
+from ..prototypes import classwise_kmeans
+from ._last_layer import refit_last_layer
+from ._network import ProtoNetwork, make_latent_map
+
+__all__ = ["ProtoClassifier"]
+
+
+class ProtoClassifier(TorchPrototypeClassifier):
+    """Prototype classifier trained with the ProtoPNet objective; every prototype a real case.
+
+    Each class (or label) gets ``n_prototypes_per_class`` prototypes in a
+    latent space ``z = h(x)`` (``h`` the identity, or a learned
+    ``projection``). A sample's similarities ``s_k`` to the prototypes (log,
+    rbf or cosine) give the class scores ``score_c = sum_k s_k W[k, c] / T``.
+    Prototypes, map and class connections ``W`` are trained with mini-batch
+    Adam on ProtoPNet's objective (cross-entropy, cluster and separation
+    costs, L1 on wrong-class connections) or ST-ProtoPNet's
+    (``prototype_kind``). After training every prototype is *projected* onto
+    the nearest training row of its class -- ``prototype_sample_indices_``
+    names it -- and ``W`` alone is refit by a convex problem. The formulas are
+    in the :doc:`user guide <proto>`.
+
+    With a 2-D indicator ``y`` (multi-label), each label gets its own
+    prototypes, the probabilities are independent sigmoids of the scores and
+    ``predict`` returns an indicator matrix.
+
+    Parameters
+    ----------
+    n_prototypes_per_class : int, default=3
+        Prototypes per class (per branch with ``prototype_kind="both"``),
+        initialised by class-wise k-means++ (a class with fewer samples
+        starts from its samples, repeated and jittered).
+    projection : {None, "linear", "mlp"}, default=None
+        Learned map ``h``, trained jointly with the prototypes; with the
+        distance-based similarities it ends in a sigmoid (ProtoPNet's add-on
+        layers).
+    projection_dim : int, default=None
+        Output size of ``h`` (default: ``n_features``).
+    similarity : {"log", "rbf", "cosine"}, default="log"
+        ``log((d + 1) / (d + 1e-4))``, ``exp(-d / width)`` or ``cos`` of the
+        latent vectors, for squared distances ``d``.
+    rbf_width : float or "auto", default="auto"
+        ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
+        distance from a training sample to its nearest initial prototype.
+    temperature : float > 0, default=1.0
+        The scores are ``s @ W / temperature`` (explanations include it).
+    prototype_kind : {"trivial", "support", "both"}, default="trivial"
+        ST-ProtoPNet prototype type.
+    cluster_weight, separation_weight, l1_weight : float, default=0.8, 0.08, 1e-4
+        ProtoPNet's loss weights.
+    support_separation_weight : float, default=0.48
+        Separation weight of support prototypes.
+    closeness_weight, discrimination_weight : float, default=1.0
+        Weights of the ST-ProtoPNet closeness (support) and discrimination
+        (trivial) losses.
+    project : bool, default=True
+        Project prototypes onto training samples after training.
+    push_every : int, default=None
+        Also project every ``push_every`` epochs during training (ProtoPNet's
+        schedule). None: only the final projection.
+    alpha : float >= 0, default=0.1
+        Strength of the penalty of the last-layer refit (the inverse of
+        logistic regression's ``C``).
+    last_layer_max_iter : int, default=200
+        L-BFGS iterations of the last-layer refit; 0 skips the refit.
+    max_epochs : int, default=100
+        Maximum number of epochs (passes over the training data).
+    batch_size : int, default=256
+        Mini-batch size.
+    learning_rate : float, default=1e-2
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified when every
+        class can be), stop when the loss on it has not dropped by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the parameters of the best
+        epoch. Without it, the same rule is applied to the training loss.
+        Projection and refit use every row.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    class_weight : dict, "balanced" or None, default=None
+        Weights of classes in the loss, as in scikit-learn.
+    warm_start : bool, default=False
+        Continue from the fitted parameters when ``fit`` is called again.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where training runs. Fitted parameters are float64 numpy arrays and
+        prediction runs on the CPU, so a model trained on a GPU predicts
+        anywhere after pickling.
+    n_jobs : int, default=None
+        CPU threads for training and prediction (torch, and BLAS/OpenMP
+        during fit). None: 1, which never oversubscribes a shared machine;
+        -1: every usable core.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation and shuffling: fits are bit-for-bit repeatable
+        on the CPU for a fixed seed and ``n_jobs``.
+    verbose : int, default=0
+        Print per-epoch loss and accuracy.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (``arange(n_labels)`` for multi-label ``y``).
+    prototypes_ : ndarray of shape (n_prototypes, dim)
+        Prototype vectors in the latent space (the input space when
+        ``projection=None``; then, after projection, each equals a training
+        row of its class).
+    prototype_labels_ : ndarray of shape (n_prototypes,)
+        Class label of each prototype.
+    prototype_kinds_ : ndarray of shape (n_prototypes,)
+        ``"trivial"`` or ``"support"`` for each prototype.
+    prototype_sample_indices_ : ndarray of shape (n_prototypes,)
+        Training row each prototype was projected onto (-1 if not projected).
+    last_layer_ : ndarray of shape (n_prototypes, n_classes)
+        Class-connection weights ``W``.
+    temperature_ : float
+        The temperature the scores are divided by.
+    history_ : dict
+        Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
+        ``seconds``; ``accuracy_before_projection``,
+        ``val_accuracy_before_projection``, ``accuracy_after_projection``;
+        ``refit``: the last-layer refit's ``loss`` per L-BFGS evaluation,
+        ``n_iter``, ``seconds``, ``converged`` and ``max_gradient``.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    n_iter_ : int
+        Number of epochs run (over all ``fit``/``partial_fit`` calls).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    RBFPrototypeClassifier : Components with certified robustness radii.
+    NearestMeanClassifier : One closed-form prototype (the mean) per class.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import ProtoClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=30, random_state=0)
+    >>> clf = clf.fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> bool((clf.prototypes_ == X[clf.prototype_sample_indices_]).all())
+    True
+    """
+
+    _pairwise_name = "similarity"
+    _bias_name = "bias"
+    _supports_multilabel = True
+
+    _parameter_constraints: dict = {
+        "n_prototypes_per_class": [Interval(Integral, 1, None, closed="left")],
+        "projection": [None, StrOptions({"linear", "mlp"})],
+        "projection_dim": [None, Interval(Integral, 1, None, closed="left")],
+        "similarity": [StrOptions({"log", "rbf", "cosine"})],
+        "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "prototype_kind": [StrOptions({"trivial", "support", "both"})],
+        "cluster_weight": [Interval(Real, 0, None, closed="left")],
+        "separation_weight": [Interval(Real, 0, None, closed="left")],
+        "l1_weight": [Interval(Real, 0, None, closed="left")],
+        "support_separation_weight": [Interval(Real, 0, None, closed="left")],
+        "closeness_weight": [Interval(Real, 0, None, closed="left")],
+        "discrimination_weight": [Interval(Real, 0, None, closed="left")],
+        "project": ["boolean"],
+        "push_every": [None, Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "last_layer_max_iter": [Interval(Integral, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        **TorchPrototypeClassifier._training_constraints,
+    }
+
+    def __init__(
+        self,
+        n_prototypes_per_class=3,
+        *,
+        projection=None,
+        projection_dim=None,
+        similarity="log",
+        rbf_width="auto",
+        temperature=1.0,
+        prototype_kind="trivial",
+        cluster_weight=0.8,
+        separation_weight=0.08,
+        l1_weight=1e-4,
+        support_separation_weight=0.48,
+        closeness_weight=1.0,
+        discrimination_weight=1.0,
+        project=True,
+        push_every=None,
+        alpha=0.1,
+        last_layer_max_iter=200,
+        max_epochs=100,
+        batch_size=256,
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        class_weight=None,
+        warm_start=False,
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_prototypes_per_class = n_prototypes_per_class
+        self.projection = projection
+        self.projection_dim = projection_dim
+        self.similarity = similarity
+        self.rbf_width = rbf_width
+        self.temperature = temperature
+        self.prototype_kind = prototype_kind
+        self.cluster_weight = cluster_weight
+        self.separation_weight = separation_weight
+        self.l1_weight = l1_weight
+        self.support_separation_weight = support_separation_weight
+        self.closeness_weight = closeness_weight
+        self.discrimination_weight = discrimination_weight
+        self.project = project
+        self.push_every = push_every
+        self.alpha = alpha
+        self.last_layer_max_iter = last_layer_max_iter
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------- public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> ProtoClassifier:
+        """Train prototypes, map and last layer; then project the prototypes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (e.g. frozen embeddings).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multi-label indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in every loss term.
+
+        Returns
+        -------
+        self : ProtoClassifier
+            Fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, warm=self.warm_start and hasattr(self, "_state"))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> ProtoClassifier:
+        """One pass (epoch) of training over the given batch.
+
+        The first call fixes the classes (``classes`` is required then, unless
+        ``y`` is multi-label) and initialises the prototypes from this batch
+        (a class absent from it starts at the batch mean, jittered).
+        Prototypes are not projected by ``partial_fit``; call
+        :meth:`project_prototypes` when the stream is done.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), default=None
+            All classes; required on the first call for single-label ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : ProtoClassifier
+        """
+        return self._partial_fit(X, y, classes, sample_weight)
+
+    def project_prototypes(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> ProtoClassifier:
+        """Project the prototypes onto (X, y) and refit the last layer.
+
+        Each prototype becomes the latent vector of the nearest sample of its
+        own class in ``X``; ``prototype_sample_indices_`` then refers to rows
+        of this ``X``. ``fit`` does this itself when ``project=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : ProtoClassifier
+        """
+        return self._project_onto(X, y, sample_weight)
+
+    # ------------------------------------------------------------ template
+    def _build(self, X, T, rng):
+        """Initial network: latent map, class-wise k-means prototypes, +1/-0.5 last layer."""
+        X = X.astype(np.float32, copy=False)
+        n_classes = len(self.classes_)
+        n_features = X.shape[1]
+        dim = self.projection_dim or n_features
+        latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
+        with torch.no_grad():
+            Z = X if latent_map is None else latent_map(to_tensor(X, torch.device("cpu"))).numpy()
+        kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
+        counts = np.full(n_classes, self.n_prototypes_per_class)
+        blocks = [classwise_kmeans(Z, T, counts, rng) for _ in kinds]
+        P = np.concatenate([b[0] for b in blocks]).astype(np.float32)
+        codes = np.concatenate([b[1] for b in blocks])
+        self._kinds = np.repeat(kinds, len(codes) // len(kinds))
+        self._codes = codes
+        last = np.where(np.eye(n_classes)[codes] > 0, 1.0, -0.5).astype(np.float32)
+        width = 1.0
+        if self.similarity == "rbf":
+            if self.rbf_width == "auto":
+                mean_d = float(np.mean(min_squared_distances(Z, P))) if len(Z) else 0.0
+                width = mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
+            else:
+                width = float(self.rbf_width)
+        head = LinearHead(torch.as_tensor(last), float(self.temperature))
+        return ProtoNetwork(latent_map, torch.as_tensor(P), head, self.similarity, width)
+
+    def _batch_loss(self, net):
+        """Batch loss of the ProtoPNet / ST-ProtoPNet objective."""
+        dev = net.prototypes.device
+        n_classes = len(self.classes_)
+        codes = torch.as_tensor(self._codes, device=dev)
+        identity = torch.nn.functional.one_hot(codes, n_classes).float()
+        blocks = [
+            (kind, torch.as_tensor(np.flatnonzero(self._kinds == kind), device=dev))
+            for kind in np.unique(self._kinds)
+        ]
+        sep_weight = {
+            "trivial": self.separation_weight,
+            "support": self.support_separation_weight,
+        }
+        st_weight = {"trivial": self.discrimination_weight, "support": self.closeness_weight}
+        k = self.n_prototypes_per_class
+
+        def loss(xb, tb, wb):
+            logits, d, _ = net(xb)
+            own = tb[:, codes] > 0 if tb.dim() == 2 else codes[None, :] == tb[:, None]
+            total = weighted_mean(classification_loss(logits, tb), wb)
+            total = total + self.cluster_weight * weighted_mean(cluster_cost(d, own), wb)
+            for kind, idx in blocks:
+                if sep_weight[kind]:
+                    sep = separation_cost(d[:, idx], own[:, idx])
+                    total = total - sep_weight[kind] * weighted_mean(sep, wb)
+                if st_weight[kind]:
+                    st = st_protopnet_loss(net.prototypes[idx], n_classes, k, kind)
+                    total = total + st_weight[kind] * st
+            if self.l1_weight:
+                total = total + self.l1_weight * (net.head.weight * (1 - identity)).abs().sum()
+            return total
+
+        return loss
+
+    def _network(self, state, dtype):
+        P, W = state["prototypes"], state["head.weight"]
+        latent_map = make_latent_map(
+            self.projection,
+            self.n_features_in_,
+            P.shape[1],
+            np.random.RandomState(0),
+            self._bounded_map,
+        )
+        head = LinearHead(torch.zeros(W.shape))
+        net = ProtoNetwork(latent_map, torch.zeros(P.shape), head, self.similarity, 1.0)
+        net.load_state_dict(state_tensors(state))
+        return net.to(dtype=dtype)
+
+    def _refit(self, net, X, T, w, history, rng, *, projected):
+        history["refit"] = refit_last_layer(
+            net,
+            self._codes,
+            len(self.classes_),
+            X,
+            T,
+            w,
+            alpha=self.alpha,
+            l1_weight=self.l1_weight,
+            max_iter=self.last_layer_max_iter,
+            kernel_penalty=self.similarity != "log",
+            verbose=self.verbose,
+        )
+
+    def _prototype_groups(self, net):
+        return self._codes
+
+    def _projection_space(self, net):
+        def embed(X):
+            return self._evaluate(net, X, "latent") if net.latent_map is not None else X
+
+        metric = "cosine" if self.similarity == "cosine" else "sqeuclidean"
+        return embed, net.prototypes.detach().cpu().numpy(), metric
+
+    def _snapped_values(self, net, rows):
+        return rows if net.latent_map is None else self._evaluate(net, rows, "latent")
+
+    def _exact_prototypes(self, net, rows):
+        if net.latent_map is None:
+            return rows
+        latent_map = copy.deepcopy(net.latent_map).to(device="cpu", dtype=torch.float64)
+        with torch.no_grad():
+            return latent_map(torch.as_tensor(rows)).numpy()
+
+    def _on_epoch_end(self, net, X, T):
+        if not (self.project and self.push_every):
+            return None
+
+        def push(epoch):
+            if epoch % self.push_every == 0:
+                self._snap(net, X, T)
+
+        return push
+
+    def _set_fitted_attributes(self, net):
+        self.temperature_ = float(self._state["head.temperature"])
+        self.prototypes_ = self._state["prototypes"]
+        self.last_layer_ = self._state["head.weight"]
+        self.prototype_labels_ = self.classes_[self._codes]
+        self.prototype_kinds_ = np.asarray(self._kinds)
+
+    # ------------------------------------------------------------ head
+    @property
+    def _bounded_map(self) -> bool:
+        """Whether the latent map ends in a sigmoid (see ``projection``)."""
+        return self.similarity != "cosine"
+
+    def _activation(self, S: np.ndarray) -> np.ndarray:
+        return S
+
+    def _head(self):
+        return self.last_layer_ / self.temperature_, np.zeros(len(self.classes_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

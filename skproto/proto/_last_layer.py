@@ -1,0 +1,138 @@
+"""ProtoClassifier's last-layer refit: a convex problem solved with full-batch L-BFGS."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from .._chunking import chunk_slices
+from .._torch.training import to_tensor
+from ..losses import classification_loss
+
+__all__ = ["GRADIENT_TOL", "refit_last_layer"]
+
+#: The refit has converged when no gradient entry exceeds this (scikit-learn's
+#: LogisticRegression uses tol=1e-4 the same way with L-BFGS).
+GRADIENT_TOL = 1e-4
+
+
+def refit_last_layer(
+    net,
+    codes: np.ndarray,
+    n_classes: int,
+    X: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+    *,
+    alpha: float,
+    l1_weight: float,
+    max_iter: int,
+    kernel_penalty: bool,
+    verbose: int = 0,
+) -> dict | None:
+    """Refit ``W`` alone (prototypes and latent map fixed); returns the ``refit`` record.
+
+    Minimises the convex objective of the user guide: weighted cross-entropy
+    of ``s W / T`` plus ``alpha / 2 sum_c W_c' G W_c / T^2`` plus a smoothed L1
+    on wrong-class connections, on the precomputed similarities ``s`` (an
+    ``(n_samples, n_prototypes)`` float32 matrix) from ``W = 0`` (the problem
+    has one optimum; the trained ``W`` is scaled for no penalty and starts far
+    from it). ``G`` is the prototypes' similarity matrix (made positive
+    semi-definite) with ``kernel_penalty``, else the identity (ridge).
+    L-BFGS runs until the loss stops changing, ``max_iter`` iterations or
+    ``1.25 max_iter`` evaluations. It counts as converged when the loss
+    stopped changing or no gradient entry exceeds :data:`GRADIENT_TOL`;
+    otherwise a ConvergenceWarning says which limit stopped it.
+    """
+    if not max_iter or not len(X):
+        return None
+    head = net.head
+    dev = head.weight.device
+    with torch.no_grad():
+        K = len(codes)
+        S = torch.cat(
+            [net(to_tensor(X[s], dev))[2] for s in chunk_slices(len(X), max(X.shape[1], K))]
+        )
+        if kernel_penalty:
+            G = net.similarities(net.distances(net.prototypes)).double()
+            vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
+            G = ((vecs * vals.clamp_min(0.0)) @ vecs.T).to(S.dtype)
+        else:  # not a bounded kernel: ridge on W
+            G = torch.eye(K, dtype=S.dtype, device=dev)
+        head.weight.zero_()
+    targets = to_tensor(T, dev) if T.ndim == 2 else torch.as_tensor(T, dtype=torch.long, device=dev)
+    wt = to_tensor(w, dev)
+    wsum = wt.sum().clamp_min(1e-12)
+    codes_t = torch.as_tensor(np.asarray(codes), device=dev)
+    off = 1.0 - torch.nn.functional.one_hot(codes_t, n_classes).to(S.dtype)
+    temperature = float(head.temperature)
+    W = head.weight
+    max_eval = max_iter * 5 // 4
+    optimizer = torch.optim.LBFGS(
+        [W],
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=max_eval,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
+    evaluations: list[float] = []
+
+    def closure():
+        optimizer.zero_grad()
+        data = classification_loss(S @ W / temperature, targets)
+        Wt = W / temperature
+        loss = ((data * wt).sum() + 0.5 * alpha * (Wt * (G @ Wt)).sum()) / wsum
+        if l1_weight:
+            loss = loss + l1_weight * torch.sqrt((W * off) ** 2 + 1e-8).sum()
+        loss.backward()
+        evaluations.append(float(loss.detach()))
+        return loss
+
+    start = time.perf_counter()
+    optimizer.step(closure)
+    n_iter = int(optimizer.state[W]["n_iter"])
+    n_eval = len(evaluations)
+    closure()  # the gradient at the final W
+    grad_max = float(W.grad.abs().max())
+    W.grad = None
+    hit_iter, hit_eval = n_iter >= max_iter, n_eval >= max_eval
+    # L-BFGS also stops when the loss or the step stops changing (float32 precision)
+    converged = grad_max <= GRADIENT_TOL or not (hit_iter or hit_eval)
+    record = {
+        "method": "lbfgs",
+        "loss": evaluations,
+        "n_iter": n_iter,
+        "seconds": time.perf_counter() - start,
+        "converged": bool(converged),
+        "max_gradient": grad_max,
+    }
+    if not converged:
+        limit = (
+            f"the iteration limit (last_layer_max_iter={max_iter})"
+            if hit_iter
+            else f"the evaluation limit ({max_eval} loss evaluations, 1.25 x "
+            f"last_layer_max_iter={max_iter})"
+        )
+        warnings.warn(
+            f"The last-layer refit stopped at {limit} after {n_iter} L-BFGS iterations "
+            f"and {n_eval} evaluations, before converging: largest gradient entry "
+            f"{grad_max:.2g} > {GRADIENT_TOL:g}. Increase last_layer_max_iter for the "
+            "exact optimum.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+    if verbose:
+        print(
+            f"[last layer] {n_iter} L-BFGS iterations, loss "
+            f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f}, max |grad| {grad_max:.2g} "
+            f"({record['seconds']:.2f}s)",
+            flush=True,
+        )
+    return record

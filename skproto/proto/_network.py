@@ -1,0 +1,114 @@
+"""The torch network of ProtoClassifier: latent map, prototypes, similarity, head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..geometry import (
+    cosine_distances,
+    cosine_similarity,
+    log_similarity,
+    rbf_similarity,
+    squared_distances,
+)
+from ..heads import LinearHead
+
+__all__ = ["ProtoNetwork", "make_latent_map"]
+
+
+def make_latent_map(
+    kind: str | None,
+    n_features: int,
+    dim: int,
+    rng: np.random.RandomState,
+    bounded: bool,
+    dtype=torch.float32,
+) -> torch.nn.Module | None:
+    """Learned map ``h`` into the prototypes' space, weights drawn from ``rng``.
+
+    ``kind`` is None (no map), ``"linear"`` or ``"mlp"`` (linear-ReLU-linear).
+    ``bounded`` ends the map in a sigmoid, as ProtoPNet's add-on layers do,
+    so latent vectors lie in ``[0, 1]^dim`` and distances are at most ``dim``:
+    with a distance-based similarity the separation cost is otherwise
+    unbounded below, and training can blow the latent space up instead of
+    separating the classes.
+    """
+    if kind is None:
+        return None
+
+    def linear(n_in, n_out):
+        layer = torch.nn.Linear(n_in, n_out)
+        bound = 1.0 / np.sqrt(n_in)
+        with torch.no_grad():
+            weight = rng.uniform(-bound, bound, (n_out, n_in))
+            layer.weight.copy_(torch.as_tensor(weight, dtype=dtype))
+            layer.bias.zero_()
+        return layer
+
+    layers = [linear(n_features, dim)]
+    if kind == "mlp":
+        layers += [torch.nn.ReLU(), linear(dim, dim)]
+    if bounded:
+        layers.append(torch.nn.Sigmoid())
+    return torch.nn.Sequential(*layers)
+
+
+class ProtoNetwork(torch.nn.Module):
+    """Latent map, prototypes, similarity and class-connection head.
+
+    ``latent`` maps inputs of shape ``(..., n_features)`` to ``(..., dim)``;
+    ``distances`` returns ``(..., n_prototypes)``. An input with a patch axis
+    ``(n, n_patches, n_features)`` is pooled by the minimum distance over
+    patches (ProtoPNet's part prototypes) in :meth:`pooled_distances`.
+    Squared distances are taken relative to the prototypes' mean (exact in
+    theory, and accurate in float32 for data far from the origin).
+    """
+
+    def __init__(
+        self,
+        latent_map: torch.nn.Module | None,
+        prototypes: torch.Tensor,
+        head: LinearHead,
+        similarity: str,
+        width: float,
+    ):
+        super().__init__()
+        self.latent_map = latent_map
+        self.prototypes = torch.nn.Parameter(prototypes)
+        self.head = head
+        self.similarity = similarity
+        self.register_buffer("width", torch.tensor(float(width)))
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.latent_map is None else self.latent_map(x)
+
+    def distances(self, z: torch.Tensor) -> torch.Tensor:
+        P = self.prototypes
+        if self.similarity == "cosine":
+            return cosine_distances(z, P)
+        return squared_distances(z, P, center=P.detach().mean(0))
+
+    def pooled_distances(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.distances(self.latent(x))
+        return d if d.dim() == 2 else d.min(dim=1).values
+
+    def similarities(self, d: torch.Tensor) -> torch.Tensor:
+        if self.similarity == "log":
+            return log_similarity(d)
+        if self.similarity == "rbf":
+            return rbf_similarity(d, self.width)
+        return cosine_similarity(d)
+
+    def forward(self, x: torch.Tensor):
+        """``(logits, distances, similarities)``."""
+        d = self.pooled_distances(x)
+        s = self.similarities(d)
+        return self.head(s), d, s
+
+    # ------------------------------------------------------------ inference API
+    def pairwise(self, x: torch.Tensor) -> torch.Tensor:
+        return self.similarities(self.pooled_distances(x))
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pairwise(x))

@@ -1,0 +1,48 @@
+"""Initial prototypes: class-wise k-means++."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+__all__ = ["class_members", "classwise_kmeans", "kmeans_prototypes"]
+
+
+def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
+    """Row indices of each class: ``T`` holds integer codes or a 0/1 indicator."""
+    if T.ndim == 2:
+        return [np.flatnonzero(T[:, c] > 0) for c in range(n_classes)]
+    order = np.argsort(T, kind="stable")
+    bounds = np.searchsorted(T[order], np.arange(n_classes + 1))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(n_classes)]
+
+
+def kmeans_prototypes(members: np.ndarray, Z: np.ndarray, k: int, rng) -> np.ndarray:
+    """``k`` initial prototypes from a class's rows ``members`` (k-means++, seeded by ``rng``).
+
+    A class with fewer distinct rows than ``k`` starts from its rows, repeated
+    and jittered by 1e-3 times the std of ``Z`` (all rows); an empty class at
+    the mean of ``Z``, jittered.
+    """
+    scale = 1e-3 * (Z.std() or 1.0)
+    if len(members) == 0:  # class absent from the data seen at initialisation
+        return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
+    if len(members) < k or len(np.unique(members, axis=0)) < k:
+        rows = members[np.arange(k) % len(members)]
+        return rows + scale * rng.standard_normal(rows.shape)
+    km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
+    return km.fit(members).cluster_centers_
+
+
+def classwise_kmeans(
+    Z: np.ndarray, T: np.ndarray, counts: np.ndarray, rng
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[c]`` k-means++ prototypes per class ``c``, class-major.
+
+    Returns the prototypes (n_prototypes, n_features) and the class code of
+    each. ``T`` holds integer codes or a 0/1 indicator (multi-label).
+    """
+    members = class_members(T, len(counts))
+    P = [kmeans_prototypes(Z[members[c]], Z, int(k), rng) for c, k in enumerate(counts) if k]
+    codes = np.repeat(np.arange(len(counts)), counts)
+    return np.concatenate(P), codes

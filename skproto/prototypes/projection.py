@@ -1,0 +1,128 @@
+"""Projection ("push"): every prototype becomes a real training row.
+
+Each prototype is moved onto the nearest training row it may take (its own
+class's rows, or any row), prototypes of one group going to *distinct* rows
+while the group has enough of them, closest pairs first. The search runs over
+row chunks and keeps, per prototype, only as many candidate rows as its group
+has prototypes, so memory is bounded by ``n_prototypes**2`` plus one chunk,
+whatever the number of rows. The greedy choice over those candidates is the
+same as over all rows: a prototype's row is never farther down its list than
+the number of other prototypes in its group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .._chunking import chunk_slices
+from ..geometry import cosine_distances, squared_distances
+
+__all__ = ["distinct_nearest", "project_onto_rows"]
+
+
+def _greedy(cand_rows, cand_dist, groups, n_allowed) -> np.ndarray:
+    """Distinct nearest candidate per prototype within each group, closest pairs first.
+
+    ``cand_rows``/``cand_dist`` are (n_prototypes, m) candidate rows and
+    distances (``inf`` = no candidate). A row is reused within a group only
+    once every allowed row of the group is taken. Returns -1 where a
+    prototype has no candidate.
+    """
+    K, m = cand_rows.shape
+    out = np.full(K, -1)
+    for g in np.unique(groups):
+        protos = np.flatnonzero(groups == g)
+        rows, dist = cand_rows[protos], cand_dist[protos]
+        local, slot = np.nonzero(np.isfinite(dist))
+        order = np.lexsort((rows[local, slot], local, dist[local, slot]))
+        used: set[int] = set()
+        limit = int(n_allowed[protos].max()) if len(protos) else 0
+        todo = len(np.unique(local))
+        for j in order:
+            r, row = local[j], int(rows[local[j], slot[j]])
+            if out[protos[r]] >= 0 or row in used:
+                continue
+            out[protos[r]] = row
+            used.add(row)
+            todo -= 1
+            if todo == 0:
+                break
+            if len(used) >= limit:  # more prototypes than rows: allow reuse
+                used.clear()
+    return out
+
+
+def distinct_nearest(dist: np.ndarray) -> np.ndarray:
+    """Column for each row of ``dist``: nearest first, greedily, without reuse.
+
+    Pairs are taken in order of increasing distance (ties by row, then
+    column); a column is reused only once every column is taken (more rows
+    than columns).
+    """
+    n_rows, n_cols = dist.shape
+    cand = np.broadcast_to(np.arange(n_cols), dist.shape)
+    return _greedy(cand, dist, np.zeros(n_rows, int), np.full(n_rows, n_cols))
+
+
+def project_onto_rows(
+    prototypes: np.ndarray,
+    X: np.ndarray,
+    *,
+    groups: np.ndarray,
+    allowed: Callable[[slice], np.ndarray] | None = None,
+    embed: Callable[[np.ndarray], np.ndarray] | None = None,
+    metric: str = "sqeuclidean",
+) -> np.ndarray:
+    """Training row of ``X`` each prototype is projected onto.
+
+    Parameters
+    ----------
+    prototypes : ndarray of shape (n_prototypes, dim)
+        Current prototypes, in the space of ``embed(X)``.
+    X : ndarray of shape (n_rows, n_features)
+        Training rows.
+    groups : ndarray of shape (n_prototypes,)
+        Prototypes of one group go to distinct rows (e.g. their class code).
+    allowed : callable, default=None
+        ``allowed(s)`` is the (rows, n_prototypes) boolean mask of which
+        prototype may take which row of ``X[s]`` (e.g. rows of its own
+        class). None: any row.
+    embed : callable, default=None
+        Map from rows of ``X`` to the prototypes' space (a latent map), applied
+        chunk by chunk. None: the identity.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+
+    Returns
+    -------
+    indices : ndarray of shape (n_prototypes,)
+        Row of ``X`` for each prototype, -1 where it may take no row.
+    """
+    K = len(prototypes)
+    groups = np.asarray(groups)
+    m = int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if K else 0
+    best_rows = np.full((K, m), -1)
+    best_dist = np.full((K, m), np.inf)
+    n_allowed = np.zeros(K, dtype=np.intp)
+    center = prototypes.mean(axis=0) if K else None
+    for s in chunk_slices(len(X), max(K, X.shape[1])):
+        Z = X[s] if embed is None else embed(X[s])
+        if metric == "cosine":
+            D = cosine_distances(Z, prototypes)
+        else:
+            D = squared_distances(Z, prototypes, center=center)
+        if allowed is not None:
+            mask = allowed(s)
+            D = np.where(mask, D, np.inf)
+            n_allowed += mask.sum(axis=0)
+        else:
+            n_allowed += D.shape[0]
+        rows = np.arange(s.start, s.stop)
+        all_rows = np.concatenate([best_rows, np.broadcast_to(rows, (K, len(rows)))], axis=1)
+        all_dist = np.concatenate([best_dist, D.T], axis=1)
+        # keep the m nearest per prototype, ties by row index (deterministic)
+        order = np.lexsort((all_rows, all_dist), axis=1)[:, :m]
+        best_rows = np.take_along_axis(all_rows, order, axis=1)
+        best_dist = np.take_along_axis(all_dist, order, axis=1)
+    return _greedy(best_rows, best_dist, groups, n_allowed)

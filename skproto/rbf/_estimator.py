@@ -1,0 +1,484 @@
+"""RBFPrototypeClassifier: an RBF / classification-by-components network with certified radii."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._chunking import chunk_slices
+from .._torch.estimator import TorchPrototypeClassifier, state_tensors
+from .._torch.training import train
+from ..geometry import min_squared_distances
+from ..heads import NearestHead, ReasoningHead
+from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
+from ..prototypes import classwise_kmeans, kmeans_prototypes
+from ._network import RBFNetwork
+
+__all__ = ["RBFPrototypeClassifier"]
+
+
+class RBFPrototypeClassifier(TorchPrototypeClassifier):
+    """RBF / classification-by-components network with a certified robustness radius.
+
+    Components ``w_k`` (``prototypes_``) live in the input space. A sample is
+    compared with them by the Euclidean distance after an optional learned
+    linear map ``Omega``, ``dist_k(x) = ||Omega (x - w_k)||``, and each
+    component is *detected* with probability ``d_k = exp(-dist_k / sigma)``.
+    A head turns detections into class scores ``p_c``: the stable CBC
+    (``"positive_negative"``: a component argues for a class by its presence
+    or by its absence), positive reasoning only (``"positive"``, a normalised
+    RBF network) or the nearest-prototype head (``"nearest"``, GLVQ:
+    ``p_c = max_{k in c} d_k``). ``decision_function`` returns ``p_c`` and
+    ``predict_proba`` their normalisation ``p_c / sum p``.
+
+    :meth:`certified_radius` returns, per sample, a radius no L2 perturbation
+    below which changes the prediction: Theorem 1 of stable CBC for the CBC
+    heads, the bisector bound for the nearest head, computed in float64 and
+    lowered by a bound on its rounding error. ``loss="robust"`` trains the
+    head to enlarge that very certificate. The formulas are in the
+    :doc:`user guide <rbf>`.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Number of components. None: one per class. Initialised by class-wise
+        k-means++, shared out over the classes as evenly as possible (earlier
+        classes first); with fewer components than classes, by k-means on all
+        the data (CBC heads; the nearest head needs one per class, and warns
+        and uses ``n_classes`` components instead).
+    reasoning : {"positive_negative", "positive", "nearest"}, default=None
+        The head. None: ``"positive_negative"``, or ``"nearest"`` for
+        ``loss="glvq"`` (which accepts no other head).
+    loss : {"cbc", "robust", "glvq"}, default="cbc"
+        ``"cbc"``: the CBC margin loss ``max(0, max_{j != y} p_j - p_y + margin)``;
+        ``"robust"``: the hinge ``max(0, margin - radius)`` of the signed
+        certified radius; ``"glvq"``: GLVQ (nearest head).
+    margin : float, default=None
+        For ``"cbc"``, the score margin (default 0.3); for ``"robust"``, the
+        radius aimed for, in input units (default: a quarter of the median
+        distance from a training sample to its nearest initial component).
+        Stored in ``margin_``.
+    sigma : float or "auto", default="auto"
+        Initial ``sigma``; "auto": the median distance from a training sample
+        to its nearest initial component divided by ``ln 2``.
+    learn_sigma : bool, default=True
+        Train ``sigma`` (one value shared by all components).
+    omega_dim : int, default=None
+        Learn a linear map ``Omega`` of shape ``(omega_dim, n_features)``
+        (initialised to the first principal axes). None: no map.
+    project : bool, default=False
+        After training, move every component onto its nearest training row
+        (of its own class for the nearest head, of any class for the CBC
+        heads; distinct rows, closest pairs first; every row passed to
+        ``fit``), then train the other parameters (reasoning, ``sigma``,
+        ``Omega``) for ``project_epochs`` epochs on all rows.
+    project_epochs : int, default=10
+    max_epochs : int, default=100
+    batch_size : int, default=128
+    learning_rate : float, default=1e-2
+        Adam learning rate.
+    weight_decay : float, default=0.0
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its loss has
+        not dropped by ``tol`` for ``n_iter_no_change`` epochs and keep the
+        best epoch.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    class_weight : dict, "balanced" or None, default=None
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where training runs; fitted parameters are float64 numpy arrays and
+        prediction runs on the CPU.
+    n_jobs : int, default=None
+        CPU threads (torch, and BLAS/OpenMP during fit). None: 1; -1: every
+        usable core.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation and shuffling (bit-for-bit repeatable on the
+        CPU for a fixed seed and ``n_jobs``).
+    verbose : int, default=0
+        Print per-epoch loss and accuracy.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    prototypes_ : ndarray of shape (n_components, n_features)
+        The components ``w_k``, in the input space.
+    prototype_labels_ : ndarray of shape (n_components,)
+        Class label of each component: its own class for the nearest head;
+        for the CBC heads the class it reasons most positively for.
+    prototype_sample_indices_ : ndarray of shape (n_components,)
+        Training row each component was projected onto (-1 if not).
+    reasoning_positive_, reasoning_negative_ : ndarray of shape (n_components, n_classes)
+        ``r+`` and ``r-`` (zero where absent); per class, their sum over
+        components is 1. For the nearest head, ``r+`` is the 0/1 membership
+        of each component in its class.
+    sigma_ : float
+        Detection scale ``sigma``.
+    omega_ : ndarray of shape (omega_dim, n_features) or None
+        The learned map ``Omega``.
+    margin_ : float
+        Margin used by the loss (see ``margin``).
+    history_ : dict
+        Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
+        ``seconds``; ``accuracy_before_projection``,
+        ``val_accuracy_before_projection``, ``accuracy_after_projection``;
+        ``refit``: the epochs after projection (``loss`` per epoch,
+        ``n_iter``, ``seconds``), or None.
+    loss_curve_ : list of float
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    certified_accuracy : Fraction of samples classified correctly with a radius above ``eps``.
+    ProtoClassifier : Learned prototypes that are training cases, no certificate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import RBFPrototypeClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = RBFPrototypeClassifier(max_epochs=50, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> r = clf.certified_radius(X, y)   # 0 where misclassified
+    >>> bool((r >= 0).all())
+    True
+    >>> ex = clf.explain(X[:1])
+    >>> bool(np.allclose(ex.scores, clf.decision_function(X[:1])))
+    True
+    """
+
+    _pairwise_name = "detection probability"
+    _bias_name = "bias"
+    _prototype_parameter = "components"
+
+    _parameter_constraints: dict = {
+        "n_components": [None, Interval(Integral, 1, None, closed="left")],
+        "reasoning": [None, StrOptions({"positive_negative", "positive", "nearest"})],
+        "loss": [StrOptions({"cbc", "robust", "glvq"})],
+        "margin": [None, Interval(Real, 0, None, closed="left")],
+        "sigma": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "learn_sigma": ["boolean"],
+        "omega_dim": [None, Interval(Integral, 1, None, closed="left")],
+        "project": ["boolean"],
+        "project_epochs": [Interval(Integral, 0, None, closed="left")],
+        **TorchPrototypeClassifier._training_constraints,
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        reasoning=None,
+        loss="cbc",
+        margin=None,
+        sigma="auto",
+        learn_sigma=True,
+        omega_dim=None,
+        project=False,
+        project_epochs=10,
+        max_epochs=100,
+        batch_size=128,
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        class_weight=None,
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.reasoning = reasoning
+        self.loss = loss
+        self.margin = margin
+        self.sigma = sigma
+        self.learn_sigma = learn_sigma
+        self.omega_dim = omega_dim
+        self.project = project
+        self.project_epochs = project_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> RBFPrototypeClassifier:
+        """Train components, reasoning, ``sigma`` (and ``Omega``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : RBFPrototypeClassifier
+        """
+        return self._fit(X, y, sample_weight, warm=False)
+
+    # ------------------------------------------------------------ template
+    @property
+    def _head_kind(self) -> str:
+        if self.loss == "glvq":
+            return "nearest"
+        return self.reasoning or "positive_negative"
+
+    def _build(self, X, T, rng):
+        """Initial network: k-means components, Omega, sigma, reasoning logits."""
+        X = np.asarray(X, dtype=np.float64)
+        n_classes, p = len(self.classes_), X.shape[1]
+        K = n_classes if self.n_components is None else self.n_components
+        if self.loss == "glvq" and self.reasoning not in (None, "nearest"):
+            raise ValueError(
+                f"loss='glvq' trains the nearest-prototype head; got reasoning={self.reasoning!r}."
+            )
+        if n_classes > K and self._head_kind == "nearest":
+            warnings.warn(
+                f"The nearest-prototype head needs at least one component per class: "
+                f"n_components={K} < {n_classes} classes; using {n_classes} components.",
+                UserWarning,
+                stacklevel=4,
+            )
+            K = n_classes
+        if n_classes <= K:
+            counts = np.full(n_classes, K // n_classes) + (np.arange(n_classes) < K % n_classes)
+            W, codes = classwise_kmeans(X, T, counts, rng)
+        else:
+            W = kmeans_prototypes(X, X, K, rng)
+            codes = np.zeros(K, dtype=int)  # CBC: reasoning decides; updated after training
+        omega = None
+        if self.omega_dim is not None:
+            _, _, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+            omega = np.zeros((self.omega_dim, p))
+            q = min(self.omega_dim, Vt.shape[0])
+            omega[:q] = Vt[:q]
+        Z = X if omega is None else X @ omega.T
+        U = W if omega is None else W @ omega.T
+        typical = float(np.median(np.sqrt(min_squared_distances(Z, U)))) or 1.0
+        sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
+        if self.margin is not None:
+            self.margin_ = float(self.margin)
+        else:
+            self.margin_ = 0.3 if self.loss == "cbc" else 0.25 * typical
+        self._codes = codes
+        if self._head_kind == "nearest":
+            head = NearestHead(torch.as_tensor(codes, dtype=torch.long), n_classes)
+        else:
+            rows = 2 * K if self._head_kind == "positive_negative" else K
+            logits = np.zeros((rows, n_classes))
+            if n_classes <= K:  # start reasoning positively on a class's own components
+                logits[np.arange(K), codes] = np.log(rows)
+            head = ReasoningHead(
+                torch.as_tensor(logits, dtype=torch.float32),
+                negative=self._head_kind == "positive_negative",
+            )
+        return RBFNetwork(
+            torch.as_tensor(W, dtype=torch.float32),
+            None if omega is None else torch.as_tensor(omega, dtype=torch.float32),
+            torch.tensor(np.log(sigma), dtype=torch.float32),
+            head,
+            learn_sigma=self.learn_sigma,
+        )
+
+    def _batch_loss(self, net):
+        margin, kind = self.margin_, self.loss
+
+        def loss(xb, tb, wb):
+            if kind == "glvq":
+                own = net.head.labels[None, :] == tb[:, None]
+                per = glvq_loss(net.squared_distances(xb), own)
+            elif kind == "robust":
+                per = certified_hinge(net.certified_radius(xb, tb, smooth=True), margin)
+            else:
+                per = cbc_margin_loss(net(xb), tb, margin)
+            return weighted_mean(per, wb)
+
+        return loss
+
+    def _network(self, state, dtype):
+        W = state["components"]
+        n_classes = len(self.classes_)
+        if self._head_kind == "nearest":
+            labels = torch.from_numpy(np.array(state["head.labels"], dtype=np.int64))
+            head = NearestHead(labels, n_classes)
+        else:
+            head = ReasoningHead(
+                torch.zeros(state["head.logits"].shape),
+                negative=self._head_kind == "positive_negative",
+            )
+        omega = state.get("omega")
+        net = RBFNetwork(
+            torch.zeros(W.shape),
+            None if omega is None else torch.zeros(omega.shape),
+            torch.zeros(()),
+            head,
+            learn_sigma=self.learn_sigma,
+        )
+        tensors = state_tensors(state)
+        if "head.labels" in tensors:
+            tensors["head.labels"] = tensors["head.labels"].long()
+        net.load_state_dict(tensors)
+        return net.to(dtype=dtype)
+
+    def _refit(self, net, X, T, w, history, rng, *, projected):
+        """After projection: train everything but the components for ``project_epochs``."""
+        if not (projected and self.project_epochs):
+            return
+        params = [
+            p for name, p in net.named_parameters() if name != "components" and p.requires_grad
+        ]
+        start = time.perf_counter()
+        epochs = train(
+            net,
+            params,
+            self._batch_loss(net),
+            X,
+            T,
+            w,
+            self._training_config(self.project_epochs, "after projection"),
+            rng,
+            score=self._score_fn(net),
+        )
+        history["refit"] = {
+            "method": "adam",
+            "loss": epochs["loss"],
+            "n_iter": len(epochs["loss"]),
+            "seconds": time.perf_counter() - start,
+            "converged": None,
+            "max_gradient": None,
+        }
+
+    def _prototype_groups(self, net):
+        return self._codes if self._head_kind == "nearest" else None
+
+    def _projection_space(self, net):
+        if net.omega is None:
+            return None, net.components.detach().cpu().numpy(), "sqeuclidean"
+
+        def embed(X):
+            return self._evaluate(net, X, "mapped_rows")
+
+        with torch.no_grad():
+            U = net.mapped_components().cpu().numpy()
+        return embed, U, "sqeuclidean"
+
+    def _set_fitted_attributes(self, net):
+        net64 = self._inference_network()
+        with torch.no_grad():
+            rp, rn = (r.numpy() for r in net64.reasoning_weights())
+        self.prototypes_ = self._state["components"]
+        self.reasoning_positive_, self.reasoning_negative_ = rp, rn
+        self.sigma_ = float(np.exp(self._state["log_sigma"]))
+        self.omega_ = self._state.get("omega")
+        if self._head_kind != "nearest":
+            self._codes = np.argmax(rp, axis=1)
+        self.prototype_labels_ = self.classes_[self._codes]
+
+    # ------------------------------------------------------- computations
+    def _activation(self, D: np.ndarray) -> np.ndarray:
+        return D
+
+    def _head(self):
+        rp, rn = self.reasoning_positive_, self.reasoning_negative_
+        return rp - rn, rn.sum(0)
+
+    def _link_scores_chunk(self, X: np.ndarray) -> np.ndarray:
+        """``log p_c``: ``predict_proba`` is its softmax, ``p_c / sum p``."""
+        return self._run("link_scores", X)
+
+    def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
+        """Minus the distance to the nearest component."""
+        return self._run("score_samples", X)
+
+    def _contributions(self, D: np.ndarray) -> np.ndarray:
+        parts = self._contribution_parts(D)
+        if parts is not None:
+            return parts["presence"] + parts["absence"]
+        # nearest head: the best-detected component of each class carries its score
+        n = D.shape[0]
+        out = np.zeros(D.shape + (len(self.classes_),), dtype=D.dtype)
+        rows = np.arange(n)
+        for c in range(len(self.classes_)):
+            comps = np.flatnonzero(self._codes == c)
+            best = comps[np.argmax(D[:, comps], axis=1)]
+            out[rows, best, c] = D[rows, best]
+        return out
+
+    def _contribution_parts(self, D: np.ndarray):
+        if self._head_kind == "nearest":
+            return None
+        rp = self.reasoning_positive_.astype(D.dtype, copy=False)
+        rn = self.reasoning_negative_.astype(D.dtype, copy=False)
+        return {"presence": D[:, :, None] * rp[None], "absence": (1 - D)[:, :, None] * rn[None]}
+
+    def _explain_bias(self) -> np.ndarray:
+        return np.zeros(len(self.classes_))
+
+    # ------------------------------------------------------- robustness
+    def certified_radius(self, X: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
+        """Certified L2 radius of each prediction.
+
+        Computed in float64 (whatever the dtype of ``X``) and lowered by a
+        bound on its rounding error, so it never claims more than the exact
+        bound of the head (see the user guide).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            True labels. Where given, the radius is 0 for samples whose
+            prediction is not ``y``.
+
+        Returns
+        -------
+        radius : ndarray of shape (n_samples,)
+            No perturbation ``delta`` with ``||delta||_2 < radius`` changes the
+            prediction. Always >= 0 (0 on ties and misclassifications).
+        """
+        X = self._validate_X_predict(X)
+        pred = np.searchsorted(self.classes_, self.predict(X))
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != len(X):
+                raise ValueError(f"y has {len(y)} labels for {len(X)} samples.")
+            unknown = np.setdiff1d(np.unique(y), self.classes_)
+            if unknown.size:
+                raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
+        K = len(self.prototypes_)
+        n_own = np.bincount(self._codes, minlength=len(self.classes_)).max()
+        work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
+        out = np.empty(len(X), dtype=X.dtype)
+        for s in chunk_slices(len(X), max(work, X.shape[1])):
+            out[s] = self._run("certified_radius", X[s], torch.as_tensor(pred[s]), False, True)
+        out = np.maximum(out, 0)
+        if y is not None:
+            out[self.classes_[pred] != y] = 0
+        return out

@@ -1,0 +1,174 @@
+"""The torch network of RBFPrototypeClassifier: every formula once.
+
+One module serves training (float32), prediction and ``certified_radius``
+(float64), so the certificate trained against is the one reported.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..geometry import squared_distances
+from ..geometry._array import row_sqnorms
+from ..heads import NearestHead, ReasoningHead
+from ..robustness.certificates import bisector_radius, cbc_radius, distance_rounding_bound
+
+__all__ = ["RBFNetwork"]
+
+_TINY = 1e-12
+
+
+class RBFNetwork(torch.nn.Module):
+    """Components, optional linear map Omega, detections, a head and its certificate.
+
+    Distances are computed relative to the components' mean (in the input
+    space, before ``Omega``): they do not change, but the expansion and the
+    map then lose precision only relative to the data's spread, not to its
+    distance from the origin.
+    """
+
+    def __init__(
+        self,
+        components: torch.Tensor,
+        omega: torch.Tensor | None,
+        log_sigma: torch.Tensor,
+        head: ReasoningHead | NearestHead,
+        learn_sigma: bool = True,
+    ):
+        super().__init__()
+        self.components = torch.nn.Parameter(components)
+        self.omega = None if omega is None else torch.nn.Parameter(omega)
+        self.log_sigma = torch.nn.Parameter(log_sigma, requires_grad=learn_sigma)
+        self.head = head
+
+    @property
+    def n_classes(self) -> int:
+        return (
+            self.head.n_classes if isinstance(self.head, NearestHead) else self.head.logits.shape[1]
+        )
+
+    # ------------------------------------------------------------ geometry
+    def _mapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Omega (x - c), Omega (w - c))`` with ``c`` the components' mean."""
+        c = self.components.detach().mean(0)
+        z, u = x - c, self.components - c
+        if self.omega is not None:
+            z, u = z @ self.omega.T, u @ self.omega.T
+        return z, u
+
+    def mapped_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """``Omega (x - c)``: rows in the space distances are measured in."""
+        return self._mapped(x)[0]
+
+    def mapped_components(self) -> torch.Tensor:
+        """``Omega (w - c)``: the components in that space."""
+        return self._mapped(self.components[:0])[1]
+
+    def squared_distances(self, x: torch.Tensor) -> torch.Tensor:
+        """``||Omega (x - w_k)||^2``, (n, K)."""
+        z, u = self._mapped(x)
+        return squared_distances(z, u)
+
+    def distances(self, x: torch.Tensor, smooth: bool = False) -> torch.Tensor:
+        d2 = self.squared_distances(x)
+        # smooth: a finite gradient at a component (training only)
+        return torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
+
+    def sigma(self) -> torch.Tensor:
+        return torch.exp(self.log_sigma)
+
+    def omega_norm(self) -> torch.Tensor:
+        """Spectral norm of Omega (1 without a map): the Lipschitz constant of x -> Omega x."""
+        if self.omega is None:
+            return torch.ones((), dtype=self.components.dtype, device=self.components.device)
+        return torch.linalg.matrix_norm(self.omega, ord=2)
+
+    def detections(self, x: torch.Tensor, smooth: bool = False) -> torch.Tensor:
+        """Detection probabilities ``d_k = exp(-dist_k / sigma)``, (n, K)."""
+        return torch.exp(-self.distances(x, smooth) / self.sigma())
+
+    # ------------------------------------------------------------ head
+    def reasoning_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r_plus, r_minus)``, each (K, C)."""
+        return self.head.weights()
+
+    def class_scores(self, d: torch.Tensor) -> torch.Tensor:
+        """Class scores ``p_c`` from detections, (n, C)."""
+        return self.head(d)
+
+    def log_class_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p_c``, without underflow where the head allows, (n, C)."""
+        if isinstance(self.head, ReasoningHead) and self.head.negative:
+            return torch.log(self.class_scores(self.detections(x)))
+        return self.head.log_forward(-self.distances(x) / self.sigma())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.class_scores(self.detections(x, smooth=True))
+
+    # ------------------------------------------------------------ inference API
+    def pairwise(self, x: torch.Tensor) -> torch.Tensor:
+        return self.detections(x)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.class_scores(self.detections(x))
+
+    def link_scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.log_class_scores(x)
+
+    def score_samples(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.distances(x).min(1).values
+
+    # ------------------------------------------------------------ certificate
+    def certified_radius(
+        self, x: torch.Tensor, target: torch.Tensor, smooth: bool = False, exact: bool = False
+    ) -> torch.Tensor:
+        """Signed lower bound on the L2 perturbation that can make ``target`` lose, (n,).
+
+        Negative when ``target`` does not have the highest score. With
+        ``exact`` the radius is lowered by a bound on the rounding error of
+        the distances it is computed from (prediction; not training).
+        """
+        z, u = self._mapped(x)
+        d2 = squared_distances(z, u)
+        L = self.omega_norm()
+        slack = self._rounding_slack(x, z, u, d2) if exact else None
+        if isinstance(self.head, NearestHead):
+            gap = torch.cdist(u, u)
+            labels = self.head.labels
+            r = bisector_radius(d2, gap, self._own_index(), labels, target, L, slack)
+        else:
+            dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
+            d = torch.exp(-dist / self.sigma())
+            rp, rn = self.reasoning_weights()
+            r = cbc_radius(d, rp, rn, target, self.sigma(), L)
+            if exact:  # a distance error of sqrt(slack) acts like a perturbation of it / L
+                r = r - torch.sqrt(slack) / L
+        if exact:
+            r = r - r.abs() * 1e-12  # the bound's own arithmetic
+        return r
+
+    def _rounding_slack(self, x, z, u, d2) -> torch.Tensor:
+        """Per-row bound on the rounding error of ``d2`` (squared-distance units)."""
+        slack = distance_rounding_bound(row_sqnorms(z)[:, 0], row_sqnorms(u).max(), z.shape[-1])
+        if self.omega is not None:  # error of the map itself, relative to ||x - c||
+            eps = torch.finfo(z.dtype).eps
+            p = x.shape[-1]
+            c = self.components.detach().mean(0)
+            spread = (x - c).norm(dim=1) + (self.components - c).norm(dim=1).max()
+            delta = (2.0 * (p + 2) * eps * torch.linalg.matrix_norm(self.omega) + eps) * spread
+            top = d2.max(1).values.sqrt()
+            slack = slack + delta * (2.0 * top + delta)
+        return slack
+
+    def _own_index(self) -> torch.Tensor:
+        """(n_classes, m) component indices of each class, padded with -1."""
+        labels = self.head.labels
+        counts = torch.bincount(labels, minlength=self.n_classes)
+        m = int(counts.max())
+        order = torch.argsort(labels, stable=True)
+        start = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(m, device=labels.device)
+        flat = start[:, None] + pos[None, :]
+        ok = pos[None, :] < counts[:, None]
+        fill = torch.full_like(flat, -1)
+        return torch.where(ok, order[flat.clamp_max(len(labels) - 1)], fill)

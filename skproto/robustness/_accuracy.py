@@ -1,0 +1,39 @@
+"""Certified accuracy of any estimator with a ``certified_radius`` method."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["certified_accuracy"]
+
+
+def certified_accuracy(estimator, X: ArrayLike, y: ArrayLike, eps) -> np.ndarray | float:
+    """Fraction of samples classified correctly with a certified radius above ``eps``.
+
+    Parameters
+    ----------
+    estimator : fitted RBFPrototypeClassifier (or any estimator with ``certified_radius``)
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    eps : float or array-like of floats
+        Perturbation budget(s) in L2 norm.
+
+    Returns
+    -------
+    accuracy : float, or ndarray with one value per ``eps``
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import RBFPrototypeClassifier, certified_accuracy
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = RBFPrototypeClassifier(loss="glvq", max_epochs=30, random_state=0).fit(X, y)
+    >>> acc = certified_accuracy(clf, X, y, [0.0, 0.1, 10.0])
+    >>> bool(acc[0] >= acc[1] >= acc[2] == 0.0)
+    True
+    """
+    radius = estimator.certified_radius(X, y)
+    eps_arr = np.asarray(eps, dtype=float)
+    acc = (radius[None, :] > eps_arr.reshape(-1, 1)).mean(axis=1)
+    return float(acc[0]) if eps_arr.ndim == 0 else acc

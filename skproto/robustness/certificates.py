@@ -1,0 +1,100 @@
+"""Certified L2 radii of prototype classifiers (torch; training and prediction share them).
+
+Both bounds take the quantities of the forward pass and return a *signed*
+radius for a target class: no perturbation of norm below it can make the
+target lose; negative where the target does not win. ``slack`` absorbs the
+rounding error of the distances the bounds are computed from (see
+:func:`distance_rounding_bound`), so a radius computed in floating point never
+claims more than the exact one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["bisector_radius", "cbc_radius", "distance_rounding_bound"]
+
+
+def distance_rounding_bound(
+    z_sqnorm: torch.Tensor, u_sqnorm_max: torch.Tensor, n_terms: int
+) -> torch.Tensor:
+    """Bound on the rounding error of expanded squared distances, per row.
+
+    ``||z||^2 - 2 z.u + ||u||^2`` summed over ``n_terms`` products in the
+    dtype of ``z_sqnorm`` is off by at most ``gamma (||z||^2 + ||u||^2)``
+    with ``gamma = n eps / (1 - n eps)`` (Higham's bound for dot products);
+    doubled for the map ``Omega`` and the sums around it.
+    """
+    eps = torch.finfo(z_sqnorm.dtype).eps
+    gamma = 2.0 * (n_terms + 4) * eps / (1.0 - (n_terms + 4) * eps)
+    return gamma * (z_sqnorm + u_sqnorm_max)
+
+
+def cbc_radius(
+    d: torch.Tensor,
+    r_plus: torch.Tensor,
+    r_minus: torch.Tensor,
+    target: torch.Tensor,
+    sigma: torch.Tensor,
+    lipschitz: torch.Tensor,
+) -> torch.Tensor:
+    """Stable-CBC bound (Saralajew et al., AAAI 2025, Theorem 1), (n,).
+
+    ``d`` are the detections ``exp(-dist / sigma)`` (n, K); a perturbation of
+    norm ``eps`` moves every distance by at most ``L eps`` (``L`` =
+    ``lipschitz``), so with ``z = exp(L eps / sigma)`` every detection stays in
+    ``[d / z, d z]``, and ``p_i - p_j >= A+ / z - A- z + b`` stays positive for
+    ``z < z*_j = (b + sqrt(b^2 + 4 A+ A-)) / (2 A-)``.
+    """
+    n_classes = r_plus.shape[1]
+    Dp, Dn = d @ r_plus, d @ r_minus  # (n, C)
+    rows = torch.arange(len(d), device=d.device)
+    a_plus = Dp[rows, target][:, None] + Dn  # terms favouring the target over class j
+    a_minus = Dn[rows, target][:, None] + Dp  # terms favouring j
+    s = r_minus.sum(0)
+    b = s[target][:, None] - s[None, :]
+    tiny = torch.finfo(d.dtype).tiny
+    root = torch.sqrt(b * b + 4.0 * a_plus * a_minus)
+    # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
+    z = torch.where(
+        b >= 0,
+        (b + root) / (2.0 * a_minus).clamp_min(tiny),
+        2.0 * a_plus / (root - b).clamp_min(tiny),
+    )
+    own = torch.nn.functional.one_hot(target, n_classes) > 0
+    z = torch.where(own, torch.full_like(z, float("inf")), z)
+    z_min = z.min(1).values.clamp_min(tiny)
+    return sigma * torch.log(z_min) / lipschitz
+
+
+def bisector_radius(
+    d2: torch.Tensor,
+    gap: torch.Tensor,
+    own_index: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    lipschitz: torch.Tensor,
+    slack: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Nearest-prototype bound: ``max_{i own} min_{j other} (d2_j - d2_i) / (2 gap_ij L)``, (n,).
+
+    ``d2`` (n, K) are squared distances, ``gap`` (K, K) the distances between
+    prototypes, ``own_index`` (n_classes, m) each class's prototypes (padded
+    with -1) and ``labels`` (K,) each prototype's class. Works on the target
+    class's own prototypes only, (n, m, K), so robust training stays cheap.
+    ``slack`` (n,) bounds the rounding error of every ``d2`` entry of a row.
+    """
+    idx_all = own_index[target]  # (n, m), -1 = padding
+    valid = idx_all >= 0
+    idx = idx_all.clamp_min(0)
+    d2_own = d2.gather(1, idx)  # (n, m)
+    num = d2[:, None, :] - d2_own[:, :, None]  # [n, i, j] = d2_j - d2_i
+    if slack is not None:
+        num = num - 2.0 * slack[:, None, None]
+    g = gap[idx]  # (n, m, K)
+    tiny = torch.finfo(d2.dtype).tiny
+    ratio = torch.where(g > 0, num / (2.0 * g).clamp_min(tiny), torch.zeros_like(num))
+    same = (labels[None, :] == target[:, None])[:, None, :]  # j of the target class
+    ratio = ratio.masked_fill(same, float("inf"))
+    inner = ratio.min(2).values.masked_fill(~valid, -float("inf"))
+    return inner.max(1).values / lipschitz
