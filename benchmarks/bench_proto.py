@@ -26,7 +26,8 @@ Sections
    NearestMeanClassifier (metric tuned on val).
 3. GLVQ references: ``sklvq`` and ``sklearn-lvq``, run by
    ``benchmarks/lvq_reference.py`` in a *separate* virtual environment
-   (``--lvq-python``; ``--make-lvq-venv`` creates it with pip, pinned to this
+   (``--lvq-python``, default ``benchmarks/.lvq-venv/bin/python``, a folder
+   git ignores; ``--make-lvq-venv`` creates it there with pip, pinned to this
    environment's scikit-learn and NumPy). Each is tried as installed (the
    error is recorded) and, if that fails, with the minimal in-process
    compatibility shims listed in the report.
@@ -143,7 +144,9 @@ SVC_MAX_ITER = 2000
 KNN_K = {"full": [1, 5, 10, 20], "quick": [10]}
 NMC_METRICS = ["euclidean", "cosine", "mahalanobis"]  # other parameters: defaults
 
-DEFAULT_LVQ_PYTHON = Path("/tmp/lvqenv/bin/python")
+# the throwaway venv of lvq_reference.py: inside this checkout, ignored by git
+# (benchmarks/.gitignore); --lvq-python points elsewhere
+DEFAULT_LVQ_PYTHON = BENCH_DIR / ".lvq-venv" / "bin" / "python"
 LVQ_PACKAGES = ["sklvq", "sklearn-lvq"]
 
 # ---------------------------------------------------------------- targets
@@ -894,12 +897,13 @@ def main(argv=None) -> int:
         "--lvq-python",
         type=Path,
         default=DEFAULT_LVQ_PYTHON,
-        help=f"python of the throwaway venv with sklvq/sklearn-lvq (default {DEFAULT_LVQ_PYTHON})",
+        help="python of the throwaway venv with sklvq/sklearn-lvq (default: "
+        "benchmarks/.lvq-venv/bin/python, ignored by git)",
     )
     ap.add_argument(
         "--make-lvq-venv",
         action="store_true",
-        help="create that venv with pip if it does not exist",
+        help="create that venv (the folder above its bin/) with pip if it does not exist",
     )
     ap.add_argument("--skip-lvq", action="store_true", help="skip section 3")
     ap.add_argument("--note", default="", help="free text recorded in the report header")
