@@ -32,30 +32,42 @@ def predict_time(model, X, repeat: int = 2):
     return best_time(lambda: model.predict(X), repeat)
 
 
-def call_latency(fn, inputs, n_calls: int, warmup: int) -> dict:
-    """Seconds per call of ``fn(x)``, ``x`` cycling through ``inputs``.
+def call_latency(fns: dict, inputs, n_calls: int, warmup: int, block: int = 50) -> dict:
+    """Seconds per call of each ``fns[name](x)``, ``x`` cycling through ``inputs``.
 
-    ``warmup`` untimed calls first; then ``n_calls`` calls, each timed on its
-    own. Returns the median, 90th percentile, mean, min and max in seconds.
+    Each function first gets ``warmup`` untimed calls; then ``n_calls`` calls,
+    each timed on its own. The functions take turns in blocks of ``block``
+    calls (all on the same inputs), so that a burst of load from other
+    processes falls on all of them alike. Returns, per name, the median, 90th
+    percentile, mean, min and max in seconds.
     """
     n = len(inputs)
-    for i in range(warmup):
-        fn(inputs[i % n])
-    times = np.empty(n_calls)
+    for fn in fns.values():
+        for i in range(warmup):
+            fn(inputs[i % n])
+    times = {name: np.empty(n_calls) for name in fns}
     clock = time.perf_counter
-    for i in range(n_calls):
-        x = inputs[i % n]
-        t = clock()
-        fn(x)
-        times[i] = clock() - t
+    for start in range(0, n_calls, block):
+        stop = min(start + block, n_calls)
+        for name, fn in fns.items():
+            out = times[name]
+            for i in range(start, stop):
+                x = inputs[i % n]
+                t = clock()
+                fn(x)
+                out[i] = clock() - t
     return {
-        "n_calls": n_calls,
-        "warmup": warmup,
-        "median_s": float(np.median(times)),
-        "p90_s": float(np.quantile(times, 0.9)),
-        "mean_s": float(np.mean(times)),
-        "min_s": float(np.min(times)),
-        "max_s": float(np.max(times)),
+        name: {
+            "n_calls": n_calls,
+            "warmup": warmup,
+            "block": block,
+            "median_s": float(np.median(t)),
+            "p90_s": float(np.quantile(t, 0.9)),
+            "mean_s": float(np.mean(t)),
+            "min_s": float(np.min(t)),
+            "max_s": float(np.max(t)),
+        }
+        for name, t in times.items()
     }
 
 
