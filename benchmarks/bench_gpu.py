@@ -26,23 +26,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from skproto import ProtoClassifier, RBFPrototypeClassifier
 
-import torch  # noqa: E402
-from bench_nearest_mean import (  # noqa: E402
-    DEFAULT_DATA,
-    DEFAULT_OUT,
-    load_clinc,
-    log,
-    machine_info,
-    md_table,
-    write_results,
-)
-
-from skproto import ProtoClassifier, RBFPrototypeClassifier  # noqa: E402
+from _harness.data import add_data_argument, load_clinc
+from _harness.env import machine_info
+from _harness.paths import DEFAULT_OUT
+from _harness.report import log, md_table, write_results
 
 PROTO_FIXED = {
     "early_stopping": True,
@@ -201,7 +192,7 @@ def render(res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    add_data_argument(ap)
     ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--only", nargs="*", default=None, help="names of CONFIGS to run")
     args = ap.parse_args(argv)

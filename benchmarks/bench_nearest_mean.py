@@ -6,6 +6,9 @@ Run from the repository root::
     python benchmarks/bench_nearest_mean.py --quick    # smaller scale part, 1 repeat
     python benchmarks/bench_nearest_mean.py --data /path/to/minilm_l6_v2.npz
 
+Without ``--data`` the CLINC150 file is ``$SKPROTO_CLINC150_NPZ`` if set, else
+``<repo>/../shared/data/clinc150/minilm_l6_v2.npz`` (see ``_harness/data.py``).
+
 It prints markdown tables to stdout (progress goes to stderr) and writes them
 to ``benchmarks/results/nearest_mean.md``, with every raw number in
 ``benchmarks/results/nearest_mean.json``.
@@ -36,13 +39,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as _dt
+import functools
 import gc
 import json
-import os
-import platform
 import pstats
-import re
 import resource
 import subprocess
 import sys
@@ -53,8 +53,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy
-import sklearn
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -63,9 +61,28 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 import skproto
 from skproto import NearestMeanClassifier
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/clinc150/minilm_l6_v2.npz"
-DEFAULT_OUT = HERE / "results"
+from _harness.data import add_data_argument, load_clinc, synthetic_blobs
+from _harness.env import blas_threads, finish_machine, machine_info, machine_line
+from _harness.paths import DEFAULT_OUT
+from _harness.report import (
+    fmt_params,
+    json_default,
+    log,
+    md_table,
+    target_row,
+    targets_table,
+    write_results,
+)
+from _harness.selection import select_on_val
+from _harness.timing import (
+    best_time,
+    predict_time,
+    proc_meminfo_kib,
+    proc_status_kib,
+    reset_peak_rss,
+    timed,
+    with_load,
+)
 
 # ---------------------------------------------------------------- grids
 MEAN_SHRINKAGE = [0.0, 0.1, 0.3]
@@ -90,62 +107,10 @@ EQUIVALENCE_TOL = 1e-5  # max abs predict_proba difference streamed/merged vs ba
 # scikit-learn warns on every small partial_fit chunk where classes > rows / 2
 _FEW_ROWS_WARNING = "The number of unique classes is greater than 50%"
 
-_T0 = time.perf_counter()
-
 
 # ======================================================================
-# small helpers
+# out-of-scope metrics
 # ======================================================================
-def log(msg: str) -> None:
-    """Progress line on stderr, with the time since start."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def timed(fn, *args, **kwargs):
-    """(result, seconds) of one call."""
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
-
-
-def best_time(fn, repeat: int):
-    """(result of the last call, best seconds over ``repeat`` calls)."""
-    best, out = float("inf"), None
-    for _ in range(max(1, repeat)):
-        out, t = timed(fn)
-        best = min(best, t)
-    return out, best
-
-
-def fmt_params(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) if params else "defaults"
-
-
-def md_table(headers, rows, align=None) -> str:
-    """A markdown table; ``align`` is a string of 'l'/'r' per column."""
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [
-        max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h))
-        for i, h in enumerate(headers)
-    ]
-    align = align or "l" + "r" * (len(headers) - 1)
-
-    def line(values):
-        out = []
-        for v, w, a in zip(values, widths, align):
-            out.append(v.rjust(w) if a == "r" else v.ljust(w))
-        return "| " + " | ".join(out) + " |"
-
-    sep = (
-        "|"
-        + "|".join(
-            ("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2)) for w, a in zip(widths, align)
-        )
-        + "|"
-    )
-    return "\n".join([line([str(h) for h in headers]), sep] + [line(r) for r in cells])
-
-
 def auroc(s_in: np.ndarray, s_out: np.ndarray) -> float:
     """AUROC of scores separating in-scope (positive) from out-of-scope."""
     y = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
@@ -156,129 +121,6 @@ def fpr_at_95_tpr(s_in: np.ndarray, s_out: np.ndarray) -> float:
     """Fraction of out-of-scope samples accepted at the threshold keeping 95% in-scope."""
     thr = np.quantile(s_in, 0.05)
     return float(np.mean(s_out >= thr))
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def _proc_status_kib(key: str) -> int | None:
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) if m else None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-# ======================================================================
-# machine information
-# ======================================================================
-def _loadavg():
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _skproto_state() -> str:
-    """Hash of the imported skproto sources (detects edits during the run)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for f in sorted(Path(skproto.__file__).parent.glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def machine_info() -> dict:
-    info = {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sklearn": sklearn.__version__,
-        "skproto": skproto.__version__,
-        "loadavg_start": _loadavg(),
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-        mem = Path("/proc/meminfo").read_text()
-        info["mem_total_gib"] = round(int(re.search(r"MemTotal:\s+(\d+)", mem).group(1)) / 2**20, 1)
-    except (OSError, AttributeError):
-        pass
-    try:
-        from threadpoolctl import threadpool_info
-
-        keys = (
-            "user_api",
-            "internal_api",
-            "prefix",
-            "version",
-            "num_threads",
-            "threading_layer",
-            "architecture",
-            "filepath",
-        )
-        info["threadpools"] = [{k: p.get(k) for k in keys if k in p} for p in threadpool_info()]
-    except ImportError:
-        info["threadpools"] = "threadpoolctl not installed"
-    info["skproto_path"] = str(Path(skproto.__file__).parent)
-    info["skproto_state"] = _skproto_state()
-    repo = HERE.parent
-    try:  # read-only git queries: which code was measured
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "skproto"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        if Path(skproto.__file__).resolve().parent == (repo / "skproto").resolve():
-            info["skproto_uncommitted_changes"] = bool(dirty)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-
-# ======================================================================
-# data
-# ======================================================================
-def load_clinc(path: Path) -> dict | None:
-    if not path.is_file():
-        msg = f"skipping CLINC150 part: {path} not found"
-        print(msg, file=sys.stderr, flush=True)
-        print(msg)
-        return None
-    with np.load(path) as z:
-        data = {k: z[k] for k in z.files}
-    log(f"loaded {path}: " + ", ".join(f"{k}{data[k].shape}" for k in sorted(data)))
-    return data
 
 
 # ======================================================================
@@ -294,25 +136,6 @@ def nmc_grid(base: dict) -> list[dict]:
     return grid
 
 
-def select_on_val(candidates, make, d, name: str):
-    """Fit every candidate on train, score on val; return (best params, best model, fit s, grid)."""
-    grid, best = [], None
-    for params in candidates:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            model, t_fit = timed(make(params).fit, d["X_train"], d["y_train"])
-        acc = float(np.mean(model.predict(d["X_val"]) == d["y_val"]))
-        grid.append({"params": params, "val_accuracy": acc, "fit_s": t_fit})
-        log(f"  {name} {fmt_params(params)}: val acc {acc:.4f} (fit {t_fit:.2f}s)")
-        if best is None or acc > best[0]:  # ties keep the earlier (simpler) candidate
-            best = (acc, params, model, t_fit)
-    return best, grid
-
-
-def _predict_timing(model, X, repeat=2):
-    return best_time(lambda: model.predict(X), repeat)
-
-
 def section_accuracy(d: dict) -> dict:
     log("section 1: CLINC150 in-scope accuracy (selection on val)")
     rows, grids, models = [], {}, {}
@@ -324,7 +147,7 @@ def section_accuracy(d: dict) -> dict:
         grids[family] = grid
         # refit the chosen configuration on train for a clean fit timing
         model, t_fit = timed(NearestMeanClassifier(**params).fit, d["X_train"], d["y_train"])
-        pred, t_pred = _predict_timing(model, d["X_test"])
+        pred, t_pred = predict_time(model, d["X_test"])
         acc = float(np.mean(pred == d["y_test"]))
         shown = {k: v for k, v in params.items() if k not in ("metric", "covariance")}
         rows.append(
@@ -348,7 +171,7 @@ def section_accuracy(d: dict) -> dict:
             model, t_fit = timed(model.fit, d["X_train"], d["y_train"])
         if val_acc is None:
             val_acc = float(np.mean(model.predict(d["X_val"]) == d["y_val"]))
-        pred, t_pred = _predict_timing(model, d["X_test"])
+        pred, t_pred = predict_time(model, d["X_test"])
         acc = float(np.mean(pred == d["y_test"]))
         rows.append(
             {
@@ -506,7 +329,7 @@ def _profile_partial_fit(params, X, y, classes, chunks, n_chunks, top=10):
     st = pstats.Stats(prof)
     total = st.total_tt
     entries = []
-    for (file, line, func), (cc, nc, tt, ct, _) in st.stats.items():
+    for (file, line, func), (_cc, nc, tt, ct, _) in st.stats.items():
         short = "/".join(Path(file).parts[-2:]) if file != "~" else "built-in"
         entries.append(
             {"function": f"{short}:{line}({func})", "ncalls": nc, "tottime_s": tt, "cumtime_s": ct}
@@ -550,7 +373,7 @@ def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float, profi
     rows = []
     for label, params in configs:
 
-        def fit():
+        def fit(params=params):
             return _ready(NearestMeanClassifier(**params).fit(X, y), X)
 
         batch, t_fit = best_time(fit, 1)
@@ -661,7 +484,7 @@ def _stream_reference(X, y, classes, chunks, repeat):
         ("NMC mahalanobis (shared, oas)", {"metric": "mahalanobis"}),
     ]:
         t_fit, t_stream = _stream_ratio(
-            lambda: NearestMeanClassifier(**params),
+            functools.partial(NearestMeanClassifier, **params),
             Xb,
             yb,
             np.arange(len(classes)),
@@ -688,39 +511,6 @@ def _stream_reference(X, y, classes, chunks, repeat):
 # ======================================================================
 # 4. scale (each measurement in a subprocess)
 # ======================================================================
-def synthetic_blobs(
-    n_rows: int,
-    n_features: int,
-    n_classes: int,
-    seed: int,
-    chunk: int = 65536,
-    balanced: bool = False,
-):
-    """Gaussian blobs in float32, generated in row chunks (no large temporaries).
-
-    The class centres and the per-feature noise scales depend only on
-    ``n_features``/``n_classes`` (seed 0), so different ``seed`` values draw
-    different samples of the same distribution.
-    """
-    base = np.random.default_rng(0)
-    centers = base.standard_normal((n_classes, n_features)).astype(np.float32)
-    noise_scale = np.geomspace(0.5, 10.0, n_features).astype(np.float32)
-    base.shuffle(noise_scale)
-    rng = np.random.default_rng(seed)
-    if balanced:
-        y = rng.permutation(np.arange(n_rows) % n_classes)
-    else:
-        y = rng.integers(0, n_classes, n_rows)
-    X = np.empty((n_rows, n_features), dtype=np.float32)
-    for s in range(0, n_rows, chunk):
-        e = min(s + chunk, n_rows)
-        block = rng.standard_normal((e - s, n_features), dtype=np.float32)
-        block *= noise_scale
-        block += centers[y[s:e]]
-        X[s:e] = block
-    return X, y
-
-
 SCALE_MODELS = {
     "euclidean": {"metric": "euclidean"},
     "cosine": {"metric": "cosine"},
@@ -740,7 +530,7 @@ def _worker(spec: dict) -> dict:
     X_fit, y_fit = synthetic_blobs(
         spec["n_fit"], spec["n_features"], spec["n_classes"], seed=2, balanced=True
     )
-    out = {"task": spec["task"], "threads": _threads()}
+    out = {"task": spec["task"], "threads": blas_threads()}
     repeat = spec["repeat"]
 
     if spec["task"] == "floor":
@@ -758,7 +548,7 @@ def _worker(spec: dict) -> dict:
         np.matmul(X[:warm], M.T, out=buf[:warm])  # warm-up (threads, caches)
         _, out["chunked_s"] = best_time(chunked, repeat)
         result_bytes = X.shape[0] * M.shape[0] * 4
-        avail = _proc_meminfo_kib("MemAvailable")
+        avail = proc_meminfo_kib("MemAvailable")
         if avail is None or avail * 1024 > 2.5 * result_bytes:
 
             def single():
@@ -780,14 +570,14 @@ def _worker(spec: dict) -> dict:
     # the peak afterwards. tracemalloc (which numpy reports its array buffers
     # to) gives the peak of Python/numpy allocations during the same call.
     out["x_mib"] = X.nbytes / 2**20
-    out["peak_reset"] = _reset_peak_rss()
-    rss_before = _proc_status_kib("VmRSS")
+    out["peak_reset"] = reset_peak_rss()
+    rss_before = proc_status_kib("VmRSS")
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     pred, out["warmup_s"] = timed(model.predict, X)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    hwm = _proc_status_kib("VmHWM")
+    hwm = proc_status_kib("VmHWM")
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["rss_before_mib"] = rss_before / 1024 if rss_before else None
     if out["peak_reset"] and hwm and rss_before:
@@ -800,25 +590,6 @@ def _worker(spec: dict) -> dict:
     del pred
     _, out["predict_s"] = best_time(lambda: model.predict(X), repeat)
     return out
-
-
-def _proc_meminfo_kib(key: str) -> int | None:
-    try:
-        m = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-    except OSError:
-        return None
-    return int(m.group(1)) if m else None
-
-
-def _threads() -> int | None:
-    try:
-        from threadpoolctl import threadpool_info
-
-        return max(
-            (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=None
-        )
-    except ImportError:
-        return None
 
 
 def _run_worker(spec: dict) -> dict:
@@ -897,13 +668,7 @@ def evaluate_targets(res: dict) -> list[dict]:
     out = []
 
     def add(target, measured, ok):
-        out.append(
-            {
-                "target": target,
-                "measured": measured,
-                "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL"),
-            }
-        )
+        out.append(target_row(target, measured, ok))
 
     acc = res.get("accuracy")
     if acc:
@@ -1001,11 +766,7 @@ def render(res: dict) -> str:
         f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
         + (" (--quick)" if res["quick"] else "")
     )
-    out.append(
-        f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
-        f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
-        f"{m.get('mem_total_gib', '?')} GiB RAM"
-    )
+    out.append(machine_line(m))
     out.append(
         f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
         f"scikit-learn {m['sklearn']}, skproto {m['skproto']} "
@@ -1316,40 +1077,15 @@ def render(res: dict) -> str:
             "",
         ]
 
-    out += ["## Targets", ""]
-    out += [
-        md_table(
-            ["target", "measured", "status"],
-            [[t["target"], t["measured"], t["status"]] for t in res["targets"]],
-            "lll",
-        ),
-        "",
-    ]
+    out += ["## Targets", "", targets_table(res["targets"]), ""]
     return "\n".join(out)
-
-
-# ======================================================================
-# main
-# ======================================================================
-def _with_load(section, *args, **kwargs) -> dict:
-    """Run a section; record its wall time and the 1-min load average around it."""
-    before = _loadavg()
-    out, secs = timed(section, *args, **kwargs)
-    out["section_wall_s"] = secs
-    out["loadavg_1min_before_after"] = [before and before[0], (_loadavg() or [None])[0]]
-    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})",
-    )
+    add_data_argument(ap)
     ap.add_argument(
         "--out-dir",
         type=Path,
@@ -1379,7 +1115,7 @@ def main(argv=None) -> int:
 
     if args._worker:  # a scale subprocess
         res = _worker(json.loads(args._worker))
-        Path(args._worker_out).write_text(json.dumps(res, default=_json_default))
+        Path(args._worker_out).write_text(json.dumps(res, default=json_default))
         return 0
 
     t_start = time.perf_counter()
@@ -1396,10 +1132,10 @@ def main(argv=None) -> int:
         if d is None:
             res["skipped_clinc"] = f"{args.data} not found"
         else:
-            acc = _with_load(section_accuracy, d)
+            acc = with_load(section_accuracy, d)
             res["accuracy"] = acc
-            res["oos"] = _with_load(section_oos, d, acc)
-            res["streaming"] = _with_load(
+            res["oos"] = with_load(section_oos, d, acc)
+            res["streaming"] = with_load(
                 section_streaming,
                 d,
                 acc,
@@ -1410,7 +1146,7 @@ def main(argv=None) -> int:
     else:
         res["skipped_clinc"] = "--skip-clinc"
     if not args.skip_scale:
-        res["scale"] = _with_load(
+        res["scale"] = with_load(
             section_scale,
             quick=args.quick,
             repeat_floor=1 if args.quick else 3,
@@ -1418,29 +1154,13 @@ def main(argv=None) -> int:
         )
 
     res["targets"] = evaluate_targets(res)
-    res["machine"]["loadavg_end"] = _loadavg()
-    end_state = _skproto_state()
-    if end_state != res["machine"].get("skproto_state"):
-        res["machine"]["skproto_changed_during_run"] = True
-        log("WARNING: the skproto sources changed while the benchmark ran")
+    finish_machine(res, res["machine"])
     res["wall_s"] = time.perf_counter() - t_start
     if res.get("accuracy"):
         res["accuracy"].pop("models")  # fitted estimators: not for JSON
 
     write_results(res, render(res), args.out_dir, "nearest_mean")
     return 0
-
-
-def write_results(res: dict, report: str, out_dir: Path, stem: str) -> None:
-    """Print the report and save it as ``<stem>.md`` with the raw numbers in ``<stem>.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(res, indent=2, default=_json_default) + "\n")
-    print(report)
-    (out_dir / f"{stem}.md").write_text(report + "\n")
-    log(
-        f"wrote {out_dir / (stem + '.md')} and {out_dir / (stem + '.json')}; "
-        f"wall time {res['wall_s']:.0f}s"
-    )
 
 
 if __name__ == "__main__":

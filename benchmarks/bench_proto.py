@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_proto.py --threads 2   # full run: 33 + 3 + 12 ProtoClassifier fits, ~27 min
+    python benchmarks/bench_proto.py --threads 2   # full: 33 + 3 + 12 ProtoClassifier fits, ~27 min
     python benchmarks/bench_proto.py --quick       # one configuration per kind, 5 epochs (~2 min)
     python benchmarks/bench_proto.py --data /path/to/minilm_l6_v2.npz
 
@@ -26,7 +26,8 @@ Sections
    NearestMeanClassifier (metric tuned on val).
 3. GLVQ references: ``sklvq`` and ``sklearn-lvq``, run by
    ``benchmarks/lvq_reference.py`` in a *separate* virtual environment
-   (``--lvq-python``; ``--make-lvq-venv`` creates it with pip, pinned to this
+   (``--lvq-python``, default ``benchmarks/.lvq-venv/bin/python``, a folder
+   git ignores; ``--make-lvq-venv`` creates it there with pip, pinned to this
    environment's scikit-learn and NumPy). Each is tried as installed (the
    error is recorded) and, if that fails, with the minimal in-process
    compatibility shims listed in the report.
@@ -40,7 +41,8 @@ On a shared 2-core machine a second busy process makes torch's 2-thread
 OpenMP loops wait on each other (one epoch of ProtoClassifier took 46 s with 2
 threads against 1 s with 1 thread while another process used one core; on the
 idle machine 2 threads took 0.64 s against 0.95 s), so the default measures
-with one thread; ``--threads 0`` keeps the libraries' defaults. The 1-min load average before/after each section is recorded.
+with one thread; ``--threads 0`` keeps the libraries' defaults. The 1-min
+load average before/after each section is recorded.
 
 If the CLINC150 file is missing, the benchmark prints a message and exits
 with status 0 without writing results.
@@ -59,34 +61,26 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from skproto import NearestMeanClassifier, ProtoClassifier
 
-import sklearn  # noqa: E402
-import torch  # noqa: E402
-from bench_nearest_mean import (  # noqa: E402  (needs HERE on sys.path)
-    DEFAULT_DATA,
-    DEFAULT_OUT,
-    _loadavg,
-    _skproto_state,
-    _with_load,
-    best_time,
+from _harness.data import add_data_argument, load_clinc
+from _harness.env import finish_machine, header_lines, machine_info, section_loads, set_threads
+from _harness.paths import BENCH_DIR, DEFAULT_OUT
+from _harness.report import (
     fmt_params,
-    load_clinc,
     log,
-    machine_info,
     md_table,
-    select_on_val,
-    timed,
+    target_row,
+    targets_table,
     write_results,
 )
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
-from sklearn.svm import LinearSVC  # noqa: E402
-
-from skproto import NearestMeanClassifier, ProtoClassifier  # noqa: E402
+from _harness.selection import accuracy, select_on_val
+from _harness.timing import predict_time, timed, with_load
 
 # ---------------------------------------------------------------- grids
 PROTO_KINDS = ["trivial", "support", "both"]
@@ -150,7 +144,9 @@ SVC_MAX_ITER = 2000
 KNN_K = {"full": [1, 5, 10, 20], "quick": [10]}
 NMC_METRICS = ["euclidean", "cosine", "mahalanobis"]  # other parameters: defaults
 
-DEFAULT_LVQ_PYTHON = Path("/tmp/lvqenv/bin/python")
+# the throwaway venv of lvq_reference.py: inside this checkout, ignored by git
+# (benchmarks/.gitignore); --lvq-python points elsewhere
+DEFAULT_LVQ_PYTHON = BENCH_DIR / ".lvq-venv" / "bin" / "python"
 LVQ_PACKAGES = ["sklvq", "sklearn-lvq"]
 
 # ---------------------------------------------------------------- targets
@@ -174,7 +170,10 @@ def _seed_summary(r: dict) -> str:
     acc = list(r.get("seed_test_accuracy", {}).values())
     if len(acc) < 2:
         return "-"
-    return f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1):.4f} (n={len(acc)}, min {min(acc):.4f}, max {max(acc):.4f})"
+    return (
+        f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1):.4f} "
+        f"(n={len(acc)}, min {min(acc):.4f}, max {max(acc):.4f})"
+    )
 
 
 def own_evidence_share(model, X) -> float:
@@ -187,10 +186,6 @@ def own_evidence_share(model, X) -> float:
     own = model.prototype_labels_[None, :] == pred[:, None]
     total = pos.sum(1)
     return float(np.mean(np.where(total > 0, (pos * own).sum(1) / np.maximum(total, 1e-300), 1.0)))
-
-
-def _acc(model, X, y) -> float:
-    return float(np.mean(model.predict(X) == y))
 
 
 def _short(params: dict) -> dict:
@@ -207,30 +202,6 @@ def _short(params: dict) -> dict:
 
 
 # ======================================================================
-# threads
-# ======================================================================
-_LIMITS = None  # keeps the threadpoolctl limit alive for the whole run
-
-
-def set_threads(n: int) -> dict:
-    """Cap torch and the BLAS/OpenMP pools to ``n`` threads (0: library defaults)."""
-    global _LIMITS
-    if n > 0:
-        torch.set_num_threads(n)
-        try:
-            from threadpoolctl import threadpool_limits
-
-            _LIMITS = threadpool_limits(limits=n)
-        except ImportError:
-            pass
-    return {
-        "requested": n,
-        "torch_num_threads": torch.get_num_threads(),
-        "torch_num_interop_threads": torch.get_num_interop_threads(),
-    }
-
-
-# ======================================================================
 # 1. ProtoClassifier
 # ======================================================================
 def fit_proto(params: dict, d: dict):
@@ -241,7 +212,7 @@ def fit_proto(params: dict, d: dict):
     h = model.history_
     rec = {
         "params": params,
-        "val_accuracy": _acc(model, d["X_val"], d["y_val"]),
+        "val_accuracy": accuracy(model, d["X_val"], d["y_val"]),
         "val_own_evidence": own_evidence_share(model, d["X_val"]),
         "fit_s": t_fit,
         "epochs": int(model.n_iter_),
@@ -297,12 +268,12 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
             continue
         val_acc, model, rec = best[kind]
         params = rec["params"]
-        pred, t_pred = best_time(lambda: model.predict(d["X_test"]), 2)
+        pred, t_pred = predict_time(model, d["X_test"])
         test_after = float(np.mean(pred == d["y_test"]))
         # the un-projected model: same settings and seed, project=False
         log(f"{kind}: chose {fmt_params(_short(params))}; fitting project=False ...")
         raw, raw_rec = fit_proto({**params, "project": False}, d)
-        pred_raw, t_pred_raw = best_time(lambda: raw.predict(d["X_test"]), 2)
+        pred_raw, t_pred_raw = predict_time(raw, d["X_test"])
         test_before = float(np.mean(pred_raw == d["y_test"]))
         same_state = (
             raw_rec["epochs"] == rec["epochs"]
@@ -343,7 +314,7 @@ def section_proto(d: dict, *, quick: bool, max_epochs: int, budget_s: float | No
         seeds = {params["random_state"]: test_after}
         for seed in PROTO_EXTRA_SEEDS["quick" if quick else "full"]:
             other, _ = fit_proto({**params, "random_state": seed}, d)
-            seeds[seed] = _acc(other, d["X_test"], d["y_test"])
+            seeds[seed] = accuracy(other, d["X_test"], d["y_test"])
             log(f"{kind}: seed {seed}: test acc after projection {seeds[seed]:.4f}")
         row["seed_test_accuracy"] = seeds
         rows.append(row)
@@ -372,7 +343,7 @@ def section_baselines(d: dict, *, quick: bool) -> dict:
     def add(name, sel, shown, extra=None):
         (val_acc, params, model, t_fit), grid = sel
         grids[name] = grid
-        pred, t_pred = best_time(lambda: model.predict(d["X_test"]), 2)
+        pred, t_pred = predict_time(model, d["X_test"])
         acc = float(np.mean(pred == d["y_test"]))
         row = {
             "model": name,
@@ -493,7 +464,7 @@ def section_lvq(d_path: Path, *, python: Path, make: bool, quick: bool, threads:
         out = Path(tmp) / "lvq.json"
         cmd = [
             str(python),
-            str(HERE / "lvq_reference.py"),
+            str(BENCH_DIR / "lvq_reference.py"),
             "--data",
             str(d_path),
             "--out",
@@ -525,13 +496,7 @@ def evaluate_targets(res: dict) -> list[dict]:
     out = []
 
     def add(target, measured, ok):
-        out.append(
-            {
-                "target": target,
-                "measured": measured,
-                "status": "SKIPPED" if ok is None else ("PASS" if ok else "FAIL"),
-            }
-        )
+        out.append(target_row(target, measured, ok))
 
     proto = res.get("proto")
     lin = best_linear(res)
@@ -635,64 +600,6 @@ def render_lvq(lvq: dict) -> list[str]:
     return out
 
 
-def section_loads(res: dict, sections) -> dict:
-    """1-min load before/after each section that recorded it (see ``_with_load``)."""
-    return {
-        k: res[k]["loadavg_1min_before_after"]
-        for k in sections
-        if res.get(k) and "loadavg_1min_before_after" in res[k]
-    }
-
-
-def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[str]:
-    """Report header shared by the benchmarks: date, machine, versions, threads, load."""
-    m = res["machine"]
-    th = res["threads"]
-    out = [title, ""]
-    out.append(
-        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s"
-        + (f" (--quick: {quick_text}; not the benchmark's numbers)" if res["quick"] else "")
-    )
-    out.append(
-        f"- machine: {m['platform']}, {m.get('cpu_model', '?')}, "
-        f"{m['cpu_count']} CPUs ({m.get('cpu_affinity')} usable), "
-        f"{m.get('mem_total_gib', '?')} GiB RAM"
-    )
-    out.append(
-        f"- python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
-        f"scikit-learn {m['sklearn']}, torch {m['torch']}, skproto {m['skproto']} "
-        f"(commit {m.get('git_commit', '?')[:10]}"
-        + (", skproto/ has uncommitted changes" if m.get("skproto_uncommitted_changes") else "")
-        + f"; sources hash {m.get('skproto_state')})"
-    )
-    out.append(
-        f"- threads: --threads {th['requested']} -> torch {th['torch_num_threads']} "
-        "intra-op thread(s); BLAS/OpenMP pools "
-        + ("capped to the same (threadpoolctl)" if th["requested"] > 0 else "at their defaults")
-    )
-    if res.get("note"):
-        out.append(f"- note: {res['note']}")
-    if m.get("skproto_changed_during_run"):
-        out.append("- WARNING: the skproto sources changed while the benchmark ran")
-    out.append(
-        f"- load average (1, 5, 15 min) at start / end: {m.get('loadavg_start')} / "
-        f"{m.get('loadavg_end')}; 1-min load before/after each section: "
-        + ", ".join(f"{k} {v}" for k, v in loads.items())
-        + f". This benchmark accounts for a load of about {max(1, th['requested'])}; "
-        "more means other processes competed for the cores."
-    )
-    out.append("")
-    return out
-
-
-def finish_machine(res: dict, info: dict) -> None:
-    """Record the end load and whether the skproto sources changed during the run."""
-    res["machine"]["loadavg_end"] = _loadavg()
-    if _skproto_state() != info.get("skproto_state"):
-        res["machine"]["skproto_changed_during_run"] = True
-        log("WARNING: the skproto sources changed while the benchmark ran")
-
-
 def render(res: dict) -> str:
     out = header_lines(
         res,
@@ -714,7 +621,8 @@ def render(res: dict) -> str:
             + (
                 "; ".join(
                     fmt_params({k: v for k, v in g.items() if k != "level"})
-                    + f", n_prototypes_per_class={'/'.join(str(PROTO_N[kind][g['level']]) for kind in PROTO_KINDS)}"
+                    + ", n_prototypes_per_class="
+                    + "/".join(str(PROTO_N[kind][g["level"]]) for kind in PROTO_KINDS)
                     for g in proto_grid(res["quick"])
                 )
             )
@@ -934,15 +842,7 @@ def render(res: dict) -> str:
     if res.get("lvq"):
         out += render_lvq(res["lvq"])
 
-    out += ["## 4. Targets", ""]
-    out += [
-        md_table(
-            ["target", "measured", "status"],
-            [[t["target"], t["measured"], t["status"]] for t in res["targets"]],
-            "lll",
-        ),
-        "",
-    ]
+    out += ["## 4. Targets", "", targets_table(res["targets"]), ""]
     lin = best_linear(res)
     if lin:
         out += [
@@ -960,12 +860,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help=f"CLINC150 embeddings .npz (default: {DEFAULT_DATA})",
-    )
+    add_data_argument(ap)
     ap.add_argument(
         "--out-dir",
         type=Path,
@@ -975,13 +870,15 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: one configuration per kind, 10 epochs, small baseline grids",
+        help=f"smoke run: one configuration per kind, {PROTO_MAX_EPOCHS['quick']} epochs, "
+        "small baseline grids",
     )
     ap.add_argument(
         "--max-epochs",
         type=int,
         default=None,
-        help="ProtoClassifier max_epochs (default 40, 10 with --quick)",
+        help=f"ProtoClassifier max_epochs (default {PROTO_MAX_EPOCHS['full']}, "
+        f"{PROTO_MAX_EPOCHS['quick']} with --quick)",
     )
     ap.add_argument(
         "--threads",
@@ -1000,12 +897,13 @@ def main(argv=None) -> int:
         "--lvq-python",
         type=Path,
         default=DEFAULT_LVQ_PYTHON,
-        help=f"python of the throwaway venv with sklvq/sklearn-lvq (default {DEFAULT_LVQ_PYTHON})",
+        help="python of the throwaway venv with sklvq/sklearn-lvq (default: "
+        "benchmarks/.lvq-venv/bin/python, ignored by git)",
     )
     ap.add_argument(
         "--make-lvq-venv",
         action="store_true",
-        help="create that venv with pip if it does not exist",
+        help="create that venv (the folder above its bin/) with pip if it does not exist",
     )
     ap.add_argument("--skip-lvq", action="store_true", help="skip section 3")
     ap.add_argument("--note", default="", help="free text recorded in the report header")
@@ -1017,8 +915,7 @@ def main(argv=None) -> int:
         return 0  # load_clinc printed why; nothing to benchmark without the data
 
     threads = set_threads(args.threads)
-    info = machine_info()
-    info["torch"] = torch.__version__
+    info = machine_info(with_torch=True)
     max_epochs = args.max_epochs or PROTO_MAX_EPOCHS["quick" if args.quick else "full"]
     res = {
         "quick": args.quick,
@@ -1030,12 +927,12 @@ def main(argv=None) -> int:
     }
     log(f"threads: {threads}")
 
-    res["proto"] = _with_load(
+    res["proto"] = with_load(
         section_proto, d, quick=args.quick, max_epochs=max_epochs, budget_s=args.time_budget
     )
-    res["baselines"] = _with_load(section_baselines, d, quick=args.quick)
+    res["baselines"] = with_load(section_baselines, d, quick=args.quick)
     if not args.skip_lvq:
-        res["lvq"] = _with_load(
+        res["lvq"] = with_load(
             section_lvq,
             args.data,
             python=args.lvq_python,

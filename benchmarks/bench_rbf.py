@@ -36,30 +36,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy
 
-import torch  # noqa: E402
-from bench_nearest_mean import (  # noqa: E402
-    DEFAULT_DATA,
-    DEFAULT_OUT,
-    _with_load,
-    best_time,
-    fmt_params,
-    load_clinc,
-    log,
-    machine_info,
-    md_table,
-    timed,
-    write_results,
-)
-from bench_proto import finish_machine, header_lines, set_threads  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-
-from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy  # noqa: E402
+from _harness.data import add_data_argument, load_dataset
+from _harness.env import finish_machine, header_lines, machine_info, set_threads
+from _harness.paths import DEFAULT_OUT
+from _harness.report import fmt_params, log, md_table, status, write_results
+from _harness.timing import predict_time, timed, with_load
 
 RADIUS_FRACTIONS = [0.05, 0.1, 0.2, 0.3]
 ATTACK_ROWS = {"full": 1000, "quick": 200}
@@ -102,28 +87,6 @@ QUICK_GRIDS = {
     ],
     "proto": GRIDS["proto"],
 }
-
-
-def load_data(name: str, clinc_path: Path) -> dict | None:
-    if name == "digits":
-        X, y = load_digits(return_X_y=True)
-        X = X / 16.0
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-        X_tr, X_va, y_tr, y_va = train_test_split(
-            X_tr, y_tr, test_size=0.2, stratify=y_tr, random_state=0
-        )
-        return {
-            "X_train": X_tr,
-            "y_train": y_tr,
-            "X_val": X_va,
-            "y_val": y_va,
-            "X_test": X_te,
-            "y_test": y_te,
-        }
-    d = load_clinc(clinc_path)
-    if d is None:
-        return None
-    return {k: d[k] for k in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")}
 
 
 def make(family: str, cfg: dict, n_classes: int, epochs: int, typical: float | None):
@@ -193,7 +156,8 @@ def _better(family: str, rec: dict, best: dict, selection: dict) -> bool:
 
 def run_dataset(name: str, d: dict, *, quick: bool) -> dict:
     log(
-        f"dataset {name}: train {d['X_train'].shape}, val {len(d['X_val'])}, test {len(d['X_test'])}"
+        f"dataset {name}: train {d['X_train'].shape}, val {len(d['X_val'])}, "
+        f"test {len(d['X_test'])}"
     )
     n_classes = len(np.unique(d["y_train"]))
     epochs = EPOCHS["quick" if quick else "full"]
@@ -236,7 +200,7 @@ def run_dataset(name: str, d: dict, *, quick: bool) -> dict:
     steps = PGD_STEPS["quick" if quick else "full"]
     results = []
     for family, model in models.items():
-        pred, t_pred = best_time(lambda: model.predict(d["X_test"]), 2)
+        pred, t_pred = predict_time(model, d["X_test"])
         clean = float(np.mean(pred == d["y_test"]))
         row = {
             "model": family,
@@ -332,13 +296,14 @@ def render(res: dict) -> str:
             "",
             f"{ds['n_train']} training rows, {ds['n_test']} test rows, {ds['n_classes']} "
             f"classes. Typical distance (median val distance to the nearest GLVQ component): "
-            f"{ds['typical_distance']:.4f}. Radii eps = {', '.join(map(str, ds['radius_fractions']))}"
+            f"{ds['typical_distance']:.4f}. Radii eps = "
+            f"{', '.join(map(str, ds['radius_fractions']))}"
             f" x that = {', '.join(map(str, ds['radii']))} (L2). Certified: on all test rows. "
             f"PGD: {ds['pgd_steps']} steps on {ds['attack_rows']} test rows (fixed sample), "
             f"with the certified accuracy on those same rows in brackets. Max epochs "
-            f"{ds['epochs']}, early stopping. Chosen on val: clean accuracy; the robust model by mean "
-            f"certified val accuracy over the radii among configurations within 2 points of "
-            f"GLVQ's clean val accuracy.",
+            f"{ds['epochs']}, early stopping. Chosen on val: clean accuracy; the robust model "
+            f"by mean certified val accuracy over the radii among configurations within 2 "
+            f"points of GLVQ's clean val accuracy.",
             "",
         ]
         head = ["model", "chosen", "prototypes", "val acc", "clean test acc"]
@@ -386,10 +351,7 @@ def render(res: dict) -> str:
             "",
             md_table(
                 ["target", "measured", "status"],
-                [
-                    [t["target"], t["measured"], "PASS" if t["ok"] else "FAIL"]
-                    for t in ds["targets"]
-                ],
+                [[t["target"], t["measured"], status(t["ok"])] for t in ds["targets"]],
                 "llc",
             ),
             "",
@@ -400,22 +362,21 @@ def render(res: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    add_data_argument(ap)
     ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--datasets", default="digits,clinc150")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     threads = set_threads(args.threads)
-    info = machine_info()
-    info["torch"] = torch.__version__
+    info = machine_info(with_torch=True)
     res = {"quick": args.quick, "threads": threads, "machine": info, "datasets": []}
     for name in args.datasets.split(","):
-        d = load_data(name, args.data)
+        d = load_dataset(name, args.data)
         if d is None:
             log(f"{name}: data not found, skipped")
             continue
-        ds = _with_load(run_dataset, name, d, quick=args.quick)
+        ds = with_load(run_dataset, name, d, quick=args.quick)
         ds["targets"] = evaluate_targets(ds)
         res["datasets"].append(ds)
     finish_machine(res, info)

@@ -1,12 +1,15 @@
 """GLVQ reference rows for ``bench_proto.py``, run in a *throwaway* environment.
 
-This file imports neither skproto nor torch: ``bench_proto.py`` runs it with the
+This file imports neither skproto, torch nor the benchmarks' ``_harness``
+(only numpy, scipy and scikit-learn): ``bench_proto.py`` runs it with the
 python of a separate virtual environment holding ``sklvq`` and
-``sklearn-lvq`` (never the project's own venv), e.g.::
+``sklearn-lvq`` (never the project's own venv). ``bench_proto.py
+--make-lvq-venv`` creates that venv in ``benchmarks/.lvq-venv`` (ignored by
+git); by hand, from the repository root::
 
-    python3 -m venv /tmp/lvqenv
-    /tmp/lvqenv/bin/pip install scikit-learn numpy sklvq sklearn-lvq
-    /tmp/lvqenv/bin/python benchmarks/lvq_reference.py --data DATA.npz --out out.json
+    python3 -m venv benchmarks/.lvq-venv
+    benchmarks/.lvq-venv/bin/pip install scikit-learn numpy sklvq sklearn-lvq
+    benchmarks/.lvq-venv/bin/python benchmarks/lvq_reference.py --data DATA.npz --out out.json
 
 For each package it records the installed versions, then
 
