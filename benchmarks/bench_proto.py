@@ -179,11 +179,12 @@ def _seed_summary(r: dict) -> str:
 def own_evidence_share(model, X) -> float:
     """Mean share of the positive evidence for the predicted class from its own prototypes."""
     S = model.transform(X)
-    W = model.last_layer_ / model._temperature
-    pred = np.searchsorted(model.classes_, model.predict(X))
+    W = model.last_layer_ / model.temperature_
+    predicted = model.predict(X)
+    pred = np.searchsorted(model.classes_, predicted)
     contrib = S * W[:, pred].T  # (n, K): each prototype's contribution to the predicted class
     pos = np.clip(contrib, 0, None)
-    own = model.prototype_labels_[None, :] == pred[:, None]
+    own = model.prototype_labels_[None, :] == predicted[:, None]
     total = pos.sum(1)
     return float(np.mean(np.where(total > 0, (pos * own).sum(1) / np.maximum(total, 1e-300), 1.0)))
 

@@ -108,11 +108,8 @@ def make(family: str, cfg: dict, n_classes: int, epochs: int, typical: float | N
 
 def score_fn(model):
     """Torch function x -> class scores, for the attack (float64)."""
-    if isinstance(model, RBFPrototypeClassifier):
-        net = model._net()
-        return lambda x: net.class_scores(net.detections(x))
-    net = model._net(dtype=torch.float64)
-    return lambda x: net(x)[0]
+    net = model._inference_network()  # the fitted network, float64
+    return net.scores
 
 
 def pgd_l2(model, X, y, eps: float, steps: int) -> np.ndarray:
