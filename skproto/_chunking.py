@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sklearn.utils import gen_batches
-
 __all__ = ["CHUNK_ELEMENTS", "chunk_slices"]
 
 #: Number of float entries in one chunk of a (rows x columns) work array. Small
@@ -21,4 +19,4 @@ def chunk_slices(n_rows: int, row_elements: int) -> Iterator[slice]:
     work array of the computation (e.g. ``max(n_prototypes, n_features)``).
     """
     rows = max(1, CHUNK_ELEMENTS // max(int(row_elements), 1))
-    return gen_batches(n_rows, rows)
+    return (slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows))

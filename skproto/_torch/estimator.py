@@ -385,7 +385,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
             state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
         self._state = state
-        self._inference_cache = self._network(state, torch.float64).eval()
+        self._inference_cache = self._network(state, torch.float64).eval().freeze()
         self.prototype_sample_indices_ = indices
         self.history_ = history
         self.loss_curve_ = list(history["loss"])
@@ -399,8 +399,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _run(self, method: str, X: np.ndarray, *args) -> np.ndarray:
         """``method`` of the inference network on ``X`` (computed in float64), as numpy."""
         x = torch.from_numpy(np.require(X, dtype=np.float64, requirements=("C", "W")))
-        with torch.no_grad(), torch_threads(self._n_threads):
-            return getattr(self._inference_network(), method)(x, *args).numpy()
+        net = self._inference_network()
+        n_threads = self._n_threads
+        with torch.no_grad():
+            if n_threads == torch.get_num_threads():
+                return getattr(net, method)(x, *args).numpy()
+            with torch_threads(n_threads):
+                return getattr(net, method)(x, *args).numpy()
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         return self._run("pairwise", X)
@@ -416,7 +421,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_state" in self.__dict__:
-            self._inference_cache = self._network(self._state, torch.float64).eval()
+            self._inference_cache = self._network(self._state, torch.float64).eval().freeze()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

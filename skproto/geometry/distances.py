@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from .._chunking import chunk_slices
-from ._array import is_torch, row_sqnorms
+from ._array import is_torch, namespace, row_sqnorms
 
 __all__ = ["cosine_distances", "min_squared_distances", "normalize_rows", "squared_distances"]
 
 
-def squared_distances(X: Any, P: Any, *, center: Any = None) -> Any:
+def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = None) -> Any:
     """``||x - p||^2`` between every row of ``X`` and every row of ``P``.
 
     Parameters
@@ -32,6 +32,8 @@ def squared_distances(X: Any, P: Any, *, center: Any = None) -> Any:
         Prototypes, of the same type and dtype as ``X``.
     center : ndarray or tensor of shape (n_features,), default=None
         Subtracted from both before the expansion (see the module docstring).
+    P_sqnorm : ndarray or tensor of shape (n_prototypes,), default=None
+        ``||p||^2`` of every row of ``P`` (after centring), when precomputed.
 
     Returns
     -------
@@ -41,12 +43,17 @@ def squared_distances(X: Any, P: Any, *, center: Any = None) -> Any:
     if center is not None:
         X = X - center
         P = P - center
+    if P_sqnorm is None:
+        P_sqnorm = row_sqnorms(P)[..., 0]
     if is_torch(X):
-        D = row_sqnorms(X) - 2.0 * (X @ P.T) + (P * P).sum(-1)
+        if X.dim() == 2:  # ||p||^2 - 2 x.p in one fused product
+            D = namespace(X).addmm(P_sqnorm, X, P.T, alpha=-2.0) + row_sqnorms(X)
+        else:
+            D = row_sqnorms(X) - 2.0 * (X @ P.T) + P_sqnorm
         return D.clamp_min(0.0)
     D = X @ P.T
     D *= -2.0
-    D += row_sqnorms(P)[:, 0]
+    D += P_sqnorm
     D += row_sqnorms(X)
     return np.maximum(D, 0, out=D)
 
@@ -64,12 +71,14 @@ def normalize_rows(X: Any, tol: float = 0.0) -> Any:
     return np.where(norms > tol, X, 0) / np.where(norms > tol, norms, 1)
 
 
-def cosine_distances(X: Any, P: Any) -> Any:
+def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
     """``1 - cos(x, p)`` between every row of ``X`` (any leading axes) and of ``P``.
 
-    A zero row has cosine 0 with everything (distance 1).
+    A zero row has cosine 0 with everything (distance 1). ``P_normalized``
+    says that ``P``'s rows already have unit norm (or are zero).
     """
-    return 1.0 - normalize_rows(X) @ normalize_rows(P).T
+    Pn = P if P_normalized else normalize_rows(P)
+    return 1.0 - normalize_rows(X) @ Pn.T
 
 
 def min_squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from ..geometry import (
     cosine_distances,
     cosine_similarity,
     log_similarity,
+    normalize_rows,
     rbf_similarity,
     squared_distances,
 )
@@ -79,14 +80,38 @@ class ProtoNetwork(torch.nn.Module):
         self.head = head
         self.similarity = similarity
         self.register_buffer("width", torch.tensor(float(width)))
+        self._frozen: dict | None = None
+
+    def freeze(self) -> ProtoNetwork:
+        """Precompute the prototypes' terms of the distances, for inference only."""
+        with torch.no_grad():
+            P = self.prototypes
+            if self.similarity == "cosine":
+                unit = normalize_rows(P)
+                # cosine similarities enter a linear head linearly: scores are one
+                # product of the unit latent rows, zn @ (Pn^T W / T)
+                folded = unit.T @ self.head.weight / self.head.temperature
+                self._frozen = {"unit": unit, "folded": folded}
+            else:
+                center = P.mean(0)
+                centered = P - center
+                sqnorm = (centered * centered).sum(-1)
+                self._frozen = {"center": center, "centered": centered, "sqnorm": sqnorm}
+        return self
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.latent_map is None else self.latent_map(x)
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
-        P = self.prototypes
+        frozen = self._frozen
         if self.similarity == "cosine":
-            return cosine_distances(z, P)
+            if frozen is not None:
+                return cosine_distances(z, frozen["unit"], P_normalized=True)
+            return cosine_distances(z, self.prototypes)
+        if frozen is not None:
+            centered, sqnorm = frozen["centered"], frozen["sqnorm"]
+            return squared_distances(z - frozen["center"], centered, P_sqnorm=sqnorm)
+        P = self.prototypes
         return squared_distances(z, P, center=P.detach().mean(0))
 
     def pooled_distances(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,4 +136,6 @@ class ProtoNetwork(torch.nn.Module):
         return self.similarities(self.pooled_distances(x))
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
+        if self._frozen is not None and "folded" in self._frozen and x.dim() == 2:
+            return normalize_rows(self.latent(x)) @ self._frozen["folded"]
         return self.head(self.pairwise(x))

@@ -40,6 +40,20 @@ class RBFNetwork(torch.nn.Module):
         self.omega = None if omega is None else torch.nn.Parameter(omega)
         self.log_sigma = torch.nn.Parameter(log_sigma, requires_grad=learn_sigma)
         self.head = head
+        self._frozen: dict | None = None
+
+    def freeze(self) -> RBFNetwork:
+        """Precompute the components' terms of the distances, for inference only."""
+        with torch.no_grad():
+            c = self.components.mean(0)
+            u = self.components - c
+            if self.omega is not None:
+                u = u @ self.omega.T
+            sigma = torch.exp(self.log_sigma)
+            self._frozen = {"center": c, "mapped": u, "sqnorm": (u * u).sum(-1), "sigma": sigma}
+        if isinstance(self.head, NearestHead):
+            self.head.freeze()
+        return self
 
     @property
     def n_classes(self) -> int:
@@ -50,6 +64,9 @@ class RBFNetwork(torch.nn.Module):
     # ------------------------------------------------------------ geometry
     def _mapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Omega (x - c), Omega (w - c))`` with ``c`` the components' mean."""
+        if self._frozen is not None:
+            z = x - self._frozen["center"]
+            return (z if self.omega is None else z @ self.omega.T), self._frozen["mapped"]
         c = self.components.detach().mean(0)
         z, u = x - c, self.components - c
         if self.omega is not None:
@@ -67,7 +84,8 @@ class RBFNetwork(torch.nn.Module):
     def squared_distances(self, x: torch.Tensor) -> torch.Tensor:
         """``||Omega (x - w_k)||^2``, (n, K)."""
         z, u = self._mapped(x)
-        return squared_distances(z, u)
+        sqnorm = None if self._frozen is None else self._frozen["sqnorm"]
+        return squared_distances(z, u, P_sqnorm=sqnorm)
 
     def distances(self, x: torch.Tensor, smooth: bool = False) -> torch.Tensor:
         d2 = self.squared_distances(x)
@@ -75,6 +93,8 @@ class RBFNetwork(torch.nn.Module):
         return torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
 
     def sigma(self) -> torch.Tensor:
+        if self._frozen is not None:
+            return self._frozen["sigma"]
         return torch.exp(self.log_sigma)
 
     def omega_norm(self) -> torch.Tensor:
