@@ -40,6 +40,14 @@ from .explain import Explanation
 
 __all__ = ["BasePrototypeClassifier"]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_float32(a: np.ndarray) -> bool:
+    """Whether the finite values of ``a`` fit float32's range."""
+    finite = np.abs(a[np.isfinite(a)])
+    return not finite.size or float(finite.max()) <= _FLOAT32_MAX
+
 
 class BasePrototypeClassifier(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierMixin, BaseEstimator
@@ -149,9 +157,17 @@ class BasePrototypeClassifier(
     def _map_chunks(
         self, fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray, n_cols: int, dtype
     ) -> np.ndarray:
+        """``fn`` over row chunks of ``X``, into an array of ``dtype``.
+
+        A float32 output becomes float64 if a chunk's values (computed in
+        float64) do not fit float32's range, rather than overflowing to inf.
+        """
         out = np.empty((X.shape[0], n_cols), dtype=dtype)
         for s in chunk_slices(X.shape[0], max(n_cols, self._row_elements(X.shape[1]))):
-            out[s] = fn(X[s])
+            res = fn(X[s])
+            if out.dtype == np.float32 and res.dtype == np.float64 and not _fits_float32(res):
+                out = out.astype(np.float64)
+            out[s] = res
         return out
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
@@ -270,10 +286,8 @@ class BasePrototypeClassifier(
         score : ndarray of shape (n_samples,)
         """
         X = self._validate_X_predict(X)
-        out = np.empty(X.shape[0], dtype=X.dtype)
-        for s in chunk_slices(X.shape[0], self._row_elements(X.shape[1])):
-            out[s] = self._score_samples_chunk(X[s])
-        return out
+        out = self._map_chunks(lambda x: self._score_samples_chunk(x)[:, None], X, 1, X.dtype)
+        return out[:, 0]
 
     def transform(self, X: ArrayLike) -> np.ndarray:
         """Similarity or distance of each sample to every prototype.
@@ -326,13 +340,13 @@ class BasePrototypeClassifier(
         m = min(int(n_prototypes), K)
         n = X.shape[0]
         top = np.empty((n, m), dtype=np.intp)
-        value = np.empty((n, m), dtype=X.dtype)
-        contrib = np.empty((n, m, C), dtype=X.dtype)
-        other = np.empty((n, C), dtype=X.dtype)
+        value = np.empty((n, m))  # float64, whatever X's dtype
+        contrib = np.empty((n, m, C))
+        other = np.empty((n, C))
         explained = np.empty(n, dtype=np.intp)
         multilabel = self._link == "sigmoid"
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
-        bias = np.asarray(self._explain_bias(), dtype=X.dtype)
+        bias = np.asarray(self._explain_bias(), dtype=np.float64)
         parts = None
         for s in chunk_slices(n, max(K * C, self._row_elements(X.shape[1]))):
             P = self._pairwise(X[s])
@@ -354,7 +368,7 @@ class BasePrototypeClassifier(
             named = self._contribution_parts(A)
             if named is not None:
                 if parts is None:
-                    parts = {k: np.empty((n, m, C), dtype=X.dtype) for k in named}
+                    parts = {k: np.empty((n, m, C)) for k in named}
                 for k, v in named.items():
                     parts[k][s] = np.take_along_axis(v, order[:, :, None], axis=1)
             listed = np.zeros(A.shape, dtype=bool)

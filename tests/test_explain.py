@@ -88,3 +88,29 @@ def test_explain_rejects_bad_n_prototypes(explanation):
     for bad in [0, -1, 1.5, "3"]:
         with pytest.raises(ValueError, match="n_prototypes must be a positive int"):
             clf.explain(X, n_prototypes=bad)
+
+
+def test_text_columns_stay_aligned_with_long_labels():
+    X, y = load_iris(return_X_y=True)
+    labels = np.array(["a", "an intent label that goes on and on and on", "mid-size label"])
+    ex = NearestMeanClassifier().fit(X, labels[y]).explain(X[[0, 60, 120]], n_prototypes=3)
+    text = str(ex)
+    assert "Columns:" in text and "contribution" in text
+    blocks = text.split("\nsample ")[1:]
+    for block in blocks:
+        table = block.splitlines()[1:]
+        assert len({len(line) for line in table}) == 1, table  # every line ends at the same column
+        assert all(len(line) < 140 for line in table)
+        assert "…" in table[0] or "an intent" not in table[0]
+
+
+def test_explain_ranks_by_contribution_by_default():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    ex = clf.explain(X, n_prototypes=1)
+    assert ex.ranked_by == "contribution"
+    np.testing.assert_array_equal(ex.prototype_label[:, 0], ex.explained)  # its own mean
+    by_activation = clf.explain(X, n_prototypes=3, rank_by="activation")
+    np.testing.assert_array_equal(by_activation.prototype_index[:, 0], clf.transform(X).argmin(1))
+    with pytest.raises(ValueError, match="rank_by must be"):
+        clf.explain(X, rank_by="similarity")

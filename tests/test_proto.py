@@ -193,8 +193,8 @@ def test_distinct_nearest_assignment():
     np.testing.assert_array_equal(_distinct_nearest(np.array([[1.0], [0.0], [2.0]])), [0, 0, 0])
 
 
-@pytest.mark.parametrize("alpha", [0.1, 1.0])
-def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha):
+@pytest.mark.parametrize("alpha, temperature", [(0.1, 1.0), (1.0, 1.0), (0.1, 0.1)])
+def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha, temperature):
     # With cosine similarity, no head and prototypes spanning the input space,
     # the alpha term is ||M||^2 for the implied linear map M = P^T W / T: the
     # refit is logistic regression (no intercept) on the normalised rows.
@@ -209,6 +209,7 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha):
         similarity="cosine",
         l1_weight=0.0,
         alpha=alpha,
+        temperature=temperature,
         last_layer_max_iter=500,
         max_epochs=5,
         random_state=0,
@@ -291,3 +292,26 @@ def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
     assert not clf.history_["refit"]["converged"]
     assert clf.history_["refit"]["n_iter"] <= 2
     assert clf.history_["refit"]["max_gradient"] > 1e-4
+
+
+def test_multilabel_prototypes_are_projected_onto_rows_carrying_their_label():
+    # Labels drawn independently of X: the row nearest to a label's prototype
+    # usually lacks that label, so projecting onto any row would show.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    Y = (rng.random((120, 4)) < 0.3).astype(int)
+    Y[np.arange(4), np.arange(4)] = 1  # every label present
+    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST).fit(X, Y)
+    rows = clf.prototype_sample_indices_
+    assert np.all(Y[rows, clf.prototype_labels_] == 1)
+    np.testing.assert_array_equal(clf.prototypes_, X[rows])
+
+
+def test_string_labels_name_prototypes_and_explanations():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["virginica-like", "setosa-like", "versicolor-like"])[y]
+    clf = ProtoClassifier(n_prototypes_per_class=2, early_stopping=True, **FAST).fit(X, names)
+    np.testing.assert_array_equal(clf.prototype_labels_, names[clf.prototype_sample_indices_])
+    ex = clf.explain(X[:4])
+    assert set(ex.prototype_label.ravel()) <= set(names)
+    assert "'setosa-like'" in str(ex)

@@ -1,0 +1,320 @@
+"""The contract every skproto estimator keeps, run over every configuration.
+
+Each estimator's outputs are checked against *independent* formulas written
+here from its public fitted attributes (not against another of its own
+methods), on labels of several kinds: strings whose sorted order differs from
+their order of appearance, non-contiguous integers, and classes of unequal
+size. So a mix-up of label codes and labels, a head that ignores its
+temperature or a probability that is not what the user guide says fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit, softmax
+
+import skproto._chunking
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+
+FAST = dict(max_epochs=12, batch_size=32, random_state=0)
+
+CONFIGS = {
+    "nmc-euclidean": lambda: NearestMeanClassifier(temperature=0.5),
+    "nmc-cosine": lambda: NearestMeanClassifier(metric="cosine", temperature=0.2),
+    "nmc-mahalanobis": lambda: NearestMeanClassifier(metric="mahalanobis", priors="empirical"),
+    "nmc-per-class": lambda: NearestMeanClassifier(metric="mahalanobis", covariance="per_class"),
+    "proto-log": lambda: ProtoClassifier(n_prototypes_per_class=2, temperature=0.7, **FAST),
+    "proto-rbf": lambda: ProtoClassifier(similarity="rbf", early_stopping=True, **FAST),
+    "proto-cosine": lambda: ProtoClassifier(similarity="cosine", temperature=0.1, **FAST),
+    "proto-linear-map": lambda: ProtoClassifier(
+        similarity="cosine", projection="linear", projection_dim=3, temperature=0.3, **FAST
+    ),
+    "proto-mlp-both": lambda: ProtoClassifier(
+        n_prototypes_per_class=1, projection="mlp", prototype_kind="both", **FAST
+    ),
+    "rbf-cbc": lambda: RBFPrototypeClassifier(n_components=6, **FAST),
+    "rbf-positive": lambda: RBFPrototypeClassifier(reasoning="positive", **FAST),
+    "rbf-glvq-omega": lambda: RBFPrototypeClassifier(loss="glvq", omega_dim=2, **FAST),
+    "rbf-robust-projected": lambda: RBFPrototypeClassifier(
+        loss="robust",
+        reasoning="nearest",
+        n_components=6,
+        project=True,
+        early_stopping=True,
+        **FAST,
+    ),
+    "rbf-cbc-projected": lambda: RBFPrototypeClassifier(
+        n_components=4, project=True, early_stopping=True, **FAST
+    ),
+}
+
+LABELS = {
+    "strings": np.array(["zebra", "ant", "moth"]),  # sorted: ant, moth, zebra
+    "integers": np.array([40, -7, 3]),  # non-contiguous, unsorted
+}
+
+
+def make_data(labels, seed=0, n_features=4):
+    """Three blobs of unequal size (30, 18, 24 rows), shuffled, labelled with ``labels``."""
+    rng = np.random.default_rng(seed)
+    sizes = [30, 18, 24]
+    centers = rng.normal(scale=3.0, size=(3, n_features))
+    codes = np.repeat(np.arange(3), sizes)
+    X = centers[codes] + rng.normal(size=(len(codes), n_features))
+    order = rng.permutation(len(codes))
+    return X[order], labels[codes[order]]
+
+
+@pytest.fixture(scope="module", params=list(LABELS))
+def data(request):
+    return make_data(LABELS[request.param])
+
+
+_FITTED: dict = {}
+
+
+def fitted(name, data):
+    """One fitted model per configuration and label kind (fits are the slow part)."""
+    X, y = data
+    key = (name, str(y.dtype))
+    if key not in _FITTED:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short training: convergence is not the point
+            _FITTED[key] = CONFIGS[name]().fit(X, y)
+    return _FITTED[key]
+
+
+def expected_scores(clf, X):
+    """The per-class scores each user guide documents, from public attributes only."""
+    P = clf.transform(X)
+    if isinstance(clf, NearestMeanClassifier):
+        return -P / (2 * clf.temperature) + np.log(clf.class_prior_)
+    if isinstance(clf, ProtoClassifier):
+        return P @ clf.last_layer_ / clf.temperature_
+    rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
+    if clf.loss == "glvq" or clf.reasoning == "nearest":  # p_c = max over own components
+        return np.stack([P[:, clf.prototype_labels_ == c].max(1) for c in clf.classes_], 1)
+    return P @ rp + (1 - P) @ rn
+
+
+def expected_proba(clf, X):
+    S = expected_scores(clf, X)
+    if isinstance(clf, RBFPrototypeClassifier):
+        return S / S.sum(1, keepdims=True)
+    return softmax(S, axis=1)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_outputs_follow_the_documented_formulas(name, data):
+    X, y = data
+    clf = fitted(name, data)
+    S = expected_scores(clf, X)
+    np.testing.assert_allclose(clf.decision_function(X), S, rtol=1e-7, atol=1e-10)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, expected_proba(clf, X), rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    assert clf.score(X, y) > 0.6
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_public_label_is_in_the_users_label_space(name, data):
+    X, y = data
+    clf = fitted(name, data)
+    np.testing.assert_array_equal(clf.classes_, np.unique(y))
+    assert set(clf.prototype_labels_) <= set(y)
+    assert clf.prototype_labels_.dtype == y.dtype
+    ex = clf.explain(X[:5], n_prototypes=2)
+    np.testing.assert_array_equal(ex.predicted, clf.predict(X[:5]))
+    assert set(ex.prototype_label.ravel()) <= set(y)
+    np.testing.assert_array_equal(ex.prototype_label, clf.prototype_labels_[ex.prototype_index])
+    assert set(ex.runner_up) <= set(y)
+    idx = getattr(clf, "prototype_sample_indices_", np.full(len(clf.prototypes_), -1))
+    projected = idx >= 0
+    if projected.any():
+        rows = idx[projected]
+        if not (isinstance(clf, ProtoClassifier) and clf.projection is not None):
+            np.testing.assert_array_equal(clf.prototypes_[projected], X[rows])
+        class_wise = not isinstance(clf, RBFPrototypeClassifier) or clf._head_kind == "nearest"
+        if class_wise:  # projected onto a row of the prototype's own class
+            np.testing.assert_array_equal(y[rows], clf.prototype_labels_[projected])
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("rank_by", ["contribution", "activation"])
+def test_explain_is_exact_and_ranked_as_asked(name, rank_by, data):
+    X, _ = data
+    clf = fitted(name, data)
+    ex = clf.explain(X, n_prototypes=2, rank_by=rank_by)
+    np.testing.assert_allclose(ex.scores, expected_scores(clf, X), rtol=1e-7, atol=1e-10)
+    col = np.searchsorted(clf.classes_, ex.explained)
+    A = clf.transform(X)
+    rows = np.arange(len(X))
+    for i in rows[:20]:
+        listed = ex.prototype_index[i]
+        if rank_by == "activation":
+            key = A[i] if clf._pairwise_name != "squared distance" else -A[i]
+        else:  # magnitude of the contribution to the explained class
+            full = ex.contribution[i, :, col[i]]
+            assert np.all(np.diff(np.abs(full)) <= 1e-12), "listed by decreasing |contribution|"
+            continue
+        assert np.all(np.diff(key[listed]) <= 1e-12)
+        assert key[listed[-1]] >= np.delete(key, listed).max(initial=-np.inf) - 1e-12
+    if rank_by == "contribution":  # nothing left out contributes more than what is listed
+        listed_min = np.abs(ex.contribution[rows, :, col]).min(1)
+        other = np.abs(ex.other_contribution[rows, col])
+        n_other = len(clf.prototypes_) - ex.prototype_index.shape[1]
+        assert np.all(other <= n_other * listed_min + 1e-9)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_input_gives_float32_output_and_the_same_predictions(name, data):
+    X, _ = data
+    clf = fitted(name, data)
+    X32 = X.astype(np.float32)
+    for method in ["decision_function", "predict_proba", "transform", "score_samples"]:
+        out32, out64 = getattr(clf, method)(X32), getattr(clf, method)(X)
+        assert out32.dtype == np.float32, method
+        np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5, err_msg=method)
+    np.testing.assert_array_equal(clf.predict(X32), clf.predict(X))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_chunked_evaluation_equals_one_chunk(name, data, monkeypatch):
+    X, _ = data
+    clf = fitted(name, data)
+    methods = ["decision_function", "predict_proba", "transform", "score_samples", "predict"]
+    whole = [getattr(clf, m)(X) for m in methods]
+    ex_whole = clf.explain(X, n_prototypes=2)
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 1)  # one row per chunk
+    # A product of one row rounds differently from one of many rows; at a sample
+    # on top of a prototype the expanded squared distance is ~1e-16 instead of
+    # 0, and its square root (RBF) or the log similarity amplifies that.
+    for m, a in zip(methods, whole):
+        b = getattr(clf, m)(X)
+        if m == "predict":
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12, err_msg=m)
+    ex = clf.explain(X, n_prototypes=2)
+    np.testing.assert_array_equal(ex.prototype_index, ex_whole.prototype_index)
+    np.testing.assert_allclose(ex.contribution, ex_whole.contribution, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_pickle_round_trip_leaves_both_models_working(name, data):
+    X, _ = data
+    clf = fitted(name, data)
+    before = clf.predict_proba(X)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), before)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)  # pickling did not touch it
+    np.testing.assert_array_equal(again.explain(X[:3]).scores, clf.explain(X[:3]).scores)
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if not n.startswith("nmc")])
+def test_dataframe_input_raises_no_warning(name, data):
+    pd = pytest.importorskip("pandas")
+    X, _ = data
+    clf = fitted(name, data)
+    frame = pd.DataFrame(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.transform(frame)
+        clf.predict_proba(frame)
+
+
+def test_multilabel_outputs_agree():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0.3, X[:, 0] + X[:, 2] > 0]).astype(int)
+    clf = ProtoClassifier(n_prototypes_per_class=2, temperature=0.5, **FAST).fit(X, Y)
+    S = clf.decision_function(X)
+    assert S.shape == Y.shape
+    np.testing.assert_allclose(S, clf.transform(X) @ clf.last_layer_ / clf.temperature_)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, expit(S), rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), (proba > 0.5).astype(int))
+    ex = clf.explain(X, n_prototypes=2)
+    np.testing.assert_array_equal(ex.predicted, clf.predict(X))
+    np.testing.assert_array_equal(ex.explained, S.argmax(1))
+    np.testing.assert_allclose(ex.scores, S, rtol=1e-9, atol=1e-12)
+    assert "predicted labels [" in str(ex)
+
+
+def _peak_extra_mib(code: str) -> dict:
+    """Run ``code`` in a fresh process; it reports the kernel's peak-RSS growth."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_MEMORY_PROBE = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, p, n_classes = 20000, 300, 20
+y = rng.integers(0, n_classes, n)
+X = (rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
+clf = {MAKE}.fit(X[:2000], y[:2000])
+clf.predict(X[:10])
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak mark
+base = rss("VmRSS")
+clf.predict(X); clf.transform(X); clf.predict_proba(X)
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "NearestMeanClassifier()",
+        "ProtoClassifier(similarity='rbf', max_epochs=1, random_state=0)",
+        "ProtoClassifier(similarity='log', max_epochs=1, random_state=0)",
+        "ProtoClassifier(similarity='cosine', projection='mlp', max_epochs=1, random_state=0)",
+        "RBFPrototypeClassifier(n_components=60, max_epochs=1, random_state=0)",
+        "RBFPrototypeClassifier(loss='glvq', n_components=60, max_epochs=1, random_state=0)",
+    ],
+)
+def test_prediction_memory_is_bounded_by_chunks(make):
+    """Peak memory of predict/transform/predict_proba, torch allocations included.
+
+    An (n_samples, n_prototypes, n_features) float32 array would take
+    20,000 x 60 x 300 x 4 bytes = 1.4 GB here; the outputs themselves take
+    under 10 MB and one float64 work chunk 32 MB.
+    """
+    try:
+        open("/proc/self/clear_refs", "w").write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
+    result = _peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
+    assert result["extra"] < 200, result
+
+
+def test_import_does_not_import_torch():
+    code = (
+        "import sys, numpy as np, skproto\n"
+        "X = np.random.default_rng(0).normal(size=(20, 3)); y = np.arange(20) % 2\n"
+        "clf = skproto.NearestMeanClassifier().fit(X, y); clf.predict_proba(X); clf.explain(X)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    code = "import skproto; skproto.ProtoClassifier; import sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

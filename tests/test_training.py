@@ -1,0 +1,72 @@
+"""The shared torch training loop and the template's settings (threads, history)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_iris
+
+import skproto._torch.estimator as template
+from skproto import ProtoClassifier, RBFPrototypeClassifier
+from skproto._torch.training import TrainingConfig, new_history, resolve_n_threads, train
+
+
+def test_early_stopping_restores_the_best_epoch():
+    # Training pulls theta towards 5 (the training rows); the validation rows
+    # sit at 0, so every epoch makes the validation loss worse and the best
+    # state is the one after the first epoch.
+    theta = torch.nn.Parameter(torch.zeros(()))
+    module = torch.nn.Module()
+    module.theta = theta
+
+    def loss(xb, tb, wb):
+        return (wb * (theta - xb[:, 0]) ** 2).mean()
+
+    X = np.full((40, 1), 5.0, dtype=np.float32)
+    X_val = np.zeros((10, 1), dtype=np.float32)
+    T, T_val = np.zeros(40, dtype=int), np.zeros(10, dtype=int)
+    config = TrainingConfig(
+        max_epochs=50, batch_size=8, learning_rate=0.1, early_stopping=True, n_iter_no_change=3
+    )
+    history = train(
+        module, [theta], loss, X, T, np.ones(40, np.float32), config,
+        np.random.RandomState(0), X_val=X_val, targets_val=T_val,
+    )  # fmt: skip
+    assert len(history["val_loss"]) == 4  # the best epoch, then 3 without improvement
+    assert np.argmin(history["val_loss"]) == 0
+    with torch.no_grad():
+        restored = float(loss(torch.as_tensor(X_val), None, torch.ones(10)))
+    assert restored == pytest.approx(min(history["val_loss"]), rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [ProtoClassifier, RBFPrototypeClassifier])
+def test_one_history_schema(make):
+    X, y = load_iris(return_X_y=True)
+    clf = make(max_epochs=5, random_state=0, early_stopping=True, project=True).fit(X, y)
+    assert set(clf.history_) == set(new_history())
+    assert len(clf.history_["loss"]) == clf.n_iter_ == len(clf.loss_curve_)
+    assert 0 <= clf.history_["accuracy_before_projection"] <= 1
+    assert 0 <= clf.history_["val_accuracy_before_projection"] <= 1
+    assert 0 <= clf.history_["accuracy_after_projection"] <= 1
+    refit = clf.history_["refit"]
+    assert set(refit) == {"method", "loss", "n_iter", "seconds", "converged", "max_gradient"}
+    assert refit["method"] == ("lbfgs" if make is ProtoClassifier else "adam")
+
+
+def test_threads_default_to_one_during_fit_and_are_restored(monkeypatch):
+    seen = []
+    real = template.train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(template, "train", spy)
+    X, y = load_iris(return_X_y=True)
+    before = torch.get_num_threads()
+    ProtoClassifier(max_epochs=2, random_state=0).fit(X, y)
+    assert seen == [1]
+    assert torch.get_num_threads() == before
+    ProtoClassifier(max_epochs=2, random_state=0, n_jobs=2).fit(X, y)
+    assert seen[-1] == 2
+    assert resolve_n_threads(None) == 1 and resolve_n_threads(3) == 3
+    assert resolve_n_threads(-1) >= 1
