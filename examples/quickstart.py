@@ -39,12 +39,11 @@ def main() -> None:
     with warnings.catch_warnings():  # it warns about pixels that are constant in a class
         warnings.simplefilter("ignore", UserWarning)
         baseline = NearestCentroid().fit(X_train, y_train)
-    print(
-        f"NearestMeanClassifier(metric='mahalanobis') test accuracy: {clf.score(X_test, y_test):.3f}"
-    )
-    print(
-        f"sklearn NearestCentroid                     test accuracy: {baseline.score(X_test, y_test):.3f}"
-    )
+    for name, model in [
+        ("NearestMeanClassifier(metric='mahalanobis')", clf),
+        ("sklearn NearestCentroid", baseline),
+    ]:
+        print(f"{name:<44} test accuracy: {model.score(X_test, y_test):.3f}")
 
     # Streaming: classes arrive one task at a time (class-incremental), same model as fit.
     stream = NearestMeanClassifier(metric="mahalanobis")
@@ -61,9 +60,8 @@ def main() -> None:
         .fit(X_train[:half], y_train[:half])
         .merge(NearestMeanClassifier(metric="mahalanobis").fit(X_train[half:], y_train[half:]))
     )
-    print(
-        f"merge of 2 shard models == one fit: {np.allclose(merged.predict_proba(X_test), clf.predict_proba(X_test))}"
-    )
+    same = np.allclose(merged.predict_proba(X_test), clf.predict_proba(X_test))
+    print(f"merge of 2 shard models == one fit: {same}")
 
     # Out-of-distribution: random noise images should look unusual.
     noise = np.random.default_rng(0).uniform(0, 16, size=(200, 64))
@@ -90,17 +88,19 @@ def main() -> None:
     )
     proto.fit(Xs_train, y_train)
     rows = proto.prototype_sample_indices_
+    before = proto.history_["accuracy_before_projection"]
     print()
     print(
         f"ProtoClassifier test accuracy: {proto.score(Xs_test, y_test):.3f} "
-        f"(before projection on its training data: {proto.history_['accuracy_before_projection']:.3f}); "
+        f"(before projection on its training data: {before:.3f}); "
         f"its {len(rows)} prototypes are training rows: "
         f"{np.array_equal(proto.prototypes_, Xs_train[rows])}"
     )
     ex = proto.explain(Xs_test[:1], n_prototypes=3)
+    cases = ex.prototype_sample_index[0]
     print(
-        f"test image 0 is a {ex.predicted[0]}; it most resembles training rows "
-        f"{ex.prototype_sample_index[0].tolist()} (labels {y_train[ex.prototype_sample_index[0]].tolist()})"
+        f"test image 0 is a {ex.predicted[0]}; the training images behind that: rows "
+        f"{cases.tolist()} (labels {y_train[cases].tolist()})"
     )
 
     # A certified radius: no perturbation smaller than it changes the prediction.

@@ -299,11 +299,55 @@ def test_prediction_memory_is_bounded_by_chunks(make):
     under 10 MB and one float64 work chunk 32 MB.
     """
     try:
-        open("/proc/self/clear_refs", "w").write("5")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
     except OSError:
         pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
     result = _peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
     assert result["extra"] < 200, result
+
+
+_FIT_MEMORY_PROBE = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from skproto import ProtoClassifier, RBFPrototypeClassifier
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, p, n_classes = 20000, 300, 20
+y = rng.integers(0, n_classes, n)
+X = (rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
+open("/proc/self/clear_refs", "w").write("5")
+base = rss("VmRSS")
+{MAKE}.fit(X, y)
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "ProtoClassifier(similarity='rbf', max_epochs=1, last_layer_max_iter=5, random_state=0)",
+        "RBFPrototypeClassifier(n_components=60, max_epochs=1, project=True, project_epochs=1,"
+        " random_state=0)",
+    ],
+)
+def test_fit_memory_is_bounded_by_chunks(make):
+    """Peak memory of a fit with rbf width, projection and refit on 20,000 x 300 rows.
+
+    Its (n_samples, n_prototypes, n_features) float32 array would take 1.4 GB;
+    X is 23 MB, and training holds a float32 copy and a tensor of it.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
+    result = _peak_extra_mib(_FIT_MEMORY_PROBE.replace("{MAKE}", make))
+    assert result["extra"] < 300, result
 
 
 def test_import_does_not_import_torch():
