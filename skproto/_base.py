@@ -159,14 +159,16 @@ class BasePrototypeClassifier(
     ) -> np.ndarray:
         """``fn`` over row chunks of ``X``, into an array of ``dtype``.
 
-        A float32 output becomes float64 if a chunk's values (computed in
-        float64) do not fit float32's range, rather than overflowing to inf.
+        A float32 output becomes float64 (for every row) if a chunk's values,
+        computed in float64, do not fit float32's range, rather than
+        overflowing to inf.
         """
         out = np.empty((X.shape[0], n_cols), dtype=dtype)
         for s in chunk_slices(X.shape[0], max(n_cols, self._row_elements(X.shape[1]))):
             res = fn(X[s])
             if out.dtype == np.float32 and res.dtype == np.float64 and not _fits_float32(res):
-                out = out.astype(np.float64)
+                # start again in float64, so no row depends on where chunks end
+                return self._map_chunks(fn, X, n_cols, np.float64)
             out[s] = res
         return out
 

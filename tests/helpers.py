@@ -1,6 +1,13 @@
 """Assertions shared by the estimator test modules."""
 
+import os
+
 import numpy as np
+
+
+def examples(n: int) -> int:
+    """Example budget of a slow property test: ``n``, or 10x under the thorough profile."""
+    return 10 * n if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else n
 
 
 def assert_explain_faithful(clf, X, ex, *, atol):

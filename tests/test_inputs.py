@@ -54,8 +54,9 @@ def test_nearest_mean_is_exact_on_huge_float32_data(metric, iris):
         proba = scaled.predict_proba(X * np.float32(1e30))
         scores = scaled.decision_function(X * np.float32(1e30))
     np.testing.assert_array_equal(pred, plain.predict(X))
-    assert proba.dtype == np.float32 and np.all(np.isfinite(proba))
-    assert np.all(np.isfinite(scores))  # float64 here: -1e60 does not fit float32
+    # computed (and returned) in float64: -1e60 does not fit float32
+    assert proba.dtype == scores.dtype == np.float64
+    assert np.all(np.isfinite(proba)) and np.all(np.isfinite(scores))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
@@ -138,3 +139,17 @@ def test_float32_certificates_never_exceed_float64_ones(params, shifted_digits):
     lipschitz = 1.0 if clf._head_kind == "nearest" else np.inf
     assert np.all(r32 <= r64 + lipschitz * moved + 1e-9)
     np.testing.assert_allclose(r32, r64, rtol=1e-3, atol=1e-3)
+
+
+def test_float64_escalation_does_not_depend_on_chunking(iris, monkeypatch):
+    import skproto._chunking
+
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    Xs = X * np.float32(1e30)
+    Xs[:100] = X[:100]  # the first chunks fit float32, the last ones do not
+    whole = clf.decision_function(Xs)
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 4 * 5)  # 5-row chunks
+    chunked = clf.decision_function(Xs)
+    assert whole.dtype == chunked.dtype == np.float64
+    np.testing.assert_array_equal(whole, chunked)

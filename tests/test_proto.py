@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful
+from helpers import assert_explain_faithful, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -42,7 +42,7 @@ KINDS = [
 
 
 @pytest.mark.parametrize("params", KINDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(data=blobs())
 def test_projected_prototypes_are_training_rows_of_their_class(params, data):
     X, y = data
@@ -60,7 +60,7 @@ def test_projected_prototypes_are_training_rows_of_their_class(params, data):
 
 
 @pytest.mark.parametrize("params", KINDS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(data=blobs())
 def test_explain_reproduces_decision_function_and_predict_is_argmax(params, data):
     X, y = data

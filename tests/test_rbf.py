@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful
+from helpers import assert_explain_faithful, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -75,7 +75,7 @@ def _attacks(clf, x, radius, rng):
 
 
 @pytest.mark.parametrize("params", CONFIGS)
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(data=blobs())
 def test_no_perturbation_below_the_certified_radius_changes_the_prediction(params, data):
     X, y, seed = data
@@ -92,7 +92,7 @@ def test_no_perturbation_below_the_certified_radius_changes_the_prediction(param
         np.testing.assert_array_equal(clf.predict(X[i] + deltas), pred[i])
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(data=blobs())
 def test_bisector_bound_is_attained_with_one_component_per_class(data):
     X, y, _ = data
@@ -117,7 +117,7 @@ def test_bisector_bound_is_attained_with_one_component_per_class(data):
 
 
 @pytest.mark.parametrize("params", CONFIGS)
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(data=blobs())
 def test_explain_reproduces_the_class_scores(params, data):
     X, y, _ = data
@@ -232,3 +232,49 @@ def test_cbc_certificate_is_exactly_theorem_1(params):
     # equal up to the rounding slack (a distance error of ~1e-7 here), and never above
     np.testing.assert_allclose(radius, reference, rtol=1e-6, atol=1e-6)
     assert np.all(radius <= reference + 1e-12)
+
+
+def test_bisector_gap_between_nearly_equal_components_is_not_underestimated():
+    # The gap between components enters the bisector radius's denominator; by
+    # the matrix-product expansion (torch.cdist's default above 25 rows) two
+    # components 1e-7 apart got gaps off by up to 40% relative, sometimes too
+    # small, which inflated the radius of samples near their bisector.
+    from skproto.heads import NearestHead
+    from skproto.rbf._network import RBFNetwork
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        W = rng.normal(size=(30, 8))
+        step = rng.normal(size=8)
+        step *= 1e-7 / np.linalg.norm(step)
+        W[1] = W[0] + step  # two classes, nearly on top of each other
+        labels = np.arange(30) % 2
+        net = RBFNetwork(
+            torch.as_tensor(W), None, torch.zeros((), dtype=torch.float64),
+            NearestHead(torch.as_tensor(labels), 2),
+        ).double().freeze()  # fmt: skip
+        # samples on the pair's axis, 1e-4 from their bisector on component 0's side
+        x = (W[0] + W[1]) / 2 - 1e-4 * step / np.linalg.norm(step)
+        x = x[None] + np.zeros((1, 8))
+        with torch.no_grad():
+            radius = net.certified_radius(torch.as_tensor(x), torch.tensor([0]), exact=True)
+        exact_gap = np.linalg.norm(W[0] - W[1])
+        assert radius.item() <= 1e-4 * (1 + 1e-6), (seed, radius.item(), exact_gap)
+        assert radius.item() > 0.9e-4
+
+
+def test_float32_radii_are_rounded_down():
+    X, y = load_iris(return_X_y=True)
+    X32 = (X / 8).astype(np.float32)
+    for params in [dict(loss="glvq"), dict()]:
+        clf = RBFPrototypeClassifier(**FAST, **params).fit(X32, y)
+        r32 = clf.certified_radius(X32)
+        assert r32.dtype == np.float32
+        assert np.all(r32.astype(np.float64) <= clf.certified_radius(X32.astype(np.float64)))
+
+
+def test_projection_with_nothing_left_to_refit():
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="glvq", learn_sigma=False, project=True, **FAST).fit(X, y)
+    np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
+    assert clf.history_["refit"] is None

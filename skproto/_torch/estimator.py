@@ -12,9 +12,10 @@ CPU module. An estimator fills in the hooks below; the base class
 ``_pairwise``, ``_scores_chunk`` and the head.
 
 Hooks (see each method's docstring): ``_build``, ``_batch_loss``,
-``_network``, ``_refit``, ``_prototype_groups``, ``_set_fitted_attributes``;
-optionally ``_trainable``, ``_projection_space``, ``_exact_prototypes``,
-``_on_epoch_end``.
+``_network``, ``_prototype_groups`` and ``_set_fitted_attributes`` are
+required; ``_refit`` (default: nothing), ``_trainable``,
+``_projection_space``, ``_snapped_values``, ``_exact_prototypes`` and
+``_on_epoch_end`` are optional.
 """
 
 from __future__ import annotations

@@ -133,6 +133,6 @@ def min_squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Squared distance of each row of ``X`` to its nearest row of ``P`` (chunked numpy)."""
     out = np.empty(len(X), dtype=np.result_type(X, P))
     center = P.mean(axis=0) if len(P) else None
-    for s in chunk_slices(len(X), len(P)):
+    for s in chunk_slices(len(X), max(len(P), X.shape[1])):
         out[s] = squared_distances(X[s], P, center=center).min(axis=1)
     return out

@@ -543,13 +543,16 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
-    def _working(self, X: np.ndarray) -> np.ndarray:
-        """``X`` in the dtype to compute in: float32 stays float32 while that is safe.
+    def _validate_X_predict(self, X) -> np.ndarray:
+        """Validated ``X``; float32 stays float32 while that is safe.
 
-        float32 input is computed in float64 when the model's numbers or the
-        input's magnitude leave ``_FLOAT32_RANGE`` (products would overflow or
-        underflow float32); outputs are still returned in float32.
+        float32 input is computed in float64 (and the outputs are float64)
+        when the model's numbers or the input's magnitude leave
+        ``_FLOAT32_RANGE``, where products would overflow or underflow float32.
+        The choice is made once for the whole of ``X``, so no row depends on
+        how the rows are chunked.
         """
+        X = super()._validate_X_predict(X)
         if X.dtype == np.float32 and not (
             self._fitted.float32_ok and _validation.max_abs(X) <= _FLOAT32_RANGE[1]
         ):
@@ -570,7 +573,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         """Squared distances to every class mean, (n_rows, n_classes)."""
-        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             D = np.full((X.shape[0], len(self.classes_)), np.inf, dtype=dt)
@@ -601,7 +603,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def _shifted_scores_chunk(self, X: np.ndarray) -> np.ndarray:
         # scores without the per-row term -||x||^2 / (2T): one matrix product
-        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             return self._scores_chunk(X)
@@ -610,7 +611,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return S
 
     def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
-        X = self._working(X)
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             return self._activation(self._pairwise(X)) + m.log_prior.astype(dt)
@@ -621,7 +621,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return S
 
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:
-        X = self._working(X)
         score = super()._score_samples_chunk(X)
         if self.metric == "mahalanobis":
             m, dt = self._fitted, X.dtype

@@ -24,6 +24,14 @@ from ._network import RBFNetwork
 __all__ = ["RBFPrototypeClassifier"]
 
 
+def _round_down(radius: np.ndarray, dtype) -> np.ndarray:
+    """``radius`` in ``dtype``, rounded toward zero: a certificate must not grow."""
+    out = radius.astype(dtype)
+    up = out.astype(np.float64) > radius
+    out[up] = np.nextafter(out[up], dtype.type(0))
+    return out
+
+
 class RBFPrototypeClassifier(TorchPrototypeClassifier):
     """RBF / classification-by-components network with a certified robustness radius.
 
@@ -355,6 +363,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         params = [
             p for name, p in net.named_parameters() if name != "components" and p.requires_grad
         ]
+        if not params:  # e.g. the nearest head with a fixed sigma and no Omega
+            return
         start = time.perf_counter()
         epochs = train(
             net,
@@ -475,10 +485,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         K = len(self.prototypes_)
         n_own = np.bincount(self._codes, minlength=len(self.classes_)).max()
         work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
-        out = np.empty(len(X), dtype=X.dtype)
+        out = np.empty(len(X))
         for s in chunk_slices(len(X), max(work, X.shape[1])):
             out[s] = self._run("certified_radius", X[s], torch.as_tensor(pred[s]), False, True)
         out = np.maximum(out, 0)
         if y is not None:
             out[self.classes_[pred] != y] = 0
-        return out
+        return _round_down(out, X.dtype)

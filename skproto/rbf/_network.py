@@ -153,7 +153,9 @@ class RBFNetwork(torch.nn.Module):
         L = self.omega_norm()
         slack = self._rounding_slack(x, z, u, d2) if exact else None
         if isinstance(self.head, NearestHead):
-            gap = torch.cdist(u, u)
+            # between components directly, not by the expansion: two nearly equal
+            # components must not get a gap that is too small (an inflated radius)
+            gap = torch.cdist(u, u, compute_mode="donot_use_mm_for_euclid_dist")
             labels = self.head.labels
             r = bisector_radius(d2, gap, self._own_index(), labels, target, L, slack)
         else:
