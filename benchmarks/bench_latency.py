@@ -47,7 +47,14 @@ import torch
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 from _harness.data import add_data_argument, load_dataset
-from _harness.env import finish_machine, header_lines, machine_info, section_loads, set_threads
+from _harness.env import (
+    finish_machine,
+    header_lines,
+    machine_info,
+    section_loads,
+    set_threads,
+    skproto_n_jobs,
+)
 from _harness.paths import DEFAULT_OUT
 from _harness.report import fmt_params, log, md_table, target_row, targets_table, write_results
 from _harness.selection import accuracy
@@ -289,6 +296,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     mode = "quick" if args.quick else "full"
     threads = set_threads(args.threads)
+    # skproto's torch estimators set their own threads (n_jobs, default 1)
+    PROTO_PARAMS["n_jobs"] = RBF_PARAMS["n_jobs"] = skproto_n_jobs(args.threads)
     info = machine_info(with_torch=True)
     res = {
         "quick": args.quick,

@@ -69,7 +69,14 @@ from sklearn.svm import LinearSVC
 from skproto import NearestMeanClassifier, ProtoClassifier
 
 from _harness.data import add_data_argument, load_clinc
-from _harness.env import finish_machine, header_lines, machine_info, section_loads, set_threads
+from _harness.env import (
+    finish_machine,
+    header_lines,
+    machine_info,
+    section_loads,
+    set_threads,
+    skproto_n_jobs,
+)
 from _harness.paths import BENCH_DIR, DEFAULT_OUT
 from _harness.report import (
     fmt_params,
@@ -916,6 +923,8 @@ def main(argv=None) -> int:
         return 0  # load_clinc printed why; nothing to benchmark without the data
 
     threads = set_threads(args.threads)
+    # skproto's torch estimators set their own threads (n_jobs, default 1)
+    PROTO_FIXED["n_jobs"] = skproto_n_jobs(args.threads)
     info = machine_info(with_torch=True)
     max_epochs = args.max_epochs or PROTO_MAX_EPOCHS["quick" if args.quick else "full"]
     res = {

@@ -41,7 +41,7 @@ import torch
 from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy
 
 from _harness.data import add_data_argument, load_dataset
-from _harness.env import finish_machine, header_lines, machine_info, set_threads
+from _harness.env import finish_machine, header_lines, machine_info, set_threads, skproto_n_jobs
 from _harness.paths import DEFAULT_OUT
 from _harness.report import fmt_params, log, md_table, status, write_results
 from _harness.timing import predict_time, timed, with_load
@@ -366,6 +366,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     threads = set_threads(args.threads)
+    # skproto's torch estimators set their own threads (n_jobs, default 1)
+    COMMON["n_jobs"] = skproto_n_jobs(args.threads)
     info = machine_info(with_torch=True)
     res = {"quick": args.quick, "threads": threads, "machine": info, "datasets": []}
     for name in args.datasets.split(","):

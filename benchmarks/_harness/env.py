@@ -140,6 +140,11 @@ def set_threads(n: int) -> dict:
     }
 
 
+def skproto_n_jobs(threads: int) -> int:
+    """``n_jobs`` that gives skproto's torch estimators the same threads (0: every core)."""
+    return threads if threads > 0 else -1
+
+
 def blas_threads() -> int | None:
     """Threads of the BLAS pool (the largest, if several), or None without threadpoolctl."""
     try:
