@@ -252,6 +252,11 @@ def test_multilabel_outputs_agree():
 
 def _peak_extra_mib(code: str) -> dict:
     """Run ``code`` in a fresh process; it reports the kernel's peak-RSS growth."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
     )
@@ -298,11 +303,6 @@ def test_prediction_memory_is_bounded_by_chunks(make):
     20,000 x 60 x 300 x 4 bytes = 1.4 GB here; the outputs themselves take
     under 10 MB and one float64 work chunk 32 MB.
     """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
     result = _peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
     assert result["extra"] < 200, result
 
@@ -341,11 +341,6 @@ def test_fit_memory_is_bounded_by_chunks(make):
     Its (n_samples, n_prototypes, n_features) float32 array would take 1.4 GB;
     X is 23 MB, and training holds a float32 copy and a tensor of it.
     """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
     result = _peak_extra_mib(_FIT_MEMORY_PROBE.replace("{MAKE}", make))
     assert result["extra"] < 300, result
 
