@@ -63,8 +63,11 @@ def max_abs(X: np.ndarray) -> float:
     return float(max(X.max(), -X.min()))
 
 
-def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> None:
-    """Raise a ValueError when ``X`` holds values whose squares would overflow."""
+def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> float:
+    """Raise a ValueError when ``X`` holds values whose squares would overflow.
+
+    Returns ``max |X|``.
+    """
     top = max_abs(X)
     if top > limit:
         raise ValueError(
@@ -72,6 +75,7 @@ def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> N
             f"at most {limit:g}, beyond which squared distances overflow. Rescale X "
             "(e.g. with sklearn.preprocessing.StandardScaler)."
         )
+    return top
 
 
 def check_float32_training_range(X: np.ndarray, estimator) -> None:
@@ -114,13 +118,16 @@ def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = Fals
     return X, y
 
 
-def validate_predict_data(estimator, X) -> np.ndarray:
-    """Validate ``X`` for prediction: fitted estimator, dense, finite, known width."""
+def validate_predict_data(estimator, X, *, return_max_abs: bool = False):
+    """Validate ``X`` for prediction: fitted estimator, dense, finite, known width.
+
+    With ``return_max_abs``, returns ``(X, max |X|)``.
+    """
     check_is_fitted(estimator)
     reject_sparse(X, estimator)
     X = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32])
-    check_magnitude(X, estimator)
-    return X
+    top = check_magnitude(X, estimator)
+    return (X, top) if return_max_abs else X
 
 
 def validate_sample_weight(sample_weight, X) -> np.ndarray:

@@ -552,10 +552,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         The choice is made once for the whole of ``X``, so no row depends on
         how the rows are chunked.
         """
-        X = super()._validate_X_predict(X)
-        if X.dtype == np.float32 and not (
-            self._fitted.float32_ok and _validation.max_abs(X) <= _FLOAT32_RANGE[1]
-        ):
+        X, top = _validation.validate_predict_data(self, X, return_max_abs=True)
+        if X.dtype == np.float32 and not (self._fitted.float32_ok and top <= _FLOAT32_RANGE[1]):
             return X.astype(np.float64)
         return X
 

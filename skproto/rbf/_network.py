@@ -153,9 +153,7 @@ class RBFNetwork(torch.nn.Module):
         L = self.omega_norm()
         slack = self._rounding_slack(x, z, u, d2) if exact else None
         if isinstance(self.head, NearestHead):
-            # between components directly, not by the expansion: two nearly equal
-            # components must not get a gap that is too small (an inflated radius)
-            gap = torch.cdist(u, u, compute_mode="donot_use_mm_for_euclid_dist")
+            gap = self._gaps(u, exact)
             labels = self.head.labels
             r = bisector_radius(d2, gap, self._own_index(), labels, target, L, slack)
         else:
@@ -168,6 +166,20 @@ class RBFNetwork(torch.nn.Module):
         if exact:
             r = r - r.abs() * 1e-12  # the bound's own arithmetic
         return r
+
+    @staticmethod
+    def _gaps(u: torch.Tensor, exact: bool) -> torch.Tensor:
+        """Distances between the (mapped) components, (K, K).
+
+        For a reported certificate (``exact``, computed without gradients) the
+        expansion is refined where it is unreliable, so two nearly equal
+        components never get too small a gap (an inflated radius); torch.cdist's
+        matrix-product mode lost up to 40% of a gap of 1e-7. Training keeps
+        cdist, whose gradient is defined at zero gaps.
+        """
+        if exact:
+            return torch.sqrt(squared_distances(u, u))
+        return torch.cdist(u, u)
 
     def _rounding_slack(self, x, z, u, d2) -> torch.Tensor:
         """Per-row bound on the rounding error of ``d2`` (squared-distance units)."""
