@@ -234,7 +234,7 @@ def fit_proto(params: dict, d: dict):
                 "val_accuracy_before_projection",
                 "val_accuracy_after_projection",
             )
-            if k in h
+            if h.get(k) is not None
         },
         "final_loss": float(h["loss"][-1]) if h.get("loss") else None,
         "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught}),

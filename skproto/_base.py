@@ -148,9 +148,10 @@ class BasePrototypeClassifier(
             P[dead], top[dead] = 0.0, 0.0
         P -= top
         np.exp(P, out=P)
-        P /= P.sum(axis=1, keepdims=True)
-        if np.isnan(P).any():  # pragma: no cover - a defect, never silent
+        total = P.sum(axis=1, keepdims=True)
+        if np.isnan(total).any():  # pragma: no cover - a defect, never silent
             raise ValueError(f"{type(self).__name__} computed non-finite class scores.")
+        P /= total
         return P
 
     # -------------------------------------------------------------- chunking

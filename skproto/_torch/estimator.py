@@ -386,13 +386,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
             state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
         self._state = state
-        self._inference_cache = self._network(state, torch.float64).eval().freeze()
+        self._inference_cache = self._frozen_network(state)
         self.prototype_sample_indices_ = indices
         self.history_ = history
         self.loss_curve_ = list(history["loss"])
         self._set_fitted_attributes(net)
 
     # ------------------------------------------------------------ inference
+    def _frozen_network(self, state: dict) -> torch.nn.Module:
+        """The float64 CPU inference network of ``state``: no gradients, precomputed terms."""
+        return self._network(state, torch.float64).eval().requires_grad_(False).freeze()
+
     def _inference_network(self) -> torch.nn.Module:
         """The fitted network in float64 on the CPU, built when the state is stored."""
         return self._inference_cache
@@ -400,13 +404,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _run(self, method: str, X: np.ndarray, *args) -> np.ndarray:
         """``method`` of the inference network on ``X`` (computed in float64), as numpy."""
         x = torch.from_numpy(np.require(X, dtype=np.float64, requirements=("C", "W")))
-        net = self._inference_network()
+        net = self._inference_network()  # no parameter requires grad: nothing is recorded
         n_threads = self._n_threads
-        with torch.no_grad():
-            if n_threads == torch.get_num_threads():
-                return getattr(net, method)(x, *args).numpy()
-            with torch_threads(n_threads):
-                return getattr(net, method)(x, *args).numpy()
+        if n_threads == torch.get_num_threads():
+            return getattr(net, method)(x, *args).numpy()
+        with torch_threads(n_threads):
+            return getattr(net, method)(x, *args).numpy()
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         return self._run("pairwise", X)
@@ -422,7 +425,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_state" in self.__dict__:
-            self._inference_cache = self._network(self._state, torch.float64).eval().freeze()
+            self._inference_cache = self._frozen_network(self._state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

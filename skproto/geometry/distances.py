@@ -9,7 +9,8 @@ cancellation, so centring on the data makes it accurate for data far from the
 origin (float32 data at ``x * 1.37 + 100``, say). Where a distance is so small
 that cancellation dominates it (a sample on top of a prototype, whose distance
 should be 0), the entry is recomputed directly as ``||x - p||^2`` -- except
-while torch records gradients (training), where the expansion is kept.
+where torch records gradients through the operands (training), where the
+expansion is kept.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     X_sqnorm = row_sqnorms(X)
     if is_torch(X):
         torch = namespace(X)
-        if X.dim() == 2:  # ||p||^2 - 2 x.p in one fused product
-            D = torch.addmm(P_sqnorm, X, P.T, alpha=-2.0) + X_sqnorm
-        else:
-            D = X_sqnorm - 2.0 * (X @ P.T) + P_sqnorm
-        D = D.clamp_min(0.0)
-        if X.dim() == 2 and not torch.is_grad_enabled():
-            _refine(D, X, P, X_sqnorm, P_sqnorm)
+        if X.dim() != 2:
+            return (X_sqnorm - 2.0 * (X @ P.T) + P_sqnorm).clamp_min(0.0)
+        D = torch.addmm(P_sqnorm, X, P.T, alpha=-2.0)  # ||p||^2 - 2 x.p, one fused product
+        if torch.is_grad_enabled() and (X.requires_grad or P.requires_grad):
+            return (D + X_sqnorm).clamp_min(0.0)  # training: the plain expansion
+        D.add_(X_sqnorm).clamp_min_(0.0)
+        _refine(D, X, P, X_sqnorm, P_sqnorm)
         return D
     D = X @ P.T
     D *= -2.0
@@ -79,15 +80,18 @@ def _refine(D, X, P, X_sqnorm, P_sqnorm) -> None:
     (near-)coincident pairs, usually a handful; they are processed in
     batches of bounded size.
     """
+    if D.shape[0] == 0 or D.shape[1] == 0:
+        return
     eps = float(np.finfo(str(D.dtype).split(".")[-1]).eps)
     tol = eps ** (1.0 / 3.0)
+    # usually nothing to do, and one comparison of three numbers says so
+    if float(D.min()) > tol * (float(X_sqnorm.max()) + float(P_sqnorm.max())):
+        return
     # rows that can hold such an entry (few), then the entries within them
     if is_torch(D):
         torch = namespace(D)
         near = D.amin(1) <= tol * (X_sqnorm[:, 0] + P_sqnorm.max())
         cand = torch.nonzero(near).flatten()
-        if len(cand) == 0:
-            return
         r, c = torch.nonzero(D[cand] <= tol * (X_sqnorm[cand] + P_sqnorm), as_tuple=True)
         rows, cols = cand[r], c
     else:

@@ -118,6 +118,11 @@ class RBFNetwork(torch.nn.Module):
 
     def log_class_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``log p_c``, without underflow where the head allows, (n, C)."""
+        if self._frozen is not None and isinstance(self.head, NearestHead) and self.head._block:
+            # inference: the nearest own component has the smallest squared distance
+            d2 = self.squared_distances(x)
+            nearest = d2.view(len(x), self.n_classes, self.head._block).amin(-1)
+            return nearest.sqrt_().mul_(-1.0 / float(self.sigma()))
         if isinstance(self.head, ReasoningHead) and self.head.negative:
             return torch.log(self.class_scores(self.detections(x)))
         return self.head.log_forward(-self.distances(x) / self.sigma())
