@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import metrics
 from .explain import Explanation
 from .nearest_mean import NearestMeanClassifier
 from .robustness import certified_accuracy
@@ -26,6 +27,7 @@ __all__ = [
     "ProtoClassifier",
     "RBFPrototypeClassifier",
     "certified_accuracy",
+    "metrics",
     "__version__",
 ]
 

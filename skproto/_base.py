@@ -122,6 +122,14 @@ class BasePrototypeClassifier(
             return np.full(len(self.prototypes_), -1, dtype=np.intp)
         return np.asarray(idx, dtype=np.intp)
 
+    def _connection_strength(self) -> np.ndarray:
+        """How strongly each prototype is connected to its classes, (n_prototypes,).
+
+        The largest ``|W[k, c]|`` of the head by default; ``metrics.global_size``
+        counts the prototypes whose strength is not negligible.
+        """
+        return np.abs(self._head()[0]).max(axis=1)
+
     def _row_elements(self, n_features: int) -> int:
         """Entries one row needs in the largest work array of prediction."""
         return max(len(self.prototypes_), len(self.classes_), n_features)

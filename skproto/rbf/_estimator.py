@@ -449,6 +449,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rn = self.reasoning_negative_.astype(D.dtype, copy=False)
         return {"presence": D[:, :, None] * rp[None], "absence": (1 - D)[:, :, None] * rn[None]}
 
+    def _connection_strength(self) -> np.ndarray:
+        # a component reasons for a class by presence (r+) or absence (r-)
+        return (self.reasoning_positive_ + self.reasoning_negative_).max(axis=1)
+
     def _explain_bias(self) -> np.ndarray:
         return np.zeros(len(self.classes_))
 

@@ -1,0 +1,260 @@
+"""Interpretability metrics of prototype classifiers, computed from ``explain``.
+
+Every metric works with any fitted skproto estimator. Each evaluates the
+*evidence* for a prediction: the contributions ``c_k`` of the prototypes to
+the score of the explained (predicted) class, which ``explain`` reports
+exactly. Positive contributions are evidence *for* the class; the metrics
+ask whose they are, how concentrated they are, how stable the strongest one
+is, and how clean the prototypes' neighbourhoods are.
+
+All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
+``"median"`` over samples, or None for the per-sample values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .. import _chunking
+
+__all__ = [
+    "explanation_stability",
+    "global_size",
+    "own_class_evidence",
+    "prototype_purity",
+    "top_k_evidence_share",
+]
+
+
+def _aggregate(values: np.ndarray, aggregate: str | None):
+    if aggregate is None:
+        return values
+    if aggregate == "mean":
+        return float(np.mean(values))
+    if aggregate == "median":
+        return float(np.median(values))
+    raise ValueError(f"aggregate must be 'mean', 'median' or None, got {aggregate!r}.")
+
+
+def _evidence(estimator, X):
+    """Per row chunk: (contributions to the explained class (rows, K), own-class mask (rows, K)).
+
+    Columns are prototypes in the order of ``prototypes_``. Uses ``explain``
+    with every prototype listed, in row chunks of bounded size.
+    """
+    check_is_fitted(estimator)
+    X = estimator._validate_X_predict(X)
+    K, C = len(estimator.prototypes_), len(estimator.classes_)
+    rows = max(1, _chunking.CHUNK_ELEMENTS // max(K * C, 1))
+    for start in range(0, len(X), rows):
+        ex = estimator.explain(X[start : start + rows], n_prototypes=K)
+        col = np.searchsorted(ex.classes, ex.explained)
+        contrib = np.empty((len(col), K))
+        own = np.empty((len(col), K), dtype=bool)
+        r = np.arange(len(col))[:, None]
+        contrib[r, ex.prototype_index] = ex.contribution[np.arange(len(col)), :, col]
+        own[r, ex.prototype_index] = ex.prototype_label == ex.explained[:, None]
+        yield contrib, own
+
+
+def own_class_evidence(estimator, X: ArrayLike, *, aggregate: str | None = "mean"):
+    """Share of the positive evidence for the predicted class that its own prototypes give.
+
+    For a sample with contributions ``c_k`` to the score of its predicted
+    class ``y^`` and prototype classes ``l_k``,
+
+        own(x) = sum_{k: l_k = y^} max(c_k, 0) / sum_k max(c_k, 0)
+
+    (1 where no contribution is positive: no evidence comes from another
+    class). 1 means "this looks like *that*, a case of the predicted class"
+    is the whole story; 0.5 means half of the evidence comes from other
+    classes' cases.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+    aggregate : {"mean", "median"} or None, default="mean"
+
+    Returns
+    -------
+    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    """
+    out = []
+    for contrib, own in _evidence(estimator, X):
+        pos = np.maximum(contrib, 0.0)
+        total = pos.sum(1)
+        own_pos = (pos * own).sum(1)
+        out.append(np.where(total > 0, own_pos / np.where(total > 0, total, 1.0), 1.0))
+    return _aggregate(np.concatenate(out) if out else np.empty(0), aggregate)
+
+
+def top_k_evidence_share(estimator, X: ArrayLike, k: int = 1, *, aggregate: str | None = "mean"):
+    """Share of the positive evidence for the prediction carried by the ``k`` strongest prototypes.
+
+    With the positive contributions ``p_(1) >= p_(2) >= ...`` to the score of
+    the predicted class, sorted,
+
+        share_k(x) = sum_{i <= k} p_(i) / sum_i p_(i)
+
+    (1 where no contribution is positive). The local size of an explanation:
+    with ``share_1`` near 1, a reader needs to look at one case.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+    k : int, default=1
+    aggregate : {"mean", "median"} or None, default="mean"
+
+    Returns
+    -------
+    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    """
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}.")
+    out = []
+    for contrib, _ in _evidence(estimator, X):
+        pos = np.maximum(contrib, 0.0)
+        total = pos.sum(1)
+        top = -np.sort(-pos, axis=1)[:, :k].sum(1)
+        out.append(np.where(total > 0, top / np.where(total > 0, total, 1.0), 1.0))
+    return _aggregate(np.concatenate(out) if out else np.empty(0), aggregate)
+
+
+def prototype_purity(
+    estimator, X: ArrayLike, y: ArrayLike, *, n_neighbors: int = 10, aggregate: str | None = "mean"
+):
+    """Share of a prototype's nearest training rows that carry its class.
+
+    For prototype ``k`` of class ``l_k`` and the ``n_neighbors`` rows of ``X``
+    most activated by it (the most similar, or nearest: the largest
+    activation that enters the class scores),
+
+        purity(k) = |{i in N_k : y_i = l_k}| / |N_k|
+
+    (for a multi-label ``y``, rows that carry label ``l_k``). 1 means the
+    prototype sits inside its class; low purity flags a prototype that looks
+    like another class's cases.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+        Usually the training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Labels of ``X`` (an indicator matrix for a multi-label model).
+    n_neighbors : int, default=10
+    aggregate : {"mean", "median"} or None, default="mean"
+        Over prototypes; None returns one value per prototype.
+
+    Returns
+    -------
+    float, or ndarray of shape (n_prototypes,) with ``aggregate=None``
+    """
+    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
+    check_is_fitted(estimator)
+    X = estimator._validate_X_predict(X)
+    y = np.asarray(y)
+    if len(y) != len(X):
+        raise ValueError(f"y has {len(y)} rows for {len(X)} samples.")
+    K = len(estimator.prototypes_)
+    m = min(n_neighbors, len(X))
+    best_rows = np.full((K, m), -1)
+    best_act = np.full((K, m), -np.inf)
+    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+        A = estimator._activation(estimator._pairwise(X[s])).T  # (K, rows)
+        rows = np.broadcast_to(np.arange(s.start, s.stop), A.shape)
+        all_act = np.concatenate([best_act, A], axis=1)
+        all_rows = np.concatenate([best_rows, rows], axis=1)
+        order = np.lexsort((all_rows, -all_act), axis=1)[:, :m]
+        best_act = np.take_along_axis(all_act, order, axis=1)
+        best_rows = np.take_along_axis(all_rows, order, axis=1)
+    labels = np.asarray(estimator.prototype_labels_)
+    if y.ndim == 2:
+        codes = np.searchsorted(estimator.classes_, labels)
+        hit = y[best_rows, codes[:, None]] > 0
+    else:
+        hit = y[best_rows] == labels[:, None]
+    return _aggregate(hit.mean(axis=1), aggregate)
+
+
+def explanation_stability(
+    estimator,
+    X: ArrayLike,
+    *,
+    noise: float = 0.1,
+    n_draws: int = 5,
+    random_state=None,
+    aggregate: str | None = "mean",
+):
+    """Probability that the strongest prototype of an explanation survives input noise.
+
+    For each sample, ``explain`` names its top prototype (by contribution);
+    the sample is then perturbed ``n_draws`` times by ``delta = noise * g /
+    ||g||`` with ``g`` standard Gaussian (noise of norm exactly ``noise``),
+    and
+
+        stability(x) = (1 / n_draws) sum_r [top(x + delta_r) = top(x)]
+
+    An explanation that changes its main case under imperceptible noise is
+    not one a reader can rely on.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+    noise : float > 0, default=0.1
+        L2 norm of the perturbation, in input units.
+    n_draws : int, default=5
+    random_state : int, RandomState instance or None, default=None
+    aggregate : {"mean", "median"} or None, default="mean"
+
+    Returns
+    -------
+    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    """
+    if not noise > 0:
+        raise ValueError(f"noise must be positive, got {noise!r}.")
+    if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
+    check_is_fitted(estimator)
+    X = estimator._validate_X_predict(X)
+    rng = check_random_state(random_state)
+    top = estimator.explain(X, n_prototypes=1).prototype_index[:, 0]
+    same = np.zeros(len(X))
+    for _ in range(n_draws):
+        g = rng.standard_normal(X.shape)
+        g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
+        moved = estimator.explain((X + g).astype(X.dtype), n_prototypes=1)
+        same += moved.prototype_index[:, 0] == top
+    return _aggregate(same / n_draws, aggregate)
+
+
+def global_size(estimator, *, tol: float = 1e-3) -> int:
+    """Number of prototypes with a non-negligible connection to some class.
+
+    A prototype counts when its strongest class connection (``|W[k, c]|``
+    of the head, or the reasoning weight for the CBC head) exceeds ``tol``
+    times the strongest connection of any prototype. The global size of the
+    model: how many cases a reader must know to know the model.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    tol : float in [0, 1), default=1e-3
+
+    Returns
+    -------
+    int
+    """
+    if not 0 <= tol < 1:
+        raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
+    check_is_fitted(estimator)
+    strength = np.asarray(estimator._connection_strength(), dtype=np.float64)
+    top = strength.max(initial=0.0)
+    return int(np.sum(strength > tol * top)) if top > 0 else 0

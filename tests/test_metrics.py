@@ -1,0 +1,142 @@
+"""Interpretability metrics: known answers on a hand-built model, then every estimator."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+from skproto._base import BasePrototypeClassifier
+from skproto.metrics import (
+    explanation_stability,
+    global_size,
+    own_class_evidence,
+    prototype_purity,
+    top_k_evidence_share,
+)
+
+
+class HandBuilt(BasePrototypeClassifier):
+    """Similarities are the inputs themselves: column k of X is s_k. Scores = X @ W."""
+
+    def __init__(self, W=None, labels=None):
+        self.W = W
+        self.labels = labels
+
+    def fit(self, X, y=None):
+        self.classes_ = np.array(["a", "b"])
+        self.prototypes_ = np.eye(len(self.W))
+        self.prototype_labels_ = np.asarray(self.labels)
+        self.n_features_in_ = len(self.W)
+        return self
+
+    def _pairwise(self, X):
+        return X
+
+    def _activation(self, P):
+        return P
+
+    def _head(self):
+        return np.asarray(self.W, dtype=float), np.zeros(2)
+
+
+# prototypes 0, 1 of class "a" and 2 of class "b"; prototype 2 also votes for "a"
+W = np.array([[1.0, 0.0], [1.0, -1.0], [0.5, 1.0]])
+LABELS = ["a", "a", "b"]
+
+
+@pytest.fixture
+def hand():
+    return HandBuilt(W, LABELS).fit(np.eye(3))
+
+
+def test_own_class_evidence_known_answer(hand):
+    # row 0: contributions to "a" = (3, 1, 1): own (3 + 1) of 5 positive
+    # row 1: to "b" (predicted, 0 - 0 + 2 > 0 + 0 + 1) = (0, 0, 2): all own
+    # row 2: to "a" = (2, 1, 0.5): own (2 + 1) of 3.5
+    # row 3: to "a" = (4, -1, 0.5): the negative one is no evidence; own 4 of 4.5
+    X = np.array([[3.0, 1.0, 2.0], [0.0, 0.0, 2.0], [2.0, 1.0, 1.0], [4.0, -1.0, 1.0]])
+    np.testing.assert_array_equal(hand.predict(X), ["a", "b", "a", "a"])
+    got = own_class_evidence(hand, X, aggregate=None)
+    expected = [4 / 5, 1.0, 3 / 3.5, 4 / 4.5]
+    np.testing.assert_allclose(got, expected)
+    assert own_class_evidence(hand, X) == pytest.approx(np.mean(expected))
+    assert own_class_evidence(hand, X, aggregate="median") == pytest.approx(np.median(expected))
+
+
+def test_top_k_evidence_share_known_answer(hand):
+    X = np.array([[3.0, 1.0, 2.0], [2.0, 1.0, 1.0]])  # to "a": (3, 1, 1) and (2, 1, 0.5)
+    np.testing.assert_allclose(top_k_evidence_share(hand, X, 1, aggregate=None), [3 / 5, 2 / 3.5])
+    np.testing.assert_allclose(top_k_evidence_share(hand, X, 2, aggregate=None), [4 / 5, 3 / 3.5])
+    np.testing.assert_allclose(top_k_evidence_share(hand, X, 3, aggregate=None), [1.0, 1.0])
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        top_k_evidence_share(hand, X, 0)
+
+
+def test_no_positive_evidence_counts_as_one(hand):
+    X = np.array([[-1.0, 0.0, -0.1]])  # predicted "b"; its contributions (0, 0, -0.1)
+    assert own_class_evidence(hand, X) == 1.0
+    assert top_k_evidence_share(hand, X) == 1.0
+
+
+def test_prototype_purity_known_answer(hand):
+    # activation of prototype k on row i is X[i, k]; the 2 most activated rows
+    X = np.array([[5.0, 0.0, 0.0], [4.0, 0.0, 9.0], [0.0, 3.0, 8.0], [0.0, 2.0, 0.0]])
+    y = np.array(["a", "b", "b", "a"])
+    # proto 0 ("a"): rows 0, 1 -> a, b: 0.5; proto 1 ("a"): rows 2, 3 -> b, a: 0.5
+    # proto 2 ("b"): rows 1, 2 -> b, b: 1
+    np.testing.assert_allclose(prototype_purity(hand, X, y, n_neighbors=2, aggregate=None),
+                               [0.5, 0.5, 1.0])  # fmt: skip
+    assert prototype_purity(hand, X, y, n_neighbors=1) == pytest.approx(np.mean([1, 0, 1]))
+
+
+def test_global_size_known_answer(hand):
+    assert global_size(hand) == 3
+    sparse = HandBuilt(np.array([[1.0, 0.0], [1e-6, 0.0], [0.0, 2.0]]), LABELS).fit(np.eye(3))
+    assert global_size(sparse) == 2
+    assert global_size(sparse, tol=0.0) == 3
+
+
+def test_explanation_stability_known_answer(hand):
+    # far from any tie: noise of norm 0.01 never changes the top prototype
+    X = np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    assert explanation_stability(hand, X, noise=0.01, random_state=0) == 1.0
+    # an exact tie between prototypes 0 and 1: the noise decides, about half the time
+    X = np.array([[1.0, 1.0, 0.0]] * 200)
+    p = explanation_stability(hand, X, noise=1e-3, n_draws=1, random_state=0)
+    assert 0.3 < p < 0.7
+
+
+ESTIMATORS = [
+    lambda: NearestMeanClassifier(),
+    lambda: ProtoClassifier(n_prototypes_per_class=2, max_epochs=10, random_state=0),
+    lambda: RBFPrototypeClassifier(max_epochs=10, random_state=0),
+    lambda: RBFPrototypeClassifier(loss="glvq", n_components=6, max_epochs=10, random_state=0),
+]
+
+
+@pytest.mark.parametrize("make", ESTIMATORS)
+def test_every_estimator_has_every_metric(make):
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = make().fit(X, names)
+    for value in [
+        own_class_evidence(clf, X),
+        top_k_evidence_share(clf, X, 1),
+        prototype_purity(clf, X, names),
+        explanation_stability(clf, X, noise=0.05, random_state=0),
+    ]:
+        assert 0.0 <= value <= 1.0
+    assert 1 <= global_size(clf) <= len(clf.prototypes_)
+    assert top_k_evidence_share(clf, X, len(clf.prototypes_)) == pytest.approx(1.0)
+
+
+def test_evidence_metrics_match_the_explanation():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(n_prototypes_per_class=2, l1_weight=0.0, max_epochs=10, random_state=0)
+    clf.fit(X, y)
+    ex = clf.explain(X, n_prototypes=len(clf.prototypes_))
+    col = np.searchsorted(clf.classes_, ex.explained)
+    c = np.maximum(ex.contribution[np.arange(len(X)), :, col], 0)
+    own = ex.prototype_label == ex.explained[:, None]
+    expected = np.where(c.sum(1) > 0, (c * own).sum(1) / np.maximum(c.sum(1), 1e-300), 1.0)
+    np.testing.assert_allclose(own_class_evidence(clf, X, aggregate=None), expected)
