@@ -16,7 +16,6 @@ it predicted before pickling. Test data is not used. Results go to
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
 import subprocess
@@ -30,9 +29,8 @@ import torch
 
 from skproto import ProtoClassifier, RBFPrototypeClassifier
 
-from _harness.data import add_data_argument, load_clinc
+from _harness.data import benchmark_parser, load_clinc
 from _harness.env import machine_info
-from _harness.paths import DEFAULT_OUT
 from _harness.report import log, md_table, write_results
 
 PROTO_FIXED = {
@@ -191,9 +189,7 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(ap)
-    ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    ap = benchmark_parser(__doc__, "gpu")
     ap.add_argument("--only", nargs="*", default=None, help="names of CONFIGS to run")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():

@@ -34,19 +34,17 @@ writes ``latency.md`` and ``latency.json`` to ``--out-dir`` (default
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
-from _harness.data import add_data_argument, load_dataset
+from _harness.data import benchmark_parser, load_dataset
 from _harness.env import (
     finish_machine,
     header_lines,
@@ -55,7 +53,6 @@ from _harness.env import (
     set_threads,
     skproto_n_jobs,
 )
-from _harness.paths import DEFAULT_OUT
 from _harness.report import fmt_params, log, md_table, target_row, targets_table, write_results
 from _harness.selection import accuracy
 from _harness.timing import best_time, call_latency, timed, with_load
@@ -257,16 +254,7 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_data_argument(ap)
-    ap.add_argument(
-        "--out-dir",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="where latency.md / latency.json go (default: benchmarks/results)",
-    )
+    ap = benchmark_parser(__doc__, "latency")
     ap.add_argument(
         "--quick",
         action="store_true",

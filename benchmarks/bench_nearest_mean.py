@@ -61,9 +61,8 @@ from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 import skproto
 from skproto import NearestMeanClassifier
 
-from _harness.data import add_data_argument, load_clinc, synthetic_blobs
+from _harness.data import benchmark_parser, load_clinc, synthetic_blobs
 from _harness.env import blas_threads, finish_machine, machine_info, machine_line
-from _harness.paths import DEFAULT_OUT
 from _harness.report import (
     fmt_params,
     json_default,
@@ -1082,16 +1081,7 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_data_argument(ap)
-    ap.add_argument(
-        "--out-dir",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="where nearest_mean.md / .json go (default: benchmarks/results)",
-    )
+    ap = benchmark_parser(__doc__, "nearest_mean")
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: 100k-row scale part, single repeats"
     )

@@ -50,7 +50,6 @@ with status 0 without writing results.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -68,7 +67,7 @@ from sklearn.svm import LinearSVC
 
 from skproto import NearestMeanClassifier, ProtoClassifier
 
-from _harness.data import add_data_argument, load_clinc
+from _harness.data import benchmark_parser, load_clinc
 from _harness.env import (
     finish_machine,
     header_lines,
@@ -77,7 +76,7 @@ from _harness.env import (
     set_threads,
     skproto_n_jobs,
 )
-from _harness.paths import BENCH_DIR, DEFAULT_OUT
+from _harness.paths import BENCH_DIR
 from _harness.report import (
     fmt_params,
     log,
@@ -865,16 +864,7 @@ def render(res: dict) -> str:
 # main
 # ======================================================================
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_data_argument(ap)
-    ap.add_argument(
-        "--out-dir",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="where proto.md / proto.json go (default: benchmarks/results)",
-    )
+    ap = benchmark_parser(__doc__, "proto")
     ap.add_argument(
         "--quick",
         action="store_true",

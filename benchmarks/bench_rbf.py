@@ -29,20 +29,17 @@ certificate, and the report checks for it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy
 
-from _harness.data import add_data_argument, load_dataset
+from _harness.data import benchmark_parser, load_dataset
 from _harness.env import finish_machine, header_lines, machine_info, set_threads, skproto_n_jobs
-from _harness.paths import DEFAULT_OUT
 from _harness.report import fmt_params, log, md_table, status, write_results
 from _harness.timing import predict_time, timed, with_load
 
@@ -357,10 +354,8 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchmark_parser(__doc__, "rbf")
     ap.add_argument("--quick", action="store_true")
-    add_data_argument(ap)
-    ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--datasets", default="digits,clinc150")
     args = ap.parse_args(argv)

@@ -46,6 +46,23 @@ def add_data_argument(ap: argparse.ArgumentParser) -> None:
     )
 
 
+def benchmark_parser(doc: str, stem: str) -> argparse.ArgumentParser:
+    """The argument parser every script starts from: ``--data`` and ``--out-dir``."""
+    from .paths import DEFAULT_OUT
+
+    ap = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_data_argument(ap)
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"where {stem}.md / {stem}.json go (default: benchmarks/results)",
+    )
+    return ap
+
+
 def load_clinc(path: Path, *, announce_missing: bool = True) -> dict | None:
     """Every array of the CLINC150 file, or None (with a message) if it is missing."""
     if not path.is_file():
