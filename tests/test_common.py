@@ -263,7 +263,9 @@ def _peak_extra_mib(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-_MEMORY_PROBE = """
+# What both probes run first: 20,000 x 300 float32 rows of 20 classes, and the
+# process's resident and peak-resident sizes (MiB) from /proc/self/status.
+_PROBE_SETUP = """
 import json, re, warnings
 import numpy as np
 warnings.simplefilter("ignore")
@@ -272,17 +274,26 @@ from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifi
 def rss(key):
     return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 
+def reset_peak():
+    open("/proc/self/clear_refs", "w").write("5")
+
 rng = np.random.default_rng(0)
 n, p, n_classes = 20000, 300, 20
 y = rng.integers(0, n_classes, n)
 X = (rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
+"""
+
+_MEMORY_PROBE = (
+    _PROBE_SETUP
+    + """
 clf = {MAKE}.fit(X[:2000], y[:2000])
 clf.predict(X[:10])
-open("/proc/self/clear_refs", "w").write("5")  # reset the peak mark
+reset_peak()
 base = rss("VmRSS")
 clf.predict(X); clf.transform(X); clf.predict_proba(X)
 print(json.dumps({"extra": rss("VmHWM") - base}))
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -307,24 +318,15 @@ def test_prediction_memory_is_bounded_by_chunks(make):
     assert result["extra"] < 200, result
 
 
-_FIT_MEMORY_PROBE = """
-import json, re, warnings
-import numpy as np
-warnings.simplefilter("ignore")
-from skproto import ProtoClassifier, RBFPrototypeClassifier
-
-def rss(key):
-    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-
-rng = np.random.default_rng(0)
-n, p, n_classes = 20000, 300, 20
-y = rng.integers(0, n_classes, n)
-X = (rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
-open("/proc/self/clear_refs", "w").write("5")
+_FIT_MEMORY_PROBE = (
+    _PROBE_SETUP
+    + """
+reset_peak()
 base = rss("VmRSS")
 {MAKE}.fit(X, y)
 print(json.dumps({"extra": rss("VmHWM") - base}))
 """
+)
 
 
 @pytest.mark.parametrize(
