@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LinearHead", "NearestHead", "ReasoningHead"]
+__all__ = ["LinearHead", "MixtureHead", "NearestHead", "ReasoningHead", "class_logsumexp"]
 
 
 class LinearHead(torch.nn.Module):
@@ -94,3 +94,59 @@ class NearestHead(torch.nn.Module):
 
     def log_forward(self, log_d: torch.Tensor) -> torch.Tensor:
         return self._class_max(log_d, -float("inf"))
+
+
+def class_logsumexp(u: torch.Tensor, codes: torch.Tensor, n_classes: int):
+    """Per-class ``logsumexp`` of ``u`` (n, K) over each class's own columns.
+
+    Returns ``(lse, r)``: ``lse`` (n, n_classes) and the responsibilities
+    ``r = exp(u - lse[:, codes])`` (n, K), which sum to one within each class.
+    A class without columns gets ``-inf``. Works on any order of ``codes``
+    (prototypes of a class need not be contiguous) in O(n K) memory.
+    """
+    index = codes.expand(u.shape[0], -1)
+    top = torch.full((u.shape[0], n_classes), -float("inf"), dtype=u.dtype, device=u.device)
+    top = top.scatter_reduce(1, index, u.detach(), reduce="amax", include_self=True)
+    e = torch.exp(u - top[:, codes])
+    total = torch.zeros_like(top).index_add_(1, codes, e)
+    lse = torch.log(total) + top
+    return lse, e / total[:, codes]
+
+
+class MixtureHead(torch.nn.Module):
+    """Own-class soft maximum: ``score_c = scale * tau * logsumexp_{k in c}(a_k / tau) + b_c``.
+
+    Only the prototypes of class ``c`` enter its score. ``tau`` (softness
+    within a class) and ``scale`` are learned through their logs, the bias
+    ``b`` directly; the scores are divided by the ``temperature`` buffer
+    (fitted after training). With the responsibilities ``r_k`` of the
+    prototypes within their class, prototype ``k`` contributes
+    ``r_k * scale * tau * logsumexp_c / temperature`` to its class's score
+    and nothing to any other, so contributions add up exactly to the score.
+    """
+
+    def __init__(
+        self,
+        codes: torch.Tensor,
+        n_classes: int,
+        tau: float = 0.05,
+        scale: float = 20.0,
+        temperature: float = 1.0,
+    ):
+        super().__init__()
+        self.register_buffer("codes", codes)
+        self.n_classes = n_classes
+        self.log_tau = torch.nn.Parameter(torch.tensor(float(tau)).log())
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(scale)).log())
+        self.bias = torch.nn.Parameter(torch.zeros(n_classes))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def parts(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities."""
+        tau = self.log_tau.exp()
+        lse, r = class_logsumexp(a / tau, self.codes, self.n_classes)
+        return lse * (self.log_scale.exp() * tau / self.temperature), r
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        terms, _ = self.parts(a)
+        return terms + self.bias / self.temperature

@@ -33,6 +33,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from .. import _validation
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices
+from ..calibration import fit_temperature
 from ..prototypes import project_onto_rows
 from .training import (
     TrainingConfig,
@@ -60,6 +61,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     _supports_multilabel = False
     #: name of the network parameter that holds the prototypes
     _prototype_parameter = "prototypes"
+    #: name of the network buffer that holds the input rows prototypes are tied to
+    _cases_buffer: str | None = None
 
     #: parameter constraints of the training settings every torch estimator takes
     _training_constraints: dict = {
@@ -132,6 +135,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
 
     def _on_epoch_end(self, net, X, T) -> Callable[[int], None] | None:
         """Called after each training epoch of ``fit`` (e.g. periodic projection)."""
+        return None
+
+    def _on_projected(self, net, X: np.ndarray, indices: np.ndarray) -> None:
+        """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
+
+    def _temperature_buffer(self, net) -> torch.Tensor | None:
+        """The buffer the scores are divided by, fitted when ``temperature="auto"``."""
         return None
 
     # ------------------------------------------------------------ settings
@@ -243,18 +253,43 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 history["val_accuracy_before_projection"] = score(
                     val["X_val"], val["targets_val"], val["weights_val"]
                 )
-            self._project_and_refit(net, X, X32, T, w, history, rng, project=self.project)
+            held_out = (
+                (X32, T, w) if val_rows is None else (X32[val_rows], T[val_rows], w[val_rows])
+            )
+            self._project_and_refit(
+                net, X, X32, T, w, history, rng, project=self.project, held_out=held_out
+            )
         return self
 
-    def _project_and_refit(self, net, X, X32, T, w, history, rng, *, project: bool) -> None:
-        """Projection onto rows of ``X`` (all of them), the refit stage, then store."""
+    def _project_and_refit(
+        self, net, X, X32, T, w, history, rng, *, project: bool, held_out=None
+    ) -> None:
+        """Projection onto rows of ``X`` (all of them), the refit stage, calibration, store.
+
+        ``held_out`` (rows, targets, weights) are what ``temperature="auto"``
+        is fitted on (default: ``X`` itself).
+        """
         indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
         if project:
             indices = self._snap(net, X32, T)
+            self._on_projected(net, X32, indices)
         self._refit(net, X32, T, w, history, rng, projected=project)
         if project:
             history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
+        self._calibrate(net, *(held_out or (X32, T, w)), history)
         self._store(net, indices, history, X_exact=X)
+
+    def _calibrate(self, net, X, T, w, history: dict) -> None:
+        """Fit the temperature on ``(X, T, w)`` when ``temperature="auto"``."""
+        buffer = self._temperature_buffer(net)
+        if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
+            return
+        with torch.no_grad():
+            buffer.fill_(1.0)
+        t = fit_temperature(self._evaluate(net, X), T, w)
+        with torch.no_grad():
+            buffer.fill_(t)
+        history["temperature"] = t
 
     def _partial_fit(self, X, y, classes, sample_weight):
         """One epoch of training on a batch; the first call fixes the classes."""
@@ -343,6 +378,18 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         Prototypes of one class go to distinct rows while the class has
         enough rows (closest pairs first); -1 where a prototype may take no row.
         """
+        indices = self._nearest_rows(net, X, T)
+        found = indices >= 0
+        param = getattr(net, self._prototype_parameter)
+        with torch.no_grad():
+            values = self._snapped_values(net, X[indices[found]])
+            param[torch.as_tensor(found, device=param.device)] = torch.as_tensor(
+                values, dtype=param.dtype, device=param.device
+            )
+        return indices
+
+    def _nearest_rows(self, net, X: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """The row of ``X`` that :meth:`_snap` would move each prototype onto (-1: none)."""
         groups = self._prototype_groups(net)
         if groups is None:
             allowed = None
@@ -358,17 +405,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 return T[s][:, None] == groups[None, :]
 
         embed, P, metric = self._projection_space(net)
-        indices = project_onto_rows(
-            P, X, groups=groups, allowed=allowed, embed=embed, metric=metric
-        )
-        found = indices >= 0
-        param = getattr(net, self._prototype_parameter)
-        with torch.no_grad():
-            values = self._snapped_values(net, X[indices[found]])
-            param[torch.as_tensor(found, device=param.device)] = torch.as_tensor(
-                values, dtype=param.dtype, device=param.device
-            )
-        return indices
+        return project_onto_rows(P, X, groups=groups, allowed=allowed, embed=embed, metric=metric)
 
     # ----------------------------------------------------------- fitted state
     def _store(self, net, indices: np.ndarray, history: dict, X_exact=None) -> None:
@@ -385,6 +422,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if X_exact is not None and len(found):
             rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
             state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
+            if self._cases_buffer is not None:
+                state[self._cases_buffer][found] = rows
         self._state = state
         self._inference_cache = self._frozen_network(state)
         self.prototype_sample_indices_ = indices

@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import to_tensor
 from ..geometry import min_squared_distances
-from ..heads import LinearHead
+from ..geometry import normalize_rows
+from ..heads import LinearHead, MixtureHead
 from ..losses import (
     classification_loss,
     cluster_cost,
@@ -179,11 +180,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     _parameter_constraints: dict = {
         "n_prototypes_per_class": [Interval(Integral, 1, None, closed="left")],
+        "head": [StrOptions({"mixture", "linear"})],
+        "snap_weight": [Interval(Real, 0, None, closed="left")],
+        "input_noise": [Interval(Real, 0, None, closed="left")],
         "projection": [None, StrOptions({"linear", "mlp"})],
         "projection_dim": [None, Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
         "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "cluster_weight": [Interval(Real, 0, None, closed="left")],
         "separation_weight": [Interval(Real, 0, None, closed="left")],
@@ -201,31 +205,34 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def __init__(
         self,
-        n_prototypes_per_class=3,
+        n_prototypes_per_class=5,
         *,
-        projection=None,
+        head="mixture",
+        projection="linear",
         projection_dim=None,
-        similarity="log",
+        similarity="cosine",
         rbf_width="auto",
-        temperature=1.0,
+        temperature="auto",
+        snap_weight=1.0,
+        input_noise=0.5,
         prototype_kind="trivial",
-        cluster_weight=0.8,
-        separation_weight=0.08,
+        cluster_weight=0.0,
+        separation_weight=0.0,
         l1_weight=1e-4,
         support_separation_weight=0.48,
-        closeness_weight=1.0,
-        discrimination_weight=1.0,
+        closeness_weight=0.0,
+        discrimination_weight=0.0,
         project=True,
         push_every=None,
         alpha=0.1,
         last_layer_max_iter=200,
-        max_epochs=100,
+        max_epochs=30,
         batch_size=256,
-        learning_rate=1e-2,
+        learning_rate=3e-3,
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=3,
         tol=1e-4,
         class_weight=None,
         warm_start=False,
@@ -235,11 +242,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         verbose=0,
     ):
         self.n_prototypes_per_class = n_prototypes_per_class
+        self.head = head
         self.projection = projection
         self.projection_dim = projection_dim
         self.similarity = similarity
         self.rbf_width = rbf_width
         self.temperature = temperature
+        self.snap_weight = snap_weight
+        self.input_noise = input_noise
         self.prototype_kind = prototype_kind
         self.cluster_weight = cluster_weight
         self.separation_weight = separation_weight
@@ -341,8 +351,31 @@ class ProtoClassifier(TorchPrototypeClassifier):
         return self._project_onto(X, y, sample_weight)
 
     # ------------------------------------------------------------ template
+    _cases_buffer = "cases"
+
+    @property
+    def _similarity_spread(self) -> float:
+        """Typical range of the similarity values (scales the mixture head's start)."""
+        return 5.0 if self.similarity == "log" else 1.0
+
+    def _make_head(self, codes: np.ndarray, n_classes: int, weight=None) -> torch.nn.Module:
+        """A fresh head: the mixture head, or the linear one (``weight`` or +1/-0.5)."""
+        t0 = 1.0 if self.temperature == "auto" else float(self.temperature)
+        if self.head == "mixture":
+            spread = self._similarity_spread
+            return MixtureHead(
+                torch.as_tensor(codes, dtype=torch.long),
+                n_classes,
+                tau=0.05 * spread,
+                scale=20.0 / spread,
+                temperature=t0,
+            )
+        if weight is None:
+            weight = np.where(np.eye(n_classes)[codes] > 0, 1.0, -0.5).astype(np.float32)
+        return LinearHead(torch.as_tensor(weight, dtype=torch.float32), t0)
+
     def _build(self, X, T, rng):
-        """Initial network: latent map, class-wise k-means prototypes, +1/-0.5 last layer."""
+        """Initial network: latent map, class-wise k-means prototypes, a fresh head."""
         X = X.astype(np.float32, copy=False)
         n_classes = len(self.classes_)
         n_features = X.shape[1]
@@ -350,14 +383,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
         with torch.no_grad():
             Z = X if latent_map is None else latent_map(to_tensor(X, torch.device("cpu"))).numpy()
+        Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
         counts = np.full(n_classes, self.n_prototypes_per_class)
-        blocks = [classwise_kmeans(Z, T, counts, rng) for _ in kinds]
+        blocks = [classwise_kmeans(Zc, T, counts, rng) for _ in kinds]
         P = np.concatenate([b[0] for b in blocks]).astype(np.float32)
         codes = np.concatenate([b[1] for b in blocks])
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))
         self._codes = codes
-        last = np.where(np.eye(n_classes)[codes] > 0, 1.0, -0.5).astype(np.float32)
         width = 1.0
         if self.similarity == "rbf":
             if self.rbf_width == "auto":
@@ -365,11 +398,48 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 width = mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
             else:
                 width = float(self.rbf_width)
-        head = LinearHead(torch.as_tensor(last), float(self.temperature))
-        return ProtoNetwork(latent_map, torch.as_tensor(P), head, self.similarity, width)
+        head = self._make_head(codes, n_classes)
+        net = ProtoNetwork(
+            latent_map, torch.as_tensor(P), head, self.similarity, width, n_features=n_features
+        )
+        self._pull_rows = self._pull_targets(net, X, T)
+        return net
+
+    @property
+    def _noise_seed(self) -> int:
+        """Seed of the augmentation noise: from ``random_state`` and the epochs run."""
+        rng = self.random_state
+        if not isinstance(rng, np.random.RandomState):
+            rng = np.random.RandomState(rng)
+        return rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0)
+
+    @property
+    def _pulls(self) -> bool:
+        """Whether training pulls each prototype toward its nearest training row."""
+        return bool(self.snap_weight) and self.project
+
+    def _pull_targets(self, net, X, T) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(found, rows)``: each prototype's nearest allowed row of ``X`` (float32)."""
+        if not self._pulls or net.tied.item() or not len(X):
+            return None
+        indices = self._nearest_rows(net, X, T)
+        found = indices >= 0
+        return found, X[indices[found]]
+
+    def _snap_cost(self, net, pull) -> torch.Tensor:
+        """Sum over classes of the mean distance from a prototype to its pulled row."""
+        found, rows = pull
+        dev = net.prototypes.device
+        P = net.prototypes[torch.as_tensor(found, device=dev)]
+        Z = net.latent(torch.as_tensor(rows, device=dev))
+        if self.similarity == "cosine":
+            d = 1.0 - (normalize_rows(P) * normalize_rows(Z)).sum(-1)
+        else:
+            d = ((P - Z) ** 2).sum(-1)
+        return d.sum() * (len(self.classes_) / len(found))
 
     def _batch_loss(self, net):
-        """Batch loss of the ProtoPNet / ST-ProtoPNet objective."""
+        """Batch loss: cross-entropy plus the optional ProtoPNet / ST-ProtoPNet costs."""
         dev = net.prototypes.device
         n_classes = len(self.classes_)
         codes = torch.as_tensor(self._codes, device=dev)
@@ -384,12 +454,21 @@ class ProtoClassifier(TorchPrototypeClassifier):
         }
         st_weight = {"trivial": self.discrimination_weight, "support": self.closeness_weight}
         k = self.n_prototypes_per_class
+        linear = self.head == "linear"
+        noise = float(self.input_noise)
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(int(self._noise_seed))
 
         def loss(xb, tb, wb):
+            if noise and net.training:  # augmentation: relative Gaussian noise
+                eps = torch.randn(xb.shape, generator=generator, device=dev, dtype=xb.dtype)
+                scale = xb.norm(dim=-1, keepdim=True) * (noise / np.sqrt(xb.shape[-1]))
+                xb = xb + scale * eps
             logits, d, _ = net(xb)
             own = tb[:, codes] > 0 if tb.dim() == 2 else codes[None, :] == tb[:, None]
             total = weighted_mean(classification_loss(logits, tb), wb)
-            total = total + self.cluster_weight * weighted_mean(cluster_cost(d, own), wb)
+            if self.cluster_weight:
+                total = total + self.cluster_weight * weighted_mean(cluster_cost(d, own), wb)
             for kind, idx in blocks:
                 if sep_weight[kind]:
                     sep = separation_cost(d[:, idx], own[:, idx])
@@ -397,14 +476,17 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 if st_weight[kind]:
                     st = st_protopnet_loss(net.prototypes[idx], n_classes, k, kind)
                     total = total + st_weight[kind] * st
-            if self.l1_weight:
+            if linear and self.l1_weight:
                 total = total + self.l1_weight * (net.head.weight * (1 - identity)).abs().sum()
+            pull = getattr(self, "_pull_rows", None)
+            if pull is not None and net.training:
+                total = total + self.snap_weight * self._snap_cost(net, pull)
             return total
 
         return loss
 
     def _network(self, state, dtype):
-        P, W = state["prototypes"], state["head.weight"]
+        P = state["prototypes"]
         latent_map = make_latent_map(
             self.projection,
             self.n_features_in_,
@@ -412,12 +494,26 @@ class ProtoClassifier(TorchPrototypeClassifier):
             np.random.RandomState(0),
             self._bounded_map,
         )
-        head = LinearHead(torch.zeros(W.shape))
-        net = ProtoNetwork(latent_map, torch.zeros(P.shape), head, self.similarity, 1.0)
+        if self.head == "mixture":
+            codes = np.asarray(state["head.codes"], dtype=np.intp)
+            head = self._make_head(codes, len(state["head.bias"]))
+        else:
+            weight = np.zeros(state["head.weight"].shape)
+            head = self._make_head(self._codes, len(self.classes_), weight)
+        net = ProtoNetwork(
+            latent_map,
+            torch.zeros(P.shape),
+            head,
+            self.similarity,
+            1.0,
+            n_features=self.n_features_in_,
+        )
         net.load_state_dict(state_tensors(state))
         return net.to(dtype=dtype)
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
+        if self.head != "linear":
+            return
         history["refit"] = refit_last_layer(
             net,
             self._codes,
@@ -432,6 +528,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
             verbose=self.verbose,
         )
 
+    def _on_projected(self, net, X, indices):
+        """Tie the prototypes to their rows: a learned map now moves them with the data."""
+        if len(indices) and (indices >= 0).all():
+            net.tie(torch.as_tensor(X[indices], device=net.prototypes.device))
+        self._pull_rows = None
+
     def _prototype_groups(self, net):
         return self._codes
 
@@ -440,7 +542,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self._evaluate(net, X, "latent") if net.latent_map is not None else X
 
         metric = "cosine" if self.similarity == "cosine" else "sqeuclidean"
-        return embed, net.prototypes.detach().cpu().numpy(), metric
+        return embed, net.prototype_vectors().detach().cpu().numpy(), metric
 
     def _snapped_values(self, net, rows):
         return rows if net.latent_map is None else self._evaluate(net, rows, "latent")
@@ -453,21 +555,36 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return latent_map(torch.as_tensor(rows)).numpy()
 
     def _on_epoch_end(self, net, X, T):
-        if not (self.project and self.push_every):
-            return None
+        push = self.project and self.push_every
 
-        def push(epoch):
-            if epoch % self.push_every == 0:
+        def end(epoch):
+            if push and epoch % self.push_every == 0:
                 self._snap(net, X, T)
+            if getattr(self, "_pull_rows", None) is not None:
+                self._pull_rows = self._pull_targets(net, X, T)
 
-        return push
+        return end if push or self._pulls else None
+
+    def _temperature_buffer(self, net):
+        return net.head.temperature
 
     def _set_fitted_attributes(self, net):
-        self.temperature_ = float(self._state["head.temperature"])
-        self.prototypes_ = self._state["prototypes"]
-        self.last_layer_ = self._state["head.weight"]
+        state = self._state
+        self.temperature_ = float(state["head.temperature"])
+        self.prototypes_ = state["prototypes"]
+        n_classes = len(self.classes_)
+        if self.head == "mixture":
+            self._codes = np.asarray(state["head.codes"], dtype=np.intp)
+            self.last_layer_ = np.eye(n_classes)[self._codes]
+            self.intercept_ = state["head.bias"] / self.temperature_
+            self.tau_ = float(np.exp(state["head.log_tau"]))
+            self.scale_ = float(np.exp(state["head.log_scale"]))
+        else:
+            self.last_layer_ = state["head.weight"]
+            self.intercept_ = np.zeros(n_classes)
         self.prototype_labels_ = self.classes_[self._codes]
         self.prototype_kinds_ = np.asarray(self._kinds)
+        self._pull_rows = None
 
     # ------------------------------------------------------------ head
     @property
@@ -479,7 +596,21 @@ class ProtoClassifier(TorchPrototypeClassifier):
         return S
 
     def _head(self):
-        return self.last_layer_ / self.temperature_, np.zeros(len(self.classes_))
+        if self.head == "mixture":
+            return self.last_layer_, self.intercept_
+        return self.last_layer_ / self.temperature_, self.intercept_
+
+    def _contributions(self, A: np.ndarray) -> np.ndarray:
+        if self.head != "mixture":
+            return super()._contributions(A)
+        head = self._inference_network().head
+        with torch.no_grad():
+            terms, r = head.parts(torch.from_numpy(np.asarray(A, dtype=np.float64)))
+        codes = self._codes
+        own = (r * terms[:, torch.as_tensor(codes)]).numpy()
+        full = np.zeros((len(A), len(codes), len(self.classes_)))
+        full[:, np.arange(len(codes)), codes] = own
+        return full
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -48,6 +48,19 @@ def make_latent_map(
         return layer
 
     layers = [linear(n_features, dim)]
+    if kind == "linear":
+        # start at the identity (or a random semi-orthogonal map to another
+        # dimension): the initial latent space is the input space, and the
+        # prototypes' initial neighbourhoods are the inputs' own
+        with torch.no_grad():
+            if dim == n_features:
+                weight = np.eye(dim)
+            else:
+                q, _ = np.linalg.qr(
+                    rng.standard_normal((max(dim, n_features), min(dim, n_features)))
+                )
+                weight = q if dim > n_features else q.T
+            layers[0].weight.copy_(torch.as_tensor(weight, dtype=dtype))
     if kind == "mlp":
         layers += [torch.nn.ReLU(), linear(dim, dim)]
     if bounded:
@@ -70,9 +83,10 @@ class ProtoNetwork(torch.nn.Module):
         self,
         latent_map: torch.nn.Module | None,
         prototypes: torch.Tensor,
-        head: LinearHead,
+        head: torch.nn.Module,
         similarity: str,
         width: float,
+        n_features: int | None = None,
     ):
         super().__init__()
         self.latent_map = latent_map
@@ -80,18 +94,38 @@ class ProtoNetwork(torch.nn.Module):
         self.head = head
         self.similarity = similarity
         self.register_buffer("width", torch.tensor(float(width)))
+        # tied mode: the prototypes are the latent vectors of these input rows
+        # (the training cases they were projected onto), so a learned map moves
+        # them with the data and they stay real cases
+        n_features = prototypes.shape[1] if n_features is None else n_features
+        self.register_buffer("cases", torch.zeros(len(prototypes), n_features))
+        self.register_buffer("tied", torch.tensor(0.0))
         self._frozen: dict | None = None
+
+    def tie(self, rows: torch.Tensor) -> None:
+        """Tie the prototypes to input ``rows`` from now on (``prototypes`` follows them)."""
+        with torch.no_grad():
+            self.cases.copy_(rows)
+            self.tied.fill_(1.0)
+            self.prototypes.copy_(self.latent(self.cases))
+
+    def prototype_vectors(self) -> torch.Tensor:
+        """The prototypes in the latent space: ``latent(cases)`` when tied."""
+        if self.tied.item() and self.latent_map is not None:
+            return self.latent(self.cases)
+        return self.prototypes
 
     def freeze(self) -> ProtoNetwork:
         """Precompute the prototypes' terms of the distances, for inference only."""
         with torch.no_grad():
-            P = self.prototypes
+            P = self.prototype_vectors()
             if self.similarity == "cosine":
                 unit = normalize_rows(P)
-                # cosine similarities enter a linear head linearly: scores are one
-                # product of the unit latent rows, zn @ (Pn^T W / T)
-                folded = unit.T @ self.head.weight / self.head.temperature
-                self._frozen = {"unit": unit, "folded": folded}
+                self._frozen = {"unit": unit}
+                if isinstance(self.head, LinearHead):
+                    # cosine similarities enter a linear head linearly: scores are
+                    # one product of the unit latent rows, zn @ (Pn^T W / T)
+                    self._frozen["folded"] = unit.T @ self.head.weight / self.head.temperature
             else:
                 center = P.mean(0)
                 centered = P - center
@@ -107,11 +141,11 @@ class ProtoNetwork(torch.nn.Module):
         if self.similarity == "cosine":
             if frozen is not None:
                 return cosine_distances(z, frozen["unit"], P_normalized=True)
-            return cosine_distances(z, self.prototypes)
+            return cosine_distances(z, self.prototype_vectors())
         if frozen is not None:
             centered, sqnorm = frozen["centered"], frozen["sqnorm"]
             return squared_distances(z - frozen["center"], centered, P_sqnorm=sqnorm)
-        P = self.prototypes
+        P = self.prototype_vectors()
         return squared_distances(z, P, center=P.detach().mean(0))
 
     def pooled_distances(self, x: torch.Tensor) -> torch.Tensor:
