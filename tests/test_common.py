@@ -18,26 +18,38 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.special import expit, softmax
+from scipy.special import expit, logsumexp, softmax
 
 import skproto._chunking
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 FAST = dict(max_epochs=12, batch_size=32, random_state=0)
+#: ProtoPNet's dense last layer on the input space (the pre-mixture configuration)
+LINEAR = dict(head="linear", projection=None, early_stopping=False)
 
 CONFIGS = {
     "nmc-euclidean": lambda: NearestMeanClassifier(temperature=0.5),
     "nmc-cosine": lambda: NearestMeanClassifier(metric="cosine", temperature=0.2),
     "nmc-mahalanobis": lambda: NearestMeanClassifier(metric="mahalanobis", priors="empirical"),
     "nmc-per-class": lambda: NearestMeanClassifier(metric="mahalanobis", covariance="per_class"),
-    "proto-log": lambda: ProtoClassifier(n_prototypes_per_class=2, temperature=0.7, **FAST),
-    "proto-rbf": lambda: ProtoClassifier(similarity="rbf", early_stopping=True, **FAST),
-    "proto-cosine": lambda: ProtoClassifier(similarity="cosine", temperature=0.1, **FAST),
+    "proto-log": lambda: ProtoClassifier(
+        n_prototypes_per_class=2, similarity="log", temperature=0.7, **LINEAR, **FAST
+    ),
+    "proto-rbf": lambda: ProtoClassifier(similarity="rbf", **LINEAR, **FAST),
+    "proto-cosine": lambda: ProtoClassifier(temperature=0.1, **LINEAR, **FAST),
     "proto-linear-map": lambda: ProtoClassifier(
-        similarity="cosine", projection="linear", projection_dim=3, temperature=0.3, **FAST
+        head="linear", projection_dim=3, temperature=0.3, early_stopping=False, **FAST
     ),
     "proto-mlp-both": lambda: ProtoClassifier(
-        n_prototypes_per_class=1, projection="mlp", prototype_kind="both", **FAST
+        n_prototypes_per_class=1,
+        similarity="log",
+        prototype_kind="both",
+        **{**LINEAR, "projection": "mlp"},
+        **FAST,
+    ),
+    "proto-mixture": lambda: ProtoClassifier(n_prototypes_per_class=2, **FAST),
+    "proto-mixture-log": lambda: ProtoClassifier(
+        similarity="log", projection=None, temperature=0.5, early_stopping=False, **FAST
     ),
     "rbf-cbc": lambda: RBFPrototypeClassifier(n_components=6, **FAST),
     "rbf-positive": lambda: RBFPrototypeClassifier(reasoning="positive", **FAST),
@@ -96,6 +108,10 @@ def expected_scores(clf, X):
     P = clf.transform(X)
     if isinstance(clf, NearestMeanClassifier):
         return -P / (2 * clf.temperature) + np.log(clf.class_prior_)
+    if isinstance(clf, ProtoClassifier) and clf.head == "mixture":
+        t, labels = clf.tau_, clf.prototype_labels_
+        soft_max = [t * logsumexp(P[:, labels == c] / t, axis=1) for c in clf.classes_]
+        return np.stack(soft_max, 1) * clf.scale_ / clf.temperature_ + clf.intercept_
     if isinstance(clf, ProtoClassifier):
         return P @ clf.last_layer_ / clf.temperature_
     rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
@@ -238,7 +254,7 @@ def test_multilabel_outputs_agree():
     clf = ProtoClassifier(n_prototypes_per_class=2, temperature=0.5, **FAST).fit(X, Y)
     S = clf.decision_function(X)
     assert S.shape == Y.shape
-    np.testing.assert_allclose(S, clf.transform(X) @ clf.last_layer_ / clf.temperature_)
+    np.testing.assert_allclose(S, expected_scores(clf, X), rtol=1e-7, atol=1e-10)
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba, expit(S), rtol=1e-12)
     np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)

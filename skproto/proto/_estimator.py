@@ -13,8 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import to_tensor
-from ..geometry import min_squared_distances
-from ..geometry import normalize_rows
+from ..geometry import min_squared_distances, normalize_rows
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
     classification_loss,
