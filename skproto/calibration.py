@@ -20,23 +20,26 @@ __all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "temperature_log_loss"]
 TEMPERATURE_BOUNDS = (1e-3, 1e3)
 
 
-def temperature_log_loss(S: np.ndarray, T: np.ndarray, w: np.ndarray | None, t: float) -> float:
-    """Weighted mean log-loss of the scores ``S / t``.
+def temperature_log_loss(
+    S: np.ndarray, T: np.ndarray, w: np.ndarray | None, t: float, smoothing: float = 0.0
+) -> float:
+    """Weighted mean log-loss of the scores ``S / t`` against smoothed targets.
 
     ``T`` holds integer class codes (softmax) or a 0/1 indicator matrix
-    (independent sigmoids, the loss averaged over labels).
+    (independent sigmoids, the loss averaged over labels). The targets are
+    ``(1 - smoothing)`` times the observed ones plus ``smoothing`` spread
+    uniformly over the classes (or over 0/1 for each label).
     """
     Z = np.asarray(S, dtype=np.float64) / t
     if T.ndim == 2:
-        sign = np.where(np.asarray(T) > 0, 1.0, -1.0)
-        per_row = -log_expit(sign * Z).mean(axis=1)
+        target = (1 - smoothing) * (np.asarray(T) > 0) + smoothing / 2
+        per_row = -(target * log_expit(Z) + (1 - target) * log_expit(-Z)).mean(axis=1)
     else:
-        per_row = logsumexp(Z, axis=1) - Z[np.arange(len(Z)), T]
-    return (
-        float(np.average(per_row, weights=w))
-        if w is not None and np.sum(w) > 0
-        else float(np.mean(per_row))
-    )
+        log_p = Z - logsumexp(Z, axis=1, keepdims=True)
+        per_row = -(1 - smoothing) * log_p[np.arange(len(Z)), T] - smoothing * log_p.mean(axis=1)
+    if w is not None and np.sum(w) > 0:
+        return float(np.average(per_row, weights=w))
+    return float(np.mean(per_row))
 
 
 def fit_temperature(S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -44,7 +47,10 @@ def fit_temperature(S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None) -
 
     A bounded one-dimensional search over ``log t`` in
     :data:`TEMPERATURE_BOUNDS`; deterministic. Rows with non-finite scores
-    are ignored; with none left, ``1.0``.
+    are ignored; with none left, ``1.0``. The targets are smoothed by one
+    pseudo-row spread uniformly over the classes (``smoothing = 1 / (n + 1)``
+    for ``n`` rows): held-out rows that the scores separate perfectly would
+    otherwise drive ``t`` to zero and the probabilities to exactly 0 and 1.
     """
     S = np.asarray(S, dtype=np.float64)
     keep = np.isfinite(S).all(axis=1)
@@ -54,7 +60,7 @@ def fit_temperature(S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None) -
     w = None if w is None else np.asarray(w, dtype=np.float64)[keep]
     lo, hi = np.log(TEMPERATURE_BOUNDS)
     res = minimize_scalar(
-        lambda u: temperature_log_loss(S, T, w, float(np.exp(u))),
+        lambda u: temperature_log_loss(S, T, w, float(np.exp(u)), 1.0 / (len(S) + 1)),
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": 1e-4},

@@ -13,10 +13,23 @@ CONFIGURATIONS = [
     ),
     NearestMeanClassifier(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.2),
     NearestMeanClassifier(shrinkage=0.5, priors="empirical"),
-    # fast training settings: small data, few epochs. Other ProtoClassifier
-    # settings still miss check_class_weight_classifiers (extreme class weights
-    # need a class bias the model does not have yet); tracked in issue 3.
+    # fast training settings: small data, few epochs
     ProtoClassifier(n_prototypes_per_class=2, max_epochs=60, random_state=0),
+    # ProtoPNet's objective and dense last layer on the input space
+    ProtoClassifier(
+        head="linear",
+        projection=None,
+        similarity="log",
+        temperature=1.0,
+        cluster_weight=0.8,
+        separation_weight=0.08,
+        snap_weight=0.0,
+        input_noise=0.0,
+        early_stopping=False,
+        learning_rate=0.01,
+        max_epochs=60,
+        random_state=0,
+    ),
     RBFPrototypeClassifier(max_epochs=60, random_state=0),
     RBFPrototypeClassifier(loss="glvq", n_components=6, max_epochs=60, random_state=0),
     RBFPrototypeClassifier(loss="robust", reasoning="nearest", max_epochs=60, random_state=0),
@@ -37,6 +50,14 @@ _LOCAL_REASON = (
 )
 
 
+_MIXTURE_REASON = (
+    "an own-class head moves the decision between overlapping classes only through "
+    "its class biases, which Adam moves by about learning_rate a step: on this "
+    "data (one mini-batch an epoch, 60 epochs) 0.74 of the test rows go to class 0, "
+    "0.87 are asked for"
+)
+
+
 _PROBA_REASON = (
     "decision_function returns the class scores p_c (what explain adds up; p_1 - p_0 "
     "for two classes) and predict_proba their normalisation p_c / sum p, so "
@@ -50,6 +71,11 @@ def expected_failed_checks(estimator):
             "check_sample_weight_equivalence_on_dense_data": _SGD_REASON,
             "check_class_weight_classifiers": _LOCAL_REASON,
             "check_decision_proba_consistency": _PROBA_REASON,
+        }
+    if isinstance(estimator, ProtoClassifier) and estimator.head == "mixture":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": _SGD_REASON,
+            "check_class_weight_classifiers": _MIXTURE_REASON,
         }
     if isinstance(estimator, ProtoClassifier):
         return {"check_sample_weight_equivalence_on_dense_data": _SGD_REASON}
