@@ -15,6 +15,28 @@ from skproto import ProtoClassifier
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
+#: ProtoPNet's objective and dense last layer on the input space (the
+#: configuration before the mixture head became the default)
+PROTOPNET = dict(
+    head="linear",
+    projection=None,
+    similarity="log",
+    temperature=1.0,
+    cluster_weight=0.8,
+    separation_weight=0.08,
+    discrimination_weight=1.0,
+    snap_weight=0.0,
+    input_noise=0.0,
+    early_stopping=False,
+    learning_rate=1e-2,
+    n_iter_no_change=10,
+)
+
+
+def protopnet(**params):
+    """A ProtoClassifier in :data:`PROTOPNET`'s configuration, updated by ``params``."""
+    return ProtoClassifier(**{**PROTOPNET, **params})
+
 
 @st.composite
 def blobs(draw):
@@ -33,10 +55,11 @@ def blobs(draw):
 KINDS = [
     dict(),
     dict(prototype_kind="both"),
-    dict(prototype_kind="support", similarity="rbf"),
-    dict(similarity="cosine"),
-    dict(similarity="cosine", temperature=0.1),
-    dict(projection="linear", projection_dim=2),
+    dict(prototype_kind="support", similarity="rbf", projection=None),
+    dict(similarity="log", projection=None),
+    dict(head="linear", projection=None, similarity="log"),
+    dict(head="linear", temperature=0.1),
+    dict(head="linear", projection_dim=2),
     dict(projection="mlp"),
 ]
 
@@ -50,8 +73,10 @@ def test_projected_prototypes_are_training_rows_of_their_class(params, data):
     idx = clf.prototype_sample_indices_
     assert np.all(idx >= 0)
     np.testing.assert_array_equal(y[idx], clf.prototype_labels_)
-    if params.get("projection") is None:
+    if clf.projection is None:
         np.testing.assert_array_equal(clf.prototypes_, X[idx])  # exactly the rows
+    elif clf.similarity == "cosine" and clf.projection == "linear":  # similarity 1 to its row
+        np.testing.assert_allclose(np.diag(clf.transform(X[idx])), 1.0, atol=1e-9)
     for c in clf.classes_:  # distinct cases while the class has enough rows
         rows = idx[clf.prototype_labels_ == c]
         assert len(set(rows)) == min(len(rows), np.sum(y == c))
@@ -82,7 +107,7 @@ def test_fixed_random_state_is_bit_for_bit_repeatable(params):
 
 def test_history_reports_projection_and_early_stopping_indices_refer_to_X():
     X, y = load_iris(return_X_y=True)
-    clf = ProtoClassifier(early_stopping=True, **FAST).fit(X, y)
+    clf = ProtoClassifier(projection=None, **FAST).fit(X, y)
     h = clf.history_
     for key in [
         "loss",
@@ -101,7 +126,7 @@ def test_history_reports_projection_and_early_stopping_indices_refer_to_X():
 def test_multilabel_targets():
     X, y = load_iris(return_X_y=True)
     Y = np.column_stack([y == 0, y == 2, X[:, 0] > 6]).astype(int)
-    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST).fit(X, Y)
+    clf = protopnet(n_prototypes_per_class=2, **FAST).fit(X, Y)
     pred = clf.predict(X)
     assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
     proba = clf.predict_proba(X)
@@ -114,7 +139,7 @@ def test_multilabel_targets():
 
 def test_partial_fit_needs_classes_then_learns():
     X, y = load_iris(return_X_y=True)
-    clf = ProtoClassifier(random_state=0)
+    clf = protopnet(random_state=0)
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
         clf.partial_fit(X, y)
     rng = np.random.default_rng(0)
@@ -169,7 +194,7 @@ def test_pickle_round_trip_and_float32():
 def test_periodic_push_keeps_prototypes_on_training_rows():
     X, y = load_iris(return_X_y=True)
     seen = []
-    clf = ProtoClassifier(push_every=3, **FAST)
+    clf = protopnet(push_every=3, **FAST)
     original = clf._snap
 
     def spy(net, Xs, Ts):
@@ -180,7 +205,7 @@ def test_periodic_push_keeps_prototypes_on_training_rows():
 
     clf._snap = spy
     clf.fit(X, y)
-    assert len(seen) == FAST["max_epochs"] // 3 + 1  # periodic pushes + the final one
+    assert len(seen) == clf.n_iter_ // 3 + 1  # periodic pushes + the final one
     np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
 
 
@@ -204,7 +229,7 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha, t
     y = np.repeat(np.arange(3), 30)
     X = rng.normal(size=(3, 4))[y] + rng.normal(size=(90, 4))
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
-    clf = ProtoClassifier(
+    clf = protopnet(
         n_prototypes_per_class=3,
         similarity="cosine",
         l1_weight=0.0,
@@ -224,8 +249,8 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha, t
 def test_last_layer_l1_moves_evidence_to_own_class_prototypes():
     X, y = load_iris(return_X_y=True)
     common = dict(n_prototypes_per_class=2, similarity="cosine", max_epochs=5, random_state=0)
-    dense = ProtoClassifier(l1_weight=0.0, **common).fit(X, y)
-    sparse = ProtoClassifier(l1_weight=1e-2, **common).fit(X, y)
+    dense = protopnet(l1_weight=0.0, **common).fit(X, y)
+    sparse = protopnet(l1_weight=1e-2, **common).fit(X, y)
     off = dense.prototype_labels_[:, None] != dense.classes_[None, :]
     assert np.abs(sparse.last_layer_[off]).sum() < 0.5 * np.abs(dense.last_layer_[off]).sum()
 
@@ -277,7 +302,7 @@ def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():
 
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    clf = ProtoClassifier(similarity="log", project=False, random_state=0).fit(X, y)
+    clf = protopnet(similarity="log", project=False, random_state=0).fit(X, y)
     joint = clf.history_["accuracy_before_projection"]
     assert clf.score(X, y) >= joint - 0.02
     assert clf.history_["refit"]["converged"]
@@ -286,7 +311,7 @@ def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():
 def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
     X, y = load_iris(return_X_y=True)
     with pytest.warns(ConvergenceWarning, match="last_layer_max_iter=2"):
-        clf = ProtoClassifier(
+        clf = protopnet(
             similarity="cosine", temperature=0.1, last_layer_max_iter=2, **FAST
         ).fit(X, y)
     assert not clf.history_["refit"]["converged"]
@@ -301,7 +326,7 @@ def test_multilabel_prototypes_are_projected_onto_rows_carrying_their_label():
     X = rng.normal(size=(120, 5))
     Y = (rng.random((120, 4)) < 0.3).astype(int)
     Y[np.arange(4), np.arange(4)] = 1  # every label present
-    clf = ProtoClassifier(n_prototypes_per_class=2, **FAST).fit(X, Y)
+    clf = protopnet(n_prototypes_per_class=2, **FAST).fit(X, Y)
     rows = clf.prototype_sample_indices_
     assert np.all(Y[rows, clf.prototype_labels_] == 1)
     np.testing.assert_array_equal(clf.prototypes_, X[rows])

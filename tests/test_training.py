@@ -48,6 +48,12 @@ def test_one_history_schema(make):
     assert 0 <= clf.history_["val_accuracy_before_projection"] <= 1
     assert 0 <= clf.history_["accuracy_after_projection"] <= 1
     refit = clf.history_["refit"]
+    if make is ProtoClassifier:  # the mixture head has no stage after projection
+        assert refit is None and clf.history_["temperature"] == clf.temperature_
+        clf = make(
+            head="linear", max_epochs=5, random_state=0, early_stopping=True, project=True
+        ).fit(X, y)
+        refit = clf.history_["refit"]
     assert set(refit) == {"method", "loss", "n_iter", "seconds", "converged", "max_gradient"}
     assert refit["method"] == ("lbfgs" if make is ProtoClassifier else "adam")
 

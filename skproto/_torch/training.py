@@ -45,7 +45,8 @@ def new_history() -> dict:
     None where not measured. ``refit``: None, or what the stage after
     projection did: ``method`` ("lbfgs" or "adam"), ``loss`` (per L-BFGS
     evaluation or per epoch), ``n_iter``, ``seconds``, ``converged`` and
-    ``max_gradient`` (None where not measured).
+    ``max_gradient`` (None where not measured). ``temperature``: the
+    temperature fitted on held-out rows by ``temperature="auto"``, else None.
     """
     history: dict = {key: [] for key in EPOCH_KEYS}
     history.update(
@@ -53,6 +54,7 @@ def new_history() -> dict:
         val_accuracy_before_projection=None,
         accuracy_after_projection=None,
         refit=None,
+        temperature=None,
     )
     return history
 
