@@ -13,7 +13,14 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
-__all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "temperature_log_loss"]
+__all__ = [
+    "TEMPERATURE_BOUNDS",
+    "TEMPERATURE_GRID",
+    "fit_temperature",
+    "grid_log_loss",
+    "grid_temperature",
+    "temperature_log_loss",
+]
 
 #: The range ``fit_temperature`` searches (a temperature at a bound means the
 #: scores carry (almost) no information, or are separable on the held-out rows).
@@ -66,3 +73,60 @@ def fit_temperature(S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None) -
         options={"xatol": 1e-4},
     )
     return float(np.exp(res.x))
+
+
+#: Temperatures at which :func:`grid_log_loss` accumulates held-out losses.
+TEMPERATURE_GRID = np.geomspace(*TEMPERATURE_BOUNDS, 41)
+
+
+def grid_log_loss(
+    D: np.ndarray, log_prior: np.ndarray, T: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Summed weighted log-loss of ``D / t + log_prior`` at each :data:`TEMPERATURE_GRID` ``t``.
+
+    A sufficient statistic for choosing a temperature that adds up over
+    chunks and merges by addition (streaming and distributed fits). Rows
+    whose true class has score ``-inf`` are skipped. Returns the sums and the
+    total weight of the rows used.
+    """
+    D = np.asarray(D, dtype=np.float64)
+    rows = np.arange(len(D))
+    keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
+    D, T = D[keep], T[keep]
+    w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)[keep]
+    sums = np.zeros(len(TEMPERATURE_GRID))
+    if not len(D):
+        return sums, 0.0
+    rows = np.arange(len(D))
+    true = D[rows, T] / 1.0
+    lp = np.where(np.isfinite(log_prior), log_prior, -np.inf)
+    top = D.max(axis=1)
+    Z = np.empty_like(D)
+    for i, t in enumerate(TEMPERATURE_GRID):
+        # log-loss = log sum_c exp(D_c / t + lp_c) - (D_y / t + lp_y), shifted by max D / t
+        np.subtract(D, top[:, None], out=Z)
+        Z *= 1.0 / t
+        Z += lp
+        np.exp(Z, out=Z)
+        lse = np.log(Z.sum(axis=1)) + top / t
+        sums[i] = w @ (lse - true / t - log_prior[T])
+    return sums, float(w.sum())
+
+
+def grid_temperature(sums: np.ndarray, total: float) -> float:
+    """The temperature minimising accumulated :func:`grid_log_loss` sums (1.0 if empty).
+
+    The grid's minimum, refined by the vertex of the parabola through it and
+    its two neighbours in ``log t``.
+    """
+    if not total > 0:
+        return 1.0
+    u = np.log(TEMPERATURE_GRID)
+    i = int(np.argmin(sums))
+    if 0 < i < len(u) - 1:
+        a, b, c = sums[i - 1 : i + 2]
+        curvature = a - 2 * b + c
+        if curvature > 0:
+            step = 0.5 * (a - c) / curvature  # in grid steps, within (-1, 1)
+            return float(np.exp(u[i] + step * (u[1] - u[0])))
+    return float(TEMPERATURE_GRID[i])

@@ -107,7 +107,7 @@ def expected_scores(clf, X):
     """The per-class scores each user guide documents, from public attributes only."""
     P = clf.transform(X)
     if isinstance(clf, NearestMeanClassifier):
-        return -P / (2 * clf.temperature) + np.log(clf.class_prior_)
+        return -P / (2 * clf.temperature_) + np.log(clf.class_prior_)
     if isinstance(clf, ProtoClassifier) and clf.head == "mixture":
         t, labels = clf.tau_, clf.prototype_labels_
         soft_max = [t * logsumexp(P[:, labels == c] / t, axis=1) for c in clf.classes_]

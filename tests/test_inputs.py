@@ -111,9 +111,9 @@ def test_log_similarity_of_a_prototypes_own_row_in_float32(shifted_digits):
     X32 = X.astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = ProtoClassifier(
-            similarity="log", projection=None, max_epochs=3, random_state=0
-        ).fit(X32, y)
+        clf = ProtoClassifier(similarity="log", projection=None, max_epochs=3, random_state=0).fit(
+            X32, y
+        )
     rows = clf.prototype_sample_indices_
     own = np.arange(len(rows))
     top = np.log(1.0 / 1e-4)  # log((0 + 1) / (0 + 1e-4)): a sample on its prototype

@@ -311,9 +311,9 @@ def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():
 def test_last_layer_refit_warns_when_it_runs_out_of_iterations():
     X, y = load_iris(return_X_y=True)
     with pytest.warns(ConvergenceWarning, match="last_layer_max_iter=2"):
-        clf = protopnet(
-            similarity="cosine", temperature=0.1, last_layer_max_iter=2, **FAST
-        ).fit(X, y)
+        clf = protopnet(similarity="cosine", temperature=0.1, last_layer_max_iter=2, **FAST).fit(
+            X, y
+        )
     assert not clf.history_["refit"]["converged"]
     assert clf.history_["refit"]["n_iter"] <= 2
     assert clf.history_["refit"]["max_gradient"] > 1e-4

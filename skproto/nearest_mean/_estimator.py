@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
 from .._base import BasePrototypeClassifier
+from ..calibration import TEMPERATURE_GRID, grid_log_loss, grid_temperature
 from ..geometry import (
     normalize_rows,
     shrinkage_amount,
@@ -20,6 +21,9 @@ from ..geometry import (
     whitener,
 )
 from ._stats import ClassStats
+
+#: ``temperature="auto"`` holds out every this-many-th row of each class in ``fit``
+_HELD_OUT_EVERY = 5
 
 __all__ = ["NearestMeanClassifier"]
 
@@ -182,7 +186,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         ],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "priors": [StrOptions({"uniform", "empirical"}), "array-like"],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -193,7 +197,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         covariance_shrinkage="oas",
         shrinkage=0.0,
         priors="uniform",
-        temperature=1.0,
+        temperature="auto",
     ):
         self.metric = metric
         self.covariance = covariance
@@ -247,8 +251,51 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._classes_fixed = False
         self._stats = ClassStats.empty(len(classes), X.shape[1], **self._layout)
         self._stats.update(X, codes, w, normalize=self._layout["normalize"])
+        self._calibration = self._cross_fitted_losses(X, codes, w)
         self._model = self._derive()
         return self
+
+    def _cross_fitted_losses(self, X, codes, w) -> tuple[np.ndarray, float]:
+        """Held-out losses for ``temperature="auto"``.
+
+        Every fifth row of each class (in order of appearance: deterministic
+        and stratified) is scored by the model of the other rows' statistics,
+        at temperature 1. One such split, not five: a single scalar needs few
+        rows, and the fit stays a small multiple of the statistics' cost.
+        """
+        losses = np.zeros(len(TEMPERATURE_GRID)), 0.0
+        if self.temperature != "auto":
+            return losses
+        order = np.argsort(codes, kind="stable")
+        rank = np.empty(len(codes), dtype=np.intp)
+        sorted_codes = codes[order]
+        rank[order] = np.arange(len(codes)) - np.searchsorted(sorted_codes, sorted_codes)
+        held = rank % _HELD_OUT_EVERY == 0
+        if held.all():
+            return losses
+        st = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
+        st.update(X[~held], codes[~held], w[~held], normalize=self._layout["normalize"])
+        return self._add_held_out(losses, self._derive(st, 1.0), X[held], codes[held], w[held])
+
+    def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple[np.ndarray, float]:
+        """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1)."""
+        saved = getattr(self, "_model", None)
+        self._model = model
+        try:
+            S = self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
+        finally:
+            self._model = saved
+        lp = model.log_prior
+        finite = np.isfinite(lp)
+        D = np.where(finite, S - np.where(finite, lp, 0.0), -np.inf)  # -distance / 2
+        sums, total = grid_log_loss(D, lp, codes, w)
+        return losses[0] + sums, losses[1] + total
+
+    def _temperature_value(self) -> float:
+        """The temperature: the parameter, or the one fitted on held-out losses."""
+        if self.temperature != "auto":
+            return float(self.temperature)
+        return grid_temperature(*self._calibration)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -327,6 +374,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
+        if first:
+            self._calibration = np.zeros(len(TEMPERATURE_GRID)), 0.0
+        elif self.temperature == "auto":  # test, then train: the chunk is held out
+            model = self._derive(temperature=1.0)
+            self._calibration = self._add_held_out(self._calibration, model, X, codes, w)
         self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._model = None  # derived lazily, once, on next use
         return self
@@ -399,6 +451,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
         merged._stats = stats
+        merged._calibration = (
+            sum(m._calibration[0] for m in models),
+            sum(m._calibration[1] for m in models),
+        )
         merged._model = merged._derive()
         return merged
 
@@ -417,6 +473,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     means_ = property(lambda self: self._fitted.means)
     prototypes_ = property(lambda self: self._fitted.prototypes)
     prototype_labels_ = property(lambda self: self.classes_)
+    temperature_ = property(lambda self: self._fitted.temperature)
 
     @property
     def covariance_(self) -> np.ndarray:
@@ -432,9 +489,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             raise AttributeError(f"{name}_ is only set for metric='mahalanobis'.")
         return value
 
-    def _derive(self) -> _Model:
-        """Every quantity the model uses, computed from the sufficient statistics."""
-        st = self._stats
+    def _derive(self, st: ClassStats | None = None, temperature: float | None = None) -> _Model:
+        """Every quantity the model uses, computed from the sufficient statistics.
+
+        ``st`` defaults to the fitted statistics and ``temperature`` to the
+        one the parameters give (fitted, for ``"auto"``).
+        """
+        st = self._stats if st is None else st
         p = st.mean.shape[1]
         seen = st.count > 0
         total = st.count.sum()
@@ -445,12 +506,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             # rounding must not pick one, so it becomes the zero vector
             proto = normalize_rows(proto, tol=1e-10)
         proto[~seen] = 0.0
-        prior = self._priors(seen)
+        prior = self._priors(seen, st)
         with np.errstate(divide="ignore"):
             log_prior = np.where(seen, np.log(prior), -np.inf)
         center = np.zeros(p) if self.metric == "cosine" else global_mean
-        cov = self._covariances(total, center) if self.metric == "mahalanobis" else {}
-        T = float(self.temperature)
+        cov = self._covariances(st, total, center) if self.metric == "mahalanobis" else {}
+        T = self._temperature_value() if temperature is None else float(temperature)
         kw = {}
         if cov.get("class_whiten") is None:
             # one quadratic form for all classes: score = Xc @ W + b - ||Xc A||^2 / (2T)
@@ -496,17 +557,16 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             raise ValueError("priors must be non-negative and sum to 1.")
         return pri
 
-    def _priors(self, seen: np.ndarray) -> np.ndarray:
+    def _priors(self, seen: np.ndarray, st: ClassStats) -> np.ndarray:
         given = self._priors_for(len(seen))
         if given is not None:
             return np.where(seen, given, 0.0)
         if self.priors == "uniform":
             return seen / seen.sum()
-        return self._stats.count / self._stats.count.sum()
+        return st.count / st.count.sum()
 
-    def _covariances(self, total: float, center: np.ndarray) -> dict:
+    def _covariances(self, st: ClassStats, total: float, center: np.ndarray) -> dict:
         """Shrunk covariances and their whitening maps (``L @ L.T = pinv(cov)``)."""
-        st = self._stats
         pooled = st.scatter.sum(axis=0) if st.scatter.ndim == 3 else st.scatter
         S = pooled / total
         q4 = st.q4.sum() if st.q4 is not None else None

@@ -1,0 +1,118 @@
+"""temperature="auto": the held-out temperature of every estimator, and its statistics."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from skproto import NearestMeanClassifier, ProtoClassifier
+from skproto.calibration import (
+    TEMPERATURE_GRID,
+    fit_temperature,
+    grid_log_loss,
+    grid_temperature,
+    temperature_log_loss,
+)
+
+
+def sampled_labels(t_true, n=20_000, n_classes=5, seed=0):
+    """Scores and labels drawn from softmax(scores / t_true): t_true is the calibrated temperature."""
+    rng = np.random.default_rng(seed)
+    S = rng.normal(scale=3.0, size=(n, n_classes))
+    P = np.exp(S / t_true - (S / t_true).max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    y = (P.cumsum(1) > rng.random(n)[:, None]).argmax(1)
+    return S, y
+
+
+@pytest.mark.parametrize("t_true", [0.3, 1.0, 4.0])
+def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at(t_true):
+    S, y = sampled_labels(t_true)
+    assert fit_temperature(S, y) == pytest.approx(t_true, rel=0.05)
+
+
+@pytest.mark.parametrize("t_true", [0.3, 1.0, 4.0])
+def test_grid_statistic_recovers_it_and_adds_up_over_chunks(t_true):
+    S, y = sampled_labels(t_true)
+    lp = np.zeros(S.shape[1])
+    whole = grid_log_loss(S, lp, y, None)
+    halves = [grid_log_loss(S[s], lp, y[s], None) for s in (slice(0, 7000), slice(7000, None))]
+    np.testing.assert_allclose(whole[0], halves[0][0] + halves[1][0], rtol=1e-12)
+    assert whole[1] == halves[0][1] + halves[1][1] == len(y)
+    assert grid_temperature(*whole) == pytest.approx(t_true, rel=0.05)
+    # each grid entry is the summed log-loss at that temperature
+    i = len(TEMPERATURE_GRID) // 2
+    expected = temperature_log_loss(S, y, None, TEMPERATURE_GRID[i]) * len(y)
+    assert whole[0][i] == pytest.approx(expected, rel=1e-10)
+
+
+def test_separable_held_out_rows_do_not_drive_the_temperature_to_zero():
+    S = np.array([[5.0, 0.0], [0.0, 5.0], [4.0, 1.0]])
+    y = np.array([0, 1, 0])
+    t = fit_temperature(S, y)
+    assert 0.2 < t < 10  # finite: one uniform pseudo-row keeps it away from 0
+    assert grid_temperature(np.zeros(len(TEMPERATURE_GRID)), 0.0) == 1.0  # nothing held out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.5, random_state=0, stratify=y)
+
+
+def log_loss(clf, X, y):
+    P = clf.predict_proba(X)
+    return -np.mean(np.log(P[np.arange(len(y)), np.searchsorted(clf.classes_, y)]))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "mahalanobis"])
+def test_nearest_mean_auto_temperature_calibrates_held_out_probabilities(digits, metric):
+    X_tr, X_te, y_tr, y_te = digits
+    auto = NearestMeanClassifier(metric=metric).fit(X_tr, y_tr)
+    fixed = NearestMeanClassifier(metric=metric, temperature=1.0).fit(X_tr, y_tr)
+    np.testing.assert_array_equal(auto.predict(X_te), fixed.predict(X_te))  # same decisions
+    assert auto.temperature_ != 1.0 and fixed.temperature_ == 1.0
+    assert log_loss(auto, X_te, y_te) < 0.8 * log_loss(fixed, X_te, y_te)
+    assert log_loss(auto, X_te, y_te) < 0.5
+    # the scores are the documented formula at the fitted temperature
+    S = -auto.transform(X_te) / (2 * auto.temperature_) + np.log(auto.class_prior_)
+    np.testing.assert_allclose(auto.decision_function(X_te), S, rtol=1e-7, atol=1e-10)
+
+
+def test_nearest_mean_auto_temperature_streams_and_merges(digits):
+    X_tr, _, y_tr, _ = digits
+    batch = NearestMeanClassifier().fit(X_tr, y_tr)
+    stream = NearestMeanClassifier()
+    for s in np.array_split(np.arange(len(y_tr)), 6):
+        stream.partial_fit(X_tr[s], y_tr[s])
+    np.testing.assert_allclose(stream.means_, batch.means_, rtol=1e-10)
+    # held out differently (each chunk before it is learnt), so close, not equal
+    assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.5)
+    half = len(y_tr) // 2
+    a = NearestMeanClassifier().fit(X_tr[:half], y_tr[:half])
+    b = NearestMeanClassifier().fit(X_tr[half:], y_tr[half:])
+    merged = a.merge(b)
+    expected = grid_temperature(
+        a._calibration[0] + b._calibration[0], a._calibration[1] + b._calibration[1]
+    )
+    assert merged.temperature_ == pytest.approx(expected, rel=1e-12)
+    again = NearestMeanClassifier().fit(X_tr, y_tr)
+    assert again.temperature_ == batch.temperature_  # deterministic
+
+
+def test_proto_auto_temperature_is_fitted_on_the_early_stopping_split(digits):
+    X_tr, X_te, y_tr, y_te = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=10, random_state=0)
+        clf.fit(X_tr, y_tr)
+    assert clf.temperature_ == pytest.approx(clf.history_["temperature"], rel=1e-6)
+    fixed = clf.set_params(temperature=1.0).fit(X_tr, y_tr)
+    auto = ProtoClassifier(n_prototypes_per_class=2, max_epochs=10, random_state=0)
+    auto.fit(X_tr, y_tr)
+    np.testing.assert_array_equal(auto.predict(X_te), fixed.predict(X_te))
+    assert log_loss(auto, X_te, y_te) <= log_loss(fixed, X_te, y_te) + 1e-3
