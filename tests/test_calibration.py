@@ -20,7 +20,7 @@ from skproto.calibration import (
 
 
 def sampled_labels(t_true, n=20_000, n_classes=5, seed=0):
-    """Scores and labels drawn from softmax(scores / t_true): t_true is the calibrated temperature."""
+    """Scores, and labels drawn from softmax(scores / t_true): the calibrated temperature."""
     rng = np.random.default_rng(seed)
     S = rng.normal(scale=3.0, size=(n, n_classes))
     P = np.exp(S / t_true - (S / t_true).max(1, keepdims=True))

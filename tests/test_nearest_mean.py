@@ -21,7 +21,7 @@ import skproto._chunking
 from skproto import NearestMeanClassifier as _NearestMeanClassifier
 
 
-def NearestMeanClassifier(*args, **params):  # noqa: N802 - stands in for the class
+def NearestMeanClassifier(*args, **params):
     """The estimator at temperature 1 unless another is given.
 
     Most tests here check the documented formulas and the exactness of
