@@ -116,3 +116,16 @@ def test_proto_auto_temperature_is_fitted_on_the_early_stopping_split(digits):
     auto.fit(X_tr, y_tr)
     np.testing.assert_array_equal(auto.predict(X_te), fixed.predict(X_te))
     assert log_loss(auto, X_te, y_te) <= log_loss(fixed, X_te, y_te) + 1e-3
+
+
+def test_rbf_auto_temperature_sharpens_p_c_normalisation(digits):
+    from skproto import RBFPrototypeClassifier
+
+    X_tr, X_te, y_tr, y_te = digits
+    params = dict(max_epochs=15, early_stopping=True, random_state=0)
+    auto = RBFPrototypeClassifier(**params).fit(X_tr, y_tr)
+    fixed = RBFPrototypeClassifier(temperature=1.0, **params).fit(X_tr, y_tr)
+    np.testing.assert_array_equal(auto.predict(X_te), fixed.predict(X_te))
+    np.testing.assert_allclose(auto.decision_function(X_te), fixed.decision_function(X_te))
+    assert fixed.temperature_ == 1.0 and auto.temperature_ < 1.0  # p_c / sum p is too flat
+    assert log_loss(auto, X_te, y_te) < 0.8 * log_loss(fixed, X_te, y_te)

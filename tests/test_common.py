@@ -122,8 +122,9 @@ def expected_scores(clf, X):
 
 def expected_proba(clf, X):
     S = expected_scores(clf, X)
-    if isinstance(clf, RBFPrototypeClassifier):
-        return S / S.sum(1, keepdims=True)
+    if isinstance(clf, RBFPrototypeClassifier):  # p_c^(1/T) / sum p^(1/T)
+        with np.errstate(divide="ignore"):
+            return softmax(np.log(S) / clf.temperature_, axis=1)
     return softmax(S, axis=1)
 
 

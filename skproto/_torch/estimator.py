@@ -61,6 +61,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     _supports_multilabel = False
     #: name of the network parameter that holds the prototypes
     _prototype_parameter = "prototypes"
+    #: network method whose output the output link turns into probabilities
+    _link_method = "scores"
     #: name of the network buffer that holds the input rows prototypes are tied to
     _cases_buffer: str | None = None
 
@@ -141,7 +143,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
 
     def _temperature_buffer(self, net) -> torch.Tensor | None:
-        """The buffer the scores are divided by, fitted when ``temperature="auto"``."""
+        """The buffer the link's input is divided by, fitted when ``temperature="auto"``.
+
+        The template sets it to 1, evaluates ``_link_method`` on held-out rows
+        and sets it to the temperature that minimises their log-loss.
+        """
         return None
 
     # ------------------------------------------------------------ settings
@@ -286,7 +292,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             return
         with torch.no_grad():
             buffer.fill_(1.0)
-        t = fit_temperature(self._evaluate(net, X), T, w)
+        t = fit_temperature(self._evaluate(net, X, self._link_method), T, w)
         with torch.no_grad():
             buffer.fill_(t)
         history["temperature"] = t

@@ -179,6 +179,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         "margin": [None, Interval(Real, 0, None, closed="left")],
         "sigma": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "learn_sigma": ["boolean"],
+        "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "omega_dim": [None, Interval(Integral, 1, None, closed="left")],
         "project": ["boolean"],
         "project_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -194,6 +195,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         margin=None,
         sigma="auto",
         learn_sigma=True,
+        temperature="auto",
         omega_dim=None,
         project=False,
         project_epochs=10,
@@ -217,6 +219,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         self.margin = margin
         self.sigma = sigma
         self.learn_sigma = learn_sigma
+        self.temperature = temperature
         self.omega_dim = omega_dim
         self.project = project
         self.project_epochs = project_epochs
@@ -407,6 +410,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         self.prototypes_ = self._state["components"]
         self.reasoning_positive_, self.reasoning_negative_ = rp, rn
         self.sigma_ = float(np.exp(self._state["log_sigma"]))
+        self.temperature_ = float(self._state["temperature"])
         self.omega_ = self._state.get("omega")
         if self._head_kind != "nearest":
             self._codes = np.argmax(rp, axis=1)
@@ -420,8 +424,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rp, rn = self.reasoning_positive_, self.reasoning_negative_
         return rp - rn, rn.sum(0)
 
+    _link_method = "link_scores"
+
+    def _temperature_buffer(self, net):
+        return net.temperature
+
     def _link_scores_chunk(self, X: np.ndarray) -> np.ndarray:
-        """``log p_c``: ``predict_proba`` is its softmax, ``p_c / sum p``."""
+        """``log p_c / T``: ``predict_proba`` is its softmax, ``p_c^(1/T) / sum p^(1/T)``."""
         return self._run("link_scores", X)
 
     def _score_samples_chunk(self, X: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ class RBFNetwork(torch.nn.Module):
         self.omega = None if omega is None else torch.nn.Parameter(omega)
         self.log_sigma = torch.nn.Parameter(log_sigma, requires_grad=learn_sigma)
         self.head = head
+        # divides log p_c in the output link (fitted by temperature="auto")
+        self.register_buffer("temperature", torch.tensor(1.0))
         self._frozen: dict | None = None
 
     def freeze(self) -> RBFNetwork:
@@ -138,7 +140,7 @@ class RBFNetwork(torch.nn.Module):
         return self.class_scores(self.detections(x))
 
     def link_scores(self, x: torch.Tensor) -> torch.Tensor:
-        return self.log_class_scores(x)
+        return self.log_class_scores(x) / self.temperature
 
     def score_samples(self, x: torch.Tensor) -> torch.Tensor:
         return -self.distances(x).min(1).values
