@@ -145,7 +145,9 @@ class MixtureHead(torch.nn.Module):
         """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities."""
         tau = self.log_tau.exp()
         lse, r = class_logsumexp(a / tau, self.codes, self.n_classes)
-        return lse * (self.log_scale.exp() * tau / self.temperature), r
+        empty = torch.isinf(lse)  # a class without prototypes (yet): score -inf, no NaN grad
+        terms = torch.where(empty, 0.0, lse) * (self.log_scale.exp() * tau / self.temperature)
+        return terms.masked_fill(empty, -float("inf")), r
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         terms, _ = self.parts(a)

@@ -340,3 +340,49 @@ def test_string_labels_name_prototypes_and_explanations():
     ex = clf.explain(X[:4])
     assert set(ex.prototype_label.ravel()) <= set(names)
     assert "'setosa-like'" in str(ex)
+
+
+def test_mixture_partial_fit_grows_new_classes_from_their_own_rows():
+    rng = np.random.default_rng(0)
+    names = np.array(["delta", "bravo", "alpha", "charlie"])  # arrive out of sorted order
+    centers = rng.normal(scale=4.0, size=(4, 5))
+    codes = np.repeat(np.arange(4), 40)
+    X = centers[codes] + rng.normal(size=(160, 5))
+    y = names[codes]
+    first = np.isin(y, ["delta", "bravo"])
+    clf = ProtoClassifier(n_prototypes_per_class=3, projection=None, max_epochs=10, random_state=0)
+    clf.fit(X[first], y[first])
+    assert list(clf.classes_) == ["bravo", "delta"]
+    before = clf.decision_function(X[first])
+    clf.partial_fit(X[~first], y[~first])  # two new classes, in the middle of the order
+    assert list(clf.classes_) == ["alpha", "bravo", "charlie", "delta"]
+    seen = np.concatenate([X[first], X[~first]])  # rows counted over all data seen
+    labels = np.concatenate([y[first], y[~first]])
+    idx = clf.prototype_sample_indices_
+    np.testing.assert_array_equal(clf.prototypes_, seen[idx])  # real cases, exactly
+    np.testing.assert_array_equal(labels[idx], clf.prototype_labels_)
+    assert sorted(set(clf.prototype_labels_)) == list(clf.classes_)
+    assert np.sum(clf.prototype_labels_ == "alpha") == 3
+    assert clf.score(X, y) > 0.9
+    assert_explain_faithful(clf, X, clf.explain(X, n_prototypes=2), atol=1e-9)
+    assert before.shape == (80,)  # two classes then, four now
+    assert clf.decision_function(X).shape == (160, 4)
+
+
+def test_mixture_partial_fit_streams_from_scratch_with_declared_classes():
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    clf = ProtoClassifier(n_prototypes_per_class=2, projection=None, random_state=0)
+    part = y[:60] != 2  # class 2 is declared but has no rows in the first batches
+    clf.partial_fit(X[:60][part], y[:60][part], classes=[0, 1, 2])
+    assert clf.predict_proba(X)[:, 2].max() == 0.0  # no prototype yet: probability 0
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:5], np.full(5, 7))
+    clf.partial_fit(X[60:], y[60:])
+    assert clf.score(X, y) > 0.85
+    seen = np.concatenate([X[:60][part], X[60:]])
+    np.testing.assert_array_equal(clf.prototypes_, seen[clf.prototype_sample_indices_])
+    again = ProtoClassifier(n_prototypes_per_class=2, projection=None, random_state=0)
+    again.partial_fit(X[:60][part], y[:60][part], classes=[0, 1, 2]).partial_fit(X[60:], y[60:])
+    np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))

@@ -9,10 +9,13 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
+from .. import _validation
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
-from .._torch.training import to_tensor
+from .._torch.training import new_history, to_tensor, torch_threads, train
 from ..geometry import min_squared_distances, normalize_rows
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
@@ -22,7 +25,7 @@ from ..losses import (
     st_protopnet_loss,
     weighted_mean,
 )
-from ..prototypes import classwise_kmeans
+from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
 from ._last_layer import refit_last_layer
 from ._network import ProtoNetwork, make_latent_map
 
@@ -296,7 +299,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self : ProtoClassifier
             Fitted estimator.
         """
-        return self._fit(X, y, sample_weight, warm=self.warm_start and hasattr(self, "_state"))
+        self._fit(X, y, sample_weight, warm=self.warm_start and hasattr(self, "_state"))
+        self._n_seen = _num_samples(X)
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -306,27 +311,163 @@ class ProtoClassifier(TorchPrototypeClassifier):
         classes: ArrayLike | None = None,
         sample_weight: ArrayLike | None = None,
     ) -> ProtoClassifier:
-        """One pass (epoch) of training over the given batch.
+        """Learn from one more batch; new classes may arrive at any call.
 
-        The first call fixes the classes (``classes`` is required then, unless
-        ``y`` is multi-label) and initialises the prototypes from this batch
-        (a class absent from it starts at the batch mean, jittered).
-        Prototypes are not projected by ``partial_fit``; call
-        :meth:`project_prototypes` when the stream is done.
+        With the mixture head (the default) the prototypes stay real cases
+        throughout: a class seen for the first time gets up to
+        ``n_prototypes_per_class`` prototypes tied to its own rows in this
+        batch (k-means in the latent space, then the nearest distinct rows),
+        and leaves every other class's prototypes and evidence untouched;
+        ``prototype_sample_indices_`` counts rows over all the data seen (the
+        rows of ``fit``, then each batch in turn). The rows of classes that
+        already had prototypes then train the map, ``tau``, ``scale`` and the
+        biases for one epoch. ``classes``, when given on the first call,
+        fixes the classes (a declared class without rows yet has score
+        ``-inf``); without it, ``classes_`` grows, sorted.
+
+        With ``head="linear"`` (ProtoPNet's dense last layer, in which every
+        prototype speaks for every class) the first call needs ``classes`` for
+        single-label ``y`` and fixes them, initialises the prototypes from this
+        batch (a class absent from it starts at the batch mean, jittered) and
+        each call trains one epoch; the prototypes are not projected:
+        call :meth:`project_prototypes` when the stream is done.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
         classes : array-like of shape (n_classes,), default=None
-            All classes; required on the first call for single-label ``y``.
+            All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
         -------
         self : ProtoClassifier
         """
+        if self.head == "mixture" and not _validation.is_multilabel(y):
+            return self._stream_fit(X, y, classes, sample_weight)
         return self._partial_fit(X, y, classes, sample_weight)
+
+    def _stream_fit(self, X, y, classes, sample_weight):
+        """``partial_fit`` of the mixture head: grow new classes, train on the known ones."""
+        first = not hasattr(self, "_state")
+        X, y = self._validate_training_data(X, y, reset=first)
+        y = np.asarray(y).ravel()
+        labels = np.unique(y)
+        if first:
+            declared = None if classes is None else np.unique(np.asarray(classes))
+            self.classes_, _, self._multilabel = _validation.encode_fit_targets(
+                self, y, classes=declared
+            )
+            self._classes_fixed = declared is not None
+            self.n_iter_, self._n_seen = 0, 0
+            self._kinds = np.array([], dtype=str)
+            state = self._empty_state(X.shape[1])
+            history = new_history()
+        else:
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
+                )
+            if self._multilabel:
+                raise ValueError("y does not match the label layout seen in the first fit.")
+            unknown = np.setdiff1d(labels, self.classes_)
+            if unknown.size and getattr(self, "_classes_fixed", False):
+                raise ValueError(
+                    f"y contains labels {unknown.tolist()!r} not in "
+                    f"classes_={self.classes_.tolist()!r}."
+                )
+            state = {k: np.array(v) for k, v in self._state.items()}
+            union = np.union1d(self.classes_, labels)
+            if len(union) > len(self.classes_):  # new classes: re-code, keep sorted
+                moved = np.searchsorted(union, self.classes_)
+                bias = np.full(len(union), state["head.bias"].mean())
+                bias[moved] = state["head.bias"]
+                state["head.bias"] = bias
+                state["head.codes"] = moved[state["head.codes"].astype(np.intp)].astype(float)
+                self.classes_ = union
+            history = self.history_
+        T = np.searchsorted(self.classes_, y)
+        w = self._training_weights(T, sample_weight, X)
+        rng = np.random.RandomState(check_random_state(self.random_state).randint(2**31 - 1))
+        rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
+        with torch_threads(self._n_threads, blas=True):
+            state, indices = self._grow(state, X, T, rng)
+            net = self._network(state, torch.float32).to(self._device)
+            Xb, Tb, wb = X, T, w
+            if not first:  # replay the stored cases: each earlier class weighs as an average one
+                per_case = len(X) / len(np.unique(T)) / self.n_prototypes_per_class
+                Xb = np.concatenate([X, self._state["cases"]])
+                Tb = np.concatenate([T, np.searchsorted(self.classes_, self.prototype_labels_)])
+                wb = np.concatenate([w, np.full(len(Tb) - len(T), per_case, dtype=np.float32)])
+            self._codes = state["head.codes"].astype(np.intp)
+            if len(Xb):
+                train(
+                    net,
+                    [p for name, p in net.named_parameters() if name != "prototypes"],
+                    self._batch_loss(net),
+                    Xb.astype(np.float32),
+                    Tb,
+                    wb,
+                    self._training_config(1, "partial_fit"),
+                    rng,
+                    history=history,
+                )
+                self.n_iter_ += 1
+                with torch.no_grad():  # the prototypes follow the map
+                    net.prototypes.copy_(net.prototype_vectors())
+        self._n_seen += len(X)
+        self._store(net, indices, history)
+        # keep the cases exactly as given (the network computed in float32)
+        self._state["cases"] = state["cases"]
+        self._state["prototypes"] = self._exact_prototypes(net, state["cases"])
+        self._inference_cache = self._frozen_network(self._state)
+        self._set_fitted_attributes(net)
+        return self
+
+    def _empty_state(self, n_features: int) -> dict:
+        """The state of a mixture model with no prototype yet (map at its start)."""
+        dim = self.projection_dim or n_features
+        latent_map = make_latent_map(
+            self.projection, n_features, dim, np.random.RandomState(0), self._bounded_map
+        )
+        head = self._make_head(np.zeros(0, dtype=np.intp), len(self.classes_))
+        net = ProtoNetwork(
+            latent_map, torch.zeros(0, dim), head, self.similarity, 1.0, n_features=n_features
+        )
+        net.tied.fill_(1.0)
+        return {k: v.detach().numpy().astype(np.float64) for k, v in net.state_dict().items()}
+
+    def _grow(self, state: dict, X: np.ndarray, T: np.ndarray, rng) -> tuple[dict, np.ndarray]:
+        """Prototypes for the classes of ``T`` that have none: rows of ``X`` of that class.
+
+        Returns the new state and every prototype's row index over all data
+        seen (this batch's rows counted from ``_n_seen``).
+        """
+        indices = np.asarray(getattr(self, "prototype_sample_indices_", np.zeros(0)), np.intp)
+        have = np.unique(state["head.codes"].astype(np.intp))
+        new = np.setdiff1d(np.unique(T), have)
+        if not len(new):
+            return state, indices
+        net = self._network(state, torch.float64)
+        with torch.no_grad():
+            Z = net.latent(torch.as_tensor(X, dtype=torch.float64)).numpy()
+        Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
+        rows = []
+        for c in new:
+            members = np.flatnonzero(c == T)
+            k = min(self.n_prototypes_per_class, len(members))
+            centers = kmeans_prototypes(Zc[members], Zc, k, rng)
+            dist = ((Zc[members][None, :, :] - centers[:, None, :]) ** 2).sum(-1)
+            rows.append(members[distinct_nearest(dist)])
+        rows = np.concatenate(rows)
+        codes = T[rows]
+        state = dict(state)
+        state["cases"] = np.concatenate([state["cases"], X[rows]])
+        state["prototypes"] = np.concatenate([state["prototypes"], Z[rows]])
+        state["head.codes"] = np.concatenate([state["head.codes"], codes.astype(float)])
+        self._kinds = np.concatenate([self._kinds, np.repeat("trivial", len(rows))])
+        return state, np.concatenate([indices, self._n_seen + rows])
 
     def project_prototypes(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
