@@ -17,14 +17,17 @@ def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
     return [order[bounds[c] : bounds[c + 1]] for c in range(n_classes)]
 
 
-def kmeans_prototypes(members: np.ndarray, Z: np.ndarray, k: int, rng) -> np.ndarray:
+def kmeans_prototypes(
+    members: np.ndarray, Z: np.ndarray, k: int, rng, scale: float | None = None
+) -> np.ndarray:
     """``k`` initial prototypes from a class's rows ``members`` (k-means++, seeded by ``rng``).
 
     A class with fewer distinct rows than ``k`` starts from its rows, repeated
-    and jittered by 1e-3 times the std of ``Z`` (all rows); an empty class at
-    the mean of ``Z``, jittered.
+    and jittered by ``scale`` (default: 1e-3 times the std of ``Z``, all
+    rows); an empty class at the mean of ``Z``, jittered.
     """
-    scale = 1e-3 * (Z.std() or 1.0)
+    if scale is None:
+        scale = 1e-3 * (Z.std() or 1.0)
     if len(members) == 0:  # class absent from the data seen at initialisation
         return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
     if len(members) < k or len(np.unique(members, axis=0)) < k:
@@ -43,6 +46,7 @@ def classwise_kmeans(
     each. ``T`` holds integer codes or a 0/1 indicator (multi-label).
     """
     members = class_members(T, len(counts))
-    P = [kmeans_prototypes(Z[members[c]], Z, int(k), rng) for c, k in enumerate(counts) if k]
+    scale = 1e-3 * (Z.std() or 1.0)  # once, not once per class
+    P = [kmeans_prototypes(Z[members[c]], Z, int(k), rng, scale) for c, k in enumerate(counts) if k]
     codes = np.repeat(np.arange(len(counts)), counts)
     return np.concatenate(P), codes
