@@ -33,19 +33,25 @@ __all__ = ["ProtoClassifier"]
 
 
 class ProtoClassifier(TorchPrototypeClassifier):
-    """Prototype classifier trained with the ProtoPNet objective; every prototype a real case.
+    """Prototype classifier whose every prototype is a real training case of its class.
 
     Each class (or label) gets ``n_prototypes_per_class`` prototypes in a
-    latent space ``z = h(x)`` (``h`` the identity, or a learned
-    ``projection``). A sample's similarities ``s_k`` to the prototypes (log,
-    rbf or cosine) give the class scores ``score_c = sum_k s_k W[k, c] / T``.
-    Prototypes, map and class connections ``W`` are trained with mini-batch
-    Adam on ProtoPNet's objective (cross-entropy, cluster and separation
-    costs, L1 on wrong-class connections) or ST-ProtoPNet's
-    (``prototype_kind``). After training every prototype is *projected* onto
-    the nearest training row of its class -- ``prototype_sample_indices_``
-    names it -- and ``W`` alone is refit by a convex problem. The formulas are
-    in the :doc:`user guide <proto>`.
+    latent space ``z = h(x)`` (``h`` a learned map, or the identity). With the
+    default *mixture head* a class's score is built from its own prototypes
+    only: ``score_c = scale * tau * logsumexp_{k in c}(s_k / tau) / T + b_c``
+    for the similarities ``s_k`` (cosine by default), so every explanation
+    names cases of the predicted class and, for small ``tau``, one case
+    carries most of the score. With ``head="linear"`` (ProtoPNet's
+    class-connection layer) the scores are ``s @ W / T`` and every prototype
+    speaks for every class. Map, prototypes and head are trained with
+    mini-batch Adam on the cross-entropy, plus ProtoPNet's or ST-ProtoPNet's
+    costs where their weights are set; a *snap* cost pulls each prototype
+    toward the latent vector of its nearest training row of its class during
+    training, and afterwards every prototype is *projected* onto that row --
+    ``prototype_sample_indices_`` names it -- and tied to it: the prototype
+    is the latent vector of that training case from then on. The linear head
+    is then refit by a convex problem. The formulas are in the
+    :doc:`user guide <proto>`.
 
     With a 2-D indicator ``y`` (multi-label), each label gets its own
     prototypes, the probabilities are independent sigmoids of the scores and
@@ -53,59 +59,78 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     Parameters
     ----------
-    n_prototypes_per_class : int, default=3
+    n_prototypes_per_class : int, default=5
         Prototypes per class (per branch with ``prototype_kind="both"``),
-        initialised by class-wise k-means++ (a class with fewer samples
-        starts from its samples, repeated and jittered).
-    projection : {None, "linear", "mlp"}, default=None
-        Learned map ``h``, trained jointly with the prototypes; with the
-        distance-based similarities it ends in a sigmoid (ProtoPNet's add-on
-        layers).
+        initialised by class-wise k-means++ in the latent space (a class with
+        fewer samples starts from its samples, repeated and jittered).
+    head : {"mixture", "linear"}, default="mixture"
+        ``"mixture"``: each class scored by a soft maximum over its own
+        prototypes, with learned ``tau``, ``scale`` and class biases;
+        ``"linear"``: ProtoPNet's dense class-connection weights ``W``.
+    projection : {None, "linear", "mlp"}, default="linear"
+        Learned map ``h``, trained jointly with the prototypes. ``"linear"``
+        starts at the identity (a random semi-orthogonal map to another
+        ``projection_dim``); with the distance-based similarities the map
+        ends in a sigmoid (ProtoPNet's add-on layers).
     projection_dim : int, default=None
         Output size of ``h`` (default: ``n_features``).
-    similarity : {"log", "rbf", "cosine"}, default="log"
-        ``log((d + 1) / (d + 1e-4))``, ``exp(-d / width)`` or ``cos`` of the
-        latent vectors, for squared distances ``d``.
+    similarity : {"cosine", "log", "rbf"}, default="cosine"
+        ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
+        ``exp(-d / width)`` for squared distances ``d``.
     rbf_width : float or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
-    temperature : float > 0, default=1.0
-        The scores are ``s @ W / temperature`` (explanations include it).
+    temperature : "auto" or float > 0, default="auto"
+        The scores are divided by ``T``. "auto": ``T`` is fitted after
+        training to minimise the log-loss on the early-stopping split (on the
+        training rows without early stopping), so ``predict_proba`` is
+        calibrated; predictions do not change. A float is used as given (and,
+        with the linear head, during training).
+    snap_weight : float >= 0, default=1.0
+        Weight of the snap cost: the sum over classes of the mean distance
+        from a prototype to the latent vector of its nearest training row of
+        its class (found again after every epoch). 0 leaves the prototypes
+        free until the final projection.
+    input_noise : float >= 0, default=0.5
+        Training-time augmentation: each batch row ``x`` gets Gaussian noise
+        of norm about ``input_noise * ||x||`` (a regulariser of the map).
     prototype_kind : {"trivial", "support", "both"}, default="trivial"
         ST-ProtoPNet prototype type.
-    cluster_weight, separation_weight, l1_weight : float, default=0.8, 0.08, 1e-4
-        ProtoPNet's loss weights.
+    cluster_weight, separation_weight : float, default=0.0
+        ProtoPNet's cluster and separation costs (ProtoPNet uses 0.8 and 0.08).
+    l1_weight : float, default=1e-4
+        L1 on wrong-class connections of the linear head.
     support_separation_weight : float, default=0.48
         Separation weight of support prototypes.
-    closeness_weight, discrimination_weight : float, default=1.0
+    closeness_weight, discrimination_weight : float, default=0.0
         Weights of the ST-ProtoPNet closeness (support) and discrimination
-        (trivial) losses.
+        (trivial) losses (ST-ProtoPNet uses 1.0).
     project : bool, default=True
         Project prototypes onto training samples after training.
     push_every : int, default=None
         Also project every ``push_every`` epochs during training (ProtoPNet's
         schedule). None: only the final projection.
     alpha : float >= 0, default=0.1
-        Strength of the penalty of the last-layer refit (the inverse of
+        Strength of the penalty of the linear head's refit (the inverse of
         logistic regression's ``C``).
     last_layer_max_iter : int, default=200
-        L-BFGS iterations of the last-layer refit; 0 skips the refit.
-    max_epochs : int, default=100
+        L-BFGS iterations of the linear head's refit; 0 skips the refit.
+    max_epochs : int, default=30
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=256
         Mini-batch size.
-    learning_rate : float, default=1e-2
+    learning_rate : float, default=3e-3
         Adam learning rate.
     weight_decay : float, default=0.0
         Adam weight decay.
-    early_stopping : bool, default=False
+    early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data (stratified when every
         class can be), stop when the loss on it has not dropped by ``tol`` for
         ``n_iter_no_change`` epochs, and keep the parameters of the best
         epoch. Without it, the same rule is applied to the training loss.
         Projection and refit use every row.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int, default=3
     tol : float, default=1e-4
     class_weight : dict, "balanced" or None, default=None
         Weights of classes in the loss, as in scikit-learn.
@@ -120,8 +145,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         during fit). None: 1, which never oversubscribes a shared machine;
         -1: every usable core.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation and shuffling: fits are bit-for-bit repeatable
-        on the CPU for a fixed seed and ``n_jobs``.
+        Seeds initialisation, shuffling and the augmentation noise: fits are
+        bit-for-bit repeatable on the CPU for a fixed seed and ``n_jobs``.
     verbose : int, default=0
         Print per-epoch loss and accuracy.
 
@@ -130,19 +155,26 @@ class ProtoClassifier(TorchPrototypeClassifier):
     classes_ : ndarray of shape (n_classes,)
         Class labels (``arange(n_labels)`` for multi-label ``y``).
     prototypes_ : ndarray of shape (n_prototypes, dim)
-        Prototype vectors in the latent space (the input space when
-        ``projection=None``; then, after projection, each equals a training
-        row of its class).
+        Prototype vectors in the latent space: after projection, the latent
+        vector ``h(X[i])`` of the training row ``i`` each is tied to (the row
+        itself when ``projection=None``).
     prototype_labels_ : ndarray of shape (n_prototypes,)
         Class label of each prototype.
     prototype_kinds_ : ndarray of shape (n_prototypes,)
         ``"trivial"`` or ``"support"`` for each prototype.
     prototype_sample_indices_ : ndarray of shape (n_prototypes,)
-        Training row each prototype was projected onto (-1 if not projected).
+        Training row each prototype was projected onto (-1 if not projected);
+        after ``partial_fit``, rows counted over all the data seen.
     last_layer_ : ndarray of shape (n_prototypes, n_classes)
-        Class-connection weights ``W``.
+        Class connections: ``W`` of the linear head, the 0/1 class membership
+        of each prototype for the mixture head.
+    intercept_ : ndarray of shape (n_classes,)
+        Class biases ``b / T`` (zeros for the linear head).
+    tau_, scale_ : float
+        The mixture head's softness within a class and its scale (mixture
+        head only).
     temperature_ : float
-        The temperature the scores are divided by.
+        The temperature ``T`` the scores are divided by.
     history_ : dict
         Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
         ``seconds``; ``accuracy_before_projection``,
@@ -168,11 +200,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
     >>> from sklearn.datasets import load_iris
     >>> from skproto import ProtoClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=30, random_state=0)
-    >>> clf = clf.fit(X, y)
+    >>> clf = ProtoClassifier(n_prototypes_per_class=2, random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
-    >>> bool((clf.prototypes_ == X[clf.prototype_sample_indices_]).all())
+    >>> rows = clf.prototype_sample_indices_  # the training cases behind the prototypes
+    >>> bool((y[rows] == clf.prototype_labels_).all())
+    True
+    >>> ex = clf.explain(X[:1], n_prototypes=2)
+    >>> bool((ex.prototype_label == ex.predicted[:, None]).all())  # cases of its own class
     True
     """
 

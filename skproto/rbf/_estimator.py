@@ -23,6 +23,11 @@ from ._network import RBFNetwork
 
 __all__ = ["RBFPrototypeClassifier"]
 
+#: ``loss="robust"`` defaults: components per class, and the margin as a
+#: fraction of the median distance to the nearest initial component
+_ROBUST_PER_CLASS = 3
+_ROBUST_MARGIN = 0.5
+
 
 def _round_down(radius: np.ndarray, dtype) -> np.ndarray:
     """``radius`` in ``dtype``, rounded toward zero: a certificate must not grow."""
@@ -56,28 +61,37 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     Parameters
     ----------
     n_components : int, default=None
-        Number of components. None: one per class. Initialised by class-wise
+        Number of components. None: one per class, three for
+        ``loss="robust"``. Initialised by class-wise
         k-means++, shared out over the classes as evenly as possible (earlier
         classes first); with fewer components than classes, by k-means on all
         the data (CBC heads; the nearest head needs one per class, and warns
         and uses ``n_classes`` components instead).
     reasoning : {"positive_negative", "positive", "nearest"}, default=None
-        The head. None: ``"positive_negative"``, or ``"nearest"`` for
-        ``loss="glvq"`` (which accepts no other head).
+        The head. None: ``"positive_negative"`` for ``loss="cbc"``, and
+        ``"nearest"`` for ``loss="robust"`` (its bisector certificate is
+        tighter than the CBC bound: more test points certified at every
+        radius, ``benchmarks/results/defaults.md``) and ``loss="glvq"``
+        (which accepts no other head).
     loss : {"cbc", "robust", "glvq"}, default="cbc"
         ``"cbc"``: the CBC margin loss ``max(0, max_{j != y} p_j - p_y + margin)``;
         ``"robust"``: the hinge ``max(0, margin - radius)`` of the signed
         certified radius; ``"glvq"``: GLVQ (nearest head).
     margin : float, default=None
         For ``"cbc"``, the score margin (default 0.3); for ``"robust"``, the
-        radius aimed for, in input units (default: a quarter of the median
-        distance from a training sample to its nearest initial component).
+        radius aimed for, in input units (default: half the median distance
+        from a training sample to its nearest initial component).
         Stored in ``margin_``.
     sigma : float or "auto", default="auto"
         Initial ``sigma``; "auto": the median distance from a training sample
         to its nearest initial component divided by ``ln 2``.
     learn_sigma : bool, default=True
         Train ``sigma`` (one value shared by all components).
+    temperature : "auto" or float > 0, default="auto"
+        ``predict_proba`` is ``p_c^(1/T) / sum_j p_j^(1/T)`` (``p_c`` the class
+        scores of ``decision_function``, unchanged). "auto": ``T`` is fitted
+        after training to minimise the log-loss on the early-stopping split
+        (the training rows without early stopping).
     omega_dim : int, default=None
         Learn a linear map ``Omega`` of shape ``(omega_dim, n_features)``
         (initialised to the first principal axes). None: no map.
@@ -90,10 +104,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     project_epochs : int, default=10
     max_epochs : int, default=100
     batch_size : int, default=128
-    learning_rate : float, default=1e-2
+    learning_rate : float, default=3e-3
         Adam learning rate.
     weight_decay : float, default=0.0
-    early_stopping : bool, default=False
+    early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not dropped by ``tol`` for ``n_iter_no_change`` epochs and keep the
         best epoch.
@@ -127,6 +141,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         ``r+`` and ``r-`` (zero where absent); per class, their sum over
         components is 1. For the nearest head, ``r+`` is the 0/1 membership
         of each component in its class.
+    temperature_ : float
+        The temperature of ``predict_proba``.
     sigma_ : float
         Detection scale ``sigma``.
     omega_ : ndarray of shape (omega_dim, n_features) or None
@@ -201,9 +217,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         project_epochs=10,
         max_epochs=100,
         batch_size=128,
-        learning_rate=1e-2,
+        learning_rate=3e-3,
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -260,13 +276,17 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     def _head_kind(self) -> str:
         if self.loss == "glvq":
             return "nearest"
-        return self.reasoning or "positive_negative"
+        if self.reasoning is None:  # the head whose certificate is tighter for "robust"
+            return "nearest" if self.loss == "robust" else "positive_negative"
+        return self.reasoning
 
     def _build(self, X, T, rng):
         """Initial network: k-means components, Omega, sigma, reasoning logits."""
         X = np.asarray(X, dtype=np.float64)
         n_classes, p = len(self.classes_), X.shape[1]
-        K = n_classes if self.n_components is None else self.n_components
+        K = self.n_components
+        if K is None:  # several per class where the certificate gains from them
+            K = n_classes * (_ROBUST_PER_CLASS if self.loss == "robust" else 1)
         if self.loss == "glvq" and self.reasoning not in (None, "nearest"):
             raise ValueError(
                 f"loss='glvq' trains the nearest-prototype head; got reasoning={self.reasoning!r}."
@@ -298,7 +318,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if self.margin is not None:
             self.margin_ = float(self.margin)
         else:
-            self.margin_ = 0.3 if self.loss == "cbc" else 0.25 * typical
+            self.margin_ = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         self._codes = codes
         if self._head_kind == "nearest":
             head = NearestHead(torch.as_tensor(codes, dtype=torch.long), n_classes)

@@ -1,0 +1,459 @@
+"""Every estimator at its defaults, next to tuned linear probes and k-NN, in one run.
+
+Run from the repository root::
+
+    python benchmarks/bench_defaults.py               # CLINC150 and digits
+    python benchmarks/bench_defaults.py --threads 2   # torch / BLAS threads (default 1)
+    python benchmarks/bench_defaults.py --quick       # smoke run: digits only, small grids
+
+On each dataset (CLINC150's frozen MiniLM embeddings, if the file exists, and
+scikit-learn's digits scaled to [0, 1]) the references are tuned on ``val``:
+LogisticRegression and LinearSVC (C), KNeighborsClassifier (k, cosine). The
+skproto estimators are *not* tuned: their defaults, plus ``random_state=0``
+and the run's threads; ``ProtoClassifier, old dense`` is the configuration
+``bench_proto.py`` chose on val before the mixture head (ProtoPNet's dense
+last layer on cosine similarities), kept so the trade-off is visible.
+
+For each model: test accuracy, fit seconds, warnings raised by ``fit``,
+test log-loss and expected calibration error (15 equal-width confidence bins);
+for the skproto estimators also the interpretability metrics of
+``skproto.metrics`` on the first 1,000 test rows: own-class evidence (mean),
+the evidence share of the top prototype (median), prototype purity (10
+nearest training rows, mean), explanation stability (Gaussian noise of norm
+5% of the median row norm, 3 draws, on 300 rows) and the global size.
+
+Then: certified accuracy of ``RBFPrototypeClassifier(loss="robust")`` and
+``(loss="glvq")`` at their defaults, at radii that are fractions of the
+typical distance to the nearest component (measured on val with the glvq
+model); and, on CLINC150, class-incremental learning: ``ProtoClassifier()``
+fitted on 75 classes (drawn with seed 0), then ``partial_fit`` with the
+other 75, against one fit on all 150.
+
+Prints markdown tables (progress on stderr) and writes ``defaults.md`` and
+``defaults.json`` to ``--out-dir`` (default ``benchmarks/results``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
+
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+from skproto.metrics import (
+    explanation_stability,
+    global_size,
+    own_class_evidence,
+    prototype_purity,
+    top_k_evidence_share,
+)
+from skproto.robustness import certified_accuracy
+
+from _harness.data import benchmark_parser, load_dataset
+from _harness.env import (
+    finish_machine,
+    header_lines,
+    machine_info,
+    section_loads,
+    set_threads,
+    skproto_n_jobs,
+)
+from _harness.report import fmt_params, log, md_table, target_row, targets_table, write_results
+from _harness.selection import select_on_val
+from _harness.timing import timed, with_load
+
+LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0, 10.0]}
+KNN_K = {"full": [1, 5, 10, 20], "quick": [5]}
+MAX_ITER = 2000
+#: ``bench_proto.py``'s val-chosen configuration before the mixture head
+OLD_DENSE = dict(
+    head="linear",
+    projection=None,
+    similarity="cosine",
+    temperature=0.1,
+    n_prototypes_per_class=5,
+    l1_weight=1e-5,
+    alpha=0.1,
+    cluster_weight=0.8,
+    separation_weight=0.08,
+    discrimination_weight=1.0,
+    snap_weight=0.0,
+    input_noise=0.0,
+    early_stopping=True,
+    n_iter_no_change=5,
+    learning_rate=3e-3,
+    batch_size=512,
+    max_epochs=20,
+)
+RADIUS_FRACTIONS = [0.05, 0.1, 0.2, 0.3]
+METRIC_ROWS, STABILITY_ROWS = 1000, 300
+ECE_BINS = 15
+LOG_LOSS_FACTOR, ECE_MAX = 1.1, 0.05
+
+
+def log_loss_and_ece(model, X, y) -> tuple[float, float]:
+    """Test log-loss and expected calibration error of ``predict_proba``."""
+    P = model.predict_proba(X)
+    codes = np.searchsorted(model.classes_, y)
+    p_true = P[np.arange(len(y)), codes]
+    ll = float(-np.mean(np.log(np.maximum(p_true, np.finfo(float).tiny))))
+    conf = P.max(axis=1)
+    hit = model.classes_[P.argmax(axis=1)] == y
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum(
+        abs(hit[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b)
+        for b in np.unique(bins)
+    )
+    return ll, float(ece)
+
+
+def skproto_defaults(n_jobs: int) -> dict:
+    torch_kw = dict(random_state=0, n_jobs=n_jobs)
+    return {
+        "NearestMeanClassifier()": lambda: NearestMeanClassifier(),
+        "NearestMeanClassifier(metric='mahalanobis')": lambda: NearestMeanClassifier(
+            metric="mahalanobis"
+        ),
+        "ProtoClassifier()": lambda: ProtoClassifier(**torch_kw),
+        "ProtoClassifier, old dense": lambda: ProtoClassifier(**OLD_DENSE, **torch_kw),
+        "RBFPrototypeClassifier()": lambda: RBFPrototypeClassifier(**torch_kw),
+        "RBFPrototypeClassifier(loss='robust')": lambda: RBFPrototypeClassifier(
+            loss="robust", **torch_kw
+        ),
+        "RBFPrototypeClassifier(loss='glvq')": lambda: RBFPrototypeClassifier(
+            loss="glvq", **torch_kw
+        ),
+    }
+
+
+def interpretability(model, d) -> dict:
+    X = d["X_test"][:METRIC_ROWS]
+    noise = 0.05 * float(np.median(np.linalg.norm(d["X_test"], axis=1)))
+    return {
+        "own_class_evidence": float(own_class_evidence(model, X)),
+        "top1_share_median": float(np.median(top_k_evidence_share(model, X, 1, aggregate=None))),
+        "purity": float(prototype_purity(model, d["X_train"], d["y_train"])),
+        "stability": float(
+            explanation_stability(
+                model, d["X_test"][:STABILITY_ROWS], noise=noise, n_draws=3, random_state=0
+            )
+        ),
+        "stability_noise": noise,
+        "global_size": int(global_size(model)),
+        "n_prototypes": int(len(model.prototypes_)),
+    }
+
+
+def measure(name, model, t_fit, caught, d, *, skproto: bool) -> dict:
+    X_te, y_te = d["X_test"], d["y_test"]
+    row = {
+        "model": name,
+        "test_accuracy": float(np.mean(model.predict(X_te) == y_te)),
+        "fit_s": t_fit,
+        "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:80]}" for w in caught}),
+    }
+    row["log_loss"], row["ece"] = log_loss_and_ece(model, X_te, y_te)
+    if skproto:
+        row.update(interpretability(model, d))
+        row["epochs"] = getattr(model, "n_iter_", None)
+        row["temperature"] = float(model.temperature_)
+    log(
+        f"  {name}: test {row['test_accuracy']:.4f}, fit {t_fit:.1f}s, log-loss "
+        f"{row['log_loss']:.3f}, ECE {row['ece']:.3f}"
+        + (f", own {row['own_class_evidence']:.2f}" if skproto else "")
+    )
+    return row
+
+
+def section_dataset(d: dict, *, quick: bool, n_jobs: int, incremental: bool) -> dict:
+    mode = "quick" if quick else "full"
+    rows, models = [], {}
+    refs = {
+        "LogisticRegression": (
+            [{"C": c} for c in LINEAR_C[mode]],
+            lambda p: LogisticRegression(max_iter=MAX_ITER, **p),
+        ),
+        "LinearSVC": (
+            [{"C": c} for c in LINEAR_C[mode]],
+            lambda p: LinearSVC(max_iter=MAX_ITER, **p),
+        ),
+        "KNeighborsClassifier": (
+            [{"n_neighbors": k} for k in KNN_K[mode]],
+            lambda p: KNeighborsClassifier(metric="cosine", algorithm="brute", **p),
+        ),
+    }
+    for name, (grid, make) in refs.items():
+        (_, params, _, _), _ = select_on_val(grid, make, d, name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model, t_fit = timed(make(params).fit, d["X_train"], d["y_train"])
+        if name == "LinearSVC":  # no predict_proba: its calibration is not measured
+            row = {
+                "model": name,
+                "test_accuracy": float(np.mean(model.predict(d["X_test"]) == d["y_test"])),
+                "fit_s": t_fit,
+                "warnings": sorted({str(w.message)[:80] for w in caught}),
+                "log_loss": None,
+                "ece": None,
+            }
+        else:
+            row = measure(name, model, t_fit, caught, d, skproto=False)
+        row["params"] = params
+        rows.append(row)
+    for name, make in skproto_defaults(n_jobs).items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model, t_fit = timed(make().fit, d["X_train"], d["y_train"])
+        models[name] = model
+        rows.append(measure(name, model, t_fit, caught, d, skproto=True))
+    out = {"rows": rows, "certified": certified(models, d)}
+    if incremental:
+        full = next(r for r in rows if r["model"] == "ProtoClassifier()")
+        out["incremental"] = class_incremental(d, n_jobs, full["test_accuracy"])
+    return out
+
+
+def certified(models: dict, d: dict) -> dict:
+    glvq = models["RBFPrototypeClassifier(loss='glvq')"]
+    typical = float(np.median(-glvq.score_samples(d["X_val"])))
+    radii = [float(f"{f * typical:.3g}") for f in RADIUS_FRACTIONS]
+    out = {"typical_distance": typical, "radii": radii}
+    for name in ["RBFPrototypeClassifier(loss='robust')", "RBFPrototypeClassifier(loss='glvq')"]:
+        acc = certified_accuracy(models[name], d["X_test"], d["y_test"], radii)
+        out[name] = [float(a) for a in acc]
+        log(f"  certified {name}: {out[name]} at radii {radii}")
+    return out
+
+
+def class_incremental(d: dict, n_jobs: int, full_accuracy: float) -> dict:
+    classes = np.unique(d["y_train"])
+    first = np.random.RandomState(0).permutation(classes)[: len(classes) // 2]
+    old = np.isin(d["y_train"], first)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ProtoClassifier(random_state=0, n_jobs=n_jobs)
+        _, t_fit = timed(model.fit, d["X_train"][old], d["y_train"][old])
+        _, t_partial = timed(model.partial_fit, d["X_train"][~old], d["y_train"][~old])
+    X_te, y_te = d["X_test"], d["y_test"]
+    seen = np.isin(y_te, first)
+    pred = model.predict(X_te)
+    out = {
+        "n_first": int(len(first)),
+        "n_second": int(len(classes) - len(first)),
+        "fit_s": t_fit,
+        "partial_fit_s": t_partial,
+        "test_accuracy": float(np.mean(pred == y_te)),
+        "test_accuracy_first_classes": float(np.mean(pred[seen] == y_te[seen])),
+        "test_accuracy_new_classes": float(np.mean(pred[~seen] == y_te[~seen])),
+        "one_fit_accuracy": full_accuracy,
+        "warnings": sorted({str(w.message)[:80] for w in caught}),
+    }
+    log(f"  class-incremental: {out['test_accuracy']:.4f} vs one fit {full_accuracy:.4f}")
+    return out
+
+
+def _f(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def render(res: dict) -> str:
+    loads = section_loads(res, res["datasets"])
+    out = header_lines(res, "# Defaults benchmark (issue 10)", "digits only, small grids", loads)
+    for ds in res["datasets"]:
+        r = res[ds]
+        out += ["", f"## {ds}", ""]
+        out.append(
+            "References tuned on val (params shown); skproto at its defaults "
+            "(`random_state=0`, the run's threads). log-loss and ECE on test; the "
+            f"interpretability columns on the first {METRIC_ROWS} test rows "
+            f"(stability: {STABILITY_ROWS} rows). 'own' = own-class evidence, "
+            "'top-1' = median evidence share of the strongest prototype, 'purity' = "
+            "share of a prototype's 10 nearest training rows of its class, 'stable' = "
+            "top prototype unchanged under noise, 'size' = prototypes with a "
+            "non-negligible class connection / all prototypes."
+        )
+        out.append("")
+        table = []
+        for row in r["rows"]:
+            sk = "own_class_evidence" in row
+            table.append(
+                [
+                    row["model"] + (f" ({fmt_params(row['params'])})" if "params" in row else ""),
+                    f"{row['test_accuracy']:.4f}",
+                    f"{row['fit_s']:.1f}",
+                    _f(row["log_loss"], ".3f"),
+                    _f(row["ece"], ".3f"),
+                    f"{row['own_class_evidence']:.2f}" if sk else "",
+                    f"{row['top1_share_median']:.2f}" if sk else "",
+                    f"{row['purity']:.2f}" if sk else "",
+                    f"{row['stability']:.2f}" if sk else "",
+                    f"{row['global_size']}/{row['n_prototypes']}" if sk else "",
+                    str(row.get("epochs") or ""),
+                    "; ".join(row["warnings"]) or "none",
+                ]
+            )
+        headers = ["model", "test acc", "fit s", "log-loss", "ECE", "own", "top-1"]
+        headers += ["purity", "stable", "size", "epochs", "warnings in fit"]
+        out.append(md_table(headers, table))
+        c = r["certified"]
+        out += ["", f"Certified test accuracy at radii {c['radii']} "]
+        out[-1] += (
+            f"(fractions {RADIUS_FRACTIONS} of the typical distance {c['typical_distance']:.3g}):"
+        )
+        out.append("")
+        cert = [
+            [name] + [f"{a:.4f}" for a in c[name]]
+            for name in c
+            if name not in ("radii", "typical_distance")
+        ]
+        out.append(md_table(["model"] + [f"eps {e}" for e in c["radii"]], cert))
+        if "incremental" in r:
+            inc = r["incremental"]
+            out += [
+                "",
+                f"Class-incremental: `ProtoClassifier()` fitted on {inc['n_first']} classes "
+                f"({inc['fit_s']:.1f} s), then `partial_fit` with the other {inc['n_second']} "
+                f"({inc['partial_fit_s']:.1f} s): test accuracy {inc['test_accuracy']:.4f} "
+                f"(first classes {inc['test_accuracy_first_classes']:.4f}, new classes "
+                f"{inc['test_accuracy_new_classes']:.4f}) against {inc['one_fit_accuracy']:.4f} "
+                "for one fit on all classes.",
+            ]
+    out += ["", "## Targets (issue 10; CLINC150 test, same run)", ""]
+    out.append(targets_table(res["targets"]))
+    return "\n".join(out)
+
+
+def evaluate_targets(res: dict) -> list[dict]:
+    if "clinc150" not in res["datasets"]:
+        return [target_row("all targets", "CLINC150 not run", None)]
+    r = res["clinc150"]
+    by = {row["model"]: row for row in r["rows"]}
+    lr, proto = by["LogisticRegression"], by["ProtoClassifier()"]
+    robust = by["RBFPrototypeClassifier(loss='robust')"]
+    t = []
+    t.append(
+        target_row(
+            "ProtoClassifier() accuracy >= tuned LogisticRegression",
+            f"{proto['test_accuracy']:.4f} vs {lr['test_accuracy']:.4f}",
+            proto["test_accuracy"] >= lr["test_accuracy"],
+        )
+    )
+    t.append(
+        target_row(
+            "ProtoClassifier() own-class evidence >= 0.95",
+            f"{proto['own_class_evidence']:.3f}",
+            proto["own_class_evidence"] >= 0.95,
+        )
+    )
+    t.append(
+        target_row(
+            "ProtoClassifier() median top-1 evidence share >= 0.8",
+            f"{proto['top1_share_median']:.3f}",
+            proto["top1_share_median"] >= 0.8,
+        )
+    )
+    t.append(
+        target_row(
+            "ProtoClassifier() fit time <= LogisticRegression's",
+            f"{proto['fit_s']:.1f} s vs {lr['fit_s']:.1f} s",
+            proto["fit_s"] <= lr["fit_s"],
+        )
+    )
+    for ds in res["datasets"]:
+        c = res[ds]["certified"]
+        rob, glvq = (
+            c["RBFPrototypeClassifier(loss='robust')"],
+            c["RBFPrototypeClassifier(loss='glvq')"],
+        )
+        t.append(
+            target_row(
+                f"{ds}: robust certifies more than glvq at every radius",
+                f"{[round(a, 3) for a in rob]} vs {[round(a, 3) for a in glvq]}",
+                all(a > b for a, b in zip(rob, glvq)),
+            )
+        )
+    t.append(
+        target_row(
+            "RBFPrototypeClassifier(loss='robust') within 1 point of LogisticRegression",
+            f"{robust['test_accuracy']:.4f} vs {lr['test_accuracy']:.4f}",
+            robust["test_accuracy"] >= lr["test_accuracy"] - 0.01,
+        )
+    )
+    for row in r["rows"]:
+        if "own_class_evidence" not in row:
+            continue
+        ok = row["log_loss"] <= LOG_LOSS_FACTOR * lr["log_loss"] and row["ece"] <= ECE_MAX
+        t.append(
+            target_row(
+                f"{row['model']}: log-loss <= {LOG_LOSS_FACTOR} x LR's, ECE <= {ECE_MAX}",
+                f"{row['log_loss']:.3f} (LR {lr['log_loss']:.3f}), ECE {row['ece']:.3f}",
+                ok,
+            )
+        )
+    silent = [row["model"] for row in r["rows"] if "own_class_evidence" in row and row["warnings"]]
+    t.append(
+        target_row(
+            "no warning from any skproto default fit", ", ".join(silent) or "none", not silent
+        )
+    )
+    inc = r.get("incremental")
+    if inc:
+        t.append(
+            target_row(
+                "class-incremental ProtoClassifier within 1 point of one fit",
+                f"{inc['test_accuracy']:.4f} vs {inc['one_fit_accuracy']:.4f}",
+                inc["test_accuracy"] >= inc["one_fit_accuracy"] - 0.01,
+            )
+        )
+    return t
+
+
+def main(argv=None) -> int:
+    ap = benchmark_parser(__doc__, "defaults")
+    ap.add_argument("--quick", action="store_true", help="smoke run: digits, small grids")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch / BLAS threads for every model (0: library defaults; default 1)",
+    )
+    ap.add_argument("--note", default="", help="free text recorded in the report header")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    threads = set_threads(args.threads)
+    n_jobs = skproto_n_jobs(args.threads)
+    info = machine_info(with_torch=True)
+    res = {
+        "quick": args.quick,
+        "note": args.note,
+        "machine": info,
+        "threads": threads,
+        "torch_num_threads": torch.get_num_threads(),
+        "data": str(args.data),
+        "datasets": [],
+    }
+    names = ["digits"] if args.quick else ["clinc150", "digits"]
+    for name in names:
+        d = load_dataset(name, args.data)
+        if d is None:
+            continue
+        log(f"{name}: {len(d['X_train'])} train / {len(d['X_val'])} val / {len(d['X_test'])} test")
+        res[name] = with_load(
+            section_dataset, d, quick=args.quick, n_jobs=n_jobs, incremental=name == "clinc150"
+        )
+        res["datasets"].append(name)
+    res["targets"] = evaluate_targets(res)
+    finish_machine(res, info)
+    res["wall_s"] = time.perf_counter() - t_start
+    write_results(res, render(res), args.out_dir, "defaults")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
