@@ -53,9 +53,10 @@ from skproto.metrics import (
     prototype_purity,
     top_k_evidence_share,
 )
+from skproto.proto import PROTOPNET
 from skproto.robustness import certified_accuracy
 
-from _harness.data import benchmark_parser, load_dataset
+from _harness.data import add_threads_and_note, benchmark_parser, load_dataset
 from _harness.env import (
     finish_machine,
     header_lines,
@@ -72,25 +73,19 @@ LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0, 10.0]}
 KNN_K = {"full": [1, 5, 10, 20], "quick": [5]}
 MAX_ITER = 2000
 #: ``bench_proto.py``'s val-chosen configuration before the mixture head
-OLD_DENSE = dict(
-    head="linear",
-    projection=None,
-    similarity="cosine",
-    temperature=0.1,
-    n_prototypes_per_class=5,
-    l1_weight=1e-5,
-    alpha=0.1,
-    cluster_weight=0.8,
-    separation_weight=0.08,
-    discrimination_weight=1.0,
-    snap_weight=0.0,
-    input_noise=0.0,
-    early_stopping=True,
-    n_iter_no_change=5,
-    learning_rate=3e-3,
-    batch_size=512,
-    max_epochs=20,
-)
+OLD_DENSE = {
+    **PROTOPNET,
+    "similarity": "cosine",
+    "temperature": 0.1,
+    "n_prototypes_per_class": 5,
+    "l1_weight": 1e-5,
+    "alpha": 0.1,
+    "early_stopping": True,
+    "n_iter_no_change": 5,
+    "learning_rate": 3e-3,
+    "batch_size": 512,
+    "max_epochs": 20,
+}
 RADIUS_FRACTIONS = [0.05, 0.1, 0.2, 0.3]
 METRIC_ROWS, STABILITY_ROWS = 1000, 300
 ECE_BINS = 15
@@ -417,13 +412,7 @@ def evaluate_targets(res: dict) -> list[dict]:
 def main(argv=None) -> int:
     ap = benchmark_parser(__doc__, "defaults")
     ap.add_argument("--quick", action="store_true", help="smoke run: digits, small grids")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch / BLAS threads for every model (0: library defaults; default 1)",
-    )
-    ap.add_argument("--note", default="", help="free text recorded in the report header")
+    add_threads_and_note(ap)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     threads = set_threads(args.threads)

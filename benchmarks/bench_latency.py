@@ -44,7 +44,7 @@ import torch
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
-from _harness.data import benchmark_parser, load_dataset
+from _harness.data import add_threads_and_note, benchmark_parser, load_dataset
 from _harness.env import (
     finish_machine,
     header_lines,
@@ -267,13 +267,7 @@ def main(argv=None) -> int:
         default=None,
         help=f"untimed single-row calls first (default {WARMUP['full']})",
     )
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch / BLAS threads for every model (0: library defaults; default 1)",
-    )
-    ap.add_argument("--note", default="", help="free text recorded in the report header")
+    add_threads_and_note(ap)
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()

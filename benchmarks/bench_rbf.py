@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from skproto import ProtoClassifier, RBFPrototypeClassifier, certified_accuracy
+from skproto.proto import PROTOPNET
 
 from _harness.data import benchmark_parser, load_dataset
 from _harness.env import finish_machine, header_lines, machine_info, set_threads, skproto_n_jobs
@@ -48,16 +49,6 @@ ATTACK_ROWS = {"full": 1000, "quick": 200}
 PGD_STEPS = {"full": 30, "quick": 10}
 EPOCHS = {"full": 60, "quick": 5}
 COMMON = {"early_stopping": True, "n_iter_no_change": 8, "random_state": 0}
-#: the ProtoClassifier this benchmark compares with: ProtoPNet's dense last layer
-PROTOPNET = {
-    "head": "linear",
-    "projection": None,
-    "cluster_weight": 0.8,
-    "separation_weight": 0.08,
-    "discrimination_weight": 1.0,
-    "snap_weight": 0.0,
-    "input_noise": 0.0,
-}
 # grids: components per class (k) for every RBF model; the robust model also
 # picks its head (stable CBC or nearest prototype) and its margin, a multiple
 # of the typical distance (the median distance from a val sample to its
@@ -98,7 +89,9 @@ QUICK_GRIDS = {
 
 def make(family: str, cfg: dict, n_classes: int, epochs: int, typical: float | None):
     if family == "proto":
-        return ProtoClassifier(**cfg, **PROTOPNET, max_epochs=epochs, learning_rate=3e-3, **COMMON)
+        return ProtoClassifier(
+            **{**PROTOPNET, **cfg}, max_epochs=epochs, learning_rate=3e-3, **COMMON
+        )
     params = {
         "loss": cfg["loss"],
         "n_components": cfg["k"] * n_classes,

@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+from skproto.proto import PROTOPNET
 
 CONFIGURATIONS = [
     NearestMeanClassifier(),
@@ -17,14 +18,7 @@ CONFIGURATIONS = [
     ProtoClassifier(n_prototypes_per_class=2, max_epochs=60, random_state=0),
     # ProtoPNet's objective and dense last layer on the input space
     ProtoClassifier(
-        head="linear",
-        projection=None,
-        similarity="log",
-        temperature=1.0,
-        cluster_weight=0.8,
-        separation_weight=0.08,
-        snap_weight=0.0,
-        input_noise=0.0,
+        **PROTOPNET,
         early_stopping=False,
         learning_rate=0.01,
         max_epochs=60,

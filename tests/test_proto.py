@@ -12,30 +12,19 @@ from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 from skproto import ProtoClassifier
+from skproto.proto import PROTOPNET
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
-#: ProtoPNet's objective and dense last layer on the input space (the
-#: configuration before the mixture head became the default)
-PROTOPNET = dict(
-    head="linear",
-    projection=None,
-    similarity="log",
-    temperature=1.0,
-    cluster_weight=0.8,
-    separation_weight=0.08,
-    discrimination_weight=1.0,
-    snap_weight=0.0,
-    input_noise=0.0,
-    early_stopping=False,
-    learning_rate=1e-2,
-    n_iter_no_change=10,
+#: ProtoPNet's configuration with the training settings these tests were written for
+PROTOPNET_TRAINING = dict(
+    **PROTOPNET, early_stopping=False, learning_rate=1e-2, n_iter_no_change=10
 )
 
 
 def protopnet(**params):
     """A ProtoClassifier in :data:`PROTOPNET`'s configuration, updated by ``params``."""
-    return ProtoClassifier(**{**PROTOPNET, **params})
+    return ProtoClassifier(**{**PROTOPNET_TRAINING, **params})
 
 
 @st.composite

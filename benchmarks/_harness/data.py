@@ -63,6 +63,17 @@ def benchmark_parser(doc: str, stem: str) -> argparse.ArgumentParser:
     return ap
 
 
+def add_threads_and_note(ap: argparse.ArgumentParser) -> None:
+    """``--threads`` (torch / BLAS threads, default 1) and ``--note`` (free text)."""
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch / BLAS threads for every model (0: library defaults; default 1)",
+    )
+    ap.add_argument("--note", default="", help="free text recorded in the report header")
+
+
 def load_clinc(path: Path, *, announce_missing: bool = True) -> dict | None:
     """Every array of the CLINC150 file, or None (with a message) if it is missing."""
     if not path.is_file():

@@ -1,5 +1,5 @@
 """ProtoClassifier: learned prototypes that are real training cases (torch)."""
 
-from ._estimator import ProtoClassifier
+from ._estimator import PROTOPNET, ProtoClassifier
 
-__all__ = ["ProtoClassifier"]
+__all__ = ["PROTOPNET", "ProtoClassifier"]

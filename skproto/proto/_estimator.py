@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from numbers import Integral, Real
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -29,7 +30,25 @@ from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
 from ._last_layer import refit_last_layer
 from ._network import ProtoNetwork, make_latent_map
 
-__all__ = ["ProtoClassifier"]
+__all__ = ["PROTOPNET", "ProtoClassifier"]
+
+#: ProtoPNet's objective and dense class-connection layer on the input space,
+#: the configuration before the mixture head: ``ProtoClassifier(**PROTOPNET)``
+#: (the cost weights are those of Chen et al., 2019, and of ST-ProtoPNet).
+PROTOPNET = MappingProxyType(
+    {
+        "head": "linear",
+        "projection": None,
+        "similarity": "log",
+        "temperature": 1.0,
+        "cluster_weight": 0.8,
+        "separation_weight": 0.08,
+        "closeness_weight": 1.0,
+        "discrimination_weight": 1.0,
+        "snap_weight": 0.0,
+        "input_noise": 0.0,
+    }
+)
 
 
 class ProtoClassifier(TorchPrototypeClassifier):
