@@ -560,7 +560,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return MixtureHead(
                 torch.as_tensor(codes, dtype=torch.long),
                 n_classes,
-                tau=0.05 * spread,
+                tau=0.03 * spread,  # chosen on CLINC150 val: one case carries most of a score
                 scale=20.0 / spread,
                 temperature=t0,
             )
