@@ -82,49 +82,59 @@ TEMPERATURE_GRID = np.geomspace(*TEMPERATURE_BOUNDS, 41)
 def grid_log_loss(
     D: np.ndarray, log_prior: np.ndarray, T: np.ndarray, w: np.ndarray | None
 ) -> tuple[np.ndarray, float]:
-    """Summed weighted log-loss of ``D / t + log_prior`` at each :data:`TEMPERATURE_GRID` ``t``.
+    """Summed held-out losses of ``D / t + log_prior`` at each :data:`TEMPERATURE_GRID` ``t``.
 
     A sufficient statistic for choosing a temperature that adds up over
-    chunks and merges by addition (streaming and distributed fits). Rows
-    whose true class has score ``-inf`` are skipped. Returns the sums and the
-    total weight of the rows used.
+    chunks and merges by addition (streaming and distributed fits): row 0 of
+    the returned ``(2, n_grid)`` array sums the weighted log-loss of the true
+    class, row 1 the weighted mean over classes of ``-log p_c`` (the loss of
+    a uniform target, for the smoothing of :func:`grid_temperature`). Rows
+    whose true class has score ``-inf`` are skipped. Also returns the total
+    weight of the rows used.
     """
     D = np.asarray(D, dtype=np.float64)
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
     D, T = D[keep], T[keep]
     w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)[keep]
-    sums = np.zeros(len(TEMPERATURE_GRID))
+    sums = np.zeros((2, len(TEMPERATURE_GRID)))
     if not len(D):
         return sums, 0.0
     rows = np.arange(len(D))
-    true = D[rows, T] / 1.0
-    lp = np.where(np.isfinite(log_prior), log_prior, -np.inf)
+    finite = np.isfinite(log_prior)
+    n_finite = finite.sum()
     top = D.max(axis=1)
     Z = np.empty_like(D)
     for i, t in enumerate(TEMPERATURE_GRID):
-        # log-loss = log sum_c exp(D_c / t + lp_c) - (D_y / t + lp_y), shifted by max D / t
+        # log p_c = D_c / t + lp_c - log sum_j exp(D_j / t + lp_j), shifted by max D / t
         np.subtract(D, top[:, None], out=Z)
         Z *= 1.0 / t
-        Z += lp
-        np.exp(Z, out=Z)
-        lse = np.log(Z.sum(axis=1)) + top / t
-        sums[i] = w @ (lse - true / t - log_prior[T])
+        Z += log_prior
+        lse = np.log(np.exp(Z).sum(axis=1))
+        sums[0, i] = w @ (lse - Z[rows, T])
+        # uniform target over the classes that can occur (finite prior)
+        mean_z = np.where(finite, Z, 0.0).sum(axis=1) / n_finite
+        sums[1, i] = w @ (lse - mean_z)
     return sums, float(w.sum())
 
 
 def grid_temperature(sums: np.ndarray, total: float) -> float:
     """The temperature minimising accumulated :func:`grid_log_loss` sums (1.0 if empty).
 
-    The grid's minimum, refined by the vertex of the parabola through it and
-    its two neighbours in ``log t``.
+    The loss is smoothed as in :func:`fit_temperature`, by one uniform
+    pseudo-row (``smoothing = 1 / (total + 1)``), so that perfectly separated
+    held-out rows do not drive ``t`` to the grid's lower end. The grid's
+    minimum is refined by the vertex of the parabola through it and its two
+    neighbours in ``log t``.
     """
     if not total > 0:
         return 1.0
+    eps = 1.0 / (total + 1.0)
+    loss = (1.0 - eps) * sums[0] + eps * sums[1]
     u = np.log(TEMPERATURE_GRID)
-    i = int(np.argmin(sums))
+    i = int(np.argmin(loss))
     if 0 < i < len(u) - 1:
-        a, b, c = sums[i - 1 : i + 2]
+        a, b, c = loss[i - 1 : i + 2]
         curvature = a - 2 * b + c
         if curvature > 0:
             step = 0.5 * (a - c) / curvature  # in grid steps, within (-1, 1)

@@ -47,7 +47,9 @@ def test_grid_statistic_recovers_it_and_adds_up_over_chunks(t_true):
     # each grid entry is the summed log-loss at that temperature
     i = len(TEMPERATURE_GRID) // 2
     expected = temperature_log_loss(S, y, None, TEMPERATURE_GRID[i]) * len(y)
-    assert whole[0][i] == pytest.approx(expected, rel=1e-10)
+    assert whole[0][0, i] == pytest.approx(expected, rel=1e-10)
+    smoothed = temperature_log_loss(S, y, None, TEMPERATURE_GRID[i], smoothing=1.0) * len(y)
+    assert whole[0][1, i] == pytest.approx(smoothed, rel=1e-10)
 
 
 def test_separable_held_out_rows_do_not_drive_the_temperature_to_zero():
@@ -55,7 +57,8 @@ def test_separable_held_out_rows_do_not_drive_the_temperature_to_zero():
     y = np.array([0, 1, 0])
     t = fit_temperature(S, y)
     assert 0.2 < t < 10  # finite: one uniform pseudo-row keeps it away from 0
-    assert grid_temperature(np.zeros(len(TEMPERATURE_GRID)), 0.0) == 1.0  # nothing held out
+    assert 0.2 < grid_temperature(*grid_log_loss(S, np.zeros(2), y, None)) < 10
+    assert grid_temperature(np.zeros((2, len(TEMPERATURE_GRID))), 0.0) == 1.0  # nothing held out
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +132,18 @@ def test_rbf_auto_temperature_sharpens_p_c_normalisation(digits):
     np.testing.assert_allclose(auto.decision_function(X_te), fixed.decision_function(X_te))
     assert fixed.temperature_ == 1.0 and auto.temperature_ < 1.0  # p_c / sum p is too flat
     assert log_loss(auto, X_te, y_te) < 0.8 * log_loss(fixed, X_te, y_te)
+
+
+def test_nearest_mean_held_out_rows_follow_the_rows_not_their_order_or_weights(digits):
+    X_tr, _, y_tr, _ = digits
+    base = NearestMeanClassifier().fit(X_tr, y_tr)
+    order = np.random.default_rng(0).permutation(len(y_tr))
+    shuffled = NearestMeanClassifier().fit(X_tr[order], y_tr[order])
+    assert shuffled.temperature_ == pytest.approx(base.temperature_, rel=1e-12)
+    w = np.ones(len(y_tr))
+    w[:50] = 2.0  # a weight of 2 is the row twice
+    weighted = NearestMeanClassifier().fit(X_tr, y_tr, sample_weight=w)
+    repeated = NearestMeanClassifier().fit(
+        np.concatenate([X_tr, X_tr[:50]]), np.concatenate([y_tr, y_tr[:50]])
+    )
+    assert weighted.temperature_ == pytest.approx(repeated.temperature_, rel=1e-10)

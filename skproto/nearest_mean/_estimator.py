@@ -22,7 +22,7 @@ from ..geometry import (
 )
 from ._stats import ClassStats
 
-#: ``temperature="auto"`` holds out every this-many-th row of each class in ``fit``
+#: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
 
 __all__ = ["NearestMeanClassifier"]
@@ -269,20 +269,18 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def _cross_fitted_losses(self, X, codes, w) -> tuple[np.ndarray, float]:
         """Held-out losses for ``temperature="auto"``.
 
-        Every fifth row of each class (in order of appearance: deterministic
-        and stratified) is scored by the model of the other rows' statistics,
-        at temperature 1. One such split, not five: a single scalar needs few
-        rows, and the fit stays a small multiple of the statistics' cost.
+        About one row in five, chosen by a hash of the row's values (so the
+        choice depends neither on the order of the rows nor on whether a row
+        is repeated or weighted: copies go together), is scored by the model
+        of the other rows' statistics, at temperature 1. One such split, not
+        five: a single scalar needs few rows, and the fit stays a small
+        multiple of the statistics' cost.
         """
-        losses = np.zeros(len(TEMPERATURE_GRID)), 0.0
+        losses = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
         if self.temperature != "auto":
             return losses
-        order = np.argsort(codes, kind="stable")
-        rank = np.empty(len(codes), dtype=np.intp)
-        sorted_codes = codes[order]
-        rank[order] = np.arange(len(codes)) - np.searchsorted(sorted_codes, sorted_codes)
-        held = rank % _HELD_OUT_EVERY == 0
-        if held.all():
+        held = _row_hash(X) % _HELD_OUT_EVERY == 0
+        if held.all() or not held.any():
             return losses
         st = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
         st.update(X[~held], codes[~held], w[~held], normalize=self._layout["normalize"])
@@ -386,7 +384,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
-            self._calibration = np.zeros(len(TEMPERATURE_GRID)), 0.0
+            self._calibration = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
         elif self.temperature == "auto":  # test, then train: the chunk is held out
             model = self._derive(temperature=1.0)
             self._calibration = self._add_held_out(self._calibration, model, X, codes, w)
@@ -696,6 +694,19 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
             score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / m.temperature)
         return score
+
+
+def _row_hash(X: np.ndarray) -> np.ndarray:
+    """A deterministic 64-bit hash of each row's float64 values (equal rows, equal hashes)."""
+    bits = np.ascontiguousarray(X, dtype=np.float64).view(np.uint64)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    mult = (np.arange(1, bits.shape[1] + 1, dtype=np.uint64) * golden) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        h = (bits * mult).sum(axis=1, dtype=np.uint64)  # arithmetic modulo 2**64
+        h ^= h >> np.uint64(31)
+        h *= np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's finaliser
+        h ^= h >> np.uint64(29)
+    return h
 
 
 def _within_float32(*arrays) -> bool:
