@@ -205,6 +205,10 @@ def test_distinct_nearest_assignment():
     # row 0 takes column 0 (closest pair); row 2 then its next best, column 1; row 1 gets 2
     np.testing.assert_array_equal(_distinct_nearest(dist), [0, 2, 1])
     np.testing.assert_array_equal(_distinct_nearest(np.array([[1.0], [0.0], [2.0]])), [0, 0, 0])
+    # more prototypes than rows: the last prototype's pairs all came before reuse was
+    # allowed; one pass left it without a row (-1), a second pass gives it one
+    dist = np.array([[0.2, 0.09], [0.58, 0.3], [0.67, 0.2], [0.94, 0.37]])
+    np.testing.assert_array_equal(_distinct_nearest(dist), [1, 0, 0, 1])
 
 
 @pytest.mark.parametrize("alpha, temperature", [(0.1, 1.0), (1.0, 1.0), (0.1, 0.1)])

@@ -136,9 +136,7 @@ def test_reasoning_weights_are_a_distribution_per_class(params):
     rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
     assert rp.shape == rn.shape == (len(clf.prototypes_), 3)
     assert np.all(rp >= 0) and np.all(rn >= 0)
-    if (
-        params.get("loss") == "glvq" or params.get("reasoning") == "nearest"
-    ):  # no reasoning: r+ is the 0/1 class membership
+    if clf._head_kind == "nearest":  # no reasoning: r+ is the 0/1 class membership
         np.testing.assert_array_equal(rp, clf.prototype_labels_[:, None] == clf.classes_)
         assert np.all(rn == 0)
         return

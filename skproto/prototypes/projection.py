@@ -40,17 +40,24 @@ def _greedy(cand_rows, cand_dist, groups, n_allowed) -> np.ndarray:
         used: set[int] = set()
         limit = int(n_allowed[protos].max()) if len(protos) else 0
         todo = len(np.unique(local))
-        for j in order:
-            r, row = local[j], int(rows[local[j], slot[j]])
-            if out[protos[r]] >= 0 or row in used:
-                continue
-            out[protos[r]] = row
-            used.add(row)
-            todo -= 1
-            if todo == 0:
+        while todo:
+            before = todo
+            for j in order:
+                r, row = local[j], int(rows[local[j], slot[j]])
+                if out[protos[r]] >= 0 or row in used:
+                    continue
+                out[protos[r]] = row
+                used.add(row)
+                todo -= 1
+                if todo == 0:
+                    break
+                if len(used) >= limit:  # more prototypes than rows: allow reuse
+                    used.clear()
+            if todo == before:
                 break
-            if len(used) >= limit:  # more prototypes than rows: allow reuse
-                used.clear()
+            # a prototype whose candidates were all taken earlier in the pass
+            # (before reuse was allowed) gets one in the next pass
+            used.clear()
     return out
 
 
