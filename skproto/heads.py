@@ -141,14 +141,31 @@ class MixtureHead(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(n_classes))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
+    def freeze(self) -> MixtureHead:
+        """Note whether the prototypes are equal class-major blocks (a faster logsumexp)."""
+        K = len(self.codes)
+        m = K // self.n_classes if self.n_classes else 0
+        blocks = torch.arange(self.n_classes, device=self.codes.device).repeat_interleave(m)
+        self._block = m if m and m * self.n_classes == K and torch.equal(self.codes, blocks) else 0
+        return self
+
     def parts(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities."""
         tau = self.log_tau.exp()
+        if getattr(self, "_block", 0):  # inference on class-major blocks: no scatter
+            u = (a / tau).view(a.shape[0], self.n_classes, self._block)
+            lse = torch.logsumexp(u, dim=-1)
+            r = torch.exp(u - lse[..., None]).view(a.shape)
+            return lse * (self.log_scale.exp() * tau / self.temperature), r
         lse, r = class_logsumexp(a / tau, self.codes, self.n_classes)
         empty = torch.isinf(lse)  # a class without prototypes (yet): score -inf, no NaN grad
         terms = torch.where(empty, 0.0, lse) * (self.log_scale.exp() * tau / self.temperature)
         return terms.masked_fill(empty, -float("inf")), r
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "_block", 0):
+            tau = self.log_tau.exp()
+            lse = torch.logsumexp((a / tau).view(a.shape[0], self.n_classes, self._block), -1)
+            return (lse * (self.log_scale.exp() * tau) + self.bias) / self.temperature
         terms, _ = self.parts(a)
         return terms + self.bias / self.temperature

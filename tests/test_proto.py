@@ -379,3 +379,20 @@ def test_mixture_partial_fit_streams_from_scratch_with_declared_classes():
     again = ProtoClassifier(n_prototypes_per_class=2, projection=None, random_state=0)
     again.partial_fit(X[:60][part], y[:60][part], classes=[0, 1, 2]).partial_fit(X[60:], y[60:])
     np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))
+
+
+def test_mixture_head_fast_blocks_equal_the_general_scatter():
+    from skproto.heads import MixtureHead
+
+    codes = torch.arange(4).repeat_interleave(3)
+    head = MixtureHead(codes, 4, tau=0.07, scale=9.0, temperature=1.3).double()
+    with torch.no_grad():
+        head.bias.copy_(torch.linspace(-1, 1, 4))
+    a = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (6, 12)))
+    general, general_parts = head(a), head.parts(a)
+    assert head.freeze()._block == 3
+    torch.testing.assert_close(head(a), general)
+    for fast, slow in zip(head.parts(a), general_parts):
+        torch.testing.assert_close(fast, slow)
+    shuffled = MixtureHead(codes.flip(0), 4).freeze()
+    assert shuffled._block == 0  # not class-major: the scatter path

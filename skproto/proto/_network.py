@@ -117,6 +117,8 @@ class ProtoNetwork(torch.nn.Module):
 
     def freeze(self) -> ProtoNetwork:
         """Precompute the prototypes' terms of the distances, for inference only."""
+        if hasattr(self.head, "freeze"):
+            self.head.freeze()
         with torch.no_grad():
             P = self.prototype_vectors()
             if self.similarity == "cosine":
@@ -170,6 +172,10 @@ class ProtoNetwork(torch.nn.Module):
         return self.similarities(self.pooled_distances(x))
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        if self._frozen is not None and "folded" in self._frozen and x.dim() == 2:
-            return normalize_rows(self.latent(x)) @ self._frozen["folded"]
+        frozen = self._frozen
+        if frozen is not None and "unit" in frozen and x.dim() == 2:
+            zn = normalize_rows(self.latent(x))
+            if "folded" in frozen:
+                return zn @ frozen["folded"]
+            return self.head(zn @ frozen["unit"].T)  # the cosines, in one product
         return self.head(self.pairwise(x))
