@@ -288,6 +288,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple[np.ndarray, float]:
         """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1)."""
+        X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
         saved = getattr(self, "_model", None)
         self._model = model
         try:
