@@ -40,7 +40,6 @@ import time
 import warnings
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
@@ -58,14 +57,15 @@ from skproto.robustness import certified_accuracy
 
 from _harness.data import add_threads_and_note, benchmark_parser, load_dataset
 from _harness.env import (
-    finish_machine,
+    finish_run,
     header_lines,
     machine_info,
     section_loads,
     set_threads,
     skproto_n_jobs,
+    torch_run_record,
 )
-from _harness.report import fmt_params, log, md_table, target_row, targets_table, write_results
+from _harness.report import fmt_params, log, md_table, target_row, targets_table
 from _harness.selection import select_on_val
 from _harness.timing import timed, with_load
 
@@ -420,15 +420,8 @@ def main(argv=None) -> int:
     threads = set_threads(args.threads)
     n_jobs = skproto_n_jobs(args.threads)
     info = machine_info(with_torch=True)
-    res = {
-        "quick": args.quick,
-        "note": args.note,
-        "machine": info,
-        "threads": threads,
-        "torch_num_threads": torch.get_num_threads(),
-        "data": str(args.data),
-        "datasets": [],
-    }
+    res = torch_run_record(args, threads, info)
+    res["datasets"] = []
     names = ["digits"] if args.quick else ["clinc150", "digits"]
     for name in names:
         d = load_dataset(name, args.data)
@@ -440,9 +433,7 @@ def main(argv=None) -> int:
         )
         res["datasets"].append(name)
     res["targets"] = evaluate_targets(res)
-    finish_machine(res, info)
-    res["wall_s"] = time.perf_counter() - t_start
-    write_results(res, render(res), args.out_dir, "defaults")
+    finish_run(res, info, t_start, render, args.out_dir, "defaults")
     return 0
 
 

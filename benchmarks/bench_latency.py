@@ -40,20 +40,20 @@ import time
 import warnings
 
 import numpy as np
-import torch
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 from _harness.data import add_threads_and_note, benchmark_parser, load_dataset
 from _harness.env import (
-    finish_machine,
+    finish_run,
     header_lines,
     machine_info,
     section_loads,
     set_threads,
     skproto_n_jobs,
+    torch_run_record,
 )
-from _harness.report import fmt_params, log, md_table, target_row, targets_table, write_results
+from _harness.report import fmt_params, log, md_table, target_row, targets_table
 from _harness.selection import accuracy
 from _harness.timing import best_time, call_latency, timed, with_load
 
@@ -276,14 +276,7 @@ def main(argv=None) -> int:
     # skproto's torch estimators set their own threads (n_jobs, default 1)
     PROTO_PARAMS["n_jobs"] = RBF_PARAMS["n_jobs"] = skproto_n_jobs(args.threads)
     info = machine_info(with_torch=True)
-    res = {
-        "quick": args.quick,
-        "note": args.note,
-        "machine": info,
-        "threads": threads,
-        "torch_num_threads": torch.get_num_threads(),
-        "data": str(args.data),
-    }
+    res = torch_run_record(args, threads, info)
     log(f"threads: {threads}")
 
     d = load_dataset("clinc150", args.data, announce_missing=False)
@@ -304,9 +297,7 @@ def main(argv=None) -> int:
         repeat=REPEAT[mode],
     )
     res["targets"] = evaluate_targets(res)
-    finish_machine(res, info)
-    res["wall_s"] = time.perf_counter() - t_start
-    write_results(res, render(res), args.out_dir, "latency")
+    finish_run(res, info, t_start, render, args.out_dir, "latency")
     return 0
 
 

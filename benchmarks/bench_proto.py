@@ -70,7 +70,7 @@ from skproto.proto import PROTOPNET
 
 from _harness.data import add_threads_and_note, benchmark_parser, load_clinc
 from _harness.env import (
-    finish_machine,
+    finish_run,
     header_lines,
     machine_info,
     section_loads,
@@ -84,7 +84,6 @@ from _harness.report import (
     md_table,
     target_row,
     targets_table,
-    write_results,
 )
 from _harness.selection import accuracy, select_on_val
 from _harness.timing import predict_time, timed, with_load
@@ -941,10 +940,7 @@ def main(argv=None) -> int:
         )
 
     res["targets"] = evaluate_targets(res)
-    finish_machine(res, info)
-    res["wall_s"] = time.perf_counter() - t_start
-
-    write_results(res, render(res), args.out_dir, "proto")
+    finish_run(res, info, t_start, render, args.out_dir, "proto")
     return 0
 
 

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import sklearn
 import skproto
 
 from .paths import REPO
-from .report import log
+from .report import log, write_results
 
 
 def loadavg() -> list[float] | None:
@@ -211,3 +212,27 @@ def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[st
     )
     out.append("")
     return out
+
+
+def finish_run(res: dict, info: dict, t_start: float, render, out_dir: Path, stem: str) -> None:
+    """Close the machine record, note the wall time since ``t_start``, write the results.
+
+    ``render(res)`` makes the markdown report once ``res["wall_s"]`` is set.
+    """
+    finish_machine(res, info)
+    res["wall_s"] = time.perf_counter() - t_start
+    write_results(res, render(res), out_dir, stem)
+
+
+def torch_run_record(args, threads: dict, info: dict) -> dict:
+    """The start of a torch benchmark's results: options, machine, threads, data."""
+    import torch
+
+    return {
+        "quick": args.quick,
+        "note": args.note,
+        "machine": info,
+        "threads": threads,
+        "torch_num_threads": torch.get_num_threads(),
+        "data": str(args.data),
+    }
