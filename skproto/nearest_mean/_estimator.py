@@ -91,8 +91,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     temperature : "auto" or float > 0, default="auto"
         Temperature ``T`` of the softmax. It does not change ``predict`` under
         uniform priors. "auto" fits ``T`` to held-out rows so that
-        ``predict_proba`` is calibrated: in ``fit``, every fifth row of each
-        class is scored by the model of the other rows; in ``partial_fit``,
+        ``predict_proba`` is calibrated: in ``fit``, about one row in five
+        (chosen by a hash of its values, so neither the order of the rows nor
+        repeating a row instead of weighting it changes the choice) is scored
+        by the model of the other rows; in ``partial_fit``,
         each chunk is scored by the model before it is learnt; ``merge`` adds
         up both models' held-out losses. They are kept on a grid of
         temperatures (sums of log-losses, exactly mergeable) and ``T`` is the
