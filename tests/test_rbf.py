@@ -276,3 +276,43 @@ def test_projection_with_nothing_left_to_refit():
     clf = RBFPrototypeClassifier(loss="glvq", learn_sigma=False, project=True, **FAST).fit(X, y)
     np.testing.assert_array_equal(clf.prototypes_, X[clf.prototype_sample_indices_])
     assert clf.history_["refit"] is None
+
+
+@pytest.mark.parametrize("loss", ["glvq", "robust"])
+def test_nearest_head_partial_fit_grows_new_classes(loss):
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["virginica", "setosa", "versicolor"])[y]  # sorted order differs
+    first = names != "setosa"
+    clf = RBFPrototypeClassifier(loss=loss, max_epochs=30, random_state=0)
+    clf.fit(X[first], names[first])
+    old = clf.prototypes_.copy()
+    assert list(clf.classes_) == ["versicolor", "virginica"]
+    for _ in range(5):
+        clf.partial_fit(X[~first], names[~first])  # a new class, first in sorted order
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    per_class = len(old) // 2
+    assert np.sum(clf.prototype_labels_ == "setosa") == per_class
+    assert len(clf.prototypes_) == len(old) + per_class
+    pred = clf.predict(X)
+    assert np.mean(pred[~first] == "setosa") > 0.85
+    assert np.mean(pred == names) > 0.8
+    assert_explain_faithful(clf, X, clf.explain(X, n_prototypes=2), atol=1e-9)
+    with pytest.raises(ValueError, match="not the same as classes_"):
+        clf.partial_fit(X[:3], names[:3], classes=["a", "b"])
+
+
+def test_rbf_partial_fit_streams_and_fixed_classes_reject_new_labels():
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    glvq = RBFPrototypeClassifier(loss="glvq", random_state=0)
+    for s in np.array_split(np.arange(len(y)), 5):
+        glvq.partial_fit(X[s], y[s], classes=[0, 1, 2] if s[0] == 0 else None)
+    assert glvq.n_iter_ == 5 and glvq.score(X, y) > 0.8
+    with pytest.raises(ValueError, match="not in classes_"):
+        glvq.partial_fit(X[:3], np.array([5, 5, 5]))
+    cbc = RBFPrototypeClassifier(random_state=0)  # CBC head: classes up front
+    with pytest.raises(ValueError, match="classes must be passed"):
+        cbc.partial_fit(X, y)
+    cbc.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    assert cbc.n_iter_ == 2

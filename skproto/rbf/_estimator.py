@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .. import _validation
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
-from .._torch.training import train
+from .._torch.training import new_history, torch_threads, train
 from ..geometry import min_squared_distances
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
@@ -270,6 +272,118 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         self : RBFPrototypeClassifier
         """
         return self._fit(X, y, sample_weight, warm=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> RBFPrototypeClassifier:
+        """One epoch of training on a batch; with the nearest head, new classes may arrive.
+
+        With the nearest-prototype head (``loss="glvq"``, and ``"robust"`` by
+        default) a class seen for the first time gets its components from its
+        own rows of this batch (class-wise k-means++, as many per class as the
+        model has on average), and the call's epoch trains only those new
+        components: the other classes' components, ``sigma`` and ``Omega``
+        stay where they were. A call without new classes trains every
+        parameter for one epoch. Without
+        ``classes`` on the first call, ``classes_`` grows (sorted) as labels
+        arrive; with it, the classes are fixed. The CBC heads mix every
+        component into every class, so they need ``classes`` on the first call
+        and keep them. ``partial_fit`` neither projects nor refits the
+        temperature (``temperature_`` stays that of the last ``fit``, 1.0 for a
+        model only ever trained by ``partial_fit``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            All classes, on the first call (or equal to ``classes_`` later).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : RBFPrototypeClassifier
+        """
+        if self._head_kind != "nearest":
+            return self._partial_fit(X, y, classes, sample_weight)
+        first = not hasattr(self, "_state")
+        X, y = self._validate_training_data(X, y, reset=first)
+        y = np.asarray(y).ravel()
+        rng = check_random_state(self.random_state)
+        rng = np.random.RandomState(rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0))
+        with torch_threads(self._n_threads, blas=True):
+            if first:
+                declared = None if classes is None else np.unique(np.asarray(classes))
+                self.classes_, T, self._multilabel = _validation.encode_fit_targets(
+                    self, y, classes=declared
+                )
+                self._classes_fixed = declared is not None
+                self.n_iter_ = 0
+                net = self._build(X, T, rng)
+                history = new_history()
+            else:
+                n_old = len(self._state["components"])
+                state = self._grown_state(y, classes, X, rng)
+                net = self._network(state, torch.float32)
+                history = self.history_
+            net = net.to(self._device)
+            params = self._trainable(net)
+            if not first and len(net.components) > n_old:
+                # new classes: only their components learn in this call, so the
+                # earlier classes' regions stay exactly where they were
+                frozen = torch.ones(len(net.components), 1, device=self._device)
+                frozen[:n_old] = 0.0
+                net.components.register_hook(lambda g: g * frozen)
+                params = [net.components]
+            T = np.searchsorted(self.classes_, y)
+            w = self._training_weights(T, sample_weight, X)
+            train(
+                net,
+                params,
+                self._batch_loss(net),
+                X.astype(np.float32, copy=False),
+                T,
+                w,
+                self._training_config(1, "partial_fit"),
+                rng,
+                history=history,
+            )
+        self.n_iter_ += 1
+        self._store(net, np.full(len(net.components), -1), history)
+        return self
+
+    def _grown_state(self, y, classes, X, rng) -> dict:
+        """The fitted state with components for the labels of ``y`` new to ``classes_``."""
+        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
+            )
+        new = np.setdiff1d(np.unique(y), self.classes_)
+        if new.size and getattr(self, "_classes_fixed", False):
+            raise ValueError(
+                f"y contains labels {new.tolist()!r} not in classes_={self.classes_.tolist()!r}."
+            )
+        state = {k: np.array(v) for k, v in self._state.items()}
+        if not new.size:
+            return state
+        union = np.union1d(self.classes_, new)
+        labels = np.searchsorted(union, self.classes_)[state["head.labels"].astype(np.intp)]
+        per_class = max(1, len(labels) // len(self.classes_))
+        Xf = np.asarray(X, dtype=np.float64)
+        W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in new]
+        codes = np.repeat(np.searchsorted(union, new), per_class)
+        labels = np.concatenate([labels, codes])
+        state["components"] = np.concatenate([state["components"], *W])
+        state["head.labels"] = labels.astype(np.float64)
+        state["head.membership"] = np.eye(len(union))[labels]
+        self.classes_ = union
+        self._codes = labels
+        return state
 
     # ------------------------------------------------------------ template
     @property
