@@ -189,10 +189,24 @@ def encode_targets(estimator, y) -> np.ndarray:
     if multilabel:
         return encode_fit_targets(estimator, y, allow_multilabel=True)[1]
     y = np.asarray(y).ravel()
+    new_labels(estimator, y, fixed=True)
+    return np.searchsorted(estimator.classes_, y)
+
+
+def check_same_classes(estimator, classes) -> None:
+    """``classes`` passed to a later ``partial_fit`` must be ``classes_`` (or None)."""
+    if classes is not None and not np.array_equal(np.unique(classes), estimator.classes_):
+        raise ValueError(
+            f"classes={np.unique(classes)!r} is not the same as classes_={estimator.classes_!r}."
+        )
+
+
+def new_labels(estimator, y, *, fixed: bool) -> np.ndarray:
+    """The labels of single-label ``y`` not in ``classes_``; an error if the classes are fixed."""
     unknown = np.setdiff1d(np.unique(y), estimator.classes_)
-    if unknown.size:
+    if unknown.size and fixed:
         raise ValueError(
             f"y contains labels {unknown.tolist()!r} not in "
             f"classes_={estimator.classes_.tolist()!r}."
         )
-    return np.searchsorted(estimator.classes_, y)
+    return unknown

@@ -309,10 +309,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             T = self._set_targets(y, classes)
             self.n_iter_ = 0
         else:
-            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(
-                    f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
-                )
+            _validation.check_same_classes(self, classes)
             T = _validation.encode_targets(self, y)
         w = self._training_weights(T, sample_weight, X)
         X32 = X.astype(np.float32, copy=False)
@@ -414,19 +411,23 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         return project_onto_rows(P, X, groups=groups, allowed=allowed, embed=embed, metric=metric)
 
     # ----------------------------------------------------------- fitted state
-    def _store(self, net, indices: np.ndarray, history: dict, X_exact=None) -> None:
+    def _store(self, net, indices: np.ndarray, history: dict, X_exact=None, rows=None) -> None:
         """Keep the fitted parameters as float64 numpy arrays (pickles need no torch state).
 
         Projected prototypes are recomputed in float64 from the exact training
-        rows, so a prototype in the input space *equals* its training row.
+        rows (``X_exact[indices]``, or ``rows``: the row of every prototype), so
+        a prototype in the input space *equals* its training row.
         """
         state = {
             k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
         }
         indices = np.asarray(indices, dtype=np.intp)
         found = np.flatnonzero(indices >= 0)
-        if X_exact is not None and len(found):
+        if rows is not None:
+            found = np.arange(len(rows))
+        elif X_exact is not None and len(found):
             rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
+        if rows is not None and len(found):
             state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
             if self._cases_buffer is not None:
                 state[self._cases_buffer][found] = rows

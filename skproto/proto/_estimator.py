@@ -371,13 +371,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         throughout: a class seen for the first time gets up to
         ``n_prototypes_per_class`` prototypes tied to its own rows in this
         batch (k-means in the latent space, then the nearest distinct rows),
-        and leaves every other class's prototypes and evidence untouched;
-        ``prototype_sample_indices_`` counts rows over all the data seen (the
-        rows of ``fit``, then each batch in turn). The rows of classes that
-        already had prototypes then train the map, ``tau``, ``scale`` and the
-        biases for one epoch. ``classes``, when given on the first call,
-        fixes the classes (a declared class without rows yet has score
-        ``-inf``); without it, ``classes_`` grows, sorted.
+        and the other classes keep theirs; ``prototype_sample_indices_``
+        counts rows over all the data seen (the rows of ``fit``, then each
+        batch in turn). Then one epoch trains the map, ``tau``, ``scale`` and
+        the biases on the batch, with the stored cases of the earlier classes
+        replayed (each class weighing as an average class of the batch).
+        ``classes``, when given on the first call, fixes the classes (a
+        declared class without rows yet has score ``-inf``); without it,
+        ``classes_`` grows, sorted.
 
         With ``head="linear"`` (ProtoPNet's dense last layer, in which every
         prototype speaks for every class) the first call needs ``classes`` for
@@ -403,11 +404,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         return self._partial_fit(X, y, classes, sample_weight)
 
     def _stream_fit(self, X, y, classes, sample_weight):
-        """``partial_fit`` of the mixture head: grow new classes, train on the known ones."""
+        """``partial_fit`` of the mixture head: grow new classes, then one epoch with replay."""
         first = not hasattr(self, "_state")
         X, y = self._validate_training_data(X, y, reset=first)
         y = np.asarray(y).ravel()
-        labels = np.unique(y)
         if first:
             declared = None if classes is None else np.unique(np.asarray(classes))
             self.classes_, _, self._multilabel = _validation.encode_fit_targets(
@@ -419,21 +419,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
             state = self._empty_state(X.shape[1])
             history = new_history()
         else:
-            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(
-                    f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
-                )
+            _validation.check_same_classes(self, classes)
             if self._multilabel:
                 raise ValueError("y does not match the label layout seen in the first fit.")
-            unknown = np.setdiff1d(labels, self.classes_)
-            if unknown.size and getattr(self, "_classes_fixed", False):
-                raise ValueError(
-                    f"y contains labels {unknown.tolist()!r} not in "
-                    f"classes_={self.classes_.tolist()!r}."
-                )
+            new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
             state = {k: np.array(v) for k, v in self._state.items()}
-            union = np.union1d(self.classes_, labels)
-            if len(union) > len(self.classes_):  # new classes: re-code, keep sorted
+            if new.size:  # new classes: re-code, keep sorted
+                union = np.union1d(self.classes_, new)
                 moved = np.searchsorted(union, self.classes_)
                 bias = np.full(len(union), state["head.bias"].mean())
                 bias[moved] = state["head.bias"]
@@ -471,12 +463,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 with torch.no_grad():  # the prototypes follow the map
                     net.prototypes.copy_(net.prototype_vectors())
         self._n_seen += len(X)
-        self._store(net, indices, history)
-        # keep the cases exactly as given (the network computed in float32)
-        self._state["cases"] = state["cases"]
-        self._state["prototypes"] = self._exact_prototypes(net, state["cases"])
-        self._inference_cache = self._frozen_network(self._state)
-        self._set_fitted_attributes(net)
+        # the cases exactly as given (the network computed in float32)
+        self._store(net, indices, history, rows=state["cases"])
         return self
 
     def _empty_state(self, n_features: int) -> dict:
@@ -612,20 +600,24 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """Whether training pulls each prototype toward its nearest training row."""
         return bool(self.snap_weight) and self.project
 
-    def _pull_targets(self, net, X, T) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(found, rows)``: each prototype's nearest allowed row of ``X`` (float32)."""
+    def _pull_targets(self, net, X, T) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(found, rows)`` on the training device, for one epoch of the snap cost.
+
+        ``found`` says which prototypes have a nearest allowed row of ``X``
+        and ``rows`` holds those rows (float32).
+        """
         if not self._pulls or net.tied.item() or not len(X):
             return None
         indices = self._nearest_rows(net, X, T)
         found = indices >= 0
-        return found, X[indices[found]]
+        dev = net.prototypes.device
+        return torch.as_tensor(found, device=dev), torch.as_tensor(X[indices[found]], device=dev)
 
     def _snap_cost(self, net, pull) -> torch.Tensor:
         """Sum over classes of the mean distance from a prototype to its pulled row."""
         found, rows = pull
-        dev = net.prototypes.device
-        P = net.prototypes[torch.as_tensor(found, device=dev)]
-        Z = net.latent(torch.as_tensor(rows, device=dev))
+        P = net.prototypes[found]
+        Z = net.latent(rows)
         if self.similarity == "cosine":
             d = 1.0 - (normalize_rows(P) * normalize_rows(Z)).sum(-1)
         else:

@@ -359,15 +359,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
 
     def _grown_state(self, y, classes, X, rng) -> dict:
         """The fitted state with components for the labels of ``y`` new to ``classes_``."""
-        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(
-                f"classes={np.unique(classes)!r} is not the same as classes_={self.classes_!r}."
-            )
-        new = np.setdiff1d(np.unique(y), self.classes_)
-        if new.size and getattr(self, "_classes_fixed", False):
-            raise ValueError(
-                f"y contains labels {new.tolist()!r} not in classes_={self.classes_.tolist()!r}."
-            )
+        _validation.check_same_classes(self, classes)
+        new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
         state = {k: np.array(v) for k, v in self._state.items()}
         if not new.size:
             return state
