@@ -113,6 +113,10 @@ def class_logsumexp(u: torch.Tensor, codes: torch.Tensor, n_classes: int):
     return lse, e / total[:, codes]
 
 
+def _refreeze(module, _incompatible_keys) -> None:
+    module.freeze()
+
+
 class MixtureHead(torch.nn.Module):
     """Own-class soft maximum: ``score_c = scale * tau * logsumexp_{k in c}(a_k / tau) + b_c``.
 
@@ -140,9 +144,16 @@ class MixtureHead(torch.nn.Module):
         self.log_scale = torch.nn.Parameter(torch.tensor(float(scale)).log())
         self.bias = torch.nn.Parameter(torch.zeros(n_classes))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.freeze()
+        # loaded codes may differ from the constructor's: look at them again
+        self.register_load_state_dict_post_hook(_refreeze)
 
     def freeze(self) -> MixtureHead:
-        """Note whether the prototypes are equal class-major blocks (a faster logsumexp)."""
+        """Note whether the prototypes are equal class-major blocks (a faster logsumexp).
+
+        Called on construction and after ``load_state_dict``, so training uses
+        the block path too whenever the layout allows it.
+        """
         K = len(self.codes)
         m = K // self.n_classes if self.n_classes else 0
         blocks = torch.arange(self.n_classes, device=self.codes.device).repeat_interleave(m)
@@ -152,7 +163,7 @@ class MixtureHead(torch.nn.Module):
     def parts(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities."""
         tau = self.log_tau.exp()
-        if getattr(self, "_block", 0):  # inference on class-major blocks: no scatter
+        if self._block:  # class-major blocks: no scatter
             u = (a / tau).view(a.shape[0], self.n_classes, self._block)
             lse = torch.logsumexp(u, dim=-1)
             r = torch.exp(u - lse[..., None]).view(a.shape)
@@ -163,7 +174,7 @@ class MixtureHead(torch.nn.Module):
         return terms.masked_fill(empty, -float("inf")), r
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        if getattr(self, "_block", 0):
+        if self._block:
             tau = self.log_tau.exp()
             lse = torch.logsumexp((a / tau).view(a.shape[0], self.n_classes, self._block), -1)
             return (lse * (self.log_scale.exp() * tau) + self.bias) / self.temperature

@@ -386,13 +386,22 @@ def test_mixture_head_fast_blocks_equal_the_general_scatter():
 
     codes = torch.arange(4).repeat_interleave(3)
     head = MixtureHead(codes, 4, tau=0.07, scale=9.0, temperature=1.3).double()
+    assert head._block == 3  # noted on construction: training takes the block path too
     with torch.no_grad():
         head.bias.copy_(torch.linspace(-1, 1, 4))
-    a = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (6, 12)))
+    a = torch.tensor(np.random.default_rng(0).uniform(-1, 1, (6, 12)), requires_grad=True)
+    head._block = 0  # force the general scatter path
     general, general_parts = head(a), head.parts(a)
+    (general_grad,) = torch.autograd.grad(general.square().sum(), a)
     assert head.freeze()._block == 3
     torch.testing.assert_close(head(a), general)
+    (fast_grad,) = torch.autograd.grad(head(a).square().sum(), a)
+    torch.testing.assert_close(fast_grad, general_grad)
     for fast, slow in zip(head.parts(a), general_parts):
         torch.testing.assert_close(fast, slow)
     shuffled = MixtureHead(codes.flip(0), 4).freeze()
     assert shuffled._block == 0  # not class-major: the scatter path
+    shuffled.load_state_dict(head.state_dict())  # class-major codes loaded: blocks again
+    assert shuffled._block == 3
+    head.load_state_dict(MixtureHead(codes.flip(0), 4).state_dict())
+    assert head._block == 0
