@@ -122,6 +122,14 @@ class BasePrototypeClassifier(
             return np.full(len(self.prototypes_), -1, dtype=np.intp)
         return np.asarray(idx, dtype=np.intp)
 
+    def _prototype_inputs(self) -> np.ndarray | None:
+        """Each prototype's position in the input space (n_prototypes, n_features), or None.
+
+        ``prototypes_`` by default; an estimator whose prototypes live in a
+        learned latent space returns their input rows, or None.
+        """
+        return self.prototypes_
+
     def _connection_strength(self) -> np.ndarray:
         """How strongly each prototype is connected to its classes, (n_prototypes,).
 
@@ -318,7 +326,12 @@ class BasePrototypeClassifier(
         return self._map_chunks(self._pairwise, X, len(self.prototypes_), X.dtype)
 
     def explain(
-        self, X: ArrayLike, n_prototypes: int = 3, *, rank_by: str = "contribution"
+        self,
+        X: ArrayLike,
+        n_prototypes: int = 3,
+        *,
+        rank_by: str = "contribution",
+        target: ArrayLike | None = None,
     ) -> Explanation:
         """Explain each prediction by the prototypes that drive it.
 
@@ -334,6 +347,11 @@ class BasePrototypeClassifier(
             magnitude) to the score of the predicted class, ties broken by
             activation; or the most active ones (the most similar, or the
             nearest), whatever they contribute.
+        target : label or array-like of shape (n_samples,), default=None
+            The class whose score is explained and ranked by: one label for
+            every sample, or one per sample. Default: the prediction (for a
+            multi-label model, the label with the highest score). E.g.
+            ``target=explanation.runner_up`` explains the runner-up's score.
 
         Returns
         -------
@@ -350,11 +368,13 @@ class BasePrototypeClassifier(
         K, C = len(self.prototypes_), len(self.classes_)
         m = min(int(n_prototypes), K)
         n = X.shape[0]
+        wanted = None if target is None else self._target_columns(target, n)
         top = np.empty((n, m), dtype=np.intp)
         value = np.empty((n, m))  # float64, whatever X's dtype
         contrib = np.empty((n, m, C))
         other = np.empty((n, C))
         explained = np.empty(n, dtype=np.intp)
+        best = np.empty(n, dtype=np.intp)  # the predicted class (highest probability)
         multilabel = self._link == "sigmoid"
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
         bias = np.asarray(self._explain_bias(), dtype=np.float64)
@@ -364,7 +384,8 @@ class BasePrototypeClassifier(
             A = self._activation(P)
             full = self._contributions(A)
             proba = self._proba_chunk(X[s])
-            explained[s] = np.argmax(proba, axis=1)
+            best[s] = np.argmax(proba, axis=1)
+            explained[s] = best[s] if wanted is None else wanted[s]
             if multilabel:
                 indicator[s] = proba > 0.5
             order = np.argsort(-A, axis=1, kind="stable")  # most active first
@@ -393,7 +414,7 @@ class BasePrototypeClassifier(
         margin = scores[rows, explained] - ranked[rows, runner]
         return Explanation(
             classes=self.classes_,
-            predicted=indicator.astype(int) if multilabel else self.classes_[explained],
+            predicted=indicator.astype(int) if multilabel else self.classes_[best],
             explained=self.classes_[explained],
             runner_up=self.classes_[runner],
             margin=margin,
@@ -409,7 +430,30 @@ class BasePrototypeClassifier(
             bias_name=self._bias_name,
             estimator_name=type(self).__name__,
             parts=parts,
+            n_prototypes=K,
         )
+
+    def _target_columns(self, target, n: int) -> np.ndarray:
+        """Columns of ``classes_`` of ``explain``'s ``target`` (one label, or one per row)."""
+        target = np.asarray(target, dtype=object if np.ndim(target) == 0 else None)
+        labels = np.full(n, target.item(), dtype=object) if target.ndim == 0 else target
+        if labels.ndim != 1 or len(labels) != n:
+            raise ValueError(
+                f"target must be one label or one label per sample ({n}), "
+                f"got shape {np.shape(target)}."
+            )
+        classes = list(self.classes_)
+        lookup = {c.item() if hasattr(c, "item") else c: j for j, c in enumerate(classes)}
+        cols = np.empty(n, dtype=np.intp)
+        for i, label in enumerate(labels):
+            key = label.item() if hasattr(label, "item") else label
+            if key not in lookup:
+                raise ValueError(
+                    f"target has label {key!r}, which is not one of the classes "
+                    f"seen in fit: {classes!r}."
+                )
+            cols[i] = lookup[key]
+        return cols
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,8 +1,38 @@
-"""Explanations of predictions: the :class:`Explanation` result type.
+"""Explanations of predictions a person can read and look at.
 
-Plots and HTML reports of explanations will live here too.
+- :class:`Explanation`: the one result type of every estimator's ``explain``
+  (exact: contributions plus bias equal the class scores); ``with_cases``
+  attaches the raw training case (text, image, any object) behind each
+  listed prototype.
+- Plots in scikit-learn's Display style (need matplotlib, ``skproto[plot]``):
+  :class:`ExplanationDisplay` (a prediction's waterfall),
+  :class:`PrototypeGalleryDisplay` (prototypes as cases with their nearest
+  training cases and purity) and :class:`EmbeddingDisplay` (a 2-D map).
+- :func:`make_report`: one self-contained HTML file (inline CSS and images,
+  no network) with every query's waterfall and cases, and a global page.
+- Case helpers: :func:`prototype_rows`, :func:`rendered`, :func:`case_text`,
+  :func:`png_bytes`.
 """
 
+from ._cases import case_text, png_bytes, png_data_uri, prototype_rows, rendered
 from ._explanation import Explanation
+from ._plot import EmbeddingDisplay, ExplanationDisplay, PrototypeGalleryDisplay
+from ._report import make_report
+from ._steps import Step, Waterfall, explain_with_runner_up, waterfall
 
-__all__ = ["Explanation"]
+__all__ = [
+    "EmbeddingDisplay",
+    "Explanation",
+    "ExplanationDisplay",
+    "PrototypeGalleryDisplay",
+    "Step",
+    "Waterfall",
+    "case_text",
+    "explain_with_runner_up",
+    "make_report",
+    "png_bytes",
+    "png_data_uri",
+    "prototype_rows",
+    "rendered",
+    "waterfall",
+]

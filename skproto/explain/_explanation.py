@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._cases import case_text
 
 __all__ = ["Explanation"]
 
@@ -81,7 +85,8 @@ class Explanation:
         multi-label model a row of the 0/1 indicator matrix.
     explained : ndarray of shape (n_samples,)
         The class whose score is explained: the predicted class, or for a
-        multi-label model the label with the highest score.
+        multi-label model the label with the highest score (or the
+        ``target`` given to ``explain``).
     runner_up : ndarray of shape (n_samples,)
         Class with the highest score other than ``explained`` (``explained``
         itself when the model knows a single class so far, e.g. after a
@@ -122,6 +127,16 @@ class Explanation:
         :class:`~skproto.RBFPrototypeClassifier` reports ``"presence"``
         (``r+ d``: the component argues for a class by being detected) and
         ``"absence"`` (``r- (1 - d)``: by not being detected).
+    cases : ndarray of shape (n_samples, n_top) of object, or None
+        What each listed prototype *is* for a person (a training text, an
+        image, any object), set by :meth:`with_cases`; None where unknown.
+    case_rows : ndarray of shape (n_samples, n_top), or None
+        The training row whose case is shown for each listed prototype: the
+        prototype's own row, or for a prototype that is not a training row
+        (a class mean) its representative row (-1: none). Set by
+        :meth:`with_cases`.
+    n_prototypes : int or None
+        How many prototypes the model has (listed or not).
     """
 
     classes: np.ndarray
@@ -141,6 +156,9 @@ class Explanation:
     bias_name: str
     estimator_name: str
     parts: dict | None = None
+    cases: np.ndarray | None = None
+    case_rows: np.ndarray | None = None
+    n_prototypes: int | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -149,6 +167,41 @@ class Explanation:
 
     def __len__(self) -> int:
         return len(self.explained)
+
+    def with_cases(self, cases: Sequence, prototype_rows: ArrayLike | None = None) -> Explanation:
+        """This explanation with the case of every listed prototype attached.
+
+        Parameters
+        ----------
+        cases : sequence of shape (n_training_samples,)
+            The raw training inputs, aligned with the rows of the ``X`` the
+            estimator was fitted on: texts, images (arrays), or any objects.
+        prototype_rows : array-like of shape (n_prototypes,), default=None
+            The training row to show for each prototype (-1: none). Default:
+            the row each prototype *is* (``prototype_sample_index``); see
+            :func:`~skproto.explain.prototype_rows` for representative rows of
+            prototypes that are not training rows.
+
+        Returns
+        -------
+        explanation : Explanation
+            A copy with ``cases`` and ``case_rows`` set; ``str`` of it prints
+            each case next to the numbers.
+        """
+        if prototype_rows is None:
+            rows = np.asarray(self.prototype_sample_index, dtype=np.intp)
+        else:
+            rows = np.asarray(prototype_rows, dtype=np.intp)[self.prototype_index]
+        n_cases = len(cases)
+        if rows.size and rows.max(initial=-1) >= n_cases:
+            raise ValueError(
+                f"cases has {n_cases} entries but a prototype is training row "
+                f"{int(rows.max())}: pass the cases of every training row, in order."
+            )
+        out = np.empty(rows.shape, dtype=object)
+        for index in np.ndindex(rows.shape):
+            out[index] = cases[rows[index]] if rows[index] >= 0 else None
+        return replace(self, cases=out, case_rows=rows)
 
     def _class_column(self, labels: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.classes, labels) if len(labels) else np.empty(0, int)
@@ -161,8 +214,9 @@ class Explanation:
         ``prototype_label``, ``training_index`` (-1 if the prototype is not a
         training sample), ``value`` (see ``value_name``), ``to_predicted``
         and ``to_runner_up`` (the prototype's contribution to those two class
-        scores), and for each of ``parts``, ``<part>_to_predicted`` and
-        ``<part>_to_runner_up``.
+        scores), for each of ``parts``, ``<part>_to_predicted`` and
+        ``<part>_to_runner_up``, and after :meth:`with_cases`, ``case_row``
+        and ``case``.
         """
         pred_col = self._class_column(self.explained)
         run_col = self._class_column(self.runner_up)
@@ -187,6 +241,11 @@ class Explanation:
                             for name, part in (self.parts or {}).items()
                             for which, col in (("predicted", pred_col), ("runner_up", run_col))
                         },
+                        **(
+                            {"case_row": int(self.case_rows[i, r]), "case": self.cases[i, r]}
+                            if self.cases is not None
+                            else {}
+                        ),
                     }
                 )
         return records
@@ -203,23 +262,27 @@ class Explanation:
                 "Explanation.to_frame requires pandas; install it with "
                 "`pip install pandas`, or use Explanation.to_records()."
             ) from exc
-        columns = [
-            "sample",
-            "predicted",
-            "runner_up",
-            "margin",
-            "rank",
-            "prototype",
-            "prototype_label",
-            "training_index",
-            "value",
-            "to_predicted",
-            "to_runner_up",
-        ] + [
-            f"{name}_to_{which}"
-            for name in (self.parts or {})
-            for which in ("predicted", "runner_up")
-        ]
+        columns = (
+            [
+                "sample",
+                "predicted",
+                "runner_up",
+                "margin",
+                "rank",
+                "prototype",
+                "prototype_label",
+                "training_index",
+                "value",
+                "to_predicted",
+                "to_runner_up",
+            ]
+            + [
+                f"{name}_to_{which}"
+                for name in (self.parts or {})
+                for which in ("predicted", "runner_up")
+            ]
+            + (["case_row", "case"] if self.cases is not None else [])
+        )
         return pd.DataFrame.from_records(self.to_records(), columns=columns)
 
     def _sample_text(self, i: int) -> list[str]:
@@ -239,16 +302,20 @@ class Explanation:
             f"margin {_num(self.margin[i])}"
         ]
         to_p, to_q = "-> " + _label(self.explained[i]), "-> " + _label(self.runner_up[i])
-        header = ["rank", "prototype", "class", "train row", self.value_name, to_p, to_q]
+        with_cases = self.cases is not None
+        header = ["rank", "prototype", "class", "train row"] + ["case"] * with_cases
+        header += [self.value_name, to_p, to_q]
         rows = []
         for r in range(self.prototype_index.shape[1]):
             row = self.prototype_sample_index[i, r]
+            case = self.cases[i, r] if with_cases else None
             rows.append(
                 [
                     str(r + 1),
                     str(self.prototype_index[i, r]),
                     _label(self.prototype_label[i, r]),
                     str(row) if row >= 0 else "-",
+                    *(["-" if case is None else case_text(case)] * with_cases),
                     _num(self.value[i, r]),
                     _num(self.contribution[i, r, p]),
                     _num(self.contribution[i, r, q]),
@@ -256,7 +323,9 @@ class Explanation:
             )
             for name, part in (self.parts or {}).items():
                 rows.append(
-                    ["", "", "", "", f"of which {name}", _num(part[i, r, p]), _num(part[i, r, q])]
+                    ["", "", "", ""]
+                    + [""] * with_cases
+                    + [f"of which {name}", _num(part[i, r, p]), _num(part[i, r, q])]
                 )
         totals = [
             ["other prototypes", self.other_contribution[i, p], self.other_contribution[i, q]],
@@ -264,7 +333,7 @@ class Explanation:
             ["= class score", scores[p], scores[q]],
         ]
         totals = [[name, _num(a), _num(b)] for name, a, b in totals]
-        table = _table(header, rows, totals, "rrlrrrr")
+        table = _table(header, rows, totals, "rrlr" + "l" * with_cases + "rrr")
         return lines + table
 
     def _legend(self) -> list[str]:

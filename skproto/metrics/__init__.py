@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _chunking
 
@@ -24,6 +24,7 @@ __all__ = [
     "explanation_stability",
     "global_size",
     "own_class_evidence",
+    "prototype_neighbors",
     "prototype_purity",
     "top_k_evidence_share",
 ]
@@ -125,6 +126,56 @@ def top_k_evidence_share(estimator, X: ArrayLike, k: int = 1, *, aggregate: str 
     return _aggregate(np.concatenate(out) if out else np.empty(0), aggregate)
 
 
+def prototype_neighbors(estimator, X: ArrayLike, *, n_neighbors: int = 10) -> np.ndarray:
+    """The rows of ``X`` that activate each prototype most, most active first.
+
+    The activation is what enters the class scores: the largest similarity,
+    or the smallest distance. Ties go to the lower row. Computed in row
+    chunks: memory is bounded by ``n_prototypes x n_neighbors`` plus one chunk.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+        Usually the training data.
+    n_neighbors : int, default=10
+        At most ``n_samples``.
+
+    Returns
+    -------
+    rows : ndarray of shape (n_prototypes, min(n_neighbors, n_samples))
+        Row indices of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.metrics import prototype_neighbors
+    >>> X = np.array([[0.0], [1.0], [9.0], [10.0]])
+    >>> clf = NearestMeanClassifier().fit(X, [0, 0, 1, 1])
+    >>> prototype_neighbors(clf, X, n_neighbors=2)
+    array([[0, 1],
+           [2, 3]])
+    """
+    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
+    check_is_fitted(estimator)
+    X = estimator._validate_X_predict(X)
+    K = len(estimator.prototypes_)
+    m = min(n_neighbors, len(X))
+    best_rows = np.full((K, m), -1)
+    best_act = np.full((K, m), -np.inf)
+    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+        A = estimator._activation(estimator._pairwise(X[s])).T  # (K, rows)
+        rows = np.broadcast_to(np.arange(s.start, s.stop), A.shape)
+        all_act = np.concatenate([best_act, A], axis=1)
+        all_rows = np.concatenate([best_rows, rows], axis=1)
+        order = np.lexsort((all_rows, -all_act), axis=1)[:, :m]
+        best_act = np.take_along_axis(all_act, order, axis=1)
+        best_rows = np.take_along_axis(all_rows, order, axis=1)
+    return best_rows
+
+
 def prototype_purity(
     estimator, X: ArrayLike, y: ArrayLike, *, n_neighbors: int = 10, aggregate: str | None = "mean"
 ):
@@ -155,32 +206,23 @@ def prototype_purity(
     -------
     float, or ndarray of shape (n_prototypes,) with ``aggregate=None``
     """
-    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
     check_is_fitted(estimator)
-    X = estimator._validate_X_predict(X)
     y = np.asarray(y)
-    if len(y) != len(X):
-        raise ValueError(f"y has {len(y)} rows for {len(X)} samples.")
-    K = len(estimator.prototypes_)
-    m = min(n_neighbors, len(X))
-    best_rows = np.full((K, m), -1)
-    best_act = np.full((K, m), -np.inf)
-    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
-        A = estimator._activation(estimator._pairwise(X[s])).T  # (K, rows)
-        rows = np.broadcast_to(np.arange(s.start, s.stop), A.shape)
-        all_act = np.concatenate([best_act, A], axis=1)
-        all_rows = np.concatenate([best_rows, rows], axis=1)
-        order = np.lexsort((all_rows, -all_act), axis=1)[:, :m]
-        best_act = np.take_along_axis(all_act, order, axis=1)
-        best_rows = np.take_along_axis(all_rows, order, axis=1)
+    if len(y) != _num_samples(X):
+        raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
+    best_rows = prototype_neighbors(estimator, X, n_neighbors=n_neighbors)
+    return _aggregate(_purity_of_neighbors(estimator, y, best_rows), aggregate)
+
+
+def _purity_of_neighbors(estimator, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per prototype, the share of its neighbour ``rows`` (K, m) whose label ``y`` is its class."""
     labels = np.asarray(estimator.prototype_labels_)
     if y.ndim == 2:
         codes = np.searchsorted(estimator.classes_, labels)
-        hit = y[best_rows, codes[:, None]] > 0
+        hit = y[rows, codes[:, None]] > 0
     else:
-        hit = y[best_rows] == labels[:, None]
-    return _aggregate(hit.mean(axis=1), aggregate)
+        hit = y[rows] == labels[:, None]
+    return hit.mean(axis=1)
 
 
 def explanation_stability(

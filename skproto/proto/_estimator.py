@@ -751,6 +751,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
         return end if push or self._pulls else None
 
+    def _prototype_inputs(self):
+        """Input rows of tied prototypes; ``prototypes_`` without a map; else None."""
+        if self.projection is None:
+            return self.prototypes_
+        if float(self._state.get("tied", 0.0)):
+            return self._state["cases"]
+        return None
+
     def _temperature_buffer(self, net):
         return net.head.temperature
 

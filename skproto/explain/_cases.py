@@ -1,0 +1,179 @@
+"""What a prototype *is* for a person: raw cases, how to show them, and which row to show.
+
+A *case* is the raw input behind a training row: a text, an image (a 2-D
+grey or 3-D RGB/RGBA array), or any object. A *renderer* decides how a case
+is shown; the plots and the HTML report use the same one:
+
+- ``None`` (auto): strings are text; numeric arrays of 2 or 3 dimensions
+  (``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``) are images; anything else is
+  shown as its ``str``;
+- ``"text"`` or ``"image"``: force one kind;
+- a callable ``case -> str | ndarray``: its result is shown as text (a
+  string, always escaped in HTML) or as an image (an array).
+
+Nothing here needs matplotlib: images are encoded to PNG with ``zlib``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["case_text", "png_bytes", "png_data_uri", "prototype_rows", "rendered"]
+
+_SNIPPET_CHARS = 48
+
+
+def _is_image(case: Any) -> bool:
+    return (
+        isinstance(case, np.ndarray)
+        and case.dtype.kind in "biuf"
+        and (case.ndim == 2 or (case.ndim == 3 and case.shape[2] in (3, 4)))
+    )
+
+
+def rendered(case: Any, renderer: str | Callable | None = None) -> str | np.ndarray:
+    """What to show for ``case``: a string (text) or an image array.
+
+    See the module docstring for ``renderer``.
+    """
+    if callable(renderer):
+        case = renderer(case)
+        if isinstance(case, np.ndarray) and _is_image(case):
+            return case
+        return str(case)
+    if renderer == "image":
+        image = np.asarray(case)
+        if not _is_image(image):
+            raise ValueError(
+                "renderer='image' needs numeric arrays of shape (H, W), (H, W, 3) or "
+                f"(H, W, 4); got a case of shape {np.shape(case)}."
+            )
+        return image
+    if renderer not in (None, "text"):
+        raise ValueError(f"renderer must be None, 'text', 'image' or a callable, got {renderer!r}.")
+    if renderer is None and _is_image(case):
+        return case
+    return case if isinstance(case, str) else str(case)
+
+
+def case_text(case: Any, renderer: str | Callable | None = None, max_chars: int = _SNIPPET_CHARS):
+    """A one-line snippet of ``case``: its text (shortened) or ``<image HxW>``."""
+    shown = rendered(case, renderer)
+    if isinstance(shown, np.ndarray):
+        return f"<image {shown.shape[0]}x{shown.shape[1]}>"
+    text = " ".join(shown.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Pixels as uint8: uint8 as is; floats in [0, 1] scaled by 255; else min-max scaled."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    a = image.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("An image case has NaN or infinite pixels.")
+    lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+    if not (image.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0):
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return np.round(a * 255).astype(np.uint8)
+
+
+def png_bytes(image: ArrayLike) -> bytes:
+    """A PNG file of ``image`` ((H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA).
+
+    uint8 pixels are kept; float pixels in [0, 1] are scaled by 255; any
+    other range is min-max scaled to [0, 255].
+    """
+    pixels = _to_uint8(np.asarray(image))
+    if pixels.ndim == 2:
+        color = 0
+    elif pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        color = 2 if pixels.shape[2] == 3 else 6
+    else:
+        raise ValueError(f"An image must be (H, W), (H, W, 3) or (H, W, 4); got {pixels.shape}.")
+    height, width = pixels.shape[:2]
+    raw = np.ascontiguousarray(pixels).reshape(height, -1)
+    scanlines = np.hstack([np.zeros((height, 1), dtype=np.uint8), raw]).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def png_data_uri(image: ArrayLike) -> str:
+    """``data:image/png;base64,...`` of :func:`png_bytes` (inline, no file, no network)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def prototype_rows(estimator, X: ArrayLike | None = None, y: ArrayLike | None = None):
+    """The training row to show for each prototype (-1: none).
+
+    A prototype that *is* a training row (``prototype_sample_indices_``) is
+    shown as that row. Any other prototype (e.g. a class mean of
+    :class:`~skproto.NearestMeanClassifier`) is represented, when the
+    training data ``X, y`` are given, by its *representative*: the row of
+    its own class that activates it most (the most similar, or nearest).
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features), default=None
+        The training data, in the order of the cases.
+    y : array-like of shape (n_samples,) or (n_samples, n_classes), default=None
+        Its labels (an indicator matrix for a multi-label model).
+
+    Returns
+    -------
+    rows : ndarray of shape (n_prototypes,)
+    """
+    check_is_fitted(estimator)
+    rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)
+    missing = np.flatnonzero(rows < 0)
+    if not len(missing) or X is None or y is None:
+        return rows
+    from ..metrics import prototype_neighbors
+
+    y = np.asarray(y)
+    labels = np.asarray(estimator.prototype_labels_)
+    n_classes = len(estimator.classes_)
+    # the 10 nearest rows nearly always hold one of the prototype's class
+    neighbors = prototype_neighbors(estimator, X, n_neighbors=min(len(y), 10))
+    for k in missing:
+        if y.ndim == 2:
+            code = int(np.searchsorted(estimator.classes_, labels[k]))
+            hit = y[neighbors[k], code] > 0 if code < n_classes else np.zeros(0, bool)
+        else:
+            hit = y[neighbors[k]] == labels[k]
+        if hit.any():
+            rows[k] = neighbors[k][np.argmax(hit)]
+        else:  # rare: search the whole class
+            own = np.flatnonzero(
+                (y[:, np.searchsorted(estimator.classes_, labels[k])] > 0)
+                if y.ndim == 2
+                else y == labels[k]
+            )
+            if len(own):
+                act = estimator._activation(estimator.transform(np.asarray(X)[own])[:, k : k + 1])
+                rows[k] = own[int(np.argmax(act[:, 0]))]
+    return rows

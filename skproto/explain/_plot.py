@@ -1,0 +1,473 @@
+"""Plots of explanations in scikit-learn's Display style (needs matplotlib: ``skproto[plot]``).
+
+Each display is built with ``from_estimator`` (or ``from_explanation``),
+draws with ``plot(ax=...)`` and keeps what it drew as attributes ending in
+``_`` (``figure_``, ``axes_``, the artists), so a caller or a test can read
+the picture back.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.utils.validation import check_is_fitted
+
+from ._cases import case_text, prototype_rows, rendered
+from ._explanation import Explanation, _label
+from ._steps import Waterfall, explain_with_runner_up, waterfall
+
+__all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
+
+_COLORS = {"positive": "#2a9d8f", "negative": "#e76f51", "bias": "#8d99ae", "score": "#264653"}
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "skproto's plots need matplotlib: pip install 'skproto[plot]' "
+            "(or pip install matplotlib)."
+        ) from exc
+    return plt
+
+
+def _rows_of(X, i: int) -> np.ndarray:
+    X = X if hasattr(X, "iloc") else np.asarray(X)
+    return X.iloc[i : i + 1] if hasattr(X, "iloc") else X[i : i + 1]
+
+
+class ExplanationDisplay:
+    """Waterfall of one prediction: how the top prototypes build the class scores.
+
+    One panel for the predicted class and one for the runner-up. Each starts
+    at the class bias, adds one bar per listed prototype (labelled with its
+    case: a text snippet, or a thumbnail for an image) and a bar for all
+    other prototypes, and ends exactly at the class score, drawn as the last
+    bar from 0.
+
+    Parameters
+    ----------
+    waterfalls : list of Waterfall
+        The panels (see :meth:`from_explanation`).
+    renderer : None, "text", "image" or callable, default=None
+        How cases are shown (see :func:`skproto.explain.rendered`).
+    estimator_name : str, default=""
+
+    Attributes
+    ----------
+    figure_ : matplotlib Figure
+    axes_ : list of matplotlib Axes
+        One per panel.
+    bars_ : list of matplotlib BarContainer
+        One per panel: a bar per step, then the score bar. The steps' widths
+        add up to the score.
+    thumbnails_ : list of matplotlib AnnotationBbox
+        The image thumbnails of image cases.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import ExplanationDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NearestMeanClassifier().fit(X, y)
+    >>> display = ExplanationDisplay.from_estimator(clf, X, sample=0)
+    >>> len(display.axes_)
+    2
+    """
+
+    def __init__(
+        self,
+        waterfalls: list[Waterfall],
+        *,
+        renderer: str | Callable | None = None,
+        estimator_name: str = "",
+    ):
+        self.waterfalls = waterfalls
+        self.renderer = renderer
+        self.estimator_name = estimator_name
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X: ArrayLike,
+        *,
+        sample: int = 0,
+        n_prototypes: int = 5,
+        cases: Sequence | None = None,
+        X_train: ArrayLike | None = None,
+        y_train: ArrayLike | None = None,
+        renderer: str | Callable | None = None,
+        ax=None,
+    ) -> ExplanationDisplay:
+        """Explain row ``sample`` of ``X`` and plot it.
+
+        ``cases`` are the raw training inputs aligned with the training rows;
+        with ``X_train, y_train`` too, prototypes that are not training rows
+        (class means) are shown by their representative row.
+        """
+        check_is_fitted(estimator)
+        first, second = explain_with_runner_up(
+            estimator,
+            _rows_of(X, sample),
+            n_prototypes=n_prototypes,
+            cases=cases,
+            X_train=X_train,
+            y_train=y_train,
+        )
+        return cls.from_explanation(first, sample=0, runner_up=second, renderer=renderer, ax=ax)
+
+    @classmethod
+    def from_explanation(
+        cls,
+        explanation: Explanation,
+        *,
+        sample: int = 0,
+        runner_up: Explanation | None = None,
+        renderer: str | Callable | None = None,
+        ax=None,
+    ) -> ExplanationDisplay:
+        """Plot sample ``sample`` of ``explanation``.
+
+        ``runner_up``: an explanation of the same sample with
+        ``target=explanation.runner_up`` (its prototypes ranked for the
+        runner-up); without it, the runner-up panel shows the prototypes
+        listed for the prediction.
+        """
+        panels = [waterfall(explanation, sample)]
+        if len(explanation.classes) > 1:
+            if runner_up is not None:
+                panels.append(waterfall(runner_up, sample))
+            else:
+                panels.append(waterfall(explanation, sample, column="runner_up"))
+        display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
+        return display.plot(ax=ax)
+
+    def plot(self, ax=None) -> ExplanationDisplay:
+        """Draw the panels on ``ax`` (one Axes per panel; a new figure if None)."""
+        plt = _pyplot()
+        n = len(self.waterfalls)
+        if ax is None:
+            height = max(2.5, 0.45 * max(len(w.steps) + 1 for w in self.waterfalls))
+            fig, axes = plt.subplots(n, 1, figsize=(8, height * n), squeeze=False)
+            axes = list(axes[:, 0])
+        else:
+            axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+            if len(axes) < n:
+                raise ValueError(f"ax must hold {n} Axes (one per panel), got {len(axes)}.")
+            fig = axes[0].figure
+        self.bars_, self.thumbnails_ = [], []
+        for w, a in zip(self.waterfalls, axes):
+            self._draw(w, a)
+        fig.tight_layout()
+        self.figure_, self.axes_ = fig, axes[:n]
+        return self
+
+    def _draw(self, w: Waterfall, ax) -> None:
+        from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+        values = np.array([s.value for s in w.steps] + [w.score])
+        starts = np.concatenate([[0.0], np.cumsum(values[:-1])[:-1], [0.0]])
+        colors = [
+            _COLORS["bias"]
+            if s.kind == "bias"
+            else (_COLORS["positive"] if s.value >= 0 else _COLORS["negative"])
+            for s in w.steps
+        ] + [_COLORS["score"]]
+        hatches = ["//" if s.part == "absence" else "" for s in w.steps] + [""]
+        y = np.arange(len(values))[::-1]
+        bars = ax.barh(y, values, left=starts, color=colors, edgecolor="white", height=0.7)
+        for bar, hatch in zip(bars, hatches):
+            bar.set_hatch(hatch)
+        labels = []
+        for s in w.steps:
+            text = s.label
+            if s.case is not None:
+                shown = rendered(s.case, self.renderer)
+                if isinstance(shown, np.ndarray):
+                    image = OffsetImage(shown, zoom=max(0.25, 16 / max(shown.shape[:2])))
+                    image.image.set_cmap("gray_r")
+                    box = AnnotationBbox(
+                        image,
+                        (1.0, y[len(labels)]),
+                        xycoords=("axes fraction", "data"),
+                        box_alignment=(-0.1, 0.5),
+                        frameon=False,
+                    )
+                    ax.add_artist(box)
+                    self.thumbnails_.append(box)
+                else:
+                    text = f"{text}: {case_text(shown, max_chars=40)}"
+            labels.append(text)
+        labels.append("= score")
+        ax.set_yticks(y, labels)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("contribution to the class score")
+        ax.set_title(f"class {_label(w.label)}: score {w.score:.4g}")
+        self.bars_.append(bars)
+
+
+class PrototypeGalleryDisplay:
+    """Gallery of prototypes as cases: each next to its nearest training cases, with its purity.
+
+    One row per prototype of the chosen classes: the prototype's case, then
+    the cases of the ``n_neighbors`` training rows that activate it most.
+    Titles give the prototype's class, its purity (share of its 10 most
+    activating training rows that carry its class) and each neighbour's label.
+
+    Attributes
+    ----------
+    figure_ : matplotlib Figure
+    axes_ : ndarray of matplotlib Axes, shape (n_shown, 1 + n_neighbors)
+    prototype_index_ : ndarray of shape (n_shown,)
+        The prototypes shown, one per row of ``axes_``.
+    neighbors_ : ndarray of shape (n_shown, n_neighbors)
+        Their most activating training rows.
+    purity_ : ndarray of shape (n_shown,)
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import PrototypeGalleryDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NearestMeanClassifier().fit(X, y)
+    >>> PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=2).axes_.shape
+    (3, 3)
+    """
+
+    def __init__(
+        self,
+        prototype_index,
+        prototype_label,
+        rows,
+        neighbors,
+        neighbor_labels,
+        purity,
+        cases=None,
+        renderer=None,
+    ):
+        self.prototype_index = np.asarray(prototype_index)
+        self.prototype_label = np.asarray(prototype_label)
+        self.rows = np.asarray(rows)
+        self.neighbors = np.asarray(neighbors)
+        self.neighbor_labels = np.asarray(neighbor_labels)
+        self.purity = np.asarray(purity, dtype=float)
+        self.cases = cases
+        self.renderer = renderer
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        cases: Sequence | None = None,
+        classes: Sequence | None = None,
+        max_classes: int = 5,
+        n_neighbors: int = 3,
+        renderer: str | Callable | None = None,
+    ) -> PrototypeGalleryDisplay:
+        """Gallery of the prototypes of ``classes`` (default: the first ``max_classes``).
+
+        ``X, y``: the training data, aligned with ``cases`` (the raw
+        training inputs; without them, cells show training row numbers).
+        """
+        from ..metrics import _purity_of_neighbors, prototype_neighbors
+
+        check_is_fitted(estimator)
+        y = np.asarray(y)
+        labels = np.asarray(estimator.prototype_labels_)
+        if classes is None:
+            classes = estimator.classes_[:max_classes]
+        unknown = [c for c in classes if c not in set(estimator.classes_.tolist())]
+        if unknown:
+            raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
+        shown = np.flatnonzero(np.isin(labels, np.asarray(classes)))
+        neighbors = prototype_neighbors(estimator, X, n_neighbors=max(10, n_neighbors))
+        purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
+        rows = prototype_rows(estimator, X, y)
+        m = min(n_neighbors, neighbors.shape[1])
+        display = cls(
+            shown,
+            labels[shown],
+            rows[shown],
+            neighbors[shown, :m],
+            y[neighbors[shown, :m]] if y.ndim == 1 else neighbors[shown, :m],
+            purity[shown],
+            cases=cases,
+            renderer=renderer,
+        )
+        return display.plot()
+
+    def _cell(self, ax, row: int, title: str) -> None:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+        if self.cases is None or row < 0:
+            ax.text(0.5, 0.5, f"row {row}" if row >= 0 else "-", ha="center", va="center")
+            return
+        shown = rendered(self.cases[row], self.renderer)
+        if isinstance(shown, np.ndarray):
+            ax.imshow(shown, cmap="gray_r")
+        else:
+            text = "\n".join(textwrap.wrap(case_text(shown, max_chars=120), 28)[:5])
+            ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, wrap=True)
+
+    def plot(self, fig=None) -> PrototypeGalleryDisplay:
+        """Draw the gallery (on ``fig``, or a new figure)."""
+        plt = _pyplot()
+        n, m = len(self.prototype_index), self.neighbors.shape[1]
+        if fig is None:
+            fig = plt.figure(figsize=(2.2 * (1 + m), 1.9 * max(n, 1)))
+        axes = fig.subplots(max(n, 1), 1 + m, squeeze=False)
+        for i in range(n):
+            k, label = self.prototype_index[i], _label(self.prototype_label[i])
+            self._cell(axes[i, 0], self.rows[i], f"#{k} {label} purity {self.purity[i]:.2f}")
+            for j in range(m):
+                self._cell(
+                    axes[i, 1 + j],
+                    self.neighbors[i, j],
+                    f"neighbour {j + 1}: {_label(self.neighbor_labels[i, j])}",
+                )
+        fig.tight_layout()
+        self.figure_, self.axes_ = fig, axes
+        self.prototype_index_, self.neighbors_, self.purity_ = (
+            self.prototype_index,
+            self.neighbors,
+            self.purity,
+        )
+        return self
+
+
+class EmbeddingDisplay:
+    """Map of the input space: training points by class and the prototypes, in 2-D (PCA).
+
+    Prototypes are placed at their input-space position: the training row
+    they are, or the vector itself when it lives in the input space (class
+    means, RBF components). Prototypes of a learned latent space that were
+    never tied to a row cannot be placed and are left out.
+
+    Attributes
+    ----------
+    figure_, ax_ : matplotlib Figure and Axes
+    points_ : PathCollection
+        The training points.
+    prototypes_ : PathCollection
+        The prototypes (stars).
+    projector_ : fitted transformer
+        What mapped the inputs to 2-D.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import EmbeddingDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NearestMeanClassifier().fit(X, y)
+    >>> len(EmbeddingDisplay.from_estimator(clf, X, y).prototypes_.get_offsets())
+    3
+    """
+
+    def __init__(self, points, point_labels, prototype_points, prototype_labels, projector):
+        self.points = points
+        self.point_labels = np.asarray(point_labels)
+        self.prototype_points = prototype_points
+        self.prototype_labels = np.asarray(prototype_labels)
+        self.projector = projector
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        method: str | Any = "pca",
+        max_points: int = 5000,
+        random_state: int | None = 0,
+        ax=None,
+    ) -> EmbeddingDisplay:
+        """Project ``X`` (the training data) and the prototypes to 2-D and plot them.
+
+        ``method``: ``"pca"`` or any transformer with ``fit_transform`` and
+        ``transform`` to 2 dimensions. At most ``max_points`` rows are drawn
+        (a seeded subsample); the projection is fitted on them.
+        """
+        check_is_fitted(estimator)
+        X = estimator._validate_X_predict(X)
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} rows for {len(X)} samples.")
+        if method == "pca":
+            from sklearn.decomposition import PCA
+
+            projector = PCA(n_components=2, random_state=random_state)
+        elif hasattr(method, "fit_transform") and hasattr(method, "transform"):
+            projector = method
+        else:
+            raise ValueError(f"method must be 'pca' or a transformer, got {method!r}.")
+        shown = np.arange(len(X))
+        if len(X) > max_points:
+            rng = np.random.RandomState(random_state)
+            shown = np.sort(rng.choice(len(X), max_points, replace=False))
+        points = projector.fit_transform(X[shown])
+        where = estimator._prototype_inputs()
+        rows = estimator._prototype_sample_indices()
+        if where is None:
+            where = np.full((len(rows), X.shape[1]), np.nan)
+        where = np.array(where, dtype=float)
+        tied = (rows >= 0) & (rows < len(X))
+        where[tied] = X[rows[tied]]
+        placed = np.all(np.isfinite(where), axis=1)
+        proto_points = projector.transform(where[placed]) if placed.any() else np.empty((0, 2))
+        labels = np.asarray(estimator.prototype_labels_)[placed]
+        y_shown = y[shown] if y.ndim == 1 else np.argmax(y[shown], axis=1)
+        display = cls(points, y_shown, proto_points, labels, projector)
+        return display.plot(ax=ax)
+
+    def plot(self, ax=None) -> EmbeddingDisplay:
+        """Draw the map on ``ax`` (a new figure if None)."""
+        plt = _pyplot()
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 6))
+        classes = np.unique(np.concatenate([self.point_labels, self.prototype_labels]))
+        cmap = plt.get_cmap("tab20")
+        color = {c: cmap(i % 20) for i, c in enumerate(classes.tolist())}
+        point_colors = [color[c] for c in self.point_labels.tolist()]
+        self.points_ = ax.scatter(
+            self.points[:, 0], self.points[:, 1], c=point_colors, s=8, alpha=0.5, linewidths=0
+        )
+        proto_colors = [color[c] for c in self.prototype_labels.tolist()]
+        self.prototypes_ = ax.scatter(
+            self.prototype_points[:, 0],
+            self.prototype_points[:, 1],
+            c=proto_colors,
+            s=140,
+            marker="*",
+            edgecolors="black",
+            linewidths=0.8,
+            label="prototypes",
+        )
+        if len(classes) <= 12:
+            for c in classes.tolist():
+                ax.scatter([], [], color=color[c], s=20, label=_label(c))
+        ax.legend(loc="best", fontsize=8)
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+        self.figure_, self.ax_ = ax.figure, ax
+        self.projector_ = self.projector
+        return self

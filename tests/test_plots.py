@@ -1,0 +1,136 @@
+"""Plots, checked by their artists on matplotlib's Agg backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+from skproto.explain import (
+    EmbeddingDisplay,
+    ExplanationDisplay,
+    PrototypeGalleryDisplay,
+    case_text,
+    prototype_rows,
+)
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+plt = pytest.importorskip("matplotlib.pyplot")
+
+ESTIMATORS = {
+    "nearest_mean": lambda: NearestMeanClassifier(),
+    "proto": lambda: ProtoClassifier(n_prototypes_per_class=2, max_epochs=4, random_state=0),
+    "rbf_cbc": lambda: RBFPrototypeClassifier(max_epochs=4, random_state=0),
+    "rbf_robust": lambda: RBFPrototypeClassifier(loss="robust", max_epochs=4, random_state=0),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = load_digits()
+    X, y = d.data[:500] / 16.0, d.target[:500] * 10 + 3  # non-contiguous integer labels
+    texts = [f"case {i}: a {t} written by hand" for i, t in enumerate(d.target[:500])]
+    return X, y, texts, d.images[:500]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, *_ = data
+    return {name: make().fit(X, y) for name, make in ESTIMATORS.items()}
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_waterfall_bars_end_exactly_at_the_scores(name, fitted, data):
+    X, y, texts, _ = data
+    clf = fitted[name]
+    display = ExplanationDisplay.from_estimator(
+        clf, X, sample=7, n_prototypes=3, cases=texts, X_train=X, y_train=y
+    )
+    ex = clf.explain(X[7:8], 3)
+    scores = ex.scores[0]
+    assert len(display.axes_) == len(display.bars_) == 2
+    expected = [ex.explained[0], ex.runner_up[0]]
+    parts = 2 if ex.parts else 1  # the CBC head splits each prototype: presence, absence
+    for bars, ax, label in zip(display.bars_, display.axes_, expected):
+        widths = np.array([b.get_width() for b in bars])
+        lefts = np.array([b.get_x() for b in bars])
+        score = scores[np.searchsorted(clf.classes_, label)]
+        assert len(bars) == 1 + 3 * parts + 1 + 1  # bias, prototypes, others, score
+        np.testing.assert_allclose(widths[:-1].sum(), score, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(widths[-1], score, rtol=1e-9, atol=1e-12)  # the score bar
+        np.testing.assert_allclose(lefts[1:-1], np.cumsum(widths[:-2]), atol=1e-12)  # a waterfall
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert ticks[0] == ex.bias_name and ticks[-1] == "= score"
+        assert str(label) in ax.get_title()
+        rows = prototype_rows(clf, X, y)
+        for tick in ticks[1 : 1 + 3 * parts]:  # every prototype bar is labelled with its case
+            k = int(tick.split()[0][1:])
+            assert tick.endswith(case_text(texts[rows[k]], max_chars=40))
+
+
+def test_waterfall_shows_image_cases_as_thumbnails(fitted, data):
+    X, y, _, images = data
+    clf = fitted["proto"]
+    display = ExplanationDisplay.from_estimator(clf, X, sample=0, n_prototypes=2, cases=images)
+    assert len(display.thumbnails_) == 4  # 2 prototypes x 2 panels
+    drawn = display.thumbnails_[0].offsetbox.get_data()
+    rows = prototype_rows(clf)
+    k = int(display.axes_[0].get_yticklabels()[1].get_text().split()[0][1:])
+    np.testing.assert_array_equal(drawn, images[rows[k]])
+
+
+def test_waterfall_from_explanation_and_on_given_axes(fitted, data):
+    X, *_ = data
+    clf = fitted["nearest_mean"]
+    fig, axes = plt.subplots(2, 1)
+    display = ExplanationDisplay.from_explanation(clf.explain(X[:3], 2), sample=2, ax=axes)
+    assert display.figure_ is fig and display.axes_ == list(axes)
+    with pytest.raises(ValueError, match="ax must hold 2 Axes"):
+        display.plot(ax=axes[0])
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_gallery_shows_prototypes_neighbours_and_purity(name, fitted, data):
+    X, y, texts, _ = data
+    clf = fitted[name]
+    display = PrototypeGalleryDisplay.from_estimator(
+        clf, X, y, cases=texts, classes=[3, 13], n_neighbors=2
+    )
+    shown = np.flatnonzero(np.isin(clf.prototype_labels_, [3, 13]))
+    assert display.axes_.shape == (len(shown), 3)
+    np.testing.assert_array_equal(display.prototype_index_, shown)
+    from skproto.metrics import prototype_purity
+
+    np.testing.assert_allclose(display.purity_, prototype_purity(clf, X, y, aggregate=None)[shown])
+    rows = prototype_rows(clf, X, y)
+    for i, k in enumerate(shown):
+        title = display.axes_[i, 0].get_title()
+        assert title.startswith(f"#{k} ") and f"purity {display.purity_[i]:.2f}" in title
+        text = display.axes_[i, 0].texts[0].get_text().replace("\n", " ")
+        assert text == case_text(texts[rows[k]], max_chars=120)
+        for j in range(2):
+            assert display.axes_[i, 1 + j].get_title().endswith(str(y[display.neighbors_[i, j]]))
+    with pytest.raises(ValueError, match=r"classes \[4\] are not classes"):
+        PrototypeGalleryDisplay.from_estimator(clf, X, y, classes=[4])
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_embedding_places_every_prototype(name, fitted, data):
+    X, y, *_ = data
+    clf = fitted[name]
+    display = EmbeddingDisplay.from_estimator(clf, X, y, max_points=300)
+    assert len(display.points_.get_offsets()) == 300
+    offsets = display.prototypes_.get_offsets()
+    assert len(offsets) == len(clf.prototypes_)
+    where = clf._prototype_inputs()
+    np.testing.assert_allclose(offsets, display.projector_.transform(where), atol=1e-9)
+    with pytest.raises(ValueError, match="method must be 'pca' or a transformer"):
+        EmbeddingDisplay.from_estimator(clf, X, y, method="tsne")

@@ -1,0 +1,294 @@
+"""Raw cases, the HTML report (parsed, and opened in a real headless browser) and explain(target=)."""
+
+from __future__ import annotations
+
+import io
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from browser import load, screenshot
+from sklearn.datasets import load_digits
+
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
+from skproto.explain import (
+    case_text,
+    make_report,
+    png_bytes,
+    prototype_rows,
+    rendered,
+)
+
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_IMG = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    X = d.data / 16.0
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    y = names[d.target]
+    texts = np.array([f"digit {n} drawn as case {i}" for i, n in enumerate(y)], dtype=object)
+    texts[:60] = HOSTILE  # hostile training texts, some of them prototypes
+    texts[60:120] = HOSTILE_IMG
+    return X[:600], y[:600], X[600:700], y[600:700], texts[:600], d.images
+
+
+ESTIMATORS = {
+    "nearest_mean": lambda: NearestMeanClassifier(),
+    "proto": lambda: ProtoClassifier(n_prototypes_per_class=2, max_epochs=4, random_state=0),
+    "rbf_cbc": lambda: RBFPrototypeClassifier(max_epochs=4, random_state=0),
+    "rbf_robust": lambda: RBFPrototypeClassifier(loss="robust", max_epochs=4, random_state=0),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y, *_ = digits
+    return {name: make().fit(X, y) for name, make in ESTIMATORS.items()}
+
+
+class _Collect(HTMLParser):
+    """Queries, their panels and listed prototype rows, from the report's data attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.queries: list[dict] = []
+        self.scripts = 0
+        self._text_of = None
+        self.case_texts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        cls = a.get("class", "")
+        if tag == "script":
+            self.scripts += 1
+        if tag == "details" and cls == "query":
+            self.queries.append({"index": int(a["data-index"]), "panels": [], **a})
+        elif tag == "div" and cls == "panel":
+            self.queries[-1]["panels"].append({**a, "steps": []})
+        elif tag == "tr" and cls == "step":
+            self.queries[-1]["panels"][-1]["steps"].append(a)
+        elif tag == "span" and cls == "case-text":
+            self._text_of = []
+
+    def handle_data(self, data):
+        if self._text_of is not None:
+            self._text_of.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._text_of is not None:
+            self.case_texts.append("".join(self._text_of))
+            self._text_of = None
+
+
+def _parse(page: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(page)
+    return parser
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_report_names_the_cases_whose_contributions_add_up_to_the_score(name, fitted, digits):
+    X, y, Xq, yq, texts, _ = digits
+    clf = fitted[name]
+    page = make_report(clf, Xq[:20], yq[:20], cases=texts, X_train=X, y_train=y, n_prototypes=3)
+    report = _parse(page)
+    assert [q["index"] for q in report.queries] == list(range(20))
+    ex = clf.explain(Xq[:20], 3)
+    rows = prototype_rows(clf, X, y)
+    for q in report.queries:
+        i = q["index"]
+        assert q["data-predicted"] == str(clf.predict(Xq[i : i + 1])[0])
+        assert len(q["panels"]) == 2  # the prediction and the runner-up
+        for panel in q["panels"]:
+            c = int(np.searchsorted(clf.classes_, panel["data-class"]))
+            contributions = [float(s["data-contribution"]) for s in panel["steps"]]
+            total = sum(contributions) + float(panel["data-other"]) + float(panel["data-bias"])
+            np.testing.assert_allclose(total, float(panel["data-score"]), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(
+                float(panel["data-score"]), ex.scores[i, c], rtol=1e-9, atol=1e-9
+            )
+            for s in panel["steps"]:  # every listed prototype names its training case
+                assert int(s["data-train-row"]) == rows[int(s["data-prototype"])]
+        assert report.queries[i]["panels"][0]["data-class"] == str(ex.explained[i])
+        assert report.queries[i]["panels"][1]["data-class"] == str(ex.runner_up[i])
+    if name == "nearest_mean":  # class means are shown by their representative training row
+        assert (rows >= 0).all() and (clf._prototype_sample_indices() < 0).all()
+    shown = {t for t in report.case_texts}
+    assert {case_text(texts[r], max_chars=160) for r in rows} <= shown | {"-"}
+
+
+def test_report_escapes_hostile_cases_and_labels(fitted, digits):
+    X, y, Xq, yq, texts, _ = digits
+    clf = fitted["proto"]
+    hostile_labels = np.where(y == "one", HOSTILE, y)
+    clf2 = NearestMeanClassifier().fit(X, hostile_labels)
+    for model, labels in ((clf, y), (clf2, hostile_labels)):
+        page = make_report(
+            model, Xq[:30], cases=texts, query_cases=texts[:30], X_train=X, y_train=labels
+        )
+        assert HOSTILE not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert _parse(page).scripts == 1  # only the report's own script
+
+
+def test_report_checks_its_arguments(fitted, digits):
+    X, y, Xq, yq, texts, _ = digits
+    clf = fitted["nearest_mean"]
+    with pytest.raises(ValueError, match="page_size must be a positive int, got 0"):
+        make_report(clf, Xq, page_size=0)
+    with pytest.raises(ValueError, match="Pass both X_train and y_train, or neither."):
+        make_report(clf, Xq, X_train=X)
+    with pytest.raises(ValueError, match="y has 3 entries for 100 queries."):
+        make_report(clf, Xq, y[:3])
+    with pytest.raises(ValueError, match="cases has 5 entries but a prototype is training row"):
+        make_report(clf, Xq, cases=texts[:5], X_train=X, y_train=y)
+
+
+def test_report_writes_a_self_contained_file(fitted, digits, tmp_path):
+    X, y, Xq, yq, _, images = digits
+    path = tmp_path / "report.html"
+    page = make_report(
+        fitted["rbf_cbc"], Xq, yq, cases=images[:600], X_train=X, y_train=y, path=path
+    )
+    assert path.read_text(encoding="utf-8") == page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert "default-src 'none'" in page  # and the page may fetch nothing
+    assert page.count("data:image/png;base64,") > 100  # the digits, inline
+
+
+# ----------------------------------------------------------------- browser
+def _decode_png(path) -> np.ndarray:
+    image = pytest.importorskip("matplotlib.image")
+    return image.imread(path)
+
+
+def test_report_in_a_real_browser(fitted, digits, tmp_path):
+    X, y, Xq, yq, texts, _ = digits
+    clf = fitted["proto"]
+    path = tmp_path / "report.html"
+    make_report(
+        clf, Xq, yq, cases=texts, query_cases=texts[:100], X_train=X, y_train=y,
+        page_size=40, path=path,
+    )  # fmt: skip
+    dom, console = load(path)
+    assert console == []  # no script error, no CSP violation, nothing logged
+    assert "page 1 of 3" in dom  # the pagination script ran
+    pages = _parse_pages(dom)
+    assert pages == [False, True, True]  # pages 2 and 3 hidden
+    rows = prototype_rows(clf, X, y)
+    ex = clf.explain(Xq[:5], 5)
+    for i in range(5):  # the prototype cases of the first queries are in the DOM
+        for k in ex.prototype_index[i]:
+            assert f'data-prototype="{k}" data-train-row="{rows[k]}"' in dom
+    assert "<title>ProtoClassifier: explained predictions</title>" in dom  # not 'pwned'
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert '<img src="x"' not in dom
+    png = screenshot(path, tmp_path / "shot.png")
+    pixels = _decode_png(png)
+    assert pixels.shape[0] > 500 and pixels.std() > 0.05  # something is drawn
+    assert (pixels[..., :3] < 0.5).mean() > 0.005  # dark text on the light page
+
+
+def _parse_pages(dom: str) -> list[bool]:
+    hidden = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "div" and a.get("class") == "page":
+                hidden.append("hidden" in a)
+
+    P().feed(dom)
+    return hidden
+
+
+def test_a_broken_page_is_caught_by_the_browser_check(tmp_path):
+    """The console check can fail: an error in a page script is reported."""
+    path = tmp_path / "broken.html"
+    path.write_text("<!DOCTYPE html><html><body><script>undefinedFn();</script></body></html>")
+    _, console = load(path)
+    assert any("undefinedFn" in line for line in console)
+
+
+# ----------------------------------------------------------------- cases
+def test_png_bytes_round_trip():
+    image_mod = pytest.importorskip("matplotlib.image")
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7), (4, 6, 3), (3, 2, 4)):
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        back = image_mod.imread(io.BytesIO(png_bytes(pixels)), format="png")
+        np.testing.assert_allclose(back, pixels / 255.0, atol=1e-6)
+    floats = np.linspace(0, 16, 12).reshape(3, 4)  # min-max scaled
+    back = image_mod.imread(io.BytesIO(png_bytes(floats)), format="png")
+    np.testing.assert_allclose(back, np.round(floats / 16 * 255) / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        png_bytes(np.array([[np.nan, 1.0]]))
+
+
+def test_rendered_and_case_text():
+    image = np.zeros((8, 8))
+    assert rendered("hello") == "hello"
+    assert rendered(image) is image
+    assert rendered(image, "text").startswith("[[")
+    assert case_text(image) == "<image 8x8>"
+    assert case_text("a  b\n c") == "a b c"
+    assert case_text("x" * 100, max_chars=10) == "x" * 9 + "…"
+    assert rendered(3, lambda case: np.ones((2, 2)) * case).shape == (2, 2)
+    with pytest.raises(ValueError, match="renderer='image' needs numeric arrays"):
+        rendered("text", "image")
+    with pytest.raises(ValueError, match="renderer must be None, 'text', 'image'"):
+        rendered("text", "html")
+
+
+def test_with_cases_and_text_form(fitted, digits):
+    X, y, Xq, _, texts, _ = digits
+    clf = fitted["proto"]
+    ex = clf.explain(Xq[:4], 2).with_cases(texts)
+    rows = ex.prototype_sample_index
+    assert (rows >= 0).all()
+    assert all(ex.cases[i, r] == texts[rows[i, r]] for i in range(4) for r in range(2))
+    assert case_text(texts[rows[0, 0]]) in str(ex)
+    records = ex.to_records()
+    assert records[0]["case"] == texts[rows[0, 0]] and records[0]["case_row"] == rows[0, 0]
+    np.testing.assert_array_equal(ex.scores, clf.explain(Xq[:4], 2).scores)
+    with pytest.raises(ValueError, match="pass the cases of every training row"):
+        ex.with_cases(texts[:3])
+
+
+def test_prototype_rows_of_class_means_are_their_most_similar_own_class_row(fitted, digits):
+    X, y, *_ = digits
+    clf = fitted["nearest_mean"]
+    rows = prototype_rows(clf, X, y)
+    D = clf.transform(X)  # squared distances
+    for k, label in enumerate(clf.prototype_labels_):
+        own = np.flatnonzero(y == label)
+        assert rows[k] == own[np.argmin(D[own, k])]
+    assert (prototype_rows(clf) == -1).all()  # without the training data: none
+
+
+# ----------------------------------------------------------------- explain(target=)
+def test_explain_target_explains_the_given_class(fitted, digits):
+    X, y, Xq, *_ = digits
+    clf = fitted["rbf_cbc"]
+    ex = clf.explain(Xq[:10], 3)
+    other = clf.explain(Xq[:10], 3, target=ex.runner_up)
+    np.testing.assert_array_equal(other.explained, ex.runner_up)
+    np.testing.assert_array_equal(other.predicted, ex.predicted)  # still the prediction
+    np.testing.assert_allclose(other.scores, ex.scores, rtol=1e-12)
+    np.testing.assert_array_equal(other.runner_up, ex.explained)
+    c = np.searchsorted(clf.classes_, ex.runner_up)
+    own = other.contribution[np.arange(10), :, c]
+    full = clf.explain(Xq[:10], len(clf.prototypes_), target=ex.runner_up)
+    top = np.sort(-np.abs(full.contribution[np.arange(10), :, c]), axis=1)[:, :3]
+    np.testing.assert_allclose(np.sort(-np.abs(own), axis=1), top)  # ranked for the target
+    same = clf.explain(Xq[:10], 3, target="three")
+    assert (same.explained == "three").all()
+    with pytest.raises(ValueError, match="target has label 'eleven', which is not one of"):
+        clf.explain(Xq[:3], target="eleven")
+    with pytest.raises(ValueError, match=r"one label per sample \(3\), got shape \(2,\)"):
+        clf.explain(Xq[:3], target=["one", "two"])
