@@ -1,4 +1,4 @@
-"""Raw cases, the HTML report (parsed, and opened in a real headless browser) and explain(target=)."""
+"""Raw cases, the HTML report (parsed, and opened in headless Chromium), explain(target=)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_report_names_the_cases_whose_contributions_add_up_to_the_score(name, fi
         assert report.queries[i]["panels"][1]["data-class"] == str(ex.runner_up[i])
     if name == "nearest_mean":  # class means are shown by their representative training row
         assert (rows >= 0).all() and (clf._prototype_sample_indices() < 0).all()
-    shown = {t for t in report.case_texts}
+    shown = set(report.case_texts)
     assert {case_text(texts[r], max_chars=160) for r in rows} <= shown | {"-"}
 
 
