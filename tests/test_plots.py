@@ -116,6 +116,7 @@ def test_gallery_shows_prototypes_neighbours_and_purity(name, fitted, data):
         assert title.startswith(f"#{k} ") and f"purity {display.purity_[i]:.2f}" in title
         text = display.axes_[i, 0].texts[0].get_text().replace("\n", " ")
         assert text == case_text(texts[rows[k]], max_chars=120)
+        assert rows[k] not in display.neighbors_[i]  # the prototype is not its own neighbour
         for j in range(2):
             assert display.axes_[i, 1 + j].get_title().endswith(str(y[display.neighbors_[i, j]]))
     with pytest.raises(ValueError, match=r"classes \[4\] are not classes"):

@@ -172,9 +172,16 @@ def test_report_in_a_real_browser(fitted, digits, tmp_path):
     clf = fitted["proto"]
     path = tmp_path / "report.html"
     make_report(
-        clf, Xq, yq, cases=texts, query_cases=texts[:100], X_train=X, y_train=y,
-        page_size=40, path=path,
-    )  # fmt: skip
+        clf,
+        Xq,
+        yq,
+        cases=texts,
+        query_cases=texts[:100],
+        X_train=X,
+        y_train=y,
+        page_size=40,
+        path=path,
+    )
     dom, console = load(path)
     assert console == []  # no script error, no CSP violation, nothing logged
     assert "page 1 of 3" in dom  # the pagination script ran

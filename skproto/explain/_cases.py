@@ -177,3 +177,12 @@ def prototype_rows(estimator, X: ArrayLike | None = None, y: ArrayLike | None = 
                 act = estimator._activation(estimator.transform(np.asarray(X)[own])[:, k : k + 1])
                 rows[k] = own[int(np.argmax(act[:, 0]))]
     return rows
+
+
+def other_rows(neighbors: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
+    """Per prototype, its first ``m`` neighbour rows other than its own row ``rows[k]``."""
+    m = min(m, neighbors.shape[1] - 1) if neighbors.shape[1] > 1 else neighbors.shape[1]
+    out = np.empty((len(neighbors), m), dtype=neighbors.dtype)
+    for i, (near, own) in enumerate(zip(neighbors, rows)):
+        out[i] = near[near != own][:m] if (near != own).sum() >= m else near[:m]
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from ._cases import case_text, prototype_rows, rendered
+from ._cases import case_text, other_rows, prototype_rows, rendered
 from ._explanation import Explanation, _label
 from ._steps import Waterfall, explain_with_runner_up, waterfall
 
@@ -193,8 +193,9 @@ class ExplanationDisplay:
             if s.case is not None:
                 shown = rendered(s.case, self.renderer)
                 if isinstance(shown, np.ndarray):
-                    image = OffsetImage(shown, zoom=max(0.25, 16 / max(shown.shape[:2])))
-                    image.image.set_cmap("gray_r")
+                    image = OffsetImage(
+                        shown, zoom=max(0.25, 24 / max(shown.shape[:2])), cmap="gray"
+                    )
                     box = AnnotationBbox(
                         image,
                         (1.0, y[len(labels)]),
@@ -219,7 +220,8 @@ class PrototypeGalleryDisplay:
     """Gallery of prototypes as cases: each next to its nearest training cases, with its purity.
 
     One row per prototype of the chosen classes: the prototype's case, then
-    the cases of the ``n_neighbors`` training rows that activate it most.
+    the cases of the ``n_neighbors`` training rows that activate it most
+    (other than its own row).
     Titles give the prototype's class, its purity (share of its 10 most
     activating training rows that carry its class) and each neighbour's label.
 
@@ -230,7 +232,7 @@ class PrototypeGalleryDisplay:
     prototype_index_ : ndarray of shape (n_shown,)
         The prototypes shown, one per row of ``axes_``.
     neighbors_ : ndarray of shape (n_shown, n_neighbors)
-        Their most activating training rows.
+        Their most activating training rows, each prototype's own row left out.
     purity_ : ndarray of shape (n_shown,)
 
     Examples
@@ -295,16 +297,16 @@ class PrototypeGalleryDisplay:
         if unknown:
             raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
         shown = np.flatnonzero(np.isin(labels, np.asarray(classes)))
-        neighbors = prototype_neighbors(estimator, X, n_neighbors=max(10, n_neighbors))
+        neighbors = prototype_neighbors(estimator, X, n_neighbors=max(10, n_neighbors + 1))
         purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
         rows = prototype_rows(estimator, X, y)
-        m = min(n_neighbors, neighbors.shape[1])
+        near = other_rows(neighbors[shown], rows[shown], n_neighbors)
         display = cls(
             shown,
             labels[shown],
             rows[shown],
-            neighbors[shown, :m],
-            y[neighbors[shown, :m]] if y.ndim == 1 else neighbors[shown, :m],
+            near,
+            y[near] if y.ndim == 1 else near,
             purity[shown],
             cases=cases,
             renderer=renderer,
@@ -320,7 +322,7 @@ class PrototypeGalleryDisplay:
             return
         shown = rendered(self.cases[row], self.renderer)
         if isinstance(shown, np.ndarray):
-            ax.imshow(shown, cmap="gray_r")
+            ax.imshow(shown, cmap="gray")  # as the report shows it: min-max, high = light
         else:
             text = "\n".join(textwrap.wrap(case_text(shown, max_chars=120), 28)[:5])
             ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, wrap=True)
@@ -445,8 +447,8 @@ class EmbeddingDisplay:
         if ax is None:
             fig, ax = plt.subplots(figsize=(7, 6))
         classes = np.unique(np.concatenate([self.point_labels, self.prototype_labels]))
-        cmap = plt.get_cmap("tab20")
-        color = {c: cmap(i % 20) for i, c in enumerate(classes.tolist())}
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        color = {c: cmap(i % cmap.N) for i, c in enumerate(classes.tolist())}
         point_colors = [color[c] for c in self.point_labels.tolist()]
         self.points_ = ax.scatter(
             self.points[:, 0], self.points[:, 1], c=point_colors, s=8, alpha=0.5, linewidths=0

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from ._cases import case_text, png_data_uri, prototype_rows, rendered
+from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered
 from ._explanation import _label
 from ._steps import Waterfall, explain_with_runner_up, waterfall
 
@@ -173,12 +173,14 @@ def _metrics_table(items: list[tuple[str, str]]) -> str:
     return f"<table class='metrics'>{body}</table>"
 
 
-def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows) -> str:
+def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows):
+    """``(html, mean purity)``: every class's prototypes with their nearest training cases."""
     from ..metrics import _purity_of_neighbors, prototype_neighbors
 
     y = np.asarray(y_train)
-    neighbors = prototype_neighbors(estimator, X_train, n_neighbors=max(10, n_neighbors))
+    neighbors = prototype_neighbors(estimator, X_train, n_neighbors=max(10, n_neighbors + 1))
     purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
+    near_rows = other_rows(neighbors, rows, n_neighbors)
     labels = np.asarray(estimator.prototype_labels_)
     out = []
     for c in estimator.classes_:
@@ -188,7 +190,7 @@ def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows)
             near = "".join(
                 f"<li data-row='{r}'>{cases.html(int(r))}"
                 f" <small>({_e(_label(y[r] if y.ndim == 1 else r))})</small></li>"
-                for r in neighbors[k, :n_neighbors]
+                for r in near_rows[k]
             )
             items.append(
                 f"<div class='proto' data-prototype='{k}' data-train-row='{rows[k]}' "
@@ -201,7 +203,7 @@ def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows)
             + "".join(items)
             + "</details>"
         )
-    return "<div class='gallery'>" + "".join(out) + "</div>"
+    return "<div class='gallery'>" + "".join(out) + "</div>", float(np.mean(purity))
 
 
 def make_report(
@@ -300,7 +302,7 @@ def make_report(
     name = type(estimator).__name__
     title = title or f"{name}: explained predictions"
 
-    from ..metrics import global_size, own_class_evidence, prototype_purity, top_k_evidence_share
+    from ..metrics import _evidence_shares, global_size
 
     metrics = [
         ("estimator", name),
@@ -313,19 +315,17 @@ def make_report(
         right = np.asarray(first.predicted) == np.asarray(y)
         metrics.append(("accuracy on these queries", f"{right.mean():.4f}"))
     if n:
-        metrics.append(("own-class evidence (mean)", f"{own_class_evidence(estimator, X):.3f}"))
-        top1 = top_k_evidence_share(estimator, X, 1, aggregate="median")
-        metrics.append(("evidence share of the top prototype (median)", f"{top1:.3f}"))
+        own, top1 = _evidence_shares(estimator, X, 1)  # one pass for both metrics
+        metrics.append(("own-class evidence (mean)", f"{np.mean(own):.3f}"))
+        metrics.append(("evidence share of the top prototype (median)", f"{np.median(top1):.3f}"))
     metrics.append(
         ("prototypes with a non-negligible class connection", str(global_size(estimator)))
     )
     gallery = ""
     if X_train is not None:
-        purity = prototype_purity(estimator, X_train, y_train)
+        gallery, purity = _gallery(estimator, X_train, y_train, shown, n_neighbors, rows)
         metrics.append(("prototype purity (10 nearest training rows, mean)", f"{purity:.3f}"))
-        gallery = "<h2>Prototypes</h2>" + _gallery(
-            estimator, X_train, y_train, shown, n_neighbors, rows
-        )
+        gallery = "<h2>Prototypes</h2>" + gallery
 
     pages = []
     for p in range(0, n, page_size):

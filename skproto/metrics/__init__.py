@@ -84,13 +84,7 @@ def own_class_evidence(estimator, X: ArrayLike, *, aggregate: str | None = "mean
     -------
     float, or ndarray of shape (n_samples,) with ``aggregate=None``
     """
-    out = []
-    for contrib, own in _evidence(estimator, X):
-        pos = np.maximum(contrib, 0.0)
-        total = pos.sum(1)
-        own_pos = (pos * own).sum(1)
-        out.append(np.where(total > 0, own_pos / np.where(total > 0, total, 1.0), 1.0))
-    return _aggregate(np.concatenate(out) if out else np.empty(0), aggregate)
+    return _aggregate(_evidence_shares(estimator, X)[0], aggregate)
 
 
 def top_k_evidence_share(estimator, X: ArrayLike, k: int = 1, *, aggregate: str | None = "mean"):
@@ -115,15 +109,24 @@ def top_k_evidence_share(estimator, X: ArrayLike, k: int = 1, *, aggregate: str 
     -------
     float, or ndarray of shape (n_samples,) with ``aggregate=None``
     """
+    return _aggregate(_evidence_shares(estimator, X, k)[1], aggregate)
+
+
+def _evidence_shares(estimator, X, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, in one pass over ``explain``: (own-class evidence, top-``k`` share)."""
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}.")
-    out = []
-    for contrib, _ in _evidence(estimator, X):
+    own_share, top_share = [], []
+    for contrib, own in _evidence(estimator, X):
         pos = np.maximum(contrib, 0.0)
         total = pos.sum(1)
-        top = -np.sort(-pos, axis=1)[:, :k].sum(1)
-        out.append(np.where(total > 0, top / np.where(total > 0, total, 1.0), 1.0))
-    return _aggregate(np.concatenate(out) if out else np.empty(0), aggregate)
+        safe = np.where(total > 0, total, 1.0)
+        own_share.append(np.where(total > 0, (pos * own).sum(1) / safe, 1.0))
+        top = -np.partition(-pos, min(k, pos.shape[1]) - 1, axis=1)[:, :k].sum(1)
+        top_share.append(np.where(total > 0, top / safe, 1.0))
+    if not own_share:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(own_share), np.concatenate(top_share)
 
 
 def prototype_neighbors(estimator, X: ArrayLike, *, n_neighbors: int = 10) -> np.ndarray:
