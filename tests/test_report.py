@@ -299,3 +299,72 @@ def test_explain_target_explains_the_given_class(fitted, digits):
         clf.explain(Xq[:3], target="eleven")
     with pytest.raises(ValueError, match=r"one label per sample \(3\), got shape \(2,\)"):
         clf.explain(Xq[:3], target=["one", "two"])
+
+
+def _check_adds_up(page: str, clf, X) -> int:
+    """Every panel's listed contributions + other + bias == its score == the model's score."""
+    report = _parse(page)
+    ex = clf.explain(X, 1)
+    for q in report.queries:
+        for panel in q["panels"]:
+            c = int(np.searchsorted(clf.classes_, _as_label(panel["data-class"], clf.classes_)))
+            contributions = [float(s["data-contribution"]) for s in panel["steps"]]
+            total = sum(contributions) + float(panel["data-other"]) + float(panel["data-bias"])
+            np.testing.assert_allclose(total, float(panel["data-score"]), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(
+                float(panel["data-score"]), ex.scores[q["index"], c], rtol=1e-9, atol=1e-9
+            )
+    return len(report.queries)
+
+
+def _as_label(text: str, classes: np.ndarray):
+    return type(classes[0].item())(text) if classes.dtype.kind in "iuf" else text
+
+
+def test_report_of_a_multilabel_model_adds_up():
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(200, 10, n_classes=4, random_state=0)
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0).fit(X, Y)
+    cases = [f"row {i}" for i in range(200)]
+    page = make_report(clf, X[:10], Y[:10], cases=cases, X_train=X, y_train=Y)
+    assert _check_adds_up(page, clf, X[:10]) == 10
+
+
+def test_report_on_clinc150_names_training_sentences(clinc150):
+    """20 CLINC150 test queries: the named training sentences add up to each score."""
+    import json
+
+    X, y, Xq, raw = clinc150["X_train"], clinc150["y_train"], clinc150["X_test"], clinc150["raw"]
+    texts = [t for t, _ in json.loads(raw.read_text())["train"]]
+    for clf in (NearestMeanClassifier(), ProtoClassifier(max_epochs=2, random_state=0)):
+        clf.fit(X, y)
+        page = make_report(clf, Xq[:20], cases=texts, X_train=X, y_train=y)
+        assert _check_adds_up(page, clf, Xq[:20]) == 20
+        rows = prototype_rows(clf, X, y)
+        report = _parse(page)
+        for q in report.queries:  # each listed prototype's sentence is on the page
+            for s in q["panels"][0]["steps"]:
+                row = int(s["data-train-row"])
+                assert row == rows[int(s["data-prototype"])]
+                assert html_escape(texts[row]) in page
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+@pytest.fixture(scope="module")
+def clinc150():
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150"
+    npz, raw = here / "minilm_l6_v2.npz", here / "data_full.json"
+    if not (npz.is_file() and raw.is_file()):
+        pytest.skip(f"CLINC150 not found under {here}")
+    with np.load(npz) as z:
+        data = {k: z[k] for k in ("X_train", "y_train", "X_test")}
+    data["raw"] = raw
+    return data

@@ -157,7 +157,7 @@ class ExplanationDisplay:
         n = len(self.waterfalls)
         if ax is None:
             height = max(2.5, 0.45 * max(len(w.steps) + 1 for w in self.waterfalls))
-            fig, axes = plt.subplots(n, 1, figsize=(8, height * n), squeeze=False)
+            fig, axes = plt.subplots(n, 1, figsize=(10, height * n), squeeze=False)
             axes = list(axes[:, 0])
         else:
             axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
