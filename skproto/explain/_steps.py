@@ -86,7 +86,12 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     total = explanation.n_prototypes
     other = "other prototypes" if total is None else f"{total - n_top} other prototypes"
     steps.append(Step("other", float(explanation.other_contribution[sample, c]), other))
-    return Waterfall(sample, label, float(explanation.scores[sample, c]), steps)
+    score = (
+        explanation.contribution[sample, :, c].sum()
+        + explanation.other_contribution[sample, c]
+        + explanation.bias[c]
+    )  # row ``sample`` of ``explanation.scores``, without building all of them
+    return Waterfall(sample, label, float(score), steps)
 
 
 def explain_with_runner_up(
