@@ -122,6 +122,39 @@ class BasePrototypeClassifier(
             return np.full(len(self.prototypes_), -1, dtype=np.intp)
         return np.asarray(idx, dtype=np.intp)
 
+    def _keep_cases(self, X_raw, X, y, *, first_row: int | None = None) -> None:
+        """Set ``prototype_cases_`` from the raw cases ``X_raw`` was tagged with (if any).
+
+        After ``fit`` (``first_row=None``) every prototype gets the case of the
+        training row it is, or of its representative row (a class mean's most
+        similar row of its class). After ``partial_fit`` on a batch whose
+        first row has global index ``first_row``, prototypes keep their cases
+        and new ones that are rows of this batch get theirs.
+        """
+        from .explain._cases import cases_of, prototype_rows
+
+        cases = cases_of(X_raw)
+        K = len(self.prototypes_)
+        out = np.full(K, None, dtype=object)
+        old = getattr(self, "prototype_cases_", None) if first_row is not None else None
+        if old is not None:
+            keep = min(K, len(old))
+            out[:keep] = old[:keep]
+        if cases is not None:
+            if first_row is None:
+                rows = prototype_rows(self, X, y)
+                for k in np.flatnonzero(rows >= 0):
+                    out[k] = cases[rows[k]]
+            else:
+                rows = self._prototype_sample_indices() - first_row
+                for k in np.flatnonzero((rows >= 0) & (rows < len(cases))):
+                    if out[k] is None:
+                        out[k] = cases[rows[k]]
+        has_any = any(c is not None for c in out)
+        self.prototype_cases_ = out if has_any else None
+        if first_row is None:
+            self._case_rows = rows if cases is not None else None
+
     def _prototype_inputs(self) -> np.ndarray | None:
         """Each prototype's position in the input space (n_prototypes, n_features), or None.
 
@@ -412,7 +445,7 @@ class BasePrototypeClassifier(
         ranked[rows, explained] = -np.inf
         runner = np.argmax(ranked, axis=1) if C > 1 else explained
         margin = scores[rows, explained] - ranked[rows, runner]
-        return Explanation(
+        explanation = Explanation(
             classes=self.classes_,
             predicted=indicator.astype(int) if multilabel else self.classes_[best],
             explained=self.classes_[explained],
@@ -432,6 +465,12 @@ class BasePrototypeClassifier(
             parts=parts,
             n_prototypes=K,
         )
+        cases = getattr(self, "prototype_cases_", None)
+        if cases is not None and len(cases) == K:
+            rows = getattr(self, "_case_rows", None)
+            rows = rows if rows is not None and len(rows) == K else None
+            explanation = explanation.with_prototype_cases(cases, rows)
+        return explanation
 
     def _target_columns(self, target, n: int) -> np.ndarray:
         """Columns of ``classes_`` of ``explain``'s ``target`` (one label, or one per row)."""

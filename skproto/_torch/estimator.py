@@ -219,6 +219,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
 
     def _fit(self, X, y, sample_weight, *, warm: bool):
         """The whole of ``fit``: train, then project and refit on every row."""
+        X_raw = X
         X, y = self._validate_training_data(X, y, reset=not warm)
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
         w = self._training_weights(T, sample_weight, X)
@@ -265,6 +266,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             self._project_and_refit(
                 net, X, X32, T, w, history, rng, project=self.project, held_out=held_out
             )
+        self._keep_cases(X_raw, X, y)
         return self
 
     def _project_and_refit(
@@ -335,6 +337,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             )
         self.n_iter_ += 1
         self._store(net, np.full(len(getattr(net, self._prototype_parameter)), -1), history)
+        self._keep_cases(None, X, y, first_row=0)  # earlier prototypes keep their cases
         return self
 
     def _project_onto(self, X, y, sample_weight):

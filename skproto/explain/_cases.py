@@ -18,15 +18,66 @@ from __future__ import annotations
 
 import base64
 import struct
+import weakref
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["case_text", "png_bytes", "png_data_uri", "prototype_rows", "rendered"]
+__all__ = [
+    "attach_cases",
+    "case_text",
+    "cases_of",
+    "other_rows",
+    "png_bytes",
+    "png_data_uri",
+    "prototype_rows",
+    "rendered",
+]
+
+#: id of a tagged array -> (weak reference to it, its raw cases)
+_TAGGED: dict[int, tuple[weakref.ref, Sequence]] = {}
+
+
+def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
+    """Tag the feature array ``X`` with the raw inputs of its rows; returns ``X`` itself.
+
+    A skproto estimator fitted on this very array keeps the raw cases of its
+    prototypes (``prototype_cases_``), and its explanations name them. The
+    encoders of :mod:`skproto.encoders` tag what they return, so in
+    ``make_pipeline(SentenceEncoder(), ProtoClassifier()).fit(texts, y)`` the
+    classifier knows its prototypes' texts. The tag lives as long as ``X``;
+    a copy of ``X`` (e.g. by a scaler between the steps) is not tagged.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    cases : sequence of length n_samples
+
+    Returns
+    -------
+    X : ndarray, the same object
+    """
+    if not isinstance(X, np.ndarray):
+        raise ValueError(f"attach_cases tags numpy arrays, got {type(X).__name__}.")
+    if len(cases) != len(X):
+        raise ValueError(f"cases has {len(cases)} entries for {len(X)} rows.")
+    key = id(X)
+    _TAGGED[key] = (weakref.ref(X), cases)
+    weakref.finalize(X, _TAGGED.pop, key, None)
+    return X
+
+
+def cases_of(X) -> Sequence | None:
+    """The raw cases ``X`` was tagged with by :func:`attach_cases`, or None."""
+    entry = _TAGGED.get(id(X))
+    if entry is None or entry[0]() is not X:
+        return None
+    return entry[1]
+
 
 _SNIPPET_CHARS = 48
 

@@ -168,6 +168,22 @@ class Explanation:
     def __len__(self) -> int:
         return len(self.explained)
 
+    def with_prototype_cases(self, prototype_cases: Sequence, prototype_rows=None) -> Explanation:
+        """This explanation with cases given per prototype (``prototype_cases[k]``: prototype k's).
+
+        What ``explain`` does by itself when the estimator knows its
+        prototypes' cases (``prototype_cases_``, see
+        :func:`skproto.explain.attach_cases`). ``prototype_rows`` (per
+        prototype, -1: none) fills ``case_rows``; default the prototypes' own rows.
+        """
+        prototype_cases = np.asarray(prototype_cases, dtype=object)
+        out = prototype_cases[self.prototype_index]
+        if prototype_rows is None:
+            rows = np.asarray(self.prototype_sample_index, dtype=np.intp)
+        else:
+            rows = np.asarray(prototype_rows, dtype=np.intp)[self.prototype_index]
+        return replace(self, cases=out, case_rows=rows)
+
     def with_cases(self, cases: Sequence, prototype_rows: ArrayLike | None = None) -> Explanation:
         """This explanation with the case of every listed prototype attached.
 

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cases import case_text, other_rows, prototype_rows, rendered
 from ._explanation import Explanation, _label
-from ._steps import Waterfall, explain_with_runner_up, waterfall
+from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
 __all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
 
@@ -114,10 +114,13 @@ class ExplanationDisplay:
         with ``X_train, y_train`` too, prototypes that are not training rows
         (class means) are shown by their representative row.
         """
+        estimator, X, X_train, _, cases = unpipe(
+            estimator, _rows_of(X, sample), X_train, None, cases
+        )
         check_is_fitted(estimator)
         first, second = explain_with_runner_up(
             estimator,
-            _rows_of(X, sample),
+            X,
             n_prototypes=n_prototypes,
             cases=cases,
             X_train=X_train,
@@ -258,6 +261,7 @@ class PrototypeGalleryDisplay:
         purity,
         cases=None,
         renderer=None,
+        prototype_cases=None,
     ):
         self.prototype_index = np.asarray(prototype_index)
         self.prototype_label = np.asarray(prototype_label)
@@ -267,6 +271,7 @@ class PrototypeGalleryDisplay:
         self.purity = np.asarray(purity, dtype=float)
         self.cases = cases
         self.renderer = renderer
+        self.prototype_cases = prototype_cases
 
     @classmethod
     def from_estimator(
@@ -284,10 +289,14 @@ class PrototypeGalleryDisplay:
         """Gallery of the prototypes of ``classes`` (default: the first ``max_classes``).
 
         ``X, y``: the training data, aligned with ``cases`` (the raw
-        training inputs; without them, cells show training row numbers).
+        training inputs; default: the estimator's ``prototype_cases_`` for the
+        prototypes and row numbers for the neighbours). With a fitted Pipeline
+        ending in a skproto estimator, ``X`` holds raw inputs: they go through
+        the steps before it and are themselves the cases.
         """
         from ..metrics import _purity_of_neighbors, prototype_neighbors
 
+        estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         check_is_fitted(estimator)
         y = np.asarray(y)
         labels = np.asarray(estimator.prototype_labels_)
@@ -301,6 +310,7 @@ class PrototypeGalleryDisplay:
         purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
         rows = prototype_rows(estimator, X, y)
         near = other_rows(neighbors[shown], rows[shown], n_neighbors)
+        known = getattr(estimator, "prototype_cases_", None)
         display = cls(
             shown,
             labels[shown],
@@ -310,17 +320,18 @@ class PrototypeGalleryDisplay:
             purity[shown],
             cases=cases,
             renderer=renderer,
+            prototype_cases=None if known is None else known[shown],
         )
         return display.plot()
 
-    def _cell(self, ax, row: int, title: str) -> None:
+    def _cell(self, ax, row: int, title: str, case=None) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=8)
-        if self.cases is None or row < 0:
+        if case is None and (self.cases is None or row < 0):
             ax.text(0.5, 0.5, f"row {row}" if row >= 0 else "-", ha="center", va="center")
             return
-        shown = rendered(self.cases[row], self.renderer)
+        shown = rendered(self.cases[row] if case is None else case, self.renderer)
         if isinstance(shown, np.ndarray):
             ax.imshow(shown, cmap="gray")  # as the report shows it: min-max, high = light
         else:
@@ -336,7 +347,10 @@ class PrototypeGalleryDisplay:
         axes = fig.subplots(max(n, 1), 1 + m, squeeze=False)
         for i in range(n):
             k, label = self.prototype_index[i], _label(self.prototype_label[i])
-            self._cell(axes[i, 0], self.rows[i], f"#{k} {label} purity {self.purity[i]:.2f}")
+            own = None
+            if self.cases is None and self.prototype_cases is not None:
+                own = self.prototype_cases[i]
+            self._cell(axes[i, 0], self.rows[i], f"#{k} {label} purity {self.purity[i]:.2f}", own)
             for j in range(m):
                 self._cell(
                     axes[i, 1 + j],
@@ -409,6 +423,7 @@ class EmbeddingDisplay:
         ``transform`` to 2 dimensions. At most ``max_points`` rows are drawn
         (a seeded subsample); the projection is fitted on them.
         """
+        estimator, X, _, _, _ = unpipe(estimator, X)
         check_is_fitted(estimator)
         X = estimator._validate_X_predict(X)
         y = np.asarray(y)

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered
 from ._explanation import _label
-from ._steps import Waterfall, explain_with_runner_up, waterfall
+from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
 __all__ = ["make_report"]
 
@@ -89,14 +89,15 @@ class _Cases:
         self.cases, self.renderer, self.max_chars = cases, renderer, max_chars
         self._images: dict = {}
 
-    def html(self, row: int, source=None) -> str:
+    def html(self, row: int, source=None, case=None) -> str:
+        """The case of training ``row`` (of ``source``, default the training cases), or ``case``."""
         source = self.cases if source is None else source
-        if source is None or row < 0:
+        if case is None and (source is None or row < 0):
             return "<span class='none'>-</span>" if row < 0 else f"row {row}"
-        key = (id(source), row)
+        key = (id(source), row) if case is None else ("case", row, id(case))
         if key in self._images:
             return self._images[key]
-        shown = rendered(source[row], self.renderer)
+        shown = rendered(source[row] if case is None else case, self.renderer)
         if isinstance(shown, np.ndarray):
             out = f"<img class='case-img' alt='case of row {row}' src='{png_data_uri(shown)}'>"
             self._images[key] = out
@@ -150,7 +151,7 @@ def _panel(w: Waterfall, title: str, cases: _Cases) -> str:
             f"<tr class='step' data-prototype='{step.prototype}' data-train-row='{step.row}' "
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
             f"<td>{_e(_label(step.prototype_label))}{part}</td>"
-            f"<td class='case'>{cases.html(step.row)}</td>"
+            f"<td class='case'>{cases.html(step.row, case=step.case)}</td>"
             f"<td class='num'>{step.activation:.3g}</td><td class='num'>{step.value:+.4g}</td></tr>"
         )
     return (
@@ -171,6 +172,12 @@ def _panel(w: Waterfall, title: str, cases: _Cases) -> str:
 def _metrics_table(items: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><td>{_e(k)}</td><td class='num'>{_e(v)}</td></tr>" for k, v in items)
     return f"<table class='metrics'>{body}</table>"
+
+
+def _own_case(estimator, cases: _Cases, k: int):
+    """Prototype ``k``'s case from the estimator (``prototype_cases_``) when none are passed."""
+    known = getattr(estimator, "prototype_cases_", None)
+    return known[k] if cases.cases is None and known is not None else None
 
 
 def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows):
@@ -195,7 +202,8 @@ def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows)
             items.append(
                 f"<div class='proto' data-prototype='{k}' data-train-row='{rows[k]}' "
                 f"data-purity='{_f(purity[k])}'><b>#{k}</b> purity {purity[k]:.2f}: "
-                f"{cases.html(int(rows[k]))}<ol>{near}</ol></div>"
+                f"{cases.html(int(rows[k]), case=_own_case(estimator, cases, k))}"
+                f"<ol>{near}</ol></div>"
             )
         out.append(
             f"<details><summary>{_e(_label(c))} ({len(members)} prototypes, mean purity "
@@ -240,14 +248,19 @@ def make_report(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
-    X : array-like of shape (n_queries, n_features)
+    estimator : fitted skproto estimator, or a fitted Pipeline ending in one
+        With a pipeline (e.g. ``SentenceEncoder`` then ``ProtoClassifier``),
+        ``X`` and ``X_train`` are raw inputs: they go through the steps before
+        the classifier and are themselves the cases (``query_cases`` and
+        ``cases``) unless those are given.
+    X : array-like of shape (n_queries, n_features), or raw inputs for a pipeline
         The queries.
     y : array-like of shape (n_queries,), default=None
         Their true labels: accuracy and a mark on every wrong prediction.
     cases : sequence of shape (n_training_samples,), default=None
         Raw training inputs aligned with the training rows (texts, images,
-        any objects).
+        any objects). Default: the estimator's own ``prototype_cases_`` if it
+        knows them (see :func:`~skproto.explain.attach_cases`).
     query_cases : sequence of shape (n_queries,), default=None
         Raw inputs of the queries.
     X_train, y_train : array-like, default=None
@@ -281,6 +294,7 @@ def make_report(
     >>> page.startswith("<!DOCTYPE html>")
     True
     """
+    estimator, X, X_train, query_cases, cases = unpipe(estimator, X, X_train, query_cases, cases)
     check_is_fitted(estimator)
     if not isinstance(page_size, (int, np.integer)) or page_size < 1:
         raise ValueError(f"page_size must be a positive int, got {page_size!r}.")

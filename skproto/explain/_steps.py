@@ -103,10 +103,34 @@ def explain_with_runner_up(
     X_train: ArrayLike | None = None,
     y_train: ArrayLike | None = None,
 ) -> tuple[Explanation, Explanation]:
-    """``explain`` of the predicted class and of the runner-up, with cases attached."""
+    """``explain`` of the predicted class and of the runner-up, with cases attached.
+
+    ``cases`` (aligned with the training rows) override the estimator's own
+    ``prototype_cases_``, which ``explain`` attaches by itself.
+    """
     first = estimator.explain(X, n_prototypes)
     second = estimator.explain(X, n_prototypes, target=first.runner_up)
     if cases is not None:
         rows = prototype_rows(estimator, X_train, y_train)
         first, second = first.with_cases(cases, rows), second.with_cases(cases, rows)
     return first, second
+
+
+def unpipe(estimator, X, X_train=None, query_cases=None, cases=None):
+    """Split a fitted Pipeline into its feature steps and its final classifier.
+
+    Returns ``(classifier, X, X_train, query_cases, cases)``: for a pipeline,
+    ``X`` and ``X_train`` transformed by the steps before the classifier,
+    and the raw ``X`` / ``X_train`` as the default ``query_cases`` / ``cases``;
+    anything else is returned unchanged.
+    """
+    if not hasattr(estimator, "steps") or len(estimator.steps) < 2:
+        return estimator, X, X_train, query_cases, cases
+    features, classifier = estimator[:-1], estimator[-1]
+    if X is not None:
+        query_cases = X if query_cases is None else query_cases
+        X = features.transform(X)
+    if X_train is not None:
+        cases = X_train if cases is None else cases
+        X_train = features.transform(X_train)
+    return classifier, X, X_train, query_cases, cases

@@ -254,6 +254,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self : NearestMeanClassifier
             Fitted estimator.
         """
+        X_raw = X
         X, y = _validation.validate_fit_data(self, X, y, reset=True)
         w = _validation.validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
@@ -266,6 +267,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._calibration = self._cross_fitted_losses(X, codes, w)
         self._model = self._derive()
+        self._keep_cases(X_raw, X, y)
         return self
 
     def _cross_fitted_losses(self, X, codes, w) -> tuple[np.ndarray, float]:
@@ -393,6 +395,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._calibration = self._add_held_out(self._calibration, model, X, codes, w)
         self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._model = None  # derived lazily, once, on next use
+        if getattr(self, "prototype_cases_", None) is not None:  # new classes: no case yet
+            self._keep_cases(None, X, y, first_row=0)
+        elif first:
+            self.prototype_cases_ = None
         return self
 
     def merge(self, *others: NearestMeanClassifier) -> NearestMeanClassifier:

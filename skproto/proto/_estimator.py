@@ -406,6 +406,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _stream_fit(self, X, y, classes, sample_weight):
         """``partial_fit`` of the mixture head: grow new classes, then one epoch with replay."""
         first = not hasattr(self, "_state")
+        X_raw = X
         X, y = self._validate_training_data(X, y, reset=first)
         y = np.asarray(y).ravel()
         if first:
@@ -462,9 +463,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 self.n_iter_ += 1
                 with torch.no_grad():  # the prototypes follow the map
                     net.prototypes.copy_(net.prototype_vectors())
+        first_row = self._n_seen
         self._n_seen += len(X)
         # the cases exactly as given (the network computed in float32)
         self._store(net, indices, history, rows=state["cases"])
+        self._keep_cases(X_raw, X, y, first_row=first_row)
         return self
 
     def _empty_state(self, n_features: int) -> dict:

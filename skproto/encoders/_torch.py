@@ -1,0 +1,161 @@
+"""TorchEncoder: any torch module as a stateless scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+from ._base import BaseEncoder
+
+__all__ = ["TorchEncoder"]
+
+
+class TorchEncoder(BaseEncoder):
+    """Frozen features from any ``torch.nn.Module``, as a scikit-learn transformer.
+
+    Each batch of raw inputs goes through ``preprocess`` (one input at a
+    time), is stacked, and runs through ``module`` in evaluation mode without
+    gradients; outputs with more than two dimensions are flattened per
+    input. Nothing is learned: ``fit`` only checks the input.
+
+    Parameters
+    ----------
+    module : torch.nn.Module or callable returning one
+        The encoder. A module is used as given (and pickled with the
+        encoder); a callable (e.g. a function that loads weights) is called
+        on first use, and again after unpickling, so the module itself is
+        never pickled.
+    preprocess : callable, default=None
+        Maps one raw input (an image, a signal, ...) to an array or tensor;
+        None: inputs are arrays already (``np.asarray``).
+    batch_size : int, default=64
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+    normalize : bool, default=False
+        Scale every output row to unit L2 norm.
+    memory : None, str, path or joblib.Memory, default=None
+        Cache folder of the encodings, one entry per distinct input (hashed
+        by its bytes), as for :class:`SentenceEncoder`. The cache key holds
+        the module's class name and ``cache_key``, not its weights: change
+        ``cache_key`` when the weights change.
+    cache_key : str, default=""
+        Names the module's weights in the cache.
+    verbose : int, default=0
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skproto.encoders import TorchEncoder
+    >>> torch.manual_seed(0) and None
+    >>> enc = TorchEncoder(torch.nn.Linear(4, 2))
+    >>> enc.fit_transform(np.ones((3, 4))).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "module": [callable],
+        "preprocess": [None, callable],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "auto"}), str],
+        "normalize": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "cache_key": [str],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        module,
+        *,
+        preprocess: Callable | None = None,
+        batch_size=64,
+        device="cpu",
+        normalize=False,
+        memory=None,
+        cache_key="",
+        verbose=0,
+    ):
+        self.module = module
+        self.preprocess = preprocess
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.memory = memory
+        self.cache_key = cache_key
+        self.verbose = verbose
+
+    def _device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _load(self):
+        import torch
+
+        module = self.module
+        if not isinstance(module, torch.nn.Module):
+            module = module()
+            if not isinstance(module, torch.nn.Module):
+                raise ValueError(
+                    "TorchEncoder's module must be a torch.nn.Module or a callable returning "
+                    f"one; the callable returned {type(module).__name__}."
+                )
+        return module.to(self._device()).eval()
+
+    def _check_inputs(self, X) -> list:
+        if isinstance(X, str) or not hasattr(X, "__len__"):
+            raise ValueError(f"TorchEncoder expects a sequence of inputs, got {type(X).__name__}.")
+        return list(X) if not isinstance(X, list) else X
+
+    def _encode_block(self, model, items: list) -> np.ndarray:
+        import torch
+
+        device = next(model.parameters(), torch.empty(0)).device
+        dtype = next(model.parameters(), torch.empty(0)).dtype
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(items), self.batch_size):
+                batch = items[s : s + self.batch_size]
+                if self.preprocess is not None:
+                    batch = [self.preprocess(item) for item in batch]
+                x = torch.stack([torch.as_tensor(np.asarray(b)) for b in batch])
+                if x.is_floating_point():
+                    x = x.to(dtype)
+                z = model(x.to(device))
+                z = z.reshape(len(batch), -1).float()
+                if self.normalize:
+                    z = torch.nn.functional.normalize(z, dim=1)
+                out.append(z.cpu().numpy())
+        return np.concatenate(out)
+
+    def _probe_inputs(self) -> list:
+        raise ValueError(
+            "TorchEncoder cannot know its output width before it has encoded an input: "
+            "call transform (or fit_transform) first."
+        )
+
+    def _n_features(self) -> int:
+        width = self.__dict__.get("_width")
+        if width is None:
+            self._probe_inputs()
+        return width
+
+    def _encode(self, items: list) -> np.ndarray:
+        out = super()._encode(items) if items else None
+        if out is not None:
+            self.__dict__["_width"] = out.shape[1]
+            return out
+        return np.empty((0, self._n_features()), dtype=np.float32)
+
+    def _settings(self) -> str:
+        module = self.module
+        name = getattr(module, "__qualname__", None) or type(module).__qualname__
+        return (
+            f"TorchEncoder|{name}|{self.cache_key}|normalize={bool(self.normalize)}|"
+            f"preprocess={getattr(self.preprocess, '__qualname__', self.preprocess)!r}"
+        )

