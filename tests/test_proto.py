@@ -405,3 +405,19 @@ def test_mixture_head_fast_blocks_equal_the_general_scatter():
     assert shuffled._block == 3
     head.load_state_dict(MixtureHead(codes.flip(0), 4).state_dict())
     assert head._block == 0
+
+
+def test_inference_uses_the_exact_float64_prototypes():
+    """The fitted float64 state reaches the inference network unrounded.
+
+    It used to be loaded into a float32 network before the cast to float64,
+    so ``transform`` used prototypes rounded to float32 (errors near 1e-8).
+    """
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 7)) + 1.0 / 3.0
+    y = np.repeat([0, 1, 2], 30)
+    clf = ProtoClassifier(n_prototypes_per_class=2, projection=None, max_epochs=3, random_state=0)
+    clf.fit(X, y)
+    P = clf.prototypes_ / np.linalg.norm(clf.prototypes_, axis=1, keepdims=True)
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.transform(X), U @ P.T, rtol=1e-13, atol=1e-14)

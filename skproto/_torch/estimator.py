@@ -278,14 +278,27 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         is fitted on (default: ``X`` itself).
         """
         indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
+        owner = None
         if project:
-            indices = self._snap(net, X32, T)
-            self._on_projected(net, X32, indices)
+            C, TC, owner = self._candidates(X32, T)
+            indices = self._snap(net, C, TC)
+            self._on_projected(net, C, indices)
         self._refit(net, X32, T, w, history, rng, projected=project)
         if project:
             history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
         self._calibrate(net, *(held_out or (X32, T, w)), history)
-        self._store(net, indices, history, X_exact=X)
+        self._part_indices = None
+        if owner is None:
+            self._store(net, indices, history, X_exact=X)
+        else:  # parts: exact float64 rows of the chosen parts, named by (row, part)
+            found = indices >= 0
+            rows = np.full(len(indices), -1)
+            rows[found] = owner[0][indices[found]]
+            parts = np.full(len(indices), -1)
+            parts[found] = owner[1][indices[found]]
+            exact = self._exact_parts(X, rows, parts) if found.all() else None
+            self._part_indices = parts
+            self._store(net, rows, history, rows=exact, X_exact=None)
 
     def _calibrate(self, net, X, T, w, history: dict) -> None:
         """Fit the temperature on ``(X, T, w)`` when ``temperature="auto"``."""
@@ -378,6 +391,19 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         return score
 
     # ---------------------------------------------------------- projection
+    def _candidates(self, X: np.ndarray, T: np.ndarray):
+        """``(C, TC, owner)``: what prototypes may be projected onto, and their targets.
+
+        The rows of ``X`` themselves by default (``owner`` None). A model of
+        parts returns every part (e.g. every real token) as a row of ``C``,
+        with its row's target, and ``owner = (row, part)`` index arrays.
+        """
+        return X, T, None
+
+    def _exact_parts(self, X: np.ndarray, rows: np.ndarray, parts: np.ndarray) -> np.ndarray:
+        """The parts ``(rows[k], parts[k])`` of float64 ``X``, one row per prototype."""
+        raise NotImplementedError
+
     def _snap(self, net, X: np.ndarray, T: np.ndarray) -> np.ndarray:
         """Move every prototype onto its nearest allowed row of ``X``; the rows' indices.
 

@@ -12,8 +12,16 @@ disk cache (``memory=``) encodes each input once across clones and folds.
 Importing this module imports neither torch nor sentence-transformers.
 """
 
+from .._tokens import pack_tokens, unpack_tokens
 from ._base import BaseEncoder
 from ._sentence import SentenceEncoder, load_sentence_model
 from ._torch import TorchEncoder
 
-__all__ = ["BaseEncoder", "SentenceEncoder", "TorchEncoder", "load_sentence_model"]
+__all__ = [
+    "BaseEncoder",
+    "SentenceEncoder",
+    "TorchEncoder",
+    "load_sentence_model",
+    "pack_tokens",
+    "unpack_tokens",
+]

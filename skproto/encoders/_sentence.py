@@ -134,7 +134,18 @@ class SentenceEncoder(BaseEncoder):
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Where the model runs (``"auto"``: CUDA when available).
     normalize : bool, default=True
-        Scale every embedding to unit L2 norm.
+        Scale every embedding (every token embedding, with ``output="tokens"``)
+        to unit L2 norm.
+    output : {"sentence", "tokens"}, default="sentence"
+        ``"sentence"``: one pooled embedding per text. ``"tokens"``: the
+        transformer's token embeddings (special tokens left out, at most
+        ``max_tokens``), in skproto's token layout: one row of
+        ``max_tokens * (d + 1)`` columns per text, the embeddings then a 0/1
+        mask (see :func:`skproto.encoders.unpack_tokens`), for
+        ``ProtoClassifier(n_tokens=max_tokens)``. :meth:`tokens` gives the
+        token strings of each slot.
+    max_tokens : int, default=32
+        Token slots per text with ``output="tokens"`` (longer texts are cut).
     memory : None, str, path or joblib.Memory, default=None
         Cache folder of the encodings: each distinct text is encoded once per
         model and settings, whichever clone of the encoder and whichever
@@ -156,6 +167,8 @@ class SentenceEncoder(BaseEncoder):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"}), str],
         "normalize": ["boolean"],
+        "output": [StrOptions({"sentence", "tokens"})],
+        "max_tokens": [Interval(Integral, 1, None, closed="left")],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
@@ -167,6 +180,8 @@ class SentenceEncoder(BaseEncoder):
         batch_size=64,
         device="cpu",
         normalize=True,
+        output="sentence",
+        max_tokens=32,
         memory=None,
         verbose=0,
     ):
@@ -174,6 +189,8 @@ class SentenceEncoder(BaseEncoder):
         self.batch_size = batch_size
         self.device = device
         self.normalize = normalize
+        self.output = output
+        self.max_tokens = max_tokens
         self.memory = memory
         self.verbose = verbose
 
@@ -203,6 +220,8 @@ class SentenceEncoder(BaseEncoder):
         return items
 
     def _encode_block(self, model, items: list) -> np.ndarray:
+        if self.output == "tokens":
+            return self._encode_tokens(model, items)
         return model.encode(
             items,
             batch_size=self.batch_size,
@@ -211,11 +230,66 @@ class SentenceEncoder(BaseEncoder):
             show_progress_bar=False,
         )
 
+    def _token_slots(self, model, items: list) -> tuple[list, list]:
+        """Per text: the kept positions (special tokens out, at most max_tokens) and ids."""
+        tokenizer = model.tokenizer
+        ids = tokenizer(list(items), truncation=True, max_length=model.max_seq_length)["input_ids"]
+        special = set(tokenizer.all_special_ids)
+        keep = [
+            [j for j, t in enumerate(row) if t not in special][: self.max_tokens] for row in ids
+        ]
+        return keep, ids
+
+    def _encode_tokens(self, model, items: list) -> np.ndarray:
+        from .._tokens import pack_tokens
+
+        embeddings = model.encode(
+            items,
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        keep, _ = self._token_slots(model, items)
+        d = int(embeddings[0].shape[1]) if len(embeddings) else 0
+        E = np.zeros((len(items), self.max_tokens, d), dtype=np.float32)
+        mask = np.zeros((len(items), self.max_tokens), dtype=np.float32)
+        for i, (e, positions) in enumerate(zip(embeddings, keep)):
+            positions = [j for j in positions if j < len(e)]
+            if not positions:
+                continue
+            rows = e[positions].float().cpu().numpy()
+            if self.normalize:
+                rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            E[i, : len(rows)] = rows
+            mask[i, : len(rows)] = 1.0
+        return pack_tokens(E, mask)
+
+    def tokens(self, X) -> list[list[str]]:
+        """The token strings in each slot of ``output="tokens"`` (word pieces), per text.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        tokens : list of list of str
+            ``tokens[i][t]`` is the token in slot ``t`` of text ``i``.
+        """
+        self._validate_params()
+        items = self._check_inputs(X)
+        model = self._model()
+        keep, ids = self._token_slots(model, items)
+        convert = model.tokenizer.convert_ids_to_tokens
+        return [[convert(row[j]) for j in positions] for positions, row in zip(keep, ids)]
+
     def _settings(self) -> str:
         model = str(self.model)
         if Path(model).expanduser().is_dir():
             model = str(Path(model).expanduser().resolve())
-        return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}"
+        tokens = f"|tokens={self.max_tokens}" if self.output == "tokens" else ""
+        return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}{tokens}"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

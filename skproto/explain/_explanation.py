@@ -137,6 +137,11 @@ class Explanation:
         :meth:`with_cases`.
     n_prototypes : int or None
         How many prototypes the model has (listed or not).
+    query_token, prototype_token : ndarray of shape (n_samples, n_top), or None
+        For a model of token prototypes (``ProtoClassifier(n_tokens=...)``):
+        the token slot of the query that matched each listed prototype, and
+        the token slot of its training row that the prototype is; None
+        otherwise.
     """
 
     classes: np.ndarray
@@ -159,6 +164,8 @@ class Explanation:
     cases: np.ndarray | None = None
     case_rows: np.ndarray | None = None
     n_prototypes: int | None = None
+    query_token: np.ndarray | None = None
+    prototype_token: np.ndarray | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -319,7 +326,9 @@ class Explanation:
         ]
         to_p, to_q = "-> " + _label(self.explained[i]), "-> " + _label(self.runner_up[i])
         with_cases = self.cases is not None
-        header = ["rank", "prototype", "class", "train row"] + ["case"] * with_cases
+        with_tokens = self.query_token is not None
+        header = ["rank", "prototype", "class", "train row"] + ["tokens q/p"] * with_tokens
+        header += ["case"] * with_cases
         header += [self.value_name, to_p, to_q]
         rows = []
         for r in range(self.prototype_index.shape[1]):
@@ -331,6 +340,7 @@ class Explanation:
                     str(self.prototype_index[i, r]),
                     _label(self.prototype_label[i, r]),
                     str(row) if row >= 0 else "-",
+                    *([f"{self.query_token[i, r]}/{self.prototype_token[i, r]}"] * with_tokens),
                     *(["-" if case is None else case_text(case)] * with_cases),
                     _num(self.value[i, r]),
                     _num(self.contribution[i, r, p]),
@@ -340,7 +350,7 @@ class Explanation:
             for name, part in (self.parts or {}).items():
                 rows.append(
                     ["", "", "", ""]
-                    + [""] * with_cases
+                    + [""] * (with_cases + with_tokens)
                     + [f"of which {name}", _num(part[i, r, p]), _num(part[i, r, q])]
                 )
         totals = [
@@ -349,7 +359,7 @@ class Explanation:
             ["= class score", scores[p], scores[q]],
         ]
         totals = [[name, _num(a), _num(b)] for name, a, b in totals]
-        table = _table(header, rows, totals, "rrlr" + "l" * with_cases + "rrr")
+        table = _table(header, rows, totals, "rrlr" + "r" * with_tokens + "l" * with_cases + "rrr")
         return lines + table
 
     def _legend(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from numbers import Integral, Real
 from types import MappingProxyType
 
@@ -12,9 +13,11 @@ from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
+from .._chunking import CHUNK_ELEMENTS
+from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import new_history, to_tensor, torch_threads, train
 from ..geometry import min_squared_distances, normalize_rows
@@ -115,6 +118,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
         of norm about ``input_noise * ||x||`` (a regulariser of the map).
     prototype_kind : {"trivial", "support", "both"}, default="trivial"
         ST-ProtoPNet prototype type.
+    n_tokens : int, default=None
+        Part prototypes over tokens: ``X`` holds sequences in skproto's token
+        layout with this many slots (``SentenceEncoder(output="tokens")``
+        writes it: ``n_tokens * (d + 1)`` columns, embeddings then a mask).
+        Each prototype is then a *token* of a training row of its class, a
+        row's similarity to it is the largest over the row's real tokens
+        (ProtoPNet's max-pooling over patches), and ``explain`` names the
+        query token that matched (``Explanation.query_token``) and the
+        training token the prototype is (``prototype_token_indices_``).
     cluster_weight, separation_weight : float, default=0.0
         ProtoPNet's cluster and separation costs (ProtoPNet uses 0.8 and 0.08).
     l1_weight : float, default=1e-4
@@ -184,6 +196,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
     prototype_sample_indices_ : ndarray of shape (n_prototypes,)
         Training row each prototype was projected onto (-1 if not projected);
         after ``partial_fit``, rows counted over all the data seen.
+    prototype_token_indices_ : ndarray of shape (n_prototypes,) or None
+        With ``n_tokens``: the token slot, within its training row, that
+        each prototype is (-1 if not projected); None otherwise.
     last_layer_ : ndarray of shape (n_prototypes, n_classes)
         Class connections: ``W`` of the linear head, the 0/1 class membership
         of each prototype for the mixture head.
@@ -245,6 +260,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
+        "n_tokens": [None, Interval(Integral, 1, None, closed="left")],
         "cluster_weight": [Interval(Real, 0, None, closed="left")],
         "separation_weight": [Interval(Real, 0, None, closed="left")],
         "l1_weight": [Interval(Real, 0, None, closed="left")],
@@ -272,6 +288,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         snap_weight=1.0,
         input_noise=0.5,
         prototype_kind="trivial",
+        n_tokens=None,
         cluster_weight=0.0,
         separation_weight=0.0,
         l1_weight=1e-4,
@@ -307,6 +324,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self.snap_weight = snap_weight
         self.input_noise = input_noise
         self.prototype_kind = prototype_kind
+        self.n_tokens = n_tokens
         self.cluster_weight = cluster_weight
         self.separation_weight = separation_weight
         self.l1_weight = l1_weight
@@ -399,6 +417,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         -------
         self : ProtoClassifier
         """
+        if self.n_tokens:
+            raise ValueError(
+                "partial_fit does not support n_tokens (token prototypes) yet; use fit."
+            )
         if self.head == "mixture" and not _validation.is_multilabel(y):
             return self._stream_fit(X, y, classes, sample_weight)
         return self._partial_fit(X, y, classes, sample_weight)
@@ -562,6 +584,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _build(self, X, T, rng):
         """Initial network: latent map, class-wise k-means prototypes, a fresh head."""
         X = X.astype(np.float32, copy=False)
+        X_rows, T_rows = X, T
+        X, T, _ = self._candidates(X, T)  # with n_tokens: every real token of every row
         n_classes = len(self.classes_)
         n_features = X.shape[1]
         dim = self.projection_dim or n_features
@@ -585,9 +609,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 width = float(self.rbf_width)
         head = self._make_head(codes, n_classes)
         net = ProtoNetwork(
-            latent_map, torch.as_tensor(P), head, self.similarity, width, n_features=n_features
+            latent_map,
+            torch.as_tensor(P),
+            head,
+            self.similarity,
+            width,
+            n_features=n_features,
+            n_tokens=self.n_tokens or 0,
         )
-        self._pull_rows = self._pull_targets(net, X, T)
+        self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
 
     @property
@@ -611,6 +641,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """
         if not self._pulls or net.tied.item() or not len(X):
             return None
+        X, T, _ = self._candidates(X, T)
         indices = self._nearest_rows(net, X, T)
         found = indices >= 0
         dev = net.prototypes.device
@@ -648,11 +679,20 @@ class ProtoClassifier(TorchPrototypeClassifier):
         generator = torch.Generator(device=dev)
         generator.manual_seed(int(self._noise_seed))
 
+        n_tokens = self.n_tokens or 0
+
+        def augment(x):  # relative Gaussian noise, per row (per token with n_tokens)
+            eps = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype)
+            return x + x.norm(dim=-1, keepdim=True) * (noise / np.sqrt(x.shape[-1])) * eps
+
         def loss(xb, tb, wb):
-            if noise and net.training:  # augmentation: relative Gaussian noise
-                eps = torch.randn(xb.shape, generator=generator, device=dev, dtype=xb.dtype)
-                scale = xb.norm(dim=-1, keepdim=True) * (noise / np.sqrt(xb.shape[-1]))
-                xb = xb + scale * eps
+            if noise and net.training:  # augmentation
+                if n_tokens:
+                    tokens, mask = unpack_tokens(xb, n_tokens)
+                    noisy = augment(tokens).reshape(len(xb), -1)
+                    xb = torch.cat([noisy, mask.to(xb.dtype)], dim=1)
+                else:
+                    xb = augment(xb)
             logits, d, _ = net(xb)
             own = tb[:, codes] > 0 if tb.dim() == 2 else codes[None, :] == tb[:, None]
             total = weighted_mean(classification_loss(logits, tb), wb)
@@ -674,11 +714,18 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
         return loss
 
+    @property
+    def _part_dim(self) -> int:
+        """Width of one input row of the latent map: a token's with ``n_tokens``."""
+        if self.n_tokens:
+            return token_dim(self.n_features_in_, self.n_tokens)
+        return self.n_features_in_
+
     def _network(self, state, dtype):
         P = state["prototypes"]
         latent_map = make_latent_map(
             self.projection,
-            self.n_features_in_,
+            self._part_dim,
             P.shape[1],
             np.random.RandomState(0),
             self._bounded_map,
@@ -695,10 +742,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
             head,
             self.similarity,
             1.0,
-            n_features=self.n_features_in_,
+            n_features=self._part_dim,
+            n_tokens=self.n_tokens or 0,
         )
+        net = net.to(dtype=dtype)  # before loading: float64 values stay exact
         net.load_state_dict(state_tensors(state))
-        return net.to(dtype=dtype)
+        return net
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
         if self.head != "linear":
@@ -748,14 +797,84 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
         def end(epoch):
             if push and epoch % self.push_every == 0:
-                self._snap(net, X, T)
+                self._snap(net, *self._candidates(X, T)[:2])
             if getattr(self, "_pull_rows", None) is not None:
                 self._pull_rows = self._pull_targets(net, X, T)
 
         return end if push or self._pulls else None
 
+    def _validate_training_data(self, X, y, *, reset: bool):
+        X, y = super()._validate_training_data(X, y, reset=reset)
+        if self.n_tokens:
+            token_dim(X.shape[1], self.n_tokens)
+        return X, y
+
+    def matched_tokens(self, X: ArrayLike) -> np.ndarray:
+        """With ``n_tokens``: the token slot of each row that each prototype matches best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows in skproto's token layout.
+
+        Returns
+        -------
+        slots : ndarray of shape (n_samples, n_prototypes)
+            The real token (slot index) of each row nearest to each prototype:
+            the one whose similarity ``transform`` reports; -1 for a row
+            without any real token.
+        """
+        check_is_fitted(self)
+        if not self.n_tokens:
+            raise ValueError("matched_tokens needs a model fitted with n_tokens.")
+        X = self._validate_X_predict(X)
+        net = self._inference_network()
+        K = len(self.prototypes_)
+        out = np.empty((len(X), K), dtype=np.intp)
+        rows = max(1, CHUNK_ELEMENTS // max(1, self.n_tokens * max(K, self._part_dim)))
+        with torch_threads(self._n_threads):
+            for s in range(0, len(X), rows):
+                x = torch.from_numpy(np.require(X[s : s + rows], dtype=np.float64))
+                d, mask = net.token_distances(x)
+                d = d.masked_fill(~mask[..., None], float("inf"))
+                best = d.argmin(dim=1).numpy()
+                out[s : s + rows] = np.where(mask.any(dim=1).numpy()[:, None], best, -1)
+        return out
+
+    def explain(self, X, n_prototypes=3, *, rank_by="contribution", target=None):
+        explanation = super().explain(X, n_prototypes, rank_by=rank_by, target=target)
+        if not self.n_tokens:
+            return explanation
+        slots = self.matched_tokens(X)
+        index = explanation.prototype_index
+        return replace(
+            explanation,
+            query_token=np.take_along_axis(slots, index, axis=1),
+            prototype_token=np.asarray(self.prototype_token_indices_)[index],
+        )
+
+    explain.__doc__ = (TorchPrototypeClassifier.explain.__doc__ or "") + (
+        "\n        With ``n_tokens``, the explanation also names, for each listed "
+        "prototype, the\n        query's token that matched it (``query_token``) and the "
+        "token of its training\n        row it is (``prototype_token``).\n"
+    )
+
+    def _candidates(self, X, T):
+        """With ``n_tokens``: every real token as a row, its row's target, and (row, slot)."""
+        if not self.n_tokens:
+            return X, T, None
+        tokens, mask = unpack_tokens(X, self.n_tokens)
+        rows, slots = np.nonzero(mask)
+        return tokens[rows, slots], T[rows], (rows, slots)
+
+    def _exact_parts(self, X, rows, parts):
+        tokens, _ = unpack_tokens(np.asarray(X, dtype=np.float64), self.n_tokens)
+        return tokens[rows, parts]
+
     def _prototype_inputs(self):
         """Input rows of tied prototypes; ``prototypes_`` without a map; else None."""
+        if self.n_tokens:  # a prototype is one token: no place in the rows' space
+            return None
         if self.projection is None:
             return self.prototypes_
         if float(self._state.get("tied", 0.0)):
@@ -781,6 +900,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
             self.intercept_ = np.zeros(n_classes)
         self.prototype_labels_ = self.classes_[self._codes]
         self.prototype_kinds_ = np.asarray(self._kinds)
+        self.prototype_token_indices_ = (
+            getattr(self, "_part_indices", None) if self.n_tokens else None
+        )
         self._pull_rows = None
 
     # ------------------------------------------------------------ head

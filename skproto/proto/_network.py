@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._tokens import unpack_tokens
 from ..geometry import (
     cosine_distances,
     cosine_similarity,
@@ -87,8 +88,12 @@ class ProtoNetwork(torch.nn.Module):
         similarity: str,
         width: float,
         n_features: int | None = None,
+        n_tokens: int = 0,
     ):
         super().__init__()
+        # > 0: inputs are rows of skproto's token layout with this many slots,
+        # and a prototype is matched against every real token (part prototypes)
+        self.n_tokens = int(n_tokens)
         self.latent_map = latent_map
         self.prototypes = torch.nn.Parameter(prototypes)
         self.head = head
@@ -150,7 +155,17 @@ class ProtoNetwork(torch.nn.Module):
         P = self.prototype_vectors()
         return squared_distances(z, P, center=P.detach().mean(0))
 
+    def token_distances(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d (n, n_tokens, K), mask (n, n_tokens))`` of token-layout rows ``x``."""
+        tokens, mask = unpack_tokens(x, self.n_tokens)
+        return self.distances(self.latent(tokens)), mask
+
     def pooled_distances(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n_tokens:
+            d, mask = self.token_distances(x)
+            d = d.masked_fill(~mask[..., None], float("inf")).min(dim=1).values
+            # a row without a real token is like a zero vector: cosine distance 1
+            return torch.where(mask.any(dim=1, keepdim=True), d, torch.ones_like(d))
         d = self.distances(self.latent(x))
         return d if d.dim() == 2 else d.min(dim=1).values
 
@@ -173,7 +188,7 @@ class ProtoNetwork(torch.nn.Module):
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         frozen = self._frozen
-        if frozen is not None and "unit" in frozen and x.dim() == 2:
+        if frozen is not None and "unit" in frozen and x.dim() == 2 and not self.n_tokens:
             zn = normalize_rows(self.latent(x))
             if "folded" in frozen:
                 return zn @ frozen["folded"]

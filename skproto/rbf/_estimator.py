@@ -484,8 +484,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         tensors = state_tensors(state)
         if "head.labels" in tensors:
             tensors["head.labels"] = tensors["head.labels"].long()
+        net = net.to(dtype=dtype)  # before loading: float64 values stay exact
         net.load_state_dict(tensors)
-        return net.to(dtype=dtype)
+        return net
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
         """After projection: train everything but the components for ``project_epochs``."""

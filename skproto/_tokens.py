@@ -1,0 +1,50 @@
+"""skproto's token layout: a sequence of token embeddings as one row of a 2-D ``X``.
+
+A sentence of up to ``n_tokens`` tokens with ``d``-dimensional embeddings is
+stored as one row of width ``n_tokens * (d + 1)``: first the ``n_tokens``
+embeddings one after another (token ``t`` in columns ``t*d : (t+1)*d``,
+zeros for empty slots), then ``n_tokens`` mask columns (1 for a real token,
+0 for an empty slot). So token data fits scikit-learn's 2-D ``X`` (pipelines,
+cross-validation and pickling work unchanged), and a model told ``n_tokens``
+reads the tokens back. ``SentenceEncoder(output="tokens")`` writes it;
+``ProtoClassifier(n_tokens=...)`` reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["pack_tokens", "token_dim", "unpack_tokens"]
+
+
+def token_dim(n_columns: int, n_tokens: int) -> int:
+    """The embedding width ``d`` of rows of ``n_columns`` columns with ``n_tokens`` slots."""
+    if n_tokens < 1 or n_columns % n_tokens or n_columns // n_tokens < 2:
+        raise ValueError(
+            f"X has {n_columns} columns, which is not n_tokens * (d + 1) for n_tokens="
+            f"{n_tokens} and any d >= 1: token data must be in skproto's token layout "
+            "(see skproto.encoders.SentenceEncoder(output='tokens'))."
+        )
+    return n_columns // n_tokens - 1
+
+
+def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Rows of the token layout from ``embeddings`` (n, n_tokens, d) and ``mask`` (n, n_tokens)."""
+    embeddings = np.asarray(embeddings)
+    n, t, d = embeddings.shape
+    mask = np.asarray(mask, dtype=embeddings.dtype).reshape(n, t)
+    values = np.where(mask[..., None] > 0, embeddings, 0).reshape(n, t * d)
+    return np.concatenate([values, mask], axis=1)
+
+
+def unpack_tokens(X: Any, n_tokens: int) -> tuple[Any, Any]:
+    """``(embeddings (n, n_tokens, d), mask (n, n_tokens) as booleans)`` of token-layout rows.
+
+    Works on numpy arrays and torch tensors; the embeddings are a view.
+    """
+    d = token_dim(X.shape[-1], n_tokens)
+    values = X[..., : n_tokens * d].reshape(*X.shape[:-1], n_tokens, d)
+    mask = X[..., n_tokens * d :] > 0.5
+    return values, mask

