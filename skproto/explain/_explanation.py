@@ -340,7 +340,11 @@ class Explanation:
                     str(self.prototype_index[i, r]),
                     _label(self.prototype_label[i, r]),
                     str(row) if row >= 0 else "-",
-                    *([f"{self.query_token[i, r]}/{self.prototype_token[i, r]}"] * with_tokens),
+                    *(
+                        [f"{self.query_token[i, r]}/{self.prototype_token[i, r]}"]
+                        if with_tokens
+                        else []
+                    ),
                     *(["-" if case is None else case_text(case)] * with_cases),
                     _num(self.value[i, r]),
                     _num(self.contribution[i, r, p]),
