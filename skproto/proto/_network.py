@@ -162,10 +162,17 @@ class ProtoNetwork(torch.nn.Module):
 
     def pooled_distances(self, x: torch.Tensor) -> torch.Tensor:
         if self.n_tokens:
-            d, mask = self.token_distances(x)
-            d = d.masked_fill(~mask[..., None], float("inf")).min(dim=1).values
+            # only the real tokens go through the map (about a third of the
+            # slots for short texts), then the minimum over each row's tokens
+            tokens, mask = unpack_tokens(x, self.n_tokens)
+            rows, slots = mask.nonzero(as_tuple=True)
+            d = self.distances(self.latent(tokens[rows, slots]))  # (real tokens, K)
             # a row without a real token is like a zero vector: cosine distance 1
-            return torch.where(mask.any(dim=1, keepdim=True), d, torch.ones_like(d))
+            out = torch.ones(len(x), d.shape[1], dtype=d.dtype, device=d.device)
+            index = rows[:, None].expand(-1, d.shape[1])
+            has = mask.any(dim=1, keepdim=True)
+            pooled = out.scatter_reduce(0, index, d, reduce="amin", include_self=False)
+            return torch.where(has, pooled, out)
         d = self.distances(self.latent(x))
         return d if d.dim() == 2 else d.min(dim=1).values
 
