@@ -243,8 +243,8 @@ def make_report(
     The file needs no network: styles, the pagination script and images are
     inline, and a Content Security Policy forbids every request. Every case
     and label is escaped. Queries are paginated (``page_size`` per page) and
-    each is collapsed until opened. Size: about 5 kB per query with text
-    cases (1,000 CLINC150 queries and 750 prototypes: about 6 MB).
+    each is collapsed until opened. Size: about 7 kB per query with text
+    cases (1,000 CLINC150 queries and 750 prototypes: about 7 MB).
 
     Parameters
     ----------
