@@ -74,3 +74,101 @@ def test_a_fitted_estimator_is_used_as_is(data):
     np.testing.assert_array_equal(model.predict(da.from_array(X, 40)).compute(), fitted.predict(X))
     with pytest.raises(ValueError, match="X must be a 2-D dask array"):
         model.predict(da.from_array(X[:, 0], 40))
+
+
+# ----------------------------------------------------------------- distributed fit
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit="1GiB",
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+CONFIGS = [
+    {},
+    {"metric": "cosine"},
+    {"metric": "mahalanobis"},
+    {"metric": "mahalanobis", "covariance": "per_class"},
+    {"metric": "mahalanobis", "covariance_shrinkage": "oas"},
+    {"metric": "mahalanobis", "covariance": "per_class", "temperature": 1.0},
+]
+
+
+def _assert_same_fit(got, ref):
+    np.testing.assert_array_equal(got.classes_, ref.classes_)
+    np.testing.assert_allclose(got._stats.count, ref._stats.count, rtol=1e-12)
+    np.testing.assert_allclose(got.prototypes_, ref.prototypes_, rtol=1e-10, atol=1e-12)
+    if ref._stats.scatter is not None:
+        scale = np.abs(ref._stats.scatter).max()
+        np.testing.assert_allclose(got._stats.scatter, ref._stats.scatter, atol=1e-10 * scale)
+    np.testing.assert_allclose(got.temperature_, ref.temperature_, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params", CONFIGS, ids=lambda p: ",".join(map(str, p.values())) or "default"
+)
+def test_distributed_fit_equals_in_memory_fit(client, params):
+    from skproto.parallel import fit_nearest_mean
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 5)) + rng.randint(0, 3, (400, 1))
+    y = np.array([10, 20, 40, 80])[np.argmax(X[:, :4], axis=1)]  # non-contiguous labels
+    w = rng.uniform(0.0, 2.0, 400)
+    w[::7] = 0.0
+    ref = NearestMeanClassifier(**params).fit(X, y, sample_weight=w)
+    Xd = da.from_array(X, chunks=(53, 2))
+    got = fit_nearest_mean(
+        NearestMeanClassifier(**params), Xd, da.from_array(y, 60), da.from_array(w, 100)
+    )
+    _assert_same_fit(got, ref)
+    np.testing.assert_allclose(got.predict_proba(X), ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
+def test_distributed_fit_chunk_edge_cases(client):
+    from skproto.parallel import ParallelPostFit, fit_nearest_mean
+
+    rng = np.random.RandomState(1)
+    y = np.array(["a", "b", "c"])[np.sort(rng.randint(0, 3, 45))]  # sorted: class-pure chunks
+    X = rng.normal(size=(45, 3)) + (y == "b")[:, None] * 2.0
+    params = {"metric": "mahalanobis", "covariance": "per_class"}
+    ref = NearestMeanClassifier(**params).fit(X, y)
+    for chunks in (1, 7, 45):  # one-row chunks; chunks with one class or no rows of some
+        got = fit_nearest_mean(NearestMeanClassifier(**params), da.from_array(X, chunks), y)
+        _assert_same_fit(got, ref)
+    unknown = da.from_array(X, chunks=10)
+    unknown = unknown[unknown[:, 0] > -np.inf]  # same rows, unknown chunk sizes
+    assert np.isnan(unknown.chunks[0][0])
+    got = fit_nearest_mean(NearestMeanClassifier(**params), unknown, y)
+    _assert_same_fit(got, ref)
+    model = ParallelPostFit(NearestMeanClassifier(**params)).fit(da.from_array(X, 9), y)
+    _assert_same_fit(model.estimator_, ref)
+    lazy = model.predict_proba(da.from_array(X, 9))
+    np.testing.assert_allclose(lazy.compute(), ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
+def test_distributed_fit_errors(client):
+    from skproto.parallel import fit_nearest_mean
+
+    X = da.from_array(np.random.RandomState(0).normal(size=(20, 2)), 5)
+    y = np.repeat([0, 1], 10)
+    with pytest.raises(ValueError, match="fits a NearestMeanClassifier, got ProtoClassifier"):
+        fit_nearest_mean(ProtoClassifier(), X, y)
+    with pytest.raises(ValueError, match="y has 19 rows for 20 samples."):
+        fit_nearest_mean(NearestMeanClassifier(), X, y[:19])
+    bad = np.random.RandomState(0).normal(size=(20, 2))
+    bad[13, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit_nearest_mean(NearestMeanClassifier(), da.from_array(bad, 5), y)
+    with pytest.raises(
+        ValueError, match="needs at least two classes|at least 2 classes|two classes"
+    ):
+        fit_nearest_mean(NearestMeanClassifier(), X, np.zeros(20))

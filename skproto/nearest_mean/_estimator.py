@@ -258,37 +258,67 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         X, y = _validation.validate_fit_data(self, X, y, reset=True)
         w = _validation.validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
+        self._begin_fit(classes)
+        stats, rest = self._block_statistics(X, codes, w)
+        losses = self._held_out_losses(stats, rest, X, codes, w)
+        self._finish_fit(stats, losses)
+        self._keep_cases(X_raw, X, y)
+        return self
+
+    # The steps of ``fit``, also run block by block by skproto.parallel's
+    # distributed fit: statistics of each block, merged; then the held-out
+    # losses of each block under the model of the merged other-rows statistics.
+    def _begin_fit(self, classes: np.ndarray) -> None:
+        """Fix the classes and the statistics' layout of a fit."""
         _validation.check_two_classes(self, classes)
         self._priors_for(len(classes))
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        self._stats = ClassStats.empty(len(classes), X.shape[1], **self._layout)
-        self._stats.update(X, codes, w, normalize=self._layout["normalize"])
-        self._calibration = self._cross_fitted_losses(X, codes, w)
-        self._model = self._derive()
-        self._keep_cases(X_raw, X, y)
-        return self
 
-    def _cross_fitted_losses(self, X, codes, w) -> tuple[np.ndarray, float]:
-        """Held-out losses for ``temperature="auto"``.
+    def _block_statistics(self, X, codes, w) -> tuple[ClassStats, ClassStats | None]:
+        """``(statistics of all rows, of the rows not held out)`` of one block.
 
-        About one row in five, chosen by a hash of the row's values (so the
-        choice depends neither on the order of the rows nor on whether a row
-        is repeated or weighted: copies go together), is scored by the model
-        of the other rows' statistics, at temperature 1. One such split, not
-        five: a single scalar needs few rows, and the fit stays a small
-        multiple of the statistics' cost.
+        The second is None unless ``temperature="auto"``: about one row in
+        five, chosen by a hash of the row's values (so the choice depends
+        neither on the order of the rows, nor on the blocks, nor on whether
+        a row is repeated or weighted: copies go together), is held out to
+        fit the temperature. Both merge exactly across blocks.
+        """
+        normalize = self._layout["normalize"]
+        stats = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
+        stats.update(X, codes, w, normalize=normalize)
+        if self.temperature != "auto":
+            return stats, None
+        held = _row_hash(X) % _HELD_OUT_EVERY == 0
+        rest = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
+        rest.update(X[~held], codes[~held], w[~held], normalize=normalize)
+        return stats, rest
+
+    def _held_out_losses(self, stats, rest, X, codes, w, model=None) -> tuple[np.ndarray, float]:
+        """Losses of the held-out rows of one block, scored by the other rows' model.
+
+        One split, not five: a single scalar needs few rows. Zero when
+        nothing or everything is held out (over all the data: ``stats`` and
+        ``rest`` are the merged statistics). ``model``: the other rows' model
+        at temperature 1, if already derived.
         """
         losses = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
-        if self.temperature != "auto":
+        if rest is None:
+            return losses
+        n_rest, n_all = float(rest.count.sum()), float(stats.count.sum())
+        if n_rest <= 0 or n_rest >= n_all:
             return losses
         held = _row_hash(X) % _HELD_OUT_EVERY == 0
-        if held.all() or not held.any():
+        if not held.any():
             return losses
-        st = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
-        st.update(X[~held], codes[~held], w[~held], normalize=self._layout["normalize"])
-        return self._add_held_out(losses, self._derive(st, 1.0), X[held], codes[held], w[held])
+        model = self._derive(rest, 1.0) if model is None else model
+        return self._add_held_out(losses, model, X[held], codes[held], w[held])
+
+    def _finish_fit(self, stats: ClassStats, losses) -> None:
+        self._stats = stats
+        self._calibration = losses
+        self._model = self._derive()
 
     def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple[np.ndarray, float]:
         """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1)."""
