@@ -172,3 +172,45 @@ def test_distributed_fit_errors(client):
         ValueError, match="needs at least two classes|at least 2 classes|two classes"
     ):
         fit_nearest_mean(NearestMeanClassifier(), X, np.zeros(20))
+
+
+def _die_once(block, marker):
+    """Identity on a block, except that the first call kills its worker process."""
+    import os
+    from pathlib import Path
+
+    if block.size and not Path(marker).exists():  # (map_blocks probes with an empty block)
+        Path(marker).write_text("killed")
+        os._exit(1)  # the worker dies mid-fit; its nanny starts a new one
+    return block
+
+
+def test_distributed_fit_survives_a_killed_worker(client, tmp_path):
+    from skproto.parallel import fit_nearest_mean
+
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(300, 4)) + rng.randint(0, 3, (300, 1))
+    y = np.argmax(X[:, :3], axis=1)
+    ref = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    marker = str(tmp_path / "killed")
+    Xd = da.from_array(X, chunks=50).map_blocks(_die_once, marker, dtype=X.dtype, meta=X[:0])
+    got = fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"), Xd, y)
+    assert (tmp_path / "killed").exists()  # a worker did die during the fit
+    _assert_same_fit(got, ref)  # the task was retried: the result is still exact
+
+
+def test_grid_search_on_the_dask_joblib_backend(client):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(120, 4)) + rng.randint(0, 3, (120, 1))
+    y = np.argmax(X[:, :3], axis=1)
+    grid = {"metric": ["euclidean", "cosine", "mahalanobis"]}
+    local = GridSearchCV(NearestMeanClassifier(), grid, cv=3).fit(X, y)
+    with joblib.parallel_backend("dask"):
+        remote = GridSearchCV(NearestMeanClassifier(), grid, cv=3, n_jobs=-1).fit(X, y)
+    np.testing.assert_allclose(
+        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )
+    assert remote.best_params_ == local.best_params_
