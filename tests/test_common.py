@@ -332,7 +332,10 @@ def test_prediction_memory_is_bounded_by_chunks(make):
     under 10 MB and one float64 work chunk 32 MB.
     """
     result = _peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
-    assert result["extra"] < 200, result
+    # measured: about 175 MiB for ProtoClassifier (torch's pools and allocator
+    # caches included), up to 209 MiB seen on a fresh CI machine; the failure
+    # this guards against is a 1.4 GB intermediate
+    assert result["extra"] < 256, result
 
 
 _FIT_MEMORY_PROBE = (
