@@ -131,6 +131,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             if out is None:
                 out = np.empty((n, block.shape[1]), dtype=np.float32)
             out[s : s + len(block)] = block
+            self.__dict__["_width"] = block.shape[1]
             if self.verbose:
                 done = min(n, s + self._BLOCK)
                 print(
@@ -152,7 +153,12 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         return cached[1]
 
     def _n_features(self) -> int:
-        return int(self._encode_block(self._model(), self._probe_inputs()).shape[1])
+        """The output width: as last encoded, else from encoding the probe inputs."""
+        width = self.__dict__.get("_width")
+        if width is None:
+            width = int(self._encode_block(self._model(), self._probe_inputs()).shape[1])
+            self.__dict__["_width"] = width
+        return width
 
     def _probe_inputs(self) -> list:
         """Inputs to encode when only the output width is needed."""

@@ -139,19 +139,6 @@ class TorchEncoder(BaseEncoder):
             "call transform (or fit_transform) first."
         )
 
-    def _n_features(self) -> int:
-        width = self.__dict__.get("_width")
-        if width is None:
-            self._probe_inputs()
-        return width
-
-    def _encode(self, items: list) -> np.ndarray:
-        out = super()._encode(items) if items else None
-        if out is not None:
-            self.__dict__["_width"] = out.shape[1]
-            return out
-        return np.empty((0, self._n_features()), dtype=np.float32)
-
     def _settings(self) -> str:
         module = self.module
         name = getattr(module, "__qualname__", None) or type(module).__qualname__

@@ -177,7 +177,9 @@ def png_data_uri(image: ArrayLike) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
-def prototype_rows(estimator, X: ArrayLike | None = None, y: ArrayLike | None = None):
+def prototype_rows(
+    estimator, X: ArrayLike | None = None, y: ArrayLike | None = None, *, neighbors=None
+):
     """The training row to show for each prototype (-1: none).
 
     A prototype that *is* a training row (``prototype_sample_indices_``) is
@@ -193,6 +195,9 @@ def prototype_rows(estimator, X: ArrayLike | None = None, y: ArrayLike | None = 
         The training data, in the order of the cases.
     y : array-like of shape (n_samples,) or (n_samples, n_classes), default=None
         Its labels (an indicator matrix for a multi-label model).
+    neighbors : ndarray of shape (n_prototypes, m), default=None
+        :func:`~skproto.metrics.prototype_neighbors` of ``X``, if already
+        computed (any ``m``; 10 are computed otherwise).
 
     Returns
     -------
@@ -209,7 +214,8 @@ def prototype_rows(estimator, X: ArrayLike | None = None, y: ArrayLike | None = 
     labels = np.asarray(estimator.prototype_labels_)
     n_classes = len(estimator.classes_)
     # the 10 nearest rows nearly always hold one of the prototype's class
-    neighbors = prototype_neighbors(estimator, X, n_neighbors=min(len(y), 10))
+    if neighbors is None:
+        neighbors = prototype_neighbors(estimator, X, n_neighbors=min(len(y), 10))
     for k in missing:
         if y.ndim == 2:
             code = int(np.searchsorted(estimator.classes_, labels[k]))

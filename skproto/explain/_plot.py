@@ -308,7 +308,7 @@ class PrototypeGalleryDisplay:
         shown = np.flatnonzero(np.isin(labels, np.asarray(classes)))
         neighbors = prototype_neighbors(estimator, X, n_neighbors=max(10, n_neighbors + 1))
         purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
-        rows = prototype_rows(estimator, X, y)
+        rows = prototype_rows(estimator, X, y, neighbors=neighbors)
         near = other_rows(neighbors[shown], rows[shown], n_neighbors)
         known = getattr(estimator, "prototype_cases_", None)
         display = cls(

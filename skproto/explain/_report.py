@@ -180,12 +180,11 @@ def _own_case(estimator, cases: _Cases, k: int):
     return known[k] if cases.cases is None and known is not None else None
 
 
-def _gallery(estimator, X_train, y_train, cases: _Cases, n_neighbors: int, rows):
+def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbors):
     """``(html, mean purity)``: every class's prototypes with their nearest training cases."""
-    from ..metrics import _purity_of_neighbors, prototype_neighbors
+    from ..metrics import _purity_of_neighbors
 
     y = np.asarray(y_train)
-    neighbors = prototype_neighbors(estimator, X_train, n_neighbors=max(10, n_neighbors + 1))
     purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
     near_rows = other_rows(neighbors, rows, n_neighbors)
     labels = np.asarray(estimator.prototype_labels_)
@@ -308,7 +307,12 @@ def make_report(
     for name, seq in (("y", y), ("query_cases", query_cases)):
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} queries.")
-    rows = prototype_rows(estimator, X_train, y_train)
+    neighbors = None
+    if X_train is not None:  # once, for the representatives, the gallery and purity
+        from ..metrics import prototype_neighbors
+
+        neighbors = prototype_neighbors(estimator, X_train, n_neighbors=max(10, n_neighbors + 1))
+    rows = prototype_rows(estimator, X_train, y_train, neighbors=neighbors)
     if cases is not None:
         first, second = first.with_cases(cases, rows), second.with_cases(cases, rows)
     shown = _Cases(cases, renderer)
@@ -337,7 +341,7 @@ def make_report(
     )
     gallery = ""
     if X_train is not None:
-        gallery, purity = _gallery(estimator, X_train, y_train, shown, n_neighbors, rows)
+        gallery, purity = _gallery(estimator, y_train, shown, n_neighbors, rows, neighbors)
         metrics.append(("prototype purity (10 nearest training rows, mean)", f"{purity:.3f}"))
         gallery = "<h2>Prototypes</h2>" + gallery
 

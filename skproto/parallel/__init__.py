@@ -112,6 +112,18 @@ def fit_nearest_mean(estimator, X, y, sample_weight=None):
     Returns
     -------
     estimator : the fitted estimator
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.parallel import fit_nearest_mean
+    >>> X, y = load_iris(return_X_y=True)
+    >>> lazy = fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=40), y)
+    >>> bool(np.allclose(lazy.prototypes_, NearestMeanClassifier().fit(X, y).prototypes_))
+    True
     """
     import dask
 
