@@ -214,3 +214,174 @@ def test_grid_search_on_the_dask_joblib_backend(client):
         remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
     )
     assert remote.best_params_ == local.best_params_
+
+
+# ------------------------------------------------------------------ dask dataframes
+def test_dask_dataframe_fit_and_predict(client):
+    """A dask DataFrame (unknown partition lengths) fits exactly and predicts with its columns."""
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    from skproto.parallel import ParallelPostFit, fit_nearest_mean
+
+    rng = np.random.RandomState(4)
+    y = np.array(["x", "y", "z"])[rng.randint(0, 3, 90)]
+    frame = pd.DataFrame(rng.normal(size=(90, 3)), columns=["f0", "f1", "f2"])
+    frame["f0"] += (y == "y") * 3.0
+    params = {"metric": "mahalanobis", "covariance": "per_class"}
+    ref = NearestMeanClassifier(**params).fit(frame, y)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    dy = dd.from_pandas(pd.Series(y), npartitions=4)
+    assert np.isnan(ddf.to_dask_array().chunks[0][0])  # partition lengths are unknown
+    got = fit_nearest_mean(NearestMeanClassifier(**params), ddf, dy)
+    _assert_same_fit(got, ref)
+    np.testing.assert_array_equal(got.feature_names_in_, ["f0", "f1", "f2"])
+    model = ParallelPostFit(got)
+    for method in ("predict", "predict_proba", "decision_function", "score_samples"):
+        lazy = getattr(model, method)(ddf)
+        assert isinstance(lazy, da.Array), method
+        got_values = lazy.compute()
+        expected = getattr(ref, method)(frame)
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(got_values, expected, rtol=1e-9, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(got_values, expected)
+    ex = model.explain(ddf, rows=[5, 1], n_prototypes=2)
+    np.testing.assert_allclose(ex.scores, ref.explain(frame.iloc[[5, 1]], 2).scores)
+
+
+# --------------------------------------------------------- distributed row search
+@pytest.mark.parametrize("restrict", [True, False])
+@pytest.mark.parametrize("chunks", [1, 13, 200])
+def test_nearest_rows_equals_the_in_memory_search(client, restrict, chunks):
+    from skproto.parallel import nearest_rows
+    from skproto.prototypes import project_onto_rows
+
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(200, 5))
+    X[50:60] = X[40]  # ties: the lowest global row wins in both
+    T = rng.randint(0, 3, 200)
+    P = X[[40, 3, 7, 100, 101, 150]] + 0.01
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    targets = T if restrict else None
+    expected = project_onto_rows(P, X, groups=groups, targets=targets)
+    got = nearest_rows(
+        P,
+        da.from_array(X, chunks=(chunks, 5)),
+        groups=groups,
+        targets=None if targets is None else da.from_array(T, chunks=chunks),
+    )
+    np.testing.assert_array_equal(got, expected)
+    if restrict:
+        np.testing.assert_array_equal(T[got], groups)
+    assert len(set(got[groups == 0])) == 2  # one class's prototypes take distinct rows
+
+
+# -------------------------------------------------------------- streamed training
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:900], np.array(list("abcdefghij"))[y[:900]]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=4, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=4, project=True, random_state=0),
+    ],
+    ids=["proto", "rbf"],
+)
+def test_streamed_training_on_the_cluster(client, make):
+    from skproto.parallel import ParallelPostFit, fit_streaming
+
+    X, y = _digits()
+    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
+    model = ParallelPostFit(make()).fit(Xd, yd)
+    est = model.estimator_
+    again = fit_streaming(make(), Xd, yd)  # deterministic given random_state and chunks
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+    assert est.score(X, y) > 0.85
+    np.testing.assert_array_equal(est.classes_, np.array(list("abcdefghij")))
+    rows = est.prototype_sample_indices_
+    assert (rows >= 0).all()  # every prototype is a global row of X, of its class
+    labels = getattr(est, "prototype_labels_", None)
+    if labels is not None:
+        np.testing.assert_array_equal(y[rows], labels)
+    probe = est._prototype_inputs()
+    if probe is not None:
+        np.testing.assert_array_equal(probe, X[rows])
+    ex = est.explain(X[:5], 3)
+    total = ex.contribution.sum(1) + ex.other_contribution + ex.bias
+    np.testing.assert_allclose(total, ex.scores, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ex.scores, est.decision_function(X[:5]), rtol=1e-9, atol=1e-9)
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def _generated(block_info=None, n_features=16):
+    """A block of a lazily generated dataset (never held whole)."""
+    start = block_info[None]["array-location"][0][0]
+    rng = np.random.RandomState(start)
+    rows = block_info[None]["chunk-shape"][0]
+    codes = (np.arange(start, start + rows) * 7919) % 5
+    return rng.normal(size=(rows, n_features)) + codes[:, None] * 1.5
+
+
+def test_streamed_training_holds_windows_not_the_data():
+    """fit_streaming's peak numpy memory does not grow with the rows (windows only)."""
+    import tracemalloc
+
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    def run(n):
+        X = da.map_blocks(_generated, chunks=((2_000,) * (n // 2_000), (16,)), dtype=float)
+        y = da.map_blocks(
+            lambda block_info=None: np.arange(*block_info[None]["array-location"][0]) * 7919 % 5,
+            chunks=((2_000,) * (n // 2_000),),
+            dtype=int,
+        )
+        tracemalloc.start()
+        with dask.config.set(scheduler="threads"):  # blocks are computed in this process
+            est = fit_streaming(
+                RBFPrototypeClassifier(max_epochs=1, early_stopping=False, random_state=0),
+                X,
+                y,
+                init_rows=2_000,
+            )
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, est
+
+    run(20_000)  # first-call costs (imports, thread pools) out of the way
+    small, _ = run(20_000)
+    large, est = run(200_000)
+    extra_data = (200_000 - 20_000) * 16 * 8  # 23 MB more rows: only the task graph grows
+    assert large - small < extra_data / 8, (small, large)
+    assert est.n_features_in_ == 16
+
+
+def test_streaming_errors(data):
+    from skproto.parallel import fit_streaming
+
+    X, y = data
+    Xd = da.from_array(X, chunks=50)
+    with pytest.raises(ValueError, match="fit_streaming trains ProtoClassifier"):
+        fit_streaming(NearestMeanClassifier(), Xd, y)
+    with pytest.raises(ValueError, match="head='linear' refits its last layer"):
+        fit_streaming(ProtoClassifier(head="linear"), Xd, y)
+    with pytest.raises(ValueError, match="does not train token prototypes"):
+        fit_streaming(ProtoClassifier(n_tokens=2), Xd, y)
+    with pytest.raises(ValueError, match="y has 149 rows for 150 samples"):
+        fit_streaming(ProtoClassifier(), Xd, y[:-1])
+    bad = X.copy()
+    bad[120, 1] = np.nan  # a row the initialisation sample does not read
+    with pytest.raises(ValueError, match="NaN or infinity \\(in a streamed block of rows\\)"):
+        fit_streaming(
+            ProtoClassifier(max_epochs=1, early_stopping=False, random_state=0),
+            da.from_array(bad, chunks=50),
+            y,
+            init_rows=10,
+        )

@@ -32,7 +32,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from .. import _validation
 from .._base import BasePrototypeClassifier
-from .._chunking import chunk_slices
+from .._chunking import chunk_slices, is_dask, take_rows
 from ..calibration import fit_temperature
 from ..prototypes import project_onto_rows
 from .training import (
@@ -172,6 +172,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             verbose=self.verbose,
             device=self._device,
             name=name,
+            window_blocks=getattr(self, "_window_blocks", 4),  # set by fit_streaming
         )
 
     def _training_weights(self, T, sample_weight, X) -> np.ndarray:
@@ -284,7 +285,9 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             indices = self._snap(net, C, TC)
             self._on_projected(net, C, indices)
         self._refit(net, X32, T, w, history, rng, projected=project)
-        if project:
+        if project and is_dask(X32):  # streamed: the held-out rows are in memory
+            history["val_accuracy_after_projection"] = self._score_fn(net)(*held_out)
+        elif project:
             history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
         self._calibrate(net, *(held_out or (X32, T, w)), history)
         self._part_indices = None
@@ -414,30 +417,29 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         found = indices >= 0
         param = getattr(net, self._prototype_parameter)
         with torch.no_grad():
-            values = self._snapped_values(net, X[indices[found]])
+            values = self._snapped_values(net, take_rows(X, indices[found]))
             param[torch.as_tensor(found, device=param.device)] = torch.as_tensor(
                 values, dtype=param.dtype, device=param.device
             )
         return indices
 
     def _nearest_rows(self, net, X: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """The row of ``X`` that :meth:`_snap` would move each prototype onto (-1: none)."""
+        """The row of ``X`` that :meth:`_snap` would move each prototype onto (-1: none).
+
+        On a dask array (``skproto.parallel.fit_streaming``) the search runs
+        block by block on the workers and returns global row indices.
+        """
         groups = self._prototype_groups(net)
+        targets = T
         if groups is None:
-            allowed = None
+            targets = None
             groups = np.zeros(len(getattr(net, self._prototype_parameter)), dtype=int)
-        elif T.ndim == 2:
-
-            def allowed(s):
-                return T[s][:, groups] > 0
-
-        else:
-
-            def allowed(s):
-                return T[s][:, None] == groups[None, :]
-
         embed, P, metric = self._projection_space(net)
-        return project_onto_rows(P, X, groups=groups, allowed=allowed, embed=embed, metric=metric)
+        if is_dask(X):
+            from ..parallel import nearest_rows
+
+            return nearest_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
+        return project_onto_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
 
     # ----------------------------------------------------------- fitted state
     def _store(self, net, indices: np.ndarray, history: dict, X_exact=None, rows=None) -> None:
@@ -455,7 +457,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if rows is not None:
             found = np.arange(len(rows))
         elif X_exact is not None and len(found):
-            rows = np.asarray(X_exact, dtype=np.float64)[indices[found]]
+            rows = np.asarray(take_rows(X_exact, indices[found]), dtype=np.float64)
         if rows is not None and len(found):
             state[self._prototype_parameter][found] = self._exact_prototypes(net, rows)
             if self._cases_buffer is not None:

@@ -2,7 +2,10 @@
 
 Mini-batch Adam over numpy data, with deterministic shuffling, optional early
 stopping on a held-out split (restoring the best parameters), per-epoch
-history and progress printing. The estimator supplies the module, the loss and
+history and progress printing. Dask arrays are streamed: each epoch reads the
+blocks in a fresh random order, a window of a few blocks at a time (the next
+window is read while the current one trains), and shuffles the rows within
+each window (``skproto.parallel.fit_streaming``). The estimator supplies the module, the loss and
 the score; the loop knows nothing about prototypes.
 """
 
@@ -13,10 +16,13 @@ import copy
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .._chunking import is_dask
 
 __all__ = [
     "TrainingConfig",
@@ -122,6 +128,51 @@ class TrainingConfig:
     verbose: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     name: str = "train"
+    #: blocks of a dask array shuffled together (streamed training)
+    window_blocks: int = 4
+
+
+def stream_windows(
+    X, targets, weights, window_blocks: int
+) -> Callable[[np.random.RandomState], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Windows of dask arrays ``(X, targets, weights)`` (aligned row blocks), for one epoch.
+
+    ``windows(rng)`` yields ``(X, targets, weights)`` numpy arrays of
+    ``window_blocks`` blocks drawn in a random block order, rows of weight 0
+    left out, X as float32. The next window is computed (on the dask
+    scheduler: the cluster's workers, if a client is active) while the
+    current one is used, so at most two windows are in memory.
+    """
+    import dask
+
+    def parts(a):
+        return list(a.rechunk({0: X.chunks[0]}).to_delayed().ravel())
+
+    xs = list(X.rechunk({1: -1}).to_delayed().ravel())
+    ts, ws = parts(targets), parts(weights)
+
+    def load(blocks):
+        got = dask.compute(*[(xs[i], ts[i], ws[i]) for i in blocks])
+        Xw = np.concatenate([g[0] for g in got]).astype(np.float32, copy=False)
+        Tw = np.concatenate([g[1] for g in got])
+        Ww = np.concatenate([g[2] for g in got]).astype(np.float32, copy=False)
+        if not np.isfinite(Xw).all():
+            raise ValueError("Input X contains NaN or infinity (in a streamed block of rows).")
+        keep = Ww > 0
+        return Xw[keep], Tw[keep], Ww[keep]
+
+    def windows(rng):
+        order = rng.permutation(len(xs))
+        groups = [order[i : i + window_blocks] for i in range(0, len(order), window_blocks)]
+        with ThreadPoolExecutor(1) as pool:
+            ahead = pool.submit(load, groups[0])
+            for k in range(len(groups)):
+                current = ahead.result()
+                if k + 1 < len(groups):
+                    ahead = pool.submit(load, groups[k + 1])
+                yield current
+
+    return windows
 
 
 def train(
@@ -160,7 +211,14 @@ def train(
     """
     history = {key: [] for key in EPOCH_KEYS} if history is None else history
     dev = config.device
-    Xt, Tt, Wt = to_tensor(X, dev), _targets(targets, dev), to_tensor(weights, dev)
+    if is_dask(X):
+        windows = stream_windows(X, targets, weights, config.window_blocks)
+    else:
+        whole = to_tensor(X, dev), _targets(targets, dev), to_tensor(weights, dev)
+
+        def windows(_rng):
+            yield whole
+
     if config.early_stopping:
         if weights_val is None:
             weights_val = np.ones(len(X_val), dtype=np.float32)
@@ -169,26 +227,30 @@ def train(
     optimizer = torch.optim.Adam(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    n = len(X)
     best, best_state, stale = -np.inf, None, 0
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
         module.train()
-        order = torch.as_tensor(rng.permutation(n), device=dev)
-        total = 0.0
-        for s in range(0, n, config.batch_size):
-            idx = order[s : s + config.batch_size]
-            optimizer.zero_grad()
-            loss = batch_loss(Xt[idx], Tt[idx], Wt[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+        total, n = 0.0, 0
+        for Xt, Tt, Wt in windows(rng):
+            if not torch.is_tensor(Xt):
+                Xt, Tt, Wt = to_tensor(Xt, dev), _targets(Tt, dev), to_tensor(Wt, dev)
+            order = torch.as_tensor(rng.permutation(len(Xt)), device=dev)
+            n += len(Xt)
+            for s in range(0, len(Xt), config.batch_size):
+                idx = order[s : s + config.batch_size]
+                optimizer.zero_grad()
+                loss = batch_loss(Xt[idx], Tt[idx], Wt[idx])
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
         module.eval()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
-        epoch_loss = total / n
+        epoch_loss = total / max(n, 1)
         history["loss"].append(epoch_loss)
-        train_score = score(X, targets, weights) if score is not None else np.nan
+        in_memory = score is not None and not is_dask(X)
+        train_score = score(X, targets, weights) if in_memory else np.nan
         history["train_score"].append(train_score)
         if config.early_stopping:
             with torch.no_grad():

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
-from .._chunking import CHUNK_ELEMENTS
+from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import new_history, to_tensor, torch_threads, train
@@ -645,7 +645,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         indices = self._nearest_rows(net, X, T)
         found = indices >= 0
         dev = net.prototypes.device
-        return torch.as_tensor(found, device=dev), torch.as_tensor(X[indices[found]], device=dev)
+        return torch.as_tensor(found, device=dev), torch.as_tensor(
+            take_rows(X, indices[found]), device=dev
+        )
 
     def _snap_cost(self, net, pull) -> torch.Tensor:
         """Sum over classes of the mean distance from a prototype to its pulled row."""
@@ -769,7 +771,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _on_projected(self, net, X, indices):
         """Tie the prototypes to their rows: a learned map now moves them with the data."""
         if len(indices) and (indices >= 0).all():
-            net.tie(torch.as_tensor(X[indices], device=net.prototypes.device))
+            net.tie(torch.as_tensor(take_rows(X, indices), device=net.prototypes.device))
         self._pull_rows = None
 
     def _prototype_groups(self, net):

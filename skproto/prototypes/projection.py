@@ -19,7 +19,14 @@ import numpy as np
 from .._chunking import chunk_slices
 from ..geometry import cosine_distances, squared_distances
 
-__all__ = ["distinct_nearest", "project_onto_rows"]
+__all__ = [
+    "candidate_slots",
+    "choose_rows",
+    "distinct_nearest",
+    "merge_candidates",
+    "nearest_candidates",
+    "project_onto_rows",
+]
 
 
 def _greedy(cand_rows, cand_dist, groups, n_allowed) -> np.ndarray:
@@ -73,12 +80,89 @@ def distinct_nearest(dist: np.ndarray) -> np.ndarray:
     return _greedy(cand, dist, np.zeros(n_rows, int), np.full(n_rows, n_cols))
 
 
+def candidate_slots(groups: np.ndarray) -> int:
+    """How many candidate rows each prototype keeps: the size of its largest group."""
+    groups = np.asarray(groups)
+    return int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if len(groups) else 0
+
+
+def nearest_candidates(
+    prototypes: np.ndarray,
+    X: np.ndarray,
+    *,
+    groups: np.ndarray,
+    targets: np.ndarray | None = None,
+    embed: Callable[[np.ndarray], np.ndarray] | None = None,
+    metric: str = "sqeuclidean",
+    offset: int = 0,
+    center: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nearest allowed rows of ``X`` of every prototype: ``(rows, dist, n_allowed)``.
+
+    One block of a search: ``rows``/``dist`` are (n_prototypes, m) arrays of
+    the ``m = candidate_slots(groups)`` nearest rows (numbered from
+    ``offset``; ``inf`` distance: none), ``n_allowed`` counts the rows each
+    prototype may take. ``targets`` (class codes, or a 2-D indicator)
+    restricts prototype ``k`` to rows whose target is ``groups[k]``; None: any
+    row. Candidates of blocks combine with :func:`merge_candidates`.
+    ``center`` (default: the prototypes' mean) must be the same for all blocks.
+    """
+    K = len(prototypes)
+    m = candidate_slots(groups)
+    best_rows = np.full((K, m), -1)
+    best_dist = np.full((K, m), np.inf)
+    n_allowed = np.zeros(K, dtype=np.intp)
+    if center is None:
+        center = prototypes.mean(axis=0) if K else None
+    for s in chunk_slices(len(X), max(K, X.shape[1])):
+        Z = X[s] if embed is None else embed(X[s])
+        if metric == "cosine":
+            D = cosine_distances(Z, prototypes)
+        else:
+            D = squared_distances(Z, prototypes, center=center)
+        if targets is not None:
+            Ts = targets[s]
+            mask = Ts[:, groups] > 0 if Ts.ndim == 2 else Ts[:, None] == groups[None, :]
+            D = np.where(mask, D, np.inf)
+            n_allowed += mask.sum(axis=0)
+        else:
+            n_allowed += D.shape[0]
+        rows = np.arange(offset + s.start, offset + s.stop)
+        best_rows, best_dist = _keep_nearest(
+            np.concatenate([best_rows, np.broadcast_to(rows, (K, len(rows)))], axis=1),
+            np.concatenate([best_dist, D.T], axis=1),
+            m,
+        )
+    return best_rows, best_dist, n_allowed
+
+
+def _keep_nearest(rows: np.ndarray, dist: np.ndarray, m: int):
+    """The ``m`` nearest candidates per prototype, ties by row index (deterministic)."""
+    order = np.lexsort((rows, dist), axis=1)[:, :m]
+    return np.take_along_axis(rows, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+def merge_candidates(a: tuple, b: tuple) -> tuple:
+    """Candidates of the union of two blocks' rows (from :func:`nearest_candidates`)."""
+    m = a[0].shape[1]
+    rows, dist = _keep_nearest(
+        np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1), m
+    )
+    return rows, dist, a[2] + b[2]
+
+
+def choose_rows(candidates: tuple, groups: np.ndarray) -> np.ndarray:
+    """Row of every prototype from merged candidates (-1: none); see :func:`_greedy`."""
+    rows, dist, n_allowed = candidates
+    return _greedy(rows, dist, np.asarray(groups), n_allowed)
+
+
 def project_onto_rows(
     prototypes: np.ndarray,
     X: np.ndarray,
     *,
     groups: np.ndarray,
-    allowed: Callable[[slice], np.ndarray] | None = None,
+    targets: np.ndarray | None = None,
     embed: Callable[[np.ndarray], np.ndarray] | None = None,
     metric: str = "sqeuclidean",
 ) -> np.ndarray:
@@ -92,10 +176,9 @@ def project_onto_rows(
         Training rows.
     groups : ndarray of shape (n_prototypes,)
         Prototypes of one group go to distinct rows (e.g. their class code).
-    allowed : callable, default=None
-        ``allowed(s)`` is the (rows, n_prototypes) boolean mask of which
-        prototype may take which row of ``X[s]`` (e.g. rows of its own
-        class). None: any row.
+    targets : ndarray of shape (n_rows,) or (n_rows, n_groups), default=None
+        Class code (or indicator row) of each row of ``X``: prototype ``k``
+        may only take rows of its group ``groups[k]``. None: any row.
     embed : callable, default=None
         Map from rows of ``X`` to the prototypes' space (a latent map), applied
         chunk by chunk. None: the identity.
@@ -106,30 +189,8 @@ def project_onto_rows(
     indices : ndarray of shape (n_prototypes,)
         Row of ``X`` for each prototype, -1 where it may take no row.
     """
-    K = len(prototypes)
     groups = np.asarray(groups)
-    m = int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if K else 0
-    best_rows = np.full((K, m), -1)
-    best_dist = np.full((K, m), np.inf)
-    n_allowed = np.zeros(K, dtype=np.intp)
-    center = prototypes.mean(axis=0) if K else None
-    for s in chunk_slices(len(X), max(K, X.shape[1])):
-        Z = X[s] if embed is None else embed(X[s])
-        if metric == "cosine":
-            D = cosine_distances(Z, prototypes)
-        else:
-            D = squared_distances(Z, prototypes, center=center)
-        if allowed is not None:
-            mask = allowed(s)
-            D = np.where(mask, D, np.inf)
-            n_allowed += mask.sum(axis=0)
-        else:
-            n_allowed += D.shape[0]
-        rows = np.arange(s.start, s.stop)
-        all_rows = np.concatenate([best_rows, np.broadcast_to(rows, (K, len(rows)))], axis=1)
-        all_dist = np.concatenate([best_dist, D.T], axis=1)
-        # keep the m nearest per prototype, ties by row index (deterministic)
-        order = np.lexsort((all_rows, all_dist), axis=1)[:, :m]
-        best_rows = np.take_along_axis(all_rows, order, axis=1)
-        best_dist = np.take_along_axis(all_dist, order, axis=1)
-    return _greedy(best_rows, best_dist, groups, n_allowed)
+    found = nearest_candidates(
+        prototypes, X, groups=groups, targets=targets, embed=embed, metric=metric
+    )
+    return choose_rows(found, groups)

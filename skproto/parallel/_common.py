@@ -1,0 +1,78 @@
+"""Shared pieces of skproto.parallel: dask inputs as row-blocked arrays, tree reductions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._chunking import is_dask
+
+
+def dask_array():
+    try:
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("skproto.parallel needs dask: pip install 'skproto[dask]'.") from exc
+    return da
+
+
+def is_dask_frame(X) -> bool:
+    """A dask DataFrame or Series (checked without importing dask)."""
+    return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
+
+
+def column_names(X) -> np.ndarray | None:
+    """A dask DataFrame's column names when all are strings (as scikit-learn keeps them)."""
+    if not is_dask_frame(X) or X.ndim != 2:
+        return None
+    names = np.asarray(list(X.columns), dtype=object)
+    return names if all(isinstance(c, str) for c in names) else None
+
+
+def as_row_blocks(X, *, known: bool = True):
+    """``X`` (dask array or DataFrame, or array-like) as a 2-D dask array of whole rows.
+
+    ``known``: compute unknown block lengths (a dask DataFrame's), so rows
+    have global indices.
+    """
+    da = dask_array()
+    if is_dask_frame(X):
+        X = X.to_dask_array()
+    elif not is_dask(X):
+        X = np.asarray(X)
+        X = da.from_array(X, chunks=(max(1, len(X)),) + X.shape[1:])
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions.")
+    if known and any(np.isnan(c) for c in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def aligned(a, X, name: str):
+    """``a`` (dask or array-like, one value per row of ``X``) in ``X``'s row blocks."""
+    da = dask_array()
+    if is_dask_frame(a):
+        a = a.to_dask_array()
+    if not is_dask(a):
+        a = da.from_array(np.asarray(a), chunks=-1)
+    if any(np.isnan(c) for c in a.chunks[0]):
+        a = a.compute_chunk_sizes()
+    if a.shape[0] != X.shape[0]:
+        raise ValueError(f"{name} has {a.shape[0]} rows for {X.shape[0]} samples.")
+    return a.rechunk({0: X.chunks[0]})
+
+
+def labels_of(y) -> np.ndarray:
+    """The sorted distinct labels of a dask array, computed block by block."""
+    import dask
+
+    blocks = list(y.to_delayed().ravel())
+    return np.unique(np.concatenate(dask.compute(*[dask.delayed(np.unique)(b) for b in blocks])))
+
+
+def tree(items: list, combine, fan_in: int = 8):
+    """Reduce delayed ``items`` with ``combine`` (a delayed function of a list) in a tree."""
+    while len(items) > 1:
+        items = [combine(items[i : i + fan_in]) for i in range(0, len(items), fan_in)]
+    return items[0]

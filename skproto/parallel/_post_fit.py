@@ -1,0 +1,163 @@
+"""ParallelPostFit: a fitted skproto estimator predicting dask arrays block by block."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .._chunking import is_dask, take_rows
+from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
+from ._nearest_mean import fit_nearest_mean
+from ._streaming import fit_streaming
+
+
+def _on_frame(fn, names, block):
+    import pandas as pd
+
+    return fn(pd.DataFrame(block, columns=names))
+
+
+class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
+    """Predict with a skproto estimator on dask arrays, block by block.
+
+    Parameters
+    ----------
+    estimator : skproto estimator
+        Fitted or not; :meth:`fit` fits a clone.
+
+    Attributes
+    ----------
+    estimator_ : the fitted estimator (``estimator`` itself when it was
+        already fitted and :meth:`fit` was not called)
+    classes_ : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.parallel import ParallelPostFit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    >>> lazy = model.predict_proba(da.from_array(X, chunks=50))
+    >>> lazy.chunks
+    ((50, 50, 50), (3,))
+    >>> bool((lazy.compute() == model.predict_proba(X)).all())
+    True
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        """Fit a clone of ``estimator``; on dask input, out of core on the workers.
+
+        A NearestMeanClassifier is fitted exactly by :func:`fit_nearest_mean`;
+        ProtoClassifier and RBFPrototypeClassifier train on streamed blocks
+        (:func:`fit_streaming`). Numpy input is fitted in memory.
+
+        Returns
+        -------
+        self
+        """
+        from .._torch.estimator import TorchPrototypeClassifier
+        from ..nearest_mean import NearestMeanClassifier
+
+        lazy = is_dask(X) or is_dask_frame(X)
+        if lazy and isinstance(self.estimator, NearestMeanClassifier):
+            self.estimator_ = fit_nearest_mean(clone(self.estimator), X, y, **fit_params)
+        elif lazy and isinstance(self.estimator, TorchPrototypeClassifier):
+            self.estimator_ = fit_streaming(clone(self.estimator), X, y, **fit_params)
+        else:
+            if lazy:
+                X = X.compute()
+            if is_dask(y) or is_dask_frame(y):
+                y = y.compute()
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def _fitted(self):
+        est = getattr(self, "estimator_", None)
+        if est is None:
+            check_is_fitted(self.estimator)
+            est = self.estimator
+        return est
+
+    def _width(self, est, method: str) -> int | None:
+        """Output columns of ``method`` (None: one value per row)."""
+        if method in ("predict", "score_samples"):
+            return None
+        if method == "transform":
+            return len(est.prototypes_)
+        if method == "decision_function" and len(est.classes_) == 2:
+            return None
+        return len(est.classes_)
+
+    def _apply(self, method: str, X):
+        est = self._fitted()
+        if not (is_dask(X) or is_dask_frame(X)):
+            return getattr(est, method)(X)
+        da = dask_array()
+        names = column_names(X)
+        X = as_row_blocks(X, known=False)  # whole rows in each block
+        width = self._width(est, method)
+        fn = getattr(est, method)
+        if names is not None:  # blocks of a DataFrame: predict on frames with its columns
+            fn = partial(_on_frame, fn, names)
+        # the output's dtype, from one zero row (computes nothing of X)
+        probe = np.asarray(fn(np.zeros((1, X.shape[1]), dtype=X.dtype)))
+        if width is None:
+            return da.map_blocks(fn, X, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
+        chunks = (X.chunks[0], (width,))
+        return da.map_blocks(fn, X, chunks=chunks, dtype=probe.dtype, meta=probe[:0])
+
+    def predict(self, X):
+        """``estimator_.predict``, lazily on a dask array (one label per row)."""
+        return self._apply("predict", X)
+
+    def predict_proba(self, X):
+        """``estimator_.predict_proba``, lazily on a dask array."""
+        return self._apply("predict_proba", X)
+
+    def predict_log_proba(self, X):
+        """``estimator_.predict_log_proba``, lazily on a dask array."""
+        return self._apply("predict_log_proba", X)
+
+    def decision_function(self, X):
+        """``estimator_.decision_function``, lazily on a dask array."""
+        return self._apply("decision_function", X)
+
+    def score_samples(self, X):
+        """``estimator_.score_samples``, lazily on a dask array."""
+        return self._apply("score_samples", X)
+
+    def transform(self, X):
+        """``estimator_.transform``, lazily on a dask array."""
+        return self._apply("transform", X)
+
+    def explain(self, X, rows=None, **kwargs):
+        """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None)."""
+        names = column_names(X)
+        if is_dask_frame(X) or is_dask(X):
+            X = as_row_blocks(X)
+            X = X.compute() if rows is None else take_rows(X, rows)
+        elif rows is not None:
+            X = X.iloc[np.asarray(rows)] if hasattr(X, "iloc") else np.asarray(X)[rows]
+        if names is not None:
+            import pandas as pd
+
+            X = pd.DataFrame(X, columns=names)
+        return self._fitted().explain(X, **kwargs)
+
+    def score(self, X, y):
+        """Mean accuracy (dask inputs computed blockwise)."""
+        pred = self.predict(X)
+        if is_dask(pred):
+            pred = pred.compute()
+        if is_dask(y) or is_dask_frame(y):
+            y = y.compute()
+        return float(np.mean(pred == np.asarray(y)))

@@ -1,0 +1,280 @@
+"""Out-of-core training of the torch estimators, and the distributed nearest-row search."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
+from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
+
+
+def _block_candidates(shared, X, T, offset):
+    P, groups, embed, metric, center = shared
+    return nearest_candidates(
+        P, X, groups=groups, targets=T, embed=embed, metric=metric, offset=offset, center=center
+    )
+
+
+def _merge_all(parts: list):
+    out = parts[0]
+    for p in parts[1:]:
+        out = merge_candidates(out, p)
+    return out
+
+
+def nearest_rows(
+    prototypes: np.ndarray,
+    X,
+    *,
+    groups: np.ndarray,
+    targets=None,
+    embed=None,
+    metric: str = "sqeuclidean",
+) -> np.ndarray:
+    """:func:`~skproto.prototypes.project_onto_rows` on a dask array, on the workers.
+
+    Each block keeps, per prototype, its nearest allowed rows (as many as the
+    prototype's group has prototypes; global row indices); the candidate lists
+    are merged in a tree and the greedy distinct choice runs once on the
+    result, so the indices equal those of the in-memory search on the same
+    rows (ties by the lowest global row).
+
+    Parameters
+    ----------
+    prototypes : ndarray of shape (n_prototypes, dim)
+    X : dask array of shape (n_rows, n_features)
+    groups : ndarray of shape (n_prototypes,)
+    targets : dask array of shape (n_rows,), default=None
+        Class code of each row; prototype ``k`` may only take rows of class
+        ``groups[k]``. None: any row.
+    embed, metric : as in ``project_onto_rows``
+
+    Returns
+    -------
+    indices : ndarray of shape (n_prototypes,)
+        Global row of ``X`` for each prototype, -1 where it may take none.
+    """
+    import dask
+
+    X = as_row_blocks(X)
+    groups = np.asarray(groups)
+    center = prototypes.mean(axis=0) if len(prototypes) else None
+    # the prototypes and the map travel to the workers once, as one task's result
+    shared = dask.delayed(
+        (prototypes, groups, embed, metric, center),
+        name=f"skproto-search-{uuid4().hex}",
+        traverse=False,
+    )
+    xs = list(X.to_delayed().ravel())
+    ts = [None] * len(xs)
+    if targets is not None:
+        ts = list(aligned(targets, X, "targets").to_delayed().ravel())
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int)
+    found = [
+        dask.delayed(_block_candidates)(shared, xb, tb, int(o))
+        for xb, tb, o in zip(xs, ts, offsets)
+    ]
+    merged = dask.compute(tree(found, dask.delayed(_merge_all)))[0]
+    return choose_rows(merged, groups)
+
+
+def _codes(block, classes):
+    return np.searchsorted(classes, block)
+
+
+def _not_in(index, rows):
+    return ~np.isin(index, rows)
+
+
+def _times_class_weight(w, codes, class_weight):
+    return w * class_weight[codes]
+
+
+def _class_weights(estimator, T, classes) -> np.ndarray | None:
+    """Per-class weights of ``class_weight`` ("balanced": from the global class counts)."""
+    import dask
+
+    cw = estimator.class_weight
+    if cw is None:
+        return None
+    if cw == "balanced":
+        blocks = T.to_delayed().ravel()
+        counts = dask.compute(
+            *[dask.delayed(np.bincount)(b, minlength=len(classes)) for b in blocks]
+        )
+        counts = np.sum(counts, axis=0).astype(np.float64)
+        return counts.sum() / (len(classes) * np.maximum(counts, 1.0))
+    return np.array([float(cw.get(c, 1.0)) for c in classes])
+
+
+def fit_streaming(
+    estimator,
+    X,
+    y,
+    sample_weight=None,
+    *,
+    window_blocks: int = 4,
+    validation_rows: int = 50_000,
+    init_rows: int | None = None,
+):
+    """Train a ProtoClassifier or RBFPrototypeClassifier on dask data, out of core.
+
+    The estimator's own training, with the data streamed: every epoch reads
+    the blocks of ``X`` in a fresh random order, ``window_blocks`` at a time
+    (the next window is computed, on the workers, while the current one
+    trains), and shuffles the rows within each window. Only two windows, the
+    held-out rows and the initialisation sample are ever in memory.
+    Projection onto training rows (and the per-epoch pull of the snap cost)
+    is a distributed nearest-row search (:func:`nearest_rows`), so
+    ``prototype_sample_indices_`` are global rows of ``X``.
+
+    It differs from ``fit`` in memory in three documented ways:
+
+    - the early-stopping rows are ``validation_fraction`` of the rows (at
+      most ``validation_rows``) drawn uniformly, not stratified, and they also
+      calibrate the temperature;
+    - the initial prototypes (class-wise k-means) come from a uniform sample
+      of ``init_rows`` rows (default: ``max(20000, 100 * n_classes)``);
+    - shuffling mixes rows within windows of blocks, not over all rows: when
+      the rows are ordered (e.g. sorted by class), use more ``window_blocks``
+      or shuffle the blocks' contents first.
+
+    Parameters
+    ----------
+    estimator : ProtoClassifier or RBFPrototypeClassifier
+        Fitted in place with its own parameters (``random_state`` makes the
+        result deterministic for a fixed chunking).
+    X : dask array or dask DataFrame of shape (n_samples, n_features)
+    y : dask array or Series of shape (n_samples,)
+        One label per row.
+    sample_weight : dask array of shape (n_samples,), default=None
+    window_blocks : int, default=4
+        Blocks whose rows are shuffled together.
+    validation_rows : int, default=50_000
+        Cap on the early-stopping rows held in memory.
+    init_rows : int, default=None
+        Rows of the initialisation sample.
+
+    Returns
+    -------
+    estimator : the fitted estimator
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.datasets import load_digits
+    >>> from skproto import ProtoClassifier
+    >>> from skproto.parallel import fit_streaming
+    >>> X, y = load_digits(return_X_y=True)
+    >>> Xd, yd = da.from_array(X, chunks=300), da.from_array(y, chunks=300)
+    >>> clf = fit_streaming(ProtoClassifier(random_state=0), Xd, yd)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> rows = clf.prototype_sample_indices_  # global rows of X, each of its prototype's class
+    >>> bool((y[rows] == clf.prototype_labels_).all())
+    True
+    """
+    import dask
+
+    from .._torch.estimator import TorchPrototypeClassifier
+    from .._torch.training import new_history, torch_threads, train
+
+    if not isinstance(estimator, TorchPrototypeClassifier):
+        raise ValueError(
+            "fit_streaming trains ProtoClassifier or RBFPrototypeClassifier, got "
+            f"{type(estimator).__name__} (use fit_nearest_mean for NearestMeanClassifier)."
+        )
+    estimator._validate_params()
+    if getattr(estimator, "n_tokens", None):
+        raise ValueError("fit_streaming does not train token prototypes (n_tokens) yet.")
+    if getattr(estimator, "head", None) == "linear":
+        raise ValueError(
+            "head='linear' refits its last layer on all rows in memory; fit_streaming "
+            "trains the other heads."
+        )
+    da = dask_array()
+    names = column_names(X)
+    X = as_row_blocks(X)
+    y = aligned(y, X, "y")
+    if y.ndim != 1:
+        raise ValueError("fit_streaming takes one label per row (fit multi-label in memory).")
+    n = X.shape[0]
+    if sample_weight is None:
+        w = da.ones(n, chunks=X.chunks[0], dtype=np.float64)
+    else:
+        w = aligned(sample_weight, X, "sample_weight").astype(np.float64)
+    classes = labels_of(y)
+    T = y.map_blocks(_codes, classes, dtype=np.intp)
+    cw = _class_weights(estimator, T, classes)
+    if cw is not None:
+        w = da.map_blocks(_times_class_weight, w, T, cw, dtype=np.float64)
+
+    # held-out and initialisation rows, drawn by global index (one read of X)
+    rng = check_random_state(estimator.random_state)
+    draw = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+    n_val = 0
+    if estimator.early_stopping:
+        n_val = min(int(np.ceil(estimator.validation_fraction * n)), validation_rows, n - 2)
+    n_init = init_rows or max(20_000, 100 * len(classes))
+    pool = draw.choice(n, min(n, n_val + n_init), replace=False)
+    val = np.sort(pool[:n_val])
+    init = np.sort(pool[n_val:])
+    picked = np.concatenate([val, init])
+    order = np.argsort(picked, kind="stable")
+    Xp, yp, wp = dask.compute(X[picked[order]], y[picked[order]], w[picked[order]])
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    Xp, yp, wp = Xp[back], yp[back], wp[back]
+    Xs, ys = estimator._validate_training_data(Xp, yp, reset=True)
+    Tp = estimator._set_targets(ys, classes=classes)
+    if names is not None:
+        estimator.feature_names_in_ = names
+    wp = wp.astype(np.float32)
+    held = (Xs[:n_val].astype(np.float32), Tp[:n_val], wp[:n_val])
+    fit_w = w
+    if n_val:
+        index = da.arange(n, chunks=X.chunks[0])
+        fit_w = w * index.map_blocks(_not_in, val, dtype=bool)
+
+    X32 = X.astype(np.float32)
+    estimator._window_blocks = window_blocks
+    try:
+        with torch_threads(estimator._n_threads, blas=True):
+            net = estimator._build(Xs[n_val:], Tp[n_val:], rng).to(estimator._device)
+            history = new_history()
+            estimator.n_iter_ = 0
+            score = estimator._score_fn(net)
+            val_kw = {}
+            if n_val:
+                val_kw = dict(X_val=held[0], targets_val=held[1], weights_val=held[2])
+            train(
+                net,
+                estimator._trainable(net),
+                estimator._batch_loss(net),
+                X32,
+                T,
+                fit_w,
+                estimator._training_config(estimator.max_epochs, "fit"),
+                rng,
+                score=score,
+                history=history,
+                on_epoch_end=estimator._on_epoch_end(net, X32, T),
+                **val_kw,
+            )
+            estimator.n_iter_ = len(history["loss"])
+            if not n_val:  # the temperature is fitted on the initialisation sample
+                held = (Xs.astype(np.float32), Tp, wp)
+            history["val_accuracy_before_projection"] = score(*held)
+            estimator._project_and_refit(
+                net, X, X32, T, w, history, rng, project=estimator.project, held_out=held
+            )
+    finally:
+        del estimator._window_blocks
+    estimator.prototype_cases_ = None
+    return estimator
+
+
+__all__ = ["fit_streaming", "nearest_rows"]
