@@ -385,3 +385,22 @@ def test_streaming_errors(data):
             y,
             init_rows=10,
         )
+
+
+def test_temperature_rows_are_capped_and_the_fit_stays_exact(client, monkeypatch):
+    """Beyond _MAX_SCORED held-out rows only a hashed sample is scored, the same in both fits."""
+    from skproto.nearest_mean import _estimator as nm
+    from skproto.parallel import fit_nearest_mean
+
+    rng = np.random.RandomState(6)
+    X = rng.normal(size=(600, 4)) + rng.randint(0, 3, (600, 1))
+    y = np.argmax(X[:, :3], axis=1)
+    full = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    monkeypatch.setattr(nm, "_MAX_SCORED", 10)
+    ref = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    assert ref._score_stride == 12  # ceil(600 / (5 * 10))
+    assert 0 < ref._calibration[1] < full._calibration[1] / 6  # about 120 held out, 10 scored
+    np.testing.assert_allclose(ref.prototypes_, full.prototypes_, rtol=1e-12)  # same statistics
+    got = fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"), da.from_array(X, 70), y)
+    _assert_same_fit(got, ref)
+    assert got._calibration[1] == ref._calibration[1]

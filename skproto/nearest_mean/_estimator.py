@@ -24,6 +24,8 @@ from ._stats import ClassStats
 
 #: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
+#: held-out rows scored for the temperature, at most about this many
+_MAX_SCORED = 20_000
 
 __all__ = ["NearestMeanClassifier"]
 
@@ -258,62 +260,65 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         X, y = _validation.validate_fit_data(self, X, y, reset=True)
         w = _validation.validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
-        self._begin_fit(classes)
-        stats, rest = self._block_statistics(X, codes, w)
-        losses = self._held_out_losses(stats, rest, X, codes, w)
-        self._finish_fit(stats, losses)
+        self._begin_fit(classes, len(X))
+        stats, rest, held = self._block_statistics(X, codes, w)
+        self._finish_fit(stats, self._held_out_losses(stats, rest, held))
         self._keep_cases(X_raw, X, y)
         return self
 
     # The steps of ``fit``, also run block by block by skproto.parallel's
-    # distributed fit: statistics of each block, merged; then the held-out
-    # losses of each block under the model of the merged other-rows statistics.
-    def _begin_fit(self, classes: np.ndarray) -> None:
-        """Fix the classes and the statistics' layout of a fit."""
+    # distributed fit (one pass): the statistics of each block and its
+    # held-out rows, merged; then the held-out rows scored once.
+    def _begin_fit(self, classes: np.ndarray, n_rows: int) -> None:
+        """Fix the classes, the statistics' layout and the held-out rows of a fit."""
         _validation.check_two_classes(self, classes)
         self._priors_for(len(classes))
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
+        # scoring every held-out row costs n_classes x len(TEMPERATURE_GRID) per
+        # row; a temperature needs no more than about _MAX_SCORED of them
+        self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * _MAX_SCORED)))
 
-    def _block_statistics(self, X, codes, w) -> tuple[ClassStats, ClassStats | None]:
-        """``(statistics of all rows, of the rows not held out)`` of one block.
+    def _block_statistics(self, X, codes, w) -> tuple:
+        """``(statistics of all rows, of the rows not held out, the scored held-out rows)``.
 
-        The second is None unless ``temperature="auto"``: about one row in
+        The last two are None unless ``temperature="auto"``: about one row in
         five, chosen by a hash of the row's values (so the choice depends
         neither on the order of the rows, nor on the blocks, nor on whether
         a row is repeated or weighted: copies go together), is held out to
-        fit the temperature. Both merge exactly across blocks.
+        fit the temperature, and of those one in ``_score_stride`` is kept
+        (``(X, codes, w)``) to be scored. The statistics merge exactly across
+        blocks, the kept rows by concatenation (:func:`_merge_blocks`).
         """
         normalize = self._layout["normalize"]
         stats = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
-        stats.update(X, codes, w, normalize=normalize)
         if self.temperature != "auto":
-            return stats, None
-        held = _row_hash(X) % _HELD_OUT_EVERY == 0
-        rest = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
-        rest.update(X[~held], codes[~held], w[~held], normalize=normalize)
-        return stats, rest
+            stats.update(X, codes, w, normalize=normalize)
+            return stats, None, None
+        h = _row_hash(X)
+        held = h % _HELD_OUT_EVERY == 0
+        stats.update(X[~held], codes[~held], w[~held], normalize=normalize)
+        rest = stats
+        out = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
+        out.update(X[held], codes[held], w[held], normalize=normalize)
+        scored = held & ((h // _HELD_OUT_EVERY) % self._score_stride == 0)
+        return rest.merge(out), rest, (X[scored], codes[scored], w[scored])
 
-    def _held_out_losses(self, stats, rest, X, codes, w, model=None) -> tuple[np.ndarray, float]:
-        """Losses of the held-out rows of one block, scored by the other rows' model.
+    def _held_out_losses(self, stats, rest, held) -> tuple[np.ndarray, float]:
+        """Losses of the held-out rows ``held``, scored by the other rows' model.
 
         One split, not five: a single scalar needs few rows. Zero when
         nothing or everything is held out (over all the data: ``stats`` and
-        ``rest`` are the merged statistics). ``model``: the other rows' model
-        at temperature 1, if already derived.
+        ``rest`` are the merged statistics).
         """
         losses = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
         if rest is None:
             return losses
         n_rest, n_all = float(rest.count.sum()), float(stats.count.sum())
-        if n_rest <= 0 or n_rest >= n_all:
+        if n_rest <= 0 or n_rest >= n_all or not len(held[0]):
             return losses
-        held = _row_hash(X) % _HELD_OUT_EVERY == 0
-        if not held.any():
-            return losses
-        model = self._derive(rest, 1.0) if model is None else model
-        return self._add_held_out(losses, model, X[held], codes[held], w[held])
+        return self._add_held_out(losses, self._derive(rest, 1.0), *held)
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
         self._stats = stats
@@ -733,6 +738,17 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
             score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / m.temperature)
         return score
+
+
+def _merge_blocks(parts: list) -> tuple:
+    """Merge ``_block_statistics`` results of disjoint blocks (as if one block)."""
+    stats, rest, held = parts[0]
+    for s, r, h in parts[1:]:
+        stats = stats.merge(s)
+        if rest is not None:
+            rest = rest.merge(r)
+            held = tuple(np.concatenate([a, b]) for a, b in zip(held, h))
+    return stats, rest, held
 
 
 def _row_hash(X: np.ndarray) -> np.ndarray:

@@ -5,20 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import clone
 
+from ..nearest_mean._estimator import _merge_blocks
 from ._common import aligned, as_row_blocks, column_names, labels_of, tree
-
-
-def _merge_pairs(parts: list):
-    """Merge a list of ``(stats, rest)`` pairs (``rest`` may be None)."""
-    stats, rest = parts[0]
-    for s, r in parts[1:]:
-        stats = stats.merge(s)
-        rest = None if rest is None else rest.merge(r)
-    return stats, rest
-
-
-def _sum_losses(parts: list):
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
 def _block_codes(estimator, X, y, w):
@@ -37,19 +25,14 @@ def _block_stats(estimator, X, y, w):
     return estimator._block_statistics(X, codes, w)
 
 
-def _block_losses(estimator, merged, model, X, y, w):
-    X, codes, w = _block_codes(estimator, X, y, w)
-    stats, rest = merged
-    return estimator._held_out_losses(stats, rest, X, codes, w, model=model)
-
-
 def fit_nearest_mean(estimator, X, y, sample_weight=None):
     """Fit a NearestMeanClassifier on dask arrays, on the workers, exactly.
 
-    Two passes over the blocks: per-block sufficient statistics (class
-    counts, means and scatter, in float64), merged in a tree; then, for
-    ``temperature="auto"``, the held-out rows of each block scored by the
-    model of the other rows' merged statistics. The result equals
+    One pass over the blocks: per-block sufficient statistics (class counts,
+    means and scatter, in float64) and, for ``temperature="auto"``, the
+    block's sample of held-out rows (at most about 20,000 over all blocks),
+    merged in a tree; the held-out rows are then scored once by the model of
+    the other rows' merged statistics. The result equals
     ``estimator.fit(X, y, sample_weight)`` in memory to float tolerance, for
     every metric and covariance setting, any chunking (one-row chunks,
     chunks with one class or with no rows of some class, unknown block
@@ -94,22 +77,14 @@ def fit_nearest_mean(estimator, X, y, sample_weight=None):
     ws = [None] * len(xs)
     if sample_weight is not None:
         ws = list(aligned(sample_weight, X, "sample_weight").to_delayed().ravel())
-    estimator._begin_fit(labels_of(y))
+    estimator._begin_fit(labels_of(y), X.shape[0])
     estimator.n_features_in_ = X.shape[1]
     if names is not None:
         estimator.feature_names_in_ = names
     elif hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
     stats = [dask.delayed(_block_stats)(estimator, xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws)]
-    merged = dask.compute(tree(stats, dask.delayed(_merge_pairs)))[0]
-    model = None
-    if merged[1] is not None and merged[1].count.sum() > 0:
-        model = estimator._derive(merged[1], 1.0)
-    pieces = [
-        dask.delayed(_block_losses)(estimator, merged, model, xb, yb, wb)
-        for xb, yb, wb in zip(xs, ys, ws)
-    ]
-    losses = dask.compute(tree(pieces, dask.delayed(_sum_losses)))[0]
-    estimator._finish_fit(merged[0], losses)
+    merged = dask.compute(tree(stats, dask.delayed(_merge_blocks)))[0]
+    estimator._finish_fit(merged[0], estimator._held_out_losses(*merged))
     estimator.prototype_cases_ = None
     return estimator
