@@ -563,3 +563,26 @@ def test_clone_pickle_and_joblib_round_trip(params, tmp_path):
         np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
         # a restored model keeps learning
         other.partial_fit(X[:10], labels[:10])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pooled_scatter_is_exact_far_from_the_origin(weighted):
+    """The pooled within-class scatter matches a direct two-pass computation at an offset of 1e6."""
+    from skproto.nearest_mean._stats import ClassStats
+
+    rng = np.random.RandomState(7)
+    codes = rng.randint(0, 4, 3000)
+    X = 1e6 + rng.normal(size=(3000, 5)) + codes[:, None] * 0.5
+    w = rng.uniform(0, 2, 3000) if weighted else np.ones(3000)
+    stats = ClassStats.empty(4, 5, scatter="pooled", fourth=False)
+    for part in np.array_split(np.arange(3000), 3):  # and folded in over three updates
+        stats.update(X[part], codes[part], w[part], normalize=False)
+    expected = np.zeros((5, 5))
+    for c in range(4):
+        rows = codes == c
+        m = np.average(X[rows], axis=0, weights=w[rows])
+        R = X[rows] - m
+        expected += (R * w[rows, None]).T @ R
+    np.testing.assert_allclose(
+        stats.scatter, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max()
+    )

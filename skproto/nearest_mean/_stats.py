@@ -77,9 +77,49 @@ class ClassStats:
         Work is proportional to the rows, plus ``p**2`` per class present in
         the rows when per-class scatter matrices are kept.
         """
+        if self.scatter is not None and self.scatter.ndim == 2:
+            self._update_pooled(X, codes, w, normalize)
+            return
         for s in chunk_slices(X.shape[0], 4 * X.shape[1]):
             Xs = np.asarray(X[s], dtype=np.float64)
             self._update_chunk(normalize_rows(Xs) if normalize else Xs, codes[s], w[s])
+
+    def _update_pooled(self, X, codes, w, normalize: bool) -> None:
+        """Pooled scatter: the rows' class means first, then their residual scatter, merged.
+
+        Two passes over ``X`` in chunks: the residuals are taken about the
+        exact class means of all of ``X`` (the stable two-pass form), their
+        scatter is one symmetric product per chunk, and the statistics join
+        the running ones by a single pairwise merge.
+        """
+        n_classes, p = self.mean.shape
+        count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
+        if not count.sum() > 0:
+            return
+        slices = list(chunk_slices(X.shape[0], 4 * p))
+
+        def rows(s):
+            Xs = np.asarray(X[s], dtype=np.float64)
+            return normalize_rows(Xs) if normalize else Xs
+
+        sums = np.zeros((n_classes, p))
+        for s in slices:
+            G = sparse.csr_matrix(
+                (w[s], (codes[s], np.arange(s.stop - s.start))),
+                shape=(n_classes, s.stop - s.start),
+            )
+            sums += G @ rows(s)
+        mean = sums / np.where(count > 0, count, 1.0)[:, None]
+        scatter = np.zeros((p, p))
+        unit = bool(np.all(w == 1.0))
+        for s in slices:
+            R = rows(s) if normalize else X[s]
+            R = np.subtract(R, mean[codes[s]], dtype=np.float64)
+            if not unit:
+                R *= np.sqrt(w[s])[:, None]
+            scatter += R.T @ R  # a symmetric rank-k update (syrk)
+        merged = self.merge(ClassStats(count=count, mean=mean, scatter=scatter))
+        self.count[:], self.mean[:], self.scatter[:] = merged.count, merged.mean, merged.scatter
 
     def _update_chunk(self, X, codes, w):
         keep = w > 0
