@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
 from .._base import BasePrototypeClassifier
+from .._chunking import chunk_slices
 from ..calibration import TEMPERATURE_GRID, grid_log_loss, grid_temperature
 from ..geometry import (
     normalize_rows,
@@ -24,8 +25,10 @@ from ._stats import ClassStats
 
 #: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
-#: held-out rows scored for the temperature, at most about this many
-_MAX_SCORED = 20_000
+#: held-out (row, class) scores for the temperature (41 each), at most about this many
+_SCORED_PAIRS = 5_000_000
+#: ... but never fewer than this many rows
+_MIN_SCORED = 2_000
 
 __all__ = ["NearestMeanClassifier"]
 
@@ -276,9 +279,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        # scoring every held-out row costs n_classes x len(TEMPERATURE_GRID) per
-        # row; a temperature needs no more than about _MAX_SCORED of them
-        self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * _MAX_SCORED)))
+        # scoring a held-out row costs n_classes x len(TEMPERATURE_GRID); one
+        # scalar needs no more than a few thousand rows (all of them up to
+        # 5e6 / n_classes held-out rows: 33,000 for 150 classes)
+        most = max(_MIN_SCORED, _SCORED_PAIRS // len(classes))
+        self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
 
     def _block_statistics(self, X, codes, w) -> tuple:
         """``(statistics of all rows, of the rows not held out, the scored held-out rows)``.
@@ -753,11 +758,15 @@ def _merge_blocks(parts: list) -> tuple:
 
 def _row_hash(X: np.ndarray) -> np.ndarray:
     """A deterministic 64-bit hash of each row's float64 values (equal rows, equal hashes)."""
-    bits = np.ascontiguousarray(X, dtype=np.float64).view(np.uint64)
     golden = np.uint64(0x9E3779B97F4A7C15)
-    mult = (np.arange(1, bits.shape[1] + 1, dtype=np.uint64) * golden) | np.uint64(1)
+    mult = (np.arange(1, X.shape[1] + 1, dtype=np.uint64) * golden) | np.uint64(1)
+    h = np.empty(X.shape[0], dtype=np.uint64)
+    for s in chunk_slices(X.shape[0], X.shape[1] * 16):  # cache-sized pieces
+        bits = np.array(X[s], dtype=np.float64, order="C").view(np.uint64)  # a copy
+        with np.errstate(over="ignore"):
+            bits *= mult
+            h[s] = bits.sum(axis=1, dtype=np.uint64)  # arithmetic modulo 2**64
     with np.errstate(over="ignore"):
-        h = (bits * mult).sum(axis=1, dtype=np.uint64)  # arithmetic modulo 2**64
         h ^= h >> np.uint64(31)
         h *= np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's finaliser
         h ^= h >> np.uint64(29)

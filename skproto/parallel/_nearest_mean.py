@@ -30,7 +30,8 @@ def fit_nearest_mean(estimator, X, y, sample_weight=None):
 
     One pass over the blocks: per-block sufficient statistics (class counts,
     means and scatter, in float64) and, for ``temperature="auto"``, the
-    block's sample of held-out rows (at most about 20,000 over all blocks),
+    block's sample of held-out rows (at most about ``max(2000, 5e6 / n_classes)``
+    over all blocks),
     merged in a tree; the held-out rows are then scored once by the model of
     the other rows' merged statistics. The result equals
     ``estimator.fit(X, y, sample_weight)`` in memory to float tolerance, for
