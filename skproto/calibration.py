@@ -116,7 +116,9 @@ def grid_log_loss(
         shift = np.where(finite, 0.0, -np.inf)
     # the exponentials in float32 (SIMD; each row's largest term is exp(0) = 1,
     # so a sum is exact to about 1e-7 relative: ample to rank temperatures)
-    Dn32, Z = Dn.astype(np.float32), np.empty(Dn.shape, dtype=np.float32)
+    # (terms below -1e30 vanish at every grid temperature: clipped, not overflowing)
+    Dn32 = np.maximum(Dn, -1e30).astype(np.float32)
+    Z = np.empty(Dn.shape, dtype=np.float32)
     lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     for i, t in enumerate(TEMPERATURE_GRID):
         np.multiply(Dn32, np.float32(1.0 / t), out=Z)
