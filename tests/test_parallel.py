@@ -405,3 +405,27 @@ def test_temperature_rows_are_capped_and_the_fit_stays_exact(client, monkeypatch
     got = fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"), da.from_array(X, 70), y)
     _assert_same_fit(got, ref)
     assert got._calibration[1] == ref._calibration[1]
+
+
+def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
+    """A model of megabytes travels to the workers once (no "large graph" warning), and is reused."""
+    import pickle
+    import warnings
+
+    from skproto.parallel import ParallelPostFit
+
+    rng = np.random.RandomState(8)
+    X = rng.normal(size=(400, 2000)).astype(np.float32)
+    y = np.arange(400) % 200
+    model = ParallelPostFit(NearestMeanClassifier(metric="mahalanobis")).fit(X, y)
+    assert len(pickle.dumps(model.estimator_)) > 12 * 2**20  # above dask's 10 MiB warning
+    Xd = da.from_array(X, chunks=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Sending large graph of size ..." would fail
+        got = model.predict(Xd).compute()
+        model.predict_proba(Xd).compute()
+    np.testing.assert_array_equal(got, model.estimator_.predict(X))
+    future = model._scattered[2]
+    model.decision_function(Xd)
+    assert model._scattered[2] is future  # scattered once per fitted model
+    assert "_scattered" not in pickle.loads(pickle.dumps(model)).__dict__

@@ -303,10 +303,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             return stats, None, None
         h = _row_hash(X)
         held = h % _HELD_OUT_EVERY == 0
-        stats.update(X[~held], codes[~held], w[~held], normalize=normalize)
+        stats.update(X, codes, w, normalize=normalize, rows=np.flatnonzero(~held))
         rest = stats
         out = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
-        out.update(X[held], codes[held], w[held], normalize=normalize)
+        out.update(X, codes, w, normalize=normalize, rows=np.flatnonzero(held))
         scored = held & ((h // _HELD_OUT_EVERY) % self._score_stride == 0)
         return rest.merge(out), rest, (X[scored], codes[scored], w[scored])
 
@@ -761,8 +761,12 @@ def _row_hash(X: np.ndarray) -> np.ndarray:
     golden = np.uint64(0x9E3779B97F4A7C15)
     mult = (np.arange(1, X.shape[1] + 1, dtype=np.uint64) * golden) | np.uint64(1)
     h = np.empty(X.shape[0], dtype=np.uint64)
-    for s in chunk_slices(X.shape[0], X.shape[1] * 16):  # cache-sized pieces
-        bits = np.array(X[s], dtype=np.float64, order="C").view(np.uint64)  # a copy
+    slices = list(chunk_slices(X.shape[0], X.shape[1] * 16))  # cache-sized pieces
+    buf = np.empty((slices[0].stop - slices[0].start if slices else 0, X.shape[1]))
+    for s in slices:
+        part = buf[: s.stop - s.start]
+        np.copyto(part, X[s])  # float64 values, in a reused buffer
+        bits = part.view(np.uint64)
         with np.errstate(over="ignore"):
             bits *= mult
             h[s] = bits.sum(axis=1, dtype=np.uint64)  # arithmetic modulo 2**64

@@ -70,37 +70,66 @@ class ClassStats:
             q4=z(n_classes) if fourth else None,
         )
 
-    def update(self, X: np.ndarray, codes: np.ndarray, w: np.ndarray, *, normalize: bool) -> None:
+    def update(
+        self,
+        X: np.ndarray,
+        codes: np.ndarray,
+        w: np.ndarray,
+        *,
+        normalize: bool,
+        rows: np.ndarray | None = None,
+    ) -> None:
         """Fold the rows ``X`` (class ``codes``, weights ``w``) in, in place.
 
         With ``normalize`` the rows are L2-normalised first (cosine metric).
-        Work is proportional to the rows, plus ``p**2`` per class present in
-        the rows when per-class scatter matrices are kept.
+        ``rows`` (indices into ``X``, ``codes`` and ``w``) folds in only those
+        rows, without copying ``X``. Work is proportional to the rows, plus
+        ``p**2`` per class present in the rows when per-class scatter
+        matrices are kept.
         """
         if self.scatter is not None and self.scatter.ndim == 2:
-            self._update_pooled(X, codes, w, normalize)
+            self._update_pooled(X, codes, w, normalize, rows)
             return
+        if rows is not None:
+            X, codes, w = X[rows], codes[rows], w[rows]
         for s in chunk_slices(X.shape[0], 4 * X.shape[1]):
             Xs = np.asarray(X[s], dtype=np.float64)
             self._update_chunk(normalize_rows(Xs) if normalize else Xs, codes[s], w[s])
 
-    def _update_pooled(self, X, codes, w, normalize: bool) -> None:
+    def _update_pooled(self, X, codes, w, normalize: bool, rows) -> None:
         """Pooled scatter: the rows' class means first, then their residual scatter, merged.
 
-        Two passes over ``X`` in chunks: the residuals are taken about the
-        exact class means of all of ``X`` (the stable two-pass form), their
+        Two passes over the rows in chunks: the residuals are taken about the
+        exact class means of all the rows (the stable two-pass form), their
         scatter is one symmetric product per chunk, and the statistics join
-        the running ones by a single pairwise merge.
+        the running ones by a single pairwise merge. The chunks go through two
+        reused float64 buffers: no allocation per chunk (under dask's
+        ``MALLOC_TRIM_THRESHOLD_`` every fresh one would be mapped and zeroed).
         """
         n_classes, p = self.mean.shape
+        if rows is not None:
+            codes, w = codes[rows], w[rows]
         count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
         if not count.sum() > 0:
             return
-        slices = list(chunk_slices(X.shape[0], 4 * p))
+        slices = list(chunk_slices(len(codes), 4 * p))
+        size = slices[0].stop - slices[0].start
+        buf, other = np.empty((size, p)), np.empty((size, p))
+        gather = None if rows is None or X.dtype == np.float64 else np.empty((size, p), X.dtype)
 
-        def rows(s):
-            Xs = np.asarray(X[s], dtype=np.float64)
-            return normalize_rows(Xs) if normalize else Xs
+        def load(s):  # the chunk's rows, float64, in ``buf``
+            out = buf[: s.stop - s.start]
+            if rows is None:
+                np.copyto(out, X[s])
+            elif gather is None:
+                np.take(X, rows[s], axis=0, out=out)
+            else:
+                g = gather[: s.stop - s.start]
+                np.take(X, rows[s], axis=0, out=g)
+                np.copyto(out, g)
+            if normalize:
+                out[:] = normalize_rows(out)
+            return out
 
         sums = np.zeros((n_classes, p))
         for s in slices:
@@ -108,13 +137,13 @@ class ClassStats:
                 (w[s], (codes[s], np.arange(s.stop - s.start))),
                 shape=(n_classes, s.stop - s.start),
             )
-            sums += G @ rows(s)
+            sums += G @ load(s)
         mean = sums / np.where(count > 0, count, 1.0)[:, None]
         scatter = np.zeros((p, p))
         unit = bool(np.all(w == 1.0))
         for s in slices:
-            R = rows(s) if normalize else X[s]
-            R = np.subtract(R, mean[codes[s]], dtype=np.float64)
+            R = load(s)
+            R -= np.take(mean, codes[s], axis=0, out=other[: len(R)])
             if not unit:
                 R *= np.sqrt(w[s])[:, None]
             scatter += R.T @ R  # a symmetric rank-k update (syrk)

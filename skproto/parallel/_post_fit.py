@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+import sys
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
@@ -14,10 +14,13 @@ from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
 
 
-def _on_frame(fn, names, block):
-    import pandas as pd
+def _call(block, est, method, names):
+    """``est.<method>`` of one block (as a frame with the fitted column names, if any)."""
+    if names is not None:
+        import pandas as pd
 
-    return fn(pd.DataFrame(block, columns=names))
+        block = pd.DataFrame(block, columns=names)
+    return getattr(est, method)(block)
 
 
 class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
@@ -105,15 +108,43 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         names = column_names(X)
         X = as_row_blocks(X, known=False)  # whole rows in each block
         width = self._width(est, method)
-        fn = getattr(est, method)
-        if names is not None:  # blocks of a DataFrame: predict on frames with its columns
-            fn = partial(_on_frame, fn, names)
+        shipped = self._shipped(est)
         # the output's dtype, from one zero row (computes nothing of X)
-        probe = np.asarray(fn(np.zeros((1, X.shape[1]), dtype=X.dtype)))
+        probe = np.asarray(_call(np.zeros((1, X.shape[1]), dtype=X.dtype), est, method, names))
+        args = (_call, X, shipped, method, names)
         if width is None:
-            return da.map_blocks(fn, X, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
+            return da.map_blocks(*args, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
         chunks = (X.chunks[0], (width,))
-        return da.map_blocks(fn, X, chunks=chunks, dtype=probe.dtype, meta=probe[:0])
+        return da.map_blocks(*args, chunks=chunks, dtype=probe.dtype, meta=probe[:0])
+
+    def _shipped(self, est):
+        """``est``, or, under a distributed client, its copy scattered once to every worker.
+
+        A fitted model can weigh megabytes; scattered, it travels once per
+        worker instead of inside every graph.
+        """
+        if "distributed" not in sys.modules:
+            return est
+        from dask.base import get_scheduler
+        from distributed import get_client
+
+        try:
+            client = get_client()
+        except ValueError:  # no client: dask's local schedulers
+            return est
+        if getattr(get_scheduler(), "__self__", None) is not client:
+            return est  # a client exists, but dask is told to use another scheduler
+        cached = getattr(self, "_scattered", None)
+        if cached is not None and cached[0] is est and cached[1] is client:
+            return cached[2]
+        future = client.scatter(est, broadcast=True, hash=False)
+        self._scattered = (est, client, future)
+        return future
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_scattered", None)  # futures belong to one client
+        return state
 
     def predict(self, X):
         """``estimator_.predict``, lazily on a dask array (one label per row)."""
