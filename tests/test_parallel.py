@@ -408,7 +408,7 @@ def test_temperature_rows_are_capped_and_the_fit_stays_exact(client, monkeypatch
 
 
 def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
-    """A model of megabytes travels to the workers once (no "large graph" warning), and is reused."""
+    """A model of megabytes travels to the workers once (no "large graph" warning), reused."""
     import pickle
     import warnings
 
