@@ -220,6 +220,8 @@ def test_grid_search_on_the_dask_joblib_backend(client):
 def test_dask_dataframe_fit_and_predict(client):
     """A dask DataFrame (unknown partition lengths) fits exactly and predicts with its columns."""
     dd = pytest.importorskip("dask.dataframe")
+    import warnings
+
     import pandas as pd
 
     from skproto.parallel import ParallelPostFit, fit_nearest_mean
@@ -233,7 +235,9 @@ def test_dask_dataframe_fit_and_predict(client):
     ddf = dd.from_pandas(frame, npartitions=4)
     dy = dd.from_pandas(pd.Series(y), npartitions=4)
     assert np.isnan(ddf.to_dask_array().chunks[0][0])  # partition lengths are unknown
-    got = fit_nearest_mean(NearestMeanClassifier(**params), ddf, dy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # string labels in a dask Series: no dtype warning
+        got = fit_nearest_mean(NearestMeanClassifier(**params), ddf, dy)
     _assert_same_fit(got, ref)
     np.testing.assert_array_equal(got.feature_names_in_, ["f0", "f1", "f2"])
     model = ParallelPostFit(got)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._chunking import is_dask
@@ -20,6 +22,14 @@ def is_dask_frame(X) -> bool:
     return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
 
 
+def frame_to_array(frame):
+    """A dask DataFrame or Series as a dask array (string columns become object arrays, quietly)."""
+    with warnings.catch_warnings():
+        # dask warns that it turns pandas' string dtype into object: that is what we want
+        warnings.filterwarnings("ignore", message="Dask currently has limited support")
+        return frame.to_dask_array()
+
+
 def column_names(X) -> np.ndarray | None:
     """A dask DataFrame's column names when all are strings (as scikit-learn keeps them)."""
     if not is_dask_frame(X) or X.ndim != 2:
@@ -36,7 +46,7 @@ def as_row_blocks(X, *, known: bool = True):
     """
     da = dask_array()
     if is_dask_frame(X):
-        X = X.to_dask_array()
+        X = frame_to_array(X)
     elif not is_dask(X):
         X = np.asarray(X)
         X = da.from_array(X, chunks=(max(1, len(X)),) + X.shape[1:])
@@ -53,7 +63,7 @@ def aligned(a, X, name: str):
     """``a`` (dask or array-like, one value per row of ``X``) in ``X``'s row blocks."""
     da = dask_array()
     if is_dask_frame(a):
-        a = a.to_dask_array()
+        a = frame_to_array(a)
     if not is_dask(a):
         a = da.from_array(np.asarray(a), chunks=-1)
     if any(np.isnan(c) for c in a.chunks[0]):
