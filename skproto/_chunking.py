@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_slices", "is_dask", "take_rows"]
+__all__ = ["CHUNK_ELEMENTS", "chunk_slices", "is_dask", "take_rows", "take_rows_of"]
 
 #: Number of float entries in one chunk of a (rows x columns) work array. Small
 #: enough to stay in cache-friendly blocks, large enough for efficient BLAS.
@@ -31,12 +31,22 @@ def is_dask(X) -> bool:
 
 def take_rows(X, rows: np.ndarray) -> np.ndarray:
     """``X[rows]`` as a numpy array; on a dask array only the blocks holding them are read."""
+    return take_rows_of((X,), rows)[0]
+
+
+def take_rows_of(arrays: tuple, rows: np.ndarray) -> list[np.ndarray]:
+    """``a[rows]`` of each of ``arrays`` (aligned rows), dask ones computed together."""
     rows = np.asarray(rows, dtype=np.intp)
-    if not is_dask(X):
-        return X[rows]
-    if not len(rows):
-        return np.empty((0,) + X.shape[1:], dtype=X.dtype)
-    order = np.argsort(rows, kind="stable")
-    out = np.empty((len(rows),) + X.shape[1:], dtype=X.dtype)
-    out[order] = np.asarray(X[rows[order]].compute())
+    if not any(is_dask(a) for a in arrays):
+        return [a[rows] for a in arrays]
+    import dask
+
+    order = np.argsort(rows, kind="stable")  # dask reads sorted rows block by block
+    got = dask.compute(*[a[rows[order]] for a in arrays]) if len(rows) else None
+    out = []
+    for k, a in enumerate(arrays):
+        part = np.empty((len(rows),) + a.shape[1:], dtype=a.dtype)
+        if len(rows):
+            part[order] = np.asarray(got[k])
+        out.append(part)
     return out

@@ -174,7 +174,7 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None)."""
         names = column_names(X)
         if is_dask_frame(X) or is_dask(X):
-            X = as_row_blocks(X)
+            X = as_row_blocks(X, known=rows is not None)  # row indices need block lengths
             X = X.compute() if rows is None else take_rows(X, rows)
         elif rows is not None:
             X = X.iloc[np.asarray(rows)] if hasattr(X, "iloc") else np.asarray(X)[rows]

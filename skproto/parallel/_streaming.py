@@ -7,6 +7,7 @@ from uuid import uuid4
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._chunking import take_rows_of
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
@@ -177,7 +178,6 @@ def fit_streaming(
     >>> bool((y[rows] == clf.prototype_labels_).all())
     True
     """
-    import dask
 
     from .._torch.estimator import TorchPrototypeClassifier
     from .._torch.training import new_history, torch_threads, train
@@ -222,12 +222,7 @@ def fit_streaming(
     pool = draw.choice(n, min(n, n_val + n_init), replace=False)
     val = np.sort(pool[:n_val])
     init = np.sort(pool[n_val:])
-    picked = np.concatenate([val, init])
-    order = np.argsort(picked, kind="stable")
-    Xp, yp, wp = dask.compute(X[picked[order]], y[picked[order]], w[picked[order]])
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    Xp, yp, wp = Xp[back], yp[back], wp[back]
+    Xp, yp, wp = take_rows_of((X, y, w), np.concatenate([val, init]))
     Xs, ys = estimator._validate_training_data(Xp, yp, reset=True)
     Tp = estimator._set_targets(ys, classes=classes)
     if names is not None:
