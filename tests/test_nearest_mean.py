@@ -586,3 +586,89 @@ def test_pooled_scatter_is_exact_far_from_the_origin(weighted):
     np.testing.assert_allclose(
         stats.scatter, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max()
     )
+
+
+def _direct_pooled(X, codes, w, n_classes):
+    """Counts, means and pooled scatter by the textbook two-pass sums."""
+    count, mean, scatter = np.zeros(n_classes), np.zeros((n_classes, X.shape[1])), 0.0
+    for c in range(n_classes):
+        rows = codes == c
+        if w[rows].sum() > 0:
+            count[c] = w[rows].sum()
+            mean[c] = np.average(X[rows], axis=0, weights=w[rows])
+            R = X[rows] - mean[c]
+            scatter = scatter + (R * w[rows, None]).T @ R
+    return count, mean, scatter
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+@pytest.mark.parametrize("spread", [0.5, 1e5])  # 1e5: too far apart for the one-pass form
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_one_pass_statistics_equal_the_two_pass_sums(offset, spread, weighted, normalize):
+    """The statistics read in one pass (or, when that would cancel digits, two) are exact."""
+    from skproto.nearest_mean._stats import ClassStats, _one_pass
+
+    rng = np.random.RandomState(11)
+    n = 20_000  # several chunks
+    codes = rng.randint(0, 5, n)
+    codes[:7] = 5  # a class only in the first rows; class 6 has none
+    X = offset + rng.normal(size=(n, 4)) + spread * codes[:, None] * np.arange(1, 5)
+    w = rng.uniform(0, 2, n) if weighted else np.ones(n)
+    w[10:20] = 0.0
+    got = ClassStats.of_rows(X, codes, w, 7, normalize=normalize, scatter="pooled", fourth=False)
+    if not normalize:  # classes far apart for their spread: the two-pass fallback
+        assert (_one_pass(X, codes, w, 7, normalize, True) is None) == (spread > 1)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True) if normalize else X
+    count, mean, scatter = _direct_pooled(Xn, codes, w, 7)
+    np.testing.assert_allclose(got.count, count, rtol=1e-12)
+    np.testing.assert_allclose(got.mean, mean, rtol=1e-10, atol=1e-12 * np.abs(mean).max())
+    np.testing.assert_allclose(got.scatter, scatter, rtol=1e-10, atol=1e-12 * np.abs(scatter).max())
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_class_sums_accumulate_in_place(kernel, monkeypatch):
+    """Weighted class sums add into the given array, with scipy's kernel or without."""
+    from skproto.nearest_mean import _stats
+
+    if not kernel:
+        monkeypatch.setattr(_stats, "_csr_matvecs", None)
+    rng = np.random.RandomState(14)
+    B, codes, w = rng.normal(size=(50, 3)), rng.randint(0, 4, 50), rng.uniform(0, 2, 50)
+    sums = np.ones((6, 3))
+    _stats._add_class_sums(sums, w, codes, B)
+    expected = np.ones((6, 3))
+    for i in range(50):
+        expected[codes[i]] += w[i] * B[i]
+    np.testing.assert_allclose(sums, expected, rtol=1e-13)
+    _stats._add_class_sums(sums, w, codes, B[:, ::-1])  # not contiguous: the plain product
+    for i in range(50):
+        expected[codes[i]] += w[i] * B[i, ::-1]
+    np.testing.assert_allclose(sums, expected, rtol=1e-13)
+
+
+def test_rows_each_alone_in_their_class_are_computed_in_two_passes():
+    """A few held-out rows of distinct classes: no one-pass cancellation, an exact zero scatter."""
+    from skproto.nearest_mean._stats import ClassStats, _one_pass
+
+    rng = np.random.RandomState(13)
+    codes = np.arange(5) * 7
+    X = rng.normal(size=(5, 3)) + 0.01 * codes[:, None]
+    w = np.ones(5)
+    assert _one_pass(X, codes, w, 300, False, True) is None
+    held = ClassStats.of_rows(X, codes, w, 300, normalize=False, scatter="pooled", fourth=False)
+    np.testing.assert_array_equal(held.scatter, np.zeros((3, 3)))
+    np.testing.assert_allclose(held.mean[codes], X, rtol=1e-15)
+
+
+def test_a_column_constant_within_a_class_keeps_its_value_as_the_mean():
+    """The shifted sums give a constant column's value back exactly (not 1e-17 off)."""
+    rng = np.random.RandomState(12)
+    X = rng.normal(size=(5000, 3)).astype(np.float32)
+    y = np.arange(5000) % 3
+    X[y == 0, 1] = np.float32(0.1)
+    X[y == 1, 2] = 0.0
+    for metric in ["euclidean", "mahalanobis"]:
+        model = NearestMeanClassifier(metric=metric).fit(X, y)
+        assert model.means_[0, 1] == np.float64(np.float32(0.1))
+        assert model.means_[1, 2] == 0.0

@@ -25,7 +25,8 @@ from ._stats import ClassStats
 
 #: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
-#: held-out (row, class) scores for the temperature (41 each), at most about this many
+#: held-out (row, class) scores for the temperature (41 each), at most about this
+#: many: on larger data only a hashed sample of those rows is held out
 _SCORED_PAIRS = 5_000_000
 #: ... but never fewer than this many rows
 _MIN_SCORED = 2_000
@@ -96,10 +97,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     temperature : "auto" or float > 0, default="auto"
         Temperature ``T`` of the softmax. It does not change ``predict`` under
         uniform priors. "auto" fits ``T`` to held-out rows so that
-        ``predict_proba`` is calibrated: in ``fit``, about one row in five
-        (chosen by a hash of its values, so neither the order of the rows nor
-        repeating a row instead of weighting it changes the choice) is scored
-        by the model of the other rows; in ``partial_fit``,
+        ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
+        most about ``5e6 / n_classes`` rows (chosen by a hash of its values,
+        so neither the order of the rows nor repeating a row instead of
+        weighting it changes the choice) is scored by the model of the other
+        rows; in ``partial_fit``,
         each chunk is scored by the model before it is learnt; ``merge`` adds
         up both models' held-out losses. They are kept on a grid of
         temperatures (sums of log-losses, exactly mergeable) and ``T`` is the
@@ -264,14 +266,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         w = _validation.validate_sample_weight(sample_weight, X)
         classes, codes = np.unique(y, return_inverse=True)
         self._begin_fit(classes, len(X))
-        stats, rest, held = self._block_statistics(X, codes, w)
-        self._finish_fit(stats, self._held_out_losses(stats, rest, held))
+        self._end_fit(*self._block_statistics(X, codes, w))
         self._keep_cases(X_raw, X, y)
         return self
 
     # The steps of ``fit``, also run block by block by skproto.parallel's
-    # distributed fit (one pass): the statistics of each block and its
-    # held-out rows, merged; then the held-out rows scored once.
+    # distributed fit (one pass): the statistics of each block's rows that
+    # are not held out, and its held-out rows, merged; then the held-out
+    # rows scored once and their statistics added.
     def _begin_fit(self, classes: np.ndarray, n_rows: int) -> None:
         """Fix the classes, the statistics' layout and the held-out rows of a fit."""
         _validation.check_two_classes(self, classes)
@@ -286,44 +288,39 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
 
     def _block_statistics(self, X, codes, w) -> tuple:
-        """``(statistics of all rows, of the rows not held out, the scored held-out rows)``.
+        """``(statistics of the rows not held out, the held-out rows (X, codes, w))``.
 
-        The last two are None unless ``temperature="auto"``: about one row in
-        five, chosen by a hash of the row's values (so the choice depends
-        neither on the order of the rows, nor on the blocks, nor on whether
-        a row is repeated or weighted: copies go together), is held out to
-        fit the temperature, and of those one in ``_score_stride`` is kept
-        (``(X, codes, w)``) to be scored. The statistics merge exactly across
-        blocks, the kept rows by concatenation (:func:`_merge_blocks`).
+        Rows are held out only for ``temperature="auto"`` (else the second
+        is None): about one row in five (``_HELD_OUT_EVERY``), and beyond a
+        few thousand of those one in ``_score_stride`` of them, chosen by a
+        hash of the row's values (so the choice depends neither on the order
+        of the rows, nor on the blocks, nor on whether a row is repeated or
+        weighted: copies go together). Blocks merge exactly: the statistics
+        pairwise, the held-out rows by concatenation (:func:`_merge_blocks`).
         """
-        normalize = self._layout["normalize"]
-        stats = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
+        n_classes = len(self.classes_)
         if self.temperature != "auto":
-            stats.update(X, codes, w, normalize=normalize)
-            return stats, None, None
+            return ClassStats.of_rows(X, codes, w, n_classes, **self._layout), None
         h = _row_hash(X)
-        held = h % _HELD_OUT_EVERY == 0
-        stats.update(X, codes, w, normalize=normalize, rows=np.flatnonzero(~held))
-        rest = stats
-        out = ClassStats.empty(len(self.classes_), X.shape[1], **self._layout)
-        out.update(X, codes, w, normalize=normalize, rows=np.flatnonzero(held))
-        scored = held & ((h // _HELD_OUT_EVERY) % self._score_stride == 0)
-        return rest.merge(out), rest, (X[scored], codes[scored], w[scored])
+        held = (h % _HELD_OUT_EVERY == 0) & ((h // _HELD_OUT_EVERY) % self._score_stride == 0)
+        rest = ClassStats.of_rows(X, codes, np.where(held, 0.0, w), n_classes, **self._layout)
+        return rest, (X[held], codes[held], w[held])
 
-    def _held_out_losses(self, stats, rest, held) -> tuple[np.ndarray, float]:
-        """Losses of the held-out rows ``held``, scored by the other rows' model.
+    def _end_fit(self, rest: ClassStats, held) -> None:
+        """Fit from the merged ``_block_statistics``: the held-out rows scored, then added.
 
-        One split, not five: a single scalar needs few rows. Zero when
-        nothing or everything is held out (over all the data: ``stats`` and
-        ``rest`` are the merged statistics).
+        One split, not five: a single scalar needs few rows. The losses are
+        zero when nothing or everything is held out.
         """
         losses = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
-        if rest is None:
-            return losses
-        n_rest, n_all = float(rest.count.sum()), float(stats.count.sum())
-        if n_rest <= 0 or n_rest >= n_all or not len(held[0]):
-            return losses
-        return self._add_held_out(losses, self._derive(rest, 1.0), *held)
+        if held is None:
+            return self._finish_fit(rest, losses)
+        X, codes, w = held
+        out = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)
+        n_rest, n_held = float(rest.count.sum()), float(out.count.sum())
+        if n_rest > 0 and n_held > 0:
+            losses = self._add_held_out(losses, self._derive(rest, 1.0), X, codes, w)
+        self._finish_fit(rest.merge(out), losses)
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
         self._stats = stats
@@ -747,13 +744,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
 def _merge_blocks(parts: list) -> tuple:
     """Merge ``_block_statistics`` results of disjoint blocks (as if one block)."""
-    stats, rest, held = parts[0]
-    for s, r, h in parts[1:]:
-        stats = stats.merge(s)
-        if rest is not None:
-            rest = rest.merge(r)
+    rest, held = parts[0]
+    for r, h in parts[1:]:
+        rest = rest.merge(r)
+        if held is not None:
             held = tuple(np.concatenate([a, b]) for a, b in zip(held, h))
-    return stats, rest, held
+    return rest, held
 
 
 def _row_hash(X: np.ndarray) -> np.ndarray:

@@ -86,6 +86,6 @@ def fit_nearest_mean(estimator, X, y, sample_weight=None):
         del estimator.feature_names_in_
     stats = [dask.delayed(_block_stats)(estimator, xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws)]
     merged = dask.compute(tree(stats, dask.delayed(_merge_blocks)))[0]
-    estimator._finish_fit(merged[0], estimator._held_out_losses(*merged))
+    estimator._end_fit(*merged)
     estimator.prototype_cases_ = None
     return estimator
