@@ -647,6 +647,22 @@ def test_class_sums_accumulate_in_place(kernel, monkeypatch):
     np.testing.assert_allclose(sums, expected, rtol=1e-13)
 
 
+def test_held_out_rows_are_capped_for_few_classes(monkeypatch):
+    """Two classes: the held-out sample stops at ``_MAX_SCORED`` rows, not 5e6 / 2."""
+    from skproto.nearest_mean import _estimator as nm
+
+    monkeypatch.setattr(nm, "_MAX_SCORED", 40)
+    monkeypatch.setattr(nm, "_MIN_SCORED", 10)
+    rng = np.random.RandomState(15)
+    X, y = rng.normal(size=(2000, 3)), np.arange(2000) % 2
+    model = NearestMeanClassifier(temperature="auto")
+    model._begin_fit(np.array([0, 1]), len(X))
+    assert model._score_stride == 10  # ceil(2000 / (5 * 40))
+    rest, held = model._block_statistics(X, y, np.ones(2000))
+    assert 20 <= len(held[0]) <= 70  # about 40 of 2000
+    assert rest.count.sum() == 2000 - len(held[0])
+
+
 def test_rows_each_alone_in_their_class_are_computed_in_two_passes():
     """A few held-out rows of distinct classes: no one-pass cancellation, an exact zero scatter."""
     from skproto.nearest_mean._stats import ClassStats, _one_pass

@@ -30,6 +30,8 @@ _HELD_OUT_EVERY = 5
 _SCORED_PAIRS = 5_000_000
 #: ... but never fewer than this many rows
 _MIN_SCORED = 2_000
+#: ... nor more (a scalar needs no more; they travel to the client in a dask fit)
+_MAX_SCORED = 50_000
 
 __all__ = ["NearestMeanClassifier"]
 
@@ -98,7 +100,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Temperature ``T`` of the softmax. It does not change ``predict`` under
         uniform priors. "auto" fits ``T`` to held-out rows so that
         ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
-        most about ``5e6 / n_classes`` rows (chosen by a hash of its values,
+        most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of its values,
         so neither the order of the rows nor repeating a row instead of
         weighting it changes the choice) is scored by the model of the other
         rows; in ``partial_fit``,
@@ -283,8 +285,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._classes_fixed = False
         # scoring a held-out row costs n_classes x len(TEMPERATURE_GRID); one
         # scalar needs no more than a few thousand rows (all of them up to
-        # 5e6 / n_classes held-out rows: 33,000 for 150 classes)
-        most = max(_MIN_SCORED, _SCORED_PAIRS // len(classes))
+        # 5e6 / n_classes held-out rows: 33,000 for 150 classes; at most 50,000)
+        most = min(_MAX_SCORED, max(_MIN_SCORED, _SCORED_PAIRS // len(classes)))
         self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
 
     def _block_statistics(self, X, codes, w) -> tuple:
