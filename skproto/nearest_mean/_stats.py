@@ -131,10 +131,12 @@ class ClassStats:
     """Weighted per-class sufficient statistics, exactly updatable and mergeable.
 
     All arrays are float64 and aligned with one ordering of the classes.
-    Central moments are kept about each class mean. New rows are folded in
-    with the batch form of Welford's update and two sets are combined with the
-    pairwise update of Chan, Golub & LeVeque (1979); the third and fourth norm
-    moments the Ledoit-Wolf intensity needs are shifted as in Pebay (2008).
+    Central moments are kept about each class mean. New rows are read in one
+    pass about a reference row (:func:`_one_pass`) for means and a pooled
+    scatter, else folded in with the batch form of Welford's update; two sets
+    are combined with the pairwise update of Chan, Golub & LeVeque (1979); the
+    third and fourth norm moments the Ledoit-Wolf intensity needs are shifted
+    as in Pebay (2008).
 
     count : (C,)        sum of sample weights
     mean : (C, p)       weighted mean
