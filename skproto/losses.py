@@ -10,6 +10,7 @@ __all__ = [
     "classification_loss",
     "cluster_cost",
     "glvq_loss",
+    "latent_drift",
     "separation_cost",
     "st_protopnet_loss",
     "weighted_mean",
@@ -48,6 +49,16 @@ def cluster_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
 def separation_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     """ProtoPNet's separation cost: distance to the nearest other-class prototype."""
     return _masked_min(d, ~own) * (~own).any(1)
+
+
+def latent_drift(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+    """Relative squared change of latent rows, per sample: ``||z - z0||^2 / ||z0||^2``.
+
+    Keeps a learned map near an earlier copy (``z0`` its output) while new
+    classes are learnt, so the earlier classes' rows stay where their
+    prototypes expect them (feature distillation).
+    """
+    return ((z - z0) ** 2).sum(-1) / (z0 * z0).sum(-1).clamp_min(_TINY)
 
 
 def st_protopnet_loss(P: torch.Tensor, n_classes: int, k: int, kind: str) -> torch.Tensor:

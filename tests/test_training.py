@@ -77,3 +77,12 @@ def test_threads_default_to_one_during_fit_and_are_restored(monkeypatch):
     assert seen[-1] == 2
     assert resolve_n_threads(None) == 1 and resolve_n_threads(3) == 3
     assert resolve_n_threads(-1) >= 1
+
+
+def test_latent_drift_is_the_relative_squared_change():
+    """Known answers: no change 0, collapse to zero or doubling 1, zero rows stay finite."""
+    from skproto.losses import latent_drift
+
+    z0 = torch.tensor([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [0.0, 0.0]])
+    z = torch.tensor([[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [0.0, 0.0]])
+    torch.testing.assert_close(latent_drift(z, z0), torch.tensor([0.0, 1.0, 1.0, 0.0]))
