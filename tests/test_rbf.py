@@ -301,6 +301,46 @@ def test_nearest_head_partial_fit_grows_new_classes(loss):
         clf.partial_fit(X[:3], names[:3], classes=["a", "b"])
 
 
+def test_class_moments_merge_exactly_across_batches_and_new_classes():
+    """Streamed (count, mean, m2) per class equal those of all rows at once."""
+    from skproto.rbf._estimator import _class_moments, _merge_moments, _reindex_moments
+
+    rng = np.random.RandomState(3)
+    X = 100.0 + rng.normal(size=(300, 4))
+    T = rng.randint(0, 5, 300)
+    a = T < 3  # classes 0-2 first; then every class
+    first = _class_moments(X[a], T[a], 3)
+    grown = _reindex_moments(first, np.array([10, 20, 30]), np.array([10, 20, 30, 40, 50]))
+    merged = _merge_moments(grown, _class_moments(X[~a], T[~a], 5))
+    for got, want in zip(merged, _class_moments(X, T, 5)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_new_classes_train_against_gaussian_stand_ins_of_the_earlier_ones(monkeypatch):
+    """The class-incremental epoch sees _REPLAY_ROWS draws per earlier class, around its mean."""
+    from skproto.rbf import _estimator as rbf
+
+    X, y = load_iris(return_X_y=True)
+    first = y > 0
+    clf = RBFPrototypeClassifier(loss="robust", max_epochs=5, random_state=0).fit(
+        X[first], y[first]
+    )
+    seen = {}
+
+    def spy(net, params, loss, Xb, Tb, wb, config, rng, **kw):
+        seen.update(X=Xb, T=Tb, w=wb)
+        return kw.get("history")
+
+    monkeypatch.setattr(rbf, "train", spy)
+    clf.partial_fit(X[~first], y[~first])
+    T = seen["T"]
+    np.testing.assert_array_equal(np.bincount(T), [50, rbf._REPLAY_ROWS, rbf._REPLAY_ROWS])
+    for c in (1, 2):
+        draws = seen["X"][seen["T"] == c]
+        assert np.linalg.norm(draws.mean(0) - X[y == c].mean(0)) < 0.5
+    np.testing.assert_allclose(seen["w"][T > 0], 50 / rbf._REPLAY_ROWS)  # each an average class
+
+
 def test_rbf_partial_fit_streams_and_fixed_classes_reject_new_labels():
     X, y = load_iris(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(y))
