@@ -22,11 +22,11 @@ the evidence share of the top prototype (median), prototype purity (10
 nearest training rows, mean), explanation stability (Gaussian noise of norm
 5% of the median row norm, 3 draws, on 300 rows) and the global size.
 
-Then: certified accuracy of ``RBFPrototypeClassifier(loss="robust")`` and
+Then: certified accuracy of ``RBFPrototypeClassifier()`` (``loss="robust"``) and
 ``(loss="glvq")`` at their defaults, at radii that are fractions of the
 typical distance to the nearest component (measured on val with the glvq
 model); and, on CLINC150, class-incremental learning: ``ProtoClassifier()``
-and ``RBFPrototypeClassifier(loss="robust")`` fitted on 75 classes (drawn
+and ``RBFPrototypeClassifier()`` fitted on 75 classes (drawn
 with seed 0), then ``partial_fit`` with the other 75, against one fit on all
 150.
 
@@ -89,7 +89,7 @@ OLD_DENSE = {
 }
 OLD_DENSE_NAME = "ProtoClassifier, old dense"
 #: the defaults whose class-incremental partial_fit is measured (CLINC150)
-INCREMENTAL = ["ProtoClassifier()", "RBFPrototypeClassifier(loss='robust')"]
+INCREMENTAL = ["ProtoClassifier()", "RBFPrototypeClassifier()"]
 RADIUS_FRACTIONS = [0.05, 0.1, 0.2, 0.3]
 METRIC_ROWS, STABILITY_ROWS = 1000, 300
 ECE_BINS = 15
@@ -121,9 +121,9 @@ def skproto_defaults(n_jobs: int) -> dict:
         ),
         "ProtoClassifier()": lambda: ProtoClassifier(**torch_kw),
         OLD_DENSE_NAME: lambda: ProtoClassifier(**OLD_DENSE, **torch_kw),
-        "RBFPrototypeClassifier()": lambda: RBFPrototypeClassifier(**torch_kw),
-        "RBFPrototypeClassifier(loss='robust')": lambda: RBFPrototypeClassifier(
-            loss="robust", **torch_kw
+        "RBFPrototypeClassifier()": lambda: RBFPrototypeClassifier(**torch_kw),  # "robust"
+        "RBFPrototypeClassifier(loss='cbc')": lambda: RBFPrototypeClassifier(
+            loss="cbc", **torch_kw
         ),
         "RBFPrototypeClassifier(loss='glvq')": lambda: RBFPrototypeClassifier(
             loss="glvq", **torch_kw
@@ -228,7 +228,7 @@ def certified(models: dict, d: dict) -> dict:
     typical = float(np.median(-glvq.score_samples(d["X_val"])))
     radii = [float(f"{f * typical:.3g}") for f in RADIUS_FRACTIONS]
     out = {"typical_distance": typical, "radii": radii}
-    for name in ["RBFPrototypeClassifier(loss='robust')", "RBFPrototypeClassifier(loss='glvq')"]:
+    for name in ["RBFPrototypeClassifier()", "RBFPrototypeClassifier(loss='glvq')"]:
         acc = certified_accuracy(models[name], d["X_test"], d["y_test"], radii)
         out[name] = [float(a) for a in acc]
         log(f"  certified {name}: {out[name]} at radii {radii}")
@@ -350,7 +350,7 @@ def evaluate_targets(res: dict) -> list[dict]:
     r = res["clinc150"]
     by = {row["model"]: row for row in r["rows"]}
     lr, proto = by["LogisticRegression"], by["ProtoClassifier()"]
-    robust = by["RBFPrototypeClassifier(loss='robust')"]
+    robust = by["RBFPrototypeClassifier()"]
     t = []
     t.append(
         target_row(
@@ -383,7 +383,7 @@ def evaluate_targets(res: dict) -> list[dict]:
     for ds in res["datasets"]:
         c = res[ds]["certified"]
         rob, glvq = (
-            c["RBFPrototypeClassifier(loss='robust')"],
+            c["RBFPrototypeClassifier()"],
             c["RBFPrototypeClassifier(loss='glvq')"],
         )
         t.append(
@@ -395,7 +395,7 @@ def evaluate_targets(res: dict) -> list[dict]:
         )
     t.append(
         target_row(
-            "RBFPrototypeClassifier(loss='robust') within 1 point of LogisticRegression",
+            "RBFPrototypeClassifier() within 1 point of LogisticRegression",
             f"{robust['test_accuracy']:.4f} vs {lr['test_accuracy']:.4f}",
             robust["test_accuracy"] >= lr["test_accuracy"] - 0.01,
         )

@@ -99,7 +99,10 @@ def section_report(d: dict, *, n_queries: int, data_path: Path, n_jobs: int) -> 
     models = {
         "NearestMeanClassifier()": NearestMeanClassifier(),
         "ProtoClassifier()": ProtoClassifier(random_state=0, n_jobs=n_jobs),
-        "RBFPrototypeClassifier()": RBFPrototypeClassifier(random_state=0, n_jobs=n_jobs),
+        # the CBC head: its explanations list presence and absence (the richest report)
+        "RBFPrototypeClassifier(loss='cbc')": RBFPrototypeClassifier(
+            loss="cbc", random_state=0, n_jobs=n_jobs
+        ),
     }
     out = {"n_queries": len(X_q), "cases": cases_kind, "estimators": {}}
     for name, est in models.items():

@@ -51,8 +51,8 @@ CONFIGS = {
     "proto-mixture-log": lambda: ProtoClassifier(
         similarity="log", projection=None, temperature=0.5, early_stopping=False, **FAST
     ),
-    "rbf-cbc": lambda: RBFPrototypeClassifier(n_components=6, **FAST),
-    "rbf-positive": lambda: RBFPrototypeClassifier(reasoning="positive", **FAST),
+    "rbf-cbc": lambda: RBFPrototypeClassifier(n_components=6, loss="cbc", **FAST),
+    "rbf-positive": lambda: RBFPrototypeClassifier(reasoning="positive", loss="cbc", **FAST),
     "rbf-glvq-omega": lambda: RBFPrototypeClassifier(loss="glvq", omega_dim=2, **FAST),
     "rbf-robust-projected": lambda: RBFPrototypeClassifier(
         loss="robust",
@@ -63,8 +63,9 @@ CONFIGS = {
         **FAST,
     ),
     "rbf-cbc-projected": lambda: RBFPrototypeClassifier(
-        n_components=4, project=True, early_stopping=True, **FAST
+        n_components=4, loss="cbc", project=True, early_stopping=True, **FAST
     ),
+    "rbf-default": lambda: RBFPrototypeClassifier(**FAST),
 }
 
 LABELS = {
@@ -115,7 +116,8 @@ def expected_scores(clf, X):
     if isinstance(clf, ProtoClassifier):
         return P @ clf.last_layer_ / clf.temperature_
     rp, rn = clf.reasoning_positive_, clf.reasoning_negative_
-    if clf.loss == "glvq" or clf.reasoning == "nearest":  # p_c = max over own components
+    nearest = clf.reasoning == "nearest" or (clf.reasoning is None and clf.loss != "cbc")
+    if nearest:  # p_c = max over own components (the head of "glvq" and, by default, "robust")
         return np.stack([P[:, clf.prototype_labels_ == c].max(1) for c in clf.classes_], 1)
     return P @ rp + (1 - P) @ rn
 

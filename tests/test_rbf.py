@@ -15,15 +15,15 @@ from skproto import RBFPrototypeClassifier, certified_accuracy
 FAST = dict(max_epochs=15, batch_size=32, random_state=0)
 
 CONFIGS = [
-    dict(),
-    dict(reasoning="positive"),
-    dict(loss="robust"),
+    dict(),  # the defaults: loss="robust", the nearest head
+    dict(loss="cbc"),
+    dict(loss="cbc", reasoning="positive"),
     dict(loss="robust", reasoning="positive", n_components=6),
     dict(loss="glvq", n_components=6),
     dict(loss="glvq", omega_dim=2),
     dict(loss="robust", reasoning="nearest", n_components=5, omega_dim=3),
-    dict(omega_dim=3, n_components=2),
-    dict(project=True),
+    dict(loss="cbc", omega_dim=3, n_components=2),
+    dict(loss="cbc", project=True),
 ]
 
 
@@ -219,7 +219,12 @@ def reference_cbc_radius(clf, X):
 
 
 @pytest.mark.parametrize(
-    "params", [dict(), dict(reasoning="positive"), dict(omega_dim=3, n_components=5)]
+    "params",
+    [
+        dict(loss="cbc"),
+        dict(loss="cbc", reasoning="positive"),
+        dict(loss="cbc", omega_dim=3, n_components=5),
+    ],
 )
 def test_cbc_certificate_is_exactly_theorem_1(params):
     # soundness alone (the attack tests) passes an inflated radius too; this
@@ -264,7 +269,7 @@ def test_bisector_gap_between_nearly_equal_components_is_not_underestimated():
 def test_float32_radii_are_rounded_down():
     X, y = load_iris(return_X_y=True)
     X32 = (X / 8).astype(np.float32)
-    for params in [dict(loss="glvq"), dict()]:
+    for params in [dict(loss="glvq"), dict(loss="cbc")]:
         clf = RBFPrototypeClassifier(**FAST, **params).fit(X32, y)
         r32 = clf.certified_radius(X32)
         assert r32.dtype == np.float32
@@ -351,7 +356,7 @@ def test_rbf_partial_fit_streams_and_fixed_classes_reject_new_labels():
     assert glvq.n_iter_ == 5 and glvq.score(X, y) > 0.8
     with pytest.raises(ValueError, match="not in classes_"):
         glvq.partial_fit(X[:3], np.array([5, 5, 5]))
-    cbc = RBFPrototypeClassifier(random_state=0)  # CBC head: classes up front
+    cbc = RBFPrototypeClassifier(loss="cbc", random_state=0)  # CBC head: classes up front
     with pytest.raises(ValueError, match="classes must be passed"):
         cbc.partial_fit(X, y)
     cbc.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)

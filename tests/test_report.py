@@ -40,7 +40,7 @@ def digits():
 ESTIMATORS = {
     "nearest_mean": lambda: NearestMeanClassifier(),
     "proto": lambda: ProtoClassifier(n_prototypes_per_class=2, max_epochs=4, random_state=0),
-    "rbf_cbc": lambda: RBFPrototypeClassifier(max_epochs=4, random_state=0),
+    "rbf_cbc": lambda: RBFPrototypeClassifier(loss="cbc", max_epochs=4, random_state=0),
     "rbf_robust": lambda: RBFPrototypeClassifier(loss="robust", max_epochs=4, random_state=0),
 }
 

@@ -86,3 +86,21 @@ def test_latent_drift_is_the_relative_squared_change():
     z0 = torch.tensor([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [0.0, 0.0]])
     z = torch.tensor([[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [0.0, 0.0]])
     torch.testing.assert_close(latent_drift(z, z0), torch.tensor([0.0, 1.0, 1.0, 0.0]))
+
+
+def test_the_validation_split_never_takes_a_class_s_last_training_row():
+    """Too few rows to stratify: every class keeps a training row; none left: no split."""
+    from skproto import RBFPrototypeClassifier
+
+    clf = RBFPrototypeClassifier(validation_fraction=0.5)
+    for T in [np.array([0, 1, 2, 2, 2, 2]), np.array([0, 0, 1, 2, 3, 3, 3])]:
+        clf.classes_ = np.unique(T)
+        for seed in range(20):
+            fit_rows, val_rows = clf._early_stopping_split(T, np.random.RandomState(seed))
+            assert set(T[fit_rows]) == set(T)  # every class trains
+            assert len(val_rows) and not set(fit_rows) & set(val_rows)
+    clf.classes_ = np.array([0, 1])
+    assert clf._early_stopping_split(np.array([0, 1]), np.random.RandomState(0))[1] is None
+    X, y = np.array([[0.0, 0.0], [5.0, 5.0]]), np.array(["a", "b"])
+    fitted = RBFPrototypeClassifier(max_epochs=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(fitted.predict(X), y)  # was ["a", "a"]: "b" held out

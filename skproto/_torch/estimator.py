@@ -21,6 +21,7 @@ required; ``_refit`` (default: nothing), ``_trainable``,
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -185,24 +186,29 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _early_stopping_split(self, T, rng):
         """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.
 
-        Stratified by class when every class can be (else a plain random split).
+        Stratified by class when every class can be; else a random split that
+        leaves every class at least one training row (one row per class is
+        kept out of the draw), and no split when no row is left to draw.
         """
         fit_rows = np.arange(len(T))
         if not self.early_stopping:
             return fit_rows, None
         n_val = int(np.ceil(self.validation_fraction * len(T)))
         n_classes = len(self.classes_)
-        stratify = None if T.ndim == 2 else T
-        if stratify is not None and (
-            n_val < n_classes or len(T) - n_val < n_classes or np.bincount(T).min() < 2
-        ):
-            stratify = None  # too little data to stratify
-        return train_test_split(
-            fit_rows,
-            test_size=n_val,
-            stratify=stratify,
-            random_state=rng.randint(np.iinfo(np.int32).max),
-        )
+        seed = rng.randint(np.iinfo(np.int32).max)
+        if T.ndim == 2:
+            return train_test_split(fit_rows, test_size=n_val, random_state=seed)
+        if n_val >= n_classes and len(T) - n_val >= n_classes and np.bincount(T).min() >= 2:
+            return train_test_split(fit_rows, test_size=n_val, stratify=T, random_state=seed)
+        # too little data to stratify: never hold out a class's last training row
+        draws = np.random.RandomState(seed)
+        order = draws.permutation(len(T))
+        keep = order[np.unique(T[order], return_index=True)[1]]
+        draw = np.setdiff1d(fit_rows, keep)
+        if not len(draw):
+            return fit_rows, None
+        val = np.sort(draws.choice(draw, size=min(n_val, len(draw)), replace=False))
+        return np.setdiff1d(fit_rows, val), val
 
     # ------------------------------------------------------------- fitting
     def _validate_training_data(self, X, y, *, reset: bool):
@@ -241,6 +247,9 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 self.n_iter_ = 0
             before = len(history["loss"])
             score = self._score_fn(net)
+            config = self._training_config(self.max_epochs, "fit")
+            if not val:  # too few rows to hold any out: train without early stopping
+                config = replace(config, early_stopping=False)
             train(
                 net,
                 self._trainable(net),
@@ -248,7 +257,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 X_fit,
                 T_fit,
                 w_fit,
-                self._training_config(self.max_epochs, "fit"),
+                config,
                 rng,
                 score=score,
                 history=history,
