@@ -321,6 +321,19 @@ def test_class_moments_merge_exactly_across_batches_and_new_classes():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_partial_fit_from_scratch_keeps_the_moments_of_every_row_once():
+    from skproto.rbf._estimator import _class_moments
+
+    X, y = load_iris(return_X_y=True)
+    order = np.random.RandomState(0).permutation(150)
+    X, y = X[order], y[order]
+    clf = RBFPrototypeClassifier(loss="glvq", random_state=0)
+    for part in np.array_split(np.arange(150), 3):
+        clf.partial_fit(X[part], y[part])
+    for got, want in zip(clf._moments, _class_moments(X, y, 3)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_new_classes_train_against_gaussian_stand_ins_of_the_earlier_ones(monkeypatch):
     """The class-incremental epoch sees _REPLAY_ROWS draws per earlier class, around its mean."""
     from skproto.rbf import _estimator as rbf

@@ -361,7 +361,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 per_row = len(T) / len(np.unique(T)) / _REPLAY_ROWS  # an average class each
                 Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
                 wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
-            self._moments = _merge_moments(self._moments, _class_moments(X, T, len(self.classes_)))
+            if not first:  # (the first call's rows are in _build's moments)
+                self._moments = _merge_moments(
+                    self._moments, _class_moments(X, T, len(self.classes_))
+                )
             train(
                 net,
                 params,
