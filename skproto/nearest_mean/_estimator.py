@@ -100,15 +100,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Temperature ``T`` of the softmax. It does not change ``predict`` under
         uniform priors. "auto" fits ``T`` to held-out rows so that
         ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
-        most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of its values,
-        so neither the order of the rows nor repeating a row instead of
-        weighting it changes the choice) is scored by the model of the other
-        rows; in ``partial_fit``,
-        each chunk is scored by the model before it is learnt; ``merge`` adds
-        up both models' held-out losses. They are kept on a grid of
-        temperatures (sums of log-losses, exactly mergeable) and ``T`` is the
-        minimum, refined by a parabola. The means and covariances stay exact
-        whatever the temperature.
+        most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of
+        its values, so neither the order of the rows nor repeating a row
+        instead of weighting it changes the choice) is scored by the model of
+        the other rows; in ``partial_fit``, each chunk is scored by the model
+        before it is learnt; ``merge`` adds up both models' held-out losses.
+        They are kept on a grid of temperatures (sums of log-losses, exactly
+        mergeable) and ``T`` is the minimum, refined by a parabola. The means
+        and covariances stay exact whatever the temperature.
 
     Attributes
     ----------

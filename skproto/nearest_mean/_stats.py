@@ -8,7 +8,6 @@ import numpy as np
 from scipy import sparse
 
 from .._chunking import chunk_slices
-from ..geometry import normalize_rows
 
 __all__ = ["ClassStats"]
 
@@ -67,6 +66,25 @@ def _normalize_in_place(B: np.ndarray) -> None:
     B /= np.where(norms > 0, norms, 1.0)[:, None]
 
 
+def _float64_chunks(X, normalize: bool):
+    """``(slice, rows)`` over row chunks of ``X``: the rows cast to float64 (and
+    L2-normalised with ``normalize``) in one reused buffer, valid until the next chunk.
+
+    A float32 ``X`` is never cast at once, and no chunk allocates (under dask's
+    ``MALLOC_TRIM_THRESHOLD_`` every fresh array would be mapped and zeroed).
+    """
+    slices = list(chunk_slices(X.shape[0], 4 * X.shape[1]))
+    if not slices:
+        return
+    buf = np.empty((slices[0].stop - slices[0].start, X.shape[1]))
+    for s in slices:
+        B = buf[: s.stop - s.start]
+        np.copyto(B, X[s])
+        if normalize:
+            _normalize_in_place(B)
+        yield s, B
+
+
 def _reference(B: np.ndarray) -> np.ndarray:
     """The rows' mean rounded to float32 values where they fit.
 
@@ -97,17 +115,11 @@ def _one_pass(X, codes, w, n_classes: int, normalize: bool, scatter: bool):
     if n == 0:
         return None
     count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
-    slices = list(chunk_slices(n, 4 * p))
-    buf = np.empty((slices[0].stop - slices[0].start, p))
     sums = np.zeros((n_classes, p))
     gram = np.zeros((p, p)) if scatter else None
     unit = bool(np.all(w == 1.0))
     ref = None
-    for s in slices:
-        B = buf[: s.stop - s.start]
-        np.copyto(B, X[s])
-        if normalize:
-            _normalize_in_place(B)
+    for s, B in _float64_chunks(X, normalize):
         if ref is None:
             ref = _reference(B)
         B -= ref
@@ -191,7 +203,10 @@ class ClassStats:
             if out is not None:
                 return out
         out = cls.empty(n_classes, X.shape[1], scatter=scatter, fourth=fourth)
-        out.update(X, codes, w, normalize=normalize, one_pass=False)
+        if scatter == "pooled":
+            out._update_pooled(X, codes, w, normalize)
+        else:
+            out._fold_chunks(X, codes, w, normalize)
         return out
 
     def update(
@@ -201,29 +216,26 @@ class ClassStats:
         w: np.ndarray,
         *,
         normalize: bool,
-        one_pass: bool = True,
     ) -> None:
         """Fold the rows ``X`` (class ``codes``, weights ``w``) in, in place.
 
         With ``normalize`` the rows are L2-normalised first (cosine metric).
         Work is proportional to the rows, plus ``p**2`` per class present in
-        the rows when per-class scatter matrices are kept. ``one_pass=False``
-        skips the one-pass form.
+        the rows when per-class scatter matrices are kept.
         """
-        per_class = self.scatter is not None and self.scatter.ndim == 3
-        if one_pass and not per_class:
-            scatter = None if self.scatter is None else "pooled"
-            new = ClassStats.of_rows(
-                X, codes, w, len(self.count), normalize=normalize, scatter=scatter, fourth=False
-            )
-            self._assign(self.merge(new))
+        if self.scatter is not None and self.scatter.ndim == 3:
+            self._fold_chunks(X, codes, w, normalize)
             return
-        if self.scatter is not None and self.scatter.ndim == 2:
-            self._update_pooled(X, codes, w, normalize)
-            return
-        for s in chunk_slices(X.shape[0], 4 * X.shape[1]):
-            Xs = np.asarray(X[s], dtype=np.float64)
-            self._update_chunk(normalize_rows(Xs) if normalize else Xs, codes[s], w[s])
+        scatter = None if self.scatter is None else "pooled"
+        new = ClassStats.of_rows(
+            X, codes, w, len(self.count), normalize=normalize, scatter=scatter, fourth=False
+        )
+        self._assign(self.merge(new))
+
+    def _fold_chunks(self, X, codes, w, normalize: bool) -> None:
+        """Welford's batch update, chunk by chunk (touching only the classes present)."""
+        for s, B in _float64_chunks(X, normalize):
+            self._update_chunk(B, codes[s], w[s])
 
     def _assign(self, other: ClassStats) -> None:
         """Take ``other``'s values, in place (same layout)."""
@@ -237,34 +249,24 @@ class ClassStats:
         Two passes over the rows in chunks: the residuals are taken about the
         exact class means of all the rows (the stable two-pass form), their
         scatter is one symmetric product per chunk, and the statistics join
-        the running ones by a single pairwise merge. The chunks go through two
-        reused float64 buffers: no allocation per chunk (under dask's
-        ``MALLOC_TRIM_THRESHOLD_`` every fresh one would be mapped and zeroed).
-        The fallback of :func:`_one_pass` when that one would lose precision.
+        the running ones by a single pairwise merge (:func:`_float64_chunks`:
+        no allocation per chunk). The fallback of :func:`_one_pass` when that
+        one would lose precision.
         """
         n_classes, p = self.mean.shape
         count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
         if not count.sum() > 0:
             return
-        slices = list(chunk_slices(len(codes), 4 * p))
-        size = slices[0].stop - slices[0].start
-        buf, other = np.empty((size, p)), np.empty((size, p))
-
-        def load(s):  # the chunk's rows, float64, in ``buf``
-            out = buf[: s.stop - s.start]
-            np.copyto(out, X[s])
-            if normalize:
-                _normalize_in_place(out)
-            return out
-
         sums = np.zeros((n_classes, p))
-        for s in slices:
-            _add_class_sums(sums, w[s], codes[s], load(s))
+        for s, B in _float64_chunks(X, normalize):
+            _add_class_sums(sums, w[s], codes[s], B)
         mean = sums / np.where(count > 0, count, 1.0)[:, None]
         scatter = np.zeros((p, p))
         unit = bool(np.all(w == 1.0))
-        for s in slices:
-            R = load(s)
+        other = None
+        for s, R in _float64_chunks(X, normalize):
+            if other is None:  # the class means of the rows, gathered in a reused buffer
+                other = np.empty_like(R)
             R -= np.take(mean, codes[s], axis=0, out=other[: len(R)])
             if not unit:
                 R *= np.sqrt(w[s])[:, None]

@@ -357,8 +357,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 frozen[:n_old] = 0.0
                 net.components.register_hook(lambda g: g * frozen)
                 params = [net.components]
-                Xr, Tr = _gaussian_replay(self._moments, np.unique(T), _REPLAY_ROWS, rng)
-                per_row = len(T) / len(np.unique(T)) / _REPLAY_ROWS  # an average class each
+                present = np.unique(T)
+                Xr, Tr = _gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
+                per_row = len(T) / len(present) / _REPLAY_ROWS  # an average class each
                 Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
                 wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
             if not first:  # (the first call's rows are in _build's moments)
