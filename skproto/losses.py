@@ -92,5 +92,16 @@ def cbc_margin_loss(p: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Te
 
 
 def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
-    """``max(0, margin - radius)`` of a signed certified radius, per sample."""
-    return torch.relu(margin - radius)
+    """Hinge of a signed certified radius, averaged over the radii aimed for, per sample.
+
+    The mean of ``max(0, rho - radius)`` over ``rho`` uniform on
+    ``[0, margin]``: ``margin / 2 - radius`` for a misclassified sample
+    (``radius < 0``), ``(margin - radius)**2 / (2 * margin)`` between 0 and
+    ``margin``, and 0 beyond. A misclassified sample pulls with the full
+    slope, a correct one the less the closer it is to ``margin``; with
+    ``margin=0``, ``max(0, -radius)``.
+    """
+    if margin <= 0:
+        return torch.relu(-radius)
+    inside = torch.relu(margin - radius.clamp(min=0.0))
+    return torch.relu(-radius) + inside * inside / (2.0 * margin)

@@ -166,6 +166,33 @@ def test_robust_training_enlarges_the_certificate():
     assert robust.margin_ == 1.0
 
 
+@given(
+    radius=st.floats(-3.0, 3.0, allow_nan=False),
+    margin=st.sampled_from([0.0, 0.25, 1.0, 2.5]),
+)
+@settings(deadline=None, max_examples=40)
+def test_certified_hinge_is_the_hinge_averaged_over_radii(radius, margin):
+    # the robust loss is the mean of max(0, rho - r) over rho uniform on [0, margin]
+    from skproto.losses import certified_hinge
+
+    got = float(certified_hinge(torch.tensor([radius], dtype=torch.float64), margin)[0])
+    if margin == 0:
+        expected = max(0.0, -radius)
+    else:
+        rho = (np.arange(200_000) + 0.5) / 200_000 * margin  # midpoint rule
+        expected = float(np.maximum(rho - radius, 0.0).mean())
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_certified_hinge_pulls_misclassified_samples_hardest():
+    from skproto.losses import certified_hinge
+
+    r = torch.tensor([-0.5, 0.0, 0.25, 0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    certified_hinge(r, 0.5).sum().backward()
+    # slope -1 below 0, -(margin - r) / margin inside, 0 beyond the margin
+    np.testing.assert_allclose(r.grad.numpy(), [-1.0, -1.0, -0.5, 0.0, 0.0])
+
+
 def test_projection_names_training_rows_and_determinism():
     X, y = load_iris(return_X_y=True)
     a = RBFPrototypeClassifier(loss="glvq", n_components=6, project=True, **FAST).fit(X, y)

@@ -27,14 +27,17 @@ from ._network import RBFNetwork
 __all__ = ["RBFPrototypeClassifier"]
 
 #: ``loss="robust"`` defaults: components per class, and the margin as a
-#: fraction of the median distance to the nearest initial component
+#: fraction of the median distance to the nearest initial component (0.7
+#: chosen on CLINC150's validation split, seeds 0-2: accuracy 0.941-0.945
+#: against 0.931-0.937 for 0.5 with the plain hinge, while certifying more
+#: than loss="glvq" at every radius of the benchmark)
 _ROBUST_PER_CLASS = 3
 #: rows drawn per earlier class when ``partial_fit`` brings new classes: a
 #: Gaussian of the class's mean and spread stands for the rows it no longer
 #: sees (chosen on CLINC150's validation split: 75 classes, then 75 more,
 #: 0.886 without, 0.929 with)
 _REPLAY_ROWS = 20
-_ROBUST_MARGIN = 0.5
+_ROBUST_MARGIN = 0.7
 
 
 def _round_down(radius: np.ndarray, dtype) -> np.ndarray:
@@ -84,16 +87,18 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         radius, ``benchmarks/results/defaults.md``) and ``loss="glvq"``
         (which accepts no other head).
     loss : {"robust", "cbc", "glvq"}, default="robust"
-        ``"robust"``: the hinge ``max(0, margin - radius)`` of the signed
-        certified radius (the default: on CLINC150 and digits it is the most
+        ``"robust"``: the hinge ``max(0, rho - radius)`` of the signed
+        certified radius, averaged over radii ``rho`` from 0 to ``margin``
+        (the default: on CLINC150 and digits it is the most
         accurate, best calibrated and most certified of the three,
         ``benchmarks/results/defaults.md``); ``"cbc"``: the CBC margin loss
         ``max(0, max_{j != y} p_j - p_y + margin)``; ``"glvq"``: GLVQ
         (nearest head).
     margin : float, default=None
         For ``"cbc"``, the score margin (default 0.3); for ``"robust"``, the
-        radius aimed for, in input units (default: half the median distance
-        from a training sample to its nearest initial component).
+        largest radius aimed for, in input units (default: 0.7 times the
+        median distance from a training sample to its nearest initial
+        component).
         Stored in ``margin_``.
     sigma : float or "auto", default="auto"
         Initial ``sigma``; "auto": the median distance from a training sample
