@@ -335,21 +335,21 @@ def test_nearest_head_partial_fit_grows_new_classes(loss):
 
 def test_class_moments_merge_exactly_across_batches_and_new_classes():
     """Streamed (count, mean, m2) per class equal those of all rows at once."""
-    from skproto.rbf._estimator import _class_moments, _merge_moments, _reindex_moments
+    from skproto.prototypes.replay import class_moments, merge_moments, reindex_moments
 
     rng = np.random.RandomState(3)
     X = 100.0 + rng.normal(size=(300, 4))
     T = rng.randint(0, 5, 300)
     a = T < 3  # classes 0-2 first; then every class
-    first = _class_moments(X[a], T[a], 3)
-    grown = _reindex_moments(first, np.array([10, 20, 30]), np.array([10, 20, 30, 40, 50]))
-    merged = _merge_moments(grown, _class_moments(X[~a], T[~a], 5))
-    for got, want in zip(merged, _class_moments(X, T, 5)):
+    first = class_moments(X[a], T[a], 3)
+    grown = reindex_moments(first, np.array([10, 20, 30]), np.array([10, 20, 30, 40, 50]))
+    merged = merge_moments(grown, class_moments(X[~a], T[~a], 5))
+    for got, want in zip(merged, class_moments(X, T, 5)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_partial_fit_from_scratch_keeps_the_moments_of_every_row_once():
-    from skproto.rbf._estimator import _class_moments
+    from skproto.prototypes.replay import class_moments
 
     X, y = load_iris(return_X_y=True)
     order = np.random.RandomState(0).permutation(150)
@@ -357,7 +357,7 @@ def test_partial_fit_from_scratch_keeps_the_moments_of_every_row_once():
     clf = RBFPrototypeClassifier(loss="glvq", random_state=0)
     for part in np.array_split(np.arange(150), 3):
         clf.partial_fit(X[part], y[part])
-    for got, want in zip(clf._moments, _class_moments(X, y, 3)):
+    for got, want in zip(clf._moments, class_moments(X, y, 3)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 

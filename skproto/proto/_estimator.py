@@ -31,6 +31,7 @@ from ..losses import (
     weighted_mean,
 )
 from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
+from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._last_layer import refit_last_layer
 from ._network import ProtoNetwork, make_latent_map
 
@@ -44,6 +45,10 @@ __all__ = ["PROTOPNET", "ProtoClassifier"]
 #: 0.929 without, 0.940 with).
 _INCREMENTAL_LR = 0.5
 _DRIFT_WEIGHT = 1.0
+#: Gaussian draws per earlier class replayed when new classes arrive (chosen
+#: on CLINC150's validation split, three splits of 75 + 75 classes: mean
+#: accuracy 0.936 with the stored cases only, 0.940 with 20 draws, 0.941 with 50)
+_REPLAY_ROWS = 50
 
 #: ProtoPNet's objective and dense class-connection layer on the input space,
 #: the configuration before the mixture head: ``ProtoClassifier(**PROTOPNET)``
@@ -469,6 +474,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 bias[moved] = state["head.bias"]
                 state["head.bias"] = bias
                 state["head.codes"] = moved[state["head.codes"].astype(np.intp)].astype(float)
+                if getattr(self, "_moments", None) is not None:
+                    self._moments = reindex_moments(self._moments, self.classes_, union)
                 self.classes_ = union
             history = self.history_
         T = np.searchsorted(self.classes_, y)
@@ -486,9 +493,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 wb = np.concatenate([w, np.full(len(Tb) - len(T), per_case, dtype=np.float32)])
             self._codes = state["head.codes"].astype(np.intp)
             loss, config = self._batch_loss(net), self._training_config(1, "partial_fit")
+            moments = getattr(self, "_moments", None)
             if incremental:  # new classes: learn them while the map keeps the earlier ones
                 loss = _with_drift_penalty(loss, net, _DRIFT_WEIGHT)
                 config = replace(config, learning_rate=config.learning_rate * _INCREMENTAL_LR)
+                if moments is not None:  # and Gaussian draws stand for the earlier rows
+                    present = np.unique(T)
+                    Xr, Tr = gaussian_replay(moments, present, _REPLAY_ROWS, rng)
+                    per_row = len(T) / len(present) / _REPLAY_ROWS  # an average class each
+                    Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([Tb, Tr])
+                    wb = np.concatenate([wb, np.full(len(Tr), per_row, dtype=np.float32)])
             if len(Xb):
                 train(
                     net,
@@ -504,6 +518,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 self.n_iter_ += 1
                 with torch.no_grad():  # the prototypes follow the map
                     net.prototypes.copy_(net.prototype_vectors())
+        if first or moments is not None:  # every row seen, summarised for later replay
+            batch = class_moments(X, T, len(self.classes_))
+            self._moments = batch if first else merge_moments(moments, batch)
         first_row = self._n_seen
         self._n_seen += len(X)
         # the cases exactly as given (the network computed in float32)
@@ -602,6 +619,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def _build(self, X, T, rng):
         """Initial network: latent map, class-wise k-means prototypes, a fresh head."""
+        # what a later class-incremental partial_fit replays for these classes
+        single = T.ndim == 1 and not self.n_tokens
+        self._moments = class_moments(X, T, len(self.classes_)) if single else None
         X = X.astype(np.float32, copy=False)
         X_rows, T_rows = X, T
         X, T, _ = self._candidates(X, T)  # with n_tokens: every real token of every row

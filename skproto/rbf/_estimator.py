@@ -20,8 +20,8 @@ from .._torch.training import new_history, torch_threads, train
 from ..geometry import min_squared_distances
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
-from ..nearest_mean._stats import ClassStats
 from ..prototypes import classwise_kmeans, kmeans_prototypes
+from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._network import RBFNetwork
 
 __all__ = ["RBFPrototypeClassifier"]
@@ -348,7 +348,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 state = self._grown_state(y, classes, X, rng)
                 net = self._network(state, torch.float32)
                 history = self.history_
-                self._moments = _reindex_moments(self._moments, earlier, self.classes_)
+                self._moments = reindex_moments(self._moments, earlier, self.classes_)
             net = net.to(self._device)
             params = self._trainable(net)
             T = np.searchsorted(self.classes_, y)
@@ -363,13 +363,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 net.components.register_hook(lambda g: g * frozen)
                 params = [net.components]
                 present = np.unique(T)
-                Xr, Tr = _gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
+                Xr, Tr = gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
                 per_row = len(T) / len(present) / _REPLAY_ROWS  # an average class each
                 Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
                 wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
             if not first:  # (the first call's rows are in _build's moments)
-                self._moments = _merge_moments(
-                    self._moments, _class_moments(X, T, len(self.classes_))
+                self._moments = merge_moments(
+                    self._moments, class_moments(X, T, len(self.classes_))
                 )
             train(
                 net,
@@ -422,7 +422,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         X = np.asarray(X, dtype=np.float64)
         n_classes, p = len(self.classes_), X.shape[1]
         if np.ndim(T) == 1:  # single-label: what class-incremental replay needs
-            self._moments = _class_moments(X, T, n_classes)
+            self._moments = class_moments(X, T, n_classes)
         K = self.n_components
         if K is None:  # several per class where the certificate gains from them
             K = n_classes * (_ROBUST_PER_CLASS if self.loss == "robust" else 1)
@@ -665,50 +665,3 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if y is not None:
             out[self.classes_[pred] != y] = 0
         return _round_down(out, X.dtype)
-
-
-# Each class's rows, summarised for class-incremental replay: ``(count, mean,
-# m2)`` with ``m2`` the sum of squared distances to the mean (mergeable
-# exactly, as in Chan, Golub & LeVeque).
-def _class_moments(X: np.ndarray, T: np.ndarray, n_classes: int) -> tuple:
-    """``(count, mean, m2)`` of the rows of each class code ``T``."""
-    ones = np.ones(len(T))
-    st = ClassStats.of_rows(X, T, ones, n_classes, normalize=False, scatter=None, fourth=False)
-    m2 = np.zeros(n_classes)
-    for s in chunk_slices(len(T), X.shape[1]):
-        R = np.asarray(X[s], dtype=np.float64) - st.mean[T[s]]
-        m2 += np.bincount(T[s], weights=np.einsum("ij,ij->i", R, R), minlength=n_classes)
-    return st.count, st.mean, m2
-
-
-def _merge_moments(a: tuple, b: tuple) -> tuple:
-    """The moments of the union of two samples (same class order)."""
-    (na, ma, qa), (nb, mb, qb) = a, b
-    n = na + nb
-    fb = nb / np.maximum(n, 1.0)
-    d = mb - ma
-    return n, ma + d * fb[:, None], qa + qb + na * fb * np.einsum("ij,ij->i", d, d)
-
-
-def _reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> tuple:
-    """``moments`` of ``classes`` placed at their rows of the (sorted) ``union``."""
-    at = np.searchsorted(union, classes)
-    out = (np.zeros(len(union)), np.zeros((len(union), moments[1].shape[1])), np.zeros(len(union)))
-    for grown, old in zip(out, moments):
-        grown[at] = old
-    return out
-
-
-def _gaussian_replay(moments: tuple, present: np.ndarray, k: int, rng) -> tuple:
-    """``k`` draws of N(mean, spread * I) for each class with rows seen but not in ``present``.
-
-    ``spread`` is the class's mean squared distance to its mean per feature;
-    float32 rows and their class codes.
-    """
-    count, mean, m2 = moments
-    earlier = np.setdiff1d(np.flatnonzero(count > 0), present)
-    p = mean.shape[1]
-    scale = np.sqrt(m2[earlier] / np.maximum(count[earlier], 1.0) / p)
-    noise = rng.standard_normal((len(earlier), k, p)) * scale[:, None, None]
-    rows = (mean[earlier][:, None, :] + noise).reshape(-1, p).astype(np.float32)
-    return rows, np.repeat(earlier, k)

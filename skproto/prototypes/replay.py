@@ -1,0 +1,66 @@
+"""Gaussian stand-ins for the rows of classes a class-incremental ``partial_fit`` no longer sees.
+
+An estimator keeps, per class, the count, mean and sum of squared distances
+to the mean of every row it has trained on (:func:`class_moments`, merged
+exactly by :func:`merge_moments`). When a later batch brings new classes, the
+earlier classes are replayed as draws of ``N(mean, spread * I)``
+(:func:`gaussian_replay`), so the new classes' training also sees where the
+earlier classes' rows lie, not only their stored prototypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._chunking import chunk_slices
+from ..nearest_mean._stats import ClassStats
+
+__all__ = ["class_moments", "gaussian_replay", "merge_moments", "reindex_moments"]
+
+
+def class_moments(X: np.ndarray, T: np.ndarray, n_classes: int) -> tuple:
+    """``(count, mean, m2)`` of the rows of each class code ``T`` (float64).
+
+    ``m2`` is the sum of squared distances to the class mean; moments of two
+    samples merge exactly (Chan, Golub & LeVeque).
+    """
+    ones = np.ones(len(T))
+    st = ClassStats.of_rows(X, T, ones, n_classes, normalize=False, scatter=None, fourth=False)
+    m2 = np.zeros(n_classes)
+    for s in chunk_slices(len(T), X.shape[1]):
+        R = np.asarray(X[s], dtype=np.float64) - st.mean[T[s]]
+        m2 += np.bincount(T[s], weights=np.einsum("ij,ij->i", R, R), minlength=n_classes)
+    return st.count, st.mean, m2
+
+
+def merge_moments(a: tuple, b: tuple) -> tuple:
+    """The moments of the union of two samples (same class order)."""
+    (na, ma, qa), (nb, mb, qb) = a, b
+    n = na + nb
+    fb = nb / np.maximum(n, 1.0)
+    d = mb - ma
+    return n, ma + d * fb[:, None], qa + qb + na * fb * np.einsum("ij,ij->i", d, d)
+
+
+def reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> tuple:
+    """``moments`` of ``classes`` placed at their rows of the (sorted) ``union``."""
+    at = np.searchsorted(union, classes)
+    out = (np.zeros(len(union)), np.zeros((len(union), moments[1].shape[1])), np.zeros(len(union)))
+    for grown, old in zip(out, moments):
+        grown[at] = old
+    return out
+
+
+def gaussian_replay(moments: tuple, present: np.ndarray, k: int, rng) -> tuple:
+    """``k`` draws of N(mean, spread * I) for each class with rows seen but not in ``present``.
+
+    ``spread`` is the class's mean squared distance to its mean per feature;
+    float32 rows and their class codes.
+    """
+    count, mean, m2 = moments
+    earlier = np.setdiff1d(np.flatnonzero(count > 0), present)
+    p = mean.shape[1]
+    scale = np.sqrt(m2[earlier] / np.maximum(count[earlier], 1.0) / p)
+    noise = rng.standard_normal((len(earlier), k, p)) * scale[:, None, None]
+    rows = (mean[earlier][:, None, :] + noise).reshape(-1, p).astype(np.float32)
+    return rows, np.repeat(earlier, k)
