@@ -104,3 +104,45 @@ def test_the_validation_split_never_takes_a_class_s_last_training_row():
     X, y = np.array([[0.0, 0.0], [5.0, 5.0]]), np.array(["a", "b"])
     fitted = RBFPrototypeClassifier(max_epochs=3, random_state=0).fit(X, y)
     np.testing.assert_array_equal(fitted.predict(X), y)  # was ["a", "a"]: "b" held out
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_steps_exactly_like_torch_adam(weight_decay, dtype):
+    """Our Adam equals torch.optim.Adam bit for bit, skipped gradients included."""
+    from skproto._torch.training import Adam
+
+    gen = torch.Generator().manual_seed(0)
+    start = [
+        torch.randn(5, 3, generator=gen, dtype=dtype),
+        torch.randn(4, generator=gen, dtype=dtype),
+    ]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    ref = [torch.nn.Parameter(t.clone()) for t in start]
+    opt_ours = Adam(ours, lr=3e-3, weight_decay=weight_decay)
+    opt_ref = torch.optim.Adam(ref, lr=3e-3, weight_decay=weight_decay)
+    for it in range(40):
+        for params, opt in ((ours, opt_ours), (ref, opt_ref)):
+            opt.zero_grad()
+            loss = (params[0] ** 3).sum()
+            if it % 3:  # every third step the second parameter has no gradient
+                loss = loss + params[1].sin().sum()
+            loss.backward()
+            opt.step()
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_training_does_not_import_dynamo():
+    """A fit in a fresh process does not pay torch._dynamo's import (about 2 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sklearn.datasets import load_iris; from skproto import ProtoClassifier;"
+        "X, y = load_iris(return_X_y=True);"
+        "ProtoClassifier(max_epochs=2, random_state=0).fit(X, y);"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

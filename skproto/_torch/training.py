@@ -224,9 +224,7 @@ def train(
             weights_val = np.ones(len(X_val), dtype=np.float32)
         Xv, Tv = to_tensor(X_val, dev), _targets(targets_val, dev)
         Wv = to_tensor(weights_val, dev)
-    optimizer = torch.optim.Adam(
-        parameters, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     best, best_state, stale = -np.inf, None, 0
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
@@ -287,6 +285,52 @@ def train(
     if best_state is not None:
         module.load_state_dict(best_state)
     return history
+
+
+class Adam:
+    """Adam (Kingma & Ba), step for step equal to ``torch.optim.Adam``'s defaults.
+
+    Written out because constructing the first ``torch.optim`` optimizer in a
+    process imports ``torch._dynamo``, about two seconds that a first
+    ``fit`` would pay for an update of a few tensors. As in torch, a
+    parameter without a gradient is skipped and keeps its own step count;
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, not AdamW).
+    """
+
+    def __init__(
+        self,
+        parameters,
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        self.parameters = list(parameters)
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.state = [None] * len(self.parameters)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.parameters):
+            if p.grad is None:
+                continue
+            if self.state[i] is None:
+                self.state[i] = [0, torch.zeros_like(p), torch.zeros_like(p)]
+            st = self.state[i]
+            st[0] += 1
+            step, m, v = st
+            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
+            bias1 = 1 - beta1**step
+            bias2_sqrt = (1 - beta2**step) ** 0.5
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / bias1)
 
 
 def weighted_accuracy(hit: np.ndarray, w: np.ndarray | None = None) -> float:
