@@ -146,3 +146,27 @@ def test_training_does_not_import_dynamo():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_epoch_score_reads_at_most_scored_rows_evenly_spaced(monkeypatch):
+    import skproto._torch.training as training
+
+    monkeypatch.setattr(training, "SCORED_ROWS", 7)
+    theta = torch.nn.Parameter(torch.zeros(()))
+    module = torch.nn.Module()
+    module.theta = theta
+    X = np.arange(30, dtype=np.float32)[:, None]
+    seen = []
+
+    def score(Xs, Ts, Ws):
+        seen.append(Xs[:, 0].copy())
+        return 1.0
+
+    config = TrainingConfig(max_epochs=2, batch_size=8, learning_rate=0.1)
+    history = train(
+        module, [theta], lambda xb, tb, wb: ((theta - xb[:, 0]) ** 2).mean(), X,
+        np.zeros(30, dtype=int), np.ones(30, np.float32), config, np.random.RandomState(0),
+        score=score,
+    )  # fmt: skip
+    assert history["train_score"] == [1.0, 1.0]
+    np.testing.assert_array_equal(seen[0], [0, 5, 10, 15, 20, 25])  # every 5th of 30 rows

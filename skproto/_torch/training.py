@@ -35,6 +35,9 @@ __all__ = [
     "weighted_accuracy",
 ]
 
+#: Training rows (at most) the per-epoch ``train_score`` is measured on.
+SCORED_ROWS = 2000
+
 #: Per-epoch keys of ``history_``: lists with one entry per epoch.
 EPOCH_KEYS = ("loss", "train_score", "val_loss", "val_score", "seconds")
 
@@ -42,7 +45,8 @@ EPOCH_KEYS = ("loss", "train_score", "val_loss", "val_score", "seconds")
 def new_history() -> dict:
     """The one ``history_`` schema of the torch estimators, empty.
 
-    ``loss``, ``train_score``, ``val_loss``, ``val_score``, ``seconds``: one
+    ``loss``, ``train_score`` (on at most :data:`SCORED_ROWS` evenly spaced
+    training rows), ``val_loss``, ``val_score``, ``seconds``: one
     entry per epoch of the main training (over all ``fit``/``partial_fit``
     calls; the ``val_*`` lists only with early stopping).
     ``accuracy_before_projection`` (on the rows trained on),
@@ -196,12 +200,13 @@ def train(
 
     ``batch_loss(xb, tb, wb)`` returns the (weighted mean) loss of one batch.
     ``score(X, targets, weights)`` (higher is better, weighted like the loss)
-    is recorded each epoch on the training data and, with early stopping, on
-    ``X_val``. With ``config.early_stopping`` training stops after
-    ``n_iter_no_change`` epochs in which the loss on ``X_val`` did not drop
-    by at least ``tol``, and the parameters of the best epoch are restored;
-    without it, the same rule applies to the training loss. Shuffling draws from
-    ``rng``, so a fixed seed gives the same result on the same device.
+    is recorded each epoch on the training data (at most :data:`SCORED_ROWS`
+    evenly spaced rows of it) and, with early stopping, on ``X_val``. With
+    ``config.early_stopping`` training stops after ``n_iter_no_change``
+    epochs in which the loss on ``X_val`` did not drop by at least ``tol``,
+    and the parameters of the best epoch are restored; without it, the same
+    rule applies to the training loss. Shuffling draws from ``rng``, so a
+    fixed seed gives the same result on the same device.
 
     ``on_epoch_end(epoch)`` (1-based, counting this call's epochs) runs after
     each epoch's updates, before it is scored.
@@ -226,6 +231,11 @@ def train(
         Wv = to_tensor(weights_val, dev)
     optimizer = Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     best, best_state, stale = -np.inf, None, 0
+    if score is not None and not is_dask(X):
+        # the per-epoch training score is an estimate on evenly spaced rows: a
+        # pass over every row each epoch cost 11% of a CLINC150 fit
+        every = -(-len(X) // SCORED_ROWS)
+        scored = (X[::every], targets[::every], weights[::every])
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
         module.train()
@@ -248,7 +258,7 @@ def train(
         epoch_loss = total / max(n, 1)
         history["loss"].append(epoch_loss)
         in_memory = score is not None and not is_dask(X)
-        train_score = score(X, targets, weights) if in_memory else np.nan
+        train_score = score(*scored) if in_memory else np.nan
         history["train_score"].append(train_score)
         if config.early_stopping:
             with torch.no_grad():
