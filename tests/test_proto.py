@@ -492,3 +492,47 @@ def test_inference_uses_the_exact_float64_prototypes():
     P = clf.prototypes_ / np.linalg.norm(clf.prototypes_, axis=1, keepdims=True)
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
     np.testing.assert_allclose(clf.transform(X), U @ P.T, rtol=1e-13, atol=1e-14)
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    n_rows=st.integers(1, 60),
+    chunk_rows=st.sampled_from([1, 7, 1000]),
+    metric=st.sampled_from(["sqeuclidean", "cosine"]),
+)
+@settings(deadline=None, max_examples=40)
+def test_class_restricted_search_equals_the_masked_search(seed, n_rows, chunk_rows, metric):
+    """The group-by-group search (class codes) returns what the masked all-pairs one does.
+
+    With repeated rows, classes without prototypes, prototypes whose class
+    has no row, and several chunks.
+    """
+    from skproto import _chunking
+    from skproto.prototypes.projection import nearest_candidates, project_onto_rows
+
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_rows, 3))
+    X[rng.randint(0, n_rows, n_rows // 3)] = X[0]  # exact ties
+    T = rng.randint(0, 4, n_rows)  # class 3 has no prototype
+    groups = np.array([0, 0, 1, 2, 2, 2, 4])  # class 4 has no row
+    P = rng.normal(size=(len(groups), 3))
+    onehot = np.eye(5)[T]  # the indicator form takes the all-pairs path
+    old = _chunking.CHUNK_ELEMENTS
+    _chunking.CHUNK_ELEMENTS = chunk_rows * 7
+    try:
+        fast = nearest_candidates(P, X, groups=groups, targets=T, metric=metric, offset=3)
+        ref = nearest_candidates(P, X, groups=groups, targets=onehot, metric=metric, offset=3)
+        got = project_onto_rows(P, X, groups=groups, targets=T, metric=metric)
+        want = project_onto_rows(P, X, groups=groups, targets=onehot, metric=metric)
+    finally:
+        _chunking.CHUNK_ELEMENTS = old
+    # the same candidates, except that identical rows (an exact tie in exact
+    # arithmetic) may come in another order: BLAS rounds a product of another
+    # shape differently
+    found = np.isfinite(ref[1])
+    np.testing.assert_array_equal(np.isfinite(fast[1]), found)
+    np.testing.assert_array_equal(X[fast[0][found] - 3], X[ref[0][found] - 3])
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast[2], ref[2])
+    np.testing.assert_array_equal(got >= 0, want >= 0)
+    np.testing.assert_array_equal(X[got[got >= 0]], X[want[want >= 0]])

@@ -114,12 +114,39 @@ def nearest_candidates(
     n_allowed = np.zeros(K, dtype=np.intp)
     if center is None:
         center = prototypes.mean(axis=0) if K else None
+
+    def distances(Z, P):
+        if metric == "cosine":
+            return cosine_distances(Z, P)
+        return squared_distances(Z, P, center=center)
+
+    if targets is not None and np.ndim(targets) == 1:
+        # class codes: each prototype meets only its own group's rows, so the
+        # distances are computed group by group (n_rows x the group's
+        # prototypes, not n_rows x all of them)
+        members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
+        for s in chunk_slices(len(X), max(m, X.shape[1])):
+            Z = X[s] if embed is None else embed(X[s])
+            Ts = np.asarray(targets[s])
+            order = np.argsort(Ts, kind="stable")  # rows of a group stay in row order
+            labels, starts = np.unique(Ts[order], return_index=True)
+            for g, lo, hi in zip(labels, starts, np.append(starts[1:], len(order))):
+                protos = members.get(g)
+                if protos is None:
+                    continue
+                local = order[lo:hi]
+                D = distances(Z[local], prototypes[protos])
+                n_allowed[protos] += len(local)
+                rows = np.broadcast_to(offset + s.start + local, (len(protos), len(local)))
+                best_rows[protos], best_dist[protos] = _keep_nearest(
+                    np.concatenate([best_rows[protos], rows], axis=1),
+                    np.concatenate([best_dist[protos], D.T], axis=1),
+                    m,
+                )
+        return best_rows, best_dist, n_allowed
     for s in chunk_slices(len(X), max(K, X.shape[1])):
         Z = X[s] if embed is None else embed(X[s])
-        if metric == "cosine":
-            D = cosine_distances(Z, prototypes)
-        else:
-            D = squared_distances(Z, prototypes, center=center)
+        D = distances(Z, prototypes)
         if targets is not None:
             Ts = targets[s]
             mask = Ts[:, groups] > 0 if Ts.ndim == 2 else Ts[:, None] == groups[None, :]
