@@ -176,7 +176,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         epoch. Without it, the same rule is applied to the training loss.
         Projection and refit use every row.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=3
+    n_iter_no_change : int, default=2
+        Epochs without improvement before early stopping (2: on CLINC150,
+        seeds 0-2, the same model as 3, one epoch sooner).
     tol : float, default=1e-4
     class_weight : dict, "balanced" or None, default=None
         Weights of classes in the loss, as in scikit-learn.
@@ -320,7 +322,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         weight_decay=0.0,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=3,
+        n_iter_no_change=2,
         tol=1e-4,
         class_weight=None,
         warm_start=False,
