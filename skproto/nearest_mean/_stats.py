@@ -324,7 +324,10 @@ class ClassStats:
             return out
         coef = self.count * fb  # n_a n_b / n
         if self.scatter.ndim == 2:
-            out.scatter = self.scatter + other.scatter + (d * coef[:, None]).T @ d
+            D = d * np.sqrt(coef)[:, None]
+            out.scatter = D.T @ D  # sum_c coef_c d_c d_c^T as one syrk: half a GEMM's work
+            out.scatter += self.scatter
+            out.scatter += other.scatter
             return out
         out.scatter = self.scatter + other.scatter + np.einsum("c,ci,cj->cij", coef, d, d)
         if self.t3 is not None:
