@@ -22,8 +22,12 @@ Sections:
 - ``fit``: ``fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"))``
   on all rows, against a dask pipeline that generates every block and forms
   its ``X.T @ X`` (float64) and sums them: the floor of any covariance fit of
-  these data on this cluster; and against the pure GEMM floor, the rows times
-  the measured per-block ``X.T @ X`` time divided by the workers.
+  these data on this cluster; against the bare GEMM floor with every worker
+  busy (each forms ``X.T @ X`` of one in-memory block as many times as it
+  has blocks, all at once: the covariance work under the fit's conditions,
+  without generating data); and against one worker's per-block kernel time
+  (``kernels``) times the blocks divided by the workers, which assumes that
+  the workers do not slow each other down.
 - ``predict``: ``ParallelPostFit(model).predict`` on all rows, counted
   against the labels on the workers, against the same pipeline with
   ``argmax(X @ M.T)`` in place of ``predict``.
@@ -164,6 +168,31 @@ def _gram(block):
     return (A.T @ A)[None]
 
 
+def _gram_repeat(n_blocks: int, block_rows: int) -> float:
+    """Seconds for ``n_blocks`` float64 ``X.T @ X`` of one in-memory block (no generation)."""
+    info = {None: {"array-location": [(0, block_rows)]}}
+    A = _rows(block_info=info).astype(np.float64)
+    t = time.perf_counter()
+    for _ in range(n_blocks):
+        A.T @ A
+    return time.perf_counter() - t
+
+
+def concurrent_gram_floor(client, n_blocks: int, block_rows: int) -> float:
+    """Wall seconds for every worker to form its share of the blocks' ``X.T @ X`` at once.
+
+    The bare covariance work under the same conditions as the fit (all
+    workers busy, sharing the machine's memory and caches), without the
+    data generation; the slowest worker's time.
+    """
+    workers = list(client.scheduler_info()["workers"])
+    share = -(-n_blocks // len(workers))
+    futures = [
+        client.submit(_gram_repeat, share, block_rows, workers=[w], pure=False) for w in workers
+    ]
+    return max(client.gather(futures))
+
+
 def section_fit(args, kernels: dict) -> dict:
     from skproto import NearestMeanClassifier
     from skproto.parallel import fit_nearest_mean
@@ -180,6 +209,8 @@ def section_fit(args, kernels: dict) -> dict:
         floor.compute()
         res["floor_pipeline_s"] = time.perf_counter() - t
         log(f"fit floor pipeline (generate + X.T @ X): {res['floor_pipeline_s']:.1f} s")
+        res["gemm_concurrent_s"] = concurrent_gram_floor(client, X.numblocks[0], args.block_rows)
+        log(f"fit floor X.T @ X, every worker at once: {res['gemm_concurrent_s']:.1f} s")
         t = time.perf_counter()
         model = fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"), X, y)
         res["fit_s"] = time.perf_counter() - t
@@ -191,6 +222,7 @@ def section_fit(args, kernels: dict) -> dict:
     blocks = args.rows / args.block_rows
     res["gemm_floor_s"] = blocks * kernels["gram64_s"] / args.workers
     res["ratio_to_gemm_floor"] = res["fit_s"] / res["gemm_floor_s"]
+    res["ratio_to_concurrent_gemm"] = res["fit_s"] / res["gemm_concurrent_s"]
     res["ratio_to_pipeline_floor"] = res["fit_s"] / res["floor_pipeline_s"]
     res["rows_per_s_per_worker"] = args.rows / res["fit_s"] / args.workers
     res["temperature"] = float(model.temperature_)
@@ -364,7 +396,13 @@ def render(res: dict) -> str:
                     f"{f['ratio_to_pipeline_floor']:.2f}x",
                 ],
                 [
-                    "floor: X.T @ X alone (measured rate, no data generation)",
+                    "floor: X.T @ X (float64) alone, every worker at once (no data generation)",
+                    f"{f['gemm_concurrent_s']:.1f} s",
+                    f"{f['rows'] / f['gemm_concurrent_s'] / f['workers']:,.0f}",
+                    f"{f['ratio_to_concurrent_gemm']:.2f}x",
+                ],
+                [
+                    "floor: X.T @ X alone, one worker's kernel rate times the workers",
                     f"{f['gemm_floor_s']:.1f} s",
                     f"{f['rows'] / f['gemm_floor_s'] / f['workers']:,.0f}",
                     f"{f['ratio_to_gemm_floor']:.2f}x",
@@ -511,7 +549,12 @@ def main(argv=None) -> int:
             f["ratio_to_pipeline_floor"] <= 2.0,
         ),
         target_row(
-            "fit throughput within 2x of the bare X.T @ X time (no data generation)",
+            "fit throughput within 2x of the bare X.T @ X, every worker at once (no generation)",
+            f"{f['ratio_to_concurrent_gemm']:.2f}x",
+            f["ratio_to_concurrent_gemm"] <= 2.0,
+        ),
+        target_row(
+            "fit throughput within 2x of one worker's X.T @ X kernel rate times the workers",
             f"{f['ratio_to_gemm_floor']:.2f}x",
             f["ratio_to_gemm_floor"] <= 2.0,
         ),
