@@ -18,3 +18,15 @@ def assert_explain_faithful(clf, X, ex, *, atol):
         scores = scores[:, 1] - scores[:, 0]
     np.testing.assert_allclose(scores, dec, rtol=1e-9, atol=atol)
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+
+
+def record_training(monkeypatch, module) -> dict:
+    """Replace ``module.train`` by a spy; the returned dict gets the ``X``, ``T``, ``w`` it saw."""
+    seen: dict = {}
+
+    def spy(net, params, loss, Xb, Tb, wb, config, rng, **kw):
+        seen.update(X=Xb, T=Tb, w=wb)
+        return kw.get("history")
+
+    monkeypatch.setattr(module, "train", spy)
+    return seen

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful, examples
+from helpers import assert_explain_faithful, examples, record_training
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits, load_iris
@@ -405,13 +405,7 @@ def test_new_classes_train_against_gaussian_stand_ins_of_the_earlier_ones(monkey
     first = y > 0
     clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0)
     clf.fit(X[first], y[first])
-    seen = {}
-
-    def spy(net, params, loss, Xb, Tb, wb, config, rng, **kw):
-        seen.update(X=Xb, T=Tb, w=wb)
-        return kw.get("history")
-
-    monkeypatch.setattr(pe, "train", spy)
+    seen = record_training(monkeypatch, pe)
     clf.partial_fit(X[~first], y[~first])
     T, w = seen["T"], seen["w"]
     draws = np.flatnonzero(np.arange(len(T)) >= 50 + 4)  # after the batch and the 4 cases

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful, examples
+from helpers import assert_explain_faithful, examples, record_training
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -370,13 +370,7 @@ def test_new_classes_train_against_gaussian_stand_ins_of_the_earlier_ones(monkey
     clf = RBFPrototypeClassifier(loss="robust", max_epochs=5, random_state=0).fit(
         X[first], y[first]
     )
-    seen = {}
-
-    def spy(net, params, loss, Xb, Tb, wb, config, rng, **kw):
-        seen.update(X=Xb, T=Tb, w=wb)
-        return kw.get("history")
-
-    monkeypatch.setattr(rbf, "train", spy)
+    seen = record_training(monkeypatch, rbf)
     clf.partial_fit(X[~first], y[~first])
     T = seen["T"]
     np.testing.assert_array_equal(np.bincount(T), [50, rbf._REPLAY_ROWS, rbf._REPLAY_ROWS])
