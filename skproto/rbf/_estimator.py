@@ -122,7 +122,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     project_epochs : int, default=10
     max_epochs : int, default=100
     batch_size : int, default=128
-    learning_rate : float, default=3e-3
+    learning_rate : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=0.0
     early_stopping : bool, default=True
@@ -235,7 +235,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         project_epochs=10,
         max_epochs=100,
         batch_size=128,
-        learning_rate=3e-3,
+        learning_rate=1e-3,
         weight_decay=0.0,
         early_stopping=True,
         validation_fraction=0.1,
