@@ -7,12 +7,12 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 import torch
+from helpers import CLINC150_NPZ
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -21,12 +21,7 @@ from skproto import NearestMeanClassifier, ProtoClassifier
 from skproto.encoders import SentenceEncoder, TorchEncoder
 from skproto.explain import attach_cases, cases_of, make_report
 
-CLINC = Path(
-    os.environ.get(
-        "SKPROTO_CLINC150_NPZ",
-        Path(__file__).resolve().parents[2] / "shared/data/clinc150/minilm_l6_v2.npz",
-    )
-)
+CLINC = CLINC150_NPZ
 
 
 # ----------------------------------------------------------------- a small module
