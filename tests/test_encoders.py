@@ -21,8 +21,6 @@ from skproto import NearestMeanClassifier, ProtoClassifier
 from skproto.encoders import SentenceEncoder, TorchEncoder
 from skproto.explain import attach_cases, cases_of, make_report
 
-CLINC = CLINC150_NPZ
-
 
 # ----------------------------------------------------------------- a small module
 class Counting(torch.nn.Module):
@@ -212,11 +210,11 @@ def test_sentence_encoder_names_what_it_looked_for():
 
 def test_sentence_encoder_reproduces_the_shared_clinc150_embeddings():
     _sentence_transformers_or_skip()
-    raw = CLINC.with_name("data_full.json")
-    if not (CLINC.is_file() and raw.is_file()):
-        pytest.skip(f"CLINC150 not found at {CLINC}")
+    raw = CLINC150_NPZ.with_name("data_full.json")
+    if not (CLINC150_NPZ.is_file() and raw.is_file()):
+        pytest.skip(f"CLINC150 not found at {CLINC150_NPZ}")
     texts = [t for t, _ in json.loads(raw.read_text())["train"]]
-    with np.load(CLINC) as z:
+    with np.load(CLINC150_NPZ) as z:
         X = z["X_train"]
     rows = np.random.RandomState(0).choice(len(texts), 500, replace=False)
     Z = SentenceEncoder().fit_transform([texts[i] for i in rows])

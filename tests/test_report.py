@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from browser import load, screenshot
+from helpers import CLINC150_NPZ
 from sklearn.datasets import load_digits
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
@@ -358,12 +359,9 @@ def html_escape(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def clinc150():
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150"
-    npz, raw = here / "minilm_l6_v2.npz", here / "data_full.json"
+    npz, raw = CLINC150_NPZ, CLINC150_NPZ.with_name("data_full.json")
     if not (npz.is_file() and raw.is_file()):
-        pytest.skip(f"CLINC150 not found under {here}")
+        pytest.skip(f"CLINC150 not found under {npz.parent}")
     with np.load(npz) as z:
         data = {k: z[k] for k in ("X_train", "y_train", "X_test")}
     data["raw"] = raw
