@@ -8,11 +8,13 @@ import torch
 from helpers import assert_explain_faithful, examples, record_training
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 from skproto import ProtoClassifier
 from skproto.proto import PROTOPNET
+from skproto.proto._network import LatentOffset
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
@@ -282,7 +284,41 @@ def test_cosine_head_stays_a_plain_linear_map():
         X, y
     )
     head = clf._inference_network().latent_map
-    assert [type(m) for m in head] == [torch.nn.Linear]
+    assert [type(m) for m in head] == [torch.nn.Linear, LatentOffset]
+    plain = clone(clf).set_params(latent_offset=0).fit(X, y)
+    assert [type(m) for m in plain._inference_network().latent_map] == [torch.nn.Linear]
+
+
+def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(early_stopping=False, max_epochs=1, random_state=0).fit(X, y)
+    offset = clf._inference_network().latent_map[-1].offset.item()
+    # the linear map starts at the identity: the latents are the rows
+    assert offset == pytest.approx(np.median(np.linalg.norm(X, axis=1)), rel=1e-6)
+    assert np.allclose(clf.prototypes_[:, -1], offset)
+    given_ = clone(clf).set_params(latent_offset=2.5).fit(X, y)
+    assert given_._inference_network().latent_map[-1].offset.item() == 2.5
+    # a class-incremental model takes it from its first batch
+    first = y < 2
+    inc = ProtoClassifier(random_state=0).partial_fit(X[first], y[first])
+    inc.partial_fit(X[~first], y[~first])
+    offset = inc._inference_network().latent_map[-1].offset.item()
+    assert offset == pytest.approx(np.median(np.linalg.norm(X[first], axis=1)), rel=1e-6)
+
+
+def test_defaults_are_accurate_on_standardised_iris():
+    # With the plain cosine the similarity saw only a row's direction: on
+    # standardised iris (4 features) the defaults reached 0.83 in 5-fold CV
+    # against LogisticRegression's 0.96. The latent offset gives the cosine
+    # the rows' lengths back (0.95-0.96 over seeds).
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), ProtoClassifier(random_state=0))
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    assert cross_val_score(model, X, y, cv=cv).mean() >= 0.93
 
 
 def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():

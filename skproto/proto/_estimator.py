@@ -33,7 +33,7 @@ from ..losses import (
 from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
 from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._last_layer import refit_last_layer
-from ._network import ProtoNetwork, make_latent_map
+from ._network import ProtoNetwork, has_latent_offset, make_latent_map, with_latent_offset
 
 __all__ = ["PROTOPNET", "ProtoClassifier"]
 
@@ -114,6 +114,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
     similarity : {"cosine", "log", "rbf"}, default="cosine"
         ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
         ``exp(-d / width)`` for squared distances ``d``.
+    latent_offset : "auto" or float >= 0, default="auto"
+        With ``similarity="cosine"`` and a map: a constant coordinate ``c``
+        appended to every latent vector, so that the cosine sees a vector's
+        length as well as its direction (0: the plain cosine). "auto": the
+        median norm of the training rows' latent vectors at the start.
     rbf_width : float or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
@@ -165,7 +170,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=256
         Mini-batch size.
-    learning_rate : float, default=3e-3
+    learning_rate : float, default=6e-3
         Adam learning rate.
     weight_decay : float, default=0.0
         Adam weight decay.
@@ -205,7 +210,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
     prototypes_ : ndarray of shape (n_prototypes, dim)
         Prototype vectors in the latent space: after projection, the latent
         vector ``h(X[i])`` of the training row ``i`` each is tied to (the row
-        itself when ``projection=None``).
+        itself when ``projection=None``); with a ``latent_offset`` its last
+        column is that constant.
     prototype_labels_ : ndarray of shape (n_prototypes,)
         Class label of each prototype.
     prototype_kinds_ : ndarray of shape (n_prototypes,)
@@ -274,6 +280,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "projection": [None, StrOptions({"linear", "mlp"})],
         "projection_dim": [None, Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
+        "latent_offset": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
@@ -300,6 +307,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         projection="linear",
         projection_dim=None,
         similarity="cosine",
+        latent_offset="auto",
         rbf_width="auto",
         temperature="auto",
         snap_weight=1.0,
@@ -318,7 +326,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         last_layer_max_iter=200,
         max_epochs=30,
         batch_size=256,
-        learning_rate=3e-3,
+        learning_rate=6e-3,
         weight_decay=0.0,
         early_stopping=True,
         validation_fraction=0.1,
@@ -336,6 +344,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self.projection = projection
         self.projection_dim = projection_dim
         self.similarity = similarity
+        self.latent_offset = latent_offset
         self.rbf_width = rbf_width
         self.temperature = temperature
         self.snap_weight = snap_weight
@@ -460,7 +469,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             self._classes_fixed = declared is not None
             self.n_iter_, self._n_seen = 0, 0
             self._kinds = np.array([], dtype=str)
-            state = self._empty_state(X.shape[1])
+            state = self._empty_state(X)
             history = new_history()
         else:
             _validation.check_same_classes(self, classes)
@@ -530,12 +539,18 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._keep_cases(X_raw, X, y, first_row=first_row)
         return self
 
-    def _empty_state(self, n_features: int) -> dict:
+    def _empty_state(self, X: np.ndarray) -> dict:
         """The state of a mixture model with no prototype yet (map at its start)."""
+        n_features = X.shape[1]
         dim = self.projection_dim or n_features
         latent_map = make_latent_map(
             self.projection, n_features, dim, np.random.RandomState(0), self._bounded_map
         )
+        if latent_map is not None:
+            with torch.no_grad():
+                Z = latent_map(to_tensor(X, torch.device("cpu"))).numpy()
+            latent_map, Z = self._with_offset(latent_map, Z)
+            dim = Z.shape[1]
         head = self._make_head(np.zeros(0, dtype=np.intp), len(self.classes_))
         net = ProtoNetwork(
             latent_map, torch.zeros(0, dim), head, self.similarity, 1.0, n_features=n_features
@@ -633,6 +648,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
         with torch.no_grad():
             Z = X if latent_map is None else latent_map(to_tensor(X, torch.device("cpu"))).numpy()
+        if latent_map is not None:
+            latent_map, Z = self._with_offset(latent_map, Z)
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
         counts = np.full(n_classes, self.n_prototypes_per_class)
@@ -766,13 +783,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def _network(self, state, dtype):
         P = state["prototypes"]
+        offset = has_latent_offset(state)
         latent_map = make_latent_map(
             self.projection,
             self._part_dim,
-            P.shape[1],
+            P.shape[1] - offset,
             np.random.RandomState(0),
             self._bounded_map,
         )
+        if offset:  # its value comes with the state
+            latent_map = with_latent_offset(latent_map, 0.0)
         if self.head == "mixture":
             codes = np.asarray(state["head.codes"], dtype=np.intp)
             head = self._make_head(codes, len(state["head.bias"]))
@@ -949,6 +969,22 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._pull_rows = None
 
     # ------------------------------------------------------------ head
+    def _with_offset(self, latent_map, Z: np.ndarray):
+        """``(map, Z)`` with the :class:`LatentOffset` of ``latent_offset`` appended.
+
+        ``Z`` holds the latent vectors of the training rows under ``latent_map``;
+        the map and ``Z`` come back unchanged without the cosine or with 0.
+        """
+        offset = self.latent_offset
+        if self.similarity != "cosine" or offset == 0:
+            return latent_map, Z
+        if offset == "auto":
+            norms = np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64)) if len(Z) else []
+            offset = float(np.median(norms)) if len(norms) else 1.0
+            offset = offset if np.isfinite(offset) and offset > 0 else 1.0
+        column = np.full((len(Z), 1), offset, dtype=Z.dtype)
+        return with_latent_offset(latent_map, offset), np.hstack([Z, column])
+
     @property
     def _bounded_map(self) -> bool:
         """Whether the latent map ends in a sigmoid (see ``projection``)."""

@@ -16,7 +16,7 @@ from ..geometry import (
 )
 from ..heads import LinearHead
 
-__all__ = ["ProtoNetwork", "make_latent_map"]
+__all__ = ["LatentOffset", "ProtoNetwork", "make_latent_map", "with_latent_offset"]
 
 
 def make_latent_map(
@@ -67,6 +67,34 @@ def make_latent_map(
     if bounded:
         layers.append(torch.nn.Sigmoid())
     return torch.nn.Sequential(*layers)
+
+
+class LatentOffset(torch.nn.Module):
+    """Appends one coordinate equal to ``offset`` to every latent vector.
+
+    The cosine of two such vectors sees their lengths as well as their
+    directions: a map whose outputs are long next to ``offset`` gives back
+    the plain cosine, one whose outputs are short a similarity that falls
+    with the Euclidean distance.
+    """
+
+    def __init__(self, offset: float = 0.0):
+        super().__init__()
+        self.register_buffer("offset", torch.tensor(float(offset)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        column = self.offset.to(dtype=z.dtype, device=z.device).expand(*z.shape[:-1], 1)
+        return torch.cat([z, column], dim=-1)
+
+
+def with_latent_offset(latent_map: torch.nn.Sequential, offset: float) -> torch.nn.Sequential:
+    """``latent_map`` followed by a :class:`LatentOffset` of ``offset``."""
+    return torch.nn.Sequential(*latent_map, LatentOffset(offset))
+
+
+def has_latent_offset(state: dict) -> bool:
+    """Whether a stored network state holds a :class:`LatentOffset` at the end of its map."""
+    return any(k.startswith("latent_map.") and k.endswith(".offset") for k in state)
 
 
 class ProtoNetwork(torch.nn.Module):
