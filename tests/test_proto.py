@@ -306,6 +306,26 @@ def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
     assert offset == pytest.approx(np.median(np.linalg.norm(X[first], axis=1)), rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    "params, rate",
+    [({}, 6e-3), ({"projection": "mlp"}, 3e-3), (dict(PROTOPNET), 3e-3)],
+)
+def test_auto_learning_rate_is_the_rate_chosen_for_the_model(params, rate):
+    # "auto": 6e-3 for the default cosine model on a linear map, whose latent
+    # offset slowed it at 3e-3; 3e-3 (the old default) for everything else,
+    # ProtoPNet's configuration and the MLP map included
+    X, y = load_iris(return_X_y=True)
+    kw = dict(params, max_epochs=3, early_stopping=False, random_state=0)
+    auto = ProtoClassifier(**kw).fit(X, y)
+    given_ = ProtoClassifier(**kw, learning_rate=rate).fit(X, y)
+    other = ProtoClassifier(**kw, learning_rate=rate * 1.5).fit(X, y)
+    # the training losses tell the rates apart (ProtoPNet's convex last-layer
+    # refit can end at the same head whatever the rate)
+    assert auto.history_["loss"] == given_.history_["loss"]
+    assert auto.history_["loss"] != other.history_["loss"]
+    assert np.array_equal(auto.decision_function(X), given_.decision_function(X))
+
+
 def test_defaults_are_accurate_on_standardised_iris():
     # With the plain cosine the similarity saw only a row's direction: on
     # standardised iris (4 features) the defaults reached 0.83 in 5-fold CV

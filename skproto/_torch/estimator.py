@@ -160,12 +160,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _device(self) -> torch.device:
         return resolve_device(self.device)
 
+    @property
+    def _learning_rate(self) -> float:
+        """The Adam learning rate training uses (``learning_rate``, resolved)."""
+        return self.learning_rate
+
     def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
         """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""
         return TrainingConfig(
             max_epochs=max_epochs,
             batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
+            learning_rate=self._learning_rate,
             weight_decay=self.weight_decay,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,

@@ -170,8 +170,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=256
         Mini-batch size.
-    learning_rate : float, default=6e-3
-        Adam learning rate.
+    learning_rate : float or "auto", default="auto"
+        Adam learning rate. "auto": 6e-3 for the cosine similarity on a
+        linear map (the default model), 3e-3 otherwise (chosen on CLINC150's
+        val split; see the user guide).
     weight_decay : float, default=0.0
         Adam weight decay.
     early_stopping : bool, default=True
@@ -297,6 +299,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "last_layer_max_iter": [Interval(Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         **TorchPrototypeClassifier._training_constraints,
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -326,7 +329,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         last_layer_max_iter=200,
         max_epochs=30,
         batch_size=256,
-        learning_rate=6e-3,
+        learning_rate="auto",
         weight_decay=0.0,
         early_stopping=True,
         validation_fraction=0.1,
@@ -969,6 +972,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._pull_rows = None
 
     # ------------------------------------------------------------ head
+    @property
+    def _learning_rate(self) -> float:
+        if self.learning_rate != "auto":
+            return self.learning_rate
+        return 6e-3 if self.projection == "linear" and self.similarity == "cosine" else 3e-3
+
     def _with_offset(self, latent_map, Z: np.ndarray):
         """``(map, Z)`` with the :class:`LatentOffset` of ``latent_offset`` appended.
 
