@@ -21,6 +21,7 @@ from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import new_history, to_tensor, torch_threads, train
 from ..geometry import min_squared_distances, normalize_rows
+from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
     classification_loss,
@@ -545,18 +546,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _empty_state(self, X: np.ndarray) -> dict:
         """The state of a mixture model with no prototype yet (map at its start)."""
         n_features = X.shape[1]
-        dim = self.projection_dim or n_features
-        latent_map = make_latent_map(
-            self.projection, n_features, dim, np.random.RandomState(0), self._bounded_map
-        )
-        if latent_map is not None:
-            with torch.no_grad():
-                Z = latent_map(to_tensor(X, torch.device("cpu"))).numpy()
-            latent_map, Z = self._with_offset(latent_map, Z)
-            dim = Z.shape[1]
+        latent_map, Z = self._starting_map(X, np.random.RandomState(0))
         head = self._make_head(np.zeros(0, dtype=np.intp), len(self.classes_))
         net = ProtoNetwork(
-            latent_map, torch.zeros(0, dim), head, self.similarity, 1.0, n_features=n_features
+            latent_map,
+            torch.zeros(0, Z.shape[1]),
+            head,
+            self.similarity,
+            1.0,
+            n_features=n_features,
         )
         net.tied.fill_(1.0)
         return {k: v.detach().numpy().astype(np.float64) for k, v in net.state_dict().items()}
@@ -647,12 +645,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         X, T, _ = self._candidates(X, T)  # with n_tokens: every real token of every row
         n_classes = len(self.classes_)
         n_features = X.shape[1]
-        dim = self.projection_dim or n_features
-        latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
-        with torch.no_grad():
-            Z = X if latent_map is None else latent_map(to_tensor(X, torch.device("cpu"))).numpy()
-        if latent_map is not None:
-            latent_map, Z = self._with_offset(latent_map, Z)
+        latent_map, Z = self._starting_map(X, rng)
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
         counts = np.full(n_classes, self.n_prototypes_per_class)
@@ -680,6 +673,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         )
         self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
+
+    @property
+    def _learning_rate(self) -> float:
+        if self.learning_rate != "auto":
+            return self.learning_rate
+        return 6e-3 if self.projection == "linear" and self.similarity == "cosine" else 3e-3
 
     @property
     def _noise_seed(self) -> int:
@@ -972,23 +971,25 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._pull_rows = None
 
     # ------------------------------------------------------------ head
-    @property
-    def _learning_rate(self) -> float:
-        if self.learning_rate != "auto":
-            return self.learning_rate
-        return 6e-3 if self.projection == "linear" and self.similarity == "cosine" else 3e-3
+    def _starting_map(self, X: np.ndarray, rng) -> tuple[torch.nn.Module | None, np.ndarray]:
+        """``(map, Z)``: the latent map at its start (weights from ``rng``) and ``X`` under it.
 
-    def _with_offset(self, latent_map, Z: np.ndarray):
-        """``(map, Z)`` with the :class:`LatentOffset` of ``latent_offset`` appended.
-
-        ``Z`` holds the latent vectors of the training rows under ``latent_map``;
-        the map and ``Z`` come back unchanged without the cosine or with 0.
+        With the cosine and a ``latent_offset`` the map ends in its
+        :class:`LatentOffset` ("auto": the median norm of the rows of ``Z``
+        before it). Without a map, ``(None, X)``.
         """
+        n_features = X.shape[1]
+        dim = self.projection_dim or n_features
+        latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
+        if latent_map is None:
+            return None, X
+        with torch.no_grad():
+            Z = latent_map(to_tensor(X, torch.device("cpu"))).numpy()
         offset = self.latent_offset
         if self.similarity != "cosine" or offset == 0:
             return latent_map, Z
         if offset == "auto":
-            norms = np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64)) if len(Z) else []
+            norms = np.sqrt(row_sqnorms(Z.astype(np.float64)))
             offset = float(np.median(norms)) if len(norms) else 1.0
             offset = offset if np.isfinite(offset) and offset > 0 else 1.0
         column = np.full((len(Z), 1), offset, dtype=Z.dtype)
