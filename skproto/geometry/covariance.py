@@ -25,6 +25,8 @@ def shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float
         return float(method)
     p = S.shape[0]
     mu = np.trace(S) / p
+    if np.isfinite(mu) and mu > 0:  # the amount is scale-free: squares of S must not overflow
+        S, q4, mu = S / mu, None if q4 is None else q4 / mu**2, 1.0
     if method == "oas":
         if p == 1:
             return 0.0
@@ -55,8 +57,11 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
     relative cut far above rounding noise, so that models built from the same
     data in a different order or chunking keep the same subspace.
     """
-    lam, V = eigh(cov)
+    scale = float(np.max(np.abs(np.diag(cov)), initial=0.0))
+    if not scale > 0:
+        return None
+    lam, V = eigh(cov / scale)  # scaled: its products must not overflow for huge X
     if lam[-1] <= 0:
         return None
     keep = lam > lam[-1] * PINV_RTOL
-    return V[:, keep] / np.sqrt(lam[keep])
+    return V[:, keep] / np.sqrt(lam[keep] * scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from numbers import Real
 
@@ -13,7 +14,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices
-from ..calibration import TEMPERATURE_GRID, grid_log_loss, grid_temperature
+from ..calibration import (
+    GRID_HALF,
+    grid_center,
+    grid_log_loss,
+    grid_temperature,
+    lattice,
+    merge_grid_losses,
+)
 from ..geometry import (
     normalize_rows,
     shrinkage_amount,
@@ -282,7 +290,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        # scoring a held-out row costs n_classes x len(TEMPERATURE_GRID); one
+        # scoring a held-out row costs n_classes x the grid; one
         # scalar needs no more than a few thousand rows (all of them up to
         # 5e6 / n_classes held-out rows: 33,000 for 150 classes; at most 50,000)
         most = min(_MAX_SCORED, max(_MIN_SCORED, _SCORED_PAIRS // len(classes)))
@@ -313,7 +321,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         One split, not five: a single scalar needs few rows. The losses are
         zero when nothing or everything is held out.
         """
-        losses = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
+        losses = _NO_LOSSES
         if held is None:
             return self._finish_fit(rest, losses)
         X, codes, w = held
@@ -328,26 +336,42 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._calibration = losses
         self._model = self._derive()
 
-    def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple[np.ndarray, float]:
-        """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1)."""
+    def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple:
+        """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1).
+
+        ``losses`` is a ``(sums, total, k_lo)`` table (:func:`merge_grid_losses`);
+        the first rows scored place its window of temperatures on the scale
+        of their scores (:func:`grid_center`), so that the grid follows the
+        units of ``X``.
+        """
         X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
-        saved = getattr(self, "_model", None)
-        self._model = model
-        try:
-            S = self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
-        finally:
-            self._model = saved
         lp = model.log_prior
         finite = np.isfinite(lp)
-        D = np.where(finite, S - np.where(finite, lp, 0.0), -np.inf)  # -distance / 2
-        sums, total = grid_log_loss(D, lp, codes, w)
-        return losses[0] + sums, losses[1] + total
+        # scored without the priors (grid_log_loss adds them at each temperature):
+        # a prior added first would round distances that are tiny next to it away
+        no_prior = np.where(finite, 0.0, -np.inf)
+        b = None if model.b is None else no_prior - model.proto_sqnorm / (2.0 * model.temperature)
+        saved = getattr(self, "_model", None)
+        self._model = dataclasses.replace(model, log_prior=no_prior, b=b)
+        try:
+            D = self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
+        finally:
+            self._model = saved
+        sums, total, k_lo = losses
+        if k_lo is None:
+            k_lo = grid_center(D) - GRID_HALF
+            sums = np.zeros((2, 2 * GRID_HALF + 1))
+        new, weight = grid_log_loss(D, lp, codes, w, lattice(k_lo, sums.shape[1]))
+        return sums + new, total + weight, k_lo
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
         if self.temperature != "auto":
             return float(self.temperature)
-        return grid_temperature(*self._calibration)
+        sums, total, k_lo = self._calibration
+        if k_lo is None:
+            return 1.0
+        return grid_temperature(sums, total, lattice(k_lo, sums.shape[1]))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -427,7 +451,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
-            self._calibration = np.zeros((2, len(TEMPERATURE_GRID))), 0.0
+            self._calibration = _NO_LOSSES
         elif self.temperature == "auto":  # test, then train: the chunk is held out
             model = self._derive(temperature=1.0)
             self._calibration = self._add_held_out(self._calibration, model, X, codes, w)
@@ -507,10 +531,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
         merged._stats = stats
-        merged._calibration = (
-            sum(m._calibration[0] for m in models),
-            sum(m._calibration[1] for m in models),
-        )
+        merged._calibration = merge_grid_losses([m._calibration for m in models])
         merged._model = merged._derive()
         return merged
 
@@ -625,6 +646,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """Shrunk covariances and their whitening maps (``L @ L.T = pinv(cov)``)."""
         pooled = st.scatter.sum(axis=0) if st.scatter.ndim == 3 else st.scatter
         S = pooled / total
+        dev = st.mean - center
+        between = (dev * (st.count / total)[:, None]).T @ dev
+        # a scatter this small next to the spread of the means is rounding
+        # noise (every class a single repeated row): zero, not a huge whitening
+        floor = _ZERO_SCATTER * (max(np.trace(S), 0.0) + max(np.trace(between), 0.0))
+        if np.trace(S) <= floor:
+            S = np.zeros_like(S)
         q4 = st.q4.sum() if st.q4 is not None else None
         a = shrinkage_amount(self.covariance_shrinkage, S, total, q4)
         shared = shrunk_covariance(S, a)
@@ -636,8 +664,6 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # amount toward the same target as the within-class one. Then
         # background - shared = (1 - a) * between is PSD, so no direction
         # without class structure can make an input look *more* typical.
-        dev = st.mean - center
-        between = (dev * (st.count / total)[:, None]).T @ dev
         background_white = whitener(shared + (1.0 - a) * between)
         if background_white is None:
             background_white = np.eye(S.shape[0])
@@ -650,6 +676,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         whiten = [None] * n_classes
         for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
+            if np.trace(Sc) <= floor:
+                Sc = np.zeros_like(Sc)
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = shrunk_covariance(Sc, amounts[c])
@@ -786,6 +814,14 @@ def _within_float32(*arrays) -> bool:
         if top > hi or 0 < top < lo:
             return False
     return True
+
+
+#: A within-class scatter whose trace is at most this times the data's total
+#: spread counts as zero (rounding noise of classes that are single repeated rows).
+_ZERO_SCATTER = 1e-20
+
+#: The held-out losses of a model that has scored no row yet: (sums, total, k_lo)
+_NO_LOSSES = (np.zeros((2, 0)), 0.0, None)
 
 
 @dataclass(frozen=True)
