@@ -184,7 +184,7 @@ def grid_log_loss(
     # (terms below -1e30 vanish at every grid temperature: clipped, not overflowing)
     # (scores of a window far from the unit scale are taken relative to its
     # middle temperature first, so that float32 holds them)
-    ref = 1.0 if 1e-20 <= grid[0] and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
+    ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
     Dn32 = np.maximum(Dn / ref, -1e30).astype(np.float32)
     Z = np.empty(Dn.shape, dtype=np.float32)
     lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)

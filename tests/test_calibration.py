@@ -13,9 +13,13 @@ from skproto import NearestMeanClassifier, ProtoClassifier
 from skproto.calibration import (
     TEMPERATURE_GRID,
     fit_temperature,
+    grid_center,
     grid_log_loss,
     grid_temperature,
+    lattice,
+    merge_grid_losses,
     temperature_log_loss,
+    temperature_window,
 )
 
 
@@ -100,9 +104,12 @@ def test_nearest_mean_auto_temperature_streams_and_merges(digits):
     a = NearestMeanClassifier().fit(X_tr[:half], y_tr[:half])
     b = NearestMeanClassifier().fit(X_tr[half:], y_tr[half:])
     merged = a.merge(b)
-    expected = grid_temperature(
-        a._calibration[0] + b._calibration[0], a._calibration[1] + b._calibration[1]
-    )
+    # shards of one dataset place their windows of temperatures within a step of
+    # each other: their losses add on the common points
+    sums, total, k_lo = merge_grid_losses([a._calibration, b._calibration])
+    assert sums.shape[1] >= len(TEMPERATURE_GRID) - 1
+    assert total == a._calibration[1] + b._calibration[1] == merged._calibration[1]
+    expected = grid_temperature(sums, total, lattice(k_lo, sums.shape[1]))
     assert merged.temperature_ == pytest.approx(expected, rel=1e-12)
     again = NearestMeanClassifier().fit(X_tr, y_tr)
     assert again.temperature_ == batch.temperature_  # deterministic
@@ -148,3 +155,42 @@ def test_nearest_mean_held_out_rows_follow_the_rows_not_their_order_or_weights(d
         np.concatenate([X_tr, X_tr[:50]]), np.concatenate([y_tr, y_tr[:50]])
     )
     assert weighted.temperature_ == pytest.approx(repeated.temperature_, rel=1e-10)
+
+
+def test_grid_windows_follow_the_scale_of_the_scores_and_merge_on_common_points():
+    S, y = sampled_labels(1.0, n=4000)
+    lp = np.zeros(S.shape[1])
+    # the unit window is the historical grid; a window moves by lattice steps
+    np.testing.assert_array_equal(temperature_window(0), TEMPERATURE_GRID)
+    np.testing.assert_allclose(temperature_window(7), TEMPERATURE_GRID * 10**1.05, rtol=1e-12)
+    assert grid_center(S) == grid_center(S * 1.0001)
+    assert grid_center(S * 1e6) == grid_center(S) + 40  # 6 decades = 40 steps of 0.15
+    assert grid_center(np.zeros((5, 3))) == 0  # no spread: the unit window
+    # the same rows scored on two overlapping windows merge on their common points
+    k_a, k_b = -20, -15
+    ta = (*grid_log_loss(S[:2000], lp, y[:2000], None, lattice(k_a, 41)), k_a)
+    tb = (*grid_log_loss(S[2000:], lp, y[2000:], None, lattice(k_b, 41)), k_b)
+    sums, total, k_lo = merge_grid_losses([ta, tb])
+    assert (k_lo, sums.shape[1], total) == (k_b, 36, 4000.0)
+    direct = grid_log_loss(S, lp, y, None, lattice(k_b, 36))[0]
+    np.testing.assert_allclose(sums, direct, rtol=1e-9)
+    # a table of a very different scale is left out, with its weight
+    tc = (*grid_log_loss(S[:10], lp, y[:10], None, lattice(200, 41)), 200)
+    sums2, total2, k2 = merge_grid_losses([ta, tb, tc])
+    assert (k2, total2) == (k_b, 4000.0)
+    assert merge_grid_losses([])[2] is None
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "mahalanobis"])
+@pytest.mark.parametrize("scale", [1e-150, 2.0**-40, 1 / 255, 255.0, 2.0**40, 1e98])
+def test_nearest_mean_temperature_follows_the_units_of_X(digits, metric, scale):
+    """Regression: the temperature grid was fixed in absolute units (1e-3 to 1e3), so
+    Euclidean nearest means on pixel values (0-255) had log-loss 2.2 instead of 0.33,
+    and features of magnitude 1e-10 got uniform probabilities and tied predictions."""
+    X_tr, X_te, y_tr, y_te = digits
+    unit = NearestMeanClassifier(metric=metric).fit(X_tr, y_tr)
+    scaled = NearestMeanClassifier(metric=metric).fit(X_tr * scale, y_tr)
+    np.testing.assert_array_equal(scaled.predict(X_te * scale), unit.predict(X_te))
+    P = scaled.predict_proba(X_te * scale)
+    assert np.isfinite(P).all()
+    assert log_loss(scaled, X_te * scale, y_te) < 1.15 * log_loss(unit, X_te, y_te)

@@ -61,21 +61,24 @@ def test_nearest_mean_is_exact_on_huge_float32_data(metric, iris):
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
-def test_nearest_mean_on_tiny_float32_data_is_as_uncertain_as_it_should_be(metric, iris):
-    # At 1e-30 the squared distances (1e-60) are nothing next to the log prior:
-    # with temperature 1 the probabilities are uniform to machine precision.
+def test_nearest_mean_on_tiny_float32_data_is_as_certain_as_at_unit_scale(metric, iris):
+    # At 1e-30 the squared distances are 1e-60: the fitted temperature follows
+    # them (it used to stop at 1e-3, and the probabilities came out uniform)
     X, y = iris
+    unit = NearestMeanClassifier(metric=metric).fit(X, y)
     scaled = NearestMeanClassifier(metric=metric).fit(X * np.float32(1e-30), y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         proba = scaled.predict_proba(X * np.float32(1e-30))
-    expected = 1 / 3 if metric == "euclidean" else None
     assert np.all(np.isfinite(proba))
-    if expected is not None:
-        np.testing.assert_allclose(proba, expected, rtol=1e-6)
+    codes = np.searchsorted(scaled.classes_, y)
+    loss = -np.mean(np.log(proba[np.arange(len(y)), codes]))
+    unit_loss = -np.mean(np.log(unit.predict_proba(X)[np.arange(len(y)), codes]))
+    assert loss < 1.2 * unit_loss < 0.5
     np.testing.assert_array_equal(
         scaled.predict(X * np.float32(1e-30)), scaled.classes_[proba.argmax(1)]
     )
+    np.testing.assert_array_equal(scaled.predict(X * np.float32(1e-30)), unit.predict(X))
 
 
 @pytest.mark.parametrize("make", TORCH)

@@ -688,3 +688,37 @@ def test_a_column_constant_within_a_class_keeps_its_value_as_the_mean():
         model = NearestMeanClassifier(metric=metric).fit(X, y)
         assert model.means_[0, 1] == np.float64(np.float32(0.1))
         assert model.means_[1, 2] == 0.0
+
+
+@pytest.mark.parametrize("covariance", ["shared", "per_class"])
+def test_classes_of_repeated_rows_have_zero_scatter_and_exact_explanations(covariance):
+    """Regression: every class a single repeated row left a within-class scatter of
+    rounding noise (1e-32), whitened into scores of 1e32 whose expanded quadratic
+    form lost the own-class term (-4.5e15 instead of 0) and disagreed with explain."""
+    rng = np.random.RandomState(0)
+    rows = rng.randn(3, 6) + 3 * np.eye(3, 6)
+    X, y = np.tile(rows, (30, 1)), np.tile([0, 1, 2], 30)
+    clf = NearestMeanClassifier(metric="mahalanobis", covariance=covariance).fit(X, y)
+    Xq = rows + 0.01
+    D = clf.decision_function(Xq)
+    assert np.abs(D).max() < 100  # no whitening of rounding noise
+    np.testing.assert_allclose(np.asarray(clf.explain(Xq).scores), D, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(clf.predict(Xq), [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "method, factor", [("oas", 1e180), ("oas", 1e-200), ("ledoit_wolf", 1e-140)]
+)
+def test_shrinkage_amount_does_not_depend_on_the_units(method, factor):
+    """Regression: S**2 overflowed (or underflowed) for data of magnitude 1e90 (1e-100):
+    a NaN covariance (or no shrinkage) instead of the amount at unit scale."""
+    from skproto.geometry.covariance import shrinkage_amount
+
+    rng = np.random.RandomState(0)
+    Z = rng.randn(50, 4) @ rng.randn(4, 4)
+    S = Z.T @ Z / 50
+    q4 = float(np.sum(np.sum(Z * Z, axis=1) ** 2))
+    unit = shrinkage_amount(method, S, 50, q4)
+    assert 0 < unit < 1
+    q4_scaled = None if method == "oas" else q4 * factor**2
+    assert shrinkage_amount(method, S * factor, 50, q4_scaled) == pytest.approx(unit, rel=1e-9)

@@ -26,7 +26,7 @@ def shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float
     p = S.shape[0]
     mu = np.trace(S) / p
     if np.isfinite(mu) and mu > 0:  # the amount is scale-free: squares of S must not overflow
-        S, q4, mu = S / mu, None if q4 is None else q4 / mu**2, 1.0
+        S, q4, mu = S / mu, None if q4 is None else q4 / mu / mu, 1.0
     if method == "oas":
         if p == 1:
             return 0.0
