@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._chunking import is_dask
+from ..geometry._array import row_sqnorms
 
 __all__ = [
     "TrainingConfig",
@@ -297,6 +298,39 @@ def train(
     return history
 
 
+def data_scale(X: np.ndarray) -> float:
+    """The power of two nearest the median row norm of ``X`` (1.0 for no usable row).
+
+    The unit of the parameters that live in the units of ``X`` (see
+    :func:`in_units`), or the divisor of the inputs (ProtoClassifier's
+    ``InputScale``): a power of two scales exactly, so that training on
+    ``X * 2**k`` is training on ``X``, and the learning rate means the same
+    in any units of ``X``.
+    """
+    if not len(X):
+        return 1.0
+    norms = np.sqrt(row_sqnorms(np.asarray(X, dtype=np.float64)))
+    median = float(np.median(norms))
+    if not (np.isfinite(median) and median > 0):
+        return 1.0
+    return float(2.0 ** np.round(np.log2(median)))
+
+
+#: Attribute of a parameter holding the unit of its values (1.0 if absent).
+_UNIT = "_skproto_unit"
+
+
+def in_units(parameter: torch.nn.Parameter, unit: float) -> torch.nn.Parameter:
+    """Mark ``parameter`` as measured in ``unit``: :class:`Adam` steps it ``unit`` times as far.
+
+    For a parameter in the units of the data (e.g. RBF components), with
+    ``unit = data_scale(X)``, the optimiser moves it the same fraction of the
+    data's spread whatever the units of ``X``.
+    """
+    setattr(parameter, _UNIT, float(unit))
+    return parameter
+
+
 class Adam:
     """Adam (Kingma & Ba), step for step equal to ``torch.optim.Adam``'s defaults.
 
@@ -305,6 +339,7 @@ class Adam:
     ``fit`` would pay for an update of a few tensors. As in torch, a
     parameter without a gradient is skipped and keeps its own step count;
     ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, not AdamW).
+    A parameter marked by :func:`in_units` steps in its unit.
     """
 
     def __init__(
@@ -334,13 +369,16 @@ class Adam:
             st = self.state[i]
             st[0] += 1
             step, m, v = st
-            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+            unit = getattr(p, _UNIT, 1.0)
+            g = p.grad
+            if self.weight_decay:  # (a decay of p in its unit: weight_decay * p / unit**2)
+                g = g.add(p, alpha=self.weight_decay / unit**2)
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
             bias1 = 1 - beta1**step
             bias2_sqrt = (1 - beta2**step) ** 0.5
             denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / bias1)
+            p.addcdiv_(m, denom, value=-self.lr * unit / bias1)
 
 
 def weighted_accuracy(hit: np.ndarray, w: np.ndarray | None = None) -> float:

@@ -19,7 +19,7 @@ from .. import _validation
 from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
-from .._torch.training import new_history, to_tensor, torch_threads, train
+from .._torch.training import data_scale, new_history, to_tensor, torch_threads, train
 from ..geometry import min_squared_distances, normalize_rows
 from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
@@ -34,7 +34,14 @@ from ..losses import (
 from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
 from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._last_layer import refit_last_layer
-from ._network import ProtoNetwork, has_latent_offset, make_latent_map, with_latent_offset
+from ._network import (
+    ProtoNetwork,
+    has_input_scale,
+    has_latent_offset,
+    make_latent_map,
+    with_input_scale,
+    with_latent_offset,
+)
 
 __all__ = ["PROTOPNET", "ProtoClassifier"]
 
@@ -793,7 +800,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
             np.random.RandomState(0),
             self._bounded_map,
         )
-        if offset:  # its value comes with the state
+        if has_input_scale(state):  # the values of both come with the state
+            latent_map = with_input_scale(latent_map, 1.0)
+        if offset:
             latent_map = with_latent_offset(latent_map, 0.0)
         if self.head == "mixture":
             codes = np.asarray(state["head.codes"], dtype=np.intp)
@@ -983,6 +992,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
         if latent_map is None:
             return None, X
+        scale = data_scale(X)
+        if scale != 1.0:  # the map sees rows of about unit norm, whatever the units of X
+            latent_map = with_input_scale(latent_map, scale)
         with torch.no_grad():
             Z = latent_map(to_tensor(X, torch.device("cpu"))).numpy()
         offset = self.latent_offset

@@ -16,7 +16,14 @@ from ..geometry import (
 )
 from ..heads import LinearHead
 
-__all__ = ["LatentOffset", "ProtoNetwork", "make_latent_map", "with_latent_offset"]
+__all__ = [
+    "InputScale",
+    "LatentOffset",
+    "ProtoNetwork",
+    "make_latent_map",
+    "with_input_scale",
+    "with_latent_offset",
+]
 
 
 def make_latent_map(
@@ -67,6 +74,27 @@ def make_latent_map(
     if bounded:
         layers.append(torch.nn.Sigmoid())
     return torch.nn.Sequential(*layers)
+
+
+class InputScale(torch.nn.Module):
+    """Divides the inputs by ``scale`` (a power of two, so exactly) before the map."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.scale.to(dtype=x.dtype, device=x.device)
+
+
+def with_input_scale(latent_map: torch.nn.Sequential, scale: float) -> torch.nn.Sequential:
+    """``latent_map`` preceded by an :class:`InputScale` of ``scale``."""
+    return torch.nn.Sequential(InputScale(scale), *latent_map)
+
+
+def has_input_scale(state: dict) -> bool:
+    """Whether a stored network state holds an :class:`InputScale` at the start of its map."""
+    return any(k.startswith("latent_map.") and k.endswith(".scale") for k in state)
 
 
 class LatentOffset(torch.nn.Module):

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
-from .._torch.training import new_history, torch_threads, train
+from .._torch.training import data_scale, in_units, new_history, torch_threads, train
 from ..geometry import min_squared_distances
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
@@ -470,23 +470,29 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 torch.as_tensor(logits, dtype=torch.float32),
                 negative=self._head_kind == "positive_negative",
             )
-        return RBFNetwork(
+        # the components step in the data's units (sigma, through its log, and
+        # the margin, a multiple of the typical distance, follow them already)
+        self._data_scale = data_scale(X)
+        net = RBFNetwork(
             torch.as_tensor(W, dtype=torch.float32),
             None if omega is None else torch.as_tensor(omega, dtype=torch.float32),
             torch.tensor(np.log(sigma), dtype=torch.float32),
             head,
             learn_sigma=self.learn_sigma,
         )
+        in_units(net.components, self._data_scale)
+        return net
 
     def _batch_loss(self, net):
         margin, kind = self.margin_, self.loss
+        unit = getattr(self, "_data_scale", 1.0)
 
         def loss(xb, tb, wb):
             if kind == "glvq":
                 own = net.head.labels[None, :] == tb[:, None]
                 per = glvq_loss(net.squared_distances(xb), own)
-            elif kind == "robust":
-                per = certified_hinge(net.certified_radius(xb, tb, smooth=True), margin)
+            elif kind == "robust":  # radii in the data's unit: the same loss in any units
+                per = certified_hinge(net.certified_radius(xb, tb, smooth=True), margin) / unit
             else:
                 per = cbc_margin_loss(net(xb), tb, margin)
             return weighted_mean(per, wb)
@@ -517,6 +523,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             tensors["head.labels"] = tensors["head.labels"].long()
         net = net.to(dtype=dtype)  # before loading: float64 values stay exact
         net.load_state_dict(tensors)
+        in_units(net.components, getattr(self, "_data_scale", 1.0))
         return net
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
