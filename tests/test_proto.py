@@ -13,6 +13,7 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 from skproto import ProtoClassifier
+from skproto._torch.training import data_scale
 from skproto.proto import PROTOPNET
 from skproto.proto._network import InputScale, LatentOffset
 
@@ -284,16 +285,16 @@ def test_cosine_head_stays_a_plain_linear_map():
         X, y
     )
     head = clf._inference_network().latent_map
-    # iris rows have norms about 10: the map sees them divided by 8 (exactly)
+    # iris rows spread about 2 from their mean: the map sees them divided by 2 (exactly)
     assert [type(m) for m in head] == [InputScale, torch.nn.Linear, LatentOffset]
-    assert head[0].scale.item() == 8.0
+    assert head[0].scale.item() == data_scale(X) == 2.0
     plain = clone(clf).set_params(latent_offset=0).fit(X, y)
     assert [type(m) for m in plain._inference_network().latent_map] == [
         InputScale,
         torch.nn.Linear,
     ]
     # rows of about unit norm (sentence embeddings) need no scaling
-    unit = clone(clf).fit(X / 8, y)
+    unit = clone(clf).fit(X / 2, y)
     assert [type(m) for m in unit._inference_network().latent_map] == [
         torch.nn.Linear,
         LatentOffset,
@@ -304,8 +305,8 @@ def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
     X, y = load_iris(return_X_y=True)
     clf = ProtoClassifier(early_stopping=False, max_epochs=1, random_state=0).fit(X, y)
     offset = clf._inference_network().latent_map[-1].offset.item()
-    # the linear map starts at the identity: the latents are the rows (over 8)
-    assert offset == pytest.approx(np.median(np.linalg.norm(X / 8, axis=1)), rel=1e-6)
+    # the linear map starts at the identity: the latents are the rows (over 2)
+    assert offset == pytest.approx(np.median(np.linalg.norm(X / 2, axis=1)), rel=1e-6)
     assert np.allclose(clf.prototypes_[:, -1], offset)
     given_ = clone(clf).set_params(latent_offset=2.5).fit(X, y)
     assert given_._inference_network().latent_map[-1].offset.item() == 2.5
@@ -314,7 +315,8 @@ def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
     inc = ProtoClassifier(random_state=0).partial_fit(X[first], y[first])
     inc.partial_fit(X[~first], y[~first])
     offset = inc._inference_network().latent_map[-1].offset.item()
-    assert offset == pytest.approx(np.median(np.linalg.norm(X[first] / 8, axis=1)), rel=1e-6)
+    unit = data_scale(X[first])
+    assert offset == pytest.approx(np.median(np.linalg.norm(X[first] / unit, axis=1)), rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._chunking import is_dask
+from .._chunking import chunk_slices, is_dask
 from ..geometry._array import row_sqnorms
 
 __all__ = [
@@ -299,7 +299,7 @@ def train(
 
 
 def data_scale(X: np.ndarray) -> float:
-    """The power of two nearest the median row norm of ``X`` (1.0 for no usable row).
+    """The power of two nearest the median norm of the centred rows of ``X`` (1.0 if none).
 
     The unit of the parameters that live in the units of ``X`` (see
     :func:`in_units`), or the divisor of the inputs (ProtoClassifier's
@@ -309,8 +309,11 @@ def data_scale(X: np.ndarray) -> float:
     """
     if not len(X):
         return 1.0
-    norms = np.sqrt(row_sqnorms(np.asarray(X, dtype=np.float64)))
-    median = float(np.median(norms))
+    mean = np.mean(X, axis=0, dtype=np.float64)
+    sq = np.empty(len(X))
+    for s in chunk_slices(len(X), X.shape[1]):  # (no centred copy of X at once)
+        sq[s] = row_sqnorms(np.asarray(X[s], dtype=np.float64) - mean)[:, 0]
+    median = float(np.median(np.sqrt(sq)))
     if not (np.isfinite(median) and median > 0):
         return 1.0
     return float(2.0 ** np.round(np.log2(median)))
