@@ -194,3 +194,25 @@ def test_nearest_mean_temperature_follows_the_units_of_X(digits, metric, scale):
     P = scaled.predict_proba(X_te * scale)
     assert np.isfinite(P).all()
     assert log_loss(scaled, X_te * scale, y_te) < 1.15 * log_loss(unit, X_te, y_te)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
+def test_nearest_mean_class_incremental_stream_is_calibrated(digits, metric):
+    """Regression: partial_fit scored each chunk before learning it ("test, then
+    train"), so a chunk of new classes had no score for its true class and a
+    class-incremental stream kept temperature 1.0 (Mahalanobis on digits: T = 1
+    against fit's 2.4, over-confident). Each chunk now holds out rows like fit."""
+    X_tr, X_te, y_tr, y_te = digits
+    batch = NearestMeanClassifier(metric=metric).fit(X_tr, y_tr)
+    stream = NearestMeanClassifier(metric=metric)
+    for task in np.array_split(np.arange(10), 5):
+        rows = np.isin(y_tr, task)
+        stream.partial_fit(X_tr[rows], y_tr[rows])
+    assert stream._calibration[1] > 0
+    assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.3)
+    np.testing.assert_allclose(stream.means_, batch.means_, rtol=1e-10)
+    assert log_loss(stream, X_te, y_te) < 1.1 * log_loss(batch, X_te, y_te)
+    # one call on all rows is fit, temperature included
+    one = NearestMeanClassifier(metric=metric).partial_fit(X_tr, y_tr)
+    assert one.temperature_ == pytest.approx(batch.temperature_, rel=1e-12)
+    np.testing.assert_allclose(one.predict_proba(X_te), batch.predict_proba(X_te), rtol=1e-9)

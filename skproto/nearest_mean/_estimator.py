@@ -290,11 +290,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.classes_ = classes
         self._layout = self._stats_layout()
         self._classes_fixed = False
-        # scoring a held-out row costs n_classes x the grid; one
-        # scalar needs no more than a few thousand rows (all of them up to
-        # 5e6 / n_classes held-out rows: 33,000 for 150 classes; at most 50,000)
-        most = min(_MAX_SCORED, max(_MIN_SCORED, _SCORED_PAIRS // len(classes)))
-        self._score_stride = max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
+        self._score_stride = _score_stride(n_rows, len(classes))
 
     def _block_statistics(self, X, codes, w) -> tuple:
         """``(statistics of the rows not held out, the held-out rows (X, codes, w))``.
@@ -452,10 +448,20 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
             self._calibration = _NO_LOSSES
-        elif self.temperature == "auto":  # test, then train: the chunk is held out
-            model = self._derive(temperature=1.0)
-            self._calibration = self._add_held_out(self._calibration, model, X, codes, w)
-        self._stats.update(X, codes, w, normalize=self._layout["normalize"])
+        if self.temperature == "auto":
+            # as in fit: about one row in five of the chunk is held out and scored
+            # by the model of every earlier row and the chunk's other rows (so a
+            # chunk of new classes calibrates too), then added
+            self._score_stride = _score_stride(len(X), len(self.classes_))
+            rest, (Xh, ch, wh) = self._block_statistics(X, codes, w)
+            rest = self._stats.merge(rest)
+            out = ClassStats.of_rows(Xh, ch, wh, len(self.classes_), **self._layout)
+            if rest.count.sum() > 0 and out.count.sum() > 0:
+                model = self._derive(rest, 1.0)
+                self._calibration = self._add_held_out(self._calibration, model, Xh, ch, wh)
+            self._stats = rest.merge(out)
+        else:
+            self._stats.update(X, codes, w, normalize=self._layout["normalize"])
         self._model = None  # derived lazily, once, on next use
         if getattr(self, "prototype_cases_", None) is not None:  # new classes: no case yet
             self._keep_cases(None, X, y, first_row=0)
@@ -814,6 +820,17 @@ def _within_float32(*arrays) -> bool:
         if top > hi or 0 < top < lo:
             return False
     return True
+
+
+def _score_stride(n_rows: int, n_classes: int) -> int:
+    """One in how many held-out rows is scored (see ``_block_statistics``).
+
+    Scoring a held-out row costs n_classes x the grid; one scalar needs no
+    more than a few thousand rows (all of them up to 5e6 / n_classes
+    held-out rows: 33,000 for 150 classes; at most 50,000).
+    """
+    most = min(_MAX_SCORED, max(_MIN_SCORED, _SCORED_PAIRS // n_classes))
+    return max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
 
 
 #: A within-class scatter whose trace is at most this times the data's total
