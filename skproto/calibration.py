@@ -108,7 +108,7 @@ def temperature_window(k0: int) -> np.ndarray:
     return lattice(int(k0) - GRID_HALF, 2 * GRID_HALF + 1)
 
 
-def grid_center(D: np.ndarray) -> int:
+def grid_center(D: np.ndarray) -> int | None:
     """Lattice point for a window that fits the scale of the scores ``D``.
 
     The window is centred at a tenth of the scores' typical spread (the
@@ -116,23 +116,25 @@ def grid_center(D: np.ndarray) -> int:
     score), where fitted temperatures lie (0.05 to 0.11 of it for nearest
     means on CLINC150 and digits, under any metric): the grid then follows
     the data's units, so a rescaled ``X`` is calibrated as well as the
-    original. 0 (the unit window) when the scores have no spread. Columns
-    of ``-inf`` (classes that cannot occur) are ignored.
+    original. None when the scores have no spread (e.g. one class that can
+    occur): their loss is the same at every temperature, and they say
+    nothing about the scale. Columns of ``-inf`` (classes that cannot
+    occur) are ignored.
     """
     D = np.asarray(D, dtype=np.float64)
     finite = np.isfinite(D)
     if not len(D) or finite.sum(axis=1).max(initial=0) < 2:
-        return 0
+        return None
     Dm = np.where(finite, D, np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite score
         spread = np.nanmax(Dm, axis=1) - np.nanmedian(Dm, axis=1)
     spread = spread[np.isfinite(spread) & (spread > 0)]
     if not len(spread):
-        return 0
+        return None
     scale = 0.1 * float(np.median(spread))
     if not (np.isfinite(scale) and scale > 0):
-        return 0
+        return None
     return int(np.round(np.log10(scale) / GRID_STEP))
 
 

@@ -165,7 +165,8 @@ def test_grid_windows_follow_the_scale_of_the_scores_and_merge_on_common_points(
     np.testing.assert_allclose(temperature_window(7), TEMPERATURE_GRID * 10**1.05, rtol=1e-12)
     assert grid_center(S) == grid_center(S * 1.0001)
     assert grid_center(S * 1e6) == grid_center(S) + 40  # 6 decades = 40 steps of 0.15
-    assert grid_center(np.zeros((5, 3))) == 0  # no spread: the unit window
+    assert grid_center(np.zeros((5, 3))) is None  # no spread: no scale to read
+    assert grid_center(np.c_[np.zeros(4), np.full(4, -np.inf)]) is None  # one class
     # the same rows scored on two overlapping windows merge on their common points
     k_a, k_b = -20, -15
     ta = (*grid_log_loss(S[:2000], lp, y[:2000], None, lattice(k_a, 41)), k_a)
@@ -216,3 +217,18 @@ def test_nearest_mean_class_incremental_stream_is_calibrated(digits, metric):
     one = NearestMeanClassifier(metric=metric).partial_fit(X_tr, y_tr)
     assert one.temperature_ == pytest.approx(batch.temperature_, rel=1e-12)
     np.testing.assert_allclose(one.predict_proba(X_te), batch.predict_proba(X_te), rtol=1e-9)
+
+
+def test_a_stream_whose_first_chunks_hold_one_class_places_its_window_later(digits):
+    """Regression: chunks of one class each (class-incremental) have scores without
+    spread at first; the first of them fixed the window at the unit scale, and on
+    pixel values (0-255) the temperature stopped at its end (1e3 against fit's 1.7e4:
+    log-loss 3.2 against 0.32)."""
+    X_tr, X_te, y_tr, y_te = digits
+    X_tr, X_te = X_tr * 255, X_te * 255
+    batch = NearestMeanClassifier().fit(X_tr, y_tr)
+    stream = NearestMeanClassifier()
+    for c in np.unique(y_tr):
+        stream.partial_fit(X_tr[y_tr == c], y_tr[y_tr == c])
+    assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.5)
+    assert log_loss(stream, X_te, y_te) < 1.2 * log_loss(batch, X_te, y_te)

@@ -336,9 +336,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1).
 
         ``losses`` is a ``(sums, total, k_lo)`` table (:func:`merge_grid_losses`);
-        the first rows scored place its window of temperatures on the scale
-        of their scores (:func:`grid_center`), so that the grid follows the
-        units of ``X``.
+        the first rows scored whose scores have a spread place its window of
+        temperatures on their scale (:func:`grid_center`), so that the grid
+        follows the units of ``X``; rows before them (none of their scores
+        differ) are left out, since their loss is the same at every
+        temperature.
         """
         X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
         lp = model.log_prior
@@ -355,7 +357,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._model = saved
         sums, total, k_lo = losses
         if k_lo is None:
-            k_lo = grid_center(D) - GRID_HALF
+            center = grid_center(D)
+            if center is None:  # (e.g. one class so far) a loss equal at every temperature
+                return losses
+            k_lo = center - GRID_HALF
             sums = np.zeros((2, 2 * GRID_HALF + 1))
         new, weight = grid_log_loss(D, lp, codes, w, lattice(k_lo, sums.shape[1]))
         return sums + new, total + weight, k_lo
