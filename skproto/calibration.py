@@ -16,14 +16,17 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
 __all__ = [
+    "NO_LOSSES",
     "TEMPERATURE_BOUNDS",
     "TEMPERATURE_GRID",
+    "add_grid_losses",
     "fit_temperature",
     "grid_center",
     "grid_log_loss",
     "grid_temperature",
     "lattice",
     "merge_grid_losses",
+    "table_temperature",
     "temperature_window",
     "temperature_log_loss",
 ]
@@ -253,3 +256,37 @@ def merge_grid_losses(tables) -> tuple[np.ndarray, float, int | None]:
             kept.append(t)
     sums = sum(t[0][:, lo - t[2] : hi - t[2] + 1] for t in kept)
     return sums, float(sum(t[1] for t in kept)), lo
+
+
+#: A table of held-out losses with nothing scored yet: ``(sums, total, k_lo)``.
+NO_LOSSES = (np.zeros((2, 0)), 0.0, None)
+
+
+def add_grid_losses(
+    table: tuple, D: np.ndarray, log_prior: np.ndarray, T: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, float, int | None]:
+    """``table`` plus the :func:`grid_log_loss` sums of the scores ``D`` (classes ``T``).
+
+    A table is ``(sums, total, k_lo)``: sums over the temperatures
+    ``lattice(k_lo, n)``. The first scores with a spread place its window
+    (:func:`grid_center`); scores before them, whose loss is the same at
+    every temperature, are left out. Tables add up over chunks and calls
+    (streams) and merge with :func:`merge_grid_losses`.
+    """
+    sums, total, k_lo = table
+    if k_lo is None:
+        center = grid_center(D)
+        if center is None:
+            return table
+        k_lo = center - GRID_HALF
+        sums = np.zeros((2, 2 * GRID_HALF + 1))
+    new, weight = grid_log_loss(D, log_prior, T, w, lattice(k_lo, sums.shape[1]))
+    return sums + new, total + weight, k_lo
+
+
+def table_temperature(table: tuple) -> float:
+    """The temperature of a table of held-out losses (1.0 if nothing was scored)."""
+    sums, total, k_lo = table
+    if k_lo is None:
+        return 1.0
+    return grid_temperature(sums, total, lattice(k_lo, sums.shape[1]))

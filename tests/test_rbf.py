@@ -412,3 +412,25 @@ def test_defaults_on_clinc150_are_within_one_point_of_the_linear_probe():
     probe = LogisticRegression(C=10.0, max_iter=2000).fit(X, y).score(X_test, y_test)
     clf = RBFPrototypeClassifier(random_state=0).fit(X, y)
     assert clf.score(X_test, y_test) >= probe - 0.01
+
+
+def test_class_incremental_partial_fit_refits_the_temperature():
+    """Regression: partial_fit kept the temperature of 1, far off for the robust loss
+    (which does not train the scores' scale): digits, 5 then 5 new classes, test
+    log-loss 1.74 against 0.14 now."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X / 16, y, test_size=0.3, random_state=0, stratify=y)
+    first = y_tr < 5
+    clf = RBFPrototypeClassifier(random_state=0).partial_fit(X_tr[first], y_tr[first])
+    clf.partial_fit(X_tr[~first], y_tr[~first])
+    one = RBFPrototypeClassifier(random_state=0).fit(X_tr, y_tr)
+    assert clf.temperature_ == pytest.approx(one.temperature_, rel=0.5)
+    P = clf.predict_proba(X_te)
+    loss = -np.mean(np.log(P[np.arange(len(y_te)), np.searchsorted(clf.classes_, y_te)]))
+    assert loss < 0.3
+    # a fixed temperature is left as it is
+    fixed = RBFPrototypeClassifier(random_state=0, temperature=1.0).partial_fit(X_tr, y_tr)
+    assert fixed.temperature_ == 1.0

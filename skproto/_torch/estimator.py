@@ -34,7 +34,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from .. import _validation
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices, is_dask, take_rows
-from ..calibration import fit_temperature
+from ..calibration import NO_LOSSES, add_grid_losses, fit_temperature, table_temperature
 from ..prototypes import project_onto_rows
 from .training import (
     TrainingConfig,
@@ -48,6 +48,11 @@ from .training import (
 )
 
 __all__ = ["TorchPrototypeClassifier", "state_tensors"]
+
+
+def _possible(S: np.ndarray) -> np.ndarray:
+    """Log prior of the calibration: 0 for a class some row can take, -inf for none."""
+    return np.where(np.isfinite(S).any(axis=0), 0.0, -np.inf)
 
 
 def state_tensors(state: dict) -> dict:
@@ -324,7 +329,50 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             return
         with torch.no_grad():
             buffer.fill_(1.0)
-        t = fit_temperature(self._evaluate(net, X, self._link_method), T, w)
+        S = self._evaluate(net, X, self._link_method)
+        t = fit_temperature(S, T, w)
+        with torch.no_grad():
+            buffer.fill_(t)
+        history["temperature"] = t
+        # where a later partial_fit continues from: these held-out losses
+        self._stream_losses = (
+            NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)
+        )
+
+    #: Whether ``partial_fit`` refits the temperature after each batch
+    #: (:meth:`_calibrate_batch`): for models whose loss does not train the
+    #: scale of their scores.
+    _calibrates_batches = False
+
+    def _calibrate_batch(self, net, X, T, w, history: dict) -> None:
+        """After a ``partial_fit`` batch: add its losses to the stream's and refit the temperature.
+
+        ``partial_fit`` holds no row out, so the batch is scored by the model
+        that has just learnt it; the losses of every batch (and of ``fit``'s
+        held-out rows, if it ran first) add up in one table of the
+        temperatures of :mod:`skproto.calibration`. Only where
+        ``_calibrates_batches``: a loss that does not train the scores' scale
+        (RBF's certified hinge) leaves the temperature of 1 far off (CLINC150,
+        75 then 75 new intents: test log-loss 4.45; digits, 5 then 5 new
+        classes: 1.74), and the in-sample temperature is close to the best
+        (0.217 on CLINC150, one fit: 0.188; digits 0.138 against 0.139 at the
+        temperature fitted on the test rows themselves). A cross-entropy
+        trains that scale itself, and there the in-sample temperature is
+        over-confident (ProtoClassifier on CLINC150: log-loss 0.26-0.27
+        against 0.23 at 1).
+        """
+        buffer = self._temperature_buffer(net)
+        auto = getattr(self, "temperature", None) == "auto"
+        if not self._calibrates_batches or buffer is None or not auto:
+            return
+        if not len(X) or np.ndim(T) != 1:
+            return
+        with torch.no_grad():
+            buffer.fill_(1.0)
+        S = self._evaluate(net, np.asarray(X, dtype=np.float32), self._link_method)
+        table = getattr(self, "_stream_losses", NO_LOSSES)
+        self._stream_losses = add_grid_losses(table, S, _possible(S), T, w)
+        t = table_temperature(self._stream_losses)
         with torch.no_grad():
             buffer.fill_(t)
         history["temperature"] = t
@@ -365,6 +413,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 rng,
                 history=history,
             )
+            self._calibrate_batch(net, X32, T, w, history)
         self.n_iter_ += 1
         self._store(net, np.full(len(getattr(net, self._prototype_parameter)), -1), history)
         self._keep_cases(None, X, y, first_row=0)  # earlier prototypes keep their cases

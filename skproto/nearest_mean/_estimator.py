@@ -14,14 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices
-from ..calibration import (
-    GRID_HALF,
-    grid_center,
-    grid_log_loss,
-    grid_temperature,
-    lattice,
-    merge_grid_losses,
-)
+from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
 from ..geometry import (
     normalize_rows,
     shrinkage_amount,
@@ -317,7 +310,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         One split, not five: a single scalar needs few rows. The losses are
         zero when nothing or everything is held out.
         """
-        losses = _NO_LOSSES
+        losses = NO_LOSSES
         if held is None:
             return self._finish_fit(rest, losses)
         X, codes, w = held
@@ -335,12 +328,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple:
         """``losses`` plus those of ``X`` scored by ``model`` (fitted at temperature 1).
 
-        ``losses`` is a ``(sums, total, k_lo)`` table (:func:`merge_grid_losses`);
+        ``losses`` is a ``(sums, total, k_lo)`` table (``add_grid_losses``):
         the first rows scored whose scores have a spread place its window of
-        temperatures on their scale (:func:`grid_center`), so that the grid
-        follows the units of ``X``; rows before them (none of their scores
-        differ) are left out, since their loss is the same at every
-        temperature.
+        temperatures on their scale, so that the grid follows the units of
+        ``X``.
         """
         X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
         lp = model.log_prior
@@ -355,24 +346,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             D = self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
         finally:
             self._model = saved
-        sums, total, k_lo = losses
-        if k_lo is None:
-            center = grid_center(D)
-            if center is None:  # (e.g. one class so far) a loss equal at every temperature
-                return losses
-            k_lo = center - GRID_HALF
-            sums = np.zeros((2, 2 * GRID_HALF + 1))
-        new, weight = grid_log_loss(D, lp, codes, w, lattice(k_lo, sums.shape[1]))
-        return sums + new, total + weight, k_lo
+        return add_grid_losses(losses, D, lp, codes, w)
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
         if self.temperature != "auto":
             return float(self.temperature)
-        sums, total, k_lo = self._calibration
-        if k_lo is None:
-            return 1.0
-        return grid_temperature(sums, total, lattice(k_lo, sums.shape[1]))
+        return table_temperature(self._calibration)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -452,7 +432,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
-            self._calibration = _NO_LOSSES
+            self._calibration = NO_LOSSES
         if self.temperature == "auto":
             # as in fit: about one row in five of the chunk is held out and scored
             # by the model of every earlier row and the chunk's other rows (so a
@@ -841,9 +821,6 @@ def _score_stride(n_rows: int, n_classes: int) -> int:
 #: A within-class scatter whose trace is at most this times the data's total
 #: spread counts as zero (rounding noise of classes that are single repeated rows).
 _ZERO_SCATTER = 1e-20
-
-#: The held-out losses of a model that has scored no row yet: (sums, total, k_lo)
-_NO_LOSSES = (np.zeros((2, 0)), 0.0, None)
 
 
 @dataclass(frozen=True)

@@ -382,6 +382,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 rng,
                 history=history,
             )
+            self._calibrate_batch(net, X, T, w, history)
         self.n_iter_ += 1
         self._store(net, np.full(len(net.components), -1), history)
         self._keep_cases(None, X, y, first_row=0)  # earlier components keep their cases
@@ -416,6 +417,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if self.reasoning is None:  # the head whose certificate is tighter for "robust"
             return "nearest" if self.loss == "robust" else "positive_negative"
         return self.reasoning
+
+    _calibrates_batches = True  # its losses do not train the scale of log p_c
 
     def _build(self, X, T, rng):
         """Initial network: k-means components, Omega, sigma, reasoning logits."""
