@@ -30,7 +30,7 @@ typical distance to the nearest component (measured on val with the glvq
 model); and, on CLINC150, class-incremental learning: ``ProtoClassifier()``
 and ``RBFPrototypeClassifier()`` fitted on 75 classes (drawn
 with seeds 0, 1 and 2: three splits), then ``partial_fit`` with the other 75, against one fit on all
-150.
+150 (test accuracy, log-loss and ECE).
 
 Prints markdown tables (progress on stderr) and writes ``defaults.md`` and
 ``defaults.json`` to ``--out-dir`` (default ``benchmarks/results``).
@@ -258,6 +258,7 @@ def class_incremental(d: dict, make, one_fit: dict, seed: int) -> dict:
     X_te, y_te = d["X_test"], d["y_test"]
     seen = np.isin(y_te, first)
     pred = model.predict(X_te)
+    loss, ece = log_loss_and_ece(model, X_te, y_te)
     out = {
         "split_seed": seed,
         "n_first": int(len(first)),
@@ -268,11 +269,15 @@ def class_incremental(d: dict, make, one_fit: dict, seed: int) -> dict:
         "test_accuracy_first_classes": float(np.mean(pred[seen] == y_te[seen])),
         "test_accuracy_new_classes": float(np.mean(pred[~seen] == y_te[~seen])),
         "one_fit_accuracy": one_fit["test_accuracy"],
+        "log_loss": loss,
+        "ece": ece,
+        "one_fit_log_loss": one_fit["log_loss"],
         "warnings": sorted({str(w.message)[:80] for w in caught}),
     }
     log(
         f"  class-incremental {one_fit['model']} (split {seed}): {out['test_accuracy']:.4f} "
-        f"vs one fit {out['one_fit_accuracy']:.4f}"
+        f"vs one fit {out['one_fit_accuracy']:.4f}; log-loss {loss:.3f} "
+        f"(one fit {out['one_fit_log_loss']:.3f}), ECE {ece:.3f}"
     )
     return out
 
@@ -346,12 +351,15 @@ def render(res: dict) -> str:
                     f"{inc['test_accuracy_first_classes']:.4f}",
                     f"{inc['test_accuracy_new_classes']:.4f}",
                     f"{inc['one_fit_accuracy']:.4f}",
+                    f"{inc['log_loss']:.3f} ({inc['one_fit_log_loss']:.3f})",
+                    f"{inc['ece']:.3f}",
                 ]
                 for name, splits in r["incremental"].items()
                 for inc in splits
             ]
             headers = ["model", "split", "classes", "seconds", "test acc", "first half", "new half"]
-            out.append(md_table(headers + ["one fit on all"], inc_rows))
+            headers += ["one fit on all", "log-loss (one fit)", "ECE"]
+            out.append(md_table(headers, inc_rows))
     out += ["", "## Targets (issue 10; CLINC150 test, same run)", ""]
     out.append(targets_table(res["targets"]))
     return "\n".join(out)
