@@ -126,7 +126,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         With ``similarity="cosine"`` and a map: a constant coordinate ``c``
         appended to every latent vector, so that the cosine sees a vector's
         length as well as its direction (0: the plain cosine). "auto": the
-        median norm of the training rows' latent vectors at the start.
+        median norm of the training rows' latent vectors at the start. In
+        the latent space's units: the map sees the rows divided by the power
+        of two nearest their median distance from their mean.
     rbf_width : float or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
