@@ -140,3 +140,26 @@ def test_evidence_metrics_match_the_explanation():
     own = ex.prototype_label == ex.explained[:, None]
     expected = np.where(c.sum(1) > 0, (c * own).sum(1) / np.maximum(c.sum(1), 1e-300), 1.0)
     np.testing.assert_allclose(own_class_evidence(clf, X, aggregate=None), expected)
+
+
+def test_explanation_stability_noise_follows_the_units_of_X():
+    """Regression: the default noise was 0.1 in input units, imperceptible on pixel
+    values and larger than the rows on features of size 1e-3; "auto" is 5 % of the
+    median row norm, so the measure reads the same in any units."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:300] / 16
+    y = y[:300]
+    unit = NearestMeanClassifier().fit(X, y)
+    base = explanation_stability(unit, X[:100], random_state=0, aggregate=None)
+    explicit = 0.05 * np.median(np.linalg.norm(X[:100], axis=1))
+    np.testing.assert_array_equal(
+        base, explanation_stability(unit, X[:100], noise=explicit, random_state=0, aggregate=None)
+    )
+    for scale in (1e-3, 255.0):
+        scaled = NearestMeanClassifier().fit(X * scale, y)
+        got = explanation_stability(scaled, X[:100] * scale, random_state=0, aggregate=None)
+        np.testing.assert_array_equal(got, base)
+    with pytest.raises(ValueError, match="noise must be a positive float"):
+        explanation_stability(unit, X[:5], noise=0.0)

@@ -232,7 +232,7 @@ def explanation_stability(
     estimator,
     X: ArrayLike,
     *,
-    noise: float = 0.1,
+    noise: float | str = "auto",
     n_draws: int = 5,
     random_state=None,
     aggregate: str | None = "mean",
@@ -253,8 +253,12 @@ def explanation_stability(
     ----------
     estimator : fitted skproto estimator
     X : array-like of shape (n_samples, n_features)
-    noise : float > 0, default=0.1
-        L2 norm of the perturbation, in input units.
+    noise : float > 0 or "auto", default="auto"
+        L2 norm of the perturbation, in input units. "auto": 5 % of the
+        median L2 norm of the rows of ``X``, so that the measure reads the
+        same in any units of ``X`` (a fixed default, 0.1 before, was
+        imperceptible on pixel values and larger than the rows themselves on
+        features of size 1e-3).
     n_draws : int, default=5
     random_state : int, RandomState instance or None, default=None
     aggregate : {"mean", "median"} or None, default="mean"
@@ -263,12 +267,21 @@ def explanation_stability(
     -------
     float, or ndarray of shape (n_samples,) with ``aggregate=None``
     """
-    if not noise > 0:
-        raise ValueError(f"noise must be positive, got {noise!r}.")
+    if not (isinstance(noise, str) and noise == "auto") and not (
+        isinstance(noise, (int, float, np.integer, np.floating)) and noise > 0
+    ):
+        raise ValueError(f'noise must be a positive float or "auto", got {noise!r}.')
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
     check_is_fitted(estimator)
     X = estimator._validate_X_predict(X)
+    if isinstance(noise, str):
+        noise = 0.05 * float(np.median(np.linalg.norm(X, axis=1))) if len(X) else 0.0
+        if not noise > 0:
+            raise ValueError(
+                'noise="auto" is 5 % of the median row norm of X, which is 0 here; '
+                "give noise as a float."
+            )
     rng = check_random_state(random_state)
     top = estimator.explain(X, n_prototypes=1).prototype_index[:, 0]
     same = np.zeros(len(X))
