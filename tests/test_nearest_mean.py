@@ -722,3 +722,23 @@ def test_shrinkage_amount_does_not_depend_on_the_units(method, factor):
     assert 0 < unit < 1
     q4_scaled = None if method == "oas" else q4 * factor**2
     assert shrinkage_amount(method, S * factor, 50, q4_scaled) == pytest.approx(unit, rel=1e-9)
+
+
+@given(
+    data=datasets(),
+    k=st.integers(-150, 150),
+    metric=st.sampled_from(["euclidean", "cosine", "mahalanobis"]),
+)
+def test_defaults_predict_alike_in_any_units_of_X(data, k, metric):
+    """At its defaults (temperature="auto"), X * 2**k predicts as X for any k.
+
+    Regression: the temperature grid stopped at 1e-3, and below features of size
+    1e-10 the distances vanished next to the log prior: tied scores, one class
+    predicted for every row."""
+    X, y = data
+    a = _NearestMeanClassifier(metric=metric).fit(X, y)
+    b = _NearestMeanClassifier(metric=metric).fit(X * 2.0**k, y)
+    np.testing.assert_array_equal(b.predict(X * 2.0**k), a.predict(X))
+    P = b.predict_proba(X * 2.0**k)
+    assert np.all(np.isfinite(P))
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
