@@ -29,6 +29,20 @@ from skproto import (
 )
 
 
+def _same_as(model, reference, X_test) -> str:
+    """Whether ``model`` has ``reference``'s statistics, and how often they predict alike.
+
+    The statistics are exactly fit's; with ``temperature="auto"`` the
+    temperature is fitted on differently held-out rows, so probabilities are
+    close, not equal.
+    """
+    same = np.allclose(model.means_, reference.means_) and np.allclose(
+        model.covariance_, reference.covariance_
+    )
+    agree = np.mean(model.predict(X_test) == reference.predict(X_test))
+    return f"{same} (means and covariance; predictions agree on {agree:.0%})"
+
+
 def main() -> None:
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -50,16 +64,9 @@ def main() -> None:
     for task in np.array_split(np.arange(10), 5):
         rows = np.isin(y_train, task)
         stream.partial_fit(X_train[rows], y_train[rows])
-    # the statistics are exactly fit's; the temperature (temperature="auto") is
-    # fitted on differently held-out rows, so the probabilities are close, not equal
-    same = np.allclose(stream.means_, clf.means_) and np.allclose(
-        stream.covariance_, clf.covariance_
-    )
-    agree = np.mean(stream.predict(X_test) == clf.predict(X_test))
     print(
-        f"5 class-incremental partial_fit calls == one fit: {same} (means and covariance; "
-        f"predictions agree on {agree:.0%}; temperature {stream.temperature_:.2f} "
-        f"against {clf.temperature_:.2f})"
+        f"5 class-incremental partial_fit calls == one fit: {_same_as(stream, clf, X_test)}; "
+        f"temperature {stream.temperature_:.2f} against {clf.temperature_:.2f}"
     )
 
     # Federated: fit on two disjoint shards, merge.
@@ -69,14 +76,7 @@ def main() -> None:
         .fit(X_train[:half], y_train[:half])
         .merge(NearestMeanClassifier(metric="mahalanobis").fit(X_train[half:], y_train[half:]))
     )
-    same = np.allclose(merged.means_, clf.means_) and np.allclose(
-        merged.covariance_, clf.covariance_
-    )
-    agree = np.mean(merged.predict(X_test) == clf.predict(X_test))
-    print(
-        f"merge of 2 shard models == one fit: {same} (means and covariance; "
-        f"predictions agree on {agree:.0%})"
-    )
+    print(f"merge of 2 shard models == one fit: {_same_as(merged, clf, X_test)}")
 
     # Out-of-distribution: random noise images should look unusual.
     noise = np.random.default_rng(0).uniform(0, 16, size=(200, 64))

@@ -327,17 +327,25 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         buffer = self._temperature_buffer(net)
         if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
             return
-        with torch.no_grad():
-            buffer.fill_(1.0)
-        S = self._evaluate(net, X, self._link_method)
+        S = self._unit_temperature_scores(net, buffer, X)
         t = fit_temperature(S, T, w)
         with torch.no_grad():
             buffer.fill_(t)
         history["temperature"] = t
-        # where a later partial_fit continues from: these held-out losses
-        self._stream_losses = (
-            NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)
-        )
+        if self._calibrates_batches:  # where a later partial_fit continues from
+            self._stream_losses = (
+                NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)
+            )
+
+    def _unit_temperature_scores(self, net, buffer: torch.Tensor, X) -> np.ndarray:
+        """The link's input on rows ``X`` at temperature 1 (``buffer`` keeps its value)."""
+        saved = float(buffer)
+        with torch.no_grad():
+            buffer.fill_(1.0)
+        S = self._evaluate(net, np.asarray(X, dtype=np.float32), self._link_method)
+        with torch.no_grad():
+            buffer.fill_(saved)
+        return S
 
     #: Whether ``partial_fit`` refits the temperature on each batch after
     #: learning it (:meth:`_calibrate_batch`): for models whose loss does not
@@ -355,12 +363,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         auto = getattr(self, "temperature", None) == "auto"
         if buffer is None or not auto or not len(X) or np.ndim(T) != 1:
             return False
-        saved = float(buffer)
-        with torch.no_grad():
-            buffer.fill_(1.0)
-        S = self._evaluate(net, np.asarray(X, dtype=np.float32), self._link_method)
-        with torch.no_grad():
-            buffer.fill_(saved)
+        S = self._unit_temperature_scores(net, buffer, X)
         before = getattr(self, "_stream_losses", NO_LOSSES)
         self._stream_losses = add_grid_losses(before, S, _possible(S), T, w)
         return self._stream_losses[1] > before[1]

@@ -13,6 +13,8 @@ All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
@@ -267,15 +269,14 @@ def explanation_stability(
     -------
     float, or ndarray of shape (n_samples,) with ``aggregate=None``
     """
-    if not (isinstance(noise, str) and noise == "auto") and not (
-        isinstance(noise, (int, float, np.integer, np.floating)) and noise > 0
-    ):
+    auto = isinstance(noise, str) and noise == "auto"
+    if not auto and not (isinstance(noise, Real) and noise > 0):
         raise ValueError(f'noise must be a positive float or "auto", got {noise!r}.')
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
     check_is_fitted(estimator)
     X = estimator._validate_X_predict(X)
-    if isinstance(noise, str):
+    if auto:
         noise = 0.05 * float(np.median(np.linalg.norm(X, axis=1))) if len(X) else 0.0
         if not noise > 0:
             raise ValueError(

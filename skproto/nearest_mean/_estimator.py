@@ -339,7 +339,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # scored without the priors (grid_log_loss adds them at each temperature):
         # a prior added first would round distances that are tiny next to it away
         no_prior = np.where(finite, 0.0, -np.inf)
-        b = None if model.b is None else no_prior - model.proto_sqnorm / (2.0 * model.temperature)
+        b = model.b
+        if b is not None:
+            b = _score_bias(no_prior, model.proto_sqnorm, model.temperature)
         saved = getattr(self, "_model", None)
         self._model = dataclasses.replace(model, log_prior=no_prior, b=b)
         try:
@@ -591,7 +593,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 mapped_protos=Pm,
                 proto_sqnorm=pn,
                 W=np.ascontiguousarray(W),
-                b=np.where(seen, log_prior - pn / (2.0 * T), -np.inf),
+                b=_score_bias(log_prior, pn, T),
             )
         float32_ok = _within_float32(
             kw.get("W"),
@@ -805,6 +807,11 @@ def _within_float32(*arrays) -> bool:
         if top > hi or 0 < top < lo:
             return False
     return True
+
+
+def _score_bias(log_prior: np.ndarray, proto_sqnorm: np.ndarray, T: float) -> np.ndarray:
+    """The class term of the scores: ``log_prior - ||m_c A||^2 / (2T)`` (-inf: no data)."""
+    return np.where(np.isfinite(log_prior), log_prior - proto_sqnorm / (2.0 * T), -np.inf)
 
 
 def _score_stride(n_rows: int, n_classes: int) -> int:

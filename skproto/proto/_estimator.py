@@ -542,7 +542,6 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 self.n_iter_ += 1
                 with torch.no_grad():  # the prototypes follow the map
                     net.prototypes.copy_(net.prototype_vectors())
-            self._calibrate_batch(net, X, T, w, history)
         if first or moments is not None:  # every row seen, summarised for later replay
             batch = class_moments(X, T, len(self.classes_))
             self._moments = batch if first else merge_moments(moments, batch)
