@@ -149,12 +149,16 @@ def is_multilabel(y: Any) -> bool:
     return len(shape) == 2 and shape[1] > 1
 
 
-def encode_fit_targets(estimator, y, *, classes=None, allow_multilabel: bool = False):
+def encode_fit_targets(
+    estimator, y, *, classes=None, allow_multilabel: bool = False, allow_one_class: bool = False
+):
     """``(classes, T, multilabel)`` for the targets of a first fit.
 
     Single-label: ``classes`` sorted (those given, else those in ``y``) and
     ``T`` the integer code of each row. Multi-label (a 2-D 0/1 indicator, where
     allowed): ``classes = arange(n_labels)`` and ``T`` the float32 indicator.
+    ``allow_one_class``: a single class is accepted (the first call of a
+    class-incremental ``partial_fit``, whose later calls may add classes).
     """
     if is_multilabel(y):
         if not allow_multilabel:
@@ -175,7 +179,8 @@ def encode_fit_targets(estimator, y, *, classes=None, allow_multilabel: bool = F
                 f"y contains labels {unknown.tolist()!r} that are not in "
                 f"classes={classes.tolist()!r}."
             )
-    check_two_classes(estimator, classes)
+    if not allow_one_class:
+        check_two_classes(estimator, classes)
     return classes, np.searchsorted(classes, y), False
 
 

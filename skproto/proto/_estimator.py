@@ -438,7 +438,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         earlier classes' rows stay near their prototypes.
         ``classes``, when given on the first call, fixes the classes (a
         declared class without rows yet has score ``-inf``); without it,
-        ``classes_`` grows, sorted.
+        ``classes_`` grows, sorted, and the first call may hold a single class.
 
         With ``head="linear"`` (ProtoPNet's dense last layer, in which every
         prototype speaks for every class) the first call needs ``classes`` for
@@ -477,7 +477,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         if first:
             declared = None if classes is None else np.unique(np.asarray(classes))
             self.classes_, _, self._multilabel = _validation.encode_fit_targets(
-                self, y, classes=declared
+                self, y, classes=declared, allow_one_class=True
             )
             self._classes_fixed = declared is not None
             self.n_iter_, self._n_seen = 0, 0

@@ -308,11 +308,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         not see, are stood for by Gaussian draws of their mean and spread. A
         call without new classes trains every parameter for one epoch. Without
         ``classes`` on the first call, ``classes_`` grows (sorted) as labels
-        arrive; with it, the classes are fixed. The CBC heads mix every
-        component into every class, so they need ``classes`` on the first call
-        and keep them. ``partial_fit`` neither projects nor refits the
-        temperature (``temperature_`` stays that of the last ``fit``, 1.0 for a
-        model only ever trained by ``partial_fit``).
+        arrive, and the first call may hold a single class; with it, the
+        classes are fixed, and a declared class gets its components (and a
+        score above ``-inf``) from its first rows, in whichever call they
+        arrive. The CBC heads mix every component into every class, so they
+        need ``classes`` on the first call and keep them. ``partial_fit`` does
+        not project; it refits ``temperature_`` (with ``temperature="auto"``)
+        on every batch seen so far, each scored right after it was learnt.
 
         Parameters
         ----------
@@ -337,7 +339,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             if first:
                 declared = None if classes is None else np.unique(np.asarray(classes))
                 self.classes_, T, self._multilabel = _validation.encode_fit_targets(
-                    self, y, classes=declared
+                    self, y, classes=declared, allow_one_class=True
                 )
                 self._classes_fixed = declared is not None
                 self.n_iter_ = 0
@@ -393,14 +395,16 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         _validation.check_same_classes(self, classes)
         new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
         state = {k: np.array(v) for k, v in self._state.items()}
-        if not new.size:
-            return state
         union = np.union1d(self.classes_, new)
         labels = np.searchsorted(union, self.classes_)[state["head.labels"].astype(np.intp)]
-        per_class = max(1, len(labels) // len(self.classes_))
+        # new labels, and declared classes whose first rows arrive now
+        arriving = np.setdiff1d(np.unique(y), union[labels])
+        if not arriving.size:
+            return state
+        per_class = max(1, len(labels) // len(np.unique(labels)))
         Xf = np.asarray(X, dtype=np.float64)
-        W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in new]
-        codes = np.repeat(np.searchsorted(union, new), per_class)
+        W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in arriving]
+        codes = np.repeat(np.searchsorted(union, arriving), per_class)
         labels = np.concatenate([labels, codes])
         state["components"] = np.concatenate([state["components"], *W])
         state["head.labels"] = labels.astype(np.float64)
@@ -443,6 +447,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             K = n_classes
         if n_classes <= K:
             counts = np.full(n_classes, K // n_classes) + (np.arange(n_classes) < K % n_classes)
+            if self._head_kind == "nearest" and np.ndim(T) == 1:
+                # a class declared to partial_fit without rows yet has no
+                # component (score -inf) until its rows arrive (_grown_state)
+                counts[np.bincount(T, minlength=n_classes) == 0] = 0
             W, codes = classwise_kmeans(X, T, counts, rng)
         else:
             W = kmeans_prototypes(X, X, K, rng)

@@ -170,8 +170,8 @@ class RBFNetwork(torch.nn.Module):
             r = cbc_radius(d, rp, rn, target, self.sigma(), L)
             if exact:  # a distance error of sqrt(slack) acts like a perturbation of it / L
                 r = r - torch.sqrt(slack) / L
-        if exact:
-            r = r - r.abs() * 1e-12  # the bound's own arithmetic
+        if exact:  # the bound's own arithmetic (an infinite radius, no rival class, stays)
+            r = torch.where(torch.isinf(r), r, r - r.abs() * 1e-12)
         return r
 
     @staticmethod
