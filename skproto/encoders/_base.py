@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -62,7 +63,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         return state
 
     # ------------------------------------------------------------- API
-    def fit(self, X, y=None):
+    def fit(self, X: Any, y: Any = None) -> BaseEncoder:
         """Check ``X``; nothing is learned (the encoder is frozen).
 
         Parameters
@@ -78,7 +79,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self._check_inputs(X)
         return self
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: Any) -> np.ndarray:
         """Encode the raw inputs ``X``.
 
         Parameters

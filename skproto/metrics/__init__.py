@@ -14,7 +14,6 @@ All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
 from __future__ import annotations
 
 from numbers import Real
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,9 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _chunking
-
-if TYPE_CHECKING:
-    from .._base import BasePrototypeClassifier
+from .._base import BasePrototypeClassifier
 
 __all__ = [
     "explanation_stability",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.base import clone
 
-from ..nearest_mean._estimator import _merge_blocks
+from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks
 from ._common import aligned, as_row_blocks, column_names, labels_of, tree
 
 
@@ -25,7 +27,9 @@ def _block_stats(estimator, X, y, w):
     return estimator._block_statistics(X, codes, w)
 
 
-def fit_nearest_mean(estimator, X, y, sample_weight=None):
+def fit_nearest_mean(
+    estimator: NearestMeanClassifier, X: Any, y: Any, sample_weight: Any = None
+) -> NearestMeanClassifier:
     """Fit a NearestMeanClassifier on dask arrays, on the workers, exactly.
 
     One pass over the blocks: per-block sufficient statistics (class counts,
@@ -64,8 +68,6 @@ def fit_nearest_mean(estimator, X, y, sample_weight=None):
     True
     """
     import dask
-
-    from ..nearest_mean import NearestMeanClassifier
 
     if not isinstance(estimator, NearestMeanClassifier):
         raise ValueError(

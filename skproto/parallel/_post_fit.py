@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .._chunking import is_dask, take_rows
+from ..explain._explanation import Explanation
 from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
 from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
@@ -55,7 +58,7 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
     def __init__(self, estimator):
         self.estimator = estimator
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> ParallelPostFit:
         """Fit a clone of ``estimator``; on dask input, out of core on the workers.
 
         A NearestMeanClassifier is fitted exactly by :func:`fit_nearest_mean`;
@@ -146,31 +149,31 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         state.pop("_scattered", None)  # futures belong to one client
         return state
 
-    def predict(self, X):
+    def predict(self, X: Any) -> Any:
         """``estimator_.predict``, lazily on a dask array (one label per row)."""
         return self._apply("predict", X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> Any:
         """``estimator_.predict_proba``, lazily on a dask array."""
         return self._apply("predict_proba", X)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Any) -> Any:
         """``estimator_.predict_log_proba``, lazily on a dask array."""
         return self._apply("predict_log_proba", X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: Any) -> Any:
         """``estimator_.decision_function``, lazily on a dask array."""
         return self._apply("decision_function", X)
 
-    def score_samples(self, X):
+    def score_samples(self, X: Any) -> Any:
         """``estimator_.score_samples``, lazily on a dask array."""
         return self._apply("score_samples", X)
 
-    def transform(self, X):
+    def transform(self, X: Any) -> Any:
         """``estimator_.transform``, lazily on a dask array."""
         return self._apply("transform", X)
 
-    def explain(self, X, rows=None, **kwargs):
+    def explain(self, X: Any, rows: ArrayLike | None = None, **kwargs: Any) -> Explanation:
         """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None)."""
         names = column_names(X)
         if is_dask_frame(X) or is_dask(X):
@@ -184,7 +187,7 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
             X = pd.DataFrame(X, columns=names)
         return self._fitted().explain(X, **kwargs)
 
-    def score(self, X, y):
+    def score(self, X: Any, y: Any) -> float:
         """Mean accuracy (dask inputs computed blockwise)."""
         pred = self.predict(X)
         if is_dask(pred):

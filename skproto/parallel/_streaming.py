@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from uuid import uuid4
 
 import numpy as np
@@ -28,11 +30,11 @@ def _merge_all(parts: list):
 
 def nearest_rows(
     prototypes: np.ndarray,
-    X,
+    X: Any,
     *,
     groups: np.ndarray,
-    targets=None,
-    embed=None,
+    targets: Any = None,
+    embed: Callable[[np.ndarray], np.ndarray] | None = None,
     metric: str = "sqeuclidean",
 ) -> np.ndarray:
     """:func:`~skproto.prototypes.project_onto_rows` on a dask array, on the workers.
@@ -112,15 +114,15 @@ def _class_weights(estimator, T, classes) -> np.ndarray | None:
 
 
 def fit_streaming(
-    estimator,
-    X,
-    y,
-    sample_weight=None,
+    estimator: Any,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
     *,
     window_blocks: int = 4,
     validation_rows: int = 50_000,
     init_rows: int | None = None,
-):
+) -> Any:
     """Train a ProtoClassifier or RBFPrototypeClassifier on dask data, out of core.
 
     The estimator's own training, with the data streamed: every epoch reads

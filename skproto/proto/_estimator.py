@@ -20,6 +20,7 @@ from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, state_tensors
 from .._torch.training import data_scale, new_history, to_tensor, torch_threads, train
+from ..explain._explanation import Explanation
 from ..geometry import min_squared_distances, normalize_rows
 from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
@@ -917,7 +918,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 out[s : s + rows] = np.where(mask.any(dim=1).numpy()[:, None], best, -1)
         return out
 
-    def explain(self, X, n_prototypes=3, *, rank_by="contribution", target=None):
+    def explain(
+        self,
+        X: ArrayLike,
+        n_prototypes: int = 3,
+        *,
+        rank_by: str = "contribution",
+        target: ArrayLike | None = None,
+    ) -> Explanation:
         explanation = super().explain(X, n_prototypes, rank_by=rank_by, target=target)
         if not self.n_tokens:
             return explanation

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["certified_accuracy"]
 
 
-def certified_accuracy(estimator, X: ArrayLike, y: ArrayLike, eps) -> np.ndarray | float:
+def certified_accuracy(
+    estimator: Any, X: ArrayLike, y: ArrayLike, eps: float | ArrayLike
+) -> np.ndarray | float:
     """Fraction of samples classified correctly with a certified radius above ``eps``.
 
     Parameters
