@@ -18,6 +18,9 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import assert_explain_faithful, examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
 
 import skproto._chunking
@@ -432,3 +435,39 @@ def test_fit_still_needs_two_classes():
     for clf in (NearestMeanClassifier(), ProtoClassifier(), RBFPrototypeClassifier()):
         with pytest.raises(ValueError, match="needs samples of at least 2 classes; got 1 class"):
             clf.fit(X, np.zeros(20))
+
+
+@settings(max_examples=examples(6))
+@given(
+    name=st.sampled_from(sorted(STREAMS)),
+    order=st.permutations([0, 1, 2, 3]),
+    calls=st.lists(st.integers(1, 3), min_size=4, max_size=4),
+    declared=st.booleans(),
+)
+def test_a_class_stream_speaks_only_of_the_classes_it_has_seen(name, order, calls, declared):
+    """Property of every class-incremental stream: after each call, whatever the
+    arrival order and however many classes a call brings, only classes with rows so
+    far get probability (a declared class without rows has exactly 0), predictions
+    are among them, and explanations stay exact. The RBF nearest head gave declared
+    classes without rows components at the first batch's mean, hence probability."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=4.0, size=(4, 5))
+    y = np.repeat(np.array(["d", "c", "b", "a"], dtype=object), 12)
+    X = centers[np.repeat(np.arange(4), 12)] + rng.normal(size=(48, 5))
+    clf = STREAMS[name]()
+    seen, start = [], 0
+    for k in calls:
+        batch = [["d", "c", "b", "a"][c] for c in order[start : start + k]]
+        start += k
+        if not batch:
+            break
+        rows = np.isin(y, batch)
+        kw = {"classes": np.unique(y)} if declared and not seen else {}
+        clf.partial_fit(X[rows], y[rows], **kw)
+        seen += batch
+        proba = clf.predict_proba(X)
+        np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+        unseen = ~np.isin(clf.classes_, seen)
+        assert np.all(proba[:, unseen] == 0.0)
+        assert set(clf.predict(X)) <= set(seen)
+        assert_explain_faithful(clf, X[:6], clf.explain(X[:6]), atol=1e-9)

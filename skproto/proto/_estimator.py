@@ -1048,6 +1048,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self.last_layer_, self.intercept_
         return self.last_layer_ / self.temperature_, self.intercept_
 
+    def _explain_bias(self) -> np.ndarray:
+        bias = super()._explain_bias()
+        if self.head != "mixture":
+            return bias
+        # a class declared to partial_fit without prototypes yet scores -inf
+        return np.where(np.isin(np.arange(len(self.classes_)), self._codes), bias, -np.inf)
+
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         if self.head != "mixture":
             return super()._contributions(A)

@@ -625,6 +625,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rows = np.arange(n)
         for c in range(len(self.classes_)):
             comps = np.flatnonzero(self._codes == c)
+            if not comps.size:  # declared to partial_fit, no rows yet: score 0
+                continue
             best = comps[np.argmax(D[:, comps], axis=1)]
             out[rows, best, c] = D[rows, best]
         return out
