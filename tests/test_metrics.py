@@ -163,3 +163,26 @@ def test_explanation_stability_noise_follows_the_units_of_X():
         np.testing.assert_array_equal(got, base)
     with pytest.raises(ValueError, match="noise must be a positive float"):
         explanation_stability(unit, X[:5], noise=0.0)
+
+
+def test_classes_declared_without_rows_have_no_prototype_to_measure():
+    """Regression: NearestMeanClassifier's class declared to partial_fit without rows
+    has a NaN mean; its 'prototype' got purity 0 (digits, 4 of 10 classes seen: mean
+    purity 0.4 against 1.0) and counted in the global size (10 against 4), and the
+    HTML report's gallery read 'mean purity nan' for every class without prototypes."""
+    from sklearn.datasets import load_digits
+
+    from skproto.explain import make_report
+
+    X, y = load_digits(return_X_y=True)
+    seen = y < 4
+    nmc = NearestMeanClassifier().partial_fit(X[seen], y[seen], classes=np.arange(10))
+    assert prototype_purity(nmc, X[seen], y[seen]) == 1.0
+    per = prototype_purity(nmc, X[seen], y[seen], aggregate=None)
+    np.testing.assert_array_equal(np.isnan(per), np.arange(10) >= 4)
+    assert global_size(nmc) == 4
+    proto = ProtoClassifier(random_state=0).partial_fit(X[seen], y[seen], classes=np.arange(10))
+    for model in (nmc, proto):
+        html = make_report(model, X[:5], y[:5], X_train=X[seen], y_train=y[seen])
+        assert "nan" not in html.lower()
+        assert html.count("(no prototypes yet)") == 6

@@ -182,15 +182,19 @@ def _own_case(estimator, cases: _Cases, k: int):
 
 def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbors):
     """``(html, mean purity)``: every class's prototypes with their nearest training cases."""
-    from ..metrics import _purity_of_neighbors
+    from ..metrics import _present, _purity_of_neighbors
 
     y = np.asarray(y_train)
     purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
     near_rows = other_rows(neighbors, rows, n_neighbors)
     labels = np.asarray(estimator.prototype_labels_)
+    present = _present(estimator)
     out = []
     for c in estimator.classes_:
-        members = np.flatnonzero(labels == c)
+        members = np.flatnonzero((labels == c) & present)
+        if not len(members):  # declared to partial_fit, no rows yet
+            out.append(f"<details><summary>{_e(_label(c))} (no prototypes yet)</summary></details>")
+            continue
         items = []
         for k in members:
             near = "".join(
@@ -206,11 +210,9 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
             )
         out.append(
             f"<details><summary>{_e(_label(c))} ({len(members)} prototypes, mean purity "
-            f"{purity[members].mean() if len(members) else float('nan'):.2f})</summary>"
-            + "".join(items)
-            + "</details>"
+            f"{purity[members].mean():.2f})</summary>" + "".join(items) + "</details>"
         )
-    return "<div class='gallery'>" + "".join(out) + "</div>", float(np.mean(purity))
+    return "<div class='gallery'>" + "".join(out) + "</div>", float(np.mean(purity[present]))
 
 
 def make_report(

@@ -249,6 +249,9 @@ def prototype_purity(
     Returns
     -------
     float, or ndarray of shape (n_prototypes,) with ``aggregate=None``
+        The prototype of a class declared to ``partial_fit`` without rows yet
+        (``NearestMeanClassifier``'s NaN mean) has no purity: NaN, and it is
+        left out of the aggregate.
 
     Examples
     --------
@@ -268,7 +271,16 @@ def prototype_purity(
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
     best_rows = prototype_neighbors(estimator, X, n_neighbors=n_neighbors)
-    return _aggregate(_purity_of_neighbors(estimator, y, best_rows), aggregate)
+    purity = _purity_of_neighbors(estimator, y, best_rows)
+    present = _present(estimator)
+    if aggregate is None:
+        return np.where(present, purity, np.nan)
+    return _aggregate(purity[present], aggregate)
+
+
+def _present(estimator) -> np.ndarray:
+    """Which prototypes exist: not the NaN mean of a class declared without rows yet."""
+    return np.isfinite(np.asarray(estimator.prototypes_, dtype=np.float64)).all(axis=1)
 
 
 def _purity_of_neighbors(estimator, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -390,5 +402,6 @@ def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int
         raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
     check_is_fitted(estimator)
     strength = np.asarray(estimator._connection_strength(), dtype=np.float64)
+    strength = np.where(_present(estimator), strength, 0.0)
     top = strength.max(initial=0.0)
     return int(np.sum(strength > tol * top)) if top > 0 else 0
