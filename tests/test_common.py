@@ -471,3 +471,26 @@ def test_a_class_stream_speaks_only_of_the_classes_it_has_seen(name, order, call
         assert np.all(proba[:, unseen] == 0.0)
         assert set(clf.predict(X)) <= set(seen)
         assert_explain_faithful(clf, X[:6], clf.explain(X[:6]), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+@pytest.mark.parametrize(
+    "weights", [-np.ones(20), np.r_[np.nan, np.ones(19)], np.zeros(20), np.ones(19)]
+)
+def test_a_failed_partial_fit_that_brings_a_class_changes_nothing(name, weights):
+    """Regression: ProtoClassifier and RBFPrototypeClassifier grew the new class
+    (``classes_``, prototypes) before checking ``sample_weight``, so a call that
+    raised left a model with the class half added."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    clf = STREAMS[name]().partial_fit(X[y < 5], y[y < 5])
+    proba = clf.predict_proba(X)  # (NearestMean derives its model on first use)
+    before = pickle.dumps(clf)
+    new = np.flatnonzero(y == 7)[:20]
+    with pytest.raises(ValueError, match="sample_weight|[Ss]ample weights"):
+        clf.partial_fit(X[new], y[new], sample_weight=weights)
+    np.testing.assert_array_equal(clf.classes_, np.arange(5))
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert pickle.dumps(clf) == before

@@ -227,6 +227,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         _validation.check_float32_training_range(X, self)
         return X, y
 
+    def _validate_batch(self, X, y, sample_weight, *, reset: bool):
+        """``(X, y, sample_weight)`` of a ``partial_fit`` call, all checked before it
+        changes anything (a batch that brings classes grows the model first)."""
+        X, y = self._validate_training_data(X, y, reset=reset)
+        return X, y, _validation.validate_sample_weight(sample_weight, X)
+
     def _set_targets(self, y, classes=None) -> np.ndarray:
         """Encode the targets of a first fit; sets ``classes_``."""
         self.classes_, T, self._multilabel = _validation.encode_fit_targets(
@@ -400,7 +406,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _partial_fit(self, X, y, classes, sample_weight):
         """One epoch of training on a batch; the first call fixes the classes."""
         first = not hasattr(self, "_state")
-        X, y = self._validate_training_data(X, y, reset=first)
+        X, y, sample_weight = self._validate_batch(X, y, sample_weight, reset=first)
         if first:
             if not (self._supports_multilabel and _validation.is_multilabel(y)) and (
                 classes is None

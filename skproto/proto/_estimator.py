@@ -481,7 +481,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """``partial_fit`` of the mixture head: grow new classes, then one epoch with replay."""
         first = not hasattr(self, "_state")
         X_raw = X
-        X, y = self._validate_training_data(X, y, reset=first)
+        X, y, sample_weight = self._validate_batch(X, y, sample_weight, reset=first)
         y = np.asarray(y).ravel()
         if first:
             declared = None if classes is None else np.unique(np.asarray(classes))

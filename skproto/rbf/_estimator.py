@@ -331,7 +331,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if self._head_kind != "nearest":
             return self._partial_fit(X, y, classes, sample_weight)
         first = not hasattr(self, "_state")
-        X, y = self._validate_training_data(X, y, reset=first)
+        X, y, sample_weight = self._validate_batch(X, y, sample_weight, reset=first)
         y = np.asarray(y).ravel()
         rng = check_random_state(self.random_state)
         rng = np.random.RandomState(rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0))
