@@ -173,6 +173,7 @@ def encode_fit_targets(
         classes = found
     else:
         classes = np.unique(np.asarray(classes))
+        check_label_kinds(classes, found)
         unknown = np.setdiff1d(found, classes)
         if unknown.size:
             raise ValueError(
@@ -198,6 +199,23 @@ def encode_targets(estimator, y) -> np.ndarray:
     return np.searchsorted(estimator.classes_, y)
 
 
+def check_label_kinds(known, labels) -> None:
+    """Raise when ``labels`` and the ``known`` classes mix strings and numbers.
+
+    numpy would unify them silently (``np.union1d([0, 1], ["a"])`` turns the
+    numbers into the strings ``'0'``, ``'1'``), and the classes would no longer
+    be the user's labels; scikit-learn's ``unique_labels`` refuses the mix too.
+    """
+    kinds = {isinstance(v, str) for v in np.asarray(known, dtype=object).ravel()}
+    kinds |= {isinstance(v, str) for v in np.asarray(labels, dtype=object).ravel()}
+    if len(kinds) > 1:
+        raise ValueError(
+            "Mix of label types (strings and numbers): labels "
+            f"{np.asarray(labels, dtype=object)[:5].tolist()!r} against classes "
+            f"{np.asarray(known, dtype=object)[:5].tolist()!r}; use one type for all labels."
+        )
+
+
 def check_same_classes(estimator, classes) -> None:
     """``classes`` passed to a later ``partial_fit`` must be ``classes_`` (or None)."""
     if classes is not None and not np.array_equal(np.unique(classes), estimator.classes_):
@@ -208,7 +226,9 @@ def check_same_classes(estimator, classes) -> None:
 
 def new_labels(estimator, y, *, fixed: bool) -> np.ndarray:
     """The labels of single-label ``y`` not in ``classes_``; an error if the classes are fixed."""
-    unknown = np.setdiff1d(np.unique(y), estimator.classes_)
+    found = np.unique(y)
+    check_label_kinds(estimator.classes_, found)
+    unknown = np.setdiff1d(found, estimator.classes_)
     if unknown.size and fixed:
         raise ValueError(
             f"y contains labels {unknown.tolist()!r} not in "

@@ -494,3 +494,30 @@ def test_a_failed_partial_fit_that_brings_a_class_changes_nothing(name, weights)
     np.testing.assert_array_equal(clf.classes_, np.arange(5))
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     assert pickle.dumps(clf) == before
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+@pytest.mark.parametrize("first_kind", ["numbers", "strings"])
+def test_labels_of_another_kind_do_not_join_the_classes(name, first_kind):
+    """Regression: a batch of string labels after numeric classes (or the reverse)
+    grew ``classes_`` by numpy's union, which turns numbers into strings: classes
+    [0, 1, 2] became ['0', '1', '2', 'f', ...] and ``predict`` no longer returned
+    the user's labels. Now a ValueError, as scikit-learn's ``unique_labels`` gives,
+    and the model is unchanged; also for ``classes=`` and ``merge``."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
+    numbers = np.repeat(np.arange(6), 10)
+    strings = np.array(list("abcdef"))[numbers]
+    first, later = (numbers, strings) if first_kind == "numbers" else (strings, numbers)
+    clf = STREAMS[name]().partial_fit(X[:30], first[:30])
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\)"):
+        clf.partial_fit(X[30:], later[30:])
+    np.testing.assert_array_equal(clf.classes_, np.unique(first[:30]))
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    with pytest.raises(ValueError, match="Mix of label types"):
+        STREAMS[name]().partial_fit(X, later, classes=np.unique(first))
+    if name == "nmc":
+        other = NearestMeanClassifier().fit(X[30:], later[30:])
+        with pytest.raises(ValueError, match="Mix of label types"):
+            clf.merge(other)

@@ -402,6 +402,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._layout = self._stats_layout()
             declared = None if classes is None else np.unique(np.asarray(classes))
             known = labels if declared is None else declared
+            _validation.check_label_kinds(known, labels)
             self._priors_for(len(np.union1d(known, labels)))  # fail before any change
             self.classes_ = known
             self._classes_fixed = declared is not None
@@ -420,6 +421,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"classes={np.unique(np.asarray(classes))!r} is not the same as "
                     f"classes_={self.classes_!r} from earlier calls to partial_fit."
                 )
+        _validation.check_label_kinds(self.classes_, labels)
         unknown = np.setdiff1d(labels, self.classes_)
         if unknown.size and self._classes_fixed:
             raise ValueError(
@@ -510,6 +512,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 raise ValueError("cannot merge models fitted on different feature names.")
         union = self.classes_
         for m in others:
+            _validation.check_label_kinds(union, m.classes_)
             union = np.union1d(union, m.classes_)
         stats = None
         for m in models:

@@ -672,6 +672,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             y = np.asarray(y)
             if len(y) != len(X):
                 raise ValueError(f"y has {len(y)} labels for {len(X)} samples.")
+            _validation.check_label_kinds(self.classes_, np.unique(y))
             unknown = np.setdiff1d(np.unique(y), self.classes_)
             if unknown.size:
                 raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
