@@ -186,3 +186,13 @@ def test_classes_declared_without_rows_have_no_prototype_to_measure():
         html = make_report(model, X[:5], y[:5], X_train=X[seen], y_train=y[seen])
         assert "nan" not in html.lower()
         assert html.count("(no prototypes yet)") == 6
+
+
+def test_purity_refuses_labels_of_another_kind():
+    """Regression: integer y against string classes read as purity 0.0, silently."""
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = NearestMeanClassifier().fit(X, names)
+    assert prototype_purity(clf, X, names) == 1.0
+    with pytest.raises(ValueError, match="Mix of label types"):
+        prototype_purity(clf, X, y)

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .. import _chunking
+from .. import _chunking, _validation
 from .._base import BasePrototypeClassifier
 
 __all__ = [
@@ -270,6 +270,8 @@ def prototype_purity(
     y = np.asarray(y)
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
+    if y.ndim == 1:  # (numbers against string classes would all read as misses)
+        _validation.check_label_kinds(estimator.classes_, np.unique(y))
     best_rows = prototype_neighbors(estimator, X, n_neighbors=n_neighbors)
     purity = _purity_of_neighbors(estimator, y, best_rows)
     present = _present(estimator)
