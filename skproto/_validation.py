@@ -114,6 +114,10 @@ def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = Fals
             # a small partial_fit chunk often has more classes than half its
             # rows; that is not a sign of a regression target here
             warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
+            if np.asarray(y).dtype == object and len(_label_kinds(y)) > 1:
+                raise ValueError(  # (scikit-learn's checks would raise a TypeError)
+                    "Mix of label types (strings and numbers) in y; use one type for all labels."
+                )
             check_classification_targets(y)
     return X, y
 
@@ -199,6 +203,11 @@ def encode_targets(estimator, y) -> np.ndarray:
     return np.searchsorted(estimator.classes_, y)
 
 
+def _label_kinds(labels) -> set:
+    """``{True}`` for strings, ``{False}`` for numbers, both for a mix."""
+    return {isinstance(v, str) for v in np.asarray(labels, dtype=object).ravel()}
+
+
 def check_label_kinds(known, labels) -> None:
     """Raise when ``labels`` and the ``known`` classes mix strings and numbers.
 
@@ -206,9 +215,7 @@ def check_label_kinds(known, labels) -> None:
     numbers into the strings ``'0'``, ``'1'``), and the classes would no longer
     be the user's labels; scikit-learn's ``unique_labels`` refuses the mix too.
     """
-    kinds = {isinstance(v, str) for v in np.asarray(known, dtype=object).ravel()}
-    kinds |= {isinstance(v, str) for v in np.asarray(labels, dtype=object).ravel()}
-    if len(kinds) > 1:
+    if len(_label_kinds(known) | _label_kinds(labels)) > 1:
         raise ValueError(
             "Mix of label types (strings and numbers): labels "
             f"{np.asarray(labels, dtype=object)[:5].tolist()!r} against classes "

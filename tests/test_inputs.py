@@ -159,3 +159,15 @@ def test_float64_escalation_does_not_depend_on_chunking(iris, monkeypatch):
     chunked = clf.decision_function(Xs)
     assert whole.dtype == chunked.dtype == np.float64
     np.testing.assert_array_equal(whole, chunked)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_labels_mixing_strings_and_numbers_are_a_value_error(make, iris):
+    """Regression: an object y holding strings and numbers raised numpy's
+    TypeError ('<' not supported between 'int' and 'str') from deep inside."""
+    X, y = iris
+    mixed = np.array(["setosa" if v == 0 else int(v) for v in y], dtype=object)
+    with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in y"):
+        make().fit(X, mixed)
+    with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in y"):
+        make().partial_fit(X, mixed, classes=["setosa", 1, 2])

@@ -433,3 +433,18 @@ def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
     model.decision_function(Xd)
     assert model._scattered[2] is future  # scattered once per fitted model
     assert "_scattered" not in pickle.loads(pickle.dumps(model)).__dict__
+
+
+def test_dask_fits_refuse_labels_mixing_strings_and_numbers():
+    """Regression: numpy's TypeError from the distributed label pass, now a ValueError."""
+    from sklearn.datasets import load_iris
+
+    from skproto.parallel import fit_nearest_mean, fit_streaming
+
+    X, y = load_iris(return_X_y=True)
+    mixed = np.array(["setosa" if v == 0 else int(v) for v in y], dtype=object)
+    Xd, yd = da.from_array(X, chunks=50), da.from_array(mixed, chunks=50)
+    with pytest.raises(ValueError, match="Mix of label types"):
+        fit_nearest_mean(NearestMeanClassifier(), Xd, yd)
+    with pytest.raises(ValueError, match="Mix of label types"):
+        fit_streaming(ProtoClassifier(random_state=0), Xd, yd)

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from .. import _validation
 from .._chunking import is_dask
 
 
@@ -73,12 +74,20 @@ def aligned(a, X, name: str):
     return a.rechunk({0: X.chunks[0]})
 
 
+def _distinct(block: np.ndarray) -> np.ndarray:
+    if block.dtype == object and len(_validation._label_kinds(block)) > 1:
+        raise ValueError(
+            "Mix of label types (strings and numbers) in y; use one type for all labels."
+        )
+    return np.unique(block)
+
+
 def labels_of(y) -> np.ndarray:
     """The sorted distinct labels of a dask array, computed block by block."""
     import dask
 
     blocks = list(y.to_delayed().ravel())
-    return np.unique(np.concatenate(dask.compute(*[dask.delayed(np.unique)(b) for b in blocks])))
+    return _distinct(np.concatenate(dask.compute(*[dask.delayed(_distinct)(b) for b in blocks])))
 
 
 def tree(items: list, combine, fan_in: int = 8):
