@@ -228,3 +228,14 @@ def test_rbf_components_step_in_the_units_of_X(k):
     assert agree >= 0.97
     assert scaled.score(X * 2.0**k, y) >= unit.score(X, y) - 0.03 > 0.87
     assert scaled.n_iter_ == pytest.approx(unit.n_iter_, abs=3)
+
+
+def test_n_jobs_zero_is_refused():
+    """Regression: n_jobs=0 trained on cpu_count + 1 threads (3 on 2 cores)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    for clf in (ProtoClassifier(n_jobs=0), RBFPrototypeClassifier(n_jobs=0)):
+        with pytest.raises(InvalidParameterError, match="'n_jobs' parameter"):
+            clf.fit(X, y)
+    assert ProtoClassifier(n_jobs=-1, max_epochs=1)._n_threads >= 1

@@ -84,7 +84,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [None, dict, StrOptions({"balanced"})],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "n_jobs": [None, Integral],
+        "n_jobs": [  # joblib's convention: 0 means nothing
+            None,
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
