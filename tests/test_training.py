@@ -239,3 +239,15 @@ def test_n_jobs_zero_is_refused():
         with pytest.raises(InvalidParameterError, match="'n_jobs' parameter"):
             clf.fit(X, y)
     assert ProtoClassifier(n_jobs=-1, max_epochs=1)._n_threads >= 1
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_diverging_fit_raises_instead_of_returning_a_broken_model(early_stopping):
+    """Regression: at learning_rate=1e6 the loss became NaN, fit returned, and the
+    model's predict_proba raised 'computed non-finite class scores' later."""
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(
+        learning_rate=1e6, max_epochs=3, early_stopping=early_stopping, random_state=0
+    )
+    with pytest.raises(ValueError, match=r"Training diverged in fit: .* Lower learning_rate"):
+        clf.fit(X, y)

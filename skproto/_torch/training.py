@@ -257,6 +257,9 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
         epoch_loss = total / max(n, 1)
+        if not np.isfinite(epoch_loss):
+            what = f"the loss became {epoch_loss} in epoch {epoch + 1}"
+            raise ValueError(_diverged(config, what))
         history["loss"].append(epoch_loss)
         in_memory = score is not None and not is_dask(X)
         train_score = score(*scored) if in_memory else np.nan
@@ -295,7 +298,17 @@ def train(
                 break
     if best_state is not None:
         module.load_state_dict(best_state)
+    if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        raise ValueError(_diverged(config, "a parameter became non-finite"))
     return history
+
+
+def _diverged(config: TrainingConfig, what: str) -> str:
+    """The message of a training run that diverged (never a silently broken model)."""
+    return (
+        f"Training diverged in {config.name}: {what}. Lower learning_rate (it was "
+        f"{config.learning_rate:g}), or rescale X (e.g. with sklearn.preprocessing.StandardScaler)."
+    )
 
 
 def data_scale(X: np.ndarray) -> float:
