@@ -392,7 +392,6 @@ def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int
 
     Examples
     --------
-
     >>> from sklearn.datasets import load_iris
     >>> from skproto import NearestMeanClassifier
     >>> from skproto.metrics import global_size
