@@ -696,6 +696,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
             n_features=n_features,
             n_tokens=self.n_tokens or 0,
         )
+        if T_rows.ndim == 2 and self.head == "mixture":
+            _center_label_biases(net, X_rows, T_rows)
         self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
 
@@ -1071,6 +1073,26 @@ class ProtoClassifier(TorchPrototypeClassifier):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _center_label_biases(net: ProtoNetwork, X: np.ndarray, T: np.ndarray) -> None:
+    """Multi-label: start each label's bias at its prior log-odds minus its mean score.
+
+    Each label is a sigmoid of its own mixture score, ``tau * logsumexp`` of
+    cosines over its prototypes, which starts far above 0 for every label
+    (every row is similar to some prototype of each label); a softmax ignores
+    that common shift, a sigmoid does not: every label started near
+    probability 1 and 30 epochs did not undo it (make_multilabel_classification,
+    4 labels: per-label accuracy 0.60 against LogisticRegression's 0.79).
+    """
+    rows = np.linspace(0, len(X) - 1, min(len(X), 2000)).astype(np.intp)
+    with torch.no_grad():
+        net.head.bias.zero_()
+        dev = net.head.bias.device
+        scores = net(torch.as_tensor(X[rows], dtype=torch.float32, device=dev))[0]
+        prior = np.clip(np.asarray(T, dtype=np.float64).mean(0), 1e-3, 1 - 1e-3)
+        target = torch.as_tensor(np.log(prior / (1 - prior)), dtype=scores.dtype, device=dev)
+        net.head.bias.copy_(target - scores.mean(0))
 
 
 def _with_drift_penalty(loss, net: ProtoNetwork, weight: float):
