@@ -250,6 +250,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         X, y = self._validate_training_data(X, y, reset=not warm)
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
         w = self._training_weights(T, sample_weight, X)
+        X_all, y_all, kept = X, y, None
+        if not w.all():  # rows of weight 0 are absent, as in NearestMeanClassifier
+            kept = np.flatnonzero(w > 0)
+            X, T, w = X[kept], T[kept], w[kept]
         rng = check_random_state(self.random_state)
         fit_rows, val_rows = self._early_stopping_split(T, rng)
         X32 = X.astype(np.float32, copy=False)
@@ -296,7 +300,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             self._project_and_refit(
                 net, X, X32, T, w, history, rng, project=self.project, held_out=held_out
             )
-        self._keep_cases(X_raw, X, y)
+        if kept is not None:  # rows of the X given to fit
+            rows = self.prototype_sample_indices_
+            self.prototype_sample_indices_ = np.where(rows >= 0, kept[np.maximum(rows, 0)], -1)
+        self._keep_cases(X_raw, X_all, y_all)
         return self
 
     def _project_and_refit(

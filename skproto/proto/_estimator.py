@@ -674,6 +674,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
         counts = np.full(n_classes, self.n_prototypes_per_class)
+        if self.head == "mixture" and T.ndim == 1:  # a class without rows (all of weight
+            counts[np.bincount(T, minlength=n_classes) == 0] = 0  # 0) has no prototype
         blocks = [classwise_kmeans(Zc, T, counts, rng) for _ in kinds]
         P = np.concatenate([b[0] for b in blocks]).astype(np.float32)
         codes = np.concatenate([b[1] for b in blocks])
