@@ -134,7 +134,7 @@ def fit_streaming(
     is a distributed nearest-row search (:func:`nearest_rows`), so
     ``prototype_sample_indices_`` are global rows of ``X``.
 
-    It differs from ``fit`` in memory in three documented ways:
+    It differs from ``fit`` in memory in four documented ways:
 
     - the early-stopping rows are ``validation_fraction`` of the rows (at
       most ``validation_rows``) drawn uniformly, not stratified, and they also
@@ -143,7 +143,9 @@ def fit_streaming(
       of ``init_rows`` rows (default: ``max(20000, 100 * n_classes)``);
     - shuffling mixes rows within windows of blocks, not over all rows: when
       the rows are ordered (e.g. sorted by class), use more ``window_blocks``
-      or shuffle the blocks' contents first.
+      or shuffle the blocks' contents first;
+    - rows of weight 0 count as rows (they can start or become prototypes),
+      where ``fit`` leaves them out.
 
     Parameters
     ----------
