@@ -114,10 +114,7 @@ def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = Fals
             # a small partial_fit chunk often has more classes than half its
             # rows; that is not a sign of a regression target here
             warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
-            if np.asarray(y).dtype == object and len(_label_kinds(y)) > 1:
-                raise ValueError(  # (scikit-learn's checks would raise a TypeError)
-                    "Mix of label types (strings and numbers) in y; use one type for all labels."
-                )
+            check_one_label_kind(y)  # (scikit-learn's checks would raise a TypeError)
             check_classification_targets(y)
     return X, y
 
@@ -206,6 +203,15 @@ def encode_targets(estimator, y) -> np.ndarray:
 def _label_kinds(labels) -> set:
     """``{True}`` for strings, ``{False}`` for numbers, both for a mix."""
     return {isinstance(v, str) for v in np.asarray(labels, dtype=object).ravel()}
+
+
+def check_one_label_kind(y) -> None:
+    """Raise when an object ``y`` holds both strings and numbers (numpy cannot sort it)."""
+    y = np.asarray(y)
+    if y.dtype == object and len(_label_kinds(y)) > 1:
+        raise ValueError(
+            "Mix of label types (strings and numbers) in y; use one type for all labels."
+        )
 
 
 def check_label_kinds(known, labels) -> None:

@@ -190,9 +190,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             window_blocks=getattr(self, "_window_blocks", 4),  # set by fit_streaming
         )
 
-    def _training_weights(self, T, sample_weight, X) -> np.ndarray:
-        """Sample weights times class weights (single-label), float32."""
-        w = _validation.validate_sample_weight(sample_weight, X)
+    def _training_weights(self, T, w: np.ndarray) -> np.ndarray:
+        """Validated sample weights ``w`` times class weights (single-label), float32."""
         if self.class_weight is not None and T.ndim == 1:
             w = w * compute_sample_weight(self.class_weight, self.classes_[T])
         return w.astype(np.float32)
@@ -249,7 +248,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         X_raw = X
         X, y = self._validate_training_data(X, y, reset=not warm)
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
-        w = self._training_weights(T, sample_weight, X)
+        w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
         X_all, y_all, kept = X, y, None
         if not w.all():  # rows of weight 0 are absent, as in NearestMeanClassifier
             kept = np.flatnonzero(w > 0)
@@ -428,7 +427,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         else:
             _validation.check_same_classes(self, classes)
             T = _validation.encode_targets(self, y)
-        w = self._training_weights(T, sample_weight, X)
+        w = self._training_weights(T, sample_weight)
         X32 = X.astype(np.float32, copy=False)
         rng = check_random_state(self.random_state)
         with torch_threads(self._n_threads, blas=True):
@@ -460,7 +459,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """Project the fitted prototypes onto (X, y) and run the refit stage."""
         X, y = self._validate_training_data(X, y, reset=False)
         T = _validation.encode_targets(self, y)
-        w = self._training_weights(T, sample_weight, X)
+        w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
         X32 = X.astype(np.float32, copy=False)
         with torch_threads(self._n_threads, blas=True):
             net = self._network(self._state, torch.float32).to(self._device)

@@ -421,7 +421,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"classes={np.unique(np.asarray(classes))!r} is not the same as "
                     f"classes_={self.classes_!r} from earlier calls to partial_fit."
                 )
-        _validation.check_label_kinds(self.classes_, labels)
+            _validation.check_label_kinds(self.classes_, labels)
         unknown = np.setdiff1d(labels, self.classes_)
         if unknown.size and self._classes_fixed:
             raise ValueError(

@@ -75,10 +75,7 @@ def aligned(a, X, name: str):
 
 
 def _distinct(block: np.ndarray) -> np.ndarray:
-    if block.dtype == object and len(_validation._label_kinds(block)) > 1:
-        raise ValueError(
-            "Mix of label types (strings and numbers) in y; use one type for all labels."
-        )
+    _validation.check_one_label_kind(block)
     return np.unique(block)
 
 

@@ -515,7 +515,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # model that has others: learn them while keeping the earlier ones
         had = np.unique(state["head.codes"].astype(np.intp))
         incremental = bool(had.size) and np.setdiff1d(np.unique(T), had).size > 0
-        w = self._training_weights(T, sample_weight, X)
+        w = self._training_weights(T, sample_weight)
         rng = np.random.RandomState(check_random_state(self.random_state).randint(2**31 - 1))
         rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
         with torch_threads(self._n_threads, blas=True):
@@ -674,9 +674,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         kinds = ["trivial", "support"] if self.prototype_kind == "both" else [self.prototype_kind]
         counts = np.full(n_classes, self.n_prototypes_per_class)
-        if self.head == "mixture" and T.ndim == 1:  # a class without rows (all of weight
-            counts[np.bincount(T, minlength=n_classes) == 0] = 0  # 0) has no prototype
-        blocks = [classwise_kmeans(Zc, T, counts, rng) for _ in kinds]
+        own = self.head == "mixture" and T.ndim == 1
+        blocks = [classwise_kmeans(Zc, T, counts, rng, own_rows_only=own) for _ in kinds]
         P = np.concatenate([b[0] for b in blocks]).astype(np.float32)
         codes = np.concatenate([b[1] for b in blocks])
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))

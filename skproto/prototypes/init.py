@@ -38,14 +38,20 @@ def kmeans_prototypes(
 
 
 def classwise_kmeans(
-    Z: np.ndarray, T: np.ndarray, counts: np.ndarray, rng
+    Z: np.ndarray, T: np.ndarray, counts: np.ndarray, rng, *, own_rows_only: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """``counts[c]`` k-means++ prototypes per class ``c``, class-major.
 
     Returns the prototypes (n_prototypes, n_features) and the class code of
-    each. ``T`` holds integer codes or a 0/1 indicator (multi-label).
+    each. ``T`` holds integer codes or a 0/1 indicator (multi-label). With
+    ``own_rows_only`` a class without rows in ``T`` gets none (heads that score
+    a class by its own prototypes only: a class declared to ``partial_fit``
+    before its rows arrive, or whose rows all weigh 0, scores -inf); else it
+    starts at the mean of ``Z`` (see :func:`kmeans_prototypes`).
     """
     members = class_members(T, len(counts))
+    if own_rows_only:
+        counts = np.where([len(m) > 0 for m in members], counts, 0)
     scale = 1e-3 * (Z.std() or 1.0)  # once, not once per class
     P = [kmeans_prototypes(Z[members[c]], Z, int(k), rng, scale) for c, k in enumerate(counts) if k]
     codes = np.repeat(np.arange(len(counts)), counts)

@@ -354,7 +354,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             net = net.to(self._device)
             params = self._trainable(net)
             T = np.searchsorted(self.classes_, y)
-            w = self._training_weights(T, sample_weight, X)
+            w = self._training_weights(T, sample_weight)
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
             if not first and len(net.components) > n_old:
                 # new classes: only their components learn in this call, so the
@@ -447,11 +447,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             K = n_classes
         if n_classes <= K:
             counts = np.full(n_classes, K // n_classes) + (np.arange(n_classes) < K % n_classes)
-            if self._head_kind == "nearest" and np.ndim(T) == 1:
-                # a class declared to partial_fit without rows yet has no
-                # component (score -inf) until its rows arrive (_grown_state)
-                counts[np.bincount(T, minlength=n_classes) == 0] = 0
-            W, codes = classwise_kmeans(X, T, counts, rng)
+            # (a class without rows gets its components when they arrive: _grown_state)
+            own = self._head_kind == "nearest" and np.ndim(T) == 1
+            W, codes = classwise_kmeans(X, T, counts, rng, own_rows_only=own)
         else:
             W = kmeans_prototypes(X, X, K, rng)
             codes = np.zeros(K, dtype=int)  # CBC: reasoning decides; updated after training
