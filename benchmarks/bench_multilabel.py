@@ -1,0 +1,118 @@
+"""Multi-label ProtoClassifier at its defaults against one logistic regression per label.
+
+Run from the repository root::
+
+    python benchmarks/bench_multilabel.py --threads 2
+
+Three ``make_multilabel_classification`` sets (standardised, a quarter held
+out, fixed seeds): per-label test accuracy, subset accuracy, mean binary
+cross-entropy and fit seconds of ``ProtoClassifier()``, of
+``ProtoClassifier(project=False)`` (prototypes not tied to real rows: what
+the cases cost) and of ``OneVsRestClassifier(LogisticRegression())``. Writes
+``multilabel.md`` and ``multilabel.json`` to ``--out-dir``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from sklearn.datasets import make_multilabel_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import StandardScaler
+
+from skproto import ProtoClassifier
+
+from _harness.data import add_threads_and_note, benchmark_parser
+from _harness.env import finish_run, machine_info, set_threads, skproto_n_jobs
+from _harness.report import log, md_table
+
+#: (labels, features, rows, seed) of the generated sets
+SETS = [(4, 10, 1000, 0), (8, 30, 2000, 1), (5, 20, 1500, 2)]
+
+
+def _bce(Y: np.ndarray, P: np.ndarray) -> float:
+    P = np.clip(P, 1e-7, 1 - 1e-7)
+    return float(-np.mean(Y * np.log(P) + (1 - Y) * np.log(1 - P)))
+
+
+def _models(n_jobs: int) -> dict:
+    return {
+        "ProtoClassifier()": lambda: ProtoClassifier(random_state=0, n_jobs=n_jobs),
+        "ProtoClassifier(project=False)": lambda: ProtoClassifier(
+            project=False, random_state=0, n_jobs=n_jobs
+        ),
+        "OneVsRest(LogisticRegression())": lambda: OneVsRestClassifier(LogisticRegression()),
+    }
+
+
+def run_set(n_labels: int, n_features: int, n_rows: int, seed: int, n_jobs: int) -> dict:
+    X, Y = make_multilabel_classification(
+        n_samples=n_rows, n_features=n_features, n_classes=n_labels, random_state=seed
+    )
+    X = StandardScaler().fit_transform(X)
+    X, X_test, Y, Y_test = train_test_split(X, Y, random_state=0)
+    out = {"labels": n_labels, "features": n_features, "rows": n_rows, "seed": seed}
+    for name, make in _models(n_jobs).items():
+        t = time.perf_counter()
+        model = make().fit(X, Y)
+        fit_s = time.perf_counter() - t
+        pred = model.predict(X_test)
+        out[name] = {
+            "per_label_accuracy": float(np.mean(pred == Y_test)),
+            "subset_accuracy": float(np.mean((pred == Y_test).all(axis=1))),
+            "bce": _bce(Y_test, model.predict_proba(X_test)),
+            "fit_s": fit_s,
+        }
+        log(f"  {n_labels} labels: {name} {out[name]}")
+    return out
+
+
+def render(res: dict) -> str:
+    m = res["machine"]
+    lines = [
+        "# Multi-label: ProtoClassifier at its defaults",
+        "",
+        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s; "
+        f"skproto commit {m.get('git_commit', '?')[:10]}; threads {res['threads']['requested']}",
+        "- `make_multilabel_classification`, standardised, a quarter held out; test numbers",
+        "",
+    ]
+    rows = []
+    for s in res["sets"]:
+        for name in _models(1):
+            r = s[name]
+            rows.append(
+                [
+                    f"{s['labels']} labels, {s['features']} features, {s['rows']:,} rows",
+                    name,
+                    f"{r['per_label_accuracy']:.3f}",
+                    f"{r['subset_accuracy']:.3f}",
+                    f"{r['bce']:.3f}",
+                    f"{r['fit_s']:.1f}",
+                ]
+            )
+    headers = ["data", "model", "per-label acc", "subset acc", "cross-entropy", "fit s"]
+    lines.append(md_table(headers, rows))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = benchmark_parser(__doc__, "multilabel")
+    add_threads_and_note(ap)
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    info = machine_info(with_torch=True)
+    threads = set_threads(args.threads)
+    n_jobs = skproto_n_jobs(args.threads)
+    res = {"machine": info, "threads": threads, "note": args.note}
+    res["sets"] = [run_set(*s, n_jobs=n_jobs) for s in SETS]
+    finish_run(res, info, t_start, render, args.out_dir, "multilabel")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
