@@ -22,6 +22,7 @@ __all__ = [
     "check_float32_training_range",
     "check_magnitude",
     "check_two_classes",
+    "class_weights",
     "encode_fit_targets",
     "encode_targets",
     "is_multilabel",
@@ -134,6 +135,25 @@ def validate_predict_data(estimator, X, *, return_max_abs: bool = False):
 def validate_sample_weight(sample_weight, X) -> np.ndarray:
     """Float64 weights: finite, non-negative, not all zero."""
     return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+
+def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The weight of each of ``classes`` under ``class_weight`` (None, dict or "balanced").
+
+    A dict gives the classes it names their value and every other class 1,
+    whether or not a class it names has rows (a ``partial_fit`` batch need
+    not hold them all; scikit-learn's ``compute_sample_weight`` raises
+    then). "balanced" gives a class with ``counts[c] > 0`` rows
+    ``counts.sum() / (n_present * counts[c])``, ``n_present`` the classes with
+    rows, as scikit-learn does.
+    """
+    if class_weight is None:
+        return np.ones(len(classes))
+    if isinstance(class_weight, dict):
+        return np.array([float(class_weight.get(c, 1.0)) for c in classes])
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1.0)), 1.0)
 
 
 def check_two_classes(estimator, classes: np.ndarray) -> None:

@@ -543,3 +543,97 @@ def test_rows_of_weight_zero_are_absent_from_fit(name):
         rows = rows[rows >= 0]
         assert np.all(w[rows] > 0)
     assert_explain_faithful(clf, X[:20], clf.explain(X[:20]), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(STREAMS) + ["proto-linear"])
+@pytest.mark.parametrize("declared", [False, True])
+def test_rows_of_weight_zero_are_absent_from_partial_fit(name, declared):
+    """Regression: a ``partial_fit`` batch's rows of weight 0 counted as rows. On
+    digits in five batches with class 9 at weight 0, ProtoClassifier gave class 9
+    five prototypes, all rows of weight 0, and predicted 9 for 157 rows, and RBF
+    for 165. Now, as in ``fit`` and NearestMean, such rows are absent: a class
+    whose rows all weigh 0 joins ``classes_`` but has probability 0, and
+    prototype indices still name rows of the data given."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    w = np.where(y == 9, 0.0, 1.0)
+    w[::7] = 0.0  # and some rows of every class
+    if name == "proto-linear":
+        if not declared:
+            pytest.skip("head='linear' needs classes on the first call")
+        clf = ProtoClassifier(head="linear", random_state=0)
+    else:
+        clf = STREAMS[name]()
+    for i, rows in enumerate(np.array_split(np.arange(len(X)), 5)):
+        kw = {"classes": np.arange(10)} if declared and i == 0 else {}
+        clf.partial_fit(X[rows], y[rows], sample_weight=w[rows], **kw)
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    if name == "proto-linear":  # every prototype speaks for every class
+        assert not np.any(clf.predict(X) == 9)
+    else:
+        assert np.all(clf.predict_proba(X)[:, 9] == 0.0)
+    assert clf.score(X[y != 9], y[y != 9]) > 0.75
+    found = getattr(clf, "prototype_sample_indices_", None)
+    if found is not None:
+        labels = clf.prototype_labels_[found >= 0]
+        found = found[found >= 0]
+        assert len(found) or name != "proto-mixture"  # RBF's partial_fit does not project
+        assert np.all(w[found] > 0)
+        np.testing.assert_array_equal(y[found], labels)
+    assert_explain_faithful(clf, X[:20], clf.explain(X[:20]), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"] + ["proto-linear"])
+def test_a_batch_whose_rows_all_weigh_zero(name):
+    """A first call has nothing to learn from (a clear error, nothing fitted); a
+    later one changes no prototype, and its classes join ``classes_``. Also a
+    regression: a ``class_weight`` dict naming a class the batch lacks raised
+    scikit-learn's "The classes, [0, 1], are not in class_weight"."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_samples=90, centers=3, random_state=0)
+    if name == "proto-linear":
+        clf = ProtoClassifier(head="linear", random_state=0, class_weight={2: 0.0})
+        with pytest.raises(ValueError, match="Every row has weight 0"):
+            clf.partial_fit(X[y == 2], y[y == 2], classes=[0, 1, 2])
+        assert not hasattr(clf, "classes_")
+        clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+        before = clf.prototypes_.copy()
+        clf.partial_fit(X[y == 2], y[y == 2])
+        np.testing.assert_array_equal(clf.prototypes_, before)
+        return
+    clf = STREAMS[name]().set_params(class_weight={2: 0.0})
+    with pytest.raises(ValueError, match="Every row has weight 0"):
+        clf.partial_fit(X[y == 2], y[y == 2])
+    assert not hasattr(clf, "classes_")  # nothing fitted
+    clf.partial_fit(X[y < 2], y[y < 2])
+    before = clf.prototypes_.copy()
+    clf.partial_fit(X[y == 2], y[y == 2])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(clf.prototypes_, before)
+    assert np.all(clf.predict_proba(X)[:, 2] == 0.0)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {"b": 3.0, "z": 0.5}])
+def test_class_weights_match_scikit_learn_and_allow_absent_classes(class_weight):
+    """The per-class weights equal ``compute_sample_weight`` on data holding every
+    class; a dict may name a class that a batch lacks (regression: a batch of
+    classes "a" and "c" with ``class_weight={"b": 3.0}`` raised scikit-learn's
+    "The classes, ['a', 'c'], are not in class_weight")."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from skproto._validation import class_weights
+
+    rng = np.random.RandomState(0)
+    y = rng.choice(["a", "b", "c", "z"], size=200, p=[0.5, 0.3, 0.15, 0.05])
+    classes, T = np.unique(y, return_inverse=True)
+    got = class_weights(class_weight, classes, np.bincount(T))[T]
+    np.testing.assert_array_equal(got, compute_sample_weight(class_weight, y))
+    X = rng.normal(size=(200, 4)) + (T[:, None] == np.arange(4)) * 3
+    for make in (STREAMS["proto-mixture"], STREAMS["rbf-glvq"]):
+        clf = make().set_params(class_weight=class_weight)
+        ac = np.isin(y, ["a", "c"])
+        clf.partial_fit(X[ac], y[ac]).partial_fit(X[~ac], y[~ac])
+        np.testing.assert_array_equal(clf.classes_, classes)

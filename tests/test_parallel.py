@@ -323,6 +323,35 @@ def test_streamed_training_on_the_cluster(client, make):
     assert np.isfinite(est.predict_proba(X)).all()
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=4, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=4, project=True, random_state=0),
+        lambda: RBFPrototypeClassifier(loss="cbc", max_epochs=4, project=True, random_state=0),
+    ],
+    ids=["proto", "rbf", "rbf-cbc"],
+)
+def test_streamed_rows_of_weight_zero_are_absent(client, make):
+    """Regression: ``fit_streaming`` counted rows of weight 0 as rows (digits, class
+    "j" at weight 0: 5 prototypes were such rows, 167 rows predicted "j"). Now, as
+    in ``fit``, no prototype starts from or is projected onto such a row, and with
+    the class-wise heads a class whose rows all weigh 0 has probability 0."""
+    from skproto.parallel import fit_streaming
+
+    X, y = _digits()
+    w = np.where(y == "j", 0.0, 1.0)
+    w[::7] = 0.0  # and some rows of every class
+    Xd, yd, wd = (da.from_array(a, chunks=100) for a in (X, y, w))
+    est = fit_streaming(make(), Xd, yd, wd, init_rows=300)
+    rows = est.prototype_sample_indices_
+    assert (rows >= 0).all() and (w[rows] > 0).all()
+    if getattr(est, "loss", None) != "cbc":  # class-wise: rows of the prototype's class
+        np.testing.assert_array_equal(y[rows], est.prototype_labels_)
+        assert np.all(est.predict_proba(X)[:, -1] == 0.0)
+    assert est.score(X[y != "j"], y[y != "j"]) > 0.8
+
+
 def _generated(block_info=None, n_features=16):
     """A block of a lazily generated dataset (never held whole)."""
     start = block_info[None]["array-location"][0][0]

@@ -29,7 +29,6 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
 
 from .. import _validation
 from .._base import BasePrototypeClassifier
@@ -47,7 +46,24 @@ from .training import (
     weighted_accuracy,
 )
 
-__all__ = ["TorchPrototypeClassifier", "state_tensors"]
+__all__ = ["TorchPrototypeClassifier", "counted_rows", "state_tensors"]
+
+
+def counted_rows(w: np.ndarray, *, context: str = "fit") -> np.ndarray | None:
+    """The rows that take part in training (weight > 0), or None when all do.
+
+    Rows of weight 0 (sample weight times class weight) are absent, as in
+    NearestMeanClassifier: they start no prototype, are never projected
+    onto, and a class whose rows all weigh 0 gets no prototype from them.
+    """
+    if w.all():
+        return None
+    if context and not w.any():
+        raise ValueError(
+            f"Every row has weight 0 (sample_weight times class_weight); {context} has "
+            "nothing to learn from."
+        )
+    return np.flatnonzero(w > 0)
 
 
 def _possible(S: np.ndarray) -> np.ndarray:
@@ -190,10 +206,15 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             window_blocks=getattr(self, "_window_blocks", 4),  # set by fit_streaming
         )
 
-    def _training_weights(self, T, w: np.ndarray) -> np.ndarray:
-        """Validated sample weights ``w`` times class weights (single-label), float32."""
+    def _training_weights(self, T, w: np.ndarray, classes=None) -> np.ndarray:
+        """Validated sample weights ``w`` times class weights (single-label), float32.
+
+        ``T`` codes rows by ``classes`` (default: ``classes_``).
+        """
         if self.class_weight is not None and T.ndim == 1:
-            w = w * compute_sample_weight(self.class_weight, self.classes_[T])
+            classes = self.classes_ if classes is None else classes
+            counts = np.bincount(T, minlength=len(classes))
+            w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
         return w.astype(np.float32)
 
     def _early_stopping_split(self, T, rng):
@@ -249,9 +270,9 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         X, y = self._validate_training_data(X, y, reset=not warm)
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
-        X_all, y_all, kept = X, y, None
-        if not w.all():  # rows of weight 0 are absent, as in NearestMeanClassifier
-            kept = np.flatnonzero(w > 0)
+        X_all, y_all = X, y
+        kept = counted_rows(w)
+        if kept is not None:
             X, T, w = X[kept], T[kept], w[kept]
         rng = check_random_state(self.random_state)
         fit_rows, val_rows = self._early_stopping_split(T, rng)
@@ -306,17 +327,18 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         return self
 
     def _project_and_refit(
-        self, net, X, X32, T, w, history, rng, *, project: bool, held_out=None
+        self, net, X, X32, T, w, history, rng, *, project: bool, held_out=None, search=None
     ) -> None:
         """Projection onto rows of ``X`` (all of them), the refit stage, calibration, store.
 
         ``held_out`` (rows, targets, weights) are what ``temperature="auto"``
-        is fitted on (default: ``X`` itself).
+        is fitted on (default: ``X`` itself). ``search``: the targets the
+        projection reads (default ``T``; -1 marks a row no prototype may take).
         """
         indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
         owner = None
         if project:
-            C, TC, owner = self._candidates(X32, T)
+            C, TC, owner = self._candidates(X32, T if search is None else search)
             indices = self._snap(net, C, TC)
             self._on_projected(net, C, indices)
         self._refit(net, X32, T, w, history, rng, projected=project)
@@ -422,12 +444,19 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 classes is None
             ):
                 raise ValueError("classes must be passed on the first call to partial_fit.")
-            T = self._set_targets(y, classes)
-            self.n_iter_ = 0
+            classes_, T, multilabel = _validation.encode_fit_targets(
+                self, y, classes=classes, allow_multilabel=self._supports_multilabel
+            )
         else:
             _validation.check_same_classes(self, classes)
             T = _validation.encode_targets(self, y)
-        w = self._training_weights(T, sample_weight)
+        w = self._training_weights(T, sample_weight, classes_ if first else None)
+        kept = counted_rows(w, context="the first call to partial_fit" if first else "")
+        if kept is not None:
+            X, T, w = X[kept], T[kept], w[kept]
+        if first:  # (nothing is set before the call's checks have passed)
+            self.classes_, self._multilabel = classes_, multilabel
+            self.n_iter_ = 0
         X32 = X.astype(np.float32, copy=False)
         rng = check_random_state(self.random_state)
         with torch_threads(self._n_threads, blas=True):
@@ -438,18 +467,19 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 net = self._network(self._state, torch.float32).to(self._device)
                 rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
                 history = self.history_
-            train(
-                net,
-                self._trainable(net),
-                self._batch_loss(net),
-                X32,
-                T,
-                w,
-                self._training_config(1, "partial_fit"),
-                rng,
-                history=history,
-            )
-            self._calibrate_batch(net, X32, T, w, history)
+            if len(T):  # the batch has rows of positive weight
+                train(
+                    net,
+                    self._trainable(net),
+                    self._batch_loss(net),
+                    X32,
+                    T,
+                    w,
+                    self._training_config(1, "partial_fit"),
+                    rng,
+                    history=history,
+                )
+                self._calibrate_batch(net, X32, T, w, history)
         self.n_iter_ += 1
         self._store(net, np.full(len(getattr(net, self._prototype_parameter)), -1), history)
         self._keep_cases(None, X, y, first_row=0)  # earlier prototypes keep their cases
@@ -530,8 +560,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """
         groups = self._prototype_groups(net)
         targets = T
-        if groups is None:
-            targets = None
+        if groups is None:  # any row; streamed targets of -1 mark rows of weight 0
+            targets = -(T < 0).astype(int) if is_dask(T) else None
             groups = np.zeros(len(getattr(net, self._prototype_parameter)), dtype=int)
         embed, P, metric = self._projection_space(net)
         if is_dask(X):

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._chunking import take_rows_of
+from .._validation import class_weights
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
@@ -92,6 +93,10 @@ def _not_in(index, rows):
     return ~np.isin(index, rows)
 
 
+def _where_counted(codes, w):
+    return np.where(w > 0, codes, -1)
+
+
 def _times_class_weight(w, codes, class_weight):
     return w * class_weight[codes]
 
@@ -103,14 +108,14 @@ def _class_weights(estimator, T, classes) -> np.ndarray | None:
     cw = estimator.class_weight
     if cw is None:
         return None
+    counts = None
     if cw == "balanced":
         blocks = T.to_delayed().ravel()
         counts = dask.compute(
             *[dask.delayed(np.bincount)(b, minlength=len(classes)) for b in blocks]
         )
-        counts = np.sum(counts, axis=0).astype(np.float64)
-        return counts.sum() / (len(classes) * np.maximum(counts, 1.0))
-    return np.array([float(cw.get(c, 1.0)) for c in classes])
+        counts = np.sum(counts, axis=0)
+    return class_weights(cw, classes, counts)
 
 
 def fit_streaming(
@@ -134,7 +139,7 @@ def fit_streaming(
     is a distributed nearest-row search (:func:`nearest_rows`), so
     ``prototype_sample_indices_`` are global rows of ``X``.
 
-    It differs from ``fit`` in memory in four documented ways:
+    It differs from ``fit`` in memory in three documented ways:
 
     - the early-stopping rows are ``validation_fraction`` of the rows (at
       most ``validation_rows``) drawn uniformly, not stratified, and they also
@@ -143,9 +148,10 @@ def fit_streaming(
       of ``init_rows`` rows (default: ``max(20000, 100 * n_classes)``);
     - shuffling mixes rows within windows of blocks, not over all rows: when
       the rows are ordered (e.g. sorted by class), use more ``window_blocks``
-      or shuffle the blocks' contents first;
-    - rows of weight 0 count as rows (they can start or become prototypes),
-      where ``fit`` leaves them out.
+      or shuffle the blocks' contents first.
+
+    Rows of weight 0 are absent, as in ``fit``: they start no prototype and
+    no prototype is projected onto them.
 
     Parameters
     ----------
@@ -238,11 +244,21 @@ def fit_streaming(
         index = da.arange(n, chunks=X.chunks[0])
         fit_w = w * index.map_blocks(_not_in, val, dtype=bool)
 
+    # rows of weight 0 are absent, as in fit: they start no prototype, and the
+    # searches (projection, the snap cost's pull) read their target as -1
+    search = da.map_blocks(_where_counted, T, w, dtype=T.dtype)
+    counted = n_val + np.flatnonzero(wp[n_val:] > 0)
+    if not len(counted):
+        raise ValueError(
+            "Every row of the initialisation sample has weight 0 (sample_weight times "
+            "class_weight); fit_streaming has nothing to start from."
+        )
+
     X32 = X.astype(np.float32)
     estimator._window_blocks = window_blocks
     try:
         with torch_threads(estimator._n_threads, blas=True):
-            net = estimator._build(Xs[n_val:], Tp[n_val:], rng).to(estimator._device)
+            net = estimator._build(Xs[counted], Tp[counted], rng).to(estimator._device)
             history = new_history()
             estimator.n_iter_ = 0
             score = estimator._score_fn(net)
@@ -260,7 +276,7 @@ def fit_streaming(
                 rng,
                 score=score,
                 history=history,
-                on_epoch_end=estimator._on_epoch_end(net, X32, T),
+                on_epoch_end=estimator._on_epoch_end(net, X32, search),
                 **val_kw,
             )
             estimator.n_iter_ = len(history["loss"])
@@ -268,7 +284,16 @@ def fit_streaming(
                 held = (Xs.astype(np.float32), Tp, wp)
             history["val_accuracy_before_projection"] = score(*held)
             estimator._project_and_refit(
-                net, X, X32, T, w, history, rng, project=estimator.project, held_out=held
+                net,
+                X,
+                X32,
+                T,
+                w,
+                history,
+                rng,
+                project=estimator.project,
+                held_out=held,
+                search=search,
             )
     finally:
         del estimator._window_blocks

@@ -18,7 +18,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from .. import _validation
 from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import token_dim, unpack_tokens
-from .._torch.estimator import TorchPrototypeClassifier, state_tensors
+from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import data_scale, new_history, to_tensor, torch_threads, train
 from ..explain._explanation import Explanation
 from ..geometry import min_squared_distances, normalize_rows
@@ -464,6 +464,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         classes : array-like of shape (n_classes,), default=None
             All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
+            Rows of weight 0 are absent, as in ``fit``.
 
         Returns
         -------
@@ -485,9 +486,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         y = np.asarray(y).ravel()
         if first:
             declared = None if classes is None else np.unique(np.asarray(classes))
-            self.classes_, _, self._multilabel = _validation.encode_fit_targets(
+            classes_, T, multilabel = _validation.encode_fit_targets(
                 self, y, classes=declared, allow_one_class=True
             )
+            w = self._training_weights(T, sample_weight, classes_)
+            counted_rows(w, context="the first call to partial_fit")  # raises before any change
+            self.classes_, self._multilabel = classes_, multilabel
             self._classes_fixed = declared is not None
             self.n_iter_, self._n_seen = 0, 0
             self._kinds = np.array([], dtype=str)
@@ -511,18 +515,22 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 self.classes_ = union
             history = self.history_
         T = np.searchsorted(self.classes_, y)
+        w = self._training_weights(T, sample_weight)
+        n_batch, batch_rows = len(X), counted_rows(w, context="")
+        if batch_rows is not None:  # rows of weight 0 are absent
+            X, T, w = X[batch_rows], T[batch_rows], w[batch_rows]
         # classes arrive (new labels, or declared ones with their first rows) in a
         # model that has others: learn them while keeping the earlier ones
         had = np.unique(state["head.codes"].astype(np.intp))
         incremental = bool(had.size) and np.setdiff1d(np.unique(T), had).size > 0
-        w = self._training_weights(T, sample_weight)
         rng = np.random.RandomState(check_random_state(self.random_state).randint(2**31 - 1))
         rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
         with torch_threads(self._n_threads, blas=True):
-            state, indices = self._grow(state, X, T, rng)
+            state, indices = self._grow(state, X, T, rng, batch_rows)
             net = self._network(state, torch.float32).to(self._device)
             Xb, Tb, wb = X, T, w
-            if not first:  # replay the stored cases: each earlier class weighs as an average one
+            if not first and len(T):  # replay the stored cases: each earlier class weighs
+                # as an average one
                 per_case = len(X) / len(np.unique(T)) / self.n_prototypes_per_class
                 Xb = np.concatenate([X, self._state["cases"]])
                 Tb = np.concatenate([T, np.searchsorted(self.classes_, self.prototype_labels_)])
@@ -543,7 +551,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             # trained on the replayed cases, which are its own prototypes, its scale grew
             # call after call (over-confident probabilities)
             fixed = {"prototypes"} | (_HEAD_PARAMETERS if incremental else set())
-            if len(Xb):
+            if len(T):  # the batch has rows of positive weight
                 train(
                     net,
                     [p for name, p in net.named_parameters() if name not in fixed],
@@ -562,7 +570,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             batch = class_moments(X, T, len(self.classes_))
             self._moments = batch if first else merge_moments(moments, batch)
         first_row = self._n_seen
-        self._n_seen += len(X)
+        self._n_seen += n_batch
         # the cases exactly as given (the network computed in float32)
         self._store(net, indices, history, rows=state["cases"])
         self._keep_cases(X_raw, X, y, first_row=first_row)
@@ -584,11 +592,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         net.tied.fill_(1.0)
         return {k: v.detach().numpy().astype(np.float64) for k, v in net.state_dict().items()}
 
-    def _grow(self, state: dict, X: np.ndarray, T: np.ndarray, rng) -> tuple[dict, np.ndarray]:
+    def _grow(
+        self, state: dict, X: np.ndarray, T: np.ndarray, rng, batch_rows: np.ndarray | None
+    ) -> tuple[dict, np.ndarray]:
         """Prototypes for the classes of ``T`` that have none: rows of ``X`` of that class.
 
         Returns the new state and every prototype's row index over all data
-        seen (this batch's rows counted from ``_n_seen``).
+        seen (this batch's rows counted from ``_n_seen``; ``X`` holds the
+        batch's rows ``batch_rows``, None: all of them).
         """
         indices = np.asarray(getattr(self, "prototype_sample_indices_", np.zeros(0)), np.intp)
         have = np.unique(state["head.codes"].astype(np.intp))
@@ -613,7 +624,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         state["prototypes"] = np.concatenate([state["prototypes"], Z[rows]])
         state["head.codes"] = np.concatenate([state["head.codes"], codes.astype(float)])
         self._kinds = np.concatenate([self._kinds, np.repeat("trivial", len(rows))])
-        return state, np.concatenate([indices, self._n_seen + rows])
+        batch_index = rows if batch_rows is None else batch_rows[rows]
+        return state, np.concatenate([indices, self._n_seen + batch_index])
 
     def project_prototypes(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None

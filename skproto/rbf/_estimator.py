@@ -15,7 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
 from .._chunking import chunk_slices
-from .._torch.estimator import TorchPrototypeClassifier, state_tensors
+from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import data_scale, in_units, new_history, torch_threads, train
 from ..geometry import min_squared_distances
 from ..heads import NearestHead, ReasoningHead
@@ -323,6 +323,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         classes : array-like of shape (n_classes,), default=None
             All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
+            Rows of weight 0 are absent, as in ``fit``.
 
         Returns
         -------
@@ -333,28 +334,37 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         first = not hasattr(self, "_state")
         X, y, sample_weight = self._validate_batch(X, y, sample_weight, reset=first)
         y = np.asarray(y).ravel()
+        if first:
+            declared = None if classes is None else np.unique(np.asarray(classes))
+            classes_, _, multilabel = _validation.encode_fit_targets(
+                self, y, classes=declared, allow_one_class=True
+            )
+        else:
+            _validation.check_same_classes(self, classes)
+            new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
+            classes_ = np.union1d(self.classes_, new)
+        w = self._training_weights(np.searchsorted(classes_, y), sample_weight, classes_)
+        kept = counted_rows(w, context="the first call to partial_fit" if first else "")
+        if kept is not None:  # rows of weight 0 are absent
+            X, y, w = X[kept], y[kept], w[kept]
         rng = check_random_state(self.random_state)
         rng = np.random.RandomState(rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0))
         with torch_threads(self._n_threads, blas=True):
             if first:
-                declared = None if classes is None else np.unique(np.asarray(classes))
-                self.classes_, T, self._multilabel = _validation.encode_fit_targets(
-                    self, y, classes=declared, allow_one_class=True
-                )
+                self.classes_, self._multilabel = classes_, multilabel
                 self._classes_fixed = declared is not None
                 self.n_iter_ = 0
-                net = self._build(X, T, rng)
+                net = self._build(X, np.searchsorted(classes_, y), rng)
                 history = new_history()
             else:
                 n_old, earlier = len(self._state["components"]), self.classes_
-                state = self._grown_state(y, classes, X, rng)
+                state = self._grown_state(classes_, X, y, rng)
                 net = self._network(state, torch.float32)
                 history = self.history_
                 self._moments = reindex_moments(self._moments, earlier, self.classes_)
             net = net.to(self._device)
             params = self._trainable(net)
             T = np.searchsorted(self.classes_, y)
-            w = self._training_weights(T, sample_weight)
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
             if not first and len(net.components) > n_old:
                 # new classes: only their components learn in this call, so the
@@ -373,40 +383,38 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 self._moments = merge_moments(
                     self._moments, class_moments(X, T, len(self.classes_))
                 )
-            train(
-                net,
-                params,
-                self._batch_loss(net),
-                Xb,
-                Tb,
-                wb,
-                self._training_config(1, "partial_fit"),
-                rng,
-                history=history,
-            )
-            self._calibrate_batch(net, X, T, w, history)
+            if len(T):  # the batch has rows of positive weight
+                train(
+                    net,
+                    params,
+                    self._batch_loss(net),
+                    Xb,
+                    Tb,
+                    wb,
+                    self._training_config(1, "partial_fit"),
+                    rng,
+                    history=history,
+                )
+                self._calibrate_batch(net, X, T, w, history)
         self.n_iter_ += 1
         self._store(net, np.full(len(net.components), -1), history)
         self._keep_cases(None, X, y, first_row=0)  # earlier components keep their cases
         return self
 
-    def _grown_state(self, y, classes, X, rng) -> dict:
-        """The fitted state with components for the labels of ``y`` new to ``classes_``."""
-        _validation.check_same_classes(self, classes)
-        new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
+    def _grown_state(self, union, X, y, rng) -> dict:
+        """The fitted state for the classes ``union`` (``classes_`` and new labels), with
+        components for the labels of ``y`` (rows ``X``) that have none yet."""
         state = {k: np.array(v) for k, v in self._state.items()}
-        union = np.union1d(self.classes_, new)
         labels = np.searchsorted(union, self.classes_)[state["head.labels"].astype(np.intp)]
         # new labels, and declared classes whose first rows arrive now
         arriving = np.setdiff1d(np.unique(y), union[labels])
-        if not arriving.size:
-            return state
-        per_class = max(1, len(labels) // len(np.unique(labels)))
-        Xf = np.asarray(X, dtype=np.float64)
-        W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in arriving]
-        codes = np.repeat(np.searchsorted(union, arriving), per_class)
-        labels = np.concatenate([labels, codes])
-        state["components"] = np.concatenate([state["components"], *W])
+        if arriving.size:
+            per_class = max(1, len(labels) // len(np.unique(labels)))
+            Xf = np.asarray(X, dtype=np.float64)
+            W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in arriving]
+            codes = np.repeat(np.searchsorted(union, arriving), per_class)
+            labels = np.concatenate([labels, codes])
+            state["components"] = np.concatenate([state["components"], *W])
         state["head.labels"] = labels.astype(np.float64)
         state["head.membership"] = np.eye(len(union))[labels]
         self.classes_ = union
