@@ -372,6 +372,27 @@ def test_fit_memory_is_bounded_by_chunks(make):
     assert result["extra"] < 300, result
 
 
+_GROW_MEMORY_PROBE = (
+    _PROBE_SETUP
+    + """
+clf = ProtoClassifier(random_state=0)
+reset_peak()
+base = rss("VmRSS")
+clf.partial_fit(X, np.zeros(n, dtype=int))  # one class of 20,000 rows arrives
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+)
+
+
+def test_a_class_arriving_in_partial_fit_is_searched_in_chunks():
+    """Regression: ``partial_fit`` matched a new class's k-means centres to its
+    rows through a (centres, rows, latent dim) float64 array: 5 x 20,000 x 300
+    x 8 bytes = 229 MiB here (peak growth measured 390 MiB, now 250: the float64
+    latent rows, torch's pools and one epoch's training)."""
+    result = _peak_extra_mib(_GROW_MEMORY_PROBE)
+    assert result["extra"] < 330, result
+
+
 def test_import_does_not_import_torch():
     code = (
         "import sys, numpy as np, skproto\n"

@@ -238,7 +238,9 @@ def test_last_layer_refit_equals_logistic_regression_on_cosine_features(alpha, t
     ref = LogisticRegression(C=1 / alpha, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(
         Xn, y
     )
-    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(Xn), atol=2e-4)
+    # (to the refit's stopping rule, a largest gradient entry below 1e-4:
+    # probabilities at temperature 0.1 then agree to about 3e-4)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(Xn), atol=5e-4)
     assert clf.history_["refit"]["loss"][-1] < clf.history_["refit"]["loss"][0]
 
 
@@ -352,6 +354,36 @@ def test_defaults_are_accurate_on_standardised_iris():
     model = make_pipeline(StandardScaler(), ProtoClassifier(random_state=0))
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     assert cross_val_score(model, X, y, cv=cv).mean() >= 0.93
+
+
+def test_small_data_gets_small_batches_and_enough_steps():
+    # Regression: with 256-row batches a fit of a few hundred rows took two
+    # steps per epoch, and early stopping (two epochs without a better
+    # held-out loss) ended it after six: the prototypes stayed near their
+    # k-means start. On this noisy 3-class problem (flip_y=0.1, 600 rows)
+    # 5-fold accuracy was 0.583 (LogisticRegression 0.673, project=False
+    # 0.665); batch_size="auto" (n // 32 in [32, 256]) reads 0.647.
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(
+        600,
+        20,
+        n_informative=5,
+        n_classes=3,
+        n_clusters_per_class=2,
+        flip_y=0.1,
+        random_state=0,
+    )
+    X = StandardScaler().fit_transform(X)
+    clf = ProtoClassifier(random_state=0).fit(X[:480], y[:480])
+    n_fit = 480 - int(np.ceil(0.1 * 480))
+    assert clf._batch_size(n_fit) == 32 and clf._batch_size(None) == 256
+    assert clf._batch_size(10**6) == 256
+    assert len(clf.history_["loss"]) * int(np.ceil(n_fit / 32)) >= 30
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    assert cross_val_score(ProtoClassifier(random_state=0), X, y, cv=cv).mean() >= 0.62
 
 
 def test_last_layer_refit_keeps_the_accuracy_of_log_similarity_models():

@@ -190,11 +190,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """The Adam learning rate training uses (``learning_rate``, resolved)."""
         return self.learning_rate
 
-    def _training_config(self, max_epochs: int, name: str) -> TrainingConfig:
+    def _batch_size(self, n_rows: int | None) -> int:
+        """The mini-batch size of a run over ``n_rows`` training rows (None: ``partial_fit``)."""
+        return self.batch_size
+
+    def _training_config(
+        self, max_epochs: int, name: str, n_rows: int | None = None
+    ) -> TrainingConfig:
         """Settings of one :func:`train` call; early stopping only for ``name="fit"``."""
         return TrainingConfig(
             max_epochs=max_epochs,
-            batch_size=self.batch_size,
+            batch_size=self._batch_size(n_rows),
             learning_rate=self._learning_rate,
             weight_decay=self.weight_decay,
             n_iter_no_change=self.n_iter_no_change,
@@ -291,7 +297,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 self.n_iter_ = 0
             before = len(history["loss"])
             score = self._score_fn(net)
-            config = self._training_config(self.max_epochs, "fit")
+            config = self._training_config(self.max_epochs, "fit", len(X_fit))
             if not val:  # too few rows to hold any out: train without early stopping
                 config = replace(config, early_stopping=False)
             train(

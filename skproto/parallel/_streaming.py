@@ -272,7 +272,7 @@ def fit_streaming(
                 X32,
                 T,
                 fit_w,
-                estimator._training_config(estimator.max_epochs, "fit"),
+                estimator._training_config(estimator.max_epochs, "fit", n - n_val),
                 rng,
                 score=score,
                 history=history,

@@ -32,7 +32,7 @@ from ..losses import (
     st_protopnet_loss,
     weighted_mean,
 )
-from ..prototypes import classwise_kmeans, distinct_nearest, kmeans_prototypes
+from ..prototypes import classwise_kmeans, project_onto_rows
 from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._last_layer import refit_last_layer
 from ._network import (
@@ -186,8 +186,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         L-BFGS iterations of the linear head's refit; 0 skips the refit.
     max_epochs : int, default=30
         Maximum number of epochs (passes over the training data).
-    batch_size : int, default=256
-        Mini-batch size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size. "auto": ``n // 32`` for ``fit`` on ``n`` training
+        rows, clipped to [32, 256] (on small data an epoch takes at least
+        about 32 steps: with 256-row batches, early stopping ended a fit of a
+        few hundred rows after six steps), and 256 in ``partial_fit``.
     learning_rate : float or "auto", default="auto"
         Adam learning rate. "auto": 6e-3 for the cosine similarity on a
         linear map (the default model), 3e-3 otherwise (chosen on CLINC150's
@@ -318,6 +321,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "warm_start": ["boolean"],
         **TorchPrototypeClassifier._training_constraints,
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -346,7 +350,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         alpha=0.1,
         last_layer_max_iter=200,
         max_epochs=30,
-        batch_size=256,
+        batch_size="auto",
         learning_rate="auto",
         weight_decay=0.0,
         early_stopping=True,
@@ -610,15 +614,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         with torch.no_grad():
             Z = net.latent(torch.as_tensor(X, dtype=torch.float64)).numpy()
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
-        rows = []
-        for c in new:
-            members = np.flatnonzero(c == T)
-            k = min(self.n_prototypes_per_class, len(members))
-            centers = kmeans_prototypes(Zc[members], Zc, k, rng)
-            dist = ((Zc[members][None, :, :] - centers[:, None, :]) ** 2).sum(-1)
-            rows.append(members[distinct_nearest(dist)])
-        rows = np.concatenate(rows)
-        codes = T[rows]
+        # k-means in the latent space, then each centre's nearest distinct row of
+        # its class (the projection's chunked search: no rows x centres x dim array)
+        counts = np.zeros(len(self.classes_), dtype=np.intp)
+        counts[new] = np.minimum(self.n_prototypes_per_class, np.bincount(T)[new])
+        centers, codes = classwise_kmeans(Zc, T, counts, rng)
+        rows = project_onto_rows(centers, Zc, groups=codes, targets=T)
         state = dict(state)
         state["cases"] = np.concatenate([state["cases"], X[rows]])
         state["prototypes"] = np.concatenate([state["prototypes"], Z[rows]])
@@ -713,6 +714,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
             _center_label_biases(net, X_rows, T_rows)
         self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
+
+    def _batch_size(self, n_rows: int | None) -> int:
+        if self.batch_size != "auto":
+            return self.batch_size
+        return 256 if n_rows is None else int(np.clip(n_rows // 32, 32, 256))
 
     @property
     def _learning_rate(self) -> float:
