@@ -133,10 +133,18 @@ def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
     return 1.0 - normalize_rows(X) @ Pn.T
 
 
-def min_squared_distances(X: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """Squared distance of each row of ``X`` to its nearest row of ``P`` (chunked numpy)."""
+def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -> np.ndarray:
+    """Squared distance of each row of ``X`` to its nearest row of ``P`` (chunked numpy).
+
+    Squared distances below ``floor`` do not count (a prototype placed on the
+    row itself, as when a class has no more rows than prototypes); a row
+    with none at or beyond it gets ``inf``.
+    """
     out = np.empty(len(X), dtype=np.result_type(X, P))
     center = P.mean(axis=0) if len(P) else None
     for s in chunk_slices(len(X), max(len(P), X.shape[1])):
-        out[s] = squared_distances(X[s], P, center=center).min(axis=1)
+        sq = squared_distances(X[s], P, center=center)
+        if floor > 0:
+            sq[sq < floor] = np.inf
+        out[s] = sq.min(axis=1)
     return out

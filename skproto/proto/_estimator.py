@@ -696,7 +696,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         width = 1.0
         if self.similarity == "rbf":
             if self.rbf_width == "auto":
-                mean_d = float(np.mean(min_squared_distances(Z, P))) if len(Z) else 0.0
+                # (a prototype on the row itself, in few-shot data, does not count)
+                floor = (1e-2 * data_scale(Z)) ** 2
+                near = min_squared_distances(Z, P, floor=floor) if len(Z) else np.zeros(0)
+                near = near[np.isfinite(near)]
+                mean_d = float(np.mean(near)) if near.size else 0.0
                 width = mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
             else:
                 width = float(self.rbf_width)
