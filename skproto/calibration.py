@@ -285,8 +285,21 @@ def add_grid_losses(
 
 
 def table_temperature(table: tuple) -> float:
-    """The temperature of a table of held-out losses (1.0 if nothing was scored)."""
+    """The temperature of a table of held-out losses.
+
+    1.0 if no scores were seen. Where scores were seen (their spread placed
+    the window) but none could be scored against its class (each held-out
+    row's class had no other row, as with one row per class), the window's
+    middle: a tenth of the scores' typical spread, where fitted temperatures
+    lie (see :func:`grid_center`), so that the probabilities follow the
+    data's units. At 1.0, nearest means with one row per class read a test
+    log-loss of 4.6 on CLINC150 (nearly uniform probabilities) and 14.0 on
+    digits' pixels (over-confident); at the window's middle 1.75 and 3.6.
+    """
     sums, total, k_lo = table
     if k_lo is None:
         return 1.0
-    return grid_temperature(sums, total, lattice(k_lo, sums.shape[1]))
+    grid = lattice(k_lo, sums.shape[1])
+    if not total > 0:
+        return float(grid[len(grid) // 2])
+    return grid_temperature(sums, total, grid)

@@ -742,3 +742,20 @@ def test_defaults_predict_alike_in_any_units_of_X(data, k, metric):
     P = b.predict_proba(X * 2.0**k)
     assert np.all(np.isfinite(P))
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
+
+
+def test_one_row_per_class_is_calibrated_in_the_data_s_units():
+    """Regression: with one row per class no held-out row can be scored against
+    its class, and the temperature stayed at 1.0 whatever the units: on digits'
+    pixels the test log-loss was 14.0 (one row per class; nearly every wrong
+    prediction at probability 1). The scores' own scale now places it (3.6)."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import log_loss
+
+    X, y = load_digits(return_X_y=True)
+    rows = np.array([np.flatnonzero(y == c)[0] for c in range(10)])
+    clf = NearestMeanClassifier(temperature="auto").fit(X[rows], y[rows])
+    assert clf.temperature_ > 1.0
+    assert log_loss(y, clf.predict_proba(X)) < 5.0
+    small = NearestMeanClassifier(temperature="auto").fit(X[rows] / 16.0, y[rows])
+    assert small.temperature_ < clf.temperature_ / 100  # squared distances: 256x smaller
