@@ -31,8 +31,8 @@ from sklearn.metrics import log_loss
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
-from _harness.data import add_threads_and_note, benchmark_parser, load_clinc
-from _harness.env import finish_run, machine_info, set_threads, skproto_n_jobs
+from _harness.data import load_clinc
+from _harness.env import finish_run, start_run
 from _harness.report import log, md_table
 
 SHOTS = [1, 2, 4, 8]
@@ -120,19 +120,13 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = benchmark_parser(__doc__, "fewshot")
-    add_threads_and_note(ap)
-    args = ap.parse_args(argv)
-    t_start = time.perf_counter()
-    info = machine_info(with_torch=True)
-    threads = set_threads(args.threads)
-    n_jobs = skproto_n_jobs(args.threads)
-    res = {"machine": info, "threads": threads, "note": args.note, "rows": []}
+    args, res, n_jobs, t_start = start_run(__doc__, "fewshot", argv)
+    res["rows"] = []
     d = load_clinc(args.data)
     if d is not None:
         res["rows"] += run("CLINC150", lambda k: _clinc_shots(d, k), n_jobs)
     res["rows"] += run("synthetic", _synthetic, n_jobs)
-    finish_run(res, info, t_start, render, args.out_dir, "fewshot")
+    finish_run(res, res["machine"], t_start, render, args.out_dir, "fewshot")
     return 0
 
 

@@ -26,8 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skproto import ProtoClassifier
 
-from _harness.data import add_threads_and_note, benchmark_parser
-from _harness.env import finish_run, machine_info, set_threads, skproto_n_jobs
+from _harness.env import finish_run, start_run
 from _harness.report import log, md_table
 
 #: (labels, features, rows, seed) of the generated sets
@@ -101,16 +100,9 @@ def render(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = benchmark_parser(__doc__, "multilabel")
-    add_threads_and_note(ap)
-    args = ap.parse_args(argv)
-    t_start = time.perf_counter()
-    info = machine_info(with_torch=True)
-    threads = set_threads(args.threads)
-    n_jobs = skproto_n_jobs(args.threads)
-    res = {"machine": info, "threads": threads, "note": args.note}
+    args, res, n_jobs, t_start = start_run(__doc__, "multilabel", argv)
     res["sets"] = [run_set(*s, n_jobs=n_jobs) for s in SETS]
-    finish_run(res, info, t_start, render, args.out_dir, "multilabel")
+    finish_run(res, res["machine"], t_start, render, args.out_dir, "multilabel")
     return 0
 
 

@@ -40,3 +40,15 @@ def record_training(monkeypatch, module) -> dict:
 
     monkeypatch.setattr(module, "train", spy)
     return seen
+
+
+def few_shot_blobs(n_classes: int, shots: int, n_features: int = 32, n_test: int = 10):
+    """``(X, y, X_test, y_test)``: Gaussian classes (unit centres, noise 1.2) with
+    ``shots`` training rows and ``n_test`` test rows each (seed 0)."""
+    rng = np.random.RandomState(0)
+    centers = rng.normal(size=(n_classes, n_features))
+    y = np.repeat(np.arange(n_classes), shots)
+    X = centers[y] + 1.2 * rng.normal(size=(len(y), n_features))
+    y_test = np.repeat(np.arange(n_classes), n_test)
+    X_test = centers[y_test] + 1.2 * rng.normal(size=(len(y_test), n_features))
+    return X, y, X_test, y_test

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful, examples, record_training
+from helpers import assert_explain_faithful, examples, few_shot_blobs, record_training
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
@@ -708,11 +708,6 @@ def test_held_out_rows_that_became_prototypes_are_scored_without_them():
     np.testing.assert_array_equal(got[1], [0, 2, 4])
     assert _own_prototypes(np.array([1, 2]), np.array([5])) is None
 
-    rng = np.random.RandomState(0)
-    centers = rng.normal(size=(60, 32))
-    y = np.repeat(np.arange(60), 4)
-    X = centers[y] + 1.2 * rng.normal(size=(240, 32))
-    yt = np.repeat(np.arange(60), 10)
-    Xt = centers[yt] + 1.2 * rng.normal(size=(600, 32))
+    X, y, Xt, yt = few_shot_blobs(60, 4)
     clf = ProtoClassifier(random_state=0).fit(X, y)
     assert log_loss(yt, clf.predict_proba(Xt)) < 1.5

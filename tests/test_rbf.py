@@ -5,7 +5,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import CLINC150_NPZ, assert_explain_faithful, examples, record_training
+from helpers import (
+    CLINC150_NPZ,
+    assert_explain_faithful,
+    examples,
+    few_shot_blobs,
+    record_training,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
@@ -445,12 +451,7 @@ def test_few_shot_classes_keep_a_width_and_a_margin():
     # problem the test log-loss was 14.1 (now 1.24, accuracy 0.61 then 0.63).
     from sklearn.metrics import log_loss
 
-    rng = np.random.RandomState(0)
-    centers = rng.normal(size=(50, 32))
-    y = np.repeat(np.arange(50), 4)
-    X = centers[y] + 1.2 * rng.normal(size=(200, 32))
-    yt = np.repeat(np.arange(50), 10)
-    Xt = centers[yt] + 1.2 * rng.normal(size=(500, 32))
+    X, y, Xt, yt = few_shot_blobs(50, 4)
     clf = RBFPrototypeClassifier(random_state=0).fit(X, y)
     typical = np.median(np.linalg.norm(X[:, None] - X[None], axis=-1))
     assert clf.sigma_ > 0.1 * typical and clf.margin_ > 0.1 * typical

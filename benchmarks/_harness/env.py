@@ -214,6 +214,25 @@ def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[st
     return out
 
 
+def start_run(doc: str, stem: str, argv=None) -> tuple:
+    """``(args, res, n_jobs, t_start)`` of a script with the common options only.
+
+    Parses ``--data``, ``--out-dir``, ``--threads`` and ``--note``, records
+    the machine and sets the thread pools; ``res`` holds ``machine``,
+    ``threads`` and ``note``, and ``n_jobs`` is what skproto estimators get.
+    """
+    from .data import add_threads_and_note, benchmark_parser
+
+    ap = benchmark_parser(doc, stem)
+    add_threads_and_note(ap)
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    info = machine_info(with_torch=True)
+    threads = set_threads(args.threads)
+    res = {"machine": info, "threads": threads, "note": args.note}
+    return args, res, skproto_n_jobs(args.threads), t_start
+
+
 def finish_run(res: dict, info: dict, t_start: float, render, out_dir: Path, stem: str) -> None:
     """Close the machine record, note the wall time since ``t_start``, write the results.
 
