@@ -40,6 +40,17 @@ from .explain import Explanation
 
 __all__ = ["BasePrototypeClassifier"]
 
+
+def _sum_by_class(values: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per row, the sum of ``values`` (n_rows, n_prototypes) over each class's prototypes."""
+    order = np.argsort(codes, kind="stable")
+    present, starts = np.unique(codes[order], return_index=True)
+    out = np.zeros((len(values), n_classes))
+    if len(order):
+        out[:, present] = np.add.reduceat(values[:, order], starts, axis=1)
+    return out
+
+
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -100,8 +111,27 @@ class BasePrototypeClassifier(
 
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         """Contribution of every prototype to every class, (n_rows, n_prototypes, n_classes)."""
+        sparse = self._own_class_contributions(A)
+        if sparse is not None:
+            own, codes = sparse
+            full = np.zeros(own.shape + (len(self.classes_),), dtype=own.dtype)
+            full[:, np.arange(len(codes)), codes] = own
+            return full
         W, _ = self._head()
         return A[:, :, None] * W[None, :, :].astype(A.dtype, copy=False)
+
+    #: Whether :meth:`_own_class_contributions` gives the contributions.
+    _contributions_are_own_class = False
+
+    def _own_class_contributions(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(own, codes)`` where each prototype speaks for its own class only, else None.
+
+        ``own`` (n_rows, n_prototypes) is each prototype's contribution to the
+        score of class ``codes[k]``, its only one. ``explain`` then never
+        builds the (n_rows, n_prototypes, n_classes) array: with 1,000
+        classes of 5 prototypes that is 5 million numbers per row.
+        """
+        return None
 
     def _contribution_parts(self, A: np.ndarray) -> dict | None:
         """Named terms that add up to ``_contributions(A)``, or None (the default).
@@ -412,10 +442,12 @@ class BasePrototypeClassifier(
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
         bias = np.asarray(self._explain_bias(), dtype=np.float64)
         parts = None
-        for s in chunk_slices(n, max(K * C, self._row_elements(X.shape[1]))):
+        per_row = K if self._contributions_are_own_class else K * C
+        for s in chunk_slices(n, max(per_row, self._row_elements(X.shape[1]))):
             P = self._pairwise(X[s])
             A = self._activation(P)
-            full = self._contributions(A)
+            sparse = self._own_class_contributions(A)
+            full = None if sparse is not None else self._contributions(A)
             proba = self._proba_chunk(X[s])
             best[s] = np.argmax(proba, axis=1)
             explained[s] = best[s] if wanted is None else wanted[s]
@@ -423,12 +455,27 @@ class BasePrototypeClassifier(
                 indicator[s] = proba > 0.5
             order = np.argsort(-A, axis=1, kind="stable")  # most active first
             if rank_by == "contribution":
-                own = full[np.arange(len(A)), :, explained[s]]  # (rows, K)
+                if sparse is None:
+                    own = full[np.arange(len(A)), :, explained[s]]  # (rows, K)
+                else:
+                    own = np.where(sparse[1] == explained[s][:, None], sparse[0], 0.0)
                 key = -np.abs(np.take_along_axis(own, order, axis=1))
                 order = np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
             order = order[:, :m]
             top[s] = order
             value[s] = np.take_along_axis(P, order, axis=1)
+            listed = np.zeros(A.shape, dtype=bool)
+            np.put_along_axis(listed, order, True, axis=1)
+            if sparse is not None:  # each prototype speaks for its own class only
+                own, codes = sparse
+                block = np.zeros((len(A), m, C))
+                rows = np.arange(len(A))[:, None]
+                block[rows, np.arange(m)[None, :], codes[order]] = np.take_along_axis(
+                    own, order, axis=1
+                )
+                contrib[s] = block
+                other[s] = _sum_by_class(np.where(listed, 0.0, own), codes, C)
+                continue
             contrib[s] = np.take_along_axis(full, order[:, :, None], axis=1)
             named = self._contribution_parts(A)
             if named is not None:
@@ -436,8 +483,6 @@ class BasePrototypeClassifier(
                     parts = {k: np.empty((n, m, C)) for k in named}
                 for k, v in named.items():
                     parts[k][s] = np.take_along_axis(v, order[:, :, None], axis=1)
-            listed = np.zeros(A.shape, dtype=bool)
-            np.put_along_axis(listed, order, True, axis=1)
             other[s] = np.where(listed[:, :, None], 0, full).sum(axis=1)
         scores = contrib.sum(axis=1) + other + bias
         rows = np.arange(n)

@@ -52,6 +52,17 @@ def _evidence(estimator, X):
     check_is_fitted(estimator)
     X = estimator._validate_X_predict(X)
     K, C = len(estimator.prototypes_), len(estimator.classes_)
+    if getattr(estimator, "_contributions_are_own_class", False):
+        # what explain reports, without its (rows, K, C) array: each prototype
+        # speaks for its own class only, so its contribution to the explained
+        # (predicted) class is its own where that is its class, else 0
+        for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+            A = estimator._activation(estimator._pairwise(X[s]))
+            contrib, codes = estimator._own_class_contributions(A)
+            explained = np.argmax(estimator._proba_chunk(X[s]), axis=1)
+            own = codes[None, :] == explained[:, None]
+            yield np.where(own, contrib, 0.0), own
+        return
     rows = max(1, _chunking.CHUNK_ELEMENTS // max(K * C, 1))
     for start in range(0, len(X), rows):
         ex = estimator.explain(X[start : start + rows], n_prototypes=K)

@@ -732,12 +732,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def _head(self):
         return np.eye(len(self.classes_)), self._fitted.log_prior
 
-    def _contributions(self, A: np.ndarray) -> np.ndarray:
-        # prototype k speaks only for class k (avoid -inf * 0 for unseen classes)
-        out = np.zeros(A.shape + (A.shape[1],), dtype=A.dtype)
-        k = np.arange(A.shape[1])
-        out[:, k, k] = A
-        return out
+    _contributions_are_own_class = True
+
+    def _own_class_contributions(self, A: np.ndarray):
+        # mean k speaks only for class k (no -inf * 0 for classes without rows yet)
+        return A, np.arange(A.shape[1])
 
     def _shifted_scores_chunk(self, X: np.ndarray) -> np.ndarray:
         # scores without the per-row term -||x||^2 / (2T): one matrix product

@@ -1090,17 +1090,18 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # a class declared to partial_fit without prototypes yet scores -inf
         return np.where(np.isin(np.arange(len(self.classes_)), self._codes), bias, -np.inf)
 
-    def _contributions(self, A: np.ndarray) -> np.ndarray:
+    @property
+    def _contributions_are_own_class(self) -> bool:
+        return self.head == "mixture"
+
+    def _own_class_contributions(self, A: np.ndarray):
         if self.head != "mixture":
-            return super()._contributions(A)
+            return None
         head = self._inference_network().head
         with torch.no_grad():
             terms, r = head.parts(torch.from_numpy(np.asarray(A, dtype=np.float64)))
         codes = self._codes
-        own = (r * terms[:, torch.as_tensor(codes)]).numpy()
-        full = np.zeros((len(A), len(codes), len(self.classes_)))
-        full[:, np.arange(len(codes)), codes] = own
-        return full
+        return (r * terms[:, torch.as_tensor(codes)]).numpy(), codes
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -641,17 +641,25 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         parts = self._contribution_parts(D)
         if parts is not None:
             return parts["presence"] + parts["absence"]
-        # nearest head: the best-detected component of each class carries its score
-        n = D.shape[0]
-        out = np.zeros(D.shape + (len(self.classes_),), dtype=D.dtype)
-        rows = np.arange(n)
-        for c in range(len(self.classes_)):
-            comps = np.flatnonzero(self._codes == c)
-            if not comps.size:  # declared to partial_fit, no rows yet: score 0
-                continue
-            best = comps[np.argmax(D[:, comps], axis=1)]
-            out[rows, best, c] = D[rows, best]
-        return out
+        return super()._contributions(D)
+
+    @property
+    def _contributions_are_own_class(self) -> bool:
+        return self._head_kind == "nearest"
+
+    def _own_class_contributions(self, D: np.ndarray):
+        if self._head_kind != "nearest":
+            return None
+        # the best-detected component of each class carries its score
+        own = np.zeros_like(D)
+        rows = np.arange(D.shape[0])
+        order = np.argsort(self._codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(self._codes[order])) + 1
+        for comps in np.split(order, bounds):  # (a class declared without rows has none)
+            if comps.size:
+                best = comps[np.argmax(D[:, comps], axis=1)]
+                own[rows, best] = D[rows, best]
+        return own, self._codes
 
     def _contribution_parts(self, D: np.ndarray):
         if self._head_kind == "nearest":
