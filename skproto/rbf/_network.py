@@ -160,9 +160,17 @@ class RBFNetwork(torch.nn.Module):
         L = self.omega_norm()
         slack = self._rounding_slack(x, z, u, d2) if exact else None
         if isinstance(self.head, NearestHead):
-            gap = self._gaps(u, exact)
-            labels = self.head.labels
-            r = bisector_radius(d2, gap, self._own_index(), labels, target, L, slack)
+            own, labels = self._own_index(), self.head.labels
+            rows = None
+            if exact:
+                gap = self._gaps(u, exact)
+            else:  # training: only the target classes' components' rows of the gaps
+                # (all K x K of them were most of a step with 1,000 classes)
+                needed = torch.unique(own[target].clamp_min(0))
+                rows = torch.full((len(u),), -1, dtype=torch.long, device=u.device)
+                rows[needed] = torch.arange(len(needed), device=u.device)
+                gap = torch.cdist(u[needed], u)
+            r = bisector_radius(d2, gap, own, labels, target, L, slack, gap_rows=rows)
         else:
             dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
             d = torch.exp(-dist / self.sigma())
@@ -181,8 +189,8 @@ class RBFNetwork(torch.nn.Module):
         For a reported certificate (``exact``, computed without gradients) the
         expansion is refined where it is unreliable, so two nearly equal
         components never get too small a gap (an inflated radius); torch.cdist's
-        matrix-product mode lost up to 40% of a gap of 1e-7. Training keeps
-        cdist, whose gradient is defined at zero gaps.
+        matrix-product mode lost up to 40% of a gap of 1e-7. Training uses
+        cdist, whose gradient is defined at zero gaps (on the rows it needs).
         """
         if exact:
             return torch.sqrt(squared_distances(u, u))

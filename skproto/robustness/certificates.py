@@ -75,6 +75,7 @@ def bisector_radius(
     target: torch.Tensor,
     lipschitz: torch.Tensor,
     slack: torch.Tensor | None = None,
+    gap_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Nearest-prototype bound: ``max_{i own} min_{j other} (d2_j - d2_i) / (2 gap_ij L)``, (n,).
 
@@ -83,6 +84,8 @@ def bisector_radius(
     with -1) and ``labels`` (K,) each prototype's class. Works on the target
     class's own prototypes only, (n, m, K), so robust training stays cheap.
     ``slack`` (n,) bounds the rounding error of every ``d2`` entry of a row.
+    ``gap_rows`` (K,): the row of ``gap`` that holds each prototype's gaps,
+    when ``gap`` holds only the rows of the target classes' prototypes.
     """
     idx_all = own_index[target]  # (n, m), -1 = padding
     valid = idx_all >= 0
@@ -91,7 +94,7 @@ def bisector_radius(
     num = d2[:, None, :] - d2_own[:, :, None]  # [n, i, j] = d2_j - d2_i
     if slack is not None:
         num = num - 2.0 * slack[:, None, None]
-    g = gap[idx]  # (n, m, K)
+    g = gap[idx if gap_rows is None else gap_rows[idx]]  # (n, m, K)
     tiny = torch.finfo(d2.dtype).tiny
     ratio = torch.where(g > 0, num / (2.0 * g).clamp_min(tiny), torch.zeros_like(num))
     same = (labels[None, :] == target[:, None])[:, None, :]  # j of the target class
