@@ -32,7 +32,7 @@ from sklearn.metrics import log_loss
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 from _harness.data import load_clinc
-from _harness.env import finish_run, start_run
+from _harness.env import finish_run, short_header, start_run
 from _harness.report import log, md_table
 
 SHOTS = [1, 2, 4, 8]
@@ -92,12 +92,7 @@ def run(name: str, data, n_jobs: int) -> list:
 
 
 def render(res: dict) -> str:
-    m = res["machine"]
-    lines = [
-        "# Few rows per class, every estimator at its defaults",
-        "",
-        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s; "
-        f"skproto commit {m.get('git_commit', '?')[:10]}; threads {res['threads']['requested']}",
+    lines = short_header(res, "# Few rows per class, every estimator at its defaults") + [
         "- CLINC150: that many training rows per intent (seed 0), the whole test split; "
         "synthetic: 200 Gaussian classes in 64-d, 10 test rows per class",
         "",

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skproto import ProtoClassifier
 
-from _harness.env import finish_run, start_run
+from _harness.env import finish_run, short_header, start_run
 from _harness.report import log, md_table
 
 #: (labels, features, rows, seed) of the generated sets
@@ -71,12 +71,7 @@ def run_set(n_labels: int, n_features: int, n_rows: int, seed: int, n_jobs: int)
 
 
 def render(res: dict) -> str:
-    m = res["machine"]
-    lines = [
-        "# Multi-label: ProtoClassifier at its defaults",
-        "",
-        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s; "
-        f"skproto commit {m.get('git_commit', '?')[:10]}; threads {res['threads']['requested']}",
+    lines = short_header(res, "# Multi-label: ProtoClassifier at its defaults") + [
         "- `make_multilabel_classification`, standardised, a quarter held out; test numbers",
         "",
     ]

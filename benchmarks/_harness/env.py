@@ -177,6 +177,17 @@ def section_loads(res: dict, sections) -> dict:
     }
 
 
+def short_header(res: dict, title: str) -> list[str]:
+    """Report header of the small benchmarks: title, then date, wall time, commit, threads."""
+    m = res["machine"]
+    return [
+        title,
+        "",
+        f"- date: {m['date']}; total wall time {res['wall_s']:.0f} s; "
+        f"skproto commit {m.get('git_commit', '?')[:10]}; threads {res['threads']['requested']}",
+    ]
+
+
 def header_lines(res: dict, title: str, quick_text: str, loads: dict) -> list[str]:
     """Report header of the torch benchmarks: date, machine, versions, threads, load."""
     m = res["machine"]
