@@ -658,3 +658,29 @@ def test_class_weights_match_scikit_learn_and_allow_absent_classes(class_weight)
         ac = np.isin(y, ["a", "c"])
         clf.partial_fit(X[ac], y[ac]).partial_fit(X[~ac], y[~ac])
         np.testing.assert_array_equal(clf.classes_, classes)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: NearestMeanClassifier(temperature=t),
+        lambda t: ProtoClassifier(temperature=t, max_epochs=3, random_state=0),
+        lambda t: ProtoClassifier(head="linear", temperature=t, max_epochs=3, random_state=0),
+        lambda t: RBFPrototypeClassifier(temperature=t, max_epochs=3, random_state=0),
+        lambda t: RBFPrototypeClassifier(loss="glvq", temperature=t, max_epochs=3, random_state=0),
+        lambda t: RBFPrototypeClassifier(loss="cbc", temperature=t, max_epochs=3, random_state=0),
+    ],
+    ids=["nmc", "proto", "proto-linear", "rbf", "rbf-glvq", "rbf-cbc"],
+)
+def test_a_given_temperature_is_the_temperature(make):
+    """Regression: RBFPrototypeClassifier ignored a float ``temperature``
+    (``temperature_`` was 1.0 and the probabilities those of 1.0, whatever was
+    given)."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    sharp, soft = make(0.25).fit(X, y), make(4.0).fit(X, y)
+    assert sharp.temperature_ == 0.25 and soft.temperature_ == 4.0
+    if getattr(sharp, "head", None) == "linear":
+        return  # (it trains at its temperature: the last layer's refit absorbs it)
+    assert sharp.predict_proba(X).max(1).mean() > soft.predict_proba(X).max(1).mean()

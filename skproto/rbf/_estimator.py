@@ -513,6 +513,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             head,
             learn_sigma=self.learn_sigma,
         )
+        if self.temperature != "auto":  # a given temperature, as given
+            net.temperature.fill_(float(self.temperature))
         in_units(net.components, self._data_scale)
         return net
 
