@@ -684,3 +684,20 @@ def test_a_given_temperature_is_the_temperature(make):
     if getattr(sharp, "head", None) == "linear":
         return  # (it trains at its temperature: the last layer's refit absorbs it)
     assert sharp.predict_proba(X).max(1).mean() > soft.predict_proba(X).max(1).mean()
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_the_scale_of_the_weights_does_not_matter(name):
+    """Regression: weights beyond float32's range (here 2**130, about 1.4e39)
+    overflowed in training, which then reported a divergence ("Lower
+    learning_rate"). The losses are weighted means: any common scale fits the
+    same model, bit for bit for a power of two."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    plain = STREAMS[name]().set_params(max_epochs=3).fit(X, y)
+    for scale in (2.0**130, 2.0**-60):
+        heavy = (
+            STREAMS[name]().set_params(max_epochs=3).fit(X, y, sample_weight=np.full(150, scale))
+        )
+        np.testing.assert_array_equal(heavy.predict_proba(X), plain.predict_proba(X))

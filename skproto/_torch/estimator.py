@@ -226,12 +226,19 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _training_weights(self, T, w: np.ndarray, classes=None) -> np.ndarray:
         """Validated sample weights ``w`` times class weights (single-label), float32.
 
-        ``T`` codes rows by ``classes`` (default: ``classes_``).
+        ``T`` codes rows by ``classes`` (default: ``classes_``). The weights
+        are divided by the power of two nearest their geometric mean (an
+        exact scaling: the losses are weighted means, and rows replayed by
+        ``partial_fit`` weigh in rows): weights of 1e39, beyond float32,
+        overflowed, and training reported a divergence.
         """
         if self.class_weight is not None and T.ndim == 1:
             classes = self.classes_ if classes is None else classes
             counts = np.bincount(T, minlength=len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
+        positive = w[w > 0]
+        if positive.size:
+            w = w / 2.0 ** np.round(np.mean(np.log2(positive)))
         return w.astype(np.float32)
 
     def _early_stopping_split(self, T, rng):
