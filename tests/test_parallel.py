@@ -352,6 +352,24 @@ def test_streamed_rows_of_weight_zero_are_absent(client, make):
     assert est.score(X[y != "j"], y[y != "j"]) > 0.8
 
 
+def test_streamed_weights_of_any_scale_fit_the_same_model(client):
+    """Regression: weights beyond float32's range (2**130) overflowed in
+    ``fit_streaming``, reported as a divergence; any power-of-two scale now fits
+    the unweighted model bit for bit, as in ``fit``."""
+    from skproto.parallel import fit_streaming
+
+    X, y = _digits()
+    Xd, yd = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
+    plain = fit_streaming(ProtoClassifier(max_epochs=2, random_state=0), Xd, yd)
+    heavy = fit_streaming(
+        ProtoClassifier(max_epochs=2, random_state=0),
+        Xd,
+        yd,
+        da.from_array(np.full(len(y), 2.0**130), chunks=150),
+    )
+    np.testing.assert_array_equal(heavy.predict_proba(X), plain.predict_proba(X))
+
+
 def _generated(block_info=None, n_features=16):
     """A block of a lazily generated dataset (never held whole)."""
     start = block_info[None]["array-location"][0][0]

@@ -97,6 +97,20 @@ def _where_counted(codes, w):
     return np.where(w > 0, codes, -1)
 
 
+def _log2_sum(w):
+    positive = w[w > 0]
+    return np.array([[np.log2(positive).sum(), positive.size]])
+
+
+def _weight_scale(w) -> float:
+    """The power of two nearest the geometric mean of the positive weights (one pass)."""
+    import dask
+
+    parts = w.map_blocks(_log2_sum, chunks=(1, 2), new_axis=1, dtype=np.float64)
+    total, count = dask.compute(parts.sum(axis=0))[0]
+    return float(2.0 ** np.round(total / count)) if count else 1.0
+
+
 def _times_class_weight(w, codes, class_weight):
     return w * class_weight[codes]
 
@@ -221,6 +235,8 @@ def fit_streaming(
     cw = _class_weights(estimator, T, classes)
     if cw is not None:
         w = da.map_blocks(_times_class_weight, w, T, cw, dtype=np.float64)
+    if sample_weight is not None or cw is not None:  # as in fit: any scale of weights
+        w = w / _weight_scale(w)
 
     # held-out and initialisation rows, drawn by global index (one read of X)
     rng = check_random_state(estimator.random_state)
