@@ -534,7 +534,7 @@ class BasePrototypeClassifier(
             if key not in lookup:
                 raise ValueError(
                     f"target has label {key!r}, which is not one of the classes "
-                    f"seen in fit: {classes!r}."
+                    f"seen in fit: {self.classes_.tolist()!r}."
                 )
             cols[i] = lookup[key]
         return cols

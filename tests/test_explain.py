@@ -164,3 +164,15 @@ def test_own_class_heads_explain_without_the_dense_contribution_array(name, rank
     monkeypatch.setattr(type(clf), "_contributions", dense_array)
     clf.explain(X[800:810])
     own_class_evidence(clf, X[800:810])
+
+
+def test_an_unknown_target_is_named_in_the_user_s_labels():
+    """The error lists the classes as plain values ([0, 1, 2]), not numpy reprs
+    ([np.int64(0), ...]); string labels as strings."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match=r"target has label 7, .*: \[0, 1, 2\]\.$"):
+        clf.explain(X[:2], target=7)
+    named = NearestMeanClassifier().fit(X, np.array(["a", "b", "c"])[y])
+    with pytest.raises(ValueError, match=r"target has label 'z', .*: \['a', 'b', 'c'\]\.$"):
+        named.explain(X[:2], target="z")
