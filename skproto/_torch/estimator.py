@@ -43,6 +43,7 @@ from .training import (
     to_tensor,
     torch_threads,
     train,
+    weight_unit,
     weighted_accuracy,
 )
 
@@ -237,8 +238,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             counts = np.bincount(T, minlength=len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
         positive = w[w > 0]
-        if positive.size:
-            w = w / 2.0 ** np.round(np.mean(np.log2(positive)))
+        w = w / weight_unit(float(np.log2(positive).sum()), positive.size)
         return w.astype(np.float32)
 
     def _early_stopping_split(self, T, rng):

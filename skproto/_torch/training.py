@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._chunking import chunk_slices, is_dask
+from ..geometry import min_squared_distances
 from ..geometry._array import row_sqnorms
 
 __all__ = [
@@ -330,6 +331,28 @@ def data_scale(X: np.ndarray) -> float:
     if not (np.isfinite(median) and median > 0):
         return 1.0
     return float(2.0 ** np.round(np.log2(median)))
+
+
+def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Squared distance of each row of ``Z`` to its nearest row of ``P`` other than
+    itself, for the rows that have one.
+
+    A row of ``P`` closer than 1 % of the data's unit (:func:`data_scale`) is
+    the row itself (with no more rows per class than prototypes, k-means
+    returns the rows); counted, it made the scales derived from these
+    distances (RBF's ``sigma`` and margin, ``rbf_width``) about 0.
+    """
+    if not len(Z):
+        return np.zeros(0)
+    near = min_squared_distances(Z, P, floor=(1e-2 * data_scale(Z)) ** 2)
+    return near[np.isfinite(near)]
+
+
+def weight_unit(log2_total: float, count: int) -> float:
+    """The power of two nearest the geometric mean of ``count`` positive weights
+    whose log2 sum to ``log2_total`` (1.0 for none): dividing by it scales
+    the weights exactly, whatever their range."""
+    return float(2.0 ** np.round(log2_total / count)) if count else 1.0
 
 
 #: Attribute of a parameter holding the unit of its values (1.0 if absent).

@@ -106,9 +106,11 @@ def _weight_scale(w) -> float:
     """The power of two nearest the geometric mean of the positive weights (one pass)."""
     import dask
 
+    from .._torch.training import weight_unit
+
     parts = w.map_blocks(_log2_sum, chunks=(1, 2), new_axis=1, dtype=np.float64)
     total, count = dask.compute(parts.sum(axis=0))[0]
-    return float(2.0 ** np.round(total / count)) if count else 1.0
+    return weight_unit(float(total), int(count))
 
 
 def _times_class_weight(w, codes, class_weight):

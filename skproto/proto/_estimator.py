@@ -19,9 +19,16 @@ from .. import _validation
 from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
-from .._torch.training import data_scale, new_history, to_tensor, torch_threads, train
+from .._torch.training import (
+    data_scale,
+    new_history,
+    squared_distances_to_others,
+    to_tensor,
+    torch_threads,
+    train,
+)
 from ..explain._explanation import Explanation
-from ..geometry import min_squared_distances, normalize_rows
+from ..geometry import normalize_rows
 from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
@@ -696,10 +703,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         width = 1.0
         if self.similarity == "rbf":
             if self.rbf_width == "auto":
-                # (a prototype on the row itself, in few-shot data, does not count)
-                floor = (1e-2 * data_scale(Z)) ** 2
-                near = min_squared_distances(Z, P, floor=floor) if len(Z) else np.zeros(0)
-                near = near[np.isfinite(near)]
+                near = squared_distances_to_others(Z, P)  # (not a row's own prototype)
                 mean_d = float(np.mean(near)) if near.size else 0.0
                 width = mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
             else:

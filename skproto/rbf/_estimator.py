@@ -16,8 +16,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
-from .._torch.training import data_scale, in_units, new_history, torch_threads, train
-from ..geometry import min_squared_distances
+from .._torch.training import (
+    data_scale,
+    in_units,
+    new_history,
+    squared_distances_to_others,
+    torch_threads,
+    train,
+)
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
@@ -43,16 +49,14 @@ _ROBUST_MARGIN = 0.7
 def _typical_distance(Z: np.ndarray, U: np.ndarray) -> float:
     """Median distance from a row of ``Z`` to its nearest initial component ``U``.
 
-    A component placed on the row itself (a class with no more rows than
-    components: k-means returns its rows) does not count, nor one closer
-    than 1 % of the data's unit. Counted, it made the typical distance about
+    A component on the row itself does not count
+    (:func:`squared_distances_to_others`). Counted, it made the typical distance about
     0: on 200 classes of 4 rows each, ``sigma`` and ``margin_`` then
     collapsed, every detection but a row's own underflowed, the robust loss
     was 0 from the first epoch, and the temperature ran to its bound (test
     log-loss 6.6 at 0.82 accuracy).
     """
-    near = np.sqrt(min_squared_distances(Z, U, floor=(1e-2 * data_scale(Z)) ** 2))
-    near = near[np.isfinite(near)]
+    near = np.sqrt(squared_distances_to_others(Z, U))
     return (float(np.median(near)) if near.size else 0.0) or 1.0
 
 
