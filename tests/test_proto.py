@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skproto import ProtoClassifier
 from skproto._torch.training import data_scale
 from skproto.proto import PROTOPNET
-from skproto.proto._network import InputScale, LatentOffset
+from skproto.proto._network import InputUnits, LatentOffset
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
@@ -288,27 +288,44 @@ def test_cosine_head_stays_a_plain_linear_map():
     )
     head = clf._inference_network().latent_map
     # iris rows spread about 2 from their mean: the map sees them divided by 2 (exactly)
-    assert [type(m) for m in head] == [InputScale, torch.nn.Linear, LatentOffset]
+    assert [type(m) for m in head] == [InputUnits, torch.nn.Linear, LatentOffset]
     assert head[0].scale.item() == data_scale(X) == 2.0
     plain = clone(clf).set_params(latent_offset=0).fit(X, y)
     assert [type(m) for m in plain._inference_network().latent_map] == [
-        InputScale,
+        InputUnits,
         torch.nn.Linear,
     ]
-    # rows of about unit norm (sentence embeddings) need no scaling
-    unit = clone(clf).fit(X / 2, y)
-    assert [type(m) for m in unit._inference_network().latent_map] == [
-        torch.nn.Linear,
-        LatentOffset,
-    ]
+    # rows of about unit spread (sentence embeddings) are only centred
+    unit = clone(clf).set_params(early_stopping=False).fit(X / 2, y)
+    units = unit._inference_network().latent_map[0]
+    assert units.scale.item() == 1.0
+    np.testing.assert_array_equal(units.centre.numpy(), (X / 2).mean(axis=0).astype(np.float32))
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "log", "rbf"])
+def test_a_common_offset_in_the_inputs_does_not_matter(similarity):
+    """The map sees rows centred on their training mean.
+
+    Before, every row of digits + 2**20 had a cosine of about 1 with every
+    other (and the bounded maps' sigmoids saturated): test accuracy 0.10 for
+    each similarity, against 0.94-0.97 without the offset.
+    """
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = X[:1200], X[1200:], y[:1200], y[1200:]
+    clf = ProtoClassifier(similarity=similarity, random_state=0)
+    plain = clone(clf).fit(X_tr, y_tr).score(X_te, y_te)
+    shifted = clone(clf).fit(X_tr + 2.0**20, y_tr).score(X_te + 2.0**20, y_te)
+    assert plain > 0.85
+    assert shifted > plain - 0.03
 
 
 def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
     X, y = load_iris(return_X_y=True)
     clf = ProtoClassifier(early_stopping=False, max_epochs=1, random_state=0).fit(X, y)
     offset = clf._inference_network().latent_map[-1].offset.item()
-    # the linear map starts at the identity: the latents are the rows (over 2)
-    assert offset == pytest.approx(np.median(np.linalg.norm(X / 2, axis=1)), rel=1e-6)
+    # the linear map starts at the identity: the latents are the centred rows (over 2)
+    centred = X - X.mean(axis=0).astype(np.float32)
+    assert offset == pytest.approx(np.median(np.linalg.norm(centred / 2, axis=1)), rel=1e-6)
     assert np.allclose(clf.prototypes_[:, -1], offset)
     given_ = clone(clf).set_params(latent_offset=2.5).fit(X, y)
     assert given_._inference_network().latent_map[-1].offset.item() == 2.5
@@ -318,7 +335,8 @@ def test_latent_offset_auto_is_the_median_norm_of_the_starting_latents():
     inc.partial_fit(X[~first], y[~first])
     offset = inc._inference_network().latent_map[-1].offset.item()
     unit = data_scale(X[first])
-    assert offset == pytest.approx(np.median(np.linalg.norm(X[first] / unit, axis=1)), rel=1e-6)
+    centred = X[first] - X[first].mean(axis=0).astype(np.float32)
+    assert offset == pytest.approx(np.median(np.linalg.norm(centred / unit, axis=1)), rel=1e-6)
 
 
 @pytest.mark.parametrize(

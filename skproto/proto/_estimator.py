@@ -44,10 +44,10 @@ from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, r
 from ._last_layer import refit_last_layer
 from ._network import (
     ProtoNetwork,
-    has_input_scale,
+    has_input_units,
     has_latent_offset,
     make_latent_map,
-    with_input_scale,
+    with_input_units,
     with_latent_offset,
 )
 
@@ -160,7 +160,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         free until the final projection.
     input_noise : float >= 0, default=0.5
         Training-time augmentation: each batch row ``x`` gets Gaussian noise
-        of norm about ``input_noise * ||x||`` (a regulariser of the map).
+        of norm about ``input_noise * ||x - m||`` (a regulariser of the map;
+        ``m`` is the training rows' mean with a map, 0 without one).
     prototype_kind : {"trivial", "support", "both"}, default="trivial"
         ST-ProtoPNet prototype type.
     n_tokens : int, default=None
@@ -797,9 +798,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
         n_tokens = self.n_tokens or 0
 
+        centre = net.input_centre
+
         def augment(x):  # relative Gaussian noise, per row (per token with n_tokens)
             eps = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype)
-            return x + x.norm(dim=-1, keepdim=True) * (noise / np.sqrt(x.shape[-1])) * eps
+            # relative to the row's distance from the map's centre: relative to
+            # its norm, data with a common offset drowned in noise
+            size = (x if centre is None else x - centre).norm(dim=-1, keepdim=True)
+            return x + size * (noise / np.sqrt(x.shape[-1])) * eps
 
         def loss(xb, tb, wb):
             if noise and net.training:  # augmentation
@@ -847,8 +853,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
             np.random.RandomState(0),
             self._bounded_map,
         )
-        if has_input_scale(state):  # the values of both come with the state
-            latent_map = with_input_scale(latent_map, 1.0)
+        if has_input_units(state):  # the values of both come with the state
+            latent_map = with_input_units(latent_map, self._part_dim)
         if offset:
             latent_map = with_latent_offset(latent_map, 0.0)
         if self.head == "mixture":
@@ -1056,12 +1062,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
         latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
         if latent_map is None:
             return None, X
-        # the cosine's map sees rows of about unit spread, whatever the units of X
-        # (a bounded map's sigmoid already trained alike from 1e-3 to 255 on digits,
-        # and its "rbf" similarity lost 1-4 points of accuracy with the division)
+        # the map sees rows centred on their mean: a common offset (raw sensor
+        # values, uncentred features) left the cosines all near 1 and the
+        # bounded maps' sigmoids saturated (digits + 1e6: chance accuracy);
+        # the cosine's map also sees rows of about unit spread, whatever the
+        # units of X (a bounded map's sigmoid already trained alike from 1e-3
+        # to 255 on digits, and its "rbf" similarity lost 1-4 points of
+        # accuracy with the division)
+        centre = np.mean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(n_features)
         scale = data_scale(X) if self.similarity == "cosine" else 1.0
-        if scale != 1.0:
-            latent_map = with_input_scale(latent_map, scale)
+        latent_map = with_input_units(latent_map, n_features, scale, centre.astype(np.float32))
         with torch.no_grad():
             Z = latent_map(to_tensor(X, torch.device("cpu"))).numpy()
         offset = self.latent_offset

@@ -17,11 +17,11 @@ from ..geometry import (
 from ..heads import LinearHead
 
 __all__ = [
-    "InputScale",
+    "InputUnits",
     "LatentOffset",
     "ProtoNetwork",
     "make_latent_map",
-    "with_input_scale",
+    "with_input_units",
     "with_latent_offset",
 ]
 
@@ -76,24 +76,34 @@ def make_latent_map(
     return torch.nn.Sequential(*layers)
 
 
-class InputScale(torch.nn.Module):
-    """Divides the inputs by ``scale`` (a power of two, so exactly) before the map."""
+class InputUnits(torch.nn.Module):
+    """Puts the inputs in the map's units: ``(x - centre) / scale``.
 
-    def __init__(self, scale: float = 1.0):
+    ``centre`` is the mean of the training rows (rounded to float32) and
+    ``scale`` a power of two, both fixed when the map is built: the map then
+    trains alike whatever the offset and the units of ``X``.
+    """
+
+    def __init__(self, n_features: int, scale: float = 1.0, centre=None):
         super().__init__()
+        centre = np.zeros(n_features) if centre is None else np.asarray(centre)
+        self.register_buffer("centre", torch.as_tensor(centre, dtype=torch.float32))
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x / self.scale.to(dtype=x.dtype, device=x.device)
+        centre = self.centre.to(dtype=x.dtype, device=x.device)
+        return (x - centre) / self.scale.to(dtype=x.dtype, device=x.device)
 
 
-def with_input_scale(latent_map: torch.nn.Sequential, scale: float) -> torch.nn.Sequential:
-    """``latent_map`` preceded by an :class:`InputScale` of ``scale``."""
-    return torch.nn.Sequential(InputScale(scale), *latent_map)
+def with_input_units(
+    latent_map: torch.nn.Sequential, n_features: int, scale: float = 1.0, centre=None
+) -> torch.nn.Sequential:
+    """``latent_map`` preceded by an :class:`InputUnits` of ``centre`` and ``scale``."""
+    return torch.nn.Sequential(InputUnits(n_features, scale, centre), *latent_map)
 
 
-def has_input_scale(state: dict) -> bool:
-    """Whether a stored network state holds an :class:`InputScale` at the start of its map."""
+def has_input_units(state: dict) -> bool:
+    """Whether a stored network state holds an :class:`InputUnits` at the start of its map."""
     return any(k.startswith("latent_map.") and k.endswith(".scale") for k in state)
 
 
@@ -198,6 +208,12 @@ class ProtoNetwork(torch.nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.latent_map is None else self.latent_map(x)
+
+    @property
+    def input_centre(self) -> torch.Tensor | None:
+        """The centre the map takes its inputs about (:class:`InputUnits`), or None."""
+        first = None if self.latent_map is None else self.latent_map[0]
+        return first.centre if isinstance(first, InputUnits) else None
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
         frozen = self._frozen
