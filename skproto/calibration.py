@@ -58,29 +58,44 @@ def temperature_log_loss(
     return float(np.mean(per_row))
 
 
-def fit_temperature(S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None) -> float:
+def fit_temperature(
+    S: np.ndarray, T: np.ndarray, w: np.ndarray | None = None, *, prior: float | None = None
+) -> float:
     """The temperature ``t`` minimising :func:`temperature_log_loss` on ``(S, T, w)``.
 
     A bounded one-dimensional search over ``log t`` in
     :data:`TEMPERATURE_BOUNDS`; deterministic. Rows with non-finite scores
-    are ignored; with none left, ``1.0``. The targets are smoothed by one
-    pseudo-row spread uniformly over the classes (``smoothing = 1 / (n + 1)``
-    for ``n`` rows): held-out rows that the scores separate perfectly would
-    otherwise drive ``t`` to zero and the probabilities to exactly 0 and 1.
+    are ignored; with none left, ``1.0`` (``prior`` if given). Held-out rows
+    that the scores separate perfectly would otherwise drive ``t`` to zero
+    and the probabilities to exactly 0 and 1; with ``n`` rows, one pseudo-row
+    keeps it away:
+
+    - without ``prior``, the targets are smoothed by one pseudo-row spread
+      uniformly over the classes (``smoothing = 1 / (n + 1)``);
+    - with ``prior`` (scores whose scale was trained, so that ``prior`` is a
+      sensible temperature before any held-out row is seen), the loss gets
+      ``log(t / prior) ** 2 / (n + 1)``: a few held-out rows move ``t`` only
+      as far as they are sure of, many as far as they need.
     """
     S = np.asarray(S, dtype=np.float64)
     keep = np.isfinite(S).all(axis=1)
     if not keep.any():
-        return 1.0
+        return 1.0 if prior is None else float(prior)
     S, T = S[keep], np.asarray(T)[keep]
     w = None if w is None else np.asarray(w, dtype=np.float64)[keep]
     lo, hi = np.log(TEMPERATURE_BOUNDS)
-    res = minimize_scalar(
-        lambda u: temperature_log_loss(S, T, w, float(np.exp(u)), 1.0 / (len(S) + 1)),
-        bounds=(lo, hi),
-        method="bounded",
-        options={"xatol": 1e-4},
-    )
+    pseudo = 1.0 / (len(S) + 1)
+    if prior is None:
+
+        def loss(u):
+            return temperature_log_loss(S, T, w, float(np.exp(u)), pseudo)
+    else:
+        centre = float(np.log(prior))
+
+        def loss(u):
+            return temperature_log_loss(S, T, w, float(np.exp(u))) + pseudo * (u - centre) ** 2
+
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
 
 

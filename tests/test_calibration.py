@@ -6,8 +6,10 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from sklearn.datasets import load_digits, load_iris, load_wine
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skproto import NearestMeanClassifier, ProtoClassifier
 from skproto.calibration import (
@@ -126,7 +128,48 @@ def test_proto_auto_temperature_is_fitted_on_the_early_stopping_split(digits):
     auto = ProtoClassifier(n_prototypes_per_class=2, max_epochs=10, random_state=0)
     auto.fit(X_tr, y_tr)
     np.testing.assert_array_equal(auto.predict(X_te), fixed.predict(X_te))
-    assert log_loss(auto, X_te, y_te) <= log_loss(fixed, X_te, y_te) + 1e-3
+    # about 90 held-out rows: an estimate, not a guarantee of a better test loss
+    assert log_loss(auto, X_te, y_te) <= 1.1 * log_loss(fixed, X_te, y_te)
+
+
+@pytest.mark.parametrize("loader", [load_iris, load_wine])
+def test_proto_auto_temperature_trusts_the_trained_scale_on_few_held_out_rows(loader):
+    """A dozen held-out rows, all right, no longer soften the probabilities.
+
+    With the targets smoothed by one uniform pseudo-row, twelve held-out iris
+    rows asked for a confidence of about 0.95 and the temperature went to
+    2-3: 5-fold log-loss 0.30 against 0.17 at temperature 1 (wine: 0.16
+    against 0.12). The scale of ProtoClassifier's scores is trained, so the
+    pseudo-row now pulls towards temperature 1: 0.14 and 0.12.
+    """
+    X, y = loader(return_X_y=True)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+
+    def cv_log_loss(temperature):
+        model = make_pipeline(
+            StandardScaler(), ProtoClassifier(random_state=0, temperature=temperature)
+        )
+        return -cross_val_score(model, X, y, cv=cv, scoring="neg_log_loss").mean()
+
+    assert cv_log_loss("auto") <= 1.1 * cv_log_loss(1.0)
+
+
+def test_fit_temperature_prior():
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(12, 3))
+    T = np.argmax(S, axis=1)  # separated: without a pseudo-row t would go to 0
+    uniform = fit_temperature(S, T)
+    assert fit_temperature(S * 0, T, prior=2.0) == pytest.approx(2.0, rel=1e-3)  # no evidence
+    # one pseudo-row on t = 1, then on t = 4 (the scores scaled by 4 give the same loss)
+    t1 = fit_temperature(S, T, prior=1.0)
+    assert 0 < t1 < 1.0 and t1 != pytest.approx(uniform, rel=1e-2)
+    assert fit_temperature(4 * S, T, prior=4.0) == pytest.approx(4 * t1, rel=1e-3)
+    # many rows: the prior hardly moves a temperature they pin down
+    S = rng.normal(size=(20000, 3))
+    T = np.array([rng.choice(3, p=np.exp(s / 2) / np.exp(s / 2).sum()) for s in S])
+    assert fit_temperature(S, T, prior=1.0) == pytest.approx(2.0, rel=0.05)
+    assert fit_temperature(S, T, prior=1.0) == pytest.approx(fit_temperature(S, T), rel=0.01)
+    assert fit_temperature(np.full((3, 2), np.nan), np.zeros(3, int), prior=3.0) == 3.0
 
 
 def test_rbf_auto_temperature_sharpens_p_c_normalisation(digits):

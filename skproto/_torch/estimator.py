@@ -429,7 +429,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
             return
         S = self._unit_temperature_scores(net, buffer, X, own)
-        t = fit_temperature(S, T, w)
+        t = fit_temperature(S, T, w, prior=self._temperature_prior)
         with torch.no_grad():
             buffer.fill_(t)
         history["temperature"] = t
@@ -461,6 +461,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """The link's input on rows ``X`` with prototypes ``left_out = (rows, prototypes)``
         of those rows left out, or None where the head cannot leave one out."""
         return None
+
+    #: The temperature ``temperature="auto"`` starts from when few held-out
+    #: rows are seen (:func:`~skproto.calibration.fit_temperature`'s
+    #: ``prior``): 1.0 for a model whose loss trains the scale of its scores,
+    #: None (targets smoothed towards uniform instead) for one whose does not.
+    _temperature_prior: float | None = None
 
     #: Whether ``partial_fit`` refits the temperature on each batch after
     #: learning it (:meth:`_calibrate_batch`): for models whose loss does not

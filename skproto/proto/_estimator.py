@@ -659,6 +659,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     # ------------------------------------------------------------ template
     _cases_buffer = "cases"
+    _temperature_prior = 1.0  # cross-entropy trains the scale of the scores
 
     @property
     def _similarity_spread(self) -> float:
