@@ -17,6 +17,8 @@ from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._chunking import chunk_slices
+
 __all__ = [
     "MAX_ABS_VALUE",
     "check_float32_training_range",
@@ -42,6 +44,8 @@ MAX_ABS_VALUE = 1e100
 #: than the minimum spread have squared differences below float32's normal range.
 FLOAT32_MAX_ABS = 1e15
 FLOAT32_MIN_SPREAD = 1e-15
+#: float32's rounding must move the rows by less than this fraction of their extent.
+FLOAT32_MIN_STEPS = 16
 
 
 def _name(estimator) -> str:
@@ -82,13 +86,18 @@ def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> f
 def check_float32_training_range(X: np.ndarray, estimator) -> None:
     """Raise a ValueError when float32 training cannot represent ``X``'s distances.
 
-    Values above ``FLOAT32_MAX_ABS`` overflow float32 squared distances, and
+    Values above ``FLOAT32_MAX_ABS`` overflow float32 squared distances,
     data whose rows differ by less than ``FLOAT32_MIN_SPREAD`` (but not by 0)
-    have squared distances below float32's normal range.
+    have squared distances below float32's normal range, and data that
+    float32 rounding moves by more than ``1 / FLOAT32_MIN_STEPS`` of its
+    extent (the norm of the features' ranges; e.g. values near 1e9 that vary
+    by 10) keeps only a few values.
     """
     check_magnitude(X, estimator, FLOAT32_MAX_ABS)
     if len(X) > 1:
-        spread = float(np.ptp(X, axis=0).max())
+        low, high = X.min(axis=0), X.max(axis=0)
+        ptp = high.astype(np.float64) - low
+        spread = float(ptp.max())
         if 0 < spread < FLOAT32_MIN_SPREAD:
             raise ValueError(
                 f"X's values differ by at most {spread:.3g} between rows; "
@@ -96,6 +105,29 @@ def check_float32_training_range(X: np.ndarray, estimator) -> None:
                 f"{FLOAT32_MIN_SPREAD:g}. Rescale X "
                 "(e.g. with sklearn.preprocessing.StandardScaler)."
             )
+        # data far from 0 for its spread rounds to a few float32 values
+        # (digits + 1e9: every value became 1e9, and RBFPrototypeClassifier
+        # was at chance without a word)
+        error = float(np.linalg.norm(_float32_rounding_error(X)))
+        extent = float(np.linalg.norm(ptp))
+        if error > extent / FLOAT32_MIN_STEPS:
+            raise ValueError(
+                f"float32, which {_name(estimator)} trains in, moves X's rows by up to "
+                f"{error:.3g}, against an extent of {extent:.3g} (the norm of the "
+                f"features' ranges): values up to {max_abs(X):.3g} in magnitude vary "
+                "too little for it. Centre X (e.g. with sklearn.preprocessing.StandardScaler)."
+            )
+
+
+def _float32_rounding_error(X: np.ndarray) -> np.ndarray:
+    """Per feature, the largest ``|x - float32(x)|`` over the rows (chunked)."""
+    error = np.zeros(X.shape[1])
+    if X.dtype == np.float32:
+        return error
+    for s in chunk_slices(len(X), X.shape[1]):
+        block = X[s]
+        np.maximum(error, np.abs(block - block.astype(np.float32)).max(axis=0), out=error)
+    return error
 
 
 def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = False):

@@ -91,6 +91,24 @@ def test_torch_estimators_refuse_data_float32_training_cannot_hold(make, scale, 
         make().fit(X.astype(np.float64) * scale, y)
 
 
+@pytest.mark.parametrize("make", TORCH)
+def test_data_float32_rounds_away_is_refused(make):
+    """Digits + 1e9: float32 rounded every value to 1e9, and
+    RBFPrototypeClassifier trained to chance (0.10) without a word."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    with pytest.raises(ValueError, match="moves X's rows by up to .* values up to 1e\\+09"):
+        make().fit(X + 1e9, y)
+    noisy = X + np.random.RandomState(0).uniform(size=X.shape)
+    with pytest.raises(ValueError, match="vary too little for it"):
+        make().fit(noisy + 1e8, y)
+    make().fit(noisy + 1e5, y)  # rounded by at most 0.004: fine
+    near = np.hstack([X, 1.0 + 1e-12 * noisy[:, :1]])  # float noise on a constant: fine
+    make().fit(near, y)
+    make().fit(X + 1e7, y)  # integers below 2**24: exact in float32
+    make().fit(np.hstack([X, np.full((len(X), 1), 0.2)]), y)  # constant: nothing lost
+
+
 @pytest.mark.parametrize("make", ALL)
 def test_values_whose_squares_overflow_float64_are_rejected(make, iris):
     X, y = iris
