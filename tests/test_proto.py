@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 from skproto import ProtoClassifier
 from skproto._torch.training import data_scale
 from skproto.proto import PROTOPNET
+from skproto.proto._estimator import AUTO_PROJECTION_DIM, principal_axes
 from skproto.proto._network import InputUnits, LatentOffset
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
@@ -300,6 +302,35 @@ def test_cosine_head_stays_a_plain_linear_map():
     units = unit._inference_network().latent_map[0]
     assert units.scale.item() == 1.0
     np.testing.assert_array_equal(units.centre.numpy(), (X / 2).mean(axis=0).astype(np.float32))
+
+
+def test_principal_axes_are_pca_s_signed_components():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6)) + 3.0
+    axes = principal_axes(X, 3)
+    reference = PCA(3).fit(X).components_
+    np.testing.assert_allclose(np.abs(axes), np.abs(reference), atol=1e-10)
+    np.testing.assert_allclose(axes @ axes.T, np.eye(3), atol=1e-12)
+    assert np.all(axes[np.arange(3), np.argmax(np.abs(axes), axis=1)] > 0)
+    assert principal_axes(X[:2], 3) is None  # fewer rows than axes
+
+
+def test_auto_projection_dim_narrows_wide_inputs_from_their_principal_axes():
+    X, y = load_digits(return_X_y=True)
+    wide = np.hstack([X, X @ np.random.RandomState(0).normal(size=(64, 136))])  # 200 features
+    fast = dict(max_epochs=2, random_state=0)
+    auto = ProtoClassifier(**fast).fit(wide, y)
+    assert auto.prototypes_.shape[1] == AUTO_PROJECTION_DIM + 1  # (+ the latent offset)
+    assert ProtoClassifier(projection_dim=None, **fast).fit(wide, y).prototypes_.shape[1] == 201
+    assert ProtoClassifier(projection="mlp", **fast).fit(wide, y).prototypes_.shape[1] == 201
+    assert ProtoClassifier(**fast).fit(X, y).prototypes_.shape[1] == 65  # narrow: the identity
+    # the narrowing map starts at the axes (of the 90 % of rows not held out:
+    # the leading ones are those of all the rows)
+    start = ProtoClassifier(max_epochs=1, learning_rate=1e-12, random_state=0).fit(wide, y)
+    layer = start._inference_network().latent_map[1]
+    axes = principal_axes(wide, AUTO_PROJECTION_DIM)
+    cos = np.abs(np.sum(layer.weight.numpy() * axes, axis=1))
+    assert np.all(cos[:10] > 0.99)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "log", "rbf"])

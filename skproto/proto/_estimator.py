@@ -76,6 +76,34 @@ _HEAD_PARAMETERS = frozenset({"head.log_tau", "head.log_scale", "head.bias"})
 #: ProtoPNet's objective and dense class-connection layer on the input space,
 #: the configuration before the mixture head: ``ProtoClassifier(**PROTOPNET)``
 #: (the cost weights are those of Chen et al., 2019, and of ST-ProtoPNet).
+#: ``projection_dim="auto"``: the linear map's largest output size. On
+#: CLINC150's 384-d embeddings (val, seeds 0-2) a map to 128 dimensions from
+#: the principal axes read 0.9513 against 0.9512 for the square map, fitted
+#: in 4.0-4.2 s against 6.8-7.5 s; on the same rows lifted to 2048-d, 0.951
+#: in 20 s against 0.950 in 89 s.
+AUTO_PROJECTION_DIM = 128
+
+#: Rows read to find the principal axes a narrowing linear map starts at.
+AXES_ROWS = 10_000
+
+
+def principal_axes(X: np.ndarray, dim: int) -> np.ndarray | None:
+    """The ``dim`` main axes of the centred rows of ``X``, ``(dim, n_features)``.
+
+    Read on at most :data:`AXES_ROWS` evenly spaced rows; each axis signed
+    so that its largest entry is positive (deterministic). None with fewer
+    rows than ``dim``.
+    """
+    X = np.asarray(X)[:: max(1, -(-len(X) // AXES_ROWS))]
+    if len(X) < dim:
+        return None
+    U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+    _, _, Vt = np.linalg.svd(U, full_matrices=False)
+    axes = Vt[:dim]
+    signs = np.sign(axes[np.arange(dim), np.argmax(np.abs(axes), axis=1)])
+    return axes * np.where(signs == 0, 1.0, signs)[:, None]
+
+
 PROTOPNET = MappingProxyType(
     {
         "head": "linear",
@@ -132,8 +160,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         starts at the identity (a random semi-orthogonal map to another
         ``projection_dim``); with the distance-based similarities the map
         ends in a sigmoid (ProtoPNet's add-on layers).
-    projection_dim : int, default=None
-        Output size of ``h`` (default: ``n_features``).
+    projection_dim : int, "auto" or None, default="auto"
+        Output size of ``h``. None: ``n_features``. "auto": at most
+        :data:`AUTO_PROJECTION_DIM` (128) for the linear map, ``n_features``
+        for the MLP. A linear map to fewer dimensions than ``n_features``
+        starts at the training rows' principal axes.
     similarity : {"cosine", "log", "rbf"}, default="cosine"
         ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
         ``exp(-d / width)`` for squared distances ``d``.
@@ -309,7 +340,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "snap_weight": [Interval(Real, 0, None, closed="left")],
         "input_noise": [Interval(Real, 0, None, closed="left")],
         "projection": [None, StrOptions({"linear", "mlp"})],
-        "projection_dim": [None, Interval(Integral, 1, None, closed="left")],
+        "projection_dim": [None, StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
         "latent_offset": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
@@ -338,7 +369,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         *,
         head="mixture",
         projection="linear",
-        projection_dim=None,
+        projection_dim="auto",
         similarity="cosine",
         latent_offset="auto",
         rbf_width="auto",
@@ -1059,8 +1090,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
         before it). Without a map, ``(None, X)``.
         """
         n_features = X.shape[1]
-        dim = self.projection_dim or n_features
-        latent_map = make_latent_map(self.projection, n_features, dim, rng, self._bounded_map)
+        dim = self._latent_dim(n_features)
+        axes = None
+        if self.projection == "linear" and dim < n_features:
+            axes = principal_axes(X, dim)
+        latent_map = make_latent_map(
+            self.projection, n_features, dim, rng, self._bounded_map, axes=axes
+        )
         if latent_map is None:
             return None, X
         # the map sees rows centred on their mean: a common offset (raw sensor
@@ -1084,6 +1120,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
             offset = offset if np.isfinite(offset) and offset > 0 else 1.0
         column = np.full((len(Z), 1), offset, dtype=Z.dtype)
         return with_latent_offset(latent_map, offset), np.hstack([Z, column])
+
+    def _latent_dim(self, n_features: int) -> int:
+        """The map's output size (``projection_dim`` resolved)."""
+        if self.projection_dim is None:
+            return n_features
+        if self.projection_dim == "auto":
+            if self.projection == "linear":
+                return min(n_features, AUTO_PROJECTION_DIM)
+            return n_features
+        return int(self.projection_dim)
 
     @property
     def _bounded_map(self) -> bool:

@@ -33,10 +33,13 @@ def make_latent_map(
     rng: np.random.RandomState,
     bounded: bool,
     dtype=torch.float32,
+    axes: np.ndarray | None = None,
 ) -> torch.nn.Module | None:
     """Learned map ``h`` into the prototypes' space, weights drawn from ``rng``.
 
     ``kind`` is None (no map), ``"linear"`` or ``"mlp"`` (linear-ReLU-linear).
+    A linear map to fewer dimensions starts at ``axes`` (``(dim, n_features)``
+    orthonormal rows, e.g. the rows' principal axes) where given.
     ``bounded`` ends the map in a sigmoid, as ProtoPNet's add-on layers do,
     so latent vectors lie in ``[0, 1]^dim`` and distances are at most ``dim``:
     with a distance-based similarity the separation cost is otherwise
@@ -57,12 +60,15 @@ def make_latent_map(
 
     layers = [linear(n_features, dim)]
     if kind == "linear":
-        # start at the identity (or a random semi-orthogonal map to another
-        # dimension): the initial latent space is the input space, and the
-        # prototypes' initial neighbourhoods are the inputs' own
+        # start at the identity (or the given axes, or a random
+        # semi-orthogonal map to another dimension): the initial latent space
+        # is the input space (or its main directions), and the prototypes'
+        # initial neighbourhoods are the inputs' own
         with torch.no_grad():
             if dim == n_features:
                 weight = np.eye(dim)
+            elif axes is not None and axes.shape == (dim, n_features):
+                weight = axes
             else:
                 q, _ = np.linalg.qr(
                     rng.standard_normal((max(dim, n_features), min(dim, n_features)))
