@@ -15,8 +15,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skproto import ProtoClassifier
 from skproto._torch.training import data_scale
+from skproto.geometry import principal_axes
 from skproto.proto import PROTOPNET
-from skproto.proto._estimator import AUTO_PROJECTION_DIM, principal_axes
+from skproto.proto._estimator import AUTO_PROJECTION_DIM
 from skproto.proto._network import InputUnits, LatentOffset
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
@@ -312,7 +313,8 @@ def test_principal_axes_are_pca_s_signed_components():
     np.testing.assert_allclose(np.abs(axes), np.abs(reference), atol=1e-10)
     np.testing.assert_allclose(axes @ axes.T, np.eye(3), atol=1e-12)
     assert np.all(axes[np.arange(3), np.argmax(np.abs(axes), axis=1)] > 0)
-    assert principal_axes(X[:2], 3) is None  # fewer rows than axes
+    assert principal_axes(X[:2], 3).shape == (2, 6)  # as many axes as rows at most
+    assert principal_axes(X[::5], 3, max_rows=50).shape == (3, 6)  # 100 rows, 50 read
 
 
 def test_auto_projection_dim_narrows_wide_inputs_from_their_principal_axes():

@@ -1,10 +1,10 @@
-"""Shared geometry: distances, similarities and covariance estimation.
+"""Shared geometry: distances, similarities, covariance estimation and principal axes.
 
 Each formula is written once, for numpy arrays and (where the torch estimators
 need it) torch tensors alike; nothing here imports torch.
 """
 
-from .covariance import shrinkage_amount, shrunk_covariance, whitener
+from .covariance import principal_axes, shrinkage_amount, shrunk_covariance, whitener
 from .distances import (
     cosine_distances,
     min_squared_distances,
@@ -19,6 +19,7 @@ __all__ = [
     "log_similarity",
     "min_squared_distances",
     "normalize_rows",
+    "principal_axes",
     "rbf_similarity",
     "shrinkage_amount",
     "shrunk_covariance",

@@ -7,7 +7,7 @@ from numbers import Real
 import numpy as np
 from scipy.linalg import eigh
 
-__all__ = ["PINV_RTOL", "shrinkage_amount", "shrunk_covariance", "whitener"]
+__all__ = ["PINV_RTOL", "principal_axes", "shrinkage_amount", "shrunk_covariance", "whitener"]
 
 #: Eigenvalues below this times the largest count as zero in :func:`whitener`.
 PINV_RTOL = 1e-10
@@ -65,3 +65,22 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
         return None
     keep = lam > lam[-1] * PINV_RTOL
     return V[:, keep] / np.sqrt(lam[keep] * scale)
+
+
+#: Rows :func:`principal_axes` reads at most.
+AXES_ROWS = 10_000
+
+
+def principal_axes(X: np.ndarray, dim: int, max_rows: int = AXES_ROWS) -> np.ndarray:
+    """The main axes of the centred rows of ``X``: ``(k, n_features)`` orthonormal rows.
+
+    ``k = min(dim, n_features, rows read)``, read on at most ``max_rows``
+    evenly spaced rows (an estimate: a start, not a decomposition), each axis
+    signed so that its largest entry is positive (deterministic).
+    """
+    X = np.asarray(X)[:: max(1, -(-len(X) // max_rows))]
+    U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+    _, _, Vt = np.linalg.svd(U, full_matrices=False)
+    axes = Vt[:dim]
+    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    return axes * np.where(signs == 0, 1.0, signs)[:, None]

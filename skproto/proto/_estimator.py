@@ -28,7 +28,7 @@ from .._torch.training import (
     train,
 )
 from ..explain._explanation import Explanation
-from ..geometry import normalize_rows
+from ..geometry import normalize_rows, principal_axes
 from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
@@ -73,9 +73,6 @@ _REPLAY_ROWS = 50
 #: (0.942-0.944, log-loss 0.22).
 _HEAD_PARAMETERS = frozenset({"head.log_tau", "head.log_scale", "head.bias"})
 
-#: ProtoPNet's objective and dense class-connection layer on the input space,
-#: the configuration before the mixture head: ``ProtoClassifier(**PROTOPNET)``
-#: (the cost weights are those of Chen et al., 2019, and of ST-ProtoPNet).
 #: ``projection_dim="auto"``: the linear map's largest output size (the
 #: width of common sentence embeddings). On CLINC150 lifted to 2048-d (a
 #: random orthonormal map plus noise) the square map took 89 s for 0.950
@@ -86,27 +83,9 @@ _HEAD_PARAMETERS = frozenset({"head.log_tau", "head.log_scale", "head.bias"})
 #: on val), so narrower inputs keep the square map.
 AUTO_PROJECTION_DIM = 384
 
-#: Rows read to find the principal axes a narrowing linear map starts at.
-AXES_ROWS = 10_000
-
-
-def principal_axes(X: np.ndarray, dim: int) -> np.ndarray | None:
-    """The ``dim`` main axes of the centred rows of ``X``, ``(dim, n_features)``.
-
-    Read on at most :data:`AXES_ROWS` evenly spaced rows; each axis signed
-    so that its largest entry is positive (deterministic). None with fewer
-    rows than ``dim``.
-    """
-    X = np.asarray(X)[:: max(1, -(-len(X) // AXES_ROWS))]
-    if len(X) < dim:
-        return None
-    U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
-    _, _, Vt = np.linalg.svd(U, full_matrices=False)
-    axes = Vt[:dim]
-    signs = np.sign(axes[np.arange(dim), np.argmax(np.abs(axes), axis=1)])
-    return axes * np.where(signs == 0, 1.0, signs)[:, None]
-
-
+#: ProtoPNet's objective and dense class-connection layer on the input space,
+#: the configuration before the mixture head: ``ProtoClassifier(**PROTOPNET)``
+#: (the cost weights are those of Chen et al., 2019, and of ST-ProtoPNet).
 PROTOPNET = MappingProxyType(
     {
         "head": "linear",
@@ -160,8 +139,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``"linear"``: ProtoPNet's dense class-connection weights ``W``.
     projection : {None, "linear", "mlp"}, default="linear"
         Learned map ``h``, trained jointly with the prototypes. ``"linear"``
-        starts at the identity (a random semi-orthogonal map to another
-        ``projection_dim``); with the distance-based similarities the map
+        starts at the identity (at the training rows' principal axes when it
+        narrows, a random semi-orthogonal map when it widens); with the
+        distance-based similarities the map
         ends in a sigmoid (ProtoPNet's add-on layers).
     projection_dim : int, "auto" or None, default="auto"
         Output size of ``h``. None: ``n_features``. "auto": at most
@@ -1096,7 +1076,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         dim = self._latent_dim(n_features)
         axes = None
         if self.projection == "linear" and dim < n_features:
-            axes = principal_axes(X, dim)
+            axes = principal_axes(X, dim)  # (fewer with fewer rows: a random start then)
         latent_map = make_latent_map(
             self.projection, n_features, dim, rng, self._bounded_map, axes=axes
         )

@@ -24,6 +24,7 @@ from .._torch.training import (
     torch_threads,
     train,
 )
+from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
@@ -483,10 +484,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             codes = np.zeros(K, dtype=int)  # CBC: reasoning decides; updated after training
         omega = None
         if self.omega_dim is not None:
-            _, _, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+            axes = principal_axes(X, self.omega_dim)
             omega = np.zeros((self.omega_dim, p))
-            q = min(self.omega_dim, Vt.shape[0])
-            omega[:q] = Vt[:q]
+            omega[: len(axes)] = axes
         Z = X if omega is None else X @ omega.T
         U = W if omega is None else W @ omega.T
         typical = _typical_distance(Z, U)
