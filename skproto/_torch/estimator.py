@@ -37,6 +37,7 @@ from ..calibration import NO_LOSSES, add_grid_losses, fit_temperature, table_tem
 from ..prototypes import project_onto_rows
 from .training import (
     TrainingConfig,
+    log2_weights,
     new_history,
     resolve_device,
     resolve_n_threads,
@@ -237,8 +238,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             classes = self.classes_ if classes is None else classes
             counts = np.bincount(T, minlength=len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
-        positive = w[w > 0]
-        w = w / weight_unit(float(np.log2(positive).sum()), positive.size)
+        w = w / weight_unit(*log2_weights(w))
         return w.astype(np.float32)
 
     def _early_stopping_split(self, T, rng):

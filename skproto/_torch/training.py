@@ -348,6 +348,12 @@ def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     return near[np.isfinite(near)]
 
 
+def log2_weights(w: np.ndarray) -> tuple[float, int]:
+    """``(sum of log2 w, count)`` over the positive weights ``w`` (for :func:`weight_unit`)."""
+    positive = w[w > 0]
+    return float(np.log2(positive).sum()), int(positive.size)
+
+
 def weight_unit(log2_total: float, count: int) -> float:
     """The power of two nearest the geometric mean of ``count`` positive weights
     whose log2 sum to ``log2_total`` (1.0 for none): dividing by it scales

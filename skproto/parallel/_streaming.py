@@ -98,8 +98,9 @@ def _where_counted(codes, w):
 
 
 def _log2_sum(w):
-    positive = w[w > 0]
-    return np.array([[np.log2(positive).sum(), positive.size]])
+    from .._torch.training import log2_weights
+
+    return np.array([log2_weights(w)])
 
 
 def _weight_scale(w) -> float:

@@ -161,15 +161,13 @@ class RBFNetwork(torch.nn.Module):
         slack = self._rounding_slack(x, z, u, d2) if exact else None
         if isinstance(self.head, NearestHead):
             own, labels = self._own_index(), self.head.labels
-            rows = None
-            if exact:
-                gap = self._gaps(u, exact)
-            else:  # training: only the target classes' components' rows of the gaps
+            rows = needed = None
+            if not exact:  # training: only the target classes' components' rows of the gaps
                 # (all K x K of them were most of a step with 1,000 classes)
                 needed = torch.unique(own[target].clamp_min(0))
                 rows = torch.full((len(u),), -1, dtype=torch.long, device=u.device)
                 rows[needed] = torch.arange(len(needed), device=u.device)
-                gap = torch.cdist(u[needed], u)
+            gap = self._gaps(u, needed)
             r = bisector_radius(d2, gap, own, labels, target, L, slack, gap_rows=rows)
         else:
             dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
@@ -183,18 +181,18 @@ class RBFNetwork(torch.nn.Module):
         return r
 
     @staticmethod
-    def _gaps(u: torch.Tensor, exact: bool) -> torch.Tensor:
-        """Distances between the (mapped) components, (K, K).
+    def _gaps(u: torch.Tensor, needed: torch.Tensor | None) -> torch.Tensor:
+        """Distances between the (mapped) components: (K, K), or the ``needed`` rows.
 
-        For a reported certificate (``exact``, computed without gradients) the
+        For a reported certificate (all rows, computed without gradients) the
         expansion is refined where it is unreliable, so two nearly equal
         components never get too small a gap (an inflated radius); torch.cdist's
         matrix-product mode lost up to 40% of a gap of 1e-7. Training uses
-        cdist, whose gradient is defined at zero gaps (on the rows it needs).
+        cdist, whose gradient is defined at zero gaps, on the rows it needs.
         """
-        if exact:
+        if needed is None:
             return torch.sqrt(squared_distances(u, u))
-        return torch.cdist(u, u)
+        return torch.cdist(u[needed], u)
 
     def _rounding_slack(self, x, z, u, d2) -> torch.Tensor:
         """Per-row bound on the rounding error of ``d2`` (squared-distance units)."""
