@@ -185,6 +185,17 @@ class BasePrototypeClassifier(
         if first_row is None:
             self._case_rows = rows if cases is not None else None
 
+    def _move_cases(self, positions: np.ndarray, n_prototypes: int) -> None:
+        """Prototype ``k``'s case (and case row) goes to position ``positions[k]`` of
+        ``n_prototypes``; the new positions have none (a new class sorted in between)."""
+        for name, empty in [("prototype_cases_", None), ("_case_rows", -1)]:
+            old = getattr(self, name, None)
+            if old is None or len(old) != len(positions):
+                continue
+            moved = np.full(n_prototypes, empty, dtype=np.asarray(old).dtype)
+            moved[positions] = old
+            setattr(self, name, moved)
+
     def _prototype_inputs(self) -> np.ndarray | None:
         """Each prototype's position in the input space (n_prototypes, n_features), or None.
 

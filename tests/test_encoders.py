@@ -186,6 +186,24 @@ def test_attach_cases_for_every_estimator_family():
         attach_cases(X, texts[:3])
 
 
+def test_a_new_class_sorted_first_leaves_each_class_mean_its_own_case():
+    # partial_fit re-sorts classes_ (and so the class means); the cases used to
+    # stay by position, so class "b"'s mean was shown with class "c"'s text
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(c, 0.3, (20, 3)) for c in (3, 6)])
+    y = np.repeat(["b", "c"], 20)
+    texts = [f"{c} case {i}" for c, i in zip(y, range(40))]
+    nmc = NearestMeanClassifier().fit(attach_cases(X, texts), y)
+    nmc.partial_fit(rng.normal(0, 0.3, (20, 3)), np.repeat("a", 20))
+    assert list(nmc.classes_) == ["a", "b", "c"]
+    assert nmc.prototype_cases_[0] is None
+    assert [c.split()[0] for c in nmc.prototype_cases_[1:]] == ["b", "c"]
+    ex = nmc.explain(X[[0, 39]], 1)
+    assert list(ex.prototype_label[:, 0]) == ["b", "c"]
+    assert [ex.cases[i, 0].split()[0] for i in range(2)] == ["b", "c"]
+    assert all(y[ex.case_rows[i, 0]] == ex.prototype_label[i, 0] for i in range(2))
+
+
 # ----------------------------------------------------------------- SentenceEncoder
 def _sentence_transformers_or_skip():
     pytest.importorskip("sentence_transformers")

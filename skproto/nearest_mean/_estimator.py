@@ -432,7 +432,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:
             union = np.union1d(self.classes_, unknown)
-            self._stats = self._stats.reindex(np.searchsorted(union, self.classes_), len(union))
+            positions = np.searchsorted(union, self.classes_)
+            self._stats = self._stats.reindex(positions, len(union))
+            self._move_cases(positions, len(union))
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
