@@ -268,6 +268,33 @@ def test_with_cases_and_text_form(fitted, digits):
         ex.with_cases(texts[:3])
 
 
+def test_cases_in_a_pandas_series_are_read_by_position():
+    # a DataFrame column after train_test_split: its index is shuffled, and
+    # series[r] is the case whose *label* is r (another row's, or a KeyError)
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    from skproto.explain import PrototypeGalleryDisplay, attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    text = pd.Series([f"flower {i} of class {t}" for i, t in enumerate(y)])
+    X_tr, X_te, t_tr, t_te, y_tr, y_te = train_test_split(X, text, y, random_state=0)
+    clf = NearestMeanClassifier().fit(X_tr, y_tr)
+    rows = prototype_rows(clf, X_tr, y_tr)
+    ex = clf.explain(X_te[:3], 3).with_cases(t_tr, rows)
+    for i, r in np.ndindex(ex.cases.shape):
+        assert ex.cases[i, r] == t_tr.iloc[ex.case_rows[i, r]]
+        assert ex.cases[i, r].endswith(f"class {ex.prototype_label[i, r]}")
+    page = make_report(clf, X_te[:3], y_te[:3], X_train=X_tr, y_train=y_tr, cases=t_tr,
+                       query_cases=t_te[:3])  # fmt: skip
+    assert all(t_tr.iloc[r] in page for r in rows) and t_te.iloc[0] in page
+    gallery = PrototypeGalleryDisplay.from_estimator(clf, X_tr, y_tr, cases=t_tr)
+    assert gallery.cases[rows[0]] == t_tr.iloc[rows[0]]
+    tagged = NearestMeanClassifier().fit(attach_cases(X_tr.copy(), t_tr), y_tr)
+    assert list(tagged.prototype_cases_) == [t_tr.iloc[r] for r in rows]
+
+
 def test_prototype_rows_of_class_means_are_their_most_similar_own_class_row(fitted, digits):
     X, y, *_ = digits
     clf = fitted["nearest_mean"]

@@ -42,6 +42,17 @@ __all__ = [
 _TAGGED: dict[int, tuple[weakref.ref, Sequence]] = {}
 
 
+def positional(cases: Sequence | None) -> Sequence | None:
+    """``cases`` indexed by position: a pandas Series or Index as a list.
+
+    A Series indexes by label, so after ``train_test_split`` its ``[r]`` is
+    not the case of row ``r`` (or is a KeyError).
+    """
+    if cases is not None and type(cases).__module__.startswith("pandas"):
+        return list(cases)
+    return cases
+
+
 def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     """Tag the feature array ``X`` with the raw inputs of its rows; returns ``X`` itself.
 
@@ -66,7 +77,7 @@ def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     if len(cases) != len(X):
         raise ValueError(f"cases has {len(cases)} entries for {len(X)} rows.")
     key = id(X)
-    _TAGGED[key] = (weakref.ref(X), cases)
+    _TAGGED[key] = (weakref.ref(X), positional(cases))
     weakref.finalize(X, _TAGGED.pop, key, None)
     return X
 

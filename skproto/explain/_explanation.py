@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._cases import case_text
+from ._cases import case_text, positional
 
 __all__ = ["Explanation"]
 
@@ -215,6 +215,7 @@ class Explanation:
             rows = np.asarray(self.prototype_sample_index, dtype=np.intp)
         else:
             rows = np.asarray(prototype_rows, dtype=np.intp)[self.prototype_index]
+        cases = positional(cases)
         n_cases = len(cases)
         if rows.size and rows.max(initial=-1) >= n_cases:
             raise ValueError(

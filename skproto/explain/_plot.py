@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from ._cases import case_text, other_rows, prototype_rows, rendered
+from ._cases import case_text, other_rows, positional, prototype_rows, rendered
 from ._explanation import Explanation, _label
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
@@ -269,7 +269,7 @@ class PrototypeGalleryDisplay:
         self.neighbors = np.asarray(neighbors)
         self.neighbor_labels = np.asarray(neighbor_labels)
         self.purity = np.asarray(purity, dtype=float)
-        self.cases = cases
+        self.cases = positional(cases)
         self.renderer = renderer
         self.prototype_cases = prototype_cases
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._cases import prototype_rows
+from ._cases import positional, prototype_rows
 from ._explanation import Explanation, _label
 
 
@@ -125,7 +125,7 @@ def unpipe(estimator, X, X_train=None, query_cases=None, cases=None):
     anything else is returned unchanged.
     """
     if not hasattr(estimator, "steps") or len(estimator.steps) < 2:
-        return estimator, X, X_train, query_cases, cases
+        return estimator, X, X_train, positional(query_cases), positional(cases)
     features, classifier = estimator[:-1], estimator[-1]
     if X is not None:
         query_cases = X if query_cases is None else query_cases
@@ -133,4 +133,4 @@ def unpipe(estimator, X, X_train=None, query_cases=None, cases=None):
     if X_train is not None:
         cases = X_train if cases is None else cases
         X_train = features.transform(X_train)
-    return classifier, X, X_train, query_cases, cases
+    return classifier, X, X_train, positional(query_cases), positional(cases)
