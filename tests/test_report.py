@@ -234,6 +234,12 @@ def test_png_bytes_round_trip():
     floats = np.linspace(0, 16, 12).reshape(3, 4)  # min-max scaled
     back = image_mod.imread(io.BytesIO(png_bytes(floats)), format="png")
     np.testing.assert_allclose(back, np.round(floats / 16 * 255) / 255, atol=1e-6)
+    # a range away from 0 is stretched over the whole scale too (0 used to be
+    # counted in: 100..200 came out as 128..255, uint16 1000..1010 as 251..255)
+    for image in (np.linspace(100, 200, 12), np.linspace(-2, -1, 12), np.arange(1000, 1012)):
+        image = image.reshape(3, 4).astype(np.uint16 if image.dtype.kind == "i" else float)
+        back = image_mod.imread(io.BytesIO(png_bytes(image)), format="png")
+        assert back.min() == 0.0 and back.max() == 1.0
     with pytest.raises(ValueError, match="NaN or infinite"):
         png_bytes(np.array([[np.nan, 1.0]]))
 

@@ -143,7 +143,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     a = image.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError("An image case has NaN or infinite pixels.")
-    lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if not (image.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0):
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return np.round(a * 255).astype(np.uint8)
