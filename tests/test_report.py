@@ -121,6 +121,9 @@ def test_report_names_the_cases_whose_contributions_add_up_to_the_score(name, fi
         assert (rows >= 0).all() and (clf._prototype_sample_indices() < 0).all()
     shown = set(report.case_texts)
     assert {case_text(texts[r], max_chars=160) for r in rows} <= shown | {"-"}
+    # the column of what transform gives is named for what it is (for class
+    # means a squared distance, where larger is *less* like the prototype)
+    assert f"<th>{ex.value_name}</th>" in page and "<th>activation</th>" not in page
 
 
 def test_report_escapes_hostile_cases_and_labels(fitted, digits):

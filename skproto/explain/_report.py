@@ -142,7 +142,9 @@ def _svg(w: Waterfall) -> str:
     )
 
 
-def _panel(w: Waterfall, title: str, cases: _Cases) -> str:
+def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
+    """One class score's waterfall and table; ``value_name`` heads the column of what
+    ``transform`` gives for each listed prototype (a similarity, a squared distance...)."""
     bias, *protos, other = w.steps
     rows = []
     for step in protos:
@@ -152,13 +154,14 @@ def _panel(w: Waterfall, title: str, cases: _Cases) -> str:
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
             f"<td>{_e(_label(step.prototype_label))}{part}</td>"
             f"<td class='case'>{cases.html(step.row, case=step.case)}</td>"
-            f"<td class='num'>{step.activation:.3g}</td><td class='num'>{step.value:+.4g}</td></tr>"
+            f"<td class='num'>{step.prototype_value:.3g}</td><td class='num'>{step.value:+.4g}</td></tr>"
         )
     return (
         f"<div class='panel' data-class='{_e(w.label)}' data-score='{_f(w.score)}' "
         f"data-bias='{_f(bias.value)}' data-other='{_f(other.value)}'>"
         f"<h4>{_e(title)} {_e(_label(w.label))}: score {w.score:.4g}</h4>{_svg(w)}"
-        "<table><tr><th>prototype</th><th>class</th><th>case</th><th>activation</th>"
+        "<table><tr><th>prototype</th><th>class</th><th>case</th>"
+        f"<th>{_e(value_name)}</th>"
         f"<th>contribution</th></tr>{''.join(rows)}"
         f"<tr><td></td><td colspan='3'>{_e(other.label)}</td>"
         f"<td class='num'>{other.value:+.4g}</td></tr>"
@@ -363,9 +366,9 @@ def make_report(
             query = ""
             if query_cases is not None:
                 query = f" <span class='query-case'>{shown.html(i, query_cases)}</span>"
-            panels = _panel(waterfall(first, i), "predicted", shown)
+            panels = _panel(waterfall(first, i), "predicted", shown, first.value_name)
             if len(first.classes) > 1:
-                panels += _panel(waterfall(second, i), "runner-up", shown)
+                panels += _panel(waterfall(second, i), "runner-up", shown, second.value_name)
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"

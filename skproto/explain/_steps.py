@@ -19,7 +19,10 @@ class Step:
 
     ``kind`` is ``"bias"``, ``"prototype"`` (with ``part`` naming a term of
     ``Explanation.parts`` when the contribution is split) or ``"other"``
-    (all prototypes not listed, summed).
+    (all prototypes not listed, summed). ``value`` is the term;
+    ``prototype_value`` is what ``transform`` gives for the prototype (the
+    explanation's ``value``, named by its ``value_name``: a similarity, a
+    squared distance...).
     """
 
     kind: str
@@ -30,7 +33,7 @@ class Step:
     row: int = -1
     case: Any = None
     part: str | None = None
-    activation: float = float("nan")
+    prototype_value: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
                 else explanation.prototype_sample_index[sample, r]
             ),
             case=None if explanation.cases is None else explanation.cases[sample, r],
-            activation=float(explanation.value[sample, r]),
+            prototype_value=float(explanation.value[sample, r]),
         )
         name = f"#{k} {_label(common['prototype_label'])}"
         if explanation.parts:
