@@ -154,7 +154,8 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
             f"<td>{_e(_label(step.prototype_label))}{part}</td>"
             f"<td class='case'>{cases.html(step.row, case=step.case)}</td>"
-            f"<td class='num'>{step.prototype_value:.3g}</td><td class='num'>{step.value:+.4g}</td></tr>"
+            f"<td class='num'>{step.prototype_value:.3g}</td>"
+            f"<td class='num'>{step.value:+.4g}</td></tr>"
         )
     return (
         f"<div class='panel' data-class='{_e(w.label)}' data-score='{_f(w.score)}' "
