@@ -9,9 +9,10 @@ from helpers import assert_explain_faithful, examples, few_shot_blobs, record_tr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
-from sklearn.datasets import load_digits, load_iris
+from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 
 from skproto import ProtoClassifier
 from skproto._torch.training import data_scale
@@ -484,6 +485,21 @@ def test_string_labels_name_prototypes_and_explanations():
     ex = clf.explain(X[:4])
     assert set(ex.prototype_label.ravel()) <= set(names)
     assert "'setosa-like'" in str(ex)
+
+
+def test_partial_fit_refuses_a_model_of_free_prototypes():
+    # fit(project=False) leaves prototypes that are no training row; the stream
+    # recomputed each from its (empty, all-zero) case, collapsing them to one point
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    old = y < 2
+    clf = ProtoClassifier(project=False, max_epochs=5, random_state=0).fit(X[old], y[old])
+    before = clf.predict_proba(X)
+    for Xb, yb in [(X[~old], y[~old]), (X[old], y[old])]:  # a new class, or known ones
+        with pytest.raises(ValueError, match="this one's are free vectors .*project=False"):
+            clf.partial_fit(Xb, yb)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)  # left as it was
+    assert list(clf.classes_) == [0, 1]
 
 
 def test_mixture_partial_fit_grows_new_classes_from_their_own_rows():

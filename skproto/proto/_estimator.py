@@ -529,6 +529,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 raise ValueError("y does not match the label layout seen in the first fit.")
             new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
             state = {k: np.array(v) for k, v in self._state.items()}
+            if len(state["head.codes"]) and not state["tied"]:
+                # the stream keeps every prototype as the latent vector of its case:
+                # free prototypes (no case) were all recomputed from zero rows
+                raise ValueError(
+                    "partial_fit continues a model whose prototypes are training rows; "
+                    "this one's are free vectors (fitted with project=False, or a "
+                    "prototype found no row of its class to be projected onto). Fit with "
+                    "project=True, or fit again on all the data."
+                )
             if new.size:  # new classes: re-code, keep sorted
                 union = np.union1d(self.classes_, new)
                 moved = np.searchsorted(union, self.classes_)
