@@ -164,9 +164,16 @@ def validate_predict_data(estimator, X, *, return_max_abs: bool = False):
     return (X, top) if return_max_abs else X
 
 
-def validate_sample_weight(sample_weight, X) -> np.ndarray:
-    """Float64 weights: finite, non-negative, not all zero."""
-    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+def validate_sample_weight(sample_weight, X, *, allow_all_zero: bool = False) -> np.ndarray:
+    """Float64 weights: finite, non-negative, not all zero (unless ``allow_all_zero``:
+    a later ``partial_fit`` batch or one block of data, which may weigh nothing)."""
+    return _check_sample_weight(
+        sample_weight,
+        X,
+        dtype=np.float64,
+        ensure_non_negative=True,
+        allow_all_zero_weights=allow_all_zero,
+    )
 
 
 def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -624,6 +624,8 @@ def test_a_batch_whose_rows_all_weigh_zero(name):
         before = clf.prototypes_.copy()
         clf.partial_fit(X[y == 2], y[y == 2])
         np.testing.assert_array_equal(clf.prototypes_, before)
+        clf.partial_fit(X[y < 2], y[y < 2], sample_weight=np.zeros((y < 2).sum()))
+        np.testing.assert_array_equal(clf.prototypes_, before)
         return
     clf = STREAMS[name]().set_params(class_weight={2: 0.0})
     with pytest.raises(ValueError, match="Every row has weight 0"):
@@ -635,6 +637,10 @@ def test_a_batch_whose_rows_all_weigh_zero(name):
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
     np.testing.assert_array_equal(clf.prototypes_, before)
     assert np.all(clf.predict_proba(X)[:, 2] == 0.0)
+    # the same by sample_weight (regression: scikit-learn's "Sample weights must
+    # contain at least one non-zero number" refused such a later batch)
+    clf.partial_fit(X[y < 2], y[y < 2], sample_weight=np.zeros((y < 2).sum()))
+    np.testing.assert_array_equal(clf.prototypes_, before)
 
 
 @pytest.mark.parametrize("class_weight", ["balanced", {"b": 3.0, "z": 0.5}])

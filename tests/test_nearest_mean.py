@@ -441,6 +441,23 @@ def test_negative_or_zero_weights_are_rejected():
         NearestMeanClassifier().fit(X, y, sample_weight=w)
 
 
+def test_a_later_chunk_may_weigh_nothing_as_rows_of_fit_may():
+    # partial_fit (and each dask block) checked that its own weights were not
+    # all zero, so chunked data that fit accepted was refused
+    X, y = make_xy()
+    w = np.ones(len(y))
+    rows = np.array_split(np.arange(len(y)), 6)
+    w[rows[2]] = 0.0
+    ref = NearestMeanClassifier(metric="mahalanobis").fit(X, y, sample_weight=w)
+    clf = NearestMeanClassifier(metric="mahalanobis")
+    for r in rows:
+        clf.partial_fit(X[r], y[r], classes=np.unique(y), sample_weight=w[r])
+    np.testing.assert_allclose(clf.prototypes_, ref.prototypes_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(clf.covariance_, ref.covariance_, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="at least one non-zero"):  # nothing to start from
+        NearestMeanClassifier().partial_fit(X[:5], y[:5], np.unique(y), np.zeros(5))
+
+
 def test_sparse_input_is_rejected_clearly():
     X, y = make_xy()
     with pytest.raises(ValueError, match="does not support sparse input"):

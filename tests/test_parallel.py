@@ -482,6 +482,33 @@ def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
     assert "_scattered" not in pickle.loads(pickle.dumps(model)).__dict__
 
 
+def test_dask_fit_validates_parameters_and_weighs_blocks_together():
+    """Regression: fit_nearest_mean skipped parameter validation (metric="manhattan"
+    fitted as euclidean, temperature=-1 reversed the ranking) and refused a block
+    whose weights were all zero."""
+    import dask
+    from sklearn.datasets import load_iris
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skproto.parallel import ParallelPostFit, fit_nearest_mean
+
+    X, y = load_iris(return_X_y=True)
+    Xd = da.from_array(X, chunks=10)
+    with dask.config.set(scheduler="synchronous"):
+        for params in [{"metric": "manhattan"}, {"temperature": -1.0}, {"shrinkage": 5.0}]:
+            with pytest.raises(InvalidParameterError):
+                fit_nearest_mean(NearestMeanClassifier(**params), Xd, y)
+            with pytest.raises(InvalidParameterError):
+                ParallelPostFit(NearestMeanClassifier(**params)).fit(Xd, y)
+        w = np.ones(len(y))
+        w[:10] = 0.0  # the first block weighs nothing
+        ref = NearestMeanClassifier().fit(X, y, sample_weight=w)
+        got = fit_nearest_mean(NearestMeanClassifier(), Xd, y, da.from_array(w, chunks=10))
+        _assert_same_fit(got, ref)
+        with pytest.raises(ValueError, match="at least one non-zero"):
+            fit_nearest_mean(NearestMeanClassifier(), Xd, y, np.zeros(len(y)))
+
+
 def test_dask_fits_refuse_labels_mixing_strings_and_numbers():
     """Regression: numpy's TypeError from the distributed label pass, now a ValueError."""
     from sklearn.datasets import load_iris

@@ -279,7 +279,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """``(X, y, sample_weight)`` of a ``partial_fit`` call, all checked before it
         changes anything (a batch that brings classes grows the model first)."""
         X, y = self._validate_training_data(X, y, reset=reset)
-        return X, y, _validation.validate_sample_weight(sample_weight, X)
+        # a batch whose rows all weigh 0 changes nothing (a first one raises, below)
+        return X, y, _validation.validate_sample_weight(sample_weight, X, allow_all_zero=True)
 
     def _set_targets(self, y, classes=None) -> np.ndarray:
         """Encode the targets of a first fit; sets ``classes_``."""

@@ -396,7 +396,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """
         first = not hasattr(self, "_stats")
         X, y = _validation.validate_fit_data(self, X, y, reset=first)
-        w = _validation.validate_sample_weight(sample_weight, X)
+        # a later chunk may weigh nothing, as rows of fit's data may (a first one
+        # raises: the model would have nothing to predict from)
+        w = _validation.validate_sample_weight(sample_weight, X, allow_all_zero=not first)
         labels, inverse = np.unique(y, return_inverse=True)
         if first:
             self._layout = self._stats_layout()

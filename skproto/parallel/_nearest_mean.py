@@ -17,7 +17,7 @@ def _block_codes(estimator, X, y, w):
 
     probe = clone(estimator)
     X, y = _validation.validate_fit_data(probe, X, y, reset=True)
-    w = _validation.validate_sample_weight(w, X)
+    w = _validation.validate_sample_weight(w, X, allow_all_zero=True)  # checked once merged
     codes = np.searchsorted(estimator.classes_, y)
     return X, codes, w
 
@@ -73,6 +73,7 @@ def fit_nearest_mean(
         raise ValueError(
             f"fit_nearest_mean fits a NearestMeanClassifier, got {type(estimator).__name__}."
         )
+    estimator._validate_params()  # as fit does
     names = column_names(X)
     X = as_row_blocks(X)
     y = aligned(y, X, "y")
@@ -88,6 +89,10 @@ def fit_nearest_mean(
         del estimator.feature_names_in_
     stats = [dask.delayed(_block_stats)(estimator, xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws)]
     merged = dask.compute(tree(stats, dask.delayed(_merge_blocks)))[0]
+    rest, held = merged
+    if not rest.count.sum() + (0.0 if held is None else held[2].sum()) > 0:
+        # each block may weigh nothing (allow_all_zero), not all of them
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     estimator._end_fit(*merged)
     estimator.prototype_cases_ = None
     return estimator
