@@ -74,6 +74,25 @@ def test_a_fitted_estimator_is_used_as_is(data):
     np.testing.assert_array_equal(model.predict(da.from_array(X, 40)).compute(), fitted.predict(X))
     with pytest.raises(ValueError, match="X must be a 2-D dask array"):
         model.predict(da.from_array(X[:, 0], 40))
+    # as the docstring says: estimator_ is the estimator itself, with its classes_
+    assert model.estimator_ is fitted and list(model.classes_) == ["a", "b", "c"]
+    assert not hasattr(ParallelPostFit(NearestMeanClassifier()), "classes_")
+
+
+def test_float32_blocks_are_computed_as_in_memory_not_rounded_to_inf(data):
+    # a float32 block whose values need float64 scores is computed in float64;
+    # the output was declared float32 from a probe row of zeros, so dask cast
+    # those scores (1e41) to inf
+    X, y = data
+    model = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    X32 = X.astype(np.float32)
+    X32[100:] *= np.float32(1e20)  # the second block's squared distances exceed float32
+    for method in ["decision_function", "transform", "score_samples", "predict_proba"]:
+        lazy = getattr(model, method)(da.from_array(X32, chunks=100))
+        got, expected = lazy.compute(), getattr(model.estimator_, method)(X32)
+        assert lazy.dtype == np.float64 and got.dtype == np.float64, method
+        assert np.isfinite(got).all() == np.isfinite(expected).all(), method
+        np.testing.assert_allclose(got[100:], expected[100:], rtol=1e-12, err_msg=method)
 
 
 # ----------------------------------------------------------------- distributed fit

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from .._chunking import is_dask, take_rows
@@ -17,13 +18,15 @@ from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
 
 
-def _call(block, est, method, names):
-    """``est.<method>`` of one block (as a frame with the fitted column names, if any)."""
+def _call(block, est, method, names, dtype=None):
+    """``est.<method>`` of one block (as a frame with the fitted column names, if
+    any), as ``dtype`` when given (the dtype declared for every block)."""
     if names is not None:
         import pandas as pd
 
         block = pd.DataFrame(block, columns=names)
-    return getattr(est, method)(block)
+    out = getattr(est, method)(block)
+    return out if dtype is None else np.asarray(out, dtype=dtype)
 
 
 class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
@@ -57,6 +60,18 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
 
     def __init__(self, estimator):
         self.estimator = estimator
+
+    def __getattr__(self, name: str) -> Any:
+        # wrapping an already fitted estimator: it is estimator_, with its classes_
+        estimator = self.__dict__.get("estimator")
+        if name in ("estimator_", "classes_") and estimator is not None:
+            try:
+                check_is_fitted(estimator)
+            except NotFittedError:
+                pass
+            else:
+                return estimator if name == "estimator_" else estimator.classes_
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ParallelPostFit:
         """Fit a clone of ``estimator``; on dask input, out of core on the workers.
@@ -114,7 +129,14 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
         shipped = self._shipped(est)
         # the output's dtype, from one zero row (computes nothing of X)
         probe = np.asarray(_call(np.zeros((1, X.shape[1]), dtype=X.dtype), est, method, names))
-        args = (_call, X, shipped, method, names)
+        dtype = None
+        if probe.dtype.kind == "f":
+            # float32 rows are computed in float32 only where a block's values
+            # allow it (else in float64, as in memory for all of X): every block
+            # is returned in float64, so none is rounded to inf
+            dtype = np.promote_types(probe.dtype, np.float64)
+            probe = probe.astype(dtype)
+        args = (_call, X, shipped, method, names, dtype)
         if width is None:
             return da.map_blocks(*args, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
         chunks = (X.chunks[0], (width,))
