@@ -224,7 +224,9 @@ def encode_fit_targets(
         if not allow_multilabel:
             raise ValueError(f"{_name(estimator)} does not support multi-label targets.")
         Y = np.asarray(y)
-        if type_of_target(Y) != "multilabel-indicator":
+        # scikit-learn calls {-1, 1} an indicator too: trained on as it is, -1
+        # became a target of the binary cross-entropy
+        if type_of_target(Y) != "multilabel-indicator" or not np.isin(Y, (0, 1)).all():
             raise ValueError("A 2-D y must be a multi-label indicator matrix of 0/1 values.")
         return np.arange(Y.shape[1]), Y.astype(np.float32), True
     y = np.asarray(y).ravel()

@@ -131,6 +131,12 @@ def test_multilabel_targets():
     for k, label in enumerate(clf.prototype_labels_):  # projected onto a row carrying the label
         assert Y[clf.prototype_sample_indices_[k], label] == 1
     assert clf.score(X, Y) > 0.7
+    # regressions: a -1/+1 coding (an indicator to scikit-learn) was trained on
+    # as is, and class_weight was silently ignored for multi-label y
+    with pytest.raises(ValueError, match="indicator matrix of 0/1 values"):
+        protopnet(**FAST).fit(X, 2 * Y - 1)
+    with pytest.raises(ValueError, match="a multi-label row has several classes"):
+        protopnet(class_weight="balanced", **FAST).fit(X, Y)
 
 
 def test_partial_fit_needs_classes_then_learns():

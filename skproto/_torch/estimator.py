@@ -234,7 +234,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         ``partial_fit`` weigh in rows): weights of 1e39, beyond float32,
         overflowed, and training reported a divergence.
         """
-        if self.class_weight is not None and T.ndim == 1:
+        if self.class_weight is not None and T.ndim == 2:
+            raise ValueError(
+                "class_weight weighs the rows of each class; a multi-label row has "
+                "several classes. Weigh rows with sample_weight instead."
+            )
+        if self.class_weight is not None:
             classes = self.classes_ if classes is None else classes
             counts = np.bincount(T, minlength=len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
