@@ -135,3 +135,29 @@ def test_embedding_places_every_prototype(name, fitted, data):
     np.testing.assert_allclose(offsets, display.projector_.transform(where), atol=1e-9)
     with pytest.raises(ValueError, match="method must be 'pca' or a transformer"):
         EmbeddingDisplay.from_estimator(clf, X, y, method="tsne")
+
+
+def test_displays_respect_the_users_figure_and_python_indexing(fitted, data):
+    # regressions: tight_layout replaced the layout engine of the user's figure
+    # (with a warning); sample=-1 raised "Found array with 0 sample(s)"; a class
+    # declared to partial_fit without rows was drawn as a phantom prototype
+    import warnings
+
+    X, y, *_ = data
+    clf = fitted["nearest_mean"]
+    fig, axes = plt.subplots(2, 1, layout="constrained")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ExplanationDisplay.from_estimator(clf, X, sample=1, ax=axes)
+    assert type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+    last = ExplanationDisplay.from_estimator(clf, X, sample=-1)
+    same = ExplanationDisplay.from_estimator(clf, X, sample=len(X) - 1)
+    assert [w.score for w in last.waterfalls] == [w.score for w in same.waterfalls]
+    with pytest.raises(IndexError, match="sample 500 is out of range for X with 500 rows"):
+        ExplanationDisplay.from_estimator(clf, X, sample=500)
+    first = y < 33  # classes 3, 13, 23 only, of the declared ones
+    partial = NearestMeanClassifier().partial_fit(X[first], y[first], classes=np.unique(y))
+    gallery = PrototypeGalleryDisplay.from_estimator(partial, X[first], y[first], max_classes=5)
+    assert list(gallery.prototype_index_) == [0, 1, 2]
+    assert np.isfinite(gallery.purity_).all()
+    plt.close("all")

@@ -402,3 +402,13 @@ def clinc150():
         data = {k: z[k] for k in ("X_train", "y_train", "X_test")}
     data["raw"] = raw
     return data
+
+
+def test_report_refuses_labels_of_another_kind_than_the_classes(fitted, digits):
+    # integer classes and string labels (read back from a CSV) read as all wrong
+    X, y, Xq, yq, *_ = digits
+    clf = NearestMeanClassifier().fit(X, np.searchsorted(np.unique(y), y))
+    with pytest.raises(ValueError, match="Mix of label types"):
+        make_report(clf, Xq[:5], yq[:5])
+    with pytest.raises(ValueError, match="Mix of label types"):
+        make_report(clf, Xq[:5], None, X_train=X, y_train=y)

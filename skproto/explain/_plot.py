@@ -37,7 +37,12 @@ def _pyplot():
 
 
 def _rows_of(X, i: int) -> np.ndarray:
+    """Row ``i`` of ``X`` as a one-row ``X`` (Python's indexing: -1 is the last row)."""
     X = X if hasattr(X, "iloc") else np.asarray(X)
+    n = len(X)
+    if not -n <= i < n:
+        raise IndexError(f"sample {i} is out of range for X with {n} rows.")
+    i = int(i) % n
     return X.iloc[i : i + 1] if hasattr(X, "iloc") else X[i : i + 1]
 
 
@@ -170,7 +175,8 @@ class ExplanationDisplay:
         self.bars_, self.thumbnails_ = [], []
         for w, a in zip(self.waterfalls, axes):
             self._draw(w, a)
-        fig.tight_layout()
+        if ax is None:  # a figure of the user's keeps its layout
+            fig.tight_layout()
         self.figure_, self.axes_ = fig, axes[:n]
         return self
 
@@ -294,7 +300,7 @@ class PrototypeGalleryDisplay:
         ending in a skproto estimator, ``X`` holds raw inputs: they go through
         the steps before it and are themselves the cases.
         """
-        from ..metrics import _purity_of_neighbors, prototype_neighbors
+        from ..metrics import _present, _purity_of_neighbors, prototype_neighbors
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         check_is_fitted(estimator)
@@ -305,7 +311,8 @@ class PrototypeGalleryDisplay:
         unknown = [c for c in classes if c not in set(estimator.classes_.tolist())]
         if unknown:
             raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
-        shown = np.flatnonzero(np.isin(labels, np.asarray(classes)))
+        # a class declared to partial_fit but without rows has no prototype to show
+        shown = np.flatnonzero(np.isin(labels, np.asarray(classes)) & _present(estimator))
         neighbors = prototype_neighbors(estimator, X, n_neighbors=max(10, n_neighbors + 1))
         purity = _purity_of_neighbors(estimator, y, neighbors[:, :10])
         rows = prototype_rows(estimator, X, y, neighbors=neighbors)
@@ -342,6 +349,7 @@ class PrototypeGalleryDisplay:
         """Draw the gallery (on ``fig``, or a new figure)."""
         plt = _pyplot()
         n, m = len(self.prototype_index), self.neighbors.shape[1]
+        own_layout = fig is not None and fig.get_layout_engine() is not None
         if fig is None:
             fig = plt.figure(figsize=(2.2 * (1 + m), 1.9 * max(n, 1)))
         axes = fig.subplots(max(n, 1), 1 + m, squeeze=False)
@@ -357,7 +365,8 @@ class PrototypeGalleryDisplay:
                     self.neighbors[i, j],
                     f"neighbour {j + 1}: {_label(self.neighbor_labels[i, j])}",
                 )
-        fig.tight_layout()
+        if not own_layout:  # a figure of the user's with a layout engine keeps it
+            fig.tight_layout()
         self.figure_, self.axes_ = fig, axes
         self.prototype_index_, self.neighbors_, self.purity_ = (
             self.prototype_index,
@@ -436,7 +445,10 @@ class EmbeddingDisplay:
         elif hasattr(method, "fit_transform") and hasattr(method, "transform"):
             projector = method
         else:
-            raise ValueError(f"method must be 'pca' or a transformer, got {method!r}.")
+            raise ValueError(
+                "method must be 'pca' or a transformer with fit_transform and transform "
+                f"(the prototypes are mapped by transform; TSNE has none), got {method!r}."
+            )
         shown = np.arange(len(X))
         if len(X) > max_points:
             rng = np.random.RandomState(random_state)

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_label_kinds
 from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered
 from ._explanation import _label
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
@@ -305,6 +306,9 @@ def make_report(
         raise ValueError(f"page_size must be a positive int, got {page_size!r}.")
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
+    for labels in (y, y_train):  # numbers against string classes would all read as misses
+        if labels is not None and np.ndim(labels) == 1:
+            check_label_kinds(estimator.classes_, np.unique(np.asarray(labels)))
     start = time.perf_counter()
     first, second = explain_with_runner_up(
         estimator, X, n_prototypes=n_prototypes, cases=None, X_train=None, y_train=None
