@@ -196,3 +196,28 @@ def test_purity_refuses_labels_of_another_kind():
     assert prototype_purity(clf, X, names) == 1.0
     with pytest.raises(ValueError, match="Mix of label types"):
         prototype_purity(clf, X, y)
+
+
+def test_metrics_of_a_model_fitted_on_a_dataframe_are_silent():
+    # regression: the metrics validated X to numpy, then passed that to explain,
+    # which warned "X does not have valid feature names"
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+
+    from skproto import NearestMeanClassifier, ProtoClassifier
+    from skproto.proto import PROTOPNET
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    assert isinstance(X, pd.DataFrame)
+    for est in [
+        NearestMeanClassifier().fit(X, y),
+        ProtoClassifier(**PROTOPNET, max_epochs=2, random_state=0).fit(X, y),
+    ]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            explanation_stability(est, X, random_state=0)
+            own_class_evidence(est, X)
+            top_k_evidence_share(est, X)
+            prototype_purity(est, X, y)

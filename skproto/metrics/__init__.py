@@ -13,6 +13,7 @@ All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
 
 from __future__ import annotations
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -43,6 +44,14 @@ def _aggregate(values: np.ndarray, aggregate: str | None):
     raise ValueError(f"aggregate must be 'mean', 'median' or None, got {aggregate!r}.")
 
 
+def _explain(estimator, X: np.ndarray, **kwargs):
+    """``estimator.explain`` of rows ``X`` already validated against it (a numpy
+    array where the estimator was fitted on a DataFrame: not a sign of a wrong X)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return estimator.explain(X, **kwargs)
+
+
 def _evidence(estimator, X):
     """Per row chunk: (contributions to the explained class (rows, K), own-class mask (rows, K)).
 
@@ -65,7 +74,7 @@ def _evidence(estimator, X):
         return
     rows = max(1, _chunking.CHUNK_ELEMENTS // max(K * C, 1))
     for start in range(0, len(X), rows):
-        ex = estimator.explain(X[start : start + rows], n_prototypes=K)
+        ex = _explain(estimator, X[start : start + rows], n_prototypes=K)
         col = np.searchsorted(ex.classes, ex.explained)
         contrib = np.empty((len(col), K))
         own = np.empty((len(col), K), dtype=bool)
@@ -374,12 +383,12 @@ def explanation_stability(
                 "give noise as a float."
             )
     rng = check_random_state(random_state)
-    top = estimator.explain(X, n_prototypes=1).prototype_index[:, 0]
+    top = _explain(estimator, X, n_prototypes=1).prototype_index[:, 0]
     same = np.zeros(len(X))
     for _ in range(n_draws):
         g = rng.standard_normal(X.shape)
         g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
-        moved = estimator.explain((X + g).astype(X.dtype), n_prototypes=1)
+        moved = _explain(estimator, (X + g).astype(X.dtype), n_prototypes=1)
         same += moved.prototype_index[:, 0] == top
     return _aggregate(same / n_draws, aggregate)
 
