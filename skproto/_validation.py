@@ -38,6 +38,10 @@ __all__ = [
 #: differences of such values stay far below float64's overflow threshold
 #: (about 1.8e308) for any realistic number of rows and features.
 MAX_ABS_VALUE = 1e100
+#: Smallest difference between training rows accepted (when they differ at all):
+#: squared distances of smaller ones fall out of float64's normal range (1e-160
+#: fitted a temperature of 0; 1e-170 gave every class 1/3 with every metric).
+MIN_SPREAD = 1e-100
 
 #: Torch estimators train in float32. Squared distances of values beyond this
 #: overflow float32 (3.4e38) in sums over features; values that vary by less
@@ -83,6 +87,25 @@ def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> f
     return top
 
 
+def check_spread(X: np.ndarray, estimator, least: float, trains_in: str) -> np.ndarray:
+    """Raise a ValueError when the rows of ``X`` differ, but by less than ``least``.
+
+    Returns each feature's range (max - min) over the rows, in float64.
+    """
+    if len(X) < 2:
+        return np.zeros(X.shape[1])
+    ptp = X.max(axis=0).astype(np.float64) - X.min(axis=0)
+    spread = float(ptp.max())
+    if 0 < spread < least:
+        raise ValueError(
+            f"X's values differ by at most {spread:.3g} between rows; "
+            f"{_name(estimator)}{trains_in} needs differences of at least {least:g}, "
+            "below which squared distances underflow. Rescale X "
+            "(e.g. with sklearn.preprocessing.StandardScaler)."
+        )
+    return ptp
+
+
 def check_float32_training_range(X: np.ndarray, estimator) -> None:
     """Raise a ValueError when float32 training cannot represent ``X``'s distances.
 
@@ -95,16 +118,7 @@ def check_float32_training_range(X: np.ndarray, estimator) -> None:
     """
     check_magnitude(X, estimator, FLOAT32_MAX_ABS)
     if len(X) > 1:
-        low, high = X.min(axis=0), X.max(axis=0)
-        ptp = high.astype(np.float64) - low
-        spread = float(ptp.max())
-        if 0 < spread < FLOAT32_MIN_SPREAD:
-            raise ValueError(
-                f"X's values differ by at most {spread:.3g} between rows; "
-                f"{_name(estimator)} trains in float32 and needs differences of at least "
-                f"{FLOAT32_MIN_SPREAD:g}. Rescale X "
-                "(e.g. with sklearn.preprocessing.StandardScaler)."
-            )
+        ptp = check_spread(X, estimator, FLOAT32_MIN_SPREAD, " trains in float32 and")
         # data far from 0 for its spread rounds to a few float32 values
         # (digits + 1e9: every value became 1e9, and RBFPrototypeClassifier
         # was at chance without a word)
@@ -142,6 +156,7 @@ def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = Fals
         estimator, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
     )
     check_magnitude(X, estimator)
+    check_spread(X, estimator, MIN_SPREAD, "")
     if not multi_output:
         with warnings.catch_warnings():
             # a small partial_fit chunk often has more classes than half its

@@ -91,6 +91,21 @@ def test_torch_estimators_refuse_data_float32_training_cannot_hold(make, scale, 
         make().fit(X.astype(np.float64) * scale, y)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "mahalanobis"])
+def test_nearest_mean_refuses_data_whose_squared_distances_underflow(metric, iris):
+    """1e-160 fitted a temperature of 0 (the constraint says > 0), then predict
+    failed with an internal error; 1e-170 gave every class 1/3, cosine too."""
+    X, y = iris
+    X = X.astype(np.float64)
+    for scale in (1e-160, 1e-170):
+        with pytest.raises(ValueError, match="differ by at most .* at least 1e-100"):
+            NearestMeanClassifier(metric=metric).fit(X * scale, y)
+    tiny = NearestMeanClassifier(metric=metric).fit(X * 1e-90, y)  # still fine
+    np.testing.assert_array_equal(
+        tiny.predict(X * 1e-90), NearestMeanClassifier(metric=metric).fit(X, y).predict(X)
+    )
+
+
 @pytest.mark.parametrize("make", TORCH)
 def test_data_float32_rounds_away_is_refused(make):
     """Digits + 1e9: float32 rounded every value to 1e9, and
