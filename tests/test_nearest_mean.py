@@ -428,6 +428,18 @@ def test_unknown_class_in_partial_fit_after_classes_fixed():
         clf.partial_fit(X, y, classes=[0, 1, 2])
 
 
+def test_a_refused_first_partial_fit_leaves_nothing_half_set():
+    # classes_ and the statistics were set before the labels were checked, so
+    # the corrected call was refused ("is not the same as classes_")
+    X, y = make_xy()
+    clf = NearestMeanClassifier()
+    with pytest.raises(ValueError, match=r"labels \[2\] that are not in classes=\[0, 1\]"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(clf, "classes_")
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_allclose(clf.prototypes_, NearestMeanClassifier().fit(X, y).prototypes_)
+
+
 def test_negative_or_zero_weights_are_rejected():
     X, y = make_xy()
     w = np.ones(len(y))

@@ -406,6 +406,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             known = labels if declared is None else declared
             _validation.check_label_kinds(known, labels)
             self._priors_for(len(np.union1d(known, labels)))  # fail before any change
+            unknown = np.setdiff1d(labels, known)
+            if declared is not None and unknown.size:  # (and leave nothing half-set)
+                raise ValueError(
+                    f"y contains labels {unknown.tolist()!r} that are not in "
+                    f"classes={known.tolist()!r}."
+                )
             self.classes_ = known
             self._classes_fixed = declared is not None
             self._stats = ClassStats.empty(len(known), X.shape[1], **self._layout)
