@@ -41,7 +41,7 @@ MAX_ABS_VALUE = 1e100
 #: Smallest difference between training rows accepted (when they differ at all):
 #: squared distances of smaller ones fall out of float64's normal range (1e-160
 #: fitted a temperature of 0; 1e-170 gave every class 1/3 with every metric).
-MIN_SPREAD = 1e-100
+MIN_SPREAD = 1e-150
 
 #: Torch estimators train in float32. Squared distances of values beyond this
 #: overflow float32 (3.4e38) in sums over features; values that vary by less
