@@ -92,6 +92,46 @@ def test_torch_encoder_factory_is_called_lazily_and_not_pickled(images):
     assert len(calls) == 2  # reloaded after unpickling
 
 
+def test_set_params_and_the_cache_key_follow_what_the_encodings_depend_on(tmp_path):
+    # regressions: after set_params the first module kept encoding (and filled
+    # the cache under the new settings' key); two lambdas shared one key (every
+    # lambda is "<lambda>"); object arrays were keyed by their pointers
+    X = np.arange(24, dtype=np.float32).reshape(6, 4)
+    torch.manual_seed(0)
+    m1, m2 = torch.nn.Linear(4, 3), torch.nn.Linear(4, 5)
+    enc = TorchEncoder(m1, memory=tmp_path, cache_key="w1")
+    assert enc.transform(X).shape == (6, 3)
+    enc.set_params(module=m2, cache_key="w2")
+    with torch.no_grad():
+        expected = m2(torch.as_tensor(X)).numpy()
+    np.testing.assert_allclose(enc.transform(X), expected, rtol=1e-6)
+    fresh = TorchEncoder(m2, memory=tmp_path, cache_key="w2")
+    np.testing.assert_allclose(fresh.transform(X), expected, rtol=1e-6)
+    same = TorchEncoder(m1, preprocess=lambda x: x, memory=tmp_path).transform(X)
+    scaled = TorchEncoder(m1, preprocess=lambda x: 10 * x, memory=tmp_path).transform(X)
+    assert not np.allclose(same, scaled)
+    a = np.array([0.25, 0.0], dtype=object)
+    b = np.array([4.25, 14.0], dtype=object)
+    from skproto.encoders._cache import EncodingCache, callable_key
+
+    assert EncodingCache.key(a) != EncodingCache.key(b)
+    assert EncodingCache.key(a) == EncodingCache.key(a.copy())
+    assert callable_key(lambda x: x) != callable_key(lambda x: 10 * x)
+    script = "from tests.test_encoders import flat; from skproto.encoders._cache import "
+    script += "callable_key; print(callable_key(flat))"
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": "tests:."},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(keys) == 1  # the same in every process: the cache is shared
+
+
 def test_torch_encoder_errors():
     with pytest.raises(ValueError, match="TorchEncoder expects a sequence of inputs, got int"):
         TorchEncoder(Counting()).transform(3)

@@ -49,12 +49,28 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """Everything an encoding depends on, as a string (the cache key of the settings)."""
 
     # ------------------------------------------------------------- model
+    #: parameters on which neither the model nor the width of its encodings depends
+    _RUNTIME_PARAMS = frozenset({"verbose", "memory", "batch_size"})
+
+    def _params_key(self) -> tuple:
+        """The parameters the loaded model and the output width depend on (objects by
+        identity): after ``set_params`` the model is loaded again."""
+        simple = (str, int, float, bool, type(None))
+        return tuple(
+            (k, v if isinstance(v, simple) else ("object", id(v)))
+            for k, v in sorted(self.get_params(deep=False).items())
+            if k not in self._RUNTIME_PARAMS
+        )
+
     def _model(self):
-        model = self.__dict__.get("_loaded_model")
-        if model is None:
-            model = self._load()
-            self.__dict__["_loaded_model"] = model
-        return model
+        key = self._params_key()
+        loaded = self.__dict__.get("_loaded_model")
+        if loaded is None or loaded[0] != key:
+            # parameters changed since (set_params): the old model encoded the
+            # new settings, and filed them in the cache under the new key
+            loaded = (key, self._load())
+            self.__dict__["_loaded_model"] = loaded
+        return loaded[1]
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -132,7 +148,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             if out is None:
                 out = np.empty((n, block.shape[1]), dtype=np.float32)
             out[s : s + len(block)] = block
-            self.__dict__["_width"] = block.shape[1]
+            self.__dict__["_width"] = (self._params_key(), block.shape[1])
             if self.verbose:
                 done = min(n, s + self._BLOCK)
                 print(
@@ -155,11 +171,12 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
 
     def _n_features(self) -> int:
         """The output width: as last encoded, else from encoding the probe inputs."""
-        width = self.__dict__.get("_width")
-        if width is None:
-            width = int(self._encode_block(self._model(), self._probe_inputs()).shape[1])
-            self.__dict__["_width"] = width
-        return width
+        key = self._params_key()
+        known = self.__dict__.get("_width")
+        if known is None or known[0] != key:
+            known = (key, int(self._encode_block(self._model(), self._probe_inputs()).shape[1]))
+            self.__dict__["_width"] = known
+        return known[1]
 
     def _probe_inputs(self) -> list:
         """Inputs to encode when only the output width is needed."""

@@ -15,12 +15,51 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import types
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EncodingCache", "cache_directory"]
+__all__ = ["EncodingCache", "cache_directory", "callable_key"]
+
+
+def _value_bytes(value) -> bytes:
+    """A value as bytes that are the same in every process (arrays by their bytes)."""
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        return f"{value.dtype.str}{value.shape}".encode() + value.tobytes()
+    if isinstance(value, types.CodeType):
+        return _code_bytes(value)
+    if isinstance(value, (tuple, list)):
+        return b"(" + b",".join(_value_bytes(v) for v in value) + b")"
+    if isinstance(value, (set, frozenset)):  # string sets iterate in a per-process order
+        return b"{" + b",".join(sorted(_value_bytes(v) for v in value)) + b"}"
+    return repr(value).encode()
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object's instructions, constants (nested code too) and names."""
+    return b"|".join([code.co_code, _value_bytes(code.co_consts), repr(code.co_names).encode()])
+
+
+def callable_key(f) -> str:
+    """A name for the function ``f`` in a cache key: its module and qualified name,
+    and for a function, a hash of its code, constants and closure values (every
+    lambda is ``<lambda>``: ``lambda x: 10 * x`` read ``lambda x: x``'s entries).
+    Another callable is named by its type and ``repr``."""
+    if f is None:
+        return "None"
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return f"{type(f).__module__}.{type(f).__qualname__}:{f!r}"
+    parts = [_code_bytes(code), _value_bytes(getattr(f, "__defaults__", None))]
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            parts.append(_value_bytes(cell.cell_contents))
+        except ValueError:  # an empty cell
+            parts.append(b"<empty>")
+    digest = hashlib.sha256(b"|".join(parts)).hexdigest()[:16]
+    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', '?')}:{digest}"
 
 
 def cache_directory(memory) -> Path | None:
@@ -52,7 +91,10 @@ class EncodingCache:
             data = b"s" + item.encode("utf-8")
         elif hasattr(item, "__array__") and not isinstance(item, (list, tuple)):
             a = np.ascontiguousarray(np.asarray(item))
-            data = b"a" + f"{a.dtype.str}{a.shape}".encode() + a.tobytes()
+            if a.dtype.hasobject:  # its bytes are pointers: key its values
+                data = b"o" + f"{a.shape}".encode() + pickle.dumps(a.tolist(), protocol=4)
+            else:
+                data = b"a" + f"{a.dtype.str}{a.shape}".encode() + a.tobytes()
         else:
             data = b"p" + pickle.dumps(item, protocol=4)
         return hashlib.sha256(data).hexdigest()

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._base import BaseEncoder
+from ._cache import callable_key
 
 __all__ = ["TorchEncoder"]
 
@@ -140,9 +141,14 @@ class TorchEncoder(BaseEncoder):
         )
 
     def _settings(self) -> str:
+        import torch
+
         module = self.module
-        name = getattr(module, "__qualname__", None) or type(module).__qualname__
+        if isinstance(module, torch.nn.Module):  # its weights: named by cache_key
+            name = f"{type(module).__module__}.{type(module).__qualname__}"
+        else:  # a factory
+            name = callable_key(module)
         return (
             f"TorchEncoder|{name}|{self.cache_key}|normalize={bool(self.normalize)}|"
-            f"preprocess={getattr(self.preprocess, '__qualname__', self.preprocess)!r}"
+            f"preprocess={callable_key(self.preprocess)}"
         )
