@@ -65,7 +65,9 @@ def fit_temperature(
 
     A bounded one-dimensional search over ``log t`` in
     :data:`TEMPERATURE_BOUNDS`; deterministic. Rows with non-finite scores
-    are ignored; with none left, ``1.0`` (``prior`` if given). Held-out rows
+    are ignored; with none left, ``1.0`` (``prior`` if given); a class whose
+    score is ``-inf`` in every row (one with no prototype: its rows all
+    weighed 0) has probability 0 at any ``t`` and is left out. Held-out rows
     that the scores separate perfectly would otherwise drive ``t`` to zero
     and the probabilities to exactly 0 and 1; with ``n`` rows, one pseudo-row
     keeps it away:
@@ -78,10 +80,20 @@ def fit_temperature(
       as far as they are sure of, many as far as they need.
     """
     S = np.asarray(S, dtype=np.float64)
+    T = np.asarray(T)
+    if T.ndim == 1 and len(S):
+        # such a class made every row non-finite: no row was left, and t fell
+        # back to 1 (digits with class 9 at weight 0: RBF's log-loss 1.66, not 0.08)
+        impossible = np.isneginf(S).all(axis=0)
+        possible = ~impossible
+        if not possible.all():
+            rows = possible[T]
+            S, T = S[rows][:, possible], (np.cumsum(possible) - 1)[T[rows]]
+            w = None if w is None else np.asarray(w)[rows]
     keep = np.isfinite(S).all(axis=1)
     if not keep.any():
         return 1.0 if prior is None else float(prior)
-    S, T = S[keep], np.asarray(T)[keep]
+    S, T = S[keep], T[keep]
     w = None if w is None else np.asarray(w, dtype=np.float64)[keep]
     lo, hi = np.log(TEMPERATURE_BOUNDS)
     pseudo = 1.0 / (len(S) + 1)

@@ -154,6 +154,30 @@ def test_proto_auto_temperature_trusts_the_trained_scale_on_few_held_out_rows(lo
     assert cv_log_loss("auto") <= 1.1 * cv_log_loss(1.0)
 
 
+def test_a_class_no_row_can_take_leaves_the_temperature_fitted():
+    """Regression: a class with no prototype (its rows all weighed 0) scores -inf
+    in every row; fit_temperature dropped every row with a non-finite score, so
+    none was left and t fell back to 1 (digits, class 9 at weight 0: RBF's
+    test log-loss 1.66 against 0.08)."""
+    from skproto import RBFPrototypeClassifier
+
+    rng = np.random.RandomState(0)
+    T = rng.randint(0, 3, 400)
+    S = 2.0 * np.eye(3)[T] + rng.normal(size=(400, 3))
+    t = fit_temperature(S, T)
+    S_dead = np.column_stack([S[:, :1], np.full(400, -np.inf), S[:, 1:]])
+    assert fit_temperature(S_dead, np.array([0, 2, 3])[T]) == pytest.approx(t, rel=1e-6)
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:800] / 16.0, y[:800]
+    w = np.where(y == 9, 0.0, 1.0)
+    for make in (lambda: RBFPrototypeClassifier(max_epochs=10, random_state=0),
+                 lambda: ProtoClassifier(max_epochs=5, random_state=0)):  # fmt: skip
+        weighted = make().fit(X, y, sample_weight=w)
+        assert weighted.temperature_ != 1.0
+        plain = make().fit(X[y != 9], y[y != 9])
+        assert weighted.temperature_ == pytest.approx(plain.temperature_, rel=0.5)
+
+
 def test_fit_temperature_prior():
     rng = np.random.default_rng(0)
     S = rng.normal(size=(12, 3))
