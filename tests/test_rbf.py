@@ -354,6 +354,19 @@ def test_class_moments_merge_exactly_across_batches_and_new_classes():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("classes", [None, [0, 1, 2]])
+def test_a_stream_with_a_learned_metric_may_start_with_one_class(classes):
+    """Regression: with omega_dim, a first batch of one class has no rival, an
+    infinite radius, and its gradient through ||Omega|| was 0 * inf = NaN:
+    'Training diverged in partial_fit'."""
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(omega_dim=2, random_state=0)
+    clf.partial_fit(X[y == 0], y[y == 0], classes=classes)
+    assert np.isfinite(clf.omega_).all()
+    clf.partial_fit(X[y == 0], y[y == 0]).partial_fit(X[y == 1], y[y == 1])
+    assert clf.score(X[y < 2], y[y < 2]) > 0.95
+
+
 def test_partial_fit_from_scratch_keeps_the_moments_of_every_row_once():
     from skproto.prototypes.replay import class_moments
 

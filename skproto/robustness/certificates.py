@@ -100,4 +100,8 @@ def bisector_radius(
     same = (labels[None, :] == target[:, None])[:, None, :]  # j of the target class
     ratio = ratio.masked_fill(same, float("inf"))
     inner = ratio.min(2).values.masked_fill(~valid, -float("inf"))
-    return inner.max(1).values / lipschitz
+    best = inner.max(1).values
+    # no rival class (a stream's first class): an infinite radius, whose
+    # gradient through lipschitz (inf / L) would be 0 * inf = NaN in training
+    finite = torch.isfinite(best)
+    return torch.where(finite, torch.where(finite, best, 0.0) / lipschitz, best)
