@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pack_tokens", "token_dim", "unpack_tokens"]
+__all__ = ["check_token_layout", "pack_tokens", "token_dim", "unpack_tokens"]
 
 
 def token_dim(n_columns: int, n_tokens: int) -> int:
@@ -28,6 +28,37 @@ def token_dim(n_columns: int, n_tokens: int) -> int:
             "(see skproto.encoders.SentenceEncoder(output='tokens'))."
         )
     return n_columns // n_tokens - 1
+
+
+def check_token_layout(X: np.ndarray, n_tokens: int, y: np.ndarray | None = None) -> None:
+    """Raise a ValueError unless ``X`` is in the token layout: the width fits
+    ``n_tokens``, and the mask columns hold 0 or 1. With training labels ``y``,
+    some row must have a real token, and so must some row of every class (a
+    class without one has nothing a prototype could be).
+    """
+    token_dim(X.shape[1], n_tokens)
+    mask = X[:, X.shape[1] - n_tokens :]
+    bad = ~((mask == 0) | (mask == 1))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"X's last {n_tokens} columns are the token mask (1: a real token, 0: an empty "
+            f"slot), but row {row} holds {mask[row, col]:.4g} there: X is not in skproto's "
+            "token layout (see skproto.encoders.SentenceEncoder(output='tokens'))."
+        )
+    if y is None or not len(X):
+        return
+    real = mask.any(axis=1)
+    if not real.any():
+        raise ValueError("No row of X has a real token (its mask columns are all 0).")
+    if np.ndim(y) == 1:
+        classes, codes = np.unique(y, return_inverse=True)
+        empty = np.bincount(codes[real], minlength=len(classes)) == 0
+        if empty.any():
+            raise ValueError(
+                f"No row of class(es) {classes[empty].tolist()!r} has a real token "
+                "(their mask columns are all 0): there is nothing a prototype could be."
+            )
 
 
 def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -109,6 +109,27 @@ def test_token_model_errors_and_pickle(fitted, tokens):
     np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
 
 
+def test_token_layout_is_checked_and_unprojected_models_explain(tokens):
+    # regressions: plain features (a "mask" of 11.55, 13.86) were fitted as
+    # tokens; a class without a real token raised "Training diverged"; and
+    # explain of a project=False model indexed prototype_token_indices_=None
+    X, y, *_ = tokens
+    bad = X.copy()
+    bad[0, -1] = 0.7
+    with pytest.raises(ValueError, match="token mask .* row 0 holds 0.7 there"):
+        ProtoClassifier(n_tokens=T).fit(bad, y)
+    with pytest.raises(ValueError, match="row 0 holds 0.7 there"):
+        ProtoClassifier(n_tokens=T, max_epochs=1, random_state=0).fit(X, y).predict(bad)
+    empty = X.copy()
+    empty[y == y[0], -T:] = 0.0
+    with pytest.raises(ValueError, match=r"No row of class\(es\) \[.*\] has a real token"):
+        ProtoClassifier(n_tokens=T).fit(empty, y)
+    clf = ProtoClassifier(n_tokens=T, project=False, max_epochs=2, random_state=0).fit(X, y)
+    assert (clf.prototype_token_indices_ == -1).all()
+    ex = clf.explain(X[:3], 2)
+    assert (ex.prototype_token == -1).all() and ex.query_token.shape == (3, 2)
+
+
 def test_learned_map_keeps_prototypes_real_tokens(tokens):
     X, y, E, mask, _ = tokens
     clf = ProtoClassifier(n_prototypes_per_class=2, n_tokens=T, max_epochs=5, random_state=0)

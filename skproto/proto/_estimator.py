@@ -17,7 +17,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
 from .._chunking import CHUNK_ELEMENTS, take_rows
-from .._tokens import token_dim, unpack_tokens
+from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
     data_scale,
@@ -957,8 +957,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _validate_training_data(self, X, y, *, reset: bool):
         X, y = super()._validate_training_data(X, y, reset=reset)
         if self.n_tokens:
-            token_dim(X.shape[1], self.n_tokens)
+            # (a mask of other values was read as > 0.5, and plain features fitted)
+            check_token_layout(X, self.n_tokens, y)
         return X, y
+
+    def _validate_X_predict(self, X) -> np.ndarray:
+        X = super()._validate_X_predict(X)
+        if self.n_tokens:
+            check_token_layout(X, self.n_tokens)
+        return X
 
     def matched_tokens(self, X: ArrayLike) -> np.ndarray:
         """With ``n_tokens``: the token slot of each row that each prototype matches best.
@@ -1068,9 +1075,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
             self.intercept_ = np.zeros(n_classes)
         self.prototype_labels_ = self.classes_[self._codes]
         self.prototype_kinds_ = np.asarray(self._kinds)
-        self.prototype_token_indices_ = (
-            getattr(self, "_part_indices", None) if self.n_tokens else None
-        )
+        parts = getattr(self, "_part_indices", None)
+        if self.n_tokens and parts is None:  # not projected: no token (was None, and
+            parts = np.full(len(self._codes), -1)  # explain failed indexing it)
+        self.prototype_token_indices_ = parts if self.n_tokens else None
         self._pull_rows = None
 
     # ------------------------------------------------------------ head
