@@ -528,6 +528,35 @@ def test_dask_fit_validates_parameters_and_weighs_blocks_together():
             fit_nearest_mean(NearestMeanClassifier(), Xd, y, np.zeros(len(y)))
 
 
+def test_streaming_a_rare_class_checks_weights_and_arguments():
+    """Regressions: a class the uniform initialisation sample missed had no
+    prototype, and its rows made the loss infinite ('Training diverged');
+    negative or NaN weights were dropped silently (fit raises); window_blocks=0
+    failed inside range()."""
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    rs = np.random.RandomState(0)
+    y = rs.randint(0, 2, 3000)
+    y[[7, 1700]] = 2  # two rows of 3,000
+    X = rs.randn(3000, 4) + 3 * y[:, None]
+    Xd, yd = da.from_array(X, chunks=500), da.from_array(y, chunks=500)
+    with dask.config.set(scheduler="synchronous"):
+        clf = ProtoClassifier(max_epochs=2, early_stopping=False, random_state=0)
+        fit_streaming(clf, Xd, yd, init_rows=100)
+        assert 2 in clf.prototype_labels_
+        assert set(clf.prototype_sample_indices_[clf.prototype_labels_ == 2]) <= {7, 1700}
+        assert (clf.predict(X[[7, 1700]]) == 2).all()
+        for bad, message in [(-5.0, "Negative values"), (np.nan, "NaN")]:
+            w = np.ones(3000)
+            w[2500] = bad
+            with pytest.raises(ValueError, match=message):
+                fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, da.from_array(w, 500))
+        with pytest.raises(ValueError, match="window_blocks must be an int >= 1, got 0"):
+            fit_streaming(ProtoClassifier(), Xd, yd, window_blocks=0)
+
+
 def test_dask_fits_refuse_labels_mixing_strings_and_numbers():
     """Regression: numpy's TypeError from the distributed label pass, now a ValueError."""
     from sklearn.datasets import load_iris

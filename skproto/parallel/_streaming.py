@@ -97,6 +97,42 @@ def _where_counted(codes, w):
     return np.where(w > 0, codes, -1)
 
 
+def _checked_weights(w):
+    """One block's weights checked as ``fit`` checks them (one block may weigh nothing)."""
+    from .._validation import validate_sample_weight
+
+    return validate_sample_weight(w, w, allow_all_zero=True)
+
+
+def _rows_of_classes(codes, w, wanted, offset):
+    """Global indices of the rows of positive weight whose class is in ``wanted``."""
+    return offset + np.flatnonzero(np.isin(codes, wanted) & (w > 0))
+
+
+def _complete_sample(T, w, init, val, n_classes: int, per_class: int) -> np.ndarray:
+    """``init`` plus up to ``per_class`` rows (of positive weight, not held out) of
+    each class that has such rows but none in ``init``: a rare class a uniform
+    sample missed had no prototype, and its rows made the loss infinite."""
+    import dask
+
+    Ti, wi = take_rows_of((T, w), init)
+    missing = np.setdiff1d(np.arange(n_classes), Ti[wi > 0])
+    if not len(missing):
+        return init
+    offsets = np.concatenate([[0], np.cumsum(T.chunks[0])[:-1]])
+    parts = [
+        dask.delayed(_rows_of_classes)(tb, wb, missing, off)
+        for tb, wb, off in zip(T.to_delayed().ravel(), w.to_delayed().ravel(), offsets)
+    ]
+    rows = np.concatenate(dask.compute(*parts))
+    rows = rows[~np.isin(rows, val)]
+    if not len(rows):
+        return init
+    codes = take_rows_of((T,), rows)[0]
+    keep = np.concatenate([rows[codes == c][:per_class] for c in np.unique(codes)])
+    return np.sort(np.concatenate([init, keep]))
+
+
 def _log2_sum(w):
     from .._torch.training import log2_weights
 
@@ -162,7 +198,9 @@ def fit_streaming(
       most ``validation_rows``) drawn uniformly, not stratified, and they also
       calibrate the temperature;
     - the initial prototypes (class-wise k-means) come from a uniform sample
-      of ``init_rows`` rows (default: ``max(20000, 100 * n_classes)``);
+      of ``init_rows`` rows (default: ``max(20000, 100 * n_classes)``), to
+      which a class the sample missed adds up to ``max(10, 2 *
+      n_prototypes_per_class)`` of its rows (one more pass over ``y``);
     - shuffling mixes rows within windows of blocks, not over all rows: when
       the rows are ordered (e.g. sorted by class), use more ``window_blocks``
       or shuffle the blocks' contents first.
@@ -215,6 +253,14 @@ def fit_streaming(
             f"{type(estimator).__name__} (use fit_nearest_mean for NearestMeanClassifier)."
         )
     estimator._validate_params()
+    for name, value, least in [
+        ("window_blocks", window_blocks, 1),
+        ("validation_rows", validation_rows, 0),
+    ]:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{name} must be an int >= {least}, got {value!r}.")
+    if init_rows is not None and (not isinstance(init_rows, (int, np.integer)) or init_rows < 1):
+        raise ValueError(f"init_rows must be None or an int >= 1, got {init_rows!r}.")
     if getattr(estimator, "n_tokens", None):
         raise ValueError("fit_streaming does not train token prototypes (n_tokens) yet.")
     if getattr(estimator, "head", None) == "linear":
@@ -231,8 +277,9 @@ def fit_streaming(
     n = X.shape[0]
     if sample_weight is None:
         w = da.ones(n, chunks=X.chunks[0], dtype=np.float64)
-    else:
-        w = aligned(sample_weight, X, "sample_weight").astype(np.float64)
+    else:  # checked as fit checks them, block by block as they are read
+        w = aligned(sample_weight, X, "sample_weight")
+        w = w.map_blocks(_checked_weights, dtype=np.float64)
     classes = labels_of(y)
     T = y.map_blocks(_codes, classes, dtype=np.intp)
     cw = _class_weights(estimator, T, classes)
@@ -251,6 +298,8 @@ def fit_streaming(
     pool = draw.choice(n, min(n, n_val + n_init), replace=False)
     val = np.sort(pool[:n_val])
     init = np.sort(pool[n_val:])
+    per_class = getattr(estimator, "n_prototypes_per_class", 1) or 1
+    init = _complete_sample(T, w, init, val, len(classes), max(10, 2 * per_class))
     Xp, yp, wp = take_rows_of((X, y, w), np.concatenate([val, init]))
     Xs, ys = estimator._validate_training_data(Xp, yp, reset=True)
     Tp = estimator._set_targets(ys, classes=classes)
