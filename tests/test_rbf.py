@@ -339,6 +339,18 @@ def test_nearest_head_partial_fit_grows_new_classes(loss):
         clf.partial_fit(X[:3], names[:3], classes=["a", "b"])
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_a_call_that_brings_classes_leaves_the_earlier_components(weight_decay):
+    """Regression: the freezing hook zeroes their gradients, but Adam's
+    weight_decay was added after it, and moved them (by 0.002 on iris)."""
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(weight_decay=weight_decay, max_epochs=5, random_state=0)
+    clf.fit(X[y < 2], y[y < 2])
+    before = clf.prototypes_.copy()
+    clf.partial_fit(X[y == 2], y[y == 2])
+    np.testing.assert_array_equal(clf.prototypes_[: len(before)], before)
+
+
 def test_class_moments_merge_exactly_across_batches_and_new_classes():
     """Streamed (count, mean, m2) per class equal those of all rows at once."""
     from skproto.prototypes.replay import class_moments, merge_moments, reindex_moments

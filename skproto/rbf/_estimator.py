@@ -387,6 +387,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             params = self._trainable(net)
             T = np.searchsorted(self.classes_, y)
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
+            kept = None
             if not first and len(net.components) > n_old:
                 # new classes: only their components learn in this call, so the
                 # earlier classes' regions stay exactly where they were; the
@@ -394,6 +395,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 frozen = torch.ones(len(net.components), 1, device=self._device)
                 frozen[:n_old] = 0.0
                 net.components.register_hook(lambda g: g * frozen)
+                # (weight_decay still moved them: Adam adds it after the hook)
+                kept = net.components[:n_old].detach().clone()
                 params = [net.components]
                 present = np.unique(T)
                 Xr, Tr = gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
@@ -416,6 +419,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                     rng,
                     history=history,
                 )
+                if kept is not None:
+                    with torch.no_grad():
+                        net.components[: len(kept)] = kept
                 self._calibrate_batch(net, X, T, w, history)
         self.n_iter_ += 1
         self._store(net, np.full(len(net.components), -1), history)
