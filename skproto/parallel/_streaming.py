@@ -44,7 +44,11 @@ def nearest_rows(
     prototype's group has prototypes; global row indices); the candidate lists
     are merged in a tree and the greedy distinct choice runs once on the
     result, so the indices equal those of the in-memory search on the same
-    rows (ties by the lowest global row).
+    rows (ties by the lowest global row). One exception: distinct rows at
+    exactly the same distance from a prototype (small-integer features) can
+    differ by a rounding unit with the blocks' sizes (the distances are
+    computed by a matrix product), and the tie then goes either way; equal
+    rows always tie exactly.
 
     Parameters
     ----------
