@@ -51,20 +51,28 @@ def shrunk_covariance(S: np.ndarray, amount: float) -> np.ndarray:
 
 
 def whitener(cov: np.ndarray) -> np.ndarray | None:
-    """``L`` with ``L @ L.T = pinv(cov)``, or None if ``cov`` is zero.
+    """``L`` with ``L @ L.T = inv(cov)`` (a generalised inverse where ``cov`` is
+    singular), or None if ``cov`` is zero.
 
-    Eigenvalues below ``PINV_RTOL`` times the largest count as zero: a
-    relative cut far above rounding noise, so that models built from the same
-    data in a different order or chunking keep the same subspace.
+    The inverse is taken of the correlation matrix ``C = D^-1 cov D^-1``
+    (``D`` the features' standard deviations), as scikit-learn's
+    ``LinearDiscriminantAnalysis(solver="svd")`` does: eigenvalues of ``C``
+    below ``PINV_RTOL`` times the largest count as zero, a relative cut far
+    above rounding noise, so that models built from the same data in a
+    different order or chunking keep the same subspace, and one that does
+    not depend on the features' units (cut on ``cov`` itself, a feature whose
+    variance was 1e-12 of another's was dropped).
     """
-    scale = float(np.max(np.abs(np.diag(cov)), initial=0.0))
-    if not scale > 0:
+    d = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    top = float(np.max(d, initial=0.0))
+    if not top > 0:
         return None
-    lam, V = eigh(cov / scale)  # scaled: its products must not overflow for huge X
+    d = np.where(d > top * 1e-150, d, top)  # a constant feature: its row and column are 0
+    lam, V = eigh(cov / d[:, None] / d[None, :])  # also: no product overflows for huge X
     if lam[-1] <= 0:
         return None
     keep = lam > lam[-1] * PINV_RTOL
-    return V[:, keep] / np.sqrt(lam[keep] * scale)
+    return V[:, keep] / np.sqrt(lam[keep]) / d[:, None]
 
 
 #: Rows :func:`principal_axes` reads at most.

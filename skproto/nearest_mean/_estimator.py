@@ -592,8 +592,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         prior = self._priors(seen, st)
         with np.errstate(divide="ignore"):
             log_prior = np.where(seen, np.log(prior), -np.inf)
-        center = np.zeros(p) if self.metric == "cosine" else global_mean
-        cov = self._covariances(st, total, center) if self.metric == "mahalanobis" else {}
+        # a centre float32 holds exactly: float32 rows are then taken about the
+        # same origin as float64 ones (the float64 mean, rounded to float32 in
+        # the subtraction, shifted rows at 1e6 by 0.03: errors of 1e-2)
+        center = np.zeros(p) if self.metric == "cosine" else _float32_exact(global_mean)
+        cov = {}
+        if self.metric == "mahalanobis":  # (about the exact mean: the background's)
+            cov = self._covariances(st, total, global_mean)
+            cov["background_offset"] = global_mean - center
         T = self._temperature_value() if temperature is None else float(temperature)
         kw = {}
         if cov.get("class_whiten") is None:
@@ -648,11 +654,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             return seen / seen.sum()
         return st.count / st.count.sum()
 
-    def _covariances(self, st: ClassStats, total: float, center: np.ndarray) -> dict:
-        """Shrunk covariances and their whitening maps (``L @ L.T = pinv(cov)``)."""
+    def _covariances(self, st: ClassStats, total: float, mean: np.ndarray) -> dict:
+        """Shrunk covariances and their whitening maps (``L @ L.T = pinv(cov)``);
+        ``mean``: the data's (weighted) mean."""
         pooled = st.scatter.sum(axis=0) if st.scatter.ndim == 3 else st.scatter
         S = pooled / total
-        dev = st.mean - center
+        dev = st.mean - mean
         between = (dev * (st.count / total)[:, None]).T @ dev
         # a scatter this small next to the spread of the means is rounding
         # noise (every class a single repeated row): zero, not a huge whitening
@@ -724,9 +731,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         m, dt = self._fitted, X.dtype
         if m.class_whiten is not None:
             D = np.full((X.shape[0], len(self.classes_)), np.inf, dtype=dt)
-            proto = np.nan_to_num(m.prototypes)
+            Xc = self._centered(X, m)  # then each class mean about that centre: small,
+            offsets = np.nan_to_num(m.prototypes) - m.center  # so float32 holds it closely
             for c in np.flatnonzero(m.seen):
-                Z = (X - proto[c].astype(dt, copy=False)) @ m.class_whiten[c].astype(dt, copy=False)
+                Z = (Xc - offsets[c].astype(dt)) @ m.class_whiten[c].astype(dt, copy=False)
                 D[:, c] = np.einsum("ij,ij->i", Z, Z)
             return D
         Xm = self._centered(X, m)
@@ -771,7 +779,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         score = super()._score_samples_chunk(X)
         if self.metric == "mahalanobis":
             m, dt = self._fitted, X.dtype
-            Z = (X - m.center.astype(dt, copy=False)) @ m.background_whiten.astype(dt, copy=False)
+            Z = self._centered(X, m) - m.background_offset.astype(dt)
+            Z = Z @ m.background_whiten.astype(dt, copy=False)
             score += np.einsum("ij,ij->i", Z, Z) * dt.type(0.5 / m.temperature)
         return score
 
@@ -784,6 +793,13 @@ def _merge_blocks(parts: list) -> tuple:
         if held is not None:
             held = tuple(np.concatenate([a, b]) for a, b in zip(held, h))
     return rest, held
+
+
+def _float32_exact(v: np.ndarray) -> np.ndarray:
+    """``v`` rounded to float32 values where float32 holds them (else as it is)."""
+    with np.errstate(over="ignore"):
+        short = v.astype(np.float32).astype(np.float64)
+    return np.where(np.isfinite(short), short, v)
 
 
 def _row_hash(X: np.ndarray) -> np.ndarray:
@@ -859,6 +875,7 @@ class _Model:
     whiten: np.ndarray | None = None  # shared Mahalanobis
     class_whiten: list | None = None  # per-class Mahalanobis
     background_whiten: np.ndarray | None = None
+    background_offset: np.ndarray | None = None  # the data's mean - center
     mapped_protos: np.ndarray | None = None
     proto_sqnorm: np.ndarray | None = None
     W: np.ndarray | None = None
