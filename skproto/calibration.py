@@ -26,10 +26,29 @@ __all__ = [
     "grid_temperature",
     "lattice",
     "merge_grid_losses",
+    "scored_rows",
     "table_temperature",
     "temperature_window",
     "temperature_log_loss",
 ]
+
+#: held-out (row, class) scores a temperature is fitted on, at most about this
+#: many (each row is scored for every class, and by a grid of temperatures) ...
+SCORED_PAIRS = 5_000_000
+#: ... but never fewer rows than this ...
+MIN_SCORED_ROWS = 2_000
+#: ... nor more (a scalar needs no more; they travel to the client in a dask fit)
+MAX_SCORED_ROWS = 50_000
+
+
+def scored_rows(n_classes: int) -> int:
+    """How many held-out rows a temperature of ``n_classes`` classes is fitted on at most.
+
+    All of them up to ``SCORED_PAIRS / n_classes`` (33,000 for 150 classes),
+    within ``[MIN_SCORED_ROWS, MAX_SCORED_ROWS]``.
+    """
+    return min(MAX_SCORED_ROWS, max(MIN_SCORED_ROWS, SCORED_PAIRS // max(int(n_classes), 1)))
+
 
 #: The range ``fit_temperature`` searches (a temperature at a bound means the
 #: scores carry (almost) no information, or are separable on the held-out rows).

@@ -299,3 +299,29 @@ def test_a_stream_whose_first_chunks_hold_one_class_places_its_window_later(digi
         stream.partial_fit(X_tr[y_tr == c], y_tr[y_tr == c])
     assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.5)
     assert log_loss(stream, X_te, y_te) < 1.2 * log_loss(batch, X_te, y_te)
+
+
+def test_torch_temperature_reads_a_bounded_number_of_rows(monkeypatch):
+    """Regression: temperature="auto" scored every held-out row at once, with
+    several float64 (rows x classes) copies: 2.3 GB for 40,000 rows of 1,000
+    classes. Like NearestMeanClassifier it now reads at most ``scored_rows``."""
+    from skproto import RBFPrototypeClassifier, calibration
+    from skproto._torch import estimator as template
+
+    seen = []
+    real = template.fit_temperature
+
+    def spy(S, *args, **kwargs):
+        seen.append(len(S))
+        return real(S, *args, **kwargs)
+
+    monkeypatch.setattr(template, "fit_temperature", spy)
+    monkeypatch.setattr(calibration, "SCORED_PAIRS", 300)
+    monkeypatch.setattr(calibration, "MIN_SCORED_ROWS", 50)
+    X, y = load_iris(return_X_y=True)
+    X = np.repeat(X, 4, axis=0) + np.random.RandomState(0).normal(0, 0.01, (600, 4))
+    y = np.repeat(y, 4)
+    clf = RBFPrototypeClassifier(loss="glvq", early_stopping=False, max_epochs=3, random_state=0)
+    clf.fit(X, y)
+    assert seen == [100]  # 300 pairs / 3 classes, of the 600 rows
+    assert 0 < clf.temperature_ < 1e3

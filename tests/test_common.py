@@ -393,6 +393,62 @@ def test_a_class_arriving_in_partial_fit_is_searched_in_chunks():
     assert result["extra"] < 330, result
 
 
+_REASONING_PROBE = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from skproto import RBFPrototypeClassifier
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, p, n_classes = 2000, 64, 100
+y = rng.integers(0, n_classes, n)
+X = rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))
+clf = RBFPrototypeClassifier(loss="cbc", reasoning="positive", n_components=500, max_epochs=1,
+                             early_stopping=False, temperature=1.0, random_state=0).fit(X, y)
+clf.predict_proba(X[:10])
+open("/proc/self/clear_refs", "w").write("5")
+base = rss("VmRSS")
+clf.predict_proba(X)
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+
+
+def test_positive_reasoning_probabilities_are_computed_in_blocks():
+    """Regression: ReasoningHead.log_forward took the logsumexp of all (rows,
+    components, classes) terms at once: 1.5 GiB to predict 2,000 rows of 100
+    classes (500 components), whose probabilities take 1.5 MiB; now a block of
+    classes at a time (about 76 MiB)."""
+    result = _peak_extra_mib(_REASONING_PROBE)
+    assert result["extra"] < 300, result
+
+
+def test_reasoning_blocks_and_held_out_loss_chunks_are_exact(monkeypatch):
+    import torch
+
+    from skproto import _chunking
+    from skproto._torch.training import _held_out_loss
+    from skproto.heads import ReasoningHead
+
+    gen = torch.Generator().manual_seed(0)
+    head = ReasoningHead(torch.randn(12, 7, generator=gen), negative=False)
+    log_d = -torch.rand(30, 12, generator=gen) * 50
+    whole = head.log_forward(log_d)
+    monkeypatch.setattr(_chunking, "CHUNK_ELEMENTS", 30 * 12 * 2)  # two classes a block
+    blocks = head.log_forward(log_d).detach().numpy()
+    np.testing.assert_allclose(blocks, whole.detach().numpy(), rtol=1e-6)
+    X, T, W = torch.randn(50, 3), torch.randint(0, 2, (50,)), torch.rand(50)
+    W[10:20] = 0.0  # a chunk of weight 0
+
+    def batch_loss(x, t, w):  # a weighted mean over rows plus a term of no row
+        return (x.sum(1) * (t + 1) * w).sum() / w.sum() + 0.25
+
+    want = float(batch_loss(X, T, W))
+    assert _held_out_loss(batch_loss, X, T, W, 10) == pytest.approx(want, rel=1e-6)
+
+
 def test_import_does_not_import_torch():
     code = (
         "import sys, numpy as np, skproto\n"

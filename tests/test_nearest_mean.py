@@ -716,11 +716,11 @@ def test_class_sums_accumulate_in_place(kernel, monkeypatch):
 
 
 def test_held_out_rows_are_capped_for_few_classes(monkeypatch):
-    """Two classes: the held-out sample stops at ``_MAX_SCORED`` rows, not 5e6 / 2."""
-    from skproto.nearest_mean import _estimator as nm
+    """Two classes: the held-out sample stops at ``MAX_SCORED_ROWS`` rows, not 5e6 / 2."""
+    from skproto import calibration
 
-    monkeypatch.setattr(nm, "_MAX_SCORED", 40)
-    monkeypatch.setattr(nm, "_MIN_SCORED", 10)
+    monkeypatch.setattr(calibration, "MAX_SCORED_ROWS", 40)
+    monkeypatch.setattr(calibration, "MIN_SCORED_ROWS", 10)
     rng = np.random.RandomState(15)
     X, y = rng.normal(size=(2000, 3)), np.arange(2000) % 2
     model = NearestMeanClassifier(temperature="auto")

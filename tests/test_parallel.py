@@ -459,15 +459,15 @@ def test_streaming_errors(data):
 
 def test_temperature_rows_are_capped_and_the_fit_stays_exact(client, monkeypatch):
     """Beyond a budget of held-out rows only a hashed sample is scored, the same in both fits."""
-    from skproto.nearest_mean import _estimator as nm
+    from skproto import calibration
     from skproto.parallel import fit_nearest_mean
 
     rng = np.random.RandomState(6)
     X = rng.normal(size=(600, 4)) + rng.randint(0, 3, (600, 1))
     y = np.argmax(X[:, :3], axis=1)
     full = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
-    monkeypatch.setattr(nm, "_SCORED_PAIRS", 30)  # 30 / 3 classes: 10 rows
-    monkeypatch.setattr(nm, "_MIN_SCORED", 5)
+    monkeypatch.setattr(calibration, "SCORED_PAIRS", 30)  # 30 / 3 classes: 10 rows
+    monkeypatch.setattr(calibration, "MIN_SCORED_ROWS", 5)
     ref = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
     assert ref._score_stride == 12  # ceil(600 / (5 * 10))
     assert 0 < ref._calibration[1] < full._calibration[1] / 6  # about 120 held out, 10 scored

@@ -540,3 +540,26 @@ def test_training_never_forms_every_gap(monkeypatch):
     rows = [r for r, cols in shapes if cols == K]
     assert rows and max(rows) < K  # (the held-out loss reads the rows of its classes)
     assert np.median(rows) <= 4 * 3  # a batch of 4 rows: at most 12 components
+
+
+def test_certified_radius_forms_the_component_gaps_once(monkeypatch):
+    """Regression: the (K, K) gaps between components, which do not depend on
+    X, were recomputed for every chunk of rows (18 times for 4,000 rows of a
+    6,000-component model: 21.6 s against 3.5 s)."""
+    import skproto._chunking
+    from skproto.rbf._network import RBFNetwork
+
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(max_epochs=5, random_state=0).fit(X, y)
+    whole = clf.certified_radius(X)
+    calls = []
+    real = RBFNetwork._gaps
+
+    def counted(u, needed):
+        calls.append(needed is None)
+        return real(u, needed)
+
+    monkeypatch.setattr(RBFNetwork, "_gaps", staticmethod(counted))
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 200)  # many chunks of rows
+    np.testing.assert_array_equal(clf.certified_radius(X), whole)
+    assert calls == [True]

@@ -33,7 +33,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices, is_dask, take_rows
-from ..calibration import NO_LOSSES, add_grid_losses, fit_temperature, table_temperature
+from ..calibration import (
+    NO_LOSSES,
+    add_grid_losses,
+    fit_temperature,
+    scored_rows,
+    table_temperature,
+)
 from ..prototypes import project_onto_rows
 from .training import (
     TrainingConfig,
@@ -434,6 +440,15 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         buffer = self._temperature_buffer(net)
         if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
             return
+        most = scored_rows(len(self.classes_))
+        if len(X) > most:  # evenly spaced rows: all of them held (rows x classes) float64
+            # scores many times over (2.3 GB for 40,000 rows of 1,000 classes)
+            keep = np.unique(np.linspace(0, len(X) - 1, most).round().astype(np.intp))
+            X, T, w = X[keep], T[keep], w[keep]
+            if own is not None:
+                at = np.searchsorted(keep, own[0]).clip(max=len(keep) - 1)
+                kept = keep[at] == own[0]
+                own = (at[kept], own[1][kept]) if kept.any() else None
         S = self._unit_temperature_scores(net, buffer, X, own)
         t = fit_temperature(S, T, w, prior=self._temperature_prior)
         with torch.no_grad():

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .. import _validation
+from .. import _validation, calibration
 from .._base import BasePrototypeClassifier
 from .._chunking import chunk_slices
 from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
@@ -26,13 +26,6 @@ from ._stats import ClassStats
 
 #: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
-#: held-out (row, class) scores for the temperature (41 each), at most about this
-#: many: on larger data only a hashed sample of those rows is held out
-_SCORED_PAIRS = 5_000_000
-#: ... but never fewer than this many rows
-_MIN_SCORED = 2_000
-#: ... nor more (a scalar needs no more; they travel to the client in a dask fit)
-_MAX_SCORED = 50_000
 
 __all__ = ["NearestMeanClassifier"]
 
@@ -849,7 +842,7 @@ def _score_stride(n_rows: int, n_classes: int) -> int:
     more than a few thousand rows (all of them up to 5e6 / n_classes
     held-out rows: 33,000 for 150 classes; at most 50,000).
     """
-    most = min(_MAX_SCORED, max(_MIN_SCORED, _SCORED_PAIRS // n_classes))
+    most = calibration.scored_rows(n_classes)
     return max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
 
 

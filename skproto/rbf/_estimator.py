@@ -722,8 +722,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         n_own = np.bincount(self._codes, minlength=len(self.classes_)).max()
         work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
         out = np.empty(len(X))
+        gaps = None  # the K x K gaps once, not for every chunk of rows
+        if self._head_kind == "nearest" and len(X):
+            with torch_threads(self._n_threads):
+                gaps = self._inference_network().component_gaps()
         for s in chunk_slices(len(X), max(work, X.shape[1])):
-            out[s] = self._run("certified_radius", X[s], torch.as_tensor(pred[s]), False, True)
+            target = torch.as_tensor(pred[s])
+            out[s] = self._run("certified_radius", X[s], target, False, True, gaps)
         out = np.maximum(out, 0)
         if y is not None:
             out[self.classes_[pred] != y] = 0

@@ -146,14 +146,25 @@ class RBFNetwork(torch.nn.Module):
         return -self.distances(x).min(1).values
 
     # ------------------------------------------------------------ certificate
+    def component_gaps(self) -> torch.Tensor:
+        """The (K, K) distances between the mapped components, as a reported
+        certificate reads them (``certified_radius(..., gaps=...)``)."""
+        return self._gaps(self._mapped(self.components[:0])[1], None)
+
     def certified_radius(
-        self, x: torch.Tensor, target: torch.Tensor, smooth: bool = False, exact: bool = False
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        smooth: bool = False,
+        exact: bool = False,
+        gaps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Signed lower bound on the L2 perturbation that can make ``target`` lose, (n,).
 
         Negative when ``target`` does not have the highest score. With
         ``exact`` the radius is lowered by a bound on the rounding error of
         the distances it is computed from (prediction; not training).
+        ``gaps``: :meth:`component_gaps`, computed once for many row chunks.
         """
         z, u = self._mapped(x)
         d2 = squared_distances(z, u)
@@ -167,7 +178,7 @@ class RBFNetwork(torch.nn.Module):
                 needed = torch.unique(own[target].clamp_min(0))
                 rows = torch.full((len(u),), -1, dtype=torch.long, device=u.device)
                 rows[needed] = torch.arange(len(needed), device=u.device)
-            gap = self._gaps(u, needed)
+            gap = gaps if gaps is not None and needed is None else self._gaps(u, needed)
             r = bisector_radius(d2, gap, own, labels, target, L, slack, gap_rows=rows)
         else:
             dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
