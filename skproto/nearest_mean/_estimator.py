@@ -269,8 +269,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     # distributed fit (one pass): the statistics of each block's rows that
     # are not held out, and its held-out rows, merged; then the held-out
     # rows scored once and their statistics added.
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_factor_cache", None)  # a stream's working copy of derived factors
+        return state
+
     def _begin_fit(self, classes: np.ndarray, n_rows: int) -> None:
         """Fix the classes, the statistics' layout and the held-out rows of a fit."""
+        self.__dict__.pop("_factor_cache", None)
         _validation.check_two_classes(self, classes)
         self._priors_for(len(classes))
         self.classes_ = classes
@@ -368,7 +374,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         A call costs time proportional to the chunk (plus ``n_features**2``
         per class in the chunk when per-class scatter matrices are kept).
         Covariance factorizations and other derived quantities are refreshed
-        once, on the first use after the last call, not after every call.
+        once, on the first use after the last call, not after every call;
+        with ``temperature="auto"`` (Mahalanobis) a call also factorizes the
+        pooled covariances and those of the classes in the chunk, to score
+        its held-out rows (the other classes' factors are kept from call to
+        call).
 
         Parameters
         ----------
@@ -389,6 +399,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """
         first = not hasattr(self, "_stats")
         X, y = _validation.validate_fit_data(self, X, y, reset=first)
+        if first:
+            self.__dict__.pop("_factor_cache", None)
         # a later chunk may weigh nothing, as rows of fit's data may (a first one
         # raises: the model would have nothing to predict from)
         w = _validation.validate_sample_weight(sample_weight, X, allow_all_zero=not first)
@@ -449,6 +461,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             rest = self._stats.merge(rest)
             out = ClassStats.of_rows(Xh, ch, wh, len(self.classes_), **self._layout)
             if rest.count.sum() > 0 and out.count.sum() > 0:
+                # per-class factors of classes the chunk left alone are kept
+                # (every call factorized every class: 502 eigh for 500 classes)
+                self.__dict__.setdefault("_factor_cache", {})
                 model = self._derive(rest, 1.0)
                 self._calibration = self._add_held_out(self._calibration, model, Xh, ch, wh)
             self._stats = rest.merge(out)
@@ -680,16 +695,35 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         covs = np.full_like(st.scatter, np.nan)
         amounts = np.full(n_classes, np.nan)
         whiten = [None] * n_classes
+        cache = self.__dict__.get("_factor_cache")  # label -> (count, mean, factors)
         for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
             if np.trace(Sc) <= floor:
                 Sc = np.zeros_like(Sc)
+            label = (
+                self.classes_[c].item() if hasattr(self.classes_[c], "item") else self.classes_[c]
+            )
+            known = None if cache is None else cache.get(label)
+            if (
+                known is not None
+                and known[0] == st.count[c]
+                and np.array_equal(known[1], st.mean[c])
+            ):
+                covs[c], amounts[c], whiten[c] = known[2]  # (within a stream, rows of a class
+                continue  # change its count: the same count and mean are the same rows)
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = shrunk_covariance(Sc, amounts[c])
             whiten[c] = whitener(covs[c])
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
                 covs[c], whiten[c] = shared, shared_white
+            elif cache is not None:
+                # (copies: a view would keep each call's (C, p, p) array alive)
+                cache[label] = (
+                    st.count[c],
+                    st.mean[c].copy(),
+                    (covs[c].copy(), amounts[c], whiten[c]),
+                )
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
