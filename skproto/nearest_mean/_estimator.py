@@ -698,12 +698,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         cache = self.__dict__.get("_factor_cache")  # label -> (count, mean, factors)
         for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
-            if np.trace(Sc) <= floor:
+            zeroed = np.trace(Sc) <= floor  # (the floor moves with all the data)
+            if zeroed:
                 Sc = np.zeros_like(Sc)
             label = (
                 self.classes_[c].item() if hasattr(self.classes_[c], "item") else self.classes_[c]
             )
-            known = None if cache is None else cache.get(label)
+            known = None if cache is None or zeroed else cache.get(label)
             if (
                 known is not None
                 and known[0] == st.count[c]
