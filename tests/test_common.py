@@ -433,12 +433,21 @@ def test_reasoning_blocks_and_held_out_loss_chunks_are_exact(monkeypatch):
     from skproto.heads import ReasoningHead
 
     gen = torch.Generator().manual_seed(0)
-    head = ReasoningHead(torch.randn(12, 7, generator=gen), negative=False)
-    log_d = -torch.rand(30, 12, generator=gen) * 50
-    whole = head.log_forward(log_d)
-    monkeypatch.setattr(_chunking, "CHUNK_ELEMENTS", 30 * 12 * 2)  # two classes a block
-    blocks = head.log_forward(log_d).detach().numpy()
-    np.testing.assert_allclose(blocks, whole.detach().numpy(), rtol=1e-6)
+    for dtype, far in [(torch.float32, 200.0), (torch.float64, 2000.0)]:
+        head = ReasoningHead(torch.randn(12, 7, generator=gen) * 5, negative=False).to(dtype)
+        log_d = -torch.rand(30, 12, generator=gen, dtype=dtype) * 50
+        log_d[:5] -= far * torch.rand(5, 12, dtype=dtype)  # products that underflow
+        log_d[5, :] = -float("inf")  # no component detects row 5
+        exact = torch.logsumexp(log_d[:, :, None] + torch.log(head.weights()[0])[None], dim=1)
+        with torch.no_grad():  # prediction: one product, exact where it underflows
+            got = head.log_forward(log_d)
+        assert torch.isfinite(got[np.r_[0:5, 6:30]]).all() and (got[5] == -float("inf")).all()
+        rtol = 1e-5 if dtype == torch.float32 else 1e-12
+        np.testing.assert_allclose(got.numpy(), exact.detach().numpy(), rtol=rtol)
+        monkeypatch.setattr(_chunking, "CHUNK_ELEMENTS", 30 * 12 * 2)  # two classes a block
+        blocks = head.log_forward(log_d).detach().numpy()  # training: the blocks
+        np.testing.assert_allclose(blocks, exact.detach().numpy(), rtol=rtol)
+        monkeypatch.undo()
     X, T, W = torch.randn(50, 3), torch.randint(0, 2, (50,)), torch.rand(50)
     W[10:20] = 0.0  # a chunk of weight 0
 
