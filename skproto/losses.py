@@ -61,18 +61,32 @@ def latent_drift(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     return ((z - z0) ** 2).sum(-1) / (z0 * z0).sum(-1).clamp_min(_TINY)
 
 
-def st_protopnet_loss(P: torch.Tensor, n_classes: int, k: int, kind: str) -> torch.Tensor:
+def st_protopnet_loss(
+    P: torch.Tensor, codes: torch.Tensor, n_classes: int, kind: str
+) -> torch.Tensor:
     """ST-ProtoPNet closeness (support) or discrimination (trivial) loss.
 
-    ``P`` holds ``k`` prototypes per class, class-major; similarities are
-    inner products of unit-normalised prototypes.
+    ``P`` holds the prototypes, ``codes`` their classes (any number per class:
+    a class whose rows all weigh 0 has none, and a streamed class as many as
+    it had rows); similarities are inner products of unit-normalised
+    prototypes. For each pair of distinct classes that both have prototypes,
+    the least (support) or most (trivial) similar cross-class pair counts.
     """
     Pn = torch.nn.functional.normalize(P, dim=-1)
-    G = (Pn @ Pn.T).reshape(n_classes, k, n_classes, k)
-    off = ~torch.eye(n_classes, dtype=torch.bool, device=P.device)
+    G = Pn @ Pn.T
+    reduce, fill = ("amin", float("inf")) if kind == "support" else ("amax", -float("inf"))
+    rows = torch.full((len(P), n_classes), fill, dtype=G.dtype, device=G.device)
+    rows = rows.scatter_reduce(1, codes.expand(len(P), -1), G, reduce=reduce, include_self=True)
+    pairs = torch.full((n_classes, n_classes), fill, dtype=G.dtype, device=G.device)
+    index = codes[:, None].expand(-1, n_classes)
+    pairs = pairs.scatter_reduce(0, index, rows, reduce=reduce, include_self=True)
+    has = torch.bincount(codes, minlength=n_classes) > 0
+    valid = has[:, None] & has[None, :] & ~torch.eye(n_classes, dtype=torch.bool, device=P.device)
+    if not valid.any():
+        return G.sum() * 0.0
     if kind == "support":  # pull the least similar cross-class pair together
-        return -G.amin(dim=(1, 3))[off].mean()
-    return G.amax(dim=(1, 3))[off].mean()  # push the most similar pair apart
+        return -pairs[valid].mean()
+    return pairs[valid].mean()  # push the most similar pair apart
 
 
 def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:

@@ -784,3 +784,55 @@ def test_held_out_rows_that_became_prototypes_are_scored_without_them():
     X, y, Xt, yt = few_shot_blobs(60, 4)
     clf = ProtoClassifier(random_state=0).fit(X, y)
     assert log_loss(yt, clf.predict_proba(Xt)) < 1.5
+
+
+def test_st_costs_take_any_number_of_prototypes_per_class_and_streams_keep_the_rbf_width():
+    # regressions: the ST-ProtoPNet costs reshaped to (classes, k, classes, k),
+    # so a class with fewer prototypes (its rows weigh 0, or a stream brought
+    # fewer rows than k) raised a RuntimeError; they read the stale parameter
+    # of tied prototypes (no effect on a warm or streamed model); and the
+    # mixture head's partial_fit used an rbf width of 1 (raw digits: 0.18)
+    from skproto.losses import st_protopnet_loss
+
+    gen = torch.Generator().manual_seed(0)
+    P = torch.randn(12, 4, generator=gen)
+    codes = torch.arange(4).repeat_interleave(3)  # class-major, 3 each: the old layout
+    G = torch.nn.functional.normalize(P, dim=-1)
+    G = (G @ G.T).reshape(4, 3, 4, 3)
+    off = ~torch.eye(4, dtype=torch.bool)
+    for kind, want in [("trivial", G.amax(dim=(1, 3))[off].mean()),
+                       ("support", -G.amin(dim=(1, 3))[off].mean())]:  # fmt: skip
+        assert float(st_protopnet_loss(P, codes, 4, kind)) == pytest.approx(float(want))
+        shuffled = torch.randperm(12, generator=gen)
+        got = st_protopnet_loss(P[shuffled], codes[shuffled], 4, kind)
+        assert float(got) == pytest.approx(float(want))
+    X, y = load_iris(return_X_y=True)
+    fast = dict(max_epochs=3, random_state=0, n_prototypes_per_class=2)
+    clf = ProtoClassifier(discrimination_weight=1.0, class_weight={2: 0.0}, **fast).fit(X, y)
+    assert (clf.predict_proba(X)[:, 2] == 0).all()
+    ProtoClassifier(discrimination_weight=1.0, **fast).partial_fit(X[:51], y[:51])  # 1 row of 1
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    rbf = dict(similarity="rbf", projection=None, random_state=0)
+    fitted = ProtoClassifier(**rbf).fit(X, y)
+    stream = ProtoClassifier(**rbf).partial_fit(X, y)
+    assert float(stream._state["width"]) > 10.0  # raw pixels: squared distances in the 100s
+    assert stream.score(X, y) > fitted.score(X, y) - 0.05
+
+
+def test_unsupported_combinations_are_refused_clearly():
+    # regressions: push_every was silently ignored with project=False; a warm
+    # start after set_params of a structural parameter failed inside torch or
+    # kept the old structure; partial_fit made support prototypes trivial ones
+    X, y = load_iris(return_X_y=True)
+    fast = dict(max_epochs=2, random_state=0, n_prototypes_per_class=2)
+    with pytest.raises(ValueError, match="push_every projects the prototypes during training"):
+        ProtoClassifier(push_every=1, project=False, **fast).fit(X, y)
+    clf = ProtoClassifier(warm_start=True, **fast).fit(X, y)
+    for change in [{"head": "linear"}, {"n_prototypes_per_class": 3}, {"projection": None}]:
+        with pytest.raises(ValueError, match=f"but {next(iter(change))} changed since"):
+            clf.set_params(**change).fit(X, y)
+        clf.set_params(head="mixture", n_prototypes_per_class=2, projection="linear")
+    clf.fit(X, y)  # unchanged: continues
+    with pytest.raises(ValueError, match="prototype_kind='support' needs fit"):
+        ProtoClassifier(prototype_kind="support", **fast).partial_fit(X, y)

@@ -165,8 +165,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         The scores are divided by ``T``. "auto": ``T`` is fitted after
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is
-        calibrated; predictions do not change. A float is used as given (and,
-        with the linear head, during training).
+        calibrated; predictions do not change. A float is used as given, also
+        during training (so it can change what is learnt).
     snap_weight : float >= 0, default=1.0
         Weight of the snap cost: the sum over classes of the mean distance
         from a prototype to the latent vector of its nearest training row of
@@ -444,9 +444,33 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self : ProtoClassifier
             Fitted estimator.
         """
-        self._fit(X, y, sample_weight, warm=self.warm_start and hasattr(self, "_state"))
+        if self.push_every and not self.project:
+            raise ValueError(
+                "push_every projects the prototypes during training, and project=False "
+                "asks for none; set push_every=None, or project=True."
+            )
+        warm = self.warm_start and hasattr(self, "_state")
+        if warm:  # (changed, the saved network no longer fits, or the change was ignored)
+            changed = [
+                name
+                for name, value in self._structure().items()
+                if getattr(self, "_fitted_structure", {}).get(name, value) != value
+            ]
+            if changed:
+                raise ValueError(
+                    f"warm_start continues the fitted network, but {', '.join(changed)} "
+                    "changed since it was fitted; set warm_start=False to fit afresh."
+                )
+        self._fit(X, y, sample_weight, warm=warm)
         self._n_seen = _num_samples(X)
+        self._fitted_structure = self._structure()
         return self
+
+    def _structure(self) -> dict:
+        """The parameters that shape the network (a warm start cannot change them)."""
+        names = ["head", "similarity", "projection", "projection_dim", "n_prototypes_per_class"]
+        names += ["prototype_kind", "latent_offset", "rbf_width", "n_tokens"]
+        return {name: getattr(self, name) for name in names}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -501,6 +525,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 "partial_fit does not support n_tokens (token prototypes) yet; use fit."
             )
         if self.head == "mixture" and not _validation.is_multilabel(y):
+            if self.prototype_kind != "trivial":
+                raise ValueError(
+                    f"partial_fit grows trivial prototypes (rows of each class) only; "
+                    f"prototype_kind={self.prototype_kind!r} needs fit."
+                )
             return self._stream_fit(X, y, classes, sample_weight)
         return self._partial_fit(X, y, classes, sample_weight)
 
@@ -562,6 +591,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
         with torch_threads(self._n_threads, blas=True):
             state, indices = self._grow(state, X, T, rng, batch_rows)
+            if first and self.similarity == "rbf" and len(T):
+                # as fit's (a width of 1 read raw digits at accuracy 0.18, not 0.975)
+                with torch.no_grad():
+                    Z = self._network(state, torch.float64).latent(torch.as_tensor(X))
+                state["width"] = np.asarray(self._rbf_width(Z.numpy(), state["prototypes"]))
             net = self._network(state, torch.float32).to(self._device)
             Xb, Tb, wb = X, T, w
             if not first and len(T):  # replay the stored cases: each earlier class weighs
@@ -725,14 +759,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         codes = np.concatenate([b[1] for b in blocks])
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))
         self._codes = codes
-        width = 1.0
-        if self.similarity == "rbf":
-            if self.rbf_width == "auto":
-                near = squared_distances_to_others(Z, P)  # (not a row's own prototype)
-                mean_d = float(np.mean(near)) if near.size else 0.0
-                width = mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
-            else:
-                width = float(self.rbf_width)
+        width = self._rbf_width(Z, P) if self.similarity == "rbf" else 1.0
         head = self._make_head(codes, n_classes)
         net = ProtoNetwork(
             latent_map,
@@ -747,6 +774,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
             _center_label_biases(net, X_rows, T_rows)
         self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
+
+    def _rbf_width(self, Z: np.ndarray, P: np.ndarray) -> float:
+        """``rbf_width``; "auto": the rows' mean squared latent distance to their
+        nearest prototype (not a row's own)."""
+        if self.rbf_width != "auto":
+            return float(self.rbf_width)
+        near = squared_distances_to_others(Z, P)
+        mean_d = float(np.mean(near)) if near.size else 0.0
+        return mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
 
     def _batch_size(self, n_rows: int | None) -> int:
         if self.batch_size != "auto":
@@ -814,7 +850,6 @@ class ProtoClassifier(TorchPrototypeClassifier):
             "support": self.support_separation_weight,
         }
         st_weight = {"trivial": self.discrimination_weight, "support": self.closeness_weight}
-        k = self.n_prototypes_per_class
         linear = self.head == "linear"
         noise = float(self.input_noise)
         generator = torch.Generator(device=dev)
@@ -849,7 +884,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     sep = separation_cost(d[:, idx], own[:, idx])
                     total = total - sep_weight[kind] * weighted_mean(sep, wb)
                 if st_weight[kind]:
-                    st = st_protopnet_loss(net.prototypes[idx], n_classes, k, kind)
+                    # (the prototypes as the network uses them: tied, the rows' latents)
+                    P = net.prototype_vectors()[idx]
+                    st = st_protopnet_loss(P, codes[idx], n_classes, kind)
                     total = total + st_weight[kind] * st
             if linear and self.l1_weight:
                 total = total + self.l1_weight * (net.head.weight * (1 - identity)).abs().sum()
