@@ -243,6 +243,13 @@ def encode_fit_targets(
         # became a target of the binary cross-entropy
         if type_of_target(Y) != "multilabel-indicator" or not np.isin(Y, (0, 1)).all():
             raise ValueError("A 2-D y must be a multi-label indicator matrix of 0/1 values.")
+        if classes is not None and not np.array_equal(
+            np.unique(np.asarray(classes)), np.arange(Y.shape[1])
+        ):
+            raise ValueError(
+                f"With a multi-label y of {Y.shape[1]} columns the classes are "
+                f"{list(range(Y.shape[1]))!r} (the columns); got classes={classes!r}."
+            )
         return np.arange(Y.shape[1]), Y.astype(np.float32), True
     y = np.asarray(y).ravel()
     found = np.unique(y)

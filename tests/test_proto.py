@@ -836,3 +836,20 @@ def test_unsupported_combinations_are_refused_clearly():
     clf.fit(X, y)  # unchanged: continues
     with pytest.raises(ValueError, match="prototype_kind='support' needs fit"):
         ProtoClassifier(prototype_kind="support", **fast).partial_fit(X, y)
+
+
+def test_a_multi_label_stream_is_refused_by_the_mixture_head_and_checks_its_classes():
+    # regressions: partial_fit with a 2-D y went the linear head's way whatever
+    # the head, leaving every prototype a free vector (indices -1, even after a
+    # projected fit); and classes= of another size was ignored on the first call
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, y == 2, X[:, 0] > 6]).astype(int)
+    fitted = ProtoClassifier(max_epochs=2, random_state=0).fit(X, Y)
+    rows = fitted.prototype_sample_indices_.copy()
+    with pytest.raises(ValueError, match="a multi-label y is fitted with fit"):
+        fitted.partial_fit(X, Y)
+    np.testing.assert_array_equal(fitted.prototype_sample_indices_, rows)
+    linear = ProtoClassifier(head="linear", max_epochs=2, random_state=0)
+    with pytest.raises(ValueError, match=r"the classes are \[0, 1, 2\] \(the columns\)"):
+        linear.partial_fit(X, Y, classes=[0, 1])
+    linear.partial_fit(X, Y, classes=[0, 1, 2]).partial_fit(X, Y, classes=[0, 1, 2])

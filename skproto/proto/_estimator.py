@@ -510,7 +510,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        y : array-like of shape (n_samples,), or (n_samples, n_labels) with ``head="linear"``
         classes : array-like of shape (n_classes,), default=None
             All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -524,7 +524,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
             raise ValueError(
                 "partial_fit does not support n_tokens (token prototypes) yet; use fit."
             )
-        if self.head == "mixture" and not _validation.is_multilabel(y):
+        if self.head == "mixture" and _validation.is_multilabel(y):
+            # (it went the linear head's way: every prototype a free vector)
+            raise ValueError(
+                "partial_fit streams single-label y with the mixture head; a multi-label "
+                "y is fitted with fit, or streamed with head='linear'."
+            )
+        if self.head == "mixture":
             if self.prototype_kind != "trivial":
                 raise ValueError(
                     f"partial_fit grows trivial prototypes (rows of each class) only; "
