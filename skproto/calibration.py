@@ -241,9 +241,17 @@ def grid_log_loss(
     lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     for i, t in enumerate(grid):
         np.multiply(Dn32, np.float32(ref / t), out=Z)
+        top = None
         if not (flat and finite.all()):
             Z += lp32
+            # an uneven prior, or a class that cannot occur with the top score:
+            # a row's largest term need not be exp(0) (a top class of prior 0
+            # or 1e-60 made every term 0, and the loss -inf)
+            top = Z.max(axis=1, keepdims=True)
+            Z -= top
         lse = np.log(np.exp(Z, out=Z).sum(axis=1, dtype=np.float64))
+        if top is not None:
+            lse += top[:, 0]
         if flat:
             lse += c
         sums[0, i] = w @ (lse - (true / t + log_prior[T]))

@@ -325,3 +325,23 @@ def test_torch_temperature_reads_a_bounded_number_of_rows(monkeypatch):
     clf.fit(X, y)
     assert seen == [100]  # 300 pairs / 3 classes, of the 600 rows
     assert 0 < clf.temperature_ < 1e3
+
+
+@pytest.mark.parametrize("prior", [0.0, 1e-60])
+def test_grid_losses_with_an_improbable_top_class_are_exact(prior):
+    """Regression: the grid's exponentials assumed a row's largest term is
+    exp(0); with the top-scoring class of prior 0 or 1e-60 every term was 0 in
+    float32 and the loss -inf, so the temperature went to the grid's end."""
+    from scipy.special import logsumexp
+
+    from skproto.calibration import TEMPERATURE_GRID, grid_log_loss
+
+    D = np.array([[-1.0, -2.0, 0.0], [-2.0, -1.0, 0.0], [-1.5, -1.2, 0.0]])
+    T = np.array([0, 1, 0])
+    with np.errstate(divide="ignore"):
+        lp = np.log([0.5, 0.5 - prior, prior])
+    sums, _ = grid_log_loss(D, lp, T, None)
+    for i, t in enumerate(TEMPERATURE_GRID):
+        Z = D / t + lp
+        exact = -(Z - logsumexp(Z, axis=1, keepdims=True))[np.arange(3), T].sum()
+        assert sums[0, i] == pytest.approx(exact, rel=1e-5, abs=1e-6)
