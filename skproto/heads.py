@@ -140,10 +140,13 @@ def class_logsumexp(u: torch.Tensor, codes: torch.Tensor, n_classes: int):
     index = codes.expand(u.shape[0], -1)
     top = torch.full((u.shape[0], n_classes), -float("inf"), dtype=u.dtype, device=u.device)
     top = top.scatter_reduce(1, index, u.detach(), reduce="amax", include_self=True)
+    # a class whose columns are all -inf: shifted by 0, its lse is -inf (not NaN)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     e = torch.exp(u - top[:, codes])
     total = torch.zeros_like(top).index_add_(1, codes, e)
     lse = torch.log(total) + top
-    return lse, e / total[:, codes]
+    share = total[:, codes]
+    return lse, torch.where(share > 0, e / share.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
 
 
 def _refreeze(module, _incompatible_keys) -> None:

@@ -853,3 +853,21 @@ def test_a_multi_label_stream_is_refused_by_the_mixture_head_and_checks_its_clas
     with pytest.raises(ValueError, match=r"the classes are \[0, 1, 2\] \(the columns\)"):
         linear.partial_fit(X, Y, classes=[0, 1])
     linear.partial_fit(X, Y, classes=[0, 1, 2]).partial_fit(X, Y, classes=[0, 1, 2])
+
+
+def test_helpers_on_repeated_rows_empty_prototypes_and_dead_classes():
+    # regressions: k-means on a class of 4 copies of one row and one other row
+    # put all 3 prototypes on the copies; min_squared_distances raised on no
+    # prototype; class_logsumexp gave NaN for a class whose columns are all -inf
+    from skproto.geometry.distances import min_squared_distances
+    from skproto.heads import class_logsumexp
+    from skproto.prototypes.init import kmeans_prototypes
+
+    members = np.array([[0.0, 0.0]] * 4 + [[10.0, 10.0]])
+    P = kmeans_prototypes(members, members, 3, np.random.RandomState(0))
+    assert np.abs(P - [10.0, 10.0]).max(axis=1).min() < 0.1  # the other row has one
+    assert np.isinf(min_squared_distances(np.zeros((2, 3)), np.zeros((0, 3)))).all()
+    u = torch.tensor([[0.5, -float("inf"), 1.0, -float("inf")]])
+    lse, r = class_logsumexp(u, torch.tensor([0, 1, 0, 1]), 2)
+    assert torch.isfinite(lse[0, 0]) and lse[0, 1] == -float("inf")
+    assert not torch.isnan(r).any() and float(r[0, 0] + r[0, 2]) == pytest.approx(1.0)

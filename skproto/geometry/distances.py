@@ -141,7 +141,10 @@ def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -
     with none at or beyond it gets ``inf``.
     """
     out = np.empty(len(X), dtype=np.result_type(X, P))
-    center = P.mean(axis=0) if len(P) else None
+    if not len(P):  # no prototype: none is near
+        out[:] = np.inf
+        return out
+    center = P.mean(axis=0)
     for s in chunk_slices(len(X), max(len(P), X.shape[1])):
         sq = squared_distances(X[s], P, center=center)
         if floor > 0:

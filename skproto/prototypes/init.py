@@ -30,8 +30,12 @@ def kmeans_prototypes(
         scale = 1e-3 * (Z.std() or 1.0)
     if len(members) == 0:  # class absent from the data seen at initialisation
         return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
-    if len(members) < k or len(np.unique(members, axis=0)) < k:
-        rows = members[np.arange(k) % len(members)]
+    _, first = np.unique(members, axis=0, return_index=True)
+    if len(first) < k:  # its distinct rows, in order, each before any repeats
+        # (four copies of one row and one other row: all three prototypes sat
+        # on the copies, and the other row had none)
+        distinct = members[np.sort(first)]
+        rows = distinct[np.arange(k) % len(distinct)]
         return rows + scale * rng.standard_normal(rows.shape)
     km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
     return km.fit(members).cluster_centers_
