@@ -366,6 +366,13 @@ def test_report_of_a_multilabel_model_adds_up():
     cases = [f"row {i}" for i in range(200)]
     page = make_report(clf, X[:10], Y[:10], cases=cases, X_train=X, y_train=Y)
     assert _check_adds_up(page, clf, X[:10]) == 10
+    # a neighbour in the gallery is named by its labels (it showed its row number)
+    import re
+
+    shown = re.findall(
+        r"<li data-row='(\d+)'><span class='case-text'>row \d+</span> <small>\(([^)]*)\)", page
+    )
+    assert shown and all(lab == str(np.flatnonzero(Y[int(r)]).tolist()) for r, lab in shown)
 
 
 def test_report_on_clinc150_names_training_sentences(clinc150):

@@ -42,6 +42,19 @@ __all__ = [
 _TAGGED: dict[int, tuple[weakref.ref, Sequence]] = {}
 
 
+def row_labels(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The labels of ``rows`` of ``y``: its values, or for a multi-label indicator
+    each row's list of labels (not the row's number, which the gallery showed)."""
+    y = np.asarray(y)
+    rows = np.asarray(rows)
+    if y.ndim == 1:
+        return y[rows]
+    out = np.empty(rows.shape, dtype=object)
+    for index in np.ndindex(rows.shape):
+        out[index] = np.flatnonzero(y[rows[index]] > 0).tolist()
+    return out
+
+
 def positional(cases: Sequence | None) -> Sequence | None:
     """``cases`` indexed by position: a pandas Series or Index as a list.
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from ._cases import case_text, other_rows, positional, prototype_rows, rendered
+from ._cases import case_text, other_rows, positional, prototype_rows, rendered, row_labels
 from ._explanation import Explanation, _label
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
@@ -323,7 +323,7 @@ class PrototypeGalleryDisplay:
             labels[shown],
             rows[shown],
             near,
-            y[near] if y.ndim == 1 else near,
+            row_labels(y, near),
             purity[shown],
             cases=cases,
             renderer=renderer,

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_label_kinds
-from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered
+from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered, row_labels
 from ._explanation import _label
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
@@ -204,7 +204,7 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
         for k in members:
             near = "".join(
                 f"<li data-row='{r}'>{cases.html(int(r))}"
-                f" <small>({_e(_label(y[r] if y.ndim == 1 else r))})</small></li>"
+                f" <small>({_e(_label(row_labels(y, r)))})</small></li>"
                 for r in near_rows[k]
             )
             items.append(
