@@ -50,8 +50,10 @@ def scored_rows(n_classes: int) -> int:
     return min(MAX_SCORED_ROWS, max(MIN_SCORED_ROWS, SCORED_PAIRS // max(int(n_classes), 1)))
 
 
-#: The range ``fit_temperature`` searches (a temperature at a bound means the
-#: scores carry (almost) no information, or are separable on the held-out rows).
+#: The range ``fit_temperature`` searches, in the scores' own units (a
+#: temperature at a bound means the scores carry (almost) no information, are
+#: separable on the held-out rows, or are far from unit scale: scores of 1e6
+#: reach the upper bound; the grid functions follow the scores' units instead).
 TEMPERATURE_BOUNDS = (1e-3, 1e3)
 
 

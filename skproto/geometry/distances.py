@@ -113,7 +113,11 @@ def _refine(D, X, P, X_sqnorm, P_sqnorm) -> None:
 def normalize_rows(X: Any, tol: float = 0.0) -> Any:
     """Rows scaled to unit L2 norm; rows of norm <= ``tol`` become zero.
 
-    For tensors, torch's ``normalize`` (zero rows stay zero; ``tol`` is 1e-12).
+    For tensors, torch's ``normalize``: rows are divided by ``max(norm,
+    1e-12)``, so zero rows stay zero and rows of smaller norm shrink rather
+    than vanish (``tol`` is not read). The numpy path squares the entries: rows
+    whose squared norm under- or overflows (norms near 1e-160 or 1e160, 1e20
+    in float32) become zero; the estimators refuse such data before.
     """
     if is_torch(X):
         import torch
