@@ -871,3 +871,12 @@ def test_helpers_on_repeated_rows_empty_prototypes_and_dead_classes():
     lse, r = class_logsumexp(u, torch.tensor([0, 1, 0, 1]), 2)
     assert torch.isfinite(lse[0, 0]) and lse[0, 1] == -float("inf")
     assert not torch.isnan(r).any() and float(r[0, 0] + r[0, 2]) == pytest.approx(1.0)
+
+
+def test_a_label_no_row_carries_is_warned_of():
+    # it gets prototypes anyway and can be predicted, silently before;
+    # scikit-learn's OneVsRestClassifier warns in the same case
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, np.zeros(150), X[:, 0] > 6]).astype(int)
+    with pytest.warns(UserWarning, match=r"Label\(s\) \[1\] of the multi-label y have no positive"):
+        ProtoClassifier(max_epochs=2, random_state=0).fit(X, Y)

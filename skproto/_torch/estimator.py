@@ -20,6 +20,7 @@ required; ``_refit`` (default: nothing), ``_trainable``,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
@@ -298,6 +299,16 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         self.classes_, T, self._multilabel = _validation.encode_fit_targets(
             self, y, classes=classes, allow_multilabel=self._supports_multilabel
         )
+        if self._multilabel and len(T) and not (T > 0).any(axis=0).all():
+            # as scikit-learn's OneVsRestClassifier warns: such a label gets
+            # prototypes anyway (free vectors), and is predicted for some rows
+            empty = np.flatnonzero(~(T > 0).any(axis=0)).tolist()
+            warnings.warn(
+                f"Label(s) {empty} of the multi-label y have no positive training row; "
+                f"{type(self).__name__} cannot learn them and may predict them.",
+                UserWarning,
+                stacklevel=3,
+            )
         return T
 
     def _fit(self, X, y, sample_weight, *, warm: bool):
