@@ -373,6 +373,15 @@ def test_report_of_a_multilabel_model_adds_up():
         r"<li data-row='(\d+)'><span class='case-text'>row \d+</span> <small>\(([^)]*)\)", page
     )
     assert shown and all(lab == str(np.flatnonzero(Y[int(r)]).tolist()) for r, lab in shown)
+    # each query states the labels predicted (maybe none), then the one explained,
+    # right or wrong as subset accuracy counts (it stated the explained label only)
+    pred = clf.predict(X[:10])
+    for i in range(10):
+        labels = np.flatnonzero(pred[i]).tolist()
+        assert f"&rarr; <b>{labels}</b> (explaining " in page.split(f"data-index='{i}'")[1]
+    assert "subset accuracy on these queries" in page
+    with pytest.raises(ValueError, match=r"y has shape \(10, 3\); the model predicts \(10, 4\)"):
+        make_report(clf, X[:10], Y[:10, :3])
 
 
 def test_report_on_clinc150_names_training_sentences(clinc150):

@@ -339,9 +339,16 @@ def make_report(
         ("queries", str(n)),
     ]
     multilabel = np.ndim(first.predicted) == 2
+    if y is not None and multilabel and np.shape(y) != np.shape(first.predicted):
+        raise ValueError(
+            f"y has shape {np.shape(y)}; the model predicts {np.shape(first.predicted)}."
+        )
     if y is not None and not multilabel:
         right = np.asarray(first.predicted) == np.asarray(y)
         metrics.append(("accuracy on these queries", f"{right.mean():.4f}"))
+    elif y is not None:  # every label right: scikit-learn's subset accuracy
+        right = np.all((np.asarray(first.predicted) > 0) == (np.asarray(y) > 0), axis=1)
+        metrics.append(("subset accuracy on these queries", f"{right.mean():.4f}"))
     if n:
         own, top1 = _evidence_shares(estimator, X, 1)  # one pass for both metrics
         metrics.append(("own-class evidence (mean)", f"{np.mean(own):.3f}"))
@@ -360,13 +367,18 @@ def make_report(
         items = []
         for i in range(p, min(n, p + page_size)):
             pred = first.explained[i]
+            shown_pred = f"<b>{_e(_label(pred))}</b>"
             mark = ""
-            if y is not None and not multilabel:
-                ok = np.asarray(y)[i] == first.predicted[i]
+            if multilabel:  # the predicted labels (maybe none), then the one explained
+                labels = row_labels(np.asarray(first.predicted), np.array(i))
+                shown_pred = f"<b>{_e(str(labels))}</b> (explaining {_e(_label(pred))})"
+            if y is not None:
+                ok = right[i]
+                true = row_labels(np.asarray(y), np.array(i)) if multilabel else np.asarray(y)[i]
                 mark = (
                     " <span class='right'>right</span>"
                     if ok
-                    else f" <span class='wrong'>wrong (true {_e(_label(np.asarray(y)[i]))})</span>"
+                    else f" <span class='wrong'>wrong (true {_e(_label(true))})</span>"
                 )
             query = ""
             if query_cases is not None:
@@ -377,7 +389,7 @@ def make_report(
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"
-                f"<summary>#{i}{query} &rarr; <b>{_e(_label(pred))}</b>{mark}, margin "
+                f"<summary>#{i}{query} &rarr; {shown_pred}{mark}, margin "
                 f"{first.margin[i]:.3g}, in-distribution score {ood[i]:.3g}</summary>"
                 f"<div class='panels'>{panels}</div></details>"
             )
