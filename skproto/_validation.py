@@ -144,7 +144,15 @@ def _float32_rounding_error(X: np.ndarray) -> np.ndarray:
     return error
 
 
-def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = False):
+def validate_fit_data(
+    estimator,
+    X,
+    y,
+    *,
+    reset: bool,
+    multi_output: bool = False,
+    min_spread: float | None = MIN_SPREAD,
+):
     """Validate training ``X`` (dense, finite float, sane magnitude) and ``y``.
 
     Sets ``n_features_in_`` (and ``feature_names_in_``) when ``reset``. With
@@ -156,7 +164,8 @@ def validate_fit_data(estimator, X, y, *, reset: bool, multi_output: bool = Fals
         estimator, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
     )
     check_magnitude(X, estimator)
-    check_spread(X, estimator, MIN_SPREAD, "")
+    if min_spread is not None:  # (None: the caller checks a stricter bound)
+        check_spread(X, estimator, min_spread, "")
     if not multi_output:
         with warnings.catch_warnings():
             # a small partial_fit chunk often has more classes than half its

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _chunking
+
 __all__ = ["LinearHead", "MixtureHead", "NearestHead", "ReasoningHead", "class_logsumexp"]
 
 
@@ -80,8 +82,6 @@ class ReasoningHead(torch.nn.Module):
 
 def _block_logsumexp(log_d: torch.Tensor, log_rp: torch.Tensor) -> torch.Tensor:
     """``logsumexp_k (log_d[:, k] + log_rp[k, c])``, (n, C), a block of classes at a time."""
-    from . import _chunking
-
     n, K = log_d.shape
     step = max(1, _chunking.CHUNK_ELEMENTS // max(n * K, 1))
     blocks = [

@@ -283,8 +283,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     # ------------------------------------------------------------- fitting
     def _validate_training_data(self, X, y, *, reset: bool):
         multi = self._supports_multilabel and _validation.is_multilabel(y)
-        X, y = _validation.validate_fit_data(self, X, y, reset=reset, multi_output=multi)
-        _validation.check_float32_training_range(X, self)
+        X, y = _validation.validate_fit_data(
+            self, X, y, reset=reset, multi_output=multi, min_spread=None
+        )
+        _validation.check_float32_training_range(X, self)  # (its spread bound is stricter)
         return X, y
 
     def _validate_batch(self, X, y, sample_weight, *, reset: bool):
@@ -299,12 +301,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         self.classes_, T, self._multilabel = _validation.encode_fit_targets(
             self, y, classes=classes, allow_multilabel=self._supports_multilabel
         )
-        if self._multilabel and len(T) and not (T > 0).any(axis=0).all():
+        empty = np.flatnonzero(~(T > 0).any(axis=0)) if self._multilabel and len(T) else []
+        if len(empty):
             # as scikit-learn's OneVsRestClassifier warns: such a label gets
             # prototypes anyway (free vectors), and is predicted for some rows
-            empty = np.flatnonzero(~(T > 0).any(axis=0)).tolist()
             warnings.warn(
-                f"Label(s) {empty} of the multi-label y have no positive training row; "
+                f"Label(s) {empty.tolist()} of the multi-label y have no positive training row; "
                 f"{type(self).__name__} cannot learn them and may predict them.",
                 UserWarning,
                 stacklevel=3,

@@ -701,9 +701,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             zeroed = np.trace(Sc) <= floor  # (the floor moves with all the data)
             if zeroed:
                 Sc = np.zeros_like(Sc)
-            label = (
-                self.classes_[c].item() if hasattr(self.classes_[c], "item") else self.classes_[c]
-            )
+            label = self.classes_[c]
             known = None if cache is None or zeroed else cache.get(label)
             if (
                 known is not None

@@ -109,8 +109,10 @@ def _checked_weights(w):
 
 
 def _rows_of_classes(codes, w, wanted, offset):
-    """Global indices of the rows of positive weight whose class is in ``wanted``."""
-    return offset + np.flatnonzero(np.isin(codes, wanted) & (w > 0))
+    """``(2, n)``: global indices and classes of the rows of positive weight whose
+    class is in ``wanted``."""
+    local = np.flatnonzero(np.isin(codes, wanted) & (w > 0))
+    return np.vstack([offset + local, codes[local]])
 
 
 def _complete_sample(T, w, init, val, n_classes: int, per_class: int) -> np.ndarray:
@@ -128,11 +130,11 @@ def _complete_sample(T, w, init, val, n_classes: int, per_class: int) -> np.ndar
         dask.delayed(_rows_of_classes)(tb, wb, missing, off)
         for tb, wb, off in zip(T.to_delayed().ravel(), w.to_delayed().ravel(), offsets)
     ]
-    rows = np.concatenate(dask.compute(*parts))
-    rows = rows[~np.isin(rows, val)]
+    rows, codes = np.hstack(dask.compute(*parts))
+    outside = ~np.isin(rows, val)
+    rows, codes = rows[outside], codes[outside]
     if not len(rows):
         return init
-    codes = take_rows_of((T,), rows)[0]
     keep = np.concatenate([rows[codes == c][:per_class] for c in np.unique(codes)])
     return np.sort(np.concatenate([init, keep]))
 

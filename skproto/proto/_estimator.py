@@ -597,11 +597,6 @@ class ProtoClassifier(TorchPrototypeClassifier):
         rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
         with torch_threads(self._n_threads, blas=True):
             state, indices = self._grow(state, X, T, rng, batch_rows)
-            if first and self.similarity == "rbf" and len(T):
-                # as fit's (a width of 1 read raw digits at accuracy 0.18, not 0.975)
-                with torch.no_grad():
-                    Z = self._network(state, torch.float64).latent(torch.as_tensor(X))
-                state["width"] = np.asarray(self._rbf_width(Z.numpy(), state["prototypes"]))
             net = self._network(state, torch.float32).to(self._device)
             Xb, Tb, wb = X, T, w
             if not first and len(T):  # replay the stored cases: each earlier class weighs
@@ -692,6 +687,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         centers, codes = classwise_kmeans(Zc, T, counts, rng)
         rows = project_onto_rows(centers, Zc, groups=codes, targets=T)
         state = dict(state)
+        if not len(have) and self.similarity == "rbf":  # the first prototypes: the
+            # width as fit derives it (a width of 1 read raw digits at 0.18, not 0.975)
+            state["width"] = np.asarray(self._rbf_width(Z, Z[rows]))
         state["cases"] = np.concatenate([state["cases"], X[rows]])
         state["prototypes"] = np.concatenate([state["prototypes"], Z[rows]])
         state["head.codes"] = np.concatenate([state["head.codes"], codes.astype(float)])
