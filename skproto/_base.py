@@ -21,6 +21,7 @@ size, so a million rows against thousands of prototypes never materialise an
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from collections.abc import Callable
 
@@ -51,13 +52,34 @@ def _sum_by_class(values: np.ndarray, codes: np.ndarray, n_classes: int) -> np.n
     return out
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _fits_float32(a: np.ndarray) -> bool:
     """Whether the finite values of ``a`` fit float32's range."""
     finite = np.abs(a[np.isfinite(a)])
-    return not finite.size or float(finite.max()) <= _FLOAT32_MAX
+    return not finite.size or float(finite.max()) <= _validation.FLOAT32_MAX
+
+
+def same_param(a, b) -> bool:
+    """Whether two parameter values are the same (strings, arrays, dicts, objects)."""
+    if a is b:
+        return True
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    try:
+        if np.ndim(a) or np.ndim(b):
+            return np.array_equal(np.asarray(a), np.asarray(b))
+        return bool(a == b)
+    except (TypeError, ValueError):  # values that do not compare: only the same object is
+        return False
+
+
+def as_fitted(method):
+    """Run ``method`` on :meth:`BasePrototypeClassifier._as_fitted` (the fit's parameters)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        return method(self._as_fitted(), *args, **kwargs)
+
+    return wrapper
 
 
 class BasePrototypeClassifier(
@@ -69,6 +91,34 @@ class BasePrototypeClassifier(
     _pairwise_name = "similarity"
     #: what the per-class bias of the head means
     _bias_name = "bias"
+
+    # ---------------------------------------------------- fitted parameters
+    def _remember_params(self) -> None:
+        """Record the parameters the fitted state now follows (:meth:`_as_fitted`)."""
+        self._fit_params = self.get_params(deep=False)
+
+    def _as_fitted(self):
+        """``self``, or, after a ``set_params`` without a new fit, a view with the
+        parameters of the last fit.
+
+        scikit-learn's convention: a fitted estimator predicts from what it
+        learnt until it is fitted again, whatever ``set_params`` changed in
+        between (NearestMeanClassifier read ``metric`` at predict time and, set
+        from "euclidean" to "cosine", scored 0.097 on digits; a torch
+        estimator rebuilt its network from the new parameters when unpickled).
+        A view (the same fitted state, its own parameters), so no other
+        thread sees them change.
+        """
+        params = self.__dict__.get("_fit_params")
+        if params is None:
+            return self
+        changed = {k: v for k, v in params.items() if not same_param(getattr(self, k), v)}
+        if not changed:
+            return self
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.__dict__.update(changed)
+        return view
 
     # ---------------------------------------------------------------- hooks
     @abstractmethod
@@ -277,6 +327,7 @@ class BasePrototypeClassifier(
         return _validation.validate_predict_data(self, X)
 
     # ---------------------------------------------------------- public API
+    @as_fitted
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Class scores.
 
@@ -297,6 +348,7 @@ class BasePrototypeClassifier(
         S = self._scores(X)
         return S[:, 1] - S[:, 0] if S.shape[1] == 2 and self._link == "softmax" else S
 
+    @as_fitted
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict class labels: the class with the highest probability.
 
@@ -319,10 +371,13 @@ class BasePrototypeClassifier(
         multilabel = self._link == "sigmoid"
         out = np.empty((X.shape[0], n_classes) if multilabel else X.shape[0], dtype=np.intp)
         for s in chunk_slices(X.shape[0], max(n_classes, self._row_elements(X.shape[1]))):
-            proba = self._proba_chunk(X[s])
+            # in predict_proba's dtype (float32 for float32 X): probabilities that
+            # round to a tie there are tied here too (float64 ones broke the tie)
+            proba = self._proba_chunk(X[s]).astype(X.dtype, copy=False)
             out[s] = (proba > 0.5) if multilabel else np.argmax(proba, axis=1)
         return out.astype(int) if multilabel else self.classes_[out]
 
+    @as_fitted
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities.
 
@@ -341,6 +396,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return self._proba(X)
 
+    @as_fitted
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`.
 
@@ -362,6 +418,7 @@ class BasePrototypeClassifier(
         proba = self._proba(X)
         return np.log(np.maximum(proba, np.finfo(proba.dtype).smallest_normal))
 
+    @as_fitted
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """In-distribution score (higher = more typical of the training data).
 
@@ -382,6 +439,7 @@ class BasePrototypeClassifier(
         out = self._map_chunks(lambda x: self._score_samples_chunk(x)[:, None], X, 1, X.dtype)
         return out[:, 0]
 
+    @as_fitted
     def transform(self, X: ArrayLike) -> np.ndarray:
         """Similarity or distance of each sample to every prototype.
 
@@ -399,6 +457,7 @@ class BasePrototypeClassifier(
         X = self._validate_X_predict(X)
         return self._map_chunks(self._pairwise, X, len(self.prototypes_), X.dtype)
 
+    @as_fitted
     def explain(
         self,
         X: ArrayLike,

@@ -48,6 +48,8 @@ MIN_SPREAD = 1e-150
 #: than the minimum spread have squared differences below float32's normal range.
 FLOAT32_MAX_ABS = 1e15
 FLOAT32_MIN_SPREAD = 1e-15
+#: float32's largest number (parameters torch takes as float32 stay below it)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: float32's rounding must move the rows by less than this fraction of their extent.
 FLOAT32_MIN_STEPS = 16
 
@@ -124,7 +126,9 @@ def check_float32_training_range(X: np.ndarray, estimator) -> None:
         # was at chance without a word)
         error = float(np.linalg.norm(_float32_rounding_error(X)))
         extent = float(np.linalg.norm(ptp))
-        if error > extent / FLOAT32_MIN_STEPS:
+        # (rows all equal have no extent to lose: a batch of copies of one row,
+        # like one row, is accepted)
+        if extent > 0 and error > extent / FLOAT32_MIN_STEPS:
             raise ValueError(
                 f"float32, which {_name(estimator)} trains in, moves X's rows by up to "
                 f"{error:.3g}, against an extent of {extent:.3g} (the norm of the "
@@ -213,10 +217,34 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
     if class_weight is None:
         return np.ones(len(classes))
     if isinstance(class_weight, dict):
-        return np.array([float(class_weight.get(c, 1.0)) for c in classes])
+        out = np.array([float(class_weight.get(c, 1.0)) for c in classes])
+        if not np.all(np.isfinite(out) & (out >= 0)):
+            # (negative ones trained on silently; inf and nan failed inside training)
+            bad = {_plain(c): float(v) for c, v in zip(classes, out) if not 0 <= v < np.inf}
+            raise ValueError(f"class_weight values must be finite and non-negative; got {bad}.")
+        return out
     counts = np.asarray(counts, dtype=np.float64)
     present = counts > 0
     return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1.0)), 1.0)
+
+
+def check_class_weight_labels(class_weight, classes: np.ndarray) -> None:
+    """Raise if a ``class_weight`` dict names a label that is not one of ``classes``
+    (as scikit-learn's ``compute_class_weight`` does; a misspelt label was ignored)."""
+    if not isinstance(class_weight, dict):
+        return
+    known = set(np.asarray(classes).tolist())
+    unknown = [k for k in class_weight if _plain(k) not in known]
+    if unknown:
+        raise ValueError(
+            f"class_weight names labels that are not classes: {unknown!r}; "
+            f"the classes are {np.asarray(classes).tolist()!r}."
+        )
+
+
+def _plain(value):
+    """A numpy scalar as the Python value ``tolist`` gives (hashable, comparable)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_two_classes(estimator, classes: np.ndarray) -> None:

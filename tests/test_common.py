@@ -10,6 +10,7 @@ temperature or a probability that is not what the user guide says fails here.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import subprocess
@@ -239,6 +240,36 @@ def test_pickle_round_trip_leaves_both_models_working(name, data):
     np.testing.assert_array_equal(again.predict_proba(X), before)
     np.testing.assert_array_equal(clf.predict_proba(X), before)  # pickling did not touch it
     np.testing.assert_array_equal(again.explain(X[:3]).scores, clf.explain(X[:3]).scores)
+
+
+def _other_params(clf) -> dict:
+    """Parameters that change what a model would learn, each set to another value."""
+    if isinstance(clf, NearestMeanClassifier):
+        metric = "cosine" if clf.metric != "cosine" else "mahalanobis"
+        return dict(metric=metric, temperature=3.0, shrinkage=0.5, priors="uniform")
+    if isinstance(clf, ProtoClassifier):
+        similarity = "rbf" if clf.similarity != "rbf" else "log"
+        head = "linear" if clf.head == "mixture" else "mixture"
+        projection = None if clf.projection is not None else "mlp"
+        return dict(similarity=similarity, head=head, projection=projection, temperature=3.0)
+    reasoning = "positive" if clf.reasoning != "positive" else "nearest"
+    return dict(reasoning=reasoning, loss="glvq" if clf.loss != "glvq" else "cbc", temperature=3.0)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_set_params_without_a_new_fit_changes_no_prediction(name, data):
+    # scikit-learn's convention: a fitted model predicts from what it learnt until
+    # the next fit (NearestMean read its metric at predict time, 0.905 -> 0.097 on
+    # digits; a torch model was rebuilt from the new parameters when unpickled)
+    X, _ = data
+    clf = copy.deepcopy(fitted(name, data))
+    before = clf.predict_proba(X), clf.transform(X), clf.explain(X[:3]).scores
+    clf.set_params(**_other_params(clf))
+    for model in (clf, pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        after = model.predict_proba(X), model.transform(X), model.explain(X[:3]).scores
+        for a, b in zip(after, before):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(model.score_samples(X), fitted(name, data).score_samples(X))
 
 
 @pytest.mark.parametrize("name", [n for n in CONFIGS if not n.startswith("nmc")])
@@ -789,3 +820,218 @@ def test_the_scale_of_the_weights_does_not_matter(name):
             STREAMS[name]().set_params(max_epochs=3).fit(X, y, sample_weight=np.full(150, scale))
         )
         np.testing.assert_array_equal(heavy.predict_proba(X), plain.predict_proba(X))
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_a_stream_follows_the_parameters_of_its_first_calls(name):
+    X, y = make_data(LABELS["strings"])
+    clf = STREAMS[name]().partial_fit(X, y)
+    before = clf.predict_proba(X)
+    clf.set_params(**_other_params(clf))
+    np.testing.assert_array_equal(clf.predict_proba(X), before)  # as after fit
+    if isinstance(clf, NearestMeanClassifier):  # statistics that fit any metric: continues
+        with pytest.raises(ValueError, match="metric, covariance or covariance_shrinkage"):
+            clf.partial_fit(X, y)
+    else:
+        with pytest.raises(ValueError, match="partial_fit continues the fitted network, but"):
+            clf.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_fit_after_partial_fit_starts_afresh(name):
+    # the classes fixed by an earlier stream's classes= outlived fit: a new
+    # class in a later partial_fit was refused after fit, not after a fresh fit
+    X, y = make_data(LABELS["strings"])
+    two = y != "moth"
+    clf = STREAMS[name]().partial_fit(X[two], y[two], classes=["ant", "zebra"])
+    clf.fit(X[two], y[two]).partial_fit(X, y)
+    fresh = STREAMS[name]().fit(X[two], y[two]).partial_fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, ["ant", "moth", "zebra"])
+    np.testing.assert_allclose(clf.predict_proba(X), fresh.predict_proba(X), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (ProtoClassifier, "learning_rate"),
+        (ProtoClassifier, "weight_decay"),
+        (ProtoClassifier, "temperature"),
+        (ProtoClassifier, "alpha"),
+        (ProtoClassifier, "latent_offset"),
+        (RBFPrototypeClassifier, "temperature"),
+        (RBFPrototypeClassifier, "learning_rate"),
+    ],
+)
+def test_parameters_torch_cannot_hold_are_refused(make, name):
+    # torch takes them as float32: 1e300 raised "value cannot be converted to
+    # type float without overflow" (latent_offset: a KMeans NaN error)
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = make_data(LABELS["integers"])
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter"):
+        make(**{name: 1e300}).fit(X, y)
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_weights_float32_cannot_hold_side_by_side_are_refused_clearly(name):
+    # weights 1e-300 and 1 overflowed float32 on both sides of their geometric
+    # mean ("Training diverged... Lower learning_rate"); 1e40 apart now trains
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    make = lambda: STREAMS[name]().set_params(max_epochs=3)
+    for light in (1e-300, 1e200):
+        with pytest.raises(ValueError, match="span 1e\\+(300|200) times, more than float32"):
+            make().fit(X, y, sample_weight=np.where(y == 0, light, 1.0))
+    clf = make().fit(X, y, sample_weight=np.where(y == 0, 1e-40, 1.0))
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+@pytest.mark.parametrize(
+    "class_weight, message",
+    [
+        ({"ant": -1.0}, "class_weight values must be finite and non-negative; got {'ant': -1.0}"),
+        ({"ant": np.inf}, "class_weight values must be finite and non-negative; got {'ant': inf}"),
+        ({"ant": np.nan}, "class_weight values must be finite and non-negative; got {'ant': nan}"),
+        ({"Ant": 3.0}, "class_weight names labels that are not classes: \\['Ant'\\]"),
+    ],
+)
+def test_class_weight_is_checked(name, class_weight, message):
+    # negative weights trained silently, inf and nan failed inside training,
+    # a misspelt label was ignored
+    X, y = make_data(LABELS["strings"])
+    with pytest.raises(ValueError, match=message):
+        STREAMS[name]().set_params(class_weight=class_weight).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RBFPrototypeClassifier(project=True, max_epochs=5, random_state=0),
+        lambda: ProtoClassifier(head="linear", max_epochs=5, random_state=0),
+        lambda: ProtoClassifier(head="linear", projection="mlp", max_epochs=5, random_state=0),
+    ],
+    ids=["rbf-projected", "proto-linear", "proto-linear-mlp"],
+)
+def test_partial_fit_keeps_the_rows_its_prototypes_still_are(make):
+    # projected prototypes were stored as the network's float32 copies and lost
+    # their rows after any partial_fit: a batch of weight 0 moved the
+    # probabilities by 4e-8; a tied ProtoClassifier stored its stale free
+    # vectors (transform no longer the cosine to prototypes_, off by 0.07)
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    clf = make().fit(X, y)
+    rows, proba = clf.prototype_sample_indices_.copy(), clf.predict_proba(X)
+    assert np.all(rows >= 0)
+    clf.partial_fit(X[:10], y[:10], sample_weight=np.zeros(10))
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    np.testing.assert_array_equal(clf.prototype_sample_indices_, rows)
+    if isinstance(clf, ProtoClassifier):  # trained: the map moves, the rows stay
+        clf.partial_fit(X, y)
+        np.testing.assert_array_equal(clf.prototype_sample_indices_, rows)
+        again = clf.set_params(warm_start=True, project=False).fit(X, y)
+        for model in (clf, again):
+            Z = model._inference_network().latent(torch_tensor(X[rows])).numpy()
+            np.testing.assert_allclose(model.prototypes_, Z, atol=1e-12)
+
+
+def torch_tensor(a):
+    import torch
+
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def test_a_warm_start_takes_a_temperature_given_since():
+    # the warm network's stored temperature won: temperature_ stayed 0.856
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(warm_start=True, max_epochs=3, random_state=0).fit(X, y)
+    for t in (2.0, 0.5):
+        assert clf.set_params(temperature=t).fit(X, y).temperature_ == t
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_early_stopping_never_holds_out_a_class_entirely(name):
+    # a stratified split with validation_fraction 0.8 held out both rows of a
+    # class of 2: no prototype, never predicted, no warning
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X, y = X[:102], y[:102]  # classes of 50, 50 and 2 rows
+    for seed in range(3):
+        clf = STREAMS[name]().set_params(validation_fraction=0.8, max_epochs=3, random_state=seed)
+        assert 2 in clf.fit(X, y).prototype_labels_
+
+
+def test_multilabel_early_stopping_with_too_few_rows_trains_without_it():
+    # train_test_split's "test_size=20 should be ... smaller than the number of samples"
+    rng = np.random.RandomState(0)
+    X, Y = rng.normal(size=(20, 4)), (rng.rand(20, 3) > 0.5).astype(int)
+    ProtoClassifier(head="linear", validation_fraction=0.96, max_epochs=2).fit(X, Y)
+    ProtoClassifier(head="linear", max_epochs=2).fit(X[:1], Y[:1])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=2, random_state=0),
+        lambda: ProtoClassifier(projection="mlp", max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=2, random_state=0),
+    ],
+    ids=["proto", "proto-mlp", "rbf"],
+)
+def test_training_ignores_torch_global_settings_and_leaves_them(make):
+    # fit inside torch.no_grad() or inference_mode() failed ("does not require
+    # grad"); under a float64 default dtype the map's layers were float64
+    # ("mat1 and mat2 must have the same dtype"); and building the map drew
+    # from torch's global generator
+    import torch
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    with torch.no_grad():
+        make().fit(X, y).partial_fit(X, y)
+    with torch.inference_mode():
+        make().fit(X, y)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        make().fit(X, y).partial_fit(X, y)
+    finally:
+        torch.set_default_dtype(before)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    pickle.loads(pickle.dumps(make().fit(X, y)))
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_a_batch_of_copies_of_one_row_is_accepted_like_that_row(name):
+    # "float32 ... moves X's rows by up to 7.9e-08, against an extent of 0"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X + 0.1  # values float32 does not hold exactly
+    clf = STREAMS[name]().set_params(max_epochs=2).fit(X, y)
+    clf.partial_fit(X[[7]], y[[7]]).partial_fit(X[[7, 7]], y[[7, 7]])
+
+
+def test_predict_is_the_argmax_of_float32_probabilities_too():
+    # rows far from every prototype: float32 probabilities tie at 1/3 while the
+    # float64 ones predict broke the tie (predict 2, argmax of predict_proba 0)
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X - X.mean(0)
+    clf = ProtoClassifier(
+        n_prototypes_per_class=2, head="linear", similarity="rbf", max_epochs=3, random_state=0
+    ).fit(X, y)
+    far = (X[:5] + 1e6).astype(np.float32)
+    proba = clf.predict_proba(far)
+    assert proba.dtype == np.float32
+    np.testing.assert_array_equal(clf.predict(far), clf.classes_[proba.argmax(1)])

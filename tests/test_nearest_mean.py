@@ -854,3 +854,39 @@ def test_one_row_per_class_is_calibrated_in_the_data_s_units():
     assert log_loss(y, clf.predict_proba(X)) < 5.0
     small = NearestMeanClassifier(temperature="auto").fit(X[rows] / 16.0, y[rows])
     assert small.temperature_ < clf.temperature_ / 100  # squared distances: 256x smaller
+
+
+def test_float32_rows_the_cosine_cannot_score_in_float32_are_scored_in_float64():
+    # rows far from the origin: the cosine's fitted T is 1e-12, its score terms
+    # 1e12, and float32 scores were noise (accuracy 0.11 against 0.905); rows
+    # of norm 1e-25 normalised to zero in float32 (every class 1/3)
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600] + 1e6, y[:600]
+    clf = NearestMeanClassifier(metric="cosine", temperature="auto").fit(X, y)
+    X32 = X.astype(np.float32)
+    np.testing.assert_allclose(clf.predict_proba(X32), clf.predict_proba(X), atol=1e-6)
+    assert clf.score(X32, y) == clf.score(X, y) > 0.9
+    Xs, ys = X[:200] - X[:200].mean(0), y[:200]
+    tiny = NearestMeanClassifier(metric="cosine", temperature="auto").fit(Xs, ys)
+    small = (Xs * 1e-25).astype(np.float32)
+    np.testing.assert_array_equal(tiny.predict(small), tiny.predict(Xs))
+
+
+def test_mahalanobis_scores_ignore_features_whose_variance_is_rounding_noise():
+    # pixels constant within every class of the first 400 digits have variances
+    # of 1e-35 (rounding); the correlation whitening scaled them up to unit
+    # variance (whitening factors of 4e17): decision_function was 0.09 off
+    # explain and an independent pseudo-inverse
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] - X.mean(0), y[:400]
+    clf = NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage=0.0).fit(X, y)
+    D = clf.decision_function(X)
+    np.testing.assert_allclose(clf.explain(X).scores, D, atol=1e-9)
+    inv = np.linalg.pinv(clf.covariance_, rcond=1e-10, hermitian=True)
+    sq = np.stack([np.einsum("ij,jk,ik->i", X - m, inv, X - m) for m in clf.prototypes_], 1)
+    expected = -sq / (2 * clf.temperature_) + np.log(clf.class_prior_)
+    np.testing.assert_allclose(D, expected, atol=1e-8)

@@ -32,8 +32,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
-from .._base import BasePrototypeClassifier
+from .._base import BasePrototypeClassifier, same_param
 from .._chunking import chunk_slices, is_dask, take_rows
+from .._validation import FLOAT32_MAX
 from ..calibration import (
     NO_LOSSES,
     add_grid_losses,
@@ -51,6 +52,7 @@ from .training import (
     to_tensor,
     torch_threads,
     train,
+    training_context,
     weight_unit,
     weighted_accuracy,
 )
@@ -108,12 +110,18 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     #: name of the network buffer that holds the input rows prototypes are tied to
     _cases_buffer: str | None = None
 
+    #: the parameters that shape the fitted network: ``partial_fit``,
+    #: ``fit`` with ``warm_start`` and ``project_prototypes`` continue that
+    #: network, so cannot follow a change of them (:meth:`_check_structure`)
+    _structure_params: tuple = ()
+
     #: parameter constraints of the training settings every torch estimator takes
     _training_constraints: dict = {
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        # (torch takes them as float32 numbers: larger ones raised a RuntimeError)
+        "learning_rate": [Interval(Real, 0, FLOAT32_MAX, closed="neither")],
+        "weight_decay": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -128,6 +136,18 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    def _check_structure(self, action: str, remedy: str) -> None:
+        """Raise if a parameter of :attr:`_structure_params` changed since the last fit."""
+        fitted = self.__dict__.get("_fit_params")
+        if fitted is None:
+            return
+        changed = [n for n in self._structure_params if not same_param(getattr(self, n), fitted[n])]
+        if changed:
+            raise ValueError(
+                f"{action} continues the fitted network, but {', '.join(changed)} "
+                f"changed since it was fitted; {remedy}."
+            )
 
     # ------------------------------------------------------------------ hooks
     def _build(self, X: np.ndarray, T: np.ndarray, rng) -> torch.nn.Module:
@@ -188,6 +208,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _on_projected(self, net, X: np.ndarray, indices: np.ndarray) -> None:
         """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
 
+    def _continued_network(self, state: dict) -> torch.nn.Module:
+        """The float32 network of a fitted ``state`` to train on, at the temperature the
+        parameters give now: a float set since the fit replaces the fitted one (a warm
+        start kept the old one, silently)."""
+        net = self._network(state, torch.float32)
+        buffer = self._temperature_buffer(net)
+        if buffer is not None and self.temperature != "auto":
+            with torch.no_grad():
+                buffer.fill_(float(self.temperature))
+        return net
+
     def _temperature_buffer(self, net) -> torch.Tensor | None:
         """The buffer the link's input is divided by, fitted when ``temperature="auto"``.
 
@@ -236,10 +267,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """Validated sample weights ``w`` times class weights (single-label), float32.
 
         ``T`` codes rows by ``classes`` (default: ``classes_``). The weights
-        are divided by the power of two nearest their geometric mean (an
-        exact scaling: the losses are weighted means, and rows replayed by
-        ``partial_fit`` weigh in rows): weights of 1e39, beyond float32,
-        overflowed, and training reported a divergence.
+        are divided by :func:`~skproto._torch.training.weight_unit`, a power
+        of two (an exact scaling: the losses are weighted means, and rows
+        replayed by ``partial_fit`` weigh in rows): weights of 1e39, beyond
+        float32, overflowed, and training reported a divergence. Weights
+        further apart than float32 holds raise a ValueError.
         """
         if self.class_weight is not None and T.ndim == 2:
             raise ValueError(
@@ -250,8 +282,15 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             classes = self.classes_ if classes is None else classes
             counts = np.bincount(T, minlength=len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
-        w = w / weight_unit(*log2_weights(w))
-        return w.astype(np.float32)
+        scaled = (w / weight_unit(*log2_weights(w))).astype(np.float32)
+        if np.any((scaled == 0) & (w > 0)):
+            raise ValueError(
+                f"The weights of the rows (sample_weight times class_weight) span "
+                f"{w.max() / w[w > 0].min():.3g} times, more than float32, in which "
+                f"{type(self).__name__} trains, can hold next to each other (about 1e57); "
+                "give the lightest rows weight 0, or weigh them less unequally."
+            )
+        return scaled
 
     def _early_stopping_split(self, T, rng):
         """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.
@@ -266,10 +305,16 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         n_val = int(np.ceil(self.validation_fraction * len(T)))
         n_classes = len(self.classes_)
         seed = rng.randint(np.iinfo(np.int32).max)
-        if T.ndim == 2:
+        if T.ndim == 2:  # (all rows held out, or none left: no split, as single-label)
+            if not 0 < n_val < len(T):
+                return fit_rows, None
             return train_test_split(fit_rows, test_size=n_val, random_state=seed)
         if n_val >= n_classes and len(T) - n_val >= n_classes and np.bincount(T).min() >= 2:
-            return train_test_split(fit_rows, test_size=n_val, stratify=T, random_state=seed)
+            fit, val = train_test_split(fit_rows, test_size=n_val, stratify=T, random_state=seed)
+            if len(np.unique(T[fit])) == len(np.unique(T)):
+                return fit, val
+            # (a large validation_fraction held out a small class's every row: it
+            # got no prototype and was never predicted, silently)
         # too little data to stratify: never hold out a class's last training row
         draws = np.random.RandomState(seed)
         order = draws.permutation(len(T))
@@ -317,7 +362,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """The whole of ``fit``: train, then project and refit on every row."""
         X_raw = X
         X, y = self._validate_training_data(X, y, reset=not warm)
+        if not warm:  # a fit starts afresh: nothing of an earlier stream carries over
+            for name in ("_classes_fixed", "_stream_losses"):
+                self.__dict__.pop(name, None)
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
+        _validation.check_class_weight_labels(self.class_weight, self.classes_)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
         X_all, y_all = X, y
         kept = counted_rows(w)
@@ -330,12 +379,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         val = {}
         if val_rows is not None:
             val = dict(X_val=X32[val_rows], targets_val=T[val_rows], weights_val=w[val_rows])
-        with torch_threads(self._n_threads, blas=True):
+        with training_context(self._n_threads):
             if warm:
-                net = self._network(self._state, torch.float32).to(self._device)
+                net = self._continued_network(self._state).to(self._device)
                 history = self.history_
             else:
-                net = self._build(X[fit_rows], T_fit, rng).to(self._device)
+                net = self._build(X[fit_rows], T_fit, rng).to(self._device, torch.float32)
                 history = new_history()
                 self.n_iter_ = 0
             before = len(history["loss"])
@@ -377,6 +426,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 project=self.project,
                 held_out=held_out,
                 held_rows=held_rows,
+                warm=warm,
             )
         if kept is not None:  # rows of the X given to fit
             rows = self.prototype_sample_indices_
@@ -398,8 +448,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         held_out=None,
         search=None,
         held_rows=None,
+        warm=False,
     ) -> None:
         """Projection onto rows of ``X`` (all of them), the refit stage, calibration, store.
+
+        ``warm``: the network continues a fitted one; unprojected, prototypes
+        tied to their rows stay those rows' latent vectors (the stale free
+        vectors were stored), though which rows of this ``X`` is not known.
 
         ``held_out`` (rows, targets, weights) are what ``temperature="auto"``
         is fitted on (default: ``X`` itself), and ``held_rows`` their rows of
@@ -426,7 +481,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 own = _own_prototypes(rows, np.asarray(held_rows))
         self._calibrate(net, *(held_out or (X32, T, w)), history, own=own)
         self._part_indices = None
-        if owner is None:
+        tied = self._kept_prototypes().get("rows") if warm and not project else None
+        if tied is not None:
+            self._store(net, indices, history, rows=tied)
+        elif owner is None:
             self._store(net, indices, history, X_exact=X)
         else:  # parts: exact float64 rows of the chosen parts, named by (row, part)
             found = indices >= 0
@@ -576,12 +634,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             self.n_iter_ = 0
         X32 = X.astype(np.float32, copy=False)
         rng = check_random_state(self.random_state)
-        with torch_threads(self._n_threads, blas=True):
+        keep_exact = {} if first else self._kept_prototypes()
+        with training_context(self._n_threads):
             if first:
-                net = self._build(X, T, rng).to(self._device)
+                net = self._build(X, T, rng).to(self._device, torch.float32)
                 history = new_history()
             else:
-                net = self._network(self._state, torch.float32).to(self._device)
+                net = self._continued_network(self._state).to(self._device)
                 rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
                 history = self.history_
             if len(T):  # the batch has rows of positive weight
@@ -597,19 +656,29 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                     history=history,
                 )
                 self._calibrate_batch(net, X32, T, w, history)
-        self.n_iter_ += 1
-        self._store(net, np.full(len(getattr(net, self._prototype_parameter)), -1), history)
+        self.n_iter_ += int(len(T) > 0)  # (an epoch ran; none for a batch of weight 0)
+        rows = keep_exact.pop("indices", np.full(len(getattr(net, self._prototype_parameter)), -1))
+        self._store(net, rows, history, **keep_exact)
         self._keep_cases(None, X, y, first_row=0)  # earlier prototypes keep their cases
         return self
 
+    def _kept_prototypes(self) -> dict:
+        """``_store``'s arguments (and ``indices``) that keep the stored prototypes'
+        exact values and rows through a ``partial_fit`` that leaves them (or
+        their rows) as they were."""
+        return dict(
+            previous=(self._state[self._prototype_parameter], self.prototype_sample_indices_)
+        )
+
     def _project_onto(self, X, y, sample_weight):
         """Project the fitted prototypes onto (X, y) and run the refit stage."""
+        self._check_structure("project_prototypes", "call fit")
         X, y = self._validate_training_data(X, y, reset=False)
         T = _validation.encode_targets(self, y)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
         X32 = X.astype(np.float32, copy=False)
-        with torch_threads(self._n_threads, blas=True):
-            net = self._network(self._state, torch.float32).to(self._device)
+        with training_context(self._n_threads):
+            net = self._continued_network(self._state).to(self._device)
             rng = check_random_state(self.random_state)
             self._project_and_refit(net, X, X32, T, w, self.history_, rng, project=True)
         return self
@@ -688,17 +757,31 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         return project_onto_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
 
     # ----------------------------------------------------------- fitted state
-    def _store(self, net, indices: np.ndarray, history: dict, X_exact=None, rows=None) -> None:
+    def _store(
+        self, net, indices: np.ndarray, history: dict, X_exact=None, rows=None, previous=None
+    ) -> None:
         """Keep the fitted parameters as float64 numpy arrays (pickles need no torch state).
 
         Projected prototypes are recomputed in float64 from the exact training
         rows (``X_exact[indices]``, or ``rows``: the row of every prototype), so
         a prototype in the input space *equals* its training row.
+        ``previous`` (the stored prototypes and their row indices before a
+        ``partial_fit``, the first of the network's): those that training left
+        where they were keep their exact values and rows (a batch of weight 0,
+        or the earlier classes' components while new ones learn, were rounded
+        to float32 and lost their rows).
         """
+        self._remember_params()  # (the network follows them: _as_fitted)
         state = {
             k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
         }
-        indices = np.asarray(indices, dtype=np.intp)
+        indices = np.array(indices, dtype=np.intp)
+        if previous is not None:
+            before, before_rows = previous
+            now = state[self._prototype_parameter][: len(before)]
+            same = np.all(now.astype(np.float32) == before.astype(np.float32), axis=1)
+            now[same] = before[same]
+            indices[: len(before)][same] = np.asarray(before_rows)[same]
         found = np.flatnonzero(indices >= 0)
         if rows is not None:
             found = np.arange(len(rows))
@@ -747,8 +830,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if "_state" in self.__dict__:
-            self._inference_cache = self._frozen_network(self._state)
+        if "_state" in self.__dict__:  # built with the parameters of the fit
+            self._inference_cache = self._as_fitted()._frozen_network(self._state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -113,6 +113,15 @@ def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def training_context(n_threads: int) -> Iterator[None]:
+    """Train with ``n_threads`` threads (:func:`torch_threads`, BLAS too) and autograd
+    on, whatever the caller set: a fit inside ``torch.no_grad()`` or
+    ``torch.inference_mode()`` failed ("element 0 of tensors does not require grad")."""
+    with torch_threads(n_threads, blas=True), torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
 def to_tensor(a: np.ndarray, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     """A tensor of ``a`` (copied where ``a`` is read-only, e.g. a pandas view)."""
     if not a.flags.writeable:
@@ -367,17 +376,33 @@ def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     return near[np.isfinite(near)]
 
 
-def log2_weights(w: np.ndarray) -> tuple[float, int]:
-    """``(sum of log2 w, count)`` over the positive weights ``w`` (for :func:`weight_unit`)."""
+def log2_weights(w: np.ndarray) -> tuple[float, int, float]:
+    """``(sum of log2 w, count, largest log2 w)`` over the positive weights ``w``
+    (for :func:`weight_unit`)."""
     positive = w[w > 0]
-    return float(np.log2(positive).sum()), int(positive.size)
+    if not positive.size:
+        return 0.0, 0, -np.inf
+    logs = np.log2(positive)
+    return float(logs.sum()), int(positive.size), float(logs.max())
 
 
-def weight_unit(log2_total: float, count: int) -> float:
+#: The largest weight is scaled to at most 2**this: float32 holds up to 2**128.
+_TOP_WEIGHT_LOG2 = 64
+
+
+def weight_unit(log2_total: float, count: int, log2_top: float = -np.inf) -> float:
     """The power of two nearest the geometric mean of ``count`` positive weights
     whose log2 sum to ``log2_total`` (1.0 for none): dividing by it scales
-    the weights exactly, whatever their range."""
-    return float(2.0 ** np.round(log2_total / count)) if count else 1.0
+    the weights exactly, whatever their range. Larger where the largest
+    weight (log2 ``log2_top``) would stay above ``2**64``: weights more than
+    float32's range apart (1e-300 and 1) overflowed float32 on both sides of
+    their geometric mean; now the smallest underflow, as they would next to
+    the largest in any float32 sum.
+    """
+    if not count:
+        return 1.0
+    exponent = max(np.round(log2_total / count), np.round(log2_top) - _TOP_WEIGHT_LOG2)
+    return float(2.0**exponent)
 
 
 #: Attribute of a parameter holding the unit of its values (1.0 if absent).

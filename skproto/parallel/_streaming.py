@@ -146,14 +146,14 @@ def _log2_sum(w):
 
 
 def _weight_scale(w) -> float:
-    """The power of two nearest the geometric mean of the positive weights (one pass)."""
+    """:func:`~skproto._torch.training.weight_unit` of the positive weights (one pass)."""
     import dask
 
     from .._torch.training import weight_unit
 
-    parts = w.map_blocks(_log2_sum, chunks=(1, 2), new_axis=1, dtype=np.float64)
-    total, count = dask.compute(parts.sum(axis=0))[0]
-    return weight_unit(float(total), int(count))
+    parts = w.map_blocks(_log2_sum, chunks=(1, 3), new_axis=1, dtype=np.float64)
+    (total, count), top = dask.compute(parts[:, :2].sum(axis=0), parts[:, 2].max())
+    return weight_unit(float(total), int(count), float(top))
 
 
 def _times_class_weight(w, codes, class_weight):
@@ -251,7 +251,7 @@ def fit_streaming(
     """
 
     from .._torch.estimator import TorchPrototypeClassifier
-    from .._torch.training import new_history, torch_threads, train
+    from .._torch.training import new_history, train, training_context
 
     if not isinstance(estimator, TorchPrototypeClassifier):
         raise ValueError(
@@ -331,7 +331,7 @@ def fit_streaming(
     X32 = X.astype(np.float32)
     estimator._window_blocks = window_blocks
     try:
-        with torch_threads(estimator._n_threads, blas=True):
+        with training_context(estimator._n_threads):
             net = estimator._build(Xs[counted], Tp[counted], rng).to(estimator._device)
             history = new_history()
             estimator.n_iter_ = 0

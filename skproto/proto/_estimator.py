@@ -26,7 +26,9 @@ from .._torch.training import (
     to_tensor,
     torch_threads,
     train,
+    training_context,
 )
+from .._validation import FLOAT32_MAX, FLOAT32_MAX_ABS
 from ..explain._explanation import Explanation
 from ..geometry import normalize_rows, principal_axes
 from ..geometry._array import row_sqnorms
@@ -320,29 +322,30 @@ class ProtoClassifier(TorchPrototypeClassifier):
     _parameter_constraints: dict = {
         "n_prototypes_per_class": [Interval(Integral, 1, None, closed="left")],
         "head": [StrOptions({"mixture", "linear"})],
-        "snap_weight": [Interval(Real, 0, None, closed="left")],
-        "input_noise": [Interval(Real, 0, None, closed="left")],
+        # (torch computes in float32: larger values overflowed inside it)
+        "snap_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "input_noise": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
         "projection": [None, StrOptions({"linear", "mlp"})],
         "projection_dim": [None, StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
-        "latent_offset": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
-        "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "latent_offset": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX_ABS, closed="left")],
+        "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
+        "temperature": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "n_tokens": [None, Interval(Integral, 1, None, closed="left")],
-        "cluster_weight": [Interval(Real, 0, None, closed="left")],
-        "separation_weight": [Interval(Real, 0, None, closed="left")],
-        "l1_weight": [Interval(Real, 0, None, closed="left")],
-        "support_separation_weight": [Interval(Real, 0, None, closed="left")],
-        "closeness_weight": [Interval(Real, 0, None, closed="left")],
-        "discrimination_weight": [Interval(Real, 0, None, closed="left")],
+        "cluster_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "separation_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "l1_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "support_separation_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "closeness_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "discrimination_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
         "project": ["boolean"],
         "push_every": [None, Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
         "last_layer_max_iter": [Interval(Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         **TorchPrototypeClassifier._training_constraints,
-        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     }
 
@@ -451,26 +454,22 @@ class ProtoClassifier(TorchPrototypeClassifier):
             )
         warm = self.warm_start and hasattr(self, "_state")
         if warm:  # (changed, the saved network no longer fits, or the change was ignored)
-            changed = [
-                name
-                for name, value in self._structure().items()
-                if getattr(self, "_fitted_structure", {}).get(name, value) != value
-            ]
-            if changed:
-                raise ValueError(
-                    f"warm_start continues the fitted network, but {', '.join(changed)} "
-                    "changed since it was fitted; set warm_start=False to fit afresh."
-                )
+            self._check_structure("warm_start", "set warm_start=False to fit afresh")
         self._fit(X, y, sample_weight, warm=warm)
         self._n_seen = _num_samples(X)
-        self._fitted_structure = self._structure()
         return self
 
-    def _structure(self) -> dict:
-        """The parameters that shape the network (a warm start cannot change them)."""
-        names = ["head", "similarity", "projection", "projection_dim", "n_prototypes_per_class"]
-        names += ["prototype_kind", "latent_offset", "rbf_width", "n_tokens"]
-        return {name: getattr(self, name) for name in names}
+    _structure_params = (
+        "head",
+        "similarity",
+        "projection",
+        "projection_dim",
+        "n_prototypes_per_class",
+        "prototype_kind",
+        "latent_offset",
+        "rbf_width",
+        "n_tokens",
+    )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
@@ -520,6 +519,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         -------
         self : ProtoClassifier
         """
+        if hasattr(self, "_state"):
+            self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
         if self.n_tokens:
             raise ValueError(
                 "partial_fit does not support n_tokens (token prototypes) yet; use fit."
@@ -595,9 +596,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         incremental = bool(had.size) and np.setdiff1d(np.unique(T), had).size > 0
         rng = np.random.RandomState(check_random_state(self.random_state).randint(2**31 - 1))
         rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
-        with torch_threads(self._n_threads, blas=True):
+        with training_context(self._n_threads):
             state, indices = self._grow(state, X, T, rng, batch_rows)
-            net = self._network(state, torch.float32).to(self._device)
+            net = self._continued_network(state).to(self._device)
             Xb, Tb, wb = X, T, w
             if not first and len(T):  # replay the stored cases: each earlier class weighs
                 # as an average one
@@ -976,6 +977,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def _snapped_values(self, net, rows):
         return rows if net.latent_map is None else self._evaluate(net, rows, "latent")
+
+    def _kept_prototypes(self) -> dict:
+        if float(self._state.get("tied", 0.0)) and self.projection is not None:
+            # each prototype is its row's latent vector, whatever the map learns:
+            # it stays that row (its stale free vector was stored, and its row lost)
+            return dict(rows=self._state["cases"], indices=self.prototype_sample_indices_)
+        return super()._kept_prototypes()
 
     def _exact_prototypes(self, net, rows):
         if net.latent_map is None:

@@ -50,7 +50,9 @@ def make_latent_map(
         return None
 
     def linear(n_in, n_out):
-        layer = torch.nn.Linear(n_in, n_out)
+        # (no default initialisation: it drew from torch's global generator, and
+        # in torch's default dtype, which a user may have set to float64)
+        layer = torch.nn.utils.skip_init(torch.nn.Linear, n_in, n_out, dtype=dtype)
         bound = 1.0 / np.sqrt(n_in)
         with torch.no_grad():
             weight = rng.uniform(-bound, bound, (n_out, n_in))

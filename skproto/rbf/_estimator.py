@@ -23,7 +23,9 @@ from .._torch.training import (
     squared_distances_to_others,
     torch_threads,
     train,
+    training_context,
 )
+from .._validation import FLOAT32_MAX
 from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
@@ -227,14 +229,16 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     _bias_name = "bias"
     _prototype_parameter = "components"
 
+    _structure_params = ("n_components", "reasoning", "loss", "omega_dim", "sigma", "learn_sigma")
+
     _parameter_constraints: dict = {
         "n_components": [None, Interval(Integral, 1, None, closed="left")],
         "reasoning": [None, StrOptions({"positive_negative", "positive", "nearest"})],
         "loss": [StrOptions({"cbc", "robust", "glvq"})],
-        "margin": [None, Interval(Real, 0, None, closed="left")],
-        "sigma": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "margin": [None, Interval(Real, 0, FLOAT32_MAX, closed="left")],
+        "sigma": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
         "learn_sigma": ["boolean"],
-        "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "temperature": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
         "omega_dim": [None, Interval(Integral, 1, None, closed="left")],
         "project": ["boolean"],
         "project_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -350,6 +354,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         -------
         self : RBFPrototypeClassifier
         """
+        if hasattr(self, "_state"):
+            self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
         if self._head_kind != "nearest":
             return self._partial_fit(X, y, classes, sample_weight)
         first = not hasattr(self, "_state")
@@ -370,17 +376,18 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             X, y, w = X[kept], y[kept], w[kept]
         rng = check_random_state(self.random_state)
         rng = np.random.RandomState(rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0))
-        with torch_threads(self._n_threads, blas=True):
+        keep_exact = {} if first else self._kept_prototypes()
+        with training_context(self._n_threads):
             if first:
                 self.classes_, self._multilabel = classes_, multilabel
                 self._classes_fixed = declared is not None
                 self.n_iter_ = 0
-                net = self._build(X, np.searchsorted(classes_, y), rng)
+                net = self._build(X, np.searchsorted(classes_, y), rng).to(dtype=torch.float32)
                 history = new_history()
             else:
                 n_old, earlier = len(self._state["components"]), self.classes_
                 state = self._grown_state(classes_, X, y, rng)
-                net = self._network(state, torch.float32)
+                net = self._continued_network(state)
                 history = self.history_
                 self._moments = reindex_moments(self._moments, earlier, self.classes_)
             net = net.to(self._device)
@@ -423,8 +430,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                     with torch.no_grad():
                         net.components[: len(kept)] = kept
                 self._calibrate_batch(net, X, T, w, history)
-        self.n_iter_ += 1
-        self._store(net, np.full(len(net.components), -1), history)
+        self.n_iter_ += int(len(T) > 0)  # (an epoch ran; none for a batch of weight 0)
+        self._store(net, np.full(len(net.components), -1), history, **keep_exact)
         self._keep_cases(None, X, y, first_row=0)  # earlier components keep their cases
         return self
 
