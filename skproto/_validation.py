@@ -74,8 +74,10 @@ def max_abs(X: np.ndarray) -> float:
     return float(max(X.max(), -X.min()))
 
 
-def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> float:
-    """Raise a ValueError when ``X`` holds values whose squares would overflow.
+def check_magnitude(
+    X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE, what: str = "squared distances"
+) -> float:
+    """Raise a ValueError when ``X`` holds values whose squares (``what``) would overflow.
 
     Returns ``max |X|``.
     """
@@ -83,7 +85,7 @@ def check_magnitude(X: np.ndarray, estimator, limit: float = MAX_ABS_VALUE) -> f
     if top > limit:
         raise ValueError(
             f"X contains values up to {top:.3g} in magnitude; {_name(estimator)} accepts "
-            f"at most {limit:g}, beyond which squared distances overflow. Rescale X "
+            f"at most {limit:g}, beyond which {what} overflow. Rescale X "
             "(e.g. with sklearn.preprocessing.StandardScaler)."
         )
     return top
@@ -167,7 +169,7 @@ def validate_fit_data(
     X, y = validate_data(
         estimator, X, y, reset=reset, dtype=[np.float64, np.float32], multi_output=multi_output
     )
-    check_magnitude(X, estimator)
+    check_magnitude(X, estimator, *getattr(estimator, "_fit_magnitude_limit", lambda: ())())
     if min_spread is not None:  # (None: the caller checks a stricter bound)
         check_spread(X, estimator, min_spread, "")
     if not multi_output:

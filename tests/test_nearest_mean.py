@@ -890,3 +890,18 @@ def test_mahalanobis_scores_ignore_features_whose_variance_is_rounding_noise():
     sq = np.stack([np.einsum("ij,jk,ik->i", X - m, inv, X - m) for m in clf.prototypes_], 1)
     expected = -sq / (2 * clf.temperature_) + np.log(clf.class_prior_)
     np.testing.assert_allclose(D, expected, atol=1e-8)
+
+
+def test_ledoit_wolf_refuses_magnitudes_whose_fourth_moments_overflow():
+    # at 1e77 the fourth moments overflowed float64: shrinkage 1.0, then NaN,
+    # with RuntimeWarnings; below the limit it is the same at every scale
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X - X.mean(0)
+    make = lambda: NearestMeanClassifier(metric="mahalanobis", covariance_shrinkage="ledoit_wolf")
+    base = make().fit(X, y).covariance_shrinkage_
+    assert np.isclose(make().fit(X * 1e60, y).covariance_shrinkage_, base, rtol=1e-10)
+    with pytest.raises(ValueError, match="at most 1e\\+70, beyond which ledoit_wolf's fourth"):
+        make().fit(X * 1e77, y)
+    NearestMeanClassifier(metric="mahalanobis").fit(X * 1e77, y)  # (OAS needs no fourth moment)

@@ -1,6 +1,7 @@
 """Behaviour of ProtoClassifier: projection, faithfulness, determinism, errors."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -880,3 +881,18 @@ def test_a_label_no_row_carries_is_warned_of():
     Y = np.column_stack([y == 0, np.zeros(150), X[:, 0] > 6]).astype(int)
     with pytest.warns(UserWarning, match=r"Label\(s\) \[1\] of the multi-label y have no positive"):
         ProtoClassifier(max_epochs=2, random_state=0).fit(X, Y)
+
+
+@pytest.mark.parametrize("temperature", [1e-10, 1e-20])
+def test_the_linear_last_layer_refit_works_at_any_given_temperature(temperature):
+    # solved in W, a temperature of 1e-10 scaled L-BFGS's gradients by 1e10:
+    # last_layer_ became NaN (predict raised); at 1e-20 it stayed 0 (chance)
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = X - X.mean(0)
+    clf = ProtoClassifier(head="linear", temperature=temperature, max_epochs=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (two epochs: convergence is not the point)
+        clf.fit(X, y)
+    assert np.all(np.isfinite(clf.last_layer_)) and clf.score(X, y) > 0.9

@@ -224,6 +224,17 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.temperature = temperature
 
     # ------------------------------------------------------------ fitting
+    def _fit_magnitude_limit(self) -> tuple:
+        """``check_magnitude``'s limit for training rows, where stricter than the default.
+
+        Ledoit-Wolf's shrinkage needs ``sum w ||x - m||^4``: at values of 1e77
+        it overflowed float64 (the shrinkage became 1, then NaN, with
+        RuntimeWarnings); 1e70 leaves room for 1e4 features and 1e9 rows.
+        """
+        if self.metric == "mahalanobis" and self.covariance_shrinkage == "ledoit_wolf":
+            return 1e70, "ledoit_wolf's fourth moments"
+        return ()
+
     def _stats_layout(self) -> dict:
         """Which statistics the current parameters need."""
         if self.metric != "mahalanobis":

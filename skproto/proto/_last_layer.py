@@ -71,9 +71,13 @@ def refit_last_layer(
     off = 1.0 - torch.nn.functional.one_hot(codes_t, n_classes).to(S.dtype)
     temperature = float(head.temperature)
     W = head.weight
+    # solved for V = W / T, the problem's own scale (in W, a temperature of 1e-10
+    # scaled the gradients by 1e10: L-BFGS stepped to NaN, silently; at 1e-20 it
+    # stayed at W = 0, every class 1/3)
+    V = torch.zeros_like(W, requires_grad=True)
     max_eval = max_iter * 5 // 4
     optimizer = torch.optim.LBFGS(
-        [W],
+        [V],
         lr=1.0,
         max_iter=max_iter,
         max_eval=max_eval,
@@ -86,22 +90,27 @@ def refit_last_layer(
 
     def closure():
         optimizer.zero_grad()
-        data = classification_loss(S @ W / temperature, targets)
-        Wt = W / temperature
-        loss = ((data * wt).sum() + 0.5 * alpha * (Wt * (G @ Wt)).sum()) / wsum
-        if l1_weight:
-            loss = loss + l1_weight * torch.sqrt((W * off) ** 2 + 1e-8).sum()
+        data = classification_loss(S @ V, targets)
+        loss = ((data * wt).sum() + 0.5 * alpha * (V * (G @ V)).sum()) / wsum
+        if l1_weight:  # (on W itself)
+            loss = loss + l1_weight * torch.sqrt((V * temperature * off) ** 2 + 1e-8).sum()
         loss.backward()
         evaluations.append(float(loss.detach()))
         return loss
 
     start = time.perf_counter()
     optimizer.step(closure)
-    n_iter = int(optimizer.state[W]["n_iter"])
+    n_iter = int(optimizer.state[V]["n_iter"])
     n_eval = len(evaluations)
-    closure()  # the gradient at the final W
-    grad_max = float(W.grad.abs().max())
-    W.grad = None
+    closure()  # the gradient at the final V, in W's units
+    grad_max = float(V.grad.abs().max()) / temperature
+    if not bool(torch.isfinite(V).all()):
+        raise ValueError(
+            "The last-layer refit diverged (non-finite weights); the similarities may be "
+            "too large for float32. Rescale X, or use head='mixture'."
+        )
+    with torch.no_grad():
+        W.copy_(V * temperature)
     hit_iter, hit_eval = n_iter >= max_iter, n_eval >= max_eval
     # L-BFGS also stops when the loss or the step stops changing (float32 precision)
     converged = grad_max <= GRADIENT_TOL or not (hit_iter or hit_eval)
