@@ -570,3 +570,37 @@ def test_dask_fits_refuse_labels_mixing_strings_and_numbers():
         fit_nearest_mean(NearestMeanClassifier(), Xd, yd)
     with pytest.raises(ValueError, match="Mix of label types"):
         fit_streaming(ProtoClassifier(random_state=0), Xd, yd)
+
+
+def test_the_wrapper_is_a_classifier_to_scikit_learn(data):
+    # is_classifier was False: cross_val_score chose unstratified KFold and, on
+    # iris sorted by class, scored [0, 0, 0]; score took no sample_weight
+    from sklearn.base import is_classifier
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    wrapped = ParallelPostFit(NearestMeanClassifier())
+    assert is_classifier(wrapped)
+    np.testing.assert_array_equal(
+        cross_val_score(wrapped, X, y, cv=3), cross_val_score(NearestMeanClassifier(), X, y, cv=3)
+    )
+    w = np.linspace(0.1, 2.0, len(y))
+    model = wrapped.fit(X, y)
+    assert model.score(X, y, sample_weight=w) == model.estimator_.score(X, y, sample_weight=w)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_a_multilabel_model_predicts_lazily_as_in_memory(n_labels):
+    # predict (and, for 2 labels, decision_function) was declared one column:
+    # "could not broadcast input array from shape (40,3) into shape (40,)";
+    # score averaged every label instead of subset accuracy
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 4))
+    Y = (X[:, :n_labels] + 0.3 * rng.normal(size=(120, n_labels)) > 0).astype(int)
+    model = ParallelPostFit(ProtoClassifier(head="linear", max_epochs=3, random_state=0)).fit(X, Y)
+    lazy = da.from_array(X, chunks=40)
+    for method in ("predict", "predict_proba", "decision_function"):
+        got = getattr(model, method)(lazy)
+        np.testing.assert_array_equal(got.compute(), getattr(model.estimator_, method)(X))
+    assert model.score(lazy, Y) == model.estimator_.score(X, Y)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.metrics import accuracy_score
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -29,7 +30,7 @@ def _call(block, est, method, names, dtype=None):
     return out if dtype is None else np.asarray(out, dtype=dtype)
 
 
-class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
+class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Predict with a skproto estimator on dask arrays, block by block.
 
     Parameters
@@ -110,11 +111,12 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
 
     def _width(self, est, method: str) -> int | None:
         """Output columns of ``method`` (None: one value per row)."""
-        if method in ("predict", "score_samples"):
+        multilabel = getattr(est, "_link", None) == "sigmoid"  # (a label indicator per row)
+        if method == "score_samples" or (method == "predict" and not multilabel):
             return None
         if method == "transform":
             return len(est.prototypes_)
-        if method == "decision_function" and len(est.classes_) == 2:
+        if method == "decision_function" and len(est.classes_) == 2 and not multilabel:
             return None
         return len(est.classes_)
 
@@ -209,11 +211,14 @@ class ParallelPostFit(MetaEstimatorMixin, BaseEstimator):
             X = pd.DataFrame(X, columns=names)
         return self._fitted().explain(X, **kwargs)
 
-    def score(self, X: Any, y: Any) -> float:
-        """Mean accuracy (dask inputs computed blockwise)."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy, as ``estimator_.score`` (subset accuracy for multi-label y);
+        dask inputs are computed blockwise."""
         pred = self.predict(X)
         if is_dask(pred):
             pred = pred.compute()
         if is_dask(y) or is_dask_frame(y):
             y = y.compute()
-        return float(np.mean(pred == np.asarray(y)))
+        if is_dask(sample_weight) or is_dask_frame(sample_weight):
+            sample_weight = sample_weight.compute()
+        return float(accuracy_score(np.asarray(y), pred, sample_weight=sample_weight))
