@@ -224,10 +224,14 @@ def grid_log_loss(
     # log p_c = Dn_c / t + lp_c - log sum_j exp(Dn_j / t + lp_j), with Dn = D - max D
     Dn = D - D.max(axis=1, keepdims=True)
     true = Dn[rows, T]
-    # the uniform target's mean over the classes that can occur (finite prior)
-    mean_dn = np.where(finite, Dn, 0.0).sum(axis=1) / n_finite
+    # the uniform target's mean over the classes the row can take (finite prior
+    # and score; one -inf score made the mean -inf, its loss inf at every
+    # temperature, and the grid's first temperature was chosen)
     lp_finite = np.where(finite, log_prior, 0.0)
-    mean_lp = lp_finite.sum() / n_finite
+    can = finite & np.isfinite(Dn)
+    n_can = can.sum(axis=1)
+    mean_dn = np.where(can, Dn, 0.0).sum(axis=1) / n_can
+    mean_lp = np.where(can, lp_finite, 0.0).sum(axis=1) / n_can
     flat = bool(np.all(lp_finite[finite] == lp_finite[finite][0])) if n_finite else True
     if flat:  # a constant prior cancels: the exponent needs no per-class term
         c = lp_finite[finite][0] if n_finite else 0.0

@@ -345,3 +345,14 @@ def test_grid_losses_with_an_improbable_top_class_are_exact(prior):
         Z = D / t + lp
         exact = -(Z - logsumexp(Z, axis=1, keepdims=True))[np.arange(3), T].sum()
         assert sums[0, i] == pytest.approx(exact, rel=1e-5, abs=1e-6)
+
+
+def test_one_impossible_class_of_one_row_does_not_decide_the_grid_temperature():
+    # one -inf score in a row (not its true class) made the uniform target's
+    # loss inf at every temperature: the grid's lowest was chosen (3.8 -> 0.001)
+    S, y = sampled_labels(4.0, n=2000)
+    lp = np.zeros(S.shape[1])
+    clean = grid_temperature(*grid_log_loss(S, lp, y, None))
+    row = int(np.flatnonzero(y != 0)[0])
+    S[row, 0] = -np.inf
+    assert grid_temperature(*grid_log_loss(S, lp, y, None)) == pytest.approx(clean, rel=0.01)
