@@ -148,8 +148,8 @@ class BasePrototypeClassifier(
 
         The shifted scores for the softmax; the exact scores (logits) for the
         sigmoid. An estimator whose probabilities are not a softmax of its
-        scores returns here what they are a softmax of (``log p_c`` for
-        normalised scores ``p_c / sum p``).
+        scores returns here what they are a softmax of (``log p_c / T`` for
+        ``RBFPrototypeClassifier``'s ``p_c^(1/T) / sum p^(1/T)``).
         """
         if self._link == "sigmoid":
             return self._scores_chunk(X)

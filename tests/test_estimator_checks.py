@@ -54,8 +54,8 @@ _MIXTURE_REASON = (
 
 _PROBA_REASON = (
     "decision_function returns the class scores p_c (what explain adds up; p_1 - p_0 "
-    "for two classes) and predict_proba their normalisation p_c / sum p, so "
-    "p_1 / (p_0 + p_1) can order two samples differently from p_1 - p_0"
+    "for two classes) and predict_proba their normalisation p_c^(1/T) / sum p^(1/T), "
+    "which can order two samples differently from p_1 - p_0"
 )
 
 

@@ -221,3 +221,27 @@ def test_metrics_of_a_model_fitted_on_a_dataframe_are_silent():
             own_class_evidence(est, X)
             top_k_evidence_share(est, X)
             prototype_purity(est, X, y)
+
+
+def test_every_metric_takes_a_pipeline_ending_in_a_skproto_estimator():
+    # "'Pipeline' object has no attribute '_validate_X_predict'"
+    from sklearn.datasets import load_iris
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto import NearestMeanClassifier
+    from skproto import metrics as m
+
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    Z, clf = pipe[0].transform(X), pipe[-1]
+    assert m.own_class_evidence(pipe, X) == m.own_class_evidence(clf, Z)
+    assert m.top_k_evidence_share(pipe, X, 2) == m.top_k_evidence_share(clf, Z, 2)
+    assert m.prototype_purity(pipe, X, y) == m.prototype_purity(clf, Z, y)
+    np.testing.assert_array_equal(m.prototype_neighbors(pipe, X), m.prototype_neighbors(clf, Z))
+    assert m.explanation_stability(pipe, X, random_state=0) == m.explanation_stability(
+        clf, Z, random_state=0
+    )
+    assert m.global_size(pipe) == m.global_size(clf) == 3
+    with pytest.raises(ValueError, match="skproto.metrics measure a skproto estimator"):
+        m.global_size(StandardScaler().fit(X))

@@ -563,3 +563,18 @@ def test_certified_radius_forms_the_component_gaps_once(monkeypatch):
     monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 200)  # many chunks of rows
     np.testing.assert_array_equal(clf.certified_radius(X), whole)
     assert calls == [True]
+
+
+def test_certified_accuracy_checks_eps_and_certified_radius_takes_a_column_y():
+    # a negative eps counted misclassified samples (radius 0) as certified:
+    # 1.0 against an accuracy of 0.973; a y of shape (n, 1) raised IndexError
+    from sklearn.datasets import load_iris
+
+    from skproto import certified_accuracy
+
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="glvq", max_epochs=5, random_state=0).fit(X, y)
+    for eps in (-1.0, np.nan, [0.1, -0.1]):
+        with pytest.raises(ValueError, match="eps must be finite and non-negative"):
+            certified_accuracy(clf, X, y, eps)
+    np.testing.assert_array_equal(clf.certified_radius(X, y[:, None]), clf.certified_radius(X, y))

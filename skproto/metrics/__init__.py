@@ -1,9 +1,9 @@
 """Interpretability metrics of prototype classifiers, computed from ``explain``.
 
-Every metric works with any fitted skproto estimator. Each evaluates the
-*evidence* for a prediction: the contributions ``c_k`` of the prototypes to
-the score of the explained (predicted) class, which ``explain`` reports
-exactly. Positive contributions are evidence *for* the class; the metrics
+Every metric works with any fitted skproto estimator, or a Pipeline that ends
+in one. Each evaluates the *evidence* for a prediction: the contributions
+``c_k`` of the prototypes to the score of the explained (predicted) class,
+which ``explain`` reports exactly. Positive contributions are evidence *for* the class; the metrics
 ask whose they are, how concentrated they are, how stable the strongest one
 is, and how clean the prototypes' neighbourhoods are.
 
@@ -44,6 +44,28 @@ def _aggregate(values: np.ndarray, aggregate: str | None):
     raise ValueError(f"aggregate must be 'mean', 'median' or None, got {aggregate!r}.")
 
 
+def _model(estimator, X=None):
+    """``(the skproto estimator, X)``: the last step of a Pipeline, with ``X``
+    transformed by the steps before it; with the parameters of its fit.
+
+    (A Pipeline failed with "'Pipeline' object has no attribute
+    '_validate_X_predict'".)
+    """
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, Pipeline):
+        if X is not None:
+            X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
+    if not isinstance(estimator, BasePrototypeClassifier):
+        raise ValueError(
+            "skproto.metrics measure a skproto estimator (or a Pipeline that ends in one), "
+            f"got {type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    return estimator._as_fitted(), X
+
+
 def _explain(estimator, X: np.ndarray, **kwargs):
     """``estimator.explain`` of rows ``X`` already validated against it (a numpy
     array where the estimator was fitted on a DataFrame: not a sign of a wrong X)."""
@@ -58,7 +80,7 @@ def _evidence(estimator, X):
     Columns are prototypes in the order of ``prototypes_``. Uses ``explain``
     with every prototype listed, in row chunks of bounded size.
     """
-    check_is_fitted(estimator)
+    estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     K, C = len(estimator.prototypes_), len(estimator.classes_)
     if getattr(estimator, "_contributions_are_own_class", False):
@@ -203,7 +225,9 @@ def prototype_neighbors(
     Returns
     -------
     rows : ndarray of shape (n_prototypes, min(n_neighbors, n_samples))
-        Row indices of ``X``.
+        Row indices of ``X``; -1 for a prototype that does not exist yet
+        (``NearestMeanClassifier``'s NaN mean of a class declared to
+        ``partial_fit`` without rows): no row is near it.
 
     Examples
     --------
@@ -218,7 +242,7 @@ def prototype_neighbors(
     """
     if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
         raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
-    check_is_fitted(estimator)
+    estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     K = len(estimator.prototypes_)
     m = min(n_neighbors, len(X))
@@ -286,7 +310,7 @@ def prototype_purity(
     >>> prototype_purity(clf, X, y, n_neighbors=50, aggregate=None)
     array([1.  , 0.84, 0.82])
     """
-    check_is_fitted(estimator)
+    estimator, X = _model(estimator, X)
     y = np.asarray(y)
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
@@ -373,7 +397,7 @@ def explanation_stability(
         raise ValueError(f'noise must be a positive float or "auto", got {noise!r}.')
     if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
-    check_is_fitted(estimator)
+    estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     if auto:
         noise = 0.05 * float(np.median(np.linalg.norm(X, axis=1))) if len(X) else 0.0
@@ -421,7 +445,7 @@ def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int
     """
     if not 0 <= tol < 1:
         raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
-    check_is_fitted(estimator)
+    estimator, _ = _model(estimator)
     strength = np.asarray(estimator._connection_strength(), dtype=np.float64)
     strength = np.where(_present(estimator), strength, 0.0)
     top = strength.max(initial=0.0)

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
+from .._base import as_fitted
 from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
@@ -1016,6 +1017,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             check_token_layout(X, self.n_tokens)
         return X
 
+    @as_fitted
     def matched_tokens(self, X: ArrayLike) -> np.ndarray:
         """With ``n_tokens``: the token slot of each row that each prototype matches best.
 
@@ -1048,6 +1050,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 out[s : s + rows] = np.where(mask.any(dim=1).numpy()[:, None], best, -1)
         return out
 
+    @as_fitted
     def explain(
         self,
         X: ArrayLike,

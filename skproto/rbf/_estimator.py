@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
+from .._base import as_fitted
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -83,7 +84,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     or by its absence), positive reasoning only (``"positive"``, a normalised
     RBF network) or the nearest-prototype head (``"nearest"``, GLVQ:
     ``p_c = max_{k in c} d_k``). ``decision_function`` returns ``p_c`` and
-    ``predict_proba`` their normalisation ``p_c / sum p``. By default
+    ``predict_proba`` ``p_c^(1/T) / sum p^(1/T)`` (``T = temperature_``; the
+    plain normalisation ``p_c / sum p`` at ``T = 1``). By default
     (``loss="robust"``) the nearest head is trained to enlarge its certified
     radius, with three components per class.
 
@@ -179,9 +181,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     prototype_sample_indices_ : ndarray of shape (n_components,)
         Training row each component was projected onto (-1 if not).
     reasoning_positive_, reasoning_negative_ : ndarray of shape (n_components, n_classes)
-        ``r+`` and ``r-`` (zero where absent); per class, their sum over
-        components is 1. For the nearest head, ``r+`` is the 0/1 membership
-        of each component in its class.
+        ``r+`` and ``r-`` (zero where absent). For the CBC heads, per class,
+        the sum of both over components is 1; for the nearest head, ``r+`` is
+        the 0/1 membership of each component in its class (summing to the
+        class's number of components) and ``r-`` is 0.
     temperature_ : float
         The temperature of ``predict_proba``.
     sigma_ : float
@@ -695,6 +698,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         return np.zeros(len(self.classes_))
 
     # ------------------------------------------------------- robustness
+    @as_fitted
     def certified_radius(self, X: ArrayLike, y: ArrayLike | None = None) -> np.ndarray:
         """Certified L2 radius of each prediction.
 
@@ -718,7 +722,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         X = self._validate_X_predict(X)
         pred = np.searchsorted(self.classes_, self.predict(X))
         if y is not None:
-            y = np.asarray(y)
+            y = column_or_1d(y)  # (as score: a column vector raised an IndexError)
             if len(y) != len(X):
                 raise ValueError(f"y has {len(y)} labels for {len(X)} samples.")
             _validation.check_label_kinds(self.classes_, np.unique(y))

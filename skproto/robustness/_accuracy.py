@@ -37,7 +37,10 @@ def certified_accuracy(
     >>> bool(acc[0] >= acc[1] >= acc[2] == 0.0)
     True
     """
-    radius = estimator.certified_radius(X, y)
     eps_arr = np.asarray(eps, dtype=float)
+    if not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
+        # (a negative eps counted misclassified samples, of radius 0, as certified)
+        raise ValueError(f"eps must be finite and non-negative; got {eps!r}.")
+    radius = estimator.certified_radius(X, y)
     acc = (radius[None, :] > eps_arr.reshape(-1, 1)).mean(axis=1)
     return float(acc[0]) if eps_arr.ndim == 0 else acc
