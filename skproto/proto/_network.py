@@ -50,9 +50,13 @@ def make_latent_map(
         return None
 
     def linear(n_in, n_out):
-        # (no default initialisation: it drew from torch's global generator, and
-        # in torch's default dtype, which a user may have set to float64)
-        layer = torch.nn.utils.skip_init(torch.nn.Linear, n_in, n_out, dtype=dtype)
+        # built without torch's initialisation, which drew from its global
+        # generator, in torch's default dtype (a user may have set float64)
+        layer = torch.nn.Linear.__new__(torch.nn.Linear)
+        torch.nn.Module.__init__(layer)
+        layer.in_features, layer.out_features = n_in, n_out
+        layer.weight = torch.nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
+        layer.bias = torch.nn.Parameter(torch.empty(n_out, dtype=dtype))
         bound = 1.0 / np.sqrt(n_in)
         with torch.no_grad():
             weight = rng.uniform(-bound, bound, (n_out, n_in))
