@@ -97,10 +97,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         uniform priors. "auto" fits ``T`` to held-out rows so that
         ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
         most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of
-        its values, so neither the order of the rows nor repeating a row
-        instead of weighting it changes the choice) is scored by the model of
-        the other rows; in ``partial_fit``, each chunk is scored by the model
-        before it is learnt; ``merge`` adds up both models' held-out losses.
+        its values, so the order of the rows does not change the choice) is
+        scored by the model of the other rows; in ``partial_fit``, about one
+        row in five of each chunk, by the model of every earlier row and the
+        chunk's other rows; ``merge`` adds up both models' held-out losses.
         They are kept on a grid of temperatures (sums of log-losses, exactly
         mergeable) and ``T`` is the minimum, refined by a parabola. The means
         and covariances stay exact whatever the temperature.
@@ -435,6 +435,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._classes_fixed = declared is not None
             self._stats = ClassStats.empty(len(known), X.shape[1], **self._layout)
         else:
+            if self._as_fitted() is not self:  # (cached factors follow the old parameters)
+                self.__dict__.pop("_factor_cache", None)
             if self._layout != self._stats_layout():
                 raise ValueError(
                     "metric, covariance or covariance_shrinkage changed since the first "
@@ -736,7 +738,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             covs[c] = shrunk_covariance(Sc, amounts[c])
             whiten[c] = whitener(covs[c])
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
-                covs[c], whiten[c] = shared, shared_white
+                covs[c], whiten[c], amounts[c] = shared, shared_white, a
             elif cache is not None:
                 # (copies: a view would keep each call's (C, p, p) array alive)
                 cache[label] = (
@@ -932,14 +934,16 @@ def _score_stride(n_rows: int, n_classes: int) -> int:
 def _without_noise_features(S: np.ndarray, spread: np.ndarray) -> np.ndarray:
     """``S`` with the rows and columns of features whose variance is rounding noise zeroed.
 
-    A feature's variance counts as noise where it is at most
-    ``_NOISE_VARIANCE`` times its second moment about the origin (``S_jj +
-    spread_j``: ``spread`` is what the mean and the spread of the class
-    means add): its values do not vary by more than float64 resolves. Left
-    in, the whitening (on the correlation matrix) scaled such a feature's
+    A feature's variance counts as noise where its standard deviation is at
+    most 64 float64 steps of its values' magnitude (``sqrt(S_jj + spread_j)``,
+    their root mean square about the origin; ``spread`` is what the mean and
+    the spread of the class means add): the residuals about a class mean
+    rounded to float64 are that small for a feature constant within each
+    class. Left in, the whitening (on the correlation matrix) scaled such
     noise (1e-35 for a pixel constant within every digit class) up to unit
-    variance: a "correlation" matrix with eigenvalue -4.2, whitening
-    factors of 4e17, and scores off by 0.09.
+    variance: a "correlation" matrix with eigenvalue -4.2, whitening factors
+    of 4e17, and scores off by 0.09. A real spread of 860 steps (values
+    1e6 + 1e-7 z) is kept.
     """
     variance = np.diag(S)
     noise = variance <= _NOISE_VARIANCE * (np.maximum(variance, 0.0) + spread)
@@ -951,8 +955,8 @@ def _without_noise_features(S: np.ndarray, spread: np.ndarray) -> np.ndarray:
     return S
 
 
-#: See :func:`_without_noise_features`: a standard deviation of 1e-12 of the values.
-_NOISE_VARIANCE = 1e-24
+#: See :func:`_without_noise_features`: ``(64 eps)**2``.
+_NOISE_VARIANCE = (64 * np.finfo(np.float64).eps) ** 2
 
 
 #: A within-class scatter whose trace is at most this times the data's total
