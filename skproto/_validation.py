@@ -99,7 +99,12 @@ def check_spread(X: np.ndarray, estimator, least: float, trains_in: str) -> np.n
     if len(X) < 2:
         return np.zeros(X.shape[1])
     ptp = X.max(axis=0).astype(np.float64) - X.min(axis=0)
-    spread = float(ptp.max())
+    return check_range_spread(ptp, estimator, least, trains_in)
+
+
+def check_range_spread(ptp: np.ndarray, estimator, least: float, trains_in: str) -> np.ndarray:
+    """:func:`check_spread` of the features' ranges ``ptp`` (max - min over the rows)."""
+    spread = float(np.max(ptp, initial=0.0))
     if 0 < spread < least:
         raise ValueError(
             f"X's values differ by at most {spread:.3g} between rows; "

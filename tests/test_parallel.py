@@ -604,3 +604,115 @@ def test_a_multilabel_model_predicts_lazily_as_in_memory(n_labels):
         got = getattr(model, method)(lazy)
         np.testing.assert_array_equal(got.compute(), getattr(model.estimator_, method)(X))
     assert model.score(lazy, Y) == model.estimator_.score(X, Y)
+
+
+def test_empty_blocks_are_fitted_and_predicted_like_no_rows():
+    # a filtered frame's empty partition failed every fit and lazy prediction:
+    # "Found array with 0 sample(s) (shape=(0, 3)) while a minimum of 1 is required"
+    from skproto.parallel import fit_nearest_mean, fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 90)
+    X = rng.normal(size=(90, 3)) + y[:, None]
+    Xd, yd = da.from_array(X, chunks=((30, 0, 60), (3,))), da.from_array(y, chunks=((30, 0, 60),))
+    got = fit_nearest_mean(NearestMeanClassifier(metric="mahalanobis"), Xd, yd)
+    _assert_same_fit(got, NearestMeanClassifier(metric="mahalanobis").fit(X, y))
+    model = ParallelPostFit(got)
+    for method in METHODS:
+        np.testing.assert_array_equal(
+            getattr(model, method)(Xd).compute(), getattr(got, method)(X), err_msg=method
+        )
+    w = da.from_array(np.ones(90), chunks=((30, 0, 60),))
+    fit_streaming(ProtoClassifier(max_epochs=2, random_state=0), Xd, yd, w)
+
+
+def test_the_rows_to_explain_may_be_a_mask_or_a_slice(data):
+    # a boolean mask of a dask X was read as the indices 0 and 1 (150 rows
+    # explained, not the 3 selected); a slice raised a TypeError
+    X, y = data
+    model = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    mask = np.zeros(len(X), dtype=bool)
+    mask[[3, 70, 149]] = True
+    expected = model.estimator_.explain(X[mask]).scores
+    for Xs in (X, da.from_array(X, chunks=40)):
+        np.testing.assert_array_equal(model.explain(Xs, rows=mask).scores, expected)
+        np.testing.assert_array_equal(
+            model.explain(Xs, rows=slice(3, 6)).scores, model.estimator_.explain(X[3:6]).scores
+        )
+    with pytest.raises(ValueError, match="A boolean rows mask needs one entry per row"):
+        model.explain(X, rows=mask[:-1])
+
+
+def test_a_pipeline_predicts_lazily_with_its_last_steps_widths():
+    # widths were read off the Pipeline itself: a multi-label last step failed
+    # to broadcast, transform raised "'Pipeline' object has no attribute 'prototypes_'"
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 4))
+    Y = (X[:, :3] > 0).astype(int)
+    pipe = make_pipeline(StandardScaler(), ProtoClassifier(head="linear", max_epochs=2)).fit(X, Y)
+    model, lazy = ParallelPostFit(pipe), da.from_array(X, chunks=30)
+    for method in ("predict", "decision_function", "transform"):
+        got = getattr(model, method)(lazy).compute()  # (matrix products of other sizes)
+        np.testing.assert_allclose(got, getattr(pipe, method)(X), rtol=1e-12, err_msg=method)
+
+
+def test_streamed_held_out_rows_never_take_a_class_entirely():
+    # a class whose one row was held out had no prototype, and an infinite
+    # validation loss stopped training after n_iter_no_change epochs
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = np.r_[rng.randint(0, 2, 149), 2]
+    X = rng.normal(size=(150, 3)) + 3 * y[:, None]
+    Xd, yd = da.from_array(X, chunks=50), da.from_array(y, chunks=50)
+    for seed in range(6):
+        clf = RBFPrototypeClassifier(max_epochs=3, validation_fraction=0.5, random_state=seed)
+        fit_streaming(clf, Xd, yd)
+        assert 2 in clf.prototype_labels_ and np.all(np.isfinite(clf.history_["val_loss"]))
+
+
+def test_streaming_checks_what_fit_checks():
+    # validation_rows=0 with early stopping raised "object of type 'NoneType'
+    # has no len()"; a class_weight naming no class, a column y and values
+    # beyond float32's range in a block the initialisation sample misses were
+    # accepted, refused, or trained to a NaN loss
+    from sklearn.exceptions import DataConversionWarning
+
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 2, 100)
+    X = rng.normal(size=(100, 3)) + 3 * y[:, None]
+    Xd, yd = da.from_array(X, chunks=25), da.from_array(y, chunks=25)
+    fit_streaming(ProtoClassifier(max_epochs=2), Xd, yd, validation_rows=0)
+    with pytest.raises(ValueError, match="class_weight names labels that are not classes: \\[5\\]"):
+        fit_streaming(ProtoClassifier(max_epochs=2, class_weight={5: 2.0}), Xd, yd)
+    with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
+        fit_streaming(ProtoClassifier(max_epochs=2), Xd, yd[:, None])
+    huge = X.copy()
+    huge[90] = 1e20
+    with pytest.raises(ValueError, match="values up to 1e\\+20 in magnitude \\(in a streamed"):
+        fit_streaming(
+            ProtoClassifier(max_epochs=1, early_stopping=False, random_state=0),
+            da.from_array(huge, chunks=25),
+            yd,
+            init_rows=10,
+        )
+
+
+def test_the_dask_fit_checks_the_spread_of_all_rows_as_fit_does():
+    # per block: rows 1e-160 apart in one block were refused though the data
+    # spread normally, and one-row blocks of data 3e-160 apart were accepted
+    from skproto.parallel import fit_nearest_mean
+
+    X = np.array([[0.0], [1e-160], [1.0], [2.0]])
+    y = np.array([0, 0, 1, 1])
+    got = fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=2), y)
+    _assert_same_fit(got, NearestMeanClassifier().fit(X, y))
+    with pytest.raises(ValueError, match="differ by at most 3e-160 between rows"):
+        fit_nearest_mean(
+            NearestMeanClassifier(), da.from_array(X[:2] * 3, chunks=1), y[:2] + [0, 1]
+        )

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._chunking import chunk_slices, is_dask
+from .._validation import FLOAT32_MAX_ABS
 from ..geometry import min_squared_distances
 from ..geometry._array import row_sqnorms
 
@@ -171,8 +172,15 @@ def stream_windows(
         Xw = np.concatenate([g[0] for g in got]).astype(np.float32, copy=False)
         Tw = np.concatenate([g[1] for g in got])
         Ww = np.concatenate([g[2] for g in got]).astype(np.float32, copy=False)
-        if not np.isfinite(Xw).all():
+        top = float(np.abs(Xw).max(initial=0.0))
+        if not np.isfinite(top):
             raise ValueError("Input X contains NaN or infinity (in a streamed block of rows).")
+        if top > FLOAT32_MAX_ABS:  # (as fit refuses it; it trained to a NaN loss)
+            raise ValueError(
+                f"X contains values up to {top:.3g} in magnitude (in a streamed block of "
+                f"rows); training in float32 accepts at most {FLOAT32_MAX_ABS:g}, beyond "
+                "which squared distances overflow. Rescale X."
+            )
         keep = Ww > 0
         return Xw[keep], Tw[keep], Ww[keep]
 
@@ -305,7 +313,7 @@ def train(
         history["seconds"].append(time.perf_counter() - start)
         if config.verbose:
             msg = f"[{config.name}] epoch {len(history['loss']):4d}  loss {epoch_loss:.5f}"
-            if score is not None:
+            if np.isfinite(train_score):  # (none while streaming)
                 msg += f"  train {train_score:.4f}"
             if config.early_stopping:
                 msg += f"  val loss {history['val_loss'][-1]:.5f}"

@@ -12,19 +12,41 @@ from ._common import aligned, as_row_blocks, column_names, labels_of, tree
 
 
 def _block_codes(estimator, X, y, w):
-    """Validate one block (as ``fit`` would) and encode its labels."""
+    """Validate one block (as ``fit`` would) and encode its labels.
+
+    The rows' spread is checked once over all blocks (:func:`_spread_of`),
+    as ``fit`` checks it over all rows (per block, the result depended on
+    the chunking).
+    """
     from .. import _validation
 
     probe = clone(estimator)
-    X, y = _validation.validate_fit_data(probe, X, y, reset=True)
+    X, y = _validation.validate_fit_data(probe, X, y, reset=True, min_spread=None)
     w = _validation.validate_sample_weight(w, X, allow_all_zero=True)  # checked once merged
     codes = np.searchsorted(estimator.classes_, y)
     return X, codes, w
 
 
 def _block_stats(estimator, X, y, w):
+    """``(statistics, held-out rows, (min, max) of each feature or None)`` of one block."""
+    if not len(X):  # (a filtered frame's empty partition: validation refuses 0 rows)
+        n_features = np.shape(X)[1]
+        empty = np.empty((0, n_features)), np.empty(0, dtype=np.intp), np.empty(0)
+        rest, held = estimator._block_statistics(*empty)
+        return rest, held, None
     X, codes, w = _block_codes(estimator, X, y, w)
-    return estimator._block_statistics(X, codes, w)
+    rest, held = estimator._block_statistics(X, codes, w)
+    return rest, held, (X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64))
+
+
+def _merge_parts(parts: list) -> tuple:
+    """:func:`_merge_blocks` of the statistics, and the features' overall min and max."""
+    merged = _merge_blocks([part[:2] for part in parts])
+    ranges = [part[2] for part in parts if part[2] is not None]
+    extent = None
+    if ranges:
+        extent = (np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0))
+    return (*merged, extent)
 
 
 def fit_nearest_mean(
@@ -69,6 +91,8 @@ def fit_nearest_mean(
     """
     import dask
 
+    from .. import _validation
+
     if not isinstance(estimator, NearestMeanClassifier):
         raise ValueError(
             f"fit_nearest_mean fits a NearestMeanClassifier, got {type(estimator).__name__}."
@@ -88,11 +112,13 @@ def fit_nearest_mean(
     elif hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
     stats = [dask.delayed(_block_stats)(estimator, xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws)]
-    merged = dask.compute(tree(stats, dask.delayed(_merge_blocks)))[0]
-    rest, held = merged
+    rest, held, extent = dask.compute(tree(stats, dask.delayed(_merge_parts)))[0]
+    if extent is None:
+        raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+    _validation.check_range_spread(extent[1] - extent[0], estimator, _validation.MIN_SPREAD, "")
     if not rest.count.sum() + (0.0 if held is None else held[2].sum()) > 0:
         # each block may weigh nothing (allow_all_zero), not all of them
         raise ValueError("Sample weights must contain at least one non-zero number.")
-    estimator._end_fit(*merged)
+    estimator._end_fit(rest, held)
     estimator.prototype_cases_ = None
     return estimator

@@ -19,15 +19,37 @@ from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
 
 
-def _call(block, est, method, names, dtype=None):
+def _call(block, est, method, names, dtype=None, empty=None):
     """``est.<method>`` of one block (as a frame with the fitted column names, if
-    any), as ``dtype`` when given (the dtype declared for every block)."""
+    any), as ``dtype`` when given (the dtype declared for every block);
+    ``empty`` for a block without rows (a filtered frame's partition), which
+    the estimator's validation refuses."""
+    if empty is not None and not len(block):
+        return empty
     if names is not None:
         import pandas as pd
 
         block = pd.DataFrame(block, columns=names)
     out = getattr(est, method)(block)
     return out if dtype is None else np.asarray(out, dtype=dtype)
+
+
+def _row_indices(rows, n: int) -> np.ndarray:
+    """Integer positions of ``rows``: indices, a boolean mask of ``n`` entries, or a slice.
+
+    (A mask of a dask ``X`` was read as the indices 0 and 1: 150 rows
+    explained instead of the 3 selected.)
+    """
+    if isinstance(rows, slice):
+        return np.arange(n)[rows]
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if rows.shape != (n,):
+            raise ValueError(
+                f"A boolean rows mask needs one entry per row of X ({n}), got shape {rows.shape}."
+            )
+        return np.flatnonzero(rows)
+    return rows
 
 
 class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -111,6 +133,8 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _width(self, est, method: str) -> int | None:
         """Output columns of ``method`` (None: one value per row)."""
+        if hasattr(est, "steps"):  # a Pipeline: its last step predicts
+            est = est.steps[-1][1]
         multilabel = getattr(est, "_link", None) == "sigmoid"  # (a label indicator per row)
         if method == "score_samples" or (method == "predict" and not multilabel):
             return None
@@ -138,7 +162,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             # is returned in float64, so none is rounded to inf
             dtype = np.promote_types(probe.dtype, np.float64)
             probe = probe.astype(dtype)
-        args = (_call, X, shipped, method, names, dtype)
+        args = (_call, X, shipped, method, names, dtype, probe[:0])
         if width is None:
             return da.map_blocks(*args, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
         chunks = (X.chunks[0], (width,))
@@ -198,13 +222,18 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return self._apply("transform", X)
 
     def explain(self, X: Any, rows: ArrayLike | None = None, **kwargs: Any) -> Explanation:
-        """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None)."""
+        """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None).
+
+        ``rows``: integer positions (negative ones count from the end), a
+        boolean mask with one entry per row, or a slice.
+        """
         names = column_names(X)
         if is_dask_frame(X) or is_dask(X):
             X = as_row_blocks(X, known=rows is not None)  # row indices need block lengths
-            X = X.compute() if rows is None else take_rows(X, rows)
+            X = X.compute() if rows is None else take_rows(X, _row_indices(rows, X.shape[0]))
         elif rows is not None:
-            X = X.iloc[np.asarray(rows)] if hasattr(X, "iloc") else np.asarray(X)[rows]
+            rows = _row_indices(rows, len(X))
+            X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
         if names is not None:
             import pandas as pd
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 
 from .._chunking import take_rows_of
-from .._validation import class_weights
+from .._validation import check_class_weight_labels, class_weights
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
@@ -44,11 +47,11 @@ def nearest_rows(
     prototype's group has prototypes; global row indices); the candidate lists
     are merged in a tree and the greedy distinct choice runs once on the
     result, so the indices equal those of the in-memory search on the same
-    rows (ties by the lowest global row). One exception: distinct rows at
-    exactly the same distance from a prototype (small-integer features) can
-    differ by a rounding unit with the blocks' sizes (the distances are
-    computed by a matrix product), and the tie then goes either way; equal
-    rows always tie exactly.
+    rows (ties by the lowest global row). One exception: rows at exactly the
+    same distance from a prototype (equal rows, or small-integer features)
+    can differ by a rounding unit with the blocks' sizes (the distances are
+    computed by a matrix product), and the tie then goes either way: of
+    equal rows, another copy may be chosen (the same values).
 
     Parameters
     ----------
@@ -102,10 +105,17 @@ def _where_counted(codes, w):
 
 
 def _checked_weights(w):
-    """One block's weights checked as ``fit`` checks them (one block may weigh nothing)."""
+    """One block's weights checked as ``fit`` checks them (one block may weigh nothing,
+    or hold no row: a filtered frame's partition)."""
     from .._validation import validate_sample_weight
 
+    if not len(w):
+        return np.asarray(w, dtype=np.float64)
     return validate_sample_weight(w, w, allow_all_zero=True)
+
+
+def _positive_counts(codes, w, n_classes: int):
+    return np.bincount(codes[w > 0], minlength=n_classes)[None, :]
 
 
 def _rows_of_classes(codes, w, wanted, offset):
@@ -278,6 +288,14 @@ def fit_streaming(
     names = column_names(X)
     X = as_row_blocks(X)
     y = aligned(y, X, "y")
+    if y.ndim == 2 and y.shape[1] == 1:  # a column vector: one label per row, as fit takes it
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning,
+            stacklevel=2,
+        )
+        y = y[:, 0]
     if y.ndim != 1:
         raise ValueError("fit_streaming takes one label per row (fit multi-label in memory).")
     n = X.shape[0]
@@ -287,6 +305,7 @@ def fit_streaming(
         w = aligned(sample_weight, X, "sample_weight")
         w = w.map_blocks(_checked_weights, dtype=np.float64)
     classes = labels_of(y)
+    check_class_weight_labels(estimator.class_weight, classes)
     T = y.map_blocks(_codes, classes, dtype=np.intp)
     cw = _class_weights(estimator, T, classes)
     if cw is not None:
@@ -311,6 +330,19 @@ def fit_streaming(
     Tp = estimator._set_targets(ys, classes=classes)
     if names is not None:
         estimator.feature_names_in_ = names
+    if n_val:  # as fit, never hold out a class's every row (it got no prototype,
+        # and an infinite validation loss stopped training after n_iter_no_change)
+        parts = da.map_blocks(
+            _positive_counts, T, w, len(classes), chunks=(1, len(classes)), new_axis=1
+        )
+        total = parts.sum(axis=0).compute()
+        held_out = np.bincount(Tp[:n_val][wp[:n_val] > 0], minlength=len(classes))
+        back = np.isin(Tp[:n_val], np.flatnonzero((held_out >= total) & (total > 0)))
+        if back.any():
+            order = np.r_[np.flatnonzero(~back), np.flatnonzero(back), np.arange(n_val, len(Tp))]
+            Xs, Tp, wp = Xs[order], Tp[order], wp[order]
+            val, init = val[~back], np.r_[val[back], init]
+            n_val = len(val)
     wp = wp.astype(np.float32)
     held = (Xs[:n_val].astype(np.float32), Tp[:n_val], wp[:n_val])
     fit_w = w
@@ -322,6 +354,9 @@ def fit_streaming(
     # searches (projection, the snap cost's pull) read their target as -1
     search = da.map_blocks(_where_counted, T, w, dtype=T.dtype)
     counted = n_val + np.flatnonzero(wp[n_val:] > 0)
+    config = estimator._training_config(estimator.max_epochs, "fit", n - n_val)
+    if not n_val:  # no row held out: no early stopping, as in fit
+        config = replace(config, early_stopping=False)
     if not len(counted):
         raise ValueError(
             "Every row of the initialisation sample has weight 0 (sample_weight times "
@@ -346,7 +381,7 @@ def fit_streaming(
                 X32,
                 T,
                 fit_w,
-                estimator._training_config(estimator.max_epochs, "fit", n - n_val),
+                config,
                 rng,
                 score=score,
                 history=history,
