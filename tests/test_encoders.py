@@ -34,6 +34,7 @@ class Counting(torch.nn.Module):
 
     def forward(self, x):
         self.rows += len(x)
+        self.modes = getattr(self, "modes", set()) | {self.training}
         return x.reshape(len(x), -1) @ self.weight
 
 
@@ -69,7 +70,8 @@ def test_torch_encoder_batches_preprocesses_and_is_frozen(images):
     np.testing.assert_allclose(Z, expected, rtol=1e-5, atol=1e-5)
     one_batch = TorchEncoder(module, preprocess=flat, batch_size=90).transform(imgs)
     np.testing.assert_allclose(one_batch, Z, rtol=1e-5, atol=1e-5)
-    assert not module.training and module.weight.grad is None
+    # encoded in eval mode, without gradients; the module is left in its own mode
+    assert module.modes == {False} and module.training and module.weight.grad is None
     names = enc.get_feature_names_out()
     assert list(names) == [f"torchencoder{i}" for i in range(6)]
     frame = clone(enc).set_output(transform="pandas").fit_transform(imgs)
@@ -345,3 +347,76 @@ def test_fitted_text_pipeline_round_trips_in_a_fresh_offline_process(tmp_path):
     )
     # the pipeline's classifier knows its prototypes' texts
     assert set(pipe[-1].prototype_cases_) <= set(texts)
+
+
+class _Scale:
+    def __init__(self, k):
+        self.k = k
+
+    def apply(self, x):
+        return np.asarray(x, dtype=np.float32) * self.k
+
+
+def test_the_torch_cache_key_follows_everything_the_encodings_depend_on(tmp_path):
+    # a bound method's object, a tensor closure value (its repr rounds to 4
+    # decimals), a functools.partial's arguments and the module's layers and
+    # weights were not in the key: another encoder's entries came back
+    import functools
+
+    def scale(x, k):
+        return np.asarray(x, dtype=np.float32) * k
+
+    def by(t):
+        return lambda x: np.asarray(x, dtype=np.float32) * float(t[0])
+
+    X = np.random.RandomState(0).rand(5, 4).astype(np.float32)
+    torch.manual_seed(0)
+    wide, narrow = torch.nn.Linear(4, 6), torch.nn.Linear(4, 3)
+    pairs = [
+        (dict(preprocess=_Scale(1).apply), dict(preprocess=_Scale(10).apply)),
+        (
+            dict(preprocess=by(torch.tensor([0.48501]))),
+            dict(preprocess=by(torch.tensor([0.48502]))),
+        ),
+        (
+            dict(preprocess=functools.partial(scale, k=1.0)),
+            dict(preprocess=functools.partial(scale, k=2.0)),
+        ),
+        (dict(module=torch.nn.Sequential(wide)), dict(module=torch.nn.Sequential(narrow))),
+    ]
+    for a, b in pairs:
+        first = TorchEncoder(**{"module": torch.nn.Identity(), **a}, memory=tmp_path)
+        second = TorchEncoder(**{"module": torch.nn.Identity(), **b}, memory=tmp_path)
+        first.transform(X)
+        fresh = TorchEncoder(**{"module": torch.nn.Identity(), **b}).transform(X)
+        np.testing.assert_array_equal(second.transform(X), fresh)
+    key = TorchEncoder(torch.nn.Identity(), preprocess=functools.partial(scale, k=1.0))._settings()
+    assert "0x" not in key  # no memory address: the same key in every process
+
+
+def test_a_broken_cache_file_is_skipped_with_a_warning(tmp_path):
+    # a truncated or empty batch file broke every later transform (BadZipFile, EOFError)
+    X = np.random.RandomState(0).rand(5, 4).astype(np.float32)
+    enc = TorchEncoder(torch.nn.Identity(), memory=tmp_path)
+    expected = enc.transform(X)
+    folder = next((tmp_path / "skproto_encodings").iterdir())
+    (folder / "batch-empty.npz").write_bytes(b"")
+    with pytest.warns(UserWarning, match="Skipping the unreadable cache file"):
+        got = TorchEncoder(torch.nn.Identity(), memory=tmp_path).transform(X)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_torch_encoder_reads_frame_rows_casts_images_and_keeps_the_modules_mode():
+    # list(frame) gave its column labels; uint8 images failed against float
+    # weights; transform left the user's module in eval mode
+    pd = pytest.importorskip("pandas")
+    X = np.random.RandomState(0).rand(6, 4)
+    got = TorchEncoder(torch.nn.Identity()).transform(pd.DataFrame(X, columns=[10, 20, 30, 40]))
+    np.testing.assert_allclose(got, X.astype(np.float32))
+    linear = torch.nn.Linear(4, 2).train()
+    images = (X * 255).astype(np.uint8)
+    out = TorchEncoder(linear).transform(images)
+    with torch.no_grad():
+        expected = linear(torch.as_tensor(images, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert linear.training

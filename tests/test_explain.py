@@ -176,3 +176,21 @@ def test_an_unknown_target_is_named_in_the_user_s_labels():
     named = NearestMeanClassifier().fit(X, np.array(["a", "b", "c"])[y])
     with pytest.raises(ValueError, match=r"target has label 'z', .*: \['a', 'b', 'c'\]\.$"):
         named.explain(X[:2], target="z")
+
+
+def test_text_of_an_explained_target_names_the_prediction_too():
+    # with target= the header called the target "predicted"
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    assert clf.predict(X[:1])[0] == 0
+    text = str(clf.explain(X[:1], 2, target=2))
+    assert "sample 0: predicted 0 (score " in text and "; explaining 2 (score " in text
+
+
+def test_long_labels_that_differ_at_their_end_stay_apart():
+    # shortened at the end, "..._billing" and "..._billing2" read the same
+    from skproto.explain._explanation import _label
+
+    a, b = "customer_support_request_billing", "customer_support_request_billing2"
+    assert _label(a) != _label(b) and len(_label(a)) <= 24 and "…" in _label(b)
+    assert _label(a, limit=None) == repr(a)

@@ -428,3 +428,21 @@ def test_report_refuses_labels_of_another_kind_than_the_classes(fitted, digits):
         make_report(clf, Xq[:5], yq[:5])
     with pytest.raises(ValueError, match="Mix of label types"):
         make_report(clf, Xq[:5], None, X_train=X, y_train=y)
+
+
+def test_report_names_long_labels_in_full_and_refuses_no_queries(tmp_path):
+    # labels were cut at 24 characters (two classes read the same); a report of
+    # 0 queries raised scikit-learn's "Found array with 0 sample(s)"; a lone
+    # surrogate in a case raised UnicodeEncodeError when written
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["customer_support_request_billing", "customer_support_request_billing2", "x"])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    page = make_report(clf, X[50:52], X_train=X, y_train=names[y])
+    assert "customer_support_request_billing2" in page
+    with pytest.raises(ValueError, match="X has no rows: make_report explains at least one"):
+        make_report(clf, X[:0])
+    cases = np.array([f"case {i}" for i in range(len(X))], dtype=object)
+    cases[0] = "bad \ud800 text"
+    make_report(clf, X[:2], X_train=X, y_train=names[y], cases=cases, path=tmp_path / "r.html")

@@ -12,11 +12,13 @@ at worst two of them encode the same text twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
 import types
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +26,41 @@ import numpy as np
 __all__ = ["EncodingCache", "cache_directory", "callable_key"]
 
 
-def _value_bytes(value) -> bytes:
-    """A value as bytes that are the same in every process (arrays by their bytes)."""
+def _value_bytes(value, depth: int = 0) -> bytes:
+    """A value as bytes that are the same in every process: arrays and tensors by
+    their bytes, containers by their items, functions by :func:`callable_key`, torch
+    modules by their layers and weights, other objects by their type and
+    attributes (a default ``repr`` holds a memory address; a tensor's ``repr``
+    rounds to 4 decimals and abbreviates beyond 1,000 values)."""
+    if depth > 6:
+        return b"<deep>"
     if isinstance(value, np.ndarray) and not value.dtype.hasobject:
         return f"{value.dtype.str}{value.shape}".encode() + value.tobytes()
+    module = type(value).__module__ or ""
+    if module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
+        return b"tensor" + _value_bytes(value.detach().cpu().numpy(), depth + 1)
+    if hasattr(value, "state_dict") and hasattr(value, "named_parameters"):  # a torch module
+        parts = [repr(value).encode()]  # its layers
+        parts += [k.encode() + _value_bytes(v, depth + 1) for k, v in value.state_dict().items()]
+        return b"module(" + b"|".join(parts) + b")"
     if isinstance(value, types.CodeType):
         return _code_bytes(value)
     if isinstance(value, (tuple, list)):
-        return b"(" + b",".join(_value_bytes(v) for v in value) + b")"
+        return b"(" + b",".join(_value_bytes(v, depth + 1) for v in value) + b")"
     if isinstance(value, (set, frozenset)):  # string sets iterate in a per-process order
-        return b"{" + b",".join(sorted(_value_bytes(v) for v in value)) + b"}"
+        return b"{" + b",".join(sorted(_value_bytes(v, depth + 1) for v in value)) + b"}"
+    if isinstance(value, dict):
+        items = (
+            _value_bytes(k, depth + 1) + b":" + _value_bytes(v, depth + 1) for k, v in value.items()
+        )
+        return b"dict{" + b",".join(sorted(items)) + b"}"
+    if isinstance(value, (str, bytes, int, float, complex, type(None), np.generic)):
+        return repr(value).encode()
+    if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        return callable_key(value).encode()
+    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
+        name = f"{module}.{type(value).__qualname__}".encode()
+        return name + _value_bytes(vars(value), depth + 1)
     return repr(value).encode()
 
 
@@ -43,15 +70,29 @@ def _code_bytes(code: types.CodeType) -> bytes:
 
 
 def callable_key(f) -> str:
-    """A name for the function ``f`` in a cache key: its module and qualified name,
-    and for a function, a hash of its code, constants and closure values (every
-    lambda is ``<lambda>``: ``lambda x: 10 * x`` read ``lambda x: x``'s entries).
-    Another callable is named by its type and ``repr``."""
+    """A name for the callable ``f`` in a cache key, the same in every process.
+
+    A function: its module and qualified name and a hash of its code,
+    constants and closure values (every lambda is ``<lambda>``: ``lambda x:
+    10 * x`` read ``lambda x: x``'s entries). A bound method: its function's
+    and its object's (``Scale(1).apply`` and ``Scale(10).apply`` shared a
+    key). A ``functools.partial``: its function's, arguments and keywords.
+    Another callable: its type and :func:`_value_bytes` (attributes, or a
+    torch module's layers and weights).
+    """
     if f is None:
         return "None"
+    if isinstance(f, functools.partial):
+        inner = (_value_bytes(f.args), _value_bytes(f.keywords))
+        digest = hashlib.sha256(b"|".join(inner)).hexdigest()[:16]
+        return f"partial({callable_key(f.func)}):{digest}"
+    if isinstance(f, types.MethodType):
+        digest = hashlib.sha256(_value_bytes(f.__self__)).hexdigest()[:16]
+        return f"{callable_key(f.__func__)}@{digest}"
     code = getattr(f, "__code__", None)
     if code is None:
-        return f"{type(f).__module__}.{type(f).__qualname__}:{f!r}"
+        digest = hashlib.sha256(_value_bytes(f)).hexdigest()[:16]
+        return f"{type(f).__module__}.{type(f).__qualname__}:{digest}"
     parts = [_code_bytes(code), _value_bytes(getattr(f, "__defaults__", None))]
     for cell in getattr(f, "__closure__", None) or ():
         try:
@@ -105,10 +146,20 @@ class EncodingCache:
         for path in self.folder.glob("batch-*.npz"):
             if path.name in self._seen:
                 continue
-            with np.load(path) as z:
-                for k, v in zip(z["keys"], z["values"]):
-                    self._index[str(k)] = v
             self._seen.add(path.name)
+            try:
+                with np.load(path) as z:
+                    entries = list(zip(z["keys"], z["values"]))
+            except Exception as error:  # truncated, foreign or empty: its inputs are encoded again
+                warnings.warn(
+                    f"Skipping the unreadable cache file {path} ({type(error).__name__}: "
+                    f"{error}); its inputs are encoded again.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                continue
+            for k, v in entries:
+                self._index[str(k)] = v
 
     def lookup(self, keys: list[str]) -> list[np.ndarray | None]:
         self._refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from numbers import Integral
@@ -40,10 +41,10 @@ class TorchEncoder(BaseEncoder):
     memory : None, str, path or joblib.Memory, default=None
         Cache folder of the encodings, one entry per distinct input (hashed
         by its bytes), as for :class:`SentenceEncoder`. The cache key holds
-        the module's class name and ``cache_key``, not its weights: change
-        ``cache_key`` when the weights change.
+        a hash of the module's layers and weights (of a factory: its code),
+        of ``preprocess`` and of ``cache_key``.
     cache_key : str, default=""
-        Names the module's weights in the cache.
+        An extra name in the cache key (e.g. for what a factory loads).
     verbose : int, default=0
 
     Examples
@@ -106,11 +107,13 @@ class TorchEncoder(BaseEncoder):
                     "TorchEncoder's module must be a torch.nn.Module or a callable returning "
                     f"one; the callable returned {type(module).__name__}."
                 )
-        return module.to(self._device()).eval()
+        return module.to(self._device())  # (put in eval mode while encoding only)
 
     def _check_inputs(self, X) -> list:
         if isinstance(X, str) or not hasattr(X, "__len__"):
             raise ValueError(f"TorchEncoder expects a sequence of inputs, got {type(X).__name__}.")
+        if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:  # a DataFrame: its rows
+            return list(X.to_numpy())  # (list() gave its column labels)
         return list(X) if not isinstance(X, list) else X
 
     def _encode_block(self, model, items: list) -> np.ndarray:
@@ -119,14 +122,17 @@ class TorchEncoder(BaseEncoder):
         device = next(model.parameters(), torch.empty(0)).device
         dtype = next(model.parameters(), torch.empty(0)).dtype
         out = []
-        with torch.no_grad():
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()  # (the user's module is left in the mode it was in)
+        with torch.no_grad(), contextlib.ExitStack() as restore:
+            restore.callback(lambda: [setattr(m, "training", t) for m, t in modes])
             for s in range(0, len(items), self.batch_size):
                 batch = items[s : s + self.batch_size]
                 if self.preprocess is not None:
                     batch = [self.preprocess(item) for item in batch]
                 x = torch.stack([torch.as_tensor(np.asarray(b)) for b in batch])
-                if x.is_floating_point():
-                    x = x.to(dtype)
+                if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):
+                    x = x.to(dtype)  # (images of uint8 too; token ids stay integers)
                 z = model(x.to(device))
                 z = z.reshape(len(batch), -1).float()
                 if self.normalize:
@@ -144,8 +150,8 @@ class TorchEncoder(BaseEncoder):
         import torch
 
         module = self.module
-        if isinstance(module, torch.nn.Module):  # its weights: named by cache_key
-            name = f"{type(module).__module__}.{type(module).__qualname__}"
+        if isinstance(module, torch.nn.Module):  # its layers and weights, hashed
+            name = callable_key(module)
         else:  # a factory
             name = callable_key(module)
         return (

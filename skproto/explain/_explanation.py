@@ -18,12 +18,15 @@ _MAX_SAMPLES_IN_TEXT = 10
 _MAX_LABEL_CHARS = 24
 
 
-def _label(value) -> str:
-    """A class label for display: strings quoted, numbers plain, long ones shortened."""
+def _label(value, limit: int | None = _MAX_LABEL_CHARS) -> str:
+    """A class label for display: strings quoted, numbers plain; beyond ``limit``
+    characters shortened in the middle, so that labels differing only at their end
+    ("..._billing" and "..._billing2") stay apart (cut at the end, they read the same)."""
     value = value.item() if hasattr(value, "item") else value
     text = repr(value) if isinstance(value, str) else str(value)
-    if len(text) > _MAX_LABEL_CHARS:
-        text = text[: _MAX_LABEL_CHARS - 1] + "…"
+    if limit is not None and len(text) > limit:
+        head = (limit - 1) // 2
+        text = text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
     return text
 
 
@@ -319,6 +322,12 @@ class Explanation:
                 f"sample {i}: predicted labels [{', '.join(on)}]; explaining "
                 f"{_label(self.explained[i])} (score {_num(scores[p])})"
             )
+        elif self.predicted[i] != self.explained[i]:  # a target= other than the prediction
+            b = int(self._class_column(self.predicted[i : i + 1])[0])
+            head = (
+                f"sample {i}: predicted {_label(self.predicted[i])} (score {_num(scores[b])}); "
+                f"explaining {_label(self.explained[i])} (score {_num(scores[p])})"
+            )
         else:
             head = f"sample {i}: predicted {_label(self.explained[i])} (score {_num(scores[p])})"
         lines = [
@@ -369,7 +378,7 @@ class Explanation:
 
     def _legend(self) -> list[str]:
         how = (
-            "the largest contributions to the predicted class's score first"
+            "the largest contributions to the explained class's score first"
             if self.ranked_by == "contribution"
             else f"the most active first (by {self.value_name})"
         )

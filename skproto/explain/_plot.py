@@ -308,7 +308,8 @@ class PrototypeGalleryDisplay:
         labels = np.asarray(estimator.prototype_labels_)
         if classes is None:
             classes = estimator.classes_[:max_classes]
-        unknown = [c for c in classes if c not in set(estimator.classes_.tolist())]
+        # (isin: tolist() made datetime64 labels dates, which equal no label)
+        unknown = [c for c, ok in zip(classes, np.isin(classes, estimator.classes_)) if not ok]
         if unknown:
             raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
         # a class declared to partial_fit but without rows has no prototype to show

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._validation import check_label_kinds
 from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered, row_labels
@@ -71,6 +71,11 @@ for(var k=0;k<q.length;k++){q[k].open=open;}});}
 if(pages.length){show(0);}
 })();
 """
+
+
+def _full_label(value) -> str:
+    """A class label in the page, never shortened (the page wraps long ones)."""
+    return _label(value, limit=None)
 
 
 def _e(value) -> str:
@@ -153,7 +158,7 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
         rows.append(
             f"<tr class='step' data-prototype='{step.prototype}' data-train-row='{step.row}' "
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
-            f"<td>{_e(_label(step.prototype_label))}{part}</td>"
+            f"<td>{_e(_full_label(step.prototype_label))}{part}</td>"
             f"<td class='case'>{cases.html(step.row, case=step.case)}</td>"
             f"<td class='num'>{step.prototype_value:.3g}</td>"
             f"<td class='num'>{step.value:+.4g}</td></tr>"
@@ -161,7 +166,7 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
     return (
         f"<div class='panel' data-class='{_e(w.label)}' data-score='{_f(w.score)}' "
         f"data-bias='{_f(bias.value)}' data-other='{_f(other.value)}'>"
-        f"<h4>{_e(title)} {_e(_label(w.label))}: score {w.score:.4g}</h4>{_svg(w)}"
+        f"<h4>{_e(title)} {_e(_full_label(w.label))}: score {w.score:.4g}</h4>{_svg(w)}"
         "<table><tr><th>prototype</th><th>class</th><th>case</th>"
         f"<th>{_e(value_name)}</th>"
         f"<th>contribution</th></tr>{''.join(rows)}"
@@ -198,13 +203,15 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
     for c in estimator.classes_:
         members = np.flatnonzero((labels == c) & present)
         if not len(members):  # declared to partial_fit, no rows yet
-            out.append(f"<details><summary>{_e(_label(c))} (no prototypes yet)</summary></details>")
+            out.append(
+                f"<details><summary>{_e(_full_label(c))} (no prototypes yet)</summary></details>"
+            )
             continue
         items = []
         for k in members:
             near = "".join(
                 f"<li data-row='{r}'>{cases.html(int(r))}"
-                f" <small>({_e(_label(row_labels(y, r)))})</small></li>"
+                f" <small>({_e(_full_label(row_labels(y, r)))})</small></li>"
                 for r in near_rows[k]
             )
             items.append(
@@ -214,7 +221,7 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
                 f"<ol>{near}</ol></div>"
             )
         out.append(
-            f"<details><summary>{_e(_label(c))} ({len(members)} prototypes, mean purity "
+            f"<details><summary>{_e(_full_label(c))} ({len(members)} prototypes, mean purity "
             f"{purity[members].mean():.2f})</summary>" + "".join(items) + "</details>"
         )
     return "<div class='gallery'>" + "".join(out) + "</div>", float(np.mean(purity[present]))
@@ -309,6 +316,8 @@ def make_report(
     for labels in (y, y_train):  # numbers against string classes would all read as misses
         if labels is not None and np.ndim(labels) == 1:
             check_label_kinds(estimator.classes_, np.unique(np.asarray(labels)))
+    if not _num_samples(X):  # (explain raised scikit-learn's "Found array with 0 sample(s)")
+        raise ValueError("X has no rows: make_report explains at least one query.")
     start = time.perf_counter()
     first, second = explain_with_runner_up(
         estimator, X, n_prototypes=n_prototypes, cases=None, X_train=None, y_train=None
@@ -367,18 +376,18 @@ def make_report(
         items = []
         for i in range(p, min(n, p + page_size)):
             pred = first.explained[i]
-            shown_pred = f"<b>{_e(_label(pred))}</b>"
+            shown_pred = f"<b>{_e(_full_label(pred))}</b>"
             mark = ""
             if multilabel:  # the predicted labels (maybe none), then the one explained
                 labels = row_labels(np.asarray(first.predicted), np.array(i))
-                shown_pred = f"<b>{_e(str(labels))}</b> (explaining {_e(_label(pred))})"
+                shown_pred = f"<b>{_e(str(labels))}</b> (explaining {_e(_full_label(pred))})"
             if y is not None:
                 ok = right[i]
                 true = row_labels(np.asarray(y), np.array(i)) if multilabel else np.asarray(y)[i]
                 mark = (
                     " <span class='right'>right</span>"
                     if ok
-                    else f" <span class='wrong'>wrong (true {_e(_label(true))})</span>"
+                    else f" <span class='wrong'>wrong (true {_e(_full_label(true))})</span>"
                 )
             query = ""
             if query_cases is not None:
@@ -421,5 +430,5 @@ def make_report(
         f"<script>{_SCRIPT}</script></body></html>"
     )
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        Path(path).write_text(page, encoding="utf-8", errors="replace")  # (a lone surrogate)
     return page
