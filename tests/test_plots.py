@@ -161,3 +161,15 @@ def test_displays_respect_the_users_figure_and_python_indexing(fitted, data):
     assert list(gallery.prototype_index_) == [0, 1, 2]
     assert np.isfinite(gallery.purity_).all()
     plt.close("all")
+
+
+def test_gallery_takes_datetime_labels():
+    # classes_[:max_classes] were compared with classes_.tolist(), which turns
+    # datetime64 into dates: "classes [2020-01-01, ...] are not classes of the estimator"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    days = np.array(["2020-01-01", "2021-01-01", "2022-01-01"], dtype="datetime64[D]")[y]
+    clf = NearestMeanClassifier().fit(X, days)
+    gallery = PrototypeGalleryDisplay.from_estimator(clf, X, days)
+    assert len(gallery.prototype_index) == 3
