@@ -377,8 +377,10 @@ class Explanation:
         return lines + table
 
     def _legend(self) -> list[str]:
+        targeted = np.ndim(self.predicted) == 1 and np.any(self.predicted != self.explained)
+        whose = "explained" if targeted else "predicted"  # (target= names another class)
         how = (
-            "the largest contributions to the explained class's score first"
+            f"the largest contributions to the {whose} class's score first"
             if self.ranked_by == "contribution"
             else f"the most active first (by {self.value_name})"
         )
