@@ -59,6 +59,14 @@ def check_token_layout(X: np.ndarray, n_tokens: int, y: np.ndarray | None = None
                 f"No row of class(es) {classes[empty].tolist()!r} has a real token "
                 "(their mask columns are all 0): there is nothing a prototype could be."
             )
+    elif np.ndim(y) == 2:  # a label with rows, none with a real token (fitted silently before)
+        Y = np.asarray(y) > 0
+        empty = Y.any(axis=0) & ~Y[real].any(axis=0)
+        if empty.any():
+            raise ValueError(
+                f"No row of label(s) {np.flatnonzero(empty).tolist()!r} has a real token "
+                "(their mask columns are all 0): there is nothing a prototype could be."
+            )
 
 
 def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -1035,3 +1035,13 @@ def test_predict_is_the_argmax_of_float32_probabilities_too():
     proba = clf.predict_proba(far)
     assert proba.dtype == np.float32
     np.testing.assert_array_equal(clf.predict(far), clf.classes_[proba.argmax(1)])
+
+
+def test_a_multilabel_label_whose_rows_all_weigh_zero_is_warned_of():
+    # only labels absent from y were: weighted out, a label got free prototypes silently
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(n_samples=200, n_features=6, n_classes=3, random_state=0)
+    w = np.where(Y[:, 1] > 0, 0.0, 1.0)
+    with pytest.warns(UserWarning, match="Label\\(s\\) \\[1\\] of the multi-label y have no"):
+        ProtoClassifier(2, max_epochs=2, random_state=0).fit(X, Y, sample_weight=w)

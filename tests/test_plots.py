@@ -173,3 +173,14 @@ def test_gallery_takes_datetime_labels():
     clf = NearestMeanClassifier().fit(X, days)
     gallery = PrototypeGalleryDisplay.from_estimator(clf, X, days)
     assert len(gallery.prototype_index) == 3
+
+
+def test_embedding_draws_a_multilabel_row_once_per_label_it_carries():
+    # argmax drew a row without a label as label 0, and a row of {1, 2} as 1 only
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    Y = (rng.rand(60, 3) > 0.6).astype(int)
+    clf = ProtoClassifier(head="linear", max_epochs=2, random_state=0).fit(X, Y)
+    display = EmbeddingDisplay.from_estimator(clf, X, Y)
+    assert len(display.point_labels) == Y.sum()
+    np.testing.assert_array_equal(np.bincount(display.point_labels, minlength=3), Y.sum(0))

@@ -160,3 +160,45 @@ def test_sentence_encoder_tokens_layout():
     assert [len(w) for w in words] == mask.sum(axis=1).tolist() == [6, 1, 0]
     assert words[0] == ["how", "do", "i", "say", "hello", "in"]  # special tokens left out
     np.testing.assert_allclose(np.linalg.norm(E[mask], axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("similarity", ["log", "rbf", "cosine"])
+def test_a_row_without_tokens_resembles_no_prototype(tokens, similarity):
+    # its pooled distance of 1 read, under "log" and "rbf", as nearer than most
+    # real rows (similarities 0.69 and 0.35): it led prototypes' neighbour lists
+    X, y, *_ = tokens
+    clf = ProtoClassifier(n_tokens=T, similarity=similarity, max_epochs=2, random_state=0)
+    clf.set_params(head="linear", early_stopping=False).fit(X, y)
+    empty = np.zeros((1, T * (D + 1)))
+    np.testing.assert_array_equal(clf.transform(empty), 0.0)
+
+
+def test_explanation_stability_moves_only_the_real_tokens(fitted, tokens):
+    # the noise went into the mask columns too: every call raised "X is not in
+    # skproto's token layout"
+    from skproto.metrics import explanation_stability
+
+    X, *_ = tokens
+    assert 0.5 < explanation_stability(fitted, X[:40], random_state=0) <= 1.0
+
+
+def test_a_multilabel_label_without_a_real_token_is_refused(tokens):
+    # fitted silently, with free prototypes, predicted for half the rows
+    X, y, E, mask, _ = tokens
+    Y = np.stack([y == "ask", y == "buy", y == "cancel"], 1).astype(int)
+    Xb = pack_tokens(E, mask & (Y[:, 2] == 0)[:, None])  # no label-2 row has a token
+    with pytest.raises(ValueError, match="No row of label\\(s\\) \\[2\\] has a real token"):
+        ProtoClassifier(n_tokens=T, head="linear", max_epochs=1).fit(Xb, Y)
+
+
+def test_no_row_a_prototype_could_take_leaves_it_free_not_a_crash():
+    # the projection's empty candidate search returned the classes' width, not
+    # the latent one: "shape mismatch: value tensor of shape [0, 3] ..."
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X, Y = rng.normal(size=(40, 4)), np.zeros((40, 3), dtype=int)  # no row carries a label
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (they are warned of)
+        clf = ProtoClassifier(head="linear", max_epochs=2, random_state=0).fit(X, Y)
+    assert np.all(clf.prototype_sample_indices_ == -1)

@@ -368,6 +368,16 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
         _validation.check_class_weight_labels(self.class_weight, self.classes_)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
+        if self._multilabel and len(T):  # (as for a label without positive rows)
+            lost = (T > 0).any(axis=0) & ~((T > 0) & (w[:, None] > 0)).any(axis=0)
+            if lost.any():
+                warnings.warn(
+                    f"Label(s) {np.flatnonzero(lost).tolist()} of the multi-label y have no "
+                    f"positive training row of positive weight; {type(self).__name__} cannot "
+                    "learn them and may predict them.",
+                    UserWarning,
+                    stacklevel=3,
+                )
         X_all, y_all = X, y
         kept = counted_rows(w)
         if kept is not None:
@@ -690,9 +700,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         K = len(getattr(net, self._prototype_parameter))
         out = []
         with torch.no_grad():
-            for s in chunk_slices(len(X), max(X.shape[1], K)):
+            for s in list(chunk_slices(len(X), max(X.shape[1], K))) or [slice(0, 0)]:
+                # (no rows: the method's own width, not the classes' count, which
+                # broke the projection when no row could take a prototype)
                 out.append(getattr(net, method)(to_tensor(X[s], dev)).cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, len(self.classes_)))
+        return np.concatenate(out)
 
     def _score_fn(self, net) -> Callable:
         """Weighted accuracy (subset accuracy for multi-label) of the current network.

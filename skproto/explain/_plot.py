@@ -383,7 +383,9 @@ class EmbeddingDisplay:
     Prototypes are placed at their input-space position: the training row
     they are, or the vector itself when it lives in the input space (class
     means, RBF components). Prototypes of a learned latent space that were
-    never tied to a row cannot be placed and are left out.
+    never tied to a row cannot be placed and are left out. With a
+    multi-label ``y`` a row is drawn once in the colour of each label it
+    carries (a row without a label, not at all).
 
     Attributes
     ----------
@@ -465,7 +467,12 @@ class EmbeddingDisplay:
         placed = np.all(np.isfinite(where), axis=1)
         proto_points = projector.transform(where[placed]) if placed.any() else np.empty((0, 2))
         labels = np.asarray(estimator.prototype_labels_)[placed]
-        y_shown = y[shown] if y.ndim == 1 else np.argmax(y[shown], axis=1)
+        if y.ndim == 1:
+            y_shown = y[shown]
+        else:  # multi-label: a row once per label it carries, none for a row without
+            # one (argmax drew an unlabelled row as label 0, a row of {1, 2} as 1 only)
+            rows, y_shown = np.nonzero(np.asarray(y[shown]) > 0)
+            points = points[rows]
         display = cls(points, y_shown, proto_points, labels, projector)
         return display.plot(ax=ax)
 

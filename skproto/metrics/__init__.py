@@ -353,8 +353,8 @@ def explanation_stability(
 
     For each sample, ``explain`` names its top prototype (by contribution);
     the sample is then perturbed ``n_draws`` times by ``delta = noise * g /
-    ||g||`` with ``g`` standard Gaussian (noise of norm exactly ``noise``),
-    and
+    ||g||`` with ``g`` standard Gaussian (noise of norm exactly ``noise``;
+    for token rows, ``n_tokens``, on the real tokens' entries only), and
 
         stability(x) = (1 / n_draws) sum_r [top(x + delta_r) = top(x)]
 
@@ -399,8 +399,12 @@ def explanation_stability(
         raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
+    # token rows: the noise moves the real tokens only (noise in the mask
+    # columns broke the layout: every call on a token model raised)
+    where = _perturbed_entries(estimator, X)
     if auto:
-        noise = 0.05 * float(np.median(np.linalg.norm(X, axis=1))) if len(X) else 0.0
+        norms = np.linalg.norm(X * where, axis=1)
+        noise = 0.05 * float(np.median(norms)) if len(X) else 0.0
         if not noise > 0:
             raise ValueError(
                 'noise="auto" is 5 % of the median row norm of X, which is 0 here; '
@@ -410,11 +414,22 @@ def explanation_stability(
     top = _explain(estimator, X, n_prototypes=1).prototype_index[:, 0]
     same = np.zeros(len(X))
     for _ in range(n_draws):
-        g = rng.standard_normal(X.shape)
+        g = rng.standard_normal(X.shape) * where
         g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
         moved = _explain(estimator, (X + g).astype(X.dtype), n_prototypes=1)
         same += moved.prototype_index[:, 0] == top
     return _aggregate(same / n_draws, aggregate)
+
+
+def _perturbed_entries(estimator, X: np.ndarray) -> np.ndarray:
+    """1 where :func:`explanation_stability` adds noise: every entry, or for token
+    rows (``n_tokens``) the entries of the real tokens (not the mask, not empty slots)."""
+    n_tokens = getattr(estimator, "n_tokens", None)
+    if not n_tokens:
+        return np.ones((1, X.shape[1]))
+    mask = X[:, X.shape[1] - n_tokens :]
+    dim = (X.shape[1] - n_tokens) // n_tokens
+    return np.concatenate([np.repeat(mask, dim, axis=1), np.zeros_like(mask)], axis=1)
 
 
 def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int:

@@ -1043,7 +1043,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         rows = max(1, CHUNK_ELEMENTS // max(1, self.n_tokens * max(K, self._part_dim)))
         with torch_threads(self._n_threads):
             for s in range(0, len(X), rows):
-                x = torch.from_numpy(np.require(X[s : s + rows], dtype=np.float64))
+                x = torch.from_numpy(
+                    np.require(X[s : s + rows], dtype=np.float64, requirements=("C", "W"))
+                )
                 d, mask = net.token_distances(x)
                 d = d.masked_fill(~mask[..., None], float("inf"))
                 best = d.argmin(dim=1).numpy()

@@ -267,15 +267,25 @@ class ProtoNetwork(torch.nn.Module):
             return rbf_similarity(d, self.width)
         return cosine_similarity(d)
 
-    def forward(self, x: torch.Tensor):
-        """``(logits, distances, similarities)``."""
+    def pooled_similarities(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled distances, similarities)``; a row without a real token has
+        similarity 0 to every prototype (its distance of 1 read, under "log" and
+        "rbf", as nearer than most real rows: 0.69 and 0.35)."""
         d = self.pooled_distances(x)
         s = self.similarities(d)
+        if self.n_tokens:
+            has = unpack_tokens(x, self.n_tokens)[1].any(dim=1, keepdim=True)
+            s = torch.where(has, s, torch.zeros((), dtype=s.dtype, device=s.device))
+        return d, s
+
+    def forward(self, x: torch.Tensor):
+        """``(logits, distances, similarities)``."""
+        d, s = self.pooled_similarities(x)
         return self.head(s), d, s
 
     # ------------------------------------------------------------ inference API
     def pairwise(self, x: torch.Tensor) -> torch.Tensor:
-        return self.similarities(self.pooled_distances(x))
+        return self.pooled_similarities(x)[1]
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         frozen = self._frozen
