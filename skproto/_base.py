@@ -89,6 +89,9 @@ class BasePrototypeClassifier(
 
     #: what ``transform`` returns, used to label explanations
     _pairwise_name = "similarity"
+    #: whether a prototype's case is the training row it is (not a representative
+    #: of a class mean): one whose row index becomes -1 loses its case
+    _cases_are_rows = False
     #: what the per-class bias of the head means
     _bias_name = "bias"
 
@@ -220,6 +223,8 @@ class BasePrototypeClassifier(
         if old is not None:
             keep = min(K, len(old))
             out[:keep] = old[:keep]
+            if self._cases_are_rows:  # a prototype trained off its row is no longer its case
+                out[np.flatnonzero(self._prototype_sample_indices()[:keep] < 0)] = None
         if cases is not None:
             if first_row is None:
                 rows = prototype_rows(self, X, y)

@@ -1045,3 +1045,54 @@ def test_a_multilabel_label_whose_rows_all_weigh_zero_is_warned_of():
     w = np.where(Y[:, 1] > 0, 0.0, 1.0)
     with pytest.warns(UserWarning, match="Label\\(s\\) \\[1\\] of the multi-label y have no"):
         ProtoClassifier(2, max_epochs=2, random_state=0).fit(X, Y, sample_weight=w)
+
+
+def test_projecting_onto_new_rows_names_their_cases_and_counts_from_them():
+    # project_prototypes kept the fit rows' cases (explanations named the wrong
+    # texts) and a later partial_fit counted its rows after fit's X
+    from skproto.explain import attach_cases
+
+    X, y = make_data(LABELS["strings"])
+    Xa, ya, Xb, yb = X[:60], y[:60], X[60:], y[60:]
+    cases_a = np.array([f"A{i}" for i in range(len(Xa))], dtype=object)
+    cases_b = np.array([f"B{i}" for i in range(len(Xb))], dtype=object)
+    clf = ProtoClassifier(max_epochs=2, random_state=0).fit(attach_cases(Xa.copy(), cases_a), ya)
+    clf.project_prototypes(attach_cases(Xb.copy(), cases_b), yb)
+    rows = clf.prototype_sample_indices_
+    np.testing.assert_array_equal(clf.prototype_cases_, cases_b[rows])
+    assert clf._n_seen == len(Xb)
+
+
+def test_a_prototype_trained_off_its_row_loses_its_case():
+    # RBF components moved by partial_fit lost their rows (-1) but kept the cases
+    from skproto.explain import attach_cases
+
+    X, y = make_data(LABELS["strings"])
+    cases = np.array([f"row{i}" for i in range(len(X))], dtype=object)
+    clf = RBFPrototypeClassifier(project=True, max_epochs=3, random_state=0)
+    clf.fit(attach_cases(X.copy(), cases), y).partial_fit(X, y)
+    moved = clf.prototype_sample_indices_ < 0
+    assert moved.any()
+    assert clf.prototype_cases_ is None or all(c is None for c in clf.prototype_cases_[moved])
+
+
+def test_class_incremental_rbf_with_weight_decay_warns():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = RBFPrototypeClassifier(weight_decay=0.01, max_epochs=2, random_state=0)
+    clf.fit(X[y < 5], y[y < 5])
+    with pytest.warns(UserWarning, match="partial_fit brings new classes to a model trained"):
+        clf.partial_fit(X[y >= 5], y[y >= 5])
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_read_only_input_trains_and_predicts_silently(name):
+    # a new class in partial_fit leaked torch's "The given NumPy array is not writable"
+    X, y = make_data(LABELS["strings"])
+    X.setflags(write=False)
+    first = y != "moth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = STREAMS[name]().set_params(max_epochs=2).fit(X[first], y[first])
+        clf.partial_fit(X, y).predict_proba(X)

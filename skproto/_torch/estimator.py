@@ -103,6 +103,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
 
     #: whether a 2-D indicator ``y`` (multi-label) is accepted
     _supports_multilabel = False
+    _cases_are_rows = True
     #: name of the network parameter that holds the prototypes
     _prototype_parameter = "prototypes"
     #: network method whose output the output link turns into probabilities
@@ -683,6 +684,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _project_onto(self, X, y, sample_weight):
         """Project the fitted prototypes onto (X, y) and run the refit stage."""
         self._check_structure("project_prototypes", "call fit")
+        X_raw = X
         X, y = self._validate_training_data(X, y, reset=False)
         T = _validation.encode_targets(self, y)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
@@ -691,6 +693,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             net = self._continued_network(self._state).to(self._device)
             rng = check_random_state(self.random_state)
             self._project_and_refit(net, X, X32, T, w, self.history_, rng, project=True)
+        self._keep_cases(X_raw, X, y)  # (the cases of the rows of fit's X were kept)
         return self
 
     # ---------------------------------------------------------- evaluation

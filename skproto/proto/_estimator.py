@@ -680,7 +680,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return state, indices
         net = self._network(state, torch.float64)
         with torch.no_grad():
-            Z = net.latent(torch.as_tensor(X, dtype=torch.float64)).numpy()
+            Z = net.latent(
+                torch.as_tensor(np.array(X, dtype=np.float64))
+            ).numpy()  # (a copy: X may be read-only)
         Zc = normalize_rows(Z) if self.similarity == "cosine" else Z
         # k-means in the latent space, then each centre's nearest distinct row of
         # its class (the projection's chunked search: no rows x centres x dim array)
@@ -706,7 +708,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
         Each prototype becomes the latent vector of the nearest sample of its
         own class in ``X``; ``prototype_sample_indices_`` then refers to rows
-        of this ``X``. ``fit`` does this itself when ``project=True``.
+        of this ``X`` (and ``prototype_cases_`` to its raw cases, if ``X`` is
+        tagged with them; a later ``partial_fit`` counts its rows after this
+        ``X``'s). ``fit`` does this itself when ``project=True``.
 
         Parameters
         ----------
@@ -718,7 +722,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         -------
         self : ProtoClassifier
         """
-        return self._project_onto(X, y, sample_weight)
+        self._project_onto(X, y, sample_weight)
+        self._n_seen = _num_samples(X)  # (rows are counted from this X on, as after fit)
+        return self
 
     # ------------------------------------------------------------ template
     _cases_buffer = "cases"

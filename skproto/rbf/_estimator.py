@@ -398,6 +398,15 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             T = np.searchsorted(self.classes_, y)
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
             kept = None
+            if not first and len(net.components) > n_old and self.weight_decay > 0:
+                warnings.warn(
+                    "partial_fit brings new classes to a model trained with weight_decay > 0: "
+                    "its components were drawn toward the origin, the new ones start at their "
+                    "rows' scale, and the earlier classes' queries can fall to them (see the "
+                    "user guide). Use weight_decay=0 for class-incremental learning.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             if not first and len(net.components) > n_old:
                 # new classes: only their components learn in this call, so the
                 # earlier classes' regions stay exactly where they were; the
