@@ -84,6 +84,18 @@ def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     Returns
     -------
     X : ndarray, the same object
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import attach_cases, cases_of
+    >>> X = attach_cases(np.array([[0.0], [1.0], [9.0], [10.0]]), ["a", "b", "c", "d"])
+    >>> cases_of(X)
+    ['a', 'b', 'c', 'd']
+    >>> clf = NearestMeanClassifier().fit(X, [0, 0, 1, 1])
+    >>> clf.explain([[9.5]], n_prototypes=1).cases  # the class mean's representative row
+    array([['c']], dtype=object)
     """
     if not isinstance(X, np.ndarray):
         raise ValueError(f"attach_cases tags numpy arrays, got {type(X).__name__}.")
@@ -95,8 +107,28 @@ def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     return X
 
 
-def cases_of(X) -> Sequence | None:
-    """The raw cases ``X`` was tagged with by :func:`attach_cases`, or None."""
+def cases_of(X: Any) -> Sequence | None:
+    """The raw cases ``X`` was tagged with by :func:`attach_cases`, or None.
+
+    Parameters
+    ----------
+    X : object
+        Usually a feature array.
+
+    Returns
+    -------
+    sequence or None
+        The cases (read by position), while ``X`` itself lives; None for an
+        untagged object, a copy or a view.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.explain import attach_cases, cases_of
+    >>> X = attach_cases(np.zeros((2, 3)), ["first", "second"])
+    >>> cases_of(X), cases_of(X.copy())
+    (['first', 'second'], None)
+    """
     entry = _TAGGED.get(id(X))
     if entry is None or entry[0]() is not X:
         return None
@@ -117,7 +149,25 @@ def _is_image(case: Any) -> bool:
 def rendered(case: Any, renderer: str | Callable | None = None) -> str | np.ndarray:
     """What to show for ``case``: a string (text) or an image array.
 
-    See the module docstring for ``renderer``.
+    Parameters
+    ----------
+    case : object
+        A text, an image array, or any object.
+    renderer : None, "text", "image" or callable, default=None
+        None: an image-shaped numeric array is an image, anything else its
+        ``str``; "text" and "image" force one; a callable maps the case to
+        what to show (see the module docstring).
+
+    Returns
+    -------
+    str or ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.explain import rendered
+    >>> rendered("a  text"), rendered(np.zeros((8, 8))).shape, rendered(3, renderer=lambda c: c * 2)
+    ('a  text', (8, 8), '6')
     """
     if callable(renderer):
         case = renderer(case)
@@ -139,8 +189,29 @@ def rendered(case: Any, renderer: str | Callable | None = None) -> str | np.ndar
     return case if isinstance(case, str) else str(case)
 
 
-def case_text(case: Any, renderer: str | Callable | None = None, max_chars: int = _SNIPPET_CHARS):
-    """A one-line snippet of ``case``: its text (shortened) or ``<image HxW>``."""
+def case_text(
+    case: Any, renderer: str | Callable | None = None, max_chars: int = _SNIPPET_CHARS
+) -> str:
+    """A one-line snippet of ``case``: its text (shortened) or ``<image HxW>``.
+
+    Parameters
+    ----------
+    case : object
+    renderer : None, "text", "image" or callable, default=None
+        As in :func:`rendered`.
+    max_chars : int, default=48
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.explain import case_text
+    >>> case_text("my card  got eaten by the atm", max_chars=16), case_text(np.zeros((8, 8)))
+    ('my card got eat…', '<image 8x8>')
+    """
     shown = rendered(case, renderer)
     if isinstance(shown, np.ndarray):
         return f"<image {shown.shape[0]}x{shown.shape[1]}>"
@@ -167,6 +238,21 @@ def png_bytes(image: ArrayLike) -> bytes:
 
     uint8 pixels are kept; float pixels in [0, 1] are scaled by 255; any
     other range is min-max scaled to [0, 255].
+
+    Parameters
+    ----------
+    image : array-like of shape (H, W), (H, W, 3) or (H, W, 4)
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.explain import png_bytes
+    >>> png_bytes(np.eye(8))[1:4]
+    b'PNG'
     """
     pixels = _to_uint8(np.asarray(image))
     if pixels.ndim == 2:
@@ -197,13 +283,33 @@ def png_bytes(image: ArrayLike) -> bytes:
 
 
 def png_data_uri(image: ArrayLike) -> str:
-    """``data:image/png;base64,...`` of :func:`png_bytes` (inline, no file, no network)."""
+    """``data:image/png;base64,...`` of :func:`png_bytes` (inline, no file, no network).
+
+    Parameters
+    ----------
+    image : array-like of shape (H, W), (H, W, 3) or (H, W, 4)
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.explain import png_data_uri
+    >>> png_data_uri(np.eye(8)).startswith("data:image/png;base64,iVBOR")
+    True
+    """
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def prototype_rows(
-    estimator, X: ArrayLike | None = None, y: ArrayLike | None = None, *, neighbors=None
-):
+    estimator: Any,
+    X: ArrayLike | None = None,
+    y: ArrayLike | None = None,
+    *,
+    neighbors: np.ndarray | None = None,
+) -> np.ndarray:
     """The training row to show for each prototype (-1: none).
 
     A prototype that *is* a training row (``prototype_sample_indices_``) is
@@ -226,6 +332,16 @@ def prototype_rows(
     Returns
     -------
     rows : ndarray of shape (n_prototypes,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import prototype_rows
+    >>> X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    >>> clf = NearestMeanClassifier().fit(X, y)
+    >>> prototype_rows(clf), prototype_rows(clf, X, y)  # means are no rows; representatives
+    (array([-1, -1]), array([0, 2]))
     """
     check_is_fitted(estimator)
     rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)

@@ -52,6 +52,32 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     Steps: the bias, every listed prototype's contribution (split into its
     ``parts`` when the explanation has them), then the summed contribution
     of the prototypes not listed.
+
+    Parameters
+    ----------
+    explanation : Explanation
+    sample : int
+        Row of the explanation.
+    column : {"explained", "runner_up"}, default="explained"
+
+    Returns
+    -------
+    Waterfall
+        Its steps add up to the class's score.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import waterfall
+    >>> X, y = load_iris(return_X_y=True)
+    >>> ex = NearestMeanClassifier().fit(X, y).explain(X[:1], n_prototypes=2)
+    >>> w = waterfall(ex, 0)
+    >>> [step.kind for step in w.steps]
+    ['bias', 'prototype', 'prototype', 'other']
+    >>> bool(np.isclose(sum(step.value for step in w.steps), w.score))
+    True
     """
     label = getattr(explanation, column)[sample]
     c = int(np.searchsorted(explanation.classes, label))
@@ -98,7 +124,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
 
 
 def explain_with_runner_up(
-    estimator,
+    estimator: Any,
     X: ArrayLike,
     *,
     n_prototypes: int = 5,
@@ -110,6 +136,32 @@ def explain_with_runner_up(
 
     ``cases`` (aligned with the training rows) override the estimator's own
     ``prototype_cases_``, which ``explain`` attaches by itself.
+
+    Parameters
+    ----------
+    estimator : fitted skproto estimator
+    X : array-like of shape (n_samples, n_features)
+    n_prototypes : int, default=5
+    cases : sequence, default=None
+        Raw cases aligned with the training rows ``X_train``.
+    X_train, y_train : array-like, default=None
+        The training data, for the representatives of prototypes that are
+        no rows (:func:`prototype_rows`).
+
+    Returns
+    -------
+    (Explanation, Explanation)
+        Of the predicted class, and of each sample's runner-up.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import explain_with_runner_up
+    >>> X, y = load_iris(return_X_y=True)
+    >>> first, second = explain_with_runner_up(NearestMeanClassifier().fit(X, y), X[[0, 60]])
+    >>> first.explained.tolist(), second.explained.tolist()
+    ([0, 1], [1, 0])
     """
     first = estimator.explain(X, n_prototypes)
     second = estimator.explain(X, n_prototypes, target=first.runner_up)
@@ -119,13 +171,42 @@ def explain_with_runner_up(
     return first, second
 
 
-def unpipe(estimator, X, X_train=None, query_cases=None, cases=None):
+def unpipe(
+    estimator: Any,
+    X: Any,
+    X_train: Any = None,
+    query_cases: Sequence | None = None,
+    cases: Sequence | None = None,
+) -> tuple:
     """Split a fitted Pipeline into its feature steps and its final classifier.
 
-    Returns ``(classifier, X, X_train, query_cases, cases)``: for a pipeline,
-    ``X`` and ``X_train`` transformed by the steps before the classifier,
-    and the raw ``X`` / ``X_train`` as the default ``query_cases`` / ``cases``;
-    anything else is returned unchanged.
+    Parameters
+    ----------
+    estimator : fitted skproto estimator, or a Pipeline ending in one
+    X : raw inputs (a pipeline's) or features, or None
+    X_train : the same for the training data, default=None
+    query_cases, cases : sequence, default=None
+
+    Returns
+    -------
+    (classifier, X, X_train, query_cases, cases)
+        For a pipeline, ``X`` and ``X_train`` transformed by the steps before
+        the classifier, and the raw ``X`` / ``X_train`` as the default
+        ``query_cases`` / ``cases``; anything else unchanged (pandas cases
+        read by position).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import unpipe
+    >>> X, y = load_iris(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    >>> clf, Z, _, raw, _ = unpipe(pipe, X[:2])
+    >>> type(clf).__name__, bool((raw == X[:2]).all()), bool((Z == pipe[0].transform(X[:2])).all())
+    ('NearestMeanClassifier', True, True)
     """
     if not hasattr(estimator, "steps") or len(estimator.steps) < 2:
         return estimator, X, X_train, positional(query_cases), positional(cases)

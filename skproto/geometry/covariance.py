@@ -13,13 +13,37 @@ __all__ = ["PINV_RTOL", "principal_axes", "shrinkage_amount", "shrunk_covariance
 PINV_RTOL = 1e-10
 
 
-def shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float:
+def shrinkage_amount(method: str | float, S: np.ndarray, n: float, q4: float | None) -> float:
     """Shrinkage intensity for the empirical covariance ``S`` of ``n`` samples.
 
     ``"ledoit_wolf"`` and ``"oas"`` reproduce scikit-learn's
     ``ledoit_wolf_shrinkage`` / ``OAS`` on centred data (weights act as
     frequencies); ``q4`` is ``sum_i w_i ||x_i - m||^4``. A float is returned
     as it is.
+
+    Parameters
+    ----------
+    method : {"oas", "ledoit_wolf"} or float
+    S : ndarray of shape (n_features, n_features)
+        The empirical (maximum-likelihood) covariance.
+    n : float
+        The number (summed weight) of samples.
+    q4 : float or None
+        ``sum_i w_i ||x_i - m||^4``, needed by ``"ledoit_wolf"`` only.
+
+    Returns
+    -------
+    float in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.covariance import OAS
+    >>> from skproto.geometry import shrinkage_amount
+    >>> X = np.random.RandomState(0).normal(size=(50, 4))
+    >>> S = np.cov(X.T, bias=True)
+    >>> bool(np.isclose(shrinkage_amount("oas", S, 50, None), OAS().fit(X).shrinkage_))
+    True
     """
     if isinstance(method, Real):
         return float(method)
@@ -43,7 +67,25 @@ def shrinkage_amount(method, S: np.ndarray, n: float, q4: float | None) -> float
 
 
 def shrunk_covariance(S: np.ndarray, amount: float) -> np.ndarray:
-    """``(1 - a) S + a tr(S)/p I`` (scikit-learn's ``shrunk_covariance``)."""
+    """``(1 - a) S + a tr(S)/p I`` (scikit-learn's ``shrunk_covariance``).
+
+    Parameters
+    ----------
+    S : ndarray of shape (n_features, n_features)
+    amount : float in [0, 1]
+
+    Returns
+    -------
+    ndarray of shape (n_features, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import shrunk_covariance
+    >>> shrunk_covariance(np.diag([3.0, 1.0]), 0.5)
+    array([[2.5, 0. ],
+           [0. , 1.5]])
+    """
     p = S.shape[0]
     out = (1.0 - amount) * S
     out.flat[:: p + 1] += amount * np.trace(S) / p
@@ -62,6 +104,24 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
     different order or chunking keep the same subspace, and one that does
     not depend on the features' units (cut on ``cov`` itself, a feature whose
     variance was 1e-12 of another's was dropped).
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n_features, n_features)
+        Symmetric positive semi-definite.
+
+    Returns
+    -------
+    L : ndarray of shape (n_features, rank), or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import whitener
+    >>> cov = np.array([[4.0, 1.0], [1.0, 2.0]])
+    >>> L = whitener(cov)
+    >>> bool(np.allclose(L @ L.T, np.linalg.inv(cov)))
+    True
     """
     d = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     top = float(np.max(d, initial=0.0))
@@ -85,6 +145,24 @@ def principal_axes(X: np.ndarray, dim: int, max_rows: int = AXES_ROWS) -> np.nda
     ``k = min(dim, n_features, rows read)``, read on at most ``max_rows``
     evenly spaced rows (an estimate: a start, not a decomposition), each axis
     signed so that its largest entry is positive (deterministic).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    dim : int
+    max_rows : int, default=10_000
+
+    Returns
+    -------
+    ndarray of shape (k, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import principal_axes
+    >>> X = np.random.RandomState(0).normal(size=(200, 3)) * [10.0, 1.0, 0.1]
+    >>> principal_axes(X, 1).round(2)
+    array([[ 1., -0.,  0.]])
     """
     X = np.asarray(X)[:: max(1, -(-len(X) // max_rows))]
     U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)

@@ -44,6 +44,15 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     -------
     D : ndarray or tensor of shape (..., n_prototypes)
         Squared distances, clipped at 0 (differentiable for tensors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import squared_distances
+    >>> X = np.array([[0.0, 0.0], [3.0, 4.0]]) + 1e8  # far from the origin
+    >>> squared_distances(X, X[:1], center=X.mean(0))
+    array([[ 0.],
+           [25.]])
     """
     if center is not None:
         X = X - center
@@ -118,6 +127,24 @@ def normalize_rows(X: Any, tol: float = 0.0) -> Any:
     than vanish (``tol`` is not read). The numpy path squares the entries: rows
     whose squared norm under- or overflows (norms near 1e-160 or 1e160, 1e20
     in float32) become zero; the estimators refuse such data before.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (..., n_features)
+    tol : float, default=0.0
+        Rows of norm at most this become zero (numpy only).
+
+    Returns
+    -------
+    ndarray or tensor of the shape of ``X``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import normalize_rows
+    >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    array([[0.6, 0.8],
+           [0. , 0. ]])
     """
     if is_torch(X):
         import torch
@@ -132,6 +159,24 @@ def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
 
     A zero row has cosine 0 with everything (distance 1). ``P_normalized``
     says that ``P``'s rows already have unit norm (or are zero).
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (..., n_features)
+    P : ndarray or tensor of shape (n_prototypes, n_features)
+    P_normalized : bool, default=False
+
+    Returns
+    -------
+    ndarray or tensor of shape (..., n_prototypes)
+        In ``[0, 2]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import cosine_distances
+    >>> cosine_distances(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    array([[0., 1., 2.]])
     """
     Pn = P if P_normalized else normalize_rows(P)
     return 1.0 - normalize_rows(X) @ Pn.T
@@ -143,6 +188,26 @@ def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -
     Squared distances below ``floor`` do not count (a prototype placed on the
     row itself, as when a class has no more rows than prototypes); a row
     with none at or beyond it gets ``inf``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    P : ndarray of shape (n_prototypes, n_features)
+    floor : float, default=0.0
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import min_squared_distances
+    >>> X, P = np.array([[0.0], [1.0], [5.0]]), np.array([[0.0], [4.0]])
+    >>> min_squared_distances(X, P)
+    array([0., 1., 1.])
+    >>> min_squared_distances(X, P, floor=0.5)  # the first row's prototype is itself
+    array([16.,  1.,  1.])
     """
     out = np.empty(len(X), dtype=np.result_type(X, P))
     if not len(P):  # no prototype: none is near

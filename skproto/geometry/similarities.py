@@ -17,15 +17,70 @@ def log_similarity(d: Any, eps: float = LOG_EPS) -> Any:
 
     Computed as ``log1p((1 - eps) / (d + eps))``: no cancellation for large
     ``d`` and no overflow for huge ones.
+
+    Parameters
+    ----------
+    d : ndarray or tensor
+        Squared distances (>= 0).
+    eps : float, default=1e-4
+        Bounds the similarity at ``d = 0``: ``log(1 / eps)``.
+
+    Returns
+    -------
+    ndarray or tensor of the shape of ``d``
+        Decreasing in ``d``, 0 at ``d = inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import log_similarity
+    >>> log_similarity(np.array([0.0, 1.0, np.inf])).round(4)
+    array([9.2103, 0.693 , 0.    ])
     """
     return namespace(d).log1p((1.0 - eps) / (d + eps))
 
 
 def rbf_similarity(d: Any, width: float) -> Any:
-    """``exp(-d / width)`` of squared distances ``d``."""
+    """``exp(-d / width)`` of squared distances ``d``.
+
+    Parameters
+    ----------
+    d : ndarray or tensor
+        Squared distances (>= 0).
+    width : float
+        Squared distance at which the similarity is ``1 / e``.
+
+    Returns
+    -------
+    ndarray or tensor of the shape of ``d``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import rbf_similarity
+    >>> rbf_similarity(np.array([0.0, 2.0]), width=2.0).round(4)
+    array([1.    , 0.3679])
+    """
     return namespace(d).exp(-d / width)
 
 
 def cosine_similarity(d: Any) -> Any:
-    """``1 - d`` of cosine distances ``d``: the cosine itself."""
+    """``1 - d`` of cosine distances ``d``: the cosine itself.
+
+    Parameters
+    ----------
+    d : ndarray or tensor
+        Cosine distances, ``1 - cos``, in ``[0, 2]``.
+
+    Returns
+    -------
+    ndarray or tensor of the shape of ``d``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.geometry import cosine_similarity
+    >>> cosine_similarity(np.array([0.0, 1.0, 2.0]))
+    array([ 1.,  0., -1.])
+    """
     return 1.0 - d
