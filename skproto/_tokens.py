@@ -70,7 +70,33 @@ def check_token_layout(X: np.ndarray, n_tokens: int, y: np.ndarray | None = None
 
 
 def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Rows of the token layout from ``embeddings`` (n, n_tokens, d) and ``mask`` (n, n_tokens)."""
+    """Rows of the token layout from ``embeddings`` (n, n_tokens, d) and ``mask`` (n, n_tokens).
+
+    Each row holds its token vectors one after the other (empty slots
+    zeroed), then the mask (1: a real token, 0: an empty slot): the input of
+    ``ProtoClassifier(n_tokens=...)``.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n, n_tokens, d)
+    mask : ndarray of shape (n, n_tokens)
+
+    Returns
+    -------
+    ndarray of shape (n, n_tokens * (d + 1))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.encoders import pack_tokens, unpack_tokens
+    >>> E = np.arange(8.0).reshape(1, 2, 4)
+    >>> X = pack_tokens(E, [[1, 0]])  # the second slot is empty
+    >>> X
+    array([[0., 1., 2., 3., 0., 0., 0., 0., 1., 0.]])
+    >>> values, mask = unpack_tokens(X, n_tokens=2)
+    >>> values.shape, mask.tolist()
+    ((1, 2, 4), [[True, False]])
+    """
     embeddings = np.asarray(embeddings)
     n, t, d = embeddings.shape
     mask = np.asarray(mask, dtype=embeddings.dtype).reshape(n, t)
@@ -81,7 +107,17 @@ def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def unpack_tokens(X: Any, n_tokens: int) -> tuple[Any, Any]:
     """``(embeddings (n, n_tokens, d), mask (n, n_tokens) as booleans)`` of token-layout rows.
 
-    Works on numpy arrays and torch tensors; the embeddings are a view.
+    Works on numpy arrays and torch tensors; the embeddings are a view. The
+    inverse of :func:`pack_tokens` (whose Examples show both).
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (..., n_tokens * (d + 1))
+    n_tokens : int
+
+    Returns
+    -------
+    (embeddings, mask)
     """
     d = token_dim(X.shape[-1], n_tokens)
     values = X[..., : n_tokens * d].reshape(*X.shape[:-1], n_tokens, d)

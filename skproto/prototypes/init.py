@@ -9,7 +9,25 @@ __all__ = ["class_members", "classwise_kmeans", "kmeans_prototypes"]
 
 
 def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
-    """Row indices of each class: ``T`` holds integer codes or a 0/1 indicator."""
+    """Row indices of each class: ``T`` holds integer codes or a 0/1 indicator.
+
+    Parameters
+    ----------
+    T : ndarray of shape (n_rows,) or (n_rows, n_classes)
+    n_classes : int
+
+    Returns
+    -------
+    list of n_classes ndarrays
+        Each class's rows, in increasing order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes import class_members
+    >>> class_members(np.array([1, 0, 1]), 3)
+    [array([1]), array([0, 2]), array([], dtype=int64)]
+    """
     if T.ndim == 2:
         return [np.flatnonzero(T[:, c] > 0) for c in range(n_classes)]
     order = np.argsort(T, kind="stable")
@@ -18,13 +36,40 @@ def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
 
 
 def kmeans_prototypes(
-    members: np.ndarray, Z: np.ndarray, k: int, rng, scale: float | None = None
+    members: np.ndarray,
+    Z: np.ndarray,
+    k: int,
+    rng: np.random.RandomState,
+    scale: float | None = None,
 ) -> np.ndarray:
     """``k`` initial prototypes from a class's rows ``members`` (k-means++, seeded by ``rng``).
 
     A class with fewer distinct rows than ``k`` starts from its rows, repeated
     and jittered by ``scale`` (default: 1e-3 times the std of ``Z``, all
     rows); an empty class at the mean of ``Z``, jittered.
+
+    Parameters
+    ----------
+    members : ndarray of shape (n_members, n_features)
+        The class's rows.
+    Z : ndarray of shape (n_rows, n_features)
+        All rows (for the scale, and an empty class's mean).
+    k : int
+    rng : RandomState
+    scale : float, default=None
+
+    Returns
+    -------
+    ndarray of shape (k, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes import kmeans_prototypes
+    >>> Z = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> np.sort(kmeans_prototypes(Z, Z, 2, np.random.RandomState(0)), axis=0).round(2)
+    array([[ 0.05],
+           [10.05]])
     """
     if scale is None:
         scale = 1e-3 * (Z.std() or 1.0)
@@ -42,7 +87,12 @@ def kmeans_prototypes(
 
 
 def classwise_kmeans(
-    Z: np.ndarray, T: np.ndarray, counts: np.ndarray, rng, *, own_rows_only: bool = False
+    Z: np.ndarray,
+    T: np.ndarray,
+    counts: np.ndarray,
+    rng: np.random.RandomState,
+    *,
+    own_rows_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``counts[c]`` k-means++ prototypes per class ``c``, class-major.
 
@@ -52,6 +102,29 @@ def classwise_kmeans(
     a class by its own prototypes only: a class declared to ``partial_fit``
     before its rows arrive, or whose rows all weigh 0, scores -inf); else it
     starts at the mean of ``Z`` (see :func:`kmeans_prototypes`).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_rows, n_features)
+    T : ndarray of shape (n_rows,) or (n_rows, n_classes)
+    counts : ndarray of shape (n_classes,)
+        Prototypes wanted per class.
+    rng : RandomState
+    own_rows_only : bool, default=False
+
+    Returns
+    -------
+    prototypes : ndarray of shape (n_prototypes, n_features)
+    codes : ndarray of shape (n_prototypes,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes import classwise_kmeans
+    >>> Z, T = np.array([[0.0], [1.0], [9.0]]), np.array([0, 0, 1])
+    >>> P, codes = classwise_kmeans(Z, T, np.array([1, 1]), np.random.RandomState(0))
+    >>> P.ravel().tolist(), codes.tolist()
+    ([0.5, 9.0], [0, 1])
     """
     members = class_members(T, len(counts))
     if own_rows_only:

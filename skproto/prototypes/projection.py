@@ -74,6 +74,22 @@ def distinct_nearest(dist: np.ndarray) -> np.ndarray:
     Pairs are taken in order of increasing distance (ties by row, then
     column); a column is reused only once every column is taken (more rows
     than columns).
+
+    Parameters
+    ----------
+    dist : ndarray of shape (n_rows, n_cols)
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        A column for each row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes import distinct_nearest
+    >>> distinct_nearest(np.array([[0.0, 1.0], [0.5, 2.0]]))  # row 1's nearest is taken
+    array([0, 1])
     """
     n_rows, n_cols = dist.shape
     cand = np.broadcast_to(np.arange(n_cols), dist.shape)
@@ -215,6 +231,15 @@ def project_onto_rows(
     -------
     indices : ndarray of shape (n_prototypes,)
         Row of ``X`` for each prototype, -1 where it may take no row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes import project_onto_rows
+    >>> X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    >>> P = np.array([[0.4], [0.6], [9.9]])  # two prototypes of class 0, one of class 1
+    >>> project_onto_rows(P, X, groups=np.array([0, 0, 1]), targets=y)
+    array([0, 1, 3])
     """
     groups = np.asarray(groups)
     found = nearest_candidates(
