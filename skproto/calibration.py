@@ -10,6 +10,7 @@ scalar changes no prediction (argmax and the sign of each logit stay), and
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -46,6 +47,20 @@ def scored_rows(n_classes: int) -> int:
 
     All of them up to ``SCORED_PAIRS / n_classes`` (33,000 for 150 classes),
     within ``[MIN_SCORED_ROWS, MAX_SCORED_ROWS]``.
+
+    Parameters
+    ----------
+    n_classes : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from skproto.calibration import scored_rows
+    >>> scored_rows(150), scored_rows(10), scored_rows(100_000)
+    (33333, 50000, 2000)
     """
     return min(MAX_SCORED_ROWS, max(MIN_SCORED_ROWS, SCORED_PAIRS // max(int(n_classes), 1)))
 
@@ -66,6 +81,28 @@ def temperature_log_loss(
     (independent sigmoids, the loss averaged over labels). The targets are
     ``(1 - smoothing)`` times the observed ones plus ``smoothing`` spread
     uniformly over the classes (or over 0/1 for each label).
+
+    Parameters
+    ----------
+    S : ndarray of shape (n_rows, n_classes)
+    T : ndarray of shape (n_rows,) or (n_rows, n_labels)
+    w : ndarray of shape (n_rows,) or None
+    t : float
+    smoothing : float, default=0.0
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> round(cal.temperature_log_loss(S, y, None, 1.0), 4)
+    0.781
     """
     Z = np.asarray(S, dtype=np.float64) / t
     if T.ndim == 2:
@@ -99,6 +136,29 @@ def fit_temperature(
       sensible temperature before any held-out row is seen), the loss gets
       ``log(t / prior) ** 2 / (n + 1)``: a few held-out rows move ``t`` only
       as far as they are sure of, many as far as they need.
+
+    Parameters
+    ----------
+    S : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1.
+    T : ndarray of shape (n_rows,) or (n_rows, n_labels)
+        Class codes, or a 0/1 indicator (sigmoids).
+    w : ndarray of shape (n_rows,), default=None
+    prior : float, default=None
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> round(cal.fit_temperature(S, y), 2)
+    1.84
     """
     S = np.asarray(S, dtype=np.float64)
     T = np.asarray(T)
@@ -148,6 +208,21 @@ def lattice(k_lo: int, n: int) -> np.ndarray:
 
     Inside the unit window the points are those of :data:`TEMPERATURE_GRID`
     exactly; outside it ``10 ** (GRID_STEP * k)``.
+
+    Parameters
+    ----------
+    k_lo : int
+    n : int
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> from skproto.calibration import lattice
+    >>> lattice(0, 3).round(4)
+    array([1.    , 1.4125, 1.9953])
     """
     k = np.arange(int(k_lo), int(k_lo) + int(n))
     inside = TEMPERATURE_GRID[np.clip(k + GRID_HALF, 0, 2 * GRID_HALF)]
@@ -155,7 +230,22 @@ def lattice(k_lo: int, n: int) -> np.ndarray:
 
 
 def temperature_window(k0: int) -> np.ndarray:
-    """The grid temperatures of the window centred on lattice point ``k0``."""
+    """The grid temperatures of the window centred on lattice point ``k0``.
+
+    Parameters
+    ----------
+    k0 : int
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> from skproto.calibration import temperature_window
+    >>> temperature_window(0)[[0, -1]]
+    array([1.e-03, 1.e+03])
+    """
     return lattice(int(k0) - GRID_HALF, 2 * GRID_HALF + 1)
 
 
@@ -171,6 +261,25 @@ def grid_center(D: np.ndarray) -> int | None:
     occur): their loss is the same at every temperature, and they say
     nothing about the scale. Columns of ``-inf`` (classes that cannot
     occur) are ignored.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_rows, n_classes)
+
+    Returns
+    -------
+    int or None
+        None where no row's scores spread.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> cal.grid_center(S), cal.grid_center(S * 1e6)  # the window follows the units
+    (-4, 36)
     """
     D = np.asarray(D, dtype=np.float64)
     finite = np.isfinite(D)
@@ -208,6 +317,29 @@ def grid_log_loss(
     a uniform target, for the smoothing of :func:`grid_temperature`). Rows
     whose true class has score ``-inf`` are skipped. Also returns the total
     weight of the rows used.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_rows, n_classes)
+    log_prior : ndarray of shape (n_classes,)
+    T : ndarray of shape (n_rows,)
+    w : ndarray of shape (n_rows,) or None
+    grid : ndarray, default=None
+
+    Returns
+    -------
+    (sums of shape (2, n_grid), total weight)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> sums, total = cal.grid_log_loss(S, np.zeros(3), y, None)
+    >>> sums.shape, total, round(cal.grid_temperature(sums, total), 2)
+    ((2, 41), 2000.0, 1.88)
     """
     D = np.asarray(D, dtype=np.float64)
     rows = np.arange(len(D))
@@ -275,6 +407,16 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     held-out rows do not drive ``t`` to the grid's lower end. The grid's
     minimum is refined by the vertex of the parabola through it and its two
     neighbours in ``log t``.
+
+    Parameters
+    ----------
+    sums : ndarray of shape (2, n_grid)
+    total : float
+    grid : ndarray, default=None
+
+    Returns
+    -------
+    float
     """
     if not total > 0:
         return 1.0
@@ -292,7 +434,7 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     return float(grid[i])
 
 
-def merge_grid_losses(tables) -> tuple[np.ndarray, float, int | None]:
+def merge_grid_losses(tables: Iterable[tuple]) -> tuple[np.ndarray, float, int | None]:
     """One table of held-out losses from several ``(sums, total, k_lo)`` tables.
 
     A table holds :func:`grid_log_loss` sums over ``lattice(k_lo, n)`` (``n``
@@ -302,6 +444,26 @@ def merge_grid_losses(tables) -> tuple[np.ndarray, float, int | None]:
     every other included table has too; a table whose window would leave
     fewer than 3 common points (scores of a very different scale) is left
     out, with its weight.
+
+    Parameters
+    ----------
+    tables : iterable of tuples
+
+    Returns
+    -------
+    tuple
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> parts = [cal.add_grid_losses(cal.NO_LOSSES, S[s], np.zeros(3), y[s], None)
+    ...          for s in (slice(0, 700), slice(700, None))]
+    >>> round(cal.table_temperature(cal.merge_grid_losses(parts)), 2)
+    1.88
     """
     scored = [t for t in tables if t[2] is not None and t[1] > 0]
     if not scored:
@@ -332,6 +494,34 @@ def add_grid_losses(
     (:func:`grid_center`); scores before them, whose loss is the same at
     every temperature, are left out. Tables add up over chunks and calls
     (streams) and merge with :func:`merge_grid_losses`.
+
+    Parameters
+    ----------
+    table : tuple
+        ``(sums, total, k_lo)``; :data:`NO_LOSSES` to start.
+    D : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1 (``-inf``: a class the row cannot take).
+    log_prior : ndarray of shape (n_classes,)
+    T : ndarray of shape (n_rows,)
+        Class codes.
+    w : ndarray of shape (n_rows,) or None
+
+    Returns
+    -------
+    tuple
+        The new table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(scale=3.0, size=(2000, 3))  # scores; labels noisy around their argmax
+    >>> y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    >>> half = cal.add_grid_losses(cal.NO_LOSSES, S[:1000], np.zeros(3), y[:1000], None)
+    >>> both = cal.add_grid_losses(half, S[1000:], np.zeros(3), y[1000:], None)
+    >>> round(cal.table_temperature(both), 2)
+    1.88
     """
     sums, total, k_lo = table
     if k_lo is None:
@@ -355,6 +545,15 @@ def table_temperature(table: tuple) -> float:
     data's units. At 1.0, nearest means with one row per class read a test
     log-loss of 4.6 on CLINC150 (nearly uniform probabilities) and 14.0 on
     digits' pixels (over-confident); at the window's middle 1.75 and 3.6.
+
+    Parameters
+    ----------
+    table : tuple
+        ``(sums, total, k_lo)``.
+
+    Returns
+    -------
+    float
     """
     sums, total, k_lo = table
     if k_lo is None:

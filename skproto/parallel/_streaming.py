@@ -67,6 +67,16 @@ def nearest_rows(
     -------
     indices : ndarray of shape (n_prototypes,)
         Global row of ``X`` for each prototype, -1 where it may take none.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from skproto.parallel import nearest_rows
+    >>> X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    >>> P = np.array([[0.4], [0.6], [9.9]])  # two prototypes of class 0, one of class 1
+    >>> nearest_rows(P, da.from_array(X, chunks=2), groups=[0, 0, 1], targets=da.from_array(y, 2))
+    array([0, 1, 3])
     """
     import dask
 
