@@ -145,6 +145,19 @@ class Explanation:
         the token slot of the query that matched each listed prototype, and
         the token slot of its training row that the prototype is; None
         otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NearestMeanClassifier().fit(X, y)
+    >>> ex = clf.explain(X[[0, 60]], n_prototypes=2)
+    >>> ex.explained.tolist(), ex.prototype_index.tolist()
+    ([0, 1], [[0, 1], [1, 0]])
+    >>> bool(np.allclose(ex.scores, clf.decision_function(X[[0, 60]])))  # exact
+    True
     """
 
     classes: np.ndarray

@@ -23,6 +23,10 @@ class Step:
     ``prototype_value`` is what ``transform`` gives for the prototype (the
     explanation's ``value``, named by its ``value_name``: a similarity, a
     squared distance...).
+
+    Examples
+    --------
+    See :func:`waterfall`, whose ``Waterfall.steps`` they are.
     """
 
     kind: str
@@ -38,7 +42,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Waterfall:
-    """The steps of one class score; ``sum(step.value) == score`` to float precision."""
+    """The steps of one class score; ``sum(step.value) == score`` to float precision.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skproto import NearestMeanClassifier
+    >>> from skproto.explain import waterfall
+    >>> X, y = load_iris(return_X_y=True)
+    >>> w = waterfall(NearestMeanClassifier().fit(X, y).explain(X[:1], 1), 0)
+    >>> w.label, len(w.steps)
+    (np.int64(0), 3)
+    """
 
     sample: int
     label: Any
