@@ -284,7 +284,7 @@ class SentenceEncoder(BaseEncoder):
             mask[i, : len(rows)] = 1.0
         return pack_tokens(E, mask)
 
-    def tokens(self, X) -> list[list[str]]:
+    def tokens(self, X: Any) -> list[list[str]]:
         """The token strings in each slot of ``output="tokens"`` (word pieces), per text.
 
         Parameters

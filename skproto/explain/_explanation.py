@@ -290,7 +290,7 @@ class Explanation:
                 )
         return records
 
-    def to_frame(self):
+    def to_frame(self) -> Any:  # a pandas.DataFrame (pandas is optional)
         """The table of :meth:`to_records` as a ``pandas.DataFrame``.
 
         Requires pandas (``pip install pandas``).

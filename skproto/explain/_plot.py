@@ -102,7 +102,7 @@ class ExplanationDisplay:
     @classmethod
     def from_estimator(
         cls,
-        estimator,
+        estimator: Any,
         X: ArrayLike,
         *,
         sample: int = 0,
@@ -111,7 +111,7 @@ class ExplanationDisplay:
         X_train: ArrayLike | None = None,
         y_train: ArrayLike | None = None,
         renderer: str | Callable | None = None,
-        ax=None,
+        ax: Any = None,
     ) -> ExplanationDisplay:
         """Explain row ``sample`` of ``X`` and plot it.
 
@@ -141,7 +141,7 @@ class ExplanationDisplay:
         sample: int = 0,
         runner_up: Explanation | None = None,
         renderer: str | Callable | None = None,
-        ax=None,
+        ax: Any = None,
     ) -> ExplanationDisplay:
         """Plot sample ``sample`` of ``explanation``.
 
@@ -159,7 +159,7 @@ class ExplanationDisplay:
         display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
         return display.plot(ax=ax)
 
-    def plot(self, ax=None) -> ExplanationDisplay:
+    def plot(self, ax: Any = None) -> ExplanationDisplay:
         """Draw the panels on ``ax`` (one Axes per panel; a new figure if None)."""
         plt = _pyplot()
         n = len(self.waterfalls)
@@ -282,7 +282,7 @@ class PrototypeGalleryDisplay:
     @classmethod
     def from_estimator(
         cls,
-        estimator,
+        estimator: Any,
         X: ArrayLike,
         y: ArrayLike,
         *,
@@ -346,7 +346,7 @@ class PrototypeGalleryDisplay:
             text = "\n".join(textwrap.wrap(case_text(shown, max_chars=120), 28)[:5])
             ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, wrap=True)
 
-    def plot(self, fig=None) -> PrototypeGalleryDisplay:
+    def plot(self, fig: Any = None) -> PrototypeGalleryDisplay:
         """Draw the gallery (on ``fig``, or a new figure)."""
         plt = _pyplot()
         n, m = len(self.prototype_index), self.neighbors.shape[1]
@@ -420,14 +420,14 @@ class EmbeddingDisplay:
     @classmethod
     def from_estimator(
         cls,
-        estimator,
+        estimator: Any,
         X: ArrayLike,
         y: ArrayLike,
         *,
         method: str | Any = "pca",
         max_points: int = 5000,
         random_state: int | None = 0,
-        ax=None,
+        ax: Any = None,
     ) -> EmbeddingDisplay:
         """Project ``X`` (the training data) and the prototypes to 2-D and plot them.
 
@@ -476,7 +476,7 @@ class EmbeddingDisplay:
         display = cls(points, y_shown, proto_points, labels, projector)
         return display.plot(ax=ax)
 
-    def plot(self, ax=None) -> EmbeddingDisplay:
+    def plot(self, ax: Any = None) -> EmbeddingDisplay:
         """Draw the map on ``ax`` (a new figure if None)."""
         plt = _pyplot()
         if ax is None:

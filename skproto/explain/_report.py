@@ -19,6 +19,7 @@ import html
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -228,7 +229,7 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
 
 
 def make_report(
-    estimator,
+    estimator: Any,
     X: ArrayLike,
     y: ArrayLike | None = None,
     *,
