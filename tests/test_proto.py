@@ -896,3 +896,17 @@ def test_the_linear_last_layer_refit_works_at_any_given_temperature(temperature)
         warnings.simplefilter("ignore")  # (two epochs: convergence is not the point)
         clf.fit(X, y)
     assert np.all(np.isfinite(clf.last_layer_)) and clf.score(X, y) > 0.9
+
+
+def test_prototype_kind_both_with_the_mixture_head_is_one_soft_maximum():
+    # the docs said the scores are the sum of the two sets' scores (true for
+    # the linear head only)
+    from scipy.special import logsumexp
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(prototype_kind="both", max_epochs=3, random_state=0).fit(X, y)
+    S, labels, t = clf.transform(X), clf.prototype_labels_, clf.tau_
+    soft = np.stack([t * logsumexp(S[:, labels == c] / t, axis=1) for c in clf.classes_], 1)
+    expected = soft * clf.scale_ / clf.temperature_ + clf.intercept_
+    np.testing.assert_allclose(clf.decision_function(X), expected, rtol=1e-10, atol=1e-10)

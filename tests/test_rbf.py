@@ -578,3 +578,18 @@ def test_certified_accuracy_checks_eps_and_certified_radius_takes_a_column_y():
         with pytest.raises(ValueError, match="eps must be finite and non-negative"):
             certified_accuracy(clf, X, y, eps)
     np.testing.assert_array_equal(clf.certified_radius(X, y[:, None]), clf.certified_radius(X, y))
+
+
+def test_glvq_has_no_margin_and_the_nearest_head_refits_no_sigma():
+    # margin was ignored by glvq while margin_ reported the robust default; the
+    # after-projection refit ran 10 Adam epochs on a sigma no loss depends on
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    glvq = RBFPrototypeClassifier(loss="glvq", max_epochs=3, random_state=0).fit(X, y)
+    assert glvq.margin_ is None
+    with pytest.warns(UserWarning, match="margin=0.5 is not used by loss='glvq'"):
+        RBFPrototypeClassifier(loss="glvq", margin=0.5, max_epochs=2).fit(X, y)
+    robust = RBFPrototypeClassifier(project=True, max_epochs=3, random_state=0).fit(X, y)
+    assert not (robust.history_.get("refit") or {}).get("n_iter")

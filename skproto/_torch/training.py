@@ -344,7 +344,8 @@ def _diverged(config: TrainingConfig, what: str) -> str:
     """The message of a training run that diverged (never a silently broken model)."""
     return (
         f"Training diverged in {config.name}: {what}. Lower learning_rate (it was "
-        f"{config.learning_rate:g}), or rescale X (e.g. with sklearn.preprocessing.StandardScaler)."
+        f"{config.learning_rate:g}) or any very large loss parameter (a margin or cost "
+        "weight), or rescale X (e.g. with sklearn.preprocessing.StandardScaler)."
     )
 
 

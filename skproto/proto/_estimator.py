@@ -258,8 +258,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
     prototypes_ : ndarray of shape (n_prototypes, dim)
         Prototype vectors in the latent space: after projection, the latent
         vector ``h(X[i])`` of the training row ``i`` each is tied to (the row
-        itself when ``projection=None``); with a ``latent_offset`` its last
-        column is that constant.
+        itself when ``projection=None``); with a ``latent_offset`` the last
+        column of a projected prototype is that constant (free prototypes,
+        ``project=False``, hold it up to the cosine's scale).
     prototype_labels_ : ndarray of shape (n_prototypes,)
         Class label of each prototype.
     prototype_kinds_ : ndarray of shape (n_prototypes,)

@@ -106,8 +106,9 @@ def refit_last_layer(
     grad_max = float(V.grad.abs().max()) / temperature
     if not bool(torch.isfinite(V).all()):
         raise ValueError(
-            "The last-layer refit diverged (non-finite weights); the similarities may be "
-            "too large for float32. Rescale X, or use head='mixture'."
+            "The last-layer refit diverged (non-finite weights): alpha or l1_weight may be "
+            "too large, or the similarities too large for float32. Lower them, rescale X, "
+            "or use head='mixture'."
         )
     with torch.no_grad():
         W.copy_(V * temperature)

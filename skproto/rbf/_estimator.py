@@ -123,13 +123,16 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         For ``"cbc"``, the score margin (default 0.3); for ``"robust"``, the
         largest radius aimed for, in input units (default: 0.7 times the
         median distance from a training sample to its nearest initial
-        component).
+        component). ``"glvq"`` has no margin: one given is ignored, with a warning.
         Stored in ``margin_``.
     sigma : float or "auto", default="auto"
         Initial ``sigma``; "auto": the median distance from a training sample
         to its nearest initial component divided by ``ln 2``.
     learn_sigma : bool, default=True
-        Train ``sigma`` (one value shared by all components).
+        Train ``sigma`` (one value shared by all components) where the loss
+        depends on it: the CBC losses. The nearest head's losses (``"robust"``,
+        ``"glvq"``) compare distances only, so ``sigma`` keeps its start
+        there and the fitted temperature carries the scale of the scores.
     temperature : "auto" or float > 0, default="auto"
         ``predict_proba`` is ``p_c^(1/T) / sum_j p_j^(1/T)`` (``p_c`` the class
         scores of ``decision_function``, unchanged). "auto": ``T`` is fitted
@@ -191,8 +194,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Detection scale ``sigma``.
     omega_ : ndarray of shape (omega_dim, n_features) or None
         The learned map ``Omega``.
-    margin_ : float
-        Margin used by the loss (see ``margin``).
+    margin_ : float or None
+        Margin used by the loss (see ``margin``); None for ``"glvq"``.
     history_ : dict
         Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
         ``seconds``; ``accuracy_before_projection``,
@@ -480,6 +483,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
 
     def _build(self, X, T, rng):
         """Initial network: k-means components, Omega, sigma, reasoning logits."""
+        if self.loss == "glvq" and self.margin is not None:
+            warnings.warn(
+                f"margin={self.margin!r} is not used by loss='glvq', which has no margin.",
+                UserWarning,
+                stacklevel=4,
+            )
         X = np.asarray(X, dtype=np.float64)
         n_classes, p = len(self.classes_), X.shape[1]
         if np.ndim(T) == 1:  # single-label: what class-incremental replay needs
@@ -516,7 +525,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         U = W if omega is None else W @ omega.T
         typical = _typical_distance(Z, U)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
-        if self.margin is not None:
+        if self.loss == "glvq":  # (it was reported, unused)
+            self.margin_ = None
+        elif self.margin is not None:
             self.margin_ = float(self.margin)
         else:
             self.margin_ = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
@@ -594,10 +605,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         """After projection: train everything but the components for ``project_epochs``."""
         if not (projected and self.project_epochs):
             return
-        params = [
-            p for name, p in net.named_parameters() if name != "components" and p.requires_grad
-        ]
-        if not params:  # e.g. the nearest head with a fixed sigma and no Omega
+        # (the nearest head's losses compare distances only: sigma gets no gradient)
+        frozen = {"components"} | ({"log_sigma"} if self._head_kind == "nearest" else set())
+        params = [p for name, p in net.named_parameters() if name not in frozen and p.requires_grad]
+        if not params:  # e.g. the nearest head without Omega: nothing to refit
             return
         start = time.perf_counter()
         epochs = train(
