@@ -249,7 +249,18 @@ def temperature_window(k0: int) -> np.ndarray:
     return lattice(int(k0) - GRID_HALF, 2 * GRID_HALF + 1)
 
 
-def grid_center(D: np.ndarray) -> int | None:
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The median of ``values`` repeated by ``weights`` (``np.median`` for equal weights)."""
+    order = np.argsort(values, kind="stable")
+    values, cum = values[order], np.cumsum(weights[order])
+    half = cum[-1] / 2.0
+    i = int(np.searchsorted(cum, half))
+    if cum[i] == half and i + 1 < len(values):  # (between two values, as np.median)
+        return float(values[i] + values[i + 1]) / 2.0
+    return float(values[i])
+
+
+def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     """Lattice point for a window that fits the scale of the scores ``D``.
 
     The window is centred at a tenth of the scores' typical spread (the
@@ -265,6 +276,11 @@ def grid_center(D: np.ndarray) -> int | None:
     Parameters
     ----------
     D : ndarray of shape (n_rows, n_classes)
+    w : ndarray of shape (n_rows,), default=None
+        Row weights: the median is the weighted one (rows of weight 0 do not
+        count), so that a weight equals repeated rows (unweighted, a weight
+        of 3 placed the window like one row, and the temperature clipped at
+        its edge differed: 7943 against 3981).
 
     Returns
     -------
@@ -289,10 +305,12 @@ def grid_center(D: np.ndarray) -> int | None:
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite score
         spread = np.nanmax(Dm, axis=1) - np.nanmedian(Dm, axis=1)
-    spread = spread[np.isfinite(spread) & (spread > 0)]
+    w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)
+    keep = np.isfinite(spread) & (spread > 0) & (w > 0)
+    spread, w = spread[keep], w[keep]
     if not len(spread):
         return None
-    scale = 0.1 * float(np.median(spread))
+    scale = 0.1 * _weighted_median(spread, w)
     if not (np.isfinite(scale) and scale > 0):
         return None
     return int(np.round(np.log10(scale) / GRID_STEP))
@@ -525,7 +543,7 @@ def add_grid_losses(
     """
     sums, total, k_lo = table
     if k_lo is None:
-        center = grid_center(D)
+        center = grid_center(D, w)
         if center is None:
             return table
         k_lo = center - GRID_HALF

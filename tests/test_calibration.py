@@ -356,3 +356,16 @@ def test_one_impossible_class_of_one_row_does_not_decide_the_grid_temperature():
     row = int(np.flatnonzero(y != 0)[0])
     S[row, 0] = -np.inf
     assert grid_temperature(*grid_log_loss(S, lp, y, None)) == pytest.approx(clean, rel=0.01)
+
+
+def test_integer_weights_place_the_temperature_grid_like_repeated_rows():
+    # the grid's window followed an unweighted median over the held-out rows:
+    # on rows without signal, where the temperature is clipped at the window's
+    # edge, weights of 2 and 3 gave 7943, repeated rows 3981
+    rng = np.random.RandomState(42)  # scikit-learn's check_sample_weight_equivalence data
+    X, y, w = rng.rand(15, 30), rng.randint(0, 3, 15), rng.randint(0, 5, 15)
+    kw = dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage="ledoit_wolf")
+    weighted = NearestMeanClassifier(**kw).fit(X, y, sample_weight=w)
+    repeated = NearestMeanClassifier(**kw).fit(X.repeat(w, axis=0), y.repeat(w))
+    assert weighted.temperature_ == pytest.approx(repeated.temperature_, rel=1e-9)
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-12)

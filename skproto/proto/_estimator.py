@@ -500,6 +500,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``classes``, when given on the first call, fixes the classes (a
         declared class without rows yet has score ``-inf``); without it,
         ``classes_`` grows, sorted, and the first call may hold a single class.
+        It streams trivial prototypes only: with ``prototype_kind="support"``
+        or ``"both"`` (and with ``project=False``, or token prototypes) it
+        raises; fit such models with ``fit``.
 
         With ``head="linear"`` (ProtoPNet's dense last layer, in which every
         prototype speaks for every class) the first call needs ``classes`` for
