@@ -517,7 +517,9 @@ class BasePrototypeClassifier(
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
         bias = np.asarray(self._explain_bias(), dtype=np.float64)
         parts = None
-        per_row = K if self._contributions_are_own_class else K * C
+        # (own-class heads skip the (rows, K, C) array, not the (rows, m, C) listed block:
+        # counted as K only, a chunk of 200 listed prototypes of 200 classes took 1.5 GB)
+        per_row = max(K, m * C) if self._contributions_are_own_class else K * C
         for s in chunk_slices(n, max(per_row, self._row_elements(X.shape[1]))):
             P = self._pairwise(X[s])
             A = self._activation(P)

@@ -1096,3 +1096,93 @@ def test_read_only_input_trains_and_predicts_silently(name):
         warnings.simplefilter("error")
         clf = STREAMS[name]().set_params(max_epochs=2).fit(X[first], y[first])
         clf.partial_fit(X, y).predict_proba(X)
+
+
+_TOKEN_PROBE = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from skproto import ProtoClassifier
+from skproto.encoders import pack_tokens
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, T, d, n_classes = 8000, 32, 8, 40
+y = rng.integers(0, n_classes, n)
+X = pack_tokens(rng.normal(size=(n, T, d)) + rng.normal(size=(n_classes, 1, d))[y], np.ones((n, T)))
+clf = ProtoClassifier(n_tokens=T, projection=None, max_epochs=1, early_stopping=False,
+                      random_state=0).fit(X[:400], y[:400])
+clf.predict(X[:10])
+open("/proc/self/clear_refs", "w").write("5")
+base = rss("VmRSS")
+clf.predict(X)
+print(json.dumps({"extra": rss("VmHWM") - base, "prototypes": len(clf.prototypes_)}))
+"""
+
+
+def test_token_prediction_chunks_count_every_token():
+    # a token row's distances are (tokens, prototypes) before pooling; chunks
+    # were sized as if one row needed one entry per prototype: 8,000 rows of
+    # 32 tokens against 200 prototypes took one 410 MB chunk (now about 33 MB)
+    result = _peak_extra_mib(_TOKEN_PROBE)
+    assert result["prototypes"] == 200
+    assert result["extra"] < 150, result
+
+
+_EXPLAIN_PROBE = """
+import json, re, warnings
+import numpy as np
+from skproto import NearestMeanClassifier
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, p, n_classes = 2000, 64, 200
+y = np.arange(n) % n_classes
+X = rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))
+clf = NearestMeanClassifier().fit(X, y)
+clf.explain(X[:10], n_prototypes=100)
+open("/proc/self/clear_refs", "w").write("5")
+base = rss("VmRSS")
+ex = clf.explain(X[:1000], n_prototypes=100)
+print(json.dumps({"extra": rss("VmHWM") - base, "output": ex.contribution.nbytes / 2**20}))
+"""
+
+
+def test_own_class_explanations_are_chunked_by_their_listed_block():
+    # own-class heads sized chunks by the prototypes only, not by the (rows,
+    # listed, classes) block they fill: 200 listed of 200 classes took 1.5 GB
+    # above the output
+    result = _peak_extra_mib(_EXPLAIN_PROBE)
+    assert result["extra"] < result["output"] + 150, result
+
+
+_STABILITY_PROBE = """
+import json, re
+import numpy as np
+from skproto import NearestMeanClassifier
+from skproto.metrics import explanation_stability
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+rng = np.random.default_rng(0)
+n, p = 400_000, 64
+y = np.arange(n) % 10
+X = (rng.normal(size=(10, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
+clf = NearestMeanClassifier().fit(X[:5000], y[:5000])
+explanation_stability(clf, X[:100], n_draws=1, random_state=0)
+open("/proc/self/clear_refs", "w").write("5")
+base = rss("VmRSS")
+explanation_stability(clf, X, n_draws=2, random_state=0)
+print(json.dumps({"extra": rss("VmHWM") - base, "X": X.nbytes / 2**20}))
+"""
+
+
+def test_explanation_stability_works_in_row_chunks():
+    # the noise and the moved rows were whole float64 copies of X (7x X)
+    result = _peak_extra_mib(_STABILITY_PROBE)
+    assert result["extra"] < 3 * result["X"], result  # (670 MB before, for X of 98: 6.9x)

@@ -57,9 +57,9 @@ def test_one_history_schema(make):
         refit = clf.history_["refit"]
     else:  # the nearest head without Omega has nothing to refit (no loss reads sigma)
         assert refit is None
-        clf = make(
-            loss="cbc", max_epochs=5, random_state=0, early_stopping=True, project=True
-        ).fit(X, y)
+        clf = make(loss="cbc", max_epochs=5, random_state=0, early_stopping=True, project=True).fit(
+            X, y
+        )
         refit = clf.history_["refit"]
     assert set(refit) == {"method", "loss", "n_iter", "seconds", "converged", "max_gradient"}
     assert refit["method"] == ("lbfgs" if make is ProtoClassifier else "adam")

@@ -401,23 +401,29 @@ def explanation_stability(
     X = estimator._validate_X_predict(X)
     # token rows: the noise moves the real tokens only (noise in the mask
     # columns broke the layout: every call on a token model raised)
-    where = _perturbed_entries(estimator, X)
+    # in row chunks (all rows at once held several float64 copies of X: 7x it);
+    # the noise is drawn chunk after chunk, the same stream as one draw
+    chunks = list(_chunking.chunk_slices(len(X), X.shape[1]))
     if auto:
-        norms = np.linalg.norm(X * where, axis=1)
-        noise = 0.05 * float(np.median(norms)) if len(X) else 0.0
+        norms = [np.linalg.norm(X[s] * _perturbed_entries(estimator, X[s]), axis=1) for s in chunks]
+        noise = 0.05 * float(np.median(np.concatenate(norms))) if len(X) else 0.0
         if not noise > 0:
             raise ValueError(
                 'noise="auto" is 5 % of the median row norm of X, which is 0 here; '
                 "give noise as a float."
             )
     rng = check_random_state(random_state)
-    top = _explain(estimator, X, n_prototypes=1).prototype_index[:, 0]
+    top = np.concatenate(
+        [_explain(estimator, X[s], n_prototypes=1).prototype_index[:, 0] for s in chunks]
+        or [np.empty(0, dtype=np.intp)]
+    )
     same = np.zeros(len(X))
     for _ in range(n_draws):
-        g = rng.standard_normal(X.shape) * where
-        g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
-        moved = _explain(estimator, (X + g).astype(X.dtype), n_prototypes=1)
-        same += moved.prototype_index[:, 0] == top
+        for s in chunks:
+            g = rng.standard_normal(X[s].shape) * _perturbed_entries(estimator, X[s])
+            g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
+            moved = _explain(estimator, (X[s] + g).astype(X.dtype), n_prototypes=1)
+            same[s] += moved.prototype_index[:, 0] == top[s]
     return _aggregate(same / n_draws, aggregate)
 
 

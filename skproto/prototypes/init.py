@@ -5,7 +5,25 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
+from .._chunking import chunk_slices
+
 __all__ = ["class_members", "classwise_kmeans", "kmeans_prototypes"]
+
+#: Rows of a class that k-means reads at most (evenly spaced beyond).
+KMEANS_ROWS = 20_000
+
+
+def jitter_scale(Z: np.ndarray) -> float:
+    """1e-3 times the standard deviation of all entries of ``Z`` (1e-3 if it is 0),
+    in row chunks (``Z.std()`` held two float64 copies of ``Z``)."""
+    if not Z.size:
+        return 1e-3
+    mean = float(Z.mean(dtype=np.float64))
+    total = 0.0
+    for s in chunk_slices(len(Z), Z.shape[1] if Z.ndim > 1 else 1):
+        block = np.asarray(Z[s], dtype=np.float64) - mean
+        total += float(np.vdot(block, block))
+    return 1e-3 * (float(np.sqrt(total / Z.size)) or 1.0)
 
 
 def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
@@ -46,7 +64,8 @@ def kmeans_prototypes(
 
     A class with fewer distinct rows than ``k`` starts from its rows, repeated
     and jittered by ``scale`` (default: 1e-3 times the std of ``Z``, all
-    rows); an empty class at the mean of ``Z``, jittered.
+    rows); an empty class at the mean of ``Z``, jittered. Of a class of more
+    than ``KMEANS_ROWS`` rows, that many evenly spaced ones are read.
 
     Parameters
     ----------
@@ -72,7 +91,10 @@ def kmeans_prototypes(
            [10.05]])
     """
     if scale is None:
-        scale = 1e-3 * (Z.std() or 1.0)
+        scale = jitter_scale(Z)
+    if len(members) > KMEANS_ROWS:  # evenly spaced rows: a start needs no more (149,000
+        # rows of a new class took 870 MB in k-means and its copies)
+        members = members[np.linspace(0, len(members) - 1, KMEANS_ROWS).astype(np.intp)]
     if len(members) == 0:  # class absent from the data seen at initialisation
         return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
     _, first = np.unique(members, axis=0, return_index=True)
@@ -129,7 +151,7 @@ def classwise_kmeans(
     members = class_members(T, len(counts))
     if own_rows_only:
         counts = np.where([len(m) > 0 for m in members], counts, 0)
-    scale = 1e-3 * (Z.std() or 1.0)  # once, not once per class
+    scale = jitter_scale(Z)  # once, not once per class
     P = [kmeans_prototypes(Z[members[c]], Z, int(k), rng, scale) for c, k in enumerate(counts) if k]
     codes = np.repeat(np.arange(len(counts)), counts)
     return np.concatenate(P), codes

@@ -31,6 +31,7 @@ from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
+from ..prototypes.init import jitter_scale
 from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
 from ._network import RBFNetwork
 
@@ -460,7 +461,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if arriving.size:
             per_class = max(1, len(labels) // len(np.unique(labels)))
             Xf = np.asarray(X, dtype=np.float64)
-            W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng) for c in arriving]
+            scale = jitter_scale(Xf)  # (once, not once per class)
+            W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng, scale) for c in arriving]
             codes = np.repeat(np.searchsorted(union, arriving), per_class)
             labels = np.concatenate([labels, codes])
             state["components"] = np.concatenate([state["components"], *W])
