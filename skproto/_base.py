@@ -72,6 +72,11 @@ def same_param(a, b) -> bool:
         return False
 
 
+#: Parameters that only say how to run (threads, progress), not what was learnt:
+#: a change takes effect at once, also for a fitted model.
+_RUNTIME_PARAMS = frozenset({"n_jobs", "verbose"})
+
+
 def as_fitted(method):
     """Run ``method`` on :meth:`BasePrototypeClassifier._as_fitted` (the fit's parameters)."""
 
@@ -115,12 +120,17 @@ class BasePrototypeClassifier(
         params = self.__dict__.get("_fit_params")
         if params is None:
             return self
-        changed = {k: v for k, v in params.items() if not same_param(getattr(self, k), v)}
+        changed = {
+            k: v
+            for k, v in params.items()
+            if k not in _RUNTIME_PARAMS and not same_param(getattr(self, k), v)
+        }
         if not changed:
             return self
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view.__dict__.update(changed)
+        view.__dict__["_view_of"] = self  # (what a view derives lazily is kept on self)
         return view
 
     # ---------------------------------------------------------------- hooks

@@ -1186,3 +1186,30 @@ def test_explanation_stability_works_in_row_chunks():
     # the noise and the moved rows were whole float64 copies of X (7x X)
     result = _peak_extra_mib(_STABILITY_PROBE)
     assert result["extra"] < 3 * result["X"], result  # (670 MB before, for X of 98: 6.9x)
+
+
+def test_a_stream_derives_its_model_once_after_set_params(monkeypatch):
+    # after partial_fit and a set_params, every prediction re-derived the whole
+    # model on a throwaway view (8.7 s a call for per-class Mahalanobis on CLINC150)
+    X, y = make_data(LABELS["strings"])
+    clf = NearestMeanClassifier(metric="mahalanobis", covariance="per_class")
+    clf.partial_fit(X[:50], y[:50]).partial_fit(X[50:], y[50:])
+    clf.set_params(temperature=2.0)
+    assert clf._model is None  # (derived lazily, on the first use)
+    calls = []
+    real = NearestMeanClassifier._derive
+    monkeypatch.setattr(
+        NearestMeanClassifier, "_derive", lambda self, *a: calls.append(1) or real(self, *a)
+    )
+    for _ in range(3):
+        clf.predict(X)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_run_time_parameters_take_effect_at_once(name):
+    # n_jobs (and verbose) set after fit were replaced by the fit's at prediction
+    X, y = make_data(LABELS["strings"])
+    clf = STREAMS[name]().set_params(max_epochs=2, n_jobs=1).fit(X, y)
+    clf.set_params(n_jobs=2, verbose=1)
+    assert clf._as_fitted() is clf and clf._n_threads == 2

@@ -420,3 +420,30 @@ def test_torch_encoder_reads_frame_rows_casts_images_and_keeps_the_modules_mode(
         expected = linear(torch.as_tensor(images, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-6)
     assert linear.training
+
+
+def test_the_module_is_hashed_once_per_state_and_recursion_is_bounded(tmp_path, monkeypatch):
+    # every cached transform hashed all the weights again (0.8 s for 50M
+    # parameters); a function whose closure holds itself raised RecursionError
+    from skproto.encoders import _torch as torch_encoder
+    from skproto.encoders._cache import callable_key
+
+    def make():
+        def walk(x):
+            return walk if x is None else x
+
+        return walk
+
+    assert callable_key(make()) == callable_key(make())
+    calls = []
+    real = torch_encoder.callable_key
+    monkeypatch.setattr(torch_encoder, "callable_key", lambda f: calls.append(f) or real(f))
+    module = torch.nn.Linear(4, 2)
+    enc = TorchEncoder(module, memory=tmp_path)
+    X = np.random.RandomState(0).rand(5, 4).astype(np.float32)
+    first = enc.transform(X)
+    enc.transform(X)
+    assert sum(c is module for c in calls) == 1
+    with torch.no_grad():
+        module.weight.add_(1.0)  # new weights: a new key, not the old encodings
+    assert not np.allclose(enc.transform(X), first)

@@ -76,6 +76,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         state = super().__getstate__()
         state.pop("_loaded_model", None)  # reloaded on first use after unpickling
         state.pop("_encoding_cache", None)
+        state.pop("_module_key", None)  # (a fingerprint of this process's tensors)
         return state
 
     # ------------------------------------------------------------- API

@@ -20,6 +20,7 @@ import types
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def _value_bytes(value, depth: int = 0) -> bytes:
     if isinstance(value, (str, bytes, int, float, complex, type(None), np.generic)):
         return repr(value).encode()
     if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
-        return callable_key(value).encode()
+        return callable_key(value, depth + 1).encode()
     if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
         name = f"{module}.{type(value).__qualname__}".encode()
         return name + _value_bytes(vars(value), depth + 1)
@@ -69,7 +70,7 @@ def _code_bytes(code: types.CodeType) -> bytes:
     return b"|".join([code.co_code, _value_bytes(code.co_consts), repr(code.co_names).encode()])
 
 
-def callable_key(f) -> str:
+def callable_key(f: Any, depth: int = 0) -> str:
     """A name for the callable ``f`` in a cache key, the same in every process.
 
     A function: its module and qualified name and a hash of its code,
@@ -78,25 +79,28 @@ def callable_key(f) -> str:
     and its object's (``Scale(1).apply`` and ``Scale(10).apply`` shared a
     key). A ``functools.partial``: its function's, arguments and keywords.
     Another callable: its type and :func:`_value_bytes` (attributes, or a
-    torch module's layers and weights).
+    torch module's layers and weights). ``depth`` bounds the recursion
+    through closures and objects (a function whose closure holds itself).
     """
     if f is None:
         return "None"
+    if depth > 6:
+        return "<deep>"
     if isinstance(f, functools.partial):
-        inner = (_value_bytes(f.args), _value_bytes(f.keywords))
+        inner = (_value_bytes(f.args, depth + 1), _value_bytes(f.keywords, depth + 1))
         digest = hashlib.sha256(b"|".join(inner)).hexdigest()[:16]
-        return f"partial({callable_key(f.func)}):{digest}"
+        return f"partial({callable_key(f.func, depth + 1)}):{digest}"
     if isinstance(f, types.MethodType):
-        digest = hashlib.sha256(_value_bytes(f.__self__)).hexdigest()[:16]
-        return f"{callable_key(f.__func__)}@{digest}"
+        digest = hashlib.sha256(_value_bytes(f.__self__, depth + 1)).hexdigest()[:16]
+        return f"{callable_key(f.__func__, depth + 1)}@{digest}"
     code = getattr(f, "__code__", None)
     if code is None:
-        digest = hashlib.sha256(_value_bytes(f)).hexdigest()[:16]
+        digest = hashlib.sha256(_value_bytes(f, depth + 1)).hexdigest()[:16]
         return f"{type(f).__module__}.{type(f).__qualname__}:{digest}"
-    parts = [_code_bytes(code), _value_bytes(getattr(f, "__defaults__", None))]
+    parts = [_code_bytes(code), _value_bytes(getattr(f, "__defaults__", None), depth + 1)]
     for cell in getattr(f, "__closure__", None) or ():
         try:
-            parts.append(_value_bytes(cell.cell_contents))
+            parts.append(_value_bytes(cell.cell_contents, depth + 1))
         except ValueError:  # an empty cell
             parts.append(b"<empty>")
     digest = hashlib.sha256(b"|".join(parts)).hexdigest()[:16]

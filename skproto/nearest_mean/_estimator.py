@@ -571,9 +571,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     @property
     def _fitted(self) -> _Model:
         """The derived model, recomputed once after ``partial_fit`` changed the statistics."""
-        if self._model is None:  # (with the parameters of the fit: see _as_fitted)
-            self._model = self._as_fitted()._derive()
-        return self._model
+        owner = self.__dict__.get("_view_of", self)  # (a view's derivation is kept)
+        if owner._model is None:  # (with the parameters of the fit: see _as_fitted)
+            owner._model = owner._as_fitted()._derive()
+        return owner._model
 
     # Public fitted attributes are views of the derived model, so they are
     # always current, even right after partial_fit.
