@@ -347,16 +347,6 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         self.classes_, T, self._multilabel = _validation.encode_fit_targets(
             self, y, classes=classes, allow_multilabel=self._supports_multilabel
         )
-        empty = np.flatnonzero(~(T > 0).any(axis=0)) if self._multilabel and len(T) else []
-        if len(empty):
-            # as scikit-learn's OneVsRestClassifier warns: such a label gets
-            # prototypes anyway (free vectors), and is predicted for some rows
-            warnings.warn(
-                f"Label(s) {empty.tolist()} of the multi-label y have no positive training row; "
-                f"{type(self).__name__} cannot learn them and may predict them.",
-                UserWarning,
-                stacklevel=3,
-            )
         return T
 
     def _fit(self, X, y, sample_weight, *, warm: bool):
@@ -369,8 +359,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         T = _validation.encode_targets(self, y) if warm else self._set_targets(y)
         _validation.check_class_weight_labels(self.class_weight, self.classes_)
         w = self._training_weights(T, _validation.validate_sample_weight(sample_weight, X))
-        if self._multilabel and len(T):  # (as for a label without positive rows)
-            lost = (T > 0).any(axis=0) & ~((T > 0) & (w[:, None] > 0)).any(axis=0)
+        if self._multilabel and len(T):
+            # as scikit-learn's OneVsRestClassifier warns: such a label (no positive
+            # row, or only rows of weight 0) gets free prototypes, and is predicted
+            lost = ~((T > 0) & (w[:, None] > 0)).any(axis=0)
             if lost.any():
                 warnings.warn(
                     f"Label(s) {np.flatnonzero(lost).tolist()} of the multi-label y have no "

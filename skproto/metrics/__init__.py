@@ -51,12 +51,9 @@ def _model(estimator, X=None):
     (A Pipeline failed with "'Pipeline' object has no attribute
     '_validate_X_predict'".)
     """
-    from sklearn.pipeline import Pipeline
+    from ..explain._steps import unpipe
 
-    if isinstance(estimator, Pipeline):
-        if X is not None:
-            X = estimator[:-1].transform(X)
-        estimator = estimator[-1]
+    estimator, X = unpipe(estimator, X)[:2]
     if not isinstance(estimator, BasePrototypeClassifier):
         raise ValueError(
             "skproto.metrics measure a skproto estimator (or a Pipeline that ends in one), "

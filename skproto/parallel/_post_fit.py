@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._chunking import is_dask, take_rows
 from ..explain._explanation import Explanation
+from ..explain._steps import unpipe
 from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
 from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
@@ -133,8 +134,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _width(self, est, method: str) -> int | None:
         """Output columns of ``method`` (None: one value per row)."""
-        if hasattr(est, "steps"):  # a Pipeline: its last step predicts
-            est = est.steps[-1][1]
+        est = unpipe(est, None)[0]  # (a Pipeline's last step predicts)
         multilabel = getattr(est, "_link", None) == "sigmoid"  # (a label indicator per row)
         if method == "score_samples" or (method == "predict" and not multilabel):
             return None
