@@ -269,6 +269,11 @@ class BasePrototypeClassifier(
         """
         return self.prototypes_
 
+    def _prototypes_are_directions(self) -> bool:
+        """Whether a prototype stands for its direction only (any positive multiple
+        of it scores the same), so a picture may place it at its rows' scale."""
+        return False
+
     def _connection_strength(self) -> np.ndarray:
         """How strongly each prototype is connected to its classes, (n_prototypes,).
 

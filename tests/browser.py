@@ -82,3 +82,18 @@ def screenshot(path: Path, png: Path, size: tuple[int, int] = (1200, 1600)) -> P
     )
     assert done.returncode == 0 and Path(png).exists(), done.stderr[-2000:]
     return Path(png)
+
+
+def probe(page: str, script: str, path: Path, size: tuple[int, int] = (800, 600)) -> str:
+    """What ``script`` leaves in ``document.body.dataset.probe`` after the page's own
+    script ran: the page (HTML text) with ``script`` appended and its CSP taken out,
+    so that the test's script may run beside the page's, opened at ``size``."""
+    import html
+
+    page = re.sub(r"<meta http-equiv='Content-Security-Policy'[^>]*>", "", page)
+    Path(path).write_text(page.replace("</body>", f"<script>{script}</script></body>"))
+    done = _run([f"--window-size={size[0]},{size[1]}", "--dump-dom", Path(path).resolve().as_uri()])
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<body[^>]*\bdata-probe="([^"]*)"', done.stdout)
+    assert found, "the probe script did not run"
+    return html.unescape(found.group(1))

@@ -77,6 +77,8 @@ def test_waterfall_bars_end_exactly_at_the_scores(name, fitted, data):
 
 
 def test_waterfall_shows_image_cases_as_thumbnails(fitted, data):
+    from skproto.explain._cases import _to_uint8
+
     X, y, _, images = data
     clf = fitted["proto"]
     display = ExplanationDisplay.from_estimator(clf, X, sample=0, n_prototypes=2, cases=images)
@@ -84,7 +86,7 @@ def test_waterfall_shows_image_cases_as_thumbnails(fitted, data):
     drawn = display.thumbnails_[0].offsetbox.get_data()
     rows = prototype_rows(clf)
     k = int(display.axes_[0].get_yticklabels()[1].get_text().split()[0][1:])
-    np.testing.assert_array_equal(drawn, images[rows[k]])
+    np.testing.assert_array_equal(drawn, _to_uint8(images[rows[k]]))  # as the report
 
 
 def test_waterfall_from_explanation_and_on_given_axes(fitted, data):
@@ -184,3 +186,76 @@ def test_embedding_draws_a_multilabel_row_once_per_label_it_carries():
     display = EmbeddingDisplay.from_estimator(clf, X, Y)
     assert len(display.point_labels) == Y.sum()
     np.testing.assert_array_equal(np.bincount(display.point_labels, minlength=3), Y.sum(0))
+
+
+def test_dollar_signs_in_cases_and_labels_are_drawn_as_written():
+    # matplotlib read "$...$" as maths: "send $20 to $mom" was drawn "send 20tomom"
+    # in italics, and "50% off $_$ today" raised a ParseSyntaxException in tight_layout
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["$x_1$", "b", "c"])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    cases = ["50% off $_$ today"] * len(X)
+    display = ExplanationDisplay.from_estimator(
+        clf, X, sample=0, cases=cases, X_train=X, y_train=names[y], n_prototypes=1
+    )
+    display.figure_.canvas.draw()
+    ax = display.axes_[0]
+    assert any("$_$" in t.get_text() for t in ax.get_yticklabels())
+    assert not any(t.get_parse_math() for t in ax.get_yticklabels())
+    assert "'$x_1$'" in ax.get_title() and not ax.title.get_parse_math()
+    gallery = PrototypeGalleryDisplay.from_estimator(clf, X, names[y], cases=cases, n_neighbors=1)
+    gallery.figure_.canvas.draw()
+    for cell in gallery.axes_.ravel():
+        assert not cell.title.get_parse_math()
+        assert not any(t.get_parse_math() for t in cell.texts)
+    embedding = EmbeddingDisplay.from_estimator(clf, X, names[y])
+    embedding.figure_.canvas.draw()
+    legend = embedding.ax_.get_legend()
+    assert "'$x_1$'" in [t.get_text() for t in legend.get_texts()]
+    assert not any(t.get_parse_math() for t in legend.get_texts())
+
+
+def test_image_cases_are_drawn_as_the_report_shows_them():
+    # RGB floats 0..255 were clipped by matplotlib to one flat white picture, and a
+    # dark uint8 image was stretched to black..white (the report keeps uint8 as is)
+    from skproto.explain._cases import _to_uint8
+
+    rng = np.random.RandomState(0)
+    y = np.arange(40) % 2
+    rgb = 20 + rng.rand(40, 6, 6, 3) * 200
+    dark = (rng.rand(40, 6, 6) * 60).astype(np.uint8)
+    for images in (rgb, dark):
+        X = images.reshape(40, -1).astype(float)
+        clf = NearestMeanClassifier().fit(X, y)
+        gallery = PrototypeGalleryDisplay.from_estimator(
+            clf, X, y, cases=list(images), n_neighbors=1
+        )
+        gallery.figure_.canvas.draw()
+        renderer = gallery.figure_.canvas.get_renderer()
+        cell = gallery.axes_[0, 0].images[0].make_image(renderer, unsampled=True)[0]
+        expected = _to_uint8(images[gallery.rows[0]])
+        drawn = cell[..., :3] if expected.ndim == 3 else cell[..., 0]
+        np.testing.assert_allclose(drawn, expected, atol=1)  # (the grey map rounds)
+        waterfall = ExplanationDisplay.from_estimator(
+            clf, X, sample=0, cases=list(images), X_train=X, y_train=y
+        )
+        waterfall.figure_.canvas.draw()
+        thumb = waterfall.thumbnails_[0].offsetbox.image
+        pixels = thumb.make_image(waterfall.figure_.canvas.get_renderer(), unsampled=True)[0]
+        assert len(np.unique(pixels[..., :3].reshape(-1, 3), axis=0)) > 20  # not one flat colour
+
+
+def test_embedding_places_cosine_class_means_among_their_rows():
+    # the unit-norm prototypes of the cosine NearestMean were drawn near the origin,
+    # outside every class (wine: all three at x = -747 against rows at -227..369)
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    clf = NearestMeanClassifier(metric="cosine").fit(X, y)
+    display = EmbeddingDisplay.from_estimator(clf, X, y)
+    for k, label in enumerate(display.prototype_labels):
+        own = display.points[display.point_labels == label]
+        centre, spread = own.mean(axis=0), own.std(axis=0).max()
+        assert np.linalg.norm(display.prototype_points[k] - centre) < spread

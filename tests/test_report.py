@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from browser import load, screenshot
+from browser import load, probe, screenshot
 from helpers import CLINC150_NPZ
 from sklearn.datasets import load_digits
 
@@ -370,7 +370,9 @@ def test_report_of_a_multilabel_model_adds_up():
     import re
 
     shown = re.findall(
-        r"<li data-row='(\d+)'><span class='case-text'>row \d+</span> <small>\(([^)]*)\)", page
+        r"<li data-row='(\d+)'><span class='case-text'><bdi>row \d+</bdi></span> "
+        r"<small>\(<bdi>([^)<]*)</bdi>\)",
+        page,
     )
     assert shown and all(lab == str(np.flatnonzero(Y[int(r)]).tolist()) for r, lab in shown)
     # each query states the labels predicted (maybe none), then the one explained,
@@ -378,7 +380,8 @@ def test_report_of_a_multilabel_model_adds_up():
     pred = clf.predict(X[:10])
     for i in range(10):
         labels = np.flatnonzero(pred[i]).tolist()
-        assert f"&rarr; <b>{labels}</b> (explaining " in page.split(f"data-index='{i}'")[1]
+        query = page.split(f"data-index='{i}'")[1]
+        assert f"&rarr; <b><bdi>{labels}</bdi></b> (explaining " in query
     assert "subset accuracy on these queries" in page
     with pytest.raises(ValueError, match=r"y has shape \(10, 3\); the model predicts \(10, 4\)"):
         make_report(clf, X[:10], Y[:10, :3])
@@ -446,3 +449,108 @@ def test_report_names_long_labels_in_full_and_refuses_no_queries(tmp_path):
     cases = np.array([f"case {i}" for i in range(len(X))], dtype=object)
     cases[0] = "bad \ud800 text"
     make_report(clf, X[:2], X_train=X, y_train=names[y], cases=cases, path=tmp_path / "r.html")
+
+
+def test_a_pipeline_on_a_dataframe_names_its_rows_as_cases():
+    # the default cases of a pipeline (its raw rows) were list(DataFrame): the column
+    # names. make_report raised "query_cases has 13 entries for 20 queries", and with
+    # 13 queries query #0 read "alcohol"; the gallery raised an IndexError
+    pytest.importorskip("pandas")
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto.explain import PrototypeGalleryDisplay
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    page = make_report(pipe, X.iloc[:20], y.iloc[:20], X_train=X, y_train=y)
+    shown = _parse(page).case_texts
+    assert any(t.startswith("{'alcohol': 14.23, 'malic_acid': 1.71") for t in shown)  # row 0
+    assert "alcohol" not in shown and len(shown) > 20
+    ex = pipe[-1].explain(pipe[:-1].transform(X.iloc[:2]), 2)
+    ex = ex.with_cases(X, prototype_rows(pipe[-1], pipe[:-1].transform(X), y))
+    assert ex.cases[0, 0] == X.iloc[ex.case_rows[0, 0]].to_dict()
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    gallery = PrototypeGalleryDisplay.from_estimator(pipe, X, y, n_neighbors=2)
+    assert gallery.cases[0] == X.iloc[0].to_dict()
+    matplotlib.pyplot.close("all")
+
+
+def test_nanosecond_dates_are_shown_as_dates():
+    # datetime64[ns] labels were shown as 1577836800000000000 (.item() is an int)
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    days = np.array(["2020-01-01", "2021-06-01", "2022-12-31"], dtype="datetime64[ns]")[y]
+    clf = NearestMeanClassifier().fit(X, days)
+    assert "predicted 2020-01-01 (score" in str(clf.explain(X[:1], 1))
+    page = make_report(clf, X[:1], days[:1])
+    assert "<bdi>2020-01-01</bdi>" in page and "1577836800" not in page
+
+
+def test_user_text_is_isolated_from_the_numbers_beside_it(tmp_path):
+    # a right-to-left override in a case ran on over the rest of the line: the
+    # margin 5.35 was drawn "53.5" and the score -1.1 "1.1-"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "\u202eversicolor", "virginica"])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    query_cases = ["\u202eflower A", "flower B"]
+    page = make_report(clf, X[[0, 60]], names[y[[0, 60]]], query_cases=query_cases,
+                       X_train=X, y_train=names[y])  # fmt: skip
+    assert "<bdi>\u202eflower A</bdi>" in page
+    assert "<bdi>&#x27;\\u202eversicolor&#x27;</bdi>" in page  # (repr shows it escaped)
+    # as a person sees it: the summary line's text ends with the score's digits
+    summary = probe(
+        page,
+        "var s=document.querySelectorAll('details.query summary');"
+        "var r=document.createRange();r.selectNodeContents(s[0]);"
+        "var boxes=[];s[0].querySelectorAll('bdi').forEach(function(b){"
+        "var q=b.getBoundingClientRect();boxes.push([q.left,q.right]);});"
+        "var rest=document.createRange();rest.setStartAfter(s[0].querySelector('bdi'));"
+        "rest.setEnd(s[0],s[0].childNodes.length);var t=rest.getBoundingClientRect();"
+        "document.body.dataset.probe=JSON.stringify({bdi:boxes,rest:[t.left,t.right]});",
+        tmp_path / "bidi.html",
+    )
+    import json
+
+    found = json.loads(summary)
+    assert found["bdi"][0][1] <= found["rest"][0] + 1  # the case's text ends before the rest
+
+
+def test_expand_button_follows_the_page_shown_and_long_labels_wrap(tmp_path):
+    # the button kept one state over pages: after expanding page 1, page 2 (all
+    # closed) read "collapse this page" and its first click expanded nothing. A
+    # 300-character label without spaces made the page 3139 px wide in 800
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["x" * 300, "b", "c"])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    page = make_report(clf, X[:20], names[y[:20]], X_train=X, y_train=names[y], page_size=10)
+    log = probe(
+        page,
+        "function state(){var p=document.querySelectorAll('.page');var o=0,n=0;"
+        "for(var i=0;i<p.length;i++){if(!p[i].hidden){var q=p[i].querySelectorAll("
+        "'details.query');n=q.length;for(var k=0;k<n;k++){if(q[k].open)o++;}}}"
+        "return o+'/'+n+' '+document.getElementById('expand').textContent;}"
+        "var b=document.getElementById('expand'),nx=document.getElementById('next');"
+        "var log=[state()];b.click();log.push(state());nx.click();log.push(state());"
+        "b.click();log.push(state());"
+        "document.querySelectorAll('details').forEach(function(d){d.open=true});"
+        "var e=document.documentElement;log.push(e.scrollWidth+' in '+e.clientWidth);"
+        "document.body.dataset.probe=log.join('|');",
+        tmp_path / "expand.html",
+    )
+    steps = log.split("|")
+    assert steps[:4] == [
+        "0/10 expand this page",
+        "10/10 collapse this page",
+        "0/10 expand this page",
+        "10/10 collapse this page",
+    ]
+    width, window = map(int, steps[4].split(" in "))
+    assert width <= window

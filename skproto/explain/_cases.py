@@ -55,14 +55,32 @@ def row_labels(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+class FrameRows(Sequence):
+    """The rows of a pandas DataFrame as cases, by position: row ``r`` is
+    ``{column: value}`` (read on access, so a large frame is not copied)."""
+
+    def __init__(self, frame: Any):
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, r):
+        if isinstance(r, slice):
+            return [self[i] for i in range(*r.indices(len(self)))]
+        return dict(zip(self.frame.columns, self.frame.iloc[int(r)].tolist()))
+
+
 def positional(cases: Sequence | None) -> Sequence | None:
-    """``cases`` indexed by position: a pandas Series or Index as a list.
+    """``cases`` indexed by position: a pandas Series or Index as a list, a
+    DataFrame as its rows (:class:`FrameRows`).
 
     A Series indexes by label, so after ``train_test_split`` its ``[r]`` is
-    not the case of row ``r`` (or is a KeyError).
+    not the case of row ``r`` (or is a KeyError); ``list`` of a DataFrame is
+    its column names, which were taken for its rows.
     """
     if cases is not None and type(cases).__module__.startswith("pandas"):
-        return list(cases)
+        return FrameRows(cases) if getattr(cases, "ndim", 1) == 2 else list(cases)
     return cases
 
 

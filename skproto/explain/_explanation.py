@@ -18,12 +18,20 @@ _MAX_SAMPLES_IN_TEXT = 10
 _MAX_LABEL_CHARS = 24
 
 
+def plain(value) -> str:
+    """``str`` of a label; a date to its last non-zero unit (``2020-01-01``, not
+    ``2020-01-01T00:00:00.000000000``; ``.item()`` made a nanosecond one a bare
+    integer, and a float32 0.1 ``0.10000000149011612``)."""
+    if isinstance(value, np.datetime64):
+        return np.datetime_as_string(value, unit="auto")
+    return str(value)
+
+
 def _label(value, limit: int | None = _MAX_LABEL_CHARS) -> str:
     """A class label for display: strings quoted, numbers plain; beyond ``limit``
     characters shortened in the middle, so that labels differing only at their end
     ("..._billing" and "..._billing2") stay apart (cut at the end, they read the same)."""
-    value = value.item() if hasattr(value, "item") else value
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = repr(str(value)) if isinstance(value, str) else plain(value)
     if limit is not None and len(text) > limit:
         head = (limit - 1) // 2
         text = text[:head] + "…" + text[len(text) - (limit - 1 - head) :]

@@ -16,7 +16,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from ._cases import case_text, other_rows, positional, prototype_rows, rendered, row_labels
+from ._cases import (
+    _to_uint8,
+    case_text,
+    other_rows,
+    positional,
+    prototype_rows,
+    rendered,
+    row_labels,
+)
 from ._explanation import Explanation, _label
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
@@ -181,6 +189,7 @@ class ExplanationDisplay:
         return self
 
     def _draw(self, w: Waterfall, ax) -> None:
+        from matplotlib.colors import Normalize
         from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
         values = np.array([s.value for s in w.steps] + [w.score])
@@ -203,7 +212,10 @@ class ExplanationDisplay:
                 shown = rendered(s.case, self.renderer)
                 if isinstance(shown, np.ndarray):
                     image = OffsetImage(
-                        shown, zoom=max(0.25, 24 / max(shown.shape[:2])), cmap="gray"
+                        _to_uint8(shown),  # as the report shows it
+                        zoom=max(0.25, 24 / max(shown.shape[:2])),
+                        cmap="gray",
+                        norm=Normalize(0, 255),
                     )
                     box = AnnotationBbox(
                         image,
@@ -218,10 +230,10 @@ class ExplanationDisplay:
                     text = f"{text}: {case_text(shown, max_chars=40)}"
             labels.append(text)
         labels.append("= score")
-        ax.set_yticks(y, labels)
+        ax.set_yticks(y, labels, parse_math=False)  # (a "$" in a case is not maths)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel("contribution to the class score")
-        ax.set_title(f"class {_label(w.label)}: score {w.score:.4g}")
+        ax.set_title(f"class {_label(w.label)}: score {w.score:.4g}", parse_math=False)
         self.bars_.append(bars)
 
 
@@ -335,16 +347,18 @@ class PrototypeGalleryDisplay:
     def _cell(self, ax, row: int, title: str, case=None) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=8, parse_math=False)
         if case is None and (self.cases is None or row < 0):
             ax.text(0.5, 0.5, f"row {row}" if row >= 0 else "-", ha="center", va="center")
             return
         shown = rendered(self.cases[row] if case is None else case, self.renderer)
         if isinstance(shown, np.ndarray):
-            ax.imshow(shown, cmap="gray")  # as the report shows it: min-max, high = light
+            # as the report shows it (min-max scaled, high = light), not stretched again
+            ax.imshow(_to_uint8(shown), cmap="gray", vmin=0, vmax=255)
         else:
             text = "\n".join(textwrap.wrap(case_text(shown, max_chars=120), 28)[:5])
-            ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, wrap=True)
+            # (wrapped above: matplotlib's wrap=True parses "$" as maths whatever parse_math)
+            ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, parse_math=False)
 
     def plot(self, fig: Any = None) -> PrototypeGalleryDisplay:
         """Draw the gallery (on ``fig``, or a new figure)."""
@@ -464,6 +478,14 @@ class EmbeddingDisplay:
         where = np.array(where, dtype=float)
         tied = (rows >= 0) & (rows < len(X))
         where[tied] = X[rows[tied]]
+        if estimator._prototypes_are_directions() and y.ndim == 1:
+            # a unit vector lies near the origin, far from its class's rows: place
+            # it at the mean norm of its class's rows (of all rows, for a class without)
+            norms = np.linalg.norm(X, axis=1)
+            labels_of = np.asarray(estimator.prototype_labels_)
+            for k in np.flatnonzero(~tied):
+                own = norms[y == labels_of[k]]
+                where[k] *= (own if len(own) else norms).mean()
         placed = np.all(np.isfinite(where), axis=1)
         proto_points = projector.transform(where[placed]) if placed.any() else np.empty((0, 2))
         labels = np.asarray(estimator.prototype_labels_)[placed]
@@ -502,7 +524,8 @@ class EmbeddingDisplay:
         if len(classes) <= 12:
             for c in classes.tolist():
                 ax.scatter([], [], color=color[c], s=20, label=_label(c))
-        ax.legend(loc="best", fontsize=8)
+        for text in ax.legend(loc="best", fontsize=8).get_texts():
+            text.set_parse_math(False)
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
         self.figure_, self.ax_ = ax.figure, ax

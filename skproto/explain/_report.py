@@ -27,7 +27,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._validation import check_label_kinds
 from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered, row_labels
-from ._explanation import _label
+from ._explanation import _label, plain
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
 __all__ = ["make_report"]
@@ -39,6 +39,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 6px;text-align:left;
 vertical-align:top}th{border-bottom:1px solid #999}
 .num{text-align:right;font-variant-numeric:tabular-nums}
+summary,h4,td,li,.case-text{overflow-wrap:anywhere}
 .metrics td:first-child{color:#555}
 details.query{border:1px solid #ddd;border-radius:4px;margin:4px 0;padding:2px 8px}
 details.query[open]{background:#fafbfc}
@@ -56,19 +57,21 @@ nav button{margin:0 2px}.page[hidden]{display:none}
 _SCRIPT = """
 (function(){
 var pages=document.querySelectorAll('.page');var info=document.getElementById('page-info');
-var current=0;
+var current=0;var all=document.getElementById('expand');
+function mark(open){if(all){all.setAttribute('data-open',open?'1':'0');
+all.textContent=open?'collapse this page':'expand this page';}}
+function queries(){return pages[current].querySelectorAll('details.query');}
 function show(i){current=Math.max(0,Math.min(pages.length-1,i));
 for(var j=0;j<pages.length;j++){pages[j].hidden=(j!==current);}
-if(info){info.textContent='page '+(current+1)+' of '+pages.length;}}
+if(info){info.textContent='page '+(current+1)+' of '+pages.length;}
+var q=queries();var open=q.length>0;for(var k=0;k<q.length;k++){open=open&&q[k].open;}
+mark(open);}
 var prev=document.getElementById('prev');var next=document.getElementById('next');
 if(prev){prev.addEventListener('click',function(){show(current-1);});}
 if(next){next.addEventListener('click',function(){show(current+1);});}
-var all=document.getElementById('expand');
 if(all){all.addEventListener('click',function(){
-var open=all.getAttribute('data-open')!=='1';all.setAttribute('data-open',open?'1':'0');
-all.textContent=open?'collapse this page':'expand this page';
-var q=pages[current].querySelectorAll('details.query');
-for(var k=0;k<q.length;k++){q[k].open=open;}});}
+var open=all.getAttribute('data-open')!=='1';mark(open);
+var q=queries();for(var k=0;k<q.length;k++){q[k].open=open;}});}
 if(pages.length){show(0);}
 })();
 """
@@ -81,7 +84,14 @@ def _full_label(value) -> str:
 
 def _e(value) -> str:
     """Escaped text of ``value`` (for element content and attribute values)."""
-    return html.escape(str(value.item() if hasattr(value, "item") else value), quote=True)
+    return html.escape(plain(value), quote=True)
+
+
+def _t(value) -> str:
+    """Escaped text of ``value`` isolated from the text around it, for element
+    content the user wrote (a label, a case): a right-to-left mark or override
+    in it then cannot reorder the numbers beside it."""
+    return f"<bdi>{_e(value)}</bdi>"
 
 
 def _f(x: float) -> str:
@@ -109,7 +119,7 @@ class _Cases:
             out = f"<img class='case-img' alt='case of row {row}' src='{png_data_uri(shown)}'>"
             self._images[key] = out
             return out
-        return f"<span class='case-text'>{_e(case_text(shown, max_chars=self.max_chars))}</span>"
+        return f"<span class='case-text'>{_t(case_text(shown, max_chars=self.max_chars))}</span>"
 
 
 def _svg(w: Waterfall) -> str:
@@ -159,7 +169,7 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
         rows.append(
             f"<tr class='step' data-prototype='{step.prototype}' data-train-row='{step.row}' "
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
-            f"<td>{_e(_full_label(step.prototype_label))}{part}</td>"
+            f"<td>{_t(_full_label(step.prototype_label))}{part}</td>"
             f"<td class='case'>{cases.html(step.row, case=step.case)}</td>"
             f"<td class='num'>{step.prototype_value:.3g}</td>"
             f"<td class='num'>{step.value:+.4g}</td></tr>"
@@ -167,7 +177,7 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
     return (
         f"<div class='panel' data-class='{_e(w.label)}' data-score='{_f(w.score)}' "
         f"data-bias='{_f(bias.value)}' data-other='{_f(other.value)}'>"
-        f"<h4>{_e(title)} {_e(_full_label(w.label))}: score {w.score:.4g}</h4>{_svg(w)}"
+        f"<h4>{_e(title)} {_t(_full_label(w.label))}: score {w.score:.4g}</h4>{_svg(w)}"
         "<table><tr><th>prototype</th><th>class</th><th>case</th>"
         f"<th>{_e(value_name)}</th>"
         f"<th>contribution</th></tr>{''.join(rows)}"
@@ -205,14 +215,14 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
         members = np.flatnonzero((labels == c) & present)
         if not len(members):  # declared to partial_fit, no rows yet
             out.append(
-                f"<details><summary>{_e(_full_label(c))} (no prototypes yet)</summary></details>"
+                f"<details><summary>{_t(_full_label(c))} (no prototypes yet)</summary></details>"
             )
             continue
         items = []
         for k in members:
             near = "".join(
                 f"<li data-row='{r}'>{cases.html(int(r))}"
-                f" <small>({_e(_full_label(row_labels(y, r)))})</small></li>"
+                f" <small>({_t(_full_label(row_labels(y, r)))})</small></li>"
                 for r in near_rows[k]
             )
             items.append(
@@ -222,7 +232,7 @@ def _gallery(estimator, y_train, cases: _Cases, n_neighbors: int, rows, neighbor
                 f"<ol>{near}</ol></div>"
             )
         out.append(
-            f"<details><summary>{_e(_full_label(c))} ({len(members)} prototypes, mean purity "
+            f"<details><summary>{_t(_full_label(c))} ({len(members)} prototypes, mean purity "
             f"{purity[members].mean():.2f})</summary>" + "".join(items) + "</details>"
         )
     return "<div class='gallery'>" + "".join(out) + "</div>", float(np.mean(purity[present]))
@@ -377,18 +387,18 @@ def make_report(
         items = []
         for i in range(p, min(n, p + page_size)):
             pred = first.explained[i]
-            shown_pred = f"<b>{_e(_full_label(pred))}</b>"
+            shown_pred = f"<b>{_t(_full_label(pred))}</b>"
             mark = ""
             if multilabel:  # the predicted labels (maybe none), then the one explained
                 labels = row_labels(np.asarray(first.predicted), np.array(i))
-                shown_pred = f"<b>{_e(str(labels))}</b> (explaining {_e(_full_label(pred))})"
+                shown_pred = f"<b>{_t(str(labels))}</b> (explaining {_t(_full_label(pred))})"
             if y is not None:
                 ok = right[i]
                 true = row_labels(np.asarray(y), np.array(i)) if multilabel else np.asarray(y)[i]
                 mark = (
                     " <span class='right'>right</span>"
                     if ok
-                    else f" <span class='wrong'>wrong (true {_e(_full_label(true))})</span>"
+                    else f" <span class='wrong'>wrong (true {_t(_full_label(true))})</span>"
                 )
             query = ""
             if query_cases is not None:

@@ -12,7 +12,7 @@ from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation, calibration
-from .._base import BasePrototypeClassifier, same_param
+from .._base import BasePrototypeClassifier, as_fitted, same_param
 from .._chunking import chunk_slices
 from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
 from ..geometry import (
@@ -750,6 +750,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
+    @as_fitted
+    def _prototypes_are_directions(self) -> bool:
+        return self.metric == "cosine"
+
     def _validate_X_predict(self, X) -> np.ndarray:
         """Validated ``X``; float32 stays float32 while that is safe.
 
