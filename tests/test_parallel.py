@@ -8,7 +8,7 @@ import pytest
 da = pytest.importorskip("dask.array")
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier  # noqa: E402
-from skproto.parallel import ParallelPostFit  # noqa: E402
+from skproto.parallel import ParallelPostFit, fit_nearest_mean  # noqa: E402
 
 METHODS = [
     "predict",
@@ -477,8 +477,11 @@ def test_temperature_rows_are_capped_and_the_fit_stays_exact(client, monkeypatch
     assert got._calibration[1] == ref._calibration[1]
 
 
-def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
-    """A model of megabytes travels to the workers once (no "large graph" warning), reused."""
+def test_a_large_model_is_scattered_not_sent_in_every_graph(client):
+    """A model of megabytes travels to each worker once per call (no "large graph"
+    warning), and a model changed since an earlier call predicts as it is now (the
+    copy scattered by the first call was reused: after a partial_fit, 0 rows were
+    predicted as the new state's class against 47 in memory)."""
     import pickle
     import warnings
 
@@ -495,10 +498,16 @@ def test_a_large_model_is_scattered_once_not_sent_in_every_graph(client):
         got = model.predict(Xd).compute()
         model.predict_proba(Xd).compute()
     np.testing.assert_array_equal(got, model.estimator_.predict(X))
-    future = model._scattered[2]
-    model.decision_function(Xd)
-    assert model._scattered[2] is future  # scattered once per fitted model
-    assert "_scattered" not in pickle.loads(pickle.dumps(model)).__dict__
+    pickle.loads(pickle.dumps(model))  # (holds no future)
+    stream = NearestMeanClassifier().partial_fit(X[:200], y[:200], classes=np.arange(200))
+    wrapped = ParallelPostFit(stream)
+    expected = stream.predict(X)
+    before = wrapped.predict(Xd).compute()
+    stream.partial_fit(X[200:] + 5.0, y[200:])
+    after = wrapped.predict(Xd).compute()
+    np.testing.assert_array_equal(before, expected)
+    np.testing.assert_array_equal(after, stream.predict(X))
+    assert (after != before).any()
 
 
 def test_dask_fit_validates_parameters_and_weighs_blocks_together():
@@ -716,3 +725,79 @@ def test_the_dask_fit_checks_the_spread_of_all_rows_as_fit_does():
         fit_nearest_mean(
             NearestMeanClassifier(), da.from_array(X[:2] * 3, chunks=1), y[:2] + [0, 1]
         )
+
+
+def test_parallel_post_fit_routes_fit_metadata_as_requested():
+    """With metadata routing on, sample_weight reached ParallelPostFit's score only:
+    its estimator, which asked for the weights in fit, trained without them (and in
+    a Pipeline, fit raised "unexpected argument(s) {'sample_weight'}")."""
+    import sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto.parallel import ParallelPostFit
+
+    X, y = load_iris(return_X_y=True)
+    w = np.where(y == 2, 0.0, 1.0)
+    w[np.flatnonzero(y == 2)[:3]] = 1.0
+    got = []
+
+    class Spy(NearestMeanClassifier):
+        def fit(self, X, y, sample_weight=None):
+            got.append(sample_weight is not None)
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        inner = Spy().set_fit_request(sample_weight=True)
+        wrapped = ParallelPostFit(inner).set_score_request(sample_weight=True)
+        cross_validate(wrapped, X, y, params={"sample_weight": w}, cv=3)
+        assert got == [True, True, True]
+        scale = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = make_pipeline(scale, ParallelPostFit(inner)).fit(X, y, sample_weight=w)
+        ref = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+        ref[-1].fit(ref[0].transform(X), y, sample_weight=w)
+        np.testing.assert_allclose(pipe[-1].estimator_.prototypes_, ref[-1].prototypes_)
+        with pytest.raises(Exception, match="sample_weight"):  # not requested: refused
+            ParallelPostFit(NearestMeanClassifier()).fit(X, y, sample_weight=w)
+    ParallelPostFit(NearestMeanClassifier()).fit(X, y, sample_weight=w)  # routing off: as given
+
+
+def test_parallel_post_fit_predicts_a_pipeline_that_refuses_rows_of_zeros():
+    """The output dtype came from a prediction of one row of zeros: a pipeline with a
+    OneHotEncoder raised "Found unknown categories [0]" while building the graph."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from skproto.parallel import ParallelPostFit
+
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"color": rng.choice(["red", "green", "blue"], 200), "size": rng.randn(200)})
+    y = np.array(["x", "y", "z"])[(df.color == "red").to_numpy() + (df["size"] > 0).to_numpy(int)]
+    encode = make_column_transformer((OneHotEncoder(), ["color"]), (StandardScaler(), ["size"]))
+    pipe = make_pipeline(encode, NearestMeanClassifier()).fit(df, y)
+    with dask.config.set(scheduler="synchronous"):
+        lazy = ParallelPostFit(pipe).predict(dd.from_pandas(df, npartitions=4))
+        assert lazy.dtype == pipe.predict(df).dtype
+        np.testing.assert_array_equal(lazy.compute(), pipe.predict(df))
+        proba = ParallelPostFit(pipe).predict_proba(dd.from_pandas(df, npartitions=4))
+        np.testing.assert_allclose(proba.compute(), pipe.predict_proba(df))
+
+
+def test_a_block_of_another_width_is_named_in_the_dask_fit():
+    """A block narrower than the array's declared width failed inside numpy with
+    "operands could not be broadcast together with shapes (3,3) (3,4)"."""
+    import dask
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    parts = [X[:50], X[50:100], X[100:, :3]]
+    blocks = [da.from_delayed(dask.delayed(p), shape=(len(p), 4), dtype=float) for p in parts]
+    wrong = pytest.raises(ValueError, match="X has 3 features in a block, but NearestMean")
+    with dask.config.set(scheduler="synchronous"), wrong:
+        fit_nearest_mean(NearestMeanClassifier(), da.concatenate(blocks), y)

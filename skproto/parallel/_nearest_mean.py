@@ -22,6 +22,11 @@ def _block_codes(estimator, X, y, w):
 
     probe = clone(estimator)
     X, y = _validation.validate_fit_data(probe, X, y, reset=True, min_spread=None)
+    if X.shape[1] != estimator.n_features_in_:  # (a block unlike the array's declared shape)
+        raise ValueError(
+            f"X has {X.shape[1]} features in a block, but {type(estimator).__name__} is "
+            f"fitting {estimator.n_features_in_} features (the dask array's width)."
+        )
     w = _validation.validate_sample_weight(w, X, allow_all_zero=True)  # checked once merged
     codes = np.searchsorted(estimator.classes_, y)
     return X, codes, w

@@ -35,6 +35,12 @@ def _call(block, est, method, names, dtype=None, empty=None):
     return out if dtype is None else np.asarray(out, dtype=dtype)
 
 
+def _routing_enabled() -> bool:
+    from sklearn import get_config
+
+    return bool(get_config().get("enable_metadata_routing", False))
+
+
 def _row_indices(rows, n: int) -> np.ndarray:
     """Integer positions of ``rows``: indices, a boolean mask of ``n`` entries, or a slice.
 
@@ -111,6 +117,10 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         from .._torch.estimator import TorchPrototypeClassifier
         from ..nearest_mean import NearestMeanClassifier
 
+        if _routing_enabled():  # the parameters the estimator asked for (set_fit_request)
+            from sklearn.utils.metadata_routing import process_routing
+
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         lazy = is_dask(X) or is_dask_frame(X)
         if lazy and isinstance(self.estimator, NearestMeanClassifier):
             self.estimator_ = fit_nearest_mean(clone(self.estimator), X, y, **fit_params)
@@ -124,6 +134,20 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         self.classes_ = self.estimator_.classes_
         return self
+
+    def get_metadata_routing(self):
+        """scikit-learn's metadata routing: ``fit``'s parameters go to the
+        estimator's ``fit`` as it requested them; ``score`` takes ``sample_weight``.
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+
+        fit = MethodMapping().add(caller="fit", callee="fit")
+        router = MetadataRouter(owner=type(self).__name__).add_self_request(self)
+        return router.add(estimator=self.estimator, method_mapping=fit)
 
     def _fitted(self):
         est = getattr(self, "estimator_", None)
@@ -152,27 +176,31 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         names = column_names(X)
         X = as_row_blocks(X, known=False)  # whole rows in each block
         width = self._width(est, method)
-        shipped = self._shipped(est)
-        # the output's dtype, from one zero row (computes nothing of X)
-        probe = np.asarray(_call(np.zeros((1, X.shape[1]), dtype=X.dtype), est, method, names))
-        dtype = None
-        if probe.dtype.kind == "f":
-            # float32 rows are computed in float32 only where a block's values
-            # allow it (else in float64, as in memory for all of X): every block
-            # is returned in float64, so none is rounded to inf
-            dtype = np.promote_types(probe.dtype, np.float64)
-            probe = probe.astype(dtype)
-        args = (_call, X, shipped, method, names, dtype, probe[:0])
+        # The output's dtype, known without computing anything. (It was read
+        # from a prediction of one row of zeros, which not every pipeline
+        # takes: a OneHotEncoder refused the unknown category 0.) Scores and
+        # probabilities come back in float64 for every block: float32 rows
+        # are computed in float32 only where a block's values allow it (else
+        # in float64, as in memory for all of X), so none is rounded to inf.
+        dtype = np.dtype(np.float64)
+        if method == "predict":
+            final = unpipe(est, None)[0]
+            multilabel = getattr(final, "_link", None) == "sigmoid"
+            dtype = np.dtype(int) if multilabel else np.asarray(final.classes_).dtype
+        empty = np.empty((0,) if width is None else (0, width), dtype=dtype)
+        args = (_call, X, self._shipped(est), method, names, dtype, empty)
         if width is None:
-            return da.map_blocks(*args, drop_axis=1, dtype=probe.dtype, meta=probe[:0])
+            return da.map_blocks(*args, drop_axis=1, dtype=dtype, meta=empty)
         chunks = (X.chunks[0], (width,))
-        return da.map_blocks(*args, chunks=chunks, dtype=probe.dtype, meta=probe[:0])
+        return da.map_blocks(*args, chunks=chunks, dtype=dtype, meta=empty)
 
     def _shipped(self, est):
-        """``est``, or, under a distributed client, its copy scattered once to every worker.
+        """``est``, or, under a distributed client, its copy scattered to every worker.
 
         A fitted model can weigh megabytes; scattered, it travels once per
-        worker instead of inside every graph.
+        worker and call instead of inside every task. It is scattered again
+        at every call: a copy kept from an earlier call went on predicting
+        with the model as it was then, after a ``partial_fit`` since.
         """
         if "distributed" not in sys.modules:
             return est
@@ -185,17 +213,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return est
         if getattr(get_scheduler(), "__self__", None) is not client:
             return est  # a client exists, but dask is told to use another scheduler
-        cached = getattr(self, "_scattered", None)
-        if cached is not None and cached[0] is est and cached[1] is client:
-            return cached[2]
-        future = client.scatter(est, broadcast=True, hash=False)
-        self._scattered = (est, client, future)
-        return future
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_scattered", None)  # futures belong to one client
-        return state
+        return client.scatter(est, broadcast=True, hash=False)
 
     def predict(self, X: Any) -> Any:
         """``estimator_.predict``, lazily on a dask array (one label per row)."""
