@@ -219,7 +219,8 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
     not hold them all; scikit-learn's ``compute_sample_weight`` raises
     then). "balanced" gives a class with ``counts[c] > 0`` rows
     ``counts.sum() / (n_present * counts[c])``, ``n_present`` the classes with
-    rows, as scikit-learn does.
+    rows, as scikit-learn does; the counts are the classes' summed sample
+    weights (:func:`weighted_counts`), as LogisticRegression counts them.
     """
     if class_weight is None:
         return np.ones(len(classes))
@@ -232,7 +233,21 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
         return out
     counts = np.asarray(counts, dtype=np.float64)
     present = counts > 0
-    return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1.0)), 1.0)
+    return np.where(present, counts.sum() / (present.sum() * np.where(present, counts, 1.0)), 1.0)
+
+
+def weighted_counts(codes: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's summed weight, relative to the largest weight (ratios are what
+    "balanced" reads; weights near float64's top would overflow the sums).
+
+    Rows of weight 0 are absent, as everywhere: counted as rows, 40 weightless
+    rows of a class made it weigh as the others in "balanced" (1:1:1 where
+    scikit-learn's LogisticRegression gives 5:1:1), and a weight of 2 counted
+    as one row.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    top = w.max() if len(w) else 0.0
+    return np.bincount(codes, weights=w / top if top > 0 else w, minlength=n_classes)
 
 
 def check_class_weight_labels(class_weight, classes: np.ndarray) -> None:

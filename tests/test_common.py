@@ -1213,3 +1213,74 @@ def test_run_time_parameters_take_effect_at_once(name):
     clf = STREAMS[name]().set_params(max_epochs=2, n_jobs=1).fit(X, y)
     clf.set_params(n_jobs=2, verbose=1)
     assert clf._as_fitted() is clf and clf._n_threads == 2
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_balanced_class_weights_count_weights_not_rows(name):
+    # rows of weight 0 counted in "balanced": 40 weightless rows of class 0 made it
+    # weigh as the others (1:1:1 where LogisticRegression gives 5:1:1), so zero
+    # weights and dropped rows trained different models (|dP| 0.44)
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_class_weight
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    w = np.ones(len(X))
+    w[np.flatnonzero(y == 0)[:40]] = 0.0
+    keep = w > 0
+    make = lambda: STREAMS[name]().set_params(max_epochs=3, class_weight="balanced")
+    a, b = make().fit(X, y, sample_weight=w), make().fit(X[keep], y[keep])
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+    est = make()
+    est.classes_ = np.arange(3)
+    got = est._training_weights(y, w)
+    ref = compute_class_weight("balanced", classes=np.arange(3), y=y[keep])
+    np.testing.assert_allclose(got[keep] / got[keep].max(), (ref / ref.max())[y[keep]], rtol=1e-6)
+    twice = est._training_weights(np.r_[y, y[y == 1]], np.r_[w, w[y == 1]])
+    doubled = est._training_weights(y, np.where(y == 1, 2.0, w))  # a weight of 2 is two rows
+    np.testing.assert_allclose(doubled[keep] / np.where(y == 1, 2, 1)[keep], twice[: len(y)][keep])
+
+
+def test_rbf_partial_fit_keeps_the_dtype_of_its_classes():
+    # a later batch without a new label took y's dtype: int classes_ became float
+    # (predict returned 2.0), and '<U1' classes became object
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(max_epochs=2, random_state=0)
+    clf.partial_fit(X[::2], y[::2], classes=[0, 1, 2]).partial_fit(X[1::2], y[1::2].astype(float))
+    assert clf.classes_.dtype == np.int64 and clf.predict(X[:2]).dtype == np.int64
+    names = np.array(list("abc"))
+    clf = RBFPrototypeClassifier(max_epochs=2, random_state=0).partial_fit(X[::2], names[y[::2]])
+    clf.partial_fit(X[1::2], names[y[1::2]].astype(object))
+    assert clf.classes_.dtype == names.dtype
+
+
+def test_nearest_mean_refuses_weights_whose_sums_overflow():
+    # weights of 1e307 on iris fitted NaN means and predict then failed with "computed
+    # non-finite class scores"; weights of 1e300 on rows of 1e10 the same
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    message = "The sample weights sum to 1.5e\\+307; NearestMeanClassifier counts a weight"
+    for metric in ("euclidean", "cosine", "mahalanobis"):
+        with pytest.raises(ValueError, match=message):
+            NearestMeanClassifier(metric=metric).fit(X, y, sample_weight=np.full(150, 1e305))
+    stream = NearestMeanClassifier().partial_fit(X, y, sample_weight=np.full(150, 6e197))
+    proba = stream.predict_proba(X)
+    with pytest.raises(ValueError, match="The sample weights sum to 1.8e\\+200"):
+        stream.partial_fit(X, y, sample_weight=np.full(150, 6e197))
+    np.testing.assert_array_equal(stream.predict_proba(X), proba)
+    with pytest.raises(ValueError, match="sum to 1.8e\\+200"):
+        stream.merge(NearestMeanClassifier().fit(X, y, sample_weight=np.full(150, 6e197)))
+    with pytest.raises(ValueError, match="The weighted sums of the rows overflow float64"):
+        NearestMeanClassifier(metric="mahalanobis").fit(
+            X * 1e60, y, sample_weight=np.full(150, 1e197)
+        )
+    heavy = NearestMeanClassifier(metric="mahalanobis").fit(X, y, sample_weight=np.full(150, 1e197))
+    assert np.isfinite(heavy.predict_proba(X)).all()  # (as rows, 1e197 each: the counts
+    # set the shrinkage and the temperature, so only the classes' means and scores match)
+    np.testing.assert_array_equal(
+        heavy.predict(X), NearestMeanClassifier(metric="mahalanobis").fit(X, y).predict(X)
+    )

@@ -801,3 +801,56 @@ def test_a_block_of_another_width_is_named_in_the_dask_fit():
     wrong = pytest.raises(ValueError, match="X has 3 features in a block, but NearestMean")
     with dask.config.set(scheduler="synchronous"), wrong:
         fit_nearest_mean(NearestMeanClassifier(), da.concatenate(blocks), y)
+
+
+def test_fit_streaming_checks_as_fit_does_and_pulls_toward_training_rows_only(monkeypatch):
+    """Four ways fit_streaming differed from fit without saying so: a warm start
+    trained afresh; weights further apart than float32 holds dropped the lightest
+    rows (fit raises); the per-epoch pull was drawn toward held-out rows (17 of 50
+    prototypes in an epoch); held-out rows of weight 0 were watched (a loss of 0)."""
+    import dask
+    from sklearn.datasets import load_digits
+
+    import skproto.parallel as par
+    import skproto.parallel._streaming as streaming
+
+    X, y = load_digits(return_X_y=True)
+    Xd, yd = da.from_array(X, chunks=(200, -1)), da.from_array(y, chunks=200)
+    with dask.config.set(scheduler="synchronous"):
+        fitted = ProtoClassifier(max_epochs=1, warm_start=True, random_state=0).fit(X, y)
+        with pytest.raises(ValueError, match="does not continue a fitted one .warm_start=True"):
+            par.fit_streaming(fitted, Xd, yd)
+        w = da.from_array(np.where(y == 0, 1e-90, 1.0), chunks=200)
+        with pytest.raises(ValueError, match="span 1e\\+90 times, more than float32"):
+            par.fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, w)
+
+        held, searched = {}, []
+        not_in, nearest = streaming._not_in, par.nearest_rows
+
+        def spy_not_in(index, rows):
+            held["rows"] = np.asarray(rows)
+            return not_in(index, rows)
+
+        def spy_nearest(*args, **kwargs):
+            out = nearest(*args, **kwargs)
+            searched.append(out)
+            return out
+
+        monkeypatch.setattr(streaming, "_not_in", spy_not_in)
+        monkeypatch.setattr(par, "nearest_rows", spy_nearest)
+        make = lambda: ProtoClassifier(
+            max_epochs=3, n_iter_no_change=100, validation_fraction=0.4, snap_weight=0.01,
+            learning_rate=0.05, random_state=0,
+        )  # fmt: skip
+        par.fit_streaming(make(), Xd, yd, init_rows=60)
+        assert len(searched) == 4  # three pulls, then the projection (all rows, as fit)
+        for found in searched[:-1]:
+            assert not np.isin(found, held["rows"]).any()
+
+        # held-out rows of weight 0 are absent: the held-out split holds positive rows
+        w = np.zeros(len(y))
+        w[np.random.RandomState(0).choice(len(y), 120, replace=False)] = 1.0
+        held.clear()
+        clf = par.fit_streaming(make(), Xd, yd, da.from_array(w, chunks=200), init_rows=600)
+        assert np.all(w[held["rows"]] > 0) and len(held["rows"]) > 0
+        assert min(clf.history_["val_loss"]) > 0

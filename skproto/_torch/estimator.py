@@ -45,6 +45,7 @@ from ..calibration import (
 from ..prototypes import project_onto_rows
 from .training import (
     TrainingConfig,
+    check_weight_span,
     log2_weights,
     new_history,
     resolve_device,
@@ -281,17 +282,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             )
         if self.class_weight is not None:
             classes = self.classes_ if classes is None else classes
-            counts = np.bincount(T, minlength=len(classes))
+            counts = _validation.weighted_counts(T, w, len(classes))
             w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
-        scaled = (w / weight_unit(*log2_weights(w))).astype(np.float32)
-        if np.any((scaled == 0) & (w > 0)):
-            raise ValueError(
-                f"The weights of the rows (sample_weight times class_weight) span "
-                f"{w.max() / w[w > 0].min():.3g} times, more than float32, in which "
-                f"{type(self).__name__} trains, can hold next to each other (about 1e57); "
-                "give the lightest rows weight 0, or weigh them less unequally."
-            )
-        return scaled
+        unit = weight_unit(*log2_weights(w))
+        if (w > 0).any():
+            check_weight_span(w[w > 0].min(), w.max(), unit, self)
+        return (w / unit).astype(np.float32)
 
     def _early_stopping_split(self, T, rng):
         """``(fit_rows, val_rows)``; ``val_rows`` is None without early stopping.

@@ -414,6 +414,18 @@ def weight_unit(log2_total: float, count: int, log2_top: float = -np.inf) -> flo
     return float(2.0**exponent)
 
 
+def check_weight_span(lightest: float, heaviest: float, unit: float, estimator) -> None:
+    """Raise if the lightest positive weight, divided by ``unit``, is 0 in float32
+    (the rows would be dropped without a word, beside the heaviest)."""
+    if np.float32(lightest / unit) == 0:
+        raise ValueError(
+            f"The weights of the rows (sample_weight times class_weight) span "
+            f"{heaviest / lightest:.3g} times, more than float32, in which "
+            f"{type(estimator).__name__} trains, can hold next to each other (about 1e57); "
+            "give the lightest rows weight 0, or weigh them less unequally."
+        )
+
+
 #: Attribute of a parameter holding the unit of its values (1.0 if absent).
 _UNIT = "_skproto_unit"
 

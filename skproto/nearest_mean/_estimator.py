@@ -37,6 +37,26 @@ _FLOAT32_RANGE = (1e-15, 1e15)
 _FLOAT32_SCORE_TOL = 1e-3
 
 
+def check_total_weight(*weights) -> None:
+    """Raise if ``weights`` (arrays of weights or class counts) sum beyond float64.
+
+    The model counts a weight as that many rows: weights of 1e307 on iris
+    fitted NaN means, and ``predict`` then failed.
+    """
+    with np.errstate(over="ignore"):
+        total = float(np.sum([np.sum(w, dtype=np.float64) for w in weights]))
+    if not total <= _WEIGHT_TOTAL_LIMIT:  # (weighted losses and sums stay finite below)
+        raise ValueError(
+            f"The sample weights sum to {total:.3g}; NearestMeanClassifier counts a weight "
+            f"as that many rows and takes a total of at most {_WEIGHT_TOTAL_LIMIT:.0e}: "
+            "divide the weights by a constant."
+        )
+
+
+#: The largest total weight (rows counted) the statistics and temperature take.
+_WEIGHT_TOTAL_LIMIT = 1e200
+
+
 class NearestMeanClassifier(BasePrototypeClassifier):
     """Nearest class mean classifier with streaming, mergeable statistics.
 
@@ -272,9 +292,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         X_raw = X
         X, y = _validation.validate_fit_data(self, X, y, reset=True)
         w = _validation.validate_sample_weight(sample_weight, X)
+        check_total_weight(w)
         classes, codes = np.unique(y, return_inverse=True)
         self._begin_fit(classes, len(X))
-        self._end_fit(*self._block_statistics(X, codes, w))
+        with np.errstate(over="ignore", invalid="ignore"):  # (overflow: _finish_fit raises)
+            self._end_fit(*self._block_statistics(X, codes, w))
         self._keep_cases(X_raw, X, y)
         return self
 
@@ -334,6 +356,15 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._finish_fit(rest.merge(out), losses)
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
+        finite = [
+            np.isfinite(a).all() for a in (stats.count, stats.mean, stats.scatter) if a is not None
+        ]
+        if not all(finite):  # (weights of 1e300 on rows of 1e10: NaN means, then predict failed)
+            raise ValueError(
+                "The weighted sums of the rows overflow float64: the sample weights times "
+                "the rows' values are too large. Divide sample_weight by a constant (the "
+                "model counts a weight as that many rows)."
+            )
         self._stats = stats
         self._calibration = losses
         self._model = self._derive()
@@ -418,6 +449,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # a later chunk may weigh nothing, as rows of fit's data may (a first one
         # raises: the model would have nothing to predict from)
         w = _validation.validate_sample_weight(sample_weight, X, allow_all_zero=not first)
+        check_total_weight(w, 0.0 if first else self._stats.count)
         labels, inverse = np.unique(y, return_inverse=True)
         if first:
             self._layout = self._stats_layout()
@@ -525,6 +557,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     "settings of metric, covariance or covariance_shrinkage (they "
                     "were changed after fitting); refit it first."
                 )
+        check_total_weight(*(m._stats.count for m in models))
         params = self.get_params()
         for m in others:
             other = m.get_params()

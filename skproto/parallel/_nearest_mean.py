@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks
+from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks, check_total_weight
 from ._common import aligned, as_row_blocks, column_names, labels_of, tree
 
 
@@ -121,6 +121,7 @@ def fit_nearest_mean(
     if extent is None:
         raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
     _validation.check_range_spread(extent[1] - extent[0], estimator, _validation.MIN_SPREAD, "")
+    check_total_weight(rest.count, 0.0 if held is None else held[2])
     if not rest.count.sum() + (0.0 if held is None else held[2].sum()) > 0:
         # each block may weigh nothing (allow_all_zero), not all of them
         raise ValueError("Sample weights must contain at least one non-zero number.")

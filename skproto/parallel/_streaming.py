@@ -162,26 +162,35 @@ def _complete_sample(T, w, init, val, n_classes: int, per_class: int) -> np.ndar
 def _log2_sum(w):
     from .._torch.training import log2_weights
 
-    return np.array([log2_weights(w)])
+    positive = w[w > 0]
+    return np.array([[*log2_weights(w), positive.min() if len(positive) else np.inf]])
 
 
-def _weight_scale(w) -> float:
-    """:func:`~skproto._torch.training.weight_unit` of the positive weights (one pass)."""
+def _weight_scale(w, estimator) -> float:
+    """:func:`~skproto._torch.training.weight_unit` of the positive weights (one
+    pass), whose span is checked as ``fit`` checks it (the lightest rows were
+    dropped without a word, where ``fit`` raises)."""
     import dask
 
-    from .._torch.training import weight_unit
+    from .._torch.training import check_weight_span, weight_unit
 
-    parts = w.map_blocks(_log2_sum, chunks=(1, 3), new_axis=1, dtype=np.float64)
-    (total, count), top = dask.compute(parts[:, :2].sum(axis=0), parts[:, 2].max())
-    return weight_unit(float(total), int(count), float(top))
+    parts = w.map_blocks(_log2_sum, chunks=(1, 4), new_axis=1, dtype=np.float64)
+    (total, count), top, least = dask.compute(
+        parts[:, :2].sum(axis=0), parts[:, 2].max(), parts[:, 3].min()
+    )
+    unit = weight_unit(float(total), int(count), float(top))
+    if count:
+        check_weight_span(float(least), float(2.0**top), unit, estimator)
+    return unit
 
 
 def _times_class_weight(w, codes, class_weight):
     return w * class_weight[codes]
 
 
-def _class_weights(estimator, T, classes) -> np.ndarray | None:
-    """Per-class weights of ``class_weight`` ("balanced": from the global class counts)."""
+def _class_weights(estimator, T, w, classes) -> np.ndarray | None:
+    """Per-class weights of ``class_weight`` ("balanced": from the classes' global
+    summed weights, as ``fit`` counts them)."""
     import dask
 
     cw = estimator.class_weight
@@ -189,12 +198,15 @@ def _class_weights(estimator, T, classes) -> np.ndarray | None:
         return None
     counts = None
     if cw == "balanced":
-        blocks = T.to_delayed().ravel()
-        counts = dask.compute(
-            *[dask.delayed(np.bincount)(b, minlength=len(classes)) for b in blocks]
-        )
-        counts = np.sum(counts, axis=0)
+        top = float(w.max().compute()) or 1.0  # (as weighted_counts scales them)
+        blocks = zip(T.to_delayed().ravel(), w.to_delayed().ravel())
+        parts = [dask.delayed(_class_sums)(b, v, top, len(classes)) for b, v in blocks]
+        counts = np.sum(dask.compute(*parts), axis=0)
     return class_weights(cw, classes, counts)
+
+
+def _class_sums(codes, w, top: float, n_classes: int) -> np.ndarray:
+    return np.bincount(codes, weights=np.asarray(w, dtype=np.float64) / top, minlength=n_classes)
 
 
 def fit_streaming(
@@ -289,6 +301,12 @@ def fit_streaming(
         raise ValueError(f"init_rows must be None or an int >= 1, got {init_rows!r}.")
     if getattr(estimator, "n_tokens", None):
         raise ValueError("fit_streaming does not train token prototypes (n_tokens) yet.")
+    if getattr(estimator, "warm_start", False) and hasattr(estimator, "_state"):
+        # (it was ignored: the streamed "warm start" trained afresh)
+        raise ValueError(
+            "fit_streaming trains a new model; it does not continue a fitted one "
+            "(warm_start=True). Set warm_start=False, or continue in memory with fit."
+        )
     if getattr(estimator, "head", None) == "linear":
         raise ValueError(
             "head='linear' refits its last layer on all rows in memory; fit_streaming "
@@ -317,11 +335,11 @@ def fit_streaming(
     classes = labels_of(y)
     check_class_weight_labels(estimator.class_weight, classes)
     T = y.map_blocks(_codes, classes, dtype=np.intp)
-    cw = _class_weights(estimator, T, classes)
+    cw = _class_weights(estimator, T, w, classes)
     if cw is not None:
         w = da.map_blocks(_times_class_weight, w, T, cw, dtype=np.float64)
     if sample_weight is not None or cw is not None:  # as in fit: any scale of weights
-        w = w / _weight_scale(w)
+        w = w / _weight_scale(w, estimator)
 
     # held-out and initialisation rows, drawn by global index (one read of X)
     rng = check_random_state(estimator.random_state)
@@ -353,6 +371,13 @@ def fit_streaming(
             Xs, Tp, wp = Xs[order], Tp[order], wp[order]
             val, init = val[~back], np.r_[val[back], init]
             n_val = len(val)
+    if n_val and (wp[:n_val] == 0).any():
+        # as fit, which splits the rows of positive weight: a held-out row of
+        # weight 0 is absent (a held-out split of such rows watched a loss of 0)
+        kept = np.r_[np.flatnonzero(wp[:n_val] > 0), np.arange(n_val, len(Tp))]
+        Xs, Tp, wp = Xs[kept], Tp[kept], wp[kept]
+        val = val[kept[kept < n_val]]
+        n_val = len(val)
     wp = wp.astype(np.float32)
     held = (Xs[:n_val].astype(np.float32), Tp[:n_val], wp[:n_val])
     fit_w = w
@@ -363,6 +388,9 @@ def fit_streaming(
     # rows of weight 0 are absent, as in fit: they start no prototype, and the
     # searches (projection, the snap cost's pull) read their target as -1
     search = da.map_blocks(_where_counted, T, w, dtype=T.dtype)
+    # the snap cost's pull, like fit's, reads the training rows only (it was
+    # drawn toward held-out rows, which then shaped training and its stopping)
+    pull_search = da.map_blocks(_where_counted, T, fit_w, dtype=T.dtype)
     counted = n_val + np.flatnonzero(wp[n_val:] > 0)
     config = estimator._training_config(estimator.max_epochs, "fit", n - n_val)
     if not n_val:  # no row held out: no early stopping, as in fit
@@ -395,7 +423,7 @@ def fit_streaming(
                 rng,
                 score=score,
                 history=history,
-                on_epoch_end=estimator._on_epoch_end(net, X32, search),
+                on_epoch_end=estimator._on_epoch_end(net, X32, pull_search),
                 **val_kw,
             )
             estimator.n_iter_ = len(history["loss"])

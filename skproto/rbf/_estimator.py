@@ -376,7 +376,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         else:
             _validation.check_same_classes(self, classes)
             new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
-            classes_ = np.union1d(self.classes_, new)
+            # (a union with no new label took y's dtype: int classes_ became float)
+            classes_ = np.union1d(self.classes_, new) if new.size else self.classes_
         w = self._training_weights(np.searchsorted(classes_, y), sample_weight, classes_)
         kept = counted_rows(w, context="the first call to partial_fit" if first else "")
         if kept is not None:  # rows of weight 0 are absent
