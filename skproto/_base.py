@@ -87,6 +87,30 @@ def as_fitted(method):
     return wrapper
 
 
+def unchanged_on_failure(method):
+    """Run ``method`` (``fit``, ``partial_fit``...); if it raises anything, a
+    ``KeyboardInterrupt`` included, put the estimator back as it was.
+
+    A call that failed half-way left a model of two minds: a ``fit`` with a bad
+    ``sample_weight`` replaced ``classes_`` but kept the old network (predict
+    named the new labels), a ``partial_fit`` bringing a class grew
+    ``classes_`` and then ``predict_proba`` failed for good, and an interrupted
+    warm start kept one more epoch in ``history_`` than ``n_iter_`` counted.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = self._snapshot()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return wrapper
+
+
 class BasePrototypeClassifier(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClassifierMixin, BaseEstimator
 ):
@@ -260,6 +284,18 @@ class BasePrototypeClassifier(
             moved = np.full(n_prototypes, empty, dtype=np.asarray(old).dtype)
             moved[positions] = old
             setattr(self, name, moved)
+
+    def _snapshot(self) -> dict:
+        """The attributes as :func:`unchanged_on_failure` restores them: the values
+        a call changes in place are copied (the training history, appended to)."""
+        saved = dict(self.__dict__)
+        if "history_" in saved:  # (its lists; a deep copy per call grew with the stream)
+            saved["history_"] = {
+                k: list(v) if isinstance(v, list) else v for k, v in saved["history_"].items()
+            }
+        if "_factor_cache" in saved:  # (entries are added, never changed)
+            saved["_factor_cache"] = dict(saved["_factor_cache"])
+        return saved
 
     def _prototype_inputs(self) -> np.ndarray | None:
         """Each prototype's position in the input space (n_prototypes, n_features), or None.

@@ -1284,3 +1284,74 @@ def test_nearest_mean_refuses_weights_whose_sums_overflow():
     np.testing.assert_array_equal(
         heavy.predict(X), NearestMeanClassifier(metric="mahalanobis").fit(X, y).predict(X)
     )
+
+
+def _state_of(clf, X):
+    """What a user can see of a fitted model (for before/after comparisons)."""
+    seen = {k: v for k, v in vars(clf).items() if k.endswith("_") and not k.startswith("_")}
+    return pickle.dumps((seen, clf.predict_proba(X)))
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_a_failed_or_interrupted_call_leaves_the_model_as_it_was(name, monkeypatch):
+    """A fit with a bad sample_weight replaced classes_ but kept the old network
+    (predict named the new labels; a multi-label y switched the model to
+    sigmoids); a partial_fit that brought a class and then failed left classes_
+    grown and predict_proba broken for good; an interrupted warm start kept an
+    epoch more in history_ than n_iter_ counted; an interrupted NearestMean
+    partial_fit counted its rows again on retry. Now nothing changes."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    options = dict(metric="mahalanobis", covariance="per_class", temperature=1.0)
+    make = lambda: STREAMS[name]().set_params(**(options if name == "nmc" else {"max_epochs": 3}))
+    clf = make().fit(X[y < 2], y[y < 2])
+    before = _state_of(clf, X)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(X, y + 10, sample_weight=np.ones(5))
+    assert _state_of(clf, X) == before
+    if name.startswith("proto"):  # (a multi-label y: sigmoids)
+        with pytest.raises(ValueError, match="sample_weight"):
+            clf.fit(X, np.eye(3)[y], sample_weight=np.ones(5))
+        assert _state_of(clf, X) == before
+    new = y == 2
+    with pytest.raises(ValueError, match="span .* times, more than float32|Negative values"):
+        w = np.where(np.arange(new.sum()) == 0, 1e-300, 1.0) if name != "nmc" else -np.ones(50)
+        clf.partial_fit(X[new], y[new], sample_weight=w)
+    assert _state_of(clf, X) == before
+
+    # an interrupt inside the work: the optimiser's step, or NearestMean's fold
+    if name == "nmc":
+        from skproto.nearest_mean import _stats as target
+
+        where, fn = target.ClassStats, "_update_chunk"
+    else:
+        from skproto._torch import training as target
+
+        where, fn = target.Adam, "step"
+    calls = {"n": 0}
+    real = getattr(where, fn)
+
+    def interrupted(self, *args, **kwargs):  # after the first step's changes
+        out = real(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return out
+
+    batch = np.r_[np.flatnonzero(new)[:20], np.flatnonzero(~new)[:20]]
+    monkeypatch.setattr(where, fn, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X[batch], y[batch])
+    monkeypatch.setattr(where, fn, real)
+    assert _state_of(clf, X) == before
+    if name != "nmc":
+        history = len(clf.history_["loss"])
+        calls["n"] = 0
+        monkeypatch.setattr(where, fn, interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            clf.set_params(warm_start=True).fit(X[y < 2], y[y < 2]) if name.startswith(
+                "proto"
+            ) else clf.fit(X, y)
+        monkeypatch.setattr(where, fn, real)
+        assert len(clf.history_["loss"]) == history and _state_of(clf, X) == before

@@ -418,9 +418,16 @@ def check_weight_span(lightest: float, heaviest: float, unit: float, estimator) 
     """Raise if the lightest positive weight, divided by ``unit``, is 0 in float32
     (the rows would be dropped without a word, beside the heaviest)."""
     if np.float32(lightest / unit) == 0:
+        with np.errstate(over="ignore"):
+            ratio = heaviest / lightest  # (1e300 / 1e-300 read "span inf times")
+        span = (
+            f"{ratio:.3g}"
+            if np.isfinite(ratio)
+            else f"2**{np.log2(heaviest) - np.log2(lightest):.0f}"
+        )
         raise ValueError(
             f"The weights of the rows (sample_weight times class_weight) span "
-            f"{heaviest / lightest:.3g} times, more than float32, in which "
+            f"{span} times, more than float32, in which "
             f"{type(estimator).__name__} trains, can hold next to each other (about 1e57); "
             "give the lightest rows weight 0, or weigh them less unequally."
         )

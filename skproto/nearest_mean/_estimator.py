@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from numbers import Real
@@ -12,7 +13,7 @@ from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation, calibration
-from .._base import BasePrototypeClassifier, as_fitted, same_param
+from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
 from .._chunking import chunk_slices
 from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
 from ..geometry import (
@@ -244,6 +245,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.temperature = temperature
 
     # ------------------------------------------------------------ fitting
+    def _snapshot(self) -> dict:
+        saved = super()._snapshot()
+        stats = saved.get("_stats")
+        if stats is not None and (stats.scatter is None or stats.scatter.ndim == 2):
+            # (updated in place; per-class scatter undoes a failed update itself)
+            saved["_stats"] = copy.deepcopy(stats)
+        return saved
+
     def _fit_magnitude_limit(self) -> tuple:
         """``check_magnitude``'s limit for training rows, where stricter than the default.
 
@@ -270,6 +279,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         }
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> NearestMeanClassifier:
@@ -401,6 +411,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         return table_temperature(self._calibration)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def partial_fit(
         self,
         X: ArrayLike,

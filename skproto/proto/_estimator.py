@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
-from .._base import as_fitted
+from .._base import as_fitted, unchanged_on_failure
 from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
@@ -430,6 +430,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     # ---------------------------------------------------------- public API
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> ProtoClassifier:
@@ -474,6 +475,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
     )
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def partial_fit(
         self,
         X: ArrayLike,
@@ -705,6 +707,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         batch_index = rows if batch_rows is None else batch_rows[rows]
         return state, np.concatenate([indices, self._n_seen + batch_index])
 
+    @unchanged_on_failure
     def project_prototypes(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> ProtoClassifier:

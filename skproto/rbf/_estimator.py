@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
-from .._base import as_fitted
+from .._base import as_fitted, unchanged_on_failure
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -304,6 +304,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> RBFPrototypeClassifier:
@@ -322,6 +323,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         return self._fit(X, y, sample_weight, warm=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_failure
     def partial_fit(
         self,
         X: ArrayLike,
