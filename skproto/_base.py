@@ -102,11 +102,12 @@ def unchanged_on_failure(method):
     def wrapper(self, *args, **kwargs):
         saved = self._snapshot()
         try:
-            return method(self, *args, **kwargs)
+            out = method(self, *args, **kwargs)
         except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
+            self._restore(saved)
             raise
+        self._fit_token = object()  # a new fitted state (ParallelPostFit's cache key)
+        return out
 
     return wrapper
 
@@ -296,6 +297,11 @@ class BasePrototypeClassifier(
         if "_factor_cache" in saved:  # (entries are added, never changed)
             saved["_factor_cache"] = dict(saved["_factor_cache"])
         return saved
+
+    def _restore(self, saved: dict) -> None:
+        """Put the attributes of :meth:`_snapshot` back."""
+        self.__dict__.clear()
+        self.__dict__.update(saved)
 
     def _prototype_inputs(self) -> np.ndarray | None:
         """Each prototype's position in the input space (n_prototypes, n_features), or None.

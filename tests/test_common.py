@@ -1355,3 +1355,52 @@ def test_a_failed_or_interrupted_call_leaves_the_model_as_it_was(name, monkeypat
             ) else clf.fit(X, y)
         monkeypatch.setattr(where, fn, real)
         assert len(clf.history_["loss"]) == history and _state_of(clf, X) == before
+
+
+def test_nearest_mean_per_class_stream_is_never_silently_partial(monkeypatch):
+    # an interrupt after the in-place per-class update (while deriving the model)
+    # kept the batch in the statistics: a retry counted it twice ([30, 30] for
+    # [20, 20]); partial_fit accepted weighted sums that overflow, which fit refuses
+    from sklearn.datasets import load_iris
+
+    from skproto.nearest_mean import _estimator as module
+
+    X, y = load_iris(return_X_y=True)
+    X, y = X[y < 2], y[y < 2]
+    make = lambda: NearestMeanClassifier(
+        metric="mahalanobis", covariance="per_class", temperature=1.0
+    )  # fmt: skip
+    clf = make().partial_fit(X[::5], y[::5])
+    real = module.NearestMeanClassifier._remember_params
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.NearestMeanClassifier, "_remember_params", interrupted)
+    with pytest.warns(RuntimeWarning, match="reset to unfitted"), pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X[1::5], y[1::5])
+    monkeypatch.setattr(module.NearestMeanClassifier, "_remember_params", real)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    big = make().partial_fit(X * 1e60, y)
+    overflow = pytest.raises(ValueError, match="The weighted sums of the rows overflow float64")
+    with pytest.warns(RuntimeWarning, match="reset to unfitted"), overflow:
+        big.partial_fit(X * 1e60, y, sample_weight=np.full(len(y), 1e197))
+    pooled = NearestMeanClassifier(metric="mahalanobis", temperature=1.0)
+    pooled.partial_fit(X * 1e60, y)
+    proba = pooled.predict_proba(X * 1e60)
+    with pytest.raises(ValueError, match="The weighted sums of the rows overflow float64"):
+        pooled.partial_fit(X * 1e60, y, sample_weight=np.full(len(y), 1e197))
+    np.testing.assert_array_equal(pooled.predict_proba(X * 1e60), proba)
+
+
+def test_balanced_weights_that_overflow_are_named():
+    # weights 1e300 and 1e-10 under "balanced" read "span 2**inf times"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    w = np.where(y == 0, 1e300, 1e-10)
+    with pytest.raises(ValueError, match="sample_weight times class_weight overflows float64"):
+        RBFPrototypeClassifier(max_epochs=2, class_weight="balanced").fit(X, y, sample_weight=w)

@@ -498,7 +498,10 @@ def test_a_large_model_is_scattered_not_sent_in_every_graph(client):
         got = model.predict(Xd).compute()
         model.predict_proba(Xd).compute()
     np.testing.assert_array_equal(got, model.estimator_.predict(X))
-    pickle.loads(pickle.dumps(model))  # (holds no future)
+    future = model._scattered[3]
+    model.decision_function(Xd)
+    assert model._scattered[3] is future  # scattered once while the model is unchanged
+    assert "_scattered" not in pickle.loads(pickle.dumps(model)).__dict__
     stream = NearestMeanClassifier().partial_fit(X[:200], y[:200], classes=np.arange(200))
     wrapped = ParallelPostFit(stream)
     expected = stream.predict(X)

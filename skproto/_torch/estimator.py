@@ -283,7 +283,14 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if self.class_weight is not None:
             classes = self.classes_ if classes is None else classes
             counts = _validation.weighted_counts(T, w, len(classes))
-            w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
+            with np.errstate(over="ignore"):
+                w = w * _validation.class_weights(self.class_weight, classes, counts)[T]
+            if not np.isfinite(w).all():  # (it read "span 2**inf times")
+                raise ValueError(
+                    "sample_weight times class_weight overflows float64: the classes' "
+                    f"summed weights are too far apart for class_weight={self.class_weight!r}; "
+                    "weigh the rows less unequally."
+                )
         unit = weight_unit(*log2_weights(w))
         if (w > 0).any():
             check_weight_span(w[w > 0].min(), w.max(), unit, self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from numbers import Real
 
@@ -249,9 +250,38 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         saved = super()._snapshot()
         stats = saved.get("_stats")
         if stats is not None and (stats.scatter is None or stats.scatter.ndim == 2):
-            # (updated in place; per-class scatter undoes a failed update itself)
-            saved["_stats"] = copy.deepcopy(stats)
+            saved["_stats"] = copy.deepcopy(stats)  # (small, and updated in place)
+        elif stats is not None:  # per-class scatter: too large to copy at every call
+            saved["_counts_before"] = stats.count.copy()
         return saved
+
+    def _restore(self, saved: dict) -> None:
+        counts = saved.pop("_counts_before", None)
+        super()._restore(saved)
+        if counts is not None and not np.array_equal(self._stats.count, counts):
+            # the per-class statistics were changed in place before the failure
+            # (a retry counted the batch twice): no silently partial model
+            for name in [k for k in vars(self) if k.endswith("_") or k.startswith("_")]:
+                if name not in self.get_params():
+                    delattr(self, name)
+            warnings.warn(
+                "The failed partial_fit had already added part of its rows to the "
+                "per-class statistics, which are updated in place; the model was "
+                "reset to unfitted. Fit it again.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _check_finite(self, stats: ClassStats) -> None:
+        finite = [
+            np.isfinite(a).all() for a in (stats.count, stats.mean, stats.scatter) if a is not None
+        ]
+        if not all(finite):  # (weights of 1e300 on rows of 1e10: NaN means, then predict failed)
+            raise ValueError(
+                "The weighted sums of the rows overflow float64: the sample weights times "
+                "the rows' values are too large. Divide sample_weight by a constant (the "
+                "model counts a weight as that many rows)."
+            )
 
     def _fit_magnitude_limit(self) -> tuple:
         """``check_magnitude``'s limit for training rows, where stricter than the default.
@@ -366,15 +396,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._finish_fit(rest.merge(out), losses)
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
-        finite = [
-            np.isfinite(a).all() for a in (stats.count, stats.mean, stats.scatter) if a is not None
-        ]
-        if not all(finite):  # (weights of 1e300 on rows of 1e10: NaN means, then predict failed)
-            raise ValueError(
-                "The weighted sums of the rows overflow float64: the sample weights times "
-                "the rows' values are too large. Divide sample_weight by a constant (the "
-                "model counts a weight as that many rows)."
-            )
+        self._check_finite(stats)
         self._stats = stats
         self._calibration = losses
         self._model = self._derive()
@@ -525,9 +547,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 self.__dict__.setdefault("_factor_cache", {})
                 model = self._derive(rest, 1.0)
                 self._calibration = self._add_held_out(self._calibration, model, Xh, ch, wh)
+            self._check_finite(rest)
             self._stats = rest.merge(out)
         else:
-            self._stats.update(X, codes, w, normalize=self._layout["normalize"])
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
+                self._stats.update(X, codes, w, normalize=self._layout["normalize"])
+        self._check_finite(self._stats)  # (as fit: partial_fit accepted what fit refuses)
         self._remember_params()
         self._model = None  # derived lazily, once, on next use
         if getattr(self, "prototype_cases_", None) is not None:  # new classes: no case yet

@@ -227,19 +227,7 @@ class ClassStats:
         the rows when per-class scatter matrices are kept.
         """
         if self.scatter is not None and self.scatter.ndim == 3:
-            # in place, class by class: the classes of the batch are put back if
-            # it fails half-way (an interrupted call counted its rows again on retry)
-            present = np.unique(codes)
-            fields = [
-                f for f in ("count", "mean", "scatter", "t3", "q4") if getattr(self, f) is not None
-            ]
-            backup = {f: getattr(self, f)[present].copy() for f in fields}
-            try:
-                self._fold_chunks(X, codes, w, normalize)
-            except BaseException:
-                for f in fields:
-                    getattr(self, f)[present] = backup[f]
-                raise
+            self._fold_chunks(X, codes, w, normalize)
             return
         scatter = None if self.scatter is None else "pooled"
         new = ClassStats.of_rows(

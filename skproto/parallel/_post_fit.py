@@ -198,9 +198,11 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """``est``, or, under a distributed client, its copy scattered to every worker.
 
         A fitted model can weigh megabytes; scattered, it travels once per
-        worker and call instead of inside every task. It is scattered again
-        at every call: a copy kept from an earlier call went on predicting
-        with the model as it was then, after a ``partial_fit`` since.
+        worker instead of inside every task, and is reused while the model
+        stays as it was: a skproto estimator gets a new ``_fit_token`` at
+        every ``fit`` / ``partial_fit`` (a copy kept regardless went on
+        predicting with the model as it was, after a ``partial_fit``). Other
+        estimators (a Pipeline) are scattered at every call.
         """
         if "distributed" not in sys.modules:
             return est
@@ -213,7 +215,20 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return est
         if getattr(get_scheduler(), "__self__", None) is not client:
             return est  # a client exists, but dask is told to use another scheduler
-        return client.scatter(est, broadcast=True, hash=False)
+        token = est.__dict__.get("_fit_token")
+        cached = self.__dict__.get("_scattered")
+        same = cached is not None and cached[0] is est and cached[1] is client
+        if token is not None and same and cached[2] is token:
+            return cached[3]
+        future = client.scatter(est, broadcast=True, hash=False)
+        if token is not None:
+            self._scattered = (est, client, token, future)
+        return future
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_scattered", None)  # futures belong to one client
+        return state
 
     def predict(self, X: Any) -> Any:
         """``estimator_.predict``, lazily on a dask array (one label per row)."""
