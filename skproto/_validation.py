@@ -236,9 +236,12 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
     return np.where(present, counts.sum() / (present.sum() * np.where(present, counts, 1.0)), 1.0)
 
 
-def weighted_counts(codes: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndarray:
-    """Each class's summed weight, relative to the largest weight (ratios are what
-    "balanced" reads; weights near float64's top would overflow the sums).
+def weighted_counts(
+    codes: np.ndarray, w: np.ndarray, n_classes: int, top: float | None = None
+) -> np.ndarray:
+    """Each class's summed weight, relative to the largest weight ``top`` (default
+    ``w``'s own; ratios are what "balanced" reads, and weights near float64's top
+    would overflow the sums). Sums over blocks with one ``top`` add up.
 
     Rows of weight 0 are absent, as everywhere: counted as rows, 40 weightless
     rows of a class made it weigh as the others in "balanced" (1:1:1 where
@@ -246,7 +249,8 @@ def weighted_counts(codes: np.ndarray, w: np.ndarray, n_classes: int) -> np.ndar
     as one row.
     """
     w = np.asarray(w, dtype=np.float64)
-    top = w.max() if len(w) else 0.0
+    if top is None:
+        top = w.max() if len(w) else 0.0
     return np.bincount(codes, weights=w / top if top > 0 else w, minlength=n_classes)
 
 

@@ -13,7 +13,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 
 from .._chunking import take_rows_of
-from .._validation import check_class_weight_labels, class_weights
+from .._validation import check_class_weight_labels, class_weights, weighted_counts
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
@@ -200,13 +200,9 @@ def _class_weights(estimator, T, w, classes) -> np.ndarray | None:
     if cw == "balanced":
         top = float(w.max().compute()) or 1.0  # (as weighted_counts scales them)
         blocks = zip(T.to_delayed().ravel(), w.to_delayed().ravel())
-        parts = [dask.delayed(_class_sums)(b, v, top, len(classes)) for b, v in blocks]
+        parts = [dask.delayed(weighted_counts)(b, v, len(classes), top) for b, v in blocks]
         counts = np.sum(dask.compute(*parts), axis=0)
     return class_weights(cw, classes, counts)
-
-
-def _class_sums(codes, w, top: float, n_classes: int) -> np.ndarray:
-    return np.bincount(codes, weights=np.asarray(w, dtype=np.float64) / top, minlength=n_classes)
 
 
 def fit_streaming(
