@@ -198,6 +198,9 @@ def fit_temperature(
 GRID_STEP = 0.15
 GRID_HALF = 20
 
+# Score spreads within this many times the scores' magnitude are rounding, not spread.
+_TIE_ROUNDING = 1e3 * np.finfo(np.float64).eps
+
 
 #: The window at the unit scale (``k0 = 0``: 1e-3 to 1e3).
 TEMPERATURE_GRID = np.geomspace(*TEMPERATURE_BOUNDS, 2 * GRID_HALF + 1)
@@ -269,7 +272,8 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     means on CLINC150 and digits, under any metric): the grid then follows
     the data's units, so a rescaled ``X`` is calibrated as well as the
     original. None when the scores have no spread (e.g. one class that can
-    occur): their loss is the same at every temperature, and they say
+    occur, or rows whose scores tie to within rounding of their size, such
+    as an all-zero row under the cosine): their loss is the same at every temperature, and they say
     nothing about the scale. Columns of ``-inf`` (classes that cannot
     occur) are ignored.
 
@@ -305,8 +309,12 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite score
         spread = np.nanmax(Dm, axis=1) - np.nanmedian(Dm, axis=1)
+        size = np.nanmax(np.abs(Dm), axis=1)
     w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)
-    keep = np.isfinite(spread) & (spread > 0) & (w > 0)
+    # a spread within rounding of the scores' size is no spread (a zero row under
+    # the cosine ties every class up to 1e-16: it placed the window there and
+    # temperature_ came out 1e-14, every probability 0 or 1)
+    keep = np.isfinite(spread) & (spread > _TIE_ROUNDING * size) & (w > 0)
     spread, w = spread[keep], w[keep]
     if not len(spread):
         return None

@@ -962,3 +962,41 @@ def test_a_class_on_the_pooled_covariance_reports_the_pooled_shrinkage():
     shared = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
     np.testing.assert_allclose(clf.covariance_[3], shared.covariance_)
     assert clf.covariance_shrinkage_[3] == pytest.approx(shared.covariance_shrinkage_, rel=1e-12)
+
+
+def test_all_zero_rows_do_not_place_the_cosine_temperature_window():
+    # a zero row ties every cosine class up to 1e-16 of rounding; that noise placed
+    # the temperature window, temperature_ came out 1e-14 and every probability 0 or 1
+    from sklearn.datasets import make_classification
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import train_test_split
+
+    from skproto import calibration
+
+    tied = -0.5 * (1.0 + np.array([[0.0, 2.2e-16, 1.1e-16], [1.1e-16, 0.0, 0.0]]))
+    assert calibration.grid_center(tied) is None
+    X, y = make_classification(500, 10, n_informative=5, n_classes=3, random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.4, random_state=0, stratify=y)
+    plain = _NearestMeanClassifier(metric="cosine").fit(Xtr, ytr)
+    Xz = Xtr.copy()
+    Xz[np.random.RandomState(0).rand(len(Xz)) < 0.3] = 0.0
+    clf = _NearestMeanClassifier(metric="cosine").fit(Xz, ytr)
+    assert clf.temperature_ == pytest.approx(plain.temperature_, rel=0.2)
+    P = clf.predict_proba(Xte)
+    assert not np.any((P == 0) | (P == 1))
+    assert log_loss(yte, P) < 1.0
+    # a stream whose first chunk holds one zero row fits the same temperature
+    Xi, yi = load_iris(return_X_y=True)
+    idx = np.array([132, 1, 114, 62, 110, 27])
+    rest = np.setdiff1d(np.arange(150), idx)
+    temps = []
+    for zero in (False, True):
+        s = _NearestMeanClassifier(metric="cosine")
+        first_X, first_y = Xi[idx], yi[idx]
+        if zero:
+            first_X, first_y = np.r_[np.zeros((1, 4)), first_X], np.r_[0, first_y]
+        s.partial_fit(first_X, first_y, classes=[0, 1, 2])
+        for k in range(0, len(rest), 24):
+            s.partial_fit(Xi[rest[k : k + 24]], yi[rest[k : k + 24]])
+        temps.append(s.temperature_)
+    assert temps[1] == pytest.approx(temps[0], rel=0.2)

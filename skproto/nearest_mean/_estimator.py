@@ -116,7 +116,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         in the order of ``classes_``).
     temperature : "auto" or float > 0, default="auto"
         Temperature ``T`` of the softmax. It does not change ``predict`` under
-        uniform priors. "auto" fits ``T`` to held-out rows so that
+        uniform priors, unless it is so large next to the squared distances
+        that the probabilities round to a tie (``predict`` is their argmax).
+        "auto" fits ``T`` to held-out rows so that
         ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
         most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of
         its values, so the order of the rows does not change the choice) is
