@@ -375,6 +375,17 @@ def check_label_kinds(known, labels) -> None:
         )
 
 
+def check_known_labels(classes, y) -> None:
+    """Raise when single-label ``y`` holds labels that are not among ``classes``
+    (or mixes strings and numbers with them): scores against ``y`` would count
+    them as misses silently."""
+    labels = np.unique(y)
+    check_label_kinds(classes, labels)
+    unknown = np.setdiff1d(labels, classes)
+    if unknown.size:
+        raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
+
+
 def check_same_classes(estimator, classes) -> None:
     """``classes`` passed to a later ``partial_fit`` must be ``classes_`` (or None)."""
     if classes is not None and not np.array_equal(np.unique(classes), estimator.classes_):

@@ -447,3 +447,27 @@ def test_the_module_is_hashed_once_per_state_and_recursion_is_bounded(tmp_path, 
     with torch.no_grad():
         module.weight.add_(1.0)  # new weights: a new key, not the old encodings
     assert not np.allclose(enc.transform(X), first)
+
+
+def test_a_clone_whose_inputs_are_all_cached_knows_its_width(tmp_path):
+    # cache hits did not record the output width: get_feature_names_out and pandas
+    # output raised "cannot know its output width" right after a transform
+    X = np.random.RandomState(0).rand(20, 4).astype(np.float32)
+    y = np.arange(20) % 2
+    torch.manual_seed(0)
+    enc = TorchEncoder(torch.nn.Linear(4, 3), memory=tmp_path)
+    enc.fit_transform(X)
+    again = clone(enc)
+    again.transform(X)
+    assert list(again.get_feature_names_out()) == [f"torchencoder{i}" for i in range(3)]
+    pipe = make_pipeline(clone(enc), NearestMeanClassifier()).set_output(transform="pandas")
+    assert pipe.fit(X, y).predict(X).shape == (20,)
+
+
+def test_torch_encoder_names_a_string_input_without_preprocess():
+    enc = TorchEncoder(torch.nn.Linear(4, 3))
+    with pytest.raises(ValueError, match="TorchEncoder without preprocess encodes arrays"):
+        enc.fit_transform(["a", "b"])
+    from sklearn.utils import get_tags
+
+    assert get_tags(enc).input_tags.two_d_array

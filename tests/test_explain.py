@@ -194,3 +194,54 @@ def test_long_labels_that_differ_at_their_end_stay_apart():
     a, b = "customer_support_request_billing", "customer_support_request_billing2"
     assert _label(a) != _label(b) and len(_label(a)) <= 24 and "…" in _label(b)
     assert _label(a, limit=None) == repr(a)
+
+
+def test_prototype_rows_and_the_embedding_plot_under_pandas_output():
+    # the fallback search of prototype_rows and EmbeddingDisplay indexed transform
+    # output as an ndarray: InvalidIndexError under transform_output="pandas"
+    pytest.importorskip("pandas")
+    import sklearn
+
+    from skproto.explain import prototype_rows
+
+    t = np.linspace(0, 2 * np.pi, 30, endpoint=False)
+    ring = 5 * np.c_[np.cos(t), np.sin(t)]  # class 0: a ring around class 1's blob
+    blob = np.random.RandomState(0).normal(scale=0.3, size=(30, 2))
+    X, y = np.r_[ring, blob], np.r_[np.zeros(30, int), np.ones(30, int)]
+    clf = NearestMeanClassifier().fit(X, y)
+    expected = prototype_rows(clf, X, y)
+    with sklearn.config_context(transform_output="pandas"):
+        np.testing.assert_array_equal(prototype_rows(clf, X, y), expected)
+    clf.set_output(transform="pandas")
+    np.testing.assert_array_equal(prototype_rows(clf, X, y), expected)
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.decomposition import PCA
+
+    from skproto.explain import EmbeddingDisplay
+
+    Xi, yi = load_iris(return_X_y=True)
+    model = NearestMeanClassifier().fit(Xi, yi)
+    plain = EmbeddingDisplay.from_estimator(model, Xi, yi)
+    with sklearn.config_context(transform_output="pandas"):
+        shown = EmbeddingDisplay.from_estimator(model, Xi, yi)
+    np.testing.assert_allclose(shown.points, plain.points)
+    pca = PCA(2).set_output(transform="pandas")
+    assert EmbeddingDisplay.from_estimator(model, Xi, yi, method=pca).points.shape == (150, 2)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_project_prototypes_and_merge_of_unfitted_models_raise_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    from skproto import ProtoClassifier
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(NotFittedError):
+        ProtoClassifier().project_prototypes(X, y)
+    with pytest.raises(NotFittedError, match="all models passed to merge must be fitted"):
+        NearestMeanClassifier().fit(X, y).merge(NearestMeanClassifier())

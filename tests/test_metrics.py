@@ -161,7 +161,7 @@ def test_explanation_stability_noise_follows_the_units_of_X():
         scaled = NearestMeanClassifier().fit(X * scale, y)
         got = explanation_stability(scaled, X[:100] * scale, random_state=0, aggregate=None)
         np.testing.assert_array_equal(got, base)
-    with pytest.raises(ValueError, match="noise must be a positive float"):
+    with pytest.raises(ValueError, match="noise must be a positive finite float"):
         explanation_stability(unit, X[:5], noise=0.0)
 
 
@@ -245,3 +245,49 @@ def test_every_metric_takes_a_pipeline_ending_in_a_skproto_estimator():
     assert m.global_size(pipe) == m.global_size(clf) == 3
     with pytest.raises(ValueError, match="skproto.metrics measure a skproto estimator"):
         m.global_size(StandardScaler().fit(X))
+
+
+def test_metric_arguments_are_validated_as_scikit_learn_would():
+    # unknown labels read as misses (purity 0.0, silently); noise=inf blamed X;
+    # tol=None raised TypeError; True was taken for k=1
+    from sklearn.datasets import load_iris
+
+    from skproto import NearestMeanClassifier
+    from skproto.metrics import (
+        explanation_stability,
+        global_size,
+        prototype_purity,
+        top_k_evidence_share,
+    )
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match=r"y contains labels \[10, 11, 12\] not in classes_"):
+        prototype_purity(clf, X, y + 10)
+    with pytest.raises(ValueError, match="noise must be a positive finite float"):
+        explanation_stability(clf, X, noise=np.inf)
+    with pytest.raises(ValueError, match="noise must be a positive finite float"):
+        explanation_stability(clf, X, noise=True)
+    for tol in (None, "0.1", True):
+        with pytest.raises(ValueError, match=r"tol must be a float in \[0, 1\)"):
+            global_size(clf, tol=tol)
+    with pytest.raises(ValueError, match="k must be a positive int, got True"):
+        top_k_evidence_share(clf, X, k=True)
+    with pytest.raises(ValueError, match="n_draws must be a positive int, got True"):
+        explanation_stability(clf, X, n_draws=True)
+
+
+def test_explanation_stability_of_a_pipeline_perturbs_what_its_final_step_sees():
+    # documented: the noise and its "auto" norm are in the final step's feature space
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto import NearestMeanClassifier
+    from skproto.metrics import explanation_stability
+
+    X, y = load_wine(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    a = explanation_stability(pipe, X, random_state=1, aggregate=None)
+    b = explanation_stability(pipe[-1], pipe[0].transform(X), random_state=1, aggregate=None)
+    np.testing.assert_array_equal(a, b)

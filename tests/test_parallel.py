@@ -77,6 +77,20 @@ def test_a_fitted_estimator_is_used_as_is(data):
     # as the docstring says: estimator_ is the estimator itself, with its classes_
     assert model.estimator_ is fitted and list(model.classes_) == ["a", "b", "c"]
     assert not hasattr(ParallelPostFit(NearestMeanClassifier()), "classes_")
+    # and scikit-learn sees it fitted (check_is_fitted, displays and FrozenEstimator
+    # raised NotFittedError), with the estimator's input attributes
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    assert model.n_features_in_ == X.shape[1]
+    assert "<span>Fitted</span>" in model._repr_html_()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(ParallelPostFit(NearestMeanClassifier()))
+    assert not hasattr(ParallelPostFit(NearestMeanClassifier()), "n_features_in_")
+    refit = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    check_is_fitted(refit)
+    assert refit.n_features_in_ == X.shape[1]
 
 
 def test_float32_blocks_are_computed_as_in_memory_not_rounded_to_inf(data):

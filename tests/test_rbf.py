@@ -593,3 +593,19 @@ def test_glvq_has_no_margin_and_the_nearest_head_refits_no_sigma():
         RBFPrototypeClassifier(loss="glvq", margin=0.5, max_epochs=2).fit(X, y)
     robust = RBFPrototypeClassifier(project=True, max_epochs=3, random_state=0).fit(X, y)
     assert not (robust.history_.get("refit") or {}).get("n_iter")
+
+
+def test_class_incremental_partial_fit_under_a_float64_default_dtype():
+    # the frozen-gradient mask took torch's default dtype: a float64 default
+    # raised "hook has changed the type of value"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = RBFPrototypeClassifier(random_state=0, max_epochs=5)
+        clf.partial_fit(X[y < 2], y[y < 2]).partial_fit(X[y == 2], y[y == 2])
+    finally:
+        torch.set_default_dtype(old)
+    assert list(clf.classes_) == [0, 1, 2]

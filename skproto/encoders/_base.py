@@ -135,7 +135,11 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 found[i] = fresh[keys[i]]
         if not n:
             return np.empty((0, self._n_features()), dtype=np.float32)
-        return np.stack(found).astype(np.float32, copy=False)
+        out = np.stack(found).astype(np.float32, copy=False)
+        # the width, known from cache hits too (a clone whose inputs were all
+        # cached could not name its features: TorchEncoder cannot probe one)
+        self.__dict__["_width"] = (self._params_key(), out.shape[1])
+        return out
 
     def _encode(self, items: list) -> np.ndarray:
         n = len(items)

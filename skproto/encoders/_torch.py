@@ -114,7 +114,19 @@ class TorchEncoder(BaseEncoder):
             raise ValueError(f"TorchEncoder expects a sequence of inputs, got {type(X).__name__}.")
         if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:  # a DataFrame: its rows
             return list(X.to_numpy())  # (list() gave its column labels)
-        return list(X) if not isinstance(X, list) else X
+        items = list(X) if not isinstance(X, list) else X
+        if self.preprocess is None and any(isinstance(item, (str, bytes)) for item in items):
+            # (a raw TypeError from inside torch before)
+            raise ValueError(
+                "TorchEncoder without preprocess encodes arrays; got a string input. "
+                "Pass preprocess= to map each input (e.g. a file path) to an array."
+            )
+        return items
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True  # (the rows of a 2-D array are its inputs)
+        return tags
 
     def _encode_block(self, model, items: list) -> np.ndarray:
         import torch

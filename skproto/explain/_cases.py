@@ -389,7 +389,9 @@ def prototype_rows(
                 else y == labels[k]
             )
             if len(own):
-                act = estimator._activation(estimator.transform(np.asarray(X)[own])[:, k : k + 1])
+                # (an ndarray under set_output(transform="pandas") too)
+                D = np.asarray(estimator.transform(np.asarray(X)[own]))
+                act = estimator._activation(D[:, k : k + 1])
                 rows[k] = own[int(np.argmax(act[:, 0]))]
     return rows
 

@@ -470,7 +470,7 @@ class EmbeddingDisplay:
         if len(X) > max_points:
             rng = np.random.RandomState(random_state)
             shown = np.sort(rng.choice(len(X), max_points, replace=False))
-        points = projector.fit_transform(X[shown])
+        points = np.asarray(projector.fit_transform(X[shown]))  # (pandas output too)
         where = estimator._prototype_inputs()
         rows = estimator._prototype_sample_indices()
         if where is None:
@@ -487,7 +487,9 @@ class EmbeddingDisplay:
                 own = norms[y == labels_of[k]]
                 where[k] *= (own if len(own) else norms).mean()
         placed = np.all(np.isfinite(where), axis=1)
-        proto_points = projector.transform(where[placed]) if placed.any() else np.empty((0, 2))
+        proto_points = (
+            np.asarray(projector.transform(where[placed])) if placed.any() else np.empty((0, 2))
+        )
         labels = np.asarray(estimator.prototype_labels_)[placed]
         if y.ndim == 1:
             y_shown = y[shown]

@@ -187,8 +187,7 @@ def top_k_evidence_share(
 
 def _evidence_shares(estimator, X, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per sample, in one pass over ``explain``: (own-class evidence, top-``k`` share)."""
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}.")
+    _check_positive_int(k, "k")
     own_share, top_share = [], []
     for contrib, own in _evidence(estimator, X):
         pos = np.maximum(contrib, 0.0)
@@ -237,8 +236,7 @@ def prototype_neighbors(
     array([[0, 1],
            [2, 3]])
     """
-    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}.")
+    _check_positive_int(n_neighbors, "n_neighbors")
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     K = len(estimator.prototypes_)
@@ -311,8 +309,8 @@ def prototype_purity(
     y = np.asarray(y)
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
-    if y.ndim == 1:  # (numbers against string classes would all read as misses)
-        _validation.check_label_kinds(estimator.classes_, np.unique(y))
+    if y.ndim == 1:  # (unknown labels, or numbers against string classes, read as misses)
+        _validation.check_known_labels(estimator.classes_, y)
     best_rows = prototype_neighbors(estimator, X, n_neighbors=n_neighbors)
     purity = _purity_of_neighbors(estimator, y, best_rows)
     present = _present(estimator)
@@ -363,11 +361,13 @@ def explanation_stability(
     estimator : fitted skproto estimator
     X : array-like of shape (n_samples, n_features)
     noise : float > 0 or "auto", default="auto"
-        L2 norm of the perturbation, in input units. "auto": 5 % of the
-        median L2 norm of the rows of ``X``, so that the measure reads the
-        same in any units of ``X`` (a fixed default, 0.1 before, was
-        imperceptible on pixel values and larger than the rows themselves on
-        features of size 1e-3).
+        L2 norm of the perturbation, in the units of the rows the prototype
+        model sees: for a Pipeline, the output of its earlier steps (which
+        may take texts or images, where no Gaussian noise applies), not the
+        raw ``X``. "auto": 5 % of the median L2 norm of those rows, so that
+        the measure reads the same in any units (a fixed default, 0.1
+        before, was imperceptible on pixel values and larger than the rows
+        themselves on features of size 1e-3).
     n_draws : int, default=5
     random_state : int, RandomState instance or None, default=None
     aggregate : {"mean", "median"} or None, default="mean"
@@ -390,10 +390,10 @@ def explanation_stability(
     array([1. , 1. , 1. , 1. , 1. , 0.2, 1. , 0.8, 1. , 0.6])
     """
     auto = isinstance(noise, str) and noise == "auto"
-    if not auto and not (isinstance(noise, Real) and noise > 0):
-        raise ValueError(f'noise must be a positive float or "auto", got {noise!r}.')
-    if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
-        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}.")
+    number = isinstance(noise, Real) and not isinstance(noise, (bool, np.bool_))
+    if not auto and not (number and 0 < noise < np.inf):
+        raise ValueError(f'noise must be a positive finite float or "auto", got {noise!r}.')
+    _check_positive_int(n_draws, "n_draws")
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     # token rows: the noise moves the real tokens only (noise in the mask
@@ -422,6 +422,11 @@ def explanation_stability(
             moved = _explain(estimator, (X[s] + g).astype(X.dtype), n_prototypes=1)
             same[s] += moved.prototype_index[:, 0] == top[s]
     return _aggregate(same / n_draws, aggregate)
+
+
+def _check_positive_int(value, name: str) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
 def _perturbed_entries(estimator, X: np.ndarray) -> np.ndarray:
@@ -461,8 +466,8 @@ def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int
     >>> global_size(NearestMeanClassifier().fit(X, y))
     3
     """
-    if not 0 <= tol < 1:
-        raise ValueError(f"tol must be in [0, 1), got {tol!r}.")
+    if not (isinstance(tol, Real) and not isinstance(tol, (bool, np.bool_)) and 0 <= tol < 1):
+        raise ValueError(f"tol must be a float in [0, 1), got {tol!r}.")
     estimator, _ = _model(estimator)
     strength = np.asarray(estimator._connection_strength(), dtype=np.float64)
     strength = np.where(_present(estimator), strength, 0.0)

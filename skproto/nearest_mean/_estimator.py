@@ -11,6 +11,7 @@ from numbers import Real
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation, calibration
@@ -588,7 +589,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     f"can only merge NearestMeanClassifier models, got {type(m).__name__}."
                 )
             if not hasattr(m, "_stats"):
-                raise ValueError("all models passed to merge must be fitted.")
+                raise NotFittedError(
+                    "all models passed to merge must be fitted; "
+                    f"this {type(m).__name__} instance is not fitted yet."
+                )
             if m._layout != m._stats_layout():
                 raise ValueError(
                     "cannot merge: a model's statistics were gathered under other "

@@ -92,16 +92,41 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.estimator = estimator
 
     def __getattr__(self, name: str) -> Any:
-        # wrapping an already fitted estimator: it is estimator_, with its classes_
-        estimator = self.__dict__.get("estimator")
-        if name in ("estimator_", "classes_") and estimator is not None:
-            try:
-                check_is_fitted(estimator)
-            except NotFittedError:
-                pass
-            else:
-                return estimator if name == "estimator_" else estimator.classes_
+        # wrapping an already fitted estimator: it is estimator_, with its classes_;
+        # the fitted estimator's input attributes are this wrapper's
+        if name in ("estimator_", "classes_", "n_features_in_", "feature_names_in_"):
+            estimator = self.__dict__.get("estimator_")
+            if estimator is None:
+                estimator = self.__dict__.get("estimator")
+                try:
+                    check_is_fitted(estimator)
+                except (NotFittedError, TypeError):
+                    estimator = None
+            if estimator is not None:
+                if name == "estimator_":
+                    return estimator
+                if hasattr(estimator, name):
+                    return getattr(estimator, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # fitted by fit, or wrapping a fitted estimator (check_is_fitted, displays
+        # and FrozenEstimator treated a fitted wrapped model as unfitted)
+        try:
+            self._fitted()
+        except (NotFittedError, TypeError):
+            return False
+        return True
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        if inner.classifier_tags is not None and tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = inner.classifier_tags.multi_label
+        tags.input_tags = inner.input_tags
+        return tags
 
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ParallelPostFit:
         """Fit a clone of ``estimator``; on dask input, out of core on the workers.

@@ -729,6 +729,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         -------
         self : ProtoClassifier
         """
+        check_is_fitted(self)
         self._project_onto(X, y, sample_weight)
         self._n_seen = _num_samples(X)  # (rows are counted from this X on, as after fit)
         return self

@@ -418,7 +418,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 # new classes: only their components learn in this call, so the
                 # earlier classes' regions stay exactly where they were; the
                 # earlier classes' rows are stood for by Gaussian draws
-                frozen = torch.ones(len(net.components), 1, device=self._device)
+                frozen = torch.ones(
+                    len(net.components), 1, device=self._device, dtype=net.components.dtype
+                )
                 frozen[:n_old] = 0.0
                 net.components.register_hook(lambda g: g * frozen)
                 # (weight_decay still moved them: Adam adds it after the hook)
@@ -750,10 +752,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             y = column_or_1d(y)  # (as score: a column vector raised an IndexError)
             if len(y) != len(X):
                 raise ValueError(f"y has {len(y)} labels for {len(X)} samples.")
-            _validation.check_label_kinds(self.classes_, np.unique(y))
-            unknown = np.setdiff1d(np.unique(y), self.classes_)
-            if unknown.size:
-                raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
+            _validation.check_known_labels(self.classes_, y)
         K = len(self.prototypes_)
         n_own = np.bincount(self._codes, minlength=len(self.classes_)).max()
         work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
