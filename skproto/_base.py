@@ -334,13 +334,17 @@ class BasePrototypeClassifier(
         """``"sigmoid"`` for a multi-label model, else ``"softmax"``."""
         return "sigmoid" if getattr(self, "_multilabel", False) else "softmax"
 
-    def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities of a chunk: the output link applied, in place.
+    def _decision_proba_chunk(self, X: np.ndarray) -> np.ndarray:
+        """The probabilities ``predict`` and ``explain`` decide from: as
+        ``predict_proba`` returns them, in ``X``'s dtype, so that probabilities
+        that round to a tie there are tied for them too (float64 ones broke
+        float32 ties: ``predict`` disagreed with ``predict_proba``, and
+        ``explain`` with ``predict``)."""
+        return self._proba_chunk(X).astype(X.dtype, copy=False)
 
-        ``predict`` and ``explain`` read their decisions from exactly these
-        numbers, so they agree with ``predict_proba`` even where rounding
-        makes probabilities tie.
-        """
+    def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of a chunk (float64 for float64 scores): the output
+        link applied, in place; :meth:`_decision_proba_chunk` decides from them."""
         P = self._link_scores_chunk(X)
         if self._link == "sigmoid":
             return expit(P, out=P)
@@ -433,9 +437,7 @@ class BasePrototypeClassifier(
         multilabel = self._link == "sigmoid"
         out = np.empty((X.shape[0], n_classes) if multilabel else X.shape[0], dtype=np.intp)
         for s in chunk_slices(X.shape[0], max(n_classes, self._row_elements(X.shape[1]))):
-            # in predict_proba's dtype (float32 for float32 X): probabilities that
-            # round to a tie there are tied here too (float64 ones broke the tie)
-            proba = self._proba_chunk(X[s]).astype(X.dtype, copy=False)
+            proba = self._decision_proba_chunk(X[s])
             out[s] = (proba > 0.5) if multilabel else np.argmax(proba, axis=1)
         return out.astype(int) if multilabel else self.classes_[out]
 
@@ -555,7 +557,11 @@ class BasePrototypeClassifier(
             ``other_contribution`` plus ``bias`` equal the per-class scores of
             :meth:`decision_function`.
         """
-        if not isinstance(n_prototypes, (int, np.integer)) or n_prototypes < 1:
+        if (
+            isinstance(n_prototypes, (bool, np.bool_))
+            or not isinstance(n_prototypes, (int, np.integer))
+            or n_prototypes < 1
+        ):
             raise ValueError(f"n_prototypes must be a positive int, got {n_prototypes!r}.")
         if rank_by not in ("contribution", "activation"):
             raise ValueError(f"rank_by must be 'contribution' or 'activation', got {rank_by!r}.")
@@ -582,7 +588,7 @@ class BasePrototypeClassifier(
             A = self._activation(P)
             sparse = self._own_class_contributions(A)
             full = None if sparse is not None else self._contributions(A)
-            proba = self._proba_chunk(X[s])
+            proba = self._decision_proba_chunk(X[s])  # (predict's decisions)
             best[s] = np.argmax(proba, axis=1)
             explained[s] = best[s] if wanted is None else wanted[s]
             if multilabel:

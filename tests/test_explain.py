@@ -245,3 +245,71 @@ def test_project_prototypes_and_merge_of_unfitted_models_raise_not_fitted():
         ProtoClassifier().project_prototypes(X, y)
     with pytest.raises(NotFittedError, match="all models passed to merge must be fitted"):
         NearestMeanClassifier().fit(X, y).merge(NearestMeanClassifier())
+
+
+def test_explain_decides_as_predict_where_float32_probabilities_tie():
+    # explain took the argmax of float64 probabilities, predict that of the float32
+    # ones predict_proba returns: on tied rows it explained a class not predicted
+    from skproto import RBFPrototypeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    m = y > 0
+    clf = RBFPrototypeClassifier(4, max_epochs=5, random_state=0).fit(X[m], y[m])
+    a, b = X[60], X[120]
+    lo, hi = 0.0, 1.0  # the decision boundary on the segment a-b
+    first = clf.predict(a[None])[0]
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        same = clf.predict(((1 - mid) * a + mid * b)[None])[0] == first
+        lo, hi = (mid, hi) if same else (lo, mid)
+    x0 = ((1 - lo) * a + lo * b).astype(np.float32)
+    rows = []
+    for j in range(4):  # float32 neighbours of the boundary point
+        v = x0[j]
+        for _ in range(300):
+            v = np.nextafter(v, np.float32(np.inf))
+            x = x0.copy()
+            x[j] = v
+            rows.append(x)
+    C = np.array(rows, dtype=np.float32)
+    ex = clf.explain(C, 1)
+    np.testing.assert_array_equal(ex.predicted, clf.predict(C))
+    np.testing.assert_array_equal(ex.explained, clf.predict(C))
+
+
+def test_with_prototype_cases_keeps_images_whole_and_checks_lengths():
+    # np.asarray of equal-shape images made an (n, n_top, 8, 8) array of pixels
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    ex = clf.explain(X[:2], n_prototypes=3)
+    images = [X[y == c].mean(0).reshape(8, 8) for c in clf.classes_]
+    shown = ex.with_prototype_cases(images)
+    assert shown.cases.shape == (2, 3)
+    assert shown.cases[0, 0].shape == (8, 8)
+    assert "<image 8x8>" in str(shown)
+    pairs = ex.with_prototype_cases([(c, c) for c in range(10)])
+    assert pairs.cases.shape == (2, 3) and pairs.cases[0, 0] == (ex.prototype_index[0, 0],) * 2
+    with pytest.raises(ValueError, match="prototype_cases has 1 entries, but this explanation"):
+        ex.with_prototype_cases(["a"])
+    with pytest.raises(ValueError, match="prototype_rows has 1 entries, but this explanation"):
+        ex.with_cases(list(range(len(X))), [1])
+    with pytest.raises(ValueError, match="n_prototypes must be a positive int, got True"):
+        clf.explain(X[:2], True)
+
+
+def test_the_legend_of_a_multi_label_explanation_of_a_label_not_predicted():
+    from sklearn.datasets import make_multilabel_classification
+
+    from skproto import ProtoClassifier
+
+    X, Y = make_multilabel_classification(n_samples=150, n_features=6, n_classes=3, random_state=0)
+    clf = ProtoClassifier(2, max_epochs=3, random_state=0).fit(X, Y)
+    row = np.flatnonzero(clf.predict(X)[:, 0] == 0)[:1]
+    text = " ".join(str(clf.explain(X[row], 1, target=0)).splitlines()[1:3])
+    assert "contributions to the explained class's score" in text
+    predicted = int(np.flatnonzero(clf.predict(X[row])[0])[0])
+    text = " ".join(str(clf.explain(X[row], 1, target=predicted)).splitlines()[1:3])
+    assert "contributions to the predicted class's score" in text

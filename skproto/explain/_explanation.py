@@ -207,13 +207,32 @@ class Explanation:
         :func:`skproto.explain.attach_cases`). ``prototype_rows`` (per
         prototype, -1: none) fills ``case_rows``; default the prototypes' own rows.
         """
-        prototype_cases = np.asarray(prototype_cases, dtype=object)
-        out = prototype_cases[self.prototype_index]
+        # one object per prototype, filled one by one (np.asarray made images of
+        # one shape, or tuples of one length, into an n-d array of their entries)
+        given = positional(prototype_cases)
+        self._check_per_prototype(len(given), "prototype_cases")
+        per_prototype = np.empty(len(given), dtype=object)
+        for k in range(len(given)):
+            per_prototype[k] = given[k]
+        out = per_prototype[self.prototype_index]
+        return replace(self, cases=out, case_rows=self._listed_rows(prototype_rows))
+
+    def _check_per_prototype(self, n: int, name: str) -> None:
+        """A value per prototype must cover every listed prototype (else a bare IndexError)."""
+        top = int(self.prototype_index.max(initial=-1))
+        if top >= n:
+            raise ValueError(
+                f"{name} has {n} entries, but this explanation lists prototype {top}: "
+                "give one entry per prototype (row of prototypes_)."
+            )
+
+    def _listed_rows(self, prototype_rows) -> np.ndarray:
+        """The training row of every listed prototype: its own, or ``prototype_rows``'."""
         if prototype_rows is None:
-            rows = np.asarray(self.prototype_sample_index, dtype=np.intp)
-        else:
-            rows = np.asarray(prototype_rows, dtype=np.intp)[self.prototype_index]
-        return replace(self, cases=out, case_rows=rows)
+            return np.asarray(self.prototype_sample_index, dtype=np.intp)
+        prototype_rows = np.asarray(prototype_rows, dtype=np.intp)
+        self._check_per_prototype(len(prototype_rows), "prototype_rows")
+        return prototype_rows[self.prototype_index]
 
     def with_cases(self, cases: Sequence, prototype_rows: ArrayLike | None = None) -> Explanation:
         """This explanation with the case of every listed prototype attached.
@@ -235,10 +254,7 @@ class Explanation:
             A copy with ``cases`` and ``case_rows`` set; ``str`` of it prints
             each case next to the numbers.
         """
-        if prototype_rows is None:
-            rows = np.asarray(self.prototype_sample_index, dtype=np.intp)
-        else:
-            rows = np.asarray(prototype_rows, dtype=np.intp)[self.prototype_index]
+        rows = self._listed_rows(prototype_rows)
         cases = positional(cases)
         n_cases = len(cases)
         if rows.size and rows.max(initial=-1) >= n_cases:
@@ -398,8 +414,13 @@ class Explanation:
         return lines + table
 
     def _legend(self) -> list[str]:
-        targeted = np.ndim(self.predicted) == 1 and np.any(self.predicted != self.explained)
-        whose = "explained" if targeted else "predicted"  # (target= names another class)
+        # target= names another class (or, multi-label, a label not predicted)
+        if np.ndim(self.predicted) == 1:
+            targeted = np.any(self.predicted != self.explained)
+        else:
+            column = np.searchsorted(self.classes, self.explained)
+            targeted = not np.all(np.asarray(self.predicted)[np.arange(len(column)), column])
+        whose = "explained" if targeted else "predicted"
         how = (
             f"the largest contributions to the {whose} class's score first"
             if self.ranked_by == "contribution"

@@ -87,7 +87,7 @@ def _evidence(estimator, X):
         for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
             A = estimator._activation(estimator._pairwise(X[s]))
             contrib, codes = estimator._own_class_contributions(A)
-            explained = np.argmax(estimator._proba_chunk(X[s]), axis=1)
+            explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
             own = codes[None, :] == explained[:, None]
             yield np.where(own, contrib, 0.0), own
         return
