@@ -433,13 +433,18 @@ class BasePrototypeClassifier(
             ``predict_proba(X) > 0.5``.
         """
         X = self._validate_X_predict(X)
+        out = self._predicted_codes(X)
+        return out.astype(int) if self._link == "sigmoid" else self.classes_[out]
+
+    def _predicted_codes(self, X: np.ndarray) -> np.ndarray:
+        """``predict`` of validated ``X`` as class positions (multi-label: a 0/1 matrix)."""
         n_classes = len(self.classes_)
         multilabel = self._link == "sigmoid"
         out = np.empty((X.shape[0], n_classes) if multilabel else X.shape[0], dtype=np.intp)
         for s in chunk_slices(X.shape[0], max(n_classes, self._row_elements(X.shape[1]))):
             proba = self._decision_proba_chunk(X[s])
             out[s] = (proba > 0.5) if multilabel else np.argmax(proba, axis=1)
-        return out.astype(int) if multilabel else self.classes_[out]
+        return out
 
     @as_fitted
     def predict_proba(self, X: ArrayLike) -> np.ndarray:

@@ -187,6 +187,29 @@ def validate_fit_data(
     return X, y
 
 
+def _internal(filename: str) -> bool:
+    """Whether a frame's file is skproto's or scikit-learn's own code."""
+    import os
+
+    import sklearn
+
+    roots = (os.path.dirname(__file__), os.path.dirname(sklearn.__file__))
+    return any(filename.startswith(root + os.sep) for root in roots)
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the user's line: the first frame outside
+    skproto and scikit-learn (fixed stacklevels pointed at skproto's decorators
+    or at scikit-learn's ``_fit_context``: a warning is reached at different
+    depths from ``fit`` and ``partial_fit``)."""
+    import sys
+
+    frame, level = sys._getframe(0), 1
+    while frame is not None and _internal(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 def validate_predict_data(estimator, X, *, return_max_abs: bool = False):
     """Validate ``X`` for prediction: fitted estimator, dense, finite, known width.
 

@@ -1404,3 +1404,50 @@ def test_balanced_weights_that_overflow_are_named():
     w = np.where(y == 0, 1e300, 1e-10)
     with pytest.raises(ValueError, match="sample_weight times class_weight overflows float64"):
         RBFPrototypeClassifier(max_epochs=2, class_weight="balanced").fit(X, y, sample_weight=w)
+
+
+def test_warnings_point_at_the_user_s_line():
+    # fixed stacklevels pointed at skproto's decorators (_base.py) or at
+    # scikit-learn's _fit_context, differently from fit and from partial_fit
+    import warnings
+
+    from sklearn.datasets import load_iris
+
+    from skproto import ProtoClassifier, RBFPrototypeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    calls = [
+        lambda: RBFPrototypeClassifier(n_components=2, max_epochs=2, random_state=0).fit(X, y),
+        lambda: RBFPrototypeClassifier(n_components=2, max_epochs=2, random_state=0).partial_fit(
+            X, y
+        ),
+        lambda: ProtoClassifier(
+            head="linear", last_layer_max_iter=2, max_epochs=2, random_state=0
+        ).fit(X, y),
+    ]
+    for call in calls:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert caught, "no warning"
+        assert {w.filename for w in caught} == {__file__}, [str(w.message) for w in caught]
+
+
+def test_certified_radius_of_a_dataframe_is_silent_as_predict_is():
+    # it called predict on the validated ndarray: "X does not have valid feature names"
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_wine
+
+    from skproto import RBFPrototypeClassifier, certified_accuracy
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    assert isinstance(X, pd.DataFrame)
+    clf = RBFPrototypeClassifier(max_epochs=3, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        radius = clf.certified_radius(X)
+        certified_accuracy(clf, X, y, 0.1)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(radius, clf.certified_radius(X.to_numpy()))

@@ -471,3 +471,16 @@ def test_torch_encoder_names_a_string_input_without_preprocess():
     from sklearn.utils import get_tags
 
     assert get_tags(enc).input_tags.two_d_array
+
+
+def test_torch_encoder_encodes_read_only_arrays_silently():
+    # torch.as_tensor of a read-only array warned "The given NumPy array is not writable"
+    import warnings
+
+    X = np.random.RandomState(0).rand(6, 4).astype(np.float32)
+    X.setflags(write=False)
+    enc = TorchEncoder(torch.nn.Linear(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = enc.fit_transform(X)
+    assert Z.shape == (6, 3)

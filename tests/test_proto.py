@@ -910,3 +910,27 @@ def test_prototype_kind_both_with_the_mixture_head_is_one_soft_maximum():
     soft = np.stack([t * logsumexp(S[:, labels == c] / t, axis=1) for c in clf.classes_], 1)
     expected = soft * clf.scale_ / clf.temperature_ + clf.intercept_
     np.testing.assert_allclose(clf.decision_function(X), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_the_l1_refit_converges_when_more_iterations_are_given():
+    # the smoothed L1's own gradient (about l1_weight near 0) was counted: the
+    # ConvergenceWarning stayed at 1,000 iterations (1.4e-4 > 1e-4) on digits
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from skproto.proto._last_layer import _optimality
+
+    grad = torch.tensor([[5e-5, -3e-4], [2e-4, 1e-5]])
+    W = torch.tensor([[0.0, 0.5], [0.0, 2.0]])
+    off = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    # penalised at 0: |5e-5| is within l1 = 1e-4 (0); penalised at 0.5: |-3e-4 + 1e-4|;
+    # own class: |2e-4|; penalised at 2: |1e-5 + 1e-4|
+    assert _optimality(grad, W, off, 1e-4) == pytest.approx(2e-4)
+    assert _optimality(grad, W, off, 0.0) == pytest.approx(3e-4)
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = ProtoClassifier(head="linear", last_layer_max_iter=1000, random_state=0).fit(X, y)
+    assert clf.history_["refit"]["converged"]
+    assert clf.history_["refit"]["max_gradient"] < 1e-4

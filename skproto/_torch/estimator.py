@@ -20,7 +20,6 @@ required; ``_refit`` (default: nothing), ``_trainable``,
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
@@ -34,7 +33,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._base import BasePrototypeClassifier, same_param
 from .._chunking import chunk_slices, is_dask, take_rows
-from .._validation import FLOAT32_MAX
+from .._validation import FLOAT32_MAX, warn_user
 from ..calibration import (
     NO_LOSSES,
     add_grid_losses,
@@ -367,12 +366,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             # row, or only rows of weight 0) gets free prototypes, and is predicted
             lost = ~((T > 0) & (w[:, None] > 0)).any(axis=0)
             if lost.any():
-                warnings.warn(
+                warn_user(
                     f"Label(s) {np.flatnonzero(lost).tolist()} of the multi-label y have no "
                     f"positive training row of positive weight; {type(self).__name__} cannot "
                     "learn them and may predict them.",
                     UserWarning,
-                    stacklevel=3,
                 )
         X_all, y_all = X, y
         kept = counted_rows(w)

@@ -18,11 +18,12 @@ import os
 import pickle
 import types
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._validation import warn_user
 
 __all__ = ["EncodingCache", "cache_directory", "callable_key"]
 
@@ -155,11 +156,10 @@ class EncodingCache:
                 with np.load(path) as z:
                     entries = list(zip(z["keys"], z["values"]))
             except Exception as error:  # truncated, foreign or empty: its inputs are encoded again
-                warnings.warn(
+                warn_user(
                     f"Skipping the unreadable cache file {path} ({type(error).__name__}: "
                     f"{error}); its inputs are encoded again.",
                     UserWarning,
-                    stacklevel=4,
                 )
                 continue
             for k, v in entries:

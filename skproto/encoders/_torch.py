@@ -16,6 +16,14 @@ from ._cache import callable_key
 __all__ = ["TorchEncoder"]
 
 
+def _writable(item) -> np.ndarray:
+    """``item`` as an array torch takes without a warning: read-only arrays (a
+    frame's values, a memory map) are copied (torch warned that it does not
+    support non-writable tensors, once per process, on the user's screen)."""
+    a = np.asarray(item)
+    return a if a.flags.writeable else a.copy()
+
+
 class TorchEncoder(BaseEncoder):
     """Frozen features from any ``torch.nn.Module``, as a scikit-learn transformer.
 
@@ -142,7 +150,7 @@ class TorchEncoder(BaseEncoder):
                 batch = items[s : s + self.batch_size]
                 if self.preprocess is not None:
                     batch = [self.preprocess(item) for item in batch]
-                x = torch.stack([torch.as_tensor(np.asarray(b)) for b in batch])
+                x = torch.stack([torch.as_tensor(_writable(b)) for b in batch])
                 if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):
                     x = x.to(dtype)  # (images of uint8 too; token ids stay integers)
                 z = model(x.to(device))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from numbers import Real
 
@@ -17,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation, calibration
 from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
 from .._chunking import chunk_slices
+from .._validation import warn_user
 from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
 from ..geometry import (
     normalize_rows,
@@ -267,12 +267,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             for name in [k for k in vars(self) if k.endswith("_") or k.startswith("_")]:
                 if name not in self.get_params():
                     delattr(self, name)
-            warnings.warn(
+            warn_user(
                 "The failed partial_fit had already added part of its rows to the "
                 "per-class statistics, which are updated in place; the model was "
                 "reset to unfitted. Fit it again.",
                 RuntimeWarning,
-                stacklevel=3,
             )
 
     def _check_finite(self, stats: ClassStats) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -13,7 +12,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 
 from .._chunking import take_rows_of
-from .._validation import check_class_weight_labels, class_weights, weighted_counts
+from .._validation import check_class_weight_labels, class_weights, warn_user, weighted_counts
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
@@ -313,11 +312,10 @@ def fit_streaming(
     X = as_row_blocks(X)
     y = aligned(y, X, "y")
     if y.ndim == 2 and y.shape[1] == 1:  # a column vector: one label per row, as fit takes it
-        warnings.warn(
+        warn_user(
             "A column-vector y was passed when a 1d array was expected. Please change the "
             "shape of y to (n_samples, ), for example using ravel().",
             DataConversionWarning,
-            stacklevel=2,
         )
         y = y[:, 0]
     if y.ndim != 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,7 +25,7 @@ from .._torch.training import (
     train,
     training_context,
 )
-from .._validation import FLOAT32_MAX
+from .._validation import FLOAT32_MAX, warn_user
 from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
@@ -406,13 +405,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
             kept = None
             if not first and len(net.components) > n_old and self.weight_decay > 0:
-                warnings.warn(
+                warn_user(
                     "partial_fit brings new classes to a model trained with weight_decay > 0: "
                     "its components were drawn toward the origin, the new ones start at their "
                     "rows' scale, and the earlier classes' queries can fall to them (see the "
                     "user guide). Use weight_decay=0 for class-incremental learning.",
                     UserWarning,
-                    stacklevel=2,
                 )
             if not first and len(net.components) > n_old:
                 # new classes: only their components learn in this call, so the
@@ -491,10 +489,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     def _build(self, X, T, rng):
         """Initial network: k-means components, Omega, sigma, reasoning logits."""
         if self.loss == "glvq" and self.margin is not None:
-            warnings.warn(
+            warn_user(
                 f"margin={self.margin!r} is not used by loss='glvq', which has no margin.",
                 UserWarning,
-                stacklevel=4,
             )
         X = np.asarray(X, dtype=np.float64)
         n_classes, p = len(self.classes_), X.shape[1]
@@ -508,11 +505,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 f"loss='glvq' trains the nearest-prototype head; got reasoning={self.reasoning!r}."
             )
         if n_classes > K and self._head_kind == "nearest":
-            warnings.warn(
+            warn_user(
                 f"The nearest-prototype head needs at least one component per class: "
                 f"n_components={K} < {n_classes} classes; using {n_classes} components.",
                 UserWarning,
-                stacklevel=4,
             )
             K = n_classes
         if n_classes <= K:
@@ -747,7 +743,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             prediction. Always >= 0 (0 on ties and misclassifications).
         """
         X = self._validate_X_predict(X)
-        pred = np.searchsorted(self.classes_, self.predict(X))
+        pred = self._predicted_codes(X)  # (predict(X) of the validated array warned
+        # about feature names on a DataFrame)
         if y is not None:
             y = column_or_1d(y)  # (as score: a column vector raised an IndexError)
             if len(y) != len(X):
