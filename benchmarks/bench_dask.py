@@ -413,7 +413,9 @@ def render(res: dict) -> str:
     )
     out.append("")
     out.append(
-        f"Peak resident memory per worker during the fit: {f['worker_peak_mb']} MB. "
+        f"Peak resident memory per worker since it started (the floors above ran on "
+        f"the same workers first; the fit's own peak is at most this): "
+        f"{f['worker_peak_mb']} MB. "
         f"Fitted temperature {f['temperature']:.4g}."
     )
     out += ["", "## Distributed predict", ""]

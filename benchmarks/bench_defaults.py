@@ -45,6 +45,7 @@ import warnings
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 
@@ -104,9 +105,10 @@ LOG_LOSS_FACTOR, ECE_MAX = 1.1, 0.05
 def log_loss_and_ece(model, X, y) -> tuple[float, float]:
     """Test log-loss and expected calibration error of ``predict_proba``."""
     P = model.predict_proba(X)
-    codes = np.searchsorted(model.classes_, y)
-    p_true = P[np.arange(len(y)), codes]
-    ll = float(-np.mean(np.log(np.maximum(p_true, np.finfo(float).tiny))))
+    # scikit-learn's log_loss (probabilities clipped at float eps), as every other
+    # benchmark reports it (clipped at the smallest float, a k-NN row of
+    # probability 0 cost 708 nats instead of 36)
+    ll = float(log_loss(y, P, labels=model.classes_))
     conf = P.max(axis=1)
     hit = model.classes_[P.argmax(axis=1)] == y
     bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
@@ -139,8 +141,15 @@ def skproto_defaults(n_jobs: int) -> dict:
     }
 
 
+def metric_rows(d: dict, n: int) -> np.ndarray:
+    """``n`` test rows drawn at random (seed 0), in order: the test splits are
+    sorted by class (CLINC150's first 1,000 rows held 34 of its 150 intents)."""
+    n_test = len(d["X_test"])
+    return np.sort(np.random.RandomState(0).choice(n_test, min(n, n_test), replace=False))
+
+
 def interpretability(model, d) -> dict:
-    X = d["X_test"][:METRIC_ROWS]
+    X = d["X_test"][metric_rows(d, METRIC_ROWS)]
     noise = 0.05 * float(np.median(np.linalg.norm(d["X_test"], axis=1)))
     return {
         "own_class_evidence": float(own_class_evidence(model, X)),
@@ -148,7 +157,11 @@ def interpretability(model, d) -> dict:
         "purity": float(prototype_purity(model, d["X_train"], d["y_train"])),
         "stability": float(
             explanation_stability(
-                model, d["X_test"][:STABILITY_ROWS], noise=noise, n_draws=3, random_state=0
+                model,
+                d["X_test"][metric_rows(d, STABILITY_ROWS)],
+                noise=noise,
+                n_draws=3,
+                random_state=0,
             )
         ),
         "stability_noise": noise,
@@ -219,7 +232,10 @@ def section_dataset(d: dict, *, quick: bool, n_jobs: int, incremental: bool) -> 
             model, t_fit = timed(make().fit, d["X_train"], d["y_train"])
         models[name] = model
         row = measure(name, model, t_fit, caught, d, skproto=True)
-        row["default"] = name != OLD_DENSE_NAME  # the old configuration is a reference
+        # held to the defaults' targets (log-loss, ECE, no warning): every skproto
+        # row but the old configuration, a reference; the documented options
+        # (Mahalanobis, the MLP map, cbc, glvq) too, a stricter bar than the defaults
+        row["default"] = name != OLD_DENSE_NAME
         rows.append(row)
     out = {"rows": rows, "certified": certified(models, d)}
     if incremental:
@@ -310,7 +326,7 @@ def render(res: dict) -> str:
         out.append(
             "References tuned on val (params shown); skproto at its defaults "
             "(`random_state=0`, the run's threads). log-loss and ECE on test; the "
-            f"interpretability columns on the first {METRIC_ROWS} test rows "
+            f"interpretability columns on {METRIC_ROWS} test rows drawn at random (seed 0) "
             f"(stability: {STABILITY_ROWS} rows). 'own' = own-class evidence, "
             "'top-1' = median evidence share of the strongest prototype, 'purity' = "
             "share of a prototype's 10 nearest training rows of its class, 'stable' = "
@@ -401,7 +417,7 @@ def evaluate_targets(res: dict) -> list[dict]:
     )
     t.append(
         target_row(
-            "ProtoClassifier() own-class evidence >= 0.95",
+            "ProtoClassifier() own-class evidence >= 0.95 (1 by construction of its head)",
             f"{proto['own_class_evidence']:.3f}",
             proto["own_class_evidence"] >= 0.95,
         )

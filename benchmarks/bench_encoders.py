@@ -143,7 +143,8 @@ def render(res: dict) -> str:
         "## Memory",
         "",
         f"{m['n_texts']:,} distinct texts in a fresh process: resident memory peak "
-        f"{m['peak_mb']:.0f} MB, after loading the model {m['loaded_mb']:.0f} MB, output "
+        f"{m['peak_mb']:.0f} MB, highest before encoding (loading the model) "
+        f"{m['loaded_mb']:.0f} MB, output "
         f"array {m['output_mb']:.0f} MB ({m['seconds']:.0f} s).",
         "",
         "## Targets",

@@ -233,7 +233,9 @@ def section_oos(d: dict, acc: dict) -> dict:
         temps = TEMPERATURES if params["metric"] in ("euclidean", "cosine") else [1.0]
         scan, best = [], None
         for T in temps:
-            if params.get("temperature", 1.0) == T:  # the model of section 1
+            if params.get("temperature") == T:  # the model of section 1, fitted at T
+                # (not when its temperature is the default, "auto": reused as
+                # "T = 1", it scored the fitted temperature's model)
                 model = acc["models"][row["model"]]
             else:
                 model = NearestMeanClassifier(**{**params, "temperature": T}).fit(
@@ -795,8 +797,9 @@ def render(res: dict) -> str:
             for k in ("accuracy", "oos", "streaming", "scale")
             if res.get(k)
         )
-        + ". The benchmark itself (2 BLAS threads) accounts for a load of up to ~2; "
-        "clearly more means other processes competed for the 2 cores."
+        + ". The benchmark itself (BLAS threads as listed above; it sets no cap) accounts "
+        "for a load of up to the number of those threads; clearly more means other "
+        "processes competed for the cores."
     )
     out.append("")
 

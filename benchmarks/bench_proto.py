@@ -500,6 +500,9 @@ def best_linear(res: dict) -> dict | None:
     if not base:
         return None
     lin = [r for r in base["rows"] if r["model"] in ("LogisticRegression", "LinearSVC")]
+    # the bar is the stricter of the two val-tuned probes (the higher test accuracy):
+    # a reference picked for its height, no skproto model chosen on test (picked on
+    # val, LinearSVC, it would be 0.9527 instead of 0.9547 and three targets pass)
     return max(lin, key=lambda r: r["test_accuracy"]) if lin else None
 
 

@@ -238,8 +238,8 @@ def start_run(doc: str, stem: str, argv=None) -> tuple:
     add_threads_and_note(ap)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    threads = set_threads(args.threads)  # (first: the record shows the capped pools)
     info = machine_info(with_torch=True)
-    threads = set_threads(args.threads)
     res = {"machine": info, "threads": threads, "note": args.note}
     return args, res, skproto_n_jobs(args.threads), t_start
 
