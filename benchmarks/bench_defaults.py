@@ -45,7 +45,6 @@ import warnings
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 
@@ -71,7 +70,7 @@ from _harness.env import (
     torch_run_record,
 )
 from _harness.report import fmt_params, log, md_table, target_row, targets_table
-from _harness.selection import select_on_val
+from _harness.selection import log_loss_float64, select_on_val
 from _harness.timing import timed, with_load
 
 LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0, 10.0]}
@@ -103,12 +102,11 @@ LOG_LOSS_FACTOR, ECE_MAX = 1.1, 0.05
 
 
 def log_loss_and_ece(model, X, y) -> tuple[float, float]:
-    """Test log-loss and expected calibration error of ``predict_proba``."""
+    """Test log-loss (:func:`log_loss_float64`; clipped at the smallest float, as
+    before, a k-NN row of probability 0 cost 708 nats) and expected
+    calibration error of ``predict_proba``."""
     P = model.predict_proba(X)
-    # scikit-learn's log_loss (probabilities clipped at float eps), as every other
-    # benchmark reports it (clipped at the smallest float, a k-NN row of
-    # probability 0 cost 708 nats instead of 36)
-    ll = float(log_loss(y, P, labels=model.classes_))
+    ll = log_loss_float64(y, P, model.classes_)
     conf = P.max(axis=1)
     hit = model.classes_[P.argmax(axis=1)] == y
     bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)

@@ -27,13 +27,13 @@ import warnings
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 from _harness.data import load_clinc
 from _harness.env import finish_run, short_header, start_run
 from _harness.report import log, md_table
+from _harness.selection import log_loss_float64
 
 SHOTS = [1, 2, 4, 8]
 
@@ -82,7 +82,7 @@ def run(name: str, data, n_jobs: int) -> list:
                 "shots": shots,
                 "model": model_name,
                 "accuracy": float(model.score(X_test, y_test)),
-                "log_loss": float(log_loss(y_test, P, labels=model.classes_)),
+                "log_loss": log_loss_float64(y_test, P, model.classes_),
                 "fit_s": fit_s,
                 "warnings": sorted({type(w.message).__name__ for w in caught}),
             }
