@@ -160,6 +160,8 @@ def fit_temperature(
     >>> round(cal.fit_temperature(S, y), 2)
     1.84
     """
+    if prior is not None and not (np.isfinite(prior) and prior > 0):
+        raise ValueError(f"prior must be a positive finite temperature, got {prior!r}.")
     S = np.asarray(S, dtype=np.float64)
     T = np.asarray(T)
     if T.ndim == 1 and len(S):
@@ -308,7 +310,11 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     Dm = np.where(finite, D, np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite score
-        spread = np.nanmax(Dm, axis=1) - np.nanmedian(Dm, axis=1)
+        top = np.nanmax(Dm, axis=1)
+        spread = top - np.nanmedian(Dm, axis=1)
+        # the best class tied with the median ([5, 5, 0]): the spread to the
+        # worst, else such rows, whose loss does depend on t, were left out
+        spread = np.where(spread > 0, spread, top - np.nanmin(Dm, axis=1))
         size = np.nanmax(np.abs(Dm), axis=1)
     w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)
     # a spread within rounding of the scores' size is no spread (a zero row under

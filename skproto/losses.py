@@ -21,7 +21,9 @@ _TINY = 1e-12
 
 def weighted_mean(per_sample: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``sum_i w_i l_i / sum_i w_i`` (0 for all-zero weights)."""
-    return (per_sample * w).sum() / w.sum().clamp_min(_TINY)
+    total = w.sum()
+    # (clamped at 1e-12, weights of 1e-14 divided by 1e-12: the mean of ones was 0.1)
+    return torch.where(total > 0, (per_sample * w).sum() / torch.where(total > 0, total, 1.0), 0.0)
 
 
 def classification_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -74,6 +76,8 @@ def st_protopnet_loss(
     """
     Pn = torch.nn.functional.normalize(P, dim=-1)
     G = Pn @ Pn.T
+    if kind not in ("support", "trivial"):
+        raise ValueError(f"kind must be 'support' or 'trivial', got {kind!r}.")
     reduce, fill = ("amin", float("inf")) if kind == "support" else ("amax", -float("inf"))
     rows = torch.full((len(P), n_classes), fill, dtype=G.dtype, device=G.device)
     rows = rows.scatter_reduce(1, codes.expand(len(P), -1), G, reduce=reduce, include_self=True)

@@ -204,3 +204,76 @@ def test_labels_mixing_strings_and_numbers_are_a_value_error(make, iris):
         make().fit(X, mixed)
     with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in y"):
         make().partial_fit(X, mixed, classes=["setosa", 1, 2])
+
+
+def test_building_blocks_give_exact_numbers_or_clear_errors():
+    # from an audit of the public building blocks; each line failed before
+    import torch
+    from scipy.spatial.distance import cdist
+
+    from skproto import calibration as cal
+    from skproto.geometry import (
+        cosine_distances,
+        min_squared_distances,
+        normalize_rows,
+        principal_axes,
+        shrinkage_amount,
+        squared_distances,
+        whitener,
+    )
+    from skproto.losses import st_protopnet_loss, weighted_mean
+    from skproto.robustness.certificates import cbc_radius
+
+    # integer rows: truncated distances, and inf became -2**63
+    np.testing.assert_allclose(
+        min_squared_distances(np.array([[0], [7]]), np.array([[1], [2], [4]])), [1.0, 9.0]
+    )
+    np.testing.assert_array_equal(
+        min_squared_distances(np.array([[0], [3]]), np.array([[0]]), floor=0.5), [np.inf, 9.0]
+    )
+    # leading axes are refined as rows are (0.0 and 0.0078 for 8e-4 far from the origin)
+    rng = np.random.RandomState(0)
+    X = (rng.rand(5, 3) * 1.37 + 100).astype(np.float32)
+    P = X[:1] + np.float32(0.02) * np.array([[1, 1, 0]], dtype=np.float32)
+    exact = cdist(X.astype(float), P.astype(float), "sqeuclidean")
+    for D in (
+        squared_distances(X[None], P)[0],
+        squared_distances(torch.tensor(X)[None], torch.tensor(P))[0].numpy(),
+    ):
+        np.testing.assert_allclose(D, exact, rtol=1e-3)
+    # cosine distances stay in [0, 2]; a NaN row stays NaN
+    D = cosine_distances(rng.rand(200, 4), rng.rand(200, 4))
+    D_self = cosine_distances(D, D)
+    assert D_self.min() >= 0.0 and D_self.max() <= 2.0
+    assert np.isnan(normalize_rows(np.array([[np.nan, 1.0]]))).all()
+    with pytest.raises(ValueError, match="contains NaN or infinity"):
+        whitener(np.array([[np.nan, 0.0], [0.0, 1.0]]))
+    # a weighted mean of tiny weights (the clamp at 1e-12 gave 0.1 for a mean of ones)
+    assert float(weighted_mean(torch.ones(10), torch.full((10,), 1e-14))) == pytest.approx(1.0)
+    assert float(weighted_mean(torch.ones(3), torch.zeros(3))) == 0.0
+    # a target nothing can overtake is certified at any radius (it read -708)
+    d = torch.tensor([[0.8, 0.0]], dtype=torch.float64)
+    r = cbc_radius(
+        d,
+        torch.eye(2, dtype=torch.float64),
+        torch.zeros(2, 2, dtype=torch.float64),
+        torch.tensor([0]),
+        torch.tensor(1.0, dtype=torch.float64),
+        torch.tensor(1.0, dtype=torch.float64),
+    )
+    assert float(r[0]) == np.inf
+    # rows whose best class ties with the median still place the window
+    S = np.tile([5.0, 5.0, 0.0], (20, 1))
+    table = cal.add_grid_losses(cal.NO_LOSSES, S, np.zeros(3), np.zeros(20, dtype=int), None)
+    assert table[1] == 20.0 and table[2] is not None
+    # arguments that were taken silently
+    with pytest.raises(ValueError, match="kind must be 'support' or 'trivial'"):
+        st_protopnet_loss(torch.eye(2), torch.tensor([0, 1]), 2, "supprt")
+    with pytest.raises(ValueError, match="method must be 'oas', 'ledoit_wolf' or a float"):
+        shrinkage_amount("lw", np.eye(2), 10.0, None)
+    with pytest.raises(ValueError, match=r"A shrinkage amount must be in \[0, 1\]"):
+        shrinkage_amount(1.5, np.eye(2), 10.0, None)
+    with pytest.raises(ValueError, match="dim must be a positive int"):
+        principal_axes(rng.rand(10, 3), -1)
+    with pytest.raises(ValueError, match="prior must be a positive finite temperature"):
+        cal.fit_temperature(rng.rand(10, 3), rng.randint(0, 3, 10), prior=0.0)

@@ -933,4 +933,4 @@ def test_the_l1_refit_converges_when_more_iterations_are_given():
         warnings.simplefilter("error")
         clf = ProtoClassifier(head="linear", last_layer_max_iter=1000, random_state=0).fit(X, y)
     assert clf.history_["refit"]["converged"]
-    assert clf.history_["refit"]["max_gradient"] < 1e-4
+    assert clf.history_["refit"]["n_iter"] < 1000  # L-BFGS stopped on its own

@@ -46,7 +46,11 @@ def shrinkage_amount(method: str | float, S: np.ndarray, n: float, q4: float | N
     True
     """
     if isinstance(method, Real):
+        if not 0 <= method <= 1:
+            raise ValueError(f"A shrinkage amount must be in [0, 1], got {method!r}.")
         return float(method)
+    if method not in ("oas", "ledoit_wolf"):
+        raise ValueError(f"method must be 'oas', 'ledoit_wolf' or a float, got {method!r}.")
     p = S.shape[0]
     mu = np.trace(S) / p
     if np.isfinite(mu) and mu > 0:  # the amount is scale-free: squares of S must not overflow
@@ -123,6 +127,8 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
     >>> bool(np.allclose(L @ L.T, np.linalg.inv(cov)))
     True
     """
+    if not np.all(np.isfinite(cov)):  # (a NaN diagonal read as "cov is zero": None)
+        raise ValueError("The covariance matrix contains NaN or infinity.")
     d = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     top = float(np.max(d, initial=0.0))
     if not top > 0:
@@ -164,6 +170,10 @@ def principal_axes(X: np.ndarray, dim: int, max_rows: int = AXES_ROWS) -> np.nda
     >>> principal_axes(X, 1).round(2)
     array([[ 1., -0.,  0.]])
     """
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim must be a positive int, got {dim!r}.")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise ValueError(f"max_rows must be a positive int, got {max_rows!r}.")
     X = np.asarray(X)[:: max(1, -(-len(X) // max_rows))]
     U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
     _, _, Vt = np.linalg.svd(U, full_matrices=False)

@@ -62,10 +62,16 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     X_sqnorm = row_sqnorms(X)
     if is_torch(X):
         torch = namespace(X)
+        training = torch.is_grad_enabled() and (X.requires_grad or P.requires_grad)
         if X.dim() != 2:
-            return (X_sqnorm - 2.0 * (X @ P.T) + P_sqnorm).clamp_min(0.0)
+            if training:
+                return (X_sqnorm - 2.0 * (X @ P.T) + P_sqnorm).clamp_min(0.0)
+            # leading axes: as rows of a matrix, refined too (they were not: a
+            # distance of 8e-4 read 0.0078 in float32 far from the origin)
+            flat = squared_distances(X.reshape(-1, X.shape[-1]), P, P_sqnorm=P_sqnorm)
+            return flat.reshape(*X.shape[:-1], -1)
         D = torch.addmm(P_sqnorm, X, P.T, alpha=-2.0)  # ||p||^2 - 2 x.p, one fused product
-        if torch.is_grad_enabled() and (X.requires_grad or P.requires_grad):
+        if training:
             return (D + X_sqnorm).clamp_min(0.0)  # training: the plain expansion
         D.add_(X_sqnorm).clamp_min_(0.0)
         _refine(D, X, P, X_sqnorm, P_sqnorm)
@@ -75,8 +81,9 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     D += P_sqnorm
     D += X_sqnorm
     np.maximum(D, 0, out=D)
-    if X.ndim == 2:
-        _refine(D, X, P, X_sqnorm, P_sqnorm)
+    if D.size:  # (leading axes: refined as the rows of a matrix, views of D and X)
+        p = X.shape[-1]
+        _refine(D.reshape(-1, D.shape[-1]), X.reshape(-1, p), P, X_sqnorm.reshape(-1, 1), P_sqnorm)
     return D
 
 
@@ -151,7 +158,8 @@ def normalize_rows(X: Any, tol: float = 0.0) -> Any:
 
         return torch.nn.functional.normalize(X, dim=-1)
     norms = np.sqrt(row_sqnorms(X))
-    return np.where(norms > tol, X, 0) / np.where(norms > tol, norms, 1)
+    keep = (norms > tol) | np.isnan(norms)  # (a NaN row stays NaN, not a zero row)
+    return np.where(keep, X, 0) / np.where(keep, norms, 1)
 
 
 def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
@@ -179,7 +187,12 @@ def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
     array([[0., 1., 2.]])
     """
     Pn = P if P_normalized else normalize_rows(P)
-    return 1.0 - normalize_rows(X) @ Pn.T
+    D = 1.0 - normalize_rows(X) @ Pn.T
+    # (rounding put self-distances at -4e-16 and opposite rows at 2 + 4e-16; a
+    # tensor that is being differentiated keeps them, and its gradients)
+    if is_torch(D):
+        return D if D.requires_grad else D.clamp_(0.0, 2.0)
+    return np.clip(D, 0.0, 2.0, out=D)
 
 
 def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -> np.ndarray:
@@ -209,7 +222,8 @@ def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -
     >>> min_squared_distances(X, P, floor=0.5)  # the first row's prototype is itself
     array([16.,  1.,  1.])
     """
-    out = np.empty(len(X), dtype=np.result_type(X, P))
+    # a floating result (integer rows truncated the distances, and inf became -2**63)
+    out = np.empty(len(X), dtype=np.result_type(X, P, np.float32))
     if not len(P):  # no prototype: none is near
         out[:] = np.inf
         return out

@@ -390,6 +390,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         losses = NO_LOSSES
         if held is None:
             return self._finish_fit(rest, losses)
+        self._check_finite(rest)  # (before the held-out rows are scored by its model)
         X, codes, w = held
         out = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)
         n_rest, n_held = float(rest.count.sum()), float(out.count.sum())

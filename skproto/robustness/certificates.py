@@ -61,8 +61,11 @@ def cbc_radius(
         (b + root) / (2.0 * a_minus).clamp_min(tiny),
         2.0 * a_plus / (root - b).clamp_min(tiny),
     )
+    # nothing favours class j (a- = 0) and the target keeps a lead (a+ > 0 or b > 0):
+    # never overtaken (the first form read 0 / tiny = 0 there: a radius of -708)
+    never = (a_minus <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
     own = torch.nn.functional.one_hot(target, n_classes) > 0
-    z = torch.where(own, torch.full_like(z, float("inf")), z)
+    z = torch.where(own | never, torch.full_like(z, float("inf")), z)
     z_min = z.min(1).values.clamp_min(tiny)
     return sigma * torch.log(z_min) / lipschitz
 
