@@ -9,6 +9,7 @@ or 0/1 matrices the models train on.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -188,12 +189,14 @@ def validate_fit_data(
 
 
 def _internal(filename: str) -> bool:
-    """Whether a frame's file is skproto's or scikit-learn's own code."""
+    """Whether a frame's file is skproto's, scikit-learn's or joblib's own code
+    (scikit-learn's model selection calls ``fit`` through joblib)."""
     import os
 
+    import joblib
     import sklearn
 
-    roots = (os.path.dirname(__file__), os.path.dirname(sklearn.__file__))
+    roots = (os.path.dirname(__file__), *(os.path.dirname(m.__file__) for m in (sklearn, joblib)))
     return any(filename.startswith(root + os.sep) for root in roots)
 
 
@@ -201,11 +204,10 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the user's line: the first frame outside
     skproto and scikit-learn (fixed stacklevels pointed at skproto's decorators
     or at scikit-learn's ``_fit_context``: a warning is reached at different
-    depths from ``fit`` and ``partial_fit``)."""
-    import sys
-
+    depths from ``fit`` and ``partial_fit``). A stack with no such frame (a
+    worker thread's) gives its outermost frame."""
     frame, level = sys._getframe(0), 1
-    while frame is not None and _internal(frame.f_code.co_filename):
+    while frame.f_back is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 

@@ -1412,6 +1412,7 @@ def test_warnings_point_at_the_user_s_line():
     import warnings
 
     from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
 
     from skproto import ProtoClassifier, RBFPrototypeClassifier
 
@@ -1424,6 +1425,10 @@ def test_warnings_point_at_the_user_s_line():
         lambda: ProtoClassifier(
             head="linear", last_layer_max_iter=2, max_epochs=2, random_state=0
         ).fit(X, y),
+        # through joblib, as scikit-learn's model selection calls fit
+        lambda: cross_val_score(
+            RBFPrototypeClassifier(n_components=2, max_epochs=2, random_state=0), X, y, cv=2
+        ),
     ]
     for call in calls:
         with warnings.catch_warnings(record=True) as caught:

@@ -251,11 +251,21 @@ def test_building_blocks_give_exact_numbers_or_clear_errors():
     # a weighted mean of tiny weights (the clamp at 1e-12 gave 0.1 for a mean of ones)
     assert float(weighted_mean(torch.ones(10), torch.full((10,), 1e-14))) == pytest.approx(1.0)
     assert float(weighted_mean(torch.ones(3), torch.zeros(3))) == 0.0
-    # a target nothing can overtake is certified at any radius (it read -708)
+    # a detection of 0 may have underflowed: a large, finite radius (it read -708)
     d = torch.tensor([[0.8, 0.0]], dtype=torch.float64)
     r = cbc_radius(
         d,
         torch.eye(2, dtype=torch.float64),
+        torch.zeros(2, 2, dtype=torch.float64),
+        torch.tensor([0]),
+        torch.tensor(1.0, dtype=torch.float64),
+        torch.tensor(1.0, dtype=torch.float64),
+    )
+    assert 300 < float(r[0]) < np.inf
+    # and infinite where no reasoning weight can favour the other class
+    r = cbc_radius(
+        d,
+        torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64),
         torch.zeros(2, 2, dtype=torch.float64),
         torch.tensor([0]),
         torch.tensor(1.0, dtype=torch.float64),

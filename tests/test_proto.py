@@ -934,3 +934,23 @@ def test_the_l1_refit_converges_when_more_iterations_are_given():
         clf = ProtoClassifier(head="linear", last_layer_max_iter=1000, random_state=0).fit(X, y)
     assert clf.history_["refit"]["converged"]
     assert clf.history_["refit"]["n_iter"] < 1000  # L-BFGS stopped on its own
+
+
+def test_the_refit_is_judged_on_the_logits_scale_whatever_the_temperature():
+    # judged in W's units, the tolerance was T times looser: at T = 20, twenty
+    # iterations counted as converged 3.5e-2 above the optimum, without a warning
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_digits(return_X_y=True)
+    make = lambda: ProtoClassifier(
+        head="linear",
+        temperature=20.0,
+        l1_weight=0.0,
+        max_epochs=3,
+        random_state=0,
+        last_layer_max_iter=20,
+    )
+    with pytest.warns(ConvergenceWarning, match="last_layer_max_iter=20"):
+        clf = make().fit(X[:500], y[:500])
+    assert not clf.history_["refit"]["converged"]

@@ -609,3 +609,19 @@ def test_class_incremental_partial_fit_under_a_float64_default_dtype():
     finally:
         torch.set_default_dtype(old)
     assert list(clf.classes_) == [0, 1, 2]
+
+
+def test_cbc_radius_far_from_every_component_stays_a_valid_bound():
+    # detections that underflowed to 0 read as "nothing can favour another class":
+    # radius inf at x = 1000, though a move of 995 toward class 0 flips the prediction
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(300, centers=[[0, 0], [4, 0], [0, 4]], cluster_std=0.6, random_state=0)
+    clf = RBFPrototypeClassifier(
+        n_components=6, reasoning="positive_negative", loss="cbc", max_epochs=30, random_state=0
+    ).fit(X, y)
+    x0 = np.array([[1000.0, 0.0]])
+    x1 = x0 + (X[y == 0].mean(0) - x0) * 0.995
+    assert clf.predict(x1)[0] != clf.predict(x0)[0]
+    radius = clf.certified_radius(x0)[0]
+    assert np.isfinite(radius) and radius <= np.linalg.norm(x1 - x0)

@@ -28,9 +28,11 @@ def _optimality(grad: torch.Tensor, W: torch.Tensor, off: torch.Tensor, l1_weigh
     """Largest entry of the minimum-norm subgradient of the L1-penalised objective.
 
     ``grad`` is the gradient of its smooth part (cross-entropy and ridge) in
-    ``W``'s units. An entry without the L1 term (own-class connections) counts
-    as it is; a penalised entry away from 0 counts ``|grad + l1 sign(w)|``; one
-    at 0 (within ten times the smoothing) only what exceeds ``l1``, the
+    the units it is solved in, and ``l1_weight`` the L1 term's slope in those
+    units (``refit_last_layer`` solves for ``V = W / T``: ``l1_weight * T``).
+    An entry without the L1 term (own-class connections) counts as it is; a
+    penalised entry away from 0 (``W``, within ten times the smoothing)
+    counts ``|grad + l1 sign(w)|``; one at 0 only what exceeds ``l1``, the
     subgradient's reach there. (The gradient of the smoothed problem stayed
     about ``l1_weight`` near 0, whatever the iterations: with the default
     l1_weight of 1e-4 every linear-head fit warned, and a larger
@@ -130,8 +132,10 @@ def refit_last_layer(
     optimizer.step(closure)
     n_iter = int(optimizer.state[V]["n_iter"])
     n_eval = len(evaluations)
-    closure(l1=False)  # the smooth part's gradient at the final V, in W's units
-    grad_max = _optimality(V.grad / temperature, V.detach() * temperature, off, l1_weight)
+    closure(l1=False)  # the smooth part's gradient at the final V
+    # judged in V's units, the logits' scale (in W's units the tolerance was T times
+    # looser: at T = 20 twenty iterations counted as converged, 3.5e-2 above the optimum)
+    grad_max = _optimality(V.grad, V.detach() * temperature, off, l1_weight * temperature)
     if not bool(torch.isfinite(V).all()):
         raise ValueError(
             "The last-layer refit diverged (non-finite weights): alpha or l1_weight may be "

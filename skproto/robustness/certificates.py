@@ -44,7 +44,9 @@ def cbc_radius(
     norm ``eps`` moves every distance by at most ``L eps`` (``L`` =
     ``lipschitz``), so with ``z = exp(L eps / sigma)`` every detection stays in
     ``[d / z, d z]``, and ``p_i - p_j >= A+ / z - A- z + b`` stays positive for
-    ``z < z*_j = (b + sqrt(b^2 + 4 A+ A-)) / (2 A-)``.
+    ``z < z*_j = (b + sqrt(b^2 + 4 A+ A-)) / (2 A-)``. A detection of 0 (it
+    may have underflowed) counts as up to the smallest normal float, so the
+    radius stays a valid bound far from every component.
     """
     n_classes = r_plus.shape[1]
     Dp, Dn = d @ r_plus, d @ r_minus  # (n, C)
@@ -54,6 +56,14 @@ def cbc_radius(
     s = r_minus.sum(0)
     b = s[target][:, None] - s[None, :]
     tiny = torch.finfo(d.dtype).tiny
+    # a detection of 0 may have underflowed (far from its component): it counts as
+    # up to the smallest normal float, which only enlarges a- (a smaller, still
+    # valid radius; exactly 0, a- made the first form 0 / tiny: a radius of -708).
+    # a- is structurally 0 where no reasoning weight can favour class j.
+    ones = torch.ones_like(d[:1])
+    Sp, Sn = ones @ r_plus, ones @ r_minus  # (1, C): a- with every detection at 1
+    a_minus_any = Sn[0, target][:, None] + Sp
+    a_minus = a_minus + a_minus_any * tiny
     root = torch.sqrt(b * b + 4.0 * a_plus * a_minus)
     # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
     z = torch.where(
@@ -61,9 +71,8 @@ def cbc_radius(
         (b + root) / (2.0 * a_minus).clamp_min(tiny),
         2.0 * a_plus / (root - b).clamp_min(tiny),
     )
-    # nothing favours class j (a- = 0) and the target keeps a lead (a+ > 0 or b > 0):
-    # never overtaken (the first form read 0 / tiny = 0 there: a radius of -708)
-    never = (a_minus <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
+    # structurally nothing favours class j and the target keeps a lead: never overtaken
+    never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
     own = torch.nn.functional.one_hot(target, n_classes) > 0
     z = torch.where(own | never, torch.full_like(z, float("inf")), z)
     z_min = z.min(1).values.clamp_min(tiny)
