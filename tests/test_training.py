@@ -257,3 +257,23 @@ def test_a_diverging_fit_raises_instead_of_returning_a_broken_model(early_stoppi
     )
     with pytest.raises(ValueError, match=r"Training diverged in fit: .* Lower learning_rate"):
         clf.fit(X, y)
+
+
+def test_verbose_says_how_training_ended_and_what_followed(capsys):
+    # verbose said nothing when max_epochs was reached, when an earlier epoch was
+    # restored, about the projection, or the fitted temperature
+    from sklearn.datasets import load_iris
+
+    from skproto import ProtoClassifier, RBFPrototypeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    ProtoClassifier(verbose=1, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "[fit] no improvement in 2 epochs: stopping" in out
+    assert "[fit] restored epoch 4 (the last that improved the held-out loss by more" in out
+    assert "[ProtoClassifier] projected 15 of 15 prototypes onto training rows" in out
+    assert "[ProtoClassifier] temperature " in out
+    RBFPrototypeClassifier(verbose=1, random_state=0, max_epochs=3).fit(X, y)
+    assert "[fit] reached max_epochs=3" in capsys.readouterr().out
+    ProtoClassifier(random_state=0).fit(X, y)
+    assert capsys.readouterr() == ("", "")

@@ -20,6 +20,7 @@ required; ``_refit`` (default: nothing), ``_trainable``,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
@@ -468,9 +469,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         indices = np.full(len(getattr(net, self._prototype_parameter)), -1)
         owner = None
         if project:
+            start = time.perf_counter()
             C, TC, owner = self._candidates(X32, T if search is None else search)
             indices = self._snap(net, C, TC)
             self._on_projected(net, C, indices)
+            if self.verbose:
+                print(
+                    f"[{type(self).__name__}] projected {int(np.sum(indices >= 0))} of "
+                    f"{len(indices)} prototypes onto training rows "
+                    f"({time.perf_counter() - start:.2f}s)",
+                    flush=True,
+                )
         self._refit(net, X32, T, w, history, rng, projected=project)
         if project and is_dask(X32):  # streamed: the held-out rows are in memory
             history["val_accuracy_after_projection"] = self._score_fn(net)(*held_out)
@@ -529,6 +538,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         with torch.no_grad():
             buffer.fill_(t)
         history["temperature"] = t
+        if self.verbose:
+            print(f"[{type(self).__name__}] temperature {t:.4g} (held-out rows)", flush=True)
         if self._calibrates_batches:  # where a later partial_fit continues from
             self._stream_losses = (
                 NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)

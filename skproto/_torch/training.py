@@ -268,7 +268,7 @@ def train(
         Xv, Tv = to_tensor(X_val, dev), _targets(targets_val, dev)
         Wv = to_tensor(weights_val, dev)
     optimizer = Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    best, best_state, stale = -np.inf, None, 0
+    best, best_state, stale, best_epoch = -np.inf, None, 0, 0
     if score is not None and not is_dask(X):
         # the per-epoch training score is an estimate on evenly spaced rows: a
         # pass over every row each epoch cost 11% of a CLINC150 fit
@@ -321,7 +321,7 @@ def train(
                     msg += f"  val {history['val_score'][-1]:.4f}"
             print(msg + f"  ({history['seconds'][-1]:.2f}s)", flush=True)
         if current > best + config.tol:
-            best, stale = current, 0
+            best, stale, best_epoch = current, 0, len(history["loss"])
             if config.early_stopping:
                 best_state = copy.deepcopy(module.state_dict())
         else:
@@ -333,8 +333,17 @@ def train(
                         flush=True,
                     )
                 break
+    else:
+        if config.verbose and config.max_epochs:
+            print(f"[{config.name}] reached max_epochs={config.max_epochs}", flush=True)
     if best_state is not None:
         module.load_state_dict(best_state)
+        if config.verbose and best_epoch != len(history["loss"]):
+            print(
+                f"[{config.name}] restored epoch {best_epoch} (the last that improved the "
+                f"held-out loss by more than tol={config.tol:g})",
+                flush=True,
+            )
     if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
         raise ValueError(_diverged(config, "a parameter became non-finite"))
     return history
