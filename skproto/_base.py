@@ -562,12 +562,7 @@ class BasePrototypeClassifier(
             ``other_contribution`` plus ``bias`` equal the per-class scores of
             :meth:`decision_function`.
         """
-        if (
-            isinstance(n_prototypes, (bool, np.bool_))
-            or not isinstance(n_prototypes, (int, np.integer))
-            or n_prototypes < 1
-        ):
-            raise ValueError(f"n_prototypes must be a positive int, got {n_prototypes!r}.")
+        _validation.check_positive_int(n_prototypes, "n_prototypes")
         if rank_by not in ("contribution", "activation"):
             raise ValueError(f"rank_by must be 'contribution' or 'activation', got {rank_by!r}.")
         X = self._validate_X_predict(X)

@@ -400,6 +400,12 @@ def check_label_kinds(known, labels) -> None:
         )
 
 
+def check_positive_int(value, name: str) -> None:
+    """Raise unless ``value`` is an int >= 1 (a bool is not one)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
 def check_known_labels(classes, y) -> None:
     """Raise when single-label ``y`` holds labels that are not among ``classes``
     (or mixes strings and numbers with them): scores against ``y`` would count

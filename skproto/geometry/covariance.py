@@ -7,6 +7,8 @@ from numbers import Real
 import numpy as np
 from scipy.linalg import eigh
 
+from .._validation import check_positive_int
+
 __all__ = ["PINV_RTOL", "principal_axes", "shrinkage_amount", "shrunk_covariance", "whitener"]
 
 #: Eigenvalues below this times the largest count as zero in :func:`whitener`.
@@ -170,10 +172,8 @@ def principal_axes(X: np.ndarray, dim: int, max_rows: int = AXES_ROWS) -> np.nda
     >>> principal_axes(X, 1).round(2)
     array([[ 1., -0.,  0.]])
     """
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}.")
-    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
-        raise ValueError(f"max_rows must be a positive int, got {max_rows!r}.")
+    check_positive_int(dim, "dim")
+    check_positive_int(max_rows, "max_rows")
     X = np.asarray(X)[:: max(1, -(-len(X) // max_rows))]
     U = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
     _, _, Vt = np.linalg.svd(U, full_matrices=False)

@@ -187,7 +187,7 @@ def top_k_evidence_share(
 
 def _evidence_shares(estimator, X, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per sample, in one pass over ``explain``: (own-class evidence, top-``k`` share)."""
-    _check_positive_int(k, "k")
+    _validation.check_positive_int(k, "k")
     own_share, top_share = [], []
     for contrib, own in _evidence(estimator, X):
         pos = np.maximum(contrib, 0.0)
@@ -236,7 +236,7 @@ def prototype_neighbors(
     array([[0, 1],
            [2, 3]])
     """
-    _check_positive_int(n_neighbors, "n_neighbors")
+    _validation.check_positive_int(n_neighbors, "n_neighbors")
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     K = len(estimator.prototypes_)
@@ -393,7 +393,7 @@ def explanation_stability(
     number = isinstance(noise, Real) and not isinstance(noise, (bool, np.bool_))
     if not auto and not (number and 0 < noise < np.inf):
         raise ValueError(f'noise must be a positive finite float or "auto", got {noise!r}.')
-    _check_positive_int(n_draws, "n_draws")
+    _validation.check_positive_int(n_draws, "n_draws")
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     # token rows: the noise moves the real tokens only (noise in the mask
@@ -422,11 +422,6 @@ def explanation_stability(
             moved = _explain(estimator, (X[s] + g).astype(X.dtype), n_prototypes=1)
             same[s] += moved.prototype_index[:, 0] == top[s]
     return _aggregate(same / n_draws, aggregate)
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
 def _perturbed_entries(estimator, X: np.ndarray) -> np.ndarray:

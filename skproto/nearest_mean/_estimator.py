@@ -387,16 +387,19 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         One split, not five: a single scalar needs few rows. The losses are
         zero when nothing or everything is held out.
         """
-        losses = NO_LOSSES
         if held is None:
-            return self._finish_fit(rest, losses)
+            return self._finish_fit(rest, NO_LOSSES)
+        self._finish_fit(*self._fold_held_out(rest, held, NO_LOSSES))
+
+    def _fold_held_out(self, rest: ClassStats, held: tuple, losses) -> tuple:
+        """``(rest plus the held-out rows, losses plus those rows scored by rest's model)``
+        (for ``fit``, ``partial_fit`` and the dask fit alike)."""
         self._check_finite(rest)  # (before the held-out rows are scored by its model)
         X, codes, w = held
         out = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)
-        n_rest, n_held = float(rest.count.sum()), float(out.count.sum())
-        if n_rest > 0 and n_held > 0:
+        if rest.count.sum() > 0 and out.count.sum() > 0:
             losses = self._add_held_out(losses, self._derive(rest, 1.0), X, codes, w)
-        self._finish_fit(rest.merge(out), losses)
+        return rest.merge(out), losses
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
         self._check_finite(stats)
@@ -541,17 +544,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             # by the model of every earlier row and the chunk's other rows (so a
             # chunk of new classes calibrates too), then added
             self._score_stride = _score_stride(len(X), len(self.classes_))
-            rest, (Xh, ch, wh) = self._block_statistics(X, codes, w)
-            rest = self._stats.merge(rest)
-            out = ClassStats.of_rows(Xh, ch, wh, len(self.classes_), **self._layout)
-            if rest.count.sum() > 0 and out.count.sum() > 0:
-                # per-class factors of classes the chunk left alone are kept
-                # (every call factorized every class: 502 eigh for 500 classes)
-                self.__dict__.setdefault("_factor_cache", {})
-                model = self._derive(rest, 1.0)
-                self._calibration = self._add_held_out(self._calibration, model, Xh, ch, wh)
-            self._check_finite(rest)
-            self._stats = rest.merge(out)
+            rest, held = self._block_statistics(X, codes, w)
+            # per-class factors of classes the chunk left alone are kept
+            # (every call factorized every class: 502 eigh for 500 classes)
+            self.__dict__.setdefault("_factor_cache", {})
+            self._stats, self._calibration = self._fold_held_out(
+                self._stats.merge(rest), held, self._calibration
+            )
         else:
             with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
                 self._stats.update(X, codes, w, normalize=self._layout["normalize"])

@@ -181,17 +181,31 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             est = self.estimator
         return est
 
-    def _width(self, est, method: str) -> int | None:
-        """Output columns of ``method`` (None: one value per row)."""
+    @staticmethod
+    def _layout(est, method: str) -> tuple[int | None, np.dtype]:
+        """``(columns, dtype)`` of ``method``'s output (columns None: one value per row).
+
+        Known without computing anything. (The dtype was read from a prediction
+        of one row of zeros, which not every pipeline takes: a OneHotEncoder
+        refused the unknown category 0.) Scores and probabilities come back in
+        float64 for every block: float32 rows are computed in float32 only where
+        a block's values allow it (else in float64, as in memory for all of X),
+        so none is rounded to inf.
+        """
         est = unpipe(est, None)[0]  # (a Pipeline's last step predicts)
         multilabel = getattr(est, "_link", None) == "sigmoid"  # (a label indicator per row)
-        if method == "score_samples" or (method == "predict" and not multilabel):
-            return None
+        if method == "predict":
+            if multilabel:
+                return len(est.classes_), np.dtype(int)
+            return None, np.asarray(est.classes_).dtype
+        float64 = np.dtype(np.float64)
+        if method == "score_samples":
+            return None, float64
         if method == "transform":
-            return len(est.prototypes_)
+            return len(est.prototypes_), float64
         if method == "decision_function" and len(est.classes_) == 2 and not multilabel:
-            return None
-        return len(est.classes_)
+            return None, float64
+        return len(est.classes_), float64
 
     def _apply(self, method: str, X):
         est = self._fitted()
@@ -200,18 +214,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         da = dask_array()
         names = column_names(X)
         X = as_row_blocks(X, known=False)  # whole rows in each block
-        width = self._width(est, method)
-        # The output's dtype, known without computing anything. (It was read
-        # from a prediction of one row of zeros, which not every pipeline
-        # takes: a OneHotEncoder refused the unknown category 0.) Scores and
-        # probabilities come back in float64 for every block: float32 rows
-        # are computed in float32 only where a block's values allow it (else
-        # in float64, as in memory for all of X), so none is rounded to inf.
-        dtype = np.dtype(np.float64)
-        if method == "predict":
-            final = unpipe(est, None)[0]
-            multilabel = getattr(final, "_link", None) == "sigmoid"
-            dtype = np.dtype(int) if multilabel else np.asarray(final.classes_).dtype
+        width, dtype = self._layout(est, method)
         empty = np.empty((0,) if width is None else (0, width), dtype=dtype)
         args = (_call, X, self._shipped(est), method, names, dtype, empty)
         if width is None:
