@@ -38,6 +38,34 @@ def test_early_stopping_restores_the_best_epoch():
     assert restored == pytest.approx(min(history["val_loss"]), rel=1e-6)
 
 
+def test_early_stopping_restores_the_lowest_loss_not_the_last_big_drop():
+    # The validation loss keeps falling, by less than tol after the first epoch:
+    # the patience runs out, and the state restored must be the last (lowest)
+    # one. The loop restored the first epoch, the last that improved by tol.
+    theta = torch.nn.Parameter(torch.zeros(()))
+    module = torch.nn.Module()
+    module.theta = theta
+
+    def loss(xb, tb, wb):
+        return (wb * (theta - xb[:, 0]) ** 2).mean()
+
+    X = np.full((40, 1), 5.0, dtype=np.float32)
+    T = np.zeros(40, dtype=int)
+    config = TrainingConfig(
+        max_epochs=50, batch_size=8, learning_rate=0.01, early_stopping=True,
+        n_iter_no_change=3, tol=10.0,
+    )  # fmt: skip
+    history = train(
+        module, [theta], loss, X, T, np.ones(40, np.float32), config,
+        np.random.RandomState(0), X_val=X[:10], targets_val=T[:10],
+    )  # fmt: skip
+    val = history["val_loss"]
+    assert len(val) == 4 and np.all(np.diff(val) < 0)  # each epoch lower, by < tol
+    with torch.no_grad():
+        restored = float(loss(torch.as_tensor(X[:10]), None, torch.ones(10)))
+    assert restored == pytest.approx(val[-1], rel=1e-6)
+
+
 @pytest.mark.parametrize("make", [ProtoClassifier, RBFPrototypeClassifier])
 def test_one_history_schema(make):
     X, y = load_iris(return_X_y=True)
@@ -270,7 +298,7 @@ def test_verbose_says_how_training_ended_and_what_followed(capsys):
     ProtoClassifier(verbose=1, random_state=0).fit(X, y)
     out = capsys.readouterr().out
     assert "[fit] no improvement in 2 epochs: stopping" in out
-    assert "[fit] restored epoch 4 (the last that improved the held-out loss by more" in out
+    assert "[fit] restored epoch " in out and "(the lowest held-out loss)" in out
     assert "[ProtoClassifier] projected 15 of 15 prototypes onto training rows" in out
     assert "[ProtoClassifier] temperature " in out
     RBFPrototypeClassifier(verbose=1, random_state=0, max_epochs=3).fit(X, y)
