@@ -244,8 +244,9 @@ def train(
     epochs in which the loss on ``X_val`` did not drop by at least ``tol``,
     and the parameters of the epoch with the lowest ``X_val`` loss are
     restored (also when it improved on the one before by less than ``tol``);
-    without it, the same stopping rule applies to the training loss. Shuffling draws from ``rng``, so a
-    fixed seed gives the same result on the same device.
+    without it, the same stopping rule applies to the training loss.
+    Shuffling draws from ``rng``, so a fixed seed gives the same result on the
+    same device.
 
     ``on_epoch_end(epoch)`` (1-based, counting this call's epochs) runs after
     each epoch's updates, before it is scored.
