@@ -482,6 +482,7 @@ class BasePrototypeClassifier(
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class, columns in the order of ``classes_``.
         """
         X = self._validate_X_predict(X)
         proba = self._proba(X)
@@ -503,6 +504,7 @@ class BasePrototypeClassifier(
         Returns
         -------
         score : ndarray of shape (n_samples,)
+            The in-distribution score of each sample.
         """
         X = self._validate_X_predict(X)
         out = self._map_chunks(lambda x: self._score_samples_chunk(x)[:, None], X, 1, X.dtype)

@@ -16,6 +16,7 @@ from helpers import CLINC150_NPZ
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skproto import NearestMeanClassifier, ProtoClassifier
 from skproto.encoders import SentenceEncoder, TorchEncoder
@@ -141,6 +142,17 @@ def test_torch_encoder_errors():
         TorchEncoder(lambda: "model").transform([np.zeros(64)])
     with pytest.raises(ValueError, match="cannot know its output width before"):
         TorchEncoder(Counting()).get_feature_names_out()
+
+
+def test_torch_encoder_names_its_features_after_fit():
+    # scikit-learn asks a fitted transformer for its names (Pipeline's
+    # get_feature_names_out, set_output): after fit alone it raised
+    X = np.random.RandomState(0).rand(5, 64)
+    enc = TorchEncoder(torch.nn.Linear(64, 3)).fit(X)
+    assert list(enc.get_feature_names_out()) == ["torchencoder0", "torchencoder1", "torchencoder2"]
+    assert enc.__dict__["_fit_probe"][0].base is None  # (a copy: not a view keeping X alive)
+    pipe = make_pipeline(TorchEncoder(torch.nn.Linear(64, 2)), StandardScaler()).fit(X)
+    assert list(pipe.get_feature_names_out()) == ["torchencoder0", "torchencoder1"]
 
 
 def _counting_module(rows: list):

@@ -555,6 +555,9 @@ def test_invalid_parameters_and_priors():
         NearestMeanClassifier(priors=[0.5, 0.5]).fit(X, y)
     with pytest.raises(ValueError, match="non-negative and sum to 1"):
         NearestMeanClassifier(priors=[0.5, 0.5, 0.5]).fit(X, y)
+    # a 2-D array of priors was read as its flattened rows
+    with pytest.raises(ValueError, match=r"priors must be 1-D, of shape \(n_classes,\); got "):
+        NearestMeanClassifier(priors=[[0.2, 0.3, 0.5]]).fit(X, y)
 
 
 def test_changed_settings_between_partial_fits_are_rejected():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -83,17 +84,25 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> BaseEncoder:
         """Check ``X``; nothing is learned (the encoder is frozen).
 
+        The first input is kept to find the output width, should
+        :meth:`get_feature_names_out` be asked before any ``transform``.
+
         Parameters
         ----------
         X : sequence of raw inputs
-        y : ignored
+            The inputs (texts, images, ...), as ``transform`` takes them.
+        y : None
+            Ignored.
 
         Returns
         -------
-        self
+        self : object
+            The encoder.
         """
         self._validate_params()
-        self._check_inputs(X)
+        items = self._check_inputs(X)
+        # a copy: a row of X (a view) would keep all of X alive
+        self.__dict__["_fit_probe"] = copy.deepcopy(items[:1])
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -102,6 +111,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of raw inputs, length n_samples
+            The inputs (texts, images, ...) to encode.
 
         Returns
         -------
@@ -190,7 +200,18 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         """``<classname>0``, ``<classname>1``, ...: one name per output dimension.
 
-        Loads the model (the width is the model's).
+        Loads the model: the width is the model's, known once an input has been
+        encoded (the first input ``fit`` saw, if ``transform`` has not run).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the names do not depend on the inputs.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per output dimension.
         """
         prefix = type(self).__name__.lower()
         return np.array([f"{prefix}{i}" for i in range(self._n_features())], dtype=object)

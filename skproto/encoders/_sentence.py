@@ -290,6 +290,7 @@ class SentenceEncoder(BaseEncoder):
         Parameters
         ----------
         X : sequence of str
+            The texts.
 
         Returns
         -------

@@ -43,7 +43,9 @@ class TorchEncoder(BaseEncoder):
         Maps one raw input (an image, a signal, ...) to an array or tensor;
         None: inputs are arrays already (``np.asarray``).
     batch_size : int, default=64
+        Inputs per forward pass.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Where the module runs ("auto": CUDA when available).
     normalize : bool, default=False
         Scale every output row to unit L2 norm.
     memory : None, str, path or joblib.Memory, default=None
@@ -54,6 +56,7 @@ class TorchEncoder(BaseEncoder):
     cache_key : str, default=""
         An extra name in the cache key (e.g. for what a factory loads).
     verbose : int, default=0
+        Print progress while encoding.
 
     Examples
     --------
@@ -161,9 +164,12 @@ class TorchEncoder(BaseEncoder):
         return np.concatenate(out)
 
     def _probe_inputs(self) -> list:
+        probe = self.__dict__.get("_fit_probe")
+        if probe:  # the first input fit saw: the module's width needs a real input
+            return probe
         raise ValueError(
-            "TorchEncoder cannot know its output width before it has encoded an input: "
-            "call transform (or fit_transform) first."
+            "TorchEncoder cannot know its output width before it has seen an input: "
+            "call fit, transform or fit_transform first."
         )
 
     def _settings(self) -> str:

@@ -148,6 +148,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         NaN, score ``-inf`` and probability 0.
     prototype_labels_ : ndarray of shape (n_classes,)
         Class of each prototype (equal to ``classes_``).
+    prototype_cases_ : ndarray of shape (n_classes,), dtype=object, or None
+        The raw case (a text, an image, ...) standing for each prototype, when
+        ``fit`` received rows tagged with their raw inputs
+        (:func:`skproto.explain.attach_cases`, or the output of an encoder of
+        :mod:`skproto.encoders`): here the class's training row most similar
+        to its mean. None when the rows were not tagged; an entry is None for
+        a prototype without a case. ``explain`` names these cases.
     temperature_ : float
         The temperature ``T`` in the scores (fitted for ``"auto"``).
     covariance_ : ndarray of shape (n_features, n_features) or \
@@ -743,7 +750,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """The user's array of priors, validated for ``n_classes`` (None if a string)."""
         if isinstance(self.priors, str):
             return None
-        pri = np.asarray(self.priors, dtype=np.float64).ravel()
+        pri = np.asarray(self.priors, dtype=np.float64)
+        if pri.ndim != 1:  # (a (1, n) array was read as its row)
+            raise ValueError(f"priors must be 1-D, of shape (n_classes,); got shape {pri.shape}.")
         if pri.shape != (n_classes,):
             raise ValueError(f"priors has {pri.size} entries but there are {n_classes} classes.")
         if np.any(pri < 0) or not np.isclose(pri.sum(), 1.0):

@@ -154,14 +154,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
     similarity : {"cosine", "log", "rbf"}, default="cosine"
         ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
         ``exp(-d / width)`` for squared distances ``d``.
-    latent_offset : "auto" or float >= 0, default="auto"
+    latent_offset : "auto" or float in [0, 1e15), default="auto"
         With ``similarity="cosine"`` and a map: a constant coordinate ``c``
         appended to every latent vector, so that the cosine sees a vector's
         length as well as its direction (0: the plain cosine). "auto": the
         median norm of the training rows' latent vectors at the start. In
         the latent space's units: the map sees the rows divided by the power
         of two nearest their median distance from their mean.
-    rbf_width : float or "auto", default="auto"
+    rbf_width : float > 0 or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
     temperature : "auto" or float > 0, default="auto"
@@ -190,11 +190,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         (ProtoPNet's max-pooling over patches), and ``explain`` names the
         query token that matched (``Explanation.query_token``) and the
         training token the prototype is (``prototype_token_indices_``).
-    cluster_weight, separation_weight : float, default=0.0
+    cluster_weight, separation_weight : float >= 0, default=0.0
         ProtoPNet's cluster and separation costs (ProtoPNet uses 0.8 and 0.08).
     l1_weight : float, default=1e-4
         L1 on wrong-class connections of the linear head.
-    support_separation_weight : float, default=0.48
+    support_separation_weight : float >= 0, default=0.48
         Separation weight of support prototypes.
     closeness_weight, discrimination_weight : float, default=0.0
         Weights of the ST-ProtoPNet closeness (support) and discrimination
@@ -225,14 +225,18 @@ class ProtoClassifier(TorchPrototypeClassifier):
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data (stratified when every
         class can be), stop when the loss on it has not dropped by ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the parameters of the best
-        epoch. Without it, the same rule is applied to the training loss.
-        Projection and refit use every row.
+        ``n_iter_no_change`` epochs, and keep the parameters of the epoch
+        with the lowest held-out loss. Without it, the same rule is applied to
+        the training loss. Projection and refit use every row.
     validation_fraction : float, default=0.1
+        Share of the training rows held out for early stopping and for the
+        fitted temperature, in (0, 1).
     n_iter_no_change : int, default=2
         Epochs without improvement before early stopping (2: on CLINC150,
         seeds 0-2, the same model as 3, one epoch sooner).
     tol : float, default=1e-4
+        The drop of the held-out loss (the training loss without early
+        stopping) that counts as an improvement.
     class_weight : dict, "balanced" or None, default=None
         Weights of classes in the loss, as in scikit-learn.
     warm_start : bool, default=False
@@ -268,6 +272,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
     prototype_sample_indices_ : ndarray of shape (n_prototypes,)
         Training row each prototype was projected onto (-1 if not projected);
         after ``partial_fit``, rows counted over all the data seen.
+    prototype_cases_ : ndarray of shape (n_prototypes,), dtype=object, or None
+        The raw case (a text, an image, ...) of the training row each
+        prototype is, when ``fit`` received rows tagged with their raw inputs
+        (:func:`skproto.explain.attach_cases`, or the output of an encoder of
+        :mod:`skproto.encoders`). None when the rows were not tagged; an entry
+        is None for a prototype without a case (one not projected onto a row).
+        ``explain`` names these cases.
     prototype_token_indices_ : ndarray of shape (n_prototypes,) or None
         With ``n_tokens``: the token slot, within its training row, that
         each prototype is (-1 if not projected); None otherwise.
@@ -516,7 +527,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training samples.
         y : array-like of shape (n_samples,), or (n_samples, n_labels) with ``head="linear"``
+            Target labels (a 0/1 indicator matrix for multi-label ``y``).
         classes : array-like of shape (n_classes,), default=None
             All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -525,6 +538,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Returns
         -------
         self : ProtoClassifier
+            The fitted estimator.
         """
         if hasattr(self, "_state"):
             self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
@@ -722,12 +736,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to project onto.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Their labels: a prototype goes to a row of its own class.
         sample_weight : array-like of shape (n_samples,), default=None
+            Rows of weight 0 are not candidates; the refit weighs rows by it.
 
         Returns
         -------
         self : ProtoClassifier
+            The estimator, with projected prototypes.
         """
         check_is_fitted(self)
         self._project_onto(X, y, sample_weight)
@@ -1091,10 +1109,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
             prototype_token=np.asarray(self.prototype_token_indices_)[index],
         )
 
-    explain.__doc__ = (TorchPrototypeClassifier.explain.__doc__ or "") + (
+    explain.__doc__ = (TorchPrototypeClassifier.explain.__doc__ or "").replace(
+        "\n        Parameters\n",
         "\n        With ``n_tokens``, the explanation also names, for each listed "
         "prototype, the\n        query's token that matched it (``query_token``) and the "
         "token of its training\n        row it is (``prototype_token``).\n"
+        "\n        Parameters\n",
+        1,
     )
 
     def _candidates(self, X, T):

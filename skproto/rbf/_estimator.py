@@ -125,7 +125,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         median distance from a training sample to its nearest initial
         component). ``"glvq"`` has no margin: one given is ignored, with a warning.
         Stored in ``margin_``.
-    sigma : float or "auto", default="auto"
+    sigma : float > 0 or "auto", default="auto"
         Initial ``sigma``; "auto": the median distance from a training sample
         to its nearest initial component divided by ``ln 2``.
     learn_sigma : bool, default=True
@@ -148,19 +148,30 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         ``fit``), then train the other parameters (reasoning, ``sigma``,
         ``Omega``) for ``project_epochs`` epochs on all rows.
     project_epochs : int, default=10
+        Epochs of training after projection (``project=True`` only).
     max_epochs : int, default=100
+        Maximum number of epochs (passes over the training data).
     batch_size : int, default=128
+        Mini-batch size.
     learning_rate : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=0.0
+        Adam weight decay. Use 0 for class-incremental ``partial_fit`` (it
+        draws the earlier components toward the origin).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not dropped by ``tol`` for ``n_iter_no_change`` epochs and keep the
-        best epoch.
+        epoch with the lowest held-out loss.
     validation_fraction : float, default=0.1
+        Share of the training rows held out for early stopping and for the
+        fitted temperature, in (0, 1).
     n_iter_no_change : int, default=10
+        Epochs without improvement before early stopping.
     tol : float, default=1e-4
+        The drop of the held-out loss (the training loss without early
+        stopping) that counts as an improvement.
     class_weight : dict, "balanced" or None, default=None
+        Weights of classes in the loss, as in scikit-learn.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where training runs; fitted parameters are float64 numpy arrays and
         prediction runs on the CPU.
@@ -176,6 +187,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        Class labels, sorted.
     prototypes_ : ndarray of shape (n_components, n_features)
         The components ``w_k``, in the input space.
     prototype_labels_ : ndarray of shape (n_components,)
@@ -183,6 +195,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         for the CBC heads the class it reasons most positively for.
     prototype_sample_indices_ : ndarray of shape (n_components,)
         Training row each component was projected onto (-1 if not).
+    prototype_cases_ : ndarray of shape (n_components,), dtype=object, or None
+        The raw case (a text, an image, ...) of the training row each
+        component is, when ``fit`` received rows tagged with their raw inputs
+        (:func:`skproto.explain.attach_cases`, or the output of an encoder of
+        :mod:`skproto.encoders`). None when the rows were not tagged; an entry
+        is None for a component without a case (one not projected onto a row).
+        ``explain`` names these cases.
     reasoning_positive_, reasoning_negative_ : ndarray of shape (n_components, n_classes)
         ``r+`` and ``r-`` (zero where absent). For the CBC heads, per class,
         the sum of both over components is 1; for the nearest head, ``r+`` is
@@ -203,9 +222,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         ``refit``: the epochs after projection (``loss`` per epoch,
         ``n_iter``, ``seconds``), or None.
     loss_curve_ : list of float
+        Training loss per epoch.
     n_iter_ : int
         Epochs run.
     n_features_in_ : int
+        Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
 
@@ -312,12 +333,16 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training samples.
         y : array-like of shape (n_samples,)
+            Target labels.
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the loss; rows of weight 0 are absent.
 
         Returns
         -------
         self : RBFPrototypeClassifier
+            The fitted estimator.
         """
         return self._fit(X, y, sample_weight, warm=False)
 
@@ -352,7 +377,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training samples.
         y : array-like of shape (n_samples,)
+            Target labels.
         classes : array-like of shape (n_classes,), default=None
             All classes, on the first call (or equal to ``classes_`` later).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -361,6 +388,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Returns
         -------
         self : RBFPrototypeClassifier
+            The fitted estimator.
         """
         if hasattr(self, "_state"):
             self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
@@ -732,6 +760,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
         y : array-like of shape (n_samples,), default=None
             True labels. Where given, the radius is 0 for samples whose
             prediction is not ``y``.
