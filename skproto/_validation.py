@@ -425,11 +425,20 @@ def check_same_classes(estimator, classes) -> None:
         )
 
 
-def new_labels(estimator, y, *, fixed: bool) -> np.ndarray:
-    """The labels of single-label ``y`` not in ``classes_``; an error if the classes are fixed."""
+def new_labels(estimator, y, *, fixed: bool, classes=None) -> np.ndarray:
+    """The labels of single-label ``y`` not in ``classes_``; an error if the classes are fixed.
+
+    ``classes`` passed to this call (already checked equal to ``classes_``) fixes
+    them for the call, as in scikit-learn: y may not go beyond the classes given.
+    """
     found = np.unique(y)
     check_label_kinds(estimator.classes_, found)
     unknown = np.setdiff1d(found, estimator.classes_)
+    if unknown.size and classes is not None:
+        raise ValueError(
+            f"y contains labels {unknown.tolist()!r} that are not in "
+            f"classes={estimator.classes_.tolist()!r}."
+        )
     if unknown.size and fixed:
         raise ValueError(
             f"y contains labels {unknown.tolist()!r} not in "

@@ -23,6 +23,7 @@ from helpers import assert_explain_faithful, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
+from sklearn.datasets import make_classification
 
 import skproto._chunking
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
@@ -545,6 +546,24 @@ def test_a_stream_of_one_class_per_call_learns_every_class(name, declared):
     np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1.0, rtol=1e-6)
     if hasattr(clf, "certified_radius"):
         assert np.all(np.isfinite(clf.certified_radius(X)))
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_classes_given_to_a_later_call_bound_its_labels(name):
+    # classes=classes_ passed to a later partial_fit of an open stream let y
+    # bring a label outside it, and classes_ grew past the classes just given
+    # (scikit-learn refuses: y must lie within classes)
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, n_classes=3,
+                               n_clusters_per_class=1, random_state=0)  # fmt: skip
+    clf = STREAMS[name]().partial_fit(X[y < 2], y[y < 2])
+    before = clf.classes_.copy()
+    with pytest.raises(
+        ValueError, match=r"y contains labels \[2\] that are not in classes=\[0, 1\]"
+    ):
+        clf.partial_fit(X, y, classes=[0, 1])
+    np.testing.assert_array_equal(clf.classes_, before)
+    clf.partial_fit(X, y)  # without classes, the stream stays open
+    assert list(clf.classes_) == [0, 1, 2]
 
 
 def test_fit_still_needs_two_classes():

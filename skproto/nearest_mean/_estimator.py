@@ -530,6 +530,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 )
             _validation.check_label_kinds(self.classes_, labels)
         unknown = np.setdiff1d(labels, self.classes_)
+        if unknown.size and classes is not None and not first:  # (as scikit-learn)
+            raise ValueError(
+                f"y contains labels {unknown.tolist()!r} that are not in "
+                f"classes={self.classes_.tolist()!r}."
+            )
         if unknown.size and self._classes_fixed:
             raise ValueError(
                 f"y contains labels {unknown.tolist()!r} that are not in the "

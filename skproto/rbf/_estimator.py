@@ -404,7 +404,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             )
         else:
             _validation.check_same_classes(self, classes)
-            new = _validation.new_labels(self, y, fixed=getattr(self, "_classes_fixed", False))
+            fixed = getattr(self, "_classes_fixed", False)
+            new = _validation.new_labels(self, y, fixed=fixed, classes=classes)
             # (a union with no new label took y's dtype: int classes_ became float)
             classes_ = np.union1d(self.classes_, new) if new.size else self.classes_
         w = self._training_weights(np.searchsorted(classes_, y), sample_weight, classes_)
