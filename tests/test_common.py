@@ -566,6 +566,19 @@ def test_classes_given_to_a_later_call_bound_its_labels(name):
     assert list(clf.classes_) == [0, 1, 2]
 
 
+def test_a_warm_fit_adds_its_rows_to_what_replay_draws_from():
+    # the class moments that class-incremental partial_fit replays described the
+    # first fit's rows only after a warm fit on other rows
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(max_epochs=2, random_state=0, warm_start=True).fit(X, y)
+    count, mean, _ = clf._moments
+    clf.fit(X + 5.0, y)  # the same split of the rows (same seed, same labels)
+    np.testing.assert_array_equal(clf._moments[0], 2 * count)
+    np.testing.assert_allclose(clf._moments[1], mean + 2.5, rtol=1e-12)
+
+
 def test_fit_still_needs_two_classes():
     X = np.random.default_rng(0).normal(size=(20, 3))
     for clf in (NearestMeanClassifier(), ProtoClassifier(), RBFPrototypeClassifier()):

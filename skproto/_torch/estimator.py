@@ -43,6 +43,7 @@ from ..calibration import (
     table_temperature,
 )
 from ..prototypes import project_onto_rows
+from ..prototypes.replay import class_moments, merge_moments
 from .training import (
     TrainingConfig,
     check_weight_span,
@@ -388,6 +389,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             if warm:
                 net = self._continued_network(self._state).to(self._device)
                 history = self.history_
+                if getattr(self, "_moments", None) is not None:
+                    # what class-incremental replay draws from: every row trained on
+                    # (a warm fit kept describing the first fit's rows only)
+                    batch = class_moments(X[fit_rows], T_fit, len(self.classes_))
+                    self._moments = merge_moments(self._moments, batch)
             else:
                 net = self._build(X[fit_rows], T_fit, rng).to(self._device, torch.float32)
                 history = new_history()
