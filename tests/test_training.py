@@ -305,3 +305,48 @@ def test_verbose_says_how_training_ended_and_what_followed(capsys):
     assert "[fit] reached max_epochs=3" in capsys.readouterr().out
     ProtoClassifier(random_state=0).fit(X, y)
     assert capsys.readouterr() == ("", "")
+
+
+def test_overlapping_predictions_restore_torch_threads():
+    # each predict saved and restored torch's (process-wide) thread count by
+    # itself: overlapping calls in several threads restored each other's
+    # values, and the process was left at n_jobs=2 or 3 instead of 1
+    import threading
+
+    X, y = load_iris(return_X_y=True)
+    models = [
+        RBFPrototypeClassifier(max_epochs=2, random_state=0, n_jobs=k).fit(X, y) for k in (2, 3)
+    ]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        threads = [
+            threading.Thread(target=lambda m=m: [m.predict_proba(X) for _ in range(200)])
+            for m in models * 2
+        ]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        seen = []
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert torch.get_num_threads() == 1 and seen == [1]
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("make", [ProtoClassifier, RBFPrototypeClassifier])
+def test_a_pickled_model_predicts_whatever_torch_default_device(make):
+    # the CPU inference network was built with tensors on torch's default
+    # device: under set_default_device("cuda") (here "meta") unpickling failed,
+    # or predict mixed devices
+    import pickle
+
+    X, y = load_iris(return_X_y=True)
+    model = make(max_epochs=2, random_state=0).fit(X, y)
+    blob = pickle.dumps(model)
+    with torch.device("meta"):
+        loaded = pickle.loads(blob)
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        if make is RBFPrototypeClassifier:
+            np.testing.assert_array_equal(loaded.certified_radius(X), model.certified_radius(X))

@@ -47,6 +47,7 @@ from ..prototypes.replay import class_moments, merge_moments
 from .training import (
     TrainingConfig,
     check_weight_span,
+    cpu_default,
     log2_weights,
     new_history,
     resolve_device,
@@ -826,7 +827,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     # ------------------------------------------------------------ inference
     def _frozen_network(self, state: dict) -> torch.nn.Module:
         """The float64 CPU inference network of ``state``: no gradients, precomputed terms."""
-        return self._network(state, torch.float64).eval().requires_grad_(False).freeze()
+        with cpu_default():  # (whatever device the caller made torch's default)
+            return self._network(state, torch.float64).eval().requires_grad_(False).freeze()
 
     def _inference_network(self) -> torch.nn.Module:
         """The fitted network in float64 on the CPU, built when the state is stored."""
@@ -837,10 +839,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         x = torch.from_numpy(np.require(X, dtype=np.float64, requirements=("C", "W")))
         net = self._inference_network()  # no parameter requires grad: nothing is recorded
         n_threads = self._n_threads
-        if n_threads == torch.get_num_threads():
-            return getattr(net, method)(x, *args).numpy()
-        with torch_threads(n_threads):
-            return getattr(net, method)(x, *args).numpy()
+        with cpu_default():
+            if n_threads == torch.get_num_threads():
+                return getattr(net, method)(x, *args).numpy()
+            with torch_threads(n_threads):
+                return getattr(net, method)(x, *args).numpy()
 
     def _pairwise(self, X: np.ndarray) -> np.ndarray:
         return self._run("pairwise", X)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ __all__ = [
     "resolve_n_threads",
     "to_tensor",
     "torch_threads",
+    "cpu_default",
     "train",
     "weighted_accuracy",
 ]
@@ -91,16 +93,29 @@ def resolve_n_threads(n_jobs: int | None) -> int:
     return max(1, (usable or 1) + 1 + int(n_jobs))
 
 
+# torch's thread count is one setting of the process: blocks running at once (in
+# several threads) share one saved value, restored when the last of them ends
+_THREADS_LOCK = threading.Lock()
+_THREADS_USERS = 0
+_THREADS_BEFORE = 1
+
+
 @contextlib.contextmanager
 def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
     """Run the block with ``n_threads`` torch intra-op threads (restored afterwards).
 
     With ``blas`` the BLAS and OpenMP pools of numpy, scipy and scikit-learn
-    (k-means) are limited too, through threadpoolctl.
+    (k-means) are limited too, through threadpoolctl. Blocks that overlap in
+    several threads restore the setting from before the first of them, when
+    the last ends (while they overlap, the last one entered sets the count).
     """
-    before = torch.get_num_threads()
-    if before != n_threads:
-        torch.set_num_threads(n_threads)
+    global _THREADS_USERS, _THREADS_BEFORE
+    with _THREADS_LOCK:
+        if _THREADS_USERS == 0:
+            _THREADS_BEFORE = torch.get_num_threads()
+        _THREADS_USERS += 1
+        if torch.get_num_threads() != n_threads:
+            torch.set_num_threads(n_threads)
     try:
         if blas:
             from threadpoolctl import threadpool_limits
@@ -110,8 +125,22 @@ def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
         else:
             yield
     finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _THREADS_USERS -= 1
+            if _THREADS_USERS == 0 and torch.get_num_threads() != _THREADS_BEFORE:
+                torch.set_num_threads(_THREADS_BEFORE)
+
+
+def cpu_default() -> contextlib.AbstractContextManager:
+    """A block in which tensors created without a device are on the CPU.
+
+    Prediction runs on the CPU; where the caller made another device torch's
+    default (``torch.set_default_device("cuda")``), the tensors a network makes
+    for itself would land there, next to CPU parameters. A no-op otherwise.
+    """
+    if torch.empty(0).device.type == "cpu":
+        return contextlib.nullcontext()
+    return torch.device("cpu")
 
 
 @contextlib.contextmanager

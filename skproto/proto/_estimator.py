@@ -21,6 +21,7 @@ from .._chunking import CHUNK_ELEMENTS, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
+    cpu_default,
     data_scale,
     new_history,
     squared_distances_to_others,
@@ -1079,7 +1080,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         K = len(self.prototypes_)
         out = np.empty((len(X), K), dtype=np.intp)
         rows = max(1, CHUNK_ELEMENTS // max(1, self.n_tokens * max(K, self._part_dim)))
-        with torch_threads(self._n_threads):
+        with torch_threads(self._n_threads), cpu_default():
             for s in range(0, len(X), rows):
                 x = torch.from_numpy(
                     np.require(X[s : s + rows], dtype=np.float64, requirements=("C", "W"))

@@ -17,6 +17,7 @@ from .._base import as_fitted, unchanged_on_failure
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
+    cpu_default,
     data_scale,
     in_units,
     new_history,
@@ -786,10 +787,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         out = np.empty(len(X))
         gaps = None  # the K x K gaps once, not for every chunk of rows
         if self._head_kind == "nearest" and len(X):
-            with torch_threads(self._n_threads):
+            with torch_threads(self._n_threads), cpu_default():
                 gaps = self._inference_network().component_gaps()
         for s in chunk_slices(len(X), max(work, X.shape[1])):
-            target = torch.as_tensor(pred[s])
+            target = torch.from_numpy(np.ascontiguousarray(pred[s]))  # (CPU, as the network)
             out[s] = self._run("certified_radius", X[s], target, False, True, gaps)
         out = np.maximum(out, 0)
         if y is not None:
