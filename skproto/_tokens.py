@@ -20,7 +20,20 @@ __all__ = ["check_token_layout", "pack_tokens", "token_dim", "unpack_tokens"]
 
 
 def token_dim(n_columns: int, n_tokens: int) -> int:
-    """The embedding width ``d`` of rows of ``n_columns`` columns with ``n_tokens`` slots."""
+    """The embedding width ``d`` of rows of ``n_columns`` columns with ``n_tokens`` slots.
+
+    Parameters
+    ----------
+    n_columns : int
+        Width of the rows, ``n_tokens * (d + 1)``.
+    n_tokens : int
+        Token slots per row.
+
+    Returns
+    -------
+    int
+        The embedding width ``d`` (a ValueError unless it is at least 1).
+    """
     if n_tokens < 1 or n_columns % n_tokens or n_columns // n_tokens < 2:
         raise ValueError(
             f"X has {n_columns} columns, which is not n_tokens * (d + 1) for n_tokens="
@@ -35,6 +48,16 @@ def check_token_layout(X: np.ndarray, n_tokens: int, y: np.ndarray | None = None
     ``n_tokens``, and the mask columns hold 0 or 1. With training labels ``y``,
     some row must have a real token, and so must some row of every class (a
     class without one has nothing a prototype could be).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_tokens * (d + 1))
+        Rows to check.
+    n_tokens : int
+        Token slots per row.
+    y : ndarray of shape (n,) or (n, n_classes), default=None
+        Training labels (an indicator matrix for multi-label data); None skips
+        the checks of real tokens.
     """
     token_dim(X.shape[1], n_tokens)
     mask = X[:, X.shape[1] - n_tokens :]
@@ -78,12 +101,15 @@ def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    embeddings : ndarray of shape (n, n_tokens, d)
-    mask : ndarray of shape (n, n_tokens)
+    embeddings : array-like of shape (n, n_tokens, d)
+        Token embeddings.
+    mask : array-like of shape (n, n_tokens)
+        1 for a real token, 0 for an empty slot.
 
     Returns
     -------
     ndarray of shape (n, n_tokens * (d + 1))
+        The rows, in the dtype of ``embeddings``.
 
     Examples
     --------
@@ -113,11 +139,16 @@ def unpack_tokens(X: Any, n_tokens: int) -> tuple[Any, Any]:
     Parameters
     ----------
     X : ndarray or tensor of shape (..., n_tokens * (d + 1))
+        Rows in the token layout.
     n_tokens : int
+        Token slots per row.
 
     Returns
     -------
-    (embeddings, mask)
+    embeddings : ndarray or tensor of shape (..., n_tokens, d)
+        The token embeddings (a view of ``X``).
+    mask : ndarray or tensor of shape (..., n_tokens)
+        True for a real token.
     """
     d = token_dim(X.shape[-1], n_tokens)
     values = X[..., : n_tokens * d].reshape(*X.shape[:-1], n_tokens, d)

@@ -51,10 +51,12 @@ def scored_rows(n_classes: int) -> int:
     Parameters
     ----------
     n_classes : int
+        Number of classes each row is scored for.
 
     Returns
     -------
     int
+        The largest number of held-out rows to score.
 
     Examples
     --------
@@ -85,14 +87,20 @@ def temperature_log_loss(
     Parameters
     ----------
     S : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1.
     T : ndarray of shape (n_rows,) or (n_rows, n_labels)
+        Class codes, or a 0/1 indicator (sigmoids).
     w : ndarray of shape (n_rows,) or None
+        Row weights; None (or all zero) weighs rows equally.
     t : float
+        Temperature the scores are divided by.
     smoothing : float, default=0.0
+        Share of each target spread uniformly over the classes (or over 0/1).
 
     Returns
     -------
     float
+        The weighted mean log-loss (nats per row).
 
     Examples
     --------
@@ -144,11 +152,15 @@ def fit_temperature(
     T : ndarray of shape (n_rows,) or (n_rows, n_labels)
         Class codes, or a 0/1 indicator (sigmoids).
     w : ndarray of shape (n_rows,), default=None
+        Row weights; None weighs rows equally.
     prior : float, default=None
+        Temperature the loss is pulled towards (see above); None smooths the
+        targets instead.
 
     Returns
     -------
     float
+        The fitted temperature, within :data:`TEMPERATURE_BOUNDS`.
 
     Examples
     --------
@@ -217,11 +229,14 @@ def lattice(k_lo: int, n: int) -> np.ndarray:
     Parameters
     ----------
     k_lo : int
+        Lattice point of the first temperature.
     n : int
+        Number of temperatures.
 
     Returns
     -------
     ndarray of shape (n,)
+        The temperatures ``t_k``, ``k = k_lo, ..., k_lo + n - 1``, increasing.
 
     Examples
     --------
@@ -240,10 +255,12 @@ def temperature_window(k0: int) -> np.ndarray:
     Parameters
     ----------
     k0 : int
+        Lattice point of the window's middle temperature.
 
     Returns
     -------
-    ndarray
+    ndarray of shape (2 * GRID_HALF + 1,)
+        The window's temperatures, increasing.
 
     Examples
     --------
@@ -282,6 +299,7 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     Parameters
     ----------
     D : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1 (``-inf``: a class that cannot occur).
     w : ndarray of shape (n_rows,), default=None
         Row weights: the median is the weighted one (rows of weight 0 do not
         count), so that a weight equals repeated rows (unweighted, a weight
@@ -353,14 +371,23 @@ def grid_log_loss(
     Parameters
     ----------
     D : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1 (``-inf``: a class the row cannot take).
     log_prior : ndarray of shape (n_classes,)
+        Log prior of each class, added to the scaled scores.
     T : ndarray of shape (n_rows,)
+        Class codes.
     w : ndarray of shape (n_rows,) or None
-    grid : ndarray, default=None
+        Row weights; None weighs rows equally.
+    grid : ndarray of shape (n_grid,), default=None
+        Temperatures to evaluate; None for :data:`TEMPERATURE_GRID`.
 
     Returns
     -------
-    (sums of shape (2, n_grid), total weight)
+    sums : ndarray of shape (2, n_grid)
+        Summed weighted losses of the true class (row 0) and of a uniform
+        target (row 1) at each temperature.
+    total : float
+        Total weight of the rows used.
 
     Examples
     --------
@@ -443,12 +470,16 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     Parameters
     ----------
     sums : ndarray of shape (2, n_grid)
+        Accumulated :func:`grid_log_loss` sums.
     total : float
-    grid : ndarray, default=None
+        Accumulated total weight of the rows scored.
+    grid : ndarray of shape (n_grid,), default=None
+        Temperatures the sums were taken at; None for :data:`TEMPERATURE_GRID`.
 
     Returns
     -------
     float
+        The temperature of least smoothed loss.
     """
     if not total > 0:
         return 1.0
@@ -479,11 +510,14 @@ def merge_grid_losses(tables: Iterable[tuple]) -> tuple[np.ndarray, float, int |
 
     Parameters
     ----------
-    tables : iterable of tuples
+    tables : iterable of tuple
+        ``(sums, total, k_lo)`` tables, as :func:`add_grid_losses` returns.
 
     Returns
     -------
     tuple
+        The merged ``(sums, total, k_lo)``; :data:`NO_LOSSES`' values when no
+        table has scored rows.
 
     Examples
     --------
@@ -534,9 +568,11 @@ def add_grid_losses(
     D : ndarray of shape (n_rows, n_classes)
         Scores at temperature 1 (``-inf``: a class the row cannot take).
     log_prior : ndarray of shape (n_classes,)
+        Log prior of each class, added to the scaled scores.
     T : ndarray of shape (n_rows,)
         Class codes.
     w : ndarray of shape (n_rows,) or None
+        Row weights; None weighs rows equally.
 
     Returns
     -------
@@ -586,6 +622,7 @@ def table_temperature(table: tuple) -> float:
     Returns
     -------
     float
+        The temperature.
     """
     sums, total, k_lo = table
     if k_lo is None:

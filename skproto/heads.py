@@ -16,7 +16,15 @@ __all__ = ["LinearHead", "MixtureHead", "NearestHead", "ReasoningHead", "class_l
 
 
 class LinearHead(torch.nn.Module):
-    """``scores = a @ W / temperature`` (ProtoPNet's class-connection layer)."""
+    """``scores = a @ W / temperature`` (ProtoPNet's class-connection layer).
+
+    Parameters
+    ----------
+    weight : tensor of shape (n_prototypes, n_classes)
+        Initial class-connection weights ``W`` (learned).
+    temperature : float, default=1.0
+        Divisor of the scores (a buffer, fitted after training).
+    """
 
     def __init__(self, weight: torch.Tensor, temperature: float = 1.0):
         super().__init__()
@@ -24,6 +32,18 @@ class LinearHead(torch.nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """Class scores of the activations.
+
+        Parameters
+        ----------
+        a : tensor of shape (n_samples, n_prototypes)
+            Prototype activations.
+
+        Returns
+        -------
+        scores : tensor of shape (n_samples, n_classes)
+            ``a @ W / temperature``.
+        """
         return (a @ self.weight) / self.temperature
 
 
@@ -35,6 +55,14 @@ class ReasoningHead(torch.nn.Module):
     that ``sum_k r+_kc + r-_kc = 1``) and the score
     ``p_c = sum_k r+_kc d_k + r-_kc (1 - d_k)``. With ``negative=False`` only
     ``r+`` exists (a normalised RBF head).
+
+    Parameters
+    ----------
+    logits : tensor of shape (n_prototypes, n_classes) or (2 * n_prototypes, n_classes)
+        Initial reasoning logits (learned): the ``r+`` rows, then, with
+        ``negative=True``, the ``r-`` rows.
+    negative : bool, default=True
+        Whether the head has negative reasoning weights ``r-``.
     """
 
     def __init__(self, logits: torch.Tensor, negative: bool = True):
@@ -43,7 +71,14 @@ class ReasoningHead(torch.nn.Module):
         self.negative = negative
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(r_plus, r_minus)``, each (n_prototypes, n_classes)."""
+        """The positive and negative reasoning weights.
+
+        Returns
+        -------
+        r_plus, r_minus : tensor of shape (n_prototypes, n_classes)
+            Softmax of the logits over each class's column; ``r_minus`` is all
+            zeros with ``negative=False``.
+        """
         R = torch.softmax(self.logits, dim=0)
         if self.negative:
             K = R.shape[0] // 2
@@ -51,6 +86,18 @@ class ReasoningHead(torch.nn.Module):
         return R, torch.zeros_like(R)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """Class scores ``p_c = sum_k r+_kc d_k + r-_kc (1 - d_k)``.
+
+        Parameters
+        ----------
+        d : tensor of shape (n_samples, n_prototypes)
+            Detection probabilities in [0, 1].
+
+        Returns
+        -------
+        p : tensor of shape (n_samples, n_classes)
+            Class scores, in [0, 1].
+        """
         rp, rn = self.weights()
         return d @ (rp - rn) + rn.sum(0)
 
@@ -63,6 +110,16 @@ class ReasoningHead(torch.nn.Module):
         (training batches), the logsumexp over ``k`` of ``log d_k + log r+_kc``,
         a block of classes at a time. All (rows, prototypes, classes) terms at
         once took 1.5 GiB to predict 2,000 rows of 100 classes.
+
+        Parameters
+        ----------
+        log_d : tensor of shape (n_samples, n_prototypes)
+            Logs of the detection probabilities.
+
+        Returns
+        -------
+        log_p : tensor of shape (n_samples, n_classes)
+            Logs of the class scores of the positive reasoning weights.
         """
         rp, _ = self.weights()
         log_rp = torch.log(rp)
@@ -92,7 +149,15 @@ def _block_logsumexp(log_d: torch.Tensor, log_rp: torch.Tensor) -> torch.Tensor:
 
 
 class NearestHead(torch.nn.Module):
-    """Winner takes all: ``p_c = max_{k in c} d_k`` over each class's own prototypes."""
+    """Winner takes all: ``p_c = max_{k in c} d_k`` over each class's own prototypes.
+
+    Parameters
+    ----------
+    labels : tensor of shape (n_prototypes,)
+        Class code (int64) of each prototype.
+    n_classes : int
+        Number of classes.
+    """
 
     def __init__(self, labels: torch.Tensor, n_classes: int):
         super().__init__()
@@ -103,7 +168,13 @@ class NearestHead(torch.nn.Module):
         self._block = 0  # > 0: prototypes are class-major blocks of this size
 
     def freeze(self) -> NearestHead:
-        """Note whether the prototypes are equal class-major blocks (a faster max)."""
+        """Note whether the prototypes are equal class-major blocks (a faster max).
+
+        Returns
+        -------
+        self : NearestHead
+            This head.
+        """
         K = len(self.labels)
         m = K // self.n_classes
         blocks = torch.arange(self.n_classes, device=self.labels.device).repeat_interleave(m)
@@ -112,7 +183,15 @@ class NearestHead(torch.nn.Module):
         return self
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(membership, 0)``: the 0/1 class membership of each prototype."""
+        """``(membership, 0)``: the 0/1 class membership of each prototype.
+
+        Returns
+        -------
+        membership : tensor of shape (n_prototypes, n_classes)
+            One-hot (float32) class of each prototype.
+        zeros : tensor of shape (n_prototypes, n_classes)
+            All zeros (no negative reasoning).
+        """
         return self.membership, torch.zeros_like(self.membership)
 
     def _class_max(self, a: torch.Tensor, fill: float) -> torch.Tensor:
@@ -123,19 +202,60 @@ class NearestHead(torch.nn.Module):
         return out.scatter_reduce(1, index, a, reduce="amax", include_self=False)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """The largest detection of each class's own prototypes.
+
+        Parameters
+        ----------
+        d : tensor of shape (n_samples, n_prototypes)
+            Detection probabilities in [0, 1].
+
+        Returns
+        -------
+        p : tensor of shape (n_samples, n_classes)
+            ``max_{k in c} d_k`` (0 for a class without prototypes).
+        """
         return self._class_max(d, 0.0)
 
     def log_forward(self, log_d: torch.Tensor) -> torch.Tensor:
+        """The largest log detection of each class's own prototypes.
+
+        Parameters
+        ----------
+        log_d : tensor of shape (n_samples, n_prototypes)
+            Logs of the detection probabilities.
+
+        Returns
+        -------
+        log_p : tensor of shape (n_samples, n_classes)
+            ``max_{k in c} log d_k`` (``-inf`` for a class without prototypes).
+        """
         return self._class_max(log_d, -float("inf"))
 
 
-def class_logsumexp(u: torch.Tensor, codes: torch.Tensor, n_classes: int):
+def class_logsumexp(
+    u: torch.Tensor, codes: torch.Tensor, n_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-class ``logsumexp`` of ``u`` (n, K) over each class's own columns.
 
-    Returns ``(lse, r)``: ``lse`` (n, n_classes) and the responsibilities
-    ``r = exp(u - lse[:, codes])`` (n, K), which sum to one within each class.
     A class without columns gets ``-inf``. Works on any order of ``codes``
     (prototypes of a class need not be contiguous) in O(n K) memory.
+
+    Parameters
+    ----------
+    u : tensor of shape (n_samples, n_prototypes)
+        Values to combine, one column per prototype.
+    codes : tensor of shape (n_prototypes,)
+        Class code (int64) of each column.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    lse : tensor of shape (n_samples, n_classes)
+        ``logsumexp`` of each class's columns.
+    r : tensor of shape (n_samples, n_prototypes)
+        Responsibilities ``exp(u - lse[:, codes])``, which sum to one within
+        each class.
     """
     index = codes.expand(u.shape[0], -1)
     top = torch.full((u.shape[0], n_classes), -float("inf"), dtype=u.dtype, device=u.device)
@@ -163,6 +283,19 @@ class MixtureHead(torch.nn.Module):
     prototypes within their class, prototype ``k`` contributes
     ``r_k * scale * tau * logsumexp_c / temperature`` to its class's score
     and nothing to any other, so contributions add up exactly to the score.
+
+    Parameters
+    ----------
+    codes : tensor of shape (n_prototypes,)
+        Class code (int64) of each prototype.
+    n_classes : int
+        Number of classes.
+    tau : float, default=0.05
+        Initial softness of the maximum within a class (learned).
+    scale : float, default=20.0
+        Initial scale of the scores (learned).
+    temperature : float, default=1.0
+        Divisor of the scores (a buffer, fitted after training).
     """
 
     def __init__(
@@ -189,6 +322,11 @@ class MixtureHead(torch.nn.Module):
 
         Called on construction and after ``load_state_dict``, so training uses
         the block path too whenever the layout allows it.
+
+        Returns
+        -------
+        self : MixtureHead
+            This head.
         """
         K = len(self.codes)
         m = K // self.n_classes if self.n_classes else 0
@@ -197,7 +335,20 @@ class MixtureHead(torch.nn.Module):
         return self
 
     def parts(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities."""
+        """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities.
+
+        Parameters
+        ----------
+        a : tensor of shape (n_samples, n_prototypes)
+            Prototype activations.
+
+        Returns
+        -------
+        class_terms : tensor of shape (n_samples, n_classes)
+            The scores without the bias (``-inf`` for a class without prototypes).
+        r : tensor of shape (n_samples, n_prototypes)
+            Responsibility of each prototype within its class (sums to one per class).
+        """
         tau = self.log_tau.exp()
         if self._block:  # class-major blocks: no scatter
             u = (a / tau).view(a.shape[0], self.n_classes, self._block)
@@ -210,6 +361,18 @@ class MixtureHead(torch.nn.Module):
         return terms.masked_fill(empty, -float("inf")), r
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """Class scores of the activations.
+
+        Parameters
+        ----------
+        a : tensor of shape (n_samples, n_prototypes)
+            Prototype activations.
+
+        Returns
+        -------
+        scores : tensor of shape (n_samples, n_classes)
+            ``(scale * tau * logsumexp_{k in c}(a_k / tau) + b_c) / temperature``.
+        """
         if self._block:
             tau = self.log_tau.exp()
             lse = torch.logsumexp((a / tau).view(a.shape[0], self.n_classes, self._block), -1)

@@ -20,14 +20,40 @@ _TINY = 1e-12
 
 
 def weighted_mean(per_sample: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``sum_i w_i l_i / sum_i w_i`` (0 for all-zero weights)."""
+    """``sum_i w_i l_i / sum_i w_i`` (0 for all-zero weights).
+
+    Parameters
+    ----------
+    per_sample : tensor of shape (n_samples,)
+        Per-sample losses ``l_i``.
+    w : tensor of shape (n_samples,)
+        Non-negative sample weights ``w_i``.
+
+    Returns
+    -------
+    loss : tensor of shape ()
+        The weighted mean.
+    """
     total = w.sum()
     # (clamped at 1e-12, weights of 1e-14 divided by 1e-12: the mean of ones was 0.1)
     return torch.where(total > 0, (per_sample * w).sum() / torch.where(total > 0, total, 1.0), 0.0)
 
 
 def classification_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Per-sample cross-entropy (codes ``t``) or mean binary cross-entropy (indicator ``t``)."""
+    """Per-sample cross-entropy (codes ``t``) or mean binary cross-entropy (indicator ``t``).
+
+    Parameters
+    ----------
+    logits : tensor of shape (n_samples, n_classes)
+        Class scores.
+    t : tensor of shape (n_samples,) or (n_samples, n_classes)
+        Class codes (int64), or 0/1 indicators of the classes (multi-label).
+
+    Returns
+    -------
+    loss : tensor of shape (n_samples,)
+        Cross-entropy, or binary cross-entropy averaged over the classes.
+    """
     if t.dim() == 2:
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         return bce(logits, t, reduction="none").mean(1)
@@ -44,12 +70,37 @@ def cluster_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
 
     ``own[i, k]`` says whether prototype ``k`` belongs to a class of sample ``i``;
     0 for a sample with no own prototype.
+
+    Parameters
+    ----------
+    d : tensor of shape (n_samples, n_prototypes)
+        Distances of the samples to the prototypes.
+    own : bool tensor of shape (n_samples, n_prototypes)
+        Whether each prototype belongs to a class of each sample.
+
+    Returns
+    -------
+    cost : tensor of shape (n_samples,)
+        Distance to the nearest own-class prototype.
     """
     return _masked_min(d, own) * own.any(1)
 
 
 def separation_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
-    """ProtoPNet's separation cost: distance to the nearest other-class prototype."""
+    """ProtoPNet's separation cost: distance to the nearest other-class prototype.
+
+    Parameters
+    ----------
+    d : tensor of shape (n_samples, n_prototypes)
+        Distances of the samples to the prototypes.
+    own : bool tensor of shape (n_samples, n_prototypes)
+        Whether each prototype belongs to a class of each sample.
+
+    Returns
+    -------
+    cost : tensor of shape (n_samples,)
+        Distance to the nearest other-class prototype (0 for a sample with none).
+    """
     return _masked_min(d, ~own) * (~own).any(1)
 
 
@@ -59,6 +110,18 @@ def latent_drift(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     Keeps a learned map near an earlier copy (``z0`` its output) while new
     classes are learnt, so the earlier classes' rows stay where their
     prototypes expect them (feature distillation).
+
+    Parameters
+    ----------
+    z : tensor of shape (n_samples, n_latent)
+        Latent rows of the current map.
+    z0 : tensor of shape (n_samples, n_latent)
+        Latent rows of the earlier copy.
+
+    Returns
+    -------
+    drift : tensor of shape (n_samples,)
+        ``||z - z0||^2 / ||z0||^2``.
     """
     return ((z - z0) ** 2).sum(-1) / (z0 * z0).sum(-1).clamp_min(_TINY)
 
@@ -73,6 +136,23 @@ def st_protopnet_loss(
     it had rows); similarities are inner products of unit-normalised
     prototypes. For each pair of distinct classes that both have prototypes,
     the least (support) or most (trivial) similar cross-class pair counts.
+
+    Parameters
+    ----------
+    P : tensor of shape (n_prototypes, n_latent)
+        Prototypes.
+    codes : tensor of shape (n_prototypes,)
+        Class code (int64) of each prototype.
+    n_classes : int
+        Number of classes.
+    kind : {"support", "trivial"}
+        Closeness loss (support prototypes) or discrimination loss (trivial ones).
+
+    Returns
+    -------
+    loss : tensor of shape ()
+        Minus the mean least similarity (support) or the mean greatest
+        similarity (trivial) over the pairs of classes; 0 without any pair.
     """
     Pn = torch.nn.functional.normalize(P, dim=-1)
     G = Pn @ Pn.T
@@ -94,7 +174,20 @@ def st_protopnet_loss(
 
 
 def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
-    """GLVQ's ``sigmoid(2 mu)``, ``mu = (D+ - D-) / (D+ + D-)``, per sample."""
+    """GLVQ's ``sigmoid(2 mu)``, ``mu = (D+ - D-) / (D+ + D-)``, per sample.
+
+    Parameters
+    ----------
+    d2 : tensor of shape (n_samples, n_prototypes)
+        Squared distances of the samples to the prototypes.
+    own : bool tensor of shape (n_samples, n_prototypes)
+        Whether each prototype belongs to the class of each sample.
+
+    Returns
+    -------
+    loss : tensor of shape (n_samples,)
+        ``sigmoid(2 mu)``, in (0, 1).
+    """
     d_plus = _masked_min(d2, own)
     d_minus = _masked_min(d2, ~own)
     mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(_TINY)
@@ -102,7 +195,22 @@ def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
 
 
 def cbc_margin_loss(p: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tensor:
-    """CBC's ``max(0, max_{j != y} p_j - p_y + margin)``, per sample."""
+    """CBC's ``max(0, max_{j != y} p_j - p_y + margin)``, per sample.
+
+    Parameters
+    ----------
+    p : tensor of shape (n_samples, n_classes)
+        Class scores.
+    t : tensor of shape (n_samples,)
+        Class codes (int64) ``y``.
+    margin : float
+        Margin by which the true class's score should lead.
+
+    Returns
+    -------
+    loss : tensor of shape (n_samples,)
+        The hinge loss.
+    """
     rows = torch.arange(len(p), device=p.device)
     true = torch.nn.functional.one_hot(t, p.shape[1]) > 0
     p_other = p.masked_fill(true, -float("inf")).max(1).values
@@ -118,6 +226,18 @@ def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
     ``margin``, and 0 beyond. A misclassified sample pulls with the full
     slope, a correct one the less the closer it is to ``margin``; with
     ``margin=0``, ``max(0, -radius)``.
+
+    Parameters
+    ----------
+    radius : tensor of shape (n_samples,)
+        Signed certified radii (negative for a misclassified sample).
+    margin : float
+        Largest radius aimed for.
+
+    Returns
+    -------
+    loss : tensor of shape (n_samples,)
+        The averaged hinge.
     """
     if margin <= 0:
         return torch.relu(-radius)

@@ -63,12 +63,14 @@ def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0) ->
     model : str
         A folder, or a model's name.
     device : str, default="cpu"
+        Where the model runs ("auto": CUDA when available).
     verbose : int, default=0
         Show transformers' loading progress.
 
     Returns
     -------
-    sentence_transformers.SentenceTransformer
+    model : sentence_transformers.SentenceTransformer
+        The loaded model, on ``device``.
 
     Examples
     --------

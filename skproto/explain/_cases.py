@@ -97,11 +97,14 @@ def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Feature array to tag.
     cases : sequence of length n_samples
+        Raw input of each row (texts, images, any objects), read by position.
 
     Returns
     -------
-    X : ndarray, the same object
+    X : ndarray of shape (n_samples, n_features)
+        ``X`` itself (the same object), now tagged.
 
     Examples
     --------
@@ -179,6 +182,7 @@ def rendered(case: Any, renderer: str | Callable | None = None) -> str | np.ndar
     Returns
     -------
     str or ndarray
+        The text to show, or the image (an array of shape (H, W), (H, W, 3) or (H, W, 4)).
 
     Examples
     --------
@@ -215,13 +219,16 @@ def case_text(
     Parameters
     ----------
     case : object
+        A text, an image array, or any object.
     renderer : None, "text", "image" or callable, default=None
         As in :func:`rendered`.
     max_chars : int, default=48
+        Longest snippet; longer text is cut and ends with an ellipsis.
 
     Returns
     -------
     str
+        The snippet, on one line (runs of white space become one space).
 
     Examples
     --------
@@ -260,10 +267,12 @@ def png_bytes(image: ArrayLike) -> bytes:
     Parameters
     ----------
     image : array-like of shape (H, W), (H, W, 3) or (H, W, 4)
+        Grey, RGB or RGBA pixels.
 
     Returns
     -------
     bytes
+        The PNG file's contents (8 bits per channel).
 
     Examples
     --------
@@ -306,10 +315,12 @@ def png_data_uri(image: ArrayLike) -> str:
     Parameters
     ----------
     image : array-like of shape (H, W), (H, W, 3) or (H, W, 4)
+        Grey, RGB or RGBA pixels.
 
     Returns
     -------
     str
+        A data URI, usable as an HTML ``img`` element's ``src``.
 
     Examples
     --------
@@ -339,6 +350,7 @@ def prototype_rows(
     Parameters
     ----------
     estimator : fitted skproto estimator
+        The classifier whose prototypes are shown.
     X : array-like of shape (n_samples, n_features), default=None
         The training data, in the order of the cases.
     y : array-like of shape (n_samples,) or (n_samples, n_classes), default=None
@@ -350,6 +362,7 @@ def prototype_rows(
     Returns
     -------
     rows : ndarray of shape (n_prototypes,)
+        Training row of each prototype (its own, or its representative; -1: none).
 
     Examples
     --------
@@ -397,7 +410,22 @@ def prototype_rows(
 
 
 def other_rows(neighbors: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
-    """Per prototype, its first ``m`` neighbour rows other than its own row ``rows[k]``."""
+    """Per prototype, its first ``m`` neighbour rows other than its own row ``rows[k]``.
+
+    Parameters
+    ----------
+    neighbors : ndarray of shape (n_prototypes, n_neighbors)
+        Rows most activated by each prototype, most active first.
+    rows : ndarray of shape (n_prototypes,)
+        Each prototype's own row (-1: none).
+    m : int
+        Neighbour rows wanted per prototype.
+
+    Returns
+    -------
+    ndarray of shape (n_prototypes, min(m, n_neighbors - 1))
+        The neighbour rows (all ``n_neighbors`` of them when there is only one).
+    """
     m = min(m, neighbors.shape[1] - 1) if neighbors.shape[1] > 1 else neighbors.shape[1]
     out = np.empty((len(neighbors), m), dtype=neighbors.dtype)
     for i, (near, own) in enumerate(zip(neighbors, rows)):

@@ -87,7 +87,9 @@ class Explanation:
     precision (for a binary single-label problem ``decision_function``
     returns ``scores[:, 1] - scores[:, 0]``).
 
-    Attributes
+    Built by ``explain``; every parameter is also an attribute of the same name.
+
+    Parameters
     ----------
     classes : ndarray of shape (n_classes,)
         Class labels, in the column order of ``scores``.
@@ -199,13 +201,28 @@ class Explanation:
     def __len__(self) -> int:
         return len(self.explained)
 
-    def with_prototype_cases(self, prototype_cases: Sequence, prototype_rows=None) -> Explanation:
+    def with_prototype_cases(
+        self, prototype_cases: Sequence, prototype_rows: ArrayLike | None = None
+    ) -> Explanation:
         """This explanation with cases given per prototype (``prototype_cases[k]``: prototype k's).
 
         What ``explain`` does by itself when the estimator knows its
         prototypes' cases (``prototype_cases_``, see
-        :func:`skproto.explain.attach_cases`). ``prototype_rows`` (per
-        prototype, -1: none) fills ``case_rows``; default the prototypes' own rows.
+        :func:`skproto.explain.attach_cases`).
+
+        Parameters
+        ----------
+        prototype_cases : sequence of shape (n_prototypes,)
+            The case of each prototype (row of ``prototypes_``): a text, an
+            image, any object, or None.
+        prototype_rows : array-like of shape (n_prototypes,), default=None
+            The training row of each prototype's case (-1: none), for
+            ``case_rows``. Default: the prototypes' own rows.
+
+        Returns
+        -------
+        explanation : Explanation
+            A copy with ``cases`` and ``case_rows`` set.
         """
         # one object per prototype, filled one by one (np.asarray made images of
         # one shape, or tuples of one length, into an n-d array of their entries)
@@ -281,6 +298,11 @@ class Explanation:
         scores), for each of ``parts``, ``<part>_to_predicted`` and
         ``<part>_to_runner_up``, and after :meth:`with_cases`, ``case_row``
         and ``case``.
+
+        Returns
+        -------
+        list of dict
+            One record per (sample, listed prototype), samples first.
         """
         pred_col = self._class_column(self.explained)
         run_col = self._class_column(self.runner_up)
@@ -318,6 +340,12 @@ class Explanation:
         """The table of :meth:`to_records` as a ``pandas.DataFrame``.
 
         Requires pandas (``pip install pandas``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per (sample, listed prototype), with the columns of
+            :meth:`to_records` in that order.
         """
         try:
             import pandas as pd

@@ -70,6 +70,7 @@ class ExplanationDisplay:
     renderer : None, "text", "image" or callable, default=None
         How cases are shown (see :func:`skproto.explain.rendered`).
     estimator_name : str, default=""
+        Name of the explained estimator (kept, not drawn).
 
     Attributes
     ----------
@@ -126,6 +127,33 @@ class ExplanationDisplay:
         ``cases`` are the raw training inputs aligned with the training rows;
         with ``X_train, y_train`` too, prototypes that are not training rows
         (class means) are shown by their representative row.
+
+        Parameters
+        ----------
+        estimator : fitted skproto estimator, or a Pipeline ending in one
+            The classifier to explain.
+        X : array-like of shape (n_samples, n_features)
+            Samples (a pipeline's raw inputs).
+        sample : int, default=0
+            Row of ``X`` to explain (negative counts from the end).
+        n_prototypes : int, default=5
+            Prototypes listed in each panel.
+        cases : sequence, default=None
+            Raw cases aligned with the training rows ``X_train``.
+        X_train : array-like of shape (n_train, n_features), default=None
+            The training data, for the representatives of prototypes that are
+            no rows; a pipeline's training inputs are also the default cases.
+        y_train : array-like of shape (n_train,), default=None
+            Labels of ``X_train``.
+        renderer : None, "text", "image" or callable, default=None
+            How cases are shown (see :func:`skproto.explain.rendered`).
+        ax : matplotlib Axes or sequence of Axes, default=None
+            One Axes per panel; None: a new figure.
+
+        Returns
+        -------
+        display : ExplanationDisplay
+            The display, drawn.
         """
         estimator, X, X_train, _, cases = unpipe(
             estimator, _rows_of(X, sample), X_train, None, cases
@@ -157,6 +185,24 @@ class ExplanationDisplay:
         ``target=explanation.runner_up`` (its prototypes ranked for the
         runner-up); without it, the runner-up panel shows the prototypes
         listed for the prediction.
+
+        Parameters
+        ----------
+        explanation : Explanation
+            Explanation of the predicted (explained) class.
+        sample : int, default=0
+            Row of the explanation to plot.
+        runner_up : Explanation, default=None
+            Explanation of the same rows for their runner-up class.
+        renderer : None, "text", "image" or callable, default=None
+            How cases are shown (see :func:`skproto.explain.rendered`).
+        ax : matplotlib Axes or sequence of Axes, default=None
+            One Axes per panel; None: a new figure.
+
+        Returns
+        -------
+        display : ExplanationDisplay
+            The display, drawn.
         """
         panels = [waterfall(explanation, sample)]
         if len(explanation.classes) > 1:
@@ -168,7 +214,19 @@ class ExplanationDisplay:
         return display.plot(ax=ax)
 
     def plot(self, ax: Any = None) -> ExplanationDisplay:
-        """Draw the panels on ``ax`` (one Axes per panel; a new figure if None)."""
+        """Draw the panels on ``ax`` (one Axes per panel; a new figure if None).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or sequence of Axes, default=None
+            At least one Axes per panel; None: a new figure.
+
+        Returns
+        -------
+        display : ExplanationDisplay
+            The display itself, with ``figure_``, ``axes_``, ``bars_`` and
+            ``thumbnails_`` set.
+        """
         plt = _pyplot()
         n = len(self.waterfalls)
         if ax is None:
@@ -246,6 +304,27 @@ class PrototypeGalleryDisplay:
     Titles give the prototype's class, its purity (share of its 10 most
     activating training rows that carry its class) and each neighbour's label.
 
+    Parameters
+    ----------
+    prototype_index : array-like of shape (n_shown,)
+        The prototypes to show (rows of ``prototypes_``).
+    prototype_label : array-like of shape (n_shown,)
+        Class of each.
+    rows : array-like of shape (n_shown,)
+        Training row shown as each prototype's case (-1: none).
+    neighbors : array-like of shape (n_shown, n_neighbors)
+        Training rows shown next to each prototype.
+    neighbor_labels : array-like of shape (n_shown, n_neighbors)
+        Labels of those rows.
+    purity : array-like of shape (n_shown,)
+        Purity of each prototype.
+    cases : sequence, default=None
+        Raw cases aligned with the training rows; None: row numbers are shown.
+    renderer : None, "text", "image" or callable, default=None
+        How cases are shown (see :func:`skproto.explain.rendered`).
+    prototype_cases : sequence of shape (n_shown,), default=None
+        Case of each shown prototype, used when ``cases`` is None.
+
     Attributes
     ----------
     figure_ : matplotlib Figure
@@ -311,6 +390,30 @@ class PrototypeGalleryDisplay:
         prototypes and row numbers for the neighbours). With a fitted Pipeline
         ending in a skproto estimator, ``X`` holds raw inputs: they go through
         the steps before it and are themselves the cases.
+
+        Parameters
+        ----------
+        estimator : fitted skproto estimator, or a Pipeline ending in one
+            The classifier whose prototypes are shown.
+        X : array-like of shape (n_samples, n_features)
+            The training data (a pipeline's raw inputs).
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Its labels (an indicator matrix for a multi-label model).
+        cases : sequence, default=None
+            Raw cases aligned with the rows of ``X``.
+        classes : sequence, default=None
+            Classes whose prototypes are shown; None: the first ``max_classes``.
+        max_classes : int, default=5
+            Classes shown when ``classes`` is None.
+        n_neighbors : int, default=3
+            Neighbour cases shown next to each prototype.
+        renderer : None, "text", "image" or callable, default=None
+            How cases are shown (see :func:`skproto.explain.rendered`).
+
+        Returns
+        -------
+        display : PrototypeGalleryDisplay
+            The display, drawn.
         """
         from ..metrics import _present, _purity_of_neighbors, prototype_neighbors
 
@@ -361,7 +464,19 @@ class PrototypeGalleryDisplay:
             ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, parse_math=False)
 
     def plot(self, fig: Any = None) -> PrototypeGalleryDisplay:
-        """Draw the gallery (on ``fig``, or a new figure)."""
+        """Draw the gallery (on ``fig``, or a new figure).
+
+        Parameters
+        ----------
+        fig : matplotlib Figure, default=None
+            Figure to draw the grid of Axes on; None: a new one.
+
+        Returns
+        -------
+        display : PrototypeGalleryDisplay
+            The display itself, with ``figure_``, ``axes_``, ``prototype_index_``,
+            ``neighbors_`` and ``purity_`` set.
+        """
         plt = _pyplot()
         n, m = len(self.prototype_index), self.neighbors.shape[1]
         own_layout = fig is not None and fig.get_layout_engine() is not None
@@ -400,6 +515,19 @@ class EmbeddingDisplay:
     never tied to a row cannot be placed and are left out. With a
     multi-label ``y`` a row is drawn once in the colour of each label it
     carries (a row without a label, not at all).
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_points, 2)
+        The projected training points.
+    point_labels : array-like of shape (n_points,)
+        Class of each point.
+    prototype_points : ndarray of shape (n_placed, 2)
+        The projected prototypes.
+    prototype_labels : array-like of shape (n_placed,)
+        Class of each of those prototypes.
+    projector : fitted transformer
+        What mapped the inputs to 2-D.
 
     Attributes
     ----------
@@ -445,9 +573,28 @@ class EmbeddingDisplay:
     ) -> EmbeddingDisplay:
         """Project ``X`` (the training data) and the prototypes to 2-D and plot them.
 
-        ``method``: ``"pca"`` or any transformer with ``fit_transform`` and
-        ``transform`` to 2 dimensions. At most ``max_points`` rows are drawn
-        (a seeded subsample); the projection is fitted on them.
+        Parameters
+        ----------
+        estimator : fitted skproto estimator, or a Pipeline ending in one
+            The classifier whose prototypes are drawn.
+        X : array-like of shape (n_samples, n_features)
+            The training data (a pipeline's raw inputs).
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Its labels (an indicator matrix for a multi-label model).
+        method : "pca" or transformer, default="pca"
+            PCA, or any transformer with ``fit_transform`` and ``transform``
+            to 2 dimensions.
+        max_points : int, default=5000
+            Rows drawn at most (a seeded subsample); the projection is fitted on them.
+        random_state : int or None, default=0
+            Seeds the subsample and the PCA.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; None: a new figure.
+
+        Returns
+        -------
+        display : EmbeddingDisplay
+            The display, drawn.
         """
         estimator, X, _, _, _ = unpipe(estimator, X)
         check_is_fitted(estimator)
@@ -501,7 +648,19 @@ class EmbeddingDisplay:
         return display.plot(ax=ax)
 
     def plot(self, ax: Any = None) -> EmbeddingDisplay:
-        """Draw the map on ``ax`` (a new figure if None)."""
+        """Draw the map on ``ax`` (a new figure if None).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; None: a new figure.
+
+        Returns
+        -------
+        display : EmbeddingDisplay
+            The display itself, with ``figure_``, ``ax_``, ``points_``,
+            ``prototypes_`` and ``projector_`` set.
+        """
         plt = _pyplot()
         if ax is None:
             fig, ax = plt.subplots(figsize=(7, 6))

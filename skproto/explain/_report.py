@@ -300,12 +300,14 @@ def make_report(
     page_size : int, default=50
         Queries per page.
     title : str, default=None
+        Title of the page; None: ``"<estimator name>: explained predictions"``.
     path : str or Path, default=None
         Where to write the file (UTF-8); the HTML is returned either way.
 
     Returns
     -------
     html : str
+        The HTML document.
 
     Examples
     --------

@@ -24,6 +24,27 @@ class Step:
     explanation's ``value``, named by its ``value_name``: a similarity, a
     squared distance...).
 
+    Parameters
+    ----------
+    kind : {"bias", "prototype", "other"}
+        What the term is.
+    value : float
+        The term: its share of the class score.
+    label : str
+        Text of the bar.
+    prototype : int, default=-1
+        The prototype (row of ``prototypes_``); -1 for the bias and other terms.
+    prototype_label : object, default=None
+        Class of the prototype.
+    row : int, default=-1
+        Training row whose case is shown for the prototype (-1: none).
+    case : object, default=None
+        That case (a text, an image, any object), if known.
+    part : str or None, default=None
+        Name of the term of ``Explanation.parts`` this step is, if split.
+    prototype_value : float, default=nan
+        What ``transform`` gives for the prototype.
+
     Examples
     --------
     See :func:`waterfall`, whose ``Waterfall.steps`` they are.
@@ -43,6 +64,17 @@ class Step:
 @dataclass(frozen=True)
 class Waterfall:
     """The steps of one class score; ``sum(step.value) == score`` to float precision.
+
+    Parameters
+    ----------
+    sample : int
+        Row of the explanation.
+    label : object
+        The class whose score this is.
+    score : float
+        The class score.
+    steps : list of Step
+        The bias, the listed prototypes' terms, then the other prototypes' sum.
 
     Examples
     --------
@@ -71,9 +103,11 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     Parameters
     ----------
     explanation : Explanation
+        An estimator's explanation.
     sample : int
         Row of the explanation.
     column : {"explained", "runner_up"}, default="explained"
+        Which class's score to decompose.
 
     Returns
     -------
@@ -155,8 +189,11 @@ def explain_with_runner_up(
     Parameters
     ----------
     estimator : fitted skproto estimator
+        The classifier to explain.
     X : array-like of shape (n_samples, n_features)
+        Samples.
     n_prototypes : int, default=5
+        Prototypes listed per sample.
     cases : sequence, default=None
         Raw cases aligned with the training rows ``X_train``.
     X_train, y_train : array-like, default=None
@@ -198,9 +235,15 @@ def unpipe(
     Parameters
     ----------
     estimator : fitted skproto estimator, or a Pipeline ending in one
-    X : raw inputs (a pipeline's) or features, or None
-    X_train : the same for the training data, default=None
-    query_cases, cases : sequence, default=None
+        The model to split.
+    X : array-like or None
+        Raw inputs (a pipeline's) or features, or None.
+    X_train : array-like, default=None
+        The same for the training data.
+    query_cases : sequence, default=None
+        Raw cases of the rows of ``X``.
+    cases : sequence, default=None
+        Raw cases of the rows of ``X_train``.
 
     Returns
     -------

@@ -26,6 +26,7 @@ def shrinkage_amount(method: str | float, S: np.ndarray, n: float, q4: float | N
     Parameters
     ----------
     method : {"oas", "ledoit_wolf"} or float
+        Estimator of the intensity, or the intensity itself (in [0, 1]).
     S : ndarray of shape (n_features, n_features)
         The empirical (maximum-likelihood) covariance.
     n : float
@@ -35,7 +36,8 @@ def shrinkage_amount(method: str | float, S: np.ndarray, n: float, q4: float | N
 
     Returns
     -------
-    float in [0, 1]
+    float
+        The shrinkage intensity, in [0, 1].
 
     Examples
     --------
@@ -78,11 +80,14 @@ def shrunk_covariance(S: np.ndarray, amount: float) -> np.ndarray:
     Parameters
     ----------
     S : ndarray of shape (n_features, n_features)
-    amount : float in [0, 1]
+        Covariance matrix.
+    amount : float
+        Shrinkage intensity ``a``, in [0, 1].
 
     Returns
     -------
     ndarray of shape (n_features, n_features)
+        The shrunk covariance.
 
     Examples
     --------
@@ -118,7 +123,8 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
 
     Returns
     -------
-    L : ndarray of shape (n_features, rank), or None
+    L : ndarray of shape (n_features, rank) or None
+        The whitening map (``x @ L`` whitens ``x``); None if ``cov`` is zero.
 
     Examples
     --------
@@ -157,12 +163,16 @@ def principal_axes(X: np.ndarray, dim: int, max_rows: int = AXES_ROWS) -> np.nda
     Parameters
     ----------
     X : ndarray of shape (n_rows, n_features)
+        Rows.
     dim : int
+        Number of axes wanted.
     max_rows : int, default=10_000
+        Rows read at most.
 
     Returns
     -------
     ndarray of shape (k, n_features)
+        Orthonormal axes, in order of decreasing variance.
 
     Examples
     --------

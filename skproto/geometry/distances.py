@@ -138,12 +138,14 @@ def normalize_rows(X: Any, tol: float = 0.0) -> Any:
     Parameters
     ----------
     X : ndarray or tensor of shape (..., n_features)
+        Rows.
     tol : float, default=0.0
         Rows of norm at most this become zero (numpy only).
 
     Returns
     -------
     ndarray or tensor of the shape of ``X``
+        The rows of unit norm (or zero).
 
     Examples
     --------
@@ -171,8 +173,11 @@ def cosine_distances(X: Any, P: Any, *, P_normalized: bool = False) -> Any:
     Parameters
     ----------
     X : ndarray or tensor of shape (..., n_features)
+        Rows; leading axes are kept.
     P : ndarray or tensor of shape (n_prototypes, n_features)
+        Prototypes, of the same type as ``X``.
     P_normalized : bool, default=False
+        Whether ``P``'s rows already have unit norm (or are zero).
 
     Returns
     -------
@@ -205,12 +210,16 @@ def min_squared_distances(X: np.ndarray, P: np.ndarray, *, floor: float = 0.0) -
     Parameters
     ----------
     X : ndarray of shape (n_rows, n_features)
+        Rows.
     P : ndarray of shape (n_prototypes, n_features)
+        Prototypes.
     floor : float, default=0.0
+        Squared distances below this are ignored.
 
     Returns
     -------
     ndarray of shape (n_rows,)
+        Least squared distance of each row (``inf`` if none counts).
 
     Examples
     --------

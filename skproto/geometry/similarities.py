@@ -53,6 +53,7 @@ def rbf_similarity(d: Any, width: float) -> Any:
     Returns
     -------
     ndarray or tensor of the shape of ``d``
+        Similarities in (0, 1], 1 at ``d = 0``.
 
     Examples
     --------
@@ -75,6 +76,7 @@ def cosine_similarity(d: Any) -> Any:
     Returns
     -------
     ndarray or tensor of the shape of ``d``
+        Cosines, in ``[-1, 1]``.
 
     Examples
     --------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -23,6 +24,9 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _chunking, _validation
 from .._base import BasePrototypeClassifier
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sklearn.pipeline import Pipeline
 
 __all__ = [
     "explanation_stability",
@@ -104,7 +108,7 @@ def _evidence(estimator, X):
 
 
 def own_class_evidence(
-    estimator: BasePrototypeClassifier, X: ArrayLike, *, aggregate: str | None = "mean"
+    estimator: BasePrototypeClassifier | Pipeline, X: ArrayLike, *, aggregate: str | None = "mean"
 ) -> float | np.ndarray:
     """Share of the positive evidence for the predicted class that its own prototypes give.
 
@@ -120,13 +124,17 @@ def own_class_evidence(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
+        Samples to explain.
     aggregate : {"mean", "median"} or None, default="mean"
+        Over samples; None returns one value per sample.
 
     Returns
     -------
-    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    float or ndarray of shape (n_samples,)
+        The aggregate over samples, or the per-sample values with ``aggregate=None``.
 
     Examples
     --------
@@ -144,7 +152,7 @@ def own_class_evidence(
 
 
 def top_k_evidence_share(
-    estimator: BasePrototypeClassifier,
+    estimator: BasePrototypeClassifier | Pipeline,
     X: ArrayLike,
     k: int = 1,
     *,
@@ -162,14 +170,19 @@ def top_k_evidence_share(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
+        Samples to explain.
     k : int, default=1
+        Number of strongest prototypes whose share is measured.
     aggregate : {"mean", "median"} or None, default="mean"
+        Over samples; None returns one value per sample.
 
     Returns
     -------
-    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    float or ndarray of shape (n_samples,)
+        The aggregate over samples, or the per-sample values with ``aggregate=None``.
 
     Examples
     --------
@@ -202,7 +215,7 @@ def _evidence_shares(estimator, X, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prototype_neighbors(
-    estimator: BasePrototypeClassifier, X: ArrayLike, *, n_neighbors: int = 10
+    estimator: BasePrototypeClassifier | Pipeline, X: ArrayLike, *, n_neighbors: int = 10
 ) -> np.ndarray:
     """The rows of ``X`` that activate each prototype most, most active first.
 
@@ -212,7 +225,8 @@ def prototype_neighbors(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
         Usually the training data.
     n_neighbors : int, default=10
@@ -255,7 +269,7 @@ def prototype_neighbors(
 
 
 def prototype_purity(
-    estimator: BasePrototypeClassifier,
+    estimator: BasePrototypeClassifier | Pipeline,
     X: ArrayLike,
     y: ArrayLike,
     *,
@@ -276,12 +290,14 @@ def prototype_purity(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
         Usually the training data.
     y : array-like of shape (n_samples,) or (n_samples, n_classes)
         Labels of ``X`` (an indicator matrix for a multi-label model).
     n_neighbors : int, default=10
+        Rows most activated by each prototype that are compared to its class.
     aggregate : {"mean", "median"} or None, default="mean"
         Over prototypes; None returns one value per prototype.
 
@@ -336,7 +352,7 @@ def _purity_of_neighbors(estimator, y: np.ndarray, rows: np.ndarray) -> np.ndarr
 
 
 def explanation_stability(
-    estimator: BasePrototypeClassifier,
+    estimator: BasePrototypeClassifier | Pipeline,
     X: ArrayLike,
     *,
     noise: float | str = "auto",
@@ -358,8 +374,10 @@ def explanation_stability(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     X : array-like of shape (n_samples, n_features)
+        Samples to explain.
     noise : float > 0 or "auto", default="auto"
         L2 norm of the perturbation, in the units of the rows the prototype
         model sees: for a Pipeline, the output of its earlier steps (which
@@ -369,12 +387,16 @@ def explanation_stability(
         before, was imperceptible on pixel values and larger than the rows
         themselves on features of size 1e-3).
     n_draws : int, default=5
+        Perturbations per sample.
     random_state : int, RandomState instance or None, default=None
+        Seeds the noise.
     aggregate : {"mean", "median"} or None, default="mean"
+        Over samples; None returns one value per sample.
 
     Returns
     -------
-    float, or ndarray of shape (n_samples,) with ``aggregate=None``
+    float or ndarray of shape (n_samples,)
+        The aggregate over samples, or the per-sample values with ``aggregate=None``.
 
     Examples
     --------
@@ -435,7 +457,7 @@ def _perturbed_entries(estimator, X: np.ndarray) -> np.ndarray:
     return np.concatenate([np.repeat(mask, dim, axis=1), np.zeros_like(mask)], axis=1)
 
 
-def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int:
+def global_size(estimator: BasePrototypeClassifier | Pipeline, *, tol: float = 1e-3) -> int:
     """Number of prototypes with a non-negligible connection to some class.
 
     A prototype counts when its strongest class connection (``|W[k, c]|``
@@ -445,12 +467,15 @@ def global_size(estimator: BasePrototypeClassifier, *, tol: float = 1e-3) -> int
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : BasePrototypeClassifier or Pipeline
+        Fitted skproto classifier, or a Pipeline ending in one.
     tol : float in [0, 1), default=1e-3
+        Relative strength below which a connection is negligible.
 
     Returns
     -------
     int
+        The number of connected prototypes.
 
     Examples
     --------

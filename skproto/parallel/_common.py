@@ -11,6 +11,13 @@ from .._chunking import is_dask
 
 
 def dask_array():
+    """The ``dask.array`` module, with a hint to install it if it is missing.
+
+    Returns
+    -------
+    module
+        ``dask.array``.
+    """
     try:
         import dask.array as da
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -19,12 +26,34 @@ def dask_array():
 
 
 def is_dask_frame(X) -> bool:
-    """A dask DataFrame or Series (checked without importing dask)."""
+    """A dask DataFrame or Series (checked without importing dask).
+
+    Parameters
+    ----------
+    X : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        Whether ``X`` is a dask DataFrame or Series.
+    """
     return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
 
 
 def frame_to_array(frame):
-    """A dask DataFrame or Series as a dask array (string columns become object arrays, quietly)."""
+    """A dask DataFrame or Series as a dask array (string columns become object arrays, quietly).
+
+    Parameters
+    ----------
+    frame : dask DataFrame or Series
+        The frame.
+
+    Returns
+    -------
+    dask array
+        Its values (row block lengths may be unknown).
+    """
     with warnings.catch_warnings():
         # dask warns that it turns pandas' string dtype into object: that is what we want
         warnings.filterwarnings("ignore", message="Dask currently has limited support")
@@ -32,7 +61,18 @@ def frame_to_array(frame):
 
 
 def column_names(X) -> np.ndarray | None:
-    """A dask DataFrame's column names when all are strings (as scikit-learn keeps them)."""
+    """A dask DataFrame's column names when all are strings (as scikit-learn keeps them).
+
+    Parameters
+    ----------
+    X : object
+        Anything.
+
+    Returns
+    -------
+    ndarray of shape (n_features,) or None
+        The names (object dtype); None for anything but a dask DataFrame of string names.
+    """
     if not is_dask_frame(X) or X.ndim != 2:
         return None
     names = np.asarray(list(X.columns), dtype=object)
@@ -42,8 +82,18 @@ def column_names(X) -> np.ndarray | None:
 def as_row_blocks(X, *, known: bool = True):
     """``X`` (dask array or DataFrame, or array-like) as a 2-D dask array of whole rows.
 
-    ``known``: compute unknown block lengths (a dask DataFrame's), so rows
-    have global indices.
+    Parameters
+    ----------
+    X : dask array, dask DataFrame or array-like
+        Rows.
+    known : bool, default=True
+        Compute unknown block lengths (a dask DataFrame's), so rows have
+        global indices.
+
+    Returns
+    -------
+    dask array of shape (n_rows, n_features)
+        ``X`` with one column block.
     """
     da = dask_array()
     if is_dask_frame(X):
@@ -61,7 +111,22 @@ def as_row_blocks(X, *, known: bool = True):
 
 
 def aligned(a, X, name: str):
-    """``a`` (dask or array-like, one value per row of ``X``) in ``X``'s row blocks."""
+    """``a`` (dask or array-like, one value per row of ``X``) in ``X``'s row blocks.
+
+    Parameters
+    ----------
+    a : dask array, dask DataFrame or Series, or array-like
+        One value (or row) per row of ``X``.
+    X : dask array
+        Rows, with known block lengths.
+    name : str
+        Name of ``a`` in the error raised on a row count mismatch.
+
+    Returns
+    -------
+    dask array
+        ``a`` chunked along its first axis as ``X``'s rows.
+    """
     da = dask_array()
     if is_dask_frame(a):
         a = frame_to_array(a)
@@ -80,7 +145,18 @@ def _distinct(block: np.ndarray) -> np.ndarray:
 
 
 def labels_of(y) -> np.ndarray:
-    """The sorted distinct labels of a dask array, computed block by block."""
+    """The sorted distinct labels of a dask array, computed block by block.
+
+    Parameters
+    ----------
+    y : dask array of shape (n_samples,)
+        Labels.
+
+    Returns
+    -------
+    ndarray
+        The sorted distinct labels.
+    """
     import dask
 
     blocks = list(y.to_delayed().ravel())
@@ -88,7 +164,22 @@ def labels_of(y) -> np.ndarray:
 
 
 def tree(items: list, combine, fan_in: int = 8):
-    """Reduce delayed ``items`` with ``combine`` (a delayed function of a list) in a tree."""
+    """Reduce delayed ``items`` with ``combine`` (a delayed function of a list) in a tree.
+
+    Parameters
+    ----------
+    items : list
+        Delayed values (at least one).
+    combine : callable
+        Delayed function of a list of up to ``fan_in`` values, returning one.
+    fan_in : int, default=8
+        Values combined at a time.
+
+    Returns
+    -------
+    object
+        The delayed result of the reduction.
+    """
     while len(items) > 1:
         items = [combine(items[i : i + fan_in]) for i in range(0, len(items), fan_in)]
     return items[0]

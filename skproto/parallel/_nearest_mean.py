@@ -75,12 +75,16 @@ def fit_nearest_mean(
     estimator : NearestMeanClassifier
         Fitted in place (its parameters are used as they are).
     X : dask array or dask DataFrame of shape (n_samples, n_features)
+        Training rows.
     y : dask array, dask Series or ndarray of shape (n_samples,)
+        One label per row.
     sample_weight : dask array or ndarray of shape (n_samples,), default=None
+        Sample weights; None weighs rows equally.
 
     Returns
     -------
-    estimator : the fitted estimator
+    estimator : NearestMeanClassifier
+        ``estimator``, fitted.
 
     Examples
     --------

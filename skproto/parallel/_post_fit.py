@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,6 +18,9 @@ from ..explain._steps import unpipe
 from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
 from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sklearn.utils.metadata_routing import MetadataRouter
 
 
 def _call(block, est, method, names, dtype=None, empty=None):
@@ -69,9 +72,11 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Attributes
     ----------
-    estimator_ : the fitted estimator (``estimator`` itself when it was
-        already fitted and :meth:`fit` was not called)
+    estimator_ : estimator
+        The fitted estimator (``estimator`` itself when it was already fitted
+        and :meth:`fit` was not called).
     classes_ : ndarray of shape (n_classes,)
+        Class labels of the fitted estimator.
 
     Examples
     --------
@@ -135,9 +140,20 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ProtoClassifier and RBFPrototypeClassifier train on streamed blocks
         (:func:`fit_streaming`). Numpy input is fitted in memory.
 
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Training rows.
+        y : array-like, dask array or dask Series of shape (n_samples,) or (n_samples, n_classes)
+            Labels (an indicator matrix for a multi-label estimator).
+        **fit_params : dict
+            Passed to the estimator's ``fit`` (e.g. ``sample_weight``); with
+            metadata routing enabled, those the estimator requested.
+
         Returns
         -------
-        self
+        self : ParallelPostFit
+            The fitted wrapper.
         """
         from .._torch.estimator import TorchPrototypeClassifier
         from ..nearest_mean import NearestMeanClassifier
@@ -160,13 +176,14 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
-    def get_metadata_routing(self):
+    def get_metadata_routing(self) -> MetadataRouter:
         """scikit-learn's metadata routing: ``fit``'s parameters go to the
         estimator's ``fit`` as it requested them; ``score`` takes ``sample_weight``.
 
         Returns
         -------
         routing : MetadataRouter
+            The routing of this wrapper and of its ``estimator``.
         """
         from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 
@@ -259,34 +276,112 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return state
 
     def predict(self, X: Any) -> Any:
-        """``estimator_.predict``, lazily on a dask array (one label per row)."""
+        """``estimator_.predict``, lazily on a dask array (one label per row).
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,) or (n_samples, n_classes)
+            Predicted labels (an indicator matrix for a multi-label estimator).
+        """
         return self._apply("predict", X)
 
     def predict_proba(self, X: Any) -> Any:
-        """``estimator_.predict_proba``, lazily on a dask array."""
+        """``estimator_.predict_proba``, lazily on a dask array.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        proba : ndarray or dask array of shape (n_samples, n_classes)
+            Class probabilities, in the order of ``classes_``.
+        """
         return self._apply("predict_proba", X)
 
     def predict_log_proba(self, X: Any) -> Any:
-        """``estimator_.predict_log_proba``, lazily on a dask array."""
+        """``estimator_.predict_log_proba``, lazily on a dask array.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        log_proba : ndarray or dask array of shape (n_samples, n_classes)
+            Logs of the class probabilities, in the order of ``classes_``.
+        """
         return self._apply("predict_log_proba", X)
 
     def decision_function(self, X: Any) -> Any:
-        """``estimator_.decision_function``, lazily on a dask array."""
+        """``estimator_.decision_function``, lazily on a dask array.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        scores : ndarray or dask array of shape (n_samples,) or (n_samples, n_classes)
+            Class scores (one per row for a binary, single-label estimator).
+        """
         return self._apply("decision_function", X)
 
     def score_samples(self, X: Any) -> Any:
-        """``estimator_.score_samples``, lazily on a dask array."""
+        """``estimator_.score_samples``, lazily on a dask array.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        scores : ndarray or dask array of shape (n_samples,)
+            The estimator's score of each sample.
+        """
         return self._apply("score_samples", X)
 
     def transform(self, X: Any) -> Any:
-        """``estimator_.transform``, lazily on a dask array."""
+        """``estimator_.transform``, lazily on a dask array.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples; dask input gives a lazy result, anything else a computed one.
+
+        Returns
+        -------
+        activations : ndarray or dask array of shape (n_samples, n_prototypes)
+            The estimator's ``transform`` of each sample (one column per prototype).
+        """
         return self._apply("transform", X)
 
-    def explain(self, X: Any, rows: ArrayLike | None = None, **kwargs: Any) -> Explanation:
+    def explain(self, X: Any, rows: ArrayLike | slice | None = None, **kwargs: Any) -> Explanation:
         """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None).
 
-        ``rows``: integer positions (negative ones count from the end), a
-        boolean mask with one entry per row, or a slice.
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples.
+        rows : array-like of int or bool, slice or None, default=None
+            Integer positions (negative ones count from the end), a boolean
+            mask with one entry per row, or a slice; None: all rows.
+        **kwargs : dict
+            Passed to the estimator's ``explain``.
+
+        Returns
+        -------
+        Explanation
+            The explanation of the selected rows.
         """
         names = column_names(X)
         if is_dask_frame(X) or is_dask(X):
@@ -303,7 +398,22 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy, as ``estimator_.score`` (subset accuracy for multi-label y);
-        dask inputs are computed blockwise."""
+        dask inputs are computed blockwise.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Samples.
+        y : array-like, dask array or dask Series of shape (n_samples,) or (n_samples, n_classes)
+            True labels.
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+            The (weighted) accuracy.
+        """
         pred = self.predict(X)
         if is_dask(pred):
             pred = pred.compute()

@@ -55,12 +55,19 @@ def nearest_rows(
     Parameters
     ----------
     prototypes : ndarray of shape (n_prototypes, dim)
+        Current prototypes, in the space of ``embed(X)``.
     X : dask array of shape (n_rows, n_features)
+        Training rows.
     groups : ndarray of shape (n_prototypes,)
+        Prototypes of one group go to distinct rows (e.g. their class code).
     targets : dask array of shape (n_rows,), default=None
         Class code of each row; prototype ``k`` may only take rows of class
         ``groups[k]``. None: any row.
-    embed, metric : as in ``project_onto_rows``
+    embed : callable, default=None
+        Map from rows of ``X`` to the prototypes' space, applied block by
+        block on the workers. None: the identity.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        Distance between rows and prototypes.
 
     Returns
     -------
@@ -247,9 +254,11 @@ def fit_streaming(
         Fitted in place with its own parameters (``random_state`` makes the
         result deterministic for a fixed chunking).
     X : dask array or dask DataFrame of shape (n_samples, n_features)
+        Training rows.
     y : dask array or Series of shape (n_samples,)
         One label per row.
     sample_weight : dask array of shape (n_samples,), default=None
+        Sample weights; None weighs rows equally.
     window_blocks : int, default=4
         Blocks whose rows are shuffled together.
     validation_rows : int, default=50_000
@@ -259,7 +268,8 @@ def fit_streaming(
 
     Returns
     -------
-    estimator : the fitted estimator
+    estimator : ProtoClassifier or RBFPrototypeClassifier
+        ``estimator``, fitted.
 
     Examples
     --------

@@ -32,7 +32,9 @@ def class_members(T: np.ndarray, n_classes: int) -> list[np.ndarray]:
     Parameters
     ----------
     T : ndarray of shape (n_rows,) or (n_rows, n_classes)
+        Integer class codes, or a 0/1 indicator of the classes (multi-label).
     n_classes : int
+        Number of classes.
 
     Returns
     -------
@@ -74,12 +76,16 @@ def kmeans_prototypes(
     Z : ndarray of shape (n_rows, n_features)
         All rows (for the scale, and an empty class's mean).
     k : int
+        Number of prototypes.
     rng : RandomState
+        Seeds k-means and draws the jitter.
     scale : float, default=None
+        Standard deviation of the jitter; None for 1e-3 times the std of ``Z``.
 
     Returns
     -------
     ndarray of shape (k, n_features)
+        The initial prototypes.
 
     Examples
     --------
@@ -128,16 +134,22 @@ def classwise_kmeans(
     Parameters
     ----------
     Z : ndarray of shape (n_rows, n_features)
+        Rows.
     T : ndarray of shape (n_rows,) or (n_rows, n_classes)
+        Integer class codes, or a 0/1 indicator of the classes (multi-label).
     counts : ndarray of shape (n_classes,)
         Prototypes wanted per class.
     rng : RandomState
+        Seeds k-means and draws the jitter.
     own_rows_only : bool, default=False
+        Give a class without rows no prototypes (instead of jittered means).
 
     Returns
     -------
     prototypes : ndarray of shape (n_prototypes, n_features)
+        The initial prototypes, class-major.
     codes : ndarray of shape (n_prototypes,)
+        Class code of each prototype.
 
     Examples
     --------

@@ -78,6 +78,7 @@ def distinct_nearest(dist: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     dist : ndarray of shape (n_rows, n_cols)
+        Distances between rows and columns (``inf``: not allowed).
 
     Returns
     -------
@@ -97,7 +98,18 @@ def distinct_nearest(dist: np.ndarray) -> np.ndarray:
 
 
 def candidate_slots(groups: np.ndarray) -> int:
-    """How many candidate rows each prototype keeps: the size of its largest group."""
+    """How many candidate rows each prototype keeps: the size of its largest group.
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n_prototypes,)
+        Group (e.g. class code) of each prototype.
+
+    Returns
+    -------
+    int
+        The number of prototypes in the largest group (0 without prototypes).
+    """
     groups = np.asarray(groups)
     return int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if len(groups) else 0
 
@@ -122,6 +134,34 @@ def nearest_candidates(
     restricts prototype ``k`` to rows whose target is ``groups[k]``; None: any
     row. Candidates of blocks combine with :func:`merge_candidates`.
     ``center`` (default: the prototypes' mean) must be the same for all blocks.
+
+    Parameters
+    ----------
+    prototypes : ndarray of shape (n_prototypes, dim)
+        Current prototypes, in the space of ``embed(X)``.
+    X : ndarray of shape (n_rows, n_features)
+        The block's training rows.
+    groups : ndarray of shape (n_prototypes,)
+        Group (e.g. class code) of each prototype.
+    targets : ndarray of shape (n_rows,) or (n_rows, n_groups), default=None
+        Class code (or indicator row) of each row of ``X``; None: any row.
+    embed : callable, default=None
+        Map from rows of ``X`` to the prototypes' space; None: the identity.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        Distance between rows and prototypes.
+    offset : int, default=0
+        Index of the block's first row in the whole data.
+    center : ndarray of shape (dim,), default=None
+        Centre of the squared distances (see :func:`~skproto.geometry.squared_distances`).
+
+    Returns
+    -------
+    rows : ndarray of shape (n_prototypes, m)
+        The nearest allowed rows (-1: none), nearest first.
+    dist : ndarray of shape (n_prototypes, m)
+        Their distances (``inf``: none).
+    n_allowed : ndarray of shape (n_prototypes,)
+        Number of rows of the block each prototype may take.
     """
     K = len(prototypes)
     m = candidate_slots(groups)
@@ -186,7 +226,19 @@ def _keep_nearest(rows: np.ndarray, dist: np.ndarray, m: int):
 
 
 def merge_candidates(a: tuple, b: tuple) -> tuple:
-    """Candidates of the union of two blocks' rows (from :func:`nearest_candidates`)."""
+    """Candidates of the union of two blocks' rows (from :func:`nearest_candidates`).
+
+    Parameters
+    ----------
+    a, b : tuple
+        ``(rows, dist, n_allowed)`` of each block.
+
+    Returns
+    -------
+    tuple
+        ``(rows, dist, n_allowed)`` of both blocks: the nearest candidates of
+        either, and the summed counts.
+    """
     m = a[0].shape[1]
     rows, dist = _keep_nearest(
         np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1), m
@@ -195,7 +247,21 @@ def merge_candidates(a: tuple, b: tuple) -> tuple:
 
 
 def choose_rows(candidates: tuple, groups: np.ndarray) -> np.ndarray:
-    """Row of every prototype from merged candidates (-1: none); see :func:`_greedy`."""
+    """Row of every prototype from merged candidates (-1: none); see :func:`_greedy`.
+
+    Parameters
+    ----------
+    candidates : tuple
+        ``(rows, dist, n_allowed)`` from :func:`nearest_candidates` or
+        :func:`merge_candidates`.
+    groups : ndarray of shape (n_prototypes,)
+        Group of each prototype; prototypes of one group get distinct rows.
+
+    Returns
+    -------
+    ndarray of shape (n_prototypes,)
+        Row of each prototype, -1 where it has no candidate.
+    """
     rows, dist, n_allowed = candidates
     return _greedy(rows, dist, np.asarray(groups), n_allowed)
 
@@ -226,6 +292,7 @@ def project_onto_rows(
         Map from rows of ``X`` to the prototypes' space (a latent map), applied
         chunk by chunk. None: the identity.
     metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        Distance between rows and prototypes.
 
     Returns
     -------

@@ -23,6 +23,24 @@ def class_moments(X: np.ndarray, T: np.ndarray, n_classes: int) -> tuple:
 
     ``m2`` is the sum of squared distances to the class mean; moments of two
     samples merge exactly (Chan, Golub & LeVeque).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        Rows.
+    T : ndarray of shape (n_rows,)
+        Integer class code of each row.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    count : ndarray of shape (n_classes,)
+        Number of rows of each class.
+    mean : ndarray of shape (n_classes, n_features)
+        Mean row of each class.
+    m2 : ndarray of shape (n_classes,)
+        Sum of squared distances of each class's rows to its mean.
     """
     ones = np.ones(len(T))
     st = ClassStats.of_rows(X, T, ones, n_classes, normalize=False, scatter=None, fourth=False)
@@ -34,7 +52,18 @@ def class_moments(X: np.ndarray, T: np.ndarray, n_classes: int) -> tuple:
 
 
 def merge_moments(a: tuple, b: tuple) -> tuple:
-    """The moments of the union of two samples (same class order)."""
+    """The moments of the union of two samples (same class order).
+
+    Parameters
+    ----------
+    a, b : tuple
+        ``(count, mean, m2)`` of each sample, as :func:`class_moments` returns.
+
+    Returns
+    -------
+    tuple
+        ``(count, mean, m2)`` of both samples together.
+    """
     (na, ma, qa), (nb, mb, qb) = a, b
     n = na + nb
     fb = nb / np.maximum(n, 1.0)
@@ -43,7 +72,23 @@ def merge_moments(a: tuple, b: tuple) -> tuple:
 
 
 def reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> tuple:
-    """``moments`` of ``classes`` placed at their rows of the (sorted) ``union``."""
+    """``moments`` of ``classes`` placed at their rows of the (sorted) ``union``.
+
+    Parameters
+    ----------
+    moments : tuple
+        ``(count, mean, m2)``, one row per class of ``classes``.
+    classes : ndarray of shape (n_classes,)
+        Class labels of the moments' rows.
+    union : ndarray of shape (n_union,)
+        Sorted class labels that include ``classes``.
+
+    Returns
+    -------
+    tuple
+        ``(count, mean, m2)`` with one row per class of ``union``; zeros for
+        the classes not in ``classes``.
+    """
     at = np.searchsorted(union, classes)
     out = (np.zeros(len(union)), np.zeros((len(union), moments[1].shape[1])), np.zeros(len(union)))
     for grown, old in zip(out, moments):
@@ -51,11 +96,30 @@ def reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> t
     return out
 
 
-def gaussian_replay(moments: tuple, present: np.ndarray, k: int, rng) -> tuple:
+def gaussian_replay(
+    moments: tuple, present: np.ndarray, k: int, rng: np.random.RandomState
+) -> tuple:
     """``k`` draws of N(mean, spread * I) for each class with rows seen but not in ``present``.
 
-    ``spread`` is the class's mean squared distance to its mean per feature;
-    float32 rows and their class codes.
+    ``spread`` is the class's mean squared distance to its mean per feature.
+
+    Parameters
+    ----------
+    moments : tuple
+        ``(count, mean, m2)`` per class code, as :func:`class_moments` returns.
+    present : ndarray
+        Class codes of the current batch (not replayed).
+    k : int
+        Draws per replayed class.
+    rng : RandomState
+        Draws the rows.
+
+    Returns
+    -------
+    rows : ndarray of shape (n_replayed * k, n_features)
+        The draws (float32), class-major.
+    codes : ndarray of shape (n_replayed * k,)
+        Class code of each draw.
     """
     count, mean, m2 = moments
     earlier = np.setdiff1d(np.flatnonzero(count > 0), present)

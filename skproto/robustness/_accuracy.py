@@ -17,15 +17,20 @@ def certified_accuracy(
 
     Parameters
     ----------
-    estimator : fitted RBFPrototypeClassifier (or any estimator with ``certified_radius``)
+    estimator : estimator
+        Fitted RBFPrototypeClassifier, or any estimator with a
+        ``certified_radius(X, y)`` method.
     X : array-like of shape (n_samples, n_features)
+        Samples.
     y : array-like of shape (n_samples,)
+        True labels.
     eps : float or array-like of floats
         Perturbation budget(s) in L2 norm.
 
     Returns
     -------
-    accuracy : float, or ndarray with one value per ``eps``
+    accuracy : float or ndarray of shape (n_eps,)
+        Certified accuracy at each ``eps`` (a float for a scalar ``eps``).
 
     Examples
     --------

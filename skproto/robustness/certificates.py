@@ -24,6 +24,20 @@ def distance_rounding_bound(
     dtype of ``z_sqnorm`` is off by at most ``gamma (||z||^2 + ||u||^2)``
     with ``gamma = n eps / (1 - n eps)`` (Higham's bound for dot products);
     doubled for the map ``Omega`` and the sums around it.
+
+    Parameters
+    ----------
+    z_sqnorm : tensor of shape (n,)
+        ``||z||^2`` of each row.
+    u_sqnorm_max : tensor of shape ()
+        Largest ``||u||^2`` of the prototypes.
+    n_terms : int
+        Number of products in each dot product (the feature dimension).
+
+    Returns
+    -------
+    tensor of shape (n,)
+        Bound on the absolute error of each row's squared distances.
     """
     eps = torch.finfo(z_sqnorm.dtype).eps
     gamma = 2.0 * (n_terms + 4) * eps / (1.0 - (n_terms + 4) * eps)
@@ -47,6 +61,26 @@ def cbc_radius(
     ``z < z*_j = (b + sqrt(b^2 + 4 A+ A-)) / (2 A-)``. A detection of 0 (it
     may have underflowed) counts as up to the smallest normal float, so the
     radius stays a valid bound far from every component.
+
+    Parameters
+    ----------
+    d : tensor of shape (n, K)
+        Detections ``exp(-dist / sigma)``, in [0, 1].
+    r_plus : tensor of shape (K, n_classes)
+        Positive reasoning weights.
+    r_minus : tensor of shape (K, n_classes)
+        Negative reasoning weights.
+    target : tensor of shape (n,)
+        Class code (int64) of the target class of each row.
+    sigma : tensor of shape ()
+        Bandwidth of the detections.
+    lipschitz : tensor of shape ()
+        Lipschitz constant ``L`` of the distances (the norm of ``Omega``, or 1).
+
+    Returns
+    -------
+    tensor of shape (n,)
+        Signed certified radius of each row (negative where the target does not win).
     """
     n_classes = r_plus.shape[1]
     Dp, Dn = d @ r_plus, d @ r_minus  # (n, C)
@@ -98,6 +132,30 @@ def bisector_radius(
     ``slack`` (n,) bounds the rounding error of every ``d2`` entry of a row.
     ``gap_rows`` (K,): the row of ``gap`` that holds each prototype's gaps,
     when ``gap`` holds only the rows of the target classes' prototypes.
+
+    Parameters
+    ----------
+    d2 : tensor of shape (n, K)
+        Squared distances of the rows to the prototypes.
+    gap : tensor of shape (K, K) or (n_needed, K)
+        Distances between prototypes (or the rows of those ``gap_rows`` points to).
+    own_index : tensor of shape (n_classes, m)
+        Indices of each class's prototypes, padded with -1.
+    labels : tensor of shape (K,)
+        Class code of each prototype.
+    target : tensor of shape (n,)
+        Class code (int64) of the target class of each row.
+    lipschitz : tensor of shape ()
+        Lipschitz constant ``L`` of the distances.
+    slack : tensor of shape (n,), default=None
+        Bound on the rounding error of each row's ``d2`` entries; None: none.
+    gap_rows : tensor of shape (K,), default=None
+        Row of ``gap`` of each prototype (-1: absent); None: ``gap`` is (K, K).
+
+    Returns
+    -------
+    tensor of shape (n,)
+        Signed certified radius of each row (``inf`` without a rival class).
     """
     idx_all = own_index[target]  # (n, m), -1 = padding
     valid = idx_all >= 0
