@@ -21,9 +21,10 @@ size, so a million rows against thousands of prototypes never materialise an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -100,16 +101,25 @@ def unchanged_on_failure(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        saved = self._snapshot()
-        try:
-            out = method(self, *args, **kwargs)
-        except BaseException:
-            self._restore(saved)
-            raise
-        self._fit_token = object()  # a new fitted state (ParallelPostFit's cache key)
-        return out
+        with fitting(self):
+            return method(self, *args, **kwargs)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def fitting(estimator) -> Iterator[None]:
+    """A block that fits ``estimator``: if it raises, the estimator is put back as it
+    was (:func:`unchanged_on_failure`); if it ends, the fitted state is new
+    (``ParallelPostFit``'s cached copies are renewed). For fitting functions
+    outside the class (``skproto.parallel``)."""
+    saved = estimator._snapshot()
+    try:
+        yield
+    except BaseException:
+        estimator._restore(saved)
+        raise
+    estimator._fit_token = object()  # a new fitted state (ParallelPostFit's cache key)
 
 
 class BasePrototypeClassifier(

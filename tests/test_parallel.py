@@ -871,3 +871,47 @@ def test_fit_streaming_checks_as_fit_does_and_pulls_toward_training_rows_only(mo
         clf = par.fit_streaming(make(), Xd, yd, da.from_array(w, chunks=200), init_rows=600)
         assert np.all(w[held["rows"]] > 0) and len(held["rows"]) > 0
         assert min(clf.history_["val_loss"]) > 0
+
+
+def test_parallel_fits_behave_as_fit_for_the_state_they_leave(client):
+    """From the class-incremental audit, each failing on 7c8108e: ``fit_streaming``
+    and ``fit_nearest_mean`` (a) left a half-changed model when they raised (new
+    ``classes_`` over the old network or statistics), (b) did not renew the state
+    ``ParallelPostFit`` keys its scattered copy on (lazy predictions came from the
+    model before the refit: 35 % agreement), (c) kept an earlier stream's fixed
+    classes, and (d) ``fit_streaming`` did not count its rows for a later
+    ``partial_fit`` (AttributeError, or prototype rows of the wrong class)."""
+    from sklearn.datasets import load_iris
+
+    from skproto.parallel import fit_streaming
+
+    X, y = load_iris(return_X_y=True)
+    Xd, yd = da.from_array(X, chunks=50), da.from_array(2 - y, chunks=50)
+    for est, refit in [
+        (NearestMeanClassifier(), lambda e, w=None: fit_nearest_mean(e, Xd, yd, w)),
+        (
+            RBFPrototypeClassifier(max_epochs=2, random_state=0),
+            lambda e, w=None: fit_streaming(e, Xd, yd, w),
+        ),
+    ]:
+        est.fit(X[:, :3], y)
+        before = {k: v for k, v in vars(est).items() if k.endswith("_") and k != "history_"}
+        with pytest.raises(ValueError):
+            refit(est, da.zeros(150, chunks=50))  # (every weight 0)
+        for key, value in before.items():
+            np.testing.assert_array_equal(getattr(est, key), value, err_msg=key)
+        est.fit(X, y)
+        wrapped = ParallelPostFit(est)
+        wrapped.predict(Xd).compute()  # scatters the fitted model
+        refit(est)  # in place, the labels reversed
+        np.testing.assert_array_equal(wrapped.predict(Xd).compute(), est.predict(X))
+
+    for make in (ProtoClassifier, RBFPrototypeClassifier):
+        est = make(max_epochs=2, random_state=0).partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
+        fit_streaming(est, Xd[y < 2], da.from_array(y[y < 2], chunks=50))
+        est.partial_fit(X[y == 2], y[y == 2])  # a new class after a streamed fit
+        assert list(est.classes_) == [0, 1, 2]
+        if make is ProtoClassifier:
+            seen = np.concatenate([y[y < 2], y[y == 2]])
+            rows = est.prototype_sample_indices_
+            np.testing.assert_array_equal(seen[rows], est.prototype_labels_)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from .._base import fitting
 from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks, check_total_weight
 from ._common import aligned, as_row_blocks, column_names, labels_of, tree
 
@@ -98,14 +99,20 @@ def fit_nearest_mean(
     >>> bool(np.allclose(lazy.prototypes_, NearestMeanClassifier().fit(X, y).prototypes_))
     True
     """
-    import dask
-
-    from .. import _validation
-
     if not isinstance(estimator, NearestMeanClassifier):
         raise ValueError(
             f"fit_nearest_mean fits a NearestMeanClassifier, got {type(estimator).__name__}."
         )
+    with fitting(estimator):  # (a failure leaves the estimator as it was)
+        return _fit_nearest_mean(estimator, X, y, sample_weight)
+
+
+def _fit_nearest_mean(estimator, X, y, sample_weight):
+    """The body of :func:`fit_nearest_mean`."""
+    import dask
+
+    from .. import _validation
+
     estimator._validate_params()  # as fit does
     names = column_names(X)
     X = as_row_blocks(X)

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 
+from .._base import fitting
 from .._chunking import take_rows_of
 from .._validation import check_class_weight_labels, class_weights, warn_user, weighted_counts
 from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
@@ -288,13 +289,22 @@ def fit_streaming(
     """
 
     from .._torch.estimator import TorchPrototypeClassifier
-    from .._torch.training import new_history, train, training_context
 
     if not isinstance(estimator, TorchPrototypeClassifier):
         raise ValueError(
             "fit_streaming trains ProtoClassifier or RBFPrototypeClassifier, got "
             f"{type(estimator).__name__} (use fit_nearest_mean for NearestMeanClassifier)."
         )
+    with fitting(estimator):  # (a failure leaves the estimator as it was)
+        return _fit_streaming(
+            estimator, X, y, sample_weight, window_blocks, validation_rows, init_rows
+        )
+
+
+def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_rows, init_rows):
+    """The body of :func:`fit_streaming`."""
+    from .._torch.training import new_history, train, training_context
+
     estimator._validate_params()
     for name, value, least in [
         ("window_blocks", window_blocks, 1),
@@ -360,6 +370,8 @@ def fit_streaming(
     Xp, yp, wp = take_rows_of((X, y, w), np.concatenate([val, init]))
     Xs, ys = estimator._validate_training_data(Xp, yp, reset=True)
     Tp = estimator._set_targets(ys, classes=classes)
+    for name in ("_classes_fixed", "_stream_losses"):  # a fit starts afresh, as fit does
+        estimator.__dict__.pop(name, None)
     if names is not None:
         estimator.feature_names_in_ = names
     if n_val:  # as fit, never hold out a class's every row (it got no prototype,
@@ -450,6 +462,7 @@ def fit_streaming(
     finally:
         del estimator._window_blocks
     estimator.prototype_cases_ = None
+    estimator._n_seen = n  # a later partial_fit counts its rows after these
     return estimator
 
 
