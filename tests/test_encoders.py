@@ -496,3 +496,30 @@ def test_torch_encoder_encodes_read_only_arrays_silently():
         warnings.simplefilter("error")
         Z = enc.fit_transform(X)
     assert Z.shape == (6, 3)
+
+
+def test_the_cache_key_holds_what_a_module_computes_with(tmp_path):
+    # modules differing only in a non-persistent buffer, a plain attribute or
+    # their forward's code shared cache entries (state_dict and repr only)
+    class Shifted(torch.nn.Module):
+        def __init__(self, shift=0.0, scale=1.0, relu=False):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 3)
+            self.register_buffer("shift", torch.full((4,), shift), persistent=False)
+            self.scale, self.relu = scale, relu
+
+        def forward(self, x):
+            z = self.lin(x - self.shift) * self.scale
+            return torch.relu(z) if self.relu else z
+
+    X = np.random.RandomState(0).randn(5, 4).astype(np.float32)
+    TorchEncoder(Shifted(), memory=tmp_path).transform(X)
+    for changed in [Shifted(shift=5.0), Shifted(scale=10.0), Shifted(relu=True)]:
+        truth = TorchEncoder(changed).transform(X)
+        np.testing.assert_array_equal(TorchEncoder(changed, memory=tmp_path).transform(X), truth)
+    module = Shifted()
+    enc = TorchEncoder(module, memory=tmp_path)
+    enc.transform(X)
+    module.scale = 3.0  # in place, on the encoder's own module
+    np.testing.assert_array_equal(enc.transform(X), TorchEncoder(Shifted(scale=3.0)).transform(X))

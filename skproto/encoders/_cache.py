@@ -42,8 +42,17 @@ def _value_bytes(value, depth: int = 0) -> bytes:
     if module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
         return b"tensor" + _value_bytes(value.detach().cpu().numpy(), depth + 1)
     if hasattr(value, "state_dict") and hasattr(value, "named_parameters"):  # a torch module
-        parts = [repr(value).encode()]  # its layers
-        parts += [k.encode() + _value_bytes(v, depth + 1) for k, v in value.state_dict().items()]
+        # its layers, each one's class and forward code and its plain attributes (a
+        # scale, a pooling option), and every tensor: parameters and all buffers
+        # (state_dict leaves out non-persistent ones, e.g. an input mean)
+        parts = [repr(value).encode()]
+        for name, layer in value.named_modules():
+            cls = type(layer)
+            parts.append(f"{name}:{cls.__module__}.{cls.__qualname__}".encode())
+            parts.append(callable_key(cls.forward, depth + 1).encode())
+            parts.append(_value_bytes(module_attributes(layer), depth + 1))
+        tensors = [*value.named_parameters(), *value.named_buffers()]
+        parts += [k.encode() + _value_bytes(v, depth + 1) for k, v in tensors]
         return b"module(" + b"|".join(parts) + b")"
     if isinstance(value, types.CodeType):
         return _code_bytes(value)
@@ -64,6 +73,22 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         name = f"{module}.{type(value).__qualname__}".encode()
         return name + _value_bytes(vars(value), depth + 1)
     return repr(value).encode()
+
+
+def module_attributes(layer: Any) -> dict:
+    """A torch layer's own plain attributes (not its tensors, sublayers, hooks or mode).
+
+    A function set on the layer (a ``forward`` wrapped per instance) counts by
+    its code alone: its closure may hold state that changes on every call (a
+    counter), which would make every call a cache miss.
+    """
+    out = {}
+    for k, v in vars(layer).items():
+        if k.startswith("_") or k == "training":
+            continue
+        code = getattr(getattr(v, "__func__", v), "__code__", None)
+        out[k] = code if isinstance(code, types.CodeType) else v
+    return out
 
 
 def _code_bytes(code: types.CodeType) -> bytes:

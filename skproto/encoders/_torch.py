@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._base import BaseEncoder
-from ._cache import callable_key
+from ._cache import callable_key, module_attributes
 
 __all__ = ["TorchEncoder"]
 
@@ -51,8 +51,9 @@ class TorchEncoder(BaseEncoder):
     memory : None, str, path or joblib.Memory, default=None
         Cache folder of the encodings, one entry per distinct input (hashed
         by its bytes), as for :class:`SentenceEncoder`. The cache key holds
-        a hash of the module's layers and weights (of a factory: its code),
-        of ``preprocess`` and of ``cache_key``.
+        a hash of the module (each layer's class, ``forward`` code and plain
+        attributes, its parameters and buffers; of a factory: its code), of
+        ``preprocess`` and of ``cache_key``.
     cache_key : str, default=""
         An extra name in the cache key (e.g. for what a factory loads).
     verbose : int, default=0
@@ -180,9 +181,16 @@ class TorchEncoder(BaseEncoder):
             # per state: a fingerprint (the tensors' storage and in-place version
             # counters) says when (hashing 200 MB of weights on every transform
             # made a cache hit cost 0.8 s)
-            fingerprint = (id(module),) + tuple(
-                (k, v.data_ptr(), v._version, tuple(v.shape))
-                for k, v in module.state_dict(keep_vars=True).items()
+            tensors = [*module.named_parameters(), *module.named_buffers()]
+            fingerprint = (
+                id(module),
+                tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in tensors),
+                tuple(  # the layers' plain attributes of simple types (set in place too)
+                    (name, k, v)
+                    for name, layer in module.named_modules()
+                    for k, v in module_attributes(layer).items()
+                    if isinstance(v, (str, int, float, bool, type(None)))
+                ),
             )
             known = self.__dict__.get("_module_key")
             if known is None or known[0] != fingerprint:
