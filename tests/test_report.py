@@ -255,6 +255,13 @@ def test_rendered_and_case_text():
     assert case_text(image) == "<image 8x8>"
     assert case_text("a  b\n c") == "a b c"
     assert case_text("x" * 100, max_chars=10) == "x" * 9 + "…"
+    # a terminal escape passed into str(explanation) raw, an empty text printed as
+    # a blank cell, and max_chars=0 gave the whole text cut at -1
+    assert case_text("\x1b[31mred\x00") == "\\x1b[31mred\\x00"
+    assert case_text("") == '""' and case_text(" \n") == '""'
+    assert case_text("عربي\u200c ok") == "عربي\u200c ok"  # (format characters kept)
+    with pytest.raises(ValueError, match="max_chars must be a positive int, got 0"):
+        case_text("abc", max_chars=0)
     assert rendered(3, lambda case: np.ones((2, 2)) * case).shape == (2, 2)
     with pytest.raises(ValueError, match="renderer='image' needs numeric arrays"):
         rendered("text", "image")
@@ -383,6 +390,18 @@ def test_report_of_a_multilabel_model_adds_up():
         query = page.split(f"data-index='{i}'")[1]
         assert f"&rarr; <b><bdi>{labels}</bdi></b> (explaining " in query
     assert "subset accuracy on these queries" in page
+    # each panel says whether its label is predicted: a row predicting no label
+    # had a panel headed "predicted <label>"
+    scores = clf.decision_function(X[:10])
+    for i in range(10):
+        query = page.split(f"data-index='{i}'")[1].split("</details>")[0]
+        heads = re.findall(r"<h4>([^<]*) <bdi>", query)
+        top2 = np.argsort(-scores[i], kind="stable")[:2]
+        assert heads == [
+            ("predicted" if pred[i, c] else "not predicted") + f" ({which})"
+            for c, which in zip(top2, ["highest score", "next score"])
+        ]
+    assert "not predicted (highest score)" in page  # (these rows include one with no label)
     with pytest.raises(ValueError, match=r"y has shape \(10, 3\); the model predicts \(10, 4\)"):
         make_report(clf, X[:10], Y[:10, :3])
 
@@ -554,3 +573,23 @@ def test_expand_button_follows_the_page_shown_and_long_labels_wrap(tmp_path):
     ]
     width, window = map(int, steps[4].split(" in "))
     assert width <= window
+
+
+def test_strip_images_are_shown_at_a_bounded_readable_size():
+    # the report drew every image 40 px wide: a 1 x 64 strip was 1 px tall (not
+    # seen) and a 64 x 1 one 2,560 px tall; the plots' 1 x 64 thumbnail 0.4 pt
+    import re
+
+    from skproto.explain._plot import _zoom
+
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 1, (20, 3)), rng.normal(4, 1, (20, 3))]
+    y = np.repeat([0, 1], 20)
+    clf = NearestMeanClassifier().fit(X, y)
+    for shape, expected in [((1, 64), (40, 4)), ((64, 1), (4, 40)), ((8, 8), (40, 40))]:
+        cases = [rng.rand(*shape) for _ in range(40)]
+        page = make_report(clf, X[:2], cases=cases, X_train=X, y_train=y, renderer="image")
+        sizes = set(re.findall(r"class='case-img'[^>]*style='width:(\d+)px;height:(\d+)px'", page))
+        assert sizes == {tuple(map(str, expected))}
+    assert _zoom((8, 8)) == 3.0
+    assert _zoom((1, 64)) >= 1 and _zoom((1, 64)) * 64 <= 72  # (it was 0.375: 0.4 pt tall)

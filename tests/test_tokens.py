@@ -88,6 +88,19 @@ def test_explain_names_the_matched_tokens(fitted, tokens):
         ex.prototype_token, clf.prototype_token_indices_[ex.prototype_index]
     )
     assert "tokens q/p" in str(ex)
+    # the matched tokens were in str(ex) only: the table, the waterfall steps
+    # (plots) and the report dropped them
+    from skproto.explain import make_report, waterfall
+
+    frame = ex.to_frame()
+    np.testing.assert_array_equal(frame["query_token"], ex.query_token.ravel())
+    np.testing.assert_array_equal(frame["prototype_token"], ex.prototype_token.ravel())
+    steps = [s for s in waterfall(ex, 0).steps if s.kind == "prototype"]
+    assert [s.tokens for s in steps] == list(zip(ex.query_token[0], ex.prototype_token[0]))
+    assert "(token {} ~ {})".format(*steps[0].tokens) in steps[0].label
+    page = make_report(clf, X[:1])
+    q, p = ex.query_token[0, 0], ex.prototype_token[0, 0]
+    assert f"query token {q} ~ its token {p}</small>" in page
 
 
 def test_a_row_without_tokens_gets_finite_probabilities(fitted):

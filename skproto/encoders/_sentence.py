@@ -27,7 +27,9 @@ def _packaged_module(name: str) -> str:
     """The Python module that packages model ``name`` (``gt-<name>`` on the package index)."""
     if name in PACKAGED:
         return PACKAGED[name]
-    return "gt_" + name.split("/")[-1].lower().replace("-", "_").replace(".", "_")
+    # (the last non-empty part: "models/minilm/" named the package "gt-")
+    last = [part for part in name.replace("\\", "/").split("/") if part][-1:] or [name]
+    return "gt_" + last[0].lower().replace("-", "_").replace(".", "_")
 
 
 def _sentence_transformer():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import unicodedata
 import weakref
 import zlib
 from collections.abc import Callable, Sequence
@@ -228,7 +229,9 @@ def case_text(
     Returns
     -------
     str
-        The snippet, on one line (runs of white space become one space).
+        The snippet, on one line (runs of white space become one space,
+        control characters such as terminal escapes are shown escaped, as
+        ``\\x1b``, and an empty text is ``""``).
 
     Examples
     --------
@@ -237,10 +240,18 @@ def case_text(
     >>> case_text("my card  got eaten by the atm", max_chars=16), case_text(np.zeros((8, 8)))
     ('my card got eat…', '<image 8x8>')
     """
+    from .._validation import check_positive_int
+
+    check_positive_int(max_chars, "max_chars")  # (0 gave a whole text, cut at -1)
     shown = rendered(case, renderer)
     if isinstance(shown, np.ndarray):
         return f"<image {shown.shape[0]}x{shown.shape[1]}>"
     text = " ".join(shown.split())
+    if not text:  # (told apart from a missing case, "-", and from a blank)
+        return '""'
+    if any(unicodedata.category(ch) == "Cc" for ch in text):  # (an escape sequence
+        # recoloured the terminal and broke the columns of str(explanation))
+        text = "".join(repr(ch)[1:-1] if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
@@ -307,6 +318,15 @@ def png_bytes(image: ArrayLike) -> bytes:
         + chunk(b"IDAT", zlib.compress(scanlines, 6))
         + chunk(b"IEND", b"")
     )
+
+
+def _thumbnail_size(shape: tuple, longest: float, least: float) -> tuple[float, float]:
+    """(width, height) of an image of ``shape`` shown with its longer side ``longest``
+    and neither side under ``least`` (a 1 x 64 strip stays visible, a 64 x 1 one
+    stays short)."""
+    h, w = int(shape[0]), int(shape[1])
+    scale = longest / max(h, w, 1)
+    return max(least, w * scale), max(least, h * scale)
 
 
 def png_data_uri(image: ArrayLike) -> str:

@@ -296,8 +296,9 @@ class Explanation:
         training sample), ``value`` (see ``value_name``), ``to_predicted``
         and ``to_runner_up`` (the prototype's contribution to those two class
         scores), for each of ``parts``, ``<part>_to_predicted`` and
-        ``<part>_to_runner_up``, and after :meth:`with_cases`, ``case_row``
-        and ``case``.
+        ``<part>_to_runner_up``, for token prototypes ``query_token`` and
+        ``prototype_token`` (the matched slots), and after :meth:`with_cases`,
+        ``case_row`` and ``case``.
 
         Returns
         -------
@@ -327,6 +328,14 @@ class Explanation:
                             for name, part in (self.parts or {}).items()
                             for which, col in (("predicted", pred_col), ("runner_up", run_col))
                         },
+                        **(
+                            {
+                                "query_token": int(self.query_token[i, r]),
+                                "prototype_token": int(self.prototype_token[i, r]),
+                            }
+                            if self.query_token is not None
+                            else {}
+                        ),
                         **(
                             {"case_row": int(self.case_rows[i, r]), "case": self.cases[i, r]}
                             if self.cases is not None
@@ -373,6 +382,7 @@ class Explanation:
                 for name in (self.parts or {})
                 for which in ("predicted", "runner_up")
             ]
+            + (["query_token", "prototype_token"] if self.query_token is not None else [])
             + (["case_row", "case"] if self.cases is not None else [])
         )
         return pd.DataFrame.from_records(self.to_records(), columns=columns)

@@ -54,6 +54,14 @@ def _rows_of(X, i: int) -> np.ndarray:
     return X.iloc[i : i + 1] if hasattr(X, "iloc") else X[i : i + 1]
 
 
+def _zoom(shape: tuple) -> float:
+    """Zoom of a case's thumbnail: its longer side 24 points, and a strip's short
+    side at least 3 where that keeps the long side under 72 (a 1 x 64 strip was
+    0.4 points tall)."""
+    long, short = max(shape[:2]), max(1, min(shape[:2]))
+    return max(24 / long, min(3 / short, 72 / long))
+
+
 class ExplanationDisplay:
     """Waterfall of one prediction: how the top prototypes build the class scores.
 
@@ -271,7 +279,7 @@ class ExplanationDisplay:
                 if isinstance(shown, np.ndarray):
                     image = OffsetImage(
                         _to_uint8(shown),  # as the report shows it
-                        zoom=max(0.25, 24 / max(shown.shape[:2])),
+                        zoom=_zoom(shown.shape),
                         cmap="gray",
                         norm=Normalize(0, 255),
                     )

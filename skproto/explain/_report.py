@@ -26,7 +26,15 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._validation import check_label_kinds
-from ._cases import case_text, other_rows, png_data_uri, prototype_rows, rendered, row_labels
+from ._cases import (
+    _thumbnail_size,
+    case_text,
+    other_rows,
+    png_data_uri,
+    prototype_rows,
+    rendered,
+    row_labels,
+)
 from ._explanation import _label, plain
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
@@ -46,8 +54,8 @@ details.query[open]{background:#fafbfc}
 summary{cursor:pointer}.wrong{color:#b00020}.right{color:#1b7f3b}
 .panels{display:flex;flex-wrap:wrap;gap:24px;margin:6px 0}
 .panel h4{margin:4px 0;font-size:.95em}
-.case{max-width:28em}.case-img{image-rendering:pixelated;width:40px;height:auto;
-border:1px solid #ccc}.query-case{color:#444}
+.case{max-width:28em}.case-img{image-rendering:pixelated;border:1px solid #ccc;
+vertical-align:middle}.query-case{color:#444}
 .pos{fill:#2a9d8f}.neg{fill:#e76f51}.bias{fill:#8d99ae}.score{fill:#264653}
 .gallery details{margin:2px 0}.proto{margin:4px 0 8px 1em}
 nav button{margin:0 2px}.page[hidden]{display:none}
@@ -116,7 +124,11 @@ class _Cases:
             return self._images[key]
         shown = rendered(source[row] if case is None else case, self.renderer)
         if isinstance(shown, np.ndarray):
-            out = f"<img class='case-img' alt='case of row {row}' src='{png_data_uri(shown)}'>"
+            width, height = _thumbnail_size(shown.shape, 40, 4)
+            out = (
+                f"<img class='case-img' alt='case of row {row}' src='{png_data_uri(shown)}' "
+                f"style='width:{width:.0f}px;height:{height:.0f}px'>"
+            )
             self._images[key] = out
             return out
         return f"<span class='case-text'>{_t(case_text(shown, max_chars=self.max_chars))}</span>"
@@ -166,6 +178,11 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
     rows = []
     for step in protos:
         part = f" ({_e(step.part)})" if step.part else ""
+        if step.tokens is not None:  # token prototypes: which slots matched
+            part += (
+                f" <small class='tokens'>query token {step.tokens[0]} ~ its token "
+                f"{step.tokens[1]}</small>"
+            )
         rows.append(
             f"<tr class='step' data-prototype='{step.prototype}' data-train-row='{step.row}' "
             f"data-contribution='{_f(step.value)}'><td class='num'>#{step.prototype}</td>"
@@ -405,9 +422,20 @@ def make_report(
             query = ""
             if query_cases is not None:
                 query = f" <span class='query-case'>{shown.html(i, query_cases)}</span>"
-            panels = _panel(waterfall(first, i), "predicted", shown, first.value_name)
+            titles = ["predicted", "runner-up"]
+            if multilabel:  # a label explained is not always predicted (nor the next one)
+                on = np.asarray(first.predicted)[i] > 0
+                titles = [
+                    ("predicted" if on[np.searchsorted(first.classes, label)] else "not predicted")
+                    + f" ({which})"
+                    for label, which in [
+                        (first.explained[i], "highest score"),
+                        (second.explained[i], "next score"),
+                    ]
+                ]
+            panels = _panel(waterfall(first, i), titles[0], shown, first.value_name)
             if len(first.classes) > 1:
-                panels += _panel(waterfall(second, i), "runner-up", shown, second.value_name)
+                panels += _panel(waterfall(second, i), titles[1], shown, second.value_name)
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"

@@ -44,6 +44,9 @@ class Step:
         Name of the term of ``Explanation.parts`` this step is, if split.
     prototype_value : float, default=nan
         What ``transform`` gives for the prototype.
+    tokens : tuple of (int, int) or None, default=None
+        For token prototypes (``n_tokens``): the query's token slot that
+        matched the prototype, and the prototype's own slot in its training row.
 
     Examples
     --------
@@ -59,6 +62,7 @@ class Step:
     case: Any = None
     part: str | None = None
     prototype_value: float = float("nan")
+    tokens: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,12 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
             prototype_value=float(explanation.value[sample, r]),
         )
         name = f"#{k} {_label(common['prototype_label'])}"
+        if explanation.query_token is not None:  # which words matched (token prototypes)
+            common["tokens"] = (
+                int(explanation.query_token[sample, r]),
+                int(explanation.prototype_token[sample, r]),
+            )
+            name += " (token {} ~ {})".format(*common["tokens"])
         if explanation.parts:
             for part, values in explanation.parts.items():
                 steps.append(
