@@ -161,6 +161,13 @@ def test_iris_accuracy_and_certified_accuracy():
         acc = certified_accuracy(clf, X, y, [0.0, 0.1, 10.0])
         assert acc[0] <= clf.score(X, y) and acc[0] >= acc[1] >= acc[2] == 0.0
         assert certified_accuracy(clf, X, y, 0.1) == acc[1]
+    # a Pipeline raised an AttributeError; its radii would not hold in X's space
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), clf)
+    with pytest.raises(ValueError, match=r"got Pipeline\. A radius holds in the space its"):
+        certified_accuracy(pipe, X, y, 0.1)
 
 
 def test_robust_training_enlarges_the_certificate():

@@ -19,7 +19,9 @@ def certified_accuracy(
     ----------
     estimator : estimator
         Fitted RBFPrototypeClassifier, or any estimator with a
-        ``certified_radius(X, y)`` method.
+        ``certified_radius(X, y)`` method. Not a Pipeline: a radius holds in
+        the space the classifier sees, not in the space of the pipeline's
+        input; pass ``pipe[-1]`` and ``pipe[:-1].transform(X)``.
     X : array-like of shape (n_samples, n_features)
         Samples.
     y : array-like of shape (n_samples,)
@@ -46,6 +48,18 @@ def certified_accuracy(
     if not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
         # (a negative eps counted misclassified samples, of radius 0, as certified)
         raise ValueError(f"eps must be finite and non-negative; got {eps!r}.")
+    if not hasattr(estimator, "certified_radius"):  # (an AttributeError, for a Pipeline)
+        final = getattr(estimator, "steps", None)
+        hint = (
+            " A radius holds in the space its classifier sees: pass pipe[-1] and "
+            "pipe[:-1].transform(X)."
+            if final
+            else ""
+        )
+        raise ValueError(
+            f"certified_accuracy needs an estimator with a certified_radius method, got "
+            f"{type(estimator).__name__}.{hint}"
+        )
     radius = estimator.certified_radius(X, y)
     acc = (radius[None, :] > eps_arr.reshape(-1, 1)).mean(axis=1)
     return float(acc[0]) if eps_arr.ndim == 0 else acc
