@@ -632,3 +632,27 @@ def test_cbc_radius_far_from_every_component_stays_a_valid_bound():
     assert clf.predict(x1)[0] != clf.predict(x0)[0]
     radius = clf.certified_radius(x0)[0]
     assert np.isfinite(radius) and radius <= np.linalg.norm(x1 - x0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_radius_holds_where_the_probabilities_round_to_ties(dtype):
+    # at a large fixed temperature predict's probabilities round to ties, and a
+    # move of 0.999 of the radius (iris row 52: 0.179) made a tie that went to
+    # another class: the nearest head's radius now keeps the predicted class
+    # ahead by more than the probabilities can round away
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(dtype)
+    for T in (1e15, 1e9, "auto"):
+        clf = RBFPrototypeClassifier(loss="glvq", temperature=T, max_epochs=5, random_state=0)
+        clf.fit(X, y)
+        r, pred = clf.certified_radius(X), clf.predict(X)
+        if not (r > 0).any():  # (float32 at T = 1e15: every row's probabilities tie)
+            continue
+        moved = []
+        for i in np.flatnonzero(r > 0):
+            d = clf.prototypes_ - X[i]
+            d /= np.linalg.norm(d, axis=1, keepdims=True)
+            moved.append(X[i] + 0.999 * float(r[i]) * d)  # towards every component
+        moved = np.concatenate(moved).astype(dtype)
+        expected = np.repeat(pred[r > 0], len(clf.prototypes_))
+        np.testing.assert_array_equal(clf.predict(moved), expected)

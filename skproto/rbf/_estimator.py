@@ -786,12 +786,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         work = K * n_own if self._head_kind == "nearest" else K * len(self.classes_)
         out = np.empty(len(X))
         gaps = None  # the K x K gaps once, not for every chunk of rows
+        tie = float(np.finfo(X.dtype).eps)  # (predict decides from probabilities in X's dtype)
         if self._head_kind == "nearest" and len(X):
             with torch_threads(self._n_threads), cpu_default():
                 gaps = self._inference_network().component_gaps()
         for s in chunk_slices(len(X), max(work, X.shape[1])):
             target = torch.from_numpy(np.ascontiguousarray(pred[s]))  # (CPU, as the network)
-            out[s] = self._run("certified_radius", X[s], target, False, True, gaps)
+            out[s] = self._run("certified_radius", X[s], target, False, True, gaps, tie)
         out = np.maximum(out, 0)
         if y is not None:
             out[self.classes_[pred] != y] = 0

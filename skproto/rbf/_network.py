@@ -158,6 +158,7 @@ class RBFNetwork(torch.nn.Module):
         smooth: bool = False,
         exact: bool = False,
         gaps: torch.Tensor | None = None,
+        tie: float = 0.0,
     ) -> torch.Tensor:
         """Signed lower bound on the L2 perturbation that can make ``target`` lose, (n,).
 
@@ -165,6 +166,12 @@ class RBFNetwork(torch.nn.Module):
         ``exact`` the radius is lowered by a bound on the rounding error of
         the distances it is computed from (prediction; not training).
         ``gaps``: :meth:`component_gaps`, computed once for many row chunks.
+        ``tie``: the relative rounding of the probabilities ``predict`` decides
+        from (the machine epsilon of their dtype); with the nearest head the
+        radius keeps the target's score ahead by more than they can round
+        away (at a temperature so large that the scores nearly tie, a move
+        inside the plain bound rounded the probabilities to a tie, and the tie
+        went to another class).
         """
         z, u = self._mapped(x)
         d2 = squared_distances(z, u)
@@ -179,7 +186,18 @@ class RBFNetwork(torch.nn.Module):
                 rows = torch.full((len(u),), -1, dtype=torch.long, device=u.device)
                 rows[needed] = torch.arange(len(needed), device=u.device)
             gap = gaps if gaps is not None and needed is None else self._gaps(u, needed)
-            r = bisector_radius(d2, gap, own, labels, target, L, slack, gap_rows=rows)
+            margin = None
+            if tie:
+                # predict's probabilities, exp(z_c - max z) / sum with z_c = -d_c / (sigma
+                # T), keep their order where the gap of z exceeds 4 tie (their rounding)
+                # plus the rounding of z itself (a few ulps of the largest |z|)
+                scale = float(self.sigma()) * float(self.temperature)
+                eps64 = torch.finfo(torch.float64).eps
+                reach = torch.sqrt(d2.amax(1))
+                margin = 4.0 * tie * scale + 8.0 * eps64 * reach
+            r = bisector_radius(
+                d2, gap, own, labels, target, L, slack, gap_rows=rows, margin=margin
+            )
         else:
             dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
             d = torch.exp(-dist / self.sigma())

@@ -122,6 +122,7 @@ def bisector_radius(
     lipschitz: torch.Tensor,
     slack: torch.Tensor | None = None,
     gap_rows: torch.Tensor | None = None,
+    margin: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Nearest-prototype bound: ``max_{i own} min_{j other} (d2_j - d2_i) / (2 gap_ij L)``, (n,).
 
@@ -151,6 +152,11 @@ def bisector_radius(
         Bound on the rounding error of each row's ``d2`` entries; None: none.
     gap_rows : tensor of shape (K,), default=None
         Row of ``gap`` of each prototype (-1: absent); None: ``gap`` is (K, K).
+    margin : tensor of shape (n,), default=None
+        A distance ``e`` by which an own prototype must stay nearer than every
+        rival within the radius, ``d_j - d_i >= e`` (so that scores which
+        round to a tie cannot flip the prediction); the bound becomes
+        ``(d2_j - d2_i - 2 e d_i - e^2) / (2 (gap_ij + e) L)``. None: 0.
 
     Returns
     -------
@@ -165,6 +171,13 @@ def bisector_radius(
     if slack is not None:
         num = num - 2.0 * slack[:, None, None]
     g = gap[idx if gap_rows is None else gap_rows[idx]]  # (n, m, K)
+    if margin is not None:
+        # d_j^2 - d_i^2 = 2 g s (s: the signed distance to the bisector) and a move
+        # of r changes s by at most L r and d_i by at most L r: d_j - d_i >= e holds
+        # while 2 g (s - L r) >= 2 e (d_i + L r) + e^2
+        e = margin[:, None, None]
+        num = num - 2.0 * e * torch.sqrt(d2_own)[:, :, None] - e * e
+        g = g + e
     tiny = torch.finfo(d2.dtype).tiny
     ratio = torch.where(g > 0, num / (2.0 * g).clamp_min(tiny), torch.zeros_like(num))
     same = (labels[None, :] == target[:, None])[:, None, :]  # j of the target class
