@@ -479,10 +479,11 @@ class BasePrototypeClassifier(
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`.
 
-        Computed as the log of the probabilities (zeros raised to the smallest
-        normal float, as scikit-learn's discriminant analysis does), so that it
-        orders classes exactly as :meth:`predict_proba` does and its ``exp`` is
-        :meth:`predict_proba`.
+        Computed as the log of the probabilities, so that it orders classes
+        exactly as :meth:`predict_proba` does and its ``exp`` is
+        :meth:`predict_proba`. A probability of 0 gets ``log(tiny) - 1``, with ``tiny``
+        the smallest (subnormal) float of its dtype: finite, below every positive
+        probability's log, and ``exp`` of it rounds back to 0.
 
         Parameters
         ----------
@@ -496,7 +497,13 @@ class BasePrototypeClassifier(
         """
         X = self._validate_X_predict(X)
         proba = self._proba(X)
-        return np.log(np.maximum(proba, np.finfo(proba.dtype).smallest_normal))
+        # (raising zeros to the smallest normal float, as scikit-learn's discriminant
+        # analysis does, also raised subnormal probabilities: 3e-313 and 8e-314 both
+        # read -708.4, a tie)
+        floor = np.log(np.finfo(proba.dtype).smallest_subnormal) - 1.0
+        out = np.full_like(proba, floor)
+        np.log(proba, out=out, where=proba > 0)
+        return out
 
     @as_fitted
     def score_samples(self, X: ArrayLike) -> np.ndarray:

@@ -1488,3 +1488,18 @@ def test_certified_radius_of_a_dataframe_is_silent_as_predict_is():
         certified_accuracy(clf, X, y, 0.1)
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         np.testing.assert_array_equal(radius, clf.certified_radius(X.to_numpy()))
+
+
+def test_log_probabilities_keep_subnormal_probabilities_apart():
+    # zeros and subnormal probabilities were all raised to the smallest normal
+    # float: 3e-313 and 8e-314 both read -708.4, a tie predict_proba does not have
+    X = np.array([[-1.0], [1.0], [0.0], [2.0], [0.002], [2.002]])  # means 0, 1, 1.002
+    clf = NearestMeanClassifier(temperature=1.0).fit(X, np.array([0, 0, 1, 1, 2, 2]))
+    for x in ([[-719.0]], [[-5000.0]]):  # subnormal, then zero probabilities
+        P, LP = clf.predict_proba(x), clf.predict_log_proba(x)
+        np.testing.assert_array_equal(np.argsort(LP, kind="stable"), np.argsort(P, kind="stable"))
+        np.testing.assert_array_equal(np.exp(LP), P)
+        assert np.isfinite(LP).all()
+    P = clf.predict_proba([[-719.0]])
+    assert (P > 0).all() and P[0, 1] != P[0, 2]  # (subnormal, and apart)
+    np.testing.assert_allclose(clf.predict_log_proba([[-719.0]]), np.log(P))
