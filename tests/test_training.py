@@ -350,3 +350,16 @@ def test_a_pickled_model_predicts_whatever_torch_default_device(make):
         np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
         if make is RBFPrototypeClassifier:
             np.testing.assert_array_equal(loaded.certified_radius(X), model.certified_radius(X))
+
+
+def test_a_map_that_became_nan_is_a_diverged_run_not_a_torch_error():
+    # a step left the RBF map Omega NaN while the epoch's loss was finite: the next
+    # forward pass's spectral norm raised torch's raw LinAlgError (an SVD error)
+    X, y = np.array([[0.0], [1.0], [1e6], [1e6 + 1]]), [0, 0, 1, 1]
+    for early_stopping in (True, False):
+        clf = RBFPrototypeClassifier(
+            loss="robust", reasoning="positive_negative", sigma=1.0, omega_dim=1,
+            max_epochs=3, early_stopping=early_stopping, random_state=0,
+        )  # fmt: skip
+        with pytest.raises(ValueError, match=r"Training diverged in fit: a parameter became non"):
+            clf.fit(X, y)

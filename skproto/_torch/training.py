@@ -308,20 +308,21 @@ def train(
         scored = (X[::every], targets[::every], weights[::every])
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
-        module.train()
-        total, n = 0.0, 0
-        for Xt, Tt, Wt in windows(rng):
-            if not torch.is_tensor(Xt):
-                Xt, Tt, Wt = to_tensor(Xt, dev), _targets(Tt, dev), to_tensor(Wt, dev)
-            order = torch.as_tensor(rng.permutation(len(Xt)), device=dev)
-            n += len(Xt)
-            for s in range(0, len(Xt), config.batch_size):
-                idx = order[s : s + config.batch_size]
-                optimizer.zero_grad()
-                loss = batch_loss(Xt[idx], Tt[idx], Wt[idx])
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
+        with _diverging(config, module, epoch):  # (a raw torch error of NaN parameters)
+            module.train()
+            total, n = 0.0, 0
+            for Xt, Tt, Wt in windows(rng):
+                if not torch.is_tensor(Xt):
+                    Xt, Tt, Wt = to_tensor(Xt, dev), _targets(Tt, dev), to_tensor(Wt, dev)
+                order = torch.as_tensor(rng.permutation(len(Xt)), device=dev)
+                n += len(Xt)
+                for s in range(0, len(Xt), config.batch_size):
+                    idx = order[s : s + config.batch_size]
+                    optimizer.zero_grad()
+                    loss = batch_loss(Xt[idx], Tt[idx], Wt[idx])
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach()) * len(idx)
         module.eval()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
@@ -334,7 +335,7 @@ def train(
         train_score = score(*scored) if in_memory else np.nan
         history["train_score"].append(train_score)
         if config.early_stopping:
-            with torch.no_grad():
+            with torch.no_grad(), _diverging(config, module, epoch):
                 val_loss = _held_out_loss(batch_loss, Xv, Tv, Wv, config.batch_size)
             history["val_loss"].append(val_loss)
             if score is not None:
@@ -383,6 +384,20 @@ def train(
     if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
         raise ValueError(_diverged(config, "a parameter became non-finite"))
     return history
+
+
+@contextlib.contextmanager
+def _diverging(config: TrainingConfig, module: torch.nn.Module, epoch: int) -> Iterator[None]:
+    """Turn an error that a step's non-finite parameters caused (torch.linalg's SVD of
+    a NaN map raised before the epoch's loss could be checked) into the message of a
+    diverged run; any other error passes as it is."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+            raise
+        what = f"a parameter became non-finite in epoch {epoch + 1}"
+        raise ValueError(_diverged(config, what)) from exc
 
 
 def _diverged(config: TrainingConfig, what: str) -> str:
