@@ -190,7 +190,8 @@ def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     """
     d_plus = _masked_min(d2, own)
     d_minus = _masked_min(d2, ~own)
-    mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(_TINY)
+    # (a floor of 1e-12 moved the prototypes of data at scale 1e-8: no floor in units)
+    mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(torch.finfo(d2.dtype).tiny)
     return torch.sigmoid(2.0 * mu)
 
 

@@ -287,3 +287,20 @@ def test_building_blocks_give_exact_numbers_or_clear_errors():
         principal_axes(rng.rand(10, 3), -1)
     with pytest.raises(ValueError, match="prior must be a positive finite temperature"):
         cal.fit_temperature(rng.rand(10, 3), rng.randint(0, 3, 10), prior=0.0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(loss="robust", reasoning="positive"), dict(loss="glvq")],
+    ids=["robust-positive", "glvq"],
+)
+def test_rbf_trains_on_small_scale_data_as_at_unit_scale(params, iris):
+    # a fixed 1e-12 smoothed every squared distance: at scale 1e-8 each detection
+    # underflowed and training diverged at any learning rate (robust loss, CBC
+    # head), and GLVQ's relative distance was bent (prototypes 0.12 off)
+    X, y = iris
+    X = X.astype(np.float64)
+    unit = RBFPrototypeClassifier(max_epochs=30, random_state=0, **params).fit(X, y)
+    small = RBFPrototypeClassifier(max_epochs=30, random_state=0, **params).fit(X * 1e-8, y)
+    assert small.score(X * 1e-8, y) >= unit.score(X, y) - 0.02
+    np.testing.assert_allclose(small.prototypes_ * 1e8, unit.prototypes_, atol=0.05)

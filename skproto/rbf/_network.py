@@ -15,7 +15,7 @@ from ..robustness.certificates import bisector_radius, cbc_radius, distance_roun
 
 __all__ = ["RBFNetwork"]
 
-_TINY = 1e-12
+_TINY = 1e-6  # the smoothing of a distance, relative to sigma
 
 
 class RBFNetwork(torch.nn.Module):
@@ -92,7 +92,14 @@ class RBFNetwork(torch.nn.Module):
     def distances(self, x: torch.Tensor, smooth: bool = False) -> torch.Tensor:
         d2 = self.squared_distances(x)
         # smooth: a finite gradient at a component (training only)
-        return torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
+        return self._smooth_sqrt(d2) if smooth else torch.sqrt(d2)
+
+    def _smooth_sqrt(self, d2: torch.Tensor) -> torch.Tensor:
+        """``sqrt(d2 + (1e-6 sigma)^2)``: a finite gradient at a component, in the
+        units of the data (a fixed 1e-12 swamped distances of 1e-8 data: every
+        detection underflowed and the loss was NaN at any learning rate)."""
+        floor = (_TINY * self.sigma().detach()) ** 2
+        return torch.sqrt(d2 + floor)
 
     def sigma(self) -> torch.Tensor:
         if self._frozen is not None:
@@ -199,7 +206,7 @@ class RBFNetwork(torch.nn.Module):
                 d2, gap, own, labels, target, L, slack, gap_rows=rows, margin=margin
             )
         else:
-            dist = torch.sqrt(d2 + _TINY) if smooth else torch.sqrt(d2)
+            dist = self._smooth_sqrt(d2) if smooth else torch.sqrt(d2)
             d = torch.exp(-dist / self.sigma())
             rp, rn = self.reasoning_weights()
             r = cbc_radius(d, rp, rn, target, self.sigma(), L)
