@@ -154,7 +154,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         starts at the training rows' principal axes.
     similarity : {"cosine", "log", "rbf"}, default="cosine"
         ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
-        ``exp(-d / width)`` for squared distances ``d``.
+        ``exp(-d / width)`` for squared distances ``d``. ``"log"`` and
+        ``"rbf"`` depend on the units of ``X`` (standardise it for them; see
+        the user guide); ``"cosine"`` does not.
     latent_offset : "auto" or float in [0, 1e15), default="auto"
         With ``similarity="cosine"`` and a map: a constant coordinate ``c``
         appended to every latent vector, so that the cosine sees a vector's
