@@ -26,7 +26,7 @@ class LinearHead(torch.nn.Module):
         Divisor of the scores (a buffer, fitted after training).
     """
 
-    def __init__(self, weight: torch.Tensor, temperature: float = 1.0):
+    def __init__(self, weight: torch.Tensor, temperature: float = 1.0) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(weight)
         self.register_buffer("temperature", torch.tensor(float(temperature)))
@@ -65,7 +65,7 @@ class ReasoningHead(torch.nn.Module):
         Whether the head has negative reasoning weights ``r-``.
     """
 
-    def __init__(self, logits: torch.Tensor, negative: bool = True):
+    def __init__(self, logits: torch.Tensor, negative: bool = True) -> None:
         super().__init__()
         self.logits = torch.nn.Parameter(logits)
         self.negative = negative
@@ -159,7 +159,7 @@ class NearestHead(torch.nn.Module):
         Number of classes.
     """
 
-    def __init__(self, labels: torch.Tensor, n_classes: int):
+    def __init__(self, labels: torch.Tensor, n_classes: int) -> None:
         super().__init__()
         self.register_buffer("labels", labels)
         membership = torch.nn.functional.one_hot(labels, n_classes).to(torch.float32)
@@ -305,7 +305,7 @@ class MixtureHead(torch.nn.Module):
         tau: float = 0.05,
         scale: float = 20.0,
         temperature: float = 1.0,
-    ):
+    ) -> None:
         super().__init__()
         self.register_buffer("codes", codes)
         self.n_classes = n_classes

@@ -87,3 +87,34 @@ def test_public_docstrings_pass_numpydoc_validation():
         if code in NUMPYDOC_CHECKS
     ]
     assert not failures, "\n".join(failures)
+
+
+def test_public_functions_have_type_hints():
+    # the estimators', encoders' and displays' constructors had none
+    import inspect
+
+    missing = []
+    for name in _public_objects():
+        module, _, attr = name.partition(".")
+        obj = importlib.import_module(module)
+        parts = name.split(".")[1:]
+        for i in range(len(parts), 0, -1):  # the longest importable module prefix
+            try:
+                obj = importlib.import_module(".".join(name.split(".")[: i + 1]))
+                rest = parts[i:]
+                break
+            except ImportError:
+                continue
+        for part in rest:
+            obj = getattr(obj, part)
+        function = obj.__init__ if inspect.isclass(obj) else obj
+        if function is object.__init__:
+            continue
+        signature = inspect.signature(function)
+        bare = [
+            p for p, v in signature.parameters.items()
+            if p not in ("self", "cls") and v.annotation is inspect.Parameter.empty
+        ]  # fmt: skip
+        if bare or signature.return_annotation is inspect.Signature.empty:
+            missing.append(f"{name}{' ' + str(bare) if bare else ''}")
+    assert not missing, missing

@@ -198,16 +198,16 @@ class SentenceEncoder(BaseEncoder):
 
     def __init__(
         self,
-        model="all-MiniLM-L6-v2",
+        model: str = "all-MiniLM-L6-v2",
         *,
-        batch_size=64,
-        device="cpu",
-        normalize=True,
-        output="sentence",
-        max_tokens=32,
-        memory=None,
-        verbose=0,
-    ):
+        batch_size: int = 64,
+        device: str = "cpu",
+        normalize: bool = True,
+        output: str = "sentence",
+        max_tokens: int = 32,
+        memory: str | os.PathLike | Any | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.device = device

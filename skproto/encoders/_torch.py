@@ -6,12 +6,16 @@ import contextlib
 import os
 from collections.abc import Callable
 from numbers import Integral
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._base import BaseEncoder
 from ._cache import callable_key, module_attributes
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported on use
+    import torch
 
 __all__ = ["TorchEncoder"]
 
@@ -82,16 +86,16 @@ class TorchEncoder(BaseEncoder):
 
     def __init__(
         self,
-        module,
+        module: torch.nn.Module | Callable[[], torch.nn.Module],
         *,
         preprocess: Callable | None = None,
-        batch_size=64,
-        device="cpu",
-        normalize=False,
-        memory=None,
-        cache_key="",
-        verbose=0,
-    ):
+        batch_size: int = 64,
+        device: str = "cpu",
+        normalize: bool = False,
+        memory: str | os.PathLike | Any | None = None,
+        cache_key: str = "",
+        verbose: int = 0,
+    ) -> None:
         self.module = module
         self.preprocess = preprocess
         self.batch_size = batch_size

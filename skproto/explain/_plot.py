@@ -111,7 +111,7 @@ class ExplanationDisplay:
         *,
         renderer: str | Callable | None = None,
         estimator_name: str = "",
-    ):
+    ) -> None:
         self.waterfalls = waterfalls
         self.renderer = renderer
         self.estimator_name = estimator_name
@@ -358,16 +358,16 @@ class PrototypeGalleryDisplay:
 
     def __init__(
         self,
-        prototype_index,
-        prototype_label,
-        rows,
-        neighbors,
-        neighbor_labels,
-        purity,
-        cases=None,
-        renderer=None,
-        prototype_cases=None,
-    ):
+        prototype_index: np.ndarray,
+        prototype_label: np.ndarray,
+        rows: np.ndarray,
+        neighbors: np.ndarray,
+        neighbor_labels: np.ndarray,
+        purity: np.ndarray,
+        cases: Sequence | None = None,
+        renderer: str | Callable | None = None,
+        prototype_cases: Sequence | None = None,
+    ) -> None:
         self.prototype_index = np.asarray(prototype_index)
         self.prototype_label = np.asarray(prototype_label)
         self.rows = np.asarray(rows)
@@ -560,7 +560,14 @@ class EmbeddingDisplay:
     3
     """
 
-    def __init__(self, points, point_labels, prototype_points, prototype_labels, projector):
+    def __init__(
+        self,
+        points: np.ndarray,
+        point_labels: np.ndarray,
+        prototype_points: np.ndarray,
+        prototype_labels: np.ndarray,
+        projector: Any,
+    ) -> None:
         self.points = points
         self.point_labels = np.asarray(point_labels)
         self.prototype_points = prototype_points

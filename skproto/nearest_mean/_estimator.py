@@ -240,14 +240,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def __init__(
         self,
-        metric="euclidean",
+        metric: str = "euclidean",
         *,
-        covariance="shared",
-        covariance_shrinkage="oas",
-        shrinkage=0.0,
-        priors="uniform",
-        temperature="auto",
-    ):
+        covariance: str = "shared",
+        covariance_shrinkage: str | float = "oas",
+        shrinkage: float = 0.0,
+        priors: str | ArrayLike = "uniform",
+        temperature: str | float = "auto",
+    ) -> None:
         self.metric = metric
         self.covariance = covariance
         self.covariance_shrinkage = covariance_shrinkage

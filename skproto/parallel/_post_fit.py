@@ -93,7 +93,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, estimator):
+    def __init__(self, estimator: BaseEstimator) -> None:
         self.estimator = estimator
 
     def __getattr__(self, name: str) -> Any:
