@@ -915,3 +915,15 @@ def test_parallel_fits_behave_as_fit_for_the_state_they_leave(client):
             seen = np.concatenate([y[y < 2], y[y == 2]])
             rows = est.prototype_sample_indices_
             np.testing.assert_array_equal(seen[rows], est.prototype_labels_)
+
+
+def test_the_wrapper_checks_its_estimator_parameter():
+    # ParallelPostFit("x") raised clone's TypeError on fit and check_is_fitted's on predict
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = np.zeros((4, 2)), [0, 1, 0, 1]
+    message = "The 'estimator' parameter of ParallelPostFit must be an object implementing"
+    with pytest.raises(InvalidParameterError, match=message):
+        ParallelPostFit("x").fit(X, y)
+    with pytest.raises(InvalidParameterError, match=message):
+        ParallelPostFit("x").predict(X)

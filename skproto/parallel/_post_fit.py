@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from .._chunking import is_dask, take_rows
@@ -67,8 +68,10 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Parameters
     ----------
-    estimator : skproto estimator
-        Fitted or not; :meth:`fit` fits a clone.
+    estimator : classifier
+        A skproto classifier or a Pipeline ending in one (any scikit-learn
+        classifier predicts too, without ``explain``); fitted or not:
+        :meth:`fit` fits a clone.
 
     Attributes
     ----------
@@ -92,6 +95,8 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     >>> bool((lazy.compute() == model.predict_proba(X)).all())
     True
     """
+
+    _parameter_constraints: dict = {"estimator": [HasMethods(["fit", "predict"])]}
 
     def __init__(self, estimator: BaseEstimator) -> None:
         self.estimator = estimator
@@ -158,6 +163,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         from .._torch.estimator import TorchPrototypeClassifier
         from ..nearest_mean import NearestMeanClassifier
 
+        self._validate_params()  # (ParallelPostFit("x") raised clone's TypeError)
         if _routing_enabled():  # the parameters the estimator asked for (set_fit_request)
             from sklearn.utils.metadata_routing import process_routing
 
@@ -194,6 +200,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def _fitted(self):
         est = getattr(self, "estimator_", None)
         if est is None:
+            self._validate_params()
             check_is_fitted(self.estimator)
             est = self.estimator
         return est
