@@ -526,3 +526,14 @@ def test_the_cache_key_holds_what_a_module_computes_with(tmp_path):
     enc.transform(X)
     module.scale = 3.0  # in place, on the encoder's own module
     np.testing.assert_array_equal(enc.transform(X), TorchEncoder(Shifted(scale=3.0)).transform(X))
+
+
+def test_pickling_an_encoder_keeps_its_loaded_model():
+    # __getstate__ popped from the instance's own __dict__ (Python 3.11 returns it,
+    # not a copy): every pickle (joblib, GridSearchCV) unloaded the live model
+    enc = TorchEncoder(torch.nn.Linear(4, 2))
+    enc.transform(np.ones((2, 4)))
+    loaded = enc.__dict__["_loaded_model"]
+    copy = pickle.loads(pickle.dumps(enc))
+    assert enc.__dict__["_loaded_model"] is loaded
+    assert "_loaded_model" not in copy.__dict__

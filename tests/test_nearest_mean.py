@@ -504,6 +504,18 @@ def test_a_per_class_stream_factorizes_only_the_classes_of_each_chunk(monkeypatc
     for a, b in [(stream.covariance_, batch.covariance_), (stream.prototypes_, batch.prototypes_)]:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert "_factor_cache" not in pickle.loads(pickle.dumps(stream)).__dict__
+    assert "_factor_cache" in stream.__dict__  # (pickling emptied the live model's cache)
+    # the cache held a copy of every class covariance: a fourth C x p x p array
+    # next to the scatter, covariance_ and the whitening matrices (docs' Memory)
+    stream.predict(X[:1])  # (the model is derived on use)
+    whiten = stream._model.class_whiten
+    own = [
+        a
+        for _, mean, factors in stream.__dict__["_factor_cache"].values()
+        for a in (mean, *factors)
+        if isinstance(a, np.ndarray) and not any(a is w for w in whiten)
+    ]  # fmt: skip
+    assert sum(a.nbytes for a in own) <= stream.means_.nbytes
 
 
 def test_negative_or_zero_weights_are_rejected():

@@ -74,7 +74,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         return loaded[1]
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: it may be the instance's __dict__
         state.pop("_loaded_model", None)  # reloaded on first use after unpickling
         state.pop("_encoding_cache", None)
         state.pop("_module_key", None)  # (a fingerprint of this process's tensors)

@@ -354,7 +354,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     # are not held out, and its held-out rows, merged; then the held-out
     # rows scored once and their statistics added.
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: it may be the instance's __dict__
         state.pop("_factor_cache", None)  # a stream's working copy of derived factors
         return state
 
@@ -806,7 +806,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         covs = np.full_like(st.scatter, np.nan)
         amounts = np.full(n_classes, np.nan)
         whiten = [None] * n_classes
-        cache = self.__dict__.get("_factor_cache")  # label -> (count, mean, factors)
+        cache = self.__dict__.get("_factor_cache")  # label -> (count, mean, (amount, whiten))
         for c in np.flatnonzero(st.count > 0):
             Sc = st.scatter[c] / st.count[c]
             zeroed = np.trace(Sc) <= floor  # (the floor moves with all the data)
@@ -820,8 +820,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 and known[0] == st.count[c]
                 and np.array_equal(known[1], st.mean[c])
             ):
-                covs[c], amounts[c], whiten[c] = known[2]  # (within a stream, rows of a class
-                continue  # change its count: the same count and mean are the same rows)
+                # (within a stream, rows of a class change its count: the same count
+                # and mean are the same rows). The covariance is formed again, O(p^2):
+                # a cached copy was a fourth C x p x p array held by the model
+                amounts[c], whiten[c] = known[2]
+                covs[c] = shrunk_covariance(Sc, amounts[c])
+                continue
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = shrunk_covariance(Sc, amounts[c])
@@ -829,12 +833,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
                 covs[c], whiten[c], amounts[c] = shared, shared_white, a
             elif cache is not None:
-                # (copies: a view would keep each call's (C, p, p) array alive)
-                cache[label] = (
-                    st.count[c],
-                    st.mean[c].copy(),
-                    (covs[c].copy(), amounts[c], whiten[c]),
-                )
+                # (a copy of the mean: a view would keep each call's array alive)
+                cache[label] = (st.count[c], st.mean[c].copy(), (amounts[c], whiten[c]))
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations
