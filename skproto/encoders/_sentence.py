@@ -77,8 +77,8 @@ def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0) ->
     Examples
     --------
     >>> from skproto.encoders import load_sentence_model
-    >>> load_sentence_model("all-MiniLM-L6-v2").get_sentence_embedding_dimension()
-    384
+    >>> load_sentence_model("all-MiniLM-L6-v2").encode(["hello"]).shape
+    (1, 384)
     """
     SentenceTransformer = _sentence_transformer()
     device = _resolve_device(device)
