@@ -10,38 +10,9 @@ from skproto import ProtoClassifier, RBFPrototypeClassifier
 from skproto._torch.training import TrainingConfig, new_history, resolve_n_threads, train
 
 
-def test_early_stopping_restores_the_best_epoch():
-    # Training pulls theta towards 5 (the training rows); the validation rows
-    # sit at 0, so every epoch makes the validation loss worse and the best
-    # state is the one after the first epoch.
-    theta = torch.nn.Parameter(torch.zeros(()))
-    module = torch.nn.Module()
-    module.theta = theta
-
-    def loss(xb, tb, wb):
-        return (wb * (theta - xb[:, 0]) ** 2).mean()
-
-    X = np.full((40, 1), 5.0, dtype=np.float32)
-    X_val = np.zeros((10, 1), dtype=np.float32)
-    T, T_val = np.zeros(40, dtype=int), np.zeros(10, dtype=int)
-    config = TrainingConfig(
-        max_epochs=50, batch_size=8, learning_rate=0.1, early_stopping=True, n_iter_no_change=3
-    )
-    history = train(
-        module, [theta], loss, X, T, np.ones(40, np.float32), config,
-        np.random.RandomState(0), X_val=X_val, targets_val=T_val,
-    )  # fmt: skip
-    assert len(history["val_loss"]) == 4  # the best epoch, then 3 without improvement
-    assert np.argmin(history["val_loss"]) == 0
-    with torch.no_grad():
-        restored = float(loss(torch.as_tensor(X_val), None, torch.ones(10)))
-    assert restored == pytest.approx(min(history["val_loss"]), rel=1e-6)
-
-
-def test_early_stopping_restores_the_lowest_loss_not_the_last_big_drop():
-    # The validation loss keeps falling, by less than tol after the first epoch:
-    # the patience runs out, and the state restored must be the last (lowest)
-    # one. The loop restored the first epoch, the last that improved by tol.
+def _train_theta(X_val: np.ndarray, **settings):
+    """Train one scalar ``theta`` towards 5 (40 training rows at 5) with early
+    stopping on ``X_val``; returns the history and the restored held-out loss."""
     theta = torch.nn.Parameter(torch.zeros(()))
     module = torch.nn.Module()
     module.theta = theta
@@ -51,18 +22,34 @@ def test_early_stopping_restores_the_lowest_loss_not_the_last_big_drop():
 
     X = np.full((40, 1), 5.0, dtype=np.float32)
     T = np.zeros(40, dtype=int)
-    config = TrainingConfig(
-        max_epochs=50, batch_size=8, learning_rate=0.01, early_stopping=True,
-        n_iter_no_change=3, tol=10.0,
-    )  # fmt: skip
+    config = TrainingConfig(max_epochs=50, batch_size=8, early_stopping=True, **settings)
     history = train(
         module, [theta], loss, X, T, np.ones(40, np.float32), config,
-        np.random.RandomState(0), X_val=X[:10], targets_val=T[:10],
+        np.random.RandomState(0), X_val=X_val, targets_val=T[: len(X_val)],
     )  # fmt: skip
+    with torch.no_grad():
+        restored = float(loss(torch.as_tensor(X_val), None, torch.ones(len(X_val))))
+    return history, restored
+
+
+def test_early_stopping_restores_the_best_epoch():
+    # The validation rows sit at 0, so every epoch makes the validation loss
+    # worse and the best state is the one after the first epoch.
+    X_val = np.zeros((10, 1), dtype=np.float32)
+    history, restored = _train_theta(X_val, learning_rate=0.1, n_iter_no_change=3)
+    assert len(history["val_loss"]) == 4  # the best epoch, then 3 without improvement
+    assert np.argmin(history["val_loss"]) == 0
+    assert restored == pytest.approx(min(history["val_loss"]), rel=1e-6)
+
+
+def test_early_stopping_restores_the_lowest_loss_not_the_last_big_drop():
+    # The validation loss keeps falling, by less than tol after the first epoch:
+    # the patience runs out, and the state restored must be the last (lowest)
+    # one. The loop restored the first epoch, the last that improved by tol.
+    X_val = np.full((10, 1), 5.0, dtype=np.float32)
+    history, restored = _train_theta(X_val, learning_rate=0.01, n_iter_no_change=3, tol=10.0)
     val = history["val_loss"]
     assert len(val) == 4 and np.all(np.diff(val) < 0)  # each epoch lower, by < tol
-    with torch.no_grad():
-        restored = float(loss(torch.as_tensor(X[:10]), None, torch.ones(10)))
     assert restored == pytest.approx(val[-1], rel=1e-6)
 
 
