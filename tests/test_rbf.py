@@ -635,15 +635,20 @@ def test_cbc_radius_far_from_every_component_stays_a_valid_bound():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_radius_holds_where_the_probabilities_round_to_ties(dtype):
+@pytest.mark.parametrize(
+    "params",
+    [dict(loss="glvq"), dict(loss="cbc"), dict(loss="cbc", reasoning="positive")],
+    ids=["nearest", "cbc", "cbc-positive"],
+)
+def test_the_radius_holds_where_the_probabilities_round_to_ties(params, dtype):
     # at a large fixed temperature predict's probabilities round to ties, and a
-    # move of 0.999 of the radius (iris row 52: 0.179) made a tie that went to
-    # another class: the nearest head's radius now keeps the predicted class
-    # ahead by more than the probabilities can round away
+    # move inside the radius (iris row 52, nearest head: 0.999 of 0.179; CBC: 49
+    # of 8,160 moves) made a tie that went to another class: the radius now keeps
+    # the predicted class ahead by more than the probabilities can round away
     X, y = load_iris(return_X_y=True)
     X = X.astype(dtype)
     for T in (1e15, 1e9, "auto"):
-        clf = RBFPrototypeClassifier(loss="glvq", temperature=T, max_epochs=5, random_state=0)
+        clf = RBFPrototypeClassifier(temperature=T, max_epochs=5, random_state=0, **params)
         clf.fit(X, y)
         r, pred = clf.certified_radius(X), clf.predict(X)
         if not (r > 0).any():  # (float32 at T = 1e15: every row's probabilities tie)
@@ -652,7 +657,8 @@ def test_the_radius_holds_where_the_probabilities_round_to_ties(dtype):
         for i in np.flatnonzero(r > 0):
             d = clf.prototypes_ - X[i]
             d /= np.linalg.norm(d, axis=1, keepdims=True)
-            moved.append(X[i] + 0.999 * float(r[i]) * d)  # towards every component
+            for step in np.linspace(0.05, 0.999, 8):  # towards every component
+                moved.append(X[i] + step * float(r[i]) * d)
         moved = np.concatenate(moved).astype(dtype)
-        expected = np.repeat(pred[r > 0], len(clf.prototypes_))
+        expected = np.repeat(pred[r > 0], 8 * len(clf.prototypes_))
         np.testing.assert_array_equal(clf.predict(moved), expected)

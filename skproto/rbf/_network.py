@@ -209,7 +209,16 @@ class RBFNetwork(torch.nn.Module):
             dist = self._smooth_sqrt(d2) if smooth else torch.sqrt(d2)
             d = torch.exp(-dist / self.sigma())
             rp, rn = self.reasoning_weights()
-            r = cbc_radius(d, rp, rn, target, self.sigma(), L)
+            kappa = None
+            if tie:
+                # predict's probabilities keep their order where log p_t - log p_j
+                # exceeds 4 tie T (their rounding) plus the rounding of the scores
+                # (a sum over the K components, and its log)
+                p_t = self.head(d).gather(1, target[:, None])[:, 0]
+                eps64 = torch.finfo(torch.float64).eps
+                rounding = 8.0 * eps64 * (len(rp) + 1.0 + torch.log(p_t).abs())
+                kappa = torch.exp(4.0 * tie * float(self.temperature) + rounding)
+            r = cbc_radius(d, rp, rn, target, self.sigma(), L, kappa=kappa)
             if exact:  # a distance error of sqrt(slack) acts like a perturbation of it / L
                 r = r - torch.sqrt(slack) / L
         if exact:  # the bound's own arithmetic (an infinite radius, no rival class, stays)

@@ -51,6 +51,7 @@ def cbc_radius(
     target: torch.Tensor,
     sigma: torch.Tensor,
     lipschitz: torch.Tensor,
+    kappa: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Stable-CBC bound (Saralajew et al., AAAI 2025, Theorem 1), (n,).
 
@@ -76,6 +77,11 @@ def cbc_radius(
         Bandwidth of the detections.
     lipschitz : tensor of shape ()
         Lipschitz constant ``L`` of the distances (the norm of ``Omega``, or 1).
+    kappa : tensor of shape (n,), default=None
+        A factor ``>= 1`` by which the target's score must stay ahead within
+        the radius, ``p_t >= kappa p_j`` (so that scores which round to a tie
+        cannot flip the prediction): ``p_t - kappa p_j`` has the same form, with
+        ``kappa`` on class ``j``'s terms. None: 1.
 
     Returns
     -------
@@ -85,10 +91,11 @@ def cbc_radius(
     n_classes = r_plus.shape[1]
     Dp, Dn = d @ r_plus, d @ r_minus  # (n, C)
     rows = torch.arange(len(d), device=d.device)
-    a_plus = Dp[rows, target][:, None] + Dn  # terms favouring the target over class j
-    a_minus = Dn[rows, target][:, None] + Dp  # terms favouring j
+    k = torch.ones_like(d[:, :1]) if kappa is None else kappa[:, None]
+    a_plus = Dp[rows, target][:, None] + k * Dn  # terms favouring the target over class j
+    a_minus = Dn[rows, target][:, None] + k * Dp  # terms favouring j
     s = r_minus.sum(0)
-    b = s[target][:, None] - s[None, :]
+    b = s[target][:, None] - k * s[None, :]
     tiny = torch.finfo(d.dtype).tiny
     # a detection of 0 may have underflowed (far from its component): it counts as
     # up to the smallest normal float, which only enlarges a- (a smaller, still
@@ -96,7 +103,7 @@ def cbc_radius(
     # a- is structurally 0 where no reasoning weight can favour class j.
     ones = torch.ones_like(d[:1])
     Sp, Sn = ones @ r_plus, ones @ r_minus  # (1, C): a- with every detection at 1
-    a_minus_any = Sn[0, target][:, None] + Sp
+    a_minus_any = Sn[0, target][:, None] + k * Sp
     a_minus = a_minus + a_minus_any * tiny
     root = torch.sqrt(b * b + 4.0 * a_plus * a_minus)
     # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
