@@ -350,3 +350,42 @@ def test_a_map_that_became_nan_is_a_diverged_run_not_a_torch_error():
         )  # fmt: skip
         with pytest.raises(ValueError, match=r"Training diverged in fit: a parameter became non"):
             clf.fit(X, y)
+
+
+def test_thread_counts_are_restored_per_thread_and_when_nested():
+    # torch's count is per thread (OpenMP), and a new thread starts from the last
+    # count set anywhere: with one saved value for all threads, a thread that left
+    # its block first kept the block's count, and a nested block restored the
+    # count from before the outer one
+    import threading
+
+    from skproto._torch.training import torch_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        started, release = threading.Event(), threading.Event()
+
+        def worker():
+            with torch_threads(3):
+                started.set()
+                release.wait()
+
+        t = threading.Thread(target=worker)
+        with torch_threads(2):  # this thread enters first and leaves first
+            t.start()
+            started.wait()
+        release.set()
+        t.join()
+        seen = []
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert torch.get_num_threads() == 1 and seen == [1]
+        with torch_threads(2):
+            with torch_threads(1):
+                pass
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

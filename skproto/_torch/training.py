@@ -93,11 +93,15 @@ def resolve_n_threads(n_jobs: int | None) -> int:
     return max(1, (usable or 1) + 1 + int(n_jobs))
 
 
-# torch's thread count is one setting of the process: blocks running at once (in
-# several threads) share one saved value, restored when the last of them ends
+# torch's thread count (OpenMP) is per thread, and a new thread starts from the
+# last count set in any thread: a thread that enters its first block while other
+# threads' blocks run may read a count one of them set, not a count of its own, so
+# it restores the count from before the first of the running blocks instead (each
+# thread restoring what it read left new threads at another block's n_jobs)
 _THREADS_LOCK = threading.Lock()
-_THREADS_USERS = 0
-_THREADS_BEFORE = 1
+_THREADS_USERS = 0  # blocks running, in all threads
+_THREADS_BEFORE = 1  # the count before the first of them
+_THREADS_LOCAL = threading.local()  # .depth: this thread's blocks running
 
 
 @contextlib.contextmanager
@@ -105,16 +109,20 @@ def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
     """Run the block with ``n_threads`` torch intra-op threads (restored afterwards).
 
     With ``blas`` the BLAS and OpenMP pools of numpy, scipy and scikit-learn
-    (k-means) are limited too, through threadpoolctl. Blocks that overlap in
-    several threads restore the setting from before the first of them, when
-    the last ends (while they overlap, the last one entered sets the count).
+    (k-means) are limited too, through threadpoolctl. A nested block restores
+    its thread's count from before it; a thread's first block restores the
+    count from before the first block running in any thread.
     """
     global _THREADS_USERS, _THREADS_BEFORE
     with _THREADS_LOCK:
+        depth = getattr(_THREADS_LOCAL, "depth", 0)
+        current = torch.get_num_threads()
         if _THREADS_USERS == 0:
-            _THREADS_BEFORE = torch.get_num_threads()
+            _THREADS_BEFORE = current
+        restore = current if depth or not _THREADS_USERS else _THREADS_BEFORE
         _THREADS_USERS += 1
-        if torch.get_num_threads() != n_threads:
+        _THREADS_LOCAL.depth = depth + 1
+        if current != n_threads:
             torch.set_num_threads(n_threads)
     try:
         if blas:
@@ -127,8 +135,9 @@ def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
     finally:
         with _THREADS_LOCK:
             _THREADS_USERS -= 1
-            if _THREADS_USERS == 0 and torch.get_num_threads() != _THREADS_BEFORE:
-                torch.set_num_threads(_THREADS_BEFORE)
+            _THREADS_LOCAL.depth -= 1
+            if torch.get_num_threads() != restore:
+                torch.set_num_threads(restore)
 
 
 def cpu_default() -> contextlib.AbstractContextManager:
