@@ -537,3 +537,30 @@ def test_pickling_an_encoder_keeps_its_loaded_model():
     copy = pickle.loads(pickle.dumps(enc))
     assert enc.__dict__["_loaded_model"] is loaded
     assert "_loaded_model" not in copy.__dict__
+
+
+def test_the_cache_key_is_the_same_in_every_process_and_quick():
+    # a builtin (torch.relu) or a numpy Generator held by a layer keyed by its
+    # repr, which holds a memory address: no cache hit across processes; and a
+    # vocabulary of a million entries took 3 s to key
+    code = """
+import numpy as np, time, torch
+from skproto.encoders import TorchEncoder
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin, self.act, self.rng = torch.nn.Linear(4, 3), torch.relu, np.random.default_rng(0)
+        self.vocab = {f"tok{i}": i for i in range(1_000_000)}
+enc = TorchEncoder(Net())
+start = time.perf_counter()
+key = enc._settings()
+print(key, time.perf_counter() - start < 0.5)
+"""
+    keys = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert keys[0] == keys[1] and keys[0][-1] == "True"

@@ -75,19 +75,36 @@ def _value_bytes(value, depth: int = 0) -> bytes:
     return repr(value).encode()
 
 
-def module_attributes(layer: Any) -> dict:
-    """A torch layer's own plain attributes (not its tensors, sublayers, hooks or mode).
+_SIMPLE = (str, bytes, int, float, complex, bool, type(None), np.generic)
 
-    A function set on the layer (a ``forward`` wrapped per instance) counts by
-    its code alone: its closure may hold state that changes on every call (a
-    counter), which would make every call a cache miss.
+
+def module_attributes(layer: Any) -> dict:
+    """A torch layer's own plain attributes (not its tensors, sublayers, hooks or mode),
+    as values that key the same in every process, quickly.
+
+    Numbers and strings (and short tuples or lists of them) count as they are; a
+    function set on the layer (a ``forward`` wrapped per instance) by its code
+    alone, since its closure may hold state that changes on every call (a
+    counter); a builtin (``torch.relu``) or a class by its name; any other
+    object by its type only (a repr may hold a memory address, and hashing a
+    vocabulary of a million entries took 3 s).
     """
     out = {}
     for k, v in vars(layer).items():
         if k.startswith("_") or k == "training":
             continue
         code = getattr(getattr(v, "__func__", v), "__code__", None)
-        out[k] = code if isinstance(code, types.CodeType) else v
+        if isinstance(code, types.CodeType):
+            out[k] = code
+        elif isinstance(v, _SIMPLE) or (
+            isinstance(v, (tuple, list)) and len(v) <= 64 and all(isinstance(x, _SIMPLE) for x in v)
+        ):
+            out[k] = v
+        elif hasattr(v, "__qualname__") or hasattr(v, "__name__"):  # a builtin, a class
+            name = getattr(v, "__qualname__", None) or v.__name__
+            out[k] = f"<{getattr(v, '__module__', None) or ''}.{name}>"
+        else:
+            out[k] = f"<{type(v).__module__}.{type(v).__qualname__}>"
     return out
 
 
