@@ -115,7 +115,8 @@ def fitting(estimator) -> Iterator[None]:
     outside the class (``skproto.parallel``)."""
     saved = estimator._snapshot()
     try:
-        yield
+        with estimator._fit_context():
+            yield
     except BaseException:
         estimator._restore(saved)
         raise
@@ -295,6 +296,11 @@ class BasePrototypeClassifier(
             moved = np.full(n_prototypes, empty, dtype=np.asarray(old).dtype)
             moved[positions] = old
             setattr(self, name, moved)
+
+    def _fit_context(self) -> contextlib.AbstractContextManager:
+        """The block every fit runs in (:func:`fitting`); torch estimators make the
+        CPU torch's default device there, whatever the caller set."""
+        return contextlib.nullcontext()
 
     def _snapshot(self) -> dict:
         """The attributes as :func:`unchanged_on_failure` restores them: the values

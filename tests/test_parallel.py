@@ -927,3 +927,27 @@ def test_the_wrapper_checks_its_estimator_parameter():
         ParallelPostFit("x").fit(X, y)
     with pytest.raises(InvalidParameterError, match=message):
         ParallelPostFit("x").predict(X)
+
+
+@pytest.mark.parametrize("make", [ProtoClassifier, RBFPrototypeClassifier])
+def test_streamed_training_under_a_float64_default_dtype(make):
+    # fit_streaming moved the network to the device without float32: tensors
+    # made at torch's float64 default dtype stayed float64 ("mat1 and mat2 must
+    # have the same dtype"), where fit casts them
+    import torch
+    from sklearn.datasets import load_iris
+
+    from skproto.parallel import fit_streaming
+
+    X, y = load_iris(return_X_y=True)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = fit_streaming(
+            make(max_epochs=2, random_state=0),
+            da.from_array(X, chunks=50),
+            da.from_array(y, chunks=50),
+        )
+    finally:
+        torch.set_default_dtype(before)
+    assert clf.score(X, y) > 0.5

@@ -389,3 +389,30 @@ def test_thread_counts_are_restored_per_thread_and_when_nested():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=3, random_state=0),
+        lambda: ProtoClassifier(head="linear", max_epochs=3, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=3, random_state=0),
+        lambda: RBFPrototypeClassifier(loss="cbc", omega_dim=2, project=True, max_epochs=3),
+    ],
+    ids=["proto", "proto-linear", "rbf", "rbf-cbc-omega"],
+)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # (a short refit)
+def test_fits_and_explanations_ignore_torch_default_device(make):
+    # under torch.set_default_device("cuda") (here "meta": no tensor made there
+    # can be computed with) the start of the map, the stream's state, the
+    # calibration and the mixture head's explanation made tensors on that device
+    X, y = load_iris(return_X_y=True)
+    ref = make().set_params(random_state=0).fit(X, y)
+    linear = getattr(ref, "head", None) == "linear" or getattr(ref, "loss", None) == "cbc"
+    with torch.device("meta"):
+        clf = make().set_params(random_state=0).fit(X, y)
+        np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
+        np.testing.assert_array_equal(clf.explain(X[:5]).scores, ref.explain(X[:5]).scores)
+        stream = make().partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2] if linear else None)
+        stream.partial_fit(X[y == 2], y[y == 2])
+    assert stream.predict(X[:1]).shape == (1,)

@@ -825,6 +825,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         self._set_fitted_attributes(net)
 
     # ------------------------------------------------------------ inference
+    def _fit_context(self):
+        # the training code places its tensors on the training device itself and
+        # takes the default device for the CPU: under torch.set_default_device("cuda")
+        # the start of the map, the stream's state and the calibration mixed devices
+        return cpu_default()
+
     def _frozen_network(self, state: dict) -> torch.nn.Module:
         """The float64 CPU inference network of ``state``: no gradients, precomputed terms."""
         with cpu_default():  # (whatever device the caller made torch's default)

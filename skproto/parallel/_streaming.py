@@ -303,6 +303,8 @@ def fit_streaming(
 
 def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_rows, init_rows):
     """The body of :func:`fit_streaming`."""
+    import torch
+
     from .._torch.training import new_history, train, training_context
 
     estimator._validate_params()
@@ -421,7 +423,9 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     estimator._window_blocks = window_blocks
     try:
         with training_context(estimator._n_threads):
-            net = estimator._build(Xs[counted], Tp[counted], rng).to(estimator._device)
+            net = estimator._build(Xs[counted], Tp[counted], rng)
+            # float32 as in fit (tensors made at a float64 default dtype stayed float64)
+            net = net.to(estimator._device, torch.float32)
             history = new_history()
             estimator.n_iter_ = 0
             score = estimator._score_fn(net)

@@ -861,7 +861,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         X, T, _ = self._candidates(X, T)
         indices = self._nearest_rows(net, X, T)
         found = indices >= 0
-        dev = net.prototypes.device
+        # the training device: _build calls this before the network is moved there
+        # (on a GPU the first epoch's snap cost mixed CPU rows and CUDA weights)
+        dev = self._device
         return torch.as_tensor(found, device=dev), torch.as_tensor(
             take_rows(X, indices[found]), device=dev
         )
@@ -1257,10 +1259,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         if self.head != "mixture":
             return None
         head = self._inference_network().head
-        with torch.no_grad():
+        with torch.no_grad(), cpu_default():  # (the inference network is on the CPU)
             terms, r = head.parts(torch.from_numpy(np.asarray(A, dtype=np.float64)))
-        codes = self._codes
-        return (r * terms[:, torch.as_tensor(codes)]).numpy(), codes
+            codes = self._codes
+            return (r * terms[:, torch.as_tensor(codes)]).numpy(), codes
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
