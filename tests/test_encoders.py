@@ -564,3 +564,16 @@ print(key, time.perf_counter() - start < 0.5)
         for _ in range(2)
     ]
     assert keys[0] == keys[1] and keys[0][-1] == "True"
+
+
+def test_bfloat16_modules_are_cached_and_a_missing_gpu_is_named(tmp_path):
+    # a bfloat16 module's weights could not be keyed (numpy has no bfloat16):
+    # memory= raised a TypeError; device="cuda" without CUDA raised torch's
+    # AssertionError
+    X = np.random.RandomState(0).rand(5, 4).astype(np.float32)
+    module = torch.nn.Linear(4, 3).to(torch.bfloat16)
+    first = TorchEncoder(module, memory=tmp_path).fit_transform(X)
+    np.testing.assert_array_equal(TorchEncoder(module, memory=tmp_path).transform(X), first)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' was requested but torch finds no"):
+            TorchEncoder(torch.nn.Linear(4, 3), device="cuda").transform(X)

@@ -40,7 +40,12 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         return f"{value.dtype.str}{value.shape}".encode() + value.tobytes()
     module = type(value).__module__ or ""
     if module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
-        return b"tensor" + _value_bytes(value.detach().cpu().numpy(), depth + 1)
+        import torch  # (a tensor: torch is imported already)
+
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # numpy has none: its bits, as int16, key it
+            return b"bfloat16" + _value_bytes(value.view(torch.int16).numpy(), depth + 1)
+        return b"tensor" + _value_bytes(value.numpy(), depth + 1)
     if hasattr(value, "state_dict") and hasattr(value, "named_parameters"):  # a torch module
         # its layers, each one's class and forward code and its plain attributes (a
         # scale, a pooling option), and every tensor: parameters and all buffers

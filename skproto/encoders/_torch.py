@@ -110,7 +110,12 @@ class TorchEncoder(BaseEncoder):
 
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():  # (torch's AssertionError)
+            raise ValueError(
+                f"device={self.device!r} was requested but torch finds no CUDA device."
+            )
+        return device
 
     def _load(self):
         import torch
