@@ -306,6 +306,20 @@ def check_two_classes(estimator, classes: np.ndarray) -> None:
         )
 
 
+def check_declared_classes(classes) -> np.ndarray:
+    """The sorted classes declared to a first ``partial_fit``; at least two, as
+    scikit-learn's estimators require (declared classes are fixed: one would
+    lock the model to a single class)."""
+    classes = np.unique(np.asarray(classes))
+    if len(classes) < 2:
+        raise ValueError(
+            f"classes must hold at least 2 classes; got {classes.tolist()!r}. Without "
+            "classes, the first call to partial_fit may hold one class and later calls "
+            "add others."
+        )
+    return classes
+
+
 def is_multilabel(y: Any) -> bool:
     """Whether ``y`` is 2-D with several columns (a multi-label target)."""
     shape = np.asarray(y).shape
@@ -344,7 +358,7 @@ def encode_fit_targets(
     if classes is None:
         classes = found
     else:
-        classes = np.unique(np.asarray(classes))
+        classes = check_declared_classes(classes)
         check_label_kinds(classes, found)
         unknown = np.setdiff1d(found, classes)
         if unknown.size:

@@ -579,6 +579,18 @@ def test_a_warm_fit_adds_its_rows_to_what_replay_draws_from():
     np.testing.assert_allclose(clf._moments[1], mean + 2.5, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_classes_declared_to_partial_fit_are_at_least_two(name):
+    # partial_fit(X, y, classes=[0]) fixed the model to one class for good (every
+    # later label was refused); scikit-learn's partial_fit refuses it
+    X = np.random.RandomState(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match=r"classes must hold at least 2 classes; got \[0\]"):
+        STREAMS[name]().partial_fit(X, np.zeros(10, dtype=int), classes=[0])
+    clf = STREAMS[name]().partial_fit(X, np.zeros(10, dtype=int))  # (open: one class so far)
+    clf.partial_fit(X + 3, np.ones(10, dtype=int))
+    assert list(clf.classes_) == [0, 1]
+
+
 def test_fit_still_needs_two_classes():
     X = np.random.default_rng(0).normal(size=(20, 3))
     for clf in (NearestMeanClassifier(), ProtoClassifier(), RBFPrototypeClassifier()):

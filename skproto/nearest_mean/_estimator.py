@@ -499,7 +499,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         labels, inverse = np.unique(y, return_inverse=True)
         if first:
             self._layout = self._stats_layout()
-            declared = None if classes is None else np.unique(np.asarray(classes))
+            declared = None if classes is None else _validation.check_declared_classes(classes)
             known = labels if declared is None else declared
             _validation.check_label_kinds(known, labels)
             self._priors_for(len(np.union1d(known, labels)))  # fail before any change
