@@ -297,6 +297,12 @@ class BasePrototypeClassifier(
             moved[positions] = old
             setattr(self, name, moved)
 
+    def _impossible_classes(self) -> np.ndarray | None:
+        """Classes no input can be predicted as (a class declared to ``partial_fit``
+        whose rows have not arrived), where their scores do not say so by
+        ``-inf``; ``explain`` names none of them as a runner-up. None: none."""
+        return None
+
     def _fit_context(self) -> contextlib.AbstractContextManager:
         """The block every fit runs in (:func:`fitting`); torch estimators make the
         CPU torch's default device there, whatever the caller set."""
@@ -653,6 +659,9 @@ class BasePrototypeClassifier(
         rows = np.arange(n)
         ranked = scores.copy()
         ranked[rows, explained] = -np.inf
+        impossible = self._impossible_classes()
+        if impossible is not None:  # (not a runner-up, whatever its score reads)
+            ranked[:, impossible] = -np.inf
         runner = np.argmax(ranked, axis=1) if C > 1 else explained
         margin = scores[rows, explained] - ranked[rows, runner]
         explanation = Explanation(

@@ -662,3 +662,18 @@ def test_the_radius_holds_where_the_probabilities_round_to_ties(params, dtype):
         moved = np.concatenate(moved).astype(dtype)
         expected = np.repeat(pred[r > 0], 8 * len(clf.prototypes_))
         np.testing.assert_array_equal(clf.predict(moved), expected)
+
+
+def test_a_declared_class_without_components_is_no_runner_up():
+    # RBF's p_c of a declared class without rows is 0 (NearestMean and Proto: a
+    # score of -inf): explain named it the runner-up of every row at a finite
+    # margin, a near miss that cannot happen
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(max_epochs=3, random_state=0)
+    clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])
+    ex = clf.explain(X[:3])
+    assert list(ex.runner_up) == [0, 0, 0] and np.all(ex.margin == np.inf)
+    np.testing.assert_array_equal(clf.predict_proba(X[:3])[:, 1:], 0.0)
+    clf.partial_fit(X[50:100], y[50:100])  # class 1 arrives: now a real rival
+    ex = clf.explain(X[:3])
+    assert list(ex.runner_up) == [1, 1, 1] and np.all(np.isfinite(ex.margin))

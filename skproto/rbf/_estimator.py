@@ -368,10 +368,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         call without new classes trains every parameter for one epoch. Without
         ``classes`` on the first call, ``classes_`` grows (sorted) as labels
         arrive, and the first call may hold a single class; with it, the
-        classes are fixed, and a declared class gets its components (and a
-        score above ``-inf``) from its first rows, in whichever call they
-        arrive. The CBC heads mix every component into every class, so they
-        need ``classes`` on the first call and keep them. ``partial_fit`` does
+        classes are fixed, and a declared class gets its components from its
+        first rows, in whichever call they arrive (until then its ``p_c`` is 0,
+        its probability 0, and ``explain`` names it as no row's runner-up).
+        The CBC heads mix every component into every class, so they need
+        ``classes`` on the first call and keep them. ``partial_fit`` does
         not project; it refits ``temperature_`` (with ``temperature="auto"``)
         on every batch seen so far, each scored right after it was learnt.
 
@@ -746,6 +747,14 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     def _connection_strength(self) -> np.ndarray:
         # a component reasons for a class by presence (r+) or absence (r-)
         return (self.reasoning_positive_ + self.reasoning_negative_).max(axis=1)
+
+    def _impossible_classes(self) -> np.ndarray | None:
+        # with the nearest head, a class declared to partial_fit has no component
+        # until its rows arrive: its p_c is 0 (its log p_c is -inf), yet explain
+        # named it the runner-up of every row, at a finite margin
+        if self._head_kind != "nearest":
+            return None
+        return np.bincount(self._codes, minlength=len(self.classes_)) == 0
 
     def _explain_bias(self) -> np.ndarray:
         return np.zeros(len(self.classes_))
