@@ -577,3 +577,27 @@ def test_bfloat16_modules_are_cached_and_a_missing_gpu_is_named(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda' was requested but torch finds no"):
             TorchEncoder(torch.nn.Linear(4, 3), device="cuda").transform(X)
+
+
+def test_the_cache_key_holds_array_and_partial_attributes(tmp_path):
+    # keying other attributes by their type alone served stale encodings to a
+    # layer whose input mean (a numpy array) or activation (a partial) changed
+    import functools
+
+    class Shift(torch.nn.Module):
+        def __init__(self, mean, act):
+            super().__init__()
+            self.mean, self.act = np.asarray(mean, dtype=np.float32), act
+
+        def forward(self, x):
+            return self.act(x - torch.from_numpy(self.mean))
+
+    X = np.ones((2, 2), dtype=np.float32)
+    leaky = functools.partial(torch.nn.functional.leaky_relu, negative_slope=0.1)
+    TorchEncoder(Shift([0, 0], leaky), memory=tmp_path).fit_transform(X)
+    for module in [
+        Shift([5, 5], leaky),
+        Shift([5, 5], functools.partial(torch.nn.functional.leaky_relu, negative_slope=0.5)),
+    ]:
+        truth = TorchEncoder(module).fit_transform(X)
+        np.testing.assert_array_equal(TorchEncoder(module, memory=tmp_path).fit_transform(X), truth)

@@ -677,3 +677,17 @@ def test_a_declared_class_without_components_is_no_runner_up():
     clf.partial_fit(X[50:100], y[50:100])  # class 1 arrives: now a real rival
     ex = clf.explain(X[:3])
     assert list(ex.runner_up) == [1, 1, 1] and np.all(np.isfinite(ex.margin))
+
+
+def test_the_cbc_radius_is_never_nan():
+    # the tie margin kappa became infinite where every detection underflowed
+    # (p_t = 0, far from every component) or the temperature made every float32
+    # probability tie, and the radius read NaN where it is 0
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="cbc", reasoning="positive", max_epochs=20, random_state=0)
+    clf.fit(X, y)
+    np.testing.assert_array_equal(clf.certified_radius(X[:3] * 1e4), 0.0)
+    clf = RBFPrototypeClassifier(loss="cbc", temperature=2e9, max_epochs=5, random_state=0)
+    clf.fit(X, y)
+    np.testing.assert_array_equal(clf.certified_radius(X[:4].astype(np.float32)), 0.0)
+    assert np.all(clf.certified_radius(X[:4]) > 0)

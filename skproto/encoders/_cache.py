@@ -87,30 +87,57 @@ def module_attributes(layer: Any) -> dict:
     """A torch layer's own plain attributes (not its tensors, sublayers, hooks or mode),
     as values that key the same in every process, quickly.
 
-    Numbers and strings (and short tuples or lists of them) count as they are; a
+    Numbers, strings, arrays and tensors (an input mean kept as a plain
+    attribute) and containers of up to ``_SMALL`` numbers or strings count by
+    their values; a ``functools.partial`` by its function and arguments; a
     function set on the layer (a ``forward`` wrapped per instance) by its code
     alone, since its closure may hold state that changes on every call (a
-    counter); a builtin (``torch.relu``) or a class by its name; any other
-    object by its type only (a repr may hold a memory address, and hashing a
-    vocabulary of a million entries took 3 s).
+    counter); a builtin (``torch.relu``) or a class by its name; a larger
+    container by its type and length, any other object by its type (a repr
+    may hold a memory address, and hashing a vocabulary of a million entries
+    took 3 s).
     """
     out = {}
     for k, v in vars(layer).items():
         if k.startswith("_") or k == "training":
             continue
         code = getattr(getattr(v, "__func__", v), "__code__", None)
-        if isinstance(code, types.CodeType):
+        if isinstance(v, functools.partial):
+            out[k] = callable_key(v)
+        elif isinstance(code, types.CodeType):
             out[k] = code
-        elif isinstance(v, _SIMPLE) or (
-            isinstance(v, (tuple, list)) and len(v) <= 64 and all(isinstance(x, _SIMPLE) for x in v)
-        ):
+        elif isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):
             out[k] = v
         elif hasattr(v, "__qualname__") or hasattr(v, "__name__"):  # a builtin, a class
             name = getattr(v, "__qualname__", None) or v.__name__
             out[k] = f"<{getattr(v, '__module__', None) or ''}.{name}>"
+        elif isinstance(v, (tuple, list, set, frozenset, dict)):
+            out[k] = f"<{type(v).__qualname__} of {len(v)}>"
         else:
             out[k] = f"<{type(v).__module__}.{type(v).__qualname__}>"
     return out
+
+
+#: the largest container of a layer's attributes keyed by its values
+_SMALL = 1000
+
+
+def _is_array(v: Any) -> bool:
+    """A numpy array of numbers, or a torch tensor."""
+    if isinstance(v, np.ndarray):
+        return not v.dtype.hasobject
+    return type(v).__module__.startswith("torch") and hasattr(v, "detach")
+
+
+def _small_container(v: Any) -> bool:
+    """A tuple, list, set or dict of at most ``_SMALL`` numbers or strings."""
+    if isinstance(v, dict):
+        items = [*v.keys(), *v.values()]
+    elif isinstance(v, (tuple, list, set, frozenset)):
+        items = list(v)
+    else:
+        return False
+    return len(v) <= _SMALL and all(isinstance(x, _SIMPLE) for x in items)
 
 
 def _code_bytes(code: types.CodeType) -> bytes:

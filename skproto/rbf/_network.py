@@ -218,7 +218,14 @@ class RBFNetwork(torch.nn.Module):
                 eps64 = torch.finfo(torch.float64).eps
                 rounding = 8.0 * eps64 * (len(rp) + 1.0 + torch.log(p_t).abs())
                 kappa = torch.exp(4.0 * tie * float(self.temperature) + rounding)
+            # (kappa is infinite where p_t underflowed to 0 or T is so large that
+            # every probability of X's dtype ties: nothing is certified there)
+            hopeless = None if kappa is None else ~torch.isfinite(kappa)
+            if hopeless is not None:
+                kappa = torch.where(hopeless, torch.ones_like(kappa), kappa)
             r = cbc_radius(d, rp, rn, target, self.sigma(), L, kappa=kappa)
+            if hopeless is not None:
+                r = torch.where(hopeless, torch.zeros_like(r), r)
             if exact:  # a distance error of sqrt(slack) acts like a perturbation of it / L
                 r = r - torch.sqrt(slack) / L
         if exact:  # the bound's own arithmetic (an infinite radius, no rival class, stays)
