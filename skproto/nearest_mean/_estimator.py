@@ -521,13 +521,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     "call to partial_fit; the accumulated statistics do not fit the new "
                     "setting. Call fit, or partial_fit on a fresh estimator."
                 )
-            if classes is not None and not np.array_equal(
-                np.unique(np.asarray(classes)), self.classes_
-            ):
-                raise ValueError(
-                    f"classes={np.unique(np.asarray(classes))!r} is not the same as "
-                    f"classes_={self.classes_!r} from earlier calls to partial_fit."
-                )
+            # (one message for the three estimators; this one said "from earlier
+            # calls to partial_fit" of classes_ a fit had set)
+            _validation.check_same_classes(self, classes)
             _validation.check_label_kinds(self.classes_, labels)
         unknown = np.setdiff1d(labels, self.classes_)
         if unknown.size and classes is not None and not first:  # (as scikit-learn)
