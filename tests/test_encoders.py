@@ -601,3 +601,14 @@ def test_the_cache_key_holds_array_and_partial_attributes(tmp_path):
     ]:
         truth = TorchEncoder(module).fit_transform(X)
         np.testing.assert_array_equal(TorchEncoder(module, memory=tmp_path).fit_transform(X), truth)
+
+
+def test_an_input_is_keyed_by_its_shape_as_well_as_its_bytes():
+    # (a surviving mutant: without the shape, a 2 x 3 image and its 3 x 2 reshape
+    # shared one cached encoding)
+    from skproto.encoders._cache import EncodingCache
+
+    image = np.arange(6, dtype=np.float32)
+    keys = {EncodingCache.key(image.reshape(shape)) for shape in [(2, 3), (3, 2), (6,)]}
+    assert len(keys) == 3
+    assert EncodingCache.key(image.astype(np.float64)) != EncodingCache.key(image)

@@ -304,3 +304,36 @@ def test_rbf_trains_on_small_scale_data_as_at_unit_scale(params, iris):
     small = RBFPrototypeClassifier(max_epochs=30, random_state=0, **params).fit(X * 1e-8, y)
     assert small.score(X * 1e-8, y) >= unit.score(X, y) - 0.02
     np.testing.assert_allclose(small.prototypes_ * 1e8, unit.prototypes_, atol=0.05)
+
+
+def test_a_float32_output_that_overflows_late_is_float64_for_every_row(iris, monkeypatch):
+    # (a surviving mutant: casting the output computed so far to float64, rather
+    # than starting again in float64, kept the earlier chunks' float32 rounding)
+    import skproto._chunking
+
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    rows = np.arange(40, dtype=np.float32).reshape(20, 2)
+
+    def scores(x):  # float64 values, the last rows beyond float32's range
+        return x[:, :1].astype(np.float64) * 1e37 + 1.0 / 3.0
+
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 4)  # a few rows per chunk
+    out = clf._map_chunks(scores, rows, 1, np.float32)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, scores(rows))
+
+
+def test_float32_squared_distances_far_from_the_origin_are_refined():
+    # (a surviving mutant: refining only entries below eps**0.5 of the norms, not
+    # eps**(1/3), left small float32 distances off by 6.6e-4 relative here)
+    from skproto.geometry import squared_distances
+
+    rng = np.random.default_rng(0)
+    for scale in [1e-3, 1e-2, 0.1, 1.0]:
+        P = (rng.normal(size=(20, 16)) * 1.37 + 100).astype(np.float32)
+        X = (P[rng.integers(20, size=400)] + rng.normal(size=(400, 16)) * scale).astype(np.float32)
+        D = squared_distances(X, P)
+        exact = ((X.astype(np.float64)[:, None] - P.astype(np.float64)[None]) ** 2).sum(-1)
+        assert D.dtype == np.float32
+        np.testing.assert_allclose(D, exact, rtol=1e-5)

@@ -691,3 +691,29 @@ def test_the_cbc_radius_is_never_nan():
     clf.fit(X, y)
     np.testing.assert_array_equal(clf.certified_radius(X[:4].astype(np.float32)), 0.0)
     assert np.all(clf.certified_radius(X[:4]) > 0)
+
+
+def test_the_bisector_bound_is_its_documented_formula():
+    # (surviving mutants: half the rounding slack, or a margin that did not widen
+    # the denominator, overstated the radius by rounding-sized amounts no attack
+    # finds; the formula is pinned on hand values instead)
+    import torch
+
+    from skproto.robustness.certificates import bisector_radius
+
+    a, b, gap, L, s, e = 1.0, 9.0, 2.5, 1.5, 0.01, 0.05
+    args = dict(
+        d2=torch.tensor([[a, b]], dtype=torch.float64),
+        gap=torch.tensor([[0.0, gap], [gap, 0.0]], dtype=torch.float64),
+        own_index=torch.tensor([[0], [1]]),
+        labels=torch.tensor([0, 1]),
+        target=torch.tensor([0]),
+        lipschitz=torch.tensor(L, dtype=torch.float64),
+    )
+    plain = float(bisector_radius(**args))
+    assert plain == pytest.approx((b - a) / (2 * gap * L), rel=1e-15)
+    slack = float(bisector_radius(**args, slack=torch.tensor([s], dtype=torch.float64)))
+    assert slack == pytest.approx((b - a - 2 * s) / (2 * gap * L), rel=1e-15)
+    margin = float(bisector_radius(**args, margin=torch.tensor([e], dtype=torch.float64)))
+    expected = (b - a - 2 * e * np.sqrt(a) - e**2) / (2 * (gap + e) * L)
+    assert margin == pytest.approx(expected, rel=1e-15)
