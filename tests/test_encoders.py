@@ -612,3 +612,20 @@ def test_an_input_is_keyed_by_its_shape_as_well_as_its_bytes():
     keys = {EncodingCache.key(image.reshape(shape)) for shape in [(2, 3), (3, 2), (6,)]}
     assert len(keys) == 3
     assert EncodingCache.key(image.astype(np.float64)) != EncodingCache.key(image)
+
+
+def test_a_sparse_tensor_attribute_does_not_break_the_cache_key(tmp_path):
+    # keying array attributes by value called .numpy() on a sparse adjacency
+    # matrix (a TypeError); such tensors count by their type
+    class Propagate(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.adj, self.lin = torch.eye(3).to_sparse(), torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.lin(torch.sparse.mm(self.adj, x.T).T)
+
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    cached = TorchEncoder(Propagate(), memory=tmp_path).fit_transform(X)
+    np.testing.assert_array_equal(cached, TorchEncoder(Propagate()).fit_transform(X))

@@ -691,6 +691,16 @@ def test_the_cbc_radius_is_never_nan():
     clf.fit(X, y)
     np.testing.assert_array_equal(clf.certified_radius(X[:4].astype(np.float32)), 0.0)
     assert np.all(clf.certified_radius(X[:4]) > 0)
+    # just below an infinite kappa the bound's sums overflowed: inf, then NaN radii
+    from sklearn.preprocessing import StandardScaler
+
+    Xs, eps = StandardScaler().fit_transform(X), np.finfo(np.float64).eps
+    for log_kappa in (709.0, 709.5):
+        clf = RBFPrototypeClassifier(
+            loss="cbc", reasoning="positive", sigma=20.0, learn_sigma=False,
+            temperature=log_kappa / (4 * eps), max_epochs=5, random_state=0,
+        ).fit(Xs, y)  # fmt: skip
+        np.testing.assert_array_equal(clf.certified_radius(Xs), 0.0)
 
 
 def test_the_bisector_bound_is_its_documented_formula():

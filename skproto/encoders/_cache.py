@@ -126,7 +126,13 @@ def _is_array(v: Any) -> bool:
     """A numpy array of numbers, or a torch tensor."""
     if isinstance(v, np.ndarray):
         return not v.dtype.hasobject
-    return type(v).__module__.startswith("torch") and hasattr(v, "detach")
+    if not (type(v).__module__.startswith("torch") and hasattr(v, "detach")):
+        return False
+    # a dense tensor with values numpy can read (a sparse, meta or quantized one,
+    # e.g. a graph's adjacency, counts by its type: its .numpy() raised)
+    import torch
+
+    return v.layout == torch.strided and v.device.type != "meta" and not v.is_quantized
 
 
 def _small_container(v: Any) -> bool:

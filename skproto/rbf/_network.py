@@ -217,15 +217,16 @@ class RBFNetwork(torch.nn.Module):
                 p_t = self.head(d).gather(1, target[:, None])[:, 0]
                 eps64 = torch.finfo(torch.float64).eps
                 rounding = 8.0 * eps64 * (len(rp) + 1.0 + torch.log(p_t).abs())
-                kappa = torch.exp(4.0 * tie * float(self.temperature) + rounding)
-            # (kappa is infinite where p_t underflowed to 0 or T is so large that
-            # every probability of X's dtype ties: nothing is certified there)
-            hopeless = None if kappa is None else ~torch.isfinite(kappa)
-            if hopeless is not None:
-                kappa = torch.where(hopeless, torch.ones_like(kappa), kappa)
+                log_kappa = 4.0 * tie * float(self.temperature) + rounding
+                # nothing is certified where p_t underflowed to 0 or T is so large
+                # that every probability of X's dtype ties: kappa is infinite there,
+                # or so large that the bound's sums overflow (NaN or inf radii
+                # just below that); a ratio p_t / p_j above e^600 is never needed
+                hopeless = ~(log_kappa <= 600.0)
+                kappa = torch.exp(torch.where(hopeless, torch.zeros_like(log_kappa), log_kappa))
             r = cbc_radius(d, rp, rn, target, self.sigma(), L, kappa=kappa)
-            if hopeless is not None:
-                r = torch.where(hopeless, torch.zeros_like(r), r)
+            if kappa is not None:
+                r = torch.where(hopeless | torch.isnan(r), torch.zeros_like(r), r)
             if exact:  # a distance error of sqrt(slack) acts like a perturbation of it / L
                 r = r - torch.sqrt(slack) / L
         if exact:  # the bound's own arithmetic (an infinite radius, no rival class, stays)
