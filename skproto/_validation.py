@@ -386,8 +386,14 @@ def encode_targets(estimator, y) -> np.ndarray:
 
 
 def _label_kinds(labels) -> set:
-    """``{True}`` for strings, ``{False}`` for numbers, both for a mix."""
-    return {isinstance(v, str) for v in np.asarray(labels, dtype=object).ravel()}
+    """``{True}`` for strings, ``{False}`` for numbers, both for a mix; a missing
+    label (None) is refused by name (it read as a mix of strings and numbers)."""
+    values = np.asarray(labels, dtype=object).ravel()
+    if any(v is None for v in values):
+        raise ValueError(
+            "y contains None (a missing label); drop those rows or give them a label."
+        )
+    return {isinstance(v, str) for v in values}
 
 
 def check_one_label_kind(y) -> None:

@@ -1515,3 +1515,16 @@ def test_log_probabilities_keep_subnormal_probabilities_apart():
     P = clf.predict_proba([[-719.0]])
     assert (P > 0).all() and P[0, 1] != P[0, 2]  # (subnormal, and apart)
     np.testing.assert_allclose(clf.predict_log_proba([[-719.0]]), np.log(P))
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_a_missing_label_is_named(name):
+    # a None in an object y read "Mix of label types (strings and numbers)"
+    X = np.random.RandomState(0).normal(size=(6, 2))
+    y = np.array(["a", "b", None, "a", "b", "a"], dtype=object)
+    message = r"y contains None \(a missing label\); drop those rows or give them a label"
+    with pytest.raises(ValueError, match=message):
+        STREAMS[name]().fit(X, y)
+    clf = STREAMS[name]().fit(X, ["a", "b"] * 3)
+    with pytest.raises(ValueError, match=message):
+        clf.partial_fit(X, y)
