@@ -390,9 +390,7 @@ def _label_kinds(labels) -> set:
     label (None) is refused by name (it read as a mix of strings and numbers)."""
     values = np.asarray(labels, dtype=object).ravel()
     if any(v is None for v in values):
-        raise ValueError(
-            "y contains None (a missing label); drop those rows or give them a label."
-        )
+        raise ValueError("y contains None (a missing label); drop those rows or give them a label.")
     return {isinstance(v, str) for v in values}
 
 
