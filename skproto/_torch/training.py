@@ -390,7 +390,7 @@ def train(
                 f"[{config.name}] restored epoch {best_epoch} (the lowest held-out loss)",
                 flush=True,
             )
-    if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+    if not _finite_parameters(module):
         raise ValueError(_diverged(config, "a parameter became non-finite"))
     return history
 
@@ -403,10 +403,14 @@ def _diverging(config: TrainingConfig, module: torch.nn.Module, epoch: int) -> I
     try:
         yield
     except RuntimeError as exc:
-        if all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        if _finite_parameters(module):
             raise
         what = f"a parameter became non-finite in epoch {epoch + 1}"
         raise ValueError(_diverged(config, what)) from exc
+
+
+def _finite_parameters(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
 def _diverged(config: TrainingConfig, what: str) -> str:

@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_positive_int
+
 __all__ = [
     "attach_cases",
     "case_text",
@@ -240,8 +242,6 @@ def case_text(
     >>> case_text("my card  got eaten by the atm", max_chars=16), case_text(np.zeros((8, 8)))
     ('my card got eat…', '<image 8x8>')
     """
-    from .._validation import check_positive_int
-
     check_positive_int(max_chars, "max_chars")  # (0 gave a whole text, cut at -1)
     shown = rendered(case, renderer)
     if isinstance(shown, np.ndarray):

@@ -16,6 +16,8 @@ from ..robustness.certificates import bisector_radius, cbc_radius, distance_roun
 __all__ = ["RBFNetwork"]
 
 _TINY = 1e-6  # the smoothing of a distance, relative to sigma
+#: the rounding of a float64 score, relative to its size (a few ulps, with room)
+_SCORE_ROUNDING = 8.0 * torch.finfo(torch.float64).eps
 
 
 class RBFNetwork(torch.nn.Module):
@@ -198,10 +200,8 @@ class RBFNetwork(torch.nn.Module):
                 # predict's probabilities, exp(z_c - max z) / sum with z_c = -d_c / (sigma
                 # T), keep their order where the gap of z exceeds 4 tie (their rounding)
                 # plus the rounding of z itself (a few ulps of the largest |z|)
-                scale = float(self.sigma()) * float(self.temperature)
-                eps64 = torch.finfo(torch.float64).eps
                 reach = torch.sqrt(d2.amax(1))
-                margin = 4.0 * tie * scale + 8.0 * eps64 * reach
+                margin = self._tie_gap(tie) * float(self.sigma()) + _SCORE_ROUNDING * reach
             r = bisector_radius(
                 d2, gap, own, labels, target, L, slack, gap_rows=rows, margin=margin
             )
@@ -215,9 +215,8 @@ class RBFNetwork(torch.nn.Module):
                 # exceeds 4 tie T (their rounding) plus the rounding of the scores
                 # (a sum over the K components, and its log)
                 p_t = self.head(d).gather(1, target[:, None])[:, 0]
-                eps64 = torch.finfo(torch.float64).eps
-                rounding = 8.0 * eps64 * (len(rp) + 1.0 + torch.log(p_t).abs())
-                log_kappa = 4.0 * tie * float(self.temperature) + rounding
+                rounding = _SCORE_ROUNDING * (len(rp) + 1.0 + torch.log(p_t).abs())
+                log_kappa = self._tie_gap(tie) + rounding
                 # nothing is certified where p_t underflowed to 0 or T is so large
                 # that every probability of X's dtype ties: kappa is infinite there,
                 # or so large that the bound's sums overflow (NaN or inf radii
@@ -232,6 +231,11 @@ class RBFNetwork(torch.nn.Module):
         if exact:  # the bound's own arithmetic (an infinite radius, no rival class, stays)
             r = torch.where(torch.isinf(r), r, r - r.abs() * 1e-12)
         return r
+
+    def _tie_gap(self, tie: float) -> float:
+        """The gap of ``log p_c`` below which predict's probabilities, rounded to
+        ``tie`` (the epsilon of their dtype), can tie: ``4 tie T``."""
+        return 4.0 * tie * float(self.temperature)
 
     @staticmethod
     def _gaps(u: torch.Tensor, needed: torch.Tensor | None) -> torch.Tensor:
