@@ -478,8 +478,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         y : array-like of shape (n_samples,)
             Labels of the chunk.
         classes : array-like of shape (n_classes,), default=None
-            All classes that can ever appear. Only on the first call (or equal
-            to ``classes_`` later).
+            All classes that can ever appear (at least two), on the first call;
+            later, equal to ``classes_``, and then every label of ``y`` must be
+            one of them.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; they act as frequencies.
 

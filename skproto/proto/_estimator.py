@@ -534,7 +534,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         y : array-like of shape (n_samples,), or (n_samples, n_labels) with ``head="linear"``
             Target labels (a 0/1 indicator matrix for multi-label ``y``).
         classes : array-like of shape (n_classes,), default=None
-            All classes, on the first call (or equal to ``classes_`` later).
+            All classes (at least two), on the first call; later, equal to
+            ``classes_``, and then every label of ``y`` must be one of them.
         sample_weight : array-like of shape (n_samples,), default=None
             Rows of weight 0 are absent, as in ``fit``.
 
