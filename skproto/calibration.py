@@ -605,7 +605,8 @@ def add_grid_losses(
 def table_temperature(table: tuple) -> float:
     """The temperature of a table of held-out losses.
 
-    1.0 if no scores were seen. Where scores were seen (their spread placed
+    1.0 if no scores were seen (NearestMeanClassifier then places the window by
+    its class means' own scores). Where scores were seen (their spread placed
     the window) but none could be scored against its class (each held-out
     row's class had no other row, as with one row per class), the window's
     middle: a tenth of the scores' typical spread, where fitted temperatures

@@ -871,6 +871,37 @@ def test_one_row_per_class_is_calibrated_in_the_data_s_units():
     assert small.temperature_ < clf.temperature_ / 100  # squared distances: 256x smaller
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "mahalanobis"])
+def test_a_fit_with_no_row_held_out_is_calibrated_in_the_data_s_units(metric):
+    """Regression: with few rows none may be held out (about one in five is, by a
+    hash of its values); no scores then placed the window and the temperature
+    was 1.0 whatever the units (digits, one row per class, 13 of 100 draws:
+    test log-loss 15.2 against 3.6 with a row held out). The class means' own
+    scores now place it: it follows the units of X, and no row was held out."""
+    from sklearn.datasets import load_digits
+
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # one row per class, none of which the hash holds out
+        rows = np.array([rng.choice(np.flatnonzero(y == c)) for c in range(10)])
+        if np.all(_row_hash(X[rows].astype(np.float64)) % _HELD_OUT_EVERY != 0):
+            break
+    else:
+        pytest.fail("no draw without a held-out row")
+    clf = NearestMeanClassifier(metric=metric, temperature="auto").fit(X[rows], y[rows])
+    assert clf._calibration[2] is None  # (no held-out row placed a window)
+    assert clf.temperature_ != 1.0
+    scaled = NearestMeanClassifier(metric=metric, temperature="auto").fit(X[rows] * 1e3, y[rows])
+    ratio = 1.0 if metric == "cosine" else 1e6  # squared distances
+    assert scaled.temperature_ / clf.temperature_ == pytest.approx(ratio, rel=0.5)
+    streamed = NearestMeanClassifier(metric=metric, temperature="auto")
+    for r in rows:
+        streamed.partial_fit(X[[r]], y[[r]], classes=np.arange(10))
+    assert streamed.temperature_ == pytest.approx(clf.temperature_, rel=1e-12)
+
+
 def test_float32_rows_the_cosine_cannot_score_in_float32_are_scored_in_float64():
     # rows far from the origin: the cosine's fitted T is 1e-12, its score terms
     # 1e12, and float32 scores were noise (accuracy 0.11 against 0.905); rows

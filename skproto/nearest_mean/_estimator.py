@@ -17,7 +17,14 @@ from .. import _validation, calibration
 from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
 from .._chunking import chunk_slices
 from .._validation import warn_user
-from ..calibration import NO_LOSSES, add_grid_losses, merge_grid_losses, table_temperature
+from ..calibration import (
+    NO_LOSSES,
+    add_grid_losses,
+    grid_center,
+    lattice,
+    merge_grid_losses,
+    table_temperature,
+)
 from ..geometry import (
     normalize_rows,
     shrinkage_amount,
@@ -422,28 +429,43 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         temperatures on their scale, so that the grid follows the units of
         ``X``.
         """
+        return add_grid_losses(
+            losses, self._scores_without_prior(model, X), model.log_prior, codes, w
+        )
+
+    def _scores_without_prior(self, model: _Model, X) -> np.ndarray:
+        """float64 scores of ``X`` by ``model`` without its log-priors (``-inf``: a class
+        without data); the held-out losses add the priors at each temperature: a prior
+        added first would round distances that are tiny next to it away."""
         X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
-        lp = model.log_prior
-        finite = np.isfinite(lp)
-        # scored without the priors (grid_log_loss adds them at each temperature):
-        # a prior added first would round distances that are tiny next to it away
-        no_prior = np.where(finite, 0.0, -np.inf)
+        no_prior = np.where(np.isfinite(model.log_prior), 0.0, -np.inf)
         b = model.b
         if b is not None:
             b = _score_bias(no_prior, model.proto_sqnorm, model.temperature)
         saved = getattr(self, "_model", None)
         self._model = dataclasses.replace(model, log_prior=no_prior, b=b)
         try:
-            D = self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
+            return self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
         finally:
             self._model = saved
-        return add_grid_losses(losses, D, lp, codes, w)
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
         if self.temperature != "auto":
             return float(self.temperature)
+        if self._calibration[2] is None:  # no held-out row's scores placed a window
+            return self._means_temperature()
         return table_temperature(self._calibration)
+
+    def _means_temperature(self) -> float:
+        """The middle of the window the class means' own scores place (1.0 if they do
+        not spread), for fits in which no held-out row placed one: with a few rows, none
+        may be held out (one row per class on digits' pixels read 1.0 and a test
+        log-loss of 15.2 in 13 of 100 draws, against 3.6 when a row was held out)."""
+        st = self._stats
+        seen = st.count > 0
+        center = grid_center(self._scores_without_prior(self._derive(st, 1.0), st.mean[seen]))
+        return 1.0 if center is None else float(lattice(center, 1)[0])
 
     @_fit_context(prefer_skip_nested_validation=True)
     @unchanged_on_failure
