@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from ._chunking import chunk_slices
 
@@ -65,6 +70,13 @@ def reject_sparse(X, estimator) -> None:
         raise ValueError(
             f"{_name(estimator)} does not support sparse input; "
             "got a sparse matrix. Convert it with X.toarray() if it fits in memory."
+        )
+    if hasattr(X, "sparse") and getattr(X, "ndim", 0) == 2:  # pandas' sparse columns
+        # (scikit-learn's check_array turns such a frame into a sparse matrix and
+        # raised its TypeError, not this message)
+        raise ValueError(
+            f"{_name(estimator)} does not support sparse input; got a DataFrame of "
+            "sparse columns. Convert it with X.sparse.to_dense() if it fits in memory."
         )
 
 
@@ -416,6 +428,37 @@ def check_label_kinds(known, labels) -> None:
             f"{np.asarray(labels, dtype=object)[:5].tolist()!r} against classes "
             f"{np.asarray(known, dtype=object)[:5].tolist()!r}; use one type for all labels."
         )
+    _check_lossless_union(np.asarray(known), np.asarray(labels))
+
+
+def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
+    """Raise when numpy cannot put ``known`` and ``labels`` in one array without
+    changing a label: uint64 labels above 2**63 and int64 ones both became
+    float64, where distinct labels rounded to one class (and a class's rows
+    were lost silently), and datetimes with numbers raised numpy's own error."""
+    try:
+        union = np.union1d(known, labels)
+    except (TypeError, ValueError) as exc:  # (numpy's DTypePromotionError is a TypeError)
+        raise ValueError(
+            f"Labels of dtype {labels.dtype} cannot be compared with classes of dtype "
+            f"{known.dtype}; use one type for all labels."
+        ) from exc
+    if len(union) != len(set(known.ravel().tolist()) | set(labels.ravel().tolist())):
+        raise ValueError(
+            f"Labels of dtype {labels.dtype} and classes of dtype {known.dtype} cannot be "
+            f"held in one array without changing them (numpy makes both {union.dtype}, "
+            "where distinct labels become equal); use one dtype for all labels."
+        )
+
+
+def label_array(y) -> np.ndarray:
+    """``y`` as an array, a column vector ``(n, 1)`` ravelled (with scikit-learn's
+    DataConversionWarning) as ``fit`` takes it; a multi-label indicator has several
+    columns. (The explanation helpers and metrics read a column as an indicator.)"""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    return y
 
 
 def check_positive_int(value, name: str) -> None:

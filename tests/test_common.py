@@ -702,6 +702,37 @@ def test_labels_of_another_kind_do_not_join_the_classes(name, first_kind):
 
 
 @pytest.mark.parametrize("name", list(STREAMS))
+def test_labels_that_numpy_cannot_hold_together_do_not_join_the_classes(name):
+    """Regression: uint64 classes above 2**63 and a batch of int64 labels were
+    united by numpy as float64, where 2**63 + 5 and 2**63 + 7 round to one
+    value: ``classes_`` became [3.0, 9.22e18] and one class's rows were lost,
+    silently. Datetime classes and int labels raised numpy's DTypePromotionError.
+    Now a ValueError, and the model is unchanged; int classes and float labels
+    that hold the same values still join (as a fit on the concatenation would)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(3), 20)[:, None] * 5
+    big = np.array([2**63 + 5, 2**63 + 7], dtype=np.uint64)
+    clf = STREAMS[name]().partial_fit(X[:40], np.repeat(big, 20))
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="cannot be held in one array without changing them"):
+        clf.partial_fit(X[40:], np.full(20, 3, dtype=np.int64))
+    np.testing.assert_array_equal(clf.classes_, big)
+    assert clf.classes_.dtype == np.uint64
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    if name == "nmc":
+        other = NearestMeanClassifier().fit(X[20:], np.repeat(np.array([3, 4], np.int64), 20))
+        with pytest.raises(ValueError, match="cannot be held in one array"):
+            clf.merge(other)
+    days = np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[D]")
+    dated = STREAMS[name]().partial_fit(X[:40], np.repeat(days, 20))
+    with pytest.raises(ValueError, match="cannot be compared with classes of dtype datetime64"):
+        dated.partial_fit(X[40:], np.full(20, 2))
+    ints = STREAMS[name]().partial_fit(X[:40], np.repeat([0, 1], 20))
+    ints.partial_fit(X[40:], np.full(20, 2.0))
+    np.testing.assert_array_equal(ints.classes_, [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
 def test_rows_of_weight_zero_are_absent_from_fit(name):
     """Regression: in the torch estimators a row of weight 0 could start or become a
     prototype, and a class whose rows all weigh 0 still got prototypes (digits,

@@ -337,3 +337,19 @@ def test_float32_squared_distances_far_from_the_origin_are_refined():
         exact = ((X.astype(np.float64)[:, None] - P.astype(np.float64)[None]) ** 2).sum(-1)
         assert D.dtype == np.float32
         np.testing.assert_allclose(D, exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_a_frame_of_sparse_columns_gets_the_sparse_input_message(make):
+    """Regression: scipy's sparse matrices got the documented ValueError, a pandas
+    DataFrame of sparse columns scikit-learn's TypeError ("Sparse data was passed
+    for X, but dense data is required")."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 3)), np.arange(30) % 3
+    frame = pd.DataFrame(X).astype(pd.SparseDtype("float", 0))
+    with pytest.raises(ValueError, match="does not support sparse input; got a DataFrame"):
+        make().fit(frame, y)
+    clf = make().fit(X, y)
+    with pytest.raises(ValueError, match="does not support sparse input; got a DataFrame"):
+        clf.predict(frame)

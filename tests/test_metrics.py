@@ -291,3 +291,34 @@ def test_explanation_stability_of_a_pipeline_perturbs_what_its_final_step_sees()
     a = explanation_stability(pipe, X, random_state=1, aggregate=None)
     b = explanation_stability(pipe[-1], pipe[0].transform(X), random_state=1, aggregate=None)
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_column_vector_y_reads_as_the_labels_it_holds():
+    """Regression: ``fit`` and ``score`` take an ``(n, 1)`` y as its labels (with
+    scikit-learn's DataConversionWarning), but the helpers read any 2-D y as a
+    multi-label indicator: ``prototype_purity`` and ``prototype_rows`` raised an
+    IndexError, ``make_report`` "The truth value of an array ... is ambiguous"
+    (and the gallery and embedding displays failed the same way)."""
+    from sklearn.exceptions import DataConversionWarning
+
+    from skproto.explain import make_report, prototype_rows
+
+    X, y = load_iris(return_X_y=True)
+    column = y.reshape(-1, 1)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.warns(DataConversionWarning):
+        assert prototype_purity(clf, X, column) == prototype_purity(clf, X, y)
+    with pytest.warns(DataConversionWarning):
+        np.testing.assert_array_equal(prototype_rows(clf, X, column), prototype_rows(clf, X, y))
+    with pytest.warns(DataConversionWarning):
+        page = make_report(clf, X[:5], column[:5], X_train=X, y_train=column)
+    assert "accuracy on these queries" in page
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    from skproto.explain import EmbeddingDisplay, PrototypeGalleryDisplay
+
+    with pytest.warns(DataConversionWarning):
+        PrototypeGalleryDisplay.from_estimator(clf, X, column)
+    with pytest.warns(DataConversionWarning):
+        EmbeddingDisplay.from_estimator(clf, X, column)
+    mpl.pyplot.close("all")

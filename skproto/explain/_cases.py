@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, label_array
 
 __all__ = [
     "attach_cases",
@@ -401,7 +401,7 @@ def prototype_rows(
         return rows
     from ..metrics import prototype_neighbors
 
-    y = np.asarray(y)
+    y = label_array(y)
     labels = np.asarray(estimator.prototype_labels_)
     n_classes = len(estimator.classes_)
     # the 10 nearest rows nearly always hold one of the prototype's class

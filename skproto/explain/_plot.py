@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import label_array
 from ._cases import (
     _to_uint8,
     case_text,
@@ -427,7 +428,7 @@ class PrototypeGalleryDisplay:
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         check_is_fitted(estimator)
-        y = np.asarray(y)
+        y = label_array(y)
         labels = np.asarray(estimator.prototype_labels_)
         if classes is None:
             classes = estimator.classes_[:max_classes]
@@ -614,7 +615,7 @@ class EmbeddingDisplay:
         estimator, X, _, _, _ = unpipe(estimator, X)
         check_is_fitted(estimator)
         X = estimator._validate_X_predict(X)
-        y = np.asarray(y)
+        y = label_array(y)
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} rows for {len(X)} samples.")
         if method == "pca":

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._validation import check_label_kinds
+from .._validation import check_label_kinds, label_array
 from ._cases import (
     _thumbnail_size,
     case_text,
@@ -343,6 +343,7 @@ def make_report(
         raise ValueError(f"page_size must be a positive int, got {page_size!r}.")
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
+    y, y_train = (None if v is None else label_array(v) for v in (y, y_train))
     for labels in (y, y_train):  # numbers against string classes would all read as misses
         if labels is not None and np.ndim(labels) == 1:
             check_label_kinds(estimator.classes_, np.unique(np.asarray(labels)))

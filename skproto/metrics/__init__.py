@@ -322,7 +322,7 @@ def prototype_purity(
     array([1.  , 0.84, 0.82])
     """
     estimator, X = _model(estimator, X)
-    y = np.asarray(y)
+    y = _validation.label_array(y)
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
     if y.ndim == 1:  # (unknown labels, or numbers against string classes, read as misses)
