@@ -70,7 +70,9 @@ def digits_figures() -> None:
     )
     p.figure_.savefig(OUT / "digits_cbc_waterfall.png", dpi=90, bbox_inches="tight")
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser:
+    if not browser:
+        print("no chromium on PATH: skipping digits_report.png (the report's screenshot)")
+    else:
         with tempfile.TemporaryDirectory() as tmp:
             page = Path(tmp) / "report.html"
             html = make_report(
@@ -120,6 +122,9 @@ def clinc_figure() -> None:
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
+    before = {p.name: p.stat().st_mtime_ns for p in OUT.glob("*.png")}
     digits_figures()
     clinc_figure()
-    print("wrote", sorted(p.name for p in OUT.glob("*.png")))
+    # only what this run drew (a skipped figure keeps its old file)
+    wrote = [p.name for p in OUT.glob("*.png") if before.get(p.name) != p.stat().st_mtime_ns]
+    print("wrote", sorted(wrote))
