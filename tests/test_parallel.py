@@ -951,3 +951,48 @@ def test_streamed_training_under_a_float64_default_dtype(make):
     finally:
         torch.set_default_dtype(before)
     assert clf.score(X, y) > 0.5
+
+
+def test_the_dask_fit_checks_weights_and_clears_what_the_last_fit_left():
+    """Survivors of a mutation audit (each passed the suite before): the dask fit's
+    total-weight check (weights summing to 3e201 fitted), weights that sit only
+    on held-out rows (refused as all zero, fit fits them), the previous fit's
+    ``feature_names_in_`` and ``prototype_cases_`` (kept: ``explain`` named the
+    earlier fit's cases), and column names of which only some are strings (kept
+    as names: ``predict`` raised scikit-learn's TypeError)."""
+    import dask
+
+    from skproto.explain import attach_cases
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(300, 3)), np.arange(300) % 3
+    Xd = da.from_array(X, chunks=100)
+    with dask.config.set(scheduler="synchronous"):
+        big = np.full(300, 1e199)
+        with pytest.raises(ValueError, match="The sample weights sum to"):
+            NearestMeanClassifier().fit(X, y, sample_weight=big)
+        with pytest.raises(ValueError, match="The sample weights sum to"):
+            fit_nearest_mean(NearestMeanClassifier(), Xd, y, big)
+        w = (_row_hash(X) % _HELD_OUT_EVERY == 0).astype(float)
+        ref = NearestMeanClassifier().fit(X, y, sample_weight=w)
+        got = fit_nearest_mean(NearestMeanClassifier(), Xd, y, da.from_array(w, chunks=100))
+        _assert_same_fit(got, ref)
+
+        model = NearestMeanClassifier().fit(pd.DataFrame(X, columns=list("abc")), y)
+        fit_nearest_mean(model, Xd, y)
+        assert not hasattr(model, "feature_names_in_")
+        model = NearestMeanClassifier().fit(attach_cases(X, [f"case{i}" for i in range(300)]), y)
+        assert model.prototype_cases_ is not None
+        fit_nearest_mean(model, Xd, y)
+        assert model.prototype_cases_ is None
+
+        frame = pd.DataFrame(X, columns=["a", 0, "c"])
+        parts = dd.from_pandas(frame, npartitions=3)
+        model = fit_nearest_mean(NearestMeanClassifier(), parts, dd.from_pandas(pd.Series(y), 3))
+        assert not hasattr(model, "feature_names_in_")
+        np.testing.assert_array_equal(
+            ParallelPostFit(model).predict(parts).compute(), model.predict(X)
+        )
