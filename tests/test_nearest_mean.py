@@ -1128,3 +1128,16 @@ def test_updating_a_merged_copy_leaves_the_original_model_as_it_was():
     a.partial_fit(X[:30], y[:30])
     ref = NearestMeanClassifier(metric="mahalanobis").fit(np.r_[X, X[:30]], np.r_[y, y[:30]])
     np.testing.assert_allclose(a.covariance_, ref.covariance_, rtol=1e-10)
+
+
+def test_shards_of_one_class_each_merge_to_a_temperature_in_the_data_s_units():
+    # such shards add no held-out losses (their only class always wins): the
+    # merged temperature was 1.0 (digits' pixels: fit reads 70.5); the class
+    # means' own scores now place it
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    shards = [_NearestMeanClassifier().partial_fit(X[y == c], y[y == c]) for c in range(10)]
+    merged = shards[0].merge(*shards[1:])
+    full = _NearestMeanClassifier().fit(X, y)
+    assert full.temperature_ / 3 < merged.temperature_ < full.temperature_ * 3

@@ -134,8 +134,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         row in five of each chunk, by the model of every earlier row and the
         chunk's other rows; ``merge`` adds up both models' held-out losses.
         They are kept on a grid of temperatures (sums of log-losses, exactly
-        mergeable) and ``T`` is the minimum, refined by a parabola. The means
-        and covariances stay exact whatever the temperature.
+        mergeable) and ``T`` is the minimum, refined by a parabola (with no
+        held-out loss, e.g. a few rows none of which is held out, the middle of
+        the window the class means' own scores place). The means and
+        covariances stay exact whatever the temperature.
 
     Attributes
     ----------
