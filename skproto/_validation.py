@@ -71,7 +71,7 @@ def reject_sparse(X, estimator) -> None:
             f"{_name(estimator)} does not support sparse input; "
             "got a sparse matrix. Convert it with X.toarray() if it fits in memory."
         )
-    if hasattr(X, "sparse") and getattr(X, "ndim", 0) == 2:  # pandas' sparse columns
+    if hasattr(X, "sparse") and getattr(X, "ndim", 0) == 2 and X.shape[1]:  # pandas sparse
         # (scikit-learn's check_array turns such a frame into a sparse matrix and
         # raised its TypeError, not this message)
         raise ValueError(
@@ -435,19 +435,26 @@ def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
     """Raise when numpy cannot put ``known`` and ``labels`` in one array without
     changing a label: uint64 labels above 2**63 and int64 ones both became
     float64, where distinct labels rounded to one class (and a class's rows
-    were lost silently), and datetimes with numbers raised numpy's own error."""
+    were lost silently), a datetime beyond ``datetime64[ns]``'s range wrapped
+    round, and datetimes with numbers raised numpy's own error. Each side must
+    come back unchanged from the common dtype (then equal values there are
+    equal labels, as 2 and 2.0, or one day in [D] and in [s])."""
+    if known.dtype.kind == labels.dtype.kind and known.dtype.kind in "biufUS":
+        return  # (the wider of the two holds both: checked on every partial_fit call)
     try:
-        union = np.union1d(known, labels)
+        common = np.result_type(known, labels)
     except (TypeError, ValueError) as exc:  # (numpy's DTypePromotionError is a TypeError)
         raise ValueError(
             f"Labels of dtype {labels.dtype} cannot be compared with classes of dtype "
             f"{known.dtype}; use one type for all labels."
         ) from exc
-    if len(union) != len(set(known.ravel().tolist()) | set(labels.ravel().tolist())):
+    with np.errstate(invalid="ignore", over="ignore"):
+        lossless = all(np.array_equal(a.astype(common).astype(a.dtype), a) for a in (known, labels))
+    if not lossless:
         raise ValueError(
             f"Labels of dtype {labels.dtype} and classes of dtype {known.dtype} cannot be "
-            f"held in one array without changing them (numpy makes both {union.dtype}, "
-            "where distinct labels become equal); use one dtype for all labels."
+            f"held in one array without changing them (numpy makes both {common}, which "
+            "changes some of them); use one dtype for all labels."
         )
 
 

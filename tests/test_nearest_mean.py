@@ -1141,3 +1141,50 @@ def test_shards_of_one_class_each_merge_to_a_temperature_in_the_data_s_units():
     merged = shards[0].merge(*shards[1:])
     full = _NearestMeanClassifier().fit(X, y)
     assert full.temperature_ / 3 < merged.temperature_ < full.temperature_ * 3
+
+
+def test_the_temperature_fallback_sets_no_temporary_model_on_the_estimator(monkeypatch):
+    """Regression (review of the fallback): the class means were scored by setting
+    a temporary model on the estimator. Derived lazily from a view (after
+    ``set_params``) that recursed without end (RecursionError), and a thread
+    predicting meanwhile read the temporary model (every probability 1.0)."""
+    from sklearn.datasets import load_digits
+
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        rows = np.array([rng.choice(np.flatnonzero(y == c)) for c in range(10)])
+        if np.all(_row_hash(X[rows].astype(np.float64)) % _HELD_OUT_EVERY != 0):
+            break
+    clf = _NearestMeanClassifier().partial_fit(X[rows], y[rows])
+    expected = clf.temperature_
+    clf.set_params(shrinkage=0.3)  # predictions use a view with the fit's parameters
+    assert clf.temperature_ == expected
+    seen = []
+    original = _NearestMeanClassifier._scores_chunk
+
+    def spy(self, X, m=None):
+        seen.append(self.__dict__.get("_model"))
+        return original(self, X, m)
+
+    monkeypatch.setattr(_NearestMeanClassifier, "_scores_chunk", spy)
+    fresh = _NearestMeanClassifier().partial_fit(X[rows], y[rows])
+    assert fresh.temperature_ == expected
+    assert seen and all(model is None for model in seen)
+
+
+def test_datetime_labels_of_other_units_join_the_classes_when_they_fit():
+    """Regression (review of the lossless-union check): equal dates in [D] and [s]
+    read as two labels (Python's date against datetime) and were refused; a date
+    beyond datetime64[ns]'s range, which wrapped round, is refused."""
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    days = np.array(["2020-01-01", "2020-01-02"] * 3, "datetime64[D]")
+    clf = NearestMeanClassifier().partial_fit(X, days)
+    clf.partial_fit(X[:2], days[:2].astype("datetime64[s]"))
+    np.testing.assert_array_equal(clf.class_count_, [4, 4])
+    nanos = NearestMeanClassifier().partial_fit(X, days.astype("datetime64[ns]"))
+    with pytest.raises(ValueError, match="cannot be held in one array"):
+        nanos.partial_fit(X[:1], np.array(["2500-01-01"], "datetime64[s]"))
+    np.testing.assert_array_equal(nanos.classes_, np.unique(days).astype("datetime64[ns]"))

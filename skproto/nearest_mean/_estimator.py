@@ -444,12 +444,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         b = model.b
         if b is not None:
             b = _score_bias(no_prior, model.proto_sqnorm, model.temperature)
-        saved = getattr(self, "_model", None)
-        self._model = dataclasses.replace(model, log_prior=no_prior, b=b)
-        try:
-            return self._map_chunks(self._scores_chunk, X, len(self.classes_), np.float64)
-        finally:
-            self._model = saved
+        # (the model is passed, and nothing read from the fitted one: the temperature's
+        # fallback runs lazily, also from a view of a model and while other threads
+        # predict; a temporary model set on the estimator recursed or leaked to them)
+        m = dataclasses.replace(model, log_prior=no_prior, b=b)
+        out = np.empty((len(X), len(self.classes_)))
+        for s in chunk_slices(len(X), max(len(self.classes_), X.shape[1])):
+            out[s] = self._scores_chunk(X[s], m)
+        return out
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
@@ -918,9 +920,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             Xc = Xc @ m.whiten.astype(Xc.dtype, copy=False)
         return np.einsum("ij,ij->i", Xc, Xc)
 
-    def _pairwise(self, X: np.ndarray) -> np.ndarray:
-        """Squared distances to every class mean, (n_rows, n_classes)."""
-        m, dt = self._fitted, X.dtype
+    def _pairwise(self, X: np.ndarray, m: _Model | None = None) -> np.ndarray:
+        """Squared distances to every class mean, (n_rows, n_classes) (``m``: the model
+        to use, by default the fitted one)."""
+        m, dt = self._fitted if m is None else m, X.dtype
         if m.class_whiten is not None:
             D = np.full((X.shape[0], len(self.classes_)), np.inf, dtype=dt)
             Xc = self._centered(X, m)  # then each class mean about that centre: small,
@@ -936,8 +939,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         D[:, ~m.seen] = np.inf
         return D
 
-    def _activation(self, D: np.ndarray) -> np.ndarray:
-        return D * D.dtype.type(-0.5 / self._fitted.temperature)
+    def _activation(self, D: np.ndarray, m: _Model | None = None) -> np.ndarray:
+        return D * D.dtype.type(-0.5 / (self._fitted if m is None else m).temperature)
 
     def _head(self):
         return np.eye(len(self.classes_)), self._fitted.log_prior
@@ -957,10 +960,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         S += m.b.astype(dt, copy=False)
         return S
 
-    def _scores_chunk(self, X: np.ndarray) -> np.ndarray:
-        m, dt = self._fitted, X.dtype
+    def _scores_chunk(self, X: np.ndarray, m: _Model | None = None) -> np.ndarray:
+        m, dt = self._fitted if m is None else m, X.dtype
         if m.class_whiten is not None:
-            return self._activation(self._pairwise(X)) + m.log_prior.astype(dt)
+            return self._activation(self._pairwise(X, m), m) + m.log_prior.astype(dt)
         Xc = self._centered(X, m)
         S = Xc @ m.W.astype(dt, copy=False)
         S += m.b.astype(dt, copy=False)
