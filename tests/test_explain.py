@@ -313,3 +313,85 @@ def test_the_legend_of_a_multi_label_explanation_of_a_label_not_predicted():
     predicted = int(np.flatnonzero(clf.predict(X[row])[0])[0])
     text = " ".join(str(clf.explain(X[row], 1, target=predicted)).splitlines()[1:3])
     assert "contributions to the predicted class's score" in text
+
+
+# ---------------------------------------------------------------------------
+# Tests for the survivors of a mutation audit of explain/ (each mutant, applied
+# to a copy of HEAD, passed the suite before these)
+
+
+def test_the_runner_up_s_numbers_in_text_and_records_are_its_own():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    ex = clf.explain(X[[60]], n_prototypes=2)
+    scores = clf.decision_function(X[[60]])[0]
+    pred, run = (list(clf.classes_).index(v) for v in (ex.predicted[0], ex.runner_up[0]))
+    line = next(row for row in str(ex).splitlines() if row.startswith("sample 0"))
+    assert f"runner-up {ex.runner_up[0]} (score {scores[run]:.4g})" in line
+    for rec in ex.to_records():  # each mean speaks only for its own class
+        own = clf.prototype_labels_[rec["prototype"]]
+        assert (rec["to_runner_up"] != 0) == (own == ex.runner_up[0])
+        assert (rec["to_predicted"] != 0) == (own == ex.predicted[0])
+    assert pred != run
+
+
+def test_a_label_of_exactly_the_shown_length_is_shown_whole():
+    X = np.array([[0.0], [1.0], [9.0], [10.0]])
+    y = np.array(["a" * 22, "a" * 22, "b" * 22, "b" * 22])  # a repr of 24 characters
+    ex = NearestMeanClassifier().fit(X, y).explain(X[:1], n_prototypes=1)
+    line = next(row for row in str(ex).splitlines() if row.startswith("sample 0"))
+    assert repr("a" * 22) in line and repr("b" * 22) in line
+
+
+def test_cases_of_prototypes_without_a_row_and_a_short_case_list():
+    X = np.array([[0.0], [1.0], [9.0], [10.0]])
+    clf = NearestMeanClassifier().fit(X, [0, 0, 1, 1])
+    ex = clf.explain([[9.5]], n_prototypes=2)
+    assert ex.with_cases(["a", "b", "c", "d"]).cases.tolist() == [[None, None]]  # means
+    three = NearestMeanClassifier().fit(np.array([[0.0], [5.0], [10.0]]), [0, 1, 2])
+    listed = three.explain([[10.0]], n_prototypes=1)  # lists prototype 2
+    with pytest.raises(ValueError, match="prototype_cases has 2 entries"):
+        listed.with_prototype_cases(["c0", "c1"])
+
+
+def test_the_legend_of_a_targeted_explanation_names_the_explained_class():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    assert "explained class's score" in str(clf.explain(X[[0]], n_prototypes=2, target=2))
+    assert "predicted class's score" in str(clf.explain(X[[0]], n_prototypes=2))
+
+
+def test_the_waterfall_counts_the_prototypes_it_does_not_list():
+    from skproto.explain import waterfall
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)  # 3 prototypes, 1 listed
+    assert waterfall(clf.explain(X[:1], n_prototypes=1), 0).steps[-1].label == (
+        "2 other prototypes"
+    )
+
+
+def test_a_pipeline_keeps_the_cases_given_beside_its_training_rows():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto.explain._steps import unpipe
+
+    X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), [0, 0, 1, 1]
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    texts = ["zero", "one", "nine", "ten"]
+    assert list(unpipe(pipe, X[:1], X, cases=texts)[4]) == texts
+
+
+def test_a_prototype_is_represented_by_the_nearest_row_of_its_own_class():
+    from skproto.explain import prototype_rows
+    from skproto.metrics import prototype_neighbors
+
+    X, y = np.array([[-10.0], [10.0], [0.5], [19.5]]), np.array([0, 0, 1, 1])
+    clf = NearestMeanClassifier().fit(X, y)  # means 0 and 10: each nearer the other's rows
+    np.testing.assert_array_equal(y[prototype_rows(clf, X, y)], [0, 1])
+    np.testing.assert_array_equal(prototype_rows(clf, X, y), [0, 2])
+    X, y = np.array([[-10.0], [4.0], [7.5], [0.6], [30.0]]), np.array([0, 0, 0, 1, 1])
+    clf = NearestMeanClassifier().fit(X, y)  # one neighbour each: no own-class row among
+    near = prototype_neighbors(clf, X, n_neighbors=1)
+    np.testing.assert_array_equal(prototype_rows(clf, X, y, neighbors=near), [1, 4])

@@ -322,3 +322,78 @@ def test_a_column_vector_y_reads_as_the_labels_it_holds():
     with pytest.warns(DataConversionWarning):
         EmbeddingDisplay.from_estimator(clf, X, column)
     mpl.pyplot.close("all")
+
+
+# ---------------------------------------------------------------------------
+# Tests for the survivors of a mutation audit of metrics/ and the report (each
+# mutant, applied to a copy of HEAD, passed the suite before these)
+
+
+def test_the_report_s_median_share_is_the_median(hand):
+    import re
+
+    from skproto.explain import make_report
+
+    X = np.array([[3.0, 1.0, 2.0], [0.0, 0.0, 2.0], [2.0, 1.0, 1.0], [4.0, -1.0, 1.0]])
+    page = make_report(hand, X)
+    shown = re.search(r"top prototype \(median\)</td><td class='num'>([\d.]+)", page).group(1)
+    median = top_k_evidence_share(hand, X, aggregate="median")
+    assert shown == f"{median:.3f}" != f"{top_k_evidence_share(hand, X):.3f}"
+
+
+def test_multilabel_purity_counts_only_rows_that_carry_the_label():
+    from skproto.metrics import prototype_purity
+
+    hand = HandBuilt(np.eye(2), ["a", "b"]).fit(np.eye(2))
+    X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    Y = np.array([[1, 0], [0, 1], [0, 1]])  # row 1 lacks label "a"
+    np.testing.assert_array_equal(
+        prototype_purity(hand, X, Y, n_neighbors=2, aggregate=None), [0.5, 1.0]
+    )
+
+
+def test_global_size_leaves_out_a_prototype_connected_to_nothing():
+    W0 = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    assert global_size(HandBuilt(W0, ["a", "b", "a"]).fit(np.eye(3)), tol=0.0) == 2
+
+
+def test_prototype_neighbours_break_ties_toward_the_lower_row():
+    from skproto.metrics import prototype_neighbors
+
+    X = np.array([[0.0], [0.0], [5.0], [5.0]])
+    clf = NearestMeanClassifier().fit(X, [0, 0, 1, 1])
+    np.testing.assert_array_equal(prototype_neighbors(clf, X, n_neighbors=1), [[0], [2]])
+
+
+def test_a_multilabel_explanation_predicts_what_predict_does_at_one_half():
+    h = HandBuilt(np.array([[1.0, 0.0], [0.0, 0.0]]), ["a", "b"]).fit(np.eye(2))
+    h._multilabel = True  # label "b" has logit 0: p = 0.5, not predicted
+    X = np.array([[1.0, 1.0]])
+    np.testing.assert_array_equal(h.explain(X, 1).predicted, h.predict(X))
+    np.testing.assert_array_equal(h.predict(X), [[1, 0]])
+
+
+def test_the_report_s_gallery_purity_steps_and_neighbours():
+    import re
+
+    from skproto.explain import make_report
+
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 1, (20, 2)), rng.normal(1.5, 1, (20, 2))]
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    clf = NearestMeanClassifier().fit(X, y)
+    purity = prototype_purity(clf, X, y, aggregate=None)
+    assert purity[0] != purity[1]
+    page = make_report(clf, X[:1], X_train=X, y_train=y, n_neighbors=10)
+    found = re.findall(r"\(1 prototypes, mean purity ([\d.]+)\)", page)
+    assert found == [f"{p:.2f}" for p in purity]  # each class its own prototypes' mean
+    Xi, yi = load_iris(return_X_y=True)
+    iris = NearestMeanClassifier().fit(Xi, yi)
+    page = make_report(iris, Xi[:1], n_prototypes=2)
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    zero = re.findall(r"<rect class='(\w+)'[^>]*><title>[^<]*: 0</title>", svg)
+    assert zero and set(zero) == {"pos"}  # a zero step is drawn as a positive one
+    page = make_report(iris, Xi[:1], X_train=Xi, y_train=yi, n_neighbors=10)
+    first = page[page.index("<div class='proto'") :]
+    first = first[: first.index("</ol>")]
+    assert first.count("<li") == 10
