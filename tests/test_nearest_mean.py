@@ -884,9 +884,10 @@ def test_a_fit_with_no_row_held_out_is_calibrated_in_the_data_s_units(metric):
 
     X, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(0)
-    for _ in range(200):  # one row per class, none of which the hash holds out
+    for _ in range(500):  # one row per class, none held out (by hash), nor at 1e3 x
         rows = np.array([rng.choice(np.flatnonzero(y == c)) for c in range(10)])
-        if np.all(_row_hash(X[rows].astype(np.float64)) % _HELD_OUT_EVERY != 0):
+        rows_and_scaled = np.r_[X[rows], X[rows] * 1e3].astype(np.float64)
+        if np.all(_row_hash(rows_and_scaled) % _HELD_OUT_EVERY != 0):
             break
     else:
         pytest.fail("no draw without a held-out row")
@@ -894,6 +895,7 @@ def test_a_fit_with_no_row_held_out_is_calibrated_in_the_data_s_units(metric):
     assert clf._calibration[2] is None  # (no held-out row placed a window)
     assert clf.temperature_ != 1.0
     scaled = NearestMeanClassifier(metric=metric, temperature="auto").fit(X[rows] * 1e3, y[rows])
+    assert scaled._calibration[2] is None
     ratio = 1.0 if metric == "cosine" else 1e6  # squared distances
     assert scaled.temperature_ / clf.temperature_ == pytest.approx(ratio, rel=0.5)
     streamed = NearestMeanClassifier(metric=metric, temperature="auto")
