@@ -468,7 +468,7 @@ def test_reasoning_blocks_and_held_out_loss_chunks_are_exact(monkeypatch):
     for dtype, far in [(torch.float32, 200.0), (torch.float64, 2000.0)]:
         head = ReasoningHead(torch.randn(12, 7, generator=gen) * 5, negative=False).to(dtype)
         log_d = -torch.rand(30, 12, generator=gen, dtype=dtype) * 50
-        log_d[:5] -= far * torch.rand(5, 12, dtype=dtype)  # products that underflow
+        log_d[:5] -= far * torch.rand(5, 12, generator=gen, dtype=dtype)  # products that underflow
         log_d[5, :] = -float("inf")  # no component detects row 5
         exact = torch.logsumexp(log_d[:, :, None] + torch.log(head.weights()[0])[None], dim=1)
         with torch.no_grad():  # prediction: one product, exact where it underflows
@@ -480,7 +480,8 @@ def test_reasoning_blocks_and_held_out_loss_chunks_are_exact(monkeypatch):
         blocks = head.log_forward(log_d).detach().numpy()  # training: the blocks
         np.testing.assert_allclose(blocks, exact.detach().numpy(), rtol=rtol)
         monkeypatch.undo()
-    X, T, W = torch.randn(50, 3), torch.randint(0, 2, (50,)), torch.rand(50)
+    X, T = torch.randn(50, 3, generator=gen), torch.randint(0, 2, (50,), generator=gen)
+    W = torch.rand(50, generator=gen)
     W[10:20] = 0.0  # a chunk of weight 0
 
     def batch_loss(x, t, w):  # a weighted mean over rows plus a term of no row

@@ -416,3 +416,100 @@ def test_fits_and_explanations_ignore_torch_default_device(make):
         stream = make().partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2] if linear else None)
         stream.partial_fit(X[y == 2], y[y == 2])
     assert stream.predict(X[:1]).shape == (1,)
+
+
+# ---------------------------------------------------------------------------
+# Tests for survivors of a mutation audit of the torch estimators and the
+# training loop (each mutant, applied to a copy of HEAD, passed the suite before)
+
+
+def test_an_infinite_loss_or_a_last_step_that_overflows_is_a_diverged_run():
+    X, t, w = np.ones((4, 1), np.float32), np.zeros(4, np.int64), np.ones(4, np.float32)
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(-3.3e38)  # the only step overflows it; its loss was finite
+    config = TrainingConfig(max_epochs=1, batch_size=4, learning_rate=3e37)
+    with pytest.raises(ValueError, match="a parameter became non-finite"):
+        train(lin, list(lin.parameters()), lambda xb, tb, wb: lin(xb).mean(), X[:1], t[:1],
+              w[:1], config, np.random.RandomState(0))  # fmt: skip
+    lin = torch.nn.Linear(1, 1, bias=False)
+    infinite = lambda xb, tb, wb: lin(xb).mean() + torch.tensor(float("inf"))
+    config = TrainingConfig(max_epochs=1, batch_size=4, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="the loss became inf in epoch 1"):
+        train(lin, list(lin.parameters()), infinite, X, t, w, config, np.random.RandomState(0))
+
+
+def test_the_weighted_mean_of_the_losses_weighs_its_rows():
+    from skproto.losses import weighted_mean
+
+    per_sample = torch.tensor([1.0, 2.0, 4.0])
+    w = torch.tensor([1.0, 0.0, 3.0])
+    assert float(weighted_mean(per_sample, w)) == pytest.approx((1.0 + 12.0) / 4.0)
+    assert float(weighted_mean(per_sample, torch.zeros(3))) == 0.0
+
+
+def test_early_stopping_and_the_temperature_use_the_held_out_rows_and_their_weights(
+    monkeypatch,
+):
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 4)
+    y = (X[:, 0] + 0.5 * rng.randn(200) > 0).astype(int)
+    w = np.where(y == 1, 10.0, 0.1)
+    seen = {}
+    original_train, original_calibrate = template.train, ProtoClassifier._calibrate
+
+    def spy_train(*args, **kwargs):
+        seen["val"] = kwargs.get("X_val"), kwargs.get("weights_val")
+        return original_train(*args, **kwargs)
+
+    def spy_calibrate(self, net, X, T, w, *args, **kwargs):
+        seen["calibrated"] = X, w
+        return original_calibrate(self, net, X, T, w, *args, **kwargs)
+
+    monkeypatch.setattr(template, "train", spy_train)
+    monkeypatch.setattr(ProtoClassifier, "_calibrate", spy_calibrate)
+    clf = ProtoClassifier(
+        n_prototypes_per_class=2, max_epochs=3, validation_fraction=0.3, random_state=0
+    ).fit(X, y, sample_weight=w)
+    X_val, w_val = seen["val"]
+    assert w_val is not None and len(w_val) == len(X_val) == 60
+    np.testing.assert_allclose(np.unique(w_val), [0.1, 10.0], rtol=1e-6)  # (not None: ones)
+    X_cal, w_cal = seen["calibrated"]
+    np.testing.assert_array_equal(X_cal, X_val)  # the temperature: held-out rows only
+    np.testing.assert_array_equal(w_cal, w_val)
+    assert clf.n_iter_ == len(clf.history_["loss"])
+
+
+def test_a_warm_fit_counts_its_epochs_on_top_of_the_first():
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(max_epochs=3, early_stopping=False, warm_start=True, random_state=0)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    clf.fit(X, y)
+    assert clf.n_iter_ == 6 == len(clf.history_["loss"])
+
+
+def test_a_new_class_between_old_ones_keeps_their_biases():
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.randn(100, 2), rng.randn(10, 2) + 4.0, rng.randn(30, 2) + [0.0, 4.0]]
+    y = np.r_[np.zeros(100, int), np.full(10, 2), np.ones(30, int)]
+    clf = ProtoClassifier(n_prototypes_per_class=1, max_epochs=3, random_state=0)
+    clf.fit(X[:110], y[:110])
+    before = clf.intercept_.copy()
+    assert before[0] != before[1]
+    clf.partial_fit(X[110:], y[110:])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    np.testing.assert_allclose(clf.intercept_[[0, 2]], before, rtol=1e-6)
+
+
+def test_a_learning_rate_whose_step_overflows_float32_is_a_diverged_run():
+    """Regression: Adam's step scalar beyond float32 (learning_rate 3e38) raised
+    torch's "value cannot be converted to type float without overflow"; at 3e37
+    the head's temperature overflowed to inf and the fit returned a model whose
+    every score was inf."""
+    X, y = load_iris(return_X_y=True)
+    for lr in (3e37, 3e38):
+        clf = ProtoClassifier(learning_rate=lr, max_epochs=2, random_state=0)
+        with pytest.raises(ValueError, match="Training diverged"):
+            clf.partial_fit(X, y, classes=[0, 1, 2])
+        assert not hasattr(clf, "classes_")

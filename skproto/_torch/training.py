@@ -568,7 +568,12 @@ class Adam:
             bias1 = 1 - beta1**step
             bias2_sqrt = (1 - beta2**step) ** 0.5
             denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr * unit / bias1)
+            value = -self.lr * unit / bias1
+            if abs(value) <= torch.finfo(p.dtype).max:
+                p.addcdiv_(m, denom, value=value)
+            else:  # (torch refuses such a scalar with a RuntimeError: the step overflows,
+                # and the training loop reports the non-finite parameters as divergence)
+                p.add_(m / denom * value)
 
 
 def weighted_accuracy(hit: np.ndarray, w: np.ndarray | None = None) -> float:

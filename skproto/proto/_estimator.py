@@ -1169,8 +1169,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
             self._codes = np.asarray(state["head.codes"], dtype=np.intp)
             self.last_layer_ = np.eye(n_classes)[self._codes]
             self.intercept_ = state["head.bias"] / self.temperature_
-            self.tau_ = float(np.exp(state["head.log_tau"]))
-            self.scale_ = float(np.exp(state["head.log_scale"]))
+            with np.errstate(over="ignore"):
+                self.tau_ = float(np.exp(state["head.log_tau"]))
+                self.scale_ = float(np.exp(state["head.log_scale"]))
+            if not (np.isfinite(self.tau_) and np.isfinite(self.scale_)):
+                # (finite log-parameters whose exponentials overflow: the scores are inf)
+                raise ValueError(
+                    "Training diverged: the head's temperature or scale overflowed. "
+                    f"Lower learning_rate (it was {self.learning_rate:g})."
+                )
         else:
             self.last_layer_ = state["head.weight"]
             self.intercept_ = np.zeros(n_classes)
