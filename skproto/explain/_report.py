@@ -346,7 +346,7 @@ def make_report(
     y, y_train = (None if v is None else label_array(v) for v in (y, y_train))
     for labels in (y, y_train):  # numbers against string classes would all read as misses
         if labels is not None and np.ndim(labels) == 1:
-            check_label_kinds(estimator.classes_, np.unique(np.asarray(labels)))
+            check_label_kinds(estimator.classes_, np.unique(labels))
     if not _num_samples(X):  # (explain raised scikit-learn's "Found array with 0 sample(s)")
         raise ValueError("X has no rows: make_report explains at least one query.")
     start = time.perf_counter()
