@@ -269,7 +269,12 @@ def test_nearest_mean_class_incremental_stream_is_calibrated(digits, metric):
     """Regression: partial_fit scored each chunk before learning it ("test, then
     train"), so a chunk of new classes had no score for its true class and a
     class-incremental stream kept temperature 1.0 (Mahalanobis on digits: T = 1
-    against fit's 2.4, over-confident). Each chunk now holds out rows like fit."""
+    against fit's 2.4, over-confident). Each chunk now holds out rows like fit.
+
+    A stream's held-out rows of early chunks are scored by models of fewer
+    classes, and its Mahalanobis temperature runs higher than fit's: over six
+    stratified halves of digits (seeds 0-5) test log-loss 1.07-1.25x fit's
+    (temperature 1.1-1.3x); at T = 1 (the regression) 1.47x on this split."""
     X_tr, X_te, y_tr, y_te = digits
     batch = NearestMeanClassifier(metric=metric).fit(X_tr, y_tr)
     stream = NearestMeanClassifier(metric=metric)
@@ -277,9 +282,9 @@ def test_nearest_mean_class_incremental_stream_is_calibrated(digits, metric):
         rows = np.isin(y_tr, task)
         stream.partial_fit(X_tr[rows], y_tr[rows])
     assert stream._calibration[1] > 0
-    assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.3)
+    assert stream.temperature_ == pytest.approx(batch.temperature_, rel=0.4)
     np.testing.assert_allclose(stream.means_, batch.means_, rtol=1e-10)
-    assert log_loss(stream, X_te, y_te) < 1.1 * log_loss(batch, X_te, y_te)
+    assert log_loss(stream, X_te, y_te) < 1.3 * log_loss(batch, X_te, y_te)
     # one call on all rows is fit, temperature included
     one = NearestMeanClassifier(metric=metric).partial_fit(X_tr, y_tr)
     assert one.temperature_ == pytest.approx(batch.temperature_, rel=1e-12)
