@@ -21,6 +21,7 @@ from skproto.geometry import principal_axes
 from skproto.proto import PROTOPNET
 from skproto.proto._estimator import AUTO_PROJECTION_DIM
 from skproto.proto._network import InputUnits, LatentOffset
+from skproto.prototypes import project_onto_rows
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
@@ -223,6 +224,49 @@ def test_distinct_nearest_assignment():
     # allowed; one pass left it without a row (-1), a second pass gives it one
     dist = np.array([[0.2, 0.09], [0.58, 0.3], [0.67, 0.2], [0.94, 0.37]])
     np.testing.assert_array_equal(_distinct_nearest(dist), [1, 0, 0, 1])
+    # one allowed column for two rows: the second pass lets the second reuse it
+    # (a mutation audit left the first pass's taken columns blocked: -1)
+    np.testing.assert_array_equal(
+        _distinct_nearest(np.array([[0.0, np.inf], [1.0, np.inf]])), [0, 0]
+    )
+
+
+def test_projection_counts_every_allowed_row_across_chunks_groups_and_blocks(monkeypatch):
+    """Rows are reused within a group only once all its allowed rows are taken;
+    a mutation audit found three counts no test checked: the rows a class meets
+    in later chunks (only the last chunk's counted), the rows of the no-target
+    path (one per chunk), and the counts of two merged blocks (only the first's).
+    Each reused a row too early. Candidate slots follow the largest group."""
+    from skproto import _chunking
+    from skproto.prototypes.projection import (
+        choose_rows,
+        merge_candidates,
+        nearest_candidates,
+    )
+
+    X = np.arange(8.0)[:, None]
+    P = np.array([[0.0], [0.1], [0.2]])
+    groups = np.zeros(3, int)
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert project_onto_rows(P, X, groups=groups, targets=y).tolist() == [0, 2, 1]
+    assert project_onto_rows(P, X, groups=groups).tolist() == [0, 2, 1]
+    # uneven groups (4 prototypes over 2 classes): 3 slots, not 1
+    X5, y5 = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]]), np.array([0, 0, 0, 0, 1])
+    P4, g4 = np.array([[0.0], [0.1], [0.2], [10.0]]), np.array([0, 0, 0, 1])
+    assert project_onto_rows(P4, X5, groups=g4, targets=y5).tolist() == [0, 2, 1, 4]
+    # two blocks whose class-0 rows alternate: the merged counts are the sums
+    y_alt = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    whole = nearest_candidates(P, X, groups=groups, targets=y_alt)
+    merged = merge_candidates(
+        nearest_candidates(P, X[:4], groups=groups, targets=y_alt[:4]),
+        nearest_candidates(P, X[4:], groups=groups, targets=y_alt[4:], offset=4),
+    )
+    for a, b in zip(whole, merged):
+        np.testing.assert_array_equal(a, b)
+    assert choose_rows(merged, groups).tolist() == [0, 4, 2]
+    monkeypatch.setattr(_chunking, "CHUNK_ELEMENTS", 2)  # a row or two per chunk
+    assert project_onto_rows(P, X, groups=groups, targets=y).tolist() == [0, 2, 1]
+    assert project_onto_rows(P, X, groups=groups).tolist() == [0, 2, 1]
 
 
 @pytest.mark.parametrize("alpha, temperature", [(0.1, 1.0), (1.0, 1.0), (0.1, 0.1)])
@@ -917,11 +961,31 @@ def test_helpers_on_repeated_rows_empty_prototypes_and_dead_classes():
     members = np.array([[0.0, 0.0]] * 4 + [[10.0, 10.0]])
     P = kmeans_prototypes(members, members, 3, np.random.RandomState(0))
     assert np.abs(P - [10.0, 10.0]).max(axis=1).min() < 0.1  # the other row has one
+    # the distinct rows are taken in their order of appearance (the first gets
+    # the third prototype), whichever sorts first
+    P = kmeans_prototypes(members[::-1], members, 3, np.random.RandomState(0))
+    assert (np.abs(P - [10.0, 10.0]).max(axis=1) < 0.1).sum() == 2
     assert np.isinf(min_squared_distances(np.zeros((2, 3)), np.zeros((0, 3)))).all()
     u = torch.tensor([[0.5, -float("inf"), 1.0, -float("inf")]])
     lse, r = class_logsumexp(u, torch.tensor([0, 1, 0, 1]), 2)
     assert torch.isfinite(lse[0, 0]) and lse[0, 1] == -float("inf")
     assert not torch.isnan(r).any() and float(r[0, 0] + r[0, 2]) == pytest.approx(1.0)
+
+
+def test_initial_prototypes_jitter_in_the_units_of_the_data_and_start_absent_classes_at_its_mean():
+    """A class with no rows yet (declared to partial_fit) starts at the mean of
+    the data, not at the origin (a mutation audit dropped the mean: on iris
+    shifted by 100 the CBC component sat at 0 and moved the probabilities);
+    the jitter is 1e-3 of the standard deviation of all entries."""
+    from skproto.prototypes.init import classwise_kmeans, jitter_scale
+
+    Z = np.random.RandomState(1).normal(size=(1000, 8)) * 10 + 100
+    assert jitter_scale(Z) == pytest.approx(1e-3 * Z.std(), rel=1e-9)
+    T = np.repeat([0, 1], 500)
+    P, codes = classwise_kmeans(Z, T, np.array([1, 1, 2]), np.random.RandomState(0))
+    assert codes.tolist() == [0, 1, 2, 2]
+    np.testing.assert_allclose(P[2:], np.tile(Z.mean(0), (2, 1)), atol=10 * jitter_scale(Z))
+    assert not np.allclose(P[2], P[3])  # jittered apart
 
 
 def test_a_label_no_row_carries_is_warned_of():
