@@ -1013,8 +1013,9 @@ def _row_hash(X: np.ndarray) -> np.ndarray:
 
     Each value's bits are folded (their high half, where round values keep
     everything, onto the low half), times a well-mixed odd constant of its
-    column, summed over the row and mixed. Constants in arithmetic progression
-    and unfolded bits gave 20,000 distinct one-hot rows 524 hashes.
+    column, summed over the row and mixed (constants in arithmetic progression
+    and unfolded bits gave 19,931 distinct rows of one to three ones among 256
+    columns 1,472 hashes).
     """
     with np.errstate(over="ignore"):
         golden = np.uint64(0x9E3779B97F4A7C15)
