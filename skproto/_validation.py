@@ -270,6 +270,8 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
         return out
     counts = np.asarray(counts, dtype=np.float64)
     present = counts > 0
+    if not present.any():  # (a batch of weight 0: 0 / 0 warned)
+        return np.ones(len(counts))
     return np.where(present, counts.sum() / (present.sum() * np.where(present, counts, 1.0)), 1.0)
 
 
@@ -321,7 +323,16 @@ def check_two_classes(estimator, classes: np.ndarray) -> None:
 def check_declared_classes(classes) -> np.ndarray:
     """The sorted classes declared to a first ``partial_fit``; at least two, as
     scikit-learn's estimators require (declared classes are fixed: one would
-    lock the model to a single class)."""
+    lock the model to a single class). Strings and numbers mixed, or None, are
+    refused as in ``y`` (numpy turned ``["a", 1]`` into ``["1", "a"]``, and the
+    label 1 could then never be trained on)."""
+    values = np.asarray(classes, dtype=object).ravel()
+    if any(v is None for v in values):
+        raise ValueError("classes contains None (a missing label); give every class a label.")
+    if len({isinstance(v, str) for v in values}) > 1:
+        raise ValueError(
+            "Mix of label types (strings and numbers) in classes; use one type for all labels."
+        )
     classes = np.unique(np.asarray(classes))
     if len(classes) < 2:
         raise ValueError(

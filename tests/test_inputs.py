@@ -353,3 +353,90 @@ def test_a_frame_of_sparse_columns_gets_the_sparse_input_message(make):
     clf = make().fit(X, y)
     with pytest.raises(ValueError, match="does not support sparse input; got a DataFrame"):
         clf.predict(frame)
+
+
+def test_input_checks_at_their_boundaries():
+    """From a mutation audit of ``_validation``: each check below could be
+    changed (a one-sided magnitude, a strict bound made inclusive, identical
+    rows refused, two-row data unchecked) with no test failing."""
+    y = [0, 0, 1, 1]
+    rows = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 1.0]])
+    # large negative values are refused as large positive ones are (predicted
+    # silently at 1e-200 scale: every probability 0 or 1)
+    negative = rows.copy()
+    negative[0, 0] = -1e200
+    with pytest.raises(ValueError, match=r"values up to 1e\+200 in magnitude"):
+        NearestMeanClassifier().fit(negative, y)
+    clf = NearestMeanClassifier().fit(rows, y)
+    with pytest.raises(ValueError, match=r"values up to 1e\+200 in magnitude"):
+        clf.predict(negative)
+    # "at most 1e100": the bound itself is accepted, the next float is not
+    edge = rows.copy()
+    edge[0, 0] = 1e100
+    NearestMeanClassifier().fit(edge, y)
+    edge[0, 0] = np.nextafter(1e100, np.inf)
+    with pytest.raises(ValueError, match="accepts at most 1e\\+100"):
+        NearestMeanClassifier().fit(edge, y)
+    # rows that are all equal have no spread to underflow: fitted (uniform)
+    same = NearestMeanClassifier().fit(np.ones((4, 2)), y)
+    np.testing.assert_allclose(same.predict_proba(np.ones((1, 2))), [[0.5, 0.5]])
+    # two rows that float32 rounds onto one value are refused like more rows
+    with pytest.raises(ValueError, match="float32"):
+        RBFPrototypeClassifier(**FAST).fit([[1e9, 0.0], [1e9 + 10, 0.0]], [0, 1])
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_partial_fit_label_checks(make):
+    """From a mutation audit of ``_validation``, and two defects it found:
+    declared classes mixing strings and numbers became strings silently
+    (``classes=["a", 1]`` gave ``classes_ = ["1", "a"]``, and the label 1 could
+    then never be trained on), None among them raised numpy's TypeError; a
+    chunk with more classes than half its rows warned (scikit-learn's
+    regression-target hint); labels beyond the declared classes raised an
+    IndexError in the torch estimators."""
+    X = np.random.default_rng(0).normal(size=(24, 3))
+    with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in classes"):
+        make().partial_fit(X[:4], ["a", "a", "1", "1"], classes=["a", 1])
+    with pytest.raises(ValueError, match=r"classes contains None \(a missing label\)"):
+        make().partial_fit(X[:4], ["a", "a", "b", "b"], classes=["a", "b", None])
+    with pytest.raises(ValueError, match=r"y contains labels \[2\] that are not in classes"):
+        make().partial_fit(X, np.arange(24) % 3, classes=[0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = make().partial_fit(X[:22], np.arange(22) % 12)  # 12 classes in 22 rows
+    assert clf.classes_.tolist() == list(range(12))
+
+
+def test_balanced_class_weights_count_classes_with_rows_only():
+    """A class whose rows all weigh 0 gets no share of "balanced" (as
+    scikit-learn), and a batch that weighs nothing at all gives weights of 1
+    without numpy's 0 / 0 RuntimeWarning (it leaked from partial_fit)."""
+    from skproto._validation import class_weights
+
+    np.testing.assert_allclose(
+        class_weights("balanced", np.arange(3), [4.0, 0.0, 2.0]), [0.75, 1, 1.5]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(class_weights("balanced", np.arange(3), np.zeros(3)), 1.0)
+        X = np.random.default_rng(0).normal(size=(30, 2))
+        y = np.arange(30) % 3
+        clf = ProtoClassifier(class_weight="balanced", **FAST)
+        clf.fit(X, y, sample_weight=np.where(y == 2, 0.0, 1.0))
+        clf.partial_fit(X, y, sample_weight=np.zeros(30))
+
+
+@pytest.mark.parametrize("head", ["linear", "mixture"])
+def test_a_later_call_must_keep_the_label_layout(head):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.arange(20) % 2
+    Y = np.stack([y, 1 - y], axis=1)
+    clf = ProtoClassifier(head=head, **FAST).partial_fit(X, y, classes=[0, 1])
+    # (the mixture head streams single-label y only, and says so first)
+    layout = "does not match the label layout" if head == "linear" else "streams single-label y"
+    with pytest.raises(ValueError, match=layout):
+        clf.partial_fit(X, Y)
+    if head == "linear":
+        multi = ProtoClassifier(head=head, **FAST).fit(X, Y)
+        with pytest.raises(ValueError, match="does not match the label layout"):
+            multi.partial_fit(X, y)

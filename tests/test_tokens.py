@@ -49,6 +49,22 @@ def test_layout_round_trip_and_errors():
     assert token_dim(9, 3) == 2
     with pytest.raises(ValueError, match="X has 10 columns, which is not n_tokens"):
         token_dim(10, 3)
+    # from a mutation audit: a width of one column per token (d = 0) is refused;
+    # every mask column is checked, the first too; a label that no row carries
+    # is not "a label without a real token" (a fit warns of it elsewhere)
+    with pytest.raises(ValueError, match="X has 4 columns, which is not n_tokens"):
+        token_dim(4, 4)
+    from skproto._tokens import check_token_layout
+
+    for col in (4, 5):
+        bad = np.array([[1.0, 2.0, 3.0, 4.0, 1.0, 1.0]])
+        bad[0, col] = 0.7
+        with pytest.raises(ValueError, match="row 0 holds 0.7 there"):
+            check_token_layout(bad, 2)
+    two = pack_tokens(np.ones((2, 2, 2)), [[1, 0], [1, 1]])
+    check_token_layout(two, 2, np.array([[1, 0], [1, 0]]))
+    with pytest.raises(ValueError, match=r"No row of label\(s\) \[1\]"):
+        check_token_layout(two * [[1], [0]], 2, np.array([[1, 0], [1, 1]]))
 
 
 def test_prototypes_are_tokens_of_their_own_class(fitted, tokens):

@@ -401,7 +401,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         X, y, sample_weight = self._validate_batch(X, y, sample_weight, reset=first)
         y = np.asarray(y).ravel()
         if first:
-            declared = None if classes is None else np.unique(np.asarray(classes))
+            declared = None if classes is None else _validation.check_declared_classes(classes)
             classes_, _, multilabel = _validation.encode_fit_targets(
                 self, y, classes=declared, allow_one_class=True
             )
