@@ -727,3 +727,47 @@ def test_the_bisector_bound_is_its_documented_formula():
     margin = float(bisector_radius(**args, margin=torch.tensor([e], dtype=torch.float64)))
     expected = (b - a - 2 * e * np.sqrt(a) - e**2) / (2 * (gap + e) * L)
     assert margin == pytest.approx(expected, rel=1e-15)
+
+
+def test_defaults_and_heads_pinned_by_a_mutation_audit(monkeypatch):
+    """Each assertion failed on none of the tests before (a mutation audit of
+    the RBF estimator and network changed each with the suite green)."""
+    import warnings
+
+    from skproto.metrics import global_size
+    from skproto.rbf import _estimator as rbf_estimator
+
+    X, y = load_iris(return_X_y=True)
+    robust = RBFPrototypeClassifier(max_epochs=2, random_state=0).fit(X, y)
+    assert len(robust.prototypes_) == 9  # loss="robust": 3 components per class
+    # the margin is 0.7 and the width 1 / log 2 of the typical distance
+    assert robust.sigma_ == pytest.approx(robust.margin_ / (0.7 * np.log(2.0)), rel=1e-6)
+    # score_samples: minus the distance to the nearest component (not the farthest)
+    D = np.sqrt(((X[:, None, :] - robust.prototypes_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(robust.score_samples(X), -D.min(1), rtol=1e-4, atol=1e-5)
+    assert RBFPrototypeClassifier(loss="cbc", max_epochs=1, random_state=0).fit(X, y).margin_ == 0.3
+    with warnings.catch_warnings():  # one component per class is enough; "nearest" is glvq's
+        warnings.simplefilter("error")
+        RBFPrototypeClassifier(loss="glvq", n_components=3, max_epochs=1).fit(X, y)
+        RBFPrototypeClassifier(loss="glvq", reasoning="nearest", max_epochs=1).fit(X, y)
+    # a positive-negative CBC head starts reasoning for each component's class
+    # at logit log(2K) (its 2K rows), and at 0 elsewhere
+    seen = {}
+    head = rbf_estimator.ReasoningHead
+
+    def spy(logits, **kw):
+        seen.setdefault("logits", logits.detach().numpy().copy())  # the initial head
+        return head(logits, **kw)
+
+    monkeypatch.setattr(rbf_estimator, "ReasoningHead", spy)
+    params = dict(loss="cbc", reasoning="positive_negative", n_components=6)
+    cbc = RBFPrototypeClassifier(**params, max_epochs=1, random_state=0).fit(X, y)
+    want = np.zeros((12, 3))
+    want[np.arange(6), [0, 0, 1, 1, 2, 2]] = np.log(12)
+    np.testing.assert_allclose(seen["logits"], want, rtol=1e-6)
+    # a component that reasons for a class by absence only is connected
+    cbc.reasoning_positive_ = cbc.reasoning_positive_.copy()
+    cbc.reasoning_negative_ = cbc.reasoning_negative_.copy()
+    cbc.reasoning_positive_[0] = 0.0
+    cbc.reasoning_negative_[0] = [1.0, 0.0, 0.0]
+    assert global_size(cbc, tol=0.01) == 6

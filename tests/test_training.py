@@ -513,3 +513,38 @@ def test_a_learning_rate_whose_step_overflows_float32_is_a_diverged_run():
         with pytest.raises(ValueError, match="Training diverged"):
             clf.partial_fit(X, y, classes=[0, 1, 2])
         assert not hasattr(clf, "classes_")
+
+
+def test_losses_on_known_answers():
+    """Hand-computed values of each loss (a mutation audit changed a sign, a
+    reduction, a mask or a constant in each, and only training-level tests ran
+    them, none failing)."""
+    from skproto.losses import (
+        cbc_margin_loss,
+        classification_loss,
+        cluster_cost,
+        glvq_loss,
+        st_protopnet_loss,
+    )
+
+    # multi-label: the mean binary cross-entropy over the labels, not the sum
+    got = classification_loss(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[1.0, 0.0, 1.0]]))
+    want = np.mean(np.log1p(np.exp(-np.array([2.0, 1.0, 0.5]))))
+    assert float(got) == pytest.approx(want, rel=1e-6)  # 0.3048
+    # cluster cost: the nearest own prototype; 0 for a sample with none
+    d = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    own = torch.tensor([[True, False], [False, False]])
+    torch.testing.assert_close(cluster_cost(d, own), torch.tensor([1.0, 0.0]))
+    # GLVQ: sigmoid(2 mu), mu = (1 - 3) / (1 + 3)
+    assert float(glvq_loss(torch.tensor([[1.0, 3.0]]), own[:1])) == pytest.approx(1 / (1 + np.e))
+    # CBC's hinge: the runner-up 0.4 within 0.3 of the true class's 0.6
+    hinge = cbc_margin_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0]), 0.3)
+    assert float(hinge) == pytest.approx(0.1)
+    # ST-ProtoPNet: minus the least (support) and the greatest (trivial) cosine
+    # over pairs of different classes, never a class with itself
+    codes = torch.tensor([0, 1])
+    P = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    assert float(st_protopnet_loss(P, codes, 2, "support")) == pytest.approx(-np.sqrt(0.5))
+    P3, codes3 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0, 1, 1])
+    assert float(st_protopnet_loss(P3, codes3, 2, "support")) == pytest.approx(0.0, abs=1e-7)
+    assert float(st_protopnet_loss(P3, codes3, 2, "trivial")) == pytest.approx(np.sqrt(0.5))
