@@ -1180,8 +1180,16 @@ def test_shards_of_one_class_each_merge_to_a_temperature_in_the_data_s_units():
 
     X, y = load_digits(return_X_y=True)
     shards = [_NearestMeanClassifier().partial_fit(X[y == c], y[y == c]) for c in range(10)]
-    merged = shards[0].merge(*shards[1:])
     full = _NearestMeanClassifier().fit(X, y)
+    # merged before use, their set-aside held-out rows are scored by the merged
+    # model: as fit
+    merged = shards[0].merge(*shards[1:])
+    assert merged.temperature_ == pytest.approx(full.temperature_, rel=1e-9)
+    # used first, each shard scored its rows by its own one-class model
+    for shard in shards:
+        shard.predict(X[:1])
+    merged = shards[0].merge(*shards[1:])
+    assert merged._calibration[1] == 0
     assert full.temperature_ / 3 < merged.temperature_ < full.temperature_ * 3
 
 
