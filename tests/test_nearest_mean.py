@@ -2,6 +2,7 @@
 
 import pickle
 import tracemalloc
+import warnings
 
 import joblib
 import numpy as np
@@ -1298,3 +1299,38 @@ def test_a_stream_sets_its_held_out_rows_aside_and_calibrates_as_fit():
     # a fit forgets a stream's set-aside rows
     refit = stream(chunks[:5]).fit(X, y)
     assert refit._pending == () and refit.class_count_.sum() == len(y)
+
+
+def test_a_stream_refuses_at_once_what_overflows_with_its_set_aside_rows():
+    """Review regressions of the set-aside rows: statistics that overflow only
+    with them added were accepted by partial_fit (fit refuses them), and every
+    later use predicted 0.5 for every class with numpy's warnings; a model
+    pickled before rows were set aside (no ``_pending``) failed in partial_fit
+    with an AttributeError."""
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.arange(40) % 2
+    X[0, 0], X[2, 0] = 1e99, -1e99
+    for k in range(1000):  # row 0 held out, row 2 not (same class)
+        X[0, 1] = X[2, 1] = k
+        held = _row_hash(X) % _HELD_OUT_EVERY == 0
+        if held[0] and not held[2]:
+            break
+    w = np.ones(40)
+    w[[0, 2]] = 9e198  # each half alone stays finite
+    for call in ("fit", "partial_fit"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="weighted sums of the rows overflow"):
+                getattr(NearestMeanClassifier(metric="mahalanobis", temperature="auto"), call)(
+                    X, y, sample_weight=w
+                )
+    old = NearestMeanClassifier(temperature="auto").partial_fit(X[4:20], y[4:20])
+    old.predict(X[:1])
+    for name in ("_pending", "_max_abs"):  # (as a model pickled before them)
+        old.__dict__.pop(name)
+    old.partial_fit(X[20:], y[20:])
+    batch = NearestMeanClassifier(temperature="auto").fit(X[4:], y[4:])
+    np.testing.assert_allclose(old.means_, batch.means_, rtol=1e-12)

@@ -430,6 +430,27 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._calibration, self._pending = losses, ()
         self._model = self._derive()
 
+    def _check_with_pending(self, X) -> None:
+        """Refuse now, as ``fit`` would, statistics that overflow once the set-aside
+        rows are added (weights of 9e198 on rows of 1e99 overflowed only when both
+        halves met, at the first use). Exactly, where a bound on the sums (from the
+        largest value streamed and the total weight) says they might."""
+        top = np.float64(max(self.__dict__.get("_max_abs", 0.0), _validation.max_abs(X)))
+        self._max_abs = top
+        p = X.shape[1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.float64(
+                self._stats.count.sum() + sum(w.sum() for w in self._pending_weights())
+            )
+            # scatter <= total (2 top)^2, third and fourth moments below this too
+            bound = total * (1.0 + 4.0 * p * top * top) ** 2 * (1.0 + 2.0 * top)
+            if not bound > 1e300:
+                return
+            held = tuple(np.concatenate([q[k] for q in self._pending]) for k in range(3))
+            out = ClassStats.of_rows(*held, len(self.classes_), **self._layout)
+            with_held = self._stats.merge(out)
+        self._check_finite(with_held)
+
     def _pending_weights(self) -> list:
         """The weights of the held-out rows a stream has set aside (not yet in ``_stats``)."""
         return [p[2] for p in self.__dict__.get("_pending", ())]
@@ -446,6 +467,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             held = tuple(np.concatenate([p[k] for p in pending]) for k in range(3))
             fitted = owner._as_fitted()
             stats, losses = fitted._fold_held_out(owner._stats, held, owner._calibration)
+            fitted._check_finite(stats)
             owner._stats, owner._calibration, owner._pending = stats, losses, ()
 
     def _add_held_out(self, losses, model: _Model, X, codes, w) -> tuple:
@@ -507,8 +529,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     ) -> NearestMeanClassifier:
         """Update the model with one more chunk of data.
 
-        After any sequence of calls the model equals :meth:`fit` on the
-        concatenation of all chunks. Classes may be declared up front with
+        After any sequence of calls the statistics (means, covariances,
+        counts) equal :meth:`fit`'s on the concatenation of all chunks, and
+        so does the temperature when the held-out rows wait for one use
+        (see below). Classes may be declared up front with
         ``classes`` (then an unknown label in a later chunk is an error), or
         left open: a label never seen before simply adds a class
         (class-incremental learning), and ``classes_`` grows, staying sorted.
@@ -516,11 +540,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         A call costs time proportional to the chunk (plus ``n_features**2``
         per class in the chunk when per-class scatter matrices are kept).
         Covariance factorizations and other derived quantities are refreshed
-        once, on the first use after the last call, not after every call;
-        with ``temperature="auto"`` (Mahalanobis) a call also factorizes the
-        pooled covariances and those of the classes in the chunk, to score
-        its held-out rows (the other classes' factors are kept from call to
-        call).
+        once, on the first use after the last call, not after every call.
+        With ``temperature="auto"`` a call sets about a fifth of its rows
+        aside; the first use scores them by the model of every other row (as
+        ``fit`` does) and then adds them. Beyond ``2**23`` set-aside entries,
+        or past ``5 * min(5e6 / n_classes, 50,000)`` rows (where ``fit``
+        samples its held-out rows by the whole data's size, a stream by each
+        chunk's), or when the model was used between calls, the temperature
+        is close to ``fit``'s, not equal.
 
         Parameters
         ----------
@@ -594,12 +621,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             union = np.union1d(self.classes_, unknown)
             positions = np.searchsorted(union, self.classes_)
             self._stats = self._stats.reindex(positions, len(union))
-            self._pending = tuple((Xp, positions[cp], wp) for Xp, cp, wp in self._pending)
+            self._pending = tuple(
+                (Xp, positions[cp], wp) for Xp, cp, wp in self.__dict__.get("_pending", ())
+            )
             self._move_cases(positions, len(union))
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
-            self._calibration, self._pending = NO_LOSSES, ()
+            self._calibration, self._pending, self._max_abs = NO_LOSSES, (), 0.0
         if self.temperature == "auto":
             # as in fit: about one row in five of the chunk is held out; it is set
             # aside and scored at the next use by the model of every other row
@@ -609,9 +638,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             # (100 chunks of CLINC150, Mahalanobis: 58x fit's time) and scored the
             # first chunks by models of a few rows (test |dP| 0.27 against fit)
             self._score_stride = _score_stride(len(X), len(self.classes_))
-            rest, held = self._block_statistics(X, codes, w)
-            self._stats = self._stats.merge(rest)
-            self._pending = (*self._pending, held)
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
+                rest, held = self._block_statistics(X, codes, w)
+                self._stats = self._stats.merge(rest)
+                # (a model pickled before the rows were set aside has none)
+                self._pending = (*self.__dict__.get("_pending", ()), held)
+            self._check_with_pending(X)
             if sum(len(p[0]) for p in self._pending) * X.shape[1] > _PENDING_ELEMENTS:
                 # per-class factors of classes the chunks left alone are kept
                 # (every scoring factorized every class: 502 eigh for 500 classes)
