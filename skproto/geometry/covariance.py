@@ -142,7 +142,11 @@ def whitener(cov: np.ndarray) -> np.ndarray | None:
     if not top > 0:
         return None
     d = np.where(d > top * 1e-150, d, top)  # a constant feature: its row and column are 0
-    lam, V = eigh(cov / d[:, None] / d[None, :])  # also: no product overflows for huge X
+    # (also: no product overflows for huge X). Divide and conquer: LAPACK's default
+    # for scipy (MRRR) took 3x longer on correlation matrices than on the raw
+    # covariance (a per-class CLINC150 covariance: 75 ms, "evd" 14 ms), and the
+    # per-class Mahalanobis fit 10 s where it took 3.4 s before the correlation
+    lam, V = eigh(cov / d[:, None] / d[None, :], driver="evd")
     if lam[-1] <= 0:
         return None
     keep = lam > lam[-1] * PINV_RTOL
