@@ -40,6 +40,9 @@ _HELD_OUT_EVERY = 5
 #: Held-out entries (rows x features) a stream sets aside before it scores them
 #: (2**23: 64 MB of float64); rows of the next calls are scored at the next use
 _PENDING_ELEMENTS = 2**23
+#: Set-aside blocks kept apart before they are joined into one: each call sums
+#: their rows and weights (one-row chunks would make that quadratic)
+_PENDING_BLOCKS = 64
 #: One flush at a time: two threads predicting right after partial_fit would
 #: both add the set-aside rows to the statistics
 _PENDING_LOCK = threading.RLock()
@@ -446,8 +449,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             bound = total * (1.0 + 4.0 * p * top * top) ** 2 * (1.0 + 2.0 * top)
             if not bound > 1e300:
                 return
-            held = tuple(np.concatenate([q[k] for q in self._pending]) for k in range(3))
-            out = ClassStats.of_rows(*held, len(self.classes_), **self._layout)
+            out = ClassStats.of_rows(
+                *_stack_held(self._pending), len(self.classes_), **self._layout
+            )
             with_held = self._stats.merge(out)
         self._check_finite(with_held)
 
@@ -464,9 +468,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             pending = owner.__dict__.get("_pending", ())
             if not pending:
                 return
-            held = tuple(np.concatenate([p[k] for p in pending]) for k in range(3))
             fitted = owner._as_fitted()
-            stats, losses = fitted._fold_held_out(owner._stats, held, owner._calibration)
+            stats, losses = fitted._fold_held_out(
+                owner._stats, _stack_held(pending), owner._calibration
+            )
             fitted._check_finite(stats)
             owner._stats, owner._calibration, owner._pending = stats, losses, ()
 
@@ -621,9 +626,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             union = np.union1d(self.classes_, unknown)
             positions = np.searchsorted(union, self.classes_)
             self._stats = self._stats.reindex(positions, len(union))
-            self._pending = tuple(
-                (Xp, positions[cp], wp) for Xp, cp, wp in self.__dict__.get("_pending", ())
-            )
+            self._pending = _recode_held(self.__dict__.get("_pending", ()), positions)
             self._move_cases(positions, len(union))
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
@@ -643,6 +646,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 self._stats = self._stats.merge(rest)
                 # (a model pickled before the rows were set aside has none)
                 self._pending = (*self.__dict__.get("_pending", ()), held)
+                if len(self._pending) > _PENDING_BLOCKS:  # (each call reads every block)
+                    self._pending = (_stack_held(self._pending),)
             self._check_with_pending(X)
             if sum(len(p[0]) for p in self._pending) * X.shape[1] > _PENDING_ELEMENTS:
                 # per-class factors of classes the chunks left alone are kept
@@ -731,7 +736,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             positions = np.searchsorted(union, m.classes_)
             part = st.reindex(positions, len(union))
             stats = part if stats is None else stats.merge(part)
-            pending += tuple((Xp, positions[cp], wp) for Xp, cp, wp in held)
+            pending += _recode_held(held, positions)
         merged = clone(self)
         merged._priors_for(len(union))
         merged.classes_ = union
@@ -1071,6 +1076,16 @@ def _float32_exact(v: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         short = v.astype(np.float32).astype(np.float64)
     return np.where(np.isfinite(short), short, v)
+
+
+def _stack_held(blocks: tuple) -> tuple:
+    """One ``(X, codes, w)`` block of held-out rows from several."""
+    return tuple(np.concatenate([b[k] for b in blocks]) for k in range(3))
+
+
+def _recode_held(blocks: tuple, positions: np.ndarray) -> tuple:
+    """Held-out blocks with their class codes moved to ``positions`` (a larger class set)."""
+    return tuple((X, positions[codes], w) for X, codes, w in blocks)
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
