@@ -1463,9 +1463,13 @@ def test_nearest_mean_per_class_stream_is_never_silently_partial(monkeypatch):
     with pytest.raises(NotFittedError):
         clf.predict(X)
     big = make().partial_fit(X * 1e60, y)
+    proba = big.predict_proba(X * 1e60)
     overflow = pytest.raises(ValueError, match="The weighted sums of the rows overflow float64")
-    with pytest.warns(RuntimeWarning, match="reset to unfitted"), overflow:
-        big.partial_fit(X * 1e60, y, sample_weight=np.full(len(y), 1e197))
+    with warnings.catch_warnings():  # refused before any in-place change: kept as it was
+        warnings.simplefilter("error")  # (it was reset to unfitted, with a warning)
+        with overflow:
+            big.partial_fit(X * 1e60, y, sample_weight=np.full(len(y), 1e197))
+    np.testing.assert_array_equal(big.predict_proba(X * 1e60), proba)
     pooled = NearestMeanClassifier(metric="mahalanobis", temperature=1.0)
     pooled.partial_fit(X * 1e60, y)
     proba = pooled.predict_proba(X * 1e60)

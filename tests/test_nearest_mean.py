@@ -3,6 +3,7 @@
 import pickle
 import tracemalloc
 import warnings
+from functools import partial
 
 import joblib
 import numpy as np
@@ -1334,3 +1335,42 @@ def test_a_stream_refuses_at_once_what_overflows_with_its_set_aside_rows():
     old.partial_fit(X[20:], y[20:])
     batch = NearestMeanClassifier(temperature="auto").fit(X[4:], y[4:])
     np.testing.assert_allclose(old.means_, batch.means_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", ["auto", 1.0])
+@pytest.mark.parametrize(
+    "params", [{"covariance": "per_class"}, {"covariance_shrinkage": "ledoit_wolf"}]
+)
+def test_per_class_streams_update_in_place_and_fail_cleanly(params, temperature):
+    """Per-class scatter matrices: a ``temperature="auto"`` stream merged each
+    chunk into a copy of every class's p x p matrix (CLINC150 Ledoit-Wolf in 100
+    chunks: 24.7 s against fit's 4.6 s). Streams update them in place where a
+    bound from the largest value streamed says nothing can overflow (after
+    ``fit`` and ``merge`` too), else into a copy, so that a failing call leaves
+    the model as it was (with a fixed temperature an overflowing call reset the
+    model to unfitted with a warning)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 4)), np.arange(120) % 3
+    make = partial(NearestMeanClassifier, metric="mahalanobis", temperature=temperature, **params)
+    s = make().partial_fit(X[:60], y[:60])
+    scatter = s._stats.scatter
+    s.partial_fit(X[60:], y[60:])
+    assert s._stats.scatter is scatter  # in place
+    batch = make().fit(X, y)
+    np.testing.assert_allclose(s.predict_proba(X), batch.predict_proba(X), atol=1e-12)
+    for model in (make().fit(X[:60], y[:60]), s.merge(make().fit(X[:30], y[:30]))):
+        scatter = model._stats.scatter
+        model.partial_fit(X[60:90], y[60:90])
+        assert model._stats.scatter is scatter
+    if "covariance_shrinkage" in params:  # (Ledoit-Wolf refuses values of 1e99 up front)
+        return
+    before = s.means_.copy(), s._stats.scatter.copy(), s.predict_proba(X)
+    big, w = X[:4].copy(), np.ones(4)
+    big[:, 0], w[:] = [1e99, 1e99, 1e99, -1e99], 9e198  # rows 0 and 3: class 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "reset to unfitted" warning)
+        with pytest.raises(ValueError, match="weighted sums of the rows overflow"):
+            s.partial_fit(big, y[:4], sample_weight=w)
+    np.testing.assert_array_equal(s.means_, before[0])
+    np.testing.assert_array_equal(s._stats.scatter, before[1])
+    np.testing.assert_array_equal(s.predict_proba(X), before[2])

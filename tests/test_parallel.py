@@ -996,3 +996,24 @@ def test_the_dask_fit_checks_weights_and_clears_what_the_last_fit_left():
         np.testing.assert_array_equal(
             ParallelPostFit(model).predict(parts).compute(), model.predict(X)
         )
+
+
+def test_a_dask_fit_bounds_the_sums_of_a_later_partial_fit():
+    """The dask fit records the largest value it read, as ``fit`` does: a later
+    ``partial_fit`` then updates per-class scatter matrices in place (without it,
+    every call merged into a copy of every class's p x p matrix)."""
+    import dask
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(90, 3)), np.arange(90) % 3
+    X[5, 1] = -7.5
+    with dask.config.set(scheduler="synchronous"):
+        model = fit_nearest_mean(
+            NearestMeanClassifier(metric="mahalanobis", covariance="per_class"),
+            da.from_array(X, chunks=40),
+            da.from_array(y, chunks=40),
+        )
+    assert model._max_abs == 7.5
+    scatter = model._stats.scatter
+    model.partial_fit(X[:30], y[:30])
+    assert model._stats.scatter is scatter
