@@ -149,7 +149,7 @@ def test_report_checks_its_arguments(fitted, digits):
         make_report(clf, Xq, X_train=X)
     with pytest.raises(ValueError, match="y has 3 entries for 100 queries."):
         make_report(clf, Xq, y[:3])
-    with pytest.raises(ValueError, match="cases has 5 entries but a prototype is training row"):
+    with pytest.raises(ValueError, match="cases has 5 entries for 600 training rows"):
         make_report(clf, Xq, cases=texts[:5], X_train=X, y_train=y)
 
 
@@ -593,3 +593,41 @@ def test_strip_images_are_shown_at_a_bounded_readable_size():
         assert sizes == {tuple(map(str, expected))}
     assert _zoom((8, 8)) == 3.0
     assert _zoom((1, 64)) >= 1 and _zoom((1, 64)) * 64 <= 72  # (it was 0.375: 0.4 pt tall)
+
+
+def test_training_rows_cases_and_neighbours_are_checked():
+    """Audit: a y_train or cases of another length than X_train failed in the
+    report, the gallery and prototype_rows with numpy's IndexError (or passed
+    silently where every prototype is a row), n_neighbors=-1 with "negative
+    dimensions are not allowed"; the rows of a mixed-type DataFrame read
+    ``np.int64(3)``."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+
+    from skproto.explain._cases import FrameRows
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    short = "y has 100 entries for 150 training rows: pass one per training row, in order."
+    with pytest.raises(ValueError, match=short):
+        make_report(clf, X[:3], X_train=X, y_train=y[:100])
+    with pytest.raises(ValueError, match="y has 150 entries for 100 training rows"):
+        prototype_rows(clf, X[:100], y)
+    cases = [f"flower {i}" for i in range(120)]
+    with pytest.raises(ValueError, match="cases has 120 entries for 150 training rows"):
+        make_report(clf, X[:3], X_train=X, y_train=y, cases=cases)
+    with pytest.raises(ValueError, match="n_neighbors must be a positive int, got -1."):
+        make_report(clf, X[:3], X_train=X, y_train=y, n_neighbors=-1)
+    frame = pd.DataFrame({"colour": ["red", "blue"], "size": [3, 4], "weight": [0.5, 1.5]})
+    assert FrameRows(frame)[0] == {"colour": "red", "size": 3, "weight": 0.5}
+    assert repr(FrameRows(frame)[1]) == "{'colour': 'blue', 'size': 4, 'weight': 1.5}"
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from skproto.explain import PrototypeGalleryDisplay
+
+    with pytest.raises(ValueError, match=short):
+        PrototypeGalleryDisplay.from_estimator(clf, X, y[:100])
+    with pytest.raises(ValueError, match="cases has 120 entries for 150 training rows"):
+        PrototypeGalleryDisplay.from_estimator(clf, X, y, cases=cases)
+    with pytest.raises(ValueError, match="n_neighbors must be a positive int, got -1."):
+        PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=-1)

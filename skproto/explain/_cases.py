@@ -71,7 +71,23 @@ class FrameRows(Sequence):
     def __getitem__(self, r):
         if isinstance(r, slice):
             return [self[i] for i in range(*r.indices(len(self)))]
-        return dict(zip(self.frame.columns, self.frame.iloc[int(r)].tolist()))
+        values = self.frame.iloc[int(r)].tolist()  # (numpy scalars in mixed-type frames)
+        plain = [v.item() if isinstance(v, (np.number, np.bool_)) else v for v in values]
+        return dict(zip(self.frame.columns, plain))
+
+
+def check_training_rows(X: Any, y: Any = None, cases: Sequence | None = None) -> None:
+    """Raise unless ``y`` and ``cases`` (where given) hold one entry per row of ``X``
+    (they are read at the rows' positions: a misaligned one failed with an IndexError)."""
+    from sklearn.utils.validation import _num_samples
+
+    n = _num_samples(X)
+    for name, seq in (("y", y), ("cases", cases)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(
+                f"{name} has {len(seq)} entries for {n} training rows: pass one per "
+                "training row, in order."
+            )
 
 
 def positional(cases: Sequence | None) -> Sequence | None:
@@ -395,13 +411,15 @@ def prototype_rows(
     (array([-1, -1]), array([0, 2]))
     """
     check_is_fitted(estimator)
+    if X is not None and y is not None:
+        y = label_array(y)
+        check_training_rows(X, y)
     rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)
     missing = np.flatnonzero(rows < 0)
     if not len(missing) or X is None or y is None:
         return rows
     from ..metrics import prototype_neighbors
 
-    y = label_array(y)
     labels = np.asarray(estimator.prototype_labels_)
     n_classes = len(estimator.classes_)
     # the 10 nearest rows nearly always hold one of the prototype's class

@@ -16,10 +16,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import label_array
+from .._validation import check_positive_int, label_array
 from ._cases import (
     _to_uint8,
     case_text,
+    check_training_rows,
     other_rows,
     positional,
     prototype_rows,
@@ -428,7 +429,9 @@ class PrototypeGalleryDisplay:
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         check_is_fitted(estimator)
+        check_positive_int(n_neighbors, "n_neighbors")
         y = label_array(y)
+        check_training_rows(X, y, cases)
         labels = np.asarray(estimator.prototype_labels_)
         if classes is None:
             classes = estimator.classes_[:max_classes]
