@@ -629,3 +629,44 @@ def test_a_sparse_tensor_attribute_does_not_break_the_cache_key(tmp_path):
     X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     cached = TorchEncoder(Propagate(), memory=tmp_path).fit_transform(X)
     np.testing.assert_array_equal(cached, TorchEncoder(Propagate()).fit_transform(X))
+
+
+def test_the_cache_key_sees_every_change_of_the_module(tmp_path):
+    """Audit: the per-state fingerprint read the tensors' storage and version
+    counters and the layers' attributes of simple types only, so weights changed
+    through ``.data``, an array attribute changed in place and a ``forward`` set
+    on a layer brought old encodings back from the cache."""
+    from skproto.encoders._cache import tensor_digest
+
+    class Centered(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+            self.mean = np.zeros(4, dtype=np.float32)  # a plain array attribute
+
+        def forward(self, x):
+            return self.lin(x - torch.as_tensor(self.mean))
+
+    torch.manual_seed(0)
+    module = Centered()
+    X = np.random.RandomState(0).rand(3, 4).astype(np.float32)
+    enc = TorchEncoder(module, memory=tmp_path)
+
+    def fresh():
+        with torch.no_grad():
+            return module(torch.as_tensor(X)).numpy()
+
+    np.testing.assert_allclose(enc.fit_transform(X), fresh(), rtol=1e-6)
+    module.lin.weight.data.mul_(2.0)  # (leaves the version counter as it was)
+    np.testing.assert_allclose(enc.transform(X), fresh(), rtol=1e-6)
+    module.mean[:] = 1.0
+    np.testing.assert_allclose(enc.transform(X), fresh(), rtol=1e-6)
+    module.lin.forward = lambda x: torch.nn.functional.linear(x, module.lin.weight)
+    np.testing.assert_allclose(enc.transform(X), fresh(), rtol=1e-6)
+    w = torch.arange(4096.0).reshape(4, 1024)  # float32: 2 values per int64 word
+    in_row, in_column = w.clone(), w.clone()
+    in_row[0, [4, 6]] = w[0, [6, 4]]  # two words exchanged within a row of 1,024 words
+    in_column[[0, 2], 4] = w[[2, 0], 4]  # and within a column
+    shapes = (w.T, w.double(), w[:, :1023])
+    digests = {tensor_digest(t) for t in (w, in_row, in_column, *shapes)}
+    assert len(digests) == 6 and tensor_digest(w.clone()) == tensor_digest(w)

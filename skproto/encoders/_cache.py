@@ -146,6 +146,35 @@ def _small_container(v: Any) -> bool:
     return len(v) <= _SMALL and all(isinstance(x, _SIMPLE) for x in items)
 
 
+def tensor_digest(tensor: Any) -> bytes:
+    """A cheap digest of a torch tensor's values, computed where it lives.
+
+    Its bytes, read as int64 words laid out in rows of 1,024, summed per row
+    and per column (with wrap-around), and the last few bytes as they are:
+    any change of one word changes a row sum, and any exchange of two
+    different words a row or a column sum. Far cheaper than hashing the
+    bytes (200 MB of weights on the CPU: about 40 ms, against 0.2 s for SHA-256 of a
+    copy), and, unlike a tensor's in-place version counter, it sees changes
+    made through ``.data``.
+    """
+    import torch
+
+    t = tensor.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    raw = t.contiguous().reshape(-1).view(torch.uint8)
+    n_words = len(raw) // 8
+    words = raw[: 8 * n_words].view(torch.int64)
+    width = 1024
+    body = words[: n_words - n_words % width].reshape(-1, width)
+    if body.device.type == "cpu":  # (numpy's integer sums are the faster ones there)
+        body = body.numpy()
+    sums = [body.sum(1), body.sum(0), words[len(body) * width :], raw[8 * n_words :]]
+    parts = [f"{tensor.dtype}{tuple(tensor.shape)}".encode()]
+    parts += [np.asarray(s.cpu() if hasattr(s, "cpu") else s).tobytes() for s in sums]
+    return hashlib.sha256(b"|".join(parts)).digest()
+
+
 def _code_bytes(code: types.CodeType) -> bytes:
     """A code object's instructions, constants (nested code too) and names."""
     return b"|".join([code.co_code, _value_bytes(code.co_consts), repr(code.co_names).encode()])

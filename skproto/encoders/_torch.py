@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._base import BaseEncoder
-from ._cache import callable_key, module_attributes
+from ._cache import _value_bytes, callable_key, module_attributes, tensor_digest
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported on use
     import torch
@@ -187,18 +187,19 @@ class TorchEncoder(BaseEncoder):
 
         module = self.module
         if isinstance(module, torch.nn.Module):  # its layers and weights, hashed once
-            # per state: a fingerprint (the tensors' storage and in-place version
-            # counters) says when (hashing 200 MB of weights on every transform
-            # made a cache hit cost 0.8 s)
+            # per state: a fingerprint says when (hashing 200 MB of weights on every
+            # transform made a cache hit cost 0.8 s). It reads every tensor's values
+            # cheaply (tensor_digest) and every layer's plain attributes (arrays, a
+            # forward set on the layer): storage and in-place version counters missed
+            # weights changed through .data, and arrays changed in place, so that
+            # old encodings came back from the cache
             tensors = [*module.named_parameters(), *module.named_buffers()]
             fingerprint = (
                 id(module),
-                tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in tensors),
-                tuple(  # the layers' plain attributes of simple types (set in place too)
-                    (name, k, v)
+                tuple((k, v.data_ptr(), tensor_digest(v)) for k, v in tensors),
+                tuple(
+                    (name, type(layer), _value_bytes(module_attributes(layer)))
                     for name, layer in module.named_modules()
-                    for k, v in module_attributes(layer).items()
-                    if isinstance(v, (str, int, float, bool, type(None)))
                 ),
             )
             known = self.__dict__.get("_module_key")
