@@ -1017,3 +1017,44 @@ def test_a_dask_fit_bounds_the_sums_of_a_later_partial_fit():
     scatter = model._stats.scatter
     model.partial_fit(X[:30], y[:30])
     assert model._stats.scatter is scatter
+
+
+def test_bad_inputs_and_pipelines_of_the_dask_functions():
+    """Audit: an empty filtered frame, y=None and a scalar weight failed with
+    IndexErrors (fit accepts a scalar weight); ParallelPostFit.explain failed on a
+    Pipeline ending in a skproto classifier; rows=[1.7] explained row 1 on dask
+    input; nearest_rows took a short groups (prototypes left without a row) and
+    an unknown metric (read as "sqeuclidean")."""
+    import dask
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto.parallel import fit_streaming, nearest_rows
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), rng.integers(0, 3, 200)
+    Xd = da.from_array(X, chunks=50)
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ValueError, match="Found array with 0 sample"):
+            fit_nearest_mean(NearestMeanClassifier(), Xd[X[:, 0] > 100], y[X[:, 0] > 100])
+        for fit in (
+            lambda: fit_nearest_mean(NearestMeanClassifier(), Xd, None),
+            lambda: fit_streaming(ProtoClassifier(max_epochs=1), Xd, None),
+        ):
+            with pytest.raises(ValueError, match="y is required: one value per row of X"):
+                fit()
+        weighted = fit_nearest_mean(NearestMeanClassifier(), Xd, y, sample_weight=2.0)
+        batch = NearestMeanClassifier().fit(X, y, sample_weight=2.0)  # (copies: frequencies)
+        np.testing.assert_allclose(weighted.predict_proba(X), batch.predict_proba(X))
+        pipe = ParallelPostFit(make_pipeline(StandardScaler(), NearestMeanClassifier()))
+        pipe.fit(X, y)
+        got = pipe.explain(Xd, rows=[0, 5])
+        want = pipe.estimator_[-1].explain(pipe.estimator_[:-1].transform(X[[0, 5]]))
+        np.testing.assert_allclose(got.scores, want.scores)
+        with pytest.raises(ValueError, match="rows must be integer positions"):
+            pipe.explain(Xd, rows=[1.7])
+        P = np.array([[0.4, 0, 0], [0.6, 0, 0], [9.9, 0, 0]])
+        with pytest.raises(ValueError, match=r"groups has shape \(1,\): one group per"):
+            nearest_rows(P, Xd, groups=[0])
+        with pytest.raises(ValueError, match="metric must be 'sqeuclidean' or 'cosine'"):
+            nearest_rows(P, Xd, groups=[0, 0, 1], metric="l1")

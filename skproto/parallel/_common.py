@@ -128,10 +128,17 @@ def aligned(a, X, name: str):
         ``a`` chunked along its first axis as ``X``'s rows.
     """
     da = dask_array()
+    if a is None:  # (read a.chunks of a 0-d array: IndexError)
+        raise ValueError(f"{name} is required: one value per row of X, got None.")
     if is_dask_frame(a):
         a = frame_to_array(a)
     if not is_dask(a):
-        a = da.from_array(np.asarray(a), chunks=-1)
+        a = np.asarray(a)
+        if a.ndim == 0 and name == "sample_weight":  # one weight for every row, as fit
+            a = np.full(X.shape[0], a, dtype=np.result_type(a, np.float64))
+        a = da.from_array(a, chunks=-1)
+    if a.ndim == 0:
+        raise ValueError(f"{name} must hold one value per row of X, got a scalar.")
     if any(np.isnan(c) for c in a.chunks[0]):
         a = a.compute_chunk_sizes()
     if a.shape[0] != X.shape[0]:

@@ -116,6 +116,11 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
     estimator._validate_params()  # as fit does
     names = column_names(X)
     X = as_row_blocks(X)
+    if not X.shape[0]:  # (as fit; the label checks below indexed an empty array)
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+            f"required by {type(estimator).__name__}."
+        )
     y = aligned(y, X, "y")
     xs, ys = list(X.to_delayed().ravel()), list(y.to_delayed().ravel())
     ws = [None] * len(xs)

@@ -60,7 +60,12 @@ def _row_indices(rows, n: int) -> np.ndarray:
                 f"A boolean rows mask needs one entry per row of X ({n}), got shape {rows.shape}."
             )
         return np.flatnonzero(rows)
-    return rows
+    if rows.size and not np.issubdtype(rows.dtype, np.integer):  # ([1.7] read as row 1)
+        raise ValueError(
+            "rows must be integer positions, a boolean mask or a slice, got values of "
+            f"dtype {rows.dtype}."
+        )
+    return rows.astype(np.intp)
 
 
 class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -401,7 +406,15 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             import pandas as pd
 
             X = pd.DataFrame(X, columns=names)
-        return self._fitted().explain(X, **kwargs)
+        # a Pipeline ending in a skproto classifier: its steps, then the classifier's
+        # explain (Pipeline has none), as make_report does
+        estimator, X, *_ = unpipe(self._fitted(), X)
+        if not hasattr(estimator, "explain"):
+            raise AttributeError(
+                f"{type(estimator).__name__} has no explain: only skproto classifiers "
+                "(or Pipelines ending in one) explain their predictions."
+            )
+        return estimator.explain(X, **kwargs)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy, as ``estimator_.score`` (subset accuracy for multi-label y);

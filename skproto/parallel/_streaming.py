@@ -14,7 +14,12 @@ from sklearn.utils import check_random_state
 from .._base import fitting
 from .._chunking import take_rows_of
 from .._validation import check_class_weight_labels, class_weights, warn_user, weighted_counts
-from ..prototypes.projection import choose_rows, merge_candidates, nearest_candidates
+from ..prototypes.projection import (
+    check_search,
+    choose_rows,
+    merge_candidates,
+    nearest_candidates,
+)
 from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
 
 
@@ -87,8 +92,8 @@ def nearest_rows(
     """
     import dask
 
+    groups = check_search(prototypes, groups, metric)
     X = as_row_blocks(X)
-    groups = np.asarray(groups)
     center = prototypes.mean(axis=0) if len(prototypes) else None
     # the prototypes and the map travel to the workers once, as one task's result
     shared = dask.delayed(

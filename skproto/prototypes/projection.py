@@ -266,6 +266,21 @@ def choose_rows(candidates: tuple, groups: np.ndarray) -> np.ndarray:
     return _greedy(rows, dist, np.asarray(groups), n_allowed)
 
 
+def check_search(prototypes, groups, metric: str) -> np.ndarray:
+    """``groups`` as an array, after checking the arguments of a nearest-row search
+    (a short ``groups`` left prototypes without a row, and an unknown metric was
+    read as ``"sqeuclidean"``)."""
+    if metric not in ("sqeuclidean", "cosine"):
+        raise ValueError(f"metric must be 'sqeuclidean' or 'cosine', got {metric!r}.")
+    groups = np.asarray(groups)
+    if groups.shape != (len(prototypes),):
+        raise ValueError(
+            f"groups has shape {groups.shape}: one group per prototype "
+            f"({len(prototypes)}) is needed."
+        )
+    return groups
+
+
 def project_onto_rows(
     prototypes: np.ndarray,
     X: np.ndarray,
@@ -308,7 +323,7 @@ def project_onto_rows(
     >>> project_onto_rows(P, X, groups=np.array([0, 0, 1]), targets=y)
     array([0, 1, 3])
     """
-    groups = np.asarray(groups)
+    groups = check_search(prototypes, groups, metric)
     found = nearest_candidates(
         prototypes, X, groups=groups, targets=targets, embed=embed, metric=metric
     )
