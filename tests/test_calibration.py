@@ -407,3 +407,59 @@ def test_the_smoothed_losses_are_the_documented_formulas():
     eps = 1.0 / (total + 1.0)
     best = np.exp((1 - eps) * 1.0 - eps * 2.0)  # the parabola's vertex, in log t
     assert cal.grid_temperature(sums, total) == pytest.approx(best, rel=1e-9)
+
+
+def test_grid_statistics_pinned_by_a_mutation_audit():
+    """Mutation audit of calibration.py: each case below passed under a mutant
+    (a median that read the upper middle value, spreads of tied best scores or
+    of rows that weigh nothing, rows whose class has prior 0, a class no row can
+    take moving the uniform target, tables of disjoint windows merged, the
+    middle of an empty window)."""
+    from skproto.calibration import (
+        NO_LOSSES,
+        _weighted_median,
+        add_grid_losses,
+        grid_center,
+        grid_log_loss,
+        merge_grid_losses,
+        table_temperature,
+    )
+
+    assert _weighted_median(np.array([10.0, 10.0, 1000.0]), np.ones(3)) == 10.0
+    assert grid_center(np.array([[10.0, 0, 0], [10.0, 0, 0], [1000.0, 0, 0]])) == 0
+    # the best score tied with the median: the spread is the distance to the lowest
+    tied = np.array([[5.0, 5.0, 0.0], [5.0, 5.0, 0.0]])
+    assert grid_center(tied) == -2
+    assert add_grid_losses(NO_LOSSES, tied, np.log(np.ones(3) / 3), np.array([0, 2]), None)[1] == 2
+    # rows that weigh nothing place no window
+    D = np.array([[1.0, 0, 0], [50.0, 0, 0], [100.0, 0, 0]])
+    assert grid_center(D, np.array([1.0, 0.0, 1.0])) == grid_center(D[[0, 2]]) == 5
+    assert grid_center(D, np.zeros(3)) is None
+    # a row of a class with prior 0 is not scored (its loss is infinite)
+    with np.errstate(divide="ignore"):
+        sums, total = grid_log_loss(
+            np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0], [1.0, 0.0, 2.0]]),
+            np.log([0.5, 0.5, 0.0]),
+            np.array([0, 1, 2]),
+            None,
+        )
+    assert total == 2.0 and np.isfinite(sums).all()
+    # a class no row can take (score -inf) leaves every loss as it was
+    D = np.array([[2.0, 0.5, 1.0], [0.0, 2.0, 1.0]])
+    prior = np.log([0.2, 0.7, 0.1])
+    base = grid_log_loss(D, prior, np.array([0, 1]), None)
+    wider = grid_log_loss(
+        np.c_[D, [-np.inf, -np.inf]], np.log([0.2, 0.7, 0.1, 0.4]), np.array([0, 1]), None
+    )
+    np.testing.assert_allclose(wider[0], base[0], rtol=1e-6)
+    # tables whose windows share fewer than 3 points: the lighter one is left out
+    rng = np.random.default_rng(0)
+    S = rng.normal(scale=3.0, size=(2000, 3))
+    y = np.where(rng.random(2000) < 0.2, rng.integers(0, 3, 2000), S.argmax(1))
+    a = add_grid_losses(NO_LOSSES, S, np.zeros(3), y, None)
+    b = add_grid_losses(NO_LOSSES, S[:500] * 1e6, np.zeros(3), y[:500], None)
+    merged = merge_grid_losses([a, b])
+    assert merged[0].shape == a[0].shape and merged[1] == 2000 and merged[2] == a[2]
+    assert table_temperature(merged) == table_temperature(a)
+    # nothing scored: the middle of the window
+    assert table_temperature((np.zeros((2, 41)), 0.0, -20)) == 1.0

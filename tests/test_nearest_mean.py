@@ -1374,3 +1374,114 @@ def test_per_class_streams_update_in_place_and_fail_cleanly(params, temperature)
     np.testing.assert_array_equal(s.means_, before[0])
     np.testing.assert_array_equal(s._stats.scatter, before[1])
     np.testing.assert_array_equal(s.predict_proba(X), before[2])
+
+
+def _held_apart(make_rows, condition, tries=10_000):
+    """Rows from ``make_rows(k)`` for the first ``k`` whose row hashes meet ``condition``."""
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    for k in range(tries):
+        rows = make_rows(k)
+        if condition(*[_row_hash(X) % _HELD_OUT_EVERY == 0 for X in rows]):
+            return rows
+    raise AssertionError("no such rows")  # pragma: no cover
+
+
+@pytest.mark.filterwarnings("error")
+def test_streams_and_merges_refuse_what_overflows_with_set_aside_rows():
+    """Mutation audit of the set-aside rows (each case was accepted by a mutant, and
+    predicted from infinite sums or failed later): the bound on a stream's sums must
+    count the largest value of earlier calls and the set-aside weights; the weight
+    check the set-aside weights; merge must check the merged sums (two fixed-
+    temperature models, each finite, overflowed together), and the scoring of the
+    set-aside rows of merged streams the sums with them."""
+    rng = np.random.default_rng(0)
+    y = np.arange(20) % 2
+    w = np.ones(20)
+    w[0] = 9e198
+    overflow = pytest.raises(ValueError, match="weighted sums of the rows overflow")
+    make = partial(_NearestMeanClassifier, metric="mahalanobis")
+
+    def rows(first, second):
+        def make_rows(k):
+            A, B = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+            A[0], B[0] = [first, k, 0.0], [second, k, 0.0]
+            return A, B
+
+        return make_rows
+
+    # a held-out 1e99 in the first chunk, 9e198 on a kept row of the second
+    X1, X2 = _held_apart(rows(1e99, 0.0), lambda a, b: a[0] and not b[0])
+    stream = make().partial_fit(X1, y, sample_weight=w)
+    with overflow:
+        stream.partial_fit(X2, y, sample_weight=w)
+    # both rows of +-1e59 held out of one chunk
+    X = _held_apart(
+        lambda k: (np.c_[[1e59, 0, -1e59] + [0] * 17, np.full(20, k), np.arange(20.0)],),
+        lambda h: h[0] and h[2],
+    )[0]
+    w2 = np.ones(20)
+    w2[[0, 2]] = 9e198
+    with overflow:
+        make().partial_fit(X, y, sample_weight=w2)
+    # a weight of 6e199 set aside, then another: the total is refused, as by fit
+    Xh = rng.normal(size=(20, 3))
+    from skproto.nearest_mean._estimator import _HELD_OUT_EVERY, _row_hash
+
+    wh = np.ones(20)
+    wh[np.flatnonzero(_row_hash(Xh) % _HELD_OUT_EVERY == 0)[0]] = 6e199
+    stream = _NearestMeanClassifier().partial_fit(Xh, y, sample_weight=wh)
+    with pytest.raises(ValueError, match="The sample weights sum to"):
+        stream.partial_fit(Xh, y, sample_weight=np.r_[6e199, np.ones(19)])
+    # merges
+    Xa, Xb = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    Xa[0, 0], Xb[0, 0] = 1e99, -1e99
+    fixed = partial(make, temperature=1.0)
+    with overflow:
+        fixed().fit(Xa, y, sample_weight=w).merge(fixed().fit(Xb, y, sample_weight=w))
+    A, B = _held_apart(rows(1e99, -1e99), lambda a, b: a[0] and not b[0])
+    a, b = make().partial_fit(A, y, sample_weight=w), make().partial_fit(B, y, sample_weight=w)
+    with overflow:
+        a.merge(b)
+
+
+def test_set_aside_rows_are_scored_once_and_bounded(monkeypatch):
+    """Mutation audit: a stream used between calls lost the losses of the rows
+    scored at earlier uses (temperature 3.0 against fit's 1.16); the buffer bound
+    counted rows, not entries; a call at a fixed temperature left the rows set
+    aside; a stream sampled its held-out rows without fit's stride for many
+    classes."""
+    from skproto.nearest_mean import _estimator as module
+
+    X, y = load_iris(return_X_y=True)
+    batch = _NearestMeanClassifier().fit(X, y)
+    used = _NearestMeanClassifier()
+    for part in np.array_split(np.random.RandomState(0).permutation(150), 5):
+        used.partial_fit(X[part], y[part])
+        used.predict(X[:1])  # (scores the rows set aside so far)
+    assert used._calibration[1] == batch._calibration[1]  # every held-out row counted
+    assert abs(used.temperature_ - batch.temperature_) < 0.01 * batch.temperature_
+
+    chunks = np.array_split(np.random.RandomState(0).permutation(150), 3)
+    t = _NearestMeanClassifier().partial_fit(X[chunks[0]], y[chunks[0]])
+    assert len(t._pending) == 1
+    t.set_params(temperature=1.0).partial_fit(X[chunks[1]], y[chunks[1]])
+    assert t._pending == ()
+
+    Xd, yd = load_digits(return_X_y=True)
+    monkeypatch.setattr(module, "_PENDING_ELEMENTS", 64 * 40)  # 40 rows of 64 features
+    s = _NearestMeanClassifier()
+    for part in np.array_split(np.arange(600), 6):
+        s.partial_fit(Xd[part], yd[part])
+        assert sum(len(p[0]) for p in s._pending) * 64 <= 64 * 40
+    monkeypatch.undo()
+
+    rng = np.random.default_rng(0)
+    n_classes, n = 2600, 12000  # many classes: fit scores every other held-out row
+    labels = np.r_[np.arange(n_classes), rng.integers(0, n_classes, n - n_classes)]
+    Xs = rng.normal(size=(n_classes, 2))[labels] + 0.3 * rng.normal(size=(n, 2))
+    stream = _NearestMeanClassifier().partial_fit(Xs, labels)
+    fitted = _NearestMeanClassifier().fit(Xs, labels)
+    assert fitted._score_stride > 1
+    assert stream.temperature_ == fitted.temperature_
+    assert stream._calibration[1] == fitted._calibration[1]

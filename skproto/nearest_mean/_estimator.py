@@ -464,9 +464,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             if not pending:
                 return
             fitted = owner._as_fitted()
-            stats, losses = fitted._fold_held_out(
-                owner._stats, _stack_held(pending), owner._calibration
-            )
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
+                stats, losses = fitted._fold_held_out(
+                    owner._stats, _stack_held(pending), owner._calibration
+                )
             fitted._check_finite(stats)
             owner._stats, owner._calibration, owner._pending = stats, losses, ()
 
@@ -747,8 +748,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         for m, (st, held, _) in zip(models, parts):
             positions = np.searchsorted(union, m.classes_)
             part = st.reindex(positions, len(union))
-            stats = part if stats is None else stats.merge(part)
+            with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
+                stats = part if stats is None else stats.merge(part)
             pending += _recode_held(held, positions)
+        # as fit refuses the union (two models' sums, each finite, overflowed together:
+        # the merged model predicted from a scatter of inf with numpy's warnings)
+        self._check_finite(stats)
         merged = clone(self)
         merged._priors_for(len(union))
         merged.classes_ = union
