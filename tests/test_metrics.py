@@ -10,6 +10,7 @@ from skproto.metrics import (
     explanation_stability,
     global_size,
     own_class_evidence,
+    prototype_neighbors,
     prototype_purity,
     top_k_evidence_share,
 )
@@ -130,16 +131,40 @@ def test_every_estimator_has_every_metric(make):
     assert top_k_evidence_share(clf, X, len(clf.prototypes_)) == pytest.approx(1.0)
 
 
-def test_evidence_metrics_match_the_explanation():
+@pytest.mark.parametrize("head", ["dense", "mixture", "linear"])
+def test_evidence_metrics_match_the_explanation(head):
+    """Own-class evidence and the top-1 share, against their formulas on explain's
+    contributions. (A mutation audit: with only one prototype per class, or
+    contributions of class 0 alone, explaining the least likely class or reading
+    class 0's column survived.)"""
     X, y = load_iris(return_X_y=True)
-    clf = ProtoClassifier(n_prototypes_per_class=2, l1_weight=0.0, max_epochs=10, random_state=0)
+    params = {"l1_weight": 0.0} if head == "dense" else {"head": head}
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=10, random_state=0, **params)
     clf.fit(X, y)
     ex = clf.explain(X, n_prototypes=len(clf.prototypes_))
     col = np.searchsorted(clf.classes_, ex.explained)
     c = np.maximum(ex.contribution[np.arange(len(X)), :, col], 0)
     own = ex.prototype_label == ex.explained[:, None]
-    expected = np.where(c.sum(1) > 0, (c * own).sum(1) / np.maximum(c.sum(1), 1e-300), 1.0)
+    total = np.maximum(c.sum(1), 1e-300)
+    expected = np.where(c.sum(1) > 0, (c * own).sum(1) / total, 1.0)
     np.testing.assert_allclose(own_class_evidence(clf, X, aggregate=None), expected)
+    top1 = np.where(c.sum(1) > 0, c.max(1) / total, 1.0)
+    np.testing.assert_allclose(top_k_evidence_share(clf, X, 1, aggregate=None), top1)
+    assert len(np.unique(col)) == 3 and 0.05 < np.std(top1)  # (cases that can tell)
+
+
+def test_neighbours_reach_every_row():
+    """Mutation audit: n_neighbors equal to the number of rows (or one row) must
+    return every row, ties to the lower row."""
+    X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    clf = NearestMeanClassifier().fit(X, y)
+    np.testing.assert_array_equal(
+        prototype_neighbors(clf, X, n_neighbors=4), [[0, 1, 2, 3], [2, 3, 1, 0]]
+    )
+    np.testing.assert_array_equal(
+        prototype_purity(clf, X, y, n_neighbors=4, aggregate=None), [0.5, 0.5]
+    )
+    np.testing.assert_array_equal(prototype_neighbors(clf, X[:1], n_neighbors=1), [[0], [0]])
 
 
 def test_explanation_stability_noise_follows_the_units_of_X():

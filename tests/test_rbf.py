@@ -771,3 +771,39 @@ def test_defaults_and_heads_pinned_by_a_mutation_audit(monkeypatch):
     cbc.reasoning_positive_[0] = 0.0
     cbc.reasoning_negative_[0] = [1.0, 0.0, 0.0]
     assert global_size(cbc, tol=0.01) == 6
+
+
+def test_reported_radii_keep_their_rounding_margins():
+    """Mutation audit: removing the certificate's rounding margins (Higham's factor
+    for the distances, the CBC radius's distance slack, the bound's own 1e-12)
+    or rounding the float32 radius up went unnoticed; each margin is small, and
+    no test compared the reported radius with the raw bound."""
+    from skproto.geometry import squared_distances
+    from skproto.rbf._estimator import _round_down
+    from skproto.robustness.certificates import distance_rounding_bound
+
+    rng = np.random.default_rng(0)
+    radius = np.abs(rng.normal(size=10_000)) * 10.0 ** rng.integers(-5, 5, 10_000)
+    down = _round_down(radius, np.dtype(np.float32))
+    assert down.dtype == np.float32 and np.all(down.astype(np.float64) <= radius)
+    above = np.nextafter(down, np.float32(np.inf)).astype(np.float64)
+    assert np.all(above > radius)  # the largest float32 not above the radius
+    for dtype in (torch.float32, torch.float64):  # Higham's gamma_(n+4), doubled
+        eps = torch.finfo(dtype).eps
+        z2, u2 = torch.tensor([1.0, 4.0], dtype=dtype), torch.tensor(9.0, dtype=dtype)
+        gamma = 2.0 * 104 * eps / (1.0 - 104 * eps)
+        torch.testing.assert_close(distance_rounding_bound(z2, u2, 100), gamma * (z2 + u2))
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="cbc", max_epochs=5, random_state=0).fit(X, y)
+    net = clf._inference_network()
+    x = torch.from_numpy(X[::5])
+    target = torch.from_numpy(clf._predicted_codes(X[::5]))
+    with torch.no_grad():
+        raw = net.certified_radius(x, target)
+        exact = net.certified_radius(x, target, exact=True)
+        z, u = net._mapped(x)
+        slack = net._rounding_slack(x, z, u, squared_distances(z, u))
+        lowered = raw - torch.sqrt(slack) / net.omega_norm()
+    shown = torch.isfinite(raw) & (raw > 0)
+    assert shown.sum() > 10
+    assert torch.all(exact[shown] <= lowered[shown] - lowered[shown].abs() * 0.9e-12)

@@ -205,10 +205,15 @@ def test_a_row_without_tokens_resembles_no_prototype(tokens, similarity):
 def test_explanation_stability_moves_only_the_real_tokens(fitted, tokens):
     # the noise went into the mask columns too: every call raised "X is not in
     # skproto's token layout"
-    from skproto.metrics import explanation_stability
+    # (a mutation audit: noise in the first n_tokens columns instead of the real
+    # tokens' entries passed)
+    from skproto.metrics import _perturbed_entries, explanation_stability
 
-    X, *_ = tokens
+    X, _, E, mask, _ = tokens
     assert 0.5 < explanation_stability(fitted, X[:40], random_state=0) <= 1.0
+    real = np.repeat(mask[:5], E.shape[2], axis=1)  # each real token's embedding entries
+    expected = np.concatenate([real, np.zeros((5, T))], axis=1)
+    np.testing.assert_array_equal(_perturbed_entries(fitted, X[:5]), expected)
 
 
 def test_a_multilabel_label_without_a_real_token_is_refused(tokens):
