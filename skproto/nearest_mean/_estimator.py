@@ -683,9 +683,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def merge(self, *others: NearestMeanClassifier) -> NearestMeanClassifier:
         """Combine models fitted on disjoint data into one.
 
-        The result equals :meth:`fit` on the union of all their training data
-        (to float tolerance); the inputs are left unchanged. Useful for
-        federated or distributed training: fit one model per shard, merge.
+        The merged statistics equal :meth:`fit`'s on the union of all their
+        training data (to float tolerance), and so does the model, except
+        with ``temperature="auto"`` for models fitted with :meth:`fit` or used
+        before the merge: they scored their held-out rows by their own models,
+        and the merged temperature is close to ``fit``'s, not equal (streams
+        not used since hand their held-out rows to the merge). The inputs are
+        left unchanged. Useful for federated or distributed training: fit one
+        model per shard, merge.
 
         Parameters
         ----------
