@@ -485,6 +485,12 @@ def check_positive_int(value, name: str) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
+def check_non_negative_int(value, name: str) -> None:
+    """Raise unless ``value`` is an int >= 0 (a bool is not one)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}.")
+
+
 def check_known_labels(classes, y) -> None:
     """Raise when single-label ``y`` holds labels that are not among ``classes``
     (or mixes strings and numbers with them): scores against ``y`` would count

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
@@ -670,3 +671,15 @@ def test_the_cache_key_sees_every_change_of_the_module(tmp_path):
     shapes = (w.T, w.double(), w[:, :1023])
     digests = {tensor_digest(t) for t in (w, in_row, in_column, *shapes)}
     assert len(digests) == 6 and tensor_digest(w.clone()) == tensor_digest(w)
+    # (review: a view at an offset not a multiple of 8 bytes raised torch's
+    # RuntimeError; a quantized tensor crashed the interpreter)
+    vectors = torch.randn(11, 5)
+    assert tensor_digest(vectors[1:]) == tensor_digest(vectors[1:].clone())
+    embedding = torch.nn.Embedding.from_pretrained(vectors[1:])
+    codes = [np.array([0]), np.array([3])]
+    out = TorchEncoder(embedding, memory=tmp_path / "views").fit_transform(codes)
+    np.testing.assert_allclose(out, vectors[[1, 4]].numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch deprecates quantized tensors)
+        q = [torch.quantize_per_tensor(w[0], s, 0, torch.qint8) for s in (0.1, 0.2)]
+    assert tensor_digest(q[0]) != tensor_digest(q[1])

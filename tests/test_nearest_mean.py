@@ -1330,7 +1330,7 @@ def test_a_stream_refuses_at_once_what_overflows_with_its_set_aside_rows():
                 )
     old = NearestMeanClassifier(temperature="auto").partial_fit(X[4:20], y[4:20])
     old.predict(X[:1])
-    for name in ("_pending", "_max_abs"):  # (as a model pickled before them)
+    for name in ("_pending", "_abs_bound"):  # (as a model pickled before them)
         old.__dict__.pop(name)
     old.partial_fit(X[20:], y[20:])
     batch = NearestMeanClassifier(temperature="auto").fit(X[4:], y[4:])
@@ -1485,3 +1485,23 @@ def test_set_aside_rows_are_scored_once_and_bounded(monkeypatch):
     assert fitted._score_stride > 1
     assert stream.temperature_ == fitted.temperature_
     assert stream._calibration[1] == fitted._calibration[1]
+
+
+def test_a_stream_pickled_before_the_bound_checks_its_sums():
+    """Review regression: streams pickled before ``_abs_bound`` existed held a
+    ``_max_abs`` of 0.0 at a fixed temperature (only the set-aside check kept it
+    up to date); read as the bound, it let an overflowing chunk be added in place
+    unchecked (every probability 0 or 1). Such models, without ``_abs_bound``,
+    take the checked path."""
+    X = np.array([[1e99, 0.5e99], [0.99e99, 0.49e99], [-1e99, 0.2e99], [-0.99e99, 0.21e99]])
+    y = np.array([0, 0, 1, 1])
+    old = NearestMeanClassifier(metric="mahalanobis", covariance="per_class", temperature=1.0)
+    old.partial_fit(X, y, sample_weight=np.full(4, 1e111))
+    old.__dict__.pop("_abs_bound")
+    old._max_abs = 0.0  # (what such a pickle holds)
+    before = old.predict_proba(X)
+    with pytest.raises(ValueError, match="weighted sums of the rows overflow"):
+        old.partial_fit(
+            [[0.0, 0.0], [0.1, 0.2], [0.0, 0.3]], [0, 1, 1], sample_weight=np.full(3, 1e111)
+        )
+    np.testing.assert_array_equal(old.predict_proba(X), before)

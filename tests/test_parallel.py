@@ -1013,7 +1013,7 @@ def test_a_dask_fit_bounds_the_sums_of_a_later_partial_fit():
             da.from_array(X, chunks=40),
             da.from_array(y, chunks=40),
         )
-    assert model._max_abs == 7.5
+    assert model._abs_bound == 7.5
     scatter = model._stats.scatter
     model.partial_fit(X[:30], y[:30])
     assert model._stats.scatter is scatter

@@ -616,8 +616,9 @@ def test_training_rows_cases_and_neighbours_are_checked():
     cases = [f"flower {i}" for i in range(120)]
     with pytest.raises(ValueError, match="cases has 120 entries for 150 training rows"):
         make_report(clf, X[:3], X_train=X, y_train=y, cases=cases)
-    with pytest.raises(ValueError, match="n_neighbors must be a positive int, got -1."):
+    with pytest.raises(ValueError, match="n_neighbors must be a non-negative int, got -1."):
         make_report(clf, X[:3], X_train=X, y_train=y, n_neighbors=-1)
+    assert "<html" in make_report(clf, X[:3], X_train=X, y_train=y, n_neighbors=0).lower()
     frame = pd.DataFrame({"colour": ["red", "blue"], "size": [3, 4], "weight": [0.5, 1.5]})
     assert FrameRows(frame)[0] == {"colour": "red", "size": 3, "weight": 0.5}
     assert repr(FrameRows(frame)[1]) == "{'colour': 'blue', 'size': 4, 'weight': 1.5}"
@@ -629,5 +630,8 @@ def test_training_rows_cases_and_neighbours_are_checked():
         PrototypeGalleryDisplay.from_estimator(clf, X, y[:100])
     with pytest.raises(ValueError, match="cases has 120 entries for 150 training rows"):
         PrototypeGalleryDisplay.from_estimator(clf, X, y, cases=cases)
-    with pytest.raises(ValueError, match="n_neighbors must be a positive int, got -1."):
+    with pytest.raises(ValueError, match="n_neighbors must be a non-negative int, got -1."):
         PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=-1)
+    bare = PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=0)  # (prototypes only)
+    assert bare.axes_.shape == (3, 1) and bare.neighbors_.shape == (3, 0)
+    matplotlib.pyplot.close("all")

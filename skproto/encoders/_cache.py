@@ -160,9 +160,24 @@ def tensor_digest(tensor: Any) -> bytes:
     import torch
 
     t = tensor.detach()
+    if t.layout != torch.strided:  # (sparse and other layouts: by their bytes, as the key)
+        return hashlib.sha256(_value_bytes(t)).digest()
+    scale = ""
+    if t.is_quantized:  # (its integers and scales; viewing its bytes crashed the interpreter)
+        if t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+            scale = repr((t.q_scale(), t.q_zero_point()))
+        else:
+            axis = t.q_per_channel_axis()
+            scale = repr(
+                (t.q_per_channel_scales().tolist(), t.q_per_channel_zero_points().tolist(), axis)
+            )
+        t = t.int_repr()
     if t.is_complex():
         t = torch.view_as_real(t)
-    raw = t.contiguous().reshape(-1).view(torch.uint8)
+    t = t.contiguous().reshape(-1)
+    if t.storage_offset() * t.element_size() % 8:  # (a view at an odd offset: no int64 view)
+        t = t.clone()
+    raw = t.view(torch.uint8)
     n_words = len(raw) // 8
     words = raw[: 8 * n_words].view(torch.int64)
     width = 1024
@@ -170,7 +185,7 @@ def tensor_digest(tensor: Any) -> bytes:
     if body.device.type == "cpu":  # (numpy's integer sums are the faster ones there)
         body = body.numpy()
     sums = [body.sum(1), body.sum(0), words[len(body) * width :], raw[8 * n_words :]]
-    parts = [f"{tensor.dtype}{tuple(tensor.shape)}".encode()]
+    parts = [f"{tensor.dtype}{tuple(tensor.shape)}{scale}".encode()]
     parts += [np.asarray(s.cpu() if hasattr(s, "cpu") else s).tobytes() for s in sums]
     return hashlib.sha256(b"|".join(parts)).digest()
 

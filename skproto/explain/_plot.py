@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_positive_int, label_array
+from .._validation import check_non_negative_int, label_array
 from ._cases import (
     _to_uint8,
     case_text,
@@ -429,7 +429,7 @@ class PrototypeGalleryDisplay:
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         check_is_fitted(estimator)
-        check_positive_int(n_neighbors, "n_neighbors")
+        check_non_negative_int(n_neighbors, "n_neighbors")
         y = label_array(y)
         check_training_rows(X, y, cases)
         labels = np.asarray(estimator.prototype_labels_)

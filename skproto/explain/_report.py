@@ -25,7 +25,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._validation import check_label_kinds, check_positive_int, label_array
+from .._validation import (
+    check_label_kinds,
+    check_non_negative_int,
+    label_array,
+)
 from ._cases import (
     _thumbnail_size,
     case_text,
@@ -344,7 +348,7 @@ def make_report(
         raise ValueError(f"page_size must be a positive int, got {page_size!r}.")
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
-    check_positive_int(n_neighbors, "n_neighbors")
+    check_non_negative_int(n_neighbors, "n_neighbors")
     y, y_train = (None if v is None else label_array(v) for v in (y, y_train))
     if X_train is not None:
         check_training_rows(X_train, y_train, cases)

@@ -365,7 +365,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._begin_fit(classes, len(X))
         with np.errstate(over="ignore", invalid="ignore"):  # (overflow: _finish_fit raises)
             self._end_fit(*self._block_statistics(X, codes, w))
-        self._max_abs = _validation.max_abs(X)  # (bounds the sums of a partial_fit after)
+        self._abs_bound = _validation.max_abs(X)  # (bounds the sums of a partial_fit after)
         self._keep_cases(X_raw, X, y)
         return self
 
@@ -627,7 +627,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self.classes_ = union
         codes = np.searchsorted(self.classes_, labels)[inverse]
         if first:
-            self._calibration, self._pending, self._max_abs = NO_LOSSES, (), 0.0
+            self._calibration, self._pending, self._abs_bound = NO_LOSSES, (), 0.0
         held = None
         if self.temperature == "auto":
             # as in fit: about one row in five of the chunk is held out; it is set
@@ -648,7 +648,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # drops (a failure after an in-place update of per-class scatter matrices
         # resets the model, see _restore; a merge copied each class's p x p matrix
         # at every call: CLINC150 Ledoit-Wolf, 100 chunks, 24.7 s against fit's 4.6 s)
-        top = max(self.__dict__.get("_max_abs", np.inf), _validation.max_abs(X))
+        top = max(self.__dict__.get("_abs_bound", np.inf), _validation.max_abs(X))
         total = self._stats.count.sum() + sum(map(np.sum, [w, *self._pending_weights()]))
         safe = _bounded(total + (0.0 if held is None else held[2].sum()), top, X.shape[1])
         with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
@@ -671,7 +671,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 # (every scoring factorized every class: 502 eigh for 500 classes)
                 self.__dict__.setdefault("_factor_cache", {})
                 self._score_pending()
-        self._max_abs = top
+        self._abs_bound = top
         self._remember_params()
         self._model = None  # derived lazily, once, on next use
         if getattr(self, "prototype_cases_", None) is not None:  # new classes: no case yet
@@ -768,7 +768,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
         merged._stats, merged._pending = stats, pending
-        merged._max_abs = max(m.__dict__.get("_max_abs", np.inf) for m in models)
+        merged._abs_bound = max(m.__dict__.get("_abs_bound", np.inf) for m in models)
         merged._calibration = merge_grid_losses([losses for _, _, losses in parts])
         merged._remember_params()
         # the streams' set-aside rows are scored by the merged model of every

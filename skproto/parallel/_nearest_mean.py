@@ -142,6 +142,6 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
         # each block may weigh nothing (allow_all_zero), not all of them
         raise ValueError("Sample weights must contain at least one non-zero number.")
     estimator._end_fit(rest, held)
-    estimator._max_abs = float(np.max(np.abs(extent)))  # (as fit: bounds a later partial_fit)
+    estimator._abs_bound = float(np.max(np.abs(extent)))  # (as fit: bounds a later partial_fit)
     estimator.prototype_cases_ = None
     return estimator
