@@ -1068,3 +1068,22 @@ def test_the_refit_is_judged_on_the_logits_scale_whatever_the_temperature():
     with pytest.warns(ConvergenceWarning, match="last_layer_max_iter=20"):
         clf = make().fit(X[:500], y[:500])
     assert not clf.history_["refit"]["converged"]
+
+
+@pytest.mark.parametrize("head", ["mixture", "linear"])
+def test_project_prototypes_skips_rows_of_weight_zero(head):
+    """Audit: project_prototypes(..., sample_weight) put prototypes on rows of
+    weight 0 (iris, every other row at 0: 7 of 15), which its docstring and fit
+    rule out; the indices it reports are rows of the X given."""
+    import warnings
+
+    X, y = load_iris(return_X_y=True)
+    w = np.ones(len(X))
+    w[::2] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = ProtoClassifier(head=head, max_epochs=5, random_state=0).fit(X, y)
+    clf.project_prototypes(X, y, sample_weight=w)
+    rows = clf.prototype_sample_indices_
+    assert np.all(rows >= 0) and np.all(w[rows] > 0)
+    assert np.all(y[rows] == clf.prototype_labels_)
