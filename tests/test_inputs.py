@@ -440,3 +440,55 @@ def test_a_later_call_must_keep_the_label_layout(head):
         multi = ProtoClassifier(head=head, **FAST).fit(X, Y)
         with pytest.raises(ValueError, match="does not match the label layout"):
             multi.partial_fit(X, y)
+
+
+def test_geometry_pinned_by_a_mutation_audit():
+    """Mutation audit of skproto/geometry: each case below passed under a mutant
+    (refinement skipped or too narrow for float32 rows far from the origin, a row
+    at the floor dropped, a whitener that cut a real direction or kept a
+    subnormal one, principal axes off in float32 or reading more rows than
+    asked, an OAS amount of 1 for one feature)."""
+    from sklearn.covariance import OAS
+
+    from skproto.geometry import (
+        min_squared_distances,
+        principal_axes,
+        shrinkage_amount,
+        squared_distances,
+        whitener,
+    )
+
+    def exact(X, P):
+        return ((X.astype(np.float64)[:, None] - P.astype(np.float64)[None]) ** 2).sum(-1)
+
+    X = np.array([[1000.3, 999.7], [0.01, 0.0]], dtype=np.float32)
+    P = np.array([[1002.1, 999.7], [0.0, 0.01]], dtype=np.float32)
+    np.testing.assert_allclose(squared_distances(X, P)[0, 0], exact(X, P)[0, 0], rtol=1e-6)
+    rng = np.random.RandomState(0)
+    X = (1000 + rng.normal(size=(200, 2))).astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi, 200)
+    # each row's own prototype at squared distance 14,000 (inside the refinement band
+    # set by the largest prototype norm), and one prototype at the origin
+    P = np.vstack([X + np.sqrt(14000.0) * np.c_[np.cos(angle), np.sin(angle)], [[0, 0]]])
+    P = P.astype(np.float32)
+    own = np.arange(200)
+    got, want = squared_distances(X, P)[own, own], exact(X, P)[own, own]
+    assert np.max(np.abs(got - want) / want) < 1e-6
+    np.testing.assert_array_equal(
+        min_squared_distances(np.array([[0.0], [1.0]]), np.array([[0.0]]), floor=1.0),
+        [np.inf, 1.0],  # (below the floor does not count; at it, it does)
+    )
+    cov = np.array([[1.0, 1 - 1e-8], [1 - 1e-8, 1.0]])
+    L = whitener(cov)
+    assert L.shape == (2, 2)
+    np.testing.assert_allclose(L @ L.T, np.linalg.inv(cov), rtol=1e-6)
+    L = whitener(np.diag([1.0, 1e-310]))  # a subnormal variance is no direction
+    assert L.shape == (2, 1) and np.abs(L).max() == 1.0
+    X = (1e5 + rng.normal(size=(1000, 2)) * [0.05, 0.045]).astype(np.float32)
+    X64 = X.astype(np.float64)
+    axis = np.linalg.svd(X64 - X64.mean(0), full_matrices=False)[2][0]
+    assert abs(principal_axes(X, 1)[0] @ axis) > 1 - 1e-9
+    assert principal_axes(rng.normal(size=(3, 5)), 5, max_rows=2).shape == (2, 5)
+    one = rng.normal(size=(10, 1))
+    S = np.cov(one.T, bias=True).reshape(1, 1)
+    assert shrinkage_amount("oas", S, 10, None) == OAS().fit(one).shrinkage_ == 0.0
