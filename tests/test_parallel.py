@@ -1058,3 +1058,72 @@ def test_bad_inputs_and_pipelines_of_the_dask_functions():
             nearest_rows(P, Xd, groups=[0])
         with pytest.raises(ValueError, match="metric must be 'sqeuclidean' or 'cosine'"):
             nearest_rows(P, Xd, groups=[0, 0, 1], metric="l1")
+
+
+def test_fit_streaming_samples_and_splits_as_documented(monkeypatch):
+    """Mutation audit of fit_streaming (each check passed under a mutant): the fit
+    is repeatable for a random_state; rows of weight 0 never start a prototype,
+    and a class whose one positive row is rare still starts one from it (else
+    training diverged); held-out rows never start prototypes; the held-out share
+    is rounded up as in fit, and the automatic batch size follows the rows
+    trained on. Also ParallelPostFit.explain with a slice of a dask X."""
+    import dask
+
+    import skproto._torch.training as training
+    import skproto.parallel._streaming as streaming
+    from skproto.parallel import fit_streaming
+
+    seen = {}
+    build, train, sample = ProtoClassifier._build, training.train, streaming._complete_sample
+
+    def spy_build(self, X, T, rng):
+        seen["build"] = np.bincount(np.asarray(T), minlength=3).tolist()
+        return build(self, X, T, rng)
+
+    def spy_train(*args, **kwargs):
+        seen["n_val"] = len(kwargs.get("X_val", ()))
+        seen["batch"] = args[6].batch_size
+        return train(*args, **kwargs)
+
+    def spy_sample(T, w, init, val, *args):
+        out = sample(T, w, init, val, *args)
+        seen["overlap"] = int(np.isin(out, val).sum())
+        return out
+
+    monkeypatch.setattr(ProtoClassifier, "_build", spy_build)
+    monkeypatch.setattr(training, "train", spy_train)
+    monkeypatch.setattr(streaming, "_complete_sample", spy_sample)
+
+    def data(n_common, n_rare):
+        r = np.random.RandomState(0)
+        y = np.r_[r.randint(0, 2, n_common), np.full(n_rare, 2)]
+        return r.normal(size=(len(y), 4)) + 2.0 * y[:, None], y
+
+    def fit(X, y, w=None, init_rows=None, **params):
+        clf = ProtoClassifier(max_epochs=2, random_state=0, **params)
+        wd = None if w is None else da.from_array(w, chunks=50)
+        extra = {} if init_rows is None else {"init_rows": init_rows}
+        Xd, yd = da.from_array(X, chunks=(50, 4)), da.from_array(y, chunks=50)
+        return fit_streaming(clf, Xd, yd, wd, **extra)
+
+    with dask.config.set(scheduler="synchronous"):
+        X, y = data(300, 0)
+        a, b = fit(X, y, early_stopping=True), fit(X, y, early_stopping=True)
+        np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+        X, y = data(299, 101)
+        w = np.ones(len(y))
+        w[299:399] = 0  # class 2: 100 rows of weight 0, one of weight 1
+        fit(X, y, w, init_rows=50, early_stopping=False)
+        assert seen["build"][2] == 1
+        X, y = data(385, 15)
+        fit(X, y, init_rows=20, early_stopping=True, validation_fraction=0.3)
+        assert seen["overlap"] == 0
+        X, y = data(205, 0)
+        fit(X, y, early_stopping=True, validation_fraction=0.1)
+        assert seen["n_val"] == 21  # ceil(0.1 x 205), as fit
+        X, y = data(1100, 0)
+        fit(X, y, early_stopping=True, validation_fraction=0.1)
+        assert seen["batch"] == 32  # from the 990 rows trained on: clip(990 // 32, 32, 256)
+        model = ParallelPostFit(NearestMeanClassifier()).fit(X[:150], y[:150])
+        got = model.explain(da.from_array(X[:150], chunks=50), rows=slice(145, None))
+        np.testing.assert_allclose(got.scores, model.estimator_.explain(X[145:150]).scores)
