@@ -1118,6 +1118,16 @@ def test_fit_streaming_samples_and_splits_as_documented(monkeypatch):
         X, y = data(385, 15)
         fit(X, y, init_rows=20, early_stopping=True, validation_fraction=0.3)
         assert seen["overlap"] == 0
+        X, y = data(238, 62)
+        w = np.ones(len(y))
+        w[240:] = 0  # class 2: two rows of weight 1, 60 of weight 0
+        for seed in (0, 1):  # (its positive rows are counted: one always trains)
+            clf = ProtoClassifier(
+                max_epochs=2, random_state=seed, early_stopping=True, validation_fraction=0.6
+            )
+            Xd, yd = da.from_array(X, chunks=(50, 4)), da.from_array(y, chunks=50)
+            fit_streaming(clf, Xd, yd, da.from_array(w, chunks=50))
+            assert seen["build"][2] >= 1
         X, y = data(205, 0)
         fit(X, y, early_stopping=True, validation_fraction=0.1)
         assert seen["n_val"] == 21  # ceil(0.1 x 205), as fit
