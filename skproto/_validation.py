@@ -479,16 +479,20 @@ def label_array(y) -> np.ndarray:
     return y
 
 
-def check_positive_int(value, name: str) -> None:
-    """Raise unless ``value`` is an int >= 1 (a bool is not one)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+def check_positive_int(value, name: str, *, minimum: int = 1) -> None:
+    """Raise unless ``value`` is an int >= ``minimum`` (a bool is not one)."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
+        raise ValueError(f"{name} must be a {kind} int, got {value!r}.")
 
 
 def check_non_negative_int(value, name: str) -> None:
     """Raise unless ``value`` is an int >= 0 (a bool is not one)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}.")
+    check_positive_int(value, name, minimum=0)
 
 
 def check_known_labels(classes, y) -> None:

@@ -440,11 +440,16 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 held_rows=held_rows,
                 warm=warm,
             )
-        if kept is not None:  # rows of the X given to fit
-            rows = self.prototype_sample_indices_
-            self.prototype_sample_indices_ = np.where(rows >= 0, kept[np.maximum(rows, 0)], -1)
+        self._rows_of_given(kept)
         self._keep_cases(X_raw, X_all, y_all)
         return self
+
+    def _rows_of_given(self, kept: np.ndarray | None) -> None:
+        """``prototype_sample_indices_`` as rows of the X given, where only its rows
+        ``kept`` (of positive weight, :func:`counted_rows`) were searched."""
+        if kept is not None:
+            rows = self.prototype_sample_indices_
+            self.prototype_sample_indices_ = np.where(rows >= 0, kept[np.maximum(rows, 0)], -1)
 
     def _project_and_refit(
         self,
@@ -710,9 +715,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             net = self._continued_network(self._state).to(self._device)
             rng = check_random_state(self.random_state)
             self._project_and_refit(net, X, X32, T, w, self.history_, rng, project=True)
-        if kept is not None:  # rows of the X given
-            rows = self.prototype_sample_indices_
-            self.prototype_sample_indices_ = np.where(rows >= 0, kept[np.maximum(rows, 0)], -1)
+        self._rows_of_given(kept)
         self._keep_cases(X_raw, X_all, y_all)  # (the cases of the rows of fit's X were kept)
         return self
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._validation import check_positive_int, label_array
 
@@ -79,8 +79,6 @@ class FrameRows(Sequence):
 def check_training_rows(X: Any, y: Any = None, cases: Sequence | None = None) -> None:
     """Raise unless ``y`` and ``cases`` (where given) hold one entry per row of ``X``
     (they are read at the rows' positions: a misaligned one failed with an IndexError)."""
-    from sklearn.utils.validation import _num_samples
-
     n = _num_samples(X)
     for name, seq in (("y", y), ("cases", cases)):
         if seq is not None and len(seq) != n:

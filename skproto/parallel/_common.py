@@ -110,7 +110,7 @@ def as_row_blocks(X, *, known: bool = True):
     return X
 
 
-def aligned(a, X, name: str):
+def aligned(a, X, name: str, *, broadcast: bool = False):
     """``a`` (dask or array-like, one value per row of ``X``) in ``X``'s row blocks.
 
     Parameters
@@ -121,6 +121,8 @@ def aligned(a, X, name: str):
         Rows, with known block lengths.
     name : str
         Name of ``a`` in the error raised on a row count mismatch.
+    broadcast : bool, default=False
+        Take a scalar ``a`` as that value for every row (a sample weight).
 
     Returns
     -------
@@ -134,7 +136,7 @@ def aligned(a, X, name: str):
         a = frame_to_array(a)
     if not is_dask(a):
         a = np.asarray(a)
-        if a.ndim == 0 and name == "sample_weight":  # one weight for every row, as fit
+        if a.ndim == 0 and broadcast:  # one value for every row (a weight, as fit takes)
             a = np.full(X.shape[0], a, dtype=np.result_type(a, np.float64))
         a = da.from_array(a, chunks=-1)
     if a.ndim == 0:

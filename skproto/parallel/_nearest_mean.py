@@ -125,7 +125,7 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
     xs, ys = list(X.to_delayed().ravel()), list(y.to_delayed().ravel())
     ws = [None] * len(xs)
     if sample_weight is not None:
-        ws = list(aligned(sample_weight, X, "sample_weight").to_delayed().ravel())
+        ws = list(aligned(sample_weight, X, "sample_weight", broadcast=True).to_delayed().ravel())
     estimator._begin_fit(labels_of(y), X.shape[0])
     estimator.n_features_in_ = X.shape[1]
     if names is not None:

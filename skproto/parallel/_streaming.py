@@ -351,7 +351,7 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     if sample_weight is None:
         w = da.ones(n, chunks=X.chunks[0], dtype=np.float64)
     else:  # checked as fit checks them, block by block as they are read
-        w = aligned(sample_weight, X, "sample_weight")
+        w = aligned(sample_weight, X, "sample_weight", broadcast=True)
         w = w.map_blocks(_checked_weights, dtype=np.float64)
     classes = labels_of(y)
     check_class_weight_labels(estimator.class_weight, classes)
