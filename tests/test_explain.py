@@ -400,3 +400,88 @@ def test_a_prototype_is_represented_by_the_nearest_row_of_its_own_class():
     near = prototype_neighbors(clf, X, n_neighbors=1)
     assert near[:, 0].tolist() == [1, 3]
     np.testing.assert_array_equal(prototype_rows(clf, X, y, neighbors=near), [1, 6])
+
+
+# --------------------------------------------- pins from a mutation audit of the text
+def test_ten_samples_are_printed_whole_and_eleven_are_cut():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    ten = str(clf.explain(X[:10], 1))
+    assert ten.count("\nsample ") == 10 and "more sample(s)" not in ten
+    eleven = str(clf.explain(X[:11], 1))
+    assert eleven.count("\nsample ") == 10
+    assert eleven.rstrip().endswith("... 1 more sample(s); see to_frame()")
+
+
+def test_a_total_row_wider_than_the_columns_widens_them():
+    # the totals' numbers stay under their columns when a row's name is long
+    import dataclasses
+
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X[:1], 2)
+    ex = dataclasses.replace(
+        ex, bias_name="log prior of the class, as estimated from the training data"
+    )
+    table = str(ex).split("\nsample ")[1].splitlines()[1:]
+    assert any("log prior of the class, as estimated" in line for line in table)
+    assert len({len(line) for line in table}) == 1, table
+
+
+def test_training_row_zero_is_a_row():
+    # row 0 is a training row like any other: shown in the text, its case attached
+    import dataclasses
+
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X[:1], 2)
+    ex = dataclasses.replace(ex, prototype_sample_index=np.array([[0, 7]]))
+    rows = [line.split() for line in str(ex).splitlines() if line.strip()[:2] in ("1 ", "2 ")]
+    assert [r[1:2] + r[3:4] for r in rows][:2] == [["0", "0"], ["1", "7"]]
+    cases = ex.with_cases(["case0", "case1", "case2", *["x"] * 5], prototype_rows=[0, 1, 2])
+    assert cases.cases.tolist() == [[f"case{k}" for k in ex.prototype_index[0]]]
+    assert cases.case_rows.tolist() == [ex.prototype_index[0].tolist()]
+
+
+def test_with_cases_refuses_a_row_one_past_the_cases():
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X[:2], 2)
+    with pytest.raises(ValueError, match="cases has 2 entries but a prototype is training row 2"):
+        ex.with_cases(["a", "b"], prototype_rows=[2, 2, 2])
+
+
+def test_a_binary_explanation_names_the_other_class_as_runner_up():
+    X, y = load_iris(return_X_y=True)
+    keep = y < 2
+    clf = NearestMeanClassifier().fit(X[keep], y[keep])
+    ex = clf.explain(X[[0, 60]], 1)
+    np.testing.assert_array_equal(ex.runner_up, [1, 0])
+    scores = clf.decision_function(X[[0, 60]])
+    scores = np.column_stack([-scores / 2, scores / 2]) if scores.ndim == 1 else scores
+    np.testing.assert_allclose(ex.margin, np.abs(scores[:, 1] - scores[:, 0]), rtol=1e-10)
+    assert np.isfinite(ex.margin).all()
+
+
+def test_explain_refuses_targets_of_another_length():
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    message = r"target must be one label or one label per sample \(2\), got shape \(3,\)"
+    with pytest.raises(ValueError, match=message):
+        clf.explain(X[:2], 1, target=[2, 1, 0])
+    with pytest.raises(ValueError, match=r"one label per sample \(2\), got shape \(1,\)"):
+        clf.explain(X[:2], 1, target=[2])
+
+
+def test_a_class_added_by_partial_fit_has_no_case_row():
+    # class 1 arrives later and sorts between 0 and 2: its mean is no training row,
+    # and the case rows of the others move with them
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    first = y != 1
+    cases = np.array([f"row{i}" for i in range(first.sum())], dtype=object)
+    clf = NearestMeanClassifier().fit(attach_cases(X[first].copy(), cases), y[first])
+    before = clf.explain(X[[0, 120]], 1, rank_by="activation")
+    clf.partial_fit(X[y == 1], y[y == 1])
+    ex = clf.explain(X[[60]], n_prototypes=3, rank_by="activation")
+    position = dict(zip(ex.prototype_index[0].tolist(), ex.case_rows[0].tolist()))
+    assert position[1] == -1 and ex.cases[0, list(ex.prototype_index[0]).index(1)] is None
+    assert position[0] == before.case_rows[0, 0] and position[2] == before.case_rows[1, 0]

@@ -492,3 +492,15 @@ def test_geometry_pinned_by_a_mutation_audit():
     one = rng.normal(size=(10, 1))
     S = np.cov(one.T, bias=True).reshape(1, 1)
     assert shrinkage_amount("oas", S, 10, None) == OAS().fit(one).shrinkage_ == 0.0
+
+
+def test_float32_outputs_keep_values_up_to_float32_s_largest():
+    # float32's largest value casts to itself: an output holding it stays float32
+    from skproto._base import _fits_float32
+
+    top = float(np.finfo(np.float32).max)
+    assert np.float32(top) == top
+    assert _fits_float32(np.array([-top, top, np.inf, -np.inf, np.nan]))
+    assert not _fits_float32(np.array([np.nextafter(top, np.inf)]))
+    assert not _fits_float32(np.array([1.0, -2 * top]))
+    assert _fits_float32(np.array([np.inf])) and _fits_float32(np.empty(0))

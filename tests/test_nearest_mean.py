@@ -627,6 +627,17 @@ def test_merge_rejects_models_whose_settings_changed_after_fit():
         a.merge(b)
 
 
+def test_merge_rejects_priors_of_the_same_shape_but_other_values():
+    X, y = make_xy()
+    a = NearestMeanClassifier(priors=[0.2, 0.3, 0.5]).partial_fit(X[:75], y[:75], classes=[0, 1, 2])
+    b = NearestMeanClassifier(priors=[0.5, 0.3, 0.2]).partial_fit(X[75:], y[75:], classes=[0, 1, 2])
+    message = r"different settings: priors=\[0.2, 0.3, 0.5\] vs priors=\[0.5, 0.3, 0.2\]"
+    with pytest.raises(ValueError, match=message):
+        a.merge(b)
+    same = NearestMeanClassifier(priors=np.array([0.2, 0.3, 0.5]))
+    a.merge(same.partial_fit(X[75:], y[75:], classes=[0, 1, 2]))  # equal values merge
+
+
 def test_merge_rejects_mismatched_models():
     X, y = make_xy()
     a = NearestMeanClassifier().fit(X, y)
