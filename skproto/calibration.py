@@ -480,6 +480,16 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     -------
     float
         The temperature of least smoothed loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.calibration import grid_temperature, lattice
+    >>> u = np.log(lattice(-2, 5))  # losses least at t = 1, and symmetric in log t
+    >>> grid_temperature(np.vstack([u**2, u**2]), 10.0, lattice(-2, 5))
+    1.0
+    >>> grid_temperature(np.zeros((2, 5)), 0.0)  # nothing scored
+    1.0
     """
     if not total > 0:
         return 1.0
@@ -624,6 +634,16 @@ def table_temperature(table: tuple) -> float:
     -------
     float
         The temperature.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto import calibration as cal
+    >>> cal.table_temperature(cal.NO_LOSSES)  # nothing seen
+    1.0
+    >>> table = (np.zeros((2, 3)), 0.0, 4)  # scores seen, none scored against its class
+    >>> cal.table_temperature(table) == float(cal.lattice(4, 3)[1])  # the window's middle
+    True
     """
     sums, total, k_lo = table
     if k_lo is None:

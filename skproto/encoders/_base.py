@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import HasMethods, Interval
 
 from ..explain._cases import attach_cases
 from ._cache import EncodingCache, cache_directory
@@ -23,11 +26,41 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     Subclasses give ``_load`` (build the model), ``_encode_block`` (encode a
     list of inputs), ``_check_inputs`` (raw ``X`` to a list, or a clear
     ``ValueError``) and ``_settings`` (what the encodings depend on, for the
-    cache). ``fit`` only checks its input: nothing is learned, so
-    ``transform`` works on an unfitted encoder, and a clone or an unpickled
-    copy behaves the same. The model is loaded on first use, is never
-    pickled, and is loaded again after unpickling.
+    cache), and take at least the parameters ``batch_size``, ``memory`` and
+    ``verbose`` (``_parameter_constraints`` holds theirs). ``fit`` only checks
+    its input: nothing is learned, so ``transform`` works on an unfitted
+    encoder, and a clone or an unpickled copy behaves the same. The model is
+    loaded on first use, is never pickled, and is loaded again after
+    unpickling.
+
+    Examples
+    --------
+    An encoder of texts into their length and their number of words:
+
+    >>> import numpy as np
+    >>> from skproto.encoders import BaseEncoder
+    >>> class CountEncoder(BaseEncoder):
+    ...     def __init__(self, batch_size=32, memory=None, verbose=0):
+    ...         self.batch_size, self.memory, self.verbose = batch_size, memory, verbose
+    ...     def _load(self):
+    ...         return lambda text: [len(text), len(text.split())]
+    ...     def _encode_block(self, model, items):
+    ...         return np.array([model(text) for text in items], dtype=np.float32)
+    ...     def _check_inputs(self, X):
+    ...         return [str(x) for x in X]
+    ...     def _settings(self):
+    ...         return "counts-v1"
+    >>> CountEncoder().fit_transform(["a b c", "hello"])
+    array([[5., 3.],
+           [5., 1.]], dtype=float32)
     """
+
+    #: the parameters every encoder has (subclasses add theirs to these)
+    _parameter_constraints: dict = {
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
 
     #: inputs encoded per progress step (a multiple of any sensible batch size)
     _BLOCK = 4096

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseEncoder
 
@@ -186,14 +186,12 @@ class SentenceEncoder(BaseEncoder):
     """
 
     _parameter_constraints: dict = {
+        **BaseEncoder._parameter_constraints,
         "model": [str, os.PathLike],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"}), str],
         "normalize": ["boolean"],
         "output": [StrOptions({"sentence", "tokens"})],
         "max_tokens": [Interval(Integral, 1, None, closed="left")],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
-        "verbose": ["verbose"],
     }
 
     def __init__(

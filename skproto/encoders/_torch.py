@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseEncoder
 from ._cache import _value_bytes, callable_key, module_attributes, tensor_digest
@@ -74,14 +73,12 @@ class TorchEncoder(BaseEncoder):
     """
 
     _parameter_constraints: dict = {
+        **BaseEncoder._parameter_constraints,
         "module": [callable],
         "preprocess": [None, callable],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"}), str],
         "normalize": ["boolean"],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "cache_key": [str],
-        "verbose": ["verbose"],
     }
 
     def __init__(

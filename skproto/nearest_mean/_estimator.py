@@ -791,19 +791,36 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     # Public fitted attributes are views of the derived model, so they are
     # always current, even right after partial_fit.
-    class_count_ = property(lambda self: self._fitted.class_count)
-    class_prior_ = property(lambda self: self._fitted.class_prior)
-    means_ = property(lambda self: self._fitted.means)
-    prototypes_ = property(lambda self: self._fitted.prototypes)
-    prototype_labels_ = property(lambda self: self.classes_)
-    temperature_ = property(lambda self: self._fitted.temperature)
+    @property
+    def class_count_(self) -> np.ndarray:
+        return self._fitted.class_count
+
+    @property
+    def class_prior_(self) -> np.ndarray:
+        return self._fitted.class_prior
+
+    @property
+    def means_(self) -> np.ndarray:
+        return self._fitted.means
+
+    @property
+    def prototypes_(self) -> np.ndarray:
+        return self._fitted.prototypes
+
+    @property
+    def prototype_labels_(self) -> np.ndarray:
+        return self.classes_
+
+    @property
+    def temperature_(self) -> float:
+        return self._fitted.temperature
 
     @property
     def covariance_(self) -> np.ndarray:
         return self._mahalanobis_attribute("covariance")
 
     @property
-    def covariance_shrinkage_(self):
+    def covariance_shrinkage_(self) -> float | np.ndarray:
         return self._mahalanobis_attribute("covariance_shrinkage")
 
     def _mahalanobis_attribute(self, name):
