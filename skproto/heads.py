@@ -121,8 +121,10 @@ class ReasoningHead(torch.nn.Module):
         log_p : tensor of shape (n_samples, n_classes)
             Logs of the class scores of the positive reasoning weights.
         """
-        rp, _ = self.weights()
-        log_rp = torch.log(rp)
+        # the log of the softmax directly: log(softmax) is -inf for a weight below
+        # float32's smallest (logits 104 apart), log_softmax its exact value
+        log_r = torch.log_softmax(self.logits, dim=0)
+        log_rp = log_r[: len(log_r) // 2] if self.negative else log_r
         if torch.is_grad_enabled() and (log_d.requires_grad or log_rp.requires_grad):
             return _block_logsumexp(log_d, log_rp)
         m = log_d.amax(1, keepdim=True).clamp_min(torch.finfo(log_d.dtype).min)
@@ -264,7 +266,10 @@ def class_logsumexp(
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     e = torch.exp(u - top[:, codes])
     total = torch.zeros_like(top).index_add_(1, codes, e)
-    lse = torch.log(total) + top
+    # log(0) = -inf for a class without a finite column, through a where whose
+    # other branch is finite: its gradient is 0, not 0 * inf = NaN for every class
+    some = total > 0
+    lse = torch.where(some, torch.log(torch.where(some, total, 1.0)), -float("inf")) + top
     share = total[:, codes]
     return lse, torch.where(share > 0, e / share.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
 

@@ -1087,3 +1087,87 @@ def test_project_prototypes_skips_rows_of_weight_zero(head):
     rows = clf.prototype_sample_indices_
     assert np.all(rows >= 0) and np.all(w[rows] > 0)
     assert np.all(y[rows] == clf.prototype_labels_)
+
+
+# ----------------------------------- pins from a mutation audit of heads and the refit
+def test_optimality_counts_entries_within_the_l1_reach_as_zero():
+    from skproto.proto._last_layer import _optimality
+
+    one = torch.ones(1, 1)
+    # a penalised weight within ten times the smoothing (5e-4) sits at 0: |5e-5| < l1
+    assert _optimality(torch.tensor([[5e-5]]), torch.tensor([[5e-4]]), one, 1e-4) == 0.0
+    # every penalised entry inside the reach: 0, not the most negative shortfall
+    grad, at_zero = torch.tensor([[5e-5, -2e-5]]), torch.zeros(1, 2)
+    assert _optimality(grad, at_zero, torch.ones(1, 2), 1e-4) == 0.0
+    # an own-class entry at 0 has no L1 reach: its gradient counts
+    own = _optimality(torch.tensor([[5e-5]]), torch.zeros(1, 1), torch.zeros(1, 1), 1e-4)
+    assert own == pytest.approx(5e-5)
+
+
+class _Similarities(torch.nn.Module):
+    """A stand-in network whose input is its similarity matrix (for the refit alone)."""
+
+    def __init__(self, K, C, temperature):
+        from skproto.heads import LinearHead
+
+        super().__init__()
+        self.head = LinearHead(torch.zeros(K, C), temperature=temperature)
+
+    def forward(self, x):
+        return None, None, x
+
+
+def test_the_refit_solves_its_objective_with_the_l1_on_w_at_any_temperature():
+    """At T = 0.25, the returned W is optimal for cross-entropy of s W / T, ridge
+    alpha / 2 ||W / T||^2 and l1 |W| on wrong-class connections (checked in float64
+    from scratch), and the record's max_gradient is that optimality, the L1's own
+    gradient left out."""
+    from skproto.proto._last_layer import _L1_SMOOTHING, refit_last_layer
+
+    rng = np.random.RandomState(0)
+    K, C, T, alpha, l1 = 6, 3, 0.25, 1e-2, 2e-3
+    codes = np.arange(K) % C
+    y = rng.randint(0, C, 300)
+    # each class's rows resemble one prototype of another class too: wrong-class
+    # connections that pay for their L1 (and others that do not)
+    S = rng.rand(300, K) * 0.5 + 0.5 * (codes[None, :] == y[:, None])
+    S[:, 3] += 0.5 * (y == 1)
+    S = S.astype(np.float32)
+    net = _Similarities(K, C, T)
+    record = refit_last_layer(
+        net, codes, C, S, y, np.ones(300), alpha=alpha, l1_weight=l1, max_iter=500,
+        kernel_penalty=False,
+    )  # fmt: skip
+    W = net.head.weight.detach().double()
+    V = (W / T).requires_grad_(True)
+    logits = torch.as_tensor(S, dtype=torch.float64) @ V
+    smooth = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y), reduction="sum")
+    ((smooth + 0.5 * alpha * (V * V).sum()) / 300).backward()
+    g = V.grad / T  # in W's units, where the L1's slope is l1
+    off = torch.as_tensor(codes[:, None] != np.arange(C)[None, :])
+    at_zero = W.abs() <= 10 * _L1_SMOOTHING
+    residual = torch.where(
+        off,
+        torch.where(at_zero, (g.abs() - l1).clamp_min(0.0), (g + l1 * torch.sign(W)).abs()),
+        g.abs(),
+    )
+    assert off.any() and (at_zero & off).any() and (~at_zero & off).any()
+    assert float(residual.max()) < 1e-4
+    # the record reads it in V's units (the logits' scale)
+    assert record["max_gradient"] == pytest.approx(float(residual.max()) * T, abs=5e-6)
+
+
+def test_class_logsumexp_has_finite_gradients_beside_a_class_without_finite_columns():
+    # log(0) of the empty class gave 0 * inf = NaN in every gradient, its own
+    # responsibilities' too (e / 0)
+    from skproto.heads import class_logsumexp
+
+    u = torch.tensor([[0.5, -float("inf"), 1.0, -float("inf")]], requires_grad=True)
+    codes = torch.tensor([0, 1, 0, 1])
+    lse, r = class_logsumexp(u, codes, 2)
+    (grad,) = torch.autograd.grad(lse[0, 0], u, retain_graph=True)
+    share = torch.softmax(torch.tensor([0.5, 1.0]), 0)
+    np.testing.assert_allclose(grad[0].numpy(), [share[0], 0.0, share[1], 0.0], rtol=1e-6)
+    (grad,) = torch.autograd.grad(r[0, 0], u)
+    assert torch.isfinite(grad).all() and grad[0, 1] == grad[0, 3] == 0.0
+    assert grad[0, 0] == pytest.approx(float(share[0] * share[1]), rel=1e-6)

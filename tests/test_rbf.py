@@ -807,3 +807,59 @@ def test_reported_radii_keep_their_rounding_margins():
     shown = torch.isfinite(raw) & (raw > 0)
     assert shown.sum() > 10
     assert torch.all(exact[shown] <= lowered[shown] - lowered[shown].abs() * 0.9e-12)
+
+
+# ---------------------------------------- pins from a mutation audit of the heads
+def test_positive_reasoning_logs_are_exact_where_some_classes_underflow():
+    """log_forward (prediction) recomputes exactly the classes whose product is
+    subnormal or 0, in rows where other classes are normal, and takes the log of
+    the softmax directly: log(softmax) was -inf (float32) for a weight below
+    float32's smallest, logits 104 apart."""
+    from skproto.heads import ReasoningHead
+
+    logits = torch.tensor(
+        [[0.0, -1000.0, -1000.0], [-10.0, -400.0, -370.0], [-10.0, 0.0, 0.0]],
+        dtype=torch.float64,
+    )
+    head = ReasoningHead(logits, negative=False).double()
+    log_d = torch.tensor([[0.0, -400.0, -800.0], [0.0, -370.0, -740.0]], dtype=torch.float64)
+    exact = torch.logsumexp(log_d[:, :, None] + torch.log_softmax(logits, 0)[None], 1)
+    with torch.no_grad():
+        got = head.log_forward(log_d)
+    np.testing.assert_allclose(got.numpy(), exact.numpy(), rtol=1e-14)
+    for negative in (False, True):
+        far = torch.tensor([[0.0, -120.0], [-120.0, 0.0]] * (1 + negative))
+        head = ReasoningHead(far, negative=negative)
+        log_rp = torch.log_softmax(far, 0)[:2]
+        log_d = torch.tensor([[-1.0, -300.0]])
+        with torch.no_grad():
+            got = head.log_forward(log_d)
+        want = torch.logsumexp(log_d[:, :, None] + log_rp[None], 1)
+        assert torch.isfinite(got).all()
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_the_nearest_head_scores_a_class_without_prototypes_zero():
+    from skproto.heads import NearestHead
+
+    head = NearestHead(torch.tensor([0, 0, 2]), 3)
+    d = torch.tensor([[0.2, 0.9, 0.4], [0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(head(d), torch.tensor([[0.9, 0.0, 0.4], [0.0, 0.0, 0.0]]))
+    log_p = head.log_forward(torch.log(d[:1]))
+    assert log_p[0, 1] == -float("inf") and log_p[0, 0] == pytest.approx(np.log(0.9))
+
+
+def test_replay_draws_only_earlier_classes_with_rows_and_merges_empty_batches():
+    from skproto.prototypes.replay import class_moments, gaussian_replay, merge_moments
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (200, 10)), rng.normal(5, 2, (200, 10))])
+    T = np.repeat([0, 1], 200)
+    moments = class_moments(X, T, 4)  # classes 2 and 3 declared, no row yet
+    _, codes = gaussian_replay(moments, np.array([2]), 7, np.random.RandomState(1))
+    np.testing.assert_array_equal(codes, [0] * 7 + [1] * 7)  # not 3 (never seen)
+    _, codes = gaussian_replay(moments, np.array([1]), 7, np.random.RandomState(1))
+    np.testing.assert_array_equal(codes, [0] * 7)  # not the batch's own class
+    merged = merge_moments(moments, class_moments(X[:0], T[:0], 4))
+    for got, want in zip(merged, moments):
+        np.testing.assert_array_equal(got, want)  # (0 / 0 made the unseen means NaN)
