@@ -23,7 +23,7 @@ from helpers import assert_explain_faithful, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_iris, make_classification
 
 import skproto._chunking
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
@@ -1150,6 +1150,24 @@ def test_a_prototype_trained_off_its_row_loses_its_case():
     moved = clf.prototype_sample_indices_ < 0
     assert moved.any()
     assert clf.prototype_cases_ is None or all(c is None for c in clf.prototype_cases_[moved])
+
+
+def test_a_prototype_on_training_row_zero_keeps_its_case_through_partial_fit():
+    # row 0 is a row like any other: a later partial_fit must not drop its case
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    first = y < 2
+    Xa = np.vstack([[[9.0, 9.0, 9.0, 9.0]] * 3, X[first]])  # class 3: rows 0-2
+    ya = np.r_[[3, 3, 3], y[first]]
+    cases = np.array([f"row{i}" for i in range(len(Xa))], dtype=object)
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0)
+    clf.fit(attach_cases(Xa.copy(), cases), ya)
+    rows = clf.prototype_sample_indices_.copy()
+    assert 0 in rows
+    clf.partial_fit(X[y == 2], y[y == 2])  # a new class, without cases
+    kept = clf.prototype_cases_[: len(rows)]
+    assert list(kept) == [f"row{r}" for r in rows]
 
 
 def test_class_incremental_rbf_with_weight_decay_warns():

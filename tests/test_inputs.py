@@ -322,6 +322,13 @@ def test_a_float32_output_that_overflows_late_is_float64_for_every_row(iris, mon
     out = clf._map_chunks(scores, rows, 1, np.float32)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, scores(rows))
+    # the one row beyond float32's range is not the first of its chunk
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 12)  # four rows a chunk
+    one = np.zeros((20, 2), dtype=np.float32)
+    one[6, 0] = 100.0
+    out = clf._map_chunks(scores, one, 1, np.float32)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, scores(one))
 
 
 def test_float32_squared_distances_far_from_the_origin_are_refined():
@@ -504,3 +511,15 @@ def test_float32_outputs_keep_values_up_to_float32_s_largest():
     assert not _fits_float32(np.array([np.nextafter(top, np.inf)]))
     assert not _fits_float32(np.array([1.0, -2 * top]))
     assert _fits_float32(np.array([np.inf])) and _fits_float32(np.empty(0))
+
+
+def test_a_row_that_no_class_can_take_gets_uniform_probabilities(iris):
+    # (defensive: no estimator scores every class -inf today; without the guard
+    # the row's probabilities were 0 / 0 and predict_proba raised)
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    scores = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, -np.inf]])
+    clf._link_scores_chunk = lambda x: scores[: len(x)].copy()
+    P = clf.predict_proba(X[:2])
+    np.testing.assert_allclose(P[0], [1 / 3] * 3)
+    np.testing.assert_allclose(P[1], [1 / (1 + np.e), np.e / (1 + np.e), 0.0])
