@@ -1584,3 +1584,29 @@ def test_a_missing_label_is_named(name):
     clf = STREAMS[name]().fit(X, ["a", "b"] * 3)
     with pytest.raises(ValueError, match=message):
         clf.partial_fit(X, y)
+
+
+def test_score_samples_is_the_logsumexp_of_the_class_scores():
+    # (NearestMean without Mahalanobis and ProtoClassifier; a surviving mutant took the max)
+    from scipy.special import logsumexp
+
+    X, y = load_iris(return_X_y=True)
+    for clf in (
+        NearestMeanClassifier(),
+        ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0),
+    ):
+        clf.fit(X, y)
+        want = logsumexp(clf.decision_function(X[::10]), axis=1)
+        np.testing.assert_allclose(clf.score_samples(X[::10]), want, rtol=1e-6)
+        assert np.ptp(want - clf.decision_function(X[::10]).max(1)) > 1e-3  # not the max
+
+
+def test_a_two_label_multilabel_model_returns_both_logits():
+    # two labels are not two classes: decision_function keeps a column per label
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(n_samples=120, n_features=5, n_classes=2, random_state=0)
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=3, random_state=0).fit(X, Y)
+    S = clf.decision_function(X[:7])
+    assert S.shape == (7, 2)
+    np.testing.assert_allclose(clf.predict_proba(X[:7]), 1 / (1 + np.exp(-S)), rtol=1e-5)
