@@ -632,6 +632,60 @@ def test_a_sparse_tensor_attribute_does_not_break_the_cache_key(tmp_path):
     np.testing.assert_array_equal(cached, TorchEncoder(Propagate()).fit_transform(X))
 
 
+def test_the_tensor_digest_sees_changes_that_cancel_in_sums(tmp_path):
+    """Audit: summed per row and column of int64 words, the digest missed a float64
+    weight negated in place (every word +2**63: each sum moved by a multiple of
+    2**64) and four changes of +-d in a rectangle; TorchEncoder(memory=...) then
+    served the old weights' encodings."""
+    from skproto.encoders._cache import _mixed_sum, tensor_digest
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(1024, 2).double()
+    X = np.random.RandomState(0).rand(3, 1024).astype(np.float32)
+    enc = TorchEncoder(lin, memory=tmp_path)
+    first = enc.fit_transform(X)
+    before = tensor_digest(lin.weight)
+    lin.weight.data.neg_()
+    assert tensor_digest(lin.weight) != before
+    np.testing.assert_allclose(enc.transform(X), TorchEncoder(lin).fit_transform(X), rtol=1e-6)
+    assert not np.allclose(enc.transform(X), first)
+    w = torch.ones(2, 2048)
+    v = w.clone()
+    v[0, 0] *= 2
+    v[0, 2] /= 2
+    v[1, 0] /= 2
+    v[1, 2] *= 2  # +-2**23 on four words of a rectangle
+    assert tensor_digest(v) != tensor_digest(w)
+    # what the sums hold besides the words: dtype, shape, and the bytes after the
+    # last whole word; quantization scales per channel
+    zeros = torch.zeros(8)
+    assert tensor_digest(zeros) != tensor_digest(zeros.view(torch.int32))
+    assert tensor_digest(zeros.view(4, 2)) != tensor_digest(zeros.view(2, 4))
+    odd = torch.arange(5.0)  # 20 bytes: two words and 4 bytes
+    for k in (2, 3, 4):
+        changed = odd.clone()
+        changed[k] += 1
+        assert tensor_digest(changed) != tensor_digest(odd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch deprecates quantized tensors)
+        q = [  # the same integers at other scales
+            torch.quantize_per_channel(
+                torch.ones(2, 3) * torch.tensor(s)[:, None], torch.tensor(s), torch.zeros(2), 0,
+                torch.qint8,
+            )
+            for s in ([0.1, 0.2], [0.2, 0.4])
+        ]  # fmt: skip
+    assert torch.equal(q[0].int_repr(), q[1].int_repr())
+    assert tensor_digest(q[0]) != tensor_digest(q[1])
+    # the torch path (other devices) gives the numpy path's sum, whatever the chunks
+    words = torch.randint(-(2**62), 2**62, (10_007,), dtype=torch.int64)
+    want = _mixed_sum(words.numpy())
+    assert want == _mixed_sum(words, chunk=1000) == _mixed_sum(words.numpy(), chunk=7)
+    swapped = words.clone()
+    swapped[[3, 5000]] = words[[5000, 3]]
+    assert _mixed_sum(swapped.numpy()) != want
+
+
 def test_the_cache_key_sees_every_change_of_the_module(tmp_path):
     """Audit: the per-state fingerprint read the tensors' storage and version
     counters and the layers' attributes of simple types only, so weights changed

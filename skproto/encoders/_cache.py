@@ -146,16 +146,73 @@ def _small_container(v: Any) -> bool:
     return len(v) <= _SMALL and all(isinstance(x, _SIMPLE) for x in items)
 
 
+#: splitmix64's constants: the golden-ratio step between positions and the finaliser's
+_STEP, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MASK = (1 << 64) - 1
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def _mixed_sum(words: Any, chunk: int = 1 << 16) -> int:
+    """``sum_i mix(w_i + i * step) mod 2**64`` over the int64 words ``w`` (``i`` from 1).
+
+    ``mix`` is splitmix64's finaliser (xor-shifts and multiplications), so a
+    change of any words, anywhere, moves the sum by a pseudo-random amount: a
+    linear sum does not see words that all change by 2**63 (a float64 tensor
+    negated) or changes that cancel (+d and -d). A numpy array (CPU, in
+    cache-sized chunks through two reused buffers) or a torch tensor (where it
+    lives); both give the same value.
+    """
+    if not isinstance(words, np.ndarray):
+        return _mixed_sum_torch(words, chunk)
+    words = words.view(np.uint64)
+    n = min(chunk, len(words))
+    steps = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(_STEP)
+    x, y = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    total = 0
+    for start in range(0, len(words), chunk):
+        w = words[start : start + chunk]
+        a, b = x[: len(w)], y[: len(w)]
+        np.add(w, steps[: len(w)], out=a)
+        np.add(a, np.uint64(start * _STEP & _MASK), out=a)
+        for k, c in ((30, _MIX1), (27, _MIX2)):
+            np.bitwise_xor(a, np.right_shift(a, np.uint64(k), out=b), out=a)
+            np.multiply(a, np.uint64(c), out=a)
+        np.bitwise_xor(a, np.right_shift(a, np.uint64(31), out=b), out=a)
+        total += int(a.sum(dtype=np.uint64))
+    return total & _MASK
+
+
+def _mixed_sum_torch(words: Any, chunk: int) -> int:
+    """:func:`_mixed_sum` of an int64 tensor, on its device (logical shifts by masks)."""
+    import torch
+
+    def shift(a, k):  # torch's >> of int64 is arithmetic
+        return (a >> k) & ((1 << (64 - k)) - 1)
+
+    total = 0
+    for start in range(0, len(words), max(chunk, 1)):
+        w = words[start : start + chunk]
+        index = torch.arange(start + 1, start + len(w) + 1, dtype=torch.int64, device=w.device)
+        a = w + index * _signed(_STEP)
+        a = (a ^ shift(a, 30)) * _signed(_MIX1)
+        a = (a ^ shift(a, 27)) * _signed(_MIX2)
+        a = a ^ shift(a, 31)
+        total += int(a.sum())
+    return total & _MASK
+
+
 def tensor_digest(tensor: Any) -> bytes:
     """A cheap digest of a torch tensor's values, computed where it lives.
 
-    Its bytes, read as int64 words laid out in rows of 1,024, summed per row
-    and per column (with wrap-around), and the last few bytes as they are:
-    any change of one word changes a row sum, and any exchange of two
-    different words a row or a column sum. Far cheaper than hashing the
-    bytes (200 MB of weights on the CPU: about 40 ms, against 0.2 s for SHA-256 of a
-    copy), and, unlike a tensor's in-place version counter, it sees changes
-    made through ``.data``.
+    Its dtype and shape, its bytes read as int64 words and summed after
+    mixing each with its position (:func:`_mixed_sum`), and the last few
+    bytes as they are. Cheaper than hashing a copy of the bytes (200 MB of
+    float32 weights on one CPU thread: about 60 ms, against 0.11 s for
+    SHA-256 without the copy), and, unlike a tensor's in-place version
+    counter, it sees changes made through ``.data``.
     """
     import torch
 
@@ -180,14 +237,13 @@ def tensor_digest(tensor: Any) -> bytes:
     raw = t.view(torch.uint8)
     n_words = len(raw) // 8
     words = raw[: 8 * n_words].view(torch.int64)
-    width = 1024
-    body = words[: n_words - n_words % width].reshape(-1, width)
-    if body.device.type == "cpu":  # (numpy's integer sums are the faster ones there)
-        body = body.numpy()
-    sums = [body.sum(1), body.sum(0), words[len(body) * width :], raw[8 * n_words :]]
-    parts = [f"{tensor.dtype}{tuple(tensor.shape)}{scale}".encode()]
-    parts += [np.asarray(s.cpu() if hasattr(s, "cpu") else s).tobytes() for s in sums]
-    return hashlib.sha256(b"|".join(parts)).digest()
+    if words.device.type == "cpu":  # (numpy's integer operations are the faster ones there)
+        mixed = _mixed_sum(words.numpy())
+    else:
+        mixed = _mixed_sum(words, chunk=1 << 22)
+    tail = np.asarray(raw[8 * n_words :].cpu()).tobytes()
+    head = f"{tensor.dtype}{tuple(tensor.shape)}{scale}".encode()
+    return hashlib.sha256(b"|".join([head, mixed.to_bytes(8, "little"), tail])).digest()
 
 
 def _code_bytes(code: types.CodeType) -> bytes:
