@@ -1610,3 +1610,19 @@ def test_a_two_label_multilabel_model_returns_both_logits():
     S = clf.decision_function(X[:7])
     assert S.shape == (7, 2)
     np.testing.assert_allclose(clf.predict_proba(X[:7]), 1 / (1 + np.exp(-S)), rtol=1e-5)
+
+
+def test_prototypes_of_equal_contribution_are_listed_most_active_first():
+    # ties in contribution (the other classes' prototypes give the predicted class
+    # 0) keep the activation order: a surviving mutant sorted them unstably
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(n_prototypes_per_class=8, max_epochs=2, random_state=0).fit(X, y)
+    ex = clf.explain(X[::15], n_prototypes=24)
+    col = np.searchsorted(clf.classes_, ex.explained)
+    to_explained = np.take_along_axis(ex.contribution, col[:, None, None], axis=2)[..., 0]
+    activation = clf._activation(clf._pairwise(X[::15]))
+    for i in range(len(col)):
+        zero = to_explained[i] == 0
+        assert zero.sum() >= 16
+        listed = activation[i, ex.prototype_index[i][zero]]
+        assert np.all(np.diff(listed) <= 0)

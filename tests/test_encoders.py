@@ -615,6 +615,71 @@ def test_an_input_is_keyed_by_its_shape_as_well_as_its_bytes():
     assert EncodingCache.key(image.astype(np.float64)) != EncodingCache.key(image)
 
 
+def test_callable_keys_hold_what_a_function_computes_with():
+    # (surviving mutants: each pair below shared a key, so a preprocess changed in
+    # one of these ways got the other's cached encodings)
+    import functools
+
+    from skproto.encoders._cache import (
+        _SMALL,
+        EncodingCache,
+        _value_bytes,
+        callable_key,
+        module_attributes,
+    )
+
+    def scale(x, k):
+        return x * k
+
+    def by(m):
+        return lambda x: x * m
+
+    def default(k):
+        def f(x, k=k):
+            return x * k
+
+        return f
+
+    pairs = [
+        (by(np.ones((1, 4))), by(np.ones((4, 1)))),  # a closure array's shape
+        (functools.partial(scale, 1.0), functools.partial(scale, 2.0)),  # positional args
+        (default(1.0), default(2.0)),  # a default
+        (lambda x: x * 1.0, lambda x: x * 10.0),  # a constant of the code
+    ]
+    for a, b in pairs:
+        assert callable_key(a) != callable_key(b)
+    assert callable_key(default(1.0)) == callable_key(default(1.0))
+    empty = [np.empty((0, n), dtype=object) for n in (2, 3)]
+    assert EncodingCache.key(empty[0]) != EncodingCache.key(empty[1])
+
+    class Holder(torch.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.w = [1.0] * n
+
+    for n in (_SMALL - 1, _SMALL):  # a container of up to _SMALL numbers counts by its values
+        held = Holder(n)
+        before = _value_bytes(module_attributes(held))
+        held.w[0] = 5.0
+        assert _value_bytes(module_attributes(held)) != before
+
+
+def test_a_function_closing_over_a_set_has_one_key_in_every_process():
+    code = """
+from skproto.encoders._cache import callable_key
+words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
+print(callable_key(lambda x: x in words))
+"""
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }  # fmt: skip
+    assert len(keys) == 1
+
+
 def test_a_sparse_tensor_attribute_does_not_break_the_cache_key(tmp_path):
     # keying array attributes by value called .numpy() on a sparse adjacency
     # matrix (a TypeError); such tensors count by their type

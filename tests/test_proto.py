@@ -231,6 +231,20 @@ def test_distinct_nearest_assignment():
     )
 
 
+def test_projection_ties_go_to_the_lowest_row():
+    # (surviving mutants: ties ordered by descending row passed every test, since
+    # the distributed search was compared with the in-memory one, which shares it)
+    from skproto.prototypes import distinct_nearest, project_onto_rows
+
+    X = np.array([[0.0], [0.0], [5.0]])  # rows 0 and 1 are the same
+    np.testing.assert_array_equal(
+        project_onto_rows(np.array([[0.1]]), X, groups=np.array([0])), [0]
+    )
+    two = project_onto_rows(np.array([[0.1], [0.2]]), X, groups=np.array([0, 0]))
+    np.testing.assert_array_equal(two, [0, 1])
+    np.testing.assert_array_equal(distinct_nearest(np.array([[1.0, 1.0], [5.0, 5.0]])), [0, 1])
+
+
 def test_projection_counts_every_allowed_row_across_chunks_groups_and_blocks(monkeypatch):
     """Rows are reused within a group only once all its allowed rows are taken;
     a mutation audit found three counts no test checked: the rows a class meets

@@ -622,6 +622,15 @@ def test_training_rows_cases_and_neighbours_are_checked():
     frame = pd.DataFrame({"colour": ["red", "blue"], "size": [3, 4], "weight": [0.5, 1.5]})
     assert FrameRows(frame)[0] == {"colour": "red", "size": 3, "weight": 0.5}
     assert repr(FrameRows(frame)[1]) == "{'colour': 'blue', 'size': 4, 'weight': 1.5}"
+    # rows by position whatever the index (a split's), booleans as Python's
+    shuffled = pd.DataFrame({"a": [10, 20], "flag": [True, False]}, index=[1, 0])
+    row = FrameRows(shuffled)[0]
+    assert row == {"a": 10, "flag": True} and type(row["flag"]) is bool
+    from skproto.explain._cases import other_rows
+
+    # a prototype's neighbours leave out its own row while m others remain
+    np.testing.assert_array_equal(other_rows(np.array([[3, 1, 2]]), np.array([3]), 2), [[1, 2]])
+    np.testing.assert_array_equal(other_rows(np.array([[3, 1, 2]]), np.array([7]), 2), [[3, 1]])
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     from skproto.explain import PrototypeGalleryDisplay

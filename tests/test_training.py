@@ -548,3 +548,18 @@ def test_losses_on_known_answers():
     P3, codes3 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0, 1, 1])
     assert float(st_protopnet_loss(P3, codes3, 2, "support")) == pytest.approx(0.0, abs=1e-7)
     assert float(st_protopnet_loss(P3, codes3, 2, "trivial")) == pytest.approx(np.sqrt(0.5))
+
+
+def test_a_diverged_partial_fit_leaves_the_history_as_it_was():
+    # the history's lists are appended to in place: a failed call must not keep
+    # the epochs it appended (a surviving mutant restored the same list objects)
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(max_epochs=2, random_state=0).fit(X, y)
+    before = {k: list(v) if isinstance(v, list) else v for k, v in clf.history_.items()}
+    clf.set_params(learning_rate=1e6)
+    with pytest.raises(ValueError, match="Training diverged"):
+        clf.partial_fit(X, y)
+    assert clf.history_.keys() == before.keys()
+    for k, v in before.items():
+        if isinstance(v, list):
+            assert clf.history_[k] == v, k
