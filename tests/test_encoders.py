@@ -667,8 +667,10 @@ def test_callable_keys_hold_what_a_function_computes_with():
 def test_a_function_closing_over_a_set_has_one_key_in_every_process():
     code = """
 from skproto.encoders._cache import callable_key
-words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
-print(callable_key(lambda x: x in words))
+def make():
+    words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}
+    return lambda x: x in words
+print(callable_key(make()))
 """
     keys = {
         subprocess.run(
