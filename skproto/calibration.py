@@ -485,9 +485,10 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     --------
     >>> import numpy as np
     >>> from skproto.calibration import grid_temperature, lattice
-    >>> u = np.log(lattice(-2, 5))  # losses least at t = 1, and symmetric in log t
-    >>> grid_temperature(np.vstack([u**2, u**2]), 10.0, lattice(-2, 5))
-    1.0
+    >>> grid = lattice(-2, 5)
+    >>> u = np.log(grid) - np.log(grid[3])  # losses least at grid[3], symmetric in log t
+    >>> round(grid_temperature(np.vstack([u**2, u**2]), 10.0, grid), 4), round(float(grid[3]), 4)
+    (1.4125, 1.4125)
     >>> grid_temperature(np.zeros((2, 5)), 0.0)  # nothing scored
     1.0
     """

@@ -268,7 +268,8 @@ def class_logsumexp(
     total = torch.zeros_like(top).index_add_(1, codes, e)
     # log(0) = -inf for a class without a finite column, through a where whose
     # other branch is finite: its gradient is 0, not 0 * inf = NaN for every class
-    some = total > 0
+    # (a NaN total stays NaN, as in MixtureHead's block path: a diverged run shows)
+    some = total != 0
     lse = torch.where(some, torch.log(torch.where(some, total, 1.0)), -float("inf")) + top
     share = total[:, codes]
     return lse, torch.where(share > 0, e / share.clamp_min(torch.finfo(e.dtype).tiny), 0.0)

@@ -1185,3 +1185,13 @@ def test_class_logsumexp_has_finite_gradients_beside_a_class_without_finite_colu
     (grad,) = torch.autograd.grad(r[0, 0], u)
     assert torch.isfinite(grad).all() and grad[0, 1] == grad[0, 3] == 0.0
     assert grad[0, 0] == pytest.approx(float(share[0] * share[1]), rel=1e-6)
+
+
+def test_class_logsumexp_keeps_a_nan_class_nan():
+    # (review: the guard for empty classes read a NaN total as empty, -inf, so a
+    # diverged class scored a finite cross-entropy; the block path gives NaN)
+    from skproto.heads import class_logsumexp
+
+    u = torch.tensor([[0.5, float("nan"), 1.0, float("nan")]])
+    lse, _ = class_logsumexp(u, torch.tensor([0, 1, 0, 1]), 2)
+    assert torch.isfinite(lse[0, 0]) and torch.isnan(lse[0, 1])
