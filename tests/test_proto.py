@@ -243,6 +243,8 @@ def test_projection_ties_go_to_the_lowest_row():
     two = project_onto_rows(np.array([[0.1], [0.2]]), X, groups=np.array([0, 0]))
     np.testing.assert_array_equal(two, [0, 1])
     np.testing.assert_array_equal(distinct_nearest(np.array([[1.0, 1.0], [5.0, 5.0]])), [0, 1])
+    with pytest.raises(ValueError, match=r"groups has shape \(2, 1\): one group per prototype"):
+        project_onto_rows(np.array([[0.1], [0.2]]), X, groups=np.zeros((2, 1)))
 
 
 def test_projection_counts_every_allowed_row_across_chunks_groups_and_blocks(monkeypatch):
