@@ -485,3 +485,19 @@ def test_a_class_added_by_partial_fit_has_no_case_row():
     position = dict(zip(ex.prototype_index[0].tolist(), ex.case_rows[0].tolist()))
     assert position[1] == -1 and ex.cases[0, list(ex.prototype_index[0]).index(1)] is None
     assert position[0] == before.case_rows[0, 0] and position[2] == before.case_rows[1, 0]
+
+
+def test_a_multilabel_prototype_is_represented_by_a_row_carrying_its_label():
+    # (a surviving mutant took each prototype's nearest row whatever its labels:
+    # label 2 is noise here, so the nearest row of its prototypes rarely has it)
+    from skproto import ProtoClassifier
+    from skproto.explain import prototype_rows
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    Y = np.c_[X[:, 0] > 0, X[:, 1] > 0, rng.rand(200) < 0.2].astype(int)
+    clf = ProtoClassifier(n_prototypes_per_class=3, project=False, max_epochs=3, random_state=0)
+    clf.fit(X, Y)
+    rows = prototype_rows(clf, X, Y)
+    codes = np.searchsorted(clf.classes_, clf.prototype_labels_)
+    assert (rows >= 0).all() and (Y[rows, codes] == 1).all()
