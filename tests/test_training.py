@@ -563,3 +563,138 @@ def test_a_diverged_partial_fit_leaves_the_history_as_it_was():
     for k, v in before.items():
         if isinstance(v, list):
             assert clf.history_[k] == v, k
+
+
+# --------------------------------- pins from a mutation audit of the training loop
+def _one_parameter_run(learning_rate, X_val, T_val, W_val=None, max_epochs=20, **settings):
+    """Train one scalar ``theta`` toward the rows (squared error); returns
+    ``(history, theta, theta after each epoch)``."""
+    theta = torch.nn.Parameter(torch.zeros(()))
+    module = torch.nn.Module()
+    module.theta = theta
+
+    def loss(xb, tb, wb):  # squared error for target 0, a hinge relu(theta - x)^2 for 1
+        e = torch.where(tb == 0, (theta - xb[:, 0]) ** 2, torch.relu(theta - xb[:, 0]) ** 2)
+        return (wb * e).sum() / wb.sum()
+
+    def score(X_, T_, W_=None):
+        return float(np.average(np.abs(X_[:, 0] - theta.item()) < 2, weights=W_))
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 10, (40, 1)).astype(np.float32)
+    seen = []
+    config = TrainingConfig(
+        max_epochs=max_epochs, batch_size=8, learning_rate=learning_rate, early_stopping=True,
+        n_iter_no_change=3, **settings,
+    )  # fmt: skip
+    history = train(
+        module, [theta], loss, X, np.zeros(40, dtype=int), np.ones(40, np.float32), config,
+        np.random.RandomState(0), score=score, X_val=X_val, targets_val=T_val,
+        weights_val=W_val, on_epoch_end=lambda epoch: seen.append(theta.item()),
+    )  # fmt: skip
+    return history, theta.item(), seen, X
+
+
+def test_held_out_loss_and_score_weigh_their_rows_and_the_epoch_loss_is_a_row_mean():
+    X_val = np.r_[np.zeros((10, 1)), np.full((10, 1), 4.0)].astype(np.float32)
+    W_val = np.r_[np.full(10, 9.0), np.ones(10)].astype(np.float32)  # rows at 0 weigh 9
+    history, theta, _, X = _one_parameter_run(0.0, X_val, np.zeros(20, dtype=int), W_val)
+    assert theta == 0.0  # (a rate of 0: every epoch scores theta = 0)
+    assert history["val_loss"][0] == pytest.approx((9 * 10 * 0 + 10 * 16) / 100)  # not 8
+    assert history["val_score"][0] == pytest.approx(0.9)  # not 0.5
+    assert history["loss"][0] == pytest.approx(float(np.mean(X[:, 0] ** 2)), rel=1e-6)
+
+
+def test_tied_held_out_losses_restore_the_earliest_epoch():
+    # the held-out hinge stays at exactly 0 while theta < 10: every epoch ties
+    X_val = np.full((10, 1), 10.0, np.float32)
+    history, theta, seen, _ = _one_parameter_run(0.1, X_val, np.ones(10, dtype=int))
+    assert len(set(history["val_loss"])) == 1 and len(seen) > 1
+    assert theta == seen[0] != seen[-1]
+
+
+def test_verbose_names_a_restored_epoch_only_when_one_was_restored(capsys):
+    X_val = np.full((10, 1), 10.0, np.float32)
+    _one_parameter_run(0.1, X_val, np.ones(10, dtype=int), verbose=1)
+    assert "restored epoch 1 (the lowest held-out loss)" in capsys.readouterr().out
+    toward = np.full((10, 1), 5.0, np.float32)  # its loss falls every epoch: the last is kept
+    history, *_ = _one_parameter_run(0.1, toward, np.zeros(10, dtype=int), verbose=1, max_epochs=3)
+    assert np.all(np.diff(history["val_loss"]) < 0)
+    out = capsys.readouterr().out
+    assert "reached max_epochs=3" in out and "restored epoch" not in out
+
+
+def test_temperature_settings_and_warm_refits():
+    X, y = load_iris(return_X_y=True)
+    # a warm refit fits the temperature on scores at temperature 1, not on the
+    # scores the last fit's temperature divided
+    clf = ProtoClassifier(max_epochs=5, warm_start=True, random_state=0).fit(X, y)
+    first = clf.temperature_
+    assert clf.fit(X, y).temperature_ == pytest.approx(first, rel=0.05)
+    # a number set after an "auto" fit is the temperature from the next call on
+    clf.set_params(temperature=5.0).fit(X, y)
+    assert clf.temperature_ == 5.0
+    other = ProtoClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert other.set_params(temperature=5.0).partial_fit(X, y).temperature_ == 5.0
+
+
+def test_held_out_rows_that_became_prototypes_are_scored_without_them():
+    # four rows per class, half held out: scored by its own prototype a held-out
+    # row reads certain, and the temperature fell from 2.2 to 1.2 (over-confident)
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=120, n_features=10, n_informative=8, n_classes=30, n_clusters_per_class=1,
+        random_state=0,
+    )  # fmt: skip
+    clf = ProtoClassifier(
+        n_prototypes_per_class=3, max_epochs=5, validation_fraction=0.5, random_state=0
+    ).fit(X, y)
+    assert clf.temperature_ > 1.7
+
+
+def test_stream_calls_count_epochs_shuffle_anew_and_train_in_float32(monkeypatch):
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="cbc", random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    clf.partial_fit(X[:10], y[:10], sample_weight=np.zeros(10))  # trains nothing
+    assert clf.n_iter_ == len(clf.history_["loss"]) == 1
+    seeds, real = [], template.train
+
+    def spy(net, *args, **kwargs):
+        seeds.append(args[6].get_state()[1][0])  # the call's RandomState
+        return real(net, *args, **kwargs)
+
+    monkeypatch.setattr(template, "train", spy)
+    stream = RBFPrototypeClassifier(loss="cbc", random_state=0)
+    for _ in range(3):
+        stream.partial_fit(X, y, classes=[0, 1, 2])
+    assert len(seeds) == 3 and len(set(seeds)) == 3
+    monkeypatch.undo()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for make in (ProtoClassifier, RBFPrototypeClassifier):
+            model = make(max_epochs=2, random_state=0).fit(X, y)
+            assert model.score(X, y) > 0.9
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_weights_beyond_the_training_span_are_refused():
+    X, y = load_iris(return_X_y=True)
+    w = np.ones(len(X))
+    w[0], w[1] = 2.0**120, 2.0**-100
+    with pytest.raises(ValueError, match="span"):
+        ProtoClassifier(max_epochs=2, random_state=0).fit(X, y, sample_weight=w)
+
+
+def test_distances_far_from_the_origin_train_as_near_it():
+    # without a map, distances are taken about the prototypes' mean: at an offset
+    # of 3,000 float32 cancellation made the first losses 2.0 instead of 0.13
+    X, y = load_iris(return_X_y=True)
+    losses = [
+        ProtoClassifier(projection=None, similarity="log", input_noise=0.0, max_epochs=3,
+                        random_state=0).fit(X + offset, y).loss_curve_
+        for offset in (0.0, 3e3)
+    ]  # fmt: skip
+    np.testing.assert_allclose(losses[1], losses[0], rtol=0.05)
