@@ -698,3 +698,65 @@ def test_distances_far_from_the_origin_train_as_near_it():
         for offset in (0.0, 3e3)
     ]  # fmt: skip
     np.testing.assert_allclose(losses[1], losses[0], rtol=0.05)
+
+
+def test_the_data_unit_is_a_power_of_two_and_train_scores_read_every_row_up_to_the_cap():
+    from skproto._torch.training import data_scale
+
+    X, _ = load_iris(return_X_y=True)
+    for scale in (1.0, 3.0, 1e-3):
+        unit = data_scale(X * scale)
+        assert np.log2(unit) == np.round(np.log2(unit))
+    assert data_scale(X) == 2.0
+    theta = torch.nn.Parameter(torch.zeros(()))
+    module = torch.nn.Module()
+    module.theta = theta
+    rows = []
+
+    def score(X_, T_, W_=None):
+        rows.append(len(X_))
+        return 0.0
+
+    X = np.arange(2000, dtype=np.float32)[:, None]  # the cap: every row, not every second
+    config = TrainingConfig(max_epochs=1, batch_size=500, learning_rate=0.1)
+    train(
+        module, [theta], lambda xb, tb, wb: ((theta - xb[:, 0]) ** 2).mean(), X,
+        np.zeros(2000, dtype=int), np.ones(2000, np.float32), config, np.random.RandomState(0),
+        score=score,
+    )  # fmt: skip
+    assert rows == [2000]
+
+
+def test_proto_network_similarities_and_tied_prototypes():
+    from skproto.geometry.similarities import rbf_similarity
+    from skproto.heads import LinearHead
+    from skproto.proto._network import ProtoNetwork
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(similarity="rbf", max_epochs=3, random_state=0).fit(X, y)
+    net = clf._inference_network()
+    with torch.no_grad():
+        _, d, s = net(torch.as_tensor(X[:5], dtype=net.prototypes.dtype))
+    np.testing.assert_allclose(s.numpy(), rbf_similarity(d, net.width).numpy(), rtol=1e-6)
+    # a token row without a real token is at distance 1 from every prototype
+    P = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    tokens = ProtoNetwork(None, P.clone(), LinearHead(torch.eye(2)), "cosine", 1.0, n_tokens=2)
+    x = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.0] * 6])
+    _, d, s = tokens(x)
+    np.testing.assert_array_equal(d.detach().numpy(), [[0.0, 1.0], [1.0, 1.0]])
+    # a projected model's prototypes stay the latent vectors of their cases while
+    # partial_fit trains the map
+    clf = ProtoClassifier(projection="linear", max_epochs=3, random_state=0).fit(X, y)
+    clf.partial_fit(X, y).partial_fit(X, y)
+    net = clf._inference_network()
+    with torch.no_grad():
+        latent = net.latent(torch.as_tensor(clf._state["cases"])).numpy()
+    np.testing.assert_allclose(clf._state["prototypes"], latent, atol=1e-5)
+    # tied prototypes follow the map as it trains, not the vectors stored last
+    assert net.tied.item()
+    with torch.no_grad():
+        for p in net.latent_map.parameters():
+            p.mul_(1.5)
+        np.testing.assert_allclose(
+            net.prototype_vectors().numpy(), net.latent(net.cases).numpy(), rtol=1e-6
+        )
