@@ -863,3 +863,34 @@ def test_replay_draws_only_earlier_classes_with_rows_and_merges_empty_batches():
     merged = merge_moments(moments, class_moments(X[:0], T[:0], 4))
     for got, want in zip(merged, moments):
         np.testing.assert_array_equal(got, want)  # (0 / 0 made the unseen means NaN)
+
+
+def test_network_detections_own_index_and_waterfall_columns():
+    # pins from a mutation audit of rbf/_network.py and explain/_steps.py
+    from sklearn.datasets import load_iris
+
+    from skproto import NearestMeanClassifier
+    from skproto.explain import waterfall
+    from skproto.heads import NearestHead, ReasoningHead
+    from skproto.rbf._network import RBFNetwork
+
+    # a smooth detection at its own component is 1 at any scale (the floor is in
+    # squared data units: at sigma 1e-8 a floor of sigma read 4.5e-5)
+    W = torch.zeros(1, 2, dtype=torch.float64)
+    net = RBFNetwork(
+        W, None, torch.tensor(np.log(1e-8), dtype=torch.float64),
+        ReasoningHead(torch.zeros(1, 1, dtype=torch.float64)),
+    )  # fmt: skip
+    assert float(net.detections(W, smooth=True).detach()[0, 0]) == pytest.approx(1.0, abs=1e-5)
+    # each class's components, padded with -1 where classes have fewer
+    labels = torch.tensor([0, 0, 1, 2])
+    net = RBFNetwork(torch.zeros(4, 2), None, torch.zeros(()), NearestHead(labels, 3))
+    np.testing.assert_array_equal(net._own_index().numpy(), [[0, 1], [2, -1], [3, -1]])
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X[:1], n_prototypes=2)
+    steps = waterfall(ex, 0)
+    values = [s.prototype_value for s in steps.steps if s.kind == "prototype"]
+    np.testing.assert_allclose(values, ex.value[0])  # the listed prototypes' distances
+    other = waterfall(ex, 0, column="runner_up")
+    c = list(ex.classes).index(ex.runner_up[0])
+    assert other.label == ex.runner_up[0] and other.score == pytest.approx(ex.scores[0, c])
