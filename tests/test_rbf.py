@@ -894,3 +894,42 @@ def test_network_detections_own_index_and_waterfall_columns():
     other = waterfall(ex, 0, column="runner_up")
     c = list(ex.classes).index(ex.runner_up[0])
     assert other.label == ex.runner_up[0] and other.score == pytest.approx(ex.scores[0, c])
+
+
+def test_the_tie_margin_of_the_nearest_radius_is_in_distance_units():
+    # components at 0 and 1, x at 0.2, sigma 2, T 1e9: the probabilities'
+    # rounding ties log-ratios below 4 eps T, that is distances below
+    # e = 4 eps T sigma (plus a few ulps of the largest distance); the radius keeps
+    # d_1 - d_0 >= e: (d_1^2 - d_0^2 - 2 e d_0 - e^2) / (2 (gap + e)). (A surviving
+    # mutant divided by sigma: radii 5e-4 too large at T = 1e10 on iris x 100)
+    from skproto.heads import NearestHead
+    from skproto.rbf._network import _SCORE_ROUNDING, RBFNetwork
+
+    W = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    net = RBFNetwork(
+        W, None, torch.tensor(np.log(2.0), dtype=torch.float64),
+        NearestHead(torch.tensor([0, 1]), 2),
+    ).double().freeze()  # fmt: skip
+    net.temperature.fill_(1e9)
+    eps = float(np.finfo(np.float64).eps)
+    with torch.no_grad():
+        r = net.certified_radius(
+            torch.tensor([[0.2]], dtype=torch.float64), torch.tensor([0]), tie=eps
+        )
+    e = 4 * eps * 1e9 * 2.0 + _SCORE_ROUNDING * 0.8
+    want = (0.8**2 - 0.2**2 - 2 * e * 0.2 - e**2) / (2 * (1.0 + e))
+    assert float(r[0]) == pytest.approx(want, rel=1e-12, abs=0)
+    # at T = 1 the ulps term dominates: it reads the largest distance (a far
+    # component at 1,000), not the smallest
+    W = torch.tensor([[0.0], [1.0], [1000.0]], dtype=torch.float64)
+    net = RBFNetwork(
+        W, None, torch.tensor(np.log(2.0), dtype=torch.float64),
+        NearestHead(torch.tensor([0, 1, 1]), 2),
+    ).double().freeze()  # fmt: skip
+    with torch.no_grad():
+        r = net.certified_radius(
+            torch.tensor([[0.2]], dtype=torch.float64), torch.tensor([0]), tie=eps
+        )
+    e = 4 * eps * 2.0 + _SCORE_ROUNDING * 999.8
+    want = (0.8**2 - 0.2**2 - 2 * e * 0.2 - e**2) / (2 * (1.0 + e))
+    assert float(r[0]) == pytest.approx(want, rel=1e-13, abs=0)
