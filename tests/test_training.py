@@ -567,8 +567,8 @@ def test_a_diverged_partial_fit_leaves_the_history_as_it_was():
 
 # --------------------------------- pins from a mutation audit of the training loop
 def _one_parameter_run(learning_rate, X_val, T_val, W_val=None, max_epochs=20, **settings):
-    """Train one scalar ``theta`` toward the rows (squared error); returns
-    ``(history, theta, theta after each epoch)``."""
+    """Train one scalar ``theta`` toward 40 rows in [0, 10) (squared error); returns
+    ``(history, theta, theta after each epoch, the rows)``."""
     theta = torch.nn.Parameter(torch.zeros(()))
     module = torch.nn.Module()
     module.theta = theta
