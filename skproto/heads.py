@@ -79,7 +79,11 @@ class ReasoningHead(torch.nn.Module):
             Softmax of the logits over each class's column; ``r_minus`` is all
             zeros with ``negative=False``.
         """
-        R = torch.softmax(self.logits, dim=0)
+        return self._halves(torch.softmax(self.logits, dim=0))
+
+    def _halves(self, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``r+`` and ``r-`` rows of a per-logit quantity (zeros for ``r-``
+        with ``negative=False``)."""
         if self.negative:
             K = R.shape[0] // 2
             return R[:K], R[K:]
@@ -123,8 +127,7 @@ class ReasoningHead(torch.nn.Module):
         """
         # the log of the softmax directly: log(softmax) is -inf for a weight below
         # float32's smallest (logits 104 apart), log_softmax its exact value
-        log_r = torch.log_softmax(self.logits, dim=0)
-        log_rp = log_r[: len(log_r) // 2] if self.negative else log_r
+        log_rp, _ = self._halves(torch.log_softmax(self.logits, dim=0))
         if torch.is_grad_enabled() and (log_d.requires_grad or log_rp.requires_grad):
             return _block_logsumexp(log_d, log_rp)
         m = log_d.amax(1, keepdim=True).clamp_min(torch.finfo(log_d.dtype).min)

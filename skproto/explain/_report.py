@@ -28,6 +28,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from .._validation import (
     check_label_kinds,
     check_non_negative_int,
+    check_positive_int,
     label_array,
 )
 from ._cases import (
@@ -344,8 +345,7 @@ def make_report(
     """
     estimator, X, X_train, query_cases, cases = unpipe(estimator, X, X_train, query_cases, cases)
     check_is_fitted(estimator)
-    if not isinstance(page_size, (int, np.integer)) or page_size < 1:
-        raise ValueError(f"page_size must be a positive int, got {page_size!r}.")
+    check_positive_int(page_size, "page_size")
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
     check_non_negative_int(n_neighbors, "n_neighbors")
