@@ -494,7 +494,7 @@ def test_a_per_class_stream_factorizes_only_the_classes_of_each_chunk(monkeypatc
     rng = np.random.RandomState(0)
     calls = []
     real = nm.whitener
-    monkeypatch.setattr(nm, "whitener", lambda cov: calls.append(1) or real(cov))
+    monkeypatch.setattr(nm, "whitener", lambda cov, floor=0.0: calls.append(1) or real(cov, floor))
     lazy = NearestMeanClassifier(metric="mahalanobis", covariance="per_class", temperature="auto")
     lazy.partial_fit(rng.normal(size=(60, 5)), np.arange(60) % 3)
     lazy.partial_fit(rng.normal(size=(60, 5)), np.arange(60) % 3)
@@ -510,7 +510,7 @@ def test_a_per_class_stream_factorizes_only_the_classes_of_each_chunk(monkeypatc
     extra = rng.normal(size=(80, 5)) + X[y == 7][:1]
     stream = NearestMeanClassifier(**params).partial_fit(X, y)
     stream.partial_fit(extra[:40], np.full(40, 7))  # (the first call held out every class)
-    monkeypatch.setattr(nm, "whitener", lambda cov: calls.append(1) or real(cov))
+    monkeypatch.setattr(nm, "whitener", lambda cov, floor=0.0: calls.append(1) or real(cov, floor))
     stream.partial_fit(extra[40:], np.full(40, 7))
     assert len(calls) == 3  # the pooled and background covariances, and class 7's
     monkeypatch.setattr(nm, "whitener", real)

@@ -932,7 +932,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         q4 = st.q4.sum() if st.q4 is not None else None
         a = shrinkage_amount(self.covariance_shrinkage, S, total, q4)
         shared = shrunk_covariance(S, a)
-        shared_white = whitener(shared)
+        lowest = a * max(np.trace(S), 0.0) / len(S)  # what shrinkage adds to the diagonal
+        shared_white = whitener(shared, lowest)
         if shared_white is None:  # zero within-class scatter: fall back to Euclidean
             shared_white = np.eye(S.shape[0])
         # Background Gaussian of all the data, for the relative score_samples:
@@ -940,7 +941,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # amount toward the same target as the within-class one. Then
         # background - shared = (1 - a) * between is PSD, so no direction
         # without class structure can make an input look *more* typical.
-        background_white = whitener(shared + (1.0 - a) * between)
+        background_white = whitener(shared + (1.0 - a) * between, lowest)  # (between: PSD)
         if background_white is None:
             background_white = np.eye(S.shape[0])
         out = dict(background_whiten=background_white)
@@ -973,7 +974,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = shrunk_covariance(Sc, amounts[c])
-            whiten[c] = whitener(covs[c])
+            whiten[c] = whitener(covs[c], amounts[c] * max(np.trace(Sc), 0.0) / len(Sc))
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
                 covs[c], whiten[c], amounts[c] = shared, shared_white, a
             elif cache is not None:
