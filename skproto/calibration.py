@@ -456,14 +456,28 @@ def grid_log_loss(
     return sums, float(w.sum())
 
 
+#: Weight of the uniform pseudo-row that smooths :func:`grid_temperature`'s loss.
+#: Measured (5-fold log-loss of nearest means, Euclidean / Mahalanobis, at 1, 0.3
+#: and 0.1): iris 0.278 / 0.269, 0.205 / 0.156, 0.177 / 0.095; standardised wine
+#: 0.146 / 0.095, 0.122 / 0.058, 0.119 / 0.044; breast cancer and digits within
+#: 0.003. On CLINC150's val split with 2-8 training rows per class (three draws)
+#: 0.1 was lower or equal everywhere (Mahalanobis, 4 rows: 0.844, 0.825, 0.819);
+#: on digits with 16 rows per class, Euclidean, higher (0.391, 0.393, 0.421),
+#: elsewhere lower (2-8 rows: 1.54 -> 1.34, 0.77 -> 0.63, 0.51 -> 0.45).
+GRID_PSEUDO_ROWS = 0.1
+
+
 def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = None) -> float:
     """The temperature minimising accumulated :func:`grid_log_loss` sums (1.0 if empty).
 
     ``grid`` is the one the sums were taken at (default :data:`TEMPERATURE_GRID`).
 
-    The loss is smoothed as in :func:`fit_temperature`, by one uniform
-    pseudo-row (``smoothing = 1 / (total + 1)``), so that perfectly separated
-    held-out rows do not drive ``t`` to the grid's lower end. The grid's
+    The loss is smoothed by a tenth of a uniform pseudo-row
+    (``smoothing = 0.1 / (total + 0.1)``, :data:`GRID_PSEUDO_ROWS`), so that
+    perfectly separated held-out rows do not drive ``t`` to the grid's lower
+    end. (A whole pseudo-row, as :func:`fit_temperature` takes, outweighed
+    the few held-out rows of small data: iris, Mahalanobis nearest means,
+    5-fold log-loss 0.269 against 0.095, with ``t`` 9.9 against 3.0.) The grid's
     minimum is refined by the vertex of the parabola through it and its two
     neighbours in ``log t``.
 
@@ -494,7 +508,7 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     """
     if not total > 0:
         return 1.0
-    eps = 1.0 / (total + 1.0)
+    eps = GRID_PSEUDO_ROWS / (total + GRID_PSEUDO_ROWS)
     loss = (1.0 - eps) * sums[0] + eps * sums[1]
     grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     u = np.log(grid)
