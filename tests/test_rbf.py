@@ -933,3 +933,22 @@ def test_the_tie_margin_of_the_nearest_radius_is_in_distance_units():
     e = 4 * eps * 2.0 + _SCORE_ROUNDING * 999.8
     want = (0.8**2 - 0.2**2 - 2 * e * 0.2 - e**2) / (2 * (1.0 + e))
     assert float(r[0]) == pytest.approx(want, rel=1e-13, abs=0)
+
+
+def test_auto_temperature_is_not_under_confident_on_small_data():
+    """The held-out losses were smoothed by one uniform pseudo-row, which
+    outweighed the few held-out rows of small data: standardised iris, 5-fold
+    log-loss 0.229 (mean confidence about 0.8 at accuracy 0.96); a tenth of
+    one: 0.104."""
+    from sklearn.datasets import load_iris
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    losses = []
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        m = RBFPrototypeClassifier(random_state=0).fit(X[tr], y[tr])
+        losses.append(log_loss(y[te], m.predict_proba(X[te]), labels=m.classes_))
+    assert np.mean(losses) < 0.16, np.mean(losses)
