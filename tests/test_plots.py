@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_iris
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 from skproto.explain import (
@@ -18,6 +20,9 @@ from skproto.explain import (
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 plt = pytest.importorskip("matplotlib.pyplot")
+from matplotlib.colors import to_rgba  # noqa: E402
+
+from skproto.explain._plot import _COLORS  # noqa: E402
 
 ESTIMATORS = {
     "nearest_mean": lambda: NearestMeanClassifier(),
@@ -259,3 +264,192 @@ def test_embedding_places_cosine_class_means_among_their_rows():
         own = display.points[display.point_labels == label]
         centre, spread = own.mean(axis=0), own.std(axis=0).max()
         assert np.linalg.norm(display.prototype_points[k] - centre) < spread
+
+
+# Pinned by a mutation audit of explain/_plot.py (2026-12-06)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def _bar_colour(bar):
+    return to_rgba(bar.get_facecolor())
+
+
+def test_waterfall_bars_are_coloured_by_kind_and_sign_and_hatched_for_absence(iris):
+    """Mutation audit of the plots (each case passed under a mutant): kills P02 (positive/negative
+    colours swapped), P03 (the bias colour given to
+    the 'other' bar) and P04 (the 'presence' parts hatched instead of 'absence')."""
+    X, y = iris
+    for clf in (
+        NearestMeanClassifier().fit(X, y),
+        RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0).fit(X, y),
+    ):
+        display = ExplanationDisplay.from_estimator(clf, X, sample=0, n_prototypes=2)
+        signs = set()
+        for w, bars in zip(display.waterfalls, display.bars_):
+            for step, bar in zip(w.steps, bars):
+                if step.kind == "bias":
+                    want = _COLORS["bias"]
+                else:
+                    want = _COLORS["positive"] if step.value >= 0 else _COLORS["negative"]
+                    signs.add(step.value >= 0)
+                assert _bar_colour(bar) == to_rgba(want), (step.kind, step.value)
+                assert bar.get_hatch() in (("//",) if step.part == "absence" else ("", None))
+            assert _bar_colour(bars[-1]) == to_rgba(_COLORS["score"])
+        if isinstance(clf, NearestMeanClassifier):
+            assert signs == {True, False}  # (both signs are drawn in this case)
+        else:
+            parts = {s.part for w in display.waterfalls for s in w.steps}
+            assert {"presence", "absence"} <= parts
+
+
+def test_waterfall_reads_top_down_and_thumbnails_sit_on_their_bars(iris):
+    """Mutation audit of the plots (each case passed under a mutant): kills P05 (bars drawn bottom-
+    up: the score bar on top, the bias at the
+    bottom) and P06 (each thumbnail placed beside the bar above its own)."""
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    images = [np.arange(16.0).reshape(4, 4) + i for i in range(len(X))]
+    display = ExplanationDisplay.from_estimator(
+        clf, X, sample=0, n_prototypes=2, cases=images, X_train=X, y_train=y
+    )
+    ax, bars = display.axes_[0], display.bars_[0]
+    centres = [b.get_y() + b.get_height() / 2 for b in bars]
+    assert centres == sorted(centres, reverse=True)  # bias first, on top; score last
+    by_height = sorted(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()]))
+    assert by_height[-1][1] == display.waterfalls[0].steps[0].label  # the top row: the bias
+    assert by_height[0][1] == "= score"
+    # the first panel's thumbnails belong to its prototype steps 1 and 2
+    steps = display.waterfalls[0].steps
+    proto_rows = [centres[i] for i, s in enumerate(steps) if s.case is not None]
+    assert len(proto_rows) == 2
+    assert [box.xy[1] for box in display.thumbnails_[:2]] == proto_rows
+
+
+def test_waterfall_title_states_the_class_score_and_the_zero_line_is_at_zero(iris):
+    """Mutation audit of the plots (each case passed under a mutant): kills P07 (the title shows
+    the bias as the score) and P11 (the
+    reference line drawn at the bias instead of at 0)."""
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    display = ExplanationDisplay.from_estimator(clf, X, sample=60, n_prototypes=2)
+    scores = clf.decision_function(X[60:61])[0]
+    for w, ax in zip(display.waterfalls, display.axes_):
+        score = scores[np.searchsorted(clf.classes_, w.label)]
+        assert ax.get_title() == f"class {w.label}: score {score:.4g}"
+        assert list(ax.lines[0].get_xdata()) == [0.0, 0.0]
+
+
+def test_waterfall_from_explanation_alone_shows_the_runner_up_score(iris):
+    """Mutation audit of the plots (each case passed under a mutant): kills P08 (without
+    runner_up=, the second panel repeated the prediction)
+    and P09 (a binary model got one panel only)."""
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    ex = clf.explain(X[60:61], 2)
+    display = ExplanationDisplay.from_explanation(ex)
+    labels = [w.label for w in display.waterfalls]
+    assert labels == [ex.explained[0], ex.runner_up[0]]
+    assert f"class {ex.runner_up[0]}:" in display.axes_[1].get_title()
+    binary = NearestMeanClassifier().fit(X[:100], y[:100])
+    shown = ExplanationDisplay.from_estimator(binary, X[:100], sample=0)
+    assert len(shown.axes_) == 2
+
+
+def test_gallery_titles_name_each_cell_own_label_and_case():
+    """Mutation audit of the plots (each case passed under a mutant): kills P12 (every neighbour
+    titled with the first neighbour's label), P18
+    (every prototype titled with the first prototype's class), P16 (a prototype's
+    own case from prototype_cases ignored), P15 (a prototype without a row drew
+    the last training case) and P14 (long texts cut at 2 lines instead of 5)."""
+    long = "word " * 30
+    cases = ["case zero", "case one", long, "the last case"]
+    display = PrototypeGalleryDisplay(
+        [0, 1],
+        ["a", "b"],
+        [-1, 2],
+        [[0, 1], [1, 3]],
+        [["a", "b"], ["b", "c"]],
+        [0.5, 1.0],
+        cases=cases,
+    ).plot()
+    titles = [[ax.get_title() for ax in row] for row in display.axes_]
+    assert titles == [
+        ["#0 'a' purity 0.50", "neighbour 1: 'a'", "neighbour 2: 'b'"],
+        ["#1 'b' purity 1.00", "neighbour 1: 'b'", "neighbour 2: 'c'"],
+    ]
+    assert display.axes_[0, 0].texts[0].get_text() == "-"  # no row: no case
+    wrapped = "\n".join(textwrap.wrap(case_text(long, max_chars=120), 28)[:5])
+    assert display.axes_[1, 0].texts[0].get_text() == wrapped and wrapped.count("\n") == 4
+    own = PrototypeGalleryDisplay(
+        [0],
+        ["a"],
+        [-1],
+        np.zeros((1, 0), int),
+        np.zeros((1, 0)),
+        [1.0],
+        prototype_cases=["its own case"],
+    ).plot()
+    assert own.axes_[0, 0].texts[0].get_text() == "its own case"
+
+
+def test_gallery_shows_max_classes_classes_and_ten_neighbours_without_the_own_row():
+    """Mutation audit of the plots (each case passed under a mutant): kills P13 (max_classes=5 drew
+    4 classes) and P17 (n_neighbors=10 gave 9
+    neighbours: the own row was among the 10 searched)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    clf = NearestMeanClassifier().fit(X, y)
+    display = PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=10)
+    assert [int(c) for c in clf.prototype_labels_[display.prototype_index_]] == [0, 1, 2, 3, 4]
+    assert display.neighbors_.shape == (5, 10) and display.axes_.shape == (5, 11)
+    assert all(r not in near for r, near in zip(display.rows, display.neighbors_))
+
+
+def test_embedding_colours_points_and_stars_by_their_own_class():
+    """Mutation audit of the plots (each case passed under a mutant): kills P19 (prototype stars
+    coloured by another class's colour) and P20
+    (a subsample's points coloured by the labels of the first rows)."""
+    rng = np.random.RandomState(0)
+    centres = np.array([[0, 0, 0], [8, 0, 0], [0, 8, 0], [0, 0, 8]], float)
+    y = rng.permutation(np.repeat(np.arange(4), 50))
+    X = centres[y] + rng.normal(size=(200, 3))
+    clf = NearestMeanClassifier().fit(X, y)
+    display = EmbeddingDisplay.from_estimator(clf, X, y, max_points=100)
+    # each drawn point is the projection of a training row of the label it is coloured by
+    projected = display.projector_.transform(X)
+    nearest = np.argmin(((display.points[:, None] - projected[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(display.point_labels, y[nearest])
+    point_colours = display.points_.get_facecolors()
+    star_colours = display.prototypes_.get_facecolors()
+    for k, label in enumerate(display.prototype_labels):
+        same = point_colours[display.point_labels == label]
+        np.testing.assert_allclose(star_colours[k, :3], same[0, :3])
+        np.testing.assert_allclose(same[:, :3], same[:1, :3].repeat(len(same), 0))
+
+
+def test_embedding_legend_names_eleven_classes():
+    """Mutation audit of the plots (each case passed under a mutant): kills P22 (the class legend
+    dropped for 10 to 12 classes).
+    """
+    rng = np.random.RandomState(0)
+    y = np.arange(110) % 11
+    X = rng.normal(size=(110, 3)) + y[:, None]
+    clf = NearestMeanClassifier().fit(X, y)
+    display = EmbeddingDisplay.from_estimator(clf, X, y)
+    texts = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert texts == ["prototypes"] + [str(c) for c in range(11)]
+
+
+def test_embedding_legend_names_nanosecond_dates_as_dates():
+    # classes.tolist() turns datetime64[ns] into int nanoseconds: the legend read
+    # 1577836800000000000 (the gallery and the waterfall already show 2020-01-01)
+    X, y = load_iris(return_X_y=True)
+    days = np.array(["2020-01-01", "2021-06-01", "2022-12-31"], dtype="datetime64[ns]")[y]
+    clf = NearestMeanClassifier().fit(X, days)
+    display = EmbeddingDisplay.from_estimator(clf, X, days)
+    texts = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert texts == ["prototypes", "2020-01-01", "2021-06-01", "2022-12-31"]

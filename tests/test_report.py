@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 from browser import load, probe, screenshot
 from helpers import CLINC150_NPZ
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_iris
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 from skproto.explain import (
@@ -18,7 +19,9 @@ from skproto.explain import (
     png_bytes,
     prototype_rows,
     rendered,
+    waterfall,
 )
+from skproto.metrics import own_class_evidence, prototype_purity
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -644,3 +647,201 @@ def test_training_rows_cases_and_neighbours_are_checked():
     bare = PrototypeGalleryDisplay.from_estimator(clf, X, y, n_neighbors=0)  # (prototypes only)
     assert bare.axes_.shape == (3, 1) and bare.neighbors_.shape == (3, 0)
     matplotlib.pyplot.close("all")
+
+
+# Pinned by a mutation audit of explain/_report.py (2026-12-06)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def _queries(page):
+    """{index: html of that query's <details>}."""
+    parts = page.split("<details class='query' data-index='")[1:]
+    return {int(p[: p.index("'")]): p[: p.index("</details>")] for p in parts}
+
+
+def _panels(query):
+    return query.split("<div class='panel'")[1:]
+
+
+STEP = re.compile(
+    r"<tr class='step' data-prototype='(\d+)' data-train-row='(-?\d+)' "
+    r"data-contribution='([^']*)'><td class='num'>#\d+</td><td>(.*?)</td>"
+    r"<td class='case'>.*?</td><td class='num'>([^<]*)</td><td class='num'>([^<]*)</td></tr>"
+)
+
+
+def test_panel_tables_show_each_prototypes_class_value_contribution_and_the_totals(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R05 (the value column
+    showed the contribution), R06 (contributions shown
+    with the wrong sign), R07 (the 'other prototypes' row showed the bias), R08 (the
+    '= score' row showed score - bias), R20 (each listed prototype named with the
+    panel's class) and R24 (the panel heading showed the bias as the score)."""
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    queries = [0, 60, 120]
+    page = make_report(clf, X[queries], n_prototypes=3)
+    ex = clf.explain(X[queries], 3)
+    second = clf.explain(X[queries], 3, target=ex.runner_up)  # (ranked for the runner-up)
+    seen_other_class = False
+    for i, query in _queries(page).items():
+        for panel, column in zip(_panels(query), ["explained", "runner_up"]):
+            w = waterfall(ex if column == "explained" else second, i)
+            bias, *protos, other = w.steps
+            found = STEP.findall(panel)
+            assert len(found) == len(protos) == 3
+            for (k, _, _, label, value, contribution), step in zip(found, protos):
+                assert int(k) == step.prototype
+                assert label == f"<bdi>{step.prototype_label}</bdi>"
+                seen_other_class |= step.prototype_label != w.label
+                assert value == f"{step.prototype_value:.3g}"
+                assert contribution == f"{step.value:+.4g}"
+            assert f"<h4>{'predicted' if column == 'explained' else 'runner-up'} " in panel
+            assert f"</bdi>: score {w.score:.4g}</h4>" in panel
+            totals = re.findall(r"<td colspan='3'>(.*?)</td><td class='num'>(.*?)</td>", panel)
+            assert totals == [
+                (other.label, f"{other.value:+.4g}"),
+                (bias.label, f"{bias.value:+.4g}"),
+                ("<b>= score</b>", f"<b>{w.score:.4g}</b>"),
+            ]
+    assert seen_other_class  # (a prototype of another class is listed)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_svg_bars_are_contiguous_signed_and_to_scale(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R03 (negative steps
+    drawn with the positive class and vice versa),
+    R04 (each step's bar started at the end of the next one) and R25 (the axis
+    left out 0: the score bar drawn from outside the picture)."""
+    X, y = iris
+    models = [
+        NearestMeanClassifier().fit(X, y),
+        RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0).fit(X, y),
+        # (row 0: the bias and every running total above 0)
+        ProtoClassifier(max_epochs=2, random_state=0).fit(X, y),
+    ]
+    for clf in models:
+        page = make_report(clf, X[[0, 60]], n_prototypes=2)
+        ex = clf.explain(X[[0, 60]], 2)
+        second = clf.explain(X[[0, 60]], 2, target=ex.runner_up)
+        for i, query in _queries(page).items():
+            for panel, ranked in zip(_panels(query), [ex, second]):
+                w = waterfall(ranked, i)
+                svg = panel[panel.index("<svg") : panel.index("</svg>")]
+                rect = r"<rect class='(\w+)' x='([\d.-]+)' y='\d+' width='([\d.]+)'"
+                rects = re.findall(rect, svg)
+                zero = float(re.search(r"<line x1='([\d.-]+)'", svg).group(1))
+                assert 4 - 0.05 <= zero <= 256 + 0.05  # 0 is inside the picture
+                kinds = [
+                    "bias" if s.kind == "bias" else ("pos" if s.value >= 0 else "neg")
+                    for s in w.steps
+                ]
+                assert [r[0] for r in rects] == kinds + ["score"]
+                spans = [(float(a), float(a) + float(b)) for _, a, b in rects]
+                assert min(abs(spans[0][0] - zero), abs(spans[0][1] - zero)) < 0.15  # bias from 0
+                assert min(abs(spans[-1][0] - zero), abs(spans[-1][1] - zero)) < 0.15  # score too
+                scale = (spans[-1][1] - spans[-1][0]) / abs(w.score)
+                for (a, b), s in zip(spans, w.steps):
+                    assert abs((b - a) - max(abs(s.value) * scale, 0.5)) < 0.25
+                # each bar starts where the one before it ends
+                for (a0, b0), (a1, b1) in zip(spans[:-2], spans[1:-1]):
+                    assert min(abs(p - q) for p in (a0, b0) for q in (a1, b1)) < 0.15
+
+
+def test_query_lines_mark_right_and_wrong_with_the_true_label_and_the_margin(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R10 (right/wrong marks
+    swapped), R11 ('wrong (true ...)' named the
+    prediction), R12 (the summary gave the OOD score as the margin) and R22
+    (the accuracy shown was the error rate)."""
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    rows = np.arange(50, 150, 5)
+    page = make_report(clf, X[rows], names[y[rows]])
+    pred = clf.predict(X[rows])
+    ex = clf.explain(X[rows], 1)
+    assert (pred != names[y[rows]]).any() and (pred == names[y[rows]]).any()
+    for i, query in _queries(page).items():
+        summary = query[query.index("<summary>") : query.index("</summary>")]
+        if pred[i] == names[y[rows[i]]]:
+            assert "<span class='right'>right</span>" in summary and "wrong" not in summary
+        else:
+            assert f"wrong (true <bdi>&#x27;{names[y[rows[i]]]}&#x27;</bdi>)" in summary
+        assert f", margin {ex.margin[i]:.3g}, in-distribution" in summary
+    accuracy = np.mean(pred == names[y[rows]])
+    assert f"accuracy on these queries</td><td class='num'>{accuracy:.4f}<" in page
+
+
+def test_a_binary_model_explains_the_runner_up_too_and_pages_are_numbered(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R13 (a two-class model
+    lost its runner-up panel) and R09 (data-page
+    held the first query's index instead of the page number)."""
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X[:100], y[:100])
+    page = make_report(clf, X[:25], page_size=10)
+    assert all(len(_panels(q)) == 2 for q in _queries(page).values())
+    assert re.findall(r"<div class='page' data-page='(\d+)'>", page) == ["0", "1", "2"]
+
+
+def test_model_table_counts_prototypes_and_shows_own_class_evidence(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R15 (the 'prototypes'
+    line counted the classes) and R18 (own-class
+    evidence showed the top prototype's share)."""
+    X, y = iris
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=2, random_state=0).fit(X, y)
+    page = make_report(clf, X[::10])
+    assert "<td>prototypes</td><td class='num'>6</td>" in page
+    own = own_class_evidence(clf, X[::10])
+    assert f"<td>own-class evidence (mean)</td><td class='num'>{own:.3f}</td>" in page
+
+
+def test_gallery_gives_each_class_the_mean_purity_of_its_prototypes(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R19 (a class's summary
+    gave its best prototype's purity).
+    """
+    X, y = iris
+    clf = ProtoClassifier(n_prototypes_per_class=3, max_epochs=2, random_state=0).fit(X, y)
+    page = make_report(clf, X[:1], X_train=X, y_train=y)
+    purity = prototype_purity(clf, X, y, aggregate=None)
+    labels = np.asarray(clf.prototype_labels_)
+    found = re.findall(r"\((\d+) prototypes, mean purity ([\d.]+)\)", page)
+    expected = [
+        (str((labels == c).sum()), f"{purity[labels == c].mean():.2f}") for c in clf.classes_
+    ]
+    assert found == expected
+    assert any(purity[labels == c].max() != purity[labels == c].mean() for c in clf.classes_)
+
+
+def test_gallery_names_each_neighbour_by_its_own_label(iris):
+    """Mutation audit of the report (each case passed under a mutant): kills R21 (a neighbour shown
+    with its prototype's label).
+    """
+    X, y = iris
+    clf = NearestMeanClassifier().fit(X, y)
+    page = make_report(clf, X[:1], X_train=X, y_train=y, n_neighbors=60)
+    shown = re.findall(r"<li data-row='(\d+)'>.*?<small>\(<bdi>([^<]*)</bdi>\)</small></li>", page)
+    assert len(shown) == 180
+    assert all(label == str(y[int(r)]) for r, label in shown)
+    assert len({label for _, label in shown}) == 3
+
+
+def test_query_images_and_training_images_of_the_same_index_are_not_confused():
+    """Mutation audit of the report (each case passed under a mutant): kills R17 (the image cache
+    keyed by row only: query i showed training image i).
+    """
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 1, (10, 4)), rng.normal(3, 1, (10, 4))]
+    y = np.repeat([0, 1], 10)
+    clf = NearestMeanClassifier().fit(X, y)
+    train_images = [np.full((4, 4), 0.0) + np.eye(4) for _ in range(20)]  # a diagonal
+    query_images = [np.full((4, 4), 0.0) + np.eye(4)[::-1] for _ in range(20)]  # the other
+    page = make_report(clf, X, cases=train_images, query_cases=query_images, X_train=X, y_train=y)
+    from skproto.explain._cases import png_data_uri
+
+    q, t = png_data_uri(query_images[0]), png_data_uri(train_images[0])
+    for i, query in _queries(page).items():
+        head = query[query.index("<span class='query-case'>") : query.index("&rarr;")]
+        assert q in head and t not in head, i

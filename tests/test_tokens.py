@@ -9,7 +9,7 @@ import pytest
 from helpers import assert_explain_faithful
 
 from skproto import ProtoClassifier
-from skproto._tokens import pack_tokens, token_dim, unpack_tokens
+from skproto._tokens import check_token_layout, pack_tokens, token_dim, unpack_tokens
 
 T, D = 5, 6
 
@@ -236,3 +236,38 @@ def test_no_row_a_prototype_could_take_leaves_it_free_not_a_crash():
         warnings.simplefilter("ignore")  # (they are warned of)
         clf = ProtoClassifier(head="linear", max_epochs=2, random_state=0).fit(X, Y)
     assert np.all(clf.prototype_sample_indices_ == -1)
+
+
+def test_a_class_whose_rows_all_have_empty_slots_still_has_real_tokens():
+    """Mutation audit of _tokens.py: kills T01 (a row counted as having a real token only when
+    every slot is
+    real: padded sentences of a class read as 'no real token')."""
+    E = np.ones((4, 3, 2))
+    mask = np.array([[1, 1, 1], [1, 1, 1], [1, 0, 0], [1, 1, 0]])  # class "b": padded rows
+    X = pack_tokens(E, mask)
+    check_token_layout(X, 3, np.array(["a", "a", "b", "b"]))  # no error
+
+
+def test_the_error_names_the_class_without_a_real_token():
+    """Mutation audit of _tokens.py: kills T02 (the message named the classes
+    that do have tokens)."""
+    E = np.ones((4, 2, 2))
+    X = pack_tokens(E, [[1, 0], [1, 1], [0, 0], [0, 0]])
+    with pytest.raises(ValueError, match=r"No row of class\(es\) \['b'\] has a real token"):
+        check_token_layout(X, 2, np.array(["a", "a", "b", "b"]))
+
+
+def test_zero_token_slots_are_a_value_error():
+    """Mutation audit of _tokens.py: kills T03 (n_tokens=0 raised ZeroDivisionError, not the
+    layout's ValueError).
+    """
+    with pytest.raises(ValueError, match="not n_tokens \\* \\(d \\+ 1\\) for n_tokens=0"):
+        token_dim(6, 0)
+
+
+def test_no_rows_with_labels_is_not_a_missing_token():
+    """Mutation audit of _tokens.py: kills T05 (an empty X with an empty y raised 'No row of X has
+    a real token').
+    """
+    X = pack_tokens(np.ones((0, 2, 3)), np.ones((0, 2)))
+    check_token_layout(X, 2, np.array([], dtype=int))

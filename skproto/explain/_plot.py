@@ -685,12 +685,14 @@ class EmbeddingDisplay:
             fig, ax = plt.subplots(figsize=(7, 6))
         classes = np.unique(np.concatenate([self.point_labels, self.prototype_labels]))
         cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        color = {c: cmap(i % cmap.N) for i, c in enumerate(classes.tolist())}
-        point_colors = [color[c] for c in self.point_labels.tolist()]
+        # colours by position among the sorted classes (``tolist`` turned dates of
+        # nanoseconds into integers, which the legend then showed)
+        palette = [cmap(i % cmap.N) for i in range(len(classes))]
+        point_colors = [palette[i] for i in np.searchsorted(classes, self.point_labels)]
         self.points_ = ax.scatter(
             self.points[:, 0], self.points[:, 1], c=point_colors, s=8, alpha=0.5, linewidths=0
         )
-        proto_colors = [color[c] for c in self.prototype_labels.tolist()]
+        proto_colors = [palette[i] for i in np.searchsorted(classes, self.prototype_labels)]
         self.prototypes_ = ax.scatter(
             self.prototype_points[:, 0],
             self.prototype_points[:, 1],
@@ -702,8 +704,8 @@ class EmbeddingDisplay:
             label="prototypes",
         )
         if len(classes) <= 12:
-            for c in classes.tolist():
-                ax.scatter([], [], color=color[c], s=20, label=_label(c))
+            for c, colour in zip(classes, palette):
+                ax.scatter([], [], color=colour, s=20, label=_label(c))
         for text in ax.legend(loc="best", fontsize=8).get_texts():
             text.set_parse_math(False)
         ax.set_xlabel("component 1")
