@@ -1197,3 +1197,194 @@ def test_class_logsumexp_keeps_a_nan_class_nan():
     u = torch.tensor([[0.5, float("nan"), 1.0, float("nan")]])
     lse, _ = class_logsumexp(u, torch.tensor([0, 1, 0, 1]), 2)
     assert torch.isfinite(lse[0, 0]) and torch.isnan(lse[0, 1])
+
+
+def test_mixture_stream_calls_shuffle_anew(monkeypatch):
+    # (mutation audit of proto/_estimator.py) kills P11: each partial_fit call of the mixture
+    # stream draws a new
+    # RandomState (seeded from random_state and the epochs run so far)
+    from skproto.proto import _estimator as pe
+
+    X, y = load_iris(return_X_y=True)
+    seeds, real = [], pe.train
+
+    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
+        seeds.append(rng.get_state()[1][0])
+        return real(net, params, loss, X, T, w, config, rng, **kwargs)
+
+    monkeypatch.setattr(pe, "train", spy)
+    clf = ProtoClassifier(n_prototypes_per_class=2, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 3
+    assert len(seeds) == 3 and len(set(seeds)) == 3
+
+
+def test_a_class_with_fewer_rows_than_prototypes_arriving_in_partial_fit():
+    # (mutation audit of proto/_estimator.py) kills P18: a new class with 2 rows gets 2 prototypes
+    # on 2 distinct rows,
+    # not n_prototypes_per_class prototypes sharing rows
+    X, y = load_iris(return_X_y=True)
+    old = y < 2
+    clf = ProtoClassifier(n_prototypes_per_class=3, max_epochs=3, random_state=0)
+    clf.fit(X[old], y[old])
+    rows = np.flatnonzero(y == 2)[:2]
+    clf.partial_fit(X[rows], y[rows])
+    new = clf.prototype_labels_ == 2
+    assert new.sum() == 2
+    idx = clf.prototype_sample_indices_[new]
+    assert len(set(idx.tolist())) == 2
+    np.testing.assert_array_equal(np.sort(idx), old.sum() + np.arange(2))
+
+
+def test_a_given_rbf_width_is_the_width_of_the_similarity():
+    # (mutation audit of proto/_estimator.py) kills P26: rbf_width=50 is used as given, not
+    # replaced by the "auto" width
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(
+        similarity="rbf",
+        projection=None,
+        rbf_width=50.0,
+        n_prototypes_per_class=2,
+        max_epochs=2,
+        random_state=0,
+    ).fit(X, y)
+    d = ((X[:5, None, :] - clf.prototypes_[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(clf.transform(X[:5]), np.exp(-d / 50.0), rtol=1e-6)
+
+
+def test_without_projection_the_snap_cost_does_not_train():
+    # (mutation audit of proto/_estimator.py) kills P29: the snap cost pulls toward rows for the
+    # final projection only;
+    # with project=False, snap_weight changes nothing
+    X, y = load_iris(return_X_y=True)
+    kw = dict(project=False, n_prototypes_per_class=2, max_epochs=3, random_state=0)
+    a = ProtoClassifier(snap_weight=1.0, **kw).fit(X, y)
+    b = ProtoClassifier(snap_weight=0.0, **kw).fit(X, y)
+    assert a.history_["loss"] == b.history_["loss"]
+    np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+
+
+def test_push_every_one_pushes_after_every_epoch():
+    # (mutation audit of proto/_estimator.py) kills P31: push_every=1 projects after every epoch
+    # (plus the final projection)
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(
+        head="linear",
+        projection=None,
+        similarity="log",
+        push_every=1,
+        n_prototypes_per_class=2,
+        max_epochs=4,
+        early_stopping=False,
+        random_state=0,
+    )
+    seen = []
+    original = clf._snap
+
+    def spy(net, Xs, Ts):
+        seen.append(1)
+        return original(net, Xs, Ts)
+
+    clf._snap = spy
+    clf.fit(X, y)
+    assert len(seen) == clf.n_iter_ + 1
+
+
+def test_latent_offset_auto_falls_back_to_one_where_the_median_norm_is_zero():
+    # (mutation audit of proto/_estimator.py) kills P35: more than half the rows at the data's
+    # mean: their latent norm,
+    # hence the median, is 0; "auto" then takes 1, not the plain cosine's 0
+    X = np.concatenate(
+        [np.zeros((60, 3)), np.tile([[1.0, 0, 0]], (20, 1)), np.tile([[-1.0, 0, 0]], (20, 1))]
+    )
+    y = np.array([0] * 60 + [1] * 20 + [2] * 20)
+    clf = ProtoClassifier(n_prototypes_per_class=1, max_epochs=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.prototypes_[:, -1], 1.0)
+
+
+def test_multilabel_biases_start_at_each_label_s_prior_log_odds():
+    # (mutation audit of proto/_estimator.py) kills P38: a label on 2% of the rows starts at log-
+    # odds logit(0.02), not a
+    # prior clipped to 0.1
+    import torch
+
+    from skproto.proto._estimator import _center_label_biases
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    Y = np.zeros((200, 3), dtype=int)
+    Y[:, 0] = X[:, 0] > 0
+    Y[:, 1] = X[:, 1] > 0
+    Y[:4, 2] = 1  # prior 0.02
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=1, random_state=0).fit(X, Y)
+    net = clf._network(clf._state, torch.float32)
+    with torch.no_grad():
+        net.head.temperature.fill_(1.0)  # the start's temperature
+    _center_label_biases(net, X.astype(np.float32), Y)
+    with torch.no_grad():
+        scores = net(torch.as_tensor(X, dtype=torch.float32))[0].numpy()
+    prior = Y.mean(0)
+    np.testing.assert_allclose(scores.mean(0), np.log(prior / (1 - prior)), rtol=1e-4, atol=1e-4)
+
+
+def test_a_new_class_starts_at_the_mean_bias_of_the_earlier_ones():
+    # (mutation audit of proto/_estimator.py) kills P08 (small effect): the head stays as fitted
+    # when classes arrive;
+    # the new class's bias is the earlier biases' mean, not 0
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    old = y < 6
+    clf = ProtoClassifier(n_prototypes_per_class=2, max_epochs=5, random_state=0)
+    clf.fit(X[old], y[old])
+    before = clf.intercept_.copy()
+    assert abs(before.mean()) > 1e-4  # (the check needs biases not centred on 0)
+    rows = np.flatnonzero(y == 7)[:60]
+    clf.partial_fit(X[rows], y[rows])
+    assert clf.intercept_[-1] == pytest.approx(before.mean(), rel=1e-9, abs=0)
+
+
+def test_a_stream_keeps_the_rbf_width_of_its_first_prototypes():
+    # (mutation audit of proto/_estimator.py) kills P19: the "auto" width is derived once, when
+    # the first prototypes
+    # arrive; a later call that brings classes keeps it (the earlier classes'
+    # similarities do not change scale)
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+
+    def width(clf):
+        d = ((X[:5, None, :] - clf.prototypes_[None]) ** 2).sum(-1)
+        return np.median(-d / np.log(clf.transform(X[:5])))
+
+    clf = ProtoClassifier(
+        similarity="rbf", projection=None, n_prototypes_per_class=2, random_state=0
+    )
+    clf.partial_fit(X[y < 5], y[y < 5])
+    first = width(clf)
+    clf.partial_fit(X[y >= 5], y[y >= 5])
+    assert width(clf) == pytest.approx(first, rel=1e-9)
+
+
+def test_a_stream_s_learned_map_starts_from_random_state(monkeypatch):
+    """``fit`` draws the MLP map from ``random_state``; a stream's first
+    ``partial_fit`` drew it from ``RandomState(0)`` whatever the seed (audit,
+    2026-12-06). Equal seeds still start equal maps."""
+    from skproto.proto import _estimator as pe
+
+    X, y = load_iris(return_X_y=True)
+    real, starts = pe.train, []
+
+    def spy(net, params, loss, Xb, Tb, wb, config, rng, **kw):
+        weights = [p for n, p in net.named_parameters() if "latent_map" in n and "weight" in n]
+        starts.append(weights[0].detach().clone())
+        return real(net, params, loss, Xb, Tb, wb, config, rng, **kw)
+
+    monkeypatch.setattr(pe, "train", spy)
+    for seed in (1, 2, 1):
+        clf = ProtoClassifier(projection="mlp", n_prototypes_per_class=2, random_state=seed)
+        clf.partial_fit(X, y)
+    assert not torch.equal(starts[0], starts[1])
+    assert torch.equal(starts[0], starts[2])

@@ -273,7 +273,9 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         ``T`` codes rows by ``classes`` (default: ``classes_``). The weights
         are divided by :func:`~skproto._torch.training.weight_unit`, a power
         of two (an exact scaling: the losses are weighted means, and rows
-        replayed by ``partial_fit`` weigh in rows): weights of 1e39, beyond
+        replayed by ``partial_fit`` weigh as an average class of the batch's
+        weights, :func:`~skproto.prototypes.replay.average_class_weight`):
+        weights of 1e39, beyond
         float32, overflowed, and training reported a divergence. Weights
         further apart than float32 holds raise a ValueError.
         """

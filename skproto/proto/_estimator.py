@@ -44,7 +44,13 @@ from ..losses import (
     weighted_mean,
 )
 from ..prototypes import classwise_kmeans, project_onto_rows
-from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
+from ..prototypes.replay import (
+    average_class_weight,
+    class_moments,
+    gaussian_replay,
+    merge_moments,
+    reindex_moments,
+)
 from ._last_layer import refit_last_layer
 from ._network import (
     ProtoNetwork,
@@ -582,7 +588,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             self._classes_fixed = declared is not None
             self.n_iter_, self._n_seen = 0, 0
             self._kinds = np.array([], dtype=str)
-            state = self._empty_state(X)
+            state = self._empty_state(X, check_random_state(self.random_state))
             history = new_history()
         else:
             _validation.check_same_classes(self, classes)
@@ -628,7 +634,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             Xb, Tb, wb = X, T, w
             if not first and len(T):  # replay the stored cases: each earlier class weighs
                 # as an average one
-                per_case = len(X) / len(np.unique(T)) / self.n_prototypes_per_class
+                per_case = average_class_weight(w, T, self.n_prototypes_per_class)
                 Xb = np.concatenate([X, self._state["cases"]])
                 Tb = np.concatenate([T, np.searchsorted(self.classes_, self.prototype_labels_)])
                 wb = np.concatenate([w, np.full(len(Tb) - len(T), per_case, dtype=np.float32)])
@@ -641,7 +647,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 if moments is not None:  # and Gaussian draws stand for the earlier rows
                     present = np.unique(T)
                     Xr, Tr = gaussian_replay(moments, present, _REPLAY_ROWS, rng)
-                    per_row = len(T) / len(present) / _REPLAY_ROWS  # an average class each
+                    per_row = average_class_weight(w, T, _REPLAY_ROWS)  # an average class each
                     Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([Tb, Tr])
                     wb = np.concatenate([wb, np.full(len(Tr), per_row, dtype=np.float32)])
             # new classes: the head (its sharpness, the classes' biases) stays as fitted;
@@ -673,10 +679,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._keep_cases(X_raw, X, y, first_row=first_row)
         return self
 
-    def _empty_state(self, X: np.ndarray) -> dict:
-        """The state of a mixture model with no prototype yet (map at its start)."""
+    def _empty_state(self, X: np.ndarray, rng) -> dict:
+        """The state of a mixture model with no prototype yet (map at its start, its
+        weights from ``rng``: a stream's MLP map started from ``RandomState(0)``
+        whatever ``random_state``)."""
         n_features = X.shape[1]
-        latent_map, Z = self._starting_map(X, np.random.RandomState(0))
+        latent_map, Z = self._starting_map(X, rng)
         head = self._make_head(np.zeros(0, dtype=np.intp), len(self.classes_))
         net = ProtoNetwork(
             latent_map,

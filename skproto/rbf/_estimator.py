@@ -32,7 +32,13 @@ from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
 from ..prototypes.init import jitter_scale
-from ..prototypes.replay import class_moments, gaussian_replay, merge_moments, reindex_moments
+from ..prototypes.replay import (
+    average_class_weight,
+    class_moments,
+    gaussian_replay,
+    merge_moments,
+    reindex_moments,
+)
 from ._network import RBFNetwork
 
 __all__ = ["RBFPrototypeClassifier"]
@@ -458,7 +464,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 params = [net.components]
                 present = np.unique(T)
                 Xr, Tr = gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
-                per_row = len(T) / len(present) / _REPLAY_ROWS  # an average class each
+                per_row = average_class_weight(w, T, _REPLAY_ROWS)  # an average class each
                 Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
                 wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
             if not first:  # (the first call's rows are in _build's moments)
