@@ -389,7 +389,7 @@ def test_integer_weights_place_the_temperature_grid_like_repeated_rows():
 
 def test_the_smoothed_losses_are_the_documented_formulas():
     # (surviving mutants: the multi-label target lost its symmetry, s / 2 on both
-    # sides, and the grid's pseudo-row weight was not pinned to 0.1 / (total + 0.1))
+    # sides, and the grid's pseudo-row weight was not pinned to 1 / (total + 1))
     from scipy.special import log_expit
 
     from skproto import calibration as cal
@@ -400,11 +400,11 @@ def test_the_smoothed_losses_are_the_documented_formulas():
     target = (1 - s) * Y + s / 2
     expected = -(target * log_expit(S / t) + (1 - target) * log_expit(-S / t)).mean(1).mean()
     assert cal.temperature_log_loss(S, Y.astype(float), None, t, s) == pytest.approx(expected)
-    # the grid's minimum of (1 - eps) sums[0] + eps sums[1], eps = 0.1 / (total + 0.1)
+    # the grid's minimum of (1 - eps) sums[0] + eps sums[1], eps = 1 / (total + 1)
     grid = cal.TEMPERATURE_GRID
     sums = np.vstack([(np.log(grid) - 1.0) ** 2, (np.log(grid) + 2.0) ** 2])
-    total = 0.3
-    eps = 0.1 / (total + 0.1)
+    total = 3.0
+    eps = 1.0 / (total + 1.0)
     best = np.exp((1 - eps) * 1.0 - eps * 2.0)  # the parabola's vertex, in log t
     assert cal.grid_temperature(sums, total) == pytest.approx(best, rel=1e-9)
 

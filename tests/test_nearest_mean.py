@@ -1471,9 +1471,7 @@ def test_set_aside_rows_are_scored_once_and_bounded(monkeypatch):
         used.partial_fit(X[part], y[part])
         used.predict(X[:1])  # (scores the rows set aside so far)
     assert used._calibration[1] == batch._calibration[1]  # every held-out row counted
-    # (the stream scores each chunk's rows by the model of the rows before them,
-    # fit by the model of all other rows: 0.39 against 0.43)
-    assert abs(used.temperature_ - batch.temperature_) < 0.15 * batch.temperature_
+    assert abs(used.temperature_ - batch.temperature_) < 0.01 * batch.temperature_
 
     chunks = np.array_split(np.random.RandomState(0).permutation(150), 3)
     t = _NearestMeanClassifier().partial_fit(X[chunks[0]], y[chunks[0]])
@@ -1520,18 +1518,20 @@ def test_a_stream_pickled_before_the_bound_checks_its_sums():
     np.testing.assert_array_equal(old.predict_proba(X), before)
 
 
-def test_auto_temperature_is_not_under_confident_on_small_data():
-    """On iris (about 24 held-out rows per fold), a whole uniform pseudo-row
-    outweighed the held-out rows: Mahalanobis 5-fold log-loss 0.269 (mean
-    confidence about 0.8 at accuracy 0.98), Euclidean 0.278. A tenth of one:
-    0.095 and 0.177."""
+def test_auto_temperature_is_not_over_confident_on_a_few_noisy_rows():
+    """One whole uniform pseudo-row smooths the held-out losses. With a tenth of
+    one (tried on 2026-12-06), three well-separated held-out rows of 15 noisy
+    ones set a temperature of 0.28 and a test log-loss of 3.10, far worse than
+    a uniform guess (1.10); with one row: 1.06 and 1.12."""
+    from sklearn.datasets import make_classification
     from sklearn.metrics import log_loss
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
 
-    X, y = load_iris(return_X_y=True)
-    for metric, most in (("mahalanobis", 0.13), ("euclidean", 0.22)):
-        losses = []
-        for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
-            m = _NearestMeanClassifier(metric=metric).fit(X[tr], y[tr])
-            losses.append(log_loss(y[te], m.predict_proba(X[te]), labels=m.classes_))
-        assert np.mean(losses) < most, (metric, np.mean(losses))
+    X, y = make_classification(
+        1000, 8, n_informative=3, n_redundant=2, n_classes=3, flip_y=0.1, random_state=100
+    )
+    X = StandardScaler().fit_transform(X)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=15, stratify=y, random_state=6)
+    m = _NearestMeanClassifier().fit(Xtr, ytr)
+    assert log_loss(yte, m.predict_proba(Xte), labels=m.classes_) < 1.3
