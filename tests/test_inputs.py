@@ -585,3 +585,43 @@ def test_a_shrunk_mahalanobis_fit_needs_no_eigendecomposition(monkeypatch):
         )
         np.testing.assert_allclose(fast.score_samples(X), slow.score_samples(X), rtol=1e-9)
         assert fast.temperature_ == pytest.approx(slow.temperature_, rel=1e-9, abs=0)
+
+
+# Pinned by a mutation audit of the encoders, validation, losses and
+# initialisation (2026-12-06)
+
+
+def test_balanced_weights_near_float64_s_top_do_not_overflow_the_class_sums():
+    # V13: summing raw weights of 1e307 overflowed to inf, and "balanced" gave nan
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y = np.arange(60) % 2
+    clf = ProtoClassifier(class_weight="balanced", max_epochs=2, random_state=0)
+    clf.fit(X, y, sample_weight=np.full(60, 1e307))
+    assert clf.classes_.tolist() == [0, 1]
+
+
+def test_a_column_vector_y_is_single_label_for_a_multilabel_capable_model():
+    # V15: an (n, 1) y counted as multi-label and was refused as a bad indicator
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.arange(20) % 2
+    with pytest.warns(Warning):  # scikit-learn's DataConversionWarning
+        clf = ProtoClassifier(max_epochs=2, random_state=0).fit(X, y[:, None])
+    assert clf.classes_.tolist() == [0, 1]
+
+
+def test_a_later_multilabel_batch_must_have_one_column_per_class():
+    # V18: a batch of 2 columns against 3 classes raised torch's IndexError
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    Y = np.eye(3)[np.arange(20) % 3]
+    clf = ProtoClassifier(head="linear", max_epochs=2, random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match="does not match the label layout"):
+        clf.partial_fit(X, Y[:, :2])
+
+
+def test_a_frame_without_columns_is_not_called_sparse():
+    # V02: with X.shape[1] dropped, a frame with no columns (all of its zero columns
+    # "sparse") got the sparse-input message
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError) as info:
+        NearestMeanClassifier().fit(pd.DataFrame(index=range(4)), [0, 0, 1, 1])
+    assert "sparse" not in str(info.value)

@@ -22,6 +22,7 @@ from skproto.proto import PROTOPNET
 from skproto.proto._estimator import AUTO_PROJECTION_DIM
 from skproto.proto._network import InputUnits, LatentOffset
 from skproto.prototypes import project_onto_rows
+from skproto.prototypes.init import KMEANS_ROWS, class_members, jitter_scale, kmeans_prototypes
 
 FAST = dict(max_epochs=15, batch_size=64, random_state=0)
 
@@ -1388,3 +1389,46 @@ def test_a_stream_s_learned_map_starts_from_random_state(monkeypatch):
         clf.partial_fit(X, y)
     assert not torch.equal(starts[0], starts[1])
     assert torch.equal(starts[0], starts[2])
+
+
+# Pinned by a mutation audit of the encoders, validation, losses and
+# initialisation (2026-12-06)
+
+
+def test_constant_data_still_jitters_repeated_prototypes_apart():
+    # I01: std 0 gave a jitter of 0, and three prototypes on one point
+    Z = np.ones((4, 2))
+    assert jitter_scale(Z) == 1e-3
+    P = kmeans_prototypes(Z, Z, 3, np.random.RandomState(0))
+    assert len(np.unique(P, axis=0)) == 3
+
+
+def test_class_members_of_an_indicator_are_its_rows_with_a_one():
+    # I02: ">= 0" made every row a member of every label
+    got = class_members(np.array([[1, 0], [0, 1], [1, 1]]), 2)
+    assert [m.tolist() for m in got] == [[0, 2], [1, 2]]
+
+
+def test_a_class_beyond_the_row_cap_reads_evenly_spaced_rows():
+    # I03: linspace up to len(members) indexed one past the end (IndexError);
+    # I04: the first KMEANS_ROWS rows missed a cluster that came after them
+    Z = np.concatenate([np.zeros((KMEANS_ROWS, 1)), np.full((KMEANS_ROWS + 1, 1), 10.0)])
+    Z += np.random.default_rng(0).normal(scale=0.1, size=Z.shape)
+    P = np.sort(kmeans_prototypes(Z, Z, 2, np.random.RandomState(0)).ravel())
+    np.testing.assert_allclose(P, [0.0, 10.0], atol=0.05)
+
+
+def test_repeated_rows_are_jittered_apart():
+    # I07: one jitter vector for all rows put both prototypes of the copies on one point
+    members = np.array([[0.0, 0.0]] * 4 + [[10.0, 10.0]])
+    P = kmeans_prototypes(members, members, 3, np.random.RandomState(0))
+    assert len(np.unique(P, axis=0)) == 3
+
+
+def test_class_members_of_codes_are_in_increasing_order():
+    # I10: a non-stable argsort gave each class's rows out of order (the order of
+    # appearance decides which repeated rows get the extra prototypes)
+    T = np.random.default_rng(0).integers(0, 3, size=1000)
+    members = class_members(T, 4)
+    assert [len(m) for m in members[:3]] == np.bincount(T).tolist() and len(members[3]) == 0
+    assert all((np.diff(m) > 0).all() for m in members)

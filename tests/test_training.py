@@ -8,6 +8,7 @@ from sklearn.datasets import load_iris
 import skproto._torch.estimator as template
 from skproto import ProtoClassifier, RBFPrototypeClassifier
 from skproto._torch.training import TrainingConfig, new_history, resolve_n_threads, train
+from skproto.losses import cbc_margin_loss, glvq_loss, separation_cost
 
 
 def _train_theta(X_val: np.ndarray, **settings):
@@ -760,3 +761,26 @@ def test_proto_network_similarities_and_tied_prototypes():
         np.testing.assert_allclose(
             net.prototype_vectors().numpy(), net.latent(net.cases).numpy(), rtol=1e-6
         )
+
+
+# Pinned by a mutation audit of the encoders, validation, losses and
+# initialisation (2026-12-06)
+
+
+def test_cbc_hinge_is_zero_beyond_the_margin():
+    # L08: without the relu a confident sample had a negative loss (-0.5)
+    got = cbc_margin_loss(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), torch.tensor([0, 0]), 0.3)
+    torch.testing.assert_close(got, torch.tensor([0.0, 0.1]))
+
+
+def test_separation_cost_is_zero_without_an_other_class_prototype():
+    # L02: a sample whose classes own every prototype got the masked fill (max + 1)
+    d = torch.tensor([[1.0, 2.0], [1.0, 2.0]])
+    own = torch.tensor([[True, True], [True, False]])
+    torch.testing.assert_close(separation_cost(d, own), torch.tensor([0.0, 2.0]))
+
+
+def test_glvq_without_an_other_class_prototype_reads_d_minus_beyond_every_distance():
+    # L01: D- of a sample with no other-class prototype is max(d) + 1, not max(d)
+    got = float(glvq_loss(torch.tensor([[1.0, 3.0]]), torch.tensor([[True, True]])))
+    assert got == pytest.approx(float(torch.sigmoid(torch.tensor(2 * (1.0 - 4.0) / (1.0 + 4.0)))))

@@ -44,10 +44,14 @@ def _sentence_transformer():
 
 
 def _resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
+    import torch
 
+    if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        # (torch's "AssertionError: Torch not compiled with CUDA enabled" before;
+        # TorchEncoder's message)
+        raise ValueError(f"device={device!r} was requested but torch finds no CUDA device.")
     return device
 
 
@@ -158,7 +162,10 @@ class SentenceEncoder(BaseEncoder):
         Where the model runs (``"auto"``: CUDA when available).
     normalize : bool, default=True
         Scale every embedding (every token embedding, with ``output="tokens"``)
-        to unit L2 norm.
+        to unit L2 norm. ``False`` leaves the model's own output: a model
+        that ends in a ``Normalize`` module (all-MiniLM-L6-v2 does) still
+        gives unit-norm sentence embeddings; its token embeddings are taken
+        before that module.
     output : {"sentence", "tokens"}, default="sentence"
         ``"sentence"``: one pooled embedding per text. ``"tokens"``: the
         transformer's token embeddings (special tokens left out, at most
