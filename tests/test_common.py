@@ -1656,3 +1656,31 @@ def test_a_common_scale_of_the_weights_leaves_a_class_incremental_call_unchanged
         np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-4)
     else:
         np.testing.assert_allclose(a.prototypes_, b.prototypes_, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["proto", "rbf"])
+def test_each_stream_call_shuffles_anew(name, monkeypatch):
+    """Each ``partial_fit`` call of the mixture (Proto) and nearest-head (RBF)
+    streams draws a new RandomState, seeded from ``random_state`` and the
+    epochs run so far (mutation audit, 2026-12-06: P11 and R02 drew the same
+    shuffle every call)."""
+    from skproto.proto import _estimator as proto_module
+    from skproto.rbf import _estimator as rbf_module
+
+    module = proto_module if name == "proto" else rbf_module
+    X, y = load_iris(return_X_y=True)
+    seeds, real = [], module.train
+
+    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
+        seeds.append(rng.get_state()[1][0])
+        return real(net, params, loss, X, T, w, config, rng, **kwargs)
+
+    monkeypatch.setattr(module, "train", spy)
+    if name == "proto":
+        clf = ProtoClassifier(n_prototypes_per_class=2, random_state=0)
+    else:
+        clf = RBFPrototypeClassifier(random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 3
+    assert len(seeds) == 3 and len(set(seeds)) == 3

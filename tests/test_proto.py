@@ -1200,31 +1200,9 @@ def test_class_logsumexp_keeps_a_nan_class_nan():
     assert torch.isfinite(lse[0, 0]) and torch.isnan(lse[0, 1])
 
 
-def test_mixture_stream_calls_shuffle_anew(monkeypatch):
-    # (mutation audit of proto/_estimator.py) kills P11: each partial_fit call of the mixture
-    # stream draws a new
-    # RandomState (seeded from random_state and the epochs run so far)
-    from skproto.proto import _estimator as pe
-
-    X, y = load_iris(return_X_y=True)
-    seeds, real = [], pe.train
-
-    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
-        seeds.append(rng.get_state()[1][0])
-        return real(net, params, loss, X, T, w, config, rng, **kwargs)
-
-    monkeypatch.setattr(pe, "train", spy)
-    clf = ProtoClassifier(n_prototypes_per_class=2, random_state=0)
-    for _ in range(3):
-        clf.partial_fit(X, y)
-    assert clf.n_iter_ == 3
-    assert len(seeds) == 3 and len(set(seeds)) == 3
-
-
 def test_a_class_with_fewer_rows_than_prototypes_arriving_in_partial_fit():
     # (mutation audit of proto/_estimator.py) kills P18: a new class with 2 rows gets 2 prototypes
-    # on 2 distinct rows,
-    # not n_prototypes_per_class prototypes sharing rows
+    # on 2 distinct rows, not n_prototypes_per_class prototypes sharing rows
     X, y = load_iris(return_X_y=True)
     old = y < 2
     clf = ProtoClassifier(n_prototypes_per_class=3, max_epochs=3, random_state=0)
@@ -1256,8 +1234,7 @@ def test_a_given_rbf_width_is_the_width_of_the_similarity():
 
 def test_without_projection_the_snap_cost_does_not_train():
     # (mutation audit of proto/_estimator.py) kills P29: the snap cost pulls toward rows for the
-    # final projection only;
-    # with project=False, snap_weight changes nothing
+    # final projection only; with project=False, snap_weight changes nothing
     X, y = load_iris(return_X_y=True)
     kw = dict(project=False, n_prototypes_per_class=2, max_epochs=3, random_state=0)
     a = ProtoClassifier(snap_weight=1.0, **kw).fit(X, y)
@@ -1294,8 +1271,8 @@ def test_push_every_one_pushes_after_every_epoch():
 
 def test_latent_offset_auto_falls_back_to_one_where_the_median_norm_is_zero():
     # (mutation audit of proto/_estimator.py) kills P35: more than half the rows at the data's
-    # mean: their latent norm,
-    # hence the median, is 0; "auto" then takes 1, not the plain cosine's 0
+    # mean: their latent norm, hence the median, is 0; "auto" then takes 1, not the plain cosine's
+    # 0
     X = np.concatenate(
         [np.zeros((60, 3)), np.tile([[1.0, 0, 0]], (20, 1)), np.tile([[-1.0, 0, 0]], (20, 1))]
     )
@@ -1306,8 +1283,7 @@ def test_latent_offset_auto_falls_back_to_one_where_the_median_norm_is_zero():
 
 def test_multilabel_biases_start_at_each_label_s_prior_log_odds():
     # (mutation audit of proto/_estimator.py) kills P38: a label on 2% of the rows starts at log-
-    # odds logit(0.02), not a
-    # prior clipped to 0.1
+    # odds logit(0.02), not a prior clipped to 0.1
     import torch
 
     from skproto.proto._estimator import _center_label_biases
@@ -1331,8 +1307,7 @@ def test_multilabel_biases_start_at_each_label_s_prior_log_odds():
 
 def test_a_new_class_starts_at_the_mean_bias_of_the_earlier_ones():
     # (mutation audit of proto/_estimator.py) kills P08 (small effect): the head stays as fitted
-    # when classes arrive;
-    # the new class's bias is the earlier biases' mean, not 0
+    # when classes arrive; the new class's bias is the earlier biases' mean, not 0
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -1348,8 +1323,7 @@ def test_a_new_class_starts_at_the_mean_bias_of_the_earlier_ones():
 
 def test_a_stream_keeps_the_rbf_width_of_its_first_prototypes():
     # (mutation audit of proto/_estimator.py) kills P19: the "auto" width is derived once, when
-    # the first prototypes
-    # arrive; a later call that brings classes keeps it (the earlier classes'
+    # the first prototypes arrive; a later call that brings classes keeps it (the earlier classes'
     # similarities do not change scale)
     from sklearn.datasets import load_digits
 

@@ -935,27 +935,6 @@ def test_the_tie_margin_of_the_nearest_radius_is_in_distance_units():
     assert float(r[0]) == pytest.approx(want, rel=1e-13, abs=0)
 
 
-def test_nearest_head_stream_calls_shuffle_anew(monkeypatch):
-    # (mutation audit of rbf/_estimator.py) kills R02: each partial_fit call of the nearest-head
-    # stream draws a new
-    # RandomState (from random_state and the epochs run so far)
-    from skproto.rbf import _estimator as re_
-
-    X, y = load_iris(return_X_y=True)
-    seeds, real = [], re_.train
-
-    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
-        seeds.append(rng.get_state()[1][0])
-        return real(net, params, loss, X, T, w, config, rng, **kwargs)
-
-    monkeypatch.setattr(re_, "train", spy)
-    clf = RBFPrototypeClassifier(random_state=0)
-    for _ in range(3):
-        clf.partial_fit(X, y)
-    assert clf.n_iter_ == 3
-    assert len(seeds) == 3 and len(set(seeds)) == 3
-
-
 def test_class_incremental_stream_without_weight_decay_is_silent():
     # (mutation audit of rbf/_estimator.py) kills R03: the weight_decay warning is for
     # weight_decay > 0 only
@@ -971,8 +950,7 @@ def test_class_incremental_stream_without_weight_decay_is_silent():
 
 def test_a_nearest_head_batch_of_weight_zero_counts_no_epoch():
     # (mutation audit of rbf/_estimator.py) kills R07: a partial_fit batch whose rows all weigh 0
-    # trains nothing, and
-    # n_iter_ counts only the epochs run (as with the CBC heads)
+    # trains nothing, and n_iter_ counts only the epochs run (as with the CBC heads)
     X, y = load_iris(return_X_y=True)
     clf = RBFPrototypeClassifier(random_state=0).partial_fit(X, y)
     clf.partial_fit(X[:10], y[:10], sample_weight=np.zeros(10))
@@ -991,8 +969,8 @@ def test_projection_with_no_epochs_after_it_records_no_refit():
 
 def test_the_typical_distance_is_the_median_nearest_component_distance():
     # (mutation audit of rbf/_estimator.py) kills R22: sigma="auto" and the robust margin start
-    # from the *median*
-    # distance of a row to its nearest component (mean would be pulled by outliers)
+    # from the *median* distance of a row to its nearest component (mean would be pulled by
+    # outliers)
     from skproto.rbf._estimator import _typical_distance
 
     rng = np.random.default_rng(0)
