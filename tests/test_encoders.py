@@ -813,13 +813,15 @@ def test_sentence_encoder_without_cuda_says_so_in_a_value_error():
     """SentenceEncoder(device="cuda") on a machine without CUDA raised torch's raw
     ``AssertionError: Torch not compiled with CUDA enabled`` (audit, 2026-12-06);
     TorchEncoder already named the problem."""
-    from skproto.encoders._sentence import _resolve_device
+    from skproto.encoders import SentenceEncoder
 
     with pytest.raises(ValueError, match="device='cuda' was requested but torch finds no CUDA"):
-        _resolve_device("cuda")
+        SentenceEncoder(device="cuda").transform(["hello"])
     with pytest.raises(ValueError, match="device='cuda:0' was requested"):
-        _resolve_device("cuda:0")
-    assert _resolve_device("cpu") == "cpu"
+        SentenceEncoder(device="cuda:0").transform(["hello"])
+    from skproto._torch.training import resolve_device
+
+    assert str(resolve_device("cpu")) == "cpu"
 
 
 # Pinned by a mutation audit of the encoders, validation, losses and

@@ -75,12 +75,15 @@ def new_history() -> dict:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) as a torch device."""
+    """``"cpu"``, ``"cuda"`` (or ``"cuda:1"``, ...) or ``"auto"`` (CUDA when available) as
+    a torch device; a ``ValueError`` where CUDA is asked for and torch finds none
+    (torch's own error is an ``AssertionError``). The estimators' and the encoders'."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch finds no CUDA device.")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but torch finds no CUDA device.")
+    return resolved
 
 
 def resolve_n_threads(n_jobs: int | None) -> int:

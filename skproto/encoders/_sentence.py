@@ -43,18 +43,6 @@ def _sentence_transformer():
     return SentenceTransformer
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        # (torch's "AssertionError: Torch not compiled with CUDA enabled" before;
-        # TorchEncoder's message)
-        raise ValueError(f"device={device!r} was requested but torch finds no CUDA device.")
-    return device
-
-
 def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0) -> Any:
     """A SentenceTransformer from a local folder, a packaged model, or the local cache; offline.
 
@@ -84,8 +72,10 @@ def load_sentence_model(model: str, device: str = "cpu", *, verbose: int = 0) ->
     >>> load_sentence_model("all-MiniLM-L6-v2").encode(["hello"]).shape
     (1, 384)
     """
+    from .._torch.training import resolve_device  # (torch on use)
+
     SentenceTransformer = _sentence_transformer()
-    device = _resolve_device(device)
+    device = str(resolve_device(device))
     with _quiet(not verbose):
         return _load(SentenceTransformer, model, device)
 

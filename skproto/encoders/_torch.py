@@ -103,16 +103,9 @@ class TorchEncoder(BaseEncoder):
         self.verbose = verbose
 
     def _device(self):
-        import torch
+        from .._torch.training import resolve_device
 
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():  # (torch's AssertionError)
-            raise ValueError(
-                f"device={self.device!r} was requested but torch finds no CUDA device."
-            )
-        return device
+        return resolve_device(self.device)
 
     def _load(self):
         import torch

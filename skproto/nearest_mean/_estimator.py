@@ -932,7 +932,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         q4 = st.q4.sum() if st.q4 is not None else None
         a = shrinkage_amount(self.covariance_shrinkage, S, total, q4)
         shared = shrunk_covariance(S, a)
-        lowest = a * max(np.trace(S), 0.0) / len(S)  # what shrinkage adds to the diagonal
+        lowest = _shrinkage_floor(S, a)
         shared_white = whitener(shared, lowest)
         if shared_white is None:  # zero within-class scatter: fall back to Euclidean
             shared_white = np.eye(S.shape[0])
@@ -974,7 +974,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             qc = st.q4[c] if st.q4 is not None else None
             amounts[c] = shrinkage_amount(self.covariance_shrinkage, Sc, st.count[c], qc)
             covs[c] = shrunk_covariance(Sc, amounts[c])
-            whiten[c] = whitener(covs[c], amounts[c] * max(np.trace(Sc), 0.0) / len(Sc))
+            whiten[c] = whitener(covs[c], _shrinkage_floor(Sc, amounts[c]))
             if whiten[c] is None:  # zero scatter (e.g. one sample): use the pooled covariance
                 covs[c], whiten[c], amounts[c] = shared, shared_white, a
             elif cache is not None:
@@ -1206,6 +1206,13 @@ def _score_stride(n_rows: int, n_classes: int) -> int:
     """
     most = calibration.scored_rows(n_classes)
     return max(1, -(-int(n_rows) // (_HELD_OUT_EVERY * most)))
+
+
+def _shrinkage_floor(S: np.ndarray, amount: float) -> float:
+    """What :func:`shrunk_covariance` adds to every eigenvalue of the PSD ``S``,
+    ``a tr(S) / p``: a lower bound of the shrunk covariance's eigenvalues, which
+    lets :func:`whitener` invert it by Cholesky."""
+    return amount * max(float(np.trace(S)), 0.0) / len(S)
 
 
 def _without_noise_features(S: np.ndarray, spread: np.ndarray) -> np.ndarray:
