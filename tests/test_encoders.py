@@ -489,10 +489,22 @@ def test_torch_encoder_names_a_string_input_without_preprocess():
     assert get_tags(enc).input_tags.two_d_array
 
 
-def test_torch_encoder_encodes_read_only_arrays_silently():
-    # torch.as_tensor of a read-only array warned "The given NumPy array is not writable"
+def test_torch_encoder_encodes_read_only_arrays_silently(monkeypatch):
+    # torch.as_tensor of a read-only array warned "The given NumPy array is not
+    # writable". torch warns once per process, so after any other test that
+    # triggered it the warning alone could not fail: every array handed to
+    # torch is checked as well
     import warnings
 
+    handed = []
+    as_tensor = torch.as_tensor
+
+    def spy(data, *args, **kwargs):
+        if isinstance(data, np.ndarray):
+            handed.append(data.flags.writeable)
+        return as_tensor(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "as_tensor", spy)
     X = np.random.RandomState(0).rand(6, 4).astype(np.float32)
     X.setflags(write=False)
     enc = TorchEncoder(torch.nn.Linear(4, 3))
@@ -500,6 +512,7 @@ def test_torch_encoder_encodes_read_only_arrays_silently():
         warnings.simplefilter("error")
         Z = enc.fit_transform(X)
     assert Z.shape == (6, 3)
+    assert handed and all(handed)
 
 
 def test_the_cache_key_holds_what_a_module_computes_with(tmp_path):
