@@ -14,7 +14,8 @@ CONFIGURATIONS = [
     ),
     NearestMeanClassifier(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.2),
     NearestMeanClassifier(shrinkage=0.5, priors="empirical"),
-    # fast training settings: small data, few epochs
+    # the torch estimators at their defaults (a seed only), then other settings
+    ProtoClassifier(random_state=0),
     ProtoClassifier(n_prototypes_per_class=2, max_epochs=60, random_state=0),
     # ProtoPNet's objective and dense last layer on the input space
     ProtoClassifier(
@@ -24,7 +25,7 @@ CONFIGURATIONS = [
         max_epochs=60,
         random_state=0,
     ),
-    RBFPrototypeClassifier(max_epochs=60, random_state=0),
+    RBFPrototypeClassifier(random_state=0),
     RBFPrototypeClassifier(loss="glvq", n_components=6, max_epochs=60, random_state=0),
     RBFPrototypeClassifier(loss="robust", reasoning="nearest", max_epochs=60, random_state=0),
 ]
