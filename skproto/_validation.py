@@ -295,15 +295,22 @@ def weighted_counts(
 
 def check_class_weight_labels(class_weight, classes: np.ndarray) -> None:
     """Raise if a ``class_weight`` dict names a label that is not one of ``classes``
-    (as scikit-learn's ``compute_class_weight`` does; a misspelt label was ignored)."""
+    while it leaves some class unweighted: a misspelt label (it was ignored).
+
+    scikit-learn's ``compute_class_weight`` rule: a dict that weighs every class
+    may also name labels absent from the training data (a rare class missing
+    from a cross-validation fold, or from a stream's classes so far).
+    """
     if not isinstance(class_weight, dict):
         return
-    known = set(np.asarray(classes).tolist())
-    unknown = [k for k in class_weight if _plain(k) not in known]
-    if unknown:
+    known = np.asarray(classes).tolist()
+    named = {_plain(k) for k in class_weight}
+    unknown = [k for k in class_weight if _plain(k) not in set(known)]
+    unweighted = [c for c in known if c not in named]
+    if unknown and unweighted:
         raise ValueError(
-            f"class_weight names labels that are not classes: {unknown!r}; "
-            f"the classes are {np.asarray(classes).tolist()!r}."
+            f"class_weight names labels that are not classes: {unknown!r}, and does "
+            f"not weigh the classes {unweighted!r}; the classes are {known!r}."
         )
 
 

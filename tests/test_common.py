@@ -981,6 +981,28 @@ def test_class_weight_is_checked(name, class_weight, message):
         STREAMS[name]().set_params(class_weight=class_weight).fit(X, y)
 
 
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_class_weight_may_name_labels_absent_from_the_rows(name):
+    # scikit-learn's rule (compute_class_weight): a dict that weighs every class
+    # may name more labels. A cross-validation fold without a rare class raised
+    # "names labels that are not classes", so a grid search lost that fold
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y = make_data(LABELS["strings"])
+    y[:2] = "bee"  # a rare class, both rows in the first fold's test rows
+    weights = {"ant": 1.0, "moth": 2.0, "zebra": 1.0, "bee": 5.0}
+    make = lambda w: STREAMS[name]().set_params(max_epochs=3, class_weight=w)
+    scores = cross_val_score(make(weights), X, y, cv=KFold(3), error_score="raise")
+    assert np.all(np.isfinite(scores))
+    fitted = make(weights).fit(X[2:], y[2:])
+    assert list(fitted.classes_) == ["ant", "moth", "zebra"]
+    without = make({k: v for k, v in weights.items() if k != "bee"}).fit(X[2:], y[2:])
+    np.testing.assert_array_equal(fitted.predict_proba(X), without.predict_proba(X))
+    # a misspelt label beside a class it leaves unweighted is still refused
+    with pytest.raises(ValueError, match="does not weigh the classes \\['ant'\\]"):
+        make({"Ant": 1.0, "moth": 2.0, "zebra": 1.0}).fit(X[2:], y[2:])
+
+
 @pytest.mark.parametrize(
     "make",
     [
