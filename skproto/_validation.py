@@ -332,7 +332,9 @@ def check_declared_classes(classes) -> np.ndarray:
     scikit-learn's estimators require (declared classes are fixed: one would
     lock the model to a single class). Strings and numbers mixed, or None, are
     refused as in ``y`` (numpy turned ``["a", 1]`` into ``["1", "a"]``, and the
-    label 1 could then never be trained on)."""
+    label 1 could then never be trained on), and so are labels no ``y`` may hold
+    (NaN, infinity, continuous values such as 2.5: such a class could never get
+    a row)."""
     values = np.asarray(classes, dtype=object).ravel()
     if any(v is None for v in values):
         raise ValueError("classes contains None (a missing label); give every class a label.")
@@ -340,7 +342,16 @@ def check_declared_classes(classes) -> np.ndarray:
         raise ValueError(
             "Mix of label types (strings and numbers) in classes; use one type for all labels."
         )
-    classes = np.unique(np.asarray(classes))
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "fc" and not np.all(np.isfinite(classes)):
+        raise ValueError("classes contains NaN or infinity; give every class a finite label.")
+    with warnings.catch_warnings():  # (every declared class is unique: not a sign of regression)
+        warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
+        try:  # the labels y may hold, as scikit-learn's partial_fit checks them
+            check_classification_targets(classes)
+        except ValueError as exc:
+            raise ValueError(f"classes are not class labels: {exc}") from None
+    classes = np.unique(classes)
     if len(classes) < 2:
         raise ValueError(
             f"classes must hold at least 2 classes; got {classes.tolist()!r}. Without "

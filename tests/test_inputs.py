@@ -400,7 +400,8 @@ def test_partial_fit_label_checks(make):
     then never be trained on), None among them raised numpy's TypeError; a
     chunk with more classes than half its rows warned (scikit-learn's
     regression-target hint); labels beyond the declared classes raised an
-    IndexError in the torch estimators."""
+    IndexError in the torch estimators; declared classes no label can take
+    (2.5, inf) were accepted."""
     X = np.random.default_rng(0).normal(size=(24, 3))
     with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in classes"):
         make().partial_fit(X[:4], ["a", "a", "1", "1"], classes=["a", 1])
@@ -408,6 +409,17 @@ def test_partial_fit_label_checks(make):
         make().partial_fit(X[:4], ["a", "a", "b", "b"], classes=["a", "b", None])
     with pytest.raises(ValueError, match=r"y contains labels \[2\] that are not in classes"):
         make().partial_fit(X, np.arange(24) % 3, classes=[0, 1])
+    # declared labels no y may hold were accepted and stayed at probability 0
+    # (a meta-estimator audit); scikit-learn's partial_fit refuses them
+    binary = np.arange(4) % 2.0
+    with pytest.raises(ValueError, match="classes are not class labels: Unknown label type"):
+        make().partial_fit(X[:4], binary, classes=[0.0, 1.0, 2.5])
+    for odd in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="classes contains NaN or infinity"):
+            make().partial_fit(X[:4], binary, classes=[0.0, 1.0, odd])
+    with warnings.catch_warnings():  # 60 unique declared classes are not a regression target
+        warnings.simplefilter("error")
+        assert len(make().partial_fit(X[:4], binary, classes=np.arange(60.0)).classes_) == 60
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf = make().partial_fit(X[:22], np.arange(22) % 12)  # 12 classes in 22 rows
