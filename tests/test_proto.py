@@ -1406,3 +1406,24 @@ def test_class_members_of_codes_are_in_increasing_order():
     members = class_members(T, 4)
     assert [len(m) for m in members[:3]] == np.bincount(T).tolist() and len(members[3]) == 0
     assert all((np.diff(m) > 0).all() for m in members)
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced", {0: 2.0}])
+def test_the_multi_label_tag_says_what_fit_accepts(class_weight):
+    # the tag claimed multi-label targets with class_weight set, which fit
+    # refuses: check_estimator(ProtoClassifier(class_weight="balanced")) failed
+    # four multi-label checks (a meta-estimator audit)
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.utils import get_tags
+    from sklearn.utils.estimator_checks import check_classifiers_multilabel_output_format_predict
+
+    X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)
+    est = ProtoClassifier(class_weight=class_weight, max_epochs=2, random_state=0)
+    supported = get_tags(est).classifier_tags.multi_label
+    assert supported == (class_weight is None)
+    if supported:  # (check_estimator runs the multi-label checks by this tag)
+        assert est.fit(X, Y).predict(X).shape == Y.shape
+        check_classifiers_multilabel_output_format_predict("ProtoClassifier", est)
+    else:
+        with pytest.raises(ValueError, match="a multi-label row has several classes"):
+            est.fit(X, Y)

@@ -1282,7 +1282,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
+        # (class weights weigh the rows of a class: a multi-label row has several)
+        tags.classifier_tags.multi_label = self.class_weight is None
         return tags
 
 
