@@ -501,3 +501,26 @@ def test_a_multilabel_prototype_is_represented_by_a_row_carrying_its_label():
     rows = prototype_rows(clf, X, Y)
     codes = np.searchsorted(clf.classes_, clf.prototype_labels_)
     assert (rows >= 0).all() and (Y[rows, codes] == 1).all()
+
+
+def test_runner_up_and_prototype_rows_take_a_pipeline():
+    # both raised "'Pipeline' object has no attribute ..." while the metrics,
+    # the displays and make_report take a Pipeline ending in a skproto model
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skproto.explain import explain_with_runner_up, prototype_rows
+
+    X, y = load_iris(return_X_y=True)
+    X = X * [1.0, 100.0, 1.0, 1.0]  # (the scaler changes which rows represent the means)
+    pipe = make_pipeline(StandardScaler(), NearestMeanClassifier()).fit(X, y)
+    clf, Z = pipe[-1], pipe[0].transform(X)
+    rows = prototype_rows(pipe, X, y)
+    np.testing.assert_array_equal(rows, prototype_rows(clf, Z, y))
+    assert not np.array_equal(rows, prototype_rows(NearestMeanClassifier().fit(X, y), X, y))
+    cases = [f"row {i}" for i in range(len(X))]
+    got = explain_with_runner_up(pipe, X[[0, 60, 120]], cases=cases, X_train=X, y_train=y)
+    want = explain_with_runner_up(clf, Z[[0, 60, 120]], cases=cases, X_train=Z, y_train=y)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.cases, b.cases)

@@ -383,10 +383,10 @@ def prototype_rows(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : fitted skproto estimator, or a Pipeline ending in one
         The classifier whose prototypes are shown.
     X : array-like of shape (n_samples, n_features), default=None
-        The training data, in the order of the cases.
+        The training data (a Pipeline's raw inputs), in the order of the cases.
     y : array-like of shape (n_samples,) or (n_samples, n_classes), default=None
         Its labels (an indicator matrix for a multi-label model).
     neighbors : ndarray of shape (n_prototypes, m), default=None
@@ -408,6 +408,9 @@ def prototype_rows(
     >>> prototype_rows(clf), prototype_rows(clf, X, y)  # means are no rows; representatives
     (array([-1, -1]), array([0, 2]))
     """
+    from ._steps import unpipe  # (_steps imports this module)
+
+    estimator, _, X = unpipe(estimator, None, X)[:3]
     check_is_fitted(estimator)
     if X is not None and y is not None:
         y = label_array(y)

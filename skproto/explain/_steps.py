@@ -198,17 +198,17 @@ def explain_with_runner_up(
 
     Parameters
     ----------
-    estimator : fitted skproto estimator
+    estimator : fitted skproto estimator, or a Pipeline ending in one
         The classifier to explain.
     X : array-like of shape (n_samples, n_features)
-        Samples.
+        Samples (a Pipeline's raw inputs).
     n_prototypes : int, default=5
         Prototypes listed per sample.
     cases : sequence, default=None
         Raw cases aligned with the training rows ``X_train``.
     X_train, y_train : array-like, default=None
-        The training data, for the representatives of prototypes that are
-        no rows (:func:`prototype_rows`).
+        The training data (a Pipeline's raw inputs), for the representatives
+        of prototypes that are no rows (:func:`prototype_rows`).
 
     Returns
     -------
@@ -225,6 +225,7 @@ def explain_with_runner_up(
     >>> first.explained.tolist(), second.explained.tolist()
     ([0, 1], [1, 0])
     """
+    estimator, X, X_train = unpipe(estimator, X, X_train)[:3]
     first = estimator.explain(X, n_prototypes)
     second = estimator.explain(X, n_prototypes, target=first.runner_up)
     if cases is not None:
