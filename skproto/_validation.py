@@ -407,6 +407,8 @@ def encode_fit_targets(
                 f"y contains labels {unknown.tolist()!r} that are not in "
                 f"classes={classes.tolist()!r}."
             )
+        # declared classes are all there will be: a misspelt label shows now
+        check_class_weight_labels(getattr(estimator, "class_weight", None), classes)
     if not allow_one_class:
         check_two_classes(estimator, classes)
     return classes, np.searchsorted(classes, y), False

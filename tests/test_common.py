@@ -1001,6 +1001,11 @@ def test_class_weight_may_name_labels_absent_from_the_rows(name):
     # a misspelt label beside a class it leaves unweighted is still refused
     with pytest.raises(ValueError, match="does not weigh the classes \\['ant'\\]"):
         make({"Ant": 1.0, "moth": 2.0, "zebra": 1.0}).fit(X[2:], y[2:])
+    # also by a stream that declares its classes (they are all there will be);
+    # it was ignored for good
+    with pytest.raises(ValueError, match="does not weigh the classes \\['ant'\\]"):
+        weights = {"Ant": 1.0, "moth": 2.0, "zebra": 1.0}
+        make(weights).partial_fit(X[2:], y[2:], classes=["ant", "moth", "zebra"])
 
 
 @pytest.mark.parametrize(
