@@ -637,3 +637,83 @@ def test_a_frame_without_columns_is_not_called_sparse():
     with pytest.raises(ValueError) as info:
         NearestMeanClassifier().fit(pd.DataFrame(index=range(4)), [0, 0, 1, 1])
     assert "sparse" not in str(info.value)
+
+
+# --- pinned by a mutation audit of calibration, covariance, distances and certificates (2026-12-06)
+def test_the_shrinkage_floor_is_the_least_eigenvalue_of_a_singular_shrunk_covariance():
+    # C22: the floor handed to whitener must be a lower bound of the shrunk
+    # covariance's eigenvalues (it decides the Cholesky path); a floor of
+    # a tr(S) (not / p) claimed 3x the least eigenvalue
+    from skproto.geometry import shrunk_covariance
+    from skproto.nearest_mean._estimator import _shrinkage_floor
+
+    S = np.outer([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])  # rank 1: the bound is attained
+    a = 0.1
+    least = np.linalg.eigvalsh(shrunk_covariance(S, a)).min()
+    assert _shrinkage_floor(S, a) == pytest.approx(least, rel=1e-12)
+    assert _shrinkage_floor(S, a) == pytest.approx(a * 14.0 / 3)
+
+
+def test_torch_cosine_distances_stay_in_0_2_without_gradients():
+    # D09: the torch path clamps too when no gradient is recorded (rounding put
+    # self-distances below 0)
+    import torch
+
+    from skproto.geometry import cosine_distances
+
+    rng = np.random.RandomState(0)
+    D = torch.tensor(cosine_distances(rng.rand(200, 4), rng.rand(200, 4)))
+    D_self = cosine_distances(D, D)
+    assert float(D_self.min()) >= 0.0 and float(D_self.max()) <= 2.0
+    assert float(cosine_distances(D, -D).max()) <= 2.0
+
+
+def test_ledoit_wolf_amount_of_a_covariance_already_at_its_target_is_zero():
+    # C06: without beta = min(beta, delta), S = I / 2 (delta = 0) read 1.0, with a
+    # divide-by-zero warning; scikit-learn's ledoit_wolf_shrinkage gives 0
+    import warnings
+
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    from skproto.geometry import shrinkage_amount
+
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # centred, S = I / 2
+    q4 = float((np.sum(X**2, axis=1) ** 2).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        amount = shrinkage_amount("ledoit_wolf", X.T @ X / 4, 4, q4)
+    assert amount == ledoit_wolf_shrinkage(X, assume_centered=True) == 0.0
+
+
+def test_whitener_cholesky_boundary_is_relative_to_the_largest_variance():
+    # C12 (floor / top), C13 (margin 1), C14 (no factor p), C15 (>=): the
+    # documented condition is floor / top**2 > 1e3 * PINV_RTOL * p, strictly;
+    # below it the eigendecomposition's map (full), above it Cholesky's (triangular)
+    from skproto.geometry import whitener
+
+    cov = 4.0 * np.array([[1.0, 0.5], [0.5, 1.0]])  # top**2 = 4, p = 2
+    edge = 1e3 * 1e-10 * 2 * 4.0
+    below, at, above = (whitener(cov, edge * f) for f in (0.99, 1.0, 1.01))
+    assert not np.allclose(below, np.triu(below)) and not np.allclose(at, np.triu(at))
+    np.testing.assert_array_equal(above, np.triu(above))
+    np.testing.assert_allclose(above @ above.T, np.linalg.inv(cov), rtol=1e-12)
+    # in large units a floor far below the cut relative to top**2 keeps the cut
+    # (C12 took Cholesky here: a rank-2 map scaling the 1e-11 direction by 2e5)
+    s = 1e10
+    near = s * np.array([[1.0, 1 - 1e-11], [1 - 1e-11, 1.0]])
+    L = whitener(near, np.linalg.eigvalsh(near).min())
+    assert L.shape == (2, 1)
+    np.testing.assert_allclose(L @ L.T * s, np.full((2, 2), 0.25), rtol=1e-6)
+
+
+def test_squared_distances_of_integer_rows():
+    # an audit: integer rows raised numpy's UFuncTypeError ("Cannot cast ufunc
+    # 'multiply' output from dtype('float64') to dtype('int64')") from D *= -2.0
+    from skproto.geometry import squared_distances
+
+    D = squared_distances(np.array([[0, 0], [3, 4]]), np.array([[0, 0], [3, 0]]))
+    np.testing.assert_array_equal(D, [[0.0, 9.0], [25.0, 16.0]])
+    assert D.dtype == np.float64
+    assert squared_distances(np.ones((2, 2), np.float32), np.ones((1, 2), np.float32)).dtype == (
+        np.float32
+    )

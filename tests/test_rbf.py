@@ -997,3 +997,109 @@ def test_auto_temperature_is_not_over_confident_on_noisy_rows():
     Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=60, stratify=y, random_state=6)
     m = RBFPrototypeClassifier(random_state=0).fit(Xtr, ytr)
     assert log_loss(yte, m.predict_proba(Xte), labels=m.classes_) < 1.6
+
+
+# --- pinned by a mutation audit of calibration, covariance, distances and certificates (2026-12-06)
+def test_cbc_radius_is_finite_where_only_negative_reasoning_favours_the_rival():
+    # R07: "never overtaken" needs b >= 0; with b < 0 (class 1's negative reasoning
+    # on component 1, none on class 0's side) and a- = 0 the bound is a+ / -b:
+    # p_0 - p_1 >= 0.8 / z - (1 - 0.5 / z) > 0 for z < 1.3. Without b >= 0 the
+    # radius read inf, and at eps = 0.27 the target already loses
+    import torch
+
+    from skproto.robustness.certificates import cbc_radius
+
+    def f(x):
+        return torch.tensor(x, dtype=torch.float64)
+
+    r = cbc_radius(
+        f([[0.8, 0.5]]),
+        f([[1.0, 0.0], [0.0, 0.0]]),
+        f([[0.0, 0.0], [0.0, 1.0]]),
+        torch.tensor([0]),
+        f(1.0),
+        f(1.0),
+    )
+    assert float(r[0]) == pytest.approx(np.log(1.3), rel=1e-12)
+    z = np.exp(0.27)  # every detection divided by z: the worst case at radius 0.27
+    assert 0.8 / z - (1 - 0.5 / z) < 0
+
+
+def _f64(x):
+    import torch
+
+    return torch.tensor(x, dtype=torch.float64)
+
+
+def test_bisector_radius_of_coincident_rival_prototypes_is_zero_with_a_slack():
+    # R15: a rival prototype on the target's own (gap 0) gives ratio 0; with
+    # g >= 0 the slack's -2 s was divided by the smallest float: -9e305
+    import torch
+
+    from skproto.robustness.certificates import bisector_radius
+
+    args = dict(
+        d2=_f64([[4.0, 4.0]]),
+        gap=_f64([[0.0, 0.0], [0.0, 0.0]]),
+        own_index=torch.tensor([[0], [1]]),
+        labels=torch.tensor([0, 1]),
+        target=torch.tensor([0]),
+        lipschitz=_f64(1.0),
+    )
+    assert float(bisector_radius(**args)) == 0.0
+    assert float(bisector_radius(**args, slack=_f64([0.01]))) == 0.0
+
+
+def test_bisector_radius_without_a_rival_class_has_a_finite_gradient():
+    # R16: the infinite radius (no rival class) divided by lipschitz gave the
+    # learned Lipschitz constant a NaN gradient (0 * inf)
+    import torch
+
+    from skproto.robustness.certificates import bisector_radius
+
+    L = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    r = bisector_radius(
+        d2=_f64([[1.0, 2.0]]),
+        gap=_f64([[0.0, 1.0], [1.0, 0.0]]),
+        own_index=torch.tensor([[0, 1]]),
+        labels=torch.tensor([0, 0]),
+        target=torch.tensor([0]),
+        lipschitz=L,
+    )
+    assert float(r.detach()[0]) == np.inf
+    r.clamp(max=1.0).sum().backward()
+    assert float(L.grad) == 0.0
+
+
+def test_cbc_radius_stays_finite_where_the_target_has_no_evidence():
+    # R17: a+ = 0 (the target's only component detects 0, class 1 has no negative
+    # reasoning) makes z* = 0; without the clamp at the smallest float the radius
+    # was log(0) = -inf (an infinite hinge in training)
+    import torch
+
+    from skproto.robustness.certificates import cbc_radius
+
+    r = cbc_radius(
+        _f64([[0.0, 0.8]]),
+        _f64([[1.0, 0.0], [0.0, 1.0]]),
+        _f64([[0.0, 0.0], [0.0, 0.0]]),
+        torch.tensor([0]),
+        _f64(1.0),
+        _f64(1.0),
+    )
+    assert np.isfinite(float(r[0])) and float(r[0]) < 0
+
+
+def test_certified_accuracy_refuses_an_infinite_eps():
+    # A02: without the isfinite check eps = inf was taken (accuracy 0.0, even for
+    # rows of infinite radius); NaN and negatives are refused by eps >= 0 alone
+    from skproto import certified_accuracy
+
+    class Radii:
+        def certified_radius(self, X, y):
+            return np.array([np.inf, 1.0])
+
+    assert certified_accuracy(Radii(), None, None, [0.0, 2.0]).tolist() == [1.0, 0.5]
+    for eps in (np.inf, [0.1, np.inf]):
+        with pytest.raises(ValueError, match="eps must be finite and non-negative"):
+            certified_accuracy(Radii(), None, None, eps)

@@ -54,6 +54,8 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     array([[ 0.],
            [25.]])
     """
+    if not is_torch(X):  # integer rows: in float64 (``D *= -2.0`` could not cast back)
+        X, P = (a if np.asarray(a).dtype.kind in "fc" else np.asarray(a, float) for a in (X, P))
     if center is not None:
         X = X - center
         P = P - center
