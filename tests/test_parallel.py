@@ -1137,3 +1137,377 @@ def test_fit_streaming_samples_and_splits_as_documented(monkeypatch):
         model = ParallelPostFit(NearestMeanClassifier()).fit(X[:150], y[:150])
         got = model.explain(da.from_array(X[:150], chunks=50), rows=slice(145, None))
         np.testing.assert_allclose(got.scores, model.estimator_.explain(X[145:150]).scores)
+
+
+# --- pinned by a mutation audit of parallel/ (2026-12-06; dask synchronous scheduler, no cluster)
+
+
+def test_lazy_prediction_of_a_frame_computes_nothing_until_asked(data):
+    # (as_row_blocks(known=False)): row blocks of unknown length stay unknown,
+    # nothing is computed before .compute()
+    import dask
+    import dask.dataframe as dd
+    import pandas as pd
+    from dask.callbacks import Callback
+
+    X, y = data
+    model = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    ddf = dd.from_pandas(pd.DataFrame(X), npartitions=3)
+    ran = []
+    with dask.config.set(scheduler="sync"), Callback(pretask=lambda key, *_: ran.append(key)):
+        for method in ("predict", "predict_proba"):
+            lazy = getattr(model, method)(ddf)
+            assert ran == [] and len(lazy.chunks[0]) == 3, method
+            assert all(np.isnan(c) for c in lazy.chunks[0]), method
+            expected = getattr(model.estimator_, method)(X)
+            np.testing.assert_array_equal(lazy.compute(), expected, err_msg=method)
+            ran.clear()
+
+
+def test_dask_fits_refuse_weights_and_labels_of_the_wrong_size():
+    # a weight array of one entry was broadcast to every row (fit refuses it),
+    # and a scalar y or targets failed with an IndexError
+    import dask
+
+    from skproto.parallel import fit_streaming, nearest_rows
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 90)
+    X = rng.normal(size=(90, 3)) + y[:, None]
+    Xd, yd = da.from_array(X, chunks=30), da.from_array(y, chunks=30)
+    with dask.config.set(scheduler="sync"):
+        for w in (np.ones(1), np.ones(3)):
+            with pytest.raises(ValueError, match=f"sample_weight has {len(w)} rows for 90 samples"):
+                fit_nearest_mean(NearestMeanClassifier(), Xd, yd, sample_weight=w)
+            with pytest.raises(ValueError, match=f"sample_weight has {len(w)} rows for 90 samples"):
+                fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, sample_weight=w)
+        for fit in (
+            lambda: fit_nearest_mean(NearestMeanClassifier(), Xd, 1),
+            lambda: fit_streaming(ProtoClassifier(max_epochs=1), Xd, 1),
+        ):
+            with pytest.raises(
+                ValueError, match="y must hold one value per row of X, got a scalar"
+            ):
+                fit()
+        with pytest.raises(ValueError, match="targets must hold one value per row of X, got a"):
+            nearest_rows(X[:2], Xd, groups=[0, 1], targets=1)
+
+
+def test_the_wrapper_takes_the_input_tags_of_its_estimator():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.utils import get_tags
+
+    inner = HistGradientBoostingClassifier()
+    assert get_tags(inner).input_tags.allow_nan  # (it takes NaN)
+    assert get_tags(ParallelPostFit(inner)).input_tags == get_tags(inner).input_tags
+    assert not get_tags(ParallelPostFit(NearestMeanClassifier())).input_tags.allow_nan
+
+
+def test_every_lazy_block_has_its_declared_shape_and_dtype_even_without_rows():
+    import dask
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 90)
+    X = rng.normal(size=(90, 3)) + y[:, None]
+    Xd = da.from_array(X, chunks=((30, 0, 60), (3,)))
+    model = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    with dask.config.set(scheduler="sync"):
+        for method in METHODS:
+            lazy = getattr(model, method)(Xd)
+            for i in range(lazy.numblocks[0]):
+                block = lazy.blocks[i].compute()
+                assert block.shape == lazy.blocks[i].shape, (method, i, block.shape)
+                assert block.dtype == lazy.dtype, (method, i)
+
+
+def test_explaining_rows_of_a_pandas_frame_keeps_its_column_names():
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 60)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)) + y[:, None], columns=["p", "q", "r"])
+    model = ParallelPostFit(NearestMeanClassifier()).fit(frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names"
+        got = model.explain(frame, rows=[4, 1])
+    np.testing.assert_array_equal(got.scores, model.estimator_.explain(frame.iloc[[4, 1]]).scores)
+
+
+def test_a_class_the_init_sample_missed_adds_its_documented_number_of_rows(monkeypatch):
+    # fit_streaming's docstring: a class the sample missed adds up to
+    # max(10, 2 * n_prototypes_per_class) of its rows
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    seen = []
+    build = ProtoClassifier._build
+
+    def spy_build(self, X, T, rng):
+        seen.append(np.bincount(np.asarray(T), minlength=3).tolist())
+        return build(self, X, T, rng)
+
+    monkeypatch.setattr(ProtoClassifier, "_build", spy_build)
+    r = np.random.RandomState(0)
+    y = np.r_[r.randint(0, 2, 988), np.full(12, 2)]  # class 2: the last 12 rows
+    X = r.normal(size=(len(y), 4)) + 2.0 * y[:, None]
+    Xd, yd = da.from_array(X, chunks=(100, 4)), da.from_array(y, chunks=100)
+    with dask.config.set(scheduler="sync"):
+        for per_class, added in ((1, 10), (4, 10), (6, 12)):
+            clf = ProtoClassifier(
+                n_prototypes_per_class=per_class, max_epochs=1, early_stopping=False, random_state=0
+            )
+            fit_streaming(clf, Xd, yd, init_rows=10)
+            assert sum(seen[-1][:2]) == 10 and seen[-1][2] == added
+
+
+def test_streamed_weights_spanning_beyond_float32_fit_as_their_scaled_copy():
+    # the weights' unit follows the heaviest weight: three rows of weight 2**140
+    # among rows of weight 1 fit the model of the same weights times 2**-100
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 300)
+    X = rng.normal(size=(300, 4)) + y[:, None]
+    w = np.ones(300)
+    w[[5, 150, 290]] = 2.0**140
+    Xd, yd = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    fits = []
+    with dask.config.set(scheduler="sync"):
+        for scale in (1.0, 2.0**-100):
+            clf = ProtoClassifier(max_epochs=2, random_state=0)
+            fits.append(fit_streaming(clf, Xd, yd, da.from_array(w * scale, chunks=60)))
+    assert np.isfinite(fits[0].history_["loss"]).all()
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+
+
+def test_balanced_class_weights_of_huge_weights_are_counted_without_overflow():
+    # "balanced" reads the classes' summed weights relative to the largest
+    # weight: 300 rows of weight 2**1020 summed to inf, and every class weighed 0
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 300)
+    X = rng.normal(size=(300, 4)) + y[:, None]
+    Xd, yd = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    fits = []
+    with dask.config.set(scheduler="sync"):
+        for weight in (1.0, 2.0**1020):
+            clf = ProtoClassifier(max_epochs=2, class_weight="balanced", random_state=0)
+            fits.append(fit_streaming(clf, Xd, yd, da.from_array(np.full(300, weight), chunks=60)))
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+
+
+def test_fit_streaming_refuses_an_init_sample_of_no_rows():
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 90)
+    Xd, yd = da.from_array(rng.normal(size=(90, 3)), chunks=30), da.from_array(y, chunks=30)
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError, match=f"init_rows must be None or an int >= 1, got {bad!r}"):
+            fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, init_rows=bad)
+
+
+def test_streamed_projection_may_take_held_out_rows(monkeypatch):
+    # the projection searches every row of positive weight (held-out rows
+    # included, as in fit); only the snap cost's pull reads training rows only
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    seen = {}
+    project = ProtoClassifier._project_and_refit
+
+    def spy(self, *args, **kwargs):
+        seen["search"] = np.asarray(kwargs["search"].compute())
+        return project(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProtoClassifier, "_project_and_refit", spy)
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 200)
+    X = rng.normal(size=(200, 3)) + y[:, None]
+    w = np.ones(200)
+    w[::9] = 0.0
+    Xd, yd, wd = (da.from_array(a, chunks=50) for a in (X, y, w))
+    clf = ProtoClassifier(
+        max_epochs=1, early_stopping=True, validation_fraction=0.3, random_state=0
+    )
+    with dask.config.set(scheduler="sync"):
+        fit_streaming(clf, Xd, yd, wd)
+    np.testing.assert_array_equal(seen["search"], np.where(w > 0, y, -1))
+
+
+def test_fit_streaming_starts_afresh_and_keeps_a_frame_s_names():
+    # classes declared by an earlier partial_fit stayed fixed after
+    # fit_streaming (a later partial_fit refused a new label, as after fit it
+    # does not), and a frame's column names were not kept
+    import dask
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 120)
+    X = rng.normal(size=(120, 3)) + y[:, None]
+    frame = pd.DataFrame(X, columns=["p", "q", "r"])
+    ddf, yd = dd.from_pandas(frame, npartitions=3), dd.from_pandas(pd.Series(y), npartitions=3)
+    clf = ProtoClassifier(max_epochs=1, random_state=0)
+    clf.partial_fit(X[:60], y[:60], classes=[0, 1, 2, 3])
+    with dask.config.set(scheduler="sync"):
+        fit_streaming(clf, ddf, yd)
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(clf.feature_names_in_, ["p", "q", "r"])
+    clf.partial_fit(X[:5], np.full(5, 3))  # a new label joins, as after fit
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2, 3])
+
+
+def test_streamed_epochs_read_the_blocks_in_a_fresh_order(monkeypatch):
+    # every epoch draws a new block order (then shuffles rows within windows)
+    import dask
+
+    import skproto._torch.training as training
+    from skproto.parallel import fit_streaming
+
+    windows_seen = []
+    original = training.stream_windows
+
+    def spy(X, targets, weights, window_blocks):
+        windows = original(X, targets, weights, window_blocks)
+
+        def recorded(rng):
+            epoch = []
+            for Xw, Tw, Ww in windows(rng):
+                epoch.append(tuple(sorted(set(np.round(Xw[:, 0] / 1000).astype(int).tolist()))))
+                yield Xw, Tw, Ww
+            windows_seen.append(tuple(epoch))
+
+        return recorded
+
+    monkeypatch.setattr(training, "stream_windows", spy)
+    rng = np.random.RandomState(0)
+    y = np.repeat(np.arange(4), 40)  # sorted by class: the order of blocks matters
+    X = rng.normal(size=(160, 3)) + y[:, None]
+    X[:, 0] += 1000 * (np.arange(160) // 20)  # block id (blocks of 20 rows) in column 0
+    Xd, yd = da.from_array(X, chunks=20), da.from_array(y, chunks=20)
+    clf = ProtoClassifier(max_epochs=4, early_stopping=False, n_iter_no_change=99, random_state=0)
+    with dask.config.set(scheduler="sync"):
+        fit_streaming(clf, Xd, yd)
+    assert len(windows_seen) == 4
+    assert all(sorted(b for w in epoch for b in w) == list(range(8)) for epoch in windows_seen)
+    assert len(set(windows_seen)) > 1  # not the same windows every epoch
+
+
+def test_fit_streaming_holds_out_at_most_validation_rows(monkeypatch):
+    import dask
+
+    import skproto._torch.training as training
+    from skproto.parallel import fit_streaming
+
+    seen = []
+    train = training.train
+
+    def spy_train(*args, **kwargs):
+        seen.append(len(kwargs.get("X_val", ())))
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy_train)
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 300)
+    X = rng.normal(size=(300, 3)) + y[:, None]
+    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
+    with dask.config.set(scheduler="sync"):
+        for cap, expected in ((7, 7), (50_000, 30)):  # ceil(0.1 x 300) = 30
+            clf = ProtoClassifier(
+                max_epochs=1, early_stopping=True, validation_fraction=0.1, random_state=0
+            )
+            fit_streaming(clf, Xd, yd, validation_rows=cap)
+            assert seen[-1] == expected
+
+
+def test_fit_streaming_reads_window_blocks_blocks_at_a_time(monkeypatch):
+    # window_blocks was ignored: the training config was made before
+    # fit_streaming set it, so every epoch read windows of 4 blocks
+    import dask
+
+    import skproto._torch.training as training
+    from skproto.parallel import fit_streaming
+
+    seen = []
+    original = training.stream_windows
+
+    def spy(X, targets, weights, window_blocks):
+        seen.append(window_blocks)
+        return original(X, targets, weights, window_blocks)
+
+    monkeypatch.setattr(training, "stream_windows", spy)
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 120)
+    X = rng.normal(size=(120, 3)) + y[:, None]
+    Xd, yd = da.from_array(X, chunks=20), da.from_array(y, chunks=20)
+    with dask.config.set(scheduler="sync"):
+        for window_blocks in (1, 6):
+            seen.clear()
+            clf = ProtoClassifier(max_epochs=1, early_stopping=False, random_state=0)
+            fit_streaming(clf, Xd, yd, window_blocks=window_blocks)
+            assert seen == [window_blocks]
+
+
+def test_scikit_learn_multi_label_and_multi_output_classifiers_predict_lazily():
+    # the wrapper declared one label per row for any estimator but skproto's
+    # multi-label models: KNeighborsClassifier and OneVsRestClassifier fitted on
+    # an indicator y predict one per label, and compute() failed to broadcast
+    # (25, 3) into (25,); a multi-output predict_proba (a list) is refused
+    import dask
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)
+    Xd = da.from_array(X, chunks=25)
+    ovr = ParallelPostFit(OneVsRestClassifier(LogisticRegression())).fit(X, Y)
+    knn = ParallelPostFit(KNeighborsClassifier()).fit(X, Y)
+    with dask.config.set(scheduler="sync"):
+        for model, method in [(knn, "predict")] + [
+            (ovr, m) for m in ("predict", "predict_proba", "decision_function")
+        ]:
+            lazy = getattr(model, method)(Xd)
+            want = getattr(model.estimator_, method)(X)
+            assert lazy.shape == want.shape and lazy.dtype == want.dtype, method
+            np.testing.assert_array_equal(lazy.compute(), want)
+        with pytest.raises(ValueError, match="KNeighborsClassifier has several outputs; its "):
+            knn.predict_proba(Xd)
+
+
+def test_fit_streaming_checks_the_shape_of_sample_weight_and_init_rows():
+    # a 2-D sample_weight failed inside dask ("Provided chunks have 2 dims;
+    # expected 3 dims"), and init_rows=True was taken as one row
+    import dask
+
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 90)
+    Xd, yd = da.from_array(rng.normal(size=(90, 3)), chunks=30), da.from_array(y, chunks=30)
+    with dask.config.set(scheduler="sync"):
+        for w in (np.ones((90, 1)), da.ones((90, 1), chunks=30)):
+            for fit in (fit_streaming, fit_nearest_mean):
+                est = (
+                    ProtoClassifier(max_epochs=1)
+                    if fit is fit_streaming
+                    else NearestMeanClassifier()
+                )
+                with pytest.raises(
+                    ValueError,
+                    match=r"sample_weight must be a 1D array or a scalar, got shape \(90, 1\)",
+                ):
+                    fit(est, Xd, yd, sample_weight=w)
+        with pytest.raises(ValueError, match="init_rows must be None or an int >= 1, got True"):
+            fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, init_rows=True)

@@ -122,7 +122,8 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
     name : str
         Name of ``a`` in the error raised on a row count mismatch.
     broadcast : bool, default=False
-        Take a scalar ``a`` as that value for every row (a sample weight).
+        Take a scalar ``a`` as that value for every row (a sample weight:
+        else ``a`` must be 1-D).
 
     Returns
     -------
@@ -141,6 +142,8 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
         a = da.from_array(a, chunks=-1)
     if a.ndim == 0:
         raise ValueError(f"{name} must hold one value per row of X, got a scalar.")
+    if broadcast and a.ndim != 1:  # (dask's "Provided chunks have 2 dims" came later)
+        raise ValueError(f"{name} must be a 1D array or a scalar, got shape {a.shape}.")
     if any(np.isnan(c) for c in a.chunks[0]):
         a = a.compute_chunk_sizes()
     if a.shape[0] != X.shape[0]:

@@ -75,8 +75,9 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : classifier
         A skproto classifier or a Pipeline ending in one (any scikit-learn
-        classifier predicts too, without ``explain``); fitted or not:
-        :meth:`fit` fits a clone.
+        classifier predicts too, without ``explain``; a multi-output one, whose
+        ``classes_`` is a list, only ``predict``); fitted or not: :meth:`fit`
+        fits a clone.
 
     Attributes
     ----------
@@ -222,7 +223,17 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         so none is rounded to inf.
         """
         est = unpipe(est, None)[0]  # (a Pipeline's last step predicts)
-        multilabel = getattr(est, "_link", None) == "sigmoid"  # (a label indicator per row)
+        if isinstance(est.classes_, list):  # scikit-learn's multi-output classifiers
+            if method != "predict":  # (one array per output: no one dask array)
+                raise ValueError(
+                    f"{type(est).__name__} has several outputs; its {method} returns one "
+                    "array per output, which ParallelPostFit does not compute lazily. "
+                    "Call it on computed rows."
+                )
+            kinds = [np.asarray(c).dtype for c in est.classes_]
+            return len(est.classes_), np.result_type(*kinds)
+        # a label indicator per row (skproto's multi-label models, OneVsRestClassifier's)
+        multilabel = getattr(est, "_link", None) == "sigmoid" or getattr(est, "multilabel_", False)
         if method == "predict":
             if multilabel:
                 return len(est.classes_), np.dtype(int)

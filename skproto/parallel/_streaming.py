@@ -319,7 +319,9 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     ]:
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
             raise ValueError(f"{name} must be an int >= {least}, got {value!r}.")
-    if init_rows is not None and (not isinstance(init_rows, (int, np.integer)) or init_rows < 1):
+    if init_rows is not None and (
+        not isinstance(init_rows, (int, np.integer)) or isinstance(init_rows, bool) or init_rows < 1
+    ):
         raise ValueError(f"init_rows must be None or an int >= 1, got {init_rows!r}.")
     if getattr(estimator, "n_tokens", None):
         raise ValueError("fit_streaming does not train token prototypes (n_tokens) yet.")
@@ -415,9 +417,6 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     # drawn toward held-out rows, which then shaped training and its stopping)
     pull_search = da.map_blocks(_where_counted, T, fit_w, dtype=T.dtype)
     counted = n_val + np.flatnonzero(wp[n_val:] > 0)
-    config = estimator._training_config(estimator.max_epochs, "fit", n - n_val)
-    if not n_val:  # no row held out: no early stopping, as in fit
-        config = replace(config, early_stopping=False)
     if not len(counted):
         raise ValueError(
             "Every row of the initialisation sample has weight 0 (sample_weight times "
@@ -427,6 +426,11 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     X32 = X.astype(np.float32)
     estimator._window_blocks = window_blocks
     try:
+        # (the config reads _window_blocks: made before it was set, every stream
+        # read windows of 4 blocks whatever window_blocks said)
+        config = estimator._training_config(estimator.max_epochs, "fit", n - n_val)
+        if not n_val:  # no row held out: no early stopping, as in fit
+            config = replace(config, early_stopping=False)
         with training_context(estimator._n_threads):
             net = estimator._build(Xs[counted], Tp[counted], rng)
             # float32 as in fit (tensors made at a float64 default dtype stayed float64)
