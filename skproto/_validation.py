@@ -299,18 +299,26 @@ def check_class_weight_labels(class_weight, classes: np.ndarray) -> None:
 
     scikit-learn's ``compute_class_weight`` rule: a dict that weighs every class
     may also name labels absent from the training data (a rare class missing
-    from a cross-validation fold, or from a stream's classes so far).
+    from a cross-validation fold, or from a stream's classes so far). A key
+    weighs a class when :func:`class_weights` finds it, that is by the dict's
+    own lookup (a ``datetime.date`` key compares equal to a ``datetime64``
+    class but is not found: it was accepted here and ignored there).
     """
     if not isinstance(class_weight, dict):
         return
-    known = np.asarray(classes).tolist()
-    named = {_plain(k) for k in class_weight}
-    unknown = [k for k in class_weight if _plain(k) not in set(known)]
-    unweighted = [c for c in known if c not in named]
-    if unknown and unweighted:
+    classes = np.asarray(classes)
+    weighted = [c for c in classes if c in class_weight]
+    unweighted = [c for c in classes if c not in class_weight]
+    if unweighted and len(weighted) != len(class_weight):
+        unknown = [k for k in class_weight if not any(c in {k: None} for c in weighted)]
+        times = classes.dtype.kind in "mM"  # (tolist() shows them as datetime.date)
+        missed = list(unweighted) if times else [_plain(c) for c in unweighted]
+        shown = list(classes) if times else classes.tolist()
+        hint = " (datetime64 classes take numpy.datetime64 or pandas.Timestamp keys)"
         raise ValueError(
             f"class_weight names labels that are not classes: {unknown!r}, and does "
-            f"not weigh the classes {unweighted!r}; the classes are {known!r}."
+            f"not weigh the classes {missed!r}; the classes are {shown!r}"
+            f"{hint if times else ''}."
         )
 
 

@@ -982,6 +982,29 @@ def test_class_weight_is_checked(name, class_weight, message):
 
 
 @pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
+def test_class_weight_keys_weigh_datetime64_classes_as_the_dict_finds_them(name):
+    # a review: datetime.date keys compare equal to datetime64 classes, so the
+    # label check passed, but the dict lookup missed them and the weights were
+    # ignored (1000 on one class changed nothing); Timestamp keys were refused
+    # though the lookup found them
+    import datetime
+
+    import pandas as pd
+
+    days = np.array(["2020-01-01", "2020-01-02", "2020-01-03"], dtype="datetime64[D]")
+    X, y = make_data(days)
+    make = lambda w: STREAMS[name]().set_params(max_epochs=2, class_weight=w)
+    dates = {datetime.date(2020, 1, d): 1.0 for d in (1, 2, 3)}
+    with pytest.raises(ValueError, match="datetime64 classes take numpy.datetime64 or pandas"):
+        make(dates).fit(X, y)
+    heavy = {pd.Timestamp(d): w for d, w in zip(days, (1000.0, 1.0, 1.0))}
+    plain = {np.datetime64(d): 1.0 for d in days}
+    assert not np.array_equal(
+        make(heavy).fit(X, y).predict_proba(X), make(plain).fit(X, y).predict_proba(X)
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
 def test_class_weight_may_name_labels_absent_from_the_rows(name):
     # scikit-learn's rule (compute_class_weight): a dict that weighs every class
     # may name more labels. A cross-validation fold without a rare class raised
