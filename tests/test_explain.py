@@ -524,3 +524,13 @@ def test_runner_up_and_prototype_rows_take_a_pipeline():
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a.scores, b.scores)
         np.testing.assert_array_equal(a.cases, b.cases)
+    # a one-step Pipeline is its classifier (it was returned whole, and refused)
+    from sklearn.pipeline import Pipeline
+
+    from skproto.metrics import prototype_purity
+
+    one = Pipeline([("clf", NearestMeanClassifier())]).fit(Z, y)
+    np.testing.assert_array_equal(prototype_rows(one, Z, y), rows)
+    first, _ = explain_with_runner_up(one, Z[[0, 60, 120]], cases=cases, X_train=Z, y_train=y)
+    np.testing.assert_array_equal(first.cases, want[0].cases)
+    assert prototype_purity(one, Z, y) == prototype_purity(clf, Z, y)

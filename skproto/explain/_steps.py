@@ -277,8 +277,10 @@ def unpipe(
     >>> type(clf).__name__, bool((raw == X[:2]).all()), bool((Z == pipe[0].transform(X[:2])).all())
     ('NearestMeanClassifier', True, True)
     """
-    if not hasattr(estimator, "steps") or len(estimator.steps) < 2:
+    if not hasattr(estimator, "steps"):
         return estimator, X, X_train, positional(query_cases), positional(cases)
+    if len(estimator.steps) < 2:  # (a one-step Pipeline was returned as it is, and refused)
+        return estimator[-1], X, X_train, positional(query_cases), positional(cases)
     features, classifier = estimator[:-1], estimator[-1]
     if X is not None:
         query_cases = X if query_cases is None else query_cases
