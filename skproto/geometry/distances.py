@@ -32,7 +32,8 @@ def squared_distances(X: Any, P: Any, *, center: Any = None, P_sqnorm: Any = Non
     Parameters
     ----------
     X : ndarray or tensor of shape (..., n_features)
-        Rows; leading axes (e.g. a patch axis) are kept.
+        Rows; leading axes (e.g. a patch axis) are kept. Integer (or boolean)
+        arrays are computed in float64; tensors must be floating.
     P : ndarray or tensor of shape (n_prototypes, n_features)
         Prototypes, of the same type and dtype as ``X``.
     center : ndarray or tensor of shape (n_features,), default=None
