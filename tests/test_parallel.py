@@ -1142,6 +1142,14 @@ def test_fit_streaming_samples_and_splits_as_documented(monkeypatch):
 # --- pinned by a mutation audit of parallel/ (2026-12-06; dask synchronous scheduler, no cluster)
 
 
+def _blobs(n, chunks, n_features=3):
+    """``(X, y, X_dask, y_dask)``: three shifted blobs of ``n`` rows, in blocks of ``chunks``."""
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, n)
+    X = rng.normal(size=(n, n_features)) + y[:, None]
+    return X, y, da.from_array(X, chunks=chunks), da.from_array(y, chunks=chunks)
+
+
 def test_lazy_prediction_of_a_frame_computes_nothing_until_asked(data):
     # (as_row_blocks(known=False)): row blocks of unknown length stay unknown,
     # nothing is computed before .compute()
@@ -1171,10 +1179,7 @@ def test_dask_fits_refuse_weights_and_labels_of_the_wrong_size():
 
     from skproto.parallel import fit_streaming, nearest_rows
 
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 90)
-    X = rng.normal(size=(90, 3)) + y[:, None]
-    Xd, yd = da.from_array(X, chunks=30), da.from_array(y, chunks=30)
+    X, y, Xd, yd = _blobs(90, 30)
     with dask.config.set(scheduler="sync"):
         for w in (np.ones(1), np.ones(3)):
             with pytest.raises(ValueError, match=f"sample_weight has {len(w)} rows for 90 samples"):
@@ -1291,10 +1296,7 @@ def test_balanced_class_weights_of_huge_weights_are_counted_without_overflow():
 
     from skproto.parallel import fit_streaming
 
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 300)
-    X = rng.normal(size=(300, 4)) + y[:, None]
-    Xd, yd = da.from_array(X, chunks=60), da.from_array(y, chunks=60)
+    X, y, Xd, yd = _blobs(300, 60, n_features=4)
     fits = []
     with dask.config.set(scheduler="sync"):
         for weight in (1.0, 2.0**1020):
@@ -1306,9 +1308,7 @@ def test_balanced_class_weights_of_huge_weights_are_counted_without_overflow():
 def test_fit_streaming_refuses_an_init_sample_of_no_rows():
     from skproto.parallel import fit_streaming
 
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 90)
-    Xd, yd = da.from_array(rng.normal(size=(90, 3)), chunks=30), da.from_array(y, chunks=30)
+    _, y, Xd, yd = _blobs(90, 30)
     for bad in (0, -1, 2.0):
         with pytest.raises(ValueError, match=f"init_rows must be None or an int >= 1, got {bad!r}"):
             fit_streaming(ProtoClassifier(max_epochs=1), Xd, yd, init_rows=bad)
@@ -1418,10 +1418,7 @@ def test_fit_streaming_holds_out_at_most_validation_rows(monkeypatch):
         return train(*args, **kwargs)
 
     monkeypatch.setattr(training, "train", spy_train)
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 300)
-    X = rng.normal(size=(300, 3)) + y[:, None]
-    Xd, yd = da.from_array(X, chunks=100), da.from_array(y, chunks=100)
+    X, y, Xd, yd = _blobs(300, 100)
     with dask.config.set(scheduler="sync"):
         for cap, expected in ((7, 7), (50_000, 30)):  # ceil(0.1 x 300) = 30
             clf = ProtoClassifier(
@@ -1447,10 +1444,7 @@ def test_fit_streaming_reads_window_blocks_blocks_at_a_time(monkeypatch):
         return original(X, targets, weights, window_blocks)
 
     monkeypatch.setattr(training, "stream_windows", spy)
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 120)
-    X = rng.normal(size=(120, 3)) + y[:, None]
-    Xd, yd = da.from_array(X, chunks=20), da.from_array(y, chunks=20)
+    X, y, Xd, yd = _blobs(120, 20)
     with dask.config.set(scheduler="sync"):
         for window_blocks in (1, 6):
             seen.clear()
@@ -1493,9 +1487,7 @@ def test_fit_streaming_checks_the_shape_of_sample_weight_and_init_rows():
 
     from skproto.parallel import fit_streaming
 
-    rng = np.random.RandomState(0)
-    y = rng.randint(0, 3, 90)
-    Xd, yd = da.from_array(rng.normal(size=(90, 3)), chunks=30), da.from_array(y, chunks=30)
+    _, y, Xd, yd = _blobs(90, 30)
     with dask.config.set(scheduler="sync"):
         for w in (np.ones((90, 1)), da.ones((90, 1), chunks=30)):
             for fit in (fit_streaming, fit_nearest_mean):

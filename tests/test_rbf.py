@@ -1009,16 +1009,13 @@ def test_cbc_radius_is_finite_where_only_negative_reasoning_favours_the_rival():
 
     from skproto.robustness.certificates import cbc_radius
 
-    def f(x):
-        return torch.tensor(x, dtype=torch.float64)
-
     r = cbc_radius(
-        f([[0.8, 0.5]]),
-        f([[1.0, 0.0], [0.0, 0.0]]),
-        f([[0.0, 0.0], [0.0, 1.0]]),
+        _f64([[0.8, 0.5]]),
+        _f64([[1.0, 0.0], [0.0, 0.0]]),
+        _f64([[0.0, 0.0], [0.0, 1.0]]),
         torch.tensor([0]),
-        f(1.0),
-        f(1.0),
+        _f64(1.0),
+        _f64(1.0),
     )
     assert float(r[0]) == pytest.approx(np.log(1.3), rel=1e-12)
     z = np.exp(0.27)  # every detection divided by z: the worst case at radius 0.27
