@@ -1000,23 +1000,22 @@ def test_auto_temperature_is_not_over_confident_on_noisy_rows():
 
 
 # --- pinned by a mutation audit of calibration, covariance, distances and certificates (2026-12-06)
+
+
+def _cbc_radius_of_class_0(detections, positive, negative):
+    """CBC radius of one sample of target class 0 (two components, sigma and Lipschitz 1)."""
+    from skproto.robustness.certificates import cbc_radius
+
+    one = _f64(1.0)
+    return cbc_radius(_f64(detections), _f64(positive), _f64(negative), torch.tensor([0]), one, one)
+
+
 def test_cbc_radius_is_finite_where_only_negative_reasoning_favours_the_rival():
     # R07: "never overtaken" needs b >= 0; with b < 0 (class 1's negative reasoning
     # on component 1, none on class 0's side) and a- = 0 the bound is a+ / -b:
     # p_0 - p_1 >= 0.8 / z - (1 - 0.5 / z) > 0 for z < 1.3. Without b >= 0 the
     # radius read inf, and at eps = 0.27 the target already loses
-    import torch
-
-    from skproto.robustness.certificates import cbc_radius
-
-    r = cbc_radius(
-        _f64([[0.8, 0.5]]),
-        _f64([[1.0, 0.0], [0.0, 0.0]]),
-        _f64([[0.0, 0.0], [0.0, 1.0]]),
-        torch.tensor([0]),
-        _f64(1.0),
-        _f64(1.0),
-    )
+    r = _cbc_radius_of_class_0([[0.8, 0.5]], [[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]])
     assert float(r[0]) == pytest.approx(np.log(1.3), rel=1e-12)
     z = np.exp(0.27)  # every detection divided by z: the worst case at radius 0.27
     assert 0.8 / z - (1 - 0.5 / z) < 0
@@ -1072,18 +1071,7 @@ def test_cbc_radius_stays_finite_where_the_target_has_no_evidence():
     # R17: a+ = 0 (the target's only component detects 0, class 1 has no negative
     # reasoning) makes z* = 0; without the clamp at the smallest float the radius
     # was log(0) = -inf (an infinite hinge in training)
-    import torch
-
-    from skproto.robustness.certificates import cbc_radius
-
-    r = cbc_radius(
-        _f64([[0.0, 0.8]]),
-        _f64([[1.0, 0.0], [0.0, 1.0]]),
-        _f64([[0.0, 0.0], [0.0, 0.0]]),
-        torch.tensor([0]),
-        _f64(1.0),
-        _f64(1.0),
-    )
+    r = _cbc_radius_of_class_0([[0.0, 0.8]], [[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]])
     assert np.isfinite(float(r[0])) and float(r[0]) < 0
 
 
