@@ -1535,3 +1535,49 @@ def test_auto_temperature_is_not_over_confident_on_a_few_noisy_rows():
     Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=15, stratify=y, random_state=6)
     m = _NearestMeanClassifier().fit(Xtr, ytr)
     assert log_loss(yte, m.predict_proba(Xte), labels=m.classes_) < 1.3
+
+
+def _far_rows(offset, n=40, p=2):
+    """Two classes of ``n`` rows, spread 1e-3 about ``offset`` (offset / spread 1e3 * offset)."""
+    rng = np.random.default_rng(0)
+    return offset + 1e-3 * rng.normal(size=(n, p)), np.arange(n) % 2
+
+
+@pytest.mark.parametrize("covariance", ["shared", "per_class"])
+@pytest.mark.parametrize("offset", [1e4, 1e5])
+def test_chunked_covariances_equal_fit_far_from_the_origin(covariance, offset):
+    # an exactness audit: the chunked statistics kept each mean only to its
+    # float64 rounding, so the difference of two chunks' means was off by a
+    # unit of the offset, and partial_fit and merge drifted from fit by about
+    # 1e-16 * offset / spread (4e-10 at 1e7, 4e-9 at 1e8); the means are now
+    # carried with their rounding errors
+    X, y = _far_rows(offset)
+    kw = dict(metric="mahalanobis", covariance=covariance, covariance_shrinkage=0.0)
+    kw["temperature"] = 1.0
+    whole = _NearestMeanClassifier(**kw).fit(X, y)
+    stream = _NearestMeanClassifier(**kw)
+    for s in range(0, len(X), 4):
+        stream.partial_fit(X[s : s + 4], y[s : s + 4])
+    shards = _NearestMeanClassifier(**kw).fit(X[:20], y[:20])
+    merged = shards.merge(_NearestMeanClassifier(**kw).fit(X[20:], y[20:]))
+    for other in (stream, merged):
+        np.testing.assert_allclose(other.covariance_, whole.covariance_, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(other.means_, whole.means_)
+
+
+def test_a_chunk_with_classes_far_apart_keeps_each_class_mean_exact():
+    # each class's batch mean is taken about one of its own rows: about one row
+    # for the whole chunk, the class far from it (1e8 away, spread 1) lost
+    # digits to the difference
+    rng = np.random.default_rng(1)
+    y = np.arange(60) % 2
+    X = rng.normal(size=(60, 3)) + 1e8 * y[:, None]
+    kw = dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.0)
+    kw["temperature"] = 1.0
+    whole = _NearestMeanClassifier(**kw).fit(X, y)
+    stream = _NearestMeanClassifier(**kw)
+    for s in range(0, 60, 7):
+        stream.partial_fit(X[s : s + 7], y[s : s + 7])
+    np.testing.assert_allclose(stream.covariance_, whole.covariance_, rtol=1e-12, atol=0)
+    exact = [np.mean(X[y == c].astype(np.longdouble), axis=0) for c in (0, 1)]
+    np.testing.assert_allclose(stream.means_, np.array(exact, dtype=float), rtol=1e-15, atol=0)

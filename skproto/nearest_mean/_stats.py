@@ -98,6 +98,40 @@ def _reference(B: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(short), short, mean)
 
 
+def _two_sum(a, b):
+    """``(a + b rounded, its rounding error)``: Knuth's TwoSum, exact for any floats."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _mean_update(hi, lo, fb, delta_hi, delta_lo):
+    """``(hi + lo) + fb ((delta_hi) + (delta_lo))`` as a rounded value and its error.
+
+    The means are carried as ``hi + lo`` (a float64 and the rounding error of
+    it) so that the difference of two means far from the origin is exact:
+    taken from the rounded means alone, it was off by one unit of their
+    magnitude, and the chunked covariances (dask, ``partial_fit``, ``merge``)
+    drifted from ``fit`` by about ``1e-16 * offset / spread`` relative (3e-10
+    at 1e7). ``delta_hi`` is the difference of the two means' ``hi`` parts
+    (exact when they are close), ``delta_lo`` that of their ``lo`` parts.
+    """
+    s, e = _two_sum(hi, fb * delta_hi)
+    return _two_sum(s, e + lo + fb * delta_lo)
+
+
+def _first_rows(X, codes, w, n_classes: int, normalize: bool) -> np.ndarray:
+    """The first row of positive weight of each class, in float64 (L2-normalised with
+    ``normalize``); zeros for a class without one."""
+    ref = np.zeros((n_classes, X.shape[1]))
+    rows = np.flatnonzero(w > 0)
+    classes, first = np.unique(codes[rows], return_index=True)
+    ref[classes] = np.asarray(X[rows[first]], dtype=np.float64)
+    if normalize:
+        _normalize_in_place(ref)
+    return ref
+
+
 def _one_pass(X, codes, w, n_classes: int, normalize: bool, scatter: bool):
     """Counts, means and pooled scatter of the classes, reading the rows once.
 
@@ -133,7 +167,12 @@ def _one_pass(X, codes, w, n_classes: int, normalize: bool, scatter: bool):
             gram += B.T @ B  # a symmetric rank-k update (syrk)
     seen = count > 0
     d = sums / np.where(seen, count, 1.0)[:, None]
-    out = ClassStats(count=count, mean=np.where(seen[:, None], ref + d, 0.0))
+    mean, low = _two_sum(ref, d)  # (the mean and its rounding error: see _mean_update)
+    out = ClassStats(
+        count=count,
+        mean=np.where(seen[:, None], mean, 0.0),
+        mean_lo=np.where(seen[:, None], low, 0.0),
+    )
     if scatter:
         between = (d * count[:, None]).T @ d
         out.scatter = gram - between
@@ -160,6 +199,8 @@ class ClassStats:
               sum_i w_i (x_i - m_c)(x_i - m_c)^T
     t3 : None or (C, p) sum_i w_i ||x_i - m_c||^2 (x_i - m_c)
     q4 : None or (C,)   sum_i w_i ||x_i - m_c||^4
+    mean_lo : (C, p)    the rounding error of ``mean`` (the mean is ``mean +
+                        mean_lo``; see :func:`_mean_update`)
     """
 
     count: np.ndarray
@@ -167,6 +208,11 @@ class ClassStats:
     scatter: np.ndarray | None = None
     t3: np.ndarray | None = None
     q4: np.ndarray | None = None
+    mean_lo: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mean_lo is None:
+            self.mean_lo = np.zeros_like(self.mean)
 
     @classmethod
     def empty(cls, n_classes: int, n_features: int, *, scatter, fourth, **_) -> ClassStats:
@@ -243,6 +289,7 @@ class ClassStats:
     def _assign(self, other: ClassStats) -> None:
         """Take ``other``'s values, in place (same layout)."""
         self.count[:], self.mean[:] = other.count, other.mean
+        self.mean_lo = _low(other).copy()
         if self.scatter is not None:
             self.scatter[:] = other.scatter
 
@@ -260,40 +307,55 @@ class ClassStats:
         count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
         if not count.sum() > 0:
             return
+        # each class's sums about one of its own rows (see _mean_update): about
+        # one row for all, a class far from it lost its digits to the difference
+        ref = _first_rows(X, codes, w, n_classes, normalize)
         sums = np.zeros((n_classes, p))
+        other = None
         for s, B in _float64_chunks(X, normalize):
+            if other is None:  # the rows' references, gathered in a reused buffer
+                other = np.empty_like(B)
+            B -= np.take(ref, codes[s], axis=0, out=other[: len(B)])
             _add_class_sums(sums, w[s], codes[s], B)
-        mean = sums / np.where(count > 0, count, 1.0)[:, None]
+        seen = (count > 0)[:, None]
+        rel = sums / np.where(count > 0, count, 1.0)[:, None]
+        mean, low = _two_sum(ref, rel)
+        mean, low = np.where(seen, mean, 0.0), np.where(seen, low, 0.0)
         scatter = np.zeros((p, p))
         unit = bool(np.all(w == 1.0))
-        other = None
         for s, R in _float64_chunks(X, normalize):
-            if other is None:  # the class means of the rows, gathered in a reused buffer
-                other = np.empty_like(R)
-            R -= np.take(mean, codes[s], axis=0, out=other[: len(R)])
+            # residuals about the reference, as the means (a lone row's is 0)
+            R -= np.take(ref, codes[s], axis=0, out=other[: len(R)])
+            R -= np.take(rel, codes[s], axis=0, out=other[: len(R)])
             if not unit:
                 R *= np.sqrt(w[s])[:, None]
             scatter += R.T @ R  # a symmetric rank-k update (syrk)
-        self._assign(self.merge(ClassStats(count=count, mean=mean, scatter=scatter)))
+        self._assign(self.merge(ClassStats(count=count, mean=mean, scatter=scatter, mean_lo=low)))
 
     def _update_chunk(self, X, codes, w):
         keep = w > 0
         X, codes, w = X[keep], codes[keep], w[keep]
         if not len(w):
             return
-        present, local = np.unique(codes, return_inverse=True)
+        present, first, local = np.unique(codes, return_index=True, return_inverse=True)
         n_b = np.bincount(local, weights=w)
         G = sparse.csr_matrix((w, (local, np.arange(len(w)))), shape=(len(present), len(w)))
-        mean_b = (G @ X) / n_b[:, None]
+        ref = X[first]  # each class's means as one of its rows plus rel (see _mean_update)
+        shifted = X - ref[local]
+        rel = (G @ shifted) / n_b[:, None]
         n_a = self.count[present]
         n = n_a + n_b
         fa, fb = n_a / n, n_b / n
-        d = mean_b - self.mean[present]
-        self.mean[present] += d * fb[:, None]
+        hi, lo = self.mean[present], _low(self)[present]
+        d_hi, d_lo = ref - hi, rel - lo
+        d = d_hi + d_lo
+        low = _low(self).copy()
+        self.mean[present], low[present] = _mean_update(hi, lo, fb[:, None], d_hi, d_lo)
+        self.mean_lo = low
         self.count[present] = n
         if self.scatter is None:
             return
-        R = X - mean_b[local]  # residuals about the batch's class means
+        R = shifted - rel[local]  # residuals about the batch's class means
         Rw = R * w[:, None]
         coef = n_a * fb  # n_a n_b / n
         if self.scatter.ndim == 2:
@@ -321,8 +383,10 @@ class ClassStats:
         n = self.count + other.count
         safe = np.where(n > 0, n, 1.0)
         fa, fb = self.count / safe, other.count / safe
-        d = other.mean - self.mean
-        out = ClassStats(count=n, mean=self.mean + d * fb[:, None])
+        d_hi, d_lo = other.mean - self.mean, _low(other) - _low(self)
+        d = d_hi + d_lo
+        mean, low = _mean_update(self.mean, _low(self), fb[:, None], d_hi, d_lo)
+        out = ClassStats(count=n, mean=mean, mean_lo=low)
         if self.scatter is None:
             return out
         coef = self.count * fb  # n_a n_b / n
@@ -366,4 +430,11 @@ class ClassStats:
             scatter=self.scatter.copy() if pooled else grow(self.scatter),
             t3=grow(self.t3),
             q4=grow(self.q4),
+            mean_lo=grow(_low(self)),
         )
+
+
+def _low(stats: ClassStats) -> np.ndarray:
+    """``stats.mean_lo`` (zeros for statistics pickled before it was kept)."""
+    low = getattr(stats, "mean_lo", None)
+    return np.zeros_like(stats.mean) if low is None else low
