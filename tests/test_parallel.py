@@ -1523,3 +1523,30 @@ def test_one_row_blocks_fit_the_covariance_of_fit_far_from_the_origin(covariance
         )
     np.testing.assert_allclose(lazy.covariance_, whole.covariance_, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(lazy.means_, whole.means_)
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        (np.array(["a"] * 10), "Mix of label types \\(strings and numbers\\) in y"),
+        (np.array([True] * 5 + [False] * 5), "Mix of label types \\(booleans and numbers\\) in y"),
+    ],
+    ids=["strings", "booleans"],
+)
+def test_labels_of_mixed_kinds_across_blocks_are_refused(second, message):
+    # an exactness audit: each block's labels were checked alone, so ints in
+    # one block and strings in another became the classes '0', '1', 'a', and
+    # booleans beside ints were trained on as 1 and 0
+    import dask
+
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    block = lambda a: da.from_delayed(dask.delayed(a), shape=a.shape, dtype=object)
+    ints = np.array([0] * 5 + [1] * 5)
+    y = da.concatenate([block(ints), block(second)])
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(ValueError, match=message):
+            fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=(10, 2)), y)
+        # object blocks of one kind of label are read as before
+        same = da.concatenate([block(ints), block(ints)])
+        got = fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=(10, 2)), same)
+    assert got.classes_.tolist() == [0, 1] and got.classes_.dtype == ints.dtype

@@ -172,7 +172,19 @@ def labels_of(y) -> np.ndarray:
     import dask
 
     blocks = list(y.to_delayed().ravel())
-    return _distinct(np.concatenate(dask.compute(*[dask.delayed(_distinct)(b) for b in blocks])))
+    parts = dask.compute(*[dask.delayed(_distinct)(b) for b in blocks])
+    if y.dtype != object:
+        return _distinct(np.concatenate(parts))
+    # each block was checked alone: concatenated, the ints of one block and the
+    # strings (or booleans) of another became one dtype, and the labels '0',
+    # '1', 'a' (or True as 1) were trained on without a word
+    labels = np.concatenate([np.asarray(part, dtype=object) for part in parts])
+    _validation.check_one_label_kind(labels)
+    if len({isinstance(v, (bool, np.bool_)) for v in labels}) > 1:
+        raise ValueError(
+            "Mix of label types (booleans and numbers) in y; use one type for all labels."
+        )
+    return _distinct(np.concatenate(parts))  # (the blocks' own dtype, as before)
 
 
 def tree(items: list, combine, fan_in: int = 8):
