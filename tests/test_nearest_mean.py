@@ -1581,3 +1581,257 @@ def test_a_chunk_with_classes_far_apart_keeps_each_class_mean_exact():
     np.testing.assert_allclose(stream.covariance_, whole.covariance_, rtol=1e-12, atol=0)
     exact = [np.mean(X[y == c].astype(np.longdouble), axis=0) for c in (0, 1)]
     np.testing.assert_allclose(stream.means_, np.array(exact, dtype=float), rtol=1e-15, atol=0)
+
+
+# --- pinned by a mutation audit of nearest_mean/ (2026-12-06)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
+def test_a_fit_read_in_many_chunks_equals_one_chunk(metric, monkeypatch):
+    # the one-pass statistics take every chunk about the first chunk's
+    # reference row: one taken afresh per chunk shifted the means by 4.95
+    X, y = load_iris(return_X_y=True)
+    X = X + 0.01 * np.arange(len(X))[:, None]  # chunks of different means
+    whole = NearestMeanClassifier(metric=metric).fit(X, y)
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 7 * 4 * 4)  # 7-row chunks
+    chunked = NearestMeanClassifier(metric=metric).fit(X, y)
+    exact = np.array([X[y == k].mean(axis=0) for k in range(3)])
+    np.testing.assert_allclose(chunked.means_, exact, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked.means_, whole.means_, rtol=0, atol=1e-12)
+    if metric == "mahalanobis":
+        np.testing.assert_allclose(chunked.covariance_, whole.covariance_, rtol=1e-12, atol=0)
+
+
+def test_a_merged_model_bounds_its_sums_by_its_largest_shard():
+    # a merge keeps the largest magnitude any shard streamed: with the smallest,
+    # a later chunk of small rows was thought safe, updated in place and
+    # overflowed silently (scatter of inf, probabilities 0.5 with no warning)
+    X = np.array([[1e100, 0.0], [-1e100, 1.0]])
+    big = NearestMeanClassifier(metric="mahalanobis").fit(X, [0, 1], sample_weight=[1e110, 1e110])
+    small = NearestMeanClassifier(metric="mahalanobis").fit(
+        [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 0, 1]
+    )
+    merged = big.merge(small)
+    with pytest.raises(ValueError, match="overflow float64"):
+        merged.partial_fit([[0.0, 0.0], [0.0, 1.0]], [0, 1], sample_weight=[1e110, 1e110])
+    assert np.isfinite(merged._stats.scatter).all()  # (unchanged on failure)
+
+
+def test_cached_class_factors_are_refreshed_when_the_count_changes(monkeypatch):
+    # a stream's per-class factor cache is keyed by (count, mean): a row at the
+    # class mean leaves the mean but not the covariance (scatter / count) as
+    # it was; with the count ignored the stale whitening gave a distance of
+    # 2.0 where fit gives 2.24
+    from skproto.nearest_mean import _estimator as nm
+
+    monkeypatch.setattr(nm, "_PENDING_ELEMENTS", 0)  # set-aside rows scored at once: a cache
+    grid = np.array([(1.0 + i, 1.0 + j) for i in range(-2, 3) for j in range(-2, 3)])
+    X1, y1 = np.vstack([grid, 2.0 * grid + 10.0]), np.repeat([0, 1], 25)
+    X2, y2 = np.ones((3, 2)), np.zeros(3, dtype=int)  # at class 0's mean, none held out
+    params = dict(metric="mahalanobis", covariance="per_class", temperature="auto")
+    stream = _NearestMeanClassifier(**params).partial_fit(X1, y1)
+    stream.predict(X1[:1])  # (derived, and its factors cached)
+    assert "_factor_cache" in stream.__dict__
+    stream.partial_fit(X2, y2)
+    batch = _NearestMeanClassifier(**params).fit(np.vstack([X1, X2]), np.r_[y1, y2])
+    np.testing.assert_array_equal(stream.means_[0], [1.0, 1.0])
+    Z = np.array([[3.0, 1.0], [1.0, 2.0]])
+    np.testing.assert_allclose(stream.transform(Z), batch.transform(Z), rtol=1e-12)
+    np.testing.assert_allclose(stream.transform(Z)[:, 0], [2.24, 0.56], rtol=1e-12)
+
+
+def test_declared_unseen_classes_do_not_move_the_fallback_temperature():
+    # with no held-out row the temperature comes from the seen classes' means;
+    # the zero rows of declared but unseen classes must not be scored (three
+    # of them moved T from 11.2 to 22.4)
+    from skproto.nearest_mean._estimator import _row_hash
+
+    rng = np.random.default_rng(0)
+    X = np.array([[10.0, 0.0]] * 4 + [[30.0, 0.0]] * 4) + rng.integers(0, 4, size=(8, 2))
+    y = np.repeat([0, 1], 4)
+    keep = _row_hash(X) % 5 != 0  # (no row held out)
+    X, y = X[keep], y[keep]
+    declared = _NearestMeanClassifier().partial_fit(X, y, classes=[0, 1, 2, 3, 4])
+    plain = _NearestMeanClassifier().partial_fit(X, y, classes=[0, 1])
+    assert declared._calibration[2] is None  # (the fallback is used)
+    assert declared.temperature_ == plain.temperature_
+    np.testing.assert_array_equal(declared.predict_proba(X)[:, :2], plain.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "priors, expected",
+    [("uniform", [0.5, 0.5, 0.0]), ([0.2, 0.3, 0.5], [0.2, 0.3, 0.0])],
+)
+def test_declared_but_unseen_classes_have_prior_zero(priors, expected):
+    # the priors the scores use: none for a class without data, the others as
+    # given (uniform: shared by the classes seen)
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(priors=priors).partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    np.testing.assert_array_equal(clf.class_prior_, expected)
+    seen = -clf.transform(X)[:, :2] / 2 + np.log(expected[:2])
+    np.testing.assert_allclose(clf.decision_function(X)[:, :2], seen, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shrinkage", ["oas", "ledoit_wolf"])
+def test_a_per_class_chunk_whose_rows_of_a_class_weigh_nothing_leaves_that_class(shrinkage):
+    # Welford's per-class update skips rows of weight zero: a class whose rows
+    # in the chunk all weigh nothing keeps its statistics (0/0 made them NaN
+    # and predict raised "The covariance matrix contains NaN or infinity")
+    X, y = load_iris(return_X_y=True)
+    w = np.where(y == 0, 0.0, 1.0)
+    w[:10] = 1.0
+    params = dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage=shrinkage)
+    stream = NearestMeanClassifier(**params).partial_fit(X[:10], y[:10], classes=[0, 1, 2])
+    stream.partial_fit(X[10:], y[10:], sample_weight=w[10:])
+    batch = NearestMeanClassifier(**params).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(stream.class_count_, [10.0, 50.0, 50.0])
+    np.testing.assert_allclose(stream.means_, batch.means_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stream.covariance_, batch.covariance_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stream.predict_proba(X), batch.predict_proba(X), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance", ["shared", "per_class"])
+def test_a_weighted_ledoit_wolf_stream_equals_fit(covariance):
+    # the fourth moments of a class met again in a later chunk are shifted by
+    # Pebay's formulas with the chunk's *weighted* trace (unweighted: shrinkage
+    # 0.01879 against fit's 0.01908); weights act as frequencies throughout
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(X))  # every chunk holds every class
+    X, y = X[order], y[order]
+    w = 1.0 + np.arange(len(X)) % 3
+    params = dict(metric="mahalanobis", covariance=covariance, covariance_shrinkage="ledoit_wolf")
+    stream = NearestMeanClassifier(**params)
+    for rows in np.array_split(np.arange(len(X)), 3):
+        stream.partial_fit(X[rows], y[rows], classes=[0, 1, 2], sample_weight=w[rows])
+    batch = NearestMeanClassifier(**params).fit(X, y, sample_weight=w)
+    copies = w.astype(int)
+    repeated = NearestMeanClassifier(**params).fit(
+        np.repeat(X, copies, axis=0), np.repeat(y, copies)
+    )
+    np.testing.assert_allclose(
+        stream.covariance_shrinkage_, batch.covariance_shrinkage_, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        batch.covariance_shrinkage_, repeated.covariance_shrinkage_, rtol=1e-12
+    )
+    np.testing.assert_allclose(stream.covariance_, batch.covariance_, rtol=1e-12, atol=1e-15)
+
+
+def test_float32_scores_stay_float32_exactly_while_the_class_terms_allow():
+    # the documented rule: float32 holds while (|x - c| |W_k| + |b_k|) eps32 / 2
+    # <= 1e-3 for the largest class terms (|W_k| a class's column of W, |b_k| its
+    # bias in magnitude): here W_k = +-150, |b_k| = 150**2 / 2 + log 2, so the
+    # bound 16777.2 is passed between |x| = 36.8 and 36.9
+    X, y = np.array([[-151.0], [-149.0], [149.0], [151.0]]), np.array([0, 0, 1, 1])
+    clf = NearestMeanClassifier().fit(X, y)
+    np.testing.assert_array_equal(clf.means_, [[-150.0], [150.0]])
+    for x, dtype in [
+        (30.0, np.float32),
+        (-36.8, np.float32),
+        (36.9, np.float64),
+        (45.0, np.float64),
+    ]:
+        out = clf.decision_function(np.array([[x]], dtype=np.float32))
+        assert out.dtype == dtype, x
+        np.testing.assert_allclose(out, clf.decision_function([[x]]), rtol=1e-6)
+
+
+def test_a_prior_of_zero_is_accepted_and_rules_its_class_out():
+    # "non-negative": a zero prior is valid, and its class gets probability 0
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(priors=[0.0, 0.5, 0.5]).fit(X, y)
+    np.testing.assert_array_equal(clf.class_prior_, [0.0, 0.5, 0.5])
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(proba[:, 0], 0.0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert set(clf.predict(X)) == {1, 2}
+    with pytest.raises(ValueError, match="non-negative"):
+        NearestMeanClassifier(priors=[-0.1, 0.6, 0.5]).fit(X, y)
+
+
+def test_relative_mahalanobis_score_uses_the_count_weighted_between_covariance():
+    # score_samples = logsumexp(scores) + delta_0 / 2T, delta_0 under the shared
+    # covariance plus (1 - a) times the between-class covariance, whose classes
+    # weigh by their counts (unweighted: off by 0.99 on unequal classes)
+    from scipy.special import logsumexp
+
+    X, y = load_iris(return_X_y=True)
+    rows = np.r_[0:50, 50:70, 100:110]
+    X, y = X[rows], y[rows]
+    clf = NearestMeanClassifier(metric="mahalanobis", temperature=2.0).fit(X, y)
+    n = clf.class_count_
+    mean = n @ clf.means_ / n.sum()
+    dev = clf.means_ - mean
+    between = (dev * (n / n.sum())[:, None]).T @ dev
+    background = clf.covariance_ + (1.0 - clf.covariance_shrinkage_) * between
+    Z = X - mean
+    delta0 = np.einsum("ij,ij->i", Z @ np.linalg.inv(background), Z)
+    expected = logsumexp(clf.decision_function(X), axis=1) + delta0 / (2 * 2.0)
+    np.testing.assert_allclose(clf.score_samples(X), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance", ["shared", "per_class"])
+def test_a_within_class_scatter_below_the_floor_of_the_total_spread_is_zero(covariance):
+    # a within-class scatter at most 1e-20 of the total spread (within + between
+    # classes) counts as zero: here 1e-21 of it, not rounding noise feature by
+    # feature, so only this floor zeroes it (relative to the within scatter alone
+    # it stayed, 2e-22 .. 2e-21)
+    rng = np.random.default_rng(0)
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0]], 20, axis=0) + 1e-11 * rng.normal(size=(40, 2)) * [1, 5]
+    y = np.repeat([0, 1], 20)
+    clf = NearestMeanClassifier(metric="mahalanobis", covariance=covariance).fit(X, y)
+    np.testing.assert_array_equal(clf.covariance_, np.zeros_like(clf.covariance_))
+    euclidean = NearestMeanClassifier().fit(X, y)  # (then the identity is used)
+    np.testing.assert_allclose(clf.transform(X), euclidean.transform(X), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("temperature, dtype", [(1e-4, np.float32), (5e-5, np.float64)])
+def test_cosine_float32_rule_counts_the_unit_rows_radius(temperature, dtype):
+    # cosine rows are unit vectors (radius 1): the class terms are 1/T + 1/(2T) + |log prior|,
+    # 15000.7 at T=1e-4 (float32 holds) and 30000.7 at 5e-5 (beyond 16777: float64)
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(metric="cosine", temperature=temperature).fit(X, y)
+    out = clf.decision_function(X.astype(np.float32))
+    assert out.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(metric="euclidean"),
+        dict(metric="mahalanobis"),
+        dict(metric="mahalanobis", covariance="per_class"),
+    ],
+)
+def test_auto_temperature_counts_the_priors_of_held_out_rows_once(params):
+    # T="auto" minimises the held-out rows' log-loss of softmax(-d / 2T + log prior)
+    # under the model of the other rows: the held-out scores are taken without
+    # their priors and the table adds them once (twice: T 2.77 against 2.50)
+    from skproto import calibration as cal
+    from skproto.nearest_mean._estimator import _row_hash
+
+    X, y = load_iris(return_X_y=True)
+    rows = np.r_[0:50, 50:70, 100:110]  # unequal classes: empirical priors that differ
+    X, y = X[rows], y[rows]
+    auto = _NearestMeanClassifier(priors="empirical", **params).fit(X, y)
+    held = _row_hash(X) % 5 == 0
+    rest = NearestMeanClassifier(priors="empirical", **params).fit(X[~held], y[~held])
+    log_prior = np.log(rest.class_prior_)
+    scores = rest.decision_function(X[held]) - log_prior  # (at T = 1)
+    table = cal.add_grid_losses(cal.NO_LOSSES, scores, log_prior, y[held], None)
+    assert auto.temperature_ == pytest.approx(cal.table_temperature(table), rel=1e-9)
+
+
+def test_a_declared_class_without_rows_keeps_float32_rows_in_float32():
+    # a mutation audit: the float32 rule counted an unseen class's column of W
+    # (-center / T), so declaring a class with no rows yet moved float32 rows
+    # 1e4 from the origin to float64 (column norm 14144 against 2.34)
+    rng = np.random.default_rng(0)
+    X = 1e4 + rng.normal(size=(40, 2))
+    y = np.arange(40) % 2
+    X[y == 1] += 3
+    two = NearestMeanClassifier().partial_fit(X, y, classes=[0, 1])
+    three = NearestMeanClassifier().partial_fit(X, y, classes=[0, 1, 2])
+    X32 = X.astype(np.float32)
+    assert two.predict_proba(X32).dtype == three.predict_proba(X32).dtype == np.float32
+    np.testing.assert_array_equal(three.predict_proba(X32)[:, :2], two.predict_proba(X32))

@@ -871,7 +871,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                 proto_sqnorm=pn,
                 W=np.ascontiguousarray(W),
                 b=b,
-                W_norm=float(np.sqrt(np.max(np.einsum("ij,ij->j", W, W), initial=0.0))),
+                # (over the classes a row can take: an unseen class's column,
+                # -center / T, moved float32 rows to float64 far from the origin)
+                W_norm=float(
+                    np.sqrt(np.max(np.einsum("ij,ij->j", W, W)[np.isfinite(b)], initial=0.0))
+                ),
                 b_top=float(np.max(np.abs(b[np.isfinite(b)]), initial=0.0)),
             )
         float32_ok = _within_float32(

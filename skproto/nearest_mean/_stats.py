@@ -358,9 +358,7 @@ class ClassStats:
         R = shifted - rel[local]  # residuals about the batch's class means
         Rw = R * w[:, None]
         coef = n_a * fb  # n_a n_b / n
-        if self.scatter.ndim == 2:
-            self.scatter += Rw.T @ R + (d * coef[:, None]).T @ d
-            return
+        # (per-class scatter only: a pooled one is read by _one_pass or _update_pooled)
         order = np.argsort(local, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(np.bincount(local))])
         for j, c in enumerate(present):
