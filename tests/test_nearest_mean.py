@@ -1835,3 +1835,26 @@ def test_a_declared_class_without_rows_keeps_float32_rows_in_float32():
     X32 = X.astype(np.float32)
     assert two.predict_proba(X32).dtype == three.predict_proba(X32).dtype == np.float32
     np.testing.assert_array_equal(three.predict_proba(X32)[:, :2], two.predict_proba(X32))
+
+
+@pytest.mark.parametrize("covariance", ["shared", "per_class"])
+def test_a_far_row_of_tiny_weight_does_not_depend_on_where_it_sits(covariance):
+    # a review of the compensated means: each class was first taken about its
+    # first row of positive weight; a far row of weight 1e-30 read first
+    # rounded every residual to its distance (covariance 3e-6, means 4e-5
+    # relative apart from the same rows read with that row last); the classes
+    # are now taken about their rounded means, refined
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.arange(n) % 2
+    X = 1e-3 * rng.standard_normal((n, 2))
+    X[y == 1] += 0.01
+    X[0] = 1e9
+    w = np.ones(n)
+    w[0] = 1e-30
+    last = np.r_[1:n, 0]
+    kw = dict(metric="mahalanobis", covariance=covariance, covariance_shrinkage=0.0)
+    first = NearestMeanClassifier(**kw).fit(X, y, sample_weight=w)
+    other = NearestMeanClassifier(**kw).fit(X[last], y[last], sample_weight=w[last])
+    np.testing.assert_allclose(first.covariance_, other.covariance_, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(first.means_, other.means_, rtol=1e-14, atol=0)

@@ -120,18 +120,6 @@ def _mean_update(hi, lo, fb, delta_hi, delta_lo):
     return _two_sum(s, e + lo + fb * delta_lo)
 
 
-def _first_rows(X, codes, w, n_classes: int, normalize: bool) -> np.ndarray:
-    """The first row of positive weight of each class, in float64 (L2-normalised with
-    ``normalize``); zeros for a class without one."""
-    ref = np.zeros((n_classes, X.shape[1]))
-    rows = np.flatnonzero(w > 0)
-    classes, first = np.unique(codes[rows], return_index=True)
-    ref[classes] = np.asarray(X[rows[first]], dtype=np.float64)
-    if normalize:
-        _normalize_in_place(ref)
-    return ref
-
-
 def _one_pass(X, codes, w, n_classes: int, normalize: bool, scatter: bool):
     """Counts, means and pooled scatter of the classes, reading the rows once.
 
@@ -307,29 +295,28 @@ class ClassStats:
         count = np.bincount(codes, weights=w, minlength=n_classes).astype(np.float64)
         if not count.sum() > 0:
             return
-        # each class's sums about one of its own rows (see _mean_update): about
-        # one row for all, a class far from it lost its digits to the difference
-        ref = _first_rows(X, codes, w, n_classes, normalize)
+        safe = np.where(count > 0, count, 1.0)[:, None]
         sums = np.zeros((n_classes, p))
-        other = None
         for s, B in _float64_chunks(X, normalize):
-            if other is None:  # the rows' references, gathered in a reused buffer
-                other = np.empty_like(B)
-            B -= np.take(ref, codes[s], axis=0, out=other[: len(B)])
             _add_class_sums(sums, w[s], codes[s], B)
-        seen = (count > 0)[:, None]
-        rel = sums / np.where(count > 0, count, 1.0)[:, None]
-        mean, low = _two_sum(ref, rel)
-        mean, low = np.where(seen, mean, 0.0), np.where(seen, low, 0.0)
+        rough = sums / safe  # the class means, rounded; refined below (see _mean_update)
         scatter = np.zeros((p, p))
         unit = bool(np.all(w == 1.0))
+        sums[:] = 0.0
+        other = None
         for s, R in _float64_chunks(X, normalize):
-            # residuals about the reference, as the means (a lone row's is 0)
-            R -= np.take(ref, codes[s], axis=0, out=other[: len(R)])
-            R -= np.take(rel, codes[s], axis=0, out=other[: len(R)])
+            if other is None:  # the rows' class means, gathered in a reused buffer
+                other = np.empty_like(R)
+            R -= np.take(rough, codes[s], axis=0, out=other[: len(R)])
+            _add_class_sums(sums, w[s], codes[s], R)  # what the rounding left
             if not unit:
                 R *= np.sqrt(w[s])[:, None]
             scatter += R.T @ R  # a symmetric rank-k update (syrk)
+        rel = sums / safe
+        scatter -= (rel * count[:, None]).T @ rel  # about the refined means
+        seen = (count > 0)[:, None]
+        mean, low = _two_sum(rough, rel)
+        mean, low = np.where(seen, mean, 0.0), np.where(seen, low, 0.0)
         self._assign(self.merge(ClassStats(count=count, mean=mean, scatter=scatter, mean_lo=low)))
 
     def _update_chunk(self, X, codes, w):
@@ -337,11 +324,11 @@ class ClassStats:
         X, codes, w = X[keep], codes[keep], w[keep]
         if not len(w):
             return
-        present, first, local = np.unique(codes, return_index=True, return_inverse=True)
+        present, local = np.unique(codes, return_inverse=True)
         n_b = np.bincount(local, weights=w)
         G = sparse.csr_matrix((w, (local, np.arange(len(w)))), shape=(len(present), len(w)))
-        ref = X[first]  # each class's means as one of its rows plus rel (see _mean_update)
-        shifted = X - ref[local]
+        ref = (G @ X) / n_b[:, None]  # the batch's class means, rounded, and refined
+        shifted = X - ref[local]  # by rel (see _mean_update)
         rel = (G @ shifted) / n_b[:, None]
         n_a = self.count[present]
         n = n_a + n_b
