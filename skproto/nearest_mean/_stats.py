@@ -336,9 +336,8 @@ class ClassStats:
         hi, lo = self.mean[present], _low(self)[present]
         d_hi, d_lo = ref - hi, rel - lo
         d = d_hi + d_lo
-        low = _low(self).copy()
+        self.mean_lo = low = _low(self)  # (updated in place, as the means)
         self.mean[present], low[present] = _mean_update(hi, lo, fb[:, None], d_hi, d_lo)
-        self.mean_lo = low
         self.count[present] = n
         if self.scatter is None:
             return

@@ -313,16 +313,12 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     from .._torch.training import new_history, train, training_context
 
     estimator._validate_params()
-    for name, value, least in [
-        ("window_blocks", window_blocks, 1),
-        ("validation_rows", validation_rows, 0),
-    ]:
+    counts = [("window_blocks", window_blocks, 1, ""), ("validation_rows", validation_rows, 0, "")]
+    if init_rows is not None:
+        counts.append(("init_rows", init_rows, 1, "None or "))
+    for name, value, least, other in counts:
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}.")
-    if init_rows is not None and (
-        not isinstance(init_rows, (int, np.integer)) or isinstance(init_rows, bool) or init_rows < 1
-    ):
-        raise ValueError(f"init_rows must be None or an int >= 1, got {init_rows!r}.")
+            raise ValueError(f"{name} must be {other}an int >= {least}, got {value!r}.")
     if getattr(estimator, "n_tokens", None):
         raise ValueError("fit_streaming does not train token prototypes (n_tokens) yet.")
     if getattr(estimator, "warm_start", False) and hasattr(estimator, "_state"):
