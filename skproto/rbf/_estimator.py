@@ -31,7 +31,7 @@ from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
-from ..prototypes.init import jitter_scale
+from ..prototypes.init import _one_thread_kmeans, jitter_scale
 from ..prototypes.replay import (
     average_class_weight,
     class_moments,
@@ -503,7 +503,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             per_class = max(1, len(labels) // len(np.unique(labels)))
             Xf = np.asarray(X, dtype=np.float64)
             scale = jitter_scale(Xf)  # (once, not once per class)
-            W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng, scale) for c in arriving]
+            with _one_thread_kmeans():
+                W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng, scale) for c in arriving]
             codes = np.repeat(np.searchsorted(union, arriving), per_class)
             labels = np.concatenate([labels, codes])
             state["components"] = np.concatenate([state["components"], *W])
