@@ -371,6 +371,29 @@ def test_the_waterfall_counts_the_prototypes_it_does_not_list():
     )
 
 
+def test_the_waterfall_checks_its_column_and_row():
+    """A column other than the two class columns, or a row past the
+    explanation, is refused by name (the docs audit found an AttributeError
+    for 'x', an IndexError from numpy for 'margin', and 'predicted' accepted);
+    rows count from the end as in Python."""
+    from skproto.explain import waterfall
+
+    X, y = load_iris(return_X_y=True)
+    ex = NearestMeanClassifier().fit(X, y).explain(X[[0, 50, 100]], n_prototypes=1)
+    for column in ("x", "margin", "predicted"):
+        with pytest.raises(
+            ValueError, match=f"column must be 'explained' or 'runner_up', got '{column}'"
+        ):
+            waterfall(ex, 0, column=column)
+    for row in (3, -4):
+        with pytest.raises(
+            IndexError, match=f"sample {row} is out of range for an explanation of 3 rows"
+        ):
+            waterfall(ex, row)
+    assert waterfall(ex, -1).label == waterfall(ex, 2).label == 2
+    assert waterfall(ex, -1, column="runner_up").score == waterfall(ex, 2, column="runner_up").score
+
+
 def test_a_pipeline_keeps_the_cases_given_beside_its_training_rows():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

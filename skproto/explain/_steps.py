@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     explanation : Explanation
         An estimator's explanation.
     sample : int
-        Row of the explanation.
+        Row of the explanation (Python's indexing: -1 is the last row).
     column : {"explained", "runner_up"}, default="explained"
         Which class's score to decompose.
 
@@ -132,6 +133,13 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     >>> bool(np.isclose(sum(step.value for step in w.steps), w.score))
     True
     """
+    if column not in ("explained", "runner_up"):
+        # (any other attribute was read as labels: an AttributeError or an
+        # IndexError, or, for "predicted", a multi-label indicator row as a label)
+        raise ValueError(f"column must be 'explained' or 'runner_up', got {column!r}.")
+    n = len(explanation)
+    if not -n <= operator.index(sample) < n:
+        raise IndexError(f"sample {sample} is out of range for an explanation of {n} rows.")
     label = getattr(explanation, column)[sample]
     c = int(np.searchsorted(explanation.classes, label))
     steps = [Step("bias", float(explanation.bias[c]), explanation.bias_name)]
