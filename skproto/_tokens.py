@@ -149,6 +149,15 @@ def unpack_tokens(X: Any, n_tokens: int) -> tuple[Any, Any]:
         The token embeddings (a view of ``X``).
     mask : ndarray or tensor of shape (..., n_tokens)
         True for a real token.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.encoders import unpack_tokens
+    >>> X = torch.tensor([[1.0, 2.0, 3.0, 4.0, 1.0, 0.0]])  # two tokens of d=2, the second empty
+    >>> E, mask = unpack_tokens(X, n_tokens=2)
+    >>> tuple(E.shape), E[0, 0].tolist(), mask.tolist()
+    ((1, 2, 2), [1.0, 2.0], [[True, False]])
     """
     d = token_dim(X.shape[-1], n_tokens)
     values = X[..., : n_tokens * d].reshape(*X.shape[:-1], n_tokens, d)

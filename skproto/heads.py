@@ -24,6 +24,15 @@ class LinearHead(torch.nn.Module):
         Initial class-connection weights ``W`` (learned).
     temperature : float, default=1.0
         Divisor of the scores (a buffer, fitted after training).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.heads import LinearHead
+    >>> W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # prototype -> class weights
+    >>> head = LinearHead(W, temperature=2.0)
+    >>> head(torch.tensor([[4.0, 1.0, 1.0]])).tolist()
+    [[2.0, 1.0]]
     """
 
     def __init__(self, weight: torch.Tensor, temperature: float = 1.0) -> None:
@@ -63,6 +72,15 @@ class ReasoningHead(torch.nn.Module):
         ``negative=True``, the ``r-`` rows.
     negative : bool, default=True
         Whether the head has negative reasoning weights ``r-``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.heads import ReasoningHead
+    >>> head = ReasoningHead(torch.tensor([[3.0, 1.0], [1.0, 3.0]]).log(), negative=False)
+    >>> p = head(torch.tensor([[1.0, 0.0]]))  # only the first component is detected
+    >>> [round(v, 4) for v in p[0].tolist()]
+    [0.75, 0.25]
     """
 
     def __init__(self, logits: torch.Tensor, negative: bool = True) -> None:
@@ -162,6 +180,14 @@ class NearestHead(torch.nn.Module):
         Class code (int64) of each prototype.
     n_classes : int
         Number of classes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.heads import NearestHead
+    >>> head = NearestHead(torch.tensor([0, 1, 0]), n_classes=3)
+    >>> head(torch.tensor([[0.5, 0.25, 0.75]])).tolist()  # class 2 has no prototype
+    [[0.75, 0.25, 0.0]]
     """
 
     def __init__(self, labels: torch.Tensor, n_classes: int) -> None:
@@ -261,6 +287,14 @@ def class_logsumexp(
     r : tensor of shape (n_samples, n_prototypes)
         Responsibilities ``exp(u - lse[:, codes])``, which sum to one within
         each class.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.heads import class_logsumexp
+    >>> lse, r = class_logsumexp(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0, 1, 0]), 3)
+    >>> [round(v, 4) for v in lse[0].tolist()], r[0].tolist()
+    ([0.6931, 1.0, -inf], [0.5, 1.0, 0.5])
     """
     index = codes.expand(u.shape[0], -1)
     top = torch.full((u.shape[0], n_classes), -float("inf"), dtype=u.dtype, device=u.device)
@@ -305,6 +339,17 @@ class MixtureHead(torch.nn.Module):
         Initial scale of the scores (learned).
     temperature : float, default=1.0
         Divisor of the scores (a buffer, fitted after training).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.heads import MixtureHead
+    >>> head = MixtureHead(torch.tensor([0, 0, 1]), n_classes=2, tau=0.01, scale=1.0)
+    >>> a = torch.tensor([[0.5, 0.9, 0.2]])
+    >>> [round(v, 4) for v in head(a)[0].tolist()]  # nearly each class's largest activation
+    [0.9, 0.2]
+    >>> [round(v, 4) for v in head.parts(a)[1][0].tolist()]  # responsibilities within a class
+    [0.0, 1.0, 1.0]
     """
 
     def __init__(

@@ -33,6 +33,15 @@ def weighted_mean(per_sample: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     -------
     loss : tensor of shape ()
         The weighted mean.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import weighted_mean
+    >>> weighted_mean(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0])).item()
+    2.5
+    >>> weighted_mean(torch.tensor([1.0, 3.0]), torch.zeros(2)).item()  # no weight: 0
+    0.0
     """
     total = w.sum()
     # (clamped at 1e-12, weights of 1e-14 divided by 1e-12: the mean of ones was 0.1)
@@ -53,6 +62,16 @@ def classification_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     -------
     loss : tensor of shape (n_samples,)
         Cross-entropy, or binary cross-entropy averaged over the classes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import classification_loss
+    >>> logits = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    >>> [round(v, 4) for v in classification_loss(logits, torch.tensor([0, 0])).tolist()]
+    [0.6931, 0.1269]
+    >>> [round(v, 4) for v in classification_loss(logits, torch.tensor([1, 1])).tolist()]
+    [0.6931, 2.1269]
     """
     if t.dim() == 2:
         bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -82,6 +101,15 @@ def cluster_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     -------
     cost : tensor of shape (n_samples,)
         Distance to the nearest own-class prototype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import cluster_cost
+    >>> d = torch.tensor([[1.0, 4.0, 2.0], [1.0, 4.0, 2.0]])
+    >>> own = torch.tensor([[False, True, True], [False, False, False]])
+    >>> cluster_cost(d, own).tolist()  # the second sample has no own prototype
+    [2.0, 0.0]
     """
     return _masked_min(d, own) * own.any(1)
 
@@ -100,6 +128,15 @@ def separation_cost(d: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     -------
     cost : tensor of shape (n_samples,)
         Distance to the nearest other-class prototype (0 for a sample with none).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import separation_cost
+    >>> d = torch.tensor([[1.0, 4.0, 2.0], [1.0, 4.0, 2.0]])
+    >>> own = torch.tensor([[True, False, True], [True, True, True]])
+    >>> separation_cost(d, own).tolist()  # the second sample has no other-class prototype
+    [4.0, 0.0]
     """
     return _masked_min(d, ~own) * (~own).any(1)
 
@@ -122,6 +159,14 @@ def latent_drift(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     -------
     drift : tensor of shape (n_samples,)
         ``||z - z0||^2 / ||z0||^2``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import latent_drift
+    >>> z0 = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    >>> latent_drift(z0, z0).tolist(), latent_drift(2 * z0, z0).tolist()
+    ([0.0, 0.0], [1.0, 1.0])
     """
     return ((z - z0) ** 2).sum(-1) / (z0 * z0).sum(-1).clamp_min(_TINY)
 
@@ -153,6 +198,17 @@ def st_protopnet_loss(
     loss : tensor of shape ()
         Minus the mean least similarity (support) or the mean greatest
         similarity (trivial) over the pairs of classes; 0 without any pair.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import st_protopnet_loss
+    >>> P = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])  # cosines to row 2: 0.6, 0.8
+    >>> codes = torch.tensor([0, 0, 1])
+    >>> round(st_protopnet_loss(P, codes, 2, "support").item(), 4)
+    -0.6
+    >>> round(st_protopnet_loss(P, codes, 2, "trivial").item(), 4)
+    0.8
     """
     Pn = torch.nn.functional.normalize(P, dim=-1)
     G = Pn @ Pn.T
@@ -187,6 +243,15 @@ def glvq_loss(d2: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     -------
     loss : tensor of shape (n_samples,)
         ``sigmoid(2 mu)``, in (0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import glvq_loss
+    >>> d2 = torch.tensor([[1.0, 3.0], [3.0, 1.0]])
+    >>> own = torch.tensor([[True, False], [True, False]])
+    >>> [round(v, 4) for v in glvq_loss(d2, own).tolist()]  # below 0.5: classified correctly
+    [0.2689, 0.7311]
     """
     d_plus = _masked_min(d2, own)
     d_minus = _masked_min(d2, ~own)
@@ -211,6 +276,14 @@ def cbc_margin_loss(p: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Te
     -------
     loss : tensor of shape (n_samples,)
         The hinge loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import cbc_margin_loss
+    >>> p = torch.tensor([[0.75, 0.25], [0.25, 0.75]])
+    >>> cbc_margin_loss(p, torch.tensor([0, 0]), margin=0.25).tolist()
+    [0.0, 0.75]
     """
     rows = torch.arange(len(p), device=p.device)
     true = torch.nn.functional.one_hot(t, p.shape[1]) > 0
@@ -239,6 +312,15 @@ def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
     -------
     loss : tensor of shape (n_samples,)
         The averaged hinge.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.losses import certified_hinge
+    >>> certified_hinge(torch.tensor([-1.0, 0.0, 1.0, 3.0]), margin=2.0).tolist()
+    [2.0, 1.0, 0.25, 0.0]
+    >>> certified_hinge(torch.tensor([-1.0, 1.0]), margin=0.0).tolist()
+    [1.0, 0.0]
     """
     if margin <= 0:
         return torch.relu(-radius)

@@ -109,6 +109,13 @@ def candidate_slots(groups: np.ndarray) -> int:
     -------
     int
         The number of prototypes in the largest group (0 without prototypes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.projection import candidate_slots
+    >>> candidate_slots(np.array([0, 1, 1, 2, 1]))
+    3
     """
     groups = np.asarray(groups)
     return int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()) if len(groups) else 0
@@ -162,6 +169,16 @@ def nearest_candidates(
         Their distances (``inf``: none).
     n_allowed : ndarray of shape (n_prototypes,)
         Number of rows of the block each prototype may take.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.projection import nearest_candidates
+    >>> X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    >>> P, groups = np.array([[0.4], [0.6], [9.9]]), np.array([0, 0, 1])
+    >>> rows, dist, n_allowed = nearest_candidates(P, X, groups=groups, targets=y)
+    >>> rows.tolist(), n_allowed.tolist()  # two slots: the largest group has two prototypes
+    ([[0, 1], [1, 0], [3, 2]], [2, 2, 2])
     """
     K = len(prototypes)
     m = candidate_slots(groups)
@@ -238,6 +255,17 @@ def merge_candidates(a: tuple, b: tuple) -> tuple:
     tuple
         ``(rows, dist, n_allowed)`` of both blocks: the nearest candidates of
         either, and the summed counts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.projection import merge_candidates, nearest_candidates
+    >>> X, P, groups = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([[0.4], [9.9]]), [0, 0]
+    >>> a = nearest_candidates(P, X[:2], groups=groups)
+    >>> b = nearest_candidates(P, X[2:], groups=groups, offset=2)  # rows 2 and 3
+    >>> rows, dist, n_allowed = merge_candidates(a, b)
+    >>> rows.tolist(), n_allowed.tolist()  # as one search over all four rows
+    ([[0, 1], [3, 2]], [4, 4])
     """
     m = a[0].shape[1]
     rows, dist = _keep_nearest(
@@ -261,6 +289,16 @@ def choose_rows(candidates: tuple, groups: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (n_prototypes,)
         Row of each prototype, -1 where it has no candidate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.projection import choose_rows, nearest_candidates
+    >>> X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    >>> P, groups = np.array([[0.4], [0.45], [9.9]]), np.array([0, 0, 1])
+    >>> candidates = nearest_candidates(P, X, groups=groups, targets=y)
+    >>> choose_rows(candidates, groups).tolist()  # both nearest row 0: distinct rows
+    [0, 1, 3]
     """
     rows, dist, n_allowed = candidates
     return _greedy(rows, dist, np.asarray(groups), n_allowed)

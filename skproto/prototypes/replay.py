@@ -80,6 +80,14 @@ def class_moments(X: np.ndarray, T: np.ndarray, n_classes: int) -> tuple:
         Mean row of each class.
     m2 : ndarray of shape (n_classes,)
         Sum of squared distances of each class's rows to its mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.replay import class_moments
+    >>> count, mean, m2 = class_moments(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]), 2)
+    >>> count.tolist(), mean.tolist(), m2.tolist()
+    ([2.0, 1.0], [[1.0], [5.0]], [2.0, 0.0])
     """
     ones = np.ones(len(T))
     st = ClassStats.of_rows(X, T, ones, n_classes, normalize=False, scatter=None, fourth=False)
@@ -102,6 +110,15 @@ def merge_moments(a: tuple, b: tuple) -> tuple:
     -------
     tuple
         ``(count, mean, m2)`` of both samples together.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.replay import class_moments, merge_moments
+    >>> X, T = np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([0, 0, 0, 1])
+    >>> halves = merge_moments(class_moments(X[:2], T[:2], 2), class_moments(X[2:], T[2:], 2))
+    >>> [np.allclose(h, w) for h, w in zip(halves, class_moments(X, T, 2))]
+    [True, True, True]
     """
     (na, ma, qa), (nb, mb, qb) = a, b
     n = na + nb
@@ -127,6 +144,16 @@ def reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> t
     tuple
         ``(count, mean, m2)`` with one row per class of ``union``; zeros for
         the classes not in ``classes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.replay import class_moments, reindex_moments
+    >>> moments = class_moments(np.array([[1.0], [3.0]]), np.array([0, 1]), 2)
+    >>> union = np.array(["a", "b", "c", "d"])
+    >>> count, mean, m2 = reindex_moments(moments, np.array(["b", "d"]), union)
+    >>> count.tolist(), mean.ravel().tolist()
+    ([0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 3.0])
     """
     at = np.searchsorted(union, classes)
     out = (np.zeros(len(union)), np.zeros((len(union), moments[1].shape[1])), np.zeros(len(union)))
@@ -159,6 +186,17 @@ def gaussian_replay(
         The draws (float32), class-major.
     codes : ndarray of shape (n_replayed * k,)
         Class code of each draw.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto.prototypes.replay import class_moments, gaussian_replay
+    >>> moments = class_moments(np.array([[0.0], [2.0], [10.0]]), np.array([0, 0, 1]), 2)
+    >>> rows, codes = gaussian_replay(moments, np.array([1]), 3, np.random.RandomState(0))
+    >>> rows.shape, codes.tolist()  # class 1 is in the batch: only class 0 is replayed
+    ((3, 1), [0, 0, 0])
+    >>> gaussian_replay(moments, np.array([0]), 2, np.random.RandomState(0))[0].ravel().tolist()
+    [10.0, 10.0]
     """
     count, mean, m2 = moments
     earlier = np.setdiff1d(np.flatnonzero(count > 0), present)

@@ -38,6 +38,17 @@ def distance_rounding_bound(
     -------
     tensor of shape (n,)
         Bound on the absolute error of each row's squared distances.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.robustness.certificates import distance_rounding_bound
+    >>> z, u = torch.tensor([[3.0, 4.0]]), torch.tensor([[3.001, 4.001]])
+    >>> bound = distance_rounding_bound((z * z).sum(1), (u * u).sum(), n_terms=2)
+    >>> d2 = (z * z).sum(1) - 2.0 * (z @ u.T)[:, 0] + (u * u).sum()  # expanded, in float32
+    >>> exact = ((z.double() - u.double()) ** 2).sum(1)
+    >>> bool((d2 - exact).abs() <= bound)
+    True
     """
     eps = torch.finfo(z_sqnorm.dtype).eps
     gamma = 2.0 * (n_terms + 4) * eps / (1.0 - (n_terms + 4) * eps)
@@ -87,6 +98,16 @@ def cbc_radius(
     -------
     tensor of shape (n,)
         Signed certified radius of each row (negative where the target does not win).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.robustness.certificates import cbc_radius
+    >>> d = torch.exp(-torch.tensor([[1.0, 3.0], [1.0, 3.0]]))  # distances 1 and 3, sigma 1
+    >>> one, target = torch.tensor(1.0), torch.tensor([0, 1])
+    >>> radius = cbc_radius(d, torch.eye(2), torch.zeros(2, 2), target, one, one)
+    >>> [round(v, 4) for v in radius.tolist()]  # a move of 1 makes both distances 2
+    [1.0, -1.0]
     """
     n_classes = r_plus.shape[1]
     Dp, Dn = d @ r_plus, d @ r_minus  # (n, C)
@@ -169,6 +190,16 @@ def bisector_radius(
     -------
     tensor of shape (n,)
         Signed certified radius of each row (``inf`` without a rival class).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skproto.robustness.certificates import bisector_radius
+    >>> d2 = torch.tensor([[1.0, 9.0], [1.0, 9.0]])  # a row at 1; prototypes at 0 and 4
+    >>> gap, labels = torch.tensor([[0.0, 4.0], [4.0, 0.0]]), torch.tensor([0, 1])
+    >>> own_index, target = torch.tensor([[0], [1]]), torch.tensor([0, 1])
+    >>> bisector_radius(d2, gap, own_index, labels, target, torch.tensor(1.0)).tolist()
+    [1.0, -1.0]
     """
     idx_all = own_index[target]  # (n, m), -1 = padding
     valid = idx_all >= 0
