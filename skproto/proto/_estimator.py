@@ -190,7 +190,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``m`` is the training rows' mean with a map, 0 without one).
     prototype_kind : {"trivial", "support", "both"}, default="trivial"
         ST-ProtoPNet prototype type.
-    n_tokens : int, default=None
+    n_tokens : int or None, default=None
         Part prototypes over tokens: ``X`` holds sequences in skproto's token
         layout with this many slots (``SentenceEncoder(output="tokens")``
         writes it: ``n_tokens * (d + 1)`` columns, embeddings then a mask).
@@ -201,16 +201,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
         training token the prototype is (``prototype_token_indices_``).
     cluster_weight, separation_weight : float >= 0, default=0.0
         ProtoPNet's cluster and separation costs (ProtoPNet uses 0.8 and 0.08).
-    l1_weight : float, default=1e-4
+    l1_weight : float >= 0, default=1e-4
         L1 on wrong-class connections of the linear head.
     support_separation_weight : float >= 0, default=0.48
         Separation weight of support prototypes.
-    closeness_weight, discrimination_weight : float, default=0.0
+    closeness_weight, discrimination_weight : float >= 0, default=0.0
         Weights of the ST-ProtoPNet closeness (support) and discrimination
         (trivial) losses (ST-ProtoPNet uses 1.0).
     project : bool, default=True
         Project prototypes onto training samples after training.
-    push_every : int, default=None
+    push_every : int or None, default=None
         Also project every ``push_every`` epochs during training (ProtoPNet's
         schedule). None: only the final projection.
     alpha : float >= 0, default=0.1
@@ -229,7 +229,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Adam learning rate. "auto": 6e-3 for the cosine similarity on a
         linear map (the default model), 3e-3 otherwise (chosen on CLINC150's
         val split; see the user guide).
-    weight_decay : float, default=0.0
+    weight_decay : float >= 0, default=0.0
         Adam weight decay.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data (stratified when every
@@ -237,7 +237,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``n_iter_no_change`` epochs, and keep the parameters of the epoch
         with the lowest held-out loss. Without it, the same rule is applied to
         the training loss. Projection and refit use every row.
-    validation_fraction : float, default=0.1
+    validation_fraction : float in (0, 1), default=0.1
         Share of the training rows held out for early stopping and for the
         fitted temperature, in (0, 1).
     n_iter_no_change : int, default=2
@@ -254,7 +254,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Where training runs. Fitted parameters are float64 numpy arrays and
         prediction runs on the CPU, so a model trained on a GPU predicts
         anywhere after pickling.
-    n_jobs : int, default=None
+    n_jobs : int or None, default=None
         CPU threads for training and prediction (torch, and BLAS/OpenMP
         during fit). None: 1, which never oversubscribes a shared machine;
         -1: every usable core.
@@ -305,8 +305,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
         ``seconds``; ``accuracy_before_projection``,
         ``val_accuracy_before_projection``, ``accuracy_after_projection``;
-        ``refit``: the last-layer refit's ``loss`` per L-BFGS evaluation,
-        ``n_iter``, ``seconds``, ``converged`` and ``max_gradient``.
+        ``refit``: the linear head's last-layer refit (``method``, ``loss``
+        per L-BFGS evaluation, ``n_iter``, ``seconds``, ``converged`` and
+        ``max_gradient``), None for the mixture head (it has none);
+        ``temperature``: how ``temperature_`` was fitted.
     loss_curve_ : list of float
         Training loss per epoch.
     n_iter_ : int
@@ -315,6 +317,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    ``score_samples`` (higher = more in-distribution) is the ``logsumexp``
+    over the classes of ``decision_function``; ``transform`` returns the
+    similarities of the latent rows to the prototypes.
 
     See Also
     --------

@@ -105,7 +105,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
 
     Parameters
     ----------
-    n_components : int, default=None
+    n_components : int or None, default=None
         Number of components. None: one per class, three for
         ``loss="robust"``. Initialised by class-wise
         k-means++, shared out over the classes as evenly as possible (earlier
@@ -126,7 +126,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         ``benchmarks/results/defaults.md``); ``"cbc"``: the CBC margin loss
         ``max(0, max_{j != y} p_j - p_y + margin)``; ``"glvq"``: GLVQ
         (nearest head).
-    margin : float, default=None
+    margin : float or None, default=None
         For ``"cbc"``, the score margin (default 0.3); for ``"robust"``, the
         largest radius aimed for, in input units (default: 0.7 times the
         median distance from a training sample to its nearest initial
@@ -145,31 +145,34 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         scores of ``decision_function``, unchanged). "auto": ``T`` is fitted
         after training to minimise the log-loss on the early-stopping split
         (the training rows without early stopping).
-    omega_dim : int, default=None
+    omega_dim : int or None, default=None
         Learn a linear map ``Omega`` of shape ``(omega_dim, n_features)``
         (initialised to the first principal axes). None: no map.
     project : bool, default=False
         After training, move every component onto its nearest training row
         (of its own class for the nearest head, of any class for the CBC
         heads; distinct rows, closest pairs first; every row passed to
-        ``fit``), then train the other parameters (reasoning, ``sigma``,
-        ``Omega``) for ``project_epochs`` epochs on all rows.
+        ``fit``), then train the other parameters (the CBC heads' reasoning
+        and ``sigma``, ``Omega``) for ``project_epochs`` epochs on all rows.
+        The nearest head (``loss="robust"`` or ``"glvq"``) without ``Omega``
+        has nothing left to train: its components are the model.
     project_epochs : int, default=10
-        Epochs of training after projection (``project=True`` only).
+        Epochs of training after projection (``project=True`` only, and
+        only where something is left to train: a CBC head or ``Omega``).
     max_epochs : int, default=100
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=128
         Mini-batch size.
     learning_rate : float, default=1e-3
         Adam learning rate.
-    weight_decay : float, default=0.0
+    weight_decay : float >= 0, default=0.0
         Adam weight decay. Use 0 for class-incremental ``partial_fit`` (it
         draws the earlier components toward the origin).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not dropped by ``tol`` for ``n_iter_no_change`` epochs and keep the
         epoch with the lowest held-out loss.
-    validation_fraction : float, default=0.1
+    validation_fraction : float in (0, 1), default=0.1
         Share of the training rows held out for early stopping and for the
         fitted temperature, in (0, 1).
     n_iter_no_change : int, default=10
@@ -182,7 +185,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where training runs; fitted parameters are float64 numpy arrays and
         prediction runs on the CPU.
-    n_jobs : int, default=None
+    n_jobs : int or None, default=None
         CPU threads (torch, and BLAS/OpenMP during fit). None: 1; -1: every
         usable core.
     random_state : int, RandomState instance or None, default=None
@@ -226,8 +229,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Per-epoch ``loss``, ``train_score``, ``val_loss``, ``val_score`` and
         ``seconds``; ``accuracy_before_projection``,
         ``val_accuracy_before_projection``, ``accuracy_after_projection``;
-        ``refit``: the epochs after projection (``loss`` per epoch,
-        ``n_iter``, ``seconds``), or None.
+        ``refit``: the epochs after projection (``method``, ``loss`` per
+        epoch, ``n_iter``, ``seconds``), or None where none ran;
+        ``temperature``: how ``temperature_`` was fitted.
     loss_curve_ : list of float
         Training loss per epoch.
     n_iter_ : int
@@ -236,6 +240,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    ``score_samples`` (higher = more in-distribution) is minus the distance
+    to the nearest component (through ``Omega`` when there is one), not the
+    ``logsumexp`` of the class scores that the other estimators use.
 
     See Also
     --------
