@@ -276,7 +276,10 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
         return image
     a = image.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError("An image case has NaN or infinite pixels.")
+        raise ValueError(
+            f"An image case of shape {image.shape} has NaN or infinite pixels, which "
+            "cannot be drawn; pass cases with finite pixels (e.g. numpy.nan_to_num)."
+        )
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if not (image.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0):
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
