@@ -52,6 +52,7 @@ from .training import (
     new_history,
     resolve_device,
     resolve_n_threads,
+    scored_sample,
     to_tensor,
     torch_threads,
     train,
@@ -421,7 +422,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 **val,
             )
             self.n_iter_ += len(history["loss"]) - before
-            history["accuracy_before_projection"] = score(X_fit, T_fit, w_fit)
+            history["accuracy_before_projection"] = score(*scored_sample(X_fit, T_fit, w_fit))
             if val:
                 history["val_accuracy_before_projection"] = score(
                     val["X_val"], val["targets_val"], val["weights_val"]
@@ -498,7 +499,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if project and is_dask(X32):  # streamed: the held-out rows are in memory
             history["val_accuracy_after_projection"] = self._score_fn(net)(*held_out)
         elif project:
-            history["accuracy_after_projection"] = self._score_fn(net)(X32, T, w)
+            history["accuracy_after_projection"] = self._score_fn(net)(*scored_sample(X32, T, w))
         own = None
         if project:  # a held-out row a prototype became is scored without that prototype
             rows = indices if owner is None else np.where(indices >= 0, owner[0][indices], -1)
