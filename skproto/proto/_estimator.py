@@ -857,9 +857,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
     @property
     def _noise_seed(self) -> int:
         """Seed of the augmentation noise: from ``random_state`` and the epochs run."""
-        rng = self.random_state
-        if not isinstance(rng, np.random.RandomState):
-            rng = np.random.RandomState(rng)
+        rng = check_random_state(self.random_state)  # (None: numpy's global RandomState)
         return rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0)
 
     @property
