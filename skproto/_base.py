@@ -597,6 +597,14 @@ class BasePrototypeClassifier(
         if rank_by not in ("contribution", "activation"):
             raise ValueError(f"rank_by must be 'contribution' or 'activation', got {rank_by!r}.")
         X = self._validate_X_predict(X)
+        return self._explain_rows(X, n_prototypes, rank_by=rank_by, target=target)
+
+    def _explain_rows(
+        self, X: np.ndarray, n_prototypes: int, *, rank_by: str = "contribution", target=None
+    ) -> Explanation:
+        """:meth:`explain` of rows ``X`` that ``_validate_X_predict`` returned (the
+        metrics' entry: validated again, numpy rows of a model fitted on a
+        DataFrame raised scikit-learn's feature-names warning)."""
         K, C = len(self.prototypes_), len(self.classes_)
         m = min(int(n_prototypes), K)
         n = X.shape[0]
@@ -609,7 +617,7 @@ class BasePrototypeClassifier(
         best = np.empty(n, dtype=np.intp)  # the predicted class (highest probability)
         multilabel = self._link == "sigmoid"
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
-        bias = np.asarray(self._explain_bias(), dtype=np.float64)
+        bias = np.array(self._explain_bias(), dtype=np.float64)  # (a copy: the model's own array)
         parts = None
         # (own-class heads skip the (rows, K, C) array, not the (rows, m, C) listed block:
         # counted as K only, a chunk of 200 listed prototypes of 200 classes took 1.5 GB)
@@ -665,7 +673,7 @@ class BasePrototypeClassifier(
         runner = np.argmax(ranked, axis=1) if C > 1 else explained
         margin = scores[rows, explained] - ranked[rows, runner]
         explanation = Explanation(
-            classes=self.classes_,
+            classes=self.classes_.copy(),
             predicted=indicator.astype(int) if multilabel else self.classes_[best],
             explained=self.classes_[explained],
             runner_up=self.classes_[runner],

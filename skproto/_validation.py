@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -58,6 +58,27 @@ FLOAT32_MIN_SPREAD = 1e-15
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: float32's rounding must move the rows by less than this fraction of their extent.
 FLOAT32_MIN_STEPS = 16
+
+
+_CLASSIFICATION_TYPES = (
+    "binary",
+    "multiclass",
+    "multiclass-multioutput",
+    "multilabel-indicator",
+    "multilabel-sequences",
+)
+
+
+def _check_classification_type(y) -> None:
+    """scikit-learn's ``check_classification_targets`` without its warning of many
+    classes per row (so no filter of the process's warnings is swapped to hide it)."""
+    y_type = type_of_target(y, input_name="y")
+    if y_type not in _CLASSIFICATION_TYPES:
+        raise ValueError(
+            f"Unknown label type: {y_type}. Maybe you are trying to fit a "
+            "classifier, which expects discrete classes on a "
+            "regression target with continuous values."
+        )
 
 
 def _name(estimator) -> str:
@@ -191,12 +212,11 @@ def validate_fit_data(
     if min_spread is not None:  # (None: the caller checks a stricter bound)
         check_spread(X, estimator, min_spread, "")
     if not multi_output:
-        with warnings.catch_warnings():
-            # a small partial_fit chunk often has more classes than half its
-            # rows; that is not a sign of a regression target here
-            warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
-            check_one_label_kind(y)  # (scikit-learn's checks would raise a TypeError)
-            check_classification_targets(y)
+        # (type_of_target, not check_classification_targets: a small partial_fit chunk
+        # often has more classes than half its rows, and silencing that warning with
+        # warnings.catch_warnings swapped the process's filters, unsafe in threads)
+        check_one_label_kind(y)  # (scikit-learn's checks would raise a TypeError)
+        _check_classification_type(y)
     return X, y
 
 
@@ -353,12 +373,10 @@ def check_declared_classes(classes) -> np.ndarray:
     classes = np.asarray(classes)
     if classes.dtype.kind in "fc" and not np.all(np.isfinite(classes)):
         raise ValueError("classes contains NaN or infinity; give every class a finite label.")
-    with warnings.catch_warnings():  # (every declared class is unique: not a sign of regression)
-        warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%")
-        try:  # the labels y may hold, as scikit-learn's partial_fit checks them
-            check_classification_targets(classes)
-        except ValueError as exc:
-            raise ValueError(f"classes are not class labels: {exc}") from None
+    try:  # the labels y may hold, as scikit-learn's partial_fit checks them
+        _check_classification_type(classes)
+    except ValueError as exc:
+        raise ValueError(f"classes are not class labels: {exc}") from None
     classes = np.unique(classes)
     if len(classes) < 2:
         raise ValueError(

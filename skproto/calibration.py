@@ -9,7 +9,6 @@ scalar changes no prediction (argmax and the sign of each logit stay), and
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -340,15 +339,18 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     finite = np.isfinite(D)
     if not len(D) or finite.sum(axis=1).max(initial=0) < 2:
         return None
-    Dm = np.where(finite, D, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite score
-        top = np.nanmax(Dm, axis=1)
-        spread = top - np.nanmedian(Dm, axis=1)
+    # (rows with no finite score stay NaN: computed without the All-NaN warnings,
+    # which a warnings.catch_warnings silenced by swapping the process's filters)
+    some = finite.any(axis=1)
+    Dm = np.where(finite, D, np.nan)[some]
+    top, spread, size = (np.full(len(D), np.nan) for _ in range(3))
+    with np.errstate(invalid="ignore"):
+        top[some] = np.nanmax(Dm, axis=1)
+        spread[some] = top[some] - np.nanmedian(Dm, axis=1)
         # the best class tied with the median ([5, 5, 0]): the spread to the
         # worst, else such rows, whose loss does depend on t, were left out
-        spread = np.where(spread > 0, spread, top - np.nanmin(Dm, axis=1))
-        size = np.nanmax(np.abs(Dm), axis=1)
+        spread[some] = np.where(spread[some] > 0, spread[some], top[some] - np.nanmin(Dm, axis=1))
+        size[some] = np.nanmax(np.abs(Dm), axis=1)
     w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)
     # a spread within rounding of the scores' size is no spread (a zero row under
     # the cosine ties every class up to 1e-16: it placed the window there and

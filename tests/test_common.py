@@ -23,7 +23,7 @@ from helpers import assert_explain_faithful, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
-from sklearn.datasets import load_iris, make_classification
+from sklearn.datasets import load_digits, load_iris, make_classification
 
 import skproto._chunking
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
@@ -1734,3 +1734,51 @@ def test_each_stream_call_shuffles_anew(name, monkeypatch):
         clf.partial_fit(X, y)
     assert clf.n_iter_ == 3
     assert len(seeds) == 3 and len(set(seeds)) == 3
+
+
+def _catch_warnings_entered_by_skproto(monkeypatch) -> list:
+    """Every ``warnings.catch_warnings`` that skproto's own code enters."""
+    import sys
+    import warnings
+
+    entered = []
+    real = warnings.catch_warnings
+
+    class Spy(real):
+        def __enter__(self):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("skproto"):
+                entered.append(caller)
+            return super().__enter__()
+
+    monkeypatch.setattr(warnings, "catch_warnings", Spy)
+    return entered
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NearestMeanClassifier(),
+        lambda: ProtoClassifier(max_epochs=1, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=1, random_state=0),
+    ],
+)
+def test_fit_predict_and_the_metrics_leave_the_warnings_filters_alone(make, monkeypatch):
+    """warnings.catch_warnings swaps the module-wide filter list on entry and
+    back on exit, which is not thread-safe: fits in threads (one model per
+    shard, then merge) left 'ignore' filters behind for the whole process, so
+    a user's RuntimeWarnings were silenced (a state audit). No fit,
+    partial_fit, prediction or metric enters one."""
+    import pandas as pd
+
+    from skproto.metrics import explanation_stability, own_class_evidence
+
+    X, y = load_digits(return_X_y=True)
+    frame = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
+    entered = _catch_warnings_entered_by_skproto(monkeypatch)
+    clf = make().fit(frame[:300], y[:300])
+    clf.partial_fit(frame[300:400], y[300:400])
+    clf.predict_proba(frame[:50])
+    own_class_evidence(clf, frame[:20])
+    explanation_stability(clf, frame[:10], n_draws=1, random_state=0)
+    assert entered == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from skproto import Explanation, NearestMeanClassifier
+from skproto import Explanation, NearestMeanClassifier, ProtoClassifier
 
 NAMES = np.array(["setosa", "versicolor", "virginica"])
 
@@ -557,3 +557,25 @@ def test_runner_up_and_prototype_rows_take_a_pipeline():
     first, _ = explain_with_runner_up(one, Z[[0, 60, 120]], cases=cases, X_train=Z, y_train=y)
     np.testing.assert_array_equal(first.cases, want[0].cases)
     assert prototype_purity(one, Z, y) == prototype_purity(clf, Z, y)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NearestMeanClassifier(),
+        lambda: ProtoClassifier(head="linear", max_epochs=2, last_layer_max_iter=0, random_state=0),
+    ],
+)
+def test_an_explanation_shares_no_array_with_the_model(make):
+    """explain's bias and classes were the model's own arrays: editing one
+    explanation changed classes_ (and predict) and every later explanation
+    (a state audit)."""
+    X, y = load_iris(return_X_y=True)
+    clf = make().fit(X, y)
+    classes = clf.classes_.copy()
+    ex = clf.explain(X[:5])
+    ex.bias[:] = 0.0
+    ex.classes[:] = classes + 10
+    np.testing.assert_array_equal(clf.classes_, classes)
+    later = clf.explain(X[:5])
+    np.testing.assert_allclose(later.scores, clf.decision_function(X[:5]), rtol=1e-9, atol=1e-9)

@@ -13,7 +13,6 @@ All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
 
 from __future__ import annotations
 
-import warnings
 from numbers import Real
 from typing import TYPE_CHECKING
 
@@ -67,12 +66,13 @@ def _model(estimator, X=None):
     return estimator._as_fitted(), X
 
 
-def _explain(estimator, X: np.ndarray, **kwargs):
+def _explain(estimator, X: np.ndarray, n_prototypes: int):
     """``estimator.explain`` of rows ``X`` already validated against it (a numpy
-    array where the estimator was fitted on a DataFrame: not a sign of a wrong X)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        return estimator.explain(X, **kwargs)
+    array where the estimator was fitted on a DataFrame: not a sign of a wrong
+    X, so not validated again; silencing scikit-learn's feature-names warning
+    with ``warnings.catch_warnings`` swapped the process's filters, which is
+    unsafe in threads)."""
+    return estimator._explain_rows(X, n_prototypes)
 
 
 def _evidence(estimator, X):
