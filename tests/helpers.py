@@ -52,3 +52,22 @@ def few_shot_blobs(n_classes: int, shots: int, n_features: int = 32, n_test: int
     y_test = np.repeat(np.arange(n_classes), n_test)
     X_test = centers[y_test] + 1.2 * rng.normal(size=(len(y_test), n_features))
     return X, y, X_test, y_test
+
+
+def catch_warnings_entered_by_skproto(monkeypatch) -> list:
+    """Every ``warnings.catch_warnings`` that skproto's own code enters."""
+    import sys
+    import warnings
+
+    entered = []
+    real = warnings.catch_warnings
+
+    class Spy(real):
+        def __enter__(self):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("skproto"):
+                entered.append(caller)
+            return super().__enter__()
+
+    monkeypatch.setattr(warnings, "catch_warnings", Spy)
+    return entered

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_explain_faithful, examples
+from helpers import assert_explain_faithful, catch_warnings_entered_by_skproto, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
@@ -1736,25 +1736,6 @@ def test_each_stream_call_shuffles_anew(name, monkeypatch):
     assert len(seeds) == 3 and len(set(seeds)) == 3
 
 
-def _catch_warnings_entered_by_skproto(monkeypatch) -> list:
-    """Every ``warnings.catch_warnings`` that skproto's own code enters."""
-    import sys
-    import warnings
-
-    entered = []
-    real = warnings.catch_warnings
-
-    class Spy(real):
-        def __enter__(self):
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if caller.startswith("skproto"):
-                entered.append(caller)
-            return super().__enter__()
-
-    monkeypatch.setattr(warnings, "catch_warnings", Spy)
-    return entered
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -1775,7 +1756,7 @@ def test_fit_predict_and_the_metrics_leave_the_warnings_filters_alone(make, monk
 
     X, y = load_digits(return_X_y=True)
     frame = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
-    entered = _catch_warnings_entered_by_skproto(monkeypatch)
+    entered = catch_warnings_entered_by_skproto(monkeypatch)
     clf = make().fit(frame[:300], y[:300])
     clf.partial_fit(frame[300:400], y[300:400])
     clf.predict_proba(frame[:50])

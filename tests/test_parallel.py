@@ -287,6 +287,30 @@ def test_dask_dataframe_fit_and_predict(client):
     np.testing.assert_allclose(ex.scores, ref.explain(frame.iloc[[5, 1]], 2).scores)
 
 
+def test_string_frames_become_object_arrays_without_swapping_the_warnings_filters(monkeypatch):
+    """pandas' string dtype is cast to object before dask converts it (dask
+    warned, and silencing that with warnings.catch_warnings swapped the
+    process's filters, which is unsafe in threads: a state audit)."""
+    dd = pytest.importorskip("dask.dataframe")
+    import warnings
+
+    import pandas as pd
+    from helpers import catch_warnings_entered_by_skproto
+
+    from skproto.parallel._common import frame_to_array
+
+    entered = catch_warnings_entered_by_skproto(monkeypatch)
+    labels = pd.Series(["a", "b", "c"] * 4, dtype="string")
+    frame = pd.DataFrame({"x": np.arange(12.0), "s": labels})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = frame_to_array(dd.from_pandas(labels, npartitions=3)).compute()
+        X = frame_to_array(dd.from_pandas(frame, npartitions=3)).compute()
+    assert y.dtype == object and y.tolist() == ["a", "b", "c"] * 4
+    assert X.dtype == object and X[:, 1].tolist() == ["a", "b", "c"] * 4
+    assert entered == []
+
+
 # --------------------------------------------------------- distributed row search
 @pytest.mark.parametrize("restrict", [True, False])
 @pytest.mark.parametrize("chunks", [1, 13, 200])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from .. import _validation
@@ -54,10 +52,16 @@ def frame_to_array(frame):
     dask array
         Its values (row block lengths may be unknown).
     """
-    with warnings.catch_warnings():
-        # dask warns that it turns pandas' string dtype into object: that is what we want
-        warnings.filterwarnings("ignore", message="Dask currently has limited support")
-        return frame.to_dask_array()
+    # pandas' extension dtypes (strings) as object first: dask warns that it
+    # converts them so, and silencing it (warnings.catch_warnings) swapped the
+    # process's warning filters, which is unsafe in threads
+    if hasattr(frame, "dtypes") and not hasattr(frame, "dtype"):  # a DataFrame
+        extension = {c: object for c, t in frame.dtypes.items() if not isinstance(t, np.dtype)}
+        if extension:
+            frame = frame.astype(extension)
+    elif not isinstance(frame.dtype, np.dtype):
+        frame = frame.astype(object)
+    return frame.to_dask_array()
 
 
 def column_names(X) -> np.ndarray | None:
