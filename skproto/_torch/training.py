@@ -299,7 +299,9 @@ def train(
     epochs in which the loss on ``X_val`` did not drop by at least ``tol``,
     and the parameters of the epoch with the lowest ``X_val`` loss are
     restored (also when it improved on the one before by less than ``tol``);
-    without it, the same stopping rule applies to the training loss.
+    without it, the same stopping rule applies to the training loss. Either
+    way an epoch whose loss is exactly 0 and that moved no parameter ends
+    training: every later one would repeat it.
     Shuffling draws from ``rng``, so a fixed seed gives the same result on the
     same device.
 
@@ -331,6 +333,9 @@ def train(
         scored = scored_sample(X, targets, weights)
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
+        # the parameters at the epoch's start: an epoch of zero loss that moved
+        # none of them is repeated exactly by every later one
+        before = [q.detach().clone() for q in parameters]
         with _diverging(config, module, epoch):  # (a raw torch error of NaN parameters)
             module.train()
             total, n = 0.0, 0
@@ -383,6 +388,10 @@ def train(
             lowest, best_epoch = current, len(history["loss"])
             if config.early_stopping:
                 best_state = copy.deepcopy(module.state_dict())
+        if epoch_loss == 0.0 and all(torch.equal(a, q) for a, q in zip(before, parameters)):
+            if config.verbose:
+                print(f"[{config.name}] zero loss, no parameter moved: stopping", flush=True)
+            break
         if current > best + config.tol:
             best, stale = current, 0
         else:
