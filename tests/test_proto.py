@@ -1473,3 +1473,33 @@ def test_random_state_none_follows_numpy_s_global_seed():
         np.random.seed(0)  # noqa: NPY002 (the global state under test)
         fits.append(ProtoClassifier(max_epochs=2).fit(X, y).predict_proba(X))
     np.testing.assert_array_equal(fits[0], fits[1])
+
+
+@pytest.mark.parametrize("start", ["declared", "zero_weight_fit", "zero_weight_batch"])
+def test_a_warm_fit_names_the_classes_that_have_no_prototype_yet(start):
+    """A class in classes_ without prototypes (declared before its rows, or
+    whose rows all weighed 0) scores -inf under the mixture head: a warm fit
+    on its rows raised 'Training diverged ... Lower learning_rate' whatever
+    the rate (a stateful fuzz audit). It names the classes and the way out,
+    which works: partial_fit gives them prototypes."""
+    rng = np.random.RandomState(0)
+    y = np.array([0, 1, 2] * 3)
+    X = (rng.normal(size=(3, 3)) * 3)[y] + rng.normal(size=(9, 3))
+    clf = ProtoClassifier(2, max_epochs=2, random_state=0)
+    if start == "declared":
+        clf.partial_fit(X[:1], y[:1], classes=[0, 1, 2])
+        missing = r"\[1, 2\]"
+    elif start == "zero_weight_fit":
+        clf.fit(X, y, sample_weight=np.where(y == 2, 0.0, 1.0))
+        missing = r"\[2\]"
+    else:
+        clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+        clf.partial_fit(X[y == 2], y[y == 2], sample_weight=np.zeros(3))
+        missing = r"\[2\]"
+    clf.set_params(warm_start=True)
+    with pytest.raises(ValueError, match=f"class\\(es\\) {missing} have none yet"):
+        clf.fit(X, y)
+    clf.partial_fit(X, y)
+    clf.fit(X, y)
+    assert set(clf.prototype_labels_.tolist()) == {0, 1, 2}
+    assert np.isfinite(clf.predict_proba(X)).all()

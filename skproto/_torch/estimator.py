@@ -213,6 +213,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _on_projected(self, net, X: np.ndarray, indices: np.ndarray) -> None:
         """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
 
+    def _check_warm_targets(self, T: np.ndarray) -> None:
+        """Refuse a warm ``fit`` whose rows (of positive weight, targets ``T``) the
+        fitted network cannot score (default: every row can be)."""
+
     def _continued_network(self, state: dict) -> torch.nn.Module:
         """The float32 network of a fitted ``state`` to train on, at the temperature the
         parameters give now: a float set since the fit replaces the fitted one (a warm
@@ -382,6 +386,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         kept = counted_rows(w)
         if kept is not None:
             X, T, w = X[kept], T[kept], w[kept]
+        if warm:
+            self._check_warm_targets(T)
         rng = check_random_state(self.random_state)
         fit_rows, val_rows = self._early_stopping_split(T, rng)
         X32 = X.astype(np.float32, copy=False)

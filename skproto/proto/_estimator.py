@@ -705,6 +705,22 @@ class ProtoClassifier(TorchPrototypeClassifier):
         net.tied.fill_(1.0)
         return {k: v.detach().numpy().astype(np.float64) for k, v in net.state_dict().items()}
 
+    def _check_warm_targets(self, T: np.ndarray) -> None:
+        """A class without prototypes (declared to ``partial_fit`` before its rows, or
+        whose rows all weighed 0) scores -inf with the mixture head: a warm fit on
+        its rows read as a diverged run ("the loss became inf") whatever the rate."""
+        if T.ndim != 1 or self.head != "mixture":
+            return
+        have = np.unique(self._state["head.codes"].astype(np.intp))
+        missing = np.setdiff1d(np.unique(T), have)
+        if missing.size:
+            raise ValueError(
+                f"warm_start continues the fitted prototypes, and class(es) "
+                f"{self.classes_[missing].tolist()} have none yet (declared to partial_fit "
+                "before their rows arrived, or all their rows weighed 0). Give them "
+                "prototypes with partial_fit, or set warm_start=False to fit afresh."
+            )
+
     def _grow(
         self, state: dict, X: np.ndarray, T: np.ndarray, rng, batch_rows: np.ndarray | None
     ) -> tuple[dict, np.ndarray]:
