@@ -1503,3 +1503,20 @@ def test_a_warm_fit_names_the_classes_that_have_no_prototype_yet(start):
     clf.fit(X, y)
     assert set(clf.prototype_labels_.tolist()) == {0, 1, 2}
     assert np.isfinite(clf.predict_proba(X)).all()
+
+
+@pytest.mark.parametrize("params", [{"prototype_kind": "support"}, {"project": False}])
+def test_a_warm_fit_suggests_partial_fit_only_where_partial_fit_can_grow_the_model(params):
+    """partial_fit refuses support prototypes and free (unprojected) ones, so
+    the refusal of a warm fit offers only warm_start=False there (the review of
+    the refusal found it suggesting partial_fit, which then raised)."""
+    rng = np.random.RandomState(0)
+    y = np.array([0, 1, 2] * 10)
+    X = (rng.normal(size=(3, 3)) * 3)[y] + rng.normal(size=(30, 3))
+    clf = ProtoClassifier(2, max_epochs=2, random_state=0, **params)
+    clf.fit(X, y, sample_weight=np.where(y == 2, 0.0, 1.0))
+    clf.set_params(warm_start=True)
+    with pytest.raises(ValueError, match=r"\[2\] have none yet .*0\)\. Set warm_start=False"):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit"):
+        clf.partial_fit(X, y)

@@ -714,11 +714,19 @@ class ProtoClassifier(TorchPrototypeClassifier):
         have = np.unique(self._state["head.codes"].astype(np.intp))
         missing = np.setdiff1d(np.unique(T), have)
         if missing.size:
+            # partial_fit grows prototypes for a model of tied trivial prototypes
+            # without tokens only (it refuses the others)
+            grows = (
+                self.prototype_kind == "trivial"
+                and not self.n_tokens
+                and (not len(self._state["head.codes"]) or bool(self._state["tied"]))
+            )
+            remedy = "Give them prototypes with partial_fit, or set" if grows else "Set"
             raise ValueError(
                 f"warm_start continues the fitted prototypes, and class(es) "
                 f"{self.classes_[missing].tolist()} have none yet (declared to partial_fit "
-                "before their rows arrived, or all their rows weighed 0). Give them "
-                "prototypes with partial_fit, or set warm_start=False to fit afresh."
+                f"before their rows arrived, or all their rows weighed 0). {remedy} "
+                "warm_start=False to fit afresh."
             )
 
     def _grow(
