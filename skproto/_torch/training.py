@@ -59,7 +59,9 @@ def scored_sample(X: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> tu
     """
     if len(X) <= SCORED_ROWS:
         return X, targets, weights
-    rows = np.sort(np.random.RandomState(0).choice(len(X), SCORED_ROWS, replace=False))
+    # (a Generator draws k of n rows in O(k): RandomState.choice shuffled all n,
+    # 0.6 s at 5 million rows, three times a fit)
+    rows = np.sort(np.random.default_rng(0).choice(len(X), SCORED_ROWS, replace=False))
     return X[rows], targets[rows], weights[rows]
 
 
