@@ -219,6 +219,20 @@ class BasePrototypeClassifier(
         W, _ = self._head()
         return A[:, :, None] * W[None, :, :].astype(A.dtype, copy=False)
 
+    def _explained_contributions(self, A: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Contribution of every prototype to class ``cols[i]`` of row ``i``, (n_rows, K).
+
+        The column of :meth:`_contributions` each row's ``cols`` names, without
+        building the (n_rows, n_prototypes, n_classes) array: the same
+        element-wise products, so the same values.
+        """
+        sparse = self._own_class_contributions(A)
+        if sparse is not None:
+            own, codes = sparse
+            return np.where(codes[None, :] == cols[:, None], own, 0.0)
+        W, _ = self._head()
+        return A * W[:, cols].T.astype(A.dtype, copy=False)
+
     #: Whether :meth:`_own_class_contributions` gives the contributions.
     _contributions_are_own_class = False
 
@@ -597,14 +611,6 @@ class BasePrototypeClassifier(
         if rank_by not in ("contribution", "activation"):
             raise ValueError(f"rank_by must be 'contribution' or 'activation', got {rank_by!r}.")
         X = self._validate_X_predict(X)
-        return self._explain_rows(X, n_prototypes, rank_by=rank_by, target=target)
-
-    def _explain_rows(
-        self, X: np.ndarray, n_prototypes: int, *, rank_by: str = "contribution", target=None
-    ) -> Explanation:
-        """:meth:`explain` of rows ``X`` that ``_validate_X_predict`` returned (the
-        metrics' entry: validated again, numpy rows of a model fitted on a
-        DataFrame raised scikit-learn's feature-names warning)."""
         K, C = len(self.prototypes_), len(self.classes_)
         m = min(int(n_prototypes), K)
         n = X.shape[0]

@@ -66,44 +66,25 @@ def _model(estimator, X=None):
     return estimator._as_fitted(), X
 
 
-def _explain(estimator, X: np.ndarray, n_prototypes: int):
-    """``estimator.explain`` of rows ``X`` already validated against it (a numpy
-    array where the estimator was fitted on a DataFrame: not a sign of a wrong
-    X, so not validated again; silencing scikit-learn's feature-names warning
-    with ``warnings.catch_warnings`` swapped the process's filters, which is
-    unsafe in threads)."""
-    return estimator._explain_rows(X, n_prototypes)
-
-
 def _evidence(estimator, X):
     """Per row chunk: (contributions to the explained class (rows, K), own-class mask (rows, K)).
 
-    Columns are prototypes in the order of ``prototypes_``. Uses ``explain``
-    with every prototype listed, in row chunks of bounded size.
+    Columns are prototypes in the order of ``prototypes_``: what ``explain``
+    lists with every prototype, read from the explained class's column only
+    (``_explained_contributions``), in row chunks of bounded size.
     """
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
-    K, C = len(estimator.prototypes_), len(estimator.classes_)
-    if getattr(estimator, "_contributions_are_own_class", False):
-        # what explain reports, without its (rows, K, C) array: each prototype
-        # speaks for its own class only, so its contribution to the explained
-        # (predicted) class is its own where that is its class, else 0
-        for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
-            A = estimator._activation(estimator._pairwise(X[s]))
-            contrib, codes = estimator._own_class_contributions(A)
-            explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
-            own = codes[None, :] == explained[:, None]
-            yield np.where(own, contrib, 0.0), own
-        return
-    rows = max(1, _chunking.CHUNK_ELEMENTS // max(K * C, 1))
-    for start in range(0, len(X), rows):
-        ex = _explain(estimator, X[start : start + rows], n_prototypes=K)
-        col = np.searchsorted(ex.classes, ex.explained)
-        contrib = np.empty((len(col), K))
-        own = np.empty((len(col), K), dtype=bool)
-        r = np.arange(len(col))[:, None]
-        contrib[r, ex.prototype_index] = ex.contribution[np.arange(len(col)), :, col]
-        own[r, ex.prototype_index] = ex.prototype_label == ex.explained[:, None]
+    K = len(estimator.prototypes_)
+    labels = np.asarray(estimator.prototype_labels_)
+    # the column of the explained (predicted) class only: explain's (rows, K, C)
+    # array made the metrics O(rows x K x C) for heads that connect every
+    # prototype to every class
+    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+        A = estimator._activation(estimator._pairwise(X[s]))
+        explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
+        contrib = estimator._explained_contributions(A, explained).astype(np.float64, copy=False)
+        own = labels[None, :] == estimator.classes_[explained][:, None]
         yield contrib, own
 
 
@@ -259,13 +240,29 @@ def prototype_neighbors(
     best_act = np.full((K, m), -np.inf)
     for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s])).T  # (K, rows)
-        rows = np.broadcast_to(np.arange(s.start, s.stop), A.shape)
+        A, rows = _chunk_best(A, np.arange(s.start, s.stop), m)
         all_act = np.concatenate([best_act, A], axis=1)
         all_rows = np.concatenate([best_rows, rows], axis=1)
         order = np.lexsort((all_rows, -all_act), axis=1)[:, :m]
         best_act = np.take_along_axis(all_act, order, axis=1)
         best_rows = np.take_along_axis(all_rows, order, axis=1)
     return best_rows
+
+
+def _chunk_best(A: np.ndarray, rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each prototype's ``m`` most active rows of a chunk ``A`` (K, n_rows), ``rows``
+    ascending, in row order: all that can enter its best ``m`` (a lexsort of
+    every row of every chunk dominated prototype_neighbors). Exact: where ties
+    or NaN at the ``m``-th activation leave the choice open, all rows are kept."""
+    if A.shape[1] <= m:
+        return A, np.broadcast_to(rows, A.shape)
+    neg = -A
+    kth = np.partition(neg, m - 1, axis=1)[:, m - 1 : m]
+    keep = neg <= kth
+    if not (keep.sum(axis=1) == m).all():  # ties at the m-th (or NaN): keep every row
+        return A, np.broadcast_to(rows, A.shape)
+    cols = np.nonzero(keep)[1].reshape(len(A), m)  # row order within each prototype
+    return np.take_along_axis(A, cols, axis=1), rows[cols]
 
 
 def prototype_purity(
@@ -433,17 +430,32 @@ def explanation_stability(
             )
     rng = check_random_state(random_state)
     top = np.concatenate(
-        [_explain(estimator, X[s], n_prototypes=1).prototype_index[:, 0] for s in chunks]
-        or [np.empty(0, dtype=np.intp)]
+        [_top_prototype(estimator, X[s]) for s in chunks] or [np.empty(0, dtype=np.intp)]
     )
     same = np.zeros(len(X))
     for _ in range(n_draws):
         for s in chunks:
             g = rng.standard_normal(X[s].shape) * _perturbed_entries(estimator, X[s])
             g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
-            moved = _explain(estimator, (X[s] + g).astype(X.dtype), n_prototypes=1)
-            same[s] += moved.prototype_index[:, 0] == top[s]
+            same[s] += _top_prototype(estimator, (X[s] + g).astype(X.dtype)) == top[s]
     return _aggregate(same / n_draws, aggregate)
+
+
+def _top_prototype(estimator, X: np.ndarray) -> np.ndarray:
+    """``explain(X, n_prototypes=1).prototype_index[:, 0]``, from the explained
+    class's column of contributions only (explain's (rows, K, C) array, and its
+    ``other_contribution``, made each draw O(rows x K x C))."""
+    K = len(estimator.prototypes_)
+    top = np.empty(len(X), dtype=np.intp)
+    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+        A = estimator._activation(estimator._pairwise(X[s]))
+        explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
+        own = estimator._explained_contributions(A, explained)
+        order = np.argsort(-A, axis=1, kind="stable")  # explain's ranking: most active first,
+        key = -np.abs(np.take_along_axis(own, order, axis=1))  # then by |contribution|
+        first = np.argsort(key, axis=1, kind="stable")[:, :1]
+        top[s] = np.take_along_axis(order, first, axis=1)[:, 0]
+    return top
 
 
 def _perturbed_entries(estimator, X: np.ndarray) -> np.ndarray:

@@ -762,6 +762,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rn = self.reasoning_negative_.astype(D.dtype, copy=False)
         return {"presence": D[:, :, None] * rp[None], "absence": (1 - D)[:, :, None] * rn[None]}
 
+    def _explained_contributions(self, D: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if self._head_kind == "nearest":
+            return super()._explained_contributions(D, cols)
+        rp = self.reasoning_positive_.astype(D.dtype, copy=False)[:, cols].T
+        rn = self.reasoning_negative_.astype(D.dtype, copy=False)[:, cols].T
+        return D * rp + (1 - D) * rn
+
     def _connection_strength(self) -> np.ndarray:
         # a component reasons for a class by presence (r+) or absence (r-)
         return (self.reasoning_positive_ + self.reasoning_negative_).max(axis=1)
