@@ -311,6 +311,46 @@ def test_string_frames_become_object_arrays_without_swapping_the_warnings_filter
     assert entered == []
 
 
+@pytest.mark.parametrize("dtype", ["Int64", "boolean", "category", "string"])
+def test_pandas_extension_dtypes_in_dask_frames_fit_as_in_memory(dtype):
+    """A dask Series of nullable Int64, boolean or categorical labels was read as
+    an object array and refused ('Unknown label type: unknown') where fit takes
+    it; a nullable feature with a missing value raised numpy's TypeError
+    instead of fit's 'Input X contains NaN'. Both are read as in memory."""
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    codes = np.repeat([3, 7], 20)
+    labels = {
+        "Int64": pd.Series(codes, dtype="Int64"),
+        "boolean": pd.Series(codes == 7, dtype="boolean"),
+        "category": pd.Series(codes, dtype="category"),
+        "string": pd.Series(codes.astype(str), dtype="string"),
+    }[dtype]
+    frame = pd.DataFrame(
+        {"a": pd.array(rng.normal(size=40) + codes, dtype="Float64"), "b": rng.normal(size=40)}
+    )
+    ref = NearestMeanClassifier().fit(frame, labels)
+    with dask.config.set(scheduler="synchronous"):
+        got = fit_nearest_mean(
+            NearestMeanClassifier(),
+            dd.from_pandas(frame, npartitions=2),
+            dd.from_pandas(labels, npartitions=2),
+        )
+        np.testing.assert_array_equal(got.classes_, ref.classes_)
+        assert got.classes_.dtype == ref.classes_.dtype
+        np.testing.assert_allclose(got.prototypes_, ref.prototypes_, rtol=1e-12)
+        frame.loc[3, "a"] = pd.NA
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            fit_nearest_mean(
+                NearestMeanClassifier(),
+                dd.from_pandas(frame, npartitions=2),
+                dd.from_pandas(labels, npartitions=2),
+            )
+
+
 # --------------------------------------------------------- distributed row search
 @pytest.mark.parametrize("restrict", [True, False])
 @pytest.mark.parametrize("chunks", [1, 13, 200])

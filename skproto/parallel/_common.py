@@ -39,8 +39,30 @@ def is_dask_frame(X) -> bool:
     return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
 
 
+def _numpy_dtype(dtype):
+    """The numpy dtype a pandas extension ``dtype`` is read as (None: numpy already),
+    as scikit-learn reads it in memory: nullable numbers and booleans as float64
+    (a missing value NaN, refused by the validation), categories as their
+    categories' dtype, anything else (strings) as object."""
+    if isinstance(dtype, np.dtype):
+        return None
+    categories = getattr(dtype, "categories", None)
+    if categories is not None and isinstance(categories.dtype, np.dtype):
+        return categories.dtype
+    numpy = getattr(dtype, "numpy_dtype", None)
+    if isinstance(numpy, np.dtype) and numpy.kind in "biuf":
+        return np.dtype(np.float64)
+    return np.dtype(object)
+
+
 def frame_to_array(frame):
-    """A dask DataFrame or Series as a dask array (string columns become object arrays, quietly).
+    """A dask DataFrame or Series as a dask array of numpy dtypes.
+
+    pandas' extension dtypes are cast first (:func:`_numpy_dtype`), as an
+    in-memory fit reads them: dask turned strings into object with a warning
+    (silencing it swapped the process's warning filters, unsafe in threads),
+    and a nullable Int64, boolean or categorical Series of labels came out
+    as an object array of unknown label type, refused where ``fit`` takes it.
 
     Parameters
     ----------
@@ -52,15 +74,13 @@ def frame_to_array(frame):
     dask array
         Its values (row block lengths may be unknown).
     """
-    # pandas' extension dtypes (strings) as object first: dask warns that it
-    # converts them so, and silencing it (warnings.catch_warnings) swapped the
-    # process's warning filters, which is unsafe in threads
     if hasattr(frame, "dtypes") and not hasattr(frame, "dtype"):  # a DataFrame
-        extension = {c: object for c, t in frame.dtypes.items() if not isinstance(t, np.dtype)}
-        if extension:
-            frame = frame.astype(extension)
-    elif not isinstance(frame.dtype, np.dtype):
-        frame = frame.astype(object)
+        cast = {c: _numpy_dtype(t) for c, t in frame.dtypes.items()}
+        cast = {c: t for c, t in cast.items() if t is not None}
+        if cast:
+            frame = frame.astype(cast)
+    elif _numpy_dtype(frame.dtype) is not None:
+        frame = frame.astype(_numpy_dtype(frame.dtype))
     return frame.to_dask_array()
 
 
