@@ -342,13 +342,17 @@ def test_pandas_extension_dtypes_in_dask_frames_fit_as_in_memory(dtype):
         np.testing.assert_array_equal(got.classes_, ref.classes_)
         assert got.classes_.dtype == ref.classes_.dtype
         np.testing.assert_allclose(got.prototypes_, ref.prototypes_, rtol=1e-12)
-        frame.loc[3, "a"] = pd.NA
-        with pytest.raises(ValueError, match="Input X contains NaN"):
-            fit_nearest_mean(
-                NearestMeanClassifier(),
-                dd.from_pandas(frame, npartitions=2),
-                dd.from_pandas(labels, npartitions=2),
-            )
+        for column, missing in (("a", pd.NA), ("c", np.nan)):
+            # (a nullable float; an integer categorical, which cast to its
+            # categories' int64 failed pandas' cast: the review)
+            broken = frame.assign(c=pd.Categorical(codes))
+            broken.loc[3, column] = missing
+            with pytest.raises(ValueError, match="Input X contains NaN"):
+                fit_nearest_mean(
+                    NearestMeanClassifier(),
+                    dd.from_pandas(broken, npartitions=2),
+                    dd.from_pandas(labels, npartitions=2),
+                )
 
 
 # --------------------------------------------------------- distributed row search

@@ -39,23 +39,26 @@ def is_dask_frame(X) -> bool:
     return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
 
 
-def _numpy_dtype(dtype):
+def _numpy_dtype(dtype, *, features: bool = True):
     """The numpy dtype a pandas extension ``dtype`` is read as (None: numpy already),
     as scikit-learn reads it in memory: nullable numbers and booleans as float64
     (a missing value NaN, refused by the validation), categories as their
-    categories' dtype, anything else (strings) as object."""
+    categories' dtype (features of numeric categories as float64, where a
+    missing one is NaN: as ints it failed pandas' cast), anything else
+    (strings) as object."""
     if isinstance(dtype, np.dtype):
         return None
     categories = getattr(dtype, "categories", None)
     if categories is not None and isinstance(categories.dtype, np.dtype):
-        return categories.dtype
+        numeric = categories.dtype.kind in "biuf"
+        return np.dtype(np.float64) if features and numeric else categories.dtype
     numpy = getattr(dtype, "numpy_dtype", None)
     if isinstance(numpy, np.dtype) and numpy.kind in "biuf":
         return np.dtype(np.float64)
     return np.dtype(object)
 
 
-def frame_to_array(frame):
+def frame_to_array(frame, *, features: bool = True):
     """A dask DataFrame or Series as a dask array of numpy dtypes.
 
     pandas' extension dtypes are cast first (:func:`_numpy_dtype`), as an
@@ -68,6 +71,9 @@ def frame_to_array(frame):
     ----------
     frame : dask DataFrame or Series
         The frame.
+    features : bool, default=True
+        Whether it holds features rather than labels or weights (see
+        :func:`_numpy_dtype`).
 
     Returns
     -------
@@ -75,12 +81,12 @@ def frame_to_array(frame):
         Its values (row block lengths may be unknown).
     """
     if hasattr(frame, "dtypes") and not hasattr(frame, "dtype"):  # a DataFrame
-        cast = {c: _numpy_dtype(t) for c, t in frame.dtypes.items()}
+        cast = {c: _numpy_dtype(t, features=features) for c, t in frame.dtypes.items()}
         cast = {c: t for c, t in cast.items() if t is not None}
         if cast:
             frame = frame.astype(cast)
-    elif _numpy_dtype(frame.dtype) is not None:
-        frame = frame.astype(_numpy_dtype(frame.dtype))
+    elif _numpy_dtype(frame.dtype, features=features) is not None:
+        frame = frame.astype(_numpy_dtype(frame.dtype, features=features))
     return frame.to_dask_array()
 
 
@@ -158,7 +164,7 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
     if a is None:  # (read a.chunks of a 0-d array: IndexError)
         raise ValueError(f"{name} is required: one value per row of X, got None.")
     if is_dask_frame(a):
-        a = frame_to_array(a)
+        a = frame_to_array(a, features=False)
     if not is_dask(a):
         a = np.asarray(a)
         if a.ndim == 0 and broadcast:  # one value for every row (a weight, as fit takes)
