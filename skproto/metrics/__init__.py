@@ -75,12 +75,11 @@ def _evidence(estimator, X):
     """
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
-    K = len(estimator.prototypes_)
     labels = np.asarray(estimator.prototype_labels_)
     # the column of the explained (predicted) class only: explain's (rows, K, C)
     # array made the metrics O(rows x K x C) for heads that connect every
     # prototype to every class
-    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+    for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s]))
         explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
         contrib = estimator._explained_contributions(A, explained).astype(np.float64, copy=False)
@@ -238,7 +237,7 @@ def prototype_neighbors(
     m = min(n_neighbors, len(X))
     best_rows = np.full((K, m), -1)
     best_act = np.full((K, m), -np.inf)
-    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+    for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s])).T  # (K, rows)
         A, rows = _chunk_best(A, np.arange(s.start, s.stop), m)
         all_act = np.concatenate([best_act, A], axis=1)
@@ -445,9 +444,8 @@ def _top_prototype(estimator, X: np.ndarray) -> np.ndarray:
     """``explain(X, n_prototypes=1).prototype_index[:, 0]``, from the explained
     class's column of contributions only (explain's (rows, K, C) array, and its
     ``other_contribution``, made each draw O(rows x K x C))."""
-    K = len(estimator.prototypes_)
     top = np.empty(len(X), dtype=np.intp)
-    for s in _chunking.chunk_slices(len(X), max(K, X.shape[1])):
+    for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s]))
         explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
         own = estimator._explained_contributions(A, explained)
