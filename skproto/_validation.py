@@ -460,6 +460,12 @@ def _label_kinds(labels) -> set:
     values = np.asarray(labels, dtype=object).ravel()
     if any(v is None for v in values):
         raise ValueError("y contains None (a missing label); drop those rows or give them a label.")
+    # a missing string or category (a float NaN, or pandas' NA, once cast to
+    # object: a dask Series's labels) read as a number among strings
+    if any((isinstance(v, float) and v != v) or type(v).__name__ == "NAType" for v in values):
+        raise ValueError(
+            "Input y contains NaN (a missing label); drop those rows or give them a label."
+        )
     return {isinstance(v, str) for v in values}
 
 

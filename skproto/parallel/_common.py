@@ -102,11 +102,19 @@ def column_names(X) -> np.ndarray | None:
     -------
     ndarray of shape (n_features,) or None
         The names (object dtype); None for anything but a dask DataFrame of string names.
+
+    Raises
+    ------
+    TypeError
+        For names that mix strings and other types, as scikit-learn raises for
+        such a pandas frame (they were dropped silently).
     """
     if not is_dask_frame(X) or X.ndim != 2:
         return None
-    names = np.asarray(list(X.columns), dtype=object)
-    return names if all(isinstance(c, str) for c in names) else None
+    from sklearn.utils.validation import _get_feature_names
+
+    # the frame's empty pandas meta-frame, read as scikit-learn reads a frame
+    return _get_feature_names(X._meta)
 
 
 def as_row_blocks(X, *, known: bool = True):
