@@ -480,3 +480,30 @@ def test_prototype_neighbours_sort_only_each_chunk_s_best_candidates(monkeypatch
     monkeypatch.setattr(metrics.np, "lexsort", recording)
     np.testing.assert_array_equal(prototype_neighbors(clf, X, n_neighbors=5), expected)
     assert widths and max(widths) <= 10
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NearestMeanClassifier(),
+        lambda: NearestMeanClassifier(metric="mahalanobis"),
+        lambda: ProtoClassifier(max_epochs=2, random_state=0),
+        lambda: ProtoClassifier(head="linear", max_epochs=2, last_layer_max_iter=0, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(
+            loss="cbc", reasoning="positive_negative", max_epochs=2, random_state=0
+        ),
+    ],
+)
+def test_explained_contributions_are_a_column_of_the_contributions(make):
+    """The metrics read _explained_contributions; every head's must be the
+    column of its _contributions that each row names, to the bit."""
+    X, y = load_iris(return_X_y=True)
+    clf = make().fit(X, y)
+    A = clf._activation(clf._pairwise(X))
+    cols = np.random.RandomState(0).randint(0, len(clf.classes_), len(X))
+    full = clf._contributions(A)
+    np.testing.assert_array_equal(
+        clf._explained_contributions(A, cols), full[np.arange(len(X)), :, cols]
+    )
