@@ -76,15 +76,23 @@ def _evidence(estimator, X):
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     labels = np.asarray(estimator.prototype_labels_)
-    # the column of the explained (predicted) class only: explain's (rows, K, C)
-    # array made the metrics O(rows x K x C) for heads that connect every
-    # prototype to every class
+    for _, _, explained, contrib in _explained_columns(estimator, X):
+        own = labels[None, :] == estimator.classes_[explained][:, None]
+        yield contrib.astype(np.float64, copy=False), own
+
+
+def _explained_columns(estimator, X: np.ndarray):
+    """Per row chunk of validated rows ``X``: ``(slice, activations (rows, K),
+    explained class codes, contributions to them (rows, K))``.
+
+    What ``explain`` computes for the explained (predicted) class, read from
+    that class's column only: explain's (rows, K, C) array made the metrics
+    O(rows x K x C) for heads that connect every prototype to every class.
+    """
     for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s]))
         explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
-        contrib = estimator._explained_contributions(A, explained).astype(np.float64, copy=False)
-        own = labels[None, :] == estimator.classes_[explained][:, None]
-        yield contrib, own
+        yield s, A, explained, estimator._explained_contributions(A, explained)
 
 
 def own_class_evidence(
@@ -442,13 +450,9 @@ def explanation_stability(
 
 def _top_prototype(estimator, X: np.ndarray) -> np.ndarray:
     """``explain(X, n_prototypes=1).prototype_index[:, 0]``, from the explained
-    class's column of contributions only (explain's (rows, K, C) array, and its
-    ``other_contribution``, made each draw O(rows x K x C))."""
+    class's column of contributions only (:func:`_explained_columns`)."""
     top = np.empty(len(X), dtype=np.intp)
-    for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
-        A = estimator._activation(estimator._pairwise(X[s]))
-        explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
-        own = estimator._explained_contributions(A, explained)
+    for s, A, _, own in _explained_columns(estimator, X):
         order = np.argsort(-A, axis=1, kind="stable")  # explain's ranking: most active first,
         key = -np.abs(np.take_along_axis(own, order, axis=1))  # then by |contribution|
         first = np.argsort(key, axis=1, kind="stable")[:, :1]

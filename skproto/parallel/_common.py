@@ -85,8 +85,10 @@ def frame_to_array(frame, *, features: bool = True):
         cast = {c: t for c, t in cast.items() if t is not None}
         if cast:
             frame = frame.astype(cast)
-    elif _numpy_dtype(frame.dtype, features=features) is not None:
-        frame = frame.astype(_numpy_dtype(frame.dtype, features=features))
+    else:
+        cast = _numpy_dtype(frame.dtype, features=features)
+        if cast is not None:
+            frame = frame.astype(cast)
     return frame.to_dask_array()
 
 

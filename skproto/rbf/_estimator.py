@@ -31,7 +31,6 @@ from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
-from ..prototypes.init import _one_thread_kmeans, jitter_scale
 from ..prototypes.replay import (
     average_class_weight,
     class_moments,
@@ -510,14 +509,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         # new labels, and declared classes whose first rows arrive now
         arriving = np.setdiff1d(np.unique(y), union[labels])
         if arriving.size:
-            per_class = max(1, len(labels) // len(np.unique(labels)))
+            counts = np.zeros(len(union), dtype=np.intp)
+            counts[np.searchsorted(union, arriving)] = max(1, len(labels) // len(np.unique(labels)))
             Xf = np.asarray(X, dtype=np.float64)
-            scale = jitter_scale(Xf)  # (once, not once per class)
-            with _one_thread_kmeans():
-                W = [kmeans_prototypes(Xf[y == c], Xf, per_class, rng, scale) for c in arriving]
-            codes = np.repeat(np.searchsorted(union, arriving), per_class)
+            W, codes = classwise_kmeans(Xf, np.searchsorted(union, y), counts, rng)
             labels = np.concatenate([labels, codes])
-            state["components"] = np.concatenate([state["components"], *W])
+            state["components"] = np.concatenate([state["components"], W])
         state["head.labels"] = labels.astype(np.float64)
         state["head.membership"] = np.eye(len(union))[labels]
         self.classes_ = union
