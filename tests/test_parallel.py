@@ -364,11 +364,13 @@ def _labelled_frame(n=60):
     return pd.DataFrame(X, columns=list("abc")), y
 
 
-@pytest.mark.parametrize("dtype", ["str", "category", "object", "string"])
+@pytest.mark.parametrize("dtype", ["str", "category", "object", "string", "int category"])
 def test_a_missing_label_in_a_dask_series_is_named(dtype):
     """A missing string or category became a float NaN (or pandas' NA) once
     cast to object and read as a number among strings: 'Mix of label types'
-    where fit says 'Input contains NaN' (a dask inputs audit)."""
+    where fit says 'Input contains NaN' (a dask inputs audit). A missing
+    integer category failed pandas' cast to int64: "Cannot convert float NaN
+    to integer"."""
     dd = pytest.importorskip("dask.dataframe")
     import dask
     import pandas as pd
@@ -376,9 +378,15 @@ def test_a_missing_label_in_a_dask_series_is_named(dtype):
     from skproto.parallel import fit_streaming
 
     frame, y = _labelled_frame()
-    labels = pd.Series(y, dtype=object)
+    if dtype == "int category":
+        codes = np.searchsorted(np.unique(y), y)
+        labels = pd.Series(pd.Categorical(codes * 3 + 1, categories=[1, 4, 7]))
+        assert labels.cat.categories.dtype == np.int64
+    else:
+        labels = pd.Series(y, dtype=object)
     labels[7] = np.nan
-    labels = labels.astype(dtype)
+    if dtype != "int category":
+        labels = labels.astype(dtype)
     # (in memory scikit-learn's own check raises a TypeError for pandas' NA in a
     # "string" Series: "boolean value of NA is ambiguous")
     in_memory = (TypeError, "ambiguous") if dtype == "string" else (ValueError, "contains NaN")

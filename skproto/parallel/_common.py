@@ -87,9 +87,21 @@ def frame_to_array(frame, *, features: bool = True):
             frame = frame.astype(cast)
     else:
         cast = _numpy_dtype(frame.dtype, features=features)
-        if cast is not None:
+        if cast is not None and cast.kind in "biu":  # (labels of integer categories)
+            frame = frame.map_partitions(_cast_labels, cast, meta=frame._meta.astype(cast))
+        elif cast is not None:
             frame = frame.astype(cast)
     return frame.to_dask_array()
+
+
+def _cast_labels(part, dtype):
+    """A partition of labels cast to ``dtype``, which holds no missing value: one
+    is refused by name (pandas' cast said "Cannot convert float NaN to integer")."""
+    if part.isna().any():
+        raise ValueError(
+            "Input y contains NaN (a missing label); drop those rows or give them a label."
+        )
+    return part.astype(dtype)
 
 
 def column_names(X) -> np.ndarray | None:
