@@ -63,13 +63,15 @@ def test_records_and_frame(explanation):
     assert first["sample"] == 0 and first["rank"] == 1 and first["prototype_label"] == "setosa"
     assert first["training_index"] == -1
     pred = list(ex.classes).index(ex.predicted[0])
-    assert first["to_predicted"] == pytest.approx(float(ex.contribution[0, 0, pred]))
+    assert first["to_explained"] == pytest.approx(float(ex.contribution[0, 0, pred]))
+    assert first["predicted"] == first["explained"] == ex.predicted[0]
     pd = pytest.importorskip("pandas")
     frame = ex.to_frame()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.columns) == [
         "sample",
         "predicted",
+        "explained",
         "runner_up",
         "margin",
         "rank",
@@ -77,7 +79,7 @@ def test_records_and_frame(explanation):
         "prototype_label",
         "training_index",
         "value",
-        "to_predicted",
+        "to_explained",
         "to_runner_up",
     ]
     assert len(frame) == 8
@@ -331,7 +333,7 @@ def test_the_runner_up_s_numbers_in_text_and_records_are_its_own():
     for rec in ex.to_records():  # each mean speaks only for its own class
         own = clf.prototype_labels_[rec["prototype"]]
         assert (rec["to_runner_up"] != 0) == (own == ex.runner_up[0])
-        assert (rec["to_predicted"] != 0) == (own == ex.predicted[0])
+        assert (rec["to_explained"] != 0) == (own == ex.predicted[0])
     assert pred != run
 
 
@@ -579,3 +581,121 @@ def test_an_explanation_shares_no_array_with_the_model(make):
     np.testing.assert_array_equal(clf.classes_, classes)
     later = clf.explain(X[:5])
     np.testing.assert_allclose(later.scores, clf.decision_function(X[:5]), rtol=1e-9, atol=1e-9)
+
+
+# ---- what a person reads in str(explanation) (an audit of the human-facing output)
+_ISOLATE_OPEN, _ISOLATE_CLOSE = "\u2066\u2067\u2068", "\u2069"
+
+
+def _unisolated_rtl(line: str) -> list[str]:
+    """Right-to-left letters and bidi embeddings / overrides outside an isolate."""
+    import unicodedata
+
+    depth, bad = 0, []
+    for ch in line:
+        if ch in _ISOLATE_OPEN:
+            depth += 1
+        elif ch == _ISOLATE_CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and unicodedata.bidirectional(ch) in (
+            "R", "AL", "RLO", "RLE", "LRO", "LRE", "PDF",
+        ):  # fmt: skip
+            bad.append(ch)
+    return bad
+
+
+def _four_rows():
+    X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    return X, y, NearestMeanClassifier().fit(X, y)
+
+
+def test_str_isolates_right_to_left_cases_from_the_numbers_beside_them():
+    """In a bidi-aware view of str(explanation) (a notebook's output, a browser's
+    <pre>), an Arabic case swapped the similarity and contribution columns and a
+    RIGHT-TO-LEFT OVERRIDE in a case showed 0.9917 as 7199.0. Such cases are now
+    wrapped in directional isolates, and bidi controls in them shown escaped (a
+    POP DIRECTIONAL ISOLATE in a case would close the isolate early)."""
+    from skproto.explain import prototype_rows
+
+    X, y, clf = _four_rows()
+    cases = ["\u202eevil \u2069\u0645", "b", "مرحبا بالعالم", "d"]
+    ex = clf.explain([[9.5]], 2).with_cases(cases, prototype_rows(clf, X, y))
+    assert set(ex.cases.ravel()) == {cases[0], cases[2]}
+    text = str(ex)
+    bad = {ln: _unisolated_rtl(ln) for ln in text.splitlines() if _unisolated_rtl(ln)}
+    assert not bad, bad
+    assert "\\u202eevil \\u2069\u0645" in text and "\u202e" not in text
+
+
+def test_str_isolates_right_to_left_class_labels_from_the_numbers_beside_them():
+    """Arabic class labels: the header showed the two '-> c' columns swapped and a
+    contribution -1.593 as '1.593-' under 'class'."""
+    X = np.array([[0.0], [1.0], [9.0], [10.0]])
+    clf = NearestMeanClassifier().fit(X, np.array(["إلغاء", "إلغاء", "رصيد", "رصيد"]))
+    lines = str(clf.explain([[9.5]], 2)).splitlines()
+    bad = {ln: _unisolated_rtl(ln) for ln in lines if _unisolated_rtl(ln)}
+    assert not bad, bad
+    plain = str(NearestMeanClassifier().fit(X, np.array(list("aabb"))).explain([[9.5]], 2))
+    assert "\u2068" not in plain  # (left-to-right text is left as it is)
+
+
+def test_str_columns_stay_aligned_with_wide_and_combining_characters():
+    """Widths were counted with len(): with CJK cases the header and the rows were
+    89, 97 and 105 columns wide on a screen, the numbers under the wrong header."""
+    import unicodedata
+
+    from skproto.explain import prototype_rows
+
+    def width(text: str) -> int:
+        return sum(
+            0
+            if unicodedata.combining(ch) or unicodedata.category(ch) == "Cf"
+            else 2
+            if unicodedata.east_asian_width(ch) in "WF"
+            else 1
+            for ch in text
+        )
+
+    X, y, clf = _four_rows()
+    cases = ["日本語のテキスト", "e\u0301e\u0301", "日本語のテキスト日本語のテキスト", "plain"]
+    ex = clf.explain([[9.5], [0.5]], 2).with_cases(cases, prototype_rows(clf, X, y))
+    lines = str(ex).splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.lstrip().startswith("rank")]
+    assert len(starts) == 2
+    for start in starts:
+        table = lines[start : start + 3]  # the header and the two prototypes' rows
+        assert len({width(ln) for ln in table}) == 1, table
+
+
+def test_shortened_labels_never_make_two_classes_read_the_same():
+    """Labels cut to 24 characters in the middle read the same where they differ
+    only there: the header showed "-> 'support_le…on_required'" twice."""
+    from skproto.explain._explanation import label_texts
+
+    X = np.array([[0.0], [1.0], [9.0], [10.0], [20.0], [21.0]])
+    labels = np.array(
+        ["support_level_1_escalation_required", "support_level_2_escalation_required", "z"]
+    )
+    clf = NearestMeanClassifier().fit(X, labels[[0, 0, 1, 1, 2, 2]])
+    lines = str(clf.explain([[5.0]], 2)).splitlines()
+    header = next(ln for ln in lines if ln.lstrip().startswith("rank"))
+    to_first, to_second = header.split("-> ")[1:]
+    assert to_first.strip() != to_second.strip(), header
+    texts = label_texts(["a" * 40, "a" * 40, "b" + "a" * 39, "short"])
+    assert texts[0] == texts[1] and texts[0] != texts[2]  # (one label, one name)
+    assert len(texts[0]) < 40 + 2 and texts[3] == "'short'"
+
+
+def test_records_tell_the_prediction_from_a_targeted_class():
+    """to_records put the class given as target= in its 'predicted' column (and
+    the contribution to it in 'to_predicted'): the frame misreported the model's
+    prediction."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, np.array(["ant", "bee", "cow"])[y])
+    predicted = clf.predict(X[:1])[0]
+    other = next(c for c in clf.classes_ if c != predicted)
+    ex = clf.explain(X[:1], 1, target=[other])
+    (record,) = ex.to_records()
+    assert record["predicted"] == predicted and record["explained"] == other
+    column = list(clf.classes_).index(other)
+    assert record["to_explained"] == pytest.approx(float(ex.contribution[0, 0, column]))

@@ -337,9 +337,10 @@ def test_waterfall_title_states_the_class_score_and_the_zero_line_is_at_zero(iri
     clf = NearestMeanClassifier().fit(X, y)
     display = ExplanationDisplay.from_estimator(clf, X, sample=60, n_prototypes=2)
     scores = clf.decision_function(X[60:61])[0]
-    for w, ax in zip(display.waterfalls, display.axes_):
+    for w, ax, role in zip(display.waterfalls, display.axes_, ["predicted", "runner-up"]):
         score = scores[np.searchsorted(clf.classes_, w.label)]
-        assert ax.get_title() == f"class {w.label}: score {score:.4g}"
+        assert w.role == role
+        assert ax.get_title() == f"class {w.label} ({role}): score {score:.4g}"
         assert list(ax.lines[0].get_xdata()) == [0.0, 0.0]
 
 
@@ -353,7 +354,7 @@ def test_waterfall_from_explanation_alone_shows_the_runner_up_score(iris):
     display = ExplanationDisplay.from_explanation(ex)
     labels = [w.label for w in display.waterfalls]
     assert labels == [ex.explained[0], ex.runner_up[0]]
-    assert f"class {ex.runner_up[0]}:" in display.axes_[1].get_title()
+    assert f"class {ex.runner_up[0]} (runner-up):" in display.axes_[1].get_title()
     binary = NearestMeanClassifier().fit(X[:100], y[:100])
     shown = ExplanationDisplay.from_estimator(binary, X[:100], sample=0)
     assert len(shown.axes_) == 2
@@ -453,3 +454,54 @@ def test_embedding_legend_names_nanosecond_dates_as_dates():
     display = EmbeddingDisplay.from_estimator(clf, X, days)
     texts = [t.get_text() for t in display.ax_.get_legend().get_texts()]
     assert texts == ["prototypes", "2020-01-01", "2021-06-01", "2022-12-31"]
+
+
+# ---- what a person sees (an audit of the human-facing output)
+def test_explanation_display_tells_two_classes_apart_and_says_which_is_the_prediction():
+    """Panel titles and the legend cut labels to 24 characters: two classes that
+    differ in their middle read the same. And with target= the first panel was
+    not the prediction, while no title said which one was."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(60, centers=[[0, 0], [3, 0], [9, 9]], random_state=0)
+    labels = np.array(
+        ["support_level_1_escalation_required", "support_level_2_escalation_required", "other"]
+    )
+    clf = NearestMeanClassifier().fit(X, labels[y])
+    i = int(np.flatnonzero(y == 0)[0])
+    display = ExplanationDisplay.from_estimator(clf, X, sample=i)
+    first, second = (ax.get_title().rsplit(": score", 1)[0] for ax in display.axes_)
+    assert first != second and "(predicted)" in first and "(runner-up)" in second
+    legend = EmbeddingDisplay.from_estimator(clf, X, labels[y]).ax_.get_legend()
+    names = [t.get_text() for t in legend.get_texts()]
+    assert len(set(names)) == len(names), names
+    plt.close("all")
+
+    predicted = clf.predict(X[i : i + 1])[0]
+    other = next(c for c in clf.classes_ if c != predicted)
+    targeted = ExplanationDisplay.from_explanation(clf.explain(X[i : i + 1], 2, target=[other]))
+    titles = [ax.get_title() for ax in targeted.axes_]
+    assert "(explained, not predicted)" in titles[0]
+    assert "(predicted)" in titles[1] and targeted.waterfalls[1].label == predicted
+    assert [w.role for w in targeted.waterfalls] == ["explained, not predicted", "predicted"]
+    plt.close("all")
+
+
+def test_embedding_display_never_gives_two_classes_one_colour():
+    """Colours were tab20's, taken modulo 20: of 25 classes, pairs looked like one."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(25 * 6, centers=25, n_features=2, random_state=0)
+    clf = NearestMeanClassifier().fit(X, y)
+    display = EmbeddingDisplay.from_estimator(clf, X, y)
+    colours = {tuple(np.round(c, 4)) for c in display.prototypes_.get_facecolors()}
+    assert len(colours) == len(clf.classes_)
+    plt.close("all")
+
+
+def test_a_fractional_sample_is_refused():
+    """from_estimator(sample=2.7) explained row 2 (int()), where waterfall refuses it."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(TypeError, match="integer"):
+        ExplanationDisplay.from_estimator(clf, X, sample=2.7)

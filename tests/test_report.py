@@ -251,6 +251,24 @@ def test_png_bytes_round_trip():
         png_bytes(np.array([[np.nan, 1.0]]))
 
 
+def test_a_constant_mask_or_integer_image_is_drawn_at_its_value():
+    """An all-True mask came out black (a constant image has no range to scale
+    to), although True is white in any other mask; so did an int64 image of 255
+    everywhere, white as uint8."""
+    image_mod = pytest.importorskip("matplotlib.image")
+
+    def drawn(image):
+        back = image_mod.imread(io.BytesIO(png_bytes(image)), format="png")
+        return np.round(back * 255).astype(int)
+
+    assert drawn(np.eye(4, dtype=bool))[0, 0] == 255  # True is white
+    assert (drawn(np.ones((4, 4), dtype=bool)) == 255).all()
+    assert (drawn(np.zeros((4, 4), dtype=bool)) == 0).all()
+    assert (drawn(np.full((3, 3), 255, dtype=np.int64)) == 255).all()
+    assert (drawn(np.full((3, 3), 7, dtype=np.int16)) == 7).all()
+    assert (drawn(np.full((3, 3), 300, dtype=np.int64)) == 0).all()  # (no scale: black)
+
+
 def test_rendered_and_case_text():
     image = np.zeros((8, 8))
     assert rendered("hello") == "hello"

@@ -270,10 +270,17 @@ def case_text(
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """Pixels as uint8: uint8 as is; floats in [0, 1] scaled by 255; else min-max scaled."""
+    """Pixels as uint8: uint8 as is; booleans and floats in [0, 1] scaled by 255; an
+    image of one integer value in [0, 255] at that value; else min-max scaled.
+
+    (An all-True mask, or an int64 image of 255 everywhere, came out black: a
+    constant image has no range to scale to.)
+    """
     image = np.asarray(image)
     if image.dtype == np.uint8:
         return image
+    if image.dtype == bool:
+        return image.astype(np.uint8) * np.uint8(255)
     a = image.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError(
@@ -281,6 +288,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
             "cannot be drawn; pass cases with finite pixels (e.g. numpy.nan_to_num)."
         )
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if image.dtype.kind in "iu" and lo == hi and 0 <= lo <= 255:
+        return np.full(image.shape, lo, dtype=np.uint8)
     if not (image.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0):
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return np.round(a * 255).astype(np.uint8)
@@ -289,8 +298,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 def png_bytes(image: ArrayLike) -> bytes:
     """A PNG file of ``image`` ((H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA).
 
-    uint8 pixels are kept; float pixels in [0, 1] are scaled by 255; any
-    other range is min-max scaled to [0, 255].
+    uint8 pixels are kept; boolean and float pixels in [0, 1] are scaled by
+    255; an image of a single integer value in [0, 255] keeps it; any other
+    range is min-max scaled to [0, 255] (a constant image is then black).
 
     Parameters
     ----------

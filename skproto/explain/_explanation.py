@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +39,77 @@ def _label(value, limit: int | None = _MAX_LABEL_CHARS) -> str:
     return text
 
 
+def label_texts(values, limit: int | None = _MAX_LABEL_CHARS) -> list[str]:
+    """:func:`_label` of each of ``values``, shortened no further than keeps distinct
+    labels apart: labels that differ only in their middle
+    ("level_1_escalation_required" and "level_2_escalation_required") read the
+    same cut to ``limit`` characters, and a reader could not tell the
+    prediction from the runner-up. Those get longer, up to their full text;
+    a label given twice reads the same both times."""
+    values = list(values)
+    full = [_label(v, None) for v in values]
+    limits = [limit] * len(values)
+    texts = [_label(v, limit) for v in values]
+    while True:
+        seen: dict[str, set] = {}
+        for text, whole in zip(texts, full):
+            seen.setdefault(text, set()).add(whole)
+        clash = [i for i, text in enumerate(texts) if len(seen[text]) > 1 and limits[i] is not None]
+        if not clash:
+            return texts
+        for i in clash:  # (4 characters more at a time; the whole label at last)
+            limits[i] = None if limits[i] + 4 >= len(full[i]) else limits[i] + 4
+            texts[i] = _label(values[i], limits[i])
+
+
+#: Characters that set the direction of the text after them: right-to-left
+#: letters, Arabic digits and the explicit embeddings, overrides and isolates
+_BIDI = frozenset({"R", "AL", "AN", "RLE", "RLO", "LRE", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"})
+
+
+#: The explicit bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069)
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _bidi_escaped(text: str) -> str:
+    """``text`` with its bidi controls shown escaped (``\\u202e``): in the text
+    view a RIGHT-TO-LEFT OVERRIDE in a case reversed the numbers after it, and a
+    POP DIRECTIONAL ISOLATE in it would close the isolate around it."""
+    if not any(ch in _BIDI_CONTROLS for ch in text):
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if ch in _BIDI_CONTROLS else ch for ch in text)
+
+
+def _isolated(text: str) -> str:
+    """``text`` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE where it holds
+    right-to-left text: a bidi-aware view of ``str(explanation)`` (a notebook's
+    output, a browser's ``<pre>``) then keeps it from reordering the numbers
+    beside it (an Arabic case swapped the similarity and contribution columns;
+    Arabic class labels showed -1.593 as 1.593-)."""
+    if any(unicodedata.bidirectional(ch) in _BIDI for ch in text):
+        return f"\u2068{text}\u2069"
+    return text
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a screen: wide (CJK) characters two, combining
+    marks and format characters (the isolates of :func:`_isolated`) none."""
+    return sum(
+        0
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(ch) in "WF"
+        else 1
+        for ch in text
+    )
+
+
+def _pad(text: str, width: int, align: str) -> str:
+    """``text`` padded with spaces to ``width`` screen columns, on the right ("l") or left."""
+    fill = " " * max(0, width - _width(text))
+    return text + fill if align == "l" else fill + text
+
+
 def _num(x: float) -> str:
     return f"{x:.4g}"
 
@@ -50,23 +122,23 @@ def _table(
     ``align`` has an "l" or "r" per column. A total row is ``[name, a, b]``:
     its name spans every column but the last two.
     """
-    n = len(header)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(n)]
+    n = len(header)  # (widths on the screen: CJK text takes two columns a character)
+    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(n)]
     for name, *numbers in totals:
         for j, cell in enumerate(numbers, start=n - 2):
-            widths[j] = max(widths[j], len(cell))
+            widths[j] = max(widths[j], _width(cell))
         span = sum(widths[: n - 2]) + 2 * (n - 3)
-        widths[n - 3] += max(0, len(name) - span)
+        widths[n - 3] += max(0, _width(name) - span)
 
     def line(cells):
-        return "  " + "  ".join(
-            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)
-        )
+        return "  " + "  ".join(_pad(c, w, a) for c, w, a in zip(cells, widths, align))
 
     span = sum(widths[: n - 2]) + 2 * (n - 3)
     out = [line(header)] + [line(r) for r in rows]
     for name, a, b in totals:
-        out.append(f"  {name.ljust(span)}  {a.rjust(widths[-2])}  {b.rjust(widths[-1])}")
+        out.append(
+            f"  {_pad(name, span, 'l')}  {_pad(a, widths[-2], 'r')}  {_pad(b, widths[-1], 'r')}"
+        )
     return out
 
 
@@ -290,13 +362,16 @@ class Explanation:
     def to_records(self) -> list[dict[str, Any]]:
         """Long-format table: one record per (sample, listed prototype).
 
-        Columns: ``sample``, ``predicted`` (the explained class), ``runner_up``,
-        ``margin``, ``rank`` (1 = listed first), ``prototype``,
-        ``prototype_label``, ``training_index`` (-1 if the prototype is not a
-        training sample), ``value`` (see ``value_name``), ``to_predicted``
-        and ``to_runner_up`` (the prototype's contribution to those two class
-        scores), for each of ``parts``, ``<part>_to_predicted`` and
-        ``<part>_to_runner_up``, for token prototypes ``query_token`` and
+        Columns: ``sample``, ``predicted`` (the model's prediction: a label,
+        or for a multi-label model the tuple of its predicted labels),
+        ``explained`` (the class explained: the prediction, or the ``target``
+        given to ``explain``), ``runner_up``, ``margin``, ``rank`` (1 = listed
+        first), ``prototype``, ``prototype_label``, ``training_index`` (-1 if
+        the prototype is not a training sample), ``value`` (see
+        ``value_name``), ``to_explained`` and ``to_runner_up`` (the
+        prototype's contribution to those two class scores), for each of
+        ``parts``, ``<part>_to_explained`` and ``<part>_to_runner_up``, for
+        token prototypes ``query_token`` and
         ``prototype_token`` (the matched slots), and after :meth:`with_cases`,
         ``case_row`` and ``case``.
 
@@ -309,11 +384,15 @@ class Explanation:
         run_col = self._class_column(self.runner_up)
         records = []
         for i in range(len(self)):
+            predicted = self.predicted[i]
+            if np.ndim(predicted):  # (a multi-label indicator row: the labels it holds)
+                predicted = tuple(self.classes[np.asarray(predicted) > 0])
             for r in range(self.prototype_index.shape[1]):
                 records.append(
                     {
                         "sample": i,
-                        "predicted": self.explained[i],
+                        "predicted": predicted,
+                        "explained": self.explained[i],
                         "runner_up": self.runner_up[i],
                         "margin": float(self.margin[i]),
                         "rank": r + 1,
@@ -321,12 +400,12 @@ class Explanation:
                         "prototype_label": self.prototype_label[i, r],
                         "training_index": int(self.prototype_sample_index[i, r]),
                         "value": float(self.value[i, r]),
-                        "to_predicted": float(self.contribution[i, r, pred_col[i]]),
+                        "to_explained": float(self.contribution[i, r, pred_col[i]]),
                         "to_runner_up": float(self.contribution[i, r, run_col[i]]),
                         **{
                             f"{name}_to_{which}": float(part[i, r, col[i]])
                             for name, part in (self.parts or {}).items()
-                            for which, col in (("predicted", pred_col), ("runner_up", run_col))
+                            for which, col in (("explained", pred_col), ("runner_up", run_col))
                         },
                         **(
                             {
@@ -367,6 +446,7 @@ class Explanation:
             [
                 "sample",
                 "predicted",
+                "explained",
                 "runner_up",
                 "margin",
                 "rank",
@@ -374,42 +454,49 @@ class Explanation:
                 "prototype_label",
                 "training_index",
                 "value",
-                "to_predicted",
+                "to_explained",
                 "to_runner_up",
             ]
             + [
                 f"{name}_to_{which}"
                 for name in (self.parts or {})
-                for which in ("predicted", "runner_up")
+                for which in ("explained", "runner_up")
             ]
             + (["query_token", "prototype_token"] if self.query_token is not None else [])
             + (["case_row", "case"] if self.cases is not None else [])
         )
         return pd.DataFrame.from_records(self.to_records(), columns=columns)
 
-    def _sample_text(self, i: int) -> list[str]:
+    def _label_names(self) -> dict:
+        """The text view's name of each class: :func:`label_texts` (apart from one
+        another), isolated where it holds right-to-left text (:func:`_isolated`)."""
+        return {int(c): _isolated(text) for c, text in enumerate(label_texts(self.classes))}
+
+    def _sample_text(self, i: int, names: dict) -> list[str]:
+        def shown(label) -> str:
+            return names[int(self._class_column(np.asarray([label]))[0])]
+
         scores = self.scores[i]
         p = int(self._class_column(self.explained[i : i + 1])[0])
         q = int(self._class_column(self.runner_up[i : i + 1])[0])
         if np.ndim(self.predicted) == 2:
-            on = [_label(c) for c in self.classes[np.asarray(self.predicted[i]) > 0]]
+            on = [names[c] for c in np.flatnonzero(np.asarray(self.predicted[i]) > 0)]
             head = (
                 f"sample {i}: predicted labels [{', '.join(on)}]; explaining "
-                f"{_label(self.explained[i])} (score {_num(scores[p])})"
+                f"{names[p]} (score {_num(scores[p])})"
             )
         elif self.predicted[i] != self.explained[i]:  # a target= other than the prediction
             b = int(self._class_column(self.predicted[i : i + 1])[0])
             head = (
-                f"sample {i}: predicted {_label(self.predicted[i])} (score {_num(scores[b])}); "
-                f"explaining {_label(self.explained[i])} (score {_num(scores[p])})"
+                f"sample {i}: predicted {names[b]} (score {_num(scores[b])}); "
+                f"explaining {names[p]} (score {_num(scores[p])})"
             )
         else:
-            head = f"sample {i}: predicted {_label(self.explained[i])} (score {_num(scores[p])})"
+            head = f"sample {i}: predicted {names[p]} (score {_num(scores[p])})"
         lines = [
-            f"{head}, runner-up {_label(self.runner_up[i])} (score {_num(scores[q])}), "
-            f"margin {_num(self.margin[i])}"
+            f"{head}, runner-up {names[q]} (score {_num(scores[q])}), margin {_num(self.margin[i])}"
         ]
-        to_p, to_q = "-> " + _label(self.explained[i]), "-> " + _label(self.runner_up[i])
+        to_p, to_q = "-> " + names[p], "-> " + names[q]
         with_cases = self.cases is not None
         with_tokens = self.query_token is not None
         header = ["rank", "prototype", "class", "train row"] + ["tokens q/p"] * with_tokens
@@ -423,14 +510,17 @@ class Explanation:
                 [
                     str(r + 1),
                     str(self.prototype_index[i, r]),
-                    _label(self.prototype_label[i, r]),
+                    shown(self.prototype_label[i, r]),
                     str(row) if row >= 0 else "-",
                     *(
                         [f"{self.query_token[i, r]}/{self.prototype_token[i, r]}"]
                         if with_tokens
                         else []
                     ),
-                    *(["-" if case is None else case_text(case)] * with_cases),
+                    *(
+                        ["-" if case is None else _isolated(_bidi_escaped(case_text(case)))]
+                        * with_cases
+                    ),
                     _num(self.value[i, r]),
                     _num(self.contribution[i, r, p]),
                     _num(self.contribution[i, r, q]),
@@ -475,8 +565,9 @@ class Explanation:
     def __str__(self) -> str:
         n = len(self)
         lines = [f"{self.estimator_name} explanation of {n} sample(s)", *self._legend()]
+        names = self._label_names()
         for i in range(min(n, _MAX_SAMPLES_IN_TEXT)):
-            lines.extend(self._sample_text(i))
+            lines.extend(self._sample_text(i, names))
         if n > _MAX_SAMPLES_IN_TEXT:
             lines.append(f"... {n - _MAX_SAMPLES_IN_TEXT} more sample(s); see to_frame()")
         return "\n".join(lines)

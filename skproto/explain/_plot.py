@@ -8,8 +8,10 @@ the picture back.
 
 from __future__ import annotations
 
+import operator
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from ._cases import (
     rendered,
     row_labels,
 )
-from ._explanation import Explanation, _label
+from ._explanation import Explanation, label_texts
 from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
 
 __all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
@@ -50,6 +52,7 @@ def _rows_of(X, i: int) -> np.ndarray:
     """Row ``i`` of ``X`` as a one-row ``X`` (Python's indexing: -1 is the last row)."""
     X = X if hasattr(X, "iloc") else np.asarray(X)
     n = len(X)
+    i = operator.index(i)  # (int() read sample=2.7 as row 2, where waterfall refuses it)
     if not -n <= i < n:
         raise IndexError(f"sample {i} is out of range for X with {n} rows.")
     i = int(i) % n
@@ -216,8 +219,11 @@ class ExplanationDisplay:
         """
         panels = [waterfall(explanation, sample)]
         if len(explanation.classes) > 1:
-            if runner_up is not None:
-                panels.append(waterfall(runner_up, sample))
+            if runner_up is not None:  # (its explained class is the runner-up)
+                second = waterfall(runner_up, sample)
+                if second.role != "predicted":
+                    second = replace(second, role="runner-up")
+                panels.append(second)
             else:
                 panels.append(waterfall(explanation, sample, column="runner_up"))
         display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
@@ -249,14 +255,15 @@ class ExplanationDisplay:
                 raise ValueError(f"ax must hold {n} Axes (one per panel), got {len(axes)}.")
             fig = axes[0].figure
         self.bars_, self.thumbnails_ = [], []
-        for w, a in zip(self.waterfalls, axes):
-            self._draw(w, a)
+        names = label_texts([w.label for w in self.waterfalls])  # (panels told apart)
+        for w, a, name in zip(self.waterfalls, axes, names):
+            self._draw(w, a, name)
         if ax is None:  # a figure of the user's keeps its layout
             fig.tight_layout()
         self.figure_, self.axes_ = fig, axes[:n]
         return self
 
-    def _draw(self, w: Waterfall, ax) -> None:
+    def _draw(self, w: Waterfall, ax, name: str) -> None:
         from matplotlib.colors import Normalize
         from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -301,7 +308,8 @@ class ExplanationDisplay:
         ax.set_yticks(y, labels, parse_math=False)  # (a "$" in a case is not maths)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel("contribution to the class score")
-        ax.set_title(f"class {_label(w.label)}: score {w.score:.4g}", parse_math=False)
+        role = f" ({w.role})" if w.role else ""
+        ax.set_title(f"class {name}{role}: score {w.score:.4g}", parse_math=False)
         self.bars_.append(bars)
 
 
@@ -495,8 +503,11 @@ class PrototypeGalleryDisplay:
         if fig is None:
             fig = plt.figure(figsize=(2.2 * (1 + m), 1.9 * max(n, 1)))
         axes = fig.subplots(max(n, 1), 1 + m, squeeze=False)
+        # the labels' names, apart from one another: the prototypes' first
+        names = label_texts([*self.prototype_label, *self.neighbor_labels.ravel()])
+        names, neighbor_names = names[:n], np.reshape(names[n:], self.neighbor_labels.shape)
         for i in range(n):
-            k, label = self.prototype_index[i], _label(self.prototype_label[i])
+            k, label = self.prototype_index[i], names[i]
             own = None
             if self.cases is None and self.prototype_cases is not None:
                 own = self.prototype_cases[i]
@@ -505,7 +516,7 @@ class PrototypeGalleryDisplay:
                 self._cell(
                     axes[i, 1 + j],
                     self.neighbors[i, j],
-                    f"neighbour {j + 1}: {_label(self.neighbor_labels[i, j])}",
+                    f"neighbour {j + 1}: {neighbor_names[i, j]}",
                 )
         if not own_layout:  # a figure of the user's with a layout engine keeps it
             fig.tight_layout()
@@ -684,10 +695,15 @@ class EmbeddingDisplay:
         if ax is None:
             fig, ax = plt.subplots(figsize=(7, 6))
         classes = np.unique(np.concatenate([self.point_labels, self.prototype_labels]))
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
         # colours by position among the sorted classes (``tolist`` turned dates of
-        # nanoseconds into integers, which the legend then showed)
-        palette = [cmap(i % cmap.N) for i in range(len(classes))]
+        # nanoseconds into integers, which the legend then showed); beyond 20
+        # classes, hues spread over a colour map (tab20 repeated its colours: two
+        # classes looked like one)
+        if len(classes) <= 20:
+            cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+            palette = [cmap(i) for i in range(len(classes))]
+        else:
+            palette = list(plt.get_cmap("turbo")(np.linspace(0.0, 1.0, len(classes))))
         point_colors = [palette[i] for i in np.searchsorted(classes, self.point_labels)]
         self.points_ = ax.scatter(
             self.points[:, 0], self.points[:, 1], c=point_colors, s=8, alpha=0.5, linewidths=0
@@ -704,8 +720,8 @@ class EmbeddingDisplay:
             label="prototypes",
         )
         if len(classes) <= 12:
-            for c, colour in zip(classes, palette):
-                ax.scatter([], [], color=colour, s=20, label=_label(c))
+            for name, colour in zip(label_texts(classes), palette):
+                ax.scatter([], [], color=colour, s=20, label=name)
         for text in ax.legend(loc="best", fontsize=8).get_texts():
             text.set_parse_math(False)
         ax.set_xlabel("component 1")

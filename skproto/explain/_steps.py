@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._cases import positional, prototype_rows
-from ._explanation import Explanation, _label
+from ._explanation import Explanation, label_texts
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,10 @@ class Waterfall:
         The class score.
     steps : list of Step
         The bias, the listed prototypes' terms, then the other prototypes' sum.
+    role : str, default=""
+        What the class is to the model: ``"predicted"``, ``"runner-up"``, or
+        ``"explained, not predicted"`` (a ``target`` given to ``explain``);
+        the plots put it in the panel's title.
 
     Examples
     --------
@@ -96,6 +100,7 @@ class Waterfall:
     label: Any
     score: float
     steps: list[Step]
+    role: str = ""
 
 
 def waterfall(explanation: Explanation, sample: int, *, column: str = "explained") -> Waterfall:
@@ -142,6 +147,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
         raise IndexError(f"sample {sample} is out of range for an explanation of {n} rows.")
     label = getattr(explanation, column)[sample]
     c = int(np.searchsorted(explanation.classes, label))
+    names = label_texts(explanation.classes)  # (apart from one another)
     steps = [Step("bias", float(explanation.bias[c]), explanation.bias_name)]
     n_top = explanation.prototype_index.shape[1]
     for r in range(n_top):
@@ -157,7 +163,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
             case=None if explanation.cases is None else explanation.cases[sample, r],
             prototype_value=float(explanation.value[sample, r]),
         )
-        name = f"#{k} {_label(common['prototype_label'])}"
+        name = f"#{k} {names[int(np.searchsorted(explanation.classes, common['prototype_label']))]}"
         if explanation.query_token is not None:  # which words matched (token prototypes)
             common["tokens"] = (
                 int(explanation.query_token[sample, r]),
@@ -187,7 +193,19 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
         + explanation.other_contribution[sample, c]
         + explanation.bias[c]
     )  # row ``sample`` of ``explanation.scores``, without building all of them
-    return Waterfall(sample, label, float(score), steps)
+    return Waterfall(sample, label, float(score), steps, _role(explanation, sample, column, c))
+
+
+def _role(explanation: Explanation, sample: int, column: str, c: int) -> str:
+    """``Waterfall.role`` of class ``c`` (the ``column`` of row ``sample``)."""
+    predicted = explanation.predicted[sample]
+    if np.ndim(predicted):  # a multi-label indicator row
+        chosen = bool(np.asarray(predicted)[c] > 0)
+    else:
+        chosen = bool(predicted == explanation.classes[c])
+    if chosen:
+        return "predicted"
+    return "runner-up" if column == "runner_up" else "explained, not predicted"
 
 
 def explain_with_runner_up(
