@@ -244,12 +244,27 @@ class RBFNetwork(torch.nn.Module):
         For a reported certificate (all rows, computed without gradients) the
         expansion is refined where it is unreliable, so two nearly equal
         components never get too small a gap (an inflated radius); torch.cdist's
-        matrix-product mode lost up to 40% of a gap of 1e-7. Training uses
-        cdist, whose gradient is defined at zero gaps, on the rows it needs.
+        matrix-product mode lost up to 40% of a gap of 1e-7. Each gap is then
+        raised by a bound on its rounding error: the gap divides the radius,
+        and one rounded 9e-12 too small (two components 0.49 apart, 103 from
+        the origin) certified a radius that a move of 0.999999999999999 of it
+        crossed (a certificate audit). Training uses cdist, whose gradient is
+        defined at zero gaps, on the rows it needs.
         """
-        if needed is None:
-            return torch.sqrt(squared_distances(u, u))
-        return torch.cdist(u[needed], u)
+        if needed is not None:
+            return torch.cdist(u[needed], u)
+        D = squared_distances(u, u)
+        n2 = row_sqnorms(u)[:, 0]
+        scale = n2[:, None] + n2[None, :]
+        # entries far below the refinement's threshold (eps^(1/3) of the scale)
+        # were recomputed as ||u_i - u_j||^2: a sum of p squares, off by at most
+        # (p + 3) eps of itself; any other by the expansion's bound
+        eps = torch.finfo(u.dtype).eps
+        refined = torch.le(D, 0.5 * eps ** (1.0 / 3.0) * scale)
+        direct = (u.shape[-1] + 3) * eps * D
+        expanded = distance_rounding_bound(n2, n2.max(), u.shape[-1])[:, None] + direct
+        err = torch.where(refined, direct, torch.maximum(expanded, direct))
+        return torch.sqrt(D + err)
 
     def _rounding_slack(self, x, z, u, d2) -> torch.Tensor:
         """Per-row bound on the rounding error of ``d2`` (squared-distance units)."""
