@@ -1697,3 +1697,37 @@ def test_a_client_beside_another_scheduler_gets_the_model_itself(client):
         got = model.predict_proba(Xd).compute()
     np.testing.assert_array_equal(got, model.estimator_.predict_proba(X))
     assert "_scattered" not in model.__dict__  # nothing was scattered
+
+
+@pytest.mark.parametrize(
+    "inner, method",
+    [
+        ("LinearSVC", "predict_proba"),
+        ("LinearSVC", "transform"),
+        ("LinearSVC", "explain"),
+        ("KNeighborsClassifier", "decision_function"),
+        ("KNeighborsClassifier", "score_samples"),
+    ],
+)
+def test_parallel_post_fit_offers_only_its_estimators_methods(inner, method):
+    """It defined predict_proba, decision_function and transform whatever it
+    wrapped: StackingClassifier and CalibratedClassifierCV chose a method the
+    inner model lacks (by hasattr) and failed with its AttributeError (an
+    ecosystem audit); scikit-learn's wrappers use available_if."""
+    pytest.importorskip("dask")
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import LinearSVC
+
+    make = {"LinearSVC": LinearSVC, "KNeighborsClassifier": KNeighborsClassifier}[inner]
+    X, y = make_classification(150, 5, n_informative=3, n_classes=3, random_state=0)
+    assert not hasattr(make(), method)
+    assert not hasattr(ParallelPostFit(make()), method)
+    assert not hasattr(ParallelPostFit(make()).fit(X, y), method)
+    assert not hasattr(ParallelPostFit(make().fit(X, y)), method)
+    bare = StackingClassifier([("m", make())], cv=2).fit(X, y).score(X, y)
+    wrapped = StackingClassifier([("m", ParallelPostFit(make()))], cv=2).fit(X, y)
+    assert wrapped.score(X, y) == bare
+    for present in ("predict_proba", "decision_function", "transform", "explain"):
+        assert hasattr(ParallelPostFit(NearestMeanClassifier()), present)

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._chunking import is_dask, take_rows
@@ -66,6 +67,22 @@ def _row_indices(rows, n: int) -> np.ndarray:
             f"dtype {rows.dtype}."
         )
     return rows.astype(np.intp)
+
+
+def _estimator_has(method: str):
+    """Whether the (fitted, else given) estimator, or a Pipeline's last step for
+    ``explain``, has ``method``: the wrapper offers only what its estimator does,
+    as scikit-learn's wrappers do (with all of them, StackingClassifier and
+    CalibratedClassifierCV chose predict_proba or decision_function of a
+    LinearSVC or a KNeighborsClassifier, which has none, and failed)."""
+
+    def check(self) -> bool:
+        est = self.__dict__.get("estimator_", self.estimator)
+        if method == "explain":
+            est = est[-1] if hasattr(est, "steps") else est
+        return hasattr(est, method)
+
+    return check
 
 
 class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -313,6 +330,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("predict", X)
 
+    @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
         """``estimator_.predict_proba``, lazily on a dask array.
 
@@ -328,6 +346,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("predict_proba", X)
 
+    @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X: Any) -> Any:
         """``estimator_.predict_log_proba``, lazily on a dask array.
 
@@ -343,6 +362,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("predict_log_proba", X)
 
+    @available_if(_estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
         """``estimator_.decision_function``, lazily on a dask array.
 
@@ -358,6 +378,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("decision_function", X)
 
+    @available_if(_estimator_has("score_samples"))
     def score_samples(self, X: Any) -> Any:
         """``estimator_.score_samples``, lazily on a dask array.
 
@@ -373,6 +394,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("score_samples", X)
 
+    @available_if(_estimator_has("transform"))
     def transform(self, X: Any) -> Any:
         """``estimator_.transform``, lazily on a dask array.
 
@@ -388,6 +410,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         return self._apply("transform", X)
 
+    @available_if(_estimator_has("explain"))
     def explain(self, X: Any, rows: ArrayLike | slice | None = None, **kwargs: Any) -> Explanation:
         """``estimator_.explain`` of the selected ``rows`` of ``X`` (computed; all if None).
 
