@@ -994,3 +994,33 @@ def test_every_submodule_gets_its_training_mode_back():
     m[0].eval()  # mixed modes are restored as they were
     TorchEncoder(m).transform(X4)
     assert [x.training for x in m.modules()] == [True, False, True]
+
+
+def test_torch_encoder_tags_and_input_contract_say_what_it_does():
+    """An ecosystem audit: the tags said float64 input came back float64 (codes
+    are float32), a sparse matrix was taken by fit and failed inside torch in
+    transform (the tags say no sparse input), and a Pipeline starting with the
+    encoder had no n_features_in_ (FunctionTransformer records it)."""
+    import scipy.sparse as sp
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils import get_tags
+
+    from skproto import NearestMeanClassifier
+
+    enc = TorchEncoder(torch.nn.Identity())
+    X = np.random.RandomState(0).rand(6, 5)
+    for dtype in get_tags(enc).transformer_tags.preserves_dtype:
+        assert enc.fit_transform(X.astype(dtype)).dtype == np.dtype(dtype)
+    assert enc.fit_transform(X).dtype == np.float32
+    assert not get_tags(enc).input_tags.sparse
+    for container in (sp.csr_matrix, sp.csr_array):
+        for method in ("fit", "transform", "fit_transform"):
+            with pytest.raises(ValueError, match="Sparse data was passed for TorchEncoder"):
+                getattr(TorchEncoder(torch.nn.Identity()), method)(container(X))
+    pipe = make_pipeline(TorchEncoder(torch.nn.Identity()), NearestMeanClassifier())
+    assert pipe.fit(X, [0, 1] * 3).n_features_in_ == 5
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    assert list(TorchEncoder(torch.nn.Identity()).fit(frame).feature_names_in_) == list("abcde")
+    enc.fit(list(X))  # a list of inputs has no width: a refit forgets the last one
+    assert not hasattr(enc, "n_features_in_")

@@ -11,8 +11,10 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 from ..explain._cases import attach_cases
 from ._cache import EncodingCache, cache_directory
@@ -133,10 +135,28 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             The encoder.
         """
         self._validate_params()
+        self._check_dense(X)
         items = self._check_inputs(X)
         # a copy: a row of X (a view) would keep all of X alive
         self.__dict__["_fit_probe"] = copy.deepcopy(items[:1])
+        if getattr(X, "ndim", None) == 2:  # rows of a 2-D array or frame: its width
+            # and column names, as FunctionTransformer records them (a Pipeline
+            # starting with an encoder had no n_features_in_)
+            _check_n_features(self, X, reset=True)
+            _check_feature_names(self, X, reset=True)
+        else:
+            self.__dict__.pop("n_features_in_", None)
+            self.__dict__.pop("feature_names_in_", None)
         return self
+
+    def _check_dense(self, X) -> None:
+        """Refuse a sparse matrix as scikit-learn does (fit took one silently, and
+        transform then failed inside torch)."""
+        if sparse.issparse(X):
+            raise ValueError(
+                f"Sparse data was passed for {type(self).__name__}, but dense data is "
+                "required. Use '.toarray()' to convert to a dense numpy array."
+            )
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode the raw inputs ``X``.
@@ -153,6 +173,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             a skproto estimator fitted on ``Z`` keeps its prototypes' inputs.
         """
         self._validate_params()
+        self._check_dense(X)
         items = self._check_inputs(X)
         return attach_cases(self._encode_cached(items), items)
 
@@ -252,6 +273,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = []  # (float32 codes, whatever the input)
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         tags.non_deterministic = False

@@ -137,6 +137,7 @@ class TorchEncoder(BaseEncoder):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = True  # (the rows of a 2-D array are its inputs)
+        tags.transformer_tags.preserves_dtype = ["float32"]  # (codes are float32)
         return tags
 
     def _encode_block(self, model, items: list) -> np.ndarray:
