@@ -1731,3 +1731,27 @@ def test_parallel_post_fit_offers_only_its_estimators_methods(inner, method):
     assert wrapped.score(X, y) == bare
     for present in ("predict_proba", "decision_function", "transform", "explain"):
         assert hasattr(ParallelPostFit(NearestMeanClassifier()), present)
+
+
+def test_category_labels_dask_does_not_know_or_of_booleans_fit_as_in_memory():
+    """Integer labels of categories dask does not know (read_csv's, as_unknown)
+    were cast to object: 'Unknown label type' where fit takes them; boolean
+    category labels came out bool where fit reads float64 (a review)."""
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.randn(60, 3), columns=list("abc"))
+    Xd = dd.from_pandas(X, npartitions=3)
+    for labels, unknown in (
+        (pd.Series(pd.Categorical(np.where(X.a > 0, 4, 1))), True),
+        (pd.Series(pd.Categorical(X.a.to_numpy() > 0)), False),
+        (pd.Series(pd.Categorical(X.a.to_numpy() > 0)), True),
+    ):
+        memory = NearestMeanClassifier().fit(X, labels).classes_
+        yd = dd.from_pandas(labels, npartitions=3)
+        yd = yd.cat.as_unknown() if unknown else yd
+        with dask.config.set(scheduler="synchronous"):
+            got = fit_nearest_mean(NearestMeanClassifier(), Xd, yd).classes_
+        assert got.dtype == memory.dtype and got.tolist() == memory.tolist(), (got, memory)

@@ -43,15 +43,17 @@ def _numpy_dtype(dtype, *, features: bool = True):
     """The numpy dtype a pandas extension ``dtype`` is read as (None: numpy already),
     as scikit-learn reads it in memory: nullable numbers and booleans as float64
     (a missing value NaN, refused by the validation), categories as their
-    categories' dtype (features of numeric categories as float64, where a
-    missing one is NaN: as ints it failed pandas' cast), anything else
-    (strings) as object."""
+    categories' dtype (features of numeric categories, and boolean ones, as
+    float64, where a missing one is NaN: as ints it failed pandas' cast),
+    anything else (strings) as object."""
     if isinstance(dtype, np.dtype):
         return None
     categories = getattr(dtype, "categories", None)
     if categories is not None and isinstance(categories.dtype, np.dtype):
         numeric = categories.dtype.kind in "biuf"
-        return np.dtype(np.float64) if features and numeric else categories.dtype
+        if (features and numeric) or categories.dtype.kind == "b":
+            return np.dtype(np.float64)  # (labels too: scikit-learn reads bools so)
+        return categories.dtype
     numpy = getattr(dtype, "numpy_dtype", None)
     if isinstance(numpy, np.dtype) and numpy.kind in "biuf":
         return np.dtype(np.float64)
@@ -86,6 +88,12 @@ def frame_to_array(frame, *, features: bool = True):
         if cast:
             frame = frame.astype(cast)
     else:
+        cat = getattr(frame, "cat", None) if str(frame.dtype) == "category" else None
+        if cat is not None and not cat.known and not features:
+            # labels of categories dask does not know (read_csv's): learn them (one
+            # pass over the labels), else they were cast to object, "Unknown label
+            # type" where fit takes them
+            frame = cat.as_known()
         cast = _numpy_dtype(frame.dtype, features=features)
         if cast is not None and cast.kind in "biu":  # (labels of integer categories)
             frame = frame.map_partitions(_cast_labels, cast, meta=frame._meta.astype(cast))
