@@ -44,21 +44,33 @@ def label_texts(values, limit: int | None = _MAX_LABEL_CHARS) -> list[str]:
     labels apart: labels that differ only in their middle
     ("level_1_escalation_required" and "level_2_escalation_required") read the
     same cut to ``limit`` characters, and a reader could not tell the
-    prediction from the runner-up. Those get longer, up to their full text;
-    a label given twice reads the same both times."""
+    prediction from the runner-up. Those get longer (twice as long at a time,
+    up to their full text); a label given twice reads the same both times."""
     values = list(values)
-    full = [_label(v, None) for v in values]
     limits = [limit] * len(values)
     texts = [_label(v, limit) for v in values]
+    full: dict[int, str] = {}  # (only of labels whose text another one shares)
+
+    def whole(i: int) -> str:
+        if i not in full:
+            full[i] = _label(values[i], None)
+        return full[i]
+
     while True:
-        seen: dict[str, set] = {}
-        for text, whole in zip(texts, full):
-            seen.setdefault(text, set()).add(whole)
-        clash = [i for i, text in enumerate(texts) if len(seen[text]) > 1 and limits[i] is not None]
+        groups: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            groups.setdefault(text, []).append(i)
+        clash = [
+            i
+            for group in groups.values()
+            if len(group) > 1 and len({whole(i) for i in group}) > 1
+            for i in group
+            if limits[i] is not None
+        ]
         if not clash:
             return texts
-        for i in clash:  # (4 characters more at a time; the whole label at last)
-            limits[i] = None if limits[i] + 4 >= len(full[i]) else limits[i] + 4
+        for i in clash:
+            limits[i] = None if 2 * limits[i] >= len(whole(i)) else 2 * limits[i]
             texts[i] = _label(values[i], limits[i])
 
 
@@ -467,10 +479,20 @@ class Explanation:
         )
         return pd.DataFrame.from_records(self.to_records(), columns=columns)
 
+    def _class_names(self) -> list[str]:
+        """:func:`label_texts` of ``classes`` (the names the text view and the plots
+        give them), computed once per explanation: a report's waterfalls each
+        named every class again (2,000 classes, 100 queries: 0.1 s became 12 s)."""
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = label_texts(self.classes)
+            object.__setattr__(self, "_names", names)  # (a frozen dataclass's cache)
+        return names
+
     def _label_names(self) -> dict:
-        """The text view's name of each class: :func:`label_texts` (apart from one
-        another), isolated where it holds right-to-left text (:func:`_isolated`)."""
-        return {int(c): _isolated(text) for c, text in enumerate(label_texts(self.classes))}
+        """The text view's name of each class: :meth:`_class_names`, isolated where it
+        holds right-to-left text (:func:`_isolated`)."""
+        return {c: _isolated(text) for c, text in enumerate(self._class_names())}
 
     def _sample_text(self, i: int, names: dict) -> list[str]:
         def shown(label) -> str:

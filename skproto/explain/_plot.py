@@ -11,7 +11,6 @@ from __future__ import annotations
 import operator
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from ._cases import (
     row_labels,
 )
 from ._explanation import Explanation, label_texts
-from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
+from ._steps import Waterfall, explain_with_runner_up, runner_up_waterfall, unpipe, waterfall
 
 __all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
 
@@ -220,10 +219,7 @@ class ExplanationDisplay:
         panels = [waterfall(explanation, sample)]
         if len(explanation.classes) > 1:
             if runner_up is not None:  # (its explained class is the runner-up)
-                second = waterfall(runner_up, sample)
-                if second.role != "predicted":
-                    second = replace(second, role="runner-up")
-                panels.append(second)
+                panels.append(runner_up_waterfall(runner_up, sample))
             else:
                 panels.append(waterfall(explanation, sample, column="runner_up"))
         display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)

@@ -42,7 +42,7 @@ from ._cases import (
     row_labels,
 )
 from ._explanation import _label, plain
-from ._steps import Waterfall, explain_with_runner_up, unpipe, waterfall
+from ._steps import Waterfall, explain_with_runner_up, runner_up_waterfall, unpipe, waterfall
 
 __all__ = ["make_report"]
 
@@ -431,20 +431,13 @@ def make_report(
             query = ""
             if query_cases is not None:
                 query = f" <span class='query-case'>{shown.html(i, query_cases)}</span>"
-            titles = ["predicted", "runner-up"]
-            if multilabel:  # a label explained is not always predicted (nor the next one)
-                on = np.asarray(first.predicted)[i] > 0
-                titles = [
-                    ("predicted" if on[np.searchsorted(first.classes, label)] else "not predicted")
-                    + f" ({which})"
-                    for label, which in [
-                        (first.explained[i], "highest score"),
-                        (second.explained[i], "next score"),
-                    ]
-                ]
-            panels = _panel(waterfall(first, i), titles[0], shown, first.value_name)
+            # titles: the panels' roles (a label explained is not always predicted,
+            # multi-label, nor the next one), as the plots title them
+            top = waterfall(first, i)
+            panels = _panel(top, top.role, shown, first.value_name)
             if len(first.classes) > 1:
-                panels += _panel(waterfall(second, i), titles[1], shown, second.value_name)
+                runner = runner_up_waterfall(second, i)
+                panels += _panel(runner, runner.role, shown, second.value_name)
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"

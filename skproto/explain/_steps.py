@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._cases import positional, prototype_rows
-from ._explanation import Explanation, label_texts
+from ._explanation import Explanation
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class Waterfall:
     role : str, default=""
         What the class is to the model: ``"predicted"``, ``"runner-up"``, or
         ``"explained, not predicted"`` (a ``target`` given to ``explain``);
-        the plots put it in the panel's title.
+        for a multi-label model ``"predicted"`` or ``"not predicted"``, then
+        ``"(highest score)"``, ``"(next score)"`` or ``"(target)"``. The plots
+        and the report put it in the panel's title.
 
     Examples
     --------
@@ -147,7 +149,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
         raise IndexError(f"sample {sample} is out of range for an explanation of {n} rows.")
     label = getattr(explanation, column)[sample]
     c = int(np.searchsorted(explanation.classes, label))
-    names = label_texts(explanation.classes)  # (apart from one another)
+    names = explanation._class_names()  # (apart from one another)
     steps = [Step("bias", float(explanation.bias[c]), explanation.bias_name)]
     n_top = explanation.prototype_index.shape[1]
     for r in range(n_top):
@@ -197,15 +199,32 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
 
 
 def _role(explanation: Explanation, sample: int, column: str, c: int) -> str:
-    """``Waterfall.role`` of class ``c`` (the ``column`` of row ``sample``)."""
+    """``Waterfall.role`` of class ``c`` (the ``column`` of row ``sample``).
+
+    Single-label: "predicted", "runner-up", or "explained, not predicted" (a
+    ``target``). Multi-label, where any number of labels is predicted (none
+    too): "predicted" or "not predicted", then which score it is: "(highest
+    score)" or "(next score)" as the report says, or "(target)".
+    """
     predicted = explanation.predicted[sample]
-    if np.ndim(predicted):  # a multi-label indicator row
-        chosen = bool(np.asarray(predicted)[c] > 0)
-    else:
-        chosen = bool(predicted == explanation.classes[c])
-    if chosen:
-        return "predicted"
-    return "runner-up" if column == "runner_up" else "explained, not predicted"
+    if not np.ndim(predicted):
+        if predicted == explanation.classes[c]:
+            return "predicted"
+        return "runner-up" if column == "runner_up" else "explained, not predicted"
+    on = "predicted" if np.asarray(predicted)[c] > 0 else "not predicted"
+    if column == "runner_up":
+        return f"{on} (next score)"
+    scores = explanation.contribution[sample].sum(0) + explanation.other_contribution[sample]
+    scores = scores + explanation.bias
+    return f"{on} (highest score)" if scores[c] >= scores.max() else f"{on} (target)"
+
+
+def runner_up_waterfall(explanation: Explanation, sample: int) -> Waterfall:
+    """:func:`waterfall` of an explanation made with ``target`` = the runner-up
+    (:func:`explain_with_runner_up`'s second), with the runner-up's role."""
+    w = waterfall(explanation, sample)
+    c = int(np.searchsorted(explanation.classes, w.label))
+    return replace(w, role=_role(explanation, sample, "runner_up", c))
 
 
 def explain_with_runner_up(

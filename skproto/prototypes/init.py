@@ -135,14 +135,19 @@ def _has_distinct_rows(rows: np.ndarray, k: int) -> bool:
     ``np.unique(rows, axis=0)`` compares them), stopping at the ``k``-th: most
     classes' first ``k`` rows already differ. Sorting every row of every class
     for this took a third of class-wise k-means (500 classes of 10 rows).
+    Past its first ``4 k + 16`` rows (many repeats) it sorts them after all:
+    comparing each row with the distinct ones in Python took 37 times as long
+    on 20,000 rows of 49 distinct values.
     """
     distinct: list = []
-    for row in rows:
+    for row in rows[: 4 * k + 16]:
         if not any(np.array_equal(row, seen) for seen in distinct):
             distinct.append(row)
             if len(distinct) >= k:
                 return True
-    return False
+    if len(rows) <= 4 * k + 16:
+        return False
+    return len(np.unique(rows, axis=0)) >= k
 
 
 def classwise_kmeans(
