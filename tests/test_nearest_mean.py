@@ -1858,3 +1858,29 @@ def test_a_far_row_of_tiny_weight_does_not_depend_on_where_it_sits(covariance):
     other = NearestMeanClassifier(**kw).fit(X[last], y[last], sample_weight=w[last])
     np.testing.assert_allclose(first.covariance_, other.covariance_, rtol=1e-12, atol=0)
     np.testing.assert_allclose(first.means_, other.means_, rtol=1e-14, atol=0)
+
+
+def test_the_documented_log_of_a_zero_probability_and_stream_temperature():
+    """The docs' statements, as a formulas audit read them: a zero probability's
+    log is log(smallest subnormal) - 1 (nearest_mean.md left 'tiny' undefined,
+    and numpy's finfo.tiny is the smallest normal: -709.4); a stream's held-out
+    rows are scored at the next use by every other row streamed so far (the
+    docstring said by the earlier rows and the chunk's own)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier(temperature=1e-3).fit(X, y)
+    assert clf.predict_proba(X[:1])[0, 1] == 0.0
+    tiny = np.finfo(np.float64).smallest_subnormal
+    assert clf.predict_log_proba(X[:1])[0, 1] == np.log(tiny) - 1.0
+    X, y = load_digits(return_X_y=True)
+    chunks = np.array_split(np.arange(len(y)), 5)
+    auto = dict(metric="mahalanobis", temperature="auto")
+    fit = NearestMeanClassifier(**auto).fit(X, y)
+    unused, used = (NearestMeanClassifier(**auto) for _ in range(2))
+    for rows in chunks:
+        unused.partial_fit(X[rows], y[rows], classes=np.arange(10))
+        used.partial_fit(X[rows], y[rows], classes=np.arange(10))
+        used.temperature_  # a use: this chunk's held-out rows are scored now
+    assert unused.temperature_ == pytest.approx(fit.temperature_, rel=1e-9)
+    assert used.temperature_ != pytest.approx(fit.temperature_, rel=1e-3)

@@ -141,8 +141,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of
         its values, so the order of the rows does not change the choice) is
         scored by the model of the other rows; in ``partial_fit``, about one
-        row in five of each chunk, by the model of every earlier row and the
-        chunk's other rows; ``merge`` adds up both models' held-out losses.
+        row in five of each chunk, set aside and scored at the next use
+        (prediction, a fitted attribute, ``merge``) by the model of every other
+        row streamed so far (so a stream used only at its end has ``fit``'s
+        temperature); ``merge`` adds up both models' held-out losses.
         They are kept on a grid of temperatures (sums of log-losses, exactly
         mergeable) and ``T`` is the minimum, refined by a parabola (with no
         held-out loss, e.g. a few rows none of which is held out, the middle of
