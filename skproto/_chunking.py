@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_slices", "is_dask", "take_rows", "take_rows_of"]
+__all__ = ["CHUNK_ELEMENTS", "Float64Rows", "chunk_slices", "is_dask", "take_rows", "take_rows_of"]
 
 #: Number of float entries in one chunk of a (rows x columns) work array. Small
 #: enough to stay in cache-friendly blocks, large enough for efficient BLAS.
@@ -22,6 +22,56 @@ def chunk_slices(n_rows: int, row_elements: int) -> Iterator[slice]:
     """
     rows = max(1, CHUNK_ELEMENTS // max(int(row_elements), 1))
     return (slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows))
+
+
+class Float64Rows:
+    """float32 rows that read as float64, one chunk at a time.
+
+    What prediction gets where float32 rows must be computed in float64: the
+    chunk loops index it (``X[s]`` is a float64 copy of those rows only), so
+    the whole of ``X`` is never copied (``X.astype(np.float64)`` took twice
+    X's memory before any chunk). Anything else that reads it as an array
+    (``np.asarray``, arithmetic) gets the whole float64 copy, as before.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n_samples, n_features)
+        The float32 rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skproto._chunking import Float64Rows
+    >>> X = Float64Rows(np.ones((4, 2), dtype=np.float32))
+    >>> X.shape, X.dtype, X[:2].dtype, len(X)
+    ((4, 2), dtype('float64'), dtype('float64'), 4)
+    """
+
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    @property
+    def shape(self) -> tuple:
+        return self.rows.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.rows.ndim
+
+    @property
+    def size(self) -> int:
+        return self.rows.size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.rows[key], dtype=np.float64)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.rows.astype(np.float64 if dtype is None else dtype)
 
 
 def is_dask(X) -> bool:

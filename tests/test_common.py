@@ -1763,3 +1763,125 @@ def test_fit_predict_and_the_metrics_leave_the_warnings_filters_alone(make, monk
     own_class_evidence(clf, frame[:20])
     explanation_stability(clf, frame[:10], n_draws=1, random_state=0)
     assert entered == []
+
+
+# ---- peak memory of three paths a memory audit found unbounded (each failed before)
+_MEMORY_HEAD = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+def reset_peak():
+    open("/proc/self/clear_refs", "w").write("5")
+"""
+
+_REPRESENTATIVE_PROBE = (
+    _MEMORY_HEAD
+    + """
+from skproto import NearestMeanClassifier
+from skproto.explain import prototype_rows
+
+rng = np.random.default_rng(0)
+n0, n_classes, p = 100_000, 1_000, 16
+# class 0 lies in two clusters at -10 and +10 on feature 0: its mean, the origin, is
+# among class 1's 20 rows, so none of its 10 nearest rows is of class 0; the
+# other classes have 2 rows each, far away
+X = rng.normal(size=(n0 + 20 + 2 * (n_classes - 2), p)) * 0.1
+y = np.zeros(len(X), dtype=int)
+X[:n0, 0] += np.where(np.arange(n0) % 2, 10.0, -10.0)
+y[n0 : n0 + 20] = 1
+y[n0 + 20 :] = 2 + np.arange(2 * (n_classes - 2)) // 2
+X[n0 + 20 :, 1] += 100.0 * y[n0 + 20 :]
+clf = NearestMeanClassifier().fit(X, y)
+reset_peak()
+base = rss("VmRSS")
+rows = prototype_rows(clf, X, y)
+assert y[rows[0]] == 0
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+)
+
+
+def test_representative_search_of_a_whole_class_is_chunked():
+    """prototype_rows' fallback (no row of the class among a mean's 10 nearest)
+    activates the class's rows against one prototype: it must not build the
+    (class rows x n_prototypes) transform, 100,000 x 1,000 x 8 bytes = 763 MiB
+    here, to read one column of it (a memory audit)."""
+    result = _peak_extra_mib(_REPRESENTATIVE_PROBE)
+    assert result["extra"] < 300, result  # (863 MiB before; prototype_neighbors' chunks)
+
+
+_FLOAT32_PROBE = (
+    _MEMORY_HEAD
+    + """
+from skproto import NearestMeanClassifier
+
+rng = np.random.default_rng(0)
+n, p = 200_000, 256
+y = np.arange(n) % 10
+X = np.empty((n, p), dtype=np.float32)  # 195 MiB, filled in blocks
+for s in range(0, n, 10_000):
+    X[s : s + 10_000] = rng.normal(size=(10_000, p)) + y[s : s + 10_000, None] % 7 + 1e6
+# cosine on rows far from the origin: float32 scores are not accurate enough, so
+# the model computes in float64
+clf = NearestMeanClassifier(metric="cosine").fit(X[:2000], y[:2000])
+assert not clf._float32_holds(X[:2000], float(np.abs(X[:2000]).max()))
+clf.predict(X[:10])
+reset_peak()
+base = rss("VmRSS")
+clf.predict(X)
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+)
+
+
+def test_float32_rows_computed_in_float64_are_converted_per_chunk():
+    """When NearestMeanClassifier decides that float32 rows must be computed in
+    float64, the conversion belongs in the row chunks: a float64 copy of all of
+    X (390 MiB here, twice X itself) is not bounded by them (a memory audit:
+    454 MiB extra before, 96 now)."""
+    result = _peak_extra_mib(_FLOAT32_PROBE)
+    assert result["extra"] < 150, result
+
+
+_TOKEN_EXPLAIN_PROBE = (
+    _MEMORY_HEAD
+    + """
+import torch
+torch.set_num_threads(1)
+from skproto import ProtoClassifier
+from skproto.encoders import pack_tokens
+
+rng = np.random.default_rng(0)
+n_tokens, d, n_classes = 4, 8, 10
+
+def token_rows(n):
+    y = np.arange(n) % n_classes
+    tokens = rng.normal(size=(n, n_tokens, d)) + y[:, None, None] % 7
+    return pack_tokens(tokens, np.ones((n, n_tokens), dtype=bool)), y
+
+X_train, y_train = token_rows(1500)
+clf = ProtoClassifier(n_tokens=n_tokens, n_prototypes_per_class=100, max_epochs=1,
+                      random_state=0).fit(X_train, y_train)  # 1,000 prototypes
+X, _ = token_rows(80_000)
+clf.explain(X[:10])
+reset_peak()
+base = rss("VmRSS")
+ex = clf.explain(X, n_prototypes=3)
+assert ex.query_token.shape == (80_000, 3)
+print(json.dumps({"extra": rss("VmHWM") - base}))
+"""
+)
+
+
+def test_token_explanation_does_not_match_every_prototype_of_every_row():
+    """ProtoClassifier.explain with n_tokens names the query token of the 3 listed
+    prototypes per row; it built matched_tokens(X), an (n_samples, n_prototypes)
+    integer array (80,000 x 1,000 x 8 bytes = 610 MiB here), to read 3 columns.
+    The explanation itself takes about 30 MiB; one chunk's work arrays about 32 MiB
+    each (a memory audit: 709 MiB extra before, 194 now)."""
+    result = _peak_extra_mib(_TOKEN_EXPLAIN_PROBE)
+    assert result["extra"] < 350, result

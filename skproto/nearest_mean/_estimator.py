@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation, calibration
 from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
-from .._chunking import chunk_slices
+from .._chunking import Float64Rows, chunk_slices
 from .._validation import warn_user
 from ..calibration import (
     NO_LOSSES,
@@ -996,7 +996,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def _validate_X_predict(self, X) -> np.ndarray:
         """Validated ``X``; float32 stays float32 while that is safe.
 
-        float32 input is computed in float64 (and the outputs are float64)
+        float32 input is computed in float64 (cast chunk by chunk:
+        :class:`~skproto._chunking.Float64Rows`; the outputs are float64)
         when the model's numbers or the input's magnitude leave
         ``_FLOAT32_RANGE``, where products would overflow or underflow float32.
         The choice is made once for the whole of ``X``, so no row depends on
@@ -1004,7 +1005,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """
         X, top = _validation.validate_predict_data(self, X, return_max_abs=True)
         if X.dtype == np.float32 and not self._float32_holds(X, top):
-            return X.astype(np.float64)
+            return Float64Rows(X)  # (cast chunk by chunk: a whole copy was twice X)
         return X
 
     def _float32_holds(self, X: np.ndarray, top: float) -> bool:
