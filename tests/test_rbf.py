@@ -1084,10 +1084,10 @@ def test_certified_accuracy_refuses_an_infinite_eps():
         def certified_radius(self, X, y):
             return np.array([np.inf, 1.0])
 
-    assert certified_accuracy(Radii(), None, None, [0.0, 2.0]).tolist() == [1.0, 0.5]
+    assert certified_accuracy(Radii(), None, [0, 1], [0.0, 2.0]).tolist() == [1.0, 0.5]
     for eps in (np.inf, [0.1, np.inf]):
         with pytest.raises(ValueError, match="eps must be finite and non-negative"):
-            certified_accuracy(Radii(), None, None, eps)
+            certified_accuracy(Radii(), None, [0, 1], eps)
 
 
 def test_a_reported_radius_never_exceeds_the_exact_bisector_distance():

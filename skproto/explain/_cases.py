@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples
 
 from .._chunking import chunk_slices
-from .._validation import check_positive_int, label_array
+from .._validation import check_known_labels, check_positive_int, label_array
 
 __all__ = [
     "attach_cases",
@@ -87,6 +87,25 @@ def check_training_rows(X: Any, y: Any = None, cases: Sequence | None = None) ->
                 f"{name} has {len(seq)} entries for {n} training rows: pass one per "
                 "training row, in order."
             )
+
+
+def training_labels(estimator: Any, X: Any, y: Any) -> np.ndarray:
+    """``y`` as the labels of the training rows ``X`` of ``estimator``'s classes: one
+    per row, each a class of ``classes_`` (labels the model does not know read
+    as misses: no representative, purity 0), or an indicator of one column per
+    class (a narrower one failed with an IndexError, a wider or 3-D one was
+    read silently)."""
+    y = label_array(y)
+    check_training_rows(X, y)
+    n_classes = len(estimator.classes_)
+    if y.ndim == 1:
+        check_known_labels(estimator.classes_, y)
+    elif y.ndim != 2 or y.shape[1] != n_classes:
+        raise ValueError(
+            f"y must hold one label per row, or an indicator of shape (n_samples, "
+            f"{n_classes}) with a column per class of classes_; got shape {y.shape}."
+        )
+    return y
 
 
 def positional(cases: Sequence | None) -> Sequence | None:
@@ -422,13 +441,17 @@ def prototype_rows(
     >>> prototype_rows(clf), prototype_rows(clf, X, y)  # means are no rows; representatives
     (array([-1, -1]), array([0, 2]))
     """
-    from ._steps import unpipe  # (_steps imports this module)
+    from ._steps import fitted_classifier, unpipe  # (_steps imports this module)
 
     estimator, _, X = unpipe(estimator, None, X)[:3]
-    check_is_fitted(estimator)
+    fitted_classifier(estimator, "prototype_rows")
     if X is not None and y is not None:
-        y = label_array(y)
-        check_training_rows(X, y)
+        y = training_labels(estimator, X, y)
+        if not len(y):  # (prototype_neighbors said "n_neighbors must be a positive int")
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={np.shape(X)}) while a minimum of 1 "
+                "is required by prototype_rows: pass the training rows."
+            )
     rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)
     missing = np.flatnonzero(rows < 0)
     if not len(missing) or X is None or y is None:
@@ -440,6 +463,8 @@ def prototype_rows(
     # the 10 nearest rows nearly always hold one of the prototype's class
     if neighbors is None:
         neighbors = prototype_neighbors(estimator, X, n_neighbors=min(len(y), 10))
+    else:
+        neighbors = _checked_neighbors(neighbors, len(rows), len(y))
     for k in missing:
         if y.ndim == 2:
             code = int(np.searchsorted(estimator.classes_, labels[k]))
@@ -457,6 +482,24 @@ def prototype_rows(
             if len(own):
                 rows[k] = own[_most_active(estimator, np.asarray(X), own, k)]
     return rows
+
+
+def _checked_neighbors(neighbors: Any, n_prototypes: int, n_rows: int) -> np.ndarray:
+    """``neighbors`` if it is rows of the training data, a row per prototype (a
+    negative entry was given out as a training row, others failed inside numpy)."""
+    neighbors = np.asarray(neighbors)
+    if (
+        neighbors.ndim != 2
+        or neighbors.shape[0] != n_prototypes
+        or neighbors.dtype.kind not in "iu"
+        or (neighbors.size and not (neighbors.min() >= -1 and neighbors.max() < n_rows))
+    ):
+        raise ValueError(
+            f"neighbors must be training rows (integers in [0, {n_rows}), -1: none), one row per "
+            f"prototype: shape ({n_prototypes}, m), as prototype_neighbors returns; got "
+            f"shape {neighbors.shape} of {neighbors.dtype}."
+        )
+    return neighbors
 
 
 def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:

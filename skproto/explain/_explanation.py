@@ -331,7 +331,14 @@ class Explanation:
         """The training row of every listed prototype: its own, or ``prototype_rows``'."""
         if prototype_rows is None:
             return np.asarray(self.prototype_sample_index, dtype=np.intp)
-        prototype_rows = np.asarray(prototype_rows, dtype=np.intp)
+        given = np.asarray(prototype_rows)
+        if given.ndim != 1 or (given.size and given.dtype.kind not in "iu"):
+            # (a 2-D one made a broken copy, fractions were truncated)
+            raise ValueError(
+                "prototype_rows must be one training row (an integer, -1: none) per "
+                f"prototype, a 1-D array; got shape {given.shape} of {given.dtype}."
+            )
+        prototype_rows = given.astype(np.intp)
         self._check_per_prototype(len(prototype_rows), "prototype_rows")
         return prototype_rows[self.prototype_index]
 

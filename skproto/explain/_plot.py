@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_non_negative_int, label_array
+from .._validation import check_non_negative_int, check_positive_int, label_array
 from ._cases import (
     _to_uint8,
     case_text,
@@ -27,9 +26,17 @@ from ._cases import (
     prototype_rows,
     rendered,
     row_labels,
+    training_labels,
 )
 from ._explanation import Explanation, label_texts
-from ._steps import Waterfall, explain_with_runner_up, runner_up_waterfall, unpipe, waterfall
+from ._steps import (
+    Waterfall,
+    explain_with_runner_up,
+    fitted_classifier,
+    runner_up_waterfall,
+    unpipe,
+    waterfall,
+)
 
 __all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
 
@@ -170,7 +177,7 @@ class ExplanationDisplay:
         estimator, X, X_train, _, cases = unpipe(
             estimator, _rows_of(X, sample), X_train, None, cases
         )
-        check_is_fitted(estimator)
+        fitted_classifier(estimator, "ExplanationDisplay")
         first, second = explain_with_runner_up(
             estimator,
             X,
@@ -432,9 +439,10 @@ class PrototypeGalleryDisplay:
         from ..metrics import _present, _purity_of_neighbors, prototype_neighbors
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
-        check_is_fitted(estimator)
+        fitted_classifier(estimator, "PrototypeGalleryDisplay")
         check_non_negative_int(n_neighbors, "n_neighbors")
-        y = label_array(y)
+        check_positive_int(max_classes, "max_classes")  # (0 drew nothing, -1 one class less)
+        y = training_labels(estimator, X, y)
         check_training_rows(X, y, cases)
         labels = np.asarray(estimator.prototype_labels_)
         if classes is None:
@@ -623,7 +631,7 @@ class EmbeddingDisplay:
             The display, drawn.
         """
         estimator, X, _, _, _ = unpipe(estimator, X)
-        check_is_fitted(estimator)
+        fitted_classifier(estimator, "EmbeddingDisplay")
         X = estimator._validate_X_predict(X)
         y = label_array(y)
         if len(y) != len(X):
@@ -639,6 +647,7 @@ class EmbeddingDisplay:
                 "method must be 'pca' or a transformer with fit_transform and transform "
                 f"(the prototypes are mapped by transform; TSNE has none), got {method!r}."
             )
+        check_positive_int(max_points, "max_points")  # (0, -1, 2.5, None failed inside)
         shown = np.arange(len(X))
         if len(X) > max_points:
             rng = np.random.RandomState(random_state)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples
 
 from .._validation import (
     check_label_kinds,
@@ -42,7 +42,14 @@ from ._cases import (
     row_labels,
 )
 from ._explanation import _label, plain
-from ._steps import Waterfall, explain_with_runner_up, runner_up_waterfall, unpipe, waterfall
+from ._steps import (
+    Waterfall,
+    explain_with_runner_up,
+    fitted_classifier,
+    runner_up_waterfall,
+    unpipe,
+    waterfall,
+)
 
 __all__ = ["make_report"]
 
@@ -344,7 +351,7 @@ def make_report(
     True
     """
     estimator, X, X_train, query_cases, cases = unpipe(estimator, X, X_train, query_cases, cases)
-    check_is_fitted(estimator)
+    fitted_classifier(estimator, "make_report")
     check_positive_int(page_size, "page_size")
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
@@ -387,6 +394,10 @@ def make_report(
         ("queries", str(n)),
     ]
     multilabel = np.ndim(first.predicted) == 2
+    if y is not None and not multilabel and np.ndim(y) != 1:  # (numpy's broadcast error)
+        raise ValueError(
+            f"y has shape {np.shape(y)}; the model is single-label: pass one label per query."
+        )
     if y is not None and multilabel and np.shape(y) != np.shape(first.predicted):
         raise ValueError(
             f"y has shape {np.shape(y)}; the model predicts {np.shape(first.predicted)}."

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.utils.validation import check_is_fitted
 
 from ._cases import positional, prototype_rows
 from ._explanation import Explanation
@@ -227,6 +228,22 @@ def runner_up_waterfall(explanation: Explanation, sample: int) -> Waterfall:
     return replace(w, role=_role(explanation, sample, "runner_up", c))
 
 
+def fitted_classifier(estimator: Any, caller: str) -> Any:
+    """``estimator`` (a Pipeline's last step, split off by :func:`unpipe`) if it
+    is a fitted skproto classifier; else a ValueError naming ``caller`` (given
+    a LogisticRegression the explain helpers failed deep inside, with an
+    AttributeError for ``explain`` or ``prototype_labels_``)."""
+    from .._base import BasePrototypeClassifier
+
+    if not isinstance(estimator, BasePrototypeClassifier):
+        raise ValueError(
+            f"{caller} explains a skproto classifier (or a Pipeline that ends in one), "
+            f"got {type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    return estimator
+
+
 def explain_with_runner_up(
     estimator: Any,
     X: ArrayLike,
@@ -271,6 +288,7 @@ def explain_with_runner_up(
     ([0, 1], [1, 0])
     """
     estimator, X, X_train = unpipe(estimator, X, X_train)[:3]
+    fitted_classifier(estimator, "explain_with_runner_up")
     first = estimator.explain(X, n_prototypes)
     second = estimator.explain(X, n_prototypes, target=first.runner_up)
     if cases is not None:

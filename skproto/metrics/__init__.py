@@ -325,12 +325,15 @@ def prototype_purity(
     >>> prototype_purity(clf, X, y, n_neighbors=50, aggregate=None)
     array([1.  , 0.84, 0.82])
     """
+    from ..explain._cases import training_labels
+
     estimator, X = _model(estimator, X)
     y = _validation.label_array(y)
     if len(y) != _num_samples(X):
         raise ValueError(f"y has {len(y)} rows for {_num_samples(X)} samples.")
-    if y.ndim == 1:  # (unknown labels, or numbers against string classes, read as misses)
-        _validation.check_known_labels(estimator.classes_, y)
+    # (unknown labels, or numbers against string classes, read as misses; an
+    # indicator of the wrong width failed with an IndexError or was read silently)
+    y = training_labels(estimator, X, y)
     best_rows = prototype_neighbors(estimator, X, n_neighbors=n_neighbors)
     purity = _purity_of_neighbors(estimator, y, best_rows)
     present = _present(estimator)

@@ -60,6 +60,12 @@ def certified_accuracy(
             f"certified_accuracy needs an estimator with a certified_radius method, got "
             f"{type(estimator).__name__}.{hint}"
         )
+    if y is None:  # (certified_radius(X, None) certifies the predictions: a
+        # misclassified row counted as certified)
+        raise ValueError(
+            "certified_accuracy needs y, the true labels of X: only correctly "
+            "classified rows can count as certified."
+        )
     radius = estimator.certified_radius(X, y)
     acc = (radius[None, :] > eps_arr.reshape(-1, 1)).mean(axis=1)
     return float(acc[0]) if eps_arr.ndim == 0 else acc

@@ -1,0 +1,160 @@
+"""Bad input to skproto's public helpers (not the estimators' own methods): a clear
+ValueError naming what is wrong, never a deep IndexError, AttributeError or a
+silently wrong result. From an audit of the helpers; each test failed before."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from skproto import NearestMeanClassifier, RBFPrototypeClassifier, certified_accuracy
+
+X, y = load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def nm():
+    return NearestMeanClassifier().fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def logreg():
+    return LogisticRegression(max_iter=1000).fit(X, y)
+
+
+def test_certified_accuracy_requires_y():
+    """certified_accuracy(est, X, None, eps) certified the predictions: misclassified
+    rows counted (0.96 where the accuracy is 0.9467)."""
+    rbf = RBFPrototypeClassifier(max_epochs=5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="needs y, the true labels"):
+        certified_accuracy(rbf, X, None, 0.1)
+
+
+# 2. prototype_purity: an indicator y of the wrong width / ndim
+@pytest.mark.parametrize(
+    "Y",
+    [np.eye(3)[y][:, :2], np.c_[np.eye(3)[y], np.zeros(150)], np.eye(3)[y][:, :, None]],
+    ids=["2cols", "4cols", "3d"],
+)
+def test_prototype_purity_indicator_shape_checked(nm, Y):
+    from skproto.metrics import prototype_purity
+
+    with pytest.raises(ValueError, match="y"):
+        prototype_purity(nm, X, Y)
+
+
+# 3. explain helpers and displays given a non-skproto estimator: AttributeError
+def _calls(est):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skproto.explain import (
+        EmbeddingDisplay,
+        ExplanationDisplay,
+        PrototypeGalleryDisplay,
+        explain_with_runner_up,
+        make_report,
+        prototype_rows,
+    )
+
+    return {
+        "make_report": lambda: make_report(est, X[:5]),
+        "explain_with_runner_up": lambda: explain_with_runner_up(est, X[:5]),
+        "prototype_rows": lambda: prototype_rows(est, X, y),
+        "ExplanationDisplay": lambda: ExplanationDisplay.from_estimator(est, X[:3]),
+        "PrototypeGalleryDisplay": lambda: PrototypeGalleryDisplay.from_estimator(est, X, y),
+        "EmbeddingDisplay": lambda: EmbeddingDisplay.from_estimator(est, X, y),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "make_report",
+        "explain_with_runner_up",
+        "prototype_rows",
+        "ExplanationDisplay",
+        "PrototypeGalleryDisplay",
+        "EmbeddingDisplay",
+    ],
+)
+def test_explain_helpers_refuse_non_skproto_estimator(logreg, name):
+    with pytest.raises(ValueError, match=f"{name} explains a skproto classifier"):
+        _calls(logreg)[name]()
+
+
+# 4. labels that are not the estimator's classes: prototype_purity raises, the
+# gallery and prototype_rows silently report purity 0 / no representative
+@pytest.mark.parametrize("bad", [y + 9, y.astype(str)], ids=["unknown", "str-vs-int"])
+def test_gallery_and_prototype_rows_check_labels(nm, bad):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skproto.explain import PrototypeGalleryDisplay, prototype_rows
+
+    with pytest.raises(ValueError):
+        prototype_rows(nm, X, bad)
+    with pytest.raises(ValueError):
+        PrototypeGalleryDisplay.from_estimator(nm, X, bad)
+
+
+# 5. prototype_rows' neighbors are not checked
+@pytest.mark.parametrize(
+    "neighbors",
+    [np.full((3, 3), -5), np.full((3, 3), 1000), np.zeros((2, 3), int), np.zeros((3, 3))],
+    ids=["negative", "out-of-range", "too-few-rows", "float"],
+)
+def test_prototype_rows_checks_neighbors(nm, neighbors):
+    from skproto.explain import prototype_rows
+
+    with pytest.raises(ValueError, match="neighbors"):
+        prototype_rows(nm, X, y, neighbors=neighbors)
+
+
+# 6. prototype_rows on empty X blames a parameter the caller never passed
+def test_prototype_rows_empty_X_message(nm):
+    from skproto.explain import prototype_rows
+
+    with pytest.raises(ValueError) as info:
+        prototype_rows(nm, X[:0], y[:0])
+    assert "n_neighbors" not in str(info.value)
+
+
+# 7. PrototypeGalleryDisplay.max_classes is not validated
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_gallery_max_classes_validated(nm, k):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skproto.explain import PrototypeGalleryDisplay
+
+    with pytest.raises(ValueError, match="max_classes"):
+        PrototypeGalleryDisplay.from_estimator(nm, X, y, max_classes=k)
+
+
+# 8. EmbeddingDisplay.max_points is not validated
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, None])
+def test_embedding_max_points_validated(nm, k):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skproto.explain import EmbeddingDisplay
+
+    with pytest.raises(ValueError, match="max_points"):
+        EmbeddingDisplay.from_estimator(nm, X, y, max_points=k)
+
+
+# 9. Explanation.with_cases takes a 2-D prototype_rows; the copy then breaks
+def test_with_cases_prototype_rows_must_be_1d(nm):
+    e = nm.explain(X[:2], n_prototypes=2)
+    cases = [f"c{i}" for i in range(150)]
+    with pytest.raises(ValueError, match="prototype_rows"):
+        e.with_cases(cases, prototype_rows=[[0, 1], [60, 61], [120, 121]])
+
+
+# 10. make_report with an indicator y for a single-label model: numpy's broadcast error
+def test_make_report_indicator_y_for_single_label_model(nm):
+    from skproto.explain import make_report
+
+    with pytest.raises(ValueError, match="^y "):
+        make_report(nm, X[:5], np.eye(3)[y[:5]])
