@@ -124,8 +124,21 @@ def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
     ((1, 2, 4), [[True, False]])
     """
     embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 3:
+        raise ValueError(
+            "embeddings must be of shape (n, n_tokens, d), one vector per token slot; got "
+            f"shape {embeddings.shape}."
+        )
     n, t, d = embeddings.shape
-    mask = np.asarray(mask, dtype=embeddings.dtype).reshape(n, t)
+    given = np.asarray(mask)
+    if given.shape != (n, t) or not np.isin(given, (0, 1)).all():
+        # (a transposed mask was reshaped into a scrambled one; a 0.3 kept the token's
+        # values where unpack_tokens reads it as empty)
+        raise ValueError(
+            f"mask must be of shape ({n}, {t}), one entry per token slot of embeddings, "
+            f"each 1 (a real token) or 0 (an empty slot); got shape {given.shape}."
+        )
+    mask = given.astype(embeddings.dtype)
     values = np.where(mask[..., None] > 0, embeddings, 0).reshape(n, t * d)
     return np.concatenate([values, mask], axis=1)
 

@@ -4,6 +4,7 @@ silently wrong result. From an audit of the helpers; each test failed before."""
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -158,3 +159,114 @@ def test_make_report_indicator_y_for_single_label_model(nm):
 
     with pytest.raises(ValueError, match="^y "):
         make_report(nm, X[:5], np.eye(3)[y[:5]])
+
+
+# 11. TorchEncoder records n_features_in_ in fit but transform does not check it
+def test_torch_encoder_checks_width_after_fit():
+    from skproto.encoders import TorchEncoder
+
+    enc = TorchEncoder(torch.nn.Linear(4, 3)).fit(X)
+    assert enc.n_features_in_ == 4
+    with pytest.raises(ValueError, match="4 features"):
+        enc.transform(X[:, :3])
+
+
+# 12. TorchEncoder of a module that returns a tuple: AttributeError from inside
+def test_torch_encoder_module_output_not_tensor():
+    from skproto.encoders import TorchEncoder
+
+    enc = TorchEncoder(torch.nn.LSTM(4, 2, batch_first=True))
+    with pytest.raises((ValueError, TypeError), match="module"):
+        enc.fit_transform(X[:3, None, :])
+
+
+# 13. pack_tokens: a mask of the wrong shape is reshaped (scrambled) or fails inside numpy
+def test_pack_tokens_checks_mask_shape():
+    from skproto.encoders import pack_tokens
+
+    E = np.arange(24.0).reshape(2, 3, 4)
+    M = np.array([[1, 1, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match="mask"):
+        pack_tokens(E, M.T)  # (3, 2) for (2, 3) slots: silently scrambled
+    with pytest.raises(ValueError, match="mask"):
+        pack_tokens(E, M[:, :2])
+    with pytest.raises(ValueError, match="embeddings"):
+        pack_tokens(E[:, 0], M)
+
+
+# 14. dask input of sparse blocks: deep errors, where fit gives skproto's message
+def test_parallel_fits_refuse_sparse_blocks():
+    import dask.array as da
+    from scipy import sparse
+
+    from skproto import ProtoClassifier
+    from skproto.parallel import fit_nearest_mean, fit_streaming
+
+    Xs = da.from_array(sparse.csr_matrix(X), chunks=50, asarray=False)
+    yd = da.from_array(y, chunks=50)
+    with pytest.raises(ValueError, match="sparse"):
+        fit_nearest_mean(NearestMeanClassifier(), Xs, yd)
+    with pytest.raises(ValueError, match="sparse"):
+        fit_streaming(ProtoClassifier(max_epochs=1, random_state=0), Xs, yd)
+
+
+# 15. ParallelPostFit.explain(rows=<int>): deep TypeError (dask) or a 1-D-array error (numpy)
+def test_parallel_post_fit_explain_scalar_row(nm):
+    import dask.array as da
+
+    from skproto.parallel import ParallelPostFit
+
+    pp = ParallelPostFit(nm)
+    for Xin in (X, da.from_array(X, chunks=50)):
+        try:
+            assert len(pp.explain(Xin, rows=5)) == 1
+        except ValueError as exc:
+            assert "rows" in str(exc)
+
+
+# 16. png_bytes of an empty image: numpy's reshape error
+def test_png_bytes_empty_image():
+    from skproto.explain import png_bytes
+
+    with pytest.raises(ValueError, match="image"):
+        png_bytes(np.zeros((0, 4)))
+
+
+# 17. public geometry kernels: out-of-range parameters give NaN / out-of-contract values
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: __import__("skproto.geometry", fromlist=["x"]).rbf_similarity(
+            np.array([0.0, 1.0]), 0.0
+        ),
+        lambda: __import__("skproto.geometry", fromlist=["x"]).rbf_similarity(
+            np.array([0.0, 1.0]), -1.0
+        ),
+        lambda: __import__("skproto.geometry", fromlist=["x"]).log_similarity(
+            np.array([0.0, 1.0]), -1.0
+        ),
+        lambda: __import__("skproto.geometry", fromlist=["x"]).shrunk_covariance(np.eye(2), 2.0),
+    ],
+    ids=["rbf-width-0", "rbf-width-neg", "log-eps-neg", "shrunk-amount-2"],
+)
+def test_geometry_parameters_validated(call):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_oas_shrinkage_of_an_isotropic_covariance_stays_in_range():
+    """OAS divides by (n + 1)(mean(S^2) - mu^2 / p), zero for S = mu I: rounded below
+    zero, it returned an amount of about -1e15 (3 x 3, mu = 0.4325), which scaled
+    S's rounding noise by that much. Found when shrunk_covariance began to refuse
+    amounts outside [0, 1]: a stream's per-class covariance of a square grid of
+    rows gave -2.5e14."""
+    from skproto.geometry import shrinkage_amount, shrunk_covariance
+
+    S = np.eye(3) * 0.43249719552409716
+    amount = shrinkage_amount("oas", S, 50, None)
+    assert 0.0 <= amount <= 1.0
+    np.testing.assert_allclose(shrunk_covariance(S, amount), S, rtol=1e-15)

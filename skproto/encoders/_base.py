@@ -174,6 +174,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         self._check_dense(X)
+        if getattr(X, "ndim", None) == 2 and "n_features_in_" in self.__dict__:
+            # (a narrower X failed inside the module: "mat1 and mat2 shapes ...")
+            _check_n_features(self, X, reset=False)
         items = self._check_inputs(X)
         return attach_cases(self._encode_cached(items), items)
 

@@ -158,6 +158,12 @@ class TorchEncoder(BaseEncoder):
                 if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):
                     x = x.to(dtype)  # (images of uint8 too; token ids stay integers)
                 z = model(x.to(device))
+                if not isinstance(z, torch.Tensor):  # (a tuple failed: no attribute 'reshape')
+                    raise ValueError(
+                        "TorchEncoder's module must return a tensor of features; it returned "
+                        f"a {type(z).__name__}. Wrap it to pick the features (an LSTM's "
+                        "output[0], a model output's .last_hidden_state)."
+                    )
                 z = z.reshape(len(batch), -1).float()
                 if self.normalize:
                     z = torch.nn.functional.normalize(z, dim=1)

@@ -339,7 +339,15 @@ def png_bytes(image: ArrayLike) -> bytes:
     >>> png_bytes(np.eye(8))[1:4]
     b'PNG'
     """
-    pixels = _to_uint8(np.asarray(image))
+    image = np.asarray(image)
+    shape_ok = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
+    if not shape_ok or not image.shape[0] or not image.shape[1]:  # (before the pixels:
+        # an empty image failed inside numpy, None was said to have NaN pixels)
+        raise ValueError(
+            "An image must be (H, W), (H, W, 3) or (H, W, 4) with H, W >= 1; got "
+            f"{image.shape if image.ndim else type(image.item()).__name__}."
+        )
+    pixels = _to_uint8(image)
     if pixels.ndim == 2:
         color = 0
     elif pixels.ndim == 3 and pixels.shape[2] in (3, 4):

@@ -64,7 +64,9 @@ def shrinkage_amount(method: str | float, S: np.ndarray, n: float, q4: float | N
             return 0.0
         alpha = np.mean(S**2)
         den = (n + 1) * (alpha - mu**2 / p)
-        return 1.0 if den == 0 else float(min((alpha + mu**2) / den, 1.0))
+        # (alpha >= mu^2 / p, equal for S = mu I: rounded below it, an isotropic S
+        # gave -2.5e14, a "shrinkage" that scaled S's rounding noise by that much)
+        return 1.0 if den <= 0 else float(min((alpha + mu**2) / den, 1.0))
     if p == 1:
         return 0.0
     delta_ = np.sum(S**2)
@@ -97,6 +99,8 @@ def shrunk_covariance(S: np.ndarray, amount: float) -> np.ndarray:
     array([[2.5, 0. ],
            [0. , 1.5]])
     """
+    if not 0.0 <= amount <= 1.0:  # (as shrinkage_amount: 2.0 was taken)
+        raise ValueError(f"amount must be in [0, 1], got {amount!r}.")
     p = S.shape[0]
     out = (1.0 - amount) * S
     out.flat[:: p + 1] += amount * np.trace(S) / p

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 from ._array import namespace
@@ -37,6 +38,8 @@ def log_similarity(d: Any, eps: float = LOG_EPS) -> Any:
     >>> log_similarity(np.array([0.0, 1.0, np.inf])).round(4)
     array([9.2103, 0.693 , 0.    ])
     """
+    if isinstance(eps, Real) and not 0.0 < eps < 1.0:  # (-1 gave NaN and inf)
+        raise ValueError(f"eps must be in (0, 1), got {eps!r}.")
     return namespace(d).log1p((1.0 - eps) / (d + eps))
 
 
@@ -62,6 +65,8 @@ def rbf_similarity(d: Any, width: float) -> Any:
     >>> rbf_similarity(np.array([0.0, 2.0]), width=2.0).round(4)
     array([1.    , 0.3679])
     """
+    if isinstance(width, Real) and not 0.0 < width < float("inf"):  # (0 gave NaN, -1 > 1)
+        raise ValueError(f"width must be a positive finite number, got {width!r}.")
     return namespace(d).exp(-d / width)
 
 

@@ -92,14 +92,25 @@ def frame_to_array(frame, *, features: bool = True):
         if cat is not None and not cat.known and not features:
             # labels of categories dask does not know (read_csv's): learn them (one
             # pass over the labels), else they were cast to object, "Unknown label
-            # type" where fit takes them
-            frame = cat.as_known()
+            # type" where fit takes them. Partition by partition: cat.as_known()
+            # shuffles, which failed on a synchronous scheduler beside a client
+            import dask
+
+            parts = dask.compute(*[_categories(p) for p in frame.to_delayed()])
+            frame = cat.set_categories(np.unique(np.concatenate(parts)))
         cast = _numpy_dtype(frame.dtype, features=features)
         if cast is not None and cast.kind in "biu":  # (labels of integer categories)
             frame = frame.map_partitions(_cast_labels, cast, meta=frame._meta.astype(cast))
         elif cast is not None:
             frame = frame.astype(cast)
     return frame.to_dask_array()
+
+
+def _categories(part):
+    """The categories of a partition of a categorical Series (delayed)."""
+    import dask
+
+    return dask.delayed(lambda s: s.cat.categories.to_numpy())(part)
 
 
 def _cast_labels(part, dtype):
@@ -168,6 +179,20 @@ def as_row_blocks(X, *, known: bool = True):
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     return X
+
+
+def refuse_sparse_blocks(X, estimator) -> None:
+    """Raise, as ``fit`` does in memory, for a dask array of sparse blocks (the fits
+    failed inside: "sparse array length is ambiguous", "setting an array element
+    with a sequence")."""
+    from scipy import sparse
+
+    if sparse.issparse(getattr(X, "_meta", None)):
+        raise ValueError(
+            f"{type(estimator).__name__} does not support sparse input; got a dask array "
+            "of sparse blocks. Convert its blocks to dense arrays (X.map_blocks(lambda b: "
+            "b.toarray())) if they fit in memory."
+        )
 
 
 def aligned(a, X, name: str, *, broadcast: bool = False):

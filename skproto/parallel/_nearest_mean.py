@@ -9,7 +9,14 @@ from sklearn.base import clone
 
 from .._base import fitting
 from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks, check_total_weight
-from ._common import aligned, as_row_blocks, column_names, labels_of, tree
+from ._common import (
+    aligned,
+    as_row_blocks,
+    column_names,
+    labels_of,
+    refuse_sparse_blocks,
+    tree,
+)
 
 
 def _block_codes(estimator, X, y, w):
@@ -116,6 +123,7 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
     estimator._validate_params()  # as fit does
     names = column_names(X)
     X = as_row_blocks(X)
+    refuse_sparse_blocks(X, estimator)
     if not X.shape[0]:  # (as fit; the label checks below indexed an empty array)
         raise ValueError(
             f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "

@@ -66,7 +66,9 @@ def _row_indices(rows, n: int) -> np.ndarray:
             "rows must be integer positions, a boolean mask or a slice, got values of "
             f"dtype {rows.dtype}."
         )
-    return rows.astype(np.intp)
+    if rows.ndim > 1:  # (failed inside numpy or dask)
+        raise ValueError(f"rows must be 1-D positions, got shape {rows.shape}.")
+    return rows.astype(np.intp).reshape(-1)  # (one position: that row, as a 1-row X)
 
 
 def _estimator_has(method: str):

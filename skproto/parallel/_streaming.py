@@ -20,7 +20,15 @@ from ..prototypes.projection import (
     merge_candidates,
     nearest_candidates,
 )
-from ._common import aligned, as_row_blocks, column_names, dask_array, labels_of, tree
+from ._common import (
+    aligned,
+    as_row_blocks,
+    column_names,
+    dask_array,
+    labels_of,
+    refuse_sparse_blocks,
+    tree,
+)
 
 
 def _block_candidates(shared, X, T, offset):
@@ -335,6 +343,7 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     da = dask_array()
     names = column_names(X)
     X = as_row_blocks(X)
+    refuse_sparse_blocks(X, estimator)
     y = aligned(y, X, "y")
     if y.ndim == 2 and y.shape[1] == 1:  # a column vector: one label per row, as fit takes it
         warn_user(
