@@ -173,10 +173,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             a skproto estimator fitted on ``Z`` keeps its prototypes' inputs.
         """
         self._validate_params()
-        self._check_dense(X)
-        if getattr(X, "ndim", None) == 2 and "n_features_in_" in self.__dict__:
-            # (a narrower X failed inside the module: "mat1 and mat2 shapes ...")
-            _check_n_features(self, X, reset=False)
+        self._check_dense(X)  # (the width is not checked: a 2-D array's rows are raw
+        # inputs, token ids or signals, whose length may differ from fit's)
         items = self._check_inputs(X)
         return attach_cases(self._encode_cached(items), items)
 

@@ -479,6 +479,7 @@ def prototype_rows(
             hit = y[neighbors[k], code] > 0 if code < n_classes else np.zeros(0, bool)
         else:
             hit = y[neighbors[k]] == labels[k]
+        hit &= neighbors[k] >= 0  # (a -1, no neighbour, read the last row's label)
         if hit.any():
             rows[k] = neighbors[k][np.argmax(hit)]
         else:  # rare: search the whole class
@@ -516,11 +517,11 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     a (class rows, n_prototypes) array of which one column was read (200,000 rows
     and 500 prototypes: 871 MB)."""
     best, where = -np.inf, 0
-    width = estimator._row_elements(X.shape[1] if X.ndim > 1 else 1)
-    for s in chunk_slices(len(own), width):
-        # (an ndarray under set_output(transform="pandas") too)
-        D = np.asarray(estimator.transform(X[own[s]]))
-        act = estimator._activation(D[:, k : k + 1])[:, 0]
+    # validated once, so the rows' working dtype is chosen once for all of them
+    # (per chunk, a float32 chunk could break a float64 near-tie another way)
+    rows = estimator._validate_X_predict(X[own])
+    for s in chunk_slices(len(own), estimator._row_elements(rows.shape[1])):
+        act = estimator._activation(estimator._pairwise(rows[s])[:, k : k + 1])[:, 0]
         i = int(np.argmax(act))
         if act[i] > best:
             best, where = act[i], s.start + i
