@@ -317,25 +317,32 @@ def _peak_extra_mib(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# What both probes run first: 20,000 x 300 float32 rows of 20 classes, and the
-# process's resident and peak-resident sizes (MiB) from /proc/self/status.
-_PROBE_SETUP = """
+# What every probe runs first: the process's resident and peak-resident sizes
+# (MiB) from /proc/self/status, and a reset of the peak
+_MEMORY_HEAD = """
 import json, re, warnings
 import numpy as np
 warnings.simplefilter("ignore")
-from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 def rss(key):
     return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 
 def reset_peak():
     open("/proc/self/clear_refs", "w").write("5")
+"""
+
+# ... and the first two: 20,000 x 300 float32 rows of 20 classes
+_PROBE_SETUP = (
+    _MEMORY_HEAD
+    + """
+from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 rng = np.random.default_rng(0)
 n, p, n_classes = 20000, 300, 20
 y = rng.integers(0, n_classes, n)
 X = (rng.normal(size=(n_classes, p))[y] + rng.normal(size=(n, p))).astype(np.float32)
 """
+)
 
 _MEMORY_PROBE = (
     _PROBE_SETUP
@@ -1766,18 +1773,6 @@ def test_fit_predict_and_the_metrics_leave_the_warnings_filters_alone(make, monk
 
 
 # ---- peak memory of three paths a memory audit found unbounded (each failed before)
-_MEMORY_HEAD = """
-import json, re, warnings
-import numpy as np
-warnings.simplefilter("ignore")
-
-def rss(key):
-    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-
-def reset_peak():
-    open("/proc/self/clear_refs", "w").write("5")
-"""
-
 _REPRESENTATIVE_PROBE = (
     _MEMORY_HEAD
     + """
