@@ -6,7 +6,7 @@ Digits (always): a waterfall with image cases, a prototype gallery, an
 embedding map, and a screenshot of the HTML report (when a headless Chromium
 is installed). CLINC150 (when ``../shared/data/clinc150`` exists beside the
 checkout): a waterfall whose bars are labelled with training sentences.
-About a minute on 2 cores. Needs matplotlib (``pip install 'skproto[plot]'``).
+About 20 s on 2 cores. Needs matplotlib (``pip install -e ".[plot]"``).
 """
 
 from __future__ import annotations
