@@ -12,7 +12,7 @@ their nearest training sentences and purity. The raw texts come from
     python examples/clinc150_report.py [--out clinc150_report.html]
 
 Needs ``../shared/data/clinc150/`` beside the checkout (or ``--data DIR``);
-without it the example says so and exits. About a minute on 2 cores.
+without it the example says so and exits. About 20 s on 2 cores (18 s measured on 2026-12-06).
 """
 
 from __future__ import annotations
