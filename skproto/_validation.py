@@ -9,6 +9,7 @@ or 0/1 matrices the models train on.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from typing import Any
@@ -258,14 +259,48 @@ def validate_predict_data(estimator, X, *, return_max_abs: bool = False):
 
 def validate_sample_weight(sample_weight, X, *, allow_all_zero: bool = False) -> np.ndarray:
     """Float64 weights: finite, non-negative, not all zero (unless ``allow_all_zero``:
-    a later ``partial_fit`` batch or one block of data, which may weigh nothing)."""
-    return _check_sample_weight(
-        sample_weight,
-        X,
-        dtype=np.float64,
-        ensure_non_negative=True,
-        allow_all_zero_weights=allow_all_zero,
-    )
+    a later ``partial_fit`` batch or one block of data, which may weigh nothing).
+
+    scikit-learn's check refuses all-zero weights itself from 1.9 on (its
+    ``allow_all_zero_weights``); before, it took them, and the keyword was a
+    TypeError in every fit (a minimum-versions audit, on 1.6.1): the check is
+    then made here, with 1.9's message.
+    """
+    if _ALL_ZERO_KEYWORD:
+        return _check_sample_weight(
+            sample_weight,
+            X,
+            dtype=np.float64,
+            ensure_non_negative=True,
+            allow_all_zero_weights=allow_all_zero,
+        )
+    w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if not allow_all_zero and not np.any(w):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return w
+
+
+#: Whether scikit-learn's _check_sample_weight takes allow_all_zero_weights (1.9+)
+_ALL_ZERO_KEYWORD = "allow_all_zero_weights" in inspect.signature(_check_sample_weight).parameters
+
+
+def _time_keys(class_weight: dict, classes: np.ndarray) -> dict:
+    """``class_weight`` with its numpy.datetime64 and pandas.Timestamp keys in the unit
+    of datetime64 ``classes``: numpy before 2.2 hashed a datetime64 as its integer,
+    so a Timestamp key did not find its class there (a minimum-versions audit, on
+    numpy 1.24); other keys are left to the dict's own lookup."""
+    if classes.dtype.kind != "M":
+        return class_weight
+    return {_time_key(key, classes.dtype): value for key, value in class_weight.items()}
+
+
+def _time_key(key, dtype: np.dtype):
+    """A numpy.datetime64 or pandas.Timestamp ``key`` as a datetime64 of ``dtype``
+    (datetime64 classes' dtype; any other ``dtype`` leaves the key as it is)."""
+    if dtype.kind != "M":
+        return key
+    stamp = key.to_datetime64() if hasattr(key, "to_datetime64") else key
+    return stamp.astype(dtype) if isinstance(stamp, np.datetime64) else key
 
 
 def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -282,7 +317,8 @@ def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.n
     if class_weight is None:
         return np.ones(len(classes))
     if isinstance(class_weight, dict):
-        out = np.array([float(class_weight.get(c, 1.0)) for c in classes])
+        lookup = _time_keys(class_weight, np.asarray(classes))
+        out = np.array([float(lookup.get(c, 1.0)) for c in classes])
         if not np.all(np.isfinite(out) & (out >= 0)):
             # (negative ones trained on silently; inf and nan failed inside training)
             bad = {_plain(c): float(v) for c, v in zip(classes, out) if not 0 <= v < np.inf}
@@ -327,10 +363,15 @@ def check_class_weight_labels(class_weight, classes: np.ndarray) -> None:
     if not isinstance(class_weight, dict):
         return
     classes = np.asarray(classes)
-    weighted = [c for c in classes if c in class_weight]
-    unweighted = [c for c in classes if c not in class_weight]
+    lookup = _time_keys(class_weight, classes)
+    weighted = [c for c in classes if c in lookup]
+    unweighted = [c for c in classes if c not in lookup]
     if unweighted and len(weighted) != len(class_weight):
-        unknown = [k for k in class_weight if not any(c in {k: None} for c in weighted)]
+        unknown = [
+            k
+            for k in class_weight
+            if not any(c in {_time_key(k, classes.dtype): None} for c in weighted)
+        ]
         times = classes.dtype.kind in "mM"  # (tolist() shows them as datetime.date)
         missed = list(unweighted) if times else [_plain(c) for c in unweighted]
         shown = list(classes) if times else classes.tolist()

@@ -95,8 +95,8 @@ class Waterfall:
     >>> from skproto.explain import waterfall
     >>> X, y = load_iris(return_X_y=True)
     >>> w = waterfall(NearestMeanClassifier().fit(X, y).explain(X[:1], 1), 0)
-    >>> w.label, len(w.steps)
-    (np.int64(0), 3)
+    >>> int(w.label), len(w.steps)
+    (0, 3)
     """
 
     sample: int

@@ -171,7 +171,8 @@ def whitener(cov: np.ndarray, floor: float = 0.0) -> np.ndarray | None:
     # for scipy (MRRR) took 3x longer on correlation matrices than on the raw
     # covariance (a per-class CLINC150 covariance: 75 ms, "evd" 14 ms), and the
     # per-class Mahalanobis fit 10 s where it took 3.4 s before the correlation
-    lam, V = eigh(C, driver="evd")
+    # (one feature: C is 1 x 1, which "evd" refused before scipy 1.14, scipy #20512)
+    lam, V = eigh(C, driver="evd") if len(C) > 1 else (np.diag(C).copy(), np.ones((1, 1)))
     if lam[-1] <= 0:
         return None
     keep = lam > lam[-1] * PINV_RTOL
