@@ -18,10 +18,12 @@ def test_sample_weights_are_checked_without_scikit_learn_1_9_s_keyword(monkeypat
 
     from skproto import _validation
 
+    extra = {"allow_all_zero_weights": True} if _validation._ALL_ZERO_KEYWORD else {}
+
     def before_1_9(sample_weight, X, dtype=None, copy=False, ensure_non_negative=False):
         return _check_sample_weight(
             sample_weight, X, dtype=dtype, copy=copy, ensure_non_negative=ensure_non_negative,
-            allow_all_zero_weights=True,
+            **extra,
         )  # fmt: skip
 
     monkeypatch.setattr(_validation, "_check_sample_weight", before_1_9)
