@@ -119,11 +119,11 @@ def kmeans_prototypes(
         members = members[np.linspace(0, len(members) - 1, KMEANS_ROWS).astype(np.intp)]
     if len(members) == 0:  # class absent from the data seen at initialisation
         return Z.mean(0) + scale * rng.standard_normal((k, Z.shape[1]))
-    if not _has_distinct_rows(members, k):  # its distinct rows, in order, each before
-        # any repeats (four copies of one row and one other row: all three
-        # prototypes sat on the copies, and the other row had none)
-        _, first = np.unique(members, axis=0, return_index=True)
-        distinct = members[np.sort(first)]
+    first = _few_distinct_rows(members, k)
+    if first is not None:  # its distinct rows, in order, each before any repeats
+        # (four copies of one row and one other row: all three prototypes sat on
+        # the copies, and the other row had none)
+        distinct = members[first]
         rows = distinct[np.arange(k) % len(distinct)]
         return rows + scale * rng.standard_normal(rows.shape)
     km = KMeans(n_clusters=k, n_init=1, random_state=rng.randint(np.iinfo(np.int32).max))
@@ -131,23 +131,32 @@ def kmeans_prototypes(
 
 
 def _has_distinct_rows(rows: np.ndarray, k: int) -> bool:
-    """Whether ``rows`` holds at least ``k`` distinct rows (compared by value, as
-    ``np.unique(rows, axis=0)`` compares them), stopping at the ``k``-th: most
-    classes' first ``k`` rows already differ. Sorting every row of every class
-    for this took a third of class-wise k-means (500 classes of 10 rows).
-    Past its first ``4 k + 16`` rows (many repeats) it sorts them after all:
-    comparing each row with the distinct ones in Python took 37 times as long
-    on 20,000 rows of 49 distinct values.
+    """Whether ``rows`` holds at least ``k`` distinct rows (see :func:`_few_distinct_rows`)."""
+    return _few_distinct_rows(rows, k) is None
+
+
+def _few_distinct_rows(rows: np.ndarray, k: int) -> np.ndarray | None:
+    """None where ``rows`` holds at least ``k`` distinct rows (compared by value, as
+    ``np.unique(rows, axis=0)`` compares them); else the position of each distinct
+    row's first occurrence, in order.
+
+    It stops at the ``k``-th distinct row: most classes' first ``k`` rows already
+    differ, and sorting every row of every class for this took a third of
+    class-wise k-means (500 classes of 10 rows). Past its first ``4 k + 16``
+    rows (many repeats) it sorts them after all, once: comparing each row with
+    the distinct ones in Python took 37 times as long on 20,000 rows of 49
+    distinct values.
     """
-    distinct: list = []
-    for row in rows[: 4 * k + 16]:
-        if not any(np.array_equal(row, seen) for seen in distinct):
-            distinct.append(row)
-            if len(distinct) >= k:
-                return True
+    seen: list = []
+    for i, row in enumerate(rows[: 4 * k + 16]):
+        if not any(np.array_equal(row, rows[j]) for j in seen):
+            seen.append(i)
+            if len(seen) >= k:
+                return None
     if len(rows) <= 4 * k + 16:
-        return False
-    return len(np.unique(rows, axis=0)) >= k
+        return np.array(seen, dtype=np.intp)
+    _, first = np.unique(rows, axis=0, return_index=True)
+    return None if len(first) >= k else np.sort(first)
 
 
 def classwise_kmeans(
