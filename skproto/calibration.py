@@ -112,12 +112,16 @@ def temperature_log_loss(
     0.781
     """
     Z = np.asarray(S, dtype=np.float64) / t
-    if T.ndim == 2:
-        target = (1 - smoothing) * (np.asarray(T) > 0) + smoothing / 2
-        per_row = -(target * log_expit(Z) + (1 - target) * log_expit(-Z)).mean(axis=1)
-    else:
-        log_p = Z - logsumexp(Z, axis=1, keepdims=True)
-        per_row = -(1 - smoothing) * log_p[np.arange(len(Z)), T] - smoothing * log_p.mean(axis=1)
+    # (exponentials of scores far below a row's top underflow to 0, as meant: not
+    # an error under np.seterr(all="raise"), which made every default fit fail)
+    with np.errstate(under="ignore"):
+        if T.ndim == 2:
+            target = (1 - smoothing) * (np.asarray(T) > 0) + smoothing / 2
+            per_row = -(target * log_expit(Z) + (1 - target) * log_expit(-Z)).mean(axis=1)
+        else:
+            log_p = Z - logsumexp(Z, axis=1, keepdims=True)
+            true = log_p[np.arange(len(Z)), T]
+            per_row = -(1 - smoothing) * true - smoothing * log_p.mean(axis=1)
     if w is not None and np.sum(w) > 0:
         return float(np.average(per_row, weights=w))
     return float(np.mean(per_row))
@@ -463,7 +467,8 @@ def grid_log_loss(
             # or 1e-60 made every term 0, and the loss -inf)
             top = Z.max(axis=1, keepdims=True)
             Z -= top
-        lse = np.log(np.exp(Z, out=Z).sum(axis=1, dtype=np.float64))
+        with np.errstate(under="ignore"):  # (terms far below the top are 0, as meant)
+            lse = np.log(np.exp(Z, out=Z).sum(axis=1, dtype=np.float64))
         if top is not None:
             lse += top[:, 0]
         if flat:

