@@ -265,16 +265,19 @@ class BasePrototypeClassifier(
             return np.full(len(self.prototypes_), -1, dtype=np.intp)
         return np.asarray(idx, dtype=np.intp)
 
-    def _keep_cases(self, X_raw, X, y, *, first_row: int | None = None) -> None:
+    def _keep_cases(
+        self, X_raw, X, y, *, first_row: int | None = None, kept: np.ndarray | None = None
+    ) -> None:
         """Set ``prototype_cases_`` from the raw cases ``X_raw`` was tagged with (if any).
 
         After ``fit`` (``first_row=None``) every prototype gets the case of the
         training row it is, or of its representative row (a class mean's most
-        similar row of its class). After ``partial_fit`` on a batch whose
-        first row has global index ``first_row``, prototypes keep their cases
-        and new ones that are rows of this batch get theirs.
+        similar row of its class) among the rows ``kept`` (those of positive
+        weight, :func:`~skproto._torch.estimator.counted_rows`; None: all). After
+        ``partial_fit`` on a batch whose first row has global index ``first_row``,
+        prototypes keep their cases and new ones that are rows of this batch get theirs.
         """
-        from .explain._cases import cases_of, prototype_rows
+        from .explain._cases import cases_of
 
         cases = cases_of(X_raw)
         K = len(self.prototypes_)
@@ -287,7 +290,7 @@ class BasePrototypeClassifier(
                 out[np.flatnonzero(self._prototype_sample_indices()[:keep] < 0)] = None
         if cases is not None:
             if first_row is None:
-                rows = prototype_rows(self, X, y)
+                rows = self._representative_rows(X, y, kept)
                 for k in np.flatnonzero(rows >= 0):
                     out[k] = cases[rows[k]]
             else:
@@ -299,6 +302,19 @@ class BasePrototypeClassifier(
         self.prototype_cases_ = out if has_any else None
         if first_row is None:
             self._case_rows = rows if cases is not None else None
+
+    def _representative_rows(self, X, y, kept: np.ndarray | None) -> np.ndarray:
+        """:func:`~skproto.explain.prototype_rows` of the training rows ``kept`` (None:
+        all), as rows of ``X``: a row of weight 0 is absent, as everywhere, and no
+        representative (it was named the case of a mean it had no part in)."""
+        from .explain._cases import prototype_rows
+
+        if kept is None:
+            return prototype_rows(self, X, y)
+        own = self._prototype_sample_indices()  # (rows of X already)
+        found = prototype_rows(self, X[kept], np.asarray(y)[kept])
+        found = np.where(found >= 0, kept[np.maximum(found, 0)], -1)
+        return np.where(own >= 0, own, found)
 
     def _move_cases(self, positions: np.ndarray, n_prototypes: int) -> None:
         """Prototype ``k``'s case (and case row) goes to position ``positions[k]`` of

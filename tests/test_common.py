@@ -1196,6 +1196,33 @@ def test_projecting_onto_new_rows_names_their_cases_and_counts_from_them():
     assert clf._n_seen == len(Xb)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NearestMeanClassifier(),
+        lambda: RBFPrototypeClassifier(loss="glvq", max_epochs=3, random_state=0),
+    ],
+    ids=["nmc", "rbf"],
+)
+def test_a_row_of_weight_zero_is_no_prototypes_case(make):
+    # a prototype that is no row (a mean, an unprojected component) was given the
+    # case of its most similar row of its class even where that row weighed 0:
+    # the weights act as frequencies, so its case must be fit's on the other rows
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    cases = np.array([f"row{i}" for i in range(len(X))], dtype=object)
+    named = make().fit(attach_cases(X.copy(), cases), y).prototype_cases_
+    w = np.where(np.isin(cases, named), 0.0, 1.0)
+    clf = make().fit(attach_cases(X.copy(), cases), y, sample_weight=w)
+    assert not set(clf.prototype_cases_) & set(named)
+    ex = clf.explain(X[:5])
+    assert (w[ex.case_rows] > 0).all()
+    keep = w > 0
+    alone = make().fit(attach_cases(X[keep].copy(), cases[keep]), y[keep])
+    np.testing.assert_array_equal(clf.prototype_cases_, alone.prototype_cases_)
+
+
 def test_a_prototype_trained_off_its_row_loses_its_case():
     # RBF components moved by partial_fit lost their rows (-1) but kept the cases
     from skproto.explain import attach_cases

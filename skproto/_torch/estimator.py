@@ -450,7 +450,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 warm=warm,
             )
         self._rows_of_given(kept)
-        self._keep_cases(X_raw, X_all, y_all)
+        self._keep_cases(X_raw, X_all, y_all, kept=kept)
         return self
 
     def _rows_of_given(self, kept: np.ndarray | None) -> None:
@@ -725,7 +725,8 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             rng = check_random_state(self.random_state)
             self._project_and_refit(net, X, X32, T, w, self.history_, rng, project=True)
         self._rows_of_given(kept)
-        self._keep_cases(X_raw, X_all, y_all)  # (the cases of the rows of fit's X were kept)
+        # (the cases of the rows of fit's X were kept)
+        self._keep_cases(X_raw, X_all, y_all, kept=kept)
         return self
 
     # ---------------------------------------------------------- evaluation

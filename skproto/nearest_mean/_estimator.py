@@ -368,7 +368,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         with np.errstate(over="ignore", invalid="ignore"):  # (overflow: _finish_fit raises)
             self._end_fit(*self._block_statistics(X, codes, w))
         self._abs_bound = _validation.max_abs(X)  # (bounds the sums of a partial_fit after)
-        self._keep_cases(X_raw, X, y)
+        # (a row of weight 0 is absent: no mean's representative)
+        self._keep_cases(X_raw, X, y, kept=None if w.all() else np.flatnonzero(w > 0))
         return self
 
     # The steps of ``fit``, also run block by block by skproto.parallel's
