@@ -315,6 +315,45 @@ def test_rbf_components_step_in_the_units_of_X(k):
     assert scaled.n_iter_ == pytest.approx(unit.n_iter_, abs=3)
 
 
+@pytest.mark.parametrize("unit", [2.0**-30, 2.0**30])
+def test_adam_s_eps_is_in_the_units_of_the_gradient(unit):
+    """in_units(p, u) follows u times q's path with Adam's default eps too.
+
+    Regression: eps (1e-8) was added to sqrt(v) in the gradient's units, which
+    are 1/u of the unitless ones: on data of large units eps outweighed the
+    gradient and the steps shrank (RBF on iris * 2**30: probabilities 0.014 off
+    those at unit scale, CBC head 0.026, accuracy 0.927 against 0.933)."""
+    from skproto._torch.training import Adam, in_units
+
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(6, generator=gen, dtype=torch.float64) * 1e-7  # small gradients
+    q = torch.nn.Parameter(start.clone())
+    p = in_units(torch.nn.Parameter(start * unit), unit)
+    opt_q, opt_p = Adam([q], lr=1e-2), Adam([p], lr=1e-2)
+    for _ in range(30):
+        for param, opt, scale in ((q, opt_q, 1.0), (p, opt_p, unit)):
+            opt.zero_grad()
+            ((param / scale) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(p.detach(), q.detach() * unit, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(loss="cbc")], ids=["robust", "cbc"])
+@pytest.mark.parametrize("k", [-30, 10, 30])
+def test_rbf_trains_alike_on_x_times_a_power_of_two(params, k):
+    """A power of two scales exactly (data_scale), so X * 2**k trains as X.
+
+    Regression: Adam's eps was absolute, so on large units (2**30) it outweighed
+    the components' gradients: probabilities 0.014 (robust) and 0.026 (CBC) off."""
+    X, y = load_iris(return_X_y=True)
+    unit = RBFPrototypeClassifier(max_epochs=20, random_state=0, **params).fit(X, y)
+    scaled = RBFPrototypeClassifier(max_epochs=20, random_state=0, **params).fit(X * 2.0**k, y)
+    assert scaled.n_iter_ == unit.n_iter_
+    np.testing.assert_array_equal(scaled.predict(X * 2.0**k), unit.predict(X))
+    np.testing.assert_allclose(scaled.predict_proba(X * 2.0**k), unit.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(scaled.prototypes_ / 2.0**k, unit.prototypes_, rtol=1e-5, atol=1e-6)
+
+
 def test_n_jobs_zero_is_refused():
     """Regression: n_jobs=0 trained on cpu_count + 1 threads (3 on 2 cores)."""
     from sklearn.utils._param_validation import InvalidParameterError

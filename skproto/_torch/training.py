@@ -599,7 +599,10 @@ class Adam:
             v.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
             bias1 = 1 - beta1**step
             bias2_sqrt = (1 - beta2**step) ** 0.5
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            # (eps in the gradient's units: a gradient in a parameter of unit u is 1/u
+            # of the unitless one, so an absolute eps outweighed it on data of large
+            # units, and X * 2**30 trained differently from X)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps / unit)
             value = -self.lr * unit / bias1
             if abs(value) <= torch.finfo(p.dtype).max:
                 p.addcdiv_(m, denom, value=value)
