@@ -264,10 +264,27 @@ class ClassStats:
             self._fold_chunks(X, codes, w, normalize)
             return
         scatter = None if self.scatter is None else "pooled"
+        # only the classes present: a class without rows here is unchanged by the
+        # merge (its weight in it is 0), and reading every class made each call
+        # cost n_classes x n_features (10-row chunks of 10,000 classes of 384
+        # features: 121 ms, Mahalanobis 836 ms, against 1 and 4 ms for 10 classes)
+        present, local = np.unique(codes, return_inverse=True)
         new = ClassStats.of_rows(
-            X, codes, w, len(self.count), normalize=normalize, scatter=scatter, fourth=False
+            X, local.ravel(), w, len(present), normalize=normalize, scatter=scatter, fourth=False
         )
-        self._assign(self.merge(new))
+        low = _low(self)
+        old = ClassStats(
+            count=self.count[present],
+            mean=self.mean[present],
+            scatter=self.scatter,
+            mean_lo=low[present],
+        )
+        merged = old.merge(new)
+        self.count[present], self.mean[present] = merged.count, merged.mean
+        low[present] = merged.mean_lo
+        self.mean_lo = low
+        if self.scatter is not None:
+            self.scatter[:] = merged.scatter
 
     def _fold_chunks(self, X, codes, w, normalize: bool) -> None:
         """Welford's batch update, chunk by chunk (touching only the classes present)."""
