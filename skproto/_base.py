@@ -53,6 +53,10 @@ def _sum_by_class(values: np.ndarray, codes: np.ndarray, n_classes: int) -> np.n
     return out
 
 
+def _identity(a: np.ndarray) -> np.ndarray:
+    return a
+
+
 def _fits_float32(a: np.ndarray) -> bool:
     """Whether the finite values of ``a`` fit float32's range."""
     finite = np.abs(a[np.isfinite(a)])
@@ -208,6 +212,22 @@ class BasePrototypeClassifier(
         """In-distribution score of a chunk, (n_rows,)."""
         return logsumexp(self._scores_chunk(X), axis=1)
 
+    def _contribution_terms(self) -> dict:
+        """The contributions as terms ``{name: (g, U)}``, for heads whose prototypes
+        speak for several classes (where :meth:`_own_class_contributions` gives None).
+
+        Prototype ``k``'s contribution to class ``c`` is the sum over the terms of
+        ``g(A)[:, k] * U[k, c]`` (``g`` element-wise, ``U`` of shape
+        (n_prototypes, n_classes)). Default ``{"": (identity, W)}``, the dense
+        head ``A W``. Named terms are shown in ``Explanation.parts`` (the CBC
+        head's ``"presence"`` and ``"absence"``). ``explain`` takes the listed
+        prototypes' terms and the others' sum from the products ``g(A) @ U``, and
+        never builds the (n_rows, n_prototypes, n_classes) array (element by
+        element, a dense head of 300 classes took 44x the work of the products).
+        """
+        W, _ = self._head()
+        return {"": (_identity, W)}
+
     def _contributions(self, A: np.ndarray) -> np.ndarray:
         """Contribution of every prototype to every class, (n_rows, n_prototypes, n_classes)."""
         sparse = self._own_class_contributions(A)
@@ -216,8 +236,8 @@ class BasePrototypeClassifier(
             full = np.zeros(own.shape + (len(self.classes_),), dtype=own.dtype)
             full[:, np.arange(len(codes)), codes] = own
             return full
-        W, _ = self._head()
-        return A[:, :, None] * W[None, :, :].astype(A.dtype, copy=False)
+        terms = self._contribution_terms().values()
+        return sum(g(A)[:, :, None] * U[None].astype(A.dtype, copy=False) for g, U in terms)
 
     def _explained_contributions(self, A: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Contribution of every prototype to class ``cols[i]`` of row ``i``, (n_rows, K).
@@ -230,8 +250,8 @@ class BasePrototypeClassifier(
         if sparse is not None:
             own, codes = sparse
             return np.where(codes[None, :] == cols[:, None], own, 0.0)
-        W, _ = self._head()
-        return A * W[:, cols].T.astype(A.dtype, copy=False)
+        terms = self._contribution_terms().values()
+        return sum(g(A) * U[:, cols].T.astype(A.dtype, copy=False) for g, U in terms)
 
     #: Whether :meth:`_own_class_contributions` gives the contributions.
     _contributions_are_own_class = False
@@ -243,14 +263,6 @@ class BasePrototypeClassifier(
         score of class ``codes[k]``, its only one. ``explain`` then never
         builds the (n_rows, n_prototypes, n_classes) array: with 1,000
         classes of 5 prototypes that is 5 million numbers per row.
-        """
-        return None
-
-    def _contribution_parts(self, A: np.ndarray) -> dict | None:
-        """Named terms that add up to ``_contributions(A)``, or None (the default).
-
-        Shown by ``explain`` in ``Explanation.parts`` (the CBC head splits a
-        component's contribution into presence and absence reasoning).
         """
         return None
 
@@ -641,14 +653,13 @@ class BasePrototypeClassifier(
         indicator = np.empty((n, C) if multilabel else (0, C), dtype=bool)
         bias = np.array(self._explain_bias(), dtype=np.float64)  # (a copy: the model's own array)
         parts = None
-        # (own-class heads skip the (rows, K, C) array, not the (rows, m, C) listed block:
-        # counted as K only, a chunk of 200 listed prototypes of 200 classes took 1.5 GB)
-        per_row = max(K, m * C) if self._contributions_are_own_class else K * C
-        for s in chunk_slices(n, max(per_row, self._row_elements(X.shape[1]))):
+        terms = None if self._contributions_are_own_class else self._contribution_terms()
+        # (no head builds the (rows, K, C) array here, but the (rows, m, C) listed block
+        # is built: counted as K only, 200 listed prototypes of 200 classes took 1.5 GB)
+        for s in chunk_slices(n, max(K, m * C, self._row_elements(X.shape[1]))):
             P = self._pairwise(X[s])
             A = self._activation(P)
             sparse = self._own_class_contributions(A)
-            full = None if sparse is not None else self._contributions(A)
             proba = self._decision_proba_chunk(X[s])  # (predict's decisions)
             best[s] = np.argmax(proba, axis=1)
             explained[s] = best[s] if wanted is None else wanted[s]
@@ -657,7 +668,7 @@ class BasePrototypeClassifier(
             order = np.argsort(-A, axis=1, kind="stable")  # most active first
             if rank_by == "contribution":
                 if sparse is None:
-                    own = full[np.arange(len(A)), :, explained[s]]  # (rows, K)
+                    own = self._explained_contributions(A, explained[s])  # (rows, K)
                 else:
                     own = np.where(sparse[1] == explained[s][:, None], sparse[0], 0.0)
                 key = -np.abs(np.take_along_axis(own, order, axis=1))
@@ -665,9 +676,9 @@ class BasePrototypeClassifier(
             order = order[:, :m]
             top[s] = order
             value[s] = np.take_along_axis(P, order, axis=1)
-            listed = np.zeros(A.shape, dtype=bool)
-            np.put_along_axis(listed, order, True, axis=1)
             if sparse is not None:  # each prototype speaks for its own class only
+                listed = np.zeros(A.shape, dtype=bool)
+                np.put_along_axis(listed, order, True, axis=1)
                 own, codes = sparse
                 block = np.zeros((len(A), m, C))
                 rows = np.arange(len(A))[:, None]
@@ -677,14 +688,20 @@ class BasePrototypeClassifier(
                 contrib[s] = block
                 other[s] = _sum_by_class(np.where(listed, 0.0, own), codes, C)
                 continue
-            contrib[s] = np.take_along_axis(full, order[:, :, None], axis=1)
-            named = self._contribution_parts(A)
-            if named is not None:
+            # the listed prototypes' terms; the others' sum is the products' less theirs
+            A_listed = np.take_along_axis(A, order, axis=1)
+            blocks, total = {}, 0.0
+            for name, (g, U) in terms.items():
+                U = U.astype(A.dtype, copy=False)
+                blocks[name] = g(A_listed)[:, :, None] * U[order]
+                total = total + g(A) @ U
+            contrib[s] = sum(blocks.values())
+            other[s] = total - contrib[s].sum(axis=1)
+            if any(terms):  # (named terms: shown in Explanation.parts)
                 if parts is None:
-                    parts = {k: np.empty((n, m, C)) for k in named}
-                for k, v in named.items():
-                    parts[k][s] = np.take_along_axis(v, order[:, :, None], axis=1)
-            other[s] = np.where(listed[:, :, None], 0, full).sum(axis=1)
+                    parts = {name: np.empty((n, m, C)) for name in terms}
+                for name, block in blocks.items():
+                    parts[name][s] = block
         scores = contrib.sum(axis=1) + other + bias
         rows = np.arange(n)
         ranked = scores.copy()

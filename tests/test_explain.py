@@ -746,3 +746,45 @@ def test_an_untargeted_multilabel_panel_says_which_score_it_is():
     assert waterfall(targeted, 0).role.endswith("(target)")
     second = clf.explain(X[none[:1]], target=ex.runner_up[none[:1]])
     assert runner_up_waterfall(second, 0).role == "not predicted (next score)"
+
+
+@pytest.mark.parametrize("kind", ["rbf-cbc", "proto-linear"])
+def test_explaining_a_dense_head_builds_no_rows_by_prototypes_by_classes_array(kind, monkeypatch):
+    # explain built each chunk's (rows, K, C) contributions element by element
+    # (and RBF's presence and absence parts twice over, once for their sum): with
+    # 300 and 200 classes 55x and 120x transform + predict_proba, and 44x the same
+    # explanation from matrix products (the listed prototypes' terms gathered,
+    # the others' sum the products' less theirs); with 500 classes 1.6 s (CBC)
+    # and 2.1 s (linear) for 300 rows. The numbers are the full array's
+    from skproto import RBFPrototypeClassifier
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(np.arange(40), 3)
+    X = rng.normal(size=(120, 8)) + 4 * rng.normal(size=(40, 8))[y]
+    if kind == "rbf-cbc":
+        clf = RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0).fit(X, y)
+    else:
+        clf = ProtoClassifier(head="linear", max_epochs=2, last_layer_max_iter=0, random_state=0)
+        clf.fit(X, y)
+    Xt = rng.normal(size=(30, 8))
+    A = clf._activation(clf._pairwise(Xt))
+    full = clf._contributions(A)  # (rows, K, C)
+    expected = clf.explain(Xt, n_prototypes=4)
+    np.testing.assert_allclose(expected.scores, clf.decision_function(Xt), rtol=1e-5, atol=1e-5)
+    top = expected.prototype_index
+    np.testing.assert_array_equal(
+        expected.contribution, np.take_along_axis(full, top[:, :, None], axis=1)
+    )
+    rest = full.sum(axis=1) - expected.contribution.sum(axis=1)
+    np.testing.assert_allclose(expected.other_contribution, rest, atol=1e-5)
+    if kind == "rbf-cbc":
+        assert set(expected.parts) == {"presence", "absence"}
+        np.testing.assert_array_equal(
+            expected.parts["presence"] + expected.parts["absence"], expected.contribution
+        )
+    calls = []
+    monkeypatch.setattr(type(clf), "_contributions", lambda self, A: calls.append(1))
+    ex = clf.explain(Xt, n_prototypes=4)
+    assert calls == []
+    np.testing.assert_array_equal(ex.prototype_index, top)
+    np.testing.assert_array_equal(ex.contribution, expected.contribution)

@@ -454,8 +454,6 @@ def test_the_evidence_metrics_never_build_the_rows_x_prototypes_x_classes_array(
     calls = []
     cls = type(clf)
     monkeypatch.setattr(cls, "_contributions", lambda self, A: calls.append(1))
-    if hasattr(cls, "_contribution_parts"):
-        monkeypatch.setattr(cls, "_contribution_parts", lambda self, A: calls.append(1))
     assert (own_class_evidence(clf, X), top_k_evidence_share(clf, X)) == expected
     explanation_stability(clf, X[:20], n_draws=1, random_state=0)
     assert calls == []

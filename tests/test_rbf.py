@@ -572,6 +572,34 @@ def test_certified_radius_forms_the_component_gaps_once(monkeypatch):
     assert calls == [True]
 
 
+def test_the_cbc_radius_is_chunked_by_its_rows_arrays_not_components_times_classes(
+    monkeypatch,
+):
+    # regression: the CBC bound's chunks were sized by n_components x n_classes,
+    # though it holds only (rows, K) and (rows, C) arrays: at 1,600 classes one row
+    # a chunk, and every chunk's softmax of the (2K, C) reasoning logits made the
+    # radius cost 137 ms a row (200 rows: 40 s; predict_proba 0.14 s)
+    import skproto._chunking
+    from skproto.rbf._network import RBFNetwork
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(np.arange(40), 2)
+    X = rng.normal(size=(80, 3)) + 4 * rng.normal(size=(40, 3))[y]
+    clf = RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0).fit(X, y)
+    whole = clf.certified_radius(X)
+    calls = []
+    real = RBFNetwork.certified_radius
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(len(x))
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(RBFNetwork, "certified_radius", counted)
+    monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 40 * 20)  # 20 rows of 40 classes
+    np.testing.assert_allclose(clf.certified_radius(X), whole, rtol=1e-12, atol=1e-15)
+    assert calls == [20, 20, 20, 20]
+
+
 def test_certified_accuracy_checks_eps_and_certified_radius_takes_a_column_y():
     # a negative eps counted misclassified samples (radius 0) as certified:
     # 1.0 against an accuracy of 0.973; a y of shape (n, 1) raised IndexError
