@@ -1,7 +1,8 @@
 """The declared minimum versions (pyproject.toml): code paths for the older
 libraries, simulated here on the installed ones (a minimum-versions audit ran
 the suite on numpy 1.24.4, scipy 1.10.0, scikit-learn 1.6.1, pandas 1.5.3,
-matplotlib 3.6.3 and dask 2024.1.0)."""
+matplotlib 3.6.3; dask and distributed 2024.6.1, the first without the
+scheduler's lost-worker hang, dask/distributed #8702, with pandas 2.0.3)."""
 
 import numpy as np
 import pytest

@@ -387,9 +387,14 @@ def test_a_missing_label_in_a_dask_series_is_named(dtype):
     labels[7] = np.nan
     if dtype != "int category":
         labels = labels.astype(dtype)
-    # (in memory scikit-learn's own check raises a TypeError for pandas' NA in a
-    # "string" Series: "boolean value of NA is ambiguous")
-    in_memory = (TypeError, "ambiguous") if dtype == "string" else (ValueError, "contains NaN")
+    if not labels.isna()[7]:  # pandas < 3: astype("str") wrote NaN as the label "nan"
+        pytest.skip(f"no missing label after astype({dtype!r}) on pandas {pd.__version__}")
+    # (in memory scikit-learn's own check fails on pandas' NA in a "string"
+    # Series: "boolean value of NA is ambiguous"; on numpy < 1.25 the comparison
+    # gave a scalar, "'bool' object has no attribute 'any'")
+    in_memory = (ValueError, "contains NaN")
+    if dtype == "string":
+        in_memory = ((TypeError, AttributeError), "ambiguous|no attribute 'any'")
     with pytest.raises(in_memory[0], match=in_memory[1]):
         NearestMeanClassifier().fit(frame, labels)
     Xd, yd = dd.from_pandas(frame, npartitions=3), dd.from_pandas(labels, npartitions=3)

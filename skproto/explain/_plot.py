@@ -262,6 +262,9 @@ class ExplanationDisplay:
         for w, a, name in zip(self.waterfalls, axes, names):
             self._draw(w, a, name)
         if ax is None:  # a figure of the user's keeps its layout
+            # (matplotlib < 3.7.2 measured a thumbnail where it stood before a first
+            # draw: tight_layout squashed the panels and cut the thumbnails off)
+            fig.draw_without_rendering()
             fig.tight_layout()
         self.figure_, self.axes_ = fig, axes[:n]
         return self
