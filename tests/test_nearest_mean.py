@@ -1261,6 +1261,45 @@ def test_shards_of_one_class_each_merge_to_a_temperature_in_the_data_s_units():
     assert full.temperature_ / 3 < merged.temperature_ < full.temperature_ * 3
 
 
+def test_a_tree_of_merges_of_streams_calibrates_as_one_merge_and_as_fit():
+    """Regression (audit of streams): merge derived the merged model at once,
+    which scored the streams' set-aside rows by the model of the merged shards
+    only; merged again, they were not the union's. "Associative ... in any
+    order or tree" read another temperature for another tree (iris, four
+    streamed shards: 1.1643 for one merge and fit, 1.1790 for
+    ``((a + b) + c) + d``, 1.1668 for ``(a + b) + (c + d)``)."""
+    X, y = load_iris(return_X_y=True)
+    parts = np.array_split(np.random.default_rng(0).permutation(len(y)), 4)
+
+    def shards():
+        return [_NearestMeanClassifier().partial_fit(X[p], y[p]) for p in parts]
+
+    full = _NearestMeanClassifier().fit(X, y)
+    a, b, c, d = shards()
+    left = a.merge(b).merge(c).merge(d)
+    a, b, c, d = shards()
+    balanced = a.merge(b).merge(c.merge(d))
+    a, b, c, d = shards()
+    flat = a.merge(b, c, d)
+    for merged in (flat, left, balanced):
+        assert merged.temperature_ == pytest.approx(full.temperature_, rel=1e-9)
+        np.testing.assert_allclose(merged.predict_proba(X), full.predict_proba(X), atol=1e-12)
+
+
+def test_a_merged_model_has_the_documented_prototype_cases_attribute():
+    """Regression (audit of streams): ``prototype_cases_`` ("ndarray ... or None")
+    was missing from a merged model (AttributeError), as from no other fitted one."""
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    tagged = attach_cases(X[::2].copy(), [f"row {i}" for i in range(0, 150, 2)])
+    a = NearestMeanClassifier().fit(tagged, y[::2])
+    assert a.prototype_cases_ is not None
+    merged = a.merge(NearestMeanClassifier().fit(X[1::2], y[1::2]))
+    assert merged.prototype_cases_ is None
+    assert NearestMeanClassifier().fit(X, y).merge().prototype_cases_ is None
+
+
 def test_the_temperature_fallback_sets_no_temporary_model_on_the_estimator(monkeypatch):
     """Regression (review of the fallback): the class means were scored by setting
     a temporary model on the estimator. Derived lazily from a view (after

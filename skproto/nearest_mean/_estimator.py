@@ -768,6 +768,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged.n_features_in_ = self.n_features_in_
         if hasattr(self, "feature_names_in_"):
             merged.feature_names_in_ = self.feature_names_in_
+        # (a class mean's case is its row most similar to it, among rows the
+        # merge does not see; as after fit_nearest_mean, none)
+        merged.prototype_cases_ = None
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
         merged._stats, merged._pending = stats, pending
@@ -775,9 +778,17 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged._calibration = merge_grid_losses([losses for _, _, losses in parts])
         merged._remember_params()
         # the streams' set-aside rows are scored by the merged model of every
-        # other row: merged streams calibrate as one fit on their union
+        # other row, at the first use: merged streams calibrate as one fit on
+        # their union, and so does a merge of merges (scored at the merge, they
+        # were scored by the model of part of the union: a tree of merges read
+        # another temperature than one merge of the same shards)
         merged._model = None
-        merged._fitted  # noqa: B018 (derived now, as after fit)
+        if pending:
+            if len(pending) > _PENDING_BLOCKS:  # (each use reads every block)
+                merged._pending = (_stack_held(pending),)
+            merged._check_with_pending()  # (as fit refuses the union, now)
+        else:
+            merged._fitted  # noqa: B018 (derived now, as after fit)
         return merged
 
     # ------------------------------------------------- derived quantities
