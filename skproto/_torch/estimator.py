@@ -558,7 +558,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         t = fit_temperature(S, T, w, prior=self._temperature_prior)
         with torch.no_grad():
             buffer.fill_(t)
-        history["temperature"] = t
+        history["temperature"] = float(buffer)  # (as used: rounded to the buffer's float32)
         if self.verbose:
             print(f"[{type(self).__name__}] temperature {t:.4g} (held-out rows)", flush=True)
         if self._calibrates_batches:  # where a later partial_fit continues from
@@ -620,9 +620,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _apply_stream_temperature(self, net, history: dict) -> None:
         """Set the temperature to the one of the stream's table of losses."""
         t = table_temperature(self._stream_losses)
+        buffer = self._temperature_buffer(net)
         with torch.no_grad():
-            self._temperature_buffer(net).fill_(t)
-        history["temperature"] = t
+            buffer.fill_(t)
+        history["temperature"] = float(buffer)  # (as used: rounded to the buffer's float32)
 
     def _calibrate_batch(self, net, X, T, w, history: dict) -> None:
         """After a ``partial_fit`` batch: add its losses to the stream's and refit the temperature.
