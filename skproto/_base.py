@@ -323,10 +323,13 @@ class BasePrototypeClassifier(
 
         if kept is None:
             return prototype_rows(self, X, y)
-        own = self._prototype_sample_indices()  # (rows of X already)
+        own = np.array(self._prototype_sample_indices(), dtype=np.intp)  # (rows of X already)
         found = prototype_rows(self, X[kept], np.asarray(y)[kept])
-        found = np.where(found >= 0, kept[np.maximum(found, 0)], -1)
-        return np.where(own >= 0, own, found)
+        # (only the prototypes that are no row were searched among the kept rows: the
+        # others' rows, of X, may lie beyond them, and indexed ``kept`` out of bounds)
+        searched = (own < 0) & (found >= 0)
+        own[searched] = kept[found[searched]]
+        return own
 
     def _move_cases(self, positions: np.ndarray, n_prototypes: int) -> None:
         """Prototype ``k``'s case (and case row) goes to position ``positions[k]`` of
@@ -694,9 +697,12 @@ class BasePrototypeClassifier(
             for name, (g, U) in terms.items():
                 U = U.astype(A.dtype, copy=False)
                 blocks[name] = g(A_listed)[:, :, None] * U[order]
-                total = total + g(A) @ U
+                if m < K:
+                    total = total + g(A) @ U
             contrib[s] = sum(blocks.values())
-            other[s] = total - contrib[s].sum(axis=1)
+            # (every prototype listed: no other one, 0 as before, not the rounding
+            # residue of the products less the listed terms)
+            other[s] = total - contrib[s].sum(axis=1) if m < K else 0.0
             if any(terms):  # (named terms: shown in Explanation.parts)
                 if parts is None:
                     parts = {name: np.empty((n, m, C)) for name in terms}

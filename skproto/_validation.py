@@ -499,11 +499,14 @@ def _label_kinds(labels) -> set:
     """``{True}`` for strings, ``{False}`` for numbers, both for a mix; a missing
     label (None) is refused by name (it read as a mix of strings and numbers)."""
     array = np.asarray(labels)
-    if array.dtype.kind in "biumMUS" or (
-        array.dtype.kind in "fc" and not np.isnan(array).any()
+    kind = array.dtype.kind
+    if kind in "biuUS" or (
+        kind in "fcmM" and not np.isnan(array).any()
     ):  # (no per-value loop: partial_fit checks every known class at each call,
-        # 10,000 classes cost 5 ms a call, more than folding in a 10-row chunk)
-        return {array.dtype.kind in "US"} if array.size else set()
+        # 10,000 classes cost 5 ms a call, more than folding in a 10-row chunk; a
+        # NaN or NaT is a missing label, refused below; bytes are no strings, as
+        # in the loop: b"a" against the class "a" read as a miss)
+        return {kind == "U"} if array.size else set()
     values = np.asarray(labels, dtype=object).ravel()
     if any(v is None for v in values):
         raise ValueError("y contains None (a missing label); drop those rows or give them a label.")

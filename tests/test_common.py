@@ -1223,6 +1223,32 @@ def test_a_row_of_weight_zero_is_no_prototypes_case(make):
     np.testing.assert_array_equal(clf.prototype_cases_, alone.prototype_cases_)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(project=True, max_epochs=2, random_state=0),
+    ],
+    ids=["proto", "rbf-projected"],
+)
+def test_projected_prototypes_keep_their_cases_among_rows_of_weight_zero(make):
+    # regression: the representatives of a weighted fit were looked up among the
+    # rows of positive weight, and every prototype's row (a row of all of X) was
+    # then read as a position among those rows: IndexError wherever a prototype
+    # was projected onto a row past their count
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    cases = np.array([f"row{i}" for i in range(len(X))], dtype=object)
+    w = np.ones(len(X))
+    w[::2] = 0.0  # 75 rows kept, prototypes projected onto rows up to 149
+    clf = make().fit(attach_cases(X.copy(), cases), y, sample_weight=w)
+    rows = clf.prototype_sample_indices_
+    assert rows.max() >= (w > 0).sum()
+    np.testing.assert_array_equal(clf.prototype_cases_, cases[rows])
+    assert (w[rows] > 0).all()
+
+
 def test_a_prototype_trained_off_its_row_loses_its_case():
     # RBF components moved by partial_fit lost their rows (-1) but kept the cases
     from skproto.explain import attach_cases

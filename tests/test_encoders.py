@@ -1107,3 +1107,45 @@ def test_overlapping_model_lookups_in_threads_restore_the_offline_variables(monk
         assert (a.result(), b.result()) == ("no-such-model-a", "no-such-model-b")
     assert seen == [("1", "1")] * 2  # offline while looking up
     assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+
+
+class _Gate(torch.nn.Module):
+    """Passes rows through; a row whose first value is ``key`` says it is in and
+    waits for ``go``."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key, self.entered, self.go = key, threading.Event(), threading.Event()
+
+    def forward(self, x):
+        if x[0, 0] == self.key:
+            self.entered.set()
+            assert self.go.wait(10)
+        return x
+
+
+def test_a_module_encoded_alone_and_inside_a_larger_one_in_threads_keeps_its_mode():
+    # The modes were counted per module given to TorchEncoder: a submodule encoded
+    # by itself in thread A while its parent was encoded in thread B was put back in
+    # training mode when A ended (B's dropout on), and B's end then restored the eval
+    # mode it had found in the submodule, for good
+    sub_gate, big_gate = _Gate(1.0), _Gate(2.0)
+    sub = torch.nn.Sequential(sub_gate, torch.nn.Dropout(0.5))
+    big = torch.nn.Sequential(sub, big_gate).train()
+
+    def first():
+        try:
+            return TorchEncoder(sub, batch_size=1).transform(np.ones((1, 4), np.float32))
+        finally:
+            big_gate.go.set()  # B's rows go on once A has returned
+
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(first)
+        assert sub_gate.entered.wait(10)  # A encodes the submodule
+        b = pool.submit(TorchEncoder(big, batch_size=1).transform, np.full((3, 4), 2.0, np.float32))
+        assert big_gate.entered.wait(10)  # B encodes the parent
+        sub_gate.go.set()
+        a, b = a.result(), b.result()
+    np.testing.assert_array_equal(a, 1.0)
+    np.testing.assert_array_equal(b, 2.0)  # every row in eval mode: dropout off
+    assert all(m.training for m in big.modules())

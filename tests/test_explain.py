@@ -788,3 +788,22 @@ def test_explaining_a_dense_head_builds_no_rows_by_prototypes_by_classes_array(k
     assert calls == []
     np.testing.assert_array_equal(ex.prototype_index, top)
     np.testing.assert_array_equal(ex.contribution, expected.contribution)
+
+
+@pytest.mark.parametrize("kind", ["rbf-cbc", "proto-linear"])
+def test_with_every_prototype_listed_a_dense_head_has_no_other_contribution(kind):
+    # regression: other_contribution became the products g(A) @ U less the listed
+    # terms, a rounding residue (1e-15) where no prototype is left ("0 other
+    # prototypes" with a value); it was exactly 0
+    from skproto import RBFPrototypeClassifier
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(np.arange(5), 12)
+    X = rng.normal(size=(60, 4)) + 3 * rng.normal(size=(5, 4))[y]
+    if kind == "rbf-cbc":
+        clf = RBFPrototypeClassifier(loss="cbc", max_epochs=3, random_state=0).fit(X, y)
+    else:
+        clf = ProtoClassifier(head="linear", max_epochs=3, random_state=0).fit(X, y)
+    ex = clf.explain(X[:20], n_prototypes=len(clf.prototypes_))
+    assert (ex.other_contribution == 0).all()
+    np.testing.assert_allclose(ex.scores, clf.decision_function(X[:20]), rtol=1e-10, atol=1e-10)

@@ -536,6 +536,28 @@ def test_the_label_kinds_of_numeric_or_string_classes_are_read_from_their_dtype(
         _validation.check_label_kinds(np.array([1, 2]), np.array(["a"]))
 
 
+def test_the_label_kinds_from_the_dtype_agree_with_the_per_value_check():
+    # regression: the dtype fast path read bytes as strings (make_report then took
+    # y=[b"a", ...] against the classes "a", "b" and counted every row a miss:
+    # accuracy 0 instead of 0.67) and a NaT as a label (partial_fit refused it
+    # as labels that "cannot be held in one array" of their own dtype)
+    from skproto import _validation
+    from skproto.explain import make_report
+
+    X = np.random.RandomState(0).normal(size=(6, 2))
+    y = np.array(["a", "b"] * 3)
+    clf = NearestMeanClassifier(temperature=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="Mix of label types"):
+        make_report(clf, X, y=y.astype("S"))
+    with pytest.raises(ValueError, match="Mix of label types"):
+        _validation.check_known_labels(clf.classes_, y.astype("S"))
+    for unit in ("D", "ns"):
+        dates = np.array(["2020-01-01", "2020-01-02", "NaT"] * 2, f"M8[{unit}]")
+        with pytest.raises(ValueError, match="missing label"):
+            NearestMeanClassifier(temperature=1.0).partial_fit(X, dates)
+        assert _validation._label_kinds(dates[:2]) == {False}
+
+
 def test_a_per_class_stream_factorizes_only_the_classes_of_each_chunk(monkeypatch):
     # regression: with temperature="auto" each partial_fit call factorized the
     # covariance of every class to score its held-out rows (502 eigh per call

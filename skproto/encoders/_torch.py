@@ -28,36 +28,40 @@ def _writable(item) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
-# modules being encoded, in any thread: id -> [encodings running, modes to restore]
+# modules being encoded, in any thread, each on its own (a module encoded inside
+# another one counts for both): id -> [encodings running, module, mode to restore]
 _EVAL_LOCK = threading.Lock()
 _IN_EVAL: dict[int, list] = {}
 
 
 @contextlib.contextmanager
 def _eval_mode(model):
-    """The block with ``model`` (and every submodule) in eval mode; their own modes
-    back when the last block running on ``model``, in any thread, ends.
+    """The block with ``model`` (and every submodule) in eval mode; each module's own
+    mode back when the last block running on it, in any thread, ends.
 
     (Each block saving and restoring the modes it found raced in threads: one
     thread restored training mode while another still encoded, its dropout on,
-    and the last to end restored the eval mode it had found, for good.)
+    and the last to end restored the eval mode it had found, for good. Counted
+    per submodule, as a module may be encoded alone and inside a larger one.)
     """
-    key = id(model)
+    modules = list(model.modules())
     with _EVAL_LOCK:
-        entry = _IN_EVAL.get(key)
-        if entry is None:
-            entry = _IN_EVAL[key] = [0, [(m, m.training) for m in model.modules()]]
-            model.eval()
-        entry[0] += 1
+        for m in modules:
+            entry = _IN_EVAL.get(id(m))
+            if entry is None:
+                entry = _IN_EVAL[id(m)] = [0, m, m.training]
+            entry[0] += 1
+        model.eval()
     try:
         yield
     finally:
         with _EVAL_LOCK:
-            entry[0] -= 1
-            if not entry[0]:
-                del _IN_EVAL[key]
-                for m, mode in entry[1]:
-                    m.training = mode
+            for m in modules:
+                entry = _IN_EVAL[id(m)]
+                entry[0] -= 1
+                if not entry[0]:
+                    del _IN_EVAL[id(m)]
+                    m.training = entry[2]
 
 
 class TorchEncoder(BaseEncoder):
