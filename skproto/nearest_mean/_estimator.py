@@ -142,9 +142,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         its values, so the order of the rows does not change the choice) is
         scored by the model of the other rows; in ``partial_fit``, about one
         row in five of each chunk, set aside and scored at the next use
-        (prediction, a fitted attribute, ``merge``) by the model of every other
+        (prediction, a fitted attribute) by the model of every other
         row streamed so far (so a stream used only at its end has ``fit``'s
-        temperature); ``merge`` adds up both models' held-out losses.
+        temperature); ``merge`` adds up both models' held-out losses and
+        passes the set-aside rows on to the merged model, whose first use
+        scores them.
         They are kept on a grid of temperatures (sums of log-losses, exactly
         mergeable) and ``T`` is the minimum, refined by a parabola (with no
         held-out loss, e.g. a few rows none of which is held out, the middle of
