@@ -687,14 +687,7 @@ def make():
     return lambda x: x in words
 print(callable_key(make()))
 """
-    keys = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env=dict(os.environ, PYTHONHASHSEED=str(seed)),
-        ).stdout.strip()
-        for seed in (1, 2, 3)
-    }  # fmt: skip
-    assert len(keys) == 1
+    assert len(_printed_under_hash_seeds(code)) == 1
 
 
 def test_a_sparse_tensor_attribute_does_not_break_the_cache_key(tmp_path):
@@ -1288,14 +1281,7 @@ def test_a_set_input_has_one_key_in_every_process():
         "from skproto.encoders._cache import EncodingCache\n"
         "print(EncodingCache.key({'alpha', 'beta', 'gamma', 'delta', 'epsilon'}))"
     )
-    keys = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env=dict(os.environ, PYTHONHASHSEED=str(seed)),
-        ).stdout.strip()
-        for seed in (1, 2, 3)
-    }  # fmt: skip
-    assert len(keys) == 1
+    assert len(_printed_under_hash_seeds(code)) == 1
     from skproto.encoders._cache import EncodingCache
 
     assert EncodingCache.key({"a", "b"}) != EncodingCache.key(frozenset({"a", "b"}))
@@ -1323,3 +1309,14 @@ def test_a_model_folder_saved_again_is_not_read_from_the_cache(tmp_path):
     fresh = SentenceEncoder(str(folder)).transform(texts)
     cached = SentenceEncoder(str(folder), memory=tmp_path / "cache").transform(texts)
     np.testing.assert_array_equal(cached, fresh)
+
+
+def _printed_under_hash_seeds(code: str) -> set:
+    """What ``code`` prints in fresh processes of three ``PYTHONHASHSEED`` values."""
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }  # fmt: skip

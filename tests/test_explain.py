@@ -748,6 +748,15 @@ def test_an_untargeted_multilabel_panel_says_which_score_it_is():
     assert runner_up_waterfall(second, 0).role == "not predicted (next score)"
 
 
+def _dense_head(kind: str, epochs: int):
+    """A head whose prototypes speak for every class: CBC or ProtoPNet's linear one."""
+    from skproto import RBFPrototypeClassifier
+
+    if kind == "rbf-cbc":
+        return RBFPrototypeClassifier(loss="cbc", max_epochs=epochs, random_state=0)
+    return ProtoClassifier(head="linear", max_epochs=epochs, last_layer_max_iter=0, random_state=0)
+
+
 @pytest.mark.parametrize("kind", ["rbf-cbc", "proto-linear"])
 def test_explaining_a_dense_head_builds_no_rows_by_prototypes_by_classes_array(kind, monkeypatch):
     # explain built each chunk's (rows, K, C) contributions element by element
@@ -756,16 +765,11 @@ def test_explaining_a_dense_head_builds_no_rows_by_prototypes_by_classes_array(k
     # explanation from matrix products (the listed prototypes' terms gathered,
     # the others' sum the products' less theirs); with 500 classes 1.6 s (CBC)
     # and 2.1 s (linear) for 300 rows. The numbers are the full array's
-    from skproto import RBFPrototypeClassifier
 
     rng = np.random.RandomState(0)
     y = np.repeat(np.arange(40), 3)
     X = rng.normal(size=(120, 8)) + 4 * rng.normal(size=(40, 8))[y]
-    if kind == "rbf-cbc":
-        clf = RBFPrototypeClassifier(loss="cbc", max_epochs=2, random_state=0).fit(X, y)
-    else:
-        clf = ProtoClassifier(head="linear", max_epochs=2, last_layer_max_iter=0, random_state=0)
-        clf.fit(X, y)
+    clf = _dense_head(kind, epochs=2).fit(X, y)
     Xt = rng.normal(size=(30, 8))
     A = clf._activation(clf._pairwise(Xt))
     full = clf._contributions(A)  # (rows, K, C)
@@ -795,15 +799,11 @@ def test_with_every_prototype_listed_a_dense_head_has_no_other_contribution(kind
     # regression: other_contribution became the products g(A) @ U less the listed
     # terms, a rounding residue (1e-15) where no prototype is left ("0 other
     # prototypes" with a value); it was exactly 0
-    from skproto import RBFPrototypeClassifier
 
     rng = np.random.RandomState(0)
     y = np.repeat(np.arange(5), 12)
     X = rng.normal(size=(60, 4)) + 3 * rng.normal(size=(5, 4))[y]
-    if kind == "rbf-cbc":
-        clf = RBFPrototypeClassifier(loss="cbc", max_epochs=3, random_state=0).fit(X, y)
-    else:
-        clf = ProtoClassifier(head="linear", max_epochs=3, random_state=0).fit(X, y)
+    clf = _dense_head(kind, epochs=3).fit(X, y)
     ex = clf.explain(X[:20], n_prototypes=len(clf.prototypes_))
     assert (ex.other_contribution == 0).all()
     np.testing.assert_allclose(ex.scores, clf.decision_function(X[:20]), rtol=1e-10, atol=1e-10)
