@@ -56,3 +56,13 @@ def test_one_feature_mahalanobis_without_scipy_1_14_s_fix(monkeypatch):
     for covariance_kind in ("shared", "per_class"):
         clf = NearestMeanClassifier(metric="mahalanobis", covariance=covariance_kind)
         assert clf.fit(X[:, :1], y).score(X[:, :1], y) > 0.7
+
+
+def test_dask_expr_1_frames_are_dask_frames():
+    """dask 2024.6.1 to 2024.12 build frames in the separate dask-expr 1.x package
+    (module dask_expr._collection): read as arrays, not as dask frames, they
+    lost their column names and skipped the casts of extension dtypes."""
+    from skproto.parallel._common import is_dask_frame
+
+    frame = type("DataFrame", (), {"__module__": "dask_expr._collection", "to_dask_array": 0})
+    assert is_dask_frame(frame())

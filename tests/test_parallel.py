@@ -1499,7 +1499,7 @@ def test_fit_streaming_starts_afresh_and_keeps_a_frame_s_names():
         fit_streaming(clf, ddf, yd)
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
     np.testing.assert_array_equal(clf.feature_names_in_, ["p", "q", "r"])
-    clf.partial_fit(X[:5], np.full(5, 3))  # a new label joins, as after fit
+    clf.partial_fit(frame[:5], np.full(5, 3))  # a new label joins, as after fit
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2, 3])
 
 

@@ -34,9 +34,11 @@ def is_dask_frame(X) -> bool:
     Returns
     -------
     bool
-        Whether ``X`` is a dask DataFrame or Series.
+        Whether ``X`` is a dask DataFrame or Series (also dask-expr 1.x's, of
+        module ``dask_expr._collection``, before dask 2025.1 merged it in).
     """
-    return type(X).__module__.startswith("dask.") and hasattr(X, "to_dask_array")
+    module = type(X).__module__
+    return module.startswith(("dask.", "dask_expr.")) and hasattr(X, "to_dask_array")
 
 
 def _numpy_dtype(dtype, *, features: bool = True):
@@ -103,7 +105,18 @@ def frame_to_array(frame, *, features: bool = True):
             frame = frame.map_partitions(_cast_labels, cast, meta=frame._meta.astype(cast))
         elif cast is not None:
             frame = frame.astype(cast)
+    meta = frame._meta
+    if object in (list(meta.dtypes) if meta.ndim == 2 else [meta.dtype]):
+        # each partition's values, not to_dask_array: dask-expr 1.x (dask < 2025.1)
+        # converts through a legacy frame, which turned object columns back into
+        # pyarrow strings (dataframe.convert-string) and warned converting them
+        return frame.map_partitions(_to_numpy, meta=meta.to_numpy())
     return frame.to_dask_array()
+
+
+def _to_numpy(part):
+    """A partition's values (of object dtype)."""
+    return part.to_numpy()
 
 
 def _categories(part):
