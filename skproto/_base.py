@@ -409,6 +409,18 @@ class BasePrototypeClassifier(
         ``explain`` with ``predict``)."""
         return self._proba_chunk(X).astype(X.dtype, copy=False)
 
+    def _explained_codes(self, X: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """The class ``explain`` explains by default, per row of the chunk ``X``
+        whose :meth:`_decision_proba_chunk` is ``proba``: the predicted class
+        (the argmax of ``proba``), or for a multi-label model the label with
+        the highest score (logit). Not the argmax of its sigmoids, which
+        round to 1 (or 0) for several labels at once: the first of them was
+        explained, with a margin of -11 to the runner-up scored above it.
+        """
+        if self._link == "sigmoid":
+            return np.argmax(self._scores_chunk(X), axis=1)
+        return np.argmax(proba, axis=1)
+
     def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of a chunk (float64 for float64 scores): the output
         link applied, in place; :meth:`_decision_proba_chunk` decides from them."""
@@ -664,7 +676,7 @@ class BasePrototypeClassifier(
             A = self._activation(P)
             sparse = self._own_class_contributions(A)
             proba = self._decision_proba_chunk(X[s])  # (predict's decisions)
-            best[s] = np.argmax(proba, axis=1)
+            best[s] = self._explained_codes(X[s], proba)
             explained[s] = best[s] if wanted is None else wanted[s]
             if multilabel:
                 indicator[s] = proba > 0.5

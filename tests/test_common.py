@@ -1249,6 +1249,24 @@ def test_projected_prototypes_keep_their_cases_among_rows_of_weight_zero(make):
     assert (w[rows] > 0).all()
 
 
+@pytest.mark.parametrize("multilabel", [False, True], ids=["labels", "indicator"])
+def test_prototypes_that_are_rows_keep_their_cases_beside_rows_of_weight_zero(multilabel):
+    # fit on tagged rows with some rows of weight 0 raised an IndexError: the
+    # representatives, found among the rows of positive weight, were mapped back
+    # to rows of X, and so were the prototypes' own rows (already rows of X)
+    from skproto.explain import attach_cases
+
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, y == 2, X[:, 0] > 6]).astype(int) if multilabel else y
+    cases = np.array([f"row{i}" for i in range(len(X))], dtype=object)
+    w = np.tile([0.0, 1.0], len(X) // 2)
+    clf = ProtoClassifier(max_epochs=2, random_state=0)
+    clf.fit(attach_cases(X.copy(), cases), Y, sample_weight=w)
+    rows = clf.prototype_sample_indices_
+    assert (rows >= 0).all() and (w[rows] > 0).all()
+    np.testing.assert_array_equal(clf.prototype_cases_, cases[rows])
+
+
 def test_a_prototype_trained_off_its_row_loses_its_case():
     # RBF components moved by partial_fit lost their rows (-1) but kept the cases
     from skproto.explain import attach_cases

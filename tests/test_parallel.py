@@ -776,6 +776,20 @@ def test_a_multilabel_model_predicts_lazily_as_in_memory(n_labels):
     assert model.score(lazy, Y) == model.estimator_.score(X, Y)
 
 
+def test_a_streamed_multilabel_y_names_what_refuses_it():
+    # RBFPrototypeClassifier was told to "fit multi-label in memory", where it
+    # refuses a 2-D y too; ProtoClassifier, which fits one in memory, still is
+    from skproto.parallel import fit_streaming
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    Xd, Yd = da.from_array(X, chunks=20), da.from_array((X[:, :3] > 0).astype(int), chunks=20)
+    with pytest.raises(ValueError, match="RBFPrototypeClassifier does not support multi-label"):
+        fit_streaming(RBFPrototypeClassifier(max_epochs=1), Xd, Yd)
+    with pytest.raises(ValueError, match="fit multi-label in memory"):
+        fit_streaming(ProtoClassifier(max_epochs=1), Xd, Yd)
+
+
 def test_empty_blocks_are_fitted_and_predicted_like_no_rows():
     # a filtered frame's empty partition failed every fit and lazy prediction:
     # "Found array with 0 sample(s) (shape=(0, 3)) while a minimum of 1 is required"

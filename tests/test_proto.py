@@ -545,6 +545,30 @@ def test_multilabel_prototypes_are_projected_onto_rows_carrying_their_label():
     np.testing.assert_array_equal(clf.prototypes_, X[rows])
 
 
+def test_multilabel_explain_explains_the_highest_scoring_label_where_sigmoids_saturate():
+    # explain took the argmax of the sigmoids, which round to 1 for several labels
+    # of a confident row: the first of them was explained (scores -77.6, 46.9 and
+    # 58.2: label 1, runner-up 2, margin -11.3), and the metrics read the same label
+    from skproto.metrics import top_k_evidence_share
+
+    rng = np.random.RandomState(0)
+    Y = rng.randint(0, 2, size=(120, 3))
+    X = (2 * Y - 1) * 3.0 + rng.normal(size=(120, 3))
+    clf = ProtoClassifier(
+        head="linear", similarity="log", projection=None, n_prototypes_per_class=2, random_state=0
+    ).fit(X, Y)
+    scores = clf.decision_function(X)
+    assert np.any((clf.predict_proba(X) == 1.0).sum(axis=1) > 1)  # tied at 1
+    ex = clf.explain(X, n_prototypes=len(clf.prototypes_))
+    np.testing.assert_array_equal(ex.explained, scores.argmax(axis=1))
+    assert ex.margin.min() >= -1e-9
+    rows = np.arange(len(X))
+    own = np.maximum(ex.contribution[rows, :, ex.explained], 0.0)
+    np.testing.assert_allclose(
+        top_k_evidence_share(clf, X, aggregate=None), own.max(1) / own.sum(1), atol=1e-12
+    )
+
+
 def test_string_labels_name_prototypes_and_explanations():
     X, y = load_iris(return_X_y=True)
     names = np.array(["virginica-like", "setosa-like", "versicolor-like"])[y]

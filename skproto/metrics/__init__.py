@@ -91,7 +91,7 @@ def _explained_columns(estimator, X: np.ndarray):
     """
     for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s]))
-        explained = np.argmax(estimator._decision_proba_chunk(X[s]), axis=1)
+        explained = estimator._explained_codes(X[s], estimator._decision_proba_chunk(X[s]))
         yield s, A, explained, estimator._explained_contributions(A, explained)
 
 
@@ -108,7 +108,8 @@ def own_class_evidence(
     (1 where no contribution is positive: no evidence comes from another
     class). 1 means "this looks like *that*, a case of the predicted class"
     is the whole story; 0.5 means half of the evidence comes from other
-    classes' cases.
+    classes' cases. For a multi-label model, ``y^`` is the label with the
+    highest score, as ``explain`` explains by default.
 
     Parameters
     ----------
@@ -154,7 +155,9 @@ def top_k_evidence_share(
         share_k(x) = sum_{i <= k} p_(i) / sum_i p_(i)
 
     (1 where no contribution is positive). The local size of an explanation:
-    with ``share_1`` near 1, a reader needs to look at one case.
+    with ``share_1`` near 1, a reader needs to look at one case. For a
+    multi-label model, the label with the highest score is the prediction
+    here, as ``explain`` explains by default.
 
     Parameters
     ----------

@@ -353,6 +353,9 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
         )
         y = y[:, 0]
     if y.ndim != 1:
+        if not getattr(estimator, "_supports_multilabel", False):  # (it said to fit
+            # in memory, where such an estimator refuses a 2-D y too)
+            raise ValueError(f"{type(estimator).__name__} does not support multi-label targets.")
         raise ValueError("fit_streaming takes one label per row (fit multi-label in memory).")
     n = X.shape[0]
     if sample_weight is None:
