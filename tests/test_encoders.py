@@ -1320,3 +1320,54 @@ def _printed_under_hash_seeds(code: str) -> set:
         ).stdout.strip()
         for seed in (1, 2, 3)
     }  # fmt: skip
+
+
+def test_the_cache_key_of_hooks_and_dataclasses_is_stable_and_complete():
+    """A review of the key: a hook partial(hook, module) recursed without end, a
+    hook partial(save, store) changed the key on every transform, a dataclass's
+    repr=False memo changed it on every call, and nested dataclasses beyond the
+    depth cap all keyed alike (k=1 read k=10's encodings)."""
+    import dataclasses
+    import functools
+
+    torch = pytest.importorskip("torch")
+    from skproto.encoders._cache import callable_key
+
+    X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    m[0].register_forward_hook(functools.partial(lambda model, mod, i, o: o, m))
+    store = {}
+    m[0].register_forward_hook(functools.partial(lambda s, mod, i, o: s.update(o=o), store))
+    enc = TorchEncoder(m)
+    first = enc._settings()
+    enc.fit_transform(X)
+    assert enc._settings() == first
+
+    @dataclasses.dataclass
+    class Memo:
+        scale: float = 2.0
+        memo: dict = dataclasses.field(default_factory=dict, repr=False)
+
+        def __call__(self, x):
+            self.memo[len(self.memo)] = x
+            return x
+
+    p = Memo()
+    before = callable_key(p)
+    p(1.0)
+    assert callable_key(p) == before
+    assert callable_key(Memo(3.0)) != before
+
+    @dataclasses.dataclass
+    class C:
+        k: int
+
+    @dataclasses.dataclass
+    class B:
+        c: C
+
+    @dataclasses.dataclass
+    class A:
+        b: B
+
+    assert callable_key(A(B(C(1)))) != callable_key(A(B(C(10))))

@@ -35,10 +35,14 @@ def _value_bytes(value, depth: int = 0) -> bytes:
     modules by their layers and weights, other objects by their type and
     attributes (a default ``repr`` holds a memory address; a tensor's ``repr``
     rounds to 4 decimals and abbreviates beyond 1,000 values)."""
-    if depth > 6:
-        return b"<deep>"
     if isinstance(value, np.ndarray) and not value.dtype.hasobject:
         return f"{value.dtype.str}{value.shape}".encode() + value.tobytes()
+    if depth > 6:  # (a cycle, or deep nesting: values and dataclasses by their repr,
+        # which sees cycles; <deep> alone keyed Outer(Mid(Inner(k=1))) as k=10)
+        deep = isinstance(value, _SIMPLE + (tuple, list, dict, set, frozenset))
+        if deep or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+            return b"<deep>" + repr(value).encode()
+        return b"<deep>"
     module = type(value).__module__ or ""
     if module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
         import torch  # (a tensor: torch is imported already)
@@ -87,7 +91,10 @@ def _value_bytes(value, depth: int = 0) -> bytes:
 
 
 def _attributes(value: Any) -> dict | None:
-    """An object's ``__dict__`` and ``__slots__`` values (None: it has neither)."""
+    """An object's ``__dict__`` and ``__slots__`` values (None: it has neither); a
+    dataclass's fields shown in its repr (not a ``repr=False`` memo filled per call)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.repr}
     state = dict(vars(value)) if hasattr(value, "__dict__") else None
     for cls in type(value).__mro__:
         slots = cls.__dict__.get("__slots__", ())
@@ -108,7 +115,8 @@ def module_attributes(layer: Any) -> dict:
 
     Numbers, strings, arrays and tensors (an input mean kept as a plain
     attribute) and containers of up to ``_SMALL`` numbers or strings count by
-    their values; a ``functools.partial`` by its function and arguments; a
+    their values; a ``functools.partial`` by its function and its arguments (numbers,
+    strings and arrays by their values, other objects by their type); a
     function set on the layer (a ``forward`` wrapped per instance) by its code
     alone, since its closure may hold state that changes on every call (a
     counter); a builtin (``torch.relu``) or a class by its name; a larger
@@ -129,8 +137,11 @@ def module_attributes(layer: Any) -> dict:
 def _attribute(v: Any) -> Any:
     """One attribute of a layer as :func:`module_attributes` keys it."""
     code = getattr(getattr(v, "__func__", v), "__code__", None)
-    if isinstance(v, functools.partial):
-        return callable_key(v)
+    if isinstance(v, functools.partial):  # its function, and its arguments as values
+        # or types: a hook partial(save, store) fills store on every call, and one
+        # holding the module recursed through it without end
+        keywords = [(k, _argument(a)) for k, a in sorted(v.keywords.items())]
+        return ("partial", _attribute(v.func), [_argument(a) for a in v.args], keywords)
     if isinstance(code, types.CodeType):
         return code
     if isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):
@@ -141,6 +152,14 @@ def _attribute(v: Any) -> Any:
     if isinstance(v, (tuple, list, set, frozenset, dict)):
         return f"<{type(v).__qualname__} of {len(v)}>"
     return f"<{type(v).__module__}.{type(v).__qualname__}>"
+
+
+def _argument(a: Any) -> Any:
+    """An argument of a layer's partial: a number, string or array by its value,
+    anything else by its type."""
+    if isinstance(a, _SIMPLE) or _is_array(a):
+        return a
+    return f"<{type(a).__module__}.{type(a).__qualname__}>"
 
 
 #: the largest container of a layer's attributes keyed by its values
