@@ -595,3 +595,16 @@ def test_history_records_the_temperature_the_model_uses(make):
     assert clf.history_["temperature"] == clf.temperature_
     clf.partial_fit(X[:20], y[:20])  # (RBF refits it on each batch)
     assert clf.history_["temperature"] == clf.temperature_
+
+
+def test_a_warm_fit_at_a_given_temperature_records_no_fitted_one():
+    # a warm fit after set_params(temperature=2.0) kept the earlier fit's auto value
+    # in history_ (0.5715) while temperature_ read 2.0; a fresh fit records None
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(max_epochs=2, warm_start=True, random_state=0).fit(X, y)
+    assert clf.history_["temperature"] == clf.temperature_
+    clf.set_params(temperature=2.0).fit(X, y)
+    assert clf.temperature_ == 2.0
+    assert clf.history_["temperature"] is None

@@ -543,6 +543,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         1.70, now 0.75).
         """
         buffer = self._temperature_buffer(net)
+        if buffer is not None and getattr(self, "temperature", None) != "auto":
+            # a given temperature is no fitted one: None, as in a fresh fit (a warm fit
+            # after set_params(temperature=2.0) kept the earlier fit's auto value)
+            history["temperature"] = None
         if buffer is None or getattr(self, "temperature", None) != "auto" or not len(X):
             return
         most = scored_rows(len(self.classes_))
