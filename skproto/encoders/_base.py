@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import threading
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
 from typing import Any
 
@@ -20,6 +22,37 @@ from ..explain._cases import attach_cases
 from ._cache import EncodingCache, cache_directory
 
 __all__ = ["BaseEncoder"]
+
+# process-wide settings held by blocks running in any thread: key -> [blocks, saved]
+_HELD_LOCK = threading.Lock()
+_HELD: dict = {}
+
+
+@contextlib.contextmanager
+def held(
+    key: Any, save: Callable[[], Any], apply: Callable[[], None], restore: Callable[[Any], None]
+) -> Iterator[None]:
+    """A block with a process-wide setting ``key`` applied: the first block on ``key``,
+    in any thread, saves it (``save()``) and applies it; the last one restores it.
+
+    (Each block saving and restoring what it found raced in threads: one that
+    started while another ran found the applied setting, restored it when it
+    ended, and the process kept it for good.)
+    """
+    with _HELD_LOCK:
+        entry = _HELD.get(key)
+        if entry is None:
+            entry = _HELD[key] = [0, save()]
+            apply()
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            entry[0] -= 1
+            if not entry[0]:
+                del _HELD[key]
+                restore(entry[1])
 
 
 class BaseEncoder(TransformerMixin, BaseEstimator):

@@ -6,8 +6,6 @@ import contextlib
 import hashlib
 import importlib
 import os
-import threading
-from collections.abc import Iterator
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseEncoder
+from ._base import BaseEncoder, held
 
 __all__ = ["SentenceEncoder"]
 
@@ -102,36 +100,25 @@ def _quiet(quiet: bool):
 
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-_OFFLINE_LOCK = threading.Lock()
-_offline_users = 0  # lookups running, in all threads
-_offline_saved: dict = {}  # the variables before the first of them
 
 
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
+def _offline():
     """The block with Hugging Face's offline variables set; their values from before
-    the first block running in any thread back when the last one ends.
+    the first block running in any thread back when the last one ends (:func:`held`)."""
+    return held(
+        "hf-offline",
+        lambda: {k: os.environ.get(k) for k in _OFFLINE_VARS},
+        lambda: os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1")),
+        _restore_environment,
+    )
 
-    (Each lookup saving and restoring what it found raced in threads: a lookup that
-    started while another ran found "1" and put it back, for the whole process.)
-    """
-    global _offline_users, _offline_saved
-    with _OFFLINE_LOCK:
-        if not _offline_users:
-            _offline_saved = {k: os.environ.get(k) for k in _OFFLINE_VARS}
-            os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
-        _offline_users += 1
-    try:
-        yield
-    finally:
-        with _OFFLINE_LOCK:
-            _offline_users -= 1
-            if not _offline_users:
-                for k, v in _offline_saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+
+def _restore_environment(saved: dict) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _load(SentenceTransformer, model: str, device: str):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseEncoder
+from ._base import BaseEncoder, held
 from ._cache import _value_bytes, callable_key, module_attributes, tensor_digest
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported on use
@@ -28,40 +27,22 @@ def _writable(item) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
-# modules being encoded, in any thread, each on its own (a module encoded inside
-# another one counts for both): id -> [encodings running, module, mode to restore]
-_EVAL_LOCK = threading.Lock()
-_IN_EVAL: dict[int, list] = {}
-
-
 @contextlib.contextmanager
 def _eval_mode(model):
-    """The block with ``model`` (and every submodule) in eval mode; each module's own
-    mode back when the last block running on it, in any thread, ends.
-
-    (Each block saving and restoring the modes it found raced in threads: one
-    thread restored training mode while another still encoded, its dropout on,
-    and the last to end restored the eval mode it had found, for good. Counted
-    per submodule, as a module may be encoded alone and inside a larger one.)
-    """
-    modules = list(model.modules())
-    with _EVAL_LOCK:
-        for m in modules:
-            entry = _IN_EVAL.get(id(m))
-            if entry is None:
-                entry = _IN_EVAL[id(m)] = [0, m, m.training]
-            entry[0] += 1
-        model.eval()
-    try:
+    """The block with ``model`` and every submodule in eval mode, each module's own
+    mode back when the last block running on it, in any thread, ends (:func:`held`,
+    per submodule: a module may be encoded alone and inside a larger one)."""
+    with contextlib.ExitStack() as stack:
+        for m in model.modules():
+            stack.enter_context(
+                held(
+                    ("training", id(m)),
+                    lambda m=m: m.training,
+                    lambda m=m: setattr(m, "training", False),
+                    lambda mode, m=m: setattr(m, "training", mode),
+                )
+            )
         yield
-    finally:
-        with _EVAL_LOCK:
-            for m in modules:
-                entry = _IN_EVAL[id(m)]
-                entry[0] -= 1
-                if not entry[0]:
-                    del _IN_EVAL[id(m)]
-                    m.training = entry[2]
 
 
 class TorchEncoder(BaseEncoder):
