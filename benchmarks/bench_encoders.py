@@ -57,6 +57,7 @@ start = time.perf_counter()
 Z = enc.transform(many)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# (*_mb keys: MiB, as ru_maxrss / 1024 and nbytes / 2**20 are)
 print(json.dumps(dict(loaded_mb=loaded, peak_mb=peak, output_mb=Z.nbytes / 2**20,
                       seconds=seconds, shape=list(Z.shape))))
 """
@@ -114,8 +115,8 @@ def section_memory(raw: Path, n: int, threads: int) -> dict:
     res = json.loads(done.stdout.strip().splitlines()[-1])
     res["n_texts"] = n
     log(
-        f"  memory: {n} texts, peak {res['peak_mb']:.0f} MB after loading {res['loaded_mb']:.0f}"
-        f" MB; output {res['output_mb']:.0f} MB; {res['seconds']:.0f} s"
+        f"  memory: {n} texts, peak {res['peak_mb']:.0f} MiB after loading {res['loaded_mb']:.0f}"
+        f" MiB; output {res['output_mb']:.0f} MiB; {res['seconds']:.0f} s"
     )
     return res
 
@@ -143,9 +144,9 @@ def render(res: dict) -> str:
         "## Memory",
         "",
         f"{m['n_texts']:,} distinct texts in a fresh process: resident memory peak "
-        f"{m['peak_mb']:.0f} MB, highest before encoding (loading the model) "
-        f"{m['loaded_mb']:.0f} MB, output "
-        f"array {m['output_mb']:.0f} MB ({m['seconds']:.0f} s).",
+        f"{m['peak_mb']:.0f} MiB, highest before encoding (loading the model) "
+        f"{m['loaded_mb']:.0f} MiB, output "
+        f"array {m['output_mb']:.0f} MiB ({m['seconds']:.0f} s).",
         "",
         "## Targets",
         "",
@@ -183,8 +184,8 @@ def main(argv=None) -> int:
         ),
         target_row(
             f"peak memory for {m['n_texts']:,} texts bounded: at most the loaded "
-            "model + 2x the output + 1 GB",
-            f"{m['peak_mb']:.0f} MB (bound {bound:.0f} MB)",
+            "model + 2x the output + 1 GiB",
+            f"{m['peak_mb']:.0f} MiB (bound {bound:.0f} MiB)",
             m["peak_mb"] <= bound,
         ),
     ]

@@ -378,8 +378,8 @@ def section_streaming(d: dict, acc: dict, *, repeat: int, budget_s: float, profi
             return _ready(NearestMeanClassifier(**params).fit(X, y), X)
 
         batch, t_fit = best_time(fit, 1)
-        if t_fit < 10:  # cheap enough: best of ``repeat``
-            batch, t2 = best_time(fit, repeat)
+        if t_fit < 10 and repeat > 1:  # cheap enough: best of ``repeat`` (this one included)
+            batch, t2 = best_time(fit, repeat - 1)
             t_fit = min(t_fit, t2)
         log(f"{label}: fit {t_fit:.3f}s; partial_fit over {len(chunks)} chunks ...")
         stream, t_stream, done, n_warn = _stream(params, X, y, classes, chunks, budget_s)
