@@ -86,6 +86,22 @@ def _possible(S: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(S).any(axis=0), 0.0, -np.inf)
 
 
+def _per_row(w: np.ndarray | None) -> np.ndarray | None:
+    """Row weights scaled to a mean of 1, for the stream's table of temperature losses.
+
+    The table smooths its targets by one pseudo-row against the total weight of
+    the rows scored (:func:`~skproto.calibration.grid_temperature`), as
+    ``fit_temperature`` does against their number; the weights training uses are
+    divided by an arbitrary power of two (``weight_unit``), so that total, and
+    with it ``temperature_`` after ``partial_fit``, changed with a common scale of
+    ``sample_weight`` (wine, three batches: 0.134 at weights of 1, 0.139 at 3).
+    """
+    if w is None or not len(w):
+        return w
+    mean = float(np.mean(w, dtype=np.float64))
+    return w if mean <= 0 else np.asarray(w, dtype=np.float64) / mean
+
+
 def _own_prototypes(prototype_rows: np.ndarray, held_rows: np.ndarray):
     """``(positions in held_rows, prototypes)`` of the prototypes that are held-out rows."""
     if not len(held_rows):
@@ -567,7 +583,9 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             print(f"[{type(self).__name__}] temperature {t:.4g} (held-out rows)", flush=True)
         if self._calibrates_batches:  # where a later partial_fit continues from
             self._stream_losses = (
-                NO_LOSSES if T.ndim != 1 else add_grid_losses(NO_LOSSES, S, _possible(S), T, w)
+                NO_LOSSES
+                if T.ndim != 1
+                else add_grid_losses(NO_LOSSES, S, _possible(S), T, _per_row(w))
             )
 
     def _unit_temperature_scores(self, net, buffer: torch.Tensor, X, own=None) -> np.ndarray:
@@ -618,7 +636,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             return False
         S = self._unit_temperature_scores(net, buffer, X)
         before = getattr(self, "_stream_losses", NO_LOSSES)
-        self._stream_losses = add_grid_losses(before, S, _possible(S), T, w)
+        self._stream_losses = add_grid_losses(before, S, _possible(S), T, _per_row(w))
         return self._stream_losses[1] > before[1]
 
     def _apply_stream_temperature(self, net, history: dict) -> None:
@@ -825,6 +843,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         to float32 and lost their rows).
         """
         self._remember_params()  # (the network follows them: _as_fitted)
+        if (
+            self._temperature_buffer(net) is not None
+            and getattr(self, "temperature", "auto") != "auto"
+        ):
+            # a given temperature is no fitted one, whatever stored it: a partial_fit
+            # after set_params(temperature=2.0) kept the earlier fit's auto value
+            history["temperature"] = None
         state = {
             k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
         }

@@ -471,7 +471,13 @@ def data_scale(X: np.ndarray) -> float:
         sq[s] = row_sqnorms(np.asarray(X[s], dtype=np.float64) - mean)[:, 0]
     median = float(np.median(np.sqrt(sq)))
     if not (np.isfinite(median) and median > 0):
-        return 1.0
+        # one distinct row (a stream's first batch of one row): its norm, the only
+        # size it has in X's units (1.0 made a stream's scales depend on the units)
+        for s in chunk_slices(len(X), X.shape[1]):
+            sq[s] = row_sqnorms(np.asarray(X[s], dtype=np.float64))[:, 0]
+        median = float(np.median(np.sqrt(sq)))
+        if not (np.isfinite(median) and median > 0):
+            return 1.0
     return float(2.0 ** np.round(np.log2(median)))
 
 

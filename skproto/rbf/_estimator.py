@@ -71,7 +71,22 @@ def _typical_distance(Z: np.ndarray, U: np.ndarray) -> float:
     log-loss 6.6 at 0.82 accuracy).
     """
     near = np.sqrt(squared_distances_to_others(Z, U))
-    return (float(np.median(near)) if near.size else 0.0) or 1.0
+    return (float(np.median(near)) if near.size else 0.0) or _row_size(Z)
+
+
+def _row_size(Z: np.ndarray) -> float:
+    """The median norm of the rows ``Z`` (1.0 for none, or rows at the origin): the
+    scale a stream whose first batch has one distinct row can read in ``Z``'s units.
+
+    With no distance between its rows, the typical distance, ``sigma`` and the
+    margin were 1.0 and the components stepped in units of 1, whatever the
+    units of ``X``: wine (standardised) streamed from a first batch of one row
+    read 0.966 in its units and 0.612 at ``X * 1e-3`` (margin 700 of its units).
+    """
+    size = (
+        float(np.median(np.linalg.norm(np.asarray(Z, dtype=np.float64), axis=1))) if len(Z) else 0.0
+    )
+    return size if np.isfinite(size) and size > 0 else 1.0
 
 
 def _round_down(radius: np.ndarray, dtype) -> np.ndarray:
@@ -414,6 +429,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         """
         if hasattr(self, "_state"):
             self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
+            if self.loss != "glvq":
+                # the margin the parameters give now, as for the temperature and the
+                # learning rate: a margin set since the fit was ignored (margin_ and the
+                # loss kept the fitted one) while the model recorded following it
+                auto = getattr(self, "_auto_margin", self.margin_)
+                self.margin_ = auto if self.margin is None else float(self.margin)
         if self._head_kind != "nearest":
             return self._partial_fit(X, y, classes, sample_weight)
         first = not hasattr(self, "_state")
@@ -574,16 +595,27 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             axes = principal_axes(X, self.omega_dim)
             omega = np.zeros((self.omega_dim, p))
             omega[: len(axes)] = axes
+            full = min(self.omega_dim, p)
+            if len(axes) < full:
+                # fewer rows than omega_dim (a stream's first batch): a row of zeros
+                # never learns (the gradient of ||Omega z||^2 in it is 0), and the map
+                # stayed of rank len(axes) for good (a first batch of one row and
+                # omega_dim=3: two rows of Omega exactly 0 after 10 epochs on all of
+                # wine); the rows go on with directions the axes do not span
+                Q, _ = np.linalg.qr(np.vstack([axes, np.eye(p)]).T)
+                omega[len(axes) : full] = Q[:, len(axes) : full].T
         Z = X if omega is None else X @ omega.T
         U = W if omega is None else W @ omega.T
         typical = _typical_distance(Z, U)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
+        # the default margin, kept for a later partial_fit at margin=None
+        self._auto_margin = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         if self.loss == "glvq":  # (it was reported, unused)
             self.margin_ = None
         elif self.margin is not None:
             self.margin_ = float(self.margin)
         else:
-            self.margin_ = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
+            self.margin_ = self._auto_margin
         self._codes = codes
         if self._head_kind == "nearest":
             head = NearestHead(torch.as_tensor(codes, dtype=torch.long), n_classes)
