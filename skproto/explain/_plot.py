@@ -275,6 +275,19 @@ class ExplanationDisplay:
 
         values = np.array([s.value for s in w.steps] + [w.score])
         starts = np.concatenate([[0.0], np.cumsum(values[:-1])[:-1], [0.0]])
+        ends = np.concatenate([np.cumsum(values[:-1]), [w.score]])
+        if not np.all(np.isfinite(ends)):
+            # a class with no rows yet (declared to partial_fit) scores -inf: its
+            # bars were infinite (an empty panel, RuntimeWarnings); drawn to the edge
+            finite = np.concatenate([[0.0], ends[np.isfinite(ends)]])
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = 0.25 * (hi - lo) or 1.0
+
+            def edge(a):
+                return np.clip(np.nan_to_num(a, nan=0.0), lo - pad, hi + pad)
+
+            starts, ends = edge(starts), edge(ends)
+            values = ends - starts
         colors = [
             _COLORS["bias"]
             if s.kind == "bias"
@@ -477,6 +490,9 @@ class PrototypeGalleryDisplay:
     def _cell(self, ax, row: int, title: str, case=None) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
+        # wrapped as the case text is: a CLINC150 label ('what_are_your_hobbies')
+        # made one line wider than the cell, over the next cell's title
+        title = "\n".join(textwrap.wrap(title, 28)) or title
         ax.set_title(title, fontsize=8, parse_math=False)
         if case is None and (self.cases is None or row < 0):
             ax.text(0.5, 0.5, f"row {row}" if row >= 0 else "-", ha="center", va="center")

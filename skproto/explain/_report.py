@@ -130,6 +130,12 @@ class _Cases:
     def html(self, row: int, source=None, case=None) -> str:
         """The case of training ``row`` (of ``source``, default the training cases), or ``case``."""
         source = self.cases if source is None else source
+        if case is not None and source is self.cases and source is not None and row >= 0:
+            # the training case of ``row`` (with_cases read it there): keyed by its row,
+            # as the gallery's are (by id, each query's fresh view of an image array,
+            # digits.images[r], missed: every image was encoded again, 8,010 times
+            # for 797 digits queries against 50 times for a list of the same images)
+            case = None
         if case is None and (source is None or row < 0):
             return "<span class='none'>-</span>" if row < 0 else f"row {row}"
         key = (id(source), row) if case is None else ("case", row, id(case))
@@ -152,13 +158,19 @@ def _svg(w: Waterfall) -> str:
     values = np.array([s.value for s in w.steps] + [w.score])
     ends = np.cumsum(values[:-1])
     starts = np.concatenate([[0.0], ends[:-1]])
-    lo = min(0.0, float(ends.min()), w.score)
-    hi = max(0.0, float(ends.max()), w.score)
+    # the scale from the finite ends only: a class with no rows yet (declared to
+    # partial_fit) scores -inf, which made every coordinate NaN ("Expected length,
+    # 'nan'" in the browser's console); an infinite end is drawn to the edge
+    finite = np.concatenate([[0.0], ends, [w.score]])
+    finite = finite[np.isfinite(finite)]
+    lo, hi = float(finite.min()), float(finite.max())
     span = hi - lo or 1.0
     width, row = 260, 14
 
     def x(v):
-        return 4 + (v - lo) / span * (width - 8)
+        if np.isnan(v):
+            v = 0.0
+        return float(np.clip(4 + (v - lo) / span * (width - 8), 4, width - 4))
 
     bars = []
     for i, step in enumerate(w.steps):
