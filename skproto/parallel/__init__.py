@@ -8,7 +8,9 @@ Needs ``skproto[dask]``.
   and meta when given a dask array or DataFrame (numpy in, numpy out), and
   ``explain`` works on a selection of rows. Unlike dask-ml's
   ``ParallelPostFit``, ``decision_function``, ``score_samples`` and
-  ``transform`` are covered. ``fit`` on dask input fits out of core.
+  ``transform`` are covered. ``fit`` on dask input fits skproto's
+  classifiers out of core (other estimators, Pipelines included, on the
+  computed data).
 - :func:`fit_nearest_mean` fits a NearestMeanClassifier on the workers: each
   block's sufficient statistics are computed where the block lives and merged
   in a tree; the result equals ``fit`` in memory, whatever the chunking.

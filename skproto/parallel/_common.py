@@ -234,7 +234,7 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
     if is_dask_frame(a):
         a = frame_to_array(a, features=False)
     if not is_dask(a):
-        a = np.asarray(a)
+        a = np.asarray(_pandas_values(a))
         if a.ndim == 0 and broadcast:  # one value for every row (a weight, as fit takes)
             a = np.full(X.shape[0], a, dtype=np.result_type(a, np.float64))
         a = da.from_array(a, chunks=-1)
@@ -247,6 +247,23 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
     if a.shape[0] != X.shape[0]:
         raise ValueError(f"{name} has {a.shape[0]} rows for {X.shape[0]} samples.")
     return a.rechunk({0: X.chunks[0]})
+
+
+def _pandas_values(a):
+    """An in-memory pandas Series or DataFrame of labels or weights, its extension
+    dtypes cast as :func:`frame_to_array` casts a dask one's (and as ``fit`` reads
+    them): np.asarray kept a nullable Int64 or boolean Series as int64 or bool,
+    where ``fit`` (and a dask Series) gives the classes float64."""
+    if not hasattr(a, "dtypes") or not hasattr(a, "to_numpy") or is_dask_frame(a):
+        return a
+    if getattr(a, "ndim", 0) == 1:
+        cast = _numpy_dtype(a.dtype, features=False)
+        if cast is None:
+            return a
+        return _cast_labels(a, cast) if cast.kind in "biu" else a.astype(cast)
+    cast = {c: _numpy_dtype(t, features=False) for c, t in a.dtypes.items()}
+    cast = {c: t for c, t in cast.items() if t is not None}
+    return a.astype(cast) if cast else a
 
 
 def _distinct(block: np.ndarray) -> np.ndarray:

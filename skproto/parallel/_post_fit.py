@@ -164,11 +164,14 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ParallelPostFit:
-        """Fit a clone of ``estimator``; on dask input, out of core on the workers.
+        """Fit a clone of ``estimator``; on dask input, out of core on the workers
+        for NearestMeanClassifier, ProtoClassifier and RBFPrototypeClassifier.
 
         A NearestMeanClassifier is fitted exactly by :func:`fit_nearest_mean`;
         ProtoClassifier and RBFPrototypeClassifier train on streamed blocks
-        (:func:`fit_streaming`). Numpy input is fitted in memory.
+        (:func:`fit_streaming`). Numpy input is fitted in memory, and so is
+        dask input for any other estimator (a Pipeline included): its ``X`` and
+        ``y`` are computed whole first.
 
         Parameters
         ----------
@@ -305,7 +308,10 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         token = est.__dict__.get("_fit_token")
         cached = self.__dict__.get("_scattered")
         same = cached is not None and cached[0] is est and cached[1] is client
-        if token is not None and same and cached[2] is token:
+        # (a copy the cluster lost, to client.restart() or dead workers, is scattered
+        # anew: reused, every later prediction failed with "lost dependencies")
+        alive = same and cached[3].status == "finished"
+        if token is not None and alive and cached[2] is token:
             return cached[3]
         future = client.scatter(est, broadcast=True, hash=False)
         if token is not None:

@@ -122,6 +122,20 @@ def nearest_rows(
     return choose_rows(merged, groups)
 
 
+def _checked_shape(block, name, block_info=None):
+    """A block of ``X`` as the array declares it: one of another width (or length)
+    failed inside numpy ("all the input array dimensions except for the
+    concatenation axis must match exactly") or torch."""
+    declared = tuple(block_info[None]["chunk-shape"])
+    if block.shape != declared:
+        raise ValueError(
+            f"X has a block of shape {block.shape}, but the dask array declares "
+            f"{declared} there; {name} fits the array as its chunks declare it "
+            f"({declared[1]} features)."
+        )
+    return block
+
+
 def _codes(block, classes):
     return np.searchsorted(classes, block)
 
@@ -344,6 +358,7 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     names = column_names(X)
     X = as_row_blocks(X)
     refuse_sparse_blocks(X, estimator)
+    X = X.map_blocks(_checked_shape, type(estimator).__name__, dtype=X.dtype, meta=X._meta)
     y = aligned(y, X, "y")
     if y.ndim == 2 and y.shape[1] == 1:  # a column vector: one label per row, as fit takes it
         warn_user(
