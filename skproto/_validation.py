@@ -35,6 +35,7 @@ __all__ = [
     "encode_fit_targets",
     "encode_targets",
     "is_multilabel",
+    "refuse_sparse_labels",
     "reject_sparse",
     "validate_fit_data",
     "validate_predict_data",
@@ -571,10 +572,22 @@ def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
         )
 
 
+def refuse_sparse_labels(y) -> None:
+    """Raise ``fit``'s TypeError for a sparse ``y`` (``np.asarray`` made one a 0-d
+    object array, and the explanation helpers failed with "len() of unsized object")."""
+    if sparse.issparse(y):
+        raise TypeError(
+            "Sparse data was passed for y, but dense data is required. Use '.toarray()' "
+            "to convert to a dense numpy array."
+        )
+
+
 def label_array(y) -> np.ndarray:
     """``y`` as an array, a column vector ``(n, 1)`` ravelled (with scikit-learn's
     DataConversionWarning) as ``fit`` takes it; a multi-label indicator has several
-    columns. (The explanation helpers and metrics read a column as an indicator.)"""
+    columns. (The explanation helpers and metrics read a column as an indicator.)
+    A sparse ``y`` is refused (:func:`refuse_sparse_labels`)."""
+    refuse_sparse_labels(y)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)

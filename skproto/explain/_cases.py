@@ -29,7 +29,12 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import _num_samples
 
 from .._chunking import chunk_slices
-from .._validation import check_known_labels, check_positive_int, label_array
+from .._validation import (
+    check_known_labels,
+    check_positive_int,
+    label_array,
+    refuse_sparse_labels,
+)
 
 __all__ = [
     "attach_cases",
@@ -81,6 +86,7 @@ def check_training_rows(X: Any, y: Any = None, cases: Sequence | None = None) ->
     """Raise unless ``y`` and ``cases`` (where given) hold one entry per row of ``X``
     (they are read at the rows' positions: a misaligned one failed with an IndexError)."""
     n = _num_samples(X)
+    refuse_sparse_labels(y)
     for name, seq in (("y", y), ("cases", cases)):
         if seq is not None and len(seq) != n:
             raise ValueError(
