@@ -122,6 +122,12 @@ def _pad(text: str, width: int, align: str) -> str:
     return text + fill if align == "l" else fill + text
 
 
+def _slot(t) -> str:
+    """A token slot as shown: its index, or "-" for none (-1: a query without a real
+    token, or a prototype projected onto no token; "-1" read as Python's last token)."""
+    return str(int(t)) if t >= 0 else "-"
+
+
 def _num(x: float) -> str:
     return f"{x:.4g}"
 
@@ -542,7 +548,7 @@ class Explanation:
                     shown(self.prototype_label[i, r]),
                     str(row) if row >= 0 else "-",
                     *(
-                        [f"{self.query_token[i, r]}/{self.prototype_token[i, r]}"]
+                        [f"{_slot(self.query_token[i, r])}/{_slot(self.prototype_token[i, r])}"]
                         if with_tokens
                         else []
                     ),

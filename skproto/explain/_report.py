@@ -41,7 +41,7 @@ from ._cases import (
     rendered,
     row_labels,
 )
-from ._explanation import _label, plain
+from ._explanation import _label, _slot, plain
 from ._steps import (
     Waterfall,
     explain_with_runner_up,
@@ -205,8 +205,8 @@ def _panel(w: Waterfall, title: str, cases: _Cases, value_name: str) -> str:
         part = f" ({_e(step.part)})" if step.part else ""
         if step.tokens is not None:  # token prototypes: which slots matched
             part += (
-                f" <small class='tokens'>query token {step.tokens[0]} ~ its token "
-                f"{step.tokens[1]}</small>"
+                f" <small class='tokens'>query token {_slot(step.tokens[0])} ~ its token "
+                f"{_slot(step.tokens[1])}</small>"
             )
         rows.append(
             f"<tr class='step' data-prototype='{step.prototype}' data-train-row='{step.row}' "

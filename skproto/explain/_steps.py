@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from ._cases import positional, prototype_rows
-from ._explanation import Explanation
+from ._explanation import Explanation, _slot
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
                 int(explanation.query_token[sample, r]),
                 int(explanation.prototype_token[sample, r]),
             )
-            name += " (token {} ~ {})".format(*common["tokens"])
+            name += " (token {} ~ {})".format(*map(_slot, common["tokens"]))
         if explanation.parts:
             for part, values in explanation.parts.items():
                 steps.append(

@@ -17,7 +17,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
 from .._base import as_fitted, unchanged_on_failure
-from .._chunking import CHUNK_ELEMENTS, take_rows
+from .._chunking import CHUNK_ELEMENTS, chunk_slices, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -1199,10 +1199,48 @@ class ProtoClassifier(TorchPrototypeClassifier):
         if self.head != "mixture":
             return None
         dev = next(net.parameters()).device
+        K = len(net.prototypes)
+        rows, cols = np.asarray(left_out[0]), np.asarray(left_out[1])
+        out = []
         with torch.no_grad():
-            s = net.pairwise(to_tensor(X, dev))
-            s[torch.as_tensor(left_out[0]), torch.as_tensor(left_out[1])] = -float("inf")
-            return net.head(s).cpu().numpy()
+            # in chunks (a token row's distances are n_tokens x K before pooling: all
+            # the prototypes' rows at once were (K, n_tokens, K))
+            width = max(X.shape[1], K * max(1, net.n_tokens))
+            for s in list(chunk_slices(len(X), width)) or [slice(0, 0)]:
+                sim = net.pairwise(to_tensor(X[s], dev))
+                here = (rows >= s.start) & (rows < s.stop)
+                sim[
+                    torch.as_tensor(rows[here] - s.start, device=sim.device),
+                    torch.as_tensor(cols[here], device=sim.device),
+                ] = -float("inf")
+                out.append(net.head(sim).cpu().numpy())
+        return np.concatenate(out)
+
+    def _checked_split(self, X, T, fit_rows, val_rows):
+        """With ``n_tokens``: every class of the rows of positive weight has a real
+        token, and keeps one in the fit rows. A class without one got no prototype
+        while its rows were trained on (score -inf: "the loss became inf"): its rows
+        with tokens all weighing 0, or its only row with tokens held out for early
+        stopping."""
+        if not self.n_tokens or T.ndim != 1 or not len(T):
+            return fit_rows, val_rows
+        real = unpack_tokens(X, self.n_tokens)[1].any(axis=1)
+        missing = np.setdiff1d(np.unique(T), T[real])
+        if missing.size:
+            raise ValueError(
+                f"No row of class(es) {self.classes_[missing].tolist()!r} of positive weight "
+                "has a real token (their mask columns are all 0): there is nothing a "
+                "prototype could be. Give such rows a positive sample_weight."
+            )
+        if val_rows is None:
+            return fit_rows, val_rows
+        lost = np.setdiff1d(T[real], T[fit_rows][real[fit_rows]])
+        if not lost.size:
+            return fit_rows, val_rows
+        # the first held-out row with a real token of each such class is trained on
+        moved = [val_rows[np.flatnonzero((T[val_rows] == c) & real[val_rows])[0]] for c in lost]
+        val_rows = np.setdiff1d(val_rows, moved)
+        return np.union1d(fit_rows, moved), (val_rows if len(val_rows) else None)
 
     def _temperature_buffer(self, net):
         return net.head.temperature
@@ -1337,10 +1375,18 @@ def _center_label_biases(net: ProtoNetwork, X: np.ndarray, T: np.ndarray) -> Non
     4 labels: per-label accuracy 0.60 against LogisticRegression's 0.79).
     """
     rows = np.linspace(0, len(X) - 1, min(len(X), 2000)).astype(np.intp)
+    # in chunks: a token row's distances are n_tokens x K before pooling (2,000 rows
+    # at once were (2000 * n_tokens, K))
+    width = max(X.shape[1], len(net.prototypes) * max(1, net.n_tokens))
     with torch.no_grad():
         net.head.bias.zero_()
         dev = net.head.bias.device
-        scores = net(torch.as_tensor(X[rows], dtype=torch.float32, device=dev))[0]
+        scores = torch.cat(
+            [
+                net(torch.as_tensor(X[rows[s]], dtype=torch.float32, device=dev))[0]
+                for s in chunk_slices(len(rows), width)
+            ]
+        )
         prior = np.clip(np.asarray(T, dtype=np.float64).mean(0), 1e-3, 1 - 1e-3)
         target = torch.as_tensor(np.log(prior / (1 - prior)), dtype=scores.dtype, device=dev)
         net.head.bias.copy_(target - scores.mean(0))

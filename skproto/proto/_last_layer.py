@@ -81,9 +81,9 @@ def refit_last_layer(
     dev = head.weight.device
     with torch.no_grad():
         K = len(codes)
-        S = torch.cat(
-            [net(to_tensor(X[s], dev))[2] for s in chunk_slices(len(X), max(X.shape[1], K))]
-        )
+        # (token rows: a row's distances are n_tokens x K before pooling)
+        width = max(X.shape[1], K * max(1, int(getattr(net, "n_tokens", 0) or 0)))
+        S = torch.cat([net(to_tensor(X[s], dev))[2] for s in chunk_slices(len(X), width)])
         if kernel_penalty:
             G = net.similarities(net.distances(net.prototypes)).double()
             vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
