@@ -1585,3 +1585,20 @@ def test_a_warm_fit_suggests_partial_fit_only_where_partial_fit_can_grow_the_mod
         clf.fit(X, y)
     with pytest.raises(ValueError, match="partial_fit"):
         clf.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("offset", [10.0, 1000.0])
+def test_default_map_does_not_depend_on_a_common_offset(offset):
+    # the default map centres its inputs on the training mean: a common offset of
+    # the features leaves the model as it was (docs/proto.md, Known limitations:
+    # only projection=None depends on it)
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=300, n_features=20, n_informative=5, n_classes=3, random_state=0
+    )
+    params = dict(random_state=0, max_epochs=5)
+    base = ProtoClassifier(**params).fit(X, y)
+    shifted = ProtoClassifier(**params).fit(X + offset, y)
+    np.testing.assert_array_equal(base.predict(X), shifted.predict(X + offset))
+    np.testing.assert_allclose(base.predict_proba(X), shifted.predict_proba(X + offset), atol=1e-3)
