@@ -455,7 +455,8 @@ def _diverged(config: TrainingConfig, what: str) -> str:
 
 
 def data_scale(X: np.ndarray) -> float:
-    """The power of two nearest the median norm of the centred rows of ``X`` (1.0 if none).
+    """The power of two nearest the median norm of the centred rows of ``X``; where
+    that is 0 (one distinct row), of the rows' own norm; 1.0 if none (or rows at 0).
 
     The unit of the parameters that live in the units of ``X`` (see
     :func:`in_units`), or the divisor of the inputs (ProtoClassifier's

@@ -161,9 +161,14 @@ def _svg(w: Waterfall) -> str:
     # the scale from the finite ends only: a class with no rows yet (declared to
     # partial_fit) scores -inf, which made every coordinate NaN ("Expected length,
     # 'nan'" in the browser's console); an infinite end is drawn to the edge
-    finite = np.concatenate([[0.0], ends, [w.score]])
-    finite = finite[np.isfinite(finite)]
+    every = np.concatenate([[0.0], ends, [w.score]])
+    finite = every[np.isfinite(every)]
     lo, hi = float(finite.min()), float(finite.max())
+    # room beyond the finite ends for the infinite ones, as the plot leaves (at the
+    # finite scale's edge, a -inf bar starting at 0 was 0.5 px: nothing drawn)
+    pad = 0.25 * (hi - lo) or 1.0
+    lo -= pad if (every == -np.inf).any() else 0.0
+    hi += pad if (every == np.inf).any() else 0.0
     span = hi - lo or 1.0
     width, row = 260, 14
 

@@ -433,7 +433,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 # the margin the parameters give now, as for the temperature and the
                 # learning rate: a margin set since the fit was ignored (margin_ and the
                 # loss kept the fitted one) while the model recorded following it
-                auto = getattr(self, "_auto_margin", self.margin_)
+                auto = self._default_margin()
                 self.margin_ = auto if self.margin is None else float(self.margin)
         if self._head_kind != "nearest":
             return self._partial_fit(X, y, classes, sample_weight)
@@ -546,6 +546,21 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         self._codes = labels
         return state
 
+    def _default_margin(self) -> float:
+        """The margin ``margin=None`` gives this fitted model (``_auto_margin``).
+
+        A model fitted (and pickled) before ``_auto_margin`` was kept: its
+        ``margin_`` where it was fitted at ``margin=None``, 0.3 for ``"cbc"``;
+        otherwise (``"robust"`` fitted at a given margin) the default is not
+        known any more, and ``margin_`` is kept.
+        """
+        auto = self.__dict__.get("_auto_margin")
+        if auto is not None:
+            return auto
+        # ("robust": fitted at margin=None, margin_ is its default; fitted at a given
+        # margin, the typical distance it came from is gone, and margin_ is kept)
+        return 0.3 if self.loss == "cbc" else self.margin_
+
     # ------------------------------------------------------------ template
     @property
     def _head_kind(self) -> str:
@@ -602,7 +617,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 # stayed of rank len(axes) for good (a first batch of one row and
                 # omega_dim=3: two rows of Omega exactly 0 after 10 epochs on all of
                 # wine); the rows go on with directions the axes do not span
-                Q, _ = np.linalg.qr(np.vstack([axes, np.eye(p)]).T)
+                # (QR of the axes and as many coordinate axes as rows are missing: its
+                # leading columns are those of [axes, I], at O(p * omega_dim) memory;
+                # QR of all p coordinate axes took 12 s and 600 MiB at p = 4096)
+                need = np.eye(p, full - len(axes)).T
+                Q, _ = np.linalg.qr(np.vstack([axes, need]).T)
                 omega[len(axes) : full] = Q[:, len(axes) : full].T
         Z = X if omega is None else X @ omega.T
         U = W if omega is None else W @ omega.T
