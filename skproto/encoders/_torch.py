@@ -22,9 +22,16 @@ __all__ = ["TorchEncoder"]
 def _writable(item) -> np.ndarray:
     """``item`` as an array torch takes without a warning: read-only arrays (a
     frame's values, a memory map) are copied (torch warned that it does not
-    support non-writable tensors, once per process, on the user's screen)."""
+    support non-writable tensors, once per process, on the user's screen), and
+    so are arrays torch refuses: negative strides (a flipped view) and a
+    non-native byte order."""
     a = np.asarray(item)
-    return a if a.flags.writeable else a.copy()
+    if not a.dtype.isnative:  # (torch refuses a non-native byte order: a '>f4' image)
+        return a.astype(a.dtype.newbyteorder("="), order="C")
+    if not a.flags.writeable or any(step < 0 for step in a.strides):
+        # (torch refuses negative strides: an image flipped by a view, img[..., ::-1])
+        return np.array(a, order="C")
+    return a
 
 
 @contextlib.contextmanager

@@ -495,7 +495,7 @@ def prototype_rows(
                 else y == labels[k]
             )
             if len(own):
-                rows[k] = own[_most_active(estimator, np.asarray(X), own, k)]
+                rows[k] = own[_most_active(estimator, X, own, k)]
     return rows
 
 
@@ -525,7 +525,10 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     best, where = -np.inf, 0
     # validated once, so the rows' working dtype is chosen once for all of them
     # (per chunk, a float32 chunk could break a float64 near-tie another way)
-    rows = estimator._validate_X_predict(X[own])
+    # (by position, a frame kept as a frame: np.asarray dropped its column names, and a
+    # model fitted on a frame warned that X has no valid feature names)
+    rows = X.iloc[own] if hasattr(X, "iloc") else np.asarray(X)[own]
+    rows = estimator._validate_X_predict(rows)
     for s in chunk_slices(len(own), estimator._row_elements(rows.shape[1])):
         act = estimator._activation(estimator._pairwise(rows[s])[:, k : k + 1])[:, 0]
         i = int(np.argmax(act))
