@@ -114,11 +114,18 @@ def test_auto_device_trains_on_cuda(digits, monkeypatch):
     seen = []
     real = _training.resolve_device
 
-    def spy(device):
-        out = real(device)
+    def spy(device, *kinds):
+        out = real(device, *kinds)
         seen.append(out.type)
         return out
 
     monkeypatch.setattr("skproto._torch.estimator.resolve_device", spy)
     ProtoClassifier(max_epochs=2, device="auto", random_state=0).fit(X_train, y_train)
     assert seen and set(seen) == {"cuda"}
+
+
+def test_a_numbered_gpu_is_accepted(digits):
+    # device="cuda:0" (one GPU of several) was refused by the parameter check
+    X_train, X_test, y_train, y_test = digits
+    clf = ProtoClassifier(max_epochs=2, device="cuda:0", random_state=0).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) > 0.5

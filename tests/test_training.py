@@ -1,5 +1,7 @@
 """The shared torch training loop and the template's settings (threads, history)."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -886,3 +888,29 @@ def test_glvq_without_an_other_class_prototype_reads_d_minus_beyond_every_distan
     # L01: D- of a sample with no other-class prototype is max(d) + 1, not max(d)
     got = float(glvq_loss(torch.tensor([[1.0, 3.0]]), torch.tensor([[True, True]])))
     assert got == pytest.approx(float(torch.sigmoid(torch.tensor(2 * (1.0 - 4.0) / (1.0 + 4.0)))))
+
+
+@pytest.mark.parametrize("make", [ProtoClassifier, RBFPrototypeClassifier])
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("mps", "device='mps': training runs on 'cpu', 'cuda' (or 'cuda:N'"),
+        ("tpu", "device='tpu' is not a torch device"),
+        ("cuda:x", "device='cuda:x' is not a torch device"),
+    ],
+)
+def test_device_strings_beyond_the_options(make, device, message):
+    # "cuda:N" names one GPU of several (the encoders took it, the estimators'
+    # parameter check refused it); other strings get a ValueError naming them
+    X, y = load_iris(return_X_y=True)
+    clf = make(max_epochs=1, device=device)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clf.fit(X, y)
+    assert not hasattr(clf, "classes_")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_numbered_gpu_passes_the_parameter_check():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="device='cuda:1' was requested but torch finds no CUDA"):
+        ProtoClassifier(max_epochs=1, device="cuda:1").fit(X, y)

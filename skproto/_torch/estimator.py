@@ -148,7 +148,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [None, dict, StrOptions({"balanced"})],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "device": [StrOptions({"cpu", "cuda", "auto"}), str],  # (and "cuda:N")
         "n_jobs": [  # joblib's convention: 0 means nothing
             None,
             Interval(Integral, None, -1, closed="right"),
@@ -259,7 +259,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
 
     @property
     def _device(self) -> torch.device:
-        return resolve_device(self.device)
+        return resolve_device(self.device, ("cpu", "cuda"))
 
     @property
     def _learning_rate(self) -> float:

@@ -97,13 +97,23 @@ def new_history() -> dict:
     return history
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, kinds: tuple[str, ...] | None = None) -> torch.device:
     """``"cpu"``, ``"cuda"`` (or ``"cuda:1"``, ...) or ``"auto"`` (CUDA when available) as
     a torch device; a ``ValueError`` where CUDA is asked for and torch finds none
-    (torch's own error is an ``AssertionError``). The estimators' and the encoders'."""
+    (torch's own error is an ``AssertionError``), for a string torch does not read as
+    a device, and for a device type outside ``kinds`` (None: any torch device). The
+    estimators' (``kinds=("cpu", "cuda")``) and the encoders' (any)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:  # (torch: "Expected one of cpu, cuda, ...")
+        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
+    if kinds is not None and resolved.type not in kinds:
+        raise ValueError(
+            f"device={device!r}: training runs on {', '.join(map(repr, kinds))} (or "
+            "'cuda:N' for the N-th GPU), or 'auto' (CUDA where torch finds it)."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but torch finds no CUDA device.")
     return resolved

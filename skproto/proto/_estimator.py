@@ -250,10 +250,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Weights of classes in the loss, as in scikit-learn.
     warm_start : bool, default=False
         Continue from the fitted parameters when ``fit`` is called again.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where training runs. Fitted parameters are float64 numpy arrays and
-        prediction runs on the CPU, so a model trained on a GPU predicts
-        anywhere after pickling.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Where training runs: ``"cuda:1"`` names one GPU of several, and
+        ``"auto"`` takes CUDA where torch finds it. Fitted parameters are
+        float64 numpy arrays and prediction runs on the CPU, so a model
+        trained on a GPU predicts anywhere after pickling.
     n_jobs : int or None, default=None
         CPU threads for training and prediction (torch, and BLAS/OpenMP
         during fit). None: 1, which never oversubscribes a shared machine;

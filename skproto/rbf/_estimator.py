@@ -200,9 +200,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         stopping) that counts as an improvement.
     class_weight : dict, "balanced" or None, default=None
         Weights of classes in the loss, as in scikit-learn.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where training runs; fitted parameters are float64 numpy arrays and
-        prediction runs on the CPU.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Where training runs (``"cuda:1"`` names one GPU of several, ``"auto"``
+        takes CUDA where torch finds it); fitted parameters are float64 numpy
+        arrays and prediction runs on the CPU.
     n_jobs : int or None, default=None
         CPU threads (torch, and BLAS/OpenMP during fit). None: 1; -1: every
         usable core.
