@@ -99,8 +99,9 @@ def new_history() -> dict:
 
 def resolve_device(device: str, kinds: tuple[str, ...] | None = None) -> torch.device:
     """``"cpu"``, ``"cuda"`` (or ``"cuda:1"``, ...) or ``"auto"`` (CUDA when available) as
-    a torch device; a ``ValueError`` where CUDA is asked for and torch finds none
-    (torch's own error is an ``AssertionError``), for a string torch does not read as
+    a torch device; a ``ValueError`` where CUDA is asked for and torch finds none, or
+    no GPU of that number (torch's own errors are an ``AssertionError`` and a
+    ``RuntimeError``), for a string torch does not read as
     a device, and for a device type outside ``kinds`` (None: any torch device). The
     estimators' (``kinds=("cpu", "cuda")``) and the encoders' (any)."""
     if device == "auto":
@@ -116,6 +117,13 @@ def resolve_device(device: str, kinds: tuple[str, ...] | None = None) -> torch.d
         )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but torch finds no CUDA device.")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        # (torch's own error came at the first tensor moved there, mid-fit: a RuntimeError
+        # "CUDA error: invalid device ordinal")
+        raise ValueError(
+            f"device={device!r} was requested but torch finds {torch.cuda.device_count()} "
+            "CUDA device(s) (numbered from 0)."
+        )
     return resolved
 
 

@@ -28,8 +28,9 @@ def _writable(item) -> np.ndarray:
     a = np.asarray(item)
     if not a.dtype.isnative:  # (torch refuses a non-native byte order: a '>f4' image)
         return a.astype(a.dtype.newbyteorder("="), order="C")
-    if not a.flags.writeable or any(step < 0 for step in a.strides):
-        # (torch refuses negative strides: an image flipped by a view, img[..., ::-1])
+    if not a.flags.writeable or any(step < 0 or step % a.itemsize for step in a.strides):
+        # (torch refuses negative strides: an image flipped by a view, img[..., ::-1],
+        # and strides not a multiple of the item size: a field of a packed record)
         return np.array(a, order="C")
     return a
 

@@ -527,6 +527,10 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     # (per chunk, a float32 chunk could break a float64 near-tie another way)
     # (by position, a frame kept as a frame: np.asarray dropped its column names, and a
     # model fitted on a frame warned that X has no valid feature names)
+    from ..parallel._common import is_dask_frame
+
+    if is_dask_frame(X):  # (a dask frame's iloc takes columns only: NotImplementedError)
+        X = X.compute()
     rows = X.iloc[own] if hasattr(X, "iloc") else np.asarray(X)[own]
     rows = estimator._validate_X_predict(rows)
     for s in chunk_slices(len(own), estimator._row_elements(rows.shape[1])):

@@ -50,6 +50,11 @@ def _numpy_dtype(dtype, *, features: bool = True):
     anything else (strings) as object."""
     if isinstance(dtype, np.dtype):
         return None
+    subtype = getattr(dtype, "subtype", None)
+    if not features and _is_sparse_dtype(dtype) and isinstance(subtype, np.dtype):
+        # sparse labels are read densely, as fit reads them: booleans as float64 (as
+        # scikit-learn reads them), others as their values (no numpy_dtype: object)
+        return np.dtype(np.float64) if subtype.kind == "b" else subtype
     categories = getattr(dtype, "categories", None)
     if categories is not None and isinstance(categories.dtype, np.dtype):
         numeric = categories.dtype.kind in "biuf"
@@ -257,23 +262,19 @@ def _pandas_values(a):
     if not hasattr(a, "dtypes") or not hasattr(a, "to_numpy") or is_dask_frame(a):
         return a
     if getattr(a, "ndim", 0) == 1:
-        if _is_sparse_dtype(a.dtype):  # np.asarray reads it densely, as fit does
-            return a
         cast = _numpy_dtype(a.dtype, features=False)
         if cast is None:
             return a
         return _cast_labels(a, cast) if cast.kind in "biu" else a.astype(cast)
-    # (a sparse column, which _numpy_dtype read as object: np.asarray densifies it)
     cast = {c: _numpy_dtype(t, features=False) for c, t in a.dtypes.items()}
-    cast = {c: t for c, t in cast.items() if not _is_sparse_dtype(a.dtypes[c])}
     cast = {c: t for c, t in cast.items() if t is not None}
     return a.astype(cast) if cast else a
 
 
 def _is_sparse_dtype(dtype) -> bool:
-    """Whether ``dtype`` is pandas' SparseDtype: ``_numpy_dtype`` reads it as object
-    (it has no ``numpy_dtype``), and a sparse Series of int labels was refused
-    ("Unknown label type") where ``fit``, and np.asarray, read it as its values."""
+    """Whether ``dtype`` is pandas' SparseDtype: it has no ``numpy_dtype``, and a
+    sparse Series of int labels was read as object ("Unknown label type") where
+    ``fit`` reads it as its values (and sparse booleans as float64)."""
     return type(dtype).__name__ == "SparseDtype" and hasattr(dtype, "subtype")
 
 
