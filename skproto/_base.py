@@ -491,7 +491,11 @@ class BasePrototypeClassifier(
         """
         X = self._validate_X_predict(X)
         S = self._scores(X)
-        return S[:, 1] - S[:, 0] if S.shape[1] == 2 and self._link == "softmax" else S
+        if S.shape[1] != 2 or self._link != "softmax":
+            return S
+        # (a row where both classes are impossible reads 0, as its uniform
+        # probabilities and the prediction of classes_[0] do: -inf - -inf was NaN)
+        return _binary_difference(S)
 
     @as_fitted
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -784,3 +788,12 @@ class BasePrototypeClassifier(
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _binary_difference(S: np.ndarray) -> np.ndarray:
+    """``S[:, 1] - S[:, 0]``, 0 where both are the same infinity (impossible classes)."""
+    same = S[:, 0] == S[:, 1]
+    with np.errstate(invalid="ignore"):
+        d = S[:, 1] - S[:, 0]
+    d[same] = 0.0
+    return d

@@ -25,17 +25,20 @@ MUTATIONS = [
     ),
     (
         "multi-label projection onto rows without the label",
-        "skproto/_torch/estimator.py",
-        "                return T[s][:, groups] > 0",
-        "                return np.ones((s.stop - s.start, len(groups)), bool)",
+        "skproto/prototypes/projection.py",
+        "            mask = Ts[:, groups] > 0 if Ts.ndim == 2 else Ts[:, None] == groups[None, :]",
+        "            mask = np.ones((len(Ts), len(groups)), bool) if Ts.ndim == 2 "
+        "else Ts[:, None] == groups[None, :]",
     ),
     (
         "projection onto the early-stopping fit rows, indices reported as rows of X",
         "skproto/_torch/estimator.py",
-        "            self._project_and_refit(net, X, X32, T, w, history, rng, "
-        "project=self.project)",
-        "            self._project_and_refit(net, X[fit_rows], X32[fit_rows], T_fit, w_fit, "
-        "history, rng, project=self.project)",
+        "                net,\n                X,\n                X32,\n                T,\n"
+        "                w,\n                history,\n                rng,\n"
+        "                project=self.project,",
+        "                net,\n                X[fit_rows],\n                X_fit,\n"
+        "                T_fit,\n                w_fit,\n                history,\n"
+        "                rng,\n                project=self.project,",
     ),
     (
         "head ignores temperature (network)",
@@ -46,20 +49,20 @@ MUTATIONS = [
     (
         "head ignores temperature (explain contributions)",
         "skproto/proto/_estimator.py",
-        "        return self.last_layer_ / self.temperature_, np.zeros(len(self.classes_))",
-        "        return self.last_layer_, np.zeros(len(self.classes_))",
+        "        return self.last_layer_ / self.temperature_, self.intercept_",
+        "        return self.last_layer_, self.intercept_",
     ),
     (
         "refit ignores temperature",
         "skproto/proto/_last_layer.py",
-        "        data = classification_loss(S @ W / temperature, targets)",
-        "        data = classification_loss(S @ W, targets)",
+        "        data = classification_loss(S @ V, targets)",
+        "        data = classification_loss(S @ V * temperature, targets)",
     ),
     (
         "positive RBF head uses r instead of log r",
         "skproto/heads.py",
-        "        return torch.logsumexp(log_d[:, :, None] + torch.log(rp)[None], dim=1)",
-        "        return torch.logsumexp(log_d[:, :, None] + rp[None], dim=1)",
+        "        log_rp, _ = self._halves(torch.log_softmax(self.logits, dim=0))",
+        "        log_rp, _ = self._halves(torch.softmax(self.logits, dim=0))",
     ),
     (
         "RBF prototype_labels_ stored as codes",
@@ -85,8 +88,63 @@ MUTATIONS = [
         "        num = num - 2.0 * slack[:, None, None]",
         "        num = num + 2.0 * slack[:, None, None] + 1e-3",
     ),
+    (
+        "grid tables merged only on 4 or more common points (audit)",
+        "skproto/calibration.py",
+        "        if new_hi - new_lo >= 2:",
+        "        if new_hi - new_lo >= 3:",
+    ),
+    (
+        "held-out loss window placed one lattice step off its grid_center (audit)",
+        "skproto/calibration.py",
+        "        k_lo = center - GRID_HALF\n",
+        "        k_lo = center - GRID_HALF + 1\n",
+    ),
+    (
+        "two-pass pooled scatter not corrected to the refined means (audit)",
+        "skproto/nearest_mean/_stats.py",
+        "        scatter -= (rel * count[:, None]).T @ rel",
+        "        pass",
+    ),
+    (
+        "Ledoit-Wolf beta not capped at delta (audit)",
+        "skproto/geometry/covariance.py",
+        "    beta = min(beta, delta)\n",
+        "",
+    ),
+    (
+        "per-class factor cache keyed by the count alone (audit)",
+        "skproto/nearest_mean/_estimator.py",
+        "                and np.array_equal(known[1], st.mean[c])\n",
+        "                and True\n",
+    ),
+    (
+        "rows whose every class is impossible not made uniform (audit)",
+        "skproto/_base.py",
+        "        if dead.any():\n            P[dead]",
+        "        if False:\n            P[dead]",
+    ),
+    (
+        "projection's greedy choice takes tied pairs by column before row (audit)",
+        "skproto/prototypes/projection.py",
+        "order = np.lexsort((rows[local, slot], local, dist[local, slot]))",
+        "order = np.lexsort((local, rows[local, slot], dist[local, slot]))",
+    ),
+    (
+        "CBC radius: an underflowed rival detection read as exactly 0 (audit)",
+        "skproto/robustness/certificates.py",
+        "    a_minus = a_minus + a_minus_any * tiny\n",
+        "",
+    ),
+    (
+        "temperature_log_loss ignores the row weights (audit)",
+        "skproto/calibration.py",
+        "        return float(np.average(per_row, weights=w))",
+        "        return float(np.mean(per_row))",
+    ),
 ]
 TESTS = [
+    "tests/test_mutants.py",
     "tests/test_common.py",
     "tests/test_training.py",
     "tests/test_rbf.py",
