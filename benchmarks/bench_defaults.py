@@ -45,6 +45,7 @@ import warnings
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 
@@ -117,6 +118,16 @@ def log_loss_and_ece(model, X, y) -> tuple[float, float]:
     return ll, float(ece)
 
 
+def oos_auroc(model, d: dict, *, skproto: bool) -> float:
+    """AUROC of in-scope test rows (positive) against out-of-scope test rows: of
+    ``score_samples`` for skproto's estimators, of the largest probability for the
+    references (the usual baseline; they have no ``score_samples``)."""
+    Q = np.concatenate([d["X_test"], d["X_oos_test"]])
+    truth = np.r_[np.ones(len(d["X_test"])), np.zeros(len(d["X_oos_test"]))]
+    score = model.score_samples(Q) if skproto else model.predict_proba(Q).max(axis=1)
+    return float(roc_auc_score(truth, score))
+
+
 def skproto_defaults(n_jobs: int) -> dict:
     torch_kw = dict(random_state=0, n_jobs=n_jobs)
     return {
@@ -177,6 +188,8 @@ def measure(name, model, t_fit, caught, d, *, skproto: bool) -> dict:
         "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:80]}" for w in caught}),
     }
     row["log_loss"], row["ece"] = log_loss_and_ece(model, X_te, y_te)
+    if d.get("X_oos_test") is not None:
+        row["oos_auroc"] = oos_auroc(model, d, skproto=skproto)
     if skproto:
         row.update(interpretability(model, d))
         row["epochs"] = getattr(model, "n_iter_", None)
@@ -329,7 +342,9 @@ def render(res: dict) -> str:
             "'top-1' = median evidence share of the strongest prototype, 'purity' = "
             "share of a prototype's 10 nearest training rows of its class, 'stable' = "
             "top prototype unchanged under noise, 'size' = prototypes with a "
-            "non-negligible class connection / all prototypes."
+            "non-negligible class connection / all prototypes; 'OOS AUROC' = in-scope "
+            "test rows against the out-of-scope test rows (where the data has them), by "
+            "`score_samples` for skproto, by the largest probability for the references."
         )
         out.append("")
         table = []
@@ -347,12 +362,13 @@ def render(res: dict) -> str:
                     f"{row['purity']:.2f}" if sk else "",
                     f"{row['stability']:.2f}" if sk else "",
                     f"{row['global_size']}/{row['n_prototypes']}" if sk else "",
+                    _f(row.get("oos_auroc"), ".3f"),
                     str(row.get("epochs") or ""),
                     "; ".join(row["warnings"]) or "none",
                 ]
             )
         headers = ["model", "test acc", "fit s", "log-loss", "ECE", "own", "top-1"]
-        headers += ["purity", "stable", "size", "epochs", "warnings in fit"]
+        headers += ["purity", "stable", "size", "OOS AUROC", "epochs", "warnings in fit"]
         out.append(md_table(headers, table))
         c = r["certified"]
         out += ["", f"Certified test accuracy at radii {c['radii']} "]
