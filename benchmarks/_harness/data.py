@@ -113,13 +113,14 @@ def load_digits_split() -> dict:
 
 
 def load_dataset(name: str, clinc_path: Path, *, announce_missing: bool = True) -> dict | None:
-    """Train/val/test splits of ``"digits"`` or ``"clinc150"`` (None if the file is missing)."""
+    """Train/val/test splits of ``"digits"`` or ``"clinc150"`` (None if the file is missing),
+    with CLINC150's out-of-scope test rows (``X_oos_test``) where the file has them."""
     if name == "digits":
         return load_digits_split()
     d = load_clinc(clinc_path, announce_missing=announce_missing)
     if d is None:
         return None
-    return {k: d[k] for k in SPLIT_KEYS}
+    return {k: d[k] for k in (*SPLIT_KEYS, "X_oos_test") if k in d}
 
 
 def synthetic_blobs(
