@@ -31,6 +31,7 @@ from ._cases import (
 from ._explanation import Explanation, label_texts
 from ._steps import (
     Waterfall,
+    drawn_range,
     explain_with_runner_up,
     fitted_classifier,
     runner_up_waterfall,
@@ -277,16 +278,10 @@ class ExplanationDisplay:
         starts = np.concatenate([[0.0], np.cumsum(values[:-1])[:-1], [0.0]])
         ends = np.concatenate([np.cumsum(values[:-1]), [w.score]])
         if not np.all(np.isfinite(ends)):
-            # a class with no rows yet (declared to partial_fit) scores -inf: its
-            # bars were infinite (an empty panel, RuntimeWarnings); drawn to the edge
-            finite = np.concatenate([[0.0], ends[np.isfinite(ends)]])
-            lo, hi = float(finite.min()), float(finite.max())
-            pad = 0.25 * (hi - lo) or 1.0
-
-            def edge(a):
-                return np.clip(np.nan_to_num(a, nan=0.0), lo - pad, hi + pad)
-
-            starts, ends = edge(starts), edge(ends)
+            # a class with no rows yet scores -inf: its bars were infinite (an empty
+            # panel, RuntimeWarnings); drawn to the edge
+            lo, hi = drawn_range(ends)
+            starts, ends = (np.clip(np.nan_to_num(a, nan=0.0), lo, hi) for a in (starts, ends))
             values = ends - starts
         colors = [
             _COLORS["bias"]

@@ -44,6 +44,7 @@ from ._cases import (
 from ._explanation import _label, _slot, plain
 from ._steps import (
     Waterfall,
+    drawn_range,
     explain_with_runner_up,
     fitted_classifier,
     runner_up_waterfall,
@@ -158,17 +159,9 @@ def _svg(w: Waterfall) -> str:
     values = np.array([s.value for s in w.steps] + [w.score])
     ends = np.cumsum(values[:-1])
     starts = np.concatenate([[0.0], ends[:-1]])
-    # the scale from the finite ends only: a class with no rows yet (declared to
-    # partial_fit) scores -inf, which made every coordinate NaN ("Expected length,
-    # 'nan'" in the browser's console); an infinite end is drawn to the edge
-    every = np.concatenate([[0.0], ends, [w.score]])
-    finite = every[np.isfinite(every)]
-    lo, hi = float(finite.min()), float(finite.max())
-    # room beyond the finite ends for the infinite ones, as the plot leaves (at the
-    # finite scale's edge, a -inf bar starting at 0 was 0.5 px: nothing drawn)
-    pad = 0.25 * (hi - lo) or 1.0
-    lo -= pad if (every == -np.inf).any() else 0.0
-    hi += pad if (every == np.inf).any() else 0.0
+    # (a -inf score made every coordinate NaN: "Expected length, 'nan'" in the
+    # browser's console; its bars now reach the edge, as the plot's do)
+    lo, hi = drawn_range(np.append(ends, w.score))
     span = hi - lo or 1.0
     width, row = 260, 14
 

@@ -199,6 +199,21 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
     return Waterfall(sample, label, float(score), steps, _role(explanation, sample, column, c))
 
 
+def drawn_range(ends: ArrayLike) -> tuple[float, float]:
+    """``(lo, hi)`` a waterfall's bars are drawn in: its finite bar ends and 0, with
+    room (a quarter of their span, or 1) beyond them on the side of an infinite end.
+
+    A class with no rows yet (declared to ``partial_fit``) scores -inf: the plot
+    and the report draw its bars to that edge (an infinite scale made every
+    coordinate NaN).
+    """
+    ends = np.asarray(ends, dtype=float)
+    finite = np.append(ends[np.isfinite(ends)], 0.0)
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = 0.25 * (hi - lo) or 1.0
+    return lo - pad * bool((ends == -np.inf).any()), hi + pad * bool((ends == np.inf).any())
+
+
 def _role(explanation: Explanation, sample: int, column: str, c: int) -> str:
     """``Waterfall.role`` of class ``c`` (the ``column`` of row ``sample``).
 
