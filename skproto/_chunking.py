@@ -6,7 +6,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMENTS", "Float64Rows", "chunk_slices", "is_dask", "take_rows", "take_rows_of"]
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "Float64Rows",
+    "chunk_slices",
+    "is_dask",
+    "prototype_row_elements",
+    "take_rows",
+    "take_rows_of",
+]
 
 #: Number of float entries in one chunk of a (rows x columns) work array. Small
 #: enough to stay in cache-friendly blocks, large enough for efficient BLAS.
@@ -72,6 +80,15 @@ class Float64Rows:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.rows.astype(np.float64 if dtype is None else dtype)
+
+
+def prototype_row_elements(n_features: int, n_prototypes: int, n_tokens: int | None) -> int:
+    """Entries one input row needs against ``n_prototypes``: its width, or its distances
+    to them, which a token row (``n_tokens`` slots) holds per token before pooling
+    (counted as ``n_prototypes``, a chunk of token rows was ``n_tokens`` times the
+    budget: 30,000 rows of 32 tokens x 1,000 prototypes took fit's peak from 0.98 to
+    1.65 GB)."""
+    return max(n_features, max(1, n_tokens or 0) * n_prototypes)
 
 
 def is_dask(X) -> bool:

@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
 from .._base import BasePrototypeClassifier, same_param
-from .._chunking import chunk_slices, is_dask, take_rows
+from .._chunking import chunk_slices, is_dask, prototype_row_elements, take_rows
 from .._validation import FLOAT32_MAX, warn_user
 from ..calibration import (
     NO_LOSSES,
@@ -764,13 +764,10 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """``net.<method>`` of float32 rows ``X`` in chunks, as numpy (training device)."""
         dev = next(net.parameters()).device
         K = len(getattr(net, self._prototype_parameter))
-        # token rows: a row's distances are (its tokens, prototypes) before pooling
-        # (counted as K, a chunk was n_tokens times the budget: 30,000 rows of 32
-        # tokens x 1,000 prototypes took fit's peak from 0.98 to 1.65 GB)
-        K *= max(1, int(getattr(net, "n_tokens", 0) or 0))
+        width = prototype_row_elements(X.shape[1], K, getattr(net, "n_tokens", None))
         out = []
         with torch.no_grad():
-            for s in list(chunk_slices(len(X), max(X.shape[1], K))) or [slice(0, 0)]:
+            for s in list(chunk_slices(len(X), width)) or [slice(0, 0)]:
                 # (no rows: the method's own width, not the classes' count, which
                 # broke the projection when no row could take a prototype)
                 out.append(getattr(net, method)(to_tensor(X[s], dev)).cpu().numpy())

@@ -17,7 +17,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
 from .._base import as_fitted, unchanged_on_failure
-from .._chunking import CHUNK_ELEMENTS, chunk_slices, take_rows
+from .._chunking import CHUNK_ELEMENTS, chunk_slices, prototype_row_elements, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -1092,7 +1092,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
     def _row_elements(self, n_features: int) -> int:
         # a token row's distances are (its tokens, prototypes) before pooling: counted
         # as one row, a chunk of 8,400 rows of 32 tokens x 500 prototypes took 2 GB
-        return max(super()._row_elements(n_features), (self.n_tokens or 1) * len(self.prototypes_))
+        return max(
+            super()._row_elements(n_features),
+            prototype_row_elements(n_features, len(self.prototypes_), self.n_tokens),
+        )
 
     def _validate_X_predict(self, X) -> np.ndarray:
         X = super()._validate_X_predict(X)
@@ -1204,9 +1207,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         rows, cols = np.asarray(left_out[0]), np.asarray(left_out[1])
         out = []
         with torch.no_grad():
-            # in chunks (a token row's distances are n_tokens x K before pooling: all
-            # the prototypes' rows at once were (K, n_tokens, K))
-            width = max(X.shape[1], K * max(1, net.n_tokens))
+            # in chunks (all the prototypes' token rows at once were (K, n_tokens, K))
+            width = prototype_row_elements(X.shape[1], K, net.n_tokens)
             for s in list(chunk_slices(len(X), width)) or [slice(0, 0)]:
                 sim = net.pairwise(to_tensor(X[s], dev))
                 here = (rows >= s.start) & (rows < s.stop)
@@ -1376,9 +1378,8 @@ def _center_label_biases(net: ProtoNetwork, X: np.ndarray, T: np.ndarray) -> Non
     4 labels: per-label accuracy 0.60 against LogisticRegression's 0.79).
     """
     rows = np.linspace(0, len(X) - 1, min(len(X), 2000)).astype(np.intp)
-    # in chunks: a token row's distances are n_tokens x K before pooling (2,000 rows
-    # at once were (2000 * n_tokens, K))
-    width = max(X.shape[1], len(net.prototypes) * max(1, net.n_tokens))
+    # in chunks (2,000 token rows at once were (2000 * n_tokens, K))
+    width = prototype_row_elements(X.shape[1], len(net.prototypes), net.n_tokens)
     with torch.no_grad():
         net.head.bias.zero_()
         dev = net.head.bias.device

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .._chunking import chunk_slices
+from .._chunking import chunk_slices, prototype_row_elements
 from .._torch.training import to_tensor
 from .._validation import warn_user
 from ..losses import classification_loss
@@ -81,8 +81,7 @@ def refit_last_layer(
     dev = head.weight.device
     with torch.no_grad():
         K = len(codes)
-        # (token rows: a row's distances are n_tokens x K before pooling)
-        width = max(X.shape[1], K * max(1, int(getattr(net, "n_tokens", 0) or 0)))
+        width = prototype_row_elements(X.shape[1], K, getattr(net, "n_tokens", None))
         S = torch.cat([net(to_tensor(X[s], dev))[2] for s in chunk_slices(len(X), width)])
         if kernel_penalty:
             G = net.similarities(net.distances(net.prototypes)).double()
