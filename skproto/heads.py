@@ -8,6 +8,8 @@ written by the estimator from the fitted weights these modules hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from . import _chunking
@@ -387,6 +389,39 @@ class MixtureHead(torch.nn.Module):
         blocks = torch.arange(self.n_classes, device=self.codes.device).repeat_interleave(m)
         self._block = m if m and m * self.n_classes == K and torch.equal(self.codes, blocks) else 0
         return self
+
+    def folded(self, unit: torch.Tensor) -> tuple[torch.Tensor, Callable] | None:
+        """``(U, finish)`` with ``self(z @ unit.T) == finish(z @ U)``, for inference.
+
+        ``1 / tau`` is taken into the prototypes' columns and the scale, the
+        temperature and the bias into one multiply-add (the head was a third
+        of a one-row ``predict``). Only for class-major blocks; None otherwise.
+
+        Parameters
+        ----------
+        unit : tensor of shape (n_prototypes, dim)
+            The prototypes the activations are products with.
+
+        Returns
+        -------
+        U : tensor of shape (dim, n_prototypes)
+            ``unit.T / tau``.
+        finish : callable
+            Class scores of ``z @ U``.
+        """
+        if not self._block:
+            return None
+        with torch.no_grad():
+            tau = self.log_tau.exp()
+            factor = self.log_scale.exp() * tau / self.temperature
+            offset = self.bias / self.temperature
+            U = (unit.T / tau).contiguous()
+        n_classes, block = self.n_classes, self._block
+
+        def finish(a: torch.Tensor) -> torch.Tensor:
+            return torch.logsumexp(a.view(a.shape[0], n_classes, block), -1) * factor + offset
+
+        return U, finish
 
     def parts(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(class_terms, r)``: ``scale * tau * logsumexp / temperature`` and responsibilities.

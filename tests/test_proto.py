@@ -1602,3 +1602,27 @@ def test_default_map_does_not_depend_on_a_common_offset(offset):
     shifted = ProtoClassifier(**params).fit(X + offset, y)
     np.testing.assert_array_equal(base.predict(X), shifted.predict(X + offset))
     np.testing.assert_allclose(base.predict_proba(X), shifted.predict_proba(X + offset), atol=1e-3)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_inference_folds_give_the_networks_scores(offset):
+    """The inference network folds the default map (InputUnits, Linear,
+    LatentOffset) into one product and 1 / tau, the scale, the temperature and
+    the bias of the mixture head into the prototypes and one multiply-add; the
+    scores are those of the modules themselves, also for rows far from the
+    origin (the centre stays a subtraction)."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0 * 5.0 + offset  # (a scale that is not one; the map's scale is a power of two)
+    clf = ProtoClassifier(max_epochs=3, random_state=0, temperature=0.7).fit(X, y)
+    net = clf._inference_network()
+    assert {"affine", "mixture"} <= set(net._frozen)
+    centre, A, b = net._frozen["affine"]
+    assert float(net.latent_map[0].scale) != 1.0 and float(net.latent_map[-1].offset) != 0.0
+    plain = clf._network(clf._state, torch.float64).eval()  # (not frozen)
+    x = torch.from_numpy(X[::7].astype(np.float64))
+    with torch.no_grad():
+        np.testing.assert_allclose(net.latent(x), plain.latent(x), rtol=1e-12, atol=1e-12)
+        want = plain(x)[0].numpy()
+    got = clf._scores_chunk(X[::7])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert_explain_faithful(clf, X[:40], clf.explain(X[:40]), atol=1e-9)
