@@ -285,6 +285,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             verbose=self.verbose,
             device=self._device,
             name=name,
+            # (partial_fit's one epoch is no limit reached; the refit after projection
+            # runs RBFPrototypeClassifier's project_epochs)
+            epochs_param={"partial_fit": None, "after projection": "project_epochs"}.get(
+                name, "max_epochs"
+            ),
             window_blocks=getattr(self, "_window_blocks", 4),  # set by fit_streaming
         )
 

@@ -226,6 +226,9 @@ class TrainingConfig:
     verbose: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     name: str = "train"
+    #: the parameter ``max_epochs`` comes from, named by verbose's "reached" line
+    #: (None: a single pass by design, e.g. ``partial_fit``'s epoch: no such line)
+    epochs_param: str | None = "max_epochs"
     #: blocks of a dask array shuffled together (streamed training)
     window_blocks: int = 4
 
@@ -431,8 +434,8 @@ def train(
                     )
                 break
     else:
-        if config.verbose and config.max_epochs:
-            print(f"[{config.name}] reached max_epochs={config.max_epochs}", flush=True)
+        if config.verbose and config.max_epochs and config.epochs_param:
+            print(f"[{config.name}] reached {config.epochs_param}={config.max_epochs}", flush=True)
     if best_state is not None:
         module.load_state_dict(best_state)
         if config.verbose and best_epoch != len(history["loss"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 
 from .. import _validation
 from .._chunking import is_dask
@@ -334,3 +335,17 @@ def tree(items: list, combine, fan_in: int = 8):
     while len(items) > 1:
         items = [combine(items[i : i + fan_in]) for i in range(0, len(items), fan_in)]
     return items[0]
+
+
+def raveled_column(y):
+    """A column-vector dask ``y`` as 1-D, with scikit-learn's DataConversionWarning
+    raised once, at the user's call (validated per block, it was raised once per
+    block, from inside scikit-learn); any other ``y`` as it is."""
+    if y.ndim == 2 and y.shape[1] == 1:  # one label per row, as fit takes it
+        _validation.warn_user(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning,
+        )
+        y = y[:, 0]
+    return y

@@ -14,6 +14,7 @@ from ._common import (
     as_row_blocks,
     column_names,
     labels_of,
+    raveled_column,
     refuse_sparse_blocks,
     tree,
 )
@@ -129,7 +130,7 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
             f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
             f"required by {type(estimator).__name__}."
         )
-    y = aligned(y, X, "y")
+    y = raveled_column(aligned(y, X, "y"))
     xs, ys = list(X.to_delayed().ravel()), list(y.to_delayed().ravel())
     ws = [None] * len(xs)
     if sample_weight is not None:

@@ -14,7 +14,9 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import BasePrototypeClassifier
 from .._chunking import is_dask, take_rows
+from .._validation import warn_user
 from ..explain._explanation import Explanation
 from ..explain._steps import unpipe
 from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
@@ -269,6 +271,35 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return None, float64
         return len(est.classes_), float64
 
+    @staticmethod
+    def _block_names(est, names, width: int):
+        """The column names the blocks are predicted with (``names``: the dask input's,
+        of ``width`` columns).
+
+        A skproto estimator fitted with other names than the input has (some
+        against none) gets scikit-learn's warning once, here, at the user's
+        call; each block then comes with the names it was fitted with, or none
+        (as in memory, columns are read by position). Left to the blocks, the
+        warning was raised once per block, from inside scikit-learn.
+        """
+        if not isinstance(est, BasePrototypeClassifier):  # (a Pipeline may select by name)
+            return names
+        fitted = getattr(est, "feature_names_in_", None)
+        if names is None and fitted is not None and width == len(fitted):
+            warn_user(
+                f"X does not have valid feature names, but {type(est).__name__} was fitted "
+                "with feature names",
+                UserWarning,
+            )
+            return fitted
+        if names is not None and fitted is None and hasattr(est, "n_features_in_"):
+            warn_user(
+                f"X has feature names, but {type(est).__name__} was fitted without feature names",
+                UserWarning,
+            )
+            return None
+        return names
+
     def _apply(self, method: str, X):
         est = self._fitted()
         if not (is_dask(X) or is_dask_frame(X)):
@@ -276,6 +307,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         da = dask_array()
         names = column_names(X)
         X = as_row_blocks(X, known=False)  # whole rows in each block
+        names = self._block_names(est, names, X.shape[1])
         width, dtype = self._layout(est, method)
         empty = np.empty((0,) if width is None else (0, width), dtype=dtype)
         args = (_call, X, self._shipped(est), method, names, dtype, empty)

@@ -8,12 +8,11 @@ from typing import Any
 from uuid import uuid4
 
 import numpy as np
-from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 
 from .._base import fitting
 from .._chunking import take_rows_of
-from .._validation import check_class_weight_labels, class_weights, warn_user, weighted_counts
+from .._validation import check_class_weight_labels, class_weights, weighted_counts
 from ..prototypes.projection import (
     check_search,
     choose_rows,
@@ -26,6 +25,7 @@ from ._common import (
     column_names,
     dask_array,
     labels_of,
+    raveled_column,
     refuse_sparse_blocks,
     tree,
 )
@@ -360,13 +360,7 @@ def _fit_streaming(estimator, X, y, sample_weight, window_blocks, validation_row
     refuse_sparse_blocks(X, estimator)
     X = X.map_blocks(_checked_shape, type(estimator).__name__, dtype=X.dtype, meta=X._meta)
     y = aligned(y, X, "y")
-    if y.ndim == 2 and y.shape[1] == 1:  # a column vector: one label per row, as fit takes it
-        warn_user(
-            "A column-vector y was passed when a 1d array was expected. Please change the "
-            "shape of y to (n_samples, ), for example using ravel().",
-            DataConversionWarning,
-        )
-        y = y[:, 0]
+    y = raveled_column(y)
     if y.ndim != 1:
         if not getattr(estimator, "_supports_multilabel", False):  # (it said to fit
             # in memory, where such an estimator refuses a 2-D y too)
