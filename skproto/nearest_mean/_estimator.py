@@ -810,6 +810,28 @@ class NearestMeanClassifier(BasePrototypeClassifier):
                     owner._model = owner._as_fitted()._derive()
         return owner._model
 
+    def _get_fitted_attr_html(self, doc_link=""):
+        """The fitted attributes of scikit-learn's HTML repr, read from a copy while a
+        stream has rows set aside.
+
+        The repr reads every public property (``inspect.getmembers``); here the
+        first read scores the set-aside rows and fixes the temperature, a use
+        that a display must not be (a notebook showing ``clf.partial_fit(...)``
+        after each chunk ended the stream with a temperature 10% off ``fit``'s,
+        Mahalanobis).
+        """
+        if not self.__dict__.get("_pending"):
+            return super()._get_fitted_attr_html(doc_link)
+        shown = copy.copy(self)  # (its own attributes: scoring replaces, never updates)
+        return super(NearestMeanClassifier, shown)._get_fitted_attr_html(doc_link)
+
+    @property
+    def _n_features_out(self) -> int:
+        # one prototype per class, known without deriving the model (counted as
+        # len(prototypes_), get_feature_names_out, which the HTML repr calls too,
+        # scored the rows a stream had set aside)
+        return len(self.classes_)
+
     # Public fitted attributes are views of the derived model, so they are
     # always current, even right after partial_fit.
     @property

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
@@ -503,6 +504,26 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "n_tokens",
     )
 
+    def _can_stream(self) -> bool:
+        """Whether these parameters stream at all (``available_if`` of ``partial_fit``).
+
+        As scikit-learn's MLPClassifier with ``solver="lbfgs"``: a method every call
+        of which raises is absent, so ``hasattr(clf, "partial_fit")`` is False and
+        wrappers (OneVsRestClassifier, MultiOutputClassifier) and checks see that
+        (``prototype_kind="support"`` had a ``partial_fit`` that always raised).
+        """
+        if self.n_tokens:
+            raise AttributeError(
+                "partial_fit does not support n_tokens (token prototypes) yet; use fit."
+            )
+        if self.head == "mixture" and self.prototype_kind != "trivial":
+            raise AttributeError(
+                f"partial_fit grows trivial prototypes (rows of each class) only; "
+                f"prototype_kind={self.prototype_kind!r} needs fit."
+            )
+        return True
+
+    @available_if(_can_stream)
     @_fit_context(prefer_skip_nested_validation=True)
     @unchanged_on_failure
     def partial_fit(
@@ -561,22 +582,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """
         if hasattr(self, "_state"):
             self._check_structure("partial_fit", "call fit, or partial_fit on a fresh estimator")
-        if self.n_tokens:
-            raise ValueError(
-                "partial_fit does not support n_tokens (token prototypes) yet; use fit."
-            )
         if self.head == "mixture" and _validation.is_multilabel(y):
             # (it went the linear head's way: every prototype a free vector)
             raise ValueError(
                 "partial_fit streams single-label y with the mixture head; a multi-label "
                 "y is fitted with fit, or streamed with head='linear'."
             )
-        if self.head == "mixture":
-            if self.prototype_kind != "trivial":
-                raise ValueError(
-                    f"partial_fit grows trivial prototypes (rows of each class) only; "
-                    f"prototype_kind={self.prototype_kind!r} needs fit."
-                )
+        if self.head == "mixture":  # (trivial prototypes only: _can_stream)
             return self._stream_fit(X, y, classes, sample_weight)
         return self._partial_fit(X, y, classes, sample_weight)
 
