@@ -76,12 +76,13 @@ def test_shared_mahalanobis_far_rows_never_more_typical_with_a_singular_covarian
     assert np.all(np.diff(scores) <= 1e-9 * np.abs(scores[:-1]))
 
 
+@pytest.mark.filterwarnings("ignore:RBFPrototypeClassifier trains its components")
 @pytest.mark.xfail(
     strict=True,
     reason="RBFPrototypeClassifier trains its components in float32 in the input's "
     "own origin: at an offset of 2**20 a step (lr x data unit, ~0.03) is below half "
     "float32's spacing there (0.0625) and rounds away, so training stalls at the "
-    "k-means++ start (README: every estimator trains alike with a common offset)",
+    "k-means++ start (a limitation the README states, and fit warns of)",
 )
 def test_rbf_trains_alike_with_a_common_offset(digits):
     from sklearn.model_selection import train_test_split
@@ -115,3 +116,20 @@ def test_relative_mahalanobis_score_with_more_classes_than_features():
     np.testing.assert_allclose(clf.score_samples(X), expected, rtol=1e-10, atol=1e-10)
     X32 = X.astype(np.float32)
     np.testing.assert_allclose(clf.score_samples(X32), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_rbf_warns_where_float32_cannot_hold_a_step(digits):
+    # the limitation above, said at fit: at + 2**20 float32's spacing (0.125) exceeds
+    # a step (1e-3 x the data's unit of 32); at + 2**17 (0.0156) it trains alike
+    import warnings
+
+    from skproto import RBFPrototypeClassifier
+
+    X, y = digits
+    with pytest.warns(UserWarning, match=r"spacing \(0\.125\) exceeds a training step") as rec:
+        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X + 2.0**20, y)
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X + 2.0**17, y)
+        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X * 1e-4, y)

@@ -651,6 +651,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         # the components step in the data's units (sigma, through its log, and
         # the margin, a multiple of the typical distance, follow them already)
         self._data_scale = data_scale(X)
+        self._check_step_precision(W)
         net = RBFNetwork(
             torch.as_tensor(W, dtype=torch.float32),
             None if omega is None else torch.as_tensor(omega, dtype=torch.float32),
@@ -662,6 +663,27 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             net.temperature.fill_(float(self.temperature))
         in_units(net.components, self._data_scale)
         return net
+
+    def _check_step_precision(self, W: np.ndarray) -> None:
+        """Warn where float32 cannot hold a training step of the components.
+
+        They are trained in float32 where ``X`` lies, and an Adam step moves
+        them about ``learning_rate`` times the data's unit: far from the origin
+        for the data's spread (digits + 2**20), float32's spacing there exceeds
+        it, the steps round away and the fit stays near its start (test
+        accuracy 0.952 against 0.980; + 2**17 still trains alike).
+        """
+        top = float(np.max(np.abs(W))) if W.size else 0.0
+        spacing = float(np.spacing(np.float32(top)))
+        step = self._learning_rate * self._data_scale
+        if spacing > step:
+            warn_user(
+                f"{type(self).__name__} trains its components in float32 where X lies: at "
+                f"values up to {top:.4g} float32's spacing ({spacing:.3g}) exceeds a "
+                f"training step (learning_rate x the data's spread, {step:.3g}), so the "
+                "steps round away and training barely moves them. Centre X first, e.g. "
+                "with StandardScaler(with_std=False)."
+            )
 
     def _batch_loss(self, net):
         margin, kind = self.margin_, self.loss
