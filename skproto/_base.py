@@ -92,7 +92,7 @@ def as_fitted(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        return method(self._as_fitted(), *args, **kwargs)
+        return method(self._as_fitted(isolated=True), *args, **kwargs)
 
     return wrapper
 
@@ -150,7 +150,7 @@ class BasePrototypeClassifier(
         """Record the parameters the fitted state now follows (:meth:`_as_fitted`)."""
         self._fit_params = self.get_params(deep=False)
 
-    def _as_fitted(self):
+    def _as_fitted(self, *, isolated: bool = False):
         """``self``, or, after a ``set_params`` without a new fit, a view with the
         parameters of the last fit.
 
@@ -161,21 +161,31 @@ class BasePrototypeClassifier(
         estimator rebuilt its network from the new parameters when unpickled).
         A view (the same fitted state, its own parameters), so no other
         thread sees them change.
+
+        ``isolated``: a view even where no parameter changed, taken from one
+        copy of the attributes, for a call that reads the parameters while
+        other threads may call ``set_params`` (every public method). ``self``
+        was returned while the parameters were the fit's, and a ``set_params``
+        in another thread then reached the call under way: a Mahalanobis
+        model's ``predict_proba`` moved by 0.47 when another thread set
+        ``metric="cosine"`` during it, without a refit.
         """
-        params = self.__dict__.get("_fit_params")
+        state = dict(self.__dict__)  # (one copy: another thread may set_params meanwhile)
+        params = state.get("_fit_params")
         if params is None:
             return self
         changed = {
             k: v
             for k, v in params.items()
-            if k not in _RUNTIME_PARAMS and not same_param(getattr(self, k), v)
+            if k not in _RUNTIME_PARAMS and not same_param(state.get(k), v)
         }
-        if not changed:
+        if not changed and not isolated:
             return self
         view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
+        view.__dict__.update(state)
         view.__dict__.update(changed)
-        view.__dict__["_view_of"] = self  # (what a view derives lazily is kept on self)
+        # (what a view derives lazily is kept on the estimator, not on a view of a view)
+        view.__dict__["_view_of"] = state.get("_view_of", self)
         return view
 
     # ---------------------------------------------------------------- hooks

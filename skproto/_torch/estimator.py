@@ -53,6 +53,7 @@ from .training import (
     resolve_device,
     resolve_n_threads,
     scored_sample,
+    thread_count,
     to_tensor,
     torch_threads,
     train,
@@ -911,7 +912,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         net = self._inference_network()  # no parameter requires grad: nothing is recorded
         n_threads = self._n_threads
         with cpu_default():
-            if n_threads == torch.get_num_threads():
+            if n_threads == thread_count():
                 return getattr(net, method)(x, *args).numpy()
             with torch_threads(n_threads):
                 return getattr(net, method)(x, *args).numpy()

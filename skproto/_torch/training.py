@@ -141,11 +141,39 @@ def resolve_n_threads(n_jobs: int | None) -> int:
 # last count set in any thread: a thread that enters its first block while other
 # threads' blocks run may read a count one of them set, not a count of its own, so
 # it restores the count from before the first of the running blocks instead (each
-# thread restoring what it read left new threads at another block's n_jobs)
+# thread restoring what it read left new threads at another block's n_jobs). Only
+# its first block: torch reads a thread's count from the shared one once, at the
+# thread's first use, and from then on the count it reads is its own (every block
+# of a thread that had set its own count, overlapping another thread's, left it at
+# that thread's count)
 _THREADS_LOCK = threading.Lock()
 _THREADS_USERS = 0  # blocks running, in all threads
 _THREADS_BEFORE = 1  # the count before the first of them
-_THREADS_LOCAL = threading.local()  # .depth: this thread's blocks running
+_THREADS_LOCAL = threading.local()  # .depth: this thread's blocks running; .known: a
+# block of this thread has read its count before
+
+
+def thread_count() -> int:
+    """This thread's torch thread count; read while no block runs, it is the thread's
+    own (a later block of this thread restores it)."""
+    with _THREADS_LOCK:
+        current = torch.get_num_threads()
+        if not _THREADS_USERS:
+            _THREADS_LOCAL.known = True
+    return current
+
+
+def _after_fork_in_child() -> None:
+    """The child of a fork has only the thread that forked: the blocks other threads
+    had open never end there (the child's first blocks restored, for good, the count
+    from before them), and one of them may have held the lock."""
+    global _THREADS_LOCK, _THREADS_USERS
+    _THREADS_LOCK = threading.Lock()
+    _THREADS_USERS = getattr(_THREADS_LOCAL, "depth", 0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -155,15 +183,18 @@ def torch_threads(n_threads: int, *, blas: bool = False) -> Iterator[None]:
     With ``blas`` the BLAS and OpenMP pools of numpy, scipy and scikit-learn
     (k-means) are limited too, through threadpoolctl. A nested block restores
     its thread's count from before it; a thread's first block restores the
-    count from before the first block running in any thread.
+    count from before the first block running in any thread, its later blocks
+    the thread's own count.
     """
     global _THREADS_USERS, _THREADS_BEFORE
     with _THREADS_LOCK:
         depth = getattr(_THREADS_LOCAL, "depth", 0)
+        known = getattr(_THREADS_LOCAL, "known", False)
         current = torch.get_num_threads()
+        _THREADS_LOCAL.known = True
         if _THREADS_USERS == 0:
             _THREADS_BEFORE = current
-        restore = current if depth or not _THREADS_USERS else _THREADS_BEFORE
+        restore = current if depth or known or not _THREADS_USERS else _THREADS_BEFORE
         _THREADS_USERS += 1
         _THREADS_LOCAL.depth = depth + 1
         if current != n_threads:

@@ -63,7 +63,7 @@ def _model(estimator, X=None):
             f"got {type(estimator).__name__}."
         )
     check_is_fitted(estimator)
-    return estimator._as_fitted(), X
+    return estimator._as_fitted(isolated=True), X
 
 
 def _evidence(estimator, X):

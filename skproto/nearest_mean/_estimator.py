@@ -473,7 +473,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             pending = owner.__dict__.get("_pending", ())
             if not pending:
                 return
-            fitted = owner._as_fitted()
+            fitted = owner._as_fitted(isolated=True)
             with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
                 stats, losses = fitted._fold_held_out(
                     owner._stats, _stack_held(pending), owner._calibration
@@ -807,7 +807,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             with _PENDING_LOCK:
                 if owner._model is None:
                     owner._score_pending()
-                    owner._model = owner._as_fitted()._derive()
+                    owner._model = owner._as_fitted(isolated=True)._derive()
         return owner._model
 
     def _get_fitted_attr_html(self, doc_link=""):
