@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.datasets import load_iris, make_classification
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import MultiOutputClassifier
@@ -53,7 +54,8 @@ def test_html_repr_between_partial_fit_calls_changes_nothing(metric):
     for rows in np.array_split(np.arange(len(X)), 4):
         plain.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
         html = shown.partial_fit(X[rows], y[rows], classes=[0, 1, 2])._repr_html_()
-        assert "temperature_" in html  # (the fitted attributes are still listed)
+        if hasattr(BaseEstimator, "_get_fitted_attr_html"):  # (not in scikit-learn 1.6)
+            assert "temperature_" in html  # (the fitted attributes are still listed)
         shown.get_feature_names_out()
     assert shown.temperature_ == plain.temperature_
     np.testing.assert_allclose(

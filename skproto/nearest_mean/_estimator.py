@@ -388,6 +388,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         state.pop("_factor_cache", None)  # a stream's working copy of derived factors
         return state
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        model = self.__dict__.get("_model")
+        if model is not None and "background_map" not in vars(model):
+            # pickled before background_map (it held background_whiten): derived again
+            # from the statistics at the first use (score_samples read None and failed)
+            self._model = None
+
     def _begin_fit(self, classes: np.ndarray, n_rows: int) -> None:
         """Fix the classes, the statistics' layout and the held-out rows of a fit."""
         self.__dict__.pop("_factor_cache", None)
