@@ -71,3 +71,20 @@ def catch_warnings_entered_by_skproto(monkeypatch) -> list:
 
     monkeypatch.setattr(warnings, "catch_warnings", Spy)
     return entered
+
+
+def relative_mahalanobis_reference(clf, X, temperature: float) -> np.ndarray:
+    """The relative Mahalanobis ``score_samples`` of a shared-covariance NearestMean
+    model, from its public attributes and an explicit inverse: ``logsumexp`` of the
+    class scores plus ``delta_0 / 2T``, ``delta_0`` under the shared covariance plus
+    ``(1 - a)`` times the count-weighted between-class covariance."""
+    from scipy.special import logsumexp
+
+    n = clf.class_count_
+    mean = n @ clf.means_ / n.sum()
+    dev = clf.means_ - mean
+    between = (dev * (n / n.sum())[:, None]).T @ dev
+    background = clf.covariance_ + (1.0 - clf.covariance_shrinkage_) * between
+    Z = X - mean
+    delta0 = np.einsum("ij,ij->i", Z @ np.linalg.inv(background), Z)
+    return logsumexp(clf.decision_function(X), axis=1) + delta0 / (2 * temperature)

@@ -47,13 +47,19 @@ def test_set_params_in_another_thread_does_not_reach_a_call_under_way(monkeypatc
     np.testing.assert_array_equal(got[0], expected)
 
 
-def test_a_threads_own_torch_count_survives_predictions_overlapping_another_block():
+@pytest.fixture(scope="module")
+def iris_rbf():
+    """``(X, a fitted RBFPrototypeClassifier)``, fitted with one thread."""
+    X, y = load_iris(return_X_y=True)
+    return X, RBFPrototypeClassifier(max_epochs=2, random_state=0).fit(X, y)
+
+
+def test_a_threads_own_torch_count_survives_predictions_overlapping_another_block(iris_rbf):
     # every prediction block of a thread that overlapped another thread's block
     # (a fit in the background, a model of another n_jobs) restored the count from
     # before the first running block, not the thread's own: a serving thread set
     # to 2 threads was left at the other thread's 4, for good
-    X, y = load_iris(return_X_y=True)
-    clf = RBFPrototypeClassifier(max_epochs=2, random_state=0).fit(X, y)  # 1 thread
+    X, clf = iris_rbf
     before = torch.get_num_threads()
     inside, done = threading.Event(), threading.Event()
 
@@ -123,12 +129,11 @@ def test_cached_encodings_are_served_without_listing_the_cache_folder(tmp_path, 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (fork of a threaded process)
-def test_a_fork_while_another_thread_predicts_leaves_the_child_its_thread_counts():
+def test_a_fork_while_another_thread_predicts_leaves_the_child_its_thread_counts(iris_rbf):
     # the child inherited the parent's count of open blocks (the other thread's,
     # which never ends there): its threads' first blocks restored, for good, the
     # parent's count from before that block, not the child's own
-    X, y = load_iris(return_X_y=True)
-    clf = RBFPrototypeClassifier(max_epochs=2, random_state=0).fit(X, y)  # 1 thread
+    X, clf = iris_rbf
     before = torch.get_num_threads()
     inside, done = threading.Event(), threading.Event()
 

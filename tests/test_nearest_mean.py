@@ -8,6 +8,7 @@ from functools import partial
 import joblib
 import numpy as np
 import pytest
+from helpers import relative_mahalanobis_reference
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import sparse
@@ -1869,20 +1870,12 @@ def test_relative_mahalanobis_score_uses_the_count_weighted_between_covariance()
     # score_samples = logsumexp(scores) + delta_0 / 2T, delta_0 under the shared
     # covariance plus (1 - a) times the between-class covariance, whose classes
     # weigh by their counts (unweighted: off by 0.99 on unequal classes)
-    from scipy.special import logsumexp
 
     X, y = load_iris(return_X_y=True)
     rows = np.r_[0:50, 50:70, 100:110]
     X, y = X[rows], y[rows]
     clf = NearestMeanClassifier(metric="mahalanobis", temperature=2.0).fit(X, y)
-    n = clf.class_count_
-    mean = n @ clf.means_ / n.sum()
-    dev = clf.means_ - mean
-    between = (dev * (n / n.sum())[:, None]).T @ dev
-    background = clf.covariance_ + (1.0 - clf.covariance_shrinkage_) * between
-    Z = X - mean
-    delta0 = np.einsum("ij,ij->i", Z @ np.linalg.inv(background), Z)
-    expected = logsumexp(clf.decision_function(X), axis=1) + delta0 / (2 * 2.0)
+    expected = relative_mahalanobis_reference(clf, X, 2.0)
     np.testing.assert_allclose(clf.score_samples(X), expected, rtol=1e-12, atol=1e-12)
 
 
