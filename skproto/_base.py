@@ -150,6 +150,22 @@ class BasePrototypeClassifier(
         """Record the parameters the fitted state now follows (:meth:`_as_fitted`)."""
         self._fit_params = self.get_params(deep=False)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "classes_" not in self.__dict__:  # (not fitted: nothing to bring up to date)
+            return
+        if "_fit_params" not in self.__dict__:
+            # pickled before fitted models kept their fit's parameters: such a model
+            # predicted with the parameters it was pickled with, which are recorded
+            # now (else a set_params after loading reached the fitted state: a
+            # NearestMean metric read at predict time, a torch network rebuilt from
+            # the new parameters when pickled again, or a failed load)
+            self._fit_params = self.get_params(deep=False)
+        if "prototype_cases_" not in self.__dict__:
+            # (a merged NearestMean model pickled before merge set it had none, an
+            # AttributeError for a documented attribute: None, as after merge now)
+            self.prototype_cases_ = None
+
     def _as_fitted(self, *, isolated: bool = False):
         """``self``, or, after a ``set_params`` without a new fit, a view with the
         parameters of the last fit.
