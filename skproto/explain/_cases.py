@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import _num_samples
 
-from .._chunking import chunk_slices
+from .._chunking import chunk_slices, is_dask_frame
 from .._validation import (
     check_known_labels,
     check_positive_int,
@@ -527,8 +527,6 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     # (per chunk, a float32 chunk could break a float64 near-tie another way)
     # (by position, a frame kept as a frame: np.asarray dropped its column names, and a
     # model fitted on a frame warned that X has no valid feature names)
-    from ..parallel._common import is_dask_frame
-
     if is_dask_frame(X):  # (a dask frame's iloc takes columns only: NotImplementedError)
         X = X.compute()
     rows = X.iloc[own] if hasattr(X, "iloc") else np.asarray(X)[own]

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.exceptions import DataConversionWarning
 
 from .. import _validation
-from .._chunking import is_dask
+from .._chunking import is_dask, is_dask_frame
 
 
 def dask_array():
@@ -22,24 +22,6 @@ def dask_array():
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("skproto.parallel needs dask: pip install 'skproto[dask]'.") from exc
     return da
-
-
-def is_dask_frame(X) -> bool:
-    """A dask DataFrame or Series (checked without importing dask).
-
-    Parameters
-    ----------
-    X : object
-        Anything.
-
-    Returns
-    -------
-    bool
-        Whether ``X`` is a dask DataFrame or Series (also dask-expr 1.x's, of
-        module ``dask_expr._collection``, before dask 2025.1 merged it in).
-    """
-    module = type(X).__module__
-    return module.startswith(("dask.", "dask_expr.")) and hasattr(X, "to_dask_array")
 
 
 def _numpy_dtype(dtype, *, features: bool = True):
