@@ -159,8 +159,12 @@ class BasePrototypeClassifier(
             # predicted with the parameters it was pickled with, which are recorded
             # now (else a set_params after loading reached the fitted state: a
             # NearestMean metric read at predict time, a torch network rebuilt from
-            # the new parameters when pickled again, or a failed load)
-            self._fit_params = self.get_params(deep=False)
+            # the new parameters when pickled again, or a failed load). Only those it
+            # has: one pickled before a parameter existed has no attribute for it, and
+            # get_params raised an AttributeError here (it loaded, and predicted, before)
+            self._fit_params = {
+                k: self.__dict__[k] for k in self._get_param_names() if k in self.__dict__
+            }
         if "prototype_cases_" not in self.__dict__:
             # (a merged NearestMean model pickled before merge set it had none, an
             # AttributeError for a documented attribute: None, as after merge now)

@@ -164,7 +164,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         fitted = self.__dict__.get("_fit_params")
         if fitted is None:
             return
-        changed = [n for n in self._structure_params if not same_param(getattr(self, n), fitted[n])]
+        changed = [  # (a model pickled before a parameter existed recorded none for it)
+            n
+            for n in self._structure_params
+            if n in fitted and not same_param(getattr(self, n), fitted[n])
+        ]
         if changed:
             raise ValueError(
                 f"{action} continues the fitted network, but {', '.join(changed)} "
