@@ -88,3 +88,18 @@ def relative_mahalanobis_reference(clf, X, temperature: float) -> np.ndarray:
     Z = X - mean
     delta0 = np.einsum("ij,ij->i", Z @ np.linalg.inv(background), Z)
     return logsumexp(clf.decision_function(X), axis=1) + delta0 / (2 * temperature)
+
+
+def hold_torch_block(inside, done) -> None:
+    """Another thread's work, for thread-count tests: this thread's own torch count
+    set to 4, then a skproto block of 3 threads held open until ``done`` is set
+    (``inside`` is set once in it)."""
+    import torch
+
+    from skproto._torch.training import torch_threads
+
+    torch.get_num_threads()
+    torch.set_num_threads(4)
+    with torch_threads(3):
+        inside.set()
+        done.wait(10)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import hold_torch_block
 from sklearn.datasets import load_iris, make_classification
 
 from skproto import NearestMeanClassifier, RBFPrototypeClassifier
@@ -63,18 +64,11 @@ def test_a_threads_own_torch_count_survives_predictions_overlapping_another_bloc
     before = torch.get_num_threads()
     inside, done = threading.Event(), threading.Event()
 
-    def other():
-        torch.get_num_threads()
-        torch.set_num_threads(4)
-        with torch_threads(3):
-            inside.set()
-            done.wait(10)
-
     try:
         torch.set_num_threads(2)
         clf.predict(X)  # alone: the thread keeps its count
         assert torch.get_num_threads() == 2
-        t = threading.Thread(target=other)
+        t = threading.Thread(target=hold_torch_block, args=(inside, done))
         t.start()
         try:
             assert inside.wait(10)

@@ -12,10 +12,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import hold_torch_block
 from sklearn.datasets import load_iris, make_classification
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
-from skproto._torch.training import torch_threads
 from skproto.explain._report import _svg
 from skproto.explain._steps import Step, Waterfall
 from skproto.metrics import prototype_neighbors
@@ -102,17 +102,10 @@ def test_a_count_read_without_a_block_is_restored_by_the_threads_later_blocks():
     inside, done = threading.Event(), threading.Event()
     seen = []
 
-    def other():
-        torch.get_num_threads()
-        torch.set_num_threads(4)
-        with torch_threads(3):
-            inside.set()
-            done.wait(10)
-
     def serving():  # (a new thread: no block of it has run)
         torch.set_num_threads(1)
         one.predict(X)  # its count is n_jobs's: no block
-        t = threading.Thread(target=other)
+        t = threading.Thread(target=hold_torch_block, args=(inside, done))
         t.start()
         try:
             assert inside.wait(10)
