@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["check_token_layout", "pack_tokens", "token_dim", "unpack_tokens"]
 
@@ -92,7 +93,7 @@ def check_token_layout(X: np.ndarray, n_tokens: int, y: np.ndarray | None = None
             )
 
 
-def pack_tokens(embeddings: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def pack_tokens(embeddings: ArrayLike, mask: ArrayLike) -> np.ndarray:
     """Rows of the token layout from ``embeddings`` (n, n_tokens, d) and ``mask`` (n, n_tokens).
 
     Each row holds its token vectors one after the other (empty slots

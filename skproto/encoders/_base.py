@@ -8,11 +8,12 @@ import os
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from numbers import Integral
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -285,7 +286,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """Inputs to encode when only the output width is needed."""
         return ["a"]
 
-    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
         """``<classname>0``, ``<classname>1``, ...: one name per output dimension.
 
         Loads the model: the width is the model's, known once an input has been

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: id of a tagged array -> (weak reference to it, its raw cases)
-_TAGGED: dict[int, tuple[weakref.ref, Sequence]] = {}
+_TAGGED: dict[int, tuple[weakref.ref, Sequence | np.ndarray]] = {}
 
 
 def row_labels(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -82,7 +82,7 @@ class FrameRows(Sequence):
         return dict(zip(self.frame.columns, plain))
 
 
-def check_training_rows(X: Any, y: Any = None, cases: Sequence | None = None) -> None:
+def check_training_rows(X: Any, y: Any = None, cases: Sequence | np.ndarray | None = None) -> None:
     """Raise unless ``y`` and ``cases`` (where given) hold one entry per row of ``X``
     (they are read at the rows' positions: a misaligned one failed with an IndexError)."""
     n = _num_samples(X)
@@ -114,7 +114,7 @@ def training_labels(estimator: Any, X: Any, y: Any) -> np.ndarray:
     return y
 
 
-def positional(cases: Sequence | None) -> Sequence | None:
+def positional(cases: Sequence | np.ndarray | None) -> Sequence | np.ndarray | None:
     """``cases`` indexed by position: a pandas Series or Index as a list, a
     DataFrame as its rows (:class:`FrameRows`).
 
@@ -127,7 +127,7 @@ def positional(cases: Sequence | None) -> Sequence | None:
     return cases
 
 
-def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
+def attach_cases(X: np.ndarray, cases: Sequence | np.ndarray) -> np.ndarray:
     """Tag the feature array ``X`` with the raw inputs of its rows; returns ``X`` itself.
 
     A skproto estimator fitted on this very array keeps the raw cases of its
@@ -171,7 +171,7 @@ def attach_cases(X: np.ndarray, cases: Sequence) -> np.ndarray:
     return X
 
 
-def cases_of(X: Any) -> Sequence | None:
+def cases_of(X: Any) -> Sequence | np.ndarray | None:
     """The raw cases ``X`` was tagged with by :func:`attach_cases`, or None.
 
     Parameters

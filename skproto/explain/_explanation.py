@@ -292,7 +292,7 @@ class Explanation:
         return len(self.explained)
 
     def with_prototype_cases(
-        self, prototype_cases: Sequence, prototype_rows: ArrayLike | None = None
+        self, prototype_cases: Sequence | np.ndarray, prototype_rows: ArrayLike | None = None
     ) -> Explanation:
         """This explanation with cases given per prototype (``prototype_cases[k]``: prototype k's).
 
@@ -348,7 +348,9 @@ class Explanation:
         self._check_per_prototype(len(prototype_rows), "prototype_rows")
         return prototype_rows[self.prototype_index]
 
-    def with_cases(self, cases: Sequence, prototype_rows: ArrayLike | None = None) -> Explanation:
+    def with_cases(
+        self, cases: Sequence | np.ndarray, prototype_rows: ArrayLike | None = None
+    ) -> Explanation:
         """This explanation with the case of every listed prototype attached.
 
         Parameters

@@ -136,7 +136,7 @@ class ExplanationDisplay:
         *,
         sample: int = 0,
         n_prototypes: int = 5,
-        cases: Sequence | None = None,
+        cases: Sequence | np.ndarray | None = None,
         X_train: ArrayLike | None = None,
         y_train: ArrayLike | None = None,
         renderer: str | Callable | None = None,
@@ -382,15 +382,15 @@ class PrototypeGalleryDisplay:
 
     def __init__(
         self,
-        prototype_index: np.ndarray,
-        prototype_label: np.ndarray,
-        rows: np.ndarray,
-        neighbors: np.ndarray,
-        neighbor_labels: np.ndarray,
-        purity: np.ndarray,
-        cases: Sequence | None = None,
+        prototype_index: ArrayLike,
+        prototype_label: ArrayLike,
+        rows: ArrayLike,
+        neighbors: ArrayLike,
+        neighbor_labels: ArrayLike,
+        purity: ArrayLike,
+        cases: Sequence | np.ndarray | None = None,
         renderer: str | Callable | None = None,
-        prototype_cases: Sequence | None = None,
+        prototype_cases: Sequence | np.ndarray | None = None,
     ) -> None:
         self.prototype_index = np.asarray(prototype_index)
         self.prototype_label = np.asarray(prototype_label)
@@ -409,7 +409,7 @@ class PrototypeGalleryDisplay:
         X: ArrayLike,
         y: ArrayLike,
         *,
-        cases: Sequence | None = None,
+        cases: Sequence | np.ndarray | None = None,
         classes: Sequence | None = None,
         max_classes: int = 5,
         n_neighbors: int = 3,

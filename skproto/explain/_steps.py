@@ -264,7 +264,7 @@ def explain_with_runner_up(
     X: ArrayLike,
     *,
     n_prototypes: int = 5,
-    cases: Sequence | None = None,
+    cases: Sequence | np.ndarray | None = None,
     X_train: ArrayLike | None = None,
     y_train: ArrayLike | None = None,
 ) -> tuple[Explanation, Explanation]:
@@ -316,8 +316,8 @@ def unpipe(
     estimator: Any,
     X: Any,
     X_train: Any = None,
-    query_cases: Sequence | None = None,
-    cases: Sequence | None = None,
+    query_cases: Sequence | np.ndarray | None = None,
+    cases: Sequence | np.ndarray | None = None,
 ) -> tuple:
     """Split a fitted Pipeline into its feature steps and its final classifier.
 

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
 from .._base import fitting
@@ -49,7 +50,7 @@ def nearest_rows(
     prototypes: np.ndarray,
     X: Any,
     *,
-    groups: np.ndarray,
+    groups: ArrayLike,
     targets: Any = None,
     embed: Callable[[np.ndarray], np.ndarray] | None = None,
     metric: str = "sqeuclidean",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._chunking import chunk_slices
 from ..geometry import cosine_distances, squared_distances
@@ -323,7 +324,7 @@ def project_onto_rows(
     prototypes: np.ndarray,
     X: np.ndarray,
     *,
-    groups: np.ndarray,
+    groups: ArrayLike,
     targets: np.ndarray | None = None,
     embed: Callable[[np.ndarray], np.ndarray] | None = None,
     metric: str = "sqeuclidean",
