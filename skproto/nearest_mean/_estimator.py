@@ -1183,10 +1183,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # taken out of the logsumexp and formed without subtracting two squared
         # distances: with z = x - mean, Xc = z + o and A A^T = Sigma^+,
         # ||Xc A||^2 - delta_0(z) = ||z @ background_map||^2 + 2 z.(A A^T o) + ||A^T o||^2
+        score = logsumexp(self._shifted_scores_chunk(X), axis=1)  # (without ||Xc A||^2)
         Xc = self._centered(X, m)
-        S = Xc @ m.W.astype(dt, copy=False)
-        S += m.b.astype(dt, copy=False)
-        score = logsumexp(S, axis=1)
         o = m.background_offset
         Ao = o @ m.whiten
         Z = Xc - o.astype(dt)
