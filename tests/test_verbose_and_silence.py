@@ -26,11 +26,11 @@ def _user_file(record) -> bool:
 def test_linear_refit_shows_progress_while_it_runs(iris, capsys, monkeypatch):
     """The refit of the linear head (78 s on 15,000 x 384 rows and 150 classes on
     one thread) printed nothing until it ended: now a line when it starts and,
-    rate-limited, one per ``_PROGRESS_SECONDS`` while it runs."""
-    from skproto.proto import _last_layer
+    rate-limited, one per ``PROGRESS_SECONDS`` while it runs."""
+    from skproto import _progress
 
     X, y = iris
-    monkeypatch.setattr(_last_layer, "_PROGRESS_SECONDS", 0.0)  # a line at every evaluation
+    monkeypatch.setattr(_progress, "PROGRESS_SECONDS", 0.0)  # a line at every evaluation
     kw = dict(head="linear", max_epochs=2, last_layer_max_iter=20, random_state=0)
     ProtoClassifier(verbose=1, **kw).fit(X, y)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[last layer]")]
@@ -48,7 +48,7 @@ def test_linear_refit_progress_is_rate_limited_and_silent_without_verbose(iris, 
     assert capsys.readouterr() == ("", "")
     loud = ProtoClassifier(verbose=1, **kw).fit(X, y)
     out = capsys.readouterr().out
-    # a refit of well under _PROGRESS_SECONDS: the start and the summary, no line per step
+    # a refit of well under PROGRESS_SECONDS: the start and the summary, no line per step
     assert sum(ln.startswith("[last layer]") for ln in out.splitlines()) == 2
     np.testing.assert_array_equal(quiet.predict_proba(X), loud.predict_proba(X))
 
@@ -136,3 +136,105 @@ def test_parallel_post_fit_feature_name_mismatch_warns_once_at_the_user(iris):
         ParallelPostFit(NearestMeanClassifier()).fit(X, y).predict(
             da.from_array(X, chunks=30)
         ).compute()
+
+
+# ------------------------------------------------------ NearestMeanClassifier
+def _lines(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.startswith("[NearestMeanClassifier]")]
+
+
+@pytest.mark.parametrize(
+    "params, steps",
+    [
+        ({}, ["statistics of 150 rows of 3 classes", "held-out rows", "fitted: temperature"]),
+        ({"temperature": 2.0}, ["statistics of 150 rows of 3 classes", "fitted: temperature 2"]),
+        (
+            {"metric": "mahalanobis", "covariance": "per_class"},
+            ["statistics", "factored the covariances of 3 classes", "held-out rows", "fitted"],
+        ),
+    ],
+)
+def test_nearest_mean_fit_prints_its_steps_with_verbose_only(iris, capsys, params, steps):
+    """NearestMeanClassifier had no verbose: a per-class Mahalanobis fit of CLINC150
+    ran 6-20 s (minutes for thousands of classes) without a word."""
+    X, y = iris
+    quiet = NearestMeanClassifier(**params).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+    loud = NearestMeanClassifier(verbose=1, **params).fit(X, y)
+    lines = _lines(capsys.readouterr().out)
+    for step in steps:  # in this order, each with its time
+        at = next(i for i, ln in enumerate(lines) if step in ln)
+        assert lines[at].endswith("s)")
+        lines = lines[at + 1 :]
+    np.testing.assert_array_equal(quiet.predict_proba(X), loud.predict_proba(X))
+
+
+def test_nearest_mean_per_class_covariances_show_progress(iris, capsys, monkeypatch):
+    from skproto import _progress
+
+    X, y = iris
+    monkeypatch.setattr(_progress, "PROGRESS_SECONDS", 0.0)  # a line at every class
+    NearestMeanClassifier("mahalanobis", covariance="per_class", verbose=1).fit(X, y)
+    lines = _lines(capsys.readouterr().out)
+    assert any("class covariances: 2 of 3" in ln for ln in lines)
+    assert any("scoring held-out rows" in ln for ln in lines)
+
+
+def test_nearest_mean_partial_fit_prints_a_line_per_call_and_predict_none(iris, capsys):
+    X, y = iris
+    clf = NearestMeanClassifier("mahalanobis", verbose=1)
+    for rows in np.array_split(np.random.default_rng(0).permutation(len(X)), 3):
+        clf.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+    lines = _lines(capsys.readouterr().out)
+    assert len(lines) == 3 and "statistics of 50 more rows (3 classes" in lines[0]
+    clf.predict_proba(X)  # (the model is derived here, lazily: silent)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_nearest_mean_verbose_is_a_runtime_parameter(iris, capsys):
+    """Setting verbose on a fitted model changes nothing it learnt, and an old pickle
+    (before the parameter existed) reads verbose=0 instead of failing get_params."""
+    import pickle
+
+    X, y = iris
+    clf = NearestMeanClassifier("mahalanobis").fit(X, y)
+    before = clf.predict_proba(X)
+    clf.set_params(verbose=1)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    assert capsys.readouterr() == ("", "")
+    state = clf.__getstate__()
+    del state["verbose"]
+    old = NearestMeanClassifier.__new__(NearestMeanClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["verbose"] == 0
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(old)).predict_proba(X), before)
+
+
+def test_progress_belongs_to_its_thread():
+    """A fit printing in one thread does not make another thread's work print."""
+    import threading
+
+    from skproto import _progress
+
+    seen = []
+    with _progress.reporting("A", 1) as report:
+        assert _progress.current() is report
+        other = threading.Thread(target=lambda: seen.append(_progress.current()))
+        other.start()
+        other.join()
+    assert seen == [None] and _progress.current() is None
+
+
+def test_fit_nearest_mean_on_dask_prints_with_verbose(iris, capsys):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from skproto.parallel import fit_nearest_mean
+
+    X, y = iris
+    with dask.config.set(scheduler="synchronous"):
+        fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=50), y)
+        assert capsys.readouterr() == ("", "")
+        fit_nearest_mean(NearestMeanClassifier(verbose=1), da.from_array(X, chunks=50), y)
+    lines = _lines(capsys.readouterr().out)
+    assert "statistics of 3 blocks, merged" in lines[0] and "fitted" in lines[-1]

@@ -16,7 +16,7 @@ from sklearn.base import _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .. import _validation, calibration
+from .. import _progress, _validation, calibration
 from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
 from .._chunking import Float64Rows, chunk_slices
 from .._validation import warn_user
@@ -154,6 +154,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         held-out loss, e.g. a few rows none of which is held out, the middle of
         the window the class means' own scores place). The means and
         covariances stay exact whatever the temperature.
+    verbose : int, default=0
+        Print the steps of ``fit`` and ``partial_fit`` (statistics, covariance
+        factors, held-out scoring) with their times, and progress every 10
+        seconds within long ones (per-class covariances of many classes).
+        Changing it does not refit.
 
     Attributes
     ----------
@@ -264,6 +269,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "priors": [StrOptions({"uniform", "empirical"}), "array-like"],
         "temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -275,6 +281,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         shrinkage: float = 0.0,
         priors: str | ArrayLike = "uniform",
         temperature: str | float = "auto",
+        verbose: int = 0,
     ) -> None:
         self.metric = metric
         self.covariance = covariance
@@ -282,6 +289,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self.shrinkage = shrinkage
         self.priors = priors
         self.temperature = temperature
+        self.verbose = verbose
 
     # ------------------------------------------------------------ fitting
     def _snapshot(self) -> dict:
@@ -347,6 +355,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @unchanged_on_failure
+    @_progress.reported
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
     ) -> NearestMeanClassifier:
@@ -373,7 +382,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         classes, codes = np.unique(y, return_inverse=True)
         self._begin_fit(classes, len(X))
         with np.errstate(over="ignore", invalid="ignore"):  # (overflow: _finish_fit raises)
-            self._end_fit(*self._block_statistics(X, codes, w))
+            parts = self._block_statistics(X, codes, w)
+            report = _progress.current()
+            if report:
+                report.line(f"statistics of {len(X)} rows of {len(classes)} classes")
+            self._end_fit(*parts)
         self._abs_bound = _validation.max_abs(X)  # (bounds the sums of a partial_fit after)
         # (a row of weight 0 is absent: no mean's representative)
         self._keep_cases(X_raw, X, y, kept=None if w.all() else np.flatnonzero(w > 0))
@@ -390,6 +403,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        # (pickled before verbose existed: get_params, repr and clone raised)
+        self.__dict__.setdefault("verbose", 0)
         model = self.__dict__.get("_model")
         if model is not None and "background_map" not in vars(model):
             # pickled before background_map (it held background_whiten): derived again
@@ -448,6 +463,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         out = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)
         if rest.count.sum() > 0 and out.count.sum() > 0:
             losses = self._add_held_out(losses, self._derive(rest, 1.0), X, codes, w)
+            report = _progress.current()
+            if report:
+                report.line(f"scored {len(X)} held-out rows for the temperature")
         return rest.merge(out), losses
 
     def _finish_fit(self, stats: ClassStats, losses) -> None:
@@ -455,6 +473,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._stats = stats
         self._calibration, self._pending = losses, ()
         self._model = self._derive()
+        report = _progress.current()
+        if report:
+            report.line(f"fitted: temperature {self._model.temperature:.4g}")
 
     def _check_with_pending(self) -> None:
         """Refuse now, as ``fit`` would, statistics that overflow once the set-aside
@@ -515,8 +536,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # predict; a temporary model set on the estimator recursed or leaked to them)
         m = dataclasses.replace(model, log_prior=no_prior, b=b)
         out = np.empty((len(X), len(self.classes_)))
+        report = _progress.current()
         for s in chunk_slices(len(X), max(len(self.classes_), X.shape[1])):
             out[s] = self._scores_chunk(X[s], m)
+            if report:
+                report.tick(lambda s=s: f"scoring held-out rows: {s.stop} of {len(X)}")
         return out
 
     def _temperature_value(self) -> float:
@@ -539,6 +563,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @unchanged_on_failure
+    @_progress.reported
     def partial_fit(
         self,
         X: ArrayLike,
@@ -692,6 +717,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         self._abs_bound = top
         self._remember_params()
         self._model = None  # derived lazily, once, on next use
+        report = _progress.current()
+        if report:
+            total = self._stats.count.sum() + sum(map(np.sum, self._pending_weights()))
+            report.line(
+                f"statistics of {len(X)} more rows ({len(self.classes_)} classes, total "
+                f"weight {total:.6g} so far)"
+            )
         if getattr(self, "prototype_cases_", None) is not None:  # new classes: no case yet
             self._keep_cases(None, X, y, first_row=0)
         elif first:
@@ -1028,7 +1060,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         amounts = np.full(n_classes, np.nan)
         whiten = [None] * n_classes
         cache = self.__dict__.get("_factor_cache")  # label -> (count, mean, (amount, whiten))
-        for c in np.flatnonzero(st.count > 0):
+        report = _progress.current()
+        for done, c in enumerate(np.flatnonzero(st.count > 0)):
+            if report:
+                report.tick(lambda done=done: f"class covariances: {done} of {n_classes}")
             Sc = st.scatter[c] / st.count[c]
             zeroed = np.trace(Sc) <= floor  # (the floor moves with all the data)
             if zeroed:
@@ -1056,6 +1091,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             elif cache is not None:
                 # (a copy of the mean: a view would keep each call's array alive)
                 cache[label] = (st.count[c], st.mean[c].copy(), (amounts[c], whiten[c]))
+        if report:
+            report.line(f"factored the covariances of {np.count_nonzero(st.count)} classes")
         return dict(out, covariance=covs, covariance_shrinkage=amounts, class_whiten=whiten)
 
     # ------------------------------------------------------ computations

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from .. import _progress
 from .._base import fitting
 from ..nearest_mean._estimator import NearestMeanClassifier, _merge_blocks, check_total_weight
 from ._common import (
@@ -111,7 +112,7 @@ def fit_nearest_mean(
         raise ValueError(
             f"fit_nearest_mean fits a NearestMeanClassifier, got {type(estimator).__name__}."
         )
-    with fitting(estimator):  # (a failure leaves the estimator as it was)
+    with fitting(estimator), _progress.reporting(type(estimator).__name__, estimator.verbose):
         return _fit_nearest_mean(estimator, X, y, sample_weight)
 
 
@@ -143,6 +144,9 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
         del estimator.feature_names_in_
     stats = [dask.delayed(_block_stats)(estimator, xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws)]
     rest, held, extent = dask.compute(tree(stats, dask.delayed(_merge_parts)))[0]
+    report = _progress.current()
+    if report:
+        report.line(f"statistics of {len(stats)} blocks, merged")
     if extent is None:
         raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
     _validation.check_range_spread(extent[1] - extent[0], estimator, _validation.MIN_SPREAD, "")

@@ -9,6 +9,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .._chunking import chunk_slices, prototype_row_elements
+from .._progress import Progress
 from .._torch.training import to_tensor
 from .._validation import warn_user
 from ..losses import classification_loss
@@ -22,10 +23,6 @@ GRADIENT_TOL = 1e-4
 
 #: The L1 penalty is smoothed as ``sqrt(w**2 + _L1_SMOOTHING**2)``.
 _L1_SMOOTHING = 1e-4
-
-#: With ``verbose``, seconds between the refit's progress lines (the refit of a
-#: CLINC150-sized fit ran over a minute on one thread, silent until it ended).
-_PROGRESS_SECONDS = 10.0
 
 
 def _optimality(grad: torch.Tensor, W: torch.Tensor, off: torch.Tensor, l1_weight: float) -> float:
@@ -83,12 +80,13 @@ def refit_last_layer(
         return None
     head = net.head
     dev = head.weight.device
-    began = time.perf_counter()
-    if verbose:
-        print(
-            f"[last layer] refitting the weights of {len(codes)} prototypes on {len(X)} rows "
-            f"(L-BFGS, at most {max_iter} iterations)",
-            flush=True,
+    # (with verbose, rate-limited progress: the refit of a CLINC150-sized fit ran
+    # over a minute on one thread, silent until it ended)
+    report = Progress("last layer") if verbose else None
+    if report:
+        report.line(
+            f"refitting the weights of {len(codes)} prototypes on {len(X)} rows "
+            f"(L-BFGS, at most {max_iter} iterations)"
         )
     with torch.no_grad():
         K = len(codes)
@@ -124,7 +122,6 @@ def refit_last_layer(
         tolerance_change=1e-12,
     )
     evaluations: list[float] = []
-    shown = [time.perf_counter()]  # when the last progress line was printed
 
     def closure(l1: bool = True):
         optimizer.zero_grad()
@@ -137,14 +134,8 @@ def refit_last_layer(
         loss.backward()
         if l1:
             evaluations.append(float(loss.detach()))
-            now = time.perf_counter()
-            if verbose and now - shown[0] >= _PROGRESS_SECONDS:  # (rate-limited)
-                shown[0] = now
-                print(
-                    f"[last layer] evaluation {len(evaluations)}  loss {evaluations[-1]:.5f}  "
-                    f"({now - began:.1f}s)",
-                    flush=True,
-                )
+            if report:
+                report.tick(lambda: f"evaluation {len(evaluations)}  loss {evaluations[-1]:.5f}")
         return loss
 
     start = time.perf_counter()
@@ -188,11 +179,9 @@ def refit_last_layer(
             "exact optimum.",
             ConvergenceWarning,
         )
-    if verbose:
-        print(
-            f"[last layer] {n_iter} L-BFGS iterations, loss "
-            f"{evaluations[0]:.5f} -> {evaluations[-1]:.5f}, max |grad| {grad_max:.2g} "
-            f"({record['seconds']:.2f}s)",
-            flush=True,
+    if report:
+        report.line(
+            f"{n_iter} L-BFGS iterations, loss {evaluations[0]:.5f} -> {evaluations[-1]:.5f}, "
+            f"max |grad| {grad_max:.2g}"
         )
     return record
