@@ -238,3 +238,27 @@ def test_fit_nearest_mean_on_dask_prints_with_verbose(iris, capsys):
         fit_nearest_mean(NearestMeanClassifier(verbose=1), da.from_array(X, chunks=50), y)
     lines = _lines(capsys.readouterr().out)
     assert "statistics of 3 blocks, merged" in lines[0] and "fitted" in lines[-1]
+
+
+def test_fit_streaming_shows_progress_within_an_epoch(iris, capsys, monkeypatch):
+    """A streamed epoch printed one line when it had ended (hours over a large
+    array); now a rate-limited line per window, and one per nearest-row search."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from skproto import _progress
+    from skproto.parallel import fit_streaming
+
+    X, y = iris
+    Xd, yd = da.from_array(X, chunks=25), da.from_array(y, chunks=25)
+    kw = dict(max_epochs=1, random_state=0)
+    with dask.config.set(scheduler="synchronous"):
+        quiet = fit_streaming(ProtoClassifier(**kw), Xd, yd, window_blocks=1)
+        assert capsys.readouterr() == ("", "")
+        monkeypatch.setattr(_progress, "PROGRESS_SECONDS", 0.0)  # a line at every window
+        loud = fit_streaming(ProtoClassifier(verbose=1, **kw), Xd, yd, window_blocks=1)
+    out = capsys.readouterr().out.splitlines()
+    streamed = [ln for ln in out if "rows streamed, loss" in ln]
+    assert streamed[0].startswith("[fit] epoch 1: ") and len(streamed) >= 3
+    assert any(ln.startswith("[ProtoClassifier] nearest rows of 15 prototypes") for ln in out)
+    np.testing.assert_array_equal(quiet.predict_proba(X), loud.predict_proba(X))

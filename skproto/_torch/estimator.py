@@ -34,6 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _validation
 from .._base import BasePrototypeClassifier, same_param
 from .._chunking import chunk_slices, is_dask, prototype_row_elements, take_rows
+from .._progress import Progress
 from .._validation import FLOAT32_MAX, warn_user
 from ..calibration import (
     NO_LOSSES,
@@ -842,7 +843,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         if is_dask(X):
             from ..parallel import nearest_rows
 
-            return nearest_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
+            report = Progress(type(self).__name__) if self.verbose else None
+            found = nearest_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
+            if report:  # (a pass over all the blocks: minutes for millions of rows)
+                report.line(f"nearest rows of {len(P)} prototypes over {X.numblocks[0]} blocks")
+            return found
         return project_onto_rows(P, X, groups=groups, targets=targets, embed=embed, metric=metric)
 
     # ----------------------------------------------------------- fitted state

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .._chunking import chunk_slices, is_dask
+from .._progress import Progress
 from .._validation import FLOAT32_MAX_ABS
 from ..geometry import min_squared_distances
 from ..geometry._array import row_sqnorms
@@ -397,10 +398,20 @@ def train(
         # the parameters at the epoch's start: an epoch of zero loss that moved
         # none of them is repeated exactly by every later one
         before = [q.detach().clone() for q in parameters]
+        # a streamed epoch (hours over a large dask array) shows its progress
+        # within, rate-limited; it printed once it had ended
+        report = Progress(config.name) if config.verbose and is_dask(X) else None
         with _diverging(config, module, epoch):  # (a raw torch error of NaN parameters)
             module.train()
             total, n = 0.0, 0
             for Xt, Tt, Wt in windows(rng):
+                if report and n:
+                    report.tick(
+                        lambda n=n, total=total: (
+                            f"epoch {len(history['loss']) + 1}: {n} rows "
+                            f"streamed, loss {total / n:.5f}"
+                        )
+                    )
                 if not torch.is_tensor(Xt):
                     Xt, Tt, Wt = to_tensor(Xt, dev), _targets(Tt, dev), to_tensor(Wt, dev)
                 order = torch.as_tensor(rng.permutation(len(Xt)), device=dev)
