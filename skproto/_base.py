@@ -301,6 +301,13 @@ class BasePrototypeClassifier(
         """
         return None
 
+    def _activation_order(self, X: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """What ``explain`` ranks the prototypes of rows ``X`` by, most active
+        first (and breaks ties in contribution by): the activations ``A``, or
+        for activations that underflow (``exp`` of minus a distance) minus the
+        distance, which orders them alike where they do not."""
+        return A
+
     def _explain_bias(self) -> np.ndarray:
         """The per-class term of ``explain``: scores = contributions + this."""
         return self._head()[1]
@@ -674,8 +681,9 @@ class BasePrototypeClassifier(
         rank_by : {"contribution", "activation"}, default="contribution"
             Which prototypes to list: those with the largest contribution (in
             magnitude) to the score of the predicted class, ties broken by
-            activation; or the most active ones (the most similar, or the
-            nearest), whatever they contribute.
+            activation (where each prototype speaks for its own class only,
+            by the explained class's prototypes first); or the most active ones
+            (the most similar, or the nearest), whatever they contribute.
         target : label or array-like of shape (n_samples,), default=None
             The class whose score is explained and ranked by: one label for
             every sample, or one per sample. Default: the prediction (for a
@@ -719,14 +727,15 @@ class BasePrototypeClassifier(
             explained[s] = best[s] if wanted is None else wanted[s]
             if multilabel:
                 indicator[s] = proba > 0.5
-            order = np.argsort(-A, axis=1, kind="stable")  # most active first
+            # most active first
+            order = np.argsort(-self._activation_order(X[s], A), axis=1, kind="stable")
             if rank_by == "contribution":
                 if sparse is None:
                     own = self._explained_contributions(A, explained[s])  # (rows, K)
                 else:
                     own = np.where(sparse[1] == explained[s][:, None], sparse[0], 0.0)
-                key = -np.abs(np.take_along_axis(own, order, axis=1))
-                order = np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
+                codes = None if sparse is None else sparse[1]
+                order = contribution_order(order, own, codes, explained[s])
             order = order[:, :m]
             top[s] = order
             value[s] = np.take_along_axis(P, order, axis=1)
@@ -823,6 +832,39 @@ class BasePrototypeClassifier(
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def contribution_order(
+    order: np.ndarray, own: np.ndarray, codes: np.ndarray | None, explained: np.ndarray
+) -> np.ndarray:
+    """``explain``'s ranking by contribution: the prototypes ``order`` (rows, K; most
+    active first) by the magnitude of their contributions ``own`` (rows, K) to the
+    ``explained`` class of each row, largest first; ties in activation order.
+
+    Where each prototype speaks for its own class only (``codes``, the class of
+    each), ties put the explained class's prototypes first: with one prototype per
+    class, a row whose similarity to every prototype is 0 (a zero row under the
+    cosine, one far from all under "rbf") gave every prototype a contribution of 0,
+    and ``explain`` named a prototype of another class than the one it explains.
+    """
+    if codes is not None:
+        other = codes[order] != explained[:, None]
+        order = np.take_along_axis(order, np.argsort(other, axis=1, kind="stable"), axis=1)
+    key = -np.abs(np.take_along_axis(own, order, axis=1))
+    return np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
+
+
+def underflow_order(A: np.ndarray, key: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The activations ``A`` (rows, prototypes), ``exp`` of minus a distance, with
+    the rows that hold a 0 (underflowed) replaced by ``key(rows)`` (those rows'
+    minus distances, which order their prototypes alike): the ``_activation_order``
+    of such activations, computed again only where it is needed."""
+    rows = ~A.all(axis=1)
+    if not rows.any():
+        return A
+    out = np.array(A, dtype=np.float64)
+    out[rows] = key(rows)
+    return out
 
 
 def _binary_difference(S: np.ndarray) -> np.ndarray:

@@ -58,6 +58,10 @@ FLOAT32_MAX_ABS = 1e15
 FLOAT32_MIN_SPREAD = 1e-15
 #: float32's largest number (parameters torch takes as float32 stay below it)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: float32's smallest normal number: a divisor torch keeps as float32 (a temperature,
+#: a width) stays at or above it (RBFPrototypeClassifier(temperature=1e-46) stored a
+#: temperature of 0, and predict gave every row the first class)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 #: float32's rounding must move the rows by less than this fraction of their extent.
 FLOAT32_MIN_STEPS = 16
 

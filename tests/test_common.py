@@ -955,6 +955,31 @@ def test_parameters_torch_cannot_hold_are_refused(make, name):
         make(**{name: 1e300}).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (ProtoClassifier, "temperature"),
+        (ProtoClassifier, "rbf_width"),
+        (RBFPrototypeClassifier, "temperature"),
+    ],
+)
+def test_divisors_float32_rounds_to_zero_are_refused(make, name):
+    # torch keeps them as float32, where 1e-46 is 0: RBFPrototypeClassifier(
+    # temperature=1e-46) stored temperature_ = 0.0 and predicted the first class
+    # for every row (iris: accuracy 0.33); ProtoClassifier's "diverged" at fit,
+    # asking for a lower learning_rate
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = make_data(LABELS["integers"])
+    for tiny in (1e-46, 1e-300):
+        with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter"):
+            make(**{name: tiny}).fit(X, y)
+    if make is RBFPrototypeClassifier and name == "temperature":  # (small, yet float32)
+        clf = make(temperature=1e-30, max_epochs=3, random_state=0).fit(X, y)
+        ref = make(max_epochs=3, random_state=0).fit(X, y)
+        np.testing.assert_array_equal(clf.predict(X), ref.predict(X))
+
+
 @pytest.mark.parametrize("name", [n for n in STREAMS if n != "nmc"])
 def test_weights_float32_cannot_hold_side_by_side_are_refused_clearly(name):
     # weights 1e-300 and 1 overflowed float32 on both sides of their geometric

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from skproto import Explanation, NearestMeanClassifier, ProtoClassifier
+from skproto import Explanation, NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
 
 NAMES = np.array(["setosa", "versicolor", "virginica"])
 
@@ -807,3 +807,72 @@ def test_with_every_prototype_listed_a_dense_head_has_no_other_contribution(kind
     ex = clf.explain(X[:20], n_prototypes=len(clf.prototypes_))
     assert (ex.other_contribution == 0).all()
     np.testing.assert_allclose(ex.scores, clf.decision_function(X[:20]), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "make, shift",
+    [
+        (lambda: RBFPrototypeClassifier(max_epochs=20, random_state=0), 500.0),
+        (lambda: RBFPrototypeClassifier(loss="cbc", max_epochs=5, random_state=0), 500.0),
+        (
+            lambda: ProtoClassifier(
+                similarity="rbf", projection=None, max_epochs=5, random_state=0
+            ),
+            100.0,
+        ),
+    ],
+    ids=["rbf-nearest", "rbf-cbc", "proto-rbf"],
+)
+def test_explain_names_the_nearest_prototypes_where_similarities_underflow(make, shift):
+    # exp(-distance / sigma) is 0 for a query far from every prototype: explain
+    # ranked the zeros by index and named prototype 0 (of class 0, with
+    # rank_by="contribution" too, for a row that the nearest component, of class
+    # 2, predicts) instead of the nearest ones
+    from skproto import RBFPrototypeClassifier as RBF
+    from skproto.metrics import _top_prototype  # (explanation_stability's ranking)
+
+    X, y = load_iris(return_X_y=True)
+    clf = make().fit(X, y)
+    q = X[[100, 120]] + shift
+    assert (clf.transform(q) == 0).all()  # every similarity underflows
+    Z = q if isinstance(clf, RBF) else clf._run("latent", q)
+    nearest = np.argsort(((Z[:, None, :] - clf.prototypes_) ** 2).sum(-1), axis=1)[:, :2]
+    ex = clf.explain(q, n_prototypes=2, rank_by="activation")
+    np.testing.assert_array_equal(ex.prototype_index, nearest)
+    if isinstance(clf, RBF) and clf.loss == "robust":  # the nearest head
+        ex = clf.explain(q, n_prototypes=1)
+        np.testing.assert_array_equal(ex.prototype_index[:, 0], nearest[:, 0])
+        np.testing.assert_array_equal(ex.prototype_label[:, 0], clf.predict(q))
+        np.testing.assert_array_equal(_top_prototype(clf, q), nearest[:, 0])
+    # where nothing underflows, the ranking is the activations' as before
+    ex = clf.explain(X, n_prototypes=3, rank_by="activation")
+    A = clf.transform(X)
+    np.testing.assert_array_equal(ex.prototype_index, np.argsort(-A, axis=1, kind="stable")[:, :3])
+
+
+@pytest.mark.parametrize(
+    "kw, shift, zero",
+    [
+        (dict(similarity="cosine"), 0.0, True),  # the cosine of a zero row is 0
+        (dict(similarity="rbf"), 100.0, False),  # exp(-d / width) underflows to 0
+    ],
+    ids=["cosine-zero-row", "rbf-far-row"],
+)
+def test_contribution_ties_name_prototypes_of_the_explained_class(kw, shift, zero):
+    # one prototype per class: a row whose similarity to every prototype is 0 gives
+    # each a contribution of 0, and explain (with explanation_stability's ranking)
+    # named prototype 0, of class 0, for a row predicted to be of class 2 by the biases
+    from skproto.metrics import _top_prototype
+
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(
+        n_prototypes_per_class=1, projection=None, max_epochs=5, random_state=0, **kw
+    ).fit(X, NAMES[y])
+    q = np.zeros((2, 4)) if zero else X[[100, 120]] + shift
+    assert (clf.transform(q) == 0).all()
+    ex = clf.explain(q, n_prototypes=1)
+    np.testing.assert_array_equal(ex.prototype_label[:, 0], clf.predict(q))
+    for target in clf.classes_:
+        ex = clf.explain(q, n_prototypes=1, target=target)
+        assert (ex.prototype_label == target).all()
+    np.testing.assert_array_equal(clf.prototype_labels_[_top_prototype(clf, q)], clf.predict(q))

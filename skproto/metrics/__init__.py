@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _chunking, _validation
-from .._base import BasePrototypeClassifier
+from .._base import BasePrototypeClassifier, contribution_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.pipeline import Pipeline
@@ -458,11 +458,12 @@ def _top_prototype(estimator, X: np.ndarray) -> np.ndarray:
     """``explain(X, n_prototypes=1).prototype_index[:, 0]``, from the explained
     class's column of contributions only (:func:`_explained_columns`)."""
     top = np.empty(len(X), dtype=np.intp)
-    for s, A, _, own in _explained_columns(estimator, X):
-        order = np.argsort(-A, axis=1, kind="stable")  # explain's ranking: most active first,
-        key = -np.abs(np.take_along_axis(own, order, axis=1))  # then by |contribution|
-        first = np.argsort(key, axis=1, kind="stable")[:, :1]
-        top[s] = np.take_along_axis(order, first, axis=1)[:, 0]
+    for s, A, explained, own in _explained_columns(estimator, X):
+        # explain's ranking: most active first, then by |contribution|
+        order = np.argsort(-estimator._activation_order(X[s], A), axis=1, kind="stable")
+        sparse = estimator._own_class_contributions(A)
+        codes = None if sparse is None else sparse[1]
+        top[s] = contribution_order(order, own, codes, explained)[:, 0]
     return top
 
 

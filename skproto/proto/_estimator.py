@@ -17,7 +17,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
-from .._base import as_fitted, unchanged_on_failure
+from .._base import as_fitted, unchanged_on_failure, underflow_order
 from .._chunking import CHUNK_ELEMENTS, chunk_slices, prototype_row_elements, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
@@ -31,7 +31,7 @@ from .._torch.training import (
     train,
     training_context,
 )
-from .._validation import FLOAT32_MAX, FLOAT32_MAX_ABS
+from .._validation import FLOAT32_MAX, FLOAT32_MAX_ABS, FLOAT32_TINY
 from ..explain._explanation import Explanation
 from ..geometry import normalize_rows, principal_axes
 from ..geometry._array import row_sqnorms
@@ -361,8 +361,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         "projection_dim": [None, StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"log", "rbf", "cosine"})],
         "latent_offset": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX_ABS, closed="left")],
-        "rbf_width": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
-        "temperature": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
+        "rbf_width": [
+            StrOptions({"auto"}),
+            Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
+        ],
+        "temperature": [
+            StrOptions({"auto"}),
+            Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
+        ],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "n_tokens": [None, Interval(Integral, 1, None, closed="left")],
         "cluster_weight": [Interval(Real, 0, FLOAT32_MAX, closed="left")],
@@ -1358,6 +1364,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return bias
         # a class declared to partial_fit without prototypes yet scores -inf
         return np.where(np.isin(np.arange(len(self.classes_)), self._codes), bias, -np.inf)
+
+    def _activation_order(self, X: np.ndarray, A: np.ndarray) -> np.ndarray:
+        if self.similarity != "rbf":
+            return A
+        # exp(-d / width) underflows to 0 far from every prototype (projection=None,
+        # a query 100 away from iris): tied at 0, rank_by="activation" listed
+        # prototype 0, not the nearest. Minus the squared distance orders alike.
+        return underflow_order(A, lambda rows: -self._run("pooled_distances", X[rows]))
 
     @property
     def _contributions_are_own_class(self) -> bool:

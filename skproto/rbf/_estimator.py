@@ -13,7 +13,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
-from .._base import _identity, as_fitted, unchanged_on_failure
+from .._base import _identity, as_fitted, unchanged_on_failure, underflow_order
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -26,7 +26,7 @@ from .._torch.training import (
     train,
     training_context,
 )
-from .._validation import FLOAT32_MAX, warn_user
+from .._validation import FLOAT32_MAX, FLOAT32_TINY, warn_user
 from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
@@ -301,7 +301,10 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         "margin": [None, Interval(Real, 0, FLOAT32_MAX, closed="left")],
         "sigma": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
         "learn_sigma": ["boolean"],
-        "temperature": [StrOptions({"auto"}), Interval(Real, 0, FLOAT32_MAX, closed="neither")],
+        "temperature": [
+            StrOptions({"auto"}),
+            Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
+        ],
         "omega_dim": [None, Interval(Integral, 1, None, closed="left")],
         "project": ["boolean"],
         "project_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -793,6 +796,14 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     # ------------------------------------------------------- computations
     def _activation(self, D: np.ndarray) -> np.ndarray:
         return D
+
+    def _activation_order(self, X: np.ndarray, D: np.ndarray) -> np.ndarray:
+        # the detections exp(-dist / sigma) underflow to 0 beyond about 745 sigma
+        # from every component (a query 500 away from iris, or sigma=0.01 on digits'
+        # pixels): tied at 0, explain listed component 0, of class 0, for a row that
+        # the nearest component, of class 2, predicts. Minus the distance orders alike
+        # (computed for the rows with an underflowed detection only).
+        return underflow_order(D, lambda rows: -self._run("distances", X[rows]))
 
     def _head(self):
         rp, rn = self.reasoning_positive_, self.reasoning_negative_
