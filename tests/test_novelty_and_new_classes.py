@@ -77,15 +77,10 @@ def test_shared_mahalanobis_far_rows_never_more_typical_with_a_singular_covarian
     assert np.all(np.diff(scores) <= 1e-9 * np.abs(scores[:-1]))
 
 
-@pytest.mark.filterwarnings("ignore:RBFPrototypeClassifier trains its components")
-@pytest.mark.xfail(
-    strict=True,
-    reason="RBFPrototypeClassifier trains its components in float32 in the input's "
-    "own origin: at an offset of 2**20 a step (lr x data unit, ~0.03) is below half "
-    "float32's spacing there (0.0625) and rounds away, so training stalls at the "
-    "k-means++ start (a limitation the README states, and fit warns of)",
-)
 def test_rbf_trains_alike_with_a_common_offset(digits):
+    # the components train in float32 about the training rows' mean: where X lies
+    # (old code) a step at 2**20 (lr x data unit, ~0.03) was below half float32's
+    # spacing there (0.0625) and rounded away, and training stalled at its start
     from sklearn.model_selection import train_test_split
 
     from skproto import RBFPrototypeClassifier
@@ -94,9 +89,10 @@ def test_rbf_trains_alike_with_a_common_offset(digits):
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
     plain = RBFPrototypeClassifier(random_state=0, max_epochs=20).fit(Xtr, ytr)
     shifted = RBFPrototypeClassifier(random_state=0, max_epochs=20).fit(Xtr + 2.0**20, ytr)
-    # (HEAD: 0.972 against 0.952, 20 epochs against 11, the early stop of a model
+    # (old code: 0.972 against 0.952, 20 epochs against 11, the early stop of a model
     # whose loss never improved; at the default 100 epochs 0.980 against 0.952)
     assert shifted.score(Xte + 2.0**20, yte) >= plain.score(Xte, yte) - 0.01
+    assert np.mean(shifted.predict(Xte + 2.0**20) == plain.predict(Xte)) >= 0.99
 
 
 def test_relative_mahalanobis_score_with_more_classes_than_features():
@@ -113,17 +109,18 @@ def test_relative_mahalanobis_score_with_more_classes_than_features():
 
 
 def test_rbf_warns_where_float32_cannot_hold_a_step(digits):
-    # the limitation above, said at fit: at + 2**20 float32's spacing (0.125) exceeds
-    # a step (1e-3 x the data's unit of 32); at + 2**17 (0.0156) it trains alike
+    # about the rows' mean a common offset leaves the steps alone (old code warned at
+    # + 2**20: float32's spacing, 0.125, exceeded a step of 1e-3 x the data's unit
+    # of 32); a step too small for the components' spread about the mean still warns
     import warnings
 
     from skproto import RBFPrototypeClassifier
 
     X, y = digits
-    with pytest.warns(UserWarning, match=r"spacing \(0\.125\) exceeds a training step") as rec:
-        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X + 2.0**20, y)
-    assert rec[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X + 2.0**17, y)
+        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X + 2.0**20, y)
         RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(X * 1e-4, y)
+    with pytest.warns(UserWarning, match=r"exceeds a training step") as rec:
+        RBFPrototypeClassifier(random_state=0, max_epochs=1, learning_rate=1e-10).fit(X, y)
+    assert rec[0].filename == __file__

@@ -14,8 +14,8 @@ CPU module. An estimator fills in the hooks below; the base class
 Hooks (see each method's docstring): ``_build``, ``_batch_loss``,
 ``_network``, ``_prototype_groups`` and ``_set_fitted_attributes`` are
 required; ``_refit`` (default: nothing), ``_trainable``,
-``_projection_space``, ``_snapped_values``, ``_exact_prototypes`` and
-``_on_epoch_end`` are optional.
+``_projection_space``, ``_snapped_values``, ``_exact_prototypes``,
+``_state_arrays``, ``_unchanged_prototypes`` and ``_on_epoch_end`` are optional.
 """
 
 from __future__ import annotations
@@ -873,14 +873,12 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             # a given temperature is no fitted one, whatever stored it: a partial_fit
             # after set_params(temperature=2.0) kept the earlier fit's auto value
             history["temperature"] = None
-        state = {
-            k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()
-        }
+        state = self._state_arrays(net)
         indices = np.array(indices, dtype=np.intp)
         if previous is not None:
             before, before_rows = previous
             now = state[self._prototype_parameter][: len(before)]
-            same = np.all(now.astype(np.float32) == before.astype(np.float32), axis=1)
+            same = self._unchanged_prototypes(now, before, state)
             now[same] = before[same]
             indices[: len(before)][same] = np.asarray(before_rows)[same]
         found = np.flatnonzero(indices >= 0)
@@ -898,6 +896,15 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         self.history_ = history
         self.loss_curve_ = list(history["loss"])
         self._set_fitted_attributes(net)
+
+    def _state_arrays(self, net) -> dict:
+        """The network's state as ``_state`` keeps it: float64 numpy arrays."""
+        return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in net.state_dict().items()}
+
+    def _unchanged_prototypes(self, now: np.ndarray, before: np.ndarray, state: dict) -> np.ndarray:
+        """Which of the stored prototypes ``before`` training left where they were
+        (``now``, of the new ``state``): equal in the network's float32."""
+        return np.all(now.astype(np.float32) == before.astype(np.float32), axis=1)
 
     # ------------------------------------------------------------ inference
     def _fit_context(self):

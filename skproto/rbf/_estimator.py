@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -87,6 +88,47 @@ def _row_size(Z: np.ndarray) -> float:
         float(np.median(np.linalg.norm(np.asarray(Z, dtype=np.float64), axis=1))) if len(Z) else 0.0
     )
     return size if np.isfinite(size) and size > 0 else 1.0
+
+
+def _origin(X: np.ndarray) -> np.ndarray:
+    """The point the components train about: the mean of the rows ``X``, rounded to
+    float32 (0 for no rows), as float64."""
+    mean = np.mean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(X.shape[1])
+    return mean.astype(np.float32).astype(np.float64)
+
+
+def _as_rows(W: np.ndarray) -> np.ndarray:
+    """``W`` rounded to float32, as the training rows are before they are taken about
+    the origin: a component on a row is then exactly where the network holds that
+    row (rounded after the shift instead, a component on a wine row sat 1e-8 from it,
+    and Adam turned that gradient into full steps away from it)."""
+    return np.asarray(W, dtype=np.float32).astype(np.float64)
+
+
+def _rows_as_rows(W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``W`` with the components equal to a row of ``X`` (k-means++ on a class of one
+    row) rounded to float32 as that row is (:func:`_as_rows`); the others, means of
+    rows, keep their float64 value, which the network holds about its origin."""
+    W = np.array(W, dtype=np.float64)
+    if not len(W) or not len(X) or not W.shape[1]:
+        return W
+    key = int(np.argmax(np.ptp(X, axis=0)))  # (a row equal to w is so in every column)
+    near = X[np.isin(X[:, key], W[:, key])]
+    on = np.zeros(len(W), dtype=bool)
+    for k in np.flatnonzero(np.isin(W[:, key], near[:, key])):
+        same = near[near[:, key] == W[k, key]]
+        on[k] = bool(np.any(np.all(same == W[k], axis=1)))
+    W[on] = _as_rows(W[on])
+    return W
+
+
+def _about(X: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """``X - origin``: rows in the coordinates the components train in."""
+    return X - origin
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
 
 
 def _round_down(radius: np.ndarray, dtype) -> np.ndarray:
@@ -185,7 +227,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Adam learning rate.
     weight_decay : float >= 0, default=0.0
         Adam weight decay. Use 0 for class-incremental ``partial_fit`` (it
-        draws the earlier components toward the origin).
+        draws the earlier components toward the point they train about, the
+        first fit's mean).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, stop when its loss has
         not dropped by ``tol`` for ``n_iter_no_change`` epochs and keep the
@@ -483,8 +526,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             if not first and len(net.components) > n_old and self.weight_decay > 0:
                 warn_user(
                     "partial_fit brings new classes to a model trained with weight_decay > 0: "
-                    "its components were drawn toward the origin, the new ones start at their "
-                    "rows' scale, and the earlier classes' queries can fall to them (see the "
+                    "its components were drawn toward the first fit's mean, the new ones start "
+                    "at their own rows, and the earlier classes' queries can fall to them (see the "
                     "user guide). Use weight_decay=0 for class-incremental learning.",
                     UserWarning,
                 )
@@ -542,6 +585,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             counts[np.searchsorted(union, arriving)] = max(1, len(labels) // len(np.unique(labels)))
             Xf = np.asarray(X, dtype=np.float64)
             W, codes = classwise_kmeans(Xf, np.searchsorted(union, y), counts, rng)
+            W = _rows_as_rows(W, Xf)  # (as _build's)
             labels = np.concatenate([labels, codes])
             state["components"] = np.concatenate([state["components"], W])
         state["head.labels"] = labels.astype(np.float64)
@@ -654,13 +698,19 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         # the components step in the data's units (sigma, through its log, and
         # the margin, a multiple of the typical distance, follow them already)
         self._data_scale = data_scale(X)
-        self._check_step_precision(W, X)
+        # the components train about the rows' mean (fixed from here on: kept in the
+        # state for partial_fit and pickled): where X lies far from the origin for
+        # its spread, float32 there could not hold a step (digits + 2**20: test
+        # accuracy 0.952 against 0.980, training stalled at its start)
+        origin = _origin(X)
+        self._check_step_precision(W - origin, X)
         net = RBFNetwork(
-            torch.as_tensor(W, dtype=torch.float32),
+            torch.as_tensor(_rows_as_rows(W, X) - origin, dtype=torch.float32),
             None if omega is None else torch.as_tensor(omega, dtype=torch.float32),
             torch.tensor(np.log(sigma), dtype=torch.float32),
             head,
             learn_sigma=self.learn_sigma,
+            origin=torch.as_tensor(origin, dtype=torch.float32),
         )
         if self.temperature != "auto":  # a given temperature, as given
             net.temperature.fill_(float(self.temperature))
@@ -670,14 +720,16 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     def _check_step_precision(self, W: np.ndarray, X: np.ndarray) -> None:
         """Warn where float32 cannot hold a training step of the components.
 
-        They are trained in float32 where ``X`` lies, and an Adam step moves
-        them about ``learning_rate`` times the data's unit: far from the origin
-        for the data's spread (digits + 2**20), float32's spacing there exceeds
-        it, the steps round away and the fit stays near its start (test
-        accuracy 0.952 against 0.980; + 2**17 still trains alike). Columns
+        ``W``: the initial components relative to the training origin (the
+        rows' mean), as they are trained in float32. An Adam step moves them
+        about ``learning_rate`` times the data's unit; where float32's spacing
+        at their values exceeds it, the steps round away and the fit stays
+        near its start. About the rows' mean, a common offset no longer does
+        this (digits + 2**20 stalled at 0.952 against 0.980 where they were
+        trained where ``X`` lies); a learning rate below about 1e-7, or a
+        component some 1e4 data units from the mean, still does. Columns
         constant in ``X`` do not count: the components start at that value and
-        need no step there (digits beside a constant column at 2**20 trained to
-        0.980 and were warned of).
+        need no step there.
         """
         varying = np.ptp(X, axis=0) > 0 if len(X) else np.zeros(W.shape[1], dtype=bool)
         W = W[:, varying]
@@ -686,11 +738,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         step = self._learning_rate * self._data_scale
         if spacing > step:
             warn_user(
-                f"{type(self).__name__} trains its components in float32 where X lies: at "
-                f"values up to {top:.4g} float32's spacing ({spacing:.3g}) exceeds a "
-                f"training step (learning_rate x the data's spread, {step:.3g}), so the "
-                "steps round away and training barely moves them. Centre X first, e.g. "
-                "with StandardScaler(with_std=False)."
+                f"{type(self).__name__} trains its components in float32 about the "
+                f"training rows' mean: at values up to {top:.4g} from it float32's spacing "
+                f"({spacing:.3g}) exceeds a training step (learning_rate x the data's "
+                f"spread, {step:.3g}), so the steps round away and training barely moves "
+                "them. Raise learning_rate, or scale X's far-out values down."
             )
 
     def _batch_loss(self, net):
@@ -710,6 +762,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         return loss
 
     def _network(self, state, dtype):
+        """The network of ``state``: in float32 (to train) about the state's origin, and
+        in float64 (inference) about none, its components as stored (bit for bit)."""
         W = state["components"]
         n_classes = len(self.classes_)
         if self._head_kind == "nearest":
@@ -721,14 +775,35 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 negative=self._head_kind == "positive_negative",
             )
         omega = state.get("omega")
+        origin = None
+        tensors = state_tensors(state)
+        stored = tensors.pop("origin", None)
+        if dtype != torch.float64:  # training: about the origin (a model pickled before
+            # the origin was kept: its components' mean, rounded as one would be)
+            if stored is None:
+                stored = torch.from_numpy(_origin(np.asarray(W, dtype=np.float64)))
+            origin = torch.zeros(W.shape[1])
+            tensors["origin"] = stored
+            # components on a training row (projected) where the network holds that
+            # row, float32(x) - origin; the others as trained, exact (w - origin)
+            rows = self.__dict__.get("prototype_sample_indices_")
+            tied = np.zeros(len(W), dtype=bool)
+            if rows is not None:
+                n = min(len(rows), len(W))
+                tied[:n] = np.asarray(rows[:n]) >= 0
+            if tied.any():
+                tied_t = torch.from_numpy(tied)
+                rounded = torch.from_numpy(_as_rows(np.asarray(W, dtype=np.float64)))
+                tensors["components"] = torch.where(tied_t[:, None], rounded, tensors["components"])
+            tensors["components"] = tensors["components"] - stored
         net = RBFNetwork(
             torch.zeros(W.shape),
             None if omega is None else torch.zeros(omega.shape),
             torch.zeros(()),
             head,
             learn_sigma=self.learn_sigma,
+            origin=origin,
         )
-        tensors = state_tensors(state)
         if "head.labels" in tensors:
             tensors["head.labels"] = tensors["head.labels"].long()
         net = net.to(dtype=dtype)  # before loading: float64 values stay exact
@@ -770,8 +845,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         return self._codes if self._head_kind == "nearest" else None
 
     def _projection_space(self, net):
-        if net.omega is None:
-            return None, net.components.detach().cpu().numpy(), "sqeuclidean"
+        if net.omega is None:  # (rows about the network's origin, as its components)
+            embed = None if net.origin is None else partial(_about, origin=_numpy(net.origin))
+            return embed, net.components.detach().cpu().numpy(), "sqeuclidean"
 
         def embed(X):
             return self._evaluate(net, X, "mapped_rows")
@@ -779,6 +855,31 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         with torch.no_grad():
             U = net.mapped_components().cpu().numpy()
         return embed, U, "sqeuclidean"
+
+    def _snapped_values(self, net, rows):
+        """A component projected onto float32 ``rows``: the rows about the origin."""
+        return rows if net.origin is None else _about(rows, _numpy(net.origin).astype(np.float64))
+
+    def _state_arrays(self, net) -> dict:
+        """The state with the components in the input space (``w = origin + (w - origin)``,
+        exact in float64), and the origin the training network takes them about."""
+        state = super()._state_arrays(net)
+        if "origin" in state:
+            state["components"] = state["components"] + state["origin"]
+        return state
+
+    def _unchanged_prototypes(self, now, before, state) -> np.ndarray:
+        """Compared as the training network holds them, about the origin (compared where
+        they lie, a component that moved less than float32's spacing there, 0.125 at
+        2**20, counted as unchanged and went back)."""
+        origin = state.get("origin")
+        if origin is None:
+            return super()._unchanged_prototypes(now, before, state)
+        held = (now - origin).astype(np.float32)
+        # (held as trained, or, on a row, where the network holds that row: _network)
+        trained = np.all(held == (before - origin).astype(np.float32), axis=1)
+        on_row = np.all(held == (_as_rows(before) - origin).astype(np.float32), axis=1)
+        return trained | on_row
 
     def _set_fitted_attributes(self, net):
         net64 = self._inference_network()

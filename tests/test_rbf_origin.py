@@ -1,0 +1,209 @@
+"""RBFPrototypeClassifier trains its components about the training rows' mean.
+
+Before, they were trained in float32 where ``X`` lies: at digits + 2**20 an
+Adam step (about 0.03) was below float32's spacing there (0.125), the steps
+rounded away and training stalled at its start (test accuracy 0.952 against
+0.972 after 20 epochs). The public attributes stay in the input space.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_explain_faithful
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from skproto import RBFPrototypeClassifier
+
+OFFSET = 2.0**20  # digits' 0-16 pixels stay exact in float32 there
+
+
+@pytest.fixture(scope="module")
+def split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def _pair(split, **params):
+    Xtr, _, ytr, _ = split
+    params = dict(random_state=0, max_epochs=20, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the shifted fit warned that it could not train)
+        plain = RBFPrototypeClassifier(**params).fit(Xtr, ytr)
+        shifted = RBFPrototypeClassifier(**params).fit(Xtr + OFFSET, ytr)
+    return plain, shifted
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(),  # the defaults: loss="robust", the nearest head
+        dict(loss="cbc", n_components=20, project=True, project_epochs=2),
+        dict(loss="glvq", omega_dim=8, project=True, project_epochs=2),
+    ],
+)
+def test_a_common_offset_trains_the_same_model(split, params):
+    # old code: 0.952 against 0.972, 2.4% of the test predictions changed, the
+    # prototypes 3.4 apart and certified radii up to 5.7 apart (defaults)
+    _, Xte, _, yte = split
+    plain, shifted = _pair(split, **params)
+    agree = plain.predict(Xte) == shifted.predict(Xte + OFFSET)
+    assert agree.mean() >= 0.99
+    assert abs(shifted.score(Xte + OFFSET, yte) - plain.score(Xte, yte)) <= 0.01
+    # public attributes in the input space, float64
+    assert shifted.prototypes_.dtype == np.float64
+    np.testing.assert_allclose(shifted.prototypes_ - OFFSET, plain.prototypes_, atol=0.05)
+    if params.get("project"):  # projected onto the same rows, each equal to its row
+        np.testing.assert_array_equal(
+            shifted.prototype_sample_indices_, plain.prototype_sample_indices_
+        )
+        Xtr = split[0] + OFFSET
+        rows = shifted.prototype_sample_indices_
+        assert np.all(rows >= 0)
+        np.testing.assert_array_equal(shifted.prototypes_, Xtr[rows])
+    # distances, hence certificates, do not change under the shift
+    r_plain = plain.certified_radius(Xte, yte)
+    r_shift = shifted.certified_radius(Xte + OFFSET, yte)
+    scale = np.median(r_plain[r_plain > 0])
+    np.testing.assert_allclose(r_shift[agree], r_plain[agree], rtol=0, atol=1e-2 * scale)
+    ex = shifted.explain(Xte[:20] + OFFSET)
+    assert_explain_faithful(shifted, Xte[:20] + OFFSET, ex, atol=1e-12)
+
+
+def test_a_stream_at_an_offset_trains_alike(split):
+    # partial_fit continues a stored model: one step per small batch, less than
+    # float32's spacing at 2**20, kept its value (old code: 0.857 against 0.937)
+    Xtr, Xte, ytr, yte = split
+
+    def stream(offset):
+        clf = RBFPrototypeClassifier(random_state=0)
+        rng = np.random.RandomState(0)
+        for _ in range(3):
+            order = rng.permutation(len(Xtr))
+            for s in range(0, len(Xtr), 64):
+                rows = order[s : s + 64]
+                clf.partial_fit(Xtr[rows] + offset, ytr[rows], classes=np.arange(10))
+        return clf
+
+    plain, shifted = stream(0.0), stream(OFFSET)
+    assert shifted.score(Xte + OFFSET, yte) >= plain.score(Xte, yte) - 0.01
+    # (rounding apart, the same steps: old code left most components near their start)
+    assert np.median(np.abs(shifted.prototypes_ - OFFSET - plain.prototypes_)) < 1e-3
+
+
+def test_new_classes_at_an_offset_train_and_keep_the_earlier_components(split):
+    # class-incremental partial_fit on shifted rows: the new classes' components
+    # train (old code: 0.956 against 0.965), the earlier ones keep their exact values
+    Xtr, Xte, ytr, yte = split
+    first = ytr < 5
+
+    def incremental(offset):
+        clf = RBFPrototypeClassifier(random_state=0)
+        for _ in range(3):
+            clf.partial_fit(Xtr[first] + offset, ytr[first])
+        before = clf.prototypes_.copy()
+        clf.partial_fit(Xtr[~first] + offset, ytr[~first])  # (only the new ones train)
+        np.testing.assert_array_equal(clf.prototypes_[: len(before)], before)
+        for _ in range(2):
+            clf.partial_fit(Xtr[~first] + offset, ytr[~first])
+        return clf
+
+    plain, shifted = incremental(0.0), incremental(OFFSET)
+    assert shifted.score(Xte + OFFSET, yte) >= plain.score(Xte, yte) - 0.01
+    new = len(plain.prototypes_) // 2  # (the new classes' components, last)
+    apart = np.abs(shifted.prototypes_[new:] - OFFSET - plain.prototypes_[new:])
+    assert np.median(apart) < 1e-3
+
+
+def test_the_origin_is_fixed_at_the_first_fit_and_pickled(split):
+    Xtr, Xte, ytr, _ = split
+    clf = RBFPrototypeClassifier(random_state=0, max_epochs=3).fit(Xtr + OFFSET, ytr)
+    origin = clf._state["origin"]  # (the mean of the rows not held out for early stopping)
+    np.testing.assert_array_equal(origin, origin.astype(np.float32))
+    np.testing.assert_allclose(origin, np.mean(Xtr + OFFSET, axis=0), rtol=0, atol=0.5)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(Xte + OFFSET), clf.predict_proba(Xte + OFFSET)
+    )
+    np.testing.assert_array_equal(
+        loaded.certified_radius(Xte + OFFSET), clf.certified_radius(Xte + OFFSET)
+    )
+    clf.partial_fit(Xtr[::2] + OFFSET + 1.0, ytr[::2])  # partial_fit keeps it
+    clf.partial_fit(Xtr[:50] + OFFSET, np.where(ytr[:50] == 3, 10, ytr[:50]))  # (a new class)
+    np.testing.assert_array_equal(clf._state["origin"], origin)
+    # a refit starts afresh, about its own rows' mean
+    clf.fit(Xtr + 2.0 * OFFSET, ytr)
+    np.testing.assert_allclose(clf._state["origin"] - origin, OFFSET, rtol=0, atol=0.5)
+
+
+def test_a_model_pickled_before_the_origin_loads_predicts_and_trains(split):
+    # the state of a model fitted before the components trained about an origin
+    # had none: it predicts as pickled, and trains on about its components' mean
+    Xtr, Xte, ytr, yte = split
+    clf = RBFPrototypeClassifier(random_state=0, max_epochs=3).fit(Xtr + OFFSET, ytr)
+    expected = clf.predict_proba(Xte + OFFSET), clf.certified_radius(Xte + OFFSET, yte)
+    del clf._state["origin"]  # (the state as pickled then)
+    old = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(old.predict_proba(Xte + OFFSET), expected[0])
+    np.testing.assert_array_equal(old.certified_radius(Xte + OFFSET, yte), expected[1])
+    before = old.prototypes_.copy()
+    old.partial_fit(Xtr + OFFSET, ytr)
+    np.testing.assert_array_equal(
+        old._state["origin"], np.mean(before, axis=0).astype(np.float32).astype(np.float64)
+    )
+    assert np.abs(old.prototypes_ - before).max() > 0.01  # it trained (steps below 0.125)
+    assert old.score(Xte + OFFSET, yte) >= 0.9
+
+
+def test_the_step_warning_is_for_steps_float32_cannot_hold_about_the_mean(split):
+    # a common offset no longer warns (old code: "spacing (0.125) exceeds a
+    # training step" at digits + 2**20); a step too small for the components'
+    # own spread about the mean still does
+    Xtr, _, ytr, _ = split
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RBFPrototypeClassifier(random_state=0, max_epochs=1).fit(Xtr + 2.0**23, ytr)
+    with pytest.warns(UserWarning, match="about the training rows' mean") as rec:
+        RBFPrototypeClassifier(random_state=0, max_epochs=1, learning_rate=1e-10).fit(
+            Xtr + OFFSET, ytr
+        )
+    assert rec[0].filename == __file__
+
+
+def test_partial_fit_keeps_moves_below_float32s_spacing_at_the_offset(split):
+    # partial_fit keeps the stored value of a component that training left where
+    # it was; compared where X lies, a move below half float32's spacing there
+    # (0.0625 at 2**20; one step here is 1e-6 x the data's unit of 32) counted as
+    # none, and every component went back to where it was
+    Xtr, _, ytr, _ = split
+    clf = RBFPrototypeClassifier(random_state=0, learning_rate=1e-6)
+    clf.partial_fit(Xtr[:300] + OFFSET, ytr[:300], classes=np.arange(10))
+    before = clf.prototypes_.copy()
+    clf.partial_fit(Xtr[300:600] + OFFSET, ytr[300:600])
+    moved = np.abs(clf.prototypes_ - before).max(axis=1)
+    assert moved.max() < 0.0625
+    assert np.mean(moved > 0) > 0.5
+
+
+def test_components_on_rows_train_where_the_network_holds_their_rows(split):
+    # the training network takes float32 rows about the origin, float32(x) - origin:
+    # a projected component (stored as its exact float64 row) or one started on a
+    # row is held at that value, not at float32(x - origin) a rounding away (a
+    # component on a one-row class's row sat 1e-8 from it, and Adam turned that
+    # gradient into full steps)
+    Xtr, _, ytr, _ = split
+    X = Xtr / 3.0 + OFFSET  # (not exact in float32)
+    clf = RBFPrototypeClassifier(random_state=0, max_epochs=2, project=True).fit(X, ytr)
+    net = clf._continued_network(clf._state)
+    rows = clf.prototype_sample_indices_
+    assert np.all(rows >= 0)
+    held = torch.as_tensor(X[rows], dtype=torch.float32) - net.origin
+    np.testing.assert_array_equal(net.components.detach().numpy(), held.numpy())
+    # a class of one row: its component stays on it
+    one = RBFPrototypeClassifier(loss="glvq", random_state=0)
+    one.partial_fit(X[:1], ytr[:1], classes=np.arange(10))
+    one.partial_fit(X[:1], ytr[:1])
+    np.testing.assert_array_equal(one.prototypes_, X[:1].astype(np.float32))
