@@ -505,3 +505,23 @@ def test_explained_contributions_are_a_column_of_the_contributions(make):
     np.testing.assert_array_equal(
         clf._explained_contributions(A, cols), full[np.arange(len(X)), :, cols]
     )
+
+
+def test_explanation_stability_passes_an_own_class_head_once_per_chunk(monkeypatch):
+    # explain's ranking of ties by class (contribution_order) needs the class of each
+    # prototype: _top_prototype asked the head for the contributions a second time to
+    # get them, another pass of ProtoClassifier's mixture head per chunk and draw
+    X, y = load_iris(return_X_y=True)
+    clf = ProtoClassifier(max_epochs=2, random_state=0).fit(X, y)
+    expected = explanation_stability(clf, X, n_draws=2, random_state=0, aggregate=None)
+    calls = []
+    passes = ProtoClassifier._own_class_contributions
+
+    def counted(self, A):
+        calls.append(len(A))
+        return passes(self, A)
+
+    monkeypatch.setattr(ProtoClassifier, "_own_class_contributions", counted)
+    again = explanation_stability(clf, X, n_draws=2, random_state=0, aggregate=None)
+    np.testing.assert_array_equal(again, expected)
+    assert sum(calls) == 3 * len(X)  # the rows, then each draw's: one pass each

@@ -262,3 +262,19 @@ def test_fit_streaming_shows_progress_within_an_epoch(iris, capsys, monkeypatch)
     assert streamed[0].startswith("[fit] epoch 1: ") and len(streamed) >= 3
     assert any(ln.startswith("[ProtoClassifier] nearest rows of 15 prototypes") for ln in out)
     np.testing.assert_array_equal(quiet.predict_proba(X), loud.predict_proba(X))
+
+
+def test_nearest_mean_merge_ignores_verbose(iris):
+    """verbose only says how to run: models fitted with and without it merged with
+    "cannot merge models with different settings: verbose=1 vs verbose=0"."""
+    X, y = iris
+    loud = NearestMeanClassifier(verbose=1).fit(X[::2], y[::2])
+    quiet = NearestMeanClassifier().fit(X[1::2], y[1::2])
+    merged = loud.merge(quiet)
+    assert merged.verbose == 1
+    np.testing.assert_array_equal(
+        merged.predict_proba(X),
+        NearestMeanClassifier().fit(X[::2], y[::2]).merge(quiet).predict_proba(X),
+    )
+    with pytest.raises(ValueError, match="different settings: temperature"):
+        loud.merge(NearestMeanClassifier(temperature=2.0).fit(X[1::2], y[1::2]))

@@ -76,14 +76,15 @@ def _evidence(estimator, X):
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
     labels = np.asarray(estimator.prototype_labels_)
-    for _, _, explained, contrib in _explained_columns(estimator, X):
+    for _, _, explained, contrib, _ in _explained_columns(estimator, X):
         own = labels[None, :] == estimator.classes_[explained][:, None]
         yield contrib.astype(np.float64, copy=False), own
 
 
 def _explained_columns(estimator, X: np.ndarray):
     """Per row chunk of validated rows ``X``: ``(slice, activations (rows, K),
-    explained class codes, contributions to them (rows, K))``.
+    explained class codes, contributions to them (rows, K), the class of each
+    prototype where each speaks for its own class only, else None)``.
 
     What ``explain`` computes for the explained (predicted) class, read from
     that class's column only: explain's (rows, K, C) array made the metrics
@@ -92,7 +93,14 @@ def _explained_columns(estimator, X: np.ndarray):
     for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
         A = estimator._activation(estimator._pairwise(X[s]))
         explained = estimator._explained_codes(X[s], estimator._decision_proba_chunk(X[s]))
-        yield s, A, explained, estimator._explained_contributions(A, explained)
+        # (own-class heads: one pass of the head gives both; _top_prototype asked
+        # for the codes again, a second pass of the mixture head per chunk)
+        sparse = estimator._own_class_contributions(A)
+        if sparse is None:
+            yield s, A, explained, estimator._explained_contributions(A, explained), None
+        else:  # (as _explained_contributions)
+            own, codes = sparse
+            yield s, A, explained, np.where(codes[None, :] == explained[:, None], own, 0.0), codes
 
 
 def own_class_evidence(
@@ -458,11 +466,9 @@ def _top_prototype(estimator, X: np.ndarray) -> np.ndarray:
     """``explain(X, n_prototypes=1).prototype_index[:, 0]``, from the explained
     class's column of contributions only (:func:`_explained_columns`)."""
     top = np.empty(len(X), dtype=np.intp)
-    for s, A, explained, own in _explained_columns(estimator, X):
+    for s, A, explained, own, codes in _explained_columns(estimator, X):
         # explain's ranking: most active first, then by |contribution|
         order = np.argsort(-estimator._activation_order(X[s], A), axis=1, kind="stable")
-        sparse = estimator._own_class_contributions(A)
-        codes = None if sparse is None else sparse[1]
         top[s] = contribution_order(order, own, codes, explained)[:, 0]
     return top
 

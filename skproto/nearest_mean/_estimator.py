@@ -17,7 +17,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _progress, _validation, calibration
-from .._base import BasePrototypeClassifier, as_fitted, same_param, unchanged_on_failure
+from .._base import (
+    _RUNTIME_PARAMS,
+    BasePrototypeClassifier,
+    as_fitted,
+    same_param,
+    unchanged_on_failure,
+)
 from .._chunking import Float64Rows, chunk_slices
 from .._validation import warn_user
 from ..calibration import (
@@ -745,8 +751,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Parameters
         ----------
         *others : NearestMeanClassifier
-            Fitted models with the same parameters and features. Their class
-            sets may differ; the result has the union.
+            Fitted models with the same parameters (``verbose`` aside: the
+            result takes this model's) and features. Their class sets may
+            differ; the result has the union.
 
         Returns
         -------
@@ -779,7 +786,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         for m in others:
             other = m.get_params()
             for key, value in params.items():
-                if not same_param(value, other[key]):
+                # (verbose says how to run, not what was learnt: a shard fitted with
+                # progress lines merged with one fitted without was refused)
+                if key not in _RUNTIME_PARAMS and not same_param(value, other[key]):
                     raise ValueError(
                         f"cannot merge models with different settings: {key}={value!r} "
                         f"vs {key}={other[key]!r}."

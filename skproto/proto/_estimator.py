@@ -171,10 +171,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         median norm of the training rows' latent vectors at the start. In
         the latent space's units: the map sees the rows divided by the power
         of two nearest their median distance from their mean.
-    rbf_width : float > 0 or "auto", default="auto"
+    rbf_width : float >= 1.2e-38 or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
-    temperature : "auto" or float > 0, default="auto"
+        (At least float32's smallest normal number: torch keeps it as
+        float32, where less rounds to 0.)
+    temperature : "auto" or float >= 1.2e-38, default="auto"
         The scores are divided by ``T``. "auto": ``T`` is fitted after
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is

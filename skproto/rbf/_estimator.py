@@ -200,11 +200,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         depends on it: the CBC losses. The nearest head's losses (``"robust"``,
         ``"glvq"``) compare distances only, so ``sigma`` keeps its start
         there and the fitted temperature carries the scale of the scores.
-    temperature : "auto" or float > 0, default="auto"
+    temperature : "auto" or float >= 1.2e-38, default="auto"
         ``predict_proba`` is ``p_c^(1/T) / sum_j p_j^(1/T)`` (``p_c`` the class
         scores of ``decision_function``, unchanged). "auto": ``T`` is fitted
         after training to minimise the log-loss on the early-stopping split
-        (the training rows without early stopping).
+        (the training rows without early stopping). At least float32's
+        smallest normal number: torch keeps it as float32, where less rounds
+        to 0.
     omega_dim : int or None, default=None
         Learn a linear map ``Omega`` of shape ``(omega_dim, n_features)``
         (initialised to the first principal axes). None: no map.
