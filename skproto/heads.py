@@ -67,6 +67,10 @@ class ReasoningHead(torch.nn.Module):
     ``p_c = sum_k r+_kc d_k + r-_kc (1 - d_k)``. With ``negative=False`` only
     ``r+`` exists (a normalised RBF head).
 
+    A class that cannot be predicted (``possible`` False: one without
+    training rows yet) has ``r+ = r- = 0``, so ``p_c = 0`` (``log p_c = -inf``)
+    for every input, as the nearest head scores a class without prototypes.
+
     Parameters
     ----------
     logits : tensor of shape (n_prototypes, n_classes) or (2 * n_prototypes, n_classes)
@@ -74,6 +78,9 @@ class ReasoningHead(torch.nn.Module):
         ``negative=True``, the ``r-`` rows.
     negative : bool, default=True
         Whether the head has negative reasoning weights ``r-``.
+    possible : tensor of shape (n_classes,), default=None
+        Which classes can be scored (bool; a buffer, part of the state). None:
+        every class.
 
     Examples
     --------
@@ -85,10 +92,15 @@ class ReasoningHead(torch.nn.Module):
     [0.75, 0.25]
     """
 
-    def __init__(self, logits: torch.Tensor, negative: bool = True) -> None:
+    def __init__(
+        self, logits: torch.Tensor, negative: bool = True, possible: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.logits = torch.nn.Parameter(logits)
         self.negative = negative
+        if possible is None:
+            possible = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
+        self.register_buffer("possible", torch.as_tensor(possible, dtype=torch.bool))
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The positive and negative reasoning weights.
@@ -96,10 +108,14 @@ class ReasoningHead(torch.nn.Module):
         Returns
         -------
         r_plus, r_minus : tensor of shape (n_prototypes, n_classes)
-            Softmax of the logits over each class's column; ``r_minus`` is all
-            zeros with ``negative=False``.
+            Softmax of the logits over each class's column (zeros in the column
+            of a class that is not ``possible``); ``r_minus`` is all zeros with
+            ``negative=False``.
         """
-        return self._halves(torch.softmax(self.logits, dim=0))
+        R = torch.softmax(self.logits, dim=0)
+        if not bool(self.possible.all()):  # (its logits then get no gradient)
+            R = R * self.possible.to(R.dtype)
+        return self._halves(R)
 
     def _halves(self, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``r+`` and ``r-`` rows of a per-logit quantity (zeros for ``r-``
@@ -143,13 +159,14 @@ class ReasoningHead(torch.nn.Module):
         Returns
         -------
         log_p : tensor of shape (n_samples, n_classes)
-            Logs of the class scores of the positive reasoning weights.
+            Logs of the class scores of the positive reasoning weights
+            (``-inf`` for a class that is not ``possible``).
         """
         # the log of the softmax directly: log(softmax) is -inf for a weight below
         # float32's smallest (logits 104 apart), log_softmax its exact value
         log_rp, _ = self._halves(torch.log_softmax(self.logits, dim=0))
         if torch.is_grad_enabled() and (log_d.requires_grad or log_rp.requires_grad):
-            return _block_logsumexp(log_d, log_rp)
+            return self._impossible_to_inf(_block_logsumexp(log_d, log_rp))
         m = log_d.amax(1, keepdim=True).clamp_min(torch.finfo(log_d.dtype).min)
         a = log_rp.amax(0, keepdim=True)
         S = torch.exp(log_d - m) @ torch.exp(log_rp - a)
@@ -159,7 +176,15 @@ class ReasoningHead(torch.nn.Module):
         rows = torch.nonzero(low.any(1)).ravel()
         if len(rows):
             out[rows] = _block_logsumexp(log_d[rows], log_rp)
-        return out
+        return self._impossible_to_inf(out)
+
+    def _impossible_to_inf(self, log_p: torch.Tensor) -> torch.Tensor:
+        """``log_p`` with ``-inf`` for the classes that are not ``possible`` (their
+        unmasked weights computed it: a column of ``-inf`` log weights made the
+        shifted product NaN)."""
+        if bool(self.possible.all()):
+            return log_p
+        return log_p.masked_fill(~self.possible, -float("inf"))
 
 
 def _block_logsumexp(log_d: torch.Tensor, log_rp: torch.Tensor) -> torch.Tensor:

@@ -707,6 +707,133 @@ def test_a_declared_class_without_components_is_no_runner_up():
     assert list(ex.runner_up) == [1, 1, 1] and np.all(np.isfinite(ex.margin))
 
 
+def _declared_stream(reasoning, classes=(0, 1, 2, 3), labels=None):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        150, 6, n_informative=4, n_redundant=0, n_classes=3, n_clusters_per_class=1,
+        random_state=1,
+    )  # fmt: skip
+    y = y if labels is None else labels[y]
+    clf = RBFPrototypeClassifier(loss="cbc", reasoning=reasoning, random_state=0)
+    for _ in range(10):
+        for r in np.array_split(np.arange(150), 3):
+            clf.partial_fit(X[r], y[r], classes=list(classes))
+    return clf, X, y
+
+
+@pytest.mark.parametrize("reasoning", [None, "positive"])
+def test_cbc_never_predicts_a_declared_class_without_rows(reasoning):
+    # the CBC heads mixed every component into a class declared to partial_fit whose
+    # rows had not arrived: 29 of 150 rows were predicted as it (accuracy 0.673,
+    # 0.773 without declaring it); the nearest head scores such a class p_c = 0
+    clf, X, y = _declared_stream(reasoning)
+    dec, proba = clf.decision_function(X), clf.predict_proba(X)
+    assert not np.isin(3, clf.predict(X)) and clf.score(X, y) > 0.75
+    np.testing.assert_array_equal(dec[:, 3], 0.0)
+    np.testing.assert_array_equal(proba[:, 3], 0.0)
+    assert np.isfinite(proba).all() and np.isfinite(clf.temperature_)
+    log_proba = clf.predict_log_proba(X)
+    assert np.isfinite(log_proba).all() and np.all(log_proba[:, 3] < log_proba[:, :3].min())
+    np.testing.assert_array_equal(clf.reasoning_positive_[:, 3], 0.0)
+    np.testing.assert_array_equal(clf.reasoning_negative_[:, 3], 0.0)
+    assert not np.isin(3, clf.prototype_labels_)
+    ex = clf.explain(X, n_prototypes=2)
+    assert_explain_faithful(clf, X, ex, atol=1e-12)
+    assert not np.isin(3, ex.runner_up) and np.isfinite(ex.margin).all()
+    # the certificate holds (the class can never overtake the prediction)
+    r, pred = clf.certified_radius(X), clf.predict(X)
+    assert np.all(np.isfinite(r) & (r >= 0)) and (r > 0).any()
+    rng = np.random.RandomState(0)
+    rows = np.flatnonzero(r > 0)
+    u = rng.normal(size=(len(rows), 20, X.shape[1]))
+    u /= np.linalg.norm(u, axis=2, keepdims=True)
+    moved = X[rows, None] + 0.999 * r[rows, None, None] * u
+    np.testing.assert_array_equal(clf.predict(moved.reshape(-1, X.shape[1])), pred[rows].repeat(20))
+    # its rows arrive: it is scored from then on (and predicted, where the head can
+    # reason for rows far from every component: by their absence)
+    X3 = X[y == 0][:20] + 6.0
+    clf.set_params(learning_rate=0.02)
+    for _ in range(20):
+        clf.partial_fit(np.vstack([X, X3]), np.r_[y, np.full(len(X3), 3)])
+    if reasoning is None:
+        assert (clf.predict(X3) == 3).mean() > 0.8
+    assert np.all(clf.decision_function(X3)[:, 3] > 0)
+    assert np.all(clf.predict_proba(X)[:, 3] > 0)
+    assert_explain_faithful(clf, X3, clf.explain(X3), atol=1e-12)
+
+
+def test_cbc_without_rows_of_a_class_with_string_labels_and_class_weight_0():
+    clf, X, y = _declared_stream(None, ["a", "b", "c", "z"], np.array(["a", "b", "c"]))
+    assert not np.isin("z", clf.predict(X))
+    np.testing.assert_array_equal(clf.predict_proba(X)[:, 3], 0.0)
+    # fit: a class all of whose rows weigh 0 is absent, as with the nearest head
+    # (class_weight={0: 0.0} had 11 rows predicted as it, 41 with string labels)
+    zero = np.where(y == "a", 0.0, 1.0)
+    for params, sw in [(dict(class_weight={"a": 0.0}), None), (dict(), zero)]:
+        clf = RBFPrototypeClassifier(loss="cbc", random_state=0, **params).fit(X, y, sw)
+        assert not np.isin("a", clf.predict(X))
+        np.testing.assert_array_equal(clf.predict_proba(X)[:, 0], 0.0)
+        np.testing.assert_array_equal(clf.decision_function(X)[:, 0], 0.0)
+        ex = clf.explain(X)
+        assert_explain_faithful(clf, X, ex, atol=1e-12)
+        assert not np.isin("a", ex.runner_up)
+
+
+@pytest.mark.parametrize("reasoning", [None, "positive"])
+def test_cbc_binary_with_one_class_without_rows(reasoning):
+    X, y = load_iris(return_X_y=True)
+    X, y = X[:100], y[:100]
+    clf = RBFPrototypeClassifier(loss="cbc", reasoning=reasoning, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X[:50], y[:50], classes=[0, 1])
+    dec, proba = clf.decision_function(X), clf.predict_proba(X)
+    assert np.isfinite(dec).all() and np.all(dec <= 0)
+    np.testing.assert_array_equal(proba, np.tile([1.0, 0.0], (100, 1)))
+    np.testing.assert_array_equal(clf.predict(X), 0)
+    assert_explain_faithful(clf, X, clf.explain(X), atol=1e-12)
+    r = clf.certified_radius(X)  # (with positive reasoning p_t > 0 = p_1 everywhere: inf)
+    assert np.all(r > 0) and (np.isfinite(r).all() or reasoning == "positive")
+    clf.partial_fit(X, y)  # its rows arrive: it is scored
+    assert np.all(clf.predict_proba(X)[:, 1] > 0) and np.isin(1, clf.predict(X))
+
+
+def test_cbc_pickle_keeps_the_classes_without_rows():
+    clf, X, _ = _declared_stream(None)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(again.explain(X[:5]).runner_up, clf.explain(X[:5]).runner_up)
+    # pickled before the head kept which classes have rows: every class is scored
+    old = pickle.loads(pickle.dumps(clf))
+    del old._state["head.possible"]
+    old = pickle.loads(pickle.dumps(old))
+    assert old._impossible_classes() is None
+    assert np.all(old.predict_proba(X) > 0) and np.isfinite(old.certified_radius(X)).all()
+    old.partial_fit(X[:50], clf.predict(X[:50]))
+    assert np.all(old.predict_proba(X) > 0)
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_a_cbc_rival_without_weights_never_tightens_the_radius(negative):
+    # a class without rows has r+ = r- = 0 (p_j = 0 everywhere): the stable-CBC bound
+    # against it (where p_t could reach 0) is never below the other rivals' bounds
+    from skproto.robustness.certificates import cbc_radius
+
+    gen = torch.Generator().manual_seed(0)
+    K, C = 6, 4
+    R = torch.softmax(torch.randn(2 * K, C, generator=gen, dtype=torch.float64) * 3, 0)
+    rp, rn = (R[:K], R[K:]) if negative else (R[:K] / R[:K].sum(0), torch.zeros(K, C).double())
+    d = torch.rand(50, K, generator=gen, dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    target = (d @ (rp - rn) + rn.sum(0))[:, :3].argmax(1)
+    zero = torch.zeros(K, 1, dtype=torch.float64)
+    masked = cbc_radius(d, torch.cat([rp[:, :3], zero], 1), torch.cat([rn[:, :3], zero], 1),
+                        target, one, one)  # fmt: skip
+    dropped = cbc_radius(d, rp[:, :3], rn[:, :3], target, one, one)
+    torch.testing.assert_close(masked, dropped, rtol=0, atol=0)
+    assert torch.all(dropped > 0)
+
+
 def test_the_cbc_radius_is_never_nan():
     # the tie margin kappa became infinite where every detection underflowed
     # (p_t = 0, far from every component) or the temperature made every float32

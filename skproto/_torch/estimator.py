@@ -235,6 +235,11 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
     def _on_projected(self, net, X: np.ndarray, indices: np.ndarray) -> None:
         """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
 
+    def _rows_arrive(self, net, T: np.ndarray) -> None:
+        """Before a ``partial_fit`` batch trains ``net``: the batch's rows (of positive
+        weight, targets ``T``) arrive, and a class that had none may become scorable
+        (default: nothing to do)."""
+
     def _check_warm_targets(self, T: np.ndarray) -> None:
         """Refuse a warm ``fit`` whose rows (of positive weight, targets ``T``) the
         fitted network cannot score (default: every row can be)."""
@@ -720,6 +725,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
                 net = self._continued_network(self._state).to(self._device)
                 rng = np.random.RandomState(rng.randint(2**31 - 1) + self.n_iter_)
                 history = self.history_
+                self._rows_arrive(net, T)
             if len(T):  # the batch has rows of positive weight
                 train(
                     net,

@@ -278,7 +278,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         ``explain`` names these cases.
     reasoning_positive_, reasoning_negative_ : ndarray of shape (n_components, n_classes)
         ``r+`` and ``r-`` (zero where absent). For the CBC heads, per class,
-        the sum of both over components is 1; for the nearest head, ``r+`` is
+        the sum of both over components is 1 (0 for a class without training
+        rows: see ``partial_fit``); for the nearest head, ``r+`` is
         the 0/1 membership of each component in its class (summing to the
         class's number of components) and ``r-`` is 0.
     temperature_ : float
@@ -455,7 +456,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         first rows, in whichever call they arrive (until then its ``p_c`` is 0,
         its probability 0, and ``explain`` names it as no row's runner-up).
         The CBC heads mix every component into every class, so they need
-        ``classes`` on the first call and keep them. ``partial_fit`` does
+        ``classes`` on the first call and keep them; a declared class has no
+        reasoning weights (its ``p_c`` is 0, its probability 0) until its first
+        rows arrive. ``partial_fit`` does
         not project; it refits ``temperature_`` (with ``temperature="auto"``)
         on every batch seen so far, each scored right after it was learnt.
 
@@ -693,9 +696,14 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             logits = np.zeros((rows, n_classes))
             if n_classes <= K:  # start reasoning positively on a class's own components
                 logits[np.arange(K), codes] = np.log(rows)
+            # a class without rows (of positive weight) is scored p_c = 0 until they
+            # arrive (_rows_arrive), as the nearest head scores a class without
+            # components: it mixed every component in, and was predicted
+            possible = np.bincount(np.asarray(T, dtype=np.intp), minlength=n_classes) > 0
             head = ReasoningHead(
                 torch.as_tensor(logits, dtype=torch.float32),
                 negative=self._head_kind == "positive_negative",
+                possible=torch.from_numpy(possible),
             )
         # the components step in the data's units (sigma, through its log, and
         # the margin, a multiple of the typical distance, follow them already)
@@ -808,10 +816,20 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         )
         if "head.labels" in tensors:
             tensors["head.labels"] = tensors["head.labels"].long()
+        if "head.logits" in tensors and "head.possible" not in tensors:
+            # pickled before the head kept which classes have rows: every class
+            tensors["head.possible"] = torch.ones(n_classes, dtype=torch.bool)
         net = net.to(dtype=dtype)  # before loading: float64 values stay exact
         net.load_state_dict(tensors)
         in_units(net.components, getattr(self, "_data_scale", 1.0))
         return net
+
+    def _rows_arrive(self, net, T: np.ndarray) -> None:
+        # a class declared to partial_fit becomes scorable with its first rows
+        head = net.head
+        if isinstance(head, ReasoningHead) and len(T):
+            with torch.no_grad():
+                head.possible[torch.as_tensor(np.unique(T), device=head.possible.device)] = True
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
         """After projection: train everything but the components for ``project_epochs``."""
@@ -959,9 +977,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
     def _impossible_classes(self) -> np.ndarray | None:
         # with the nearest head, a class declared to partial_fit has no component
         # until its rows arrive: its p_c is 0 (its log p_c is -inf), yet explain
-        # named it the runner-up of every row, at a finite margin
+        # named it the runner-up of every row, at a finite margin; the CBC heads
+        # give such a class (or one whose rows all weigh 0) no reasoning weight
         if self._head_kind != "nearest":
-            return None
+            possible = self._state.get("head.possible")  # (None: pickled before it)
+            return None if possible is None else ~np.asarray(possible, dtype=bool)
         return np.bincount(self._codes, minlength=len(self.classes_)) == 0
 
     def _explain_bias(self) -> np.ndarray:
