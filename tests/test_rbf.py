@@ -798,6 +798,26 @@ def test_cbc_binary_with_one_class_without_rows(reasoning):
     assert np.all(clf.predict_proba(X)[:, 1] > 0) and np.isin(1, clf.predict(X))
 
 
+@pytest.mark.parametrize("loss", ["cbc", "glvq"])
+def test_explain_names_no_runner_up_where_every_other_class_is_without_rows(loss):
+    # declared [0, 1, 2] with only class 2's rows seen: every rival is impossible,
+    # and the argmax of -inf everywhere named class 0 (never predicted) the
+    # runner-up of every row; as with a single known class, it is the explained one
+    X, y = load_iris(return_X_y=True)
+    for classes, seen in [([0, 1, 2], y == 2), ([0, 1], y == 1)]:
+        clf = RBFPrototypeClassifier(loss=loss, random_state=0)
+        for _ in range(2):
+            clf.partial_fit(X[seen], y[seen], classes=classes)
+        ex = clf.explain(X)
+        np.testing.assert_array_equal(ex.runner_up, ex.explained)
+        assert np.all(ex.margin == np.inf)
+        assert_explain_faithful(clf, X, ex, atol=1e-12)
+    # a class that can be predicted is still the runner-up
+    clf, X, y = _declared_stream(None)
+    ex = clf.explain(X)
+    assert not np.isin(3, ex.runner_up) and np.all(ex.runner_up != ex.explained)
+
+
 def test_cbc_pickle_keeps_the_classes_without_rows():
     clf, X, _ = _declared_stream(None)
     again = pickle.loads(pickle.dumps(clf))
@@ -832,6 +852,30 @@ def test_a_cbc_rival_without_weights_never_tightens_the_radius(negative):
     dropped = cbc_radius(d, rp[:, :3], rn[:, :3], target, one, one)
     torch.testing.assert_close(masked, dropped, rtol=0, atol=0)
     assert torch.all(dropped > 0)
+
+
+@pytest.mark.parametrize("reasoning", ["positive", "positive_negative"])
+def test_robust_cbc_trains_beside_a_class_without_rows(reasoning):
+    # loss="robust" with a CBC head trains on the certificate, whose square root
+    # against a class without rows (r+ = r- = 0: b = a- = 0 with positive reasoning)
+    # was taken at 0: an infinite gradient, times 0 NaN, though torch.where dropped
+    # the entry; partial_fit with a declared class, and fit with a class whose rows
+    # all weigh 0, diverged ("a parameter became non-finite")
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="robust", reasoning=reasoning, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X[y > 0], y[y > 0], classes=[0, 1, 2])
+    losses = np.asarray(clf.history_["loss"])
+    assert np.isfinite(losses).all() and (losses > 0).all()
+    np.testing.assert_array_equal(clf._impossible_classes(), [True, False, False])
+    assert clf.score(X[y > 0], y[y > 0]) > 0.8 and not np.isin(0, clf.predict(X))
+    r, pred = clf.certified_radius(X), clf.predict(X)
+    rng = np.random.default_rng(0)
+    for i in np.flatnonzero((r > 0) & np.isfinite(r))[::25]:
+        np.testing.assert_array_equal(clf.predict(X[i] + _attacks(clf, X[i], r[i], rng)), pred[i])
+    fitted = RBFPrototypeClassifier(loss="robust", reasoning=reasoning, max_epochs=10)
+    fitted.set_params(random_state=0).fit(X, y, sample_weight=(y > 0).astype(float))
+    assert np.isfinite(fitted.history_["loss"]).all() and not np.isin(0, fitted.predict(X))
 
 
 def test_the_cbc_radius_is_never_nan():

@@ -193,10 +193,11 @@ class Explanation:
     runner_up : ndarray of shape (n_samples,)
         Class with the highest score other than ``explained`` (``explained``
         itself when the model knows a single class so far, e.g. after a
-        first ``partial_fit`` chunk with one class).
+        first ``partial_fit`` chunk with one class, or where every other
+        class is declared without rows yet).
     margin : ndarray of shape (n_samples,)
         Score of ``explained`` minus the score of ``runner_up`` (``inf`` with
-        a single known class).
+        a single known class, or no other class the model can predict).
     ranked_by : {"contribution", "activation"}
         How the listed prototypes were chosen and ordered: by the magnitude
         of their contribution to the explained class's score (ties by

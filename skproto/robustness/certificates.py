@@ -126,7 +126,14 @@ def cbc_radius(
     Sp, Sn = ones @ r_plus, ones @ r_minus  # (1, C): a- with every detection at 1
     a_minus_any = Sn[0, target][:, None] + k * Sp
     a_minus = a_minus + a_minus_any * tiny
-    root = torch.sqrt(b * b + 4.0 * a_plus * a_minus)
+    # (the square root's gradient is infinite at 0, and 0 times it NaN even where
+    # torch.where below discards the entry: a radicand of 0, a rival with no
+    # reasoning weight at all (a CBC class without training rows: r+ = r- = 0,
+    # so b = a- = 0 with positive reasoning), made loss="robust" diverge; its
+    # gradient there is taken as 0, the value is unchanged)
+    radicand = b * b + 4.0 * a_plus * a_minus
+    zero = radicand == 0  # (a NaN still reads NaN)
+    root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
     # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
     z = torch.where(
         b >= 0,
