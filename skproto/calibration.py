@@ -458,7 +458,8 @@ def grid_log_loss(
     Z = np.empty(Dn.shape, dtype=np.float32)
     lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     for i, t in enumerate(grid):
-        np.multiply(Dn32, np.float32(ref / t), out=Z)
+        with np.errstate(over="ignore"):  # (-inf, beyond float32: a term that vanishes)
+            np.multiply(Dn32, np.float32(ref / t), out=Z)
         top = None
         if not (flat and finite.all()):
             Z += lp32

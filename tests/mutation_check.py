@@ -142,6 +142,62 @@ MUTATIONS = [
         "        return float(np.average(per_row, weights=w))",
         "        return float(np.mean(per_row))",
     ),
+    (
+        "progress line does not restart the tick interval (session 42)",
+        "skproto/_progress.py",
+        "        self._shown = now\n",
+        "",
+    ),
+    (
+        "NearestMean partial_fit line's total weight omits the held-out rows (session 42)",
+        "skproto/nearest_mean/_estimator.py",
+        "total = self._stats.count.sum() + sum(map(np.sum, self._pending_weights()))",
+        "total = self._stats.count.sum()",
+    ),
+    (
+        "explain recomputes the distances of every row, not the underflowed (session 42)",
+        "skproto/_base.py",
+        "    rows = ~A.all(axis=1)",
+        "    rows = np.ones(len(A), dtype=bool)",
+    ),
+    (
+        "explain orders underflowed detections only where all underflow (session 42)",
+        "skproto/_base.py",
+        "    rows = ~A.all(axis=1)",
+        "    rows = ~A.any(axis=1)",
+    ),
+    (
+        "RBF temperature of float32's smallest normal refused (session 42)",
+        "skproto/rbf/_estimator.py",
+        'Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),\n'
+        '        ],\n        "omega_dim"',
+        'Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="neither"),\n'
+        '        ],\n        "omega_dim"',
+    ),
+    (
+        "RBF partial_fit: a new one-row class's component not rounded as its row (session 42)",
+        "skproto/rbf/_estimator.py",
+        "            W = _rows_as_rows(W, Xf)  # (as _build's)\n",
+        "",
+    ),
+    (
+        "RBF training network: a component on row 0 not tied to its row (session 42)",
+        "skproto/rbf/_estimator.py",
+        "tied[:n] = np.asarray(rows[:n]) >= 0",
+        "tied[:n] = np.asarray(rows[:n]) > 0",
+    ),
+    (
+        "RBF _unchanged_prototypes always False (session 42)",
+        "skproto/rbf/_estimator.py",
+        "        return trained | on_row",
+        "        return np.zeros(len(now), bool)",
+    ),
+    (
+        "RBF _unchanged_prototypes ignores components on rows (session 42)",
+        "skproto/rbf/_estimator.py",
+        "        return trained | on_row",
+        "        return trained",
+    ),
 ]
 TESTS = [
     "tests/test_mutants.py",
@@ -150,6 +206,7 @@ TESTS = [
     "tests/test_rbf.py",
     "tests/test_proto.py",
     "tests/test_inputs.py",
+    "tests/test_mutants_session42.py",
 ]
 
 

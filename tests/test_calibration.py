@@ -608,3 +608,23 @@ def test_a_warm_fit_at_a_given_temperature_records_no_fitted_one():
     clf.set_params(temperature=2.0).fit(X, y)
     assert clf.temperature_ == 2.0
     assert clf.history_["temperature"] is None
+
+
+def test_grid_log_loss_is_silent_where_a_scaled_score_leaves_float32():
+    """A score far below the top at a small grid temperature left float32's range in
+    the product (a RuntimeWarning "overflow encountered in multiply" reached the user
+    of a one-row partial_fit far from the origin); the term is exp(-inf) = 0, as meant."""
+    import warnings
+
+    from scipy.special import logsumexp
+
+    from skproto import calibration as cal
+
+    D = np.array([[0.0, -1e29], [0.0, -1.0]])
+    T, grid = np.array([0, 1]), np.array([1e-10, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sums, total = cal.grid_log_loss(D, np.zeros(2), T, None, grid=grid)
+    expected = [sum(logsumexp(D[r] / t) - D[r, T[r]] / t for r in range(2)) for t in grid]
+    np.testing.assert_allclose(sums[0], expected, rtol=1e-6)
+    assert total == 2.0
