@@ -517,6 +517,16 @@ def _diverged(config: TrainingConfig, what: str) -> str:
     )
 
 
+def training_centre(X: np.ndarray) -> np.ndarray:
+    """The point a network takes its inputs about: the mean of the rows ``X``
+    rounded to float32 (zeros for no rows), as float64 (so that float32 holds
+    it exactly). ProtoClassifier's map and RBFPrototypeClassifier's components
+    train about it: far from the origin for the data's spread, float32 could
+    not hold a training step where the rows lie."""
+    mean = np.mean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(X.shape[1])
+    return mean.astype(np.float32).astype(np.float64)
+
+
 def data_scale(X: np.ndarray) -> float:
     """The power of two nearest the median norm of the centred rows of ``X``; where
     that is 0 (one distinct row), of the rows' own norm; 1.0 if none (or rows at 0).

@@ -29,6 +29,7 @@ from .._torch.training import (
     to_tensor,
     torch_threads,
     train,
+    training_centre,
     training_context,
 )
 from .._validation import FLOAT32_MAX, FLOAT32_MAX_ABS, FLOAT32_TINY
@@ -1322,7 +1323,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # units of X (a bounded map's sigmoid already trained alike from 1e-3
         # to 255 on digits, and its "rbf" similarity lost 1-4 points of
         # accuracy with the division)
-        centre = np.mean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(n_features)
+        centre = training_centre(X)
         scale = data_scale(X) if self.similarity == "cosine" else 1.0
         latent_map = with_input_units(latent_map, n_features, scale, centre.astype(np.float32))
         with torch.no_grad():

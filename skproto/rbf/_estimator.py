@@ -25,6 +25,7 @@ from .._torch.training import (
     squared_distances_to_others,
     torch_threads,
     train,
+    training_centre,
     training_context,
 )
 from .._validation import FLOAT32_MAX, FLOAT32_TINY, warn_user
@@ -88,13 +89,6 @@ def _row_size(Z: np.ndarray) -> float:
         float(np.median(np.linalg.norm(np.asarray(Z, dtype=np.float64), axis=1))) if len(Z) else 0.0
     )
     return size if np.isfinite(size) and size > 0 else 1.0
-
-
-def _origin(X: np.ndarray) -> np.ndarray:
-    """The point the components train about: the mean of the rows ``X``, rounded to
-    float32 (0 for no rows), as float64."""
-    mean = np.mean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(X.shape[1])
-    return mean.astype(np.float32).astype(np.float64)
 
 
 def _as_rows(W: np.ndarray) -> np.ndarray:
@@ -724,7 +718,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         # state for partial_fit and pickled): where X lies far from the origin for
         # its spread, float32 there could not hold a step (digits + 2**20: test
         # accuracy 0.952 against 0.980, training stalled at its start)
-        origin = _origin(X)
+        origin = training_centre(X)
         self._check_step_precision(W - origin, X)
         net = RBFNetwork(
             torch.as_tensor(_rows_as_rows(W, X) - origin, dtype=torch.float32),
@@ -803,7 +797,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         if dtype != torch.float64:  # training: about the origin (a model pickled before
             # the origin was kept: its components' mean, rounded as one would be)
             if stored is None:
-                stored = torch.from_numpy(_origin(np.asarray(W, dtype=np.float64)))
+                stored = torch.from_numpy(training_centre(np.asarray(W, dtype=np.float64)))
             origin = torch.zeros(W.shape[1])
             tensors["origin"] = stored
             # components on a training row (projected) where the network holds that
