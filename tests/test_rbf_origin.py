@@ -229,3 +229,19 @@ def test_components_on_rows_are_found_without_a_scan_per_component():
     on[::10] = on[1] = True
     np.testing.assert_array_equal(out[on], W[on].astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(out[~on], W[~on])
+
+
+def test_a_stream_whose_first_batch_is_one_row_trains_alike_with_an_offset():
+    """With one distinct row, the scale was read from the row's norm: at digits +
+    2**20 that is the offset (sigma 1.2e7 against 92, test accuracy 0.10 against
+    0.89). The row's size about its own mean value does not see a common offset."""
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    scores = []
+    for off in (0.0, 2.0**20):
+        clf = RBFPrototypeClassifier(random_state=0, max_epochs=5)
+        clf.partial_fit(Xtr[:1] + off, ytr[:1], classes=np.arange(10))
+        for s in range(1, 600, 64):
+            clf.partial_fit(Xtr[s : s + 64] + off, ytr[s : s + 64])
+        scores.append(clf.score(Xte + off, yte))
+    assert scores[1] >= scores[0] - 0.01 and scores[0] > 0.7, scores

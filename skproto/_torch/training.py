@@ -517,6 +517,17 @@ def _diverged(config: TrainingConfig, what: str) -> str:
     )
 
 
+def _about_own_mean(rows: np.ndarray) -> np.ndarray:
+    """Each row less the mean of its own values, unless that leaves it 0 (a constant
+    row keeps its values): the size of one row in X's units that a common offset of
+    every feature does not change (a first batch of one row of digits + 2**20 read
+    the offset as its scale: sigma 1.2e7 against 92, accuracy 0.10 against 0.89)."""
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    flat = ~np.any(centred, axis=1)
+    centred[flat] = rows[flat]
+    return centred
+
+
 def training_centre(X: np.ndarray) -> np.ndarray:
     """The point a network takes its inputs about: the mean of the rows ``X``
     rounded to float32 (zeros for no rows), as float64 (so that float32 holds
@@ -529,7 +540,8 @@ def training_centre(X: np.ndarray) -> np.ndarray:
 
 def data_scale(X: np.ndarray) -> float:
     """The power of two nearest the median norm of the centred rows of ``X``; where
-    that is 0 (one distinct row), of the rows' own norm; 1.0 if none (or rows at 0).
+    that is 0 (one distinct row), of the rows' own size about their mean value
+    (:func:`_about_own_mean`); 1.0 if none (or rows at 0).
 
     The unit of the parameters that live in the units of ``X`` (see
     :func:`in_units`), or the divisor of the inputs (ProtoClassifier's
@@ -545,10 +557,11 @@ def data_scale(X: np.ndarray) -> float:
         sq[s] = row_sqnorms(np.asarray(X[s], dtype=np.float64) - mean)[:, 0]
     median = float(np.median(np.sqrt(sq)))
     if not (np.isfinite(median) and median > 0):
-        # one distinct row (a stream's first batch of one row): its norm, the only
-        # size it has in X's units (1.0 made a stream's scales depend on the units)
+        # one distinct row (a stream's first batch of one row): its size about its
+        # own mean value, the only size it has in X's units that a common offset
+        # does not change (1.0 made a stream's scales depend on the units)
         for s in chunk_slices(len(X), X.shape[1]):
-            sq[s] = row_sqnorms(np.asarray(X[s], dtype=np.float64))[:, 0]
+            sq[s] = row_sqnorms(_about_own_mean(np.asarray(X[s], dtype=np.float64)))[:, 0]
         median = float(np.median(np.sqrt(sq)))
         if not (np.isfinite(median) and median > 0):
             return 1.0

@@ -18,6 +18,7 @@ from .._base import _identity, as_fitted, unchanged_on_failure, underflow_order
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
+    _about_own_mean,
     cpu_default,
     data_scale,
     in_units,
@@ -77,17 +78,18 @@ def _typical_distance(Z: np.ndarray, U: np.ndarray) -> float:
 
 
 def _row_size(Z: np.ndarray) -> float:
-    """The median norm of the rows ``Z`` (1.0 for none, or rows at the origin): the
-    scale a stream whose first batch has one distinct row can read in ``Z``'s units.
+    """The median norm of the rows ``Z``, each about its own mean value (1.0 for
+    none, or rows at the origin): the scale a stream whose first batch has one
+    distinct row can read in ``Z``'s units, whatever common offset they have
+    (:func:`~skproto._torch.training._about_own_mean`).
 
     With no distance between its rows, the typical distance, ``sigma`` and the
     margin were 1.0 and the components stepped in units of 1, whatever the
     units of ``X``: wine (standardised) streamed from a first batch of one row
     read 0.966 in its units and 0.612 at ``X * 1e-3`` (margin 700 of its units).
     """
-    size = (
-        float(np.median(np.linalg.norm(np.asarray(Z, dtype=np.float64), axis=1))) if len(Z) else 0.0
-    )
+    Z = _about_own_mean(np.asarray(Z, dtype=np.float64)) if len(Z) else Z
+    size = float(np.median(np.linalg.norm(Z, axis=1))) if len(Z) else 0.0
     return size if np.isfinite(size) and size > 0 else 1.0
 
 
