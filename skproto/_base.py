@@ -274,14 +274,19 @@ class BasePrototypeClassifier(
         terms = self._contribution_terms().values()
         return sum(g(A)[:, :, None] * U[None].astype(A.dtype, copy=False) for g, U in terms)
 
-    def _explained_contributions(self, A: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def _explained_contributions(
+        self, A: np.ndarray, cols: np.ndarray, sparse: tuple | None = None
+    ) -> np.ndarray:
         """Contribution of every prototype to class ``cols[i]`` of row ``i``, (n_rows, K).
 
         The column of :meth:`_contributions` each row's ``cols`` names, without
         building the (n_rows, n_prototypes, n_classes) array: the same
-        element-wise products, so the same values.
+        element-wise products, so the same values. ``sparse``: the
+        :meth:`_own_class_contributions` of ``A`` where the caller has them
+        (a second pass of ProtoClassifier's mixture head otherwise).
         """
-        sparse = self._own_class_contributions(A)
+        if sparse is None:  # (None again where the head is not own-class: no cost)
+            sparse = self._own_class_contributions(A)
         if sparse is not None:
             own, codes = sparse
             return np.where(codes[None, :] == cols[:, None], own, 0.0)
@@ -730,10 +735,7 @@ class BasePrototypeClassifier(
             # most active first
             order = np.argsort(-self._activation_order(X[s], A), axis=1, kind="stable")
             if rank_by == "contribution":
-                if sparse is None:
-                    own = self._explained_contributions(A, explained[s])  # (rows, K)
-                else:
-                    own = np.where(sparse[1] == explained[s][:, None], sparse[0], 0.0)
+                own = self._explained_contributions(A, explained[s], sparse)  # (rows, K)
                 codes = None if sparse is None else sparse[1]
                 order = contribution_order(order, own, codes, explained[s])
             order = order[:, :m]

@@ -96,11 +96,8 @@ def _explained_columns(estimator, X: np.ndarray):
         # (own-class heads: one pass of the head gives both; _top_prototype asked
         # for the codes again, a second pass of the mixture head per chunk)
         sparse = estimator._own_class_contributions(A)
-        if sparse is None:
-            yield s, A, explained, estimator._explained_contributions(A, explained), None
-        else:  # (as _explained_contributions)
-            own, codes = sparse
-            yield s, A, explained, np.where(codes[None, :] == explained[:, None], own, 0.0), codes
+        own = estimator._explained_contributions(A, explained, sparse)
+        yield s, A, explained, own, None if sparse is None else sparse[1]
 
 
 def own_class_evidence(
