@@ -45,6 +45,12 @@ from ._stats import ClassStats
 
 #: ``temperature="auto"`` holds out about one row in this many in ``fit``
 _HELD_OUT_EVERY = 5
+#: The held-out rows are chosen by a hash of each row's direction (the row over its
+#: largest magnitude) rounded to this many bits: coarse enough that the rounding of
+#: a float64 product ``X * c`` seldom moves it (a value within a few units in the
+#: last place of a rounding boundary), fine enough to tell rows 1e-8 apart
+_DIRECTION_BITS = 28
+_DIRECTION_SCALE = 2.0**_DIRECTION_BITS
 #: Held-out entries (rows x features) a stream sets aside before it scores them
 #: (2**23: 64 MB of float64); rows of the next calls are scored at the next use
 _PENDING_ELEMENTS = 2**23
@@ -147,7 +153,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         "auto" fits ``T`` to held-out rows so that
         ``predict_proba`` is calibrated: in ``fit``, about one row in five, at
         most about ``min(5e6 / n_classes, 50,000)`` rows (chosen by a hash of
-        its values, so the order of the rows does not change the choice) is
+        its direction, so neither the order of the rows nor the units of ``X``
+        change the choice) is
         scored by the model of the other rows; in ``partial_fit``, about one
         row in five of each chunk, set aside and scored at the next use
         (prediction, a fitted attribute) by the model of every other
@@ -434,9 +441,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Rows are held out only for ``temperature="auto"`` (else the second
         is None): about one row in five (``_HELD_OUT_EVERY``), and beyond a
         few thousand of those one in ``_score_stride`` of them, chosen by a
-        hash of the row's values (so the choice depends neither on the order
+        hash of the row's direction (so the choice depends neither on the order
         of the rows, nor on the blocks, nor on whether a row is repeated or
-        weighted: copies go together). Blocks merge exactly: the statistics
+        weighted: copies go together, nor on the units of ``X``: see
+        :func:`_row_hash`). Blocks merge exactly: the statistics
         pairwise, the held-out rows by concatenation (:func:`_merge_blocks`).
         """
         n_classes = len(self.classes_)
@@ -1291,28 +1299,49 @@ def _bounded(total_weight: float, top: float, n_features: int) -> bool:
 
 
 def _row_hash(X: np.ndarray) -> np.ndarray:
-    """A deterministic 64-bit hash of each row's float64 values (equal rows, equal hashes).
+    """A deterministic 64-bit hash of each row's direction (equal rows, equal hashes).
 
-    Each value's bits are folded (their high half, where round values keep
-    everything, onto the low half), times a well-mixed odd constant of its
-    column, summed over the row and mixed (constants in arithmetic progression
-    and unfolded bits gave 19,931 distinct rows of one to three ones among 256
-    columns 1,472 hashes).
+    The direction is the row divided by its largest magnitude, rounded to
+    ``_DIRECTION_BITS`` bits, so the hash does not depend on the units of ``X``:
+    a row and its positive multiple hash alike (exactly wherever the multiple
+    is exact, as ``X * 2**k`` and float32 values cast to float64 are; after a
+    rounded product such as ``X * 3`` in float64, but for about one row in
+    100,000 of 384 features). A row whose direction is one feature (every row of
+    one feature) adds its largest magnitude's mantissa, which powers of two
+    leave alone: such rows are not all held out together. The zero row has
+    one hash, and ``-0.0`` is ``0.0``.
+
+    Each rounded value's bits are folded (their high half, where round values
+    keep everything, onto the low half), times a well-mixed odd constant of
+    its column, summed over the row and mixed (constants in arithmetic
+    progression and unfolded bits gave 19,931 distinct rows of one to three
+    ones among 256 columns 1,472 hashes).
     """
+    p = X.shape[1]
     with np.errstate(over="ignore"):
         golden = np.uint64(0x9E3779B97F4A7C15)
-        mult = _mix64(np.arange(1, X.shape[1] + 1, dtype=np.uint64) * golden) | np.uint64(1)
+        mult = _mix64(np.arange(1, p + 2, dtype=np.uint64) * golden) | np.uint64(1)
     h = np.empty(X.shape[0], dtype=np.uint64)
-    slices = list(chunk_slices(X.shape[0], X.shape[1] * 16))  # cache-sized pieces
+    slices = list(chunk_slices(X.shape[0], (p + 1) * 16))  # cache-sized pieces
     rows = slices[0].stop - slices[0].start if slices else 0
-    buf, high = np.empty((rows, X.shape[1])), np.empty((rows, X.shape[1]), dtype=np.uint64)
+    buf = np.empty((rows, p + 1))
+    high = np.empty((rows, p + 1), dtype=np.uint64)
     for s in slices:
         part = buf[: s.stop - s.start]
-        np.add(X[s], 0.0, out=part)  # float64 values, in a reused buffer; -0.0 is 0.0
-        bits, top = part.view(np.uint64), high[: s.stop - s.start]
-        np.right_shift(bits, np.uint64(32), out=top)
+        values, extra = part[:, :p], part[:, p]
+        np.add(X[s], 0.0, out=values)  # float64 values, in a reused buffer
+        top = np.max(np.abs(values), axis=1, initial=0.0)
+        # (one correctly rounded quotient: the same for a multiple computed exactly)
+        np.divide(values, np.where(top > 0, top, 1.0)[:, None], out=values)
+        np.multiply(values, _DIRECTION_SCALE, out=values)  # (exact: a power of two)
+        np.rint(values, out=values)
+        values += 0.0  # -0.0 is 0.0
+        axis = np.count_nonzero(values, axis=1) == 1
+        extra[:] = np.where(axis, np.frexp(top)[0], 0.0)
+        bits, top_bits = part.view(np.uint64), high[: s.stop - s.start]
+        np.right_shift(bits, np.uint64(32), out=top_bits)
         with np.errstate(over="ignore"):
-            bits ^= top
+            bits ^= top_bits
             bits *= mult
             h[s] = bits.sum(axis=1, dtype=np.uint64)
     return _mix64(h)
