@@ -62,6 +62,13 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: a width) stays at or above it (RBFPrototypeClassifier(temperature=1e-46) stored a
 #: temperature of 0, and predict gave every row the first class)
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+#: Smallest temperature a torch estimator trains at (the reciprocal of float32's safe
+#: magnitude, ``FLOAT32_MAX_ABS``): the scores are divided by ``T``, so the loss's
+#: gradients grow as ``1 / T``, and Adam squares them. ProtoClassifier's multi-label
+#: fit diverged from ``T = 1e-19`` on ("Lower learning_rate", whatever the rate), the
+#: others stopped learning from about ``1e-21`` (the squares overflowed float32), and
+#: its scores overflowed float32 themselves at ``1e-37``.
+FLOAT32_MIN_TEMPERATURE = 1.0 / FLOAT32_MAX_ABS
 #: float32's rounding must move the rows by less than this fraction of their extent.
 FLOAT32_MIN_STEPS = 16
 

@@ -299,7 +299,10 @@ def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
     (``radius < 0``), ``(margin - radius)**2 / (2 * margin)`` between 0 and
     ``margin``, and 0 beyond. A misclassified sample pulls with the full
     slope, a correct one the less the closer it is to ``margin``; with
-    ``margin=0``, ``max(0, -radius)``.
+    ``margin=0``, ``max(0, -radius)``, which is also the loss for a margin
+    below the smallest normal number of ``radius``'s dtype (1.2e-38 in
+    float32): the limit as the margin goes to 0, whose part between 0 and
+    ``margin`` (at most ``margin / 2``) that dtype cannot hold.
 
     Parameters
     ----------
@@ -322,7 +325,9 @@ def certified_hinge(radius: torch.Tensor, margin: float) -> torch.Tensor:
     >>> certified_hinge(torch.tensor([-1.0, 1.0]), margin=0.0).tolist()
     [1.0, 0.0]
     """
-    if margin <= 0:
+    # (a margin float32 rounds to 0, 1e-46, divided 0 by 0: "Training diverged";
+    # a subnormal one, 1e-40, gave an infinite gradient at a radius of 0)
+    if margin < torch.finfo(radius.dtype).tiny:
         return torch.relu(-radius)
     inside = torch.relu(margin - radius.clamp(min=0.0))
     return torch.relu(-radius) + inside * inside / (2.0 * margin)

@@ -1629,3 +1629,82 @@ def test_inference_folds_give_the_networks_scores(offset):
     got = clf._scores_chunk(X[::7])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert_explain_faithful(clf, X[:40], clf.explain(X[:40]), atol=1e-9)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_temperature_too_small_to_train_in_float32_is_refused(multilabel):
+    # the scores are divided by it in float32 training: 1e-37 overflowed them, and
+    # a multi-label fit diverged from 1e-19 on, both read "Training diverged ...
+    # Lower learning_rate" (whatever the rate); from about 1e-21 the squared
+    # gradients of Adam overflowed and training silently stopped learning
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, y == 1, y > 0]).astype(int) if multilabel else y
+    for small in (1e-37, 1e-19, 1e-16):
+        clf = ProtoClassifier(temperature=small, max_epochs=2, random_state=0)
+        with pytest.raises(
+            InvalidParameterError,
+            match=r"The 'temperature' parameter of ProtoClassifier must be a str among "
+            r"\{'auto'\} or a float in the range \[1e-15, ",
+        ):
+            clf.fit(X, Y)
+    clf = ProtoClassifier(temperature=1e-15, max_epochs=2, random_state=0).fit(X, Y)
+    assert clf.temperature_ == pytest.approx(1e-15)
+    assert np.all(np.isfinite(clf.decision_function(X)))
+
+
+def test_parameters_ignored_by_other_settings_say_so():
+    # projection_dim without a map and latent_offset with the other similarities
+    # were ignored silently, undocumented (scikit-learn documents such a parameter,
+    # e.g. SVC's degree: "Ignored by all other kernels"); they stay silent
+    from numpydoc.docscrape import ClassDoc
+
+    from skproto import NearestMeanClassifier, RBFPrototypeClassifier
+
+    ignored = {
+        ProtoClassifier: {
+            "projection_dim": "projection=None",
+            "latent_offset": '"log"',
+            "rbf_width": "other similarities",
+            "snap_weight": "project=False",
+            "separation_weight": 'prototype_kind="support"',
+            "support_separation_weight": 'prototype_kind="trivial"',
+            "closeness_weight": 'prototype_kind="trivial"',
+            "discrimination_weight": 'prototype_kind="support"',
+            "l1_weight": "mixture head",
+            "alpha": "mixture head",
+            "last_layer_max_iter": "mixture head",
+            "validation_fraction": "early_stopping=False",
+        },
+        RBFPrototypeClassifier: {
+            "margin": "ignored",
+            "learn_sigma": "nearest head",
+            "project_epochs": "project=False",
+            "validation_fraction": "early_stopping=False",
+        },
+        NearestMeanClassifier: {
+            "covariance": "other metrics",
+            "covariance_shrinkage": "other metrics",
+        },
+    }
+    for cls, names in ignored.items():
+        entries = {}
+        for p in ClassDoc(cls)["Parameters"]:
+            for name in p.name.split(", "):
+                entries[name] = " ".join(p.desc)
+        for name, when in names.items():
+            text = entries[name]
+            assert "ignored" in text.lower() and when in text, f"{cls.__name__}.{name}: {text}"
+    X, y = load_iris(return_X_y=True)
+    kw = dict(max_epochs=2, random_state=0)
+    pairs = [
+        (dict(projection=None, projection_dim=2), dict(projection=None)),
+        (dict(similarity="log", latent_offset=3.0), dict(similarity="log")),
+    ]
+    for params, default in pairs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            a = ProtoClassifier(**params, **kw).fit(X, y)
+        b = ProtoClassifier(**default, **kw).fit(X, y)
+        np.testing.assert_array_equal(a.prototypes_, b.prototypes_)

@@ -1319,3 +1319,47 @@ def test_a_reported_radius_never_exceeds_the_exact_bisector_distance():
     moved = x + (1 - 1e-15) * r * step
     assert sq(moved, x) < Fraction(r) ** 2
     assert clf.predict(moved[None])[0] == pred
+
+
+@pytest.mark.parametrize("margin", [1e-46, 1e-40])
+def test_robust_margin_below_float32_normal_trains_as_zero(margin):
+    # 1e-46 rounds to 0 in float32: the averaged hinge divided 0 by 0 and fit said
+    # "Training diverged ... Lower learning_rate"; a subnormal margin (1e-40) gave
+    # an infinite gradient at a radius of 0. Such a margin is the plain hinge, the
+    # limit as the margin goes to 0
+    from skproto.losses import certified_hinge
+
+    r = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+    loss = certified_hinge(r, margin)
+    loss.sum().backward()
+    assert loss.tolist() == [1.0, 0.0, 0.0]
+    assert r.grad.tolist() == [-1.0, 0.0, 0.0]
+    X, y = load_iris(return_X_y=True)
+    tiny = RBFPrototypeClassifier(margin=margin, max_epochs=3, random_state=0).fit(X, y)
+    zero = RBFPrototypeClassifier(margin=0.0, max_epochs=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(tiny.prototypes_, zero.prototypes_)
+    assert tiny.margin_ == margin
+
+
+@pytest.mark.parametrize("learn_sigma", [True, False])
+@pytest.mark.parametrize("reasoning", ["positive_negative", "positive"])
+def test_sigma_whose_detections_all_underflow_is_refused_clearly(learn_sigma, reasoning):
+    # every detection exp(-dist / sigma) rounded to 0 in float32: the CBC loss was
+    # flat (learn_sigma=False: the initial model, accuracy 0.33, silently), and the
+    # gradient of sigma 0 * inf = NaN ("Training diverged ... Lower learning_rate")
+    X, y = load_iris(return_X_y=True)
+    kw = dict(loss="cbc", reasoning=reasoning, learn_sigma=learn_sigma, max_epochs=3)
+    for sigma in (1e-20, 1e-4):
+        clf = RBFPrototypeClassifier(sigma=sigma, random_state=0, **kw)
+        with pytest.raises(
+            ValueError,
+            match=rf"sigma={sigma!r} is too small for these rows: every detection "
+            r"exp\(-dist / sigma\) of a training row rounds to 0 in float32 .* "
+            r"Use sigma='auto' \(0\.\d+ here\), or a sigma of at least 0\.000\d+\.",
+        ):
+            clf.fit(X, y)
+        assert not hasattr(clf, "classes_")  # (unchanged)
+    assert RBFPrototypeClassifier(sigma=1e-3, random_state=0, **kw).fit(X, y).n_iter_ >= 1
+    # the nearest head's losses compare distances only: any sigma trains
+    robust = RBFPrototypeClassifier(sigma=1e-20, max_epochs=3, random_state=0).fit(X, y)
+    assert robust.score(X, y) > 0.9

@@ -133,7 +133,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         Shrinkage of the covariance toward ``tr(Sigma)/p * I``:
         ``Sigma' = (1 - a) Sigma + a tr(Sigma)/p I``, with ``a`` given or
         estimated by OAS or Ledoit-Wolf (as scikit-learn computes them,
-        sample weights counting as frequencies). Only for ``"mahalanobis"``.
+        sample weights counting as frequencies). Only for ``"mahalanobis"``:
+        ignored by the other metrics.
         ``"ledoit_wolf"`` needs fourth moments, which stay exactly mergeable
         only with one ``n_features**2`` scatter matrix per class: it costs
         ``n_classes`` times the memory of ``"oas"`` and makes each

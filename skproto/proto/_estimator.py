@@ -32,7 +32,12 @@ from .._torch.training import (
     training_centre,
     training_context,
 )
-from .._validation import FLOAT32_MAX, FLOAT32_MAX_ABS, FLOAT32_TINY
+from .._validation import (
+    FLOAT32_MAX,
+    FLOAT32_MAX_ABS,
+    FLOAT32_MIN_TEMPERATURE,
+    FLOAT32_TINY,
+)
 from ..explain._explanation import Explanation
 from ..geometry import normalize_rows, principal_axes
 from ..geometry._array import row_sqnorms
@@ -159,7 +164,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         Output size of ``h``. None: ``n_features``. "auto": at most
         :data:`AUTO_PROJECTION_DIM` (384) for the linear map, ``n_features``
         for the MLP. A linear map to fewer dimensions than ``n_features``
-        starts at the training rows' principal axes.
+        starts at the training rows' principal axes. Ignored when
+        ``projection=None`` (no map: the latent space is the input space).
     similarity : {"cosine", "log", "rbf"}, default="cosine"
         ``cos`` of the latent vectors, ``log((d + 1) / (d + 1e-4))`` or
         ``exp(-d / width)`` for squared distances ``d``. ``"log"`` and
@@ -171,23 +177,27 @@ class ProtoClassifier(TorchPrototypeClassifier):
         length as well as its direction (0: the plain cosine). "auto": the
         median norm of the training rows' latent vectors at the start. In
         the latent space's units: the map sees the rows divided by the power
-        of two nearest their median distance from their mean.
+        of two nearest their median distance from their mean. Ignored by the
+        other similarities (``"log"``, ``"rbf"``) and when ``projection=None``.
     rbf_width : float >= 1.2e-38 or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
         (At least float32's smallest normal number: torch keeps it as
-        float32, where less rounds to 0.)
-    temperature : "auto" or float >= 1.2e-38, default="auto"
+        float32, where less rounds to 0.) Ignored by the other similarities.
+    temperature : "auto" or float >= 1e-15, default="auto"
         The scores are divided by ``T``. "auto": ``T`` is fitted after
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is
         calibrated; predictions do not change. A float is used as given, also
-        during training (so it can change what is learnt).
+        during training (so it can change what is learnt). At least 1e-15:
+        training divides the scores by it in float32, where the loss's
+        gradients, which grow as ``1 / T``, overflow when Adam squares them
+        below about 1e-19 (and the scores themselves below about 1e-37).
     snap_weight : float >= 0, default=1.0
         Weight of the snap cost: the sum over classes of the mean distance
         from a prototype to the latent vector of its nearest training row of
         its class (found again after every epoch). 0 leaves the prototypes
-        free until the final projection.
+        free until the final projection. Ignored when ``project=False``.
     input_noise : float >= 0, default=0.5
         Training-time augmentation: each batch row ``x`` gets Gaussian noise
         of norm about ``input_noise * ||x - m||`` (a regulariser of the map;
@@ -205,13 +215,19 @@ class ProtoClassifier(TorchPrototypeClassifier):
         training token the prototype is (``prototype_token_indices_``).
     cluster_weight, separation_weight : float >= 0, default=0.0
         ProtoPNet's cluster and separation costs (ProtoPNet uses 0.8 and 0.08).
+        ``separation_weight`` is that of the trivial prototypes: ignored with
+        ``prototype_kind="support"``.
     l1_weight : float >= 0, default=1e-4
-        L1 on wrong-class connections of the linear head.
+        L1 on wrong-class connections of the linear head. Ignored by the
+        mixture head.
     support_separation_weight : float >= 0, default=0.48
-        Separation weight of support prototypes.
+        Separation weight of support prototypes. Ignored with
+        ``prototype_kind="trivial"``.
     closeness_weight, discrimination_weight : float >= 0, default=0.0
         Weights of the ST-ProtoPNet closeness (support) and discrimination
-        (trivial) losses (ST-ProtoPNet uses 1.0).
+        (trivial) losses (ST-ProtoPNet uses 1.0). ``closeness_weight`` is
+        ignored with ``prototype_kind="trivial"``, ``discrimination_weight``
+        with ``prototype_kind="support"``.
     project : bool, default=True
         Project prototypes onto training samples after training.
     push_every : int or None, default=None
@@ -219,9 +235,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         schedule). None: only the final projection.
     alpha : float >= 0, default=0.1
         Strength of the penalty of the linear head's refit (the inverse of
-        logistic regression's ``C``).
+        logistic regression's ``C``). Ignored by the mixture head (it has no
+        refit) and when ``last_layer_max_iter=0``.
     last_layer_max_iter : int, default=200
         L-BFGS iterations of the linear head's refit; 0 skips the refit.
+        Ignored by the mixture head.
     max_epochs : int, default=30
         Maximum number of epochs (passes over the training data).
     batch_size : int or "auto", default="auto"
@@ -243,7 +261,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         the training loss. Projection and refit use every row.
     validation_fraction : float in (0, 1), default=0.1
         Share of the training rows held out for early stopping and for the
-        fitted temperature, in (0, 1).
+        fitted temperature, in (0, 1). Ignored when ``early_stopping=False``.
     n_iter_no_change : int, default=2
         Epochs without improvement before early stopping (2: on CLINC150,
         seeds 0-2, the same model as 3, one epoch sooner).
@@ -368,9 +386,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
             StrOptions({"auto"}),
             Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
         ],
+        # (used in training: the loss's gradients grow as 1 / temperature, and Adam
+        # squares them in float32; 1e-37 overflowed the scores: "Training diverged")
         "temperature": [
             StrOptions({"auto"}),
-            Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
+            Interval(Real, FLOAT32_MIN_TEMPERATURE, FLOAT32_MAX, closed="left"),
         ],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "n_tokens": [None, Interval(Integral, 1, None, closed="left")],

@@ -30,7 +30,7 @@ from .._torch.training import (
     training_context,
 )
 from .._validation import FLOAT32_MAX, FLOAT32_TINY, warn_user
-from ..geometry import principal_axes
+from ..geometry import min_squared_distances, principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
@@ -91,6 +91,30 @@ def _row_size(Z: np.ndarray) -> float:
     Z = _about_own_mean(np.asarray(Z, dtype=np.float64)) if len(Z) else Z
     size = float(np.median(np.linalg.norm(Z, axis=1))) if len(Z) else 0.0
     return size if np.isfinite(size) and size > 0 else 1.0
+
+
+def _check_detections(Z: np.ndarray, U: np.ndarray, sigma: float, auto: float) -> None:
+    """Raise where every detection ``exp(-dist / sigma)`` of the rows ``Z`` by the
+    initial components ``U`` rounds to 0 in float32 (``auto``: ``sigma="auto"``).
+
+    Every row then gets the same scores and nothing of ``X`` is learnt
+    (``sigma=1e-4`` on iris kept the initial model, accuracy 0.33); below about
+    ``1e-19`` the gradient of ``sigma``, ``0 * dist / sigma**2``, was NaN:
+    "Training diverged ... Lower learning_rate", whatever the rate.
+    """
+    if not len(Z) or not len(U):
+        return
+    nearest = float(np.sqrt(np.min(min_squared_distances(Z, U))))
+    # (capped: float32 cannot hold the ratio of a sigma of 1e-300)
+    if np.exp(-np.float32(min(nearest / sigma, 1e4))) > 0:
+        return
+    raise ValueError(
+        f"sigma={sigma!r} is too small for these rows: every detection "
+        f"exp(-dist / sigma) of a training row rounds to 0 in float32 (the nearest "
+        f"component of any row is {nearest:.3g} away), so every row gets the same class "
+        f"scores and the CBC head cannot learn from X. Use sigma='auto' ({auto:.3g} "
+        f"here), or a sigma of at least {nearest / -np.log(FLOAT32_TINY):.3g}."
+    )
 
 
 def _as_rows(W: np.ndarray) -> np.ndarray:
@@ -199,15 +223,20 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         largest radius aimed for, in input units (default: 0.7 times the
         median distance from a training sample to its nearest initial
         component). ``"glvq"`` has no margin: one given is ignored, with a warning.
-        Stored in ``margin_``.
+        Stored in ``margin_``. A ``"robust"`` margin below float32's smallest
+        normal number (1.2e-38) trains as 0, the plain hinge (its limit).
     sigma : float > 0 or "auto", default="auto"
         Initial ``sigma``; "auto": the median distance from a training sample
-        to its nearest initial component divided by ``ln 2``.
+        to its nearest initial component divided by ``ln 2``. With the CBC
+        heads, a ``sigma`` so small that every detection of the training rows
+        rounds to 0 in float32 (nothing of X could be learnt) raises a
+        ``ValueError``.
     learn_sigma : bool, default=True
         Train ``sigma`` (one value shared by all components) where the loss
         depends on it: the CBC losses. The nearest head's losses (``"robust"``,
         ``"glvq"``) compare distances only, so ``sigma`` keeps its start
-        there and the fitted temperature carries the scale of the scores.
+        there and the fitted temperature carries the scale of the scores:
+        ``learn_sigma`` is ignored by the nearest head.
     temperature : "auto" or float >= 1.2e-38, default="auto"
         ``predict_proba`` is ``p_c^(1/T) / sum_j p_j^(1/T)`` (``p_c`` the class
         scores of ``decision_function``, unchanged). "auto": ``T`` is fitted
@@ -227,8 +256,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         The nearest head (``loss="robust"`` or ``"glvq"``) without ``Omega``
         has nothing left to train: its components are the model.
     project_epochs : int, default=10
-        Epochs of training after projection (``project=True`` only, and
-        only where something is left to train: a CBC head or ``Omega``).
+        Epochs of training after projection, where something is left to
+        train (a CBC head or ``Omega``). Ignored when ``project=False``, and
+        by the nearest head without ``Omega``.
     max_epochs : int, default=100
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=128
@@ -245,7 +275,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         epoch with the lowest held-out loss.
     validation_fraction : float in (0, 1), default=0.1
         Share of the training rows held out for early stopping and for the
-        fitted temperature, in (0, 1).
+        fitted temperature, in (0, 1). Ignored when ``early_stopping=False``.
     n_iter_no_change : int, default=10
         Epochs without improvement before early stopping.
     tol : float, default=1e-4
@@ -688,6 +718,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         U = W if omega is None else W @ omega.T
         typical = _typical_distance(Z, U)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
+        if self.sigma != "auto" and self._head_kind != "nearest":
+            _check_detections(Z, U, sigma, typical / np.log(2.0))
         # the default margin, kept for a later partial_fit at margin=None
         self._auto_margin = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         if self.loss == "glvq":  # (it was reported, unused)
