@@ -48,20 +48,19 @@ def test_nearest_mean_partial_fit_line_counts_the_held_out_rows(iris, capsys):
 
 
 @pytest.mark.parametrize(
-    "make, name",
+    "make, name, smallest",
     [
-        ("ProtoClassifier", "temperature"),
-        ("ProtoClassifier", "rbf_width"),
-        ("RBFPrototypeClassifier", "temperature"),
+        ("ProtoClassifier", "temperature", 1e-15),  # (trained at: gradients grow as 1/T)
+        ("ProtoClassifier", "rbf_width", float(np.finfo(np.float32).tiny)),
+        ("RBFPrototypeClassifier", "temperature", float(np.finfo(np.float32).tiny)),
     ],
 )
-def test_float32s_smallest_normal_is_a_valid_divisor(make, name):
-    """The bound is closed: float32's smallest normal is kept as itself, not 0
-    (mutant: an open bound refused it)."""
+def test_float32s_smallest_normal_is_a_valid_divisor(make, name, smallest):
+    """The bound is closed: its smallest value (float32's smallest normal, kept as
+    itself rather than 0) is accepted (mutant: an open bound refused it)."""
     import skproto
 
-    tiny = float(np.finfo(np.float32).tiny)
-    getattr(skproto, make)(**{name: tiny})._validate_params()
+    getattr(skproto, make)(**{name: smallest})._validate_params()
 
 
 # ------------------------------------------------------------------ explain
