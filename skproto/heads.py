@@ -20,12 +20,20 @@ __all__ = ["LinearHead", "MixtureHead", "NearestHead", "ReasoningHead", "class_l
 class LinearHead(torch.nn.Module):
     """``scores = a @ W / temperature`` (ProtoPNet's class-connection layer).
 
+    A class that cannot be predicted (``possible`` False: one without
+    training rows yet) scores ``-inf`` for every input, whatever its column of
+    ``W`` holds, as the mixture and nearest heads score a class without
+    prototypes; its column gets no gradient.
+
     Parameters
     ----------
     weight : tensor of shape (n_prototypes, n_classes)
         Initial class-connection weights ``W`` (learned).
     temperature : float, default=1.0
         Divisor of the scores (a buffer, fitted after training).
+    possible : tensor of shape (n_classes,), default=None
+        Which classes can be scored (bool; a buffer, part of the state). None:
+        every class.
 
     Examples
     --------
@@ -37,10 +45,15 @@ class LinearHead(torch.nn.Module):
     [[2.0, 1.0]]
     """
 
-    def __init__(self, weight: torch.Tensor, temperature: float = 1.0) -> None:
+    def __init__(
+        self, weight: torch.Tensor, temperature: float = 1.0, possible: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(weight)
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        if possible is None:
+            possible = torch.ones(weight.shape[1], dtype=torch.bool, device=weight.device)
+        self.register_buffer("possible", torch.as_tensor(possible, dtype=torch.bool))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Class scores of the activations.
@@ -53,9 +66,17 @@ class LinearHead(torch.nn.Module):
         Returns
         -------
         scores : tensor of shape (n_samples, n_classes)
-            ``a @ W / temperature``.
+            ``a @ W / temperature`` (``-inf`` for a class that is not ``possible``).
         """
-        return (a @ self.weight) / self.temperature
+        return self._impossible_to_inf((a @ self.weight) / self.temperature)
+
+    def _impossible_to_inf(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` with ``-inf`` for the classes that are not ``possible`` (a
+        declared class without rows had the scores of its starting column, was
+        named the runner-up, and had probability up to 0.12)."""
+        if bool(self.possible.all()):
+            return scores
+        return scores.masked_fill(~self.possible, -float("inf"))
 
 
 class ReasoningHead(torch.nn.Module):

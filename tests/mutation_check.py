@@ -43,8 +43,8 @@ MUTATIONS = [
     (
         "head ignores temperature (network)",
         "skproto/heads.py",
-        "        return (a @ self.weight) / self.temperature",
-        "        return a @ self.weight",
+        "        return self._impossible_to_inf((a @ self.weight) / self.temperature)",
+        "        return self._impossible_to_inf(a @ self.weight)",
     ),
     (
         "head ignores temperature (explain contributions)",

@@ -84,3 +84,24 @@ def test_merged_model_pickled_before_prototype_cases_has_them(iris):
 def test_unfitted_estimator_unpickles_unchanged():
     est = pickle.loads(pickle.dumps(NearestMeanClassifier()))
     assert not hasattr(est, "_fit_params") and not hasattr(est, "prototype_cases_")
+
+
+def test_linear_proto_pickled_before_it_kept_its_classes_without_rows_scores_every_class(iris):
+    # the linear head keeps which classes have rows (head.possible, in the state); a
+    # model pickled before it scored every class with its column of W, and loads so
+    X, y = iris
+    est = ProtoClassifier(head="linear", max_epochs=2, random_state=0)
+    for _ in range(3):
+        est.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert_array_equal(est.predict_proba(X)[:, 2], 0.0)
+    old = pickle.loads(pickle.dumps(est))
+    del old._state["head.possible"]
+    old.last_layer_ = old._state["head.weight"]  # (as the earlier code set it)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded._impossible_classes() is None
+    proba = loaded.predict_proba(X)
+    assert np.all(proba > 0)
+    ex = loaded.explain(X)
+    np.testing.assert_allclose(ex.scores, loaded.decision_function(X), rtol=1e-9, atol=1e-9)
+    loaded.partial_fit(X[:50], y[:50])
+    assert np.all(loaded.predict_proba(X) > 0)

@@ -437,6 +437,7 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         with training_context(self._n_threads):
             if warm:
                 net = self._continued_network(self._state).to(self._device)
+                self._rows_arrive(net, T)  # (a class declared to partial_fit, now with rows)
                 history = self.history_
                 if getattr(self, "_moments", None) is not None:
                     # what class-incremental replay draws from: every row trained on

@@ -315,8 +315,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         With ``n_tokens``: the token slot, within its training row, that
         each prototype is (-1 if not projected); None otherwise.
     last_layer_ : ndarray of shape (n_prototypes, n_classes)
-        Class connections: ``W`` of the linear head, the 0/1 class membership
-        of each prototype for the mixture head.
+        Class connections: ``W`` of the linear head (a column of zeros for a
+        class without training rows yet, which scores ``-inf``), the 0/1
+        class membership of each prototype for the mixture head.
     intercept_ : ndarray of shape (n_classes,)
         Class biases ``b / T`` (zeros for the linear head).
     tau_, scale_ : float
@@ -588,9 +589,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         With ``head="linear"`` (ProtoPNet's dense last layer, in which every
         prototype speaks for every class) the first call needs ``classes`` for
         single-label ``y`` and fixes them, initialises the prototypes from this
-        batch (a class absent from it starts at the batch mean, jittered) and
-        each call trains one epoch; the prototypes are not projected:
-        call :meth:`project_prototypes` when the stream is done.
+        batch (a class absent from it starts at the batch mean, jittered, and
+        scores ``-inf``, probability 0, until its rows arrive) and each call
+        trains one epoch; the prototypes are not projected: call
+        :meth:`project_prototypes` when the stream is done.
 
         Parameters
         ----------
@@ -848,8 +850,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """Typical range of the similarity values (scales the mixture head's start)."""
         return 5.0 if self.similarity == "log" else 1.0
 
-    def _make_head(self, codes: np.ndarray, n_classes: int, weight=None) -> torch.nn.Module:
-        """A fresh head: the mixture head, or the linear one (``weight`` or +1/-0.5)."""
+    def _make_head(
+        self, codes: np.ndarray, n_classes: int, weight=None, possible=None
+    ) -> torch.nn.Module:
+        """A fresh head: the mixture head, or the linear one (``weight`` or +1/-0.5;
+        ``possible``: which classes it scores, None: all)."""
         t0 = 1.0 if self.temperature == "auto" else float(self.temperature)
         if self.head == "mixture":
             spread = self._similarity_spread
@@ -862,7 +867,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
             )
         if weight is None:
             weight = np.where(np.eye(n_classes)[codes] > 0, 1.0, -0.5).astype(np.float32)
-        return LinearHead(torch.as_tensor(weight, dtype=torch.float32), t0)
+        if possible is not None:
+            possible = torch.as_tensor(possible, dtype=torch.bool)
+        return LinearHead(torch.as_tensor(weight, dtype=torch.float32), t0, possible)
 
     def _build(self, X, T, rng):
         """Initial network: latent map, class-wise k-means prototypes, a fresh head."""
@@ -885,7 +892,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))
         self._codes = codes
         width = self._rbf_width(Z, P) if self.similarity == "rbf" else 1.0
-        head = self._make_head(codes, n_classes)
+        possible = None
+        if self.head == "linear" and T_rows.ndim == 1:
+            # a class without rows (declared to partial_fit, or its rows all weigh 0)
+            # scores -inf until they arrive (_rows_arrive), as under the mixture head
+            possible = np.bincount(T_rows, minlength=n_classes) > 0
+        head = self._make_head(codes, n_classes, possible=possible)
         net = ProtoNetwork(
             latent_map,
             torch.as_tensor(P),
@@ -1013,8 +1025,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     P = net.prototype_vectors()[idx]
                     st = st_protopnet_loss(P, codes[idx], n_classes, kind)
                     total = total + st_weight[kind] * st
-            if linear and self.l1_weight:
-                total = total + self.l1_weight * (net.head.weight * (1 - identity)).abs().sum()
+            if linear and self.l1_weight:  # (not on a class that cannot be scored yet)
+                off = (1 - identity) * net.head.possible
+                total = total + self.l1_weight * (net.head.weight * off).abs().sum()
             pull = getattr(self, "_pull_rows", None)
             if pull is not None and net.training:
                 total = total + self.snap_weight * self._snap_cost(net, pull)
@@ -1049,6 +1062,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         else:
             weight = np.zeros(state["head.weight"].shape)
             head = self._make_head(self._codes, len(self.classes_), weight)
+        tensors = state_tensors(state)
+        if "head.weight" in tensors and "head.possible" not in tensors:
+            # pickled before the linear head kept which classes have rows: every class
+            tensors["head.possible"] = torch.ones(len(self.classes_), dtype=torch.bool)
         net = ProtoNetwork(
             latent_map,
             torch.zeros(P.shape),
@@ -1059,8 +1076,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
             n_tokens=self.n_tokens or 0,
         )
         net = net.to(dtype=dtype)  # before loading: float64 values stay exact
-        net.load_state_dict(state_tensors(state))
+        net.load_state_dict(tensors)
         return net
+
+    def _rows_arrive(self, net, T: np.ndarray) -> None:
+        # a class declared to partial_fit becomes scorable with its first rows
+        head = net.head
+        if isinstance(head, LinearHead) and T.ndim == 1 and len(T):
+            with torch.no_grad():
+                head.possible[torch.as_tensor(np.unique(T), device=head.possible.device)] = True
 
     def _refit(self, net, X, T, w, history, rng, *, projected):
         if self.head != "linear":
@@ -1308,7 +1332,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     f"Lower learning_rate (it was {self.learning_rate:g})."
                 )
         else:
-            self.last_layer_ = state["head.weight"]
+            # a class without rows yet has no connection (its scores are -inf)
+            self.last_layer_ = np.where(self._impossible_mask(), 0.0, state["head.weight"])
             self.intercept_ = np.zeros(n_classes)
         self.prototype_labels_ = self.classes_[self._codes]
         self.prototype_kinds_ = np.asarray(self._kinds)
@@ -1383,10 +1408,25 @@ class ProtoClassifier(TorchPrototypeClassifier):
 
     def _explain_bias(self) -> np.ndarray:
         bias = super()._explain_bias()
-        if self.head != "mixture":
-            return bias
+        if self.head != "mixture":  # a class without rows yet scores -inf
+            return np.where(self._impossible_mask(), -np.inf, bias)
         # a class declared to partial_fit without prototypes yet scores -inf
         return np.where(np.isin(np.arange(len(self.classes_)), self._codes), bias, -np.inf)
+
+    def _impossible_mask(self) -> np.ndarray:
+        """The linear head's classes without rows yet (declared to ``partial_fit``, or
+        whose rows all weighed 0), which score -inf; all False for a state pickled
+        before the head kept them."""
+        possible = self._state.get("head.possible")
+        if possible is None:
+            return np.zeros(len(self.classes_), dtype=bool)
+        return ~np.asarray(possible, dtype=bool)
+
+    def _impossible_classes(self) -> np.ndarray | None:
+        if self.head == "mixture":  # (its scores say so by -inf)
+            return None
+        impossible = self._impossible_mask()
+        return impossible if impossible.any() else None
 
     def _activation_order(self, X: np.ndarray, A: np.ndarray) -> np.ndarray:
         if self.similarity != "rbf":

@@ -24,6 +24,18 @@ GRADIENT_TOL = 1e-4
 #: The L1 penalty is smoothed as ``sqrt(w**2 + _L1_SMOOTHING**2)``.
 _L1_SMOOTHING = 1e-4
 
+#: L-BFGS iterations between two checks of the convergence criterion.
+_CHECK_EVERY = 10
+
+#: The kernel penalty's eigenvalues are raised to at least this share of their
+#: mean (a nugget, as kernel methods add to a Gram matrix): near-duplicate
+#: prototypes, or more prototypes than latent dimensions, left the cosine's
+#: ``G`` (near) singular, and the wrong-class L1 drew the optimum toward
+#: own-class weights of +-100 that cancel (iris: 15 prototypes in 5
+#: dimensions, rank 5), a flat valley L-BFGS walked until its iteration limit.
+#: Directions whose eigenvalue is above the floor are penalised as before.
+_GRAM_FLOOR = 0.1
+
 
 def _optimality(grad: torch.Tensor, W: torch.Tensor, off: torch.Tensor, l1_weight: float) -> float:
     """Largest entry of the minimum-norm subgradient of the L1-penalised objective.
@@ -48,6 +60,17 @@ def _optimality(grad: torch.Tensor, W: torch.Tensor, off: torch.Tensor, l1_weigh
     return float(torch.where(penalised, residual, grad.abs()).max())
 
 
+def _scored_classes(head, targets: torch.Tensor, wt: torch.Tensor) -> torch.Tensor | None:
+    """The classes the refit scores, once those of its rows of positive weight have
+    arrived (``head.possible`` set for them: ``project_prototypes`` on rows of a
+    class declared to ``partial_fit``); None: every class."""
+    possible = getattr(head, "possible", None)
+    if possible is None or targets.dim() != 1:
+        return None
+    possible[torch.unique(targets[wt > 0])] = True
+    return None if bool(possible.all()) else torch.nonzero(possible).ravel()
+
+
 def refit_last_layer(
     net,
     codes: np.ndarray,
@@ -69,12 +92,19 @@ def refit_last_layer(
     on wrong-class connections, on the precomputed similarities ``s`` (an
     ``(n_samples, n_prototypes)`` float32 matrix) from ``W = 0`` (the problem
     has one optimum; the trained ``W`` is scaled for no penalty and starts far
-    from it). ``G`` is the prototypes' similarity matrix (made positive
-    semi-definite) with ``kernel_penalty``, else the identity (ridge).
-    L-BFGS runs until the loss stops changing, ``max_iter`` iterations or
-    ``1.25 max_iter`` evaluations. It counts as converged when the loss
-    stopped changing or no gradient entry exceeds :data:`GRADIENT_TOL`;
-    otherwise a ConvergenceWarning says which limit stopped it.
+    from it). ``G`` is the prototypes' similarity matrix with ``kernel_penalty``
+    (made positive definite: its eigenvalues raised to at least
+    :data:`_GRAM_FLOOR` times their mean), else the identity (ridge).
+    L-BFGS runs until no entry of the minimum-norm subgradient
+    (:func:`_optimality`) exceeds :data:`GRADIENT_TOL` (checked every
+    :data:`_CHECK_EVERY` iterations), the loss stops changing, ``max_iter``
+    iterations or ``1.25 max_iter`` evaluations. It counts as converged when
+    the loss stopped changing or the criterion holds; otherwise a
+    ConvergenceWarning says which limit stopped it.
+
+    Only the columns of the classes ``head.possible`` lets score are solved
+    for (the classes of the rows of positive weight become possible first:
+    their rows have arrived); the others stay 0.
     """
     if not max_iter or not len(X):
         return None
@@ -95,7 +125,8 @@ def refit_last_layer(
         if kernel_penalty:
             G = net.similarities(net.distances(net.prototypes)).double()
             vals, vecs = torch.linalg.eigh(0.5 * (G + G.T))
-            G = ((vecs * vals.clamp_min(0.0)) @ vecs.T).to(S.dtype)
+            floor = _GRAM_FLOOR * float(vals.clamp_min(0.0).mean())
+            G = ((vecs * vals.clamp_min(floor)) @ vecs.T).to(S.dtype)
         else:  # not a bounded kernel: ridge on W
             G = torch.eye(K, dtype=S.dtype, device=dev)
         head.weight.zero_()
@@ -104,12 +135,18 @@ def refit_last_layer(
     wsum = wt.sum().clamp_min(1e-12)
     codes_t = torch.as_tensor(np.asarray(codes), device=dev)
     off = 1.0 - torch.nn.functional.one_hot(codes_t, n_classes).to(S.dtype)
+    cols = _scored_classes(head, targets, wt)
+    if cols is not None:  # the columns of the classes with rows only (those without
+        # score -inf whatever their weights: theirs stay 0)
+        lookup = torch.zeros(n_classes, dtype=torch.long, device=dev)
+        lookup[cols] = torch.arange(len(cols), device=dev)
+        targets, off = lookup[targets], off[:, cols]  # (a row of weight 0 may read 0)
     temperature = float(head.temperature)
     W = head.weight
     # solved for V = W / T, the problem's own scale (in W, a temperature of 1e-10
     # scaled the gradients by 1e10: L-BFGS stepped to NaN, silently; at 1e-20 it
     # stayed at W = 0, every class 1/3)
-    V = torch.zeros_like(W, requires_grad=True)
+    V = torch.zeros_like(W if cols is None else W[:, cols], requires_grad=True)
     max_eval = max_iter * 5 // 4
     optimizer = torch.optim.LBFGS(
         [V],
@@ -139,13 +176,25 @@ def refit_last_layer(
         return loss
 
     start = time.perf_counter()
-    optimizer.step(closure)
-    n_iter = int(optimizer.state[V]["n_iter"])
-    n_eval = len(evaluations)
-    closure(l1=False)  # the smooth part's gradient at the final V
-    # judged in V's units, the logits' scale (in W's units the tolerance was T times
-    # looser: at T = 20 twenty iterations counted as converged, 3.5e-2 above the optimum)
-    grad_max = _optimality(V.grad, V.detach() * temperature, off, l1_weight * temperature)
+    n_iter = n_eval = 0
+    group = optimizer.param_groups[0]
+    while True:
+        group["max_iter"] = min(_CHECK_EVERY, max_iter - n_iter)
+        group["max_eval"] = max_eval - n_eval
+        optimizer.step(closure)
+        ran = int(optimizer.state[V]["n_iter"]) - n_iter
+        n_iter, n_eval = n_iter + ran, len(evaluations)
+        closure(l1=False)  # the smooth part's gradient at V
+        # judged in V's units, the logits' scale (in W's units the tolerance was T times
+        # looser: at T = 20 twenty iterations counted as converged, 3.5e-2 above the optimum)
+        grad_max = _optimality(V.grad, V.detach() * temperature, off, l1_weight * temperature)
+        # stopped at the tolerance, as scikit-learn's L-BFGS does: run on to L-BFGS's
+        # own limits, the refit met it and left it again (iris: below 1e-4 after 143
+        # to 186 iterations, above it at 200, and a ConvergenceWarning)
+        if grad_max <= GRADIENT_TOL or ran < group["max_iter"]:
+            break  # (or L-BFGS stopped on its own: the loss or the step stopped changing)
+        if n_iter >= max_iter or n_eval >= max_eval - 1:  # (a step needs two)
+            break
     if not bool(torch.isfinite(V).all()):
         raise ValueError(
             "The last-layer refit diverged (non-finite weights): alpha or l1_weight may be "
@@ -153,8 +202,11 @@ def refit_last_layer(
             "or use head='mixture'."
         )
     with torch.no_grad():
-        W.copy_(V * temperature)
-    hit_iter, hit_eval = n_iter >= max_iter, n_eval >= max_eval
+        if cols is None:
+            W.copy_(V * temperature)
+        else:
+            W[:, cols] = V * temperature
+    hit_iter, hit_eval = n_iter >= max_iter, n_eval >= max_eval - 1
     # L-BFGS also stops when the loss or the step stops changing (float32 precision)
     converged = grad_max <= GRADIENT_TOL or not (hit_iter or hit_eval)
     record = {

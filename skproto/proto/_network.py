@@ -334,7 +334,7 @@ class ProtoNetwork(torch.nn.Module):
         if frozen is not None and "unit" in frozen and x.dim() == 2 and not self.n_tokens:
             zn = normalize_rows(self.latent(x))
             if "folded" in frozen:
-                return zn @ frozen["folded"]
+                return self.head._impossible_to_inf(zn @ frozen["folded"])
             if "mixture" in frozen:
                 U, finish = frozen["mixture"]
                 return finish(zn @ U)
