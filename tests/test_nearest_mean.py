@@ -1281,6 +1281,33 @@ def test_the_held_out_rows_do_not_depend_on_the_units_of_X(metric):
     assert 0.1 < ref._held_mask(x).mean() < 0.3  # (not all of a sign together)
 
 
+def test_rows_far_from_the_origin_are_held_out_apart():
+    """Regression: the hash reads each row over its largest magnitude rounded to 28
+    bits. Rows of two features at an offset of 1e9 (unit spread) then had a few
+    directions: 4,000 distinct rows shared 5 hashes, none was held out, and
+    temperature_ fell back to 0.126 (test log-loss 2.2 against 0.65 centred); at
+    1e7, 362 hashes for 6,000 rows. Constant rows of any level shared one hash.
+    Rows whose values lie within 2**-16 of one another add their largest
+    magnitude's mantissa (powers of two still hold out the same rows)."""
+    from skproto.nearest_mean._estimator import _row_hash
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    X = rng.normal(size=(4000, 2))
+    X[:, 0] += 1.5 * y
+    ref = _NearestMeanClassifier().fit(X, y)
+    for offset in [1e7, 1e9]:
+        Xo = X + offset
+        assert len(np.unique(_row_hash(Xo))) == len(np.unique(Xo, axis=0))
+        model = _NearestMeanClassifier().fit(Xo, y)
+        held = model._held_mask(Xo)
+        assert all(0.15 < held[y == c].mean() < 0.25 for c in range(3))
+        assert model.temperature_ == pytest.approx(ref.temperature_, rel=0.3)
+        np.testing.assert_array_equal(model._held_mask(Xo * 2.0**-20), held)
+    constant = np.repeat(rng.uniform(1.0, 100.0, size=(2000, 1)), 5, axis=1)
+    assert len(np.unique(_row_hash(constant))) == 2000
+
+
 def test_a_stream_whose_weight_is_all_in_held_out_rows_is_fitted():
     # the held-out rows were scored by a model of no rows (weight 0 elsewhere):
     # "The covariance matrix contains NaN or infinity."
@@ -1795,19 +1822,19 @@ def test_cached_class_factors_are_refreshed_when_the_count_changes(monkeypatch):
     from skproto.nearest_mean import _estimator as nm
 
     monkeypatch.setattr(nm, "_PENDING_ELEMENTS", 0)  # set-aside rows scored at once: a cache
-    # (about (3, 1): the streamed mean of class 0 is then exactly (3, 1), and that row
+    # (about (6, 1): the streamed mean of class 0 is then exactly (6, 1), and that row
     # is not held out)
-    grid = np.array([(3.0 + i, 1.0 + j) for i in range(-2, 3) for j in range(-2, 3)])
+    grid = np.array([(6.0 + i, 1.0 + j) for i in range(-2, 3) for j in range(-2, 3)])
     X1, y1 = np.vstack([grid, 2.0 * grid + 10.0]), np.repeat([0, 1], 25)
-    X2, y2 = np.tile([3.0, 1.0], (3, 1)), np.zeros(3, dtype=int)  # at class 0's mean
+    X2, y2 = np.tile([6.0, 1.0], (3, 1)), np.zeros(3, dtype=int)  # at class 0's mean
     params = dict(metric="mahalanobis", covariance="per_class", temperature="auto")
     stream = _NearestMeanClassifier(**params).partial_fit(X1, y1)
     stream.predict(X1[:1])  # (derived, and its factors cached)
     assert "_factor_cache" in stream.__dict__
     stream.partial_fit(X2, y2)
     batch = _NearestMeanClassifier(**params).fit(np.vstack([X1, X2]), np.r_[y1, y2])
-    np.testing.assert_array_equal(stream.means_[0], [3.0, 1.0])
-    Z = np.array([[5.0, 1.0], [3.0, 2.0]])
+    np.testing.assert_array_equal(stream.means_[0], [6.0, 1.0])
+    Z = np.array([[8.0, 1.0], [6.0, 2.0]])
     np.testing.assert_allclose(stream.transform(Z), batch.transform(Z), rtol=1e-12)
     np.testing.assert_allclose(stream.transform(Z)[:, 0], [2.24, 0.56], rtol=1e-12)
 
