@@ -1355,7 +1355,8 @@ def test_sigma_whose_detections_all_underflow_is_refused_clearly(learn_sigma, re
             ValueError,
             match=rf"sigma={sigma!r} is too small for these rows: every detection "
             r"exp\(-dist / sigma\) of a training row rounds to 0 in float32 .* "
-            r"Use sigma='auto' \(0\.\d+ here\), or a sigma of at least 0\.000\d+\.",
+            r"Use sigma='auto' \(0\.\d+ here\) or a sigma of that order: the rows lie a "
+            r"median 0\.\d+ from their nearest component",
         ):
             clf.fit(X, y)
         assert not hasattr(clf, "classes_")  # (unchanged)
@@ -1363,3 +1364,27 @@ def test_sigma_whose_detections_all_underflow_is_refused_clearly(learn_sigma, re
     # the nearest head's losses compare distances only: any sigma trains
     robust = RBFPrototypeClassifier(sigma=1e-20, max_epochs=3, random_state=0).fit(X, y)
     assert robust.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("omega_dim", [None, 2])
+def test_sigma_refusal_names_its_own_bound_and_no_unusable_sigma(omega_dim):
+    # the message said "a sigma of at least nearest / -log(float32 tiny)": the check
+    # accepted every sigma from nearest / 103.97 (a subnormal detection counts), so it
+    # named no bound of its own (iris: refused below 0.000666, "at least 0.000793");
+    # and that sigma was no usable one: the nearest row alone is detected, by about
+    # 1e-38, and fit stayed silently at chance (0.333), as at 1e-4, up to some 6 times it
+    import re
+
+    X, y = load_iris(return_X_y=True)
+    kw = dict(loss="cbc", omega_dim=omega_dim, max_epochs=3, random_state=0)
+    with pytest.raises(ValueError, match="too small for these rows") as info:
+        RBFPrototypeClassifier(sigma=1e-4, **kw).fit(X, y)
+    message = str(info.value)
+    assert "a sigma of at least" not in message
+    least = float(re.search(r"no row is detected below sigma=([0-9.e+-]+)\)", message).group(1))
+    median = float(re.search(r"the rows lie a median ([0-9.e+-]+) from", message).group(1))
+    with pytest.raises(ValueError, match="too small for these rows"):
+        RBFPrototypeClassifier(sigma=least / 1.02, **kw).fit(X, y)
+    at_least = RBFPrototypeClassifier(sigma=least, **kw).fit(X, y)  # (accepted: named so)
+    assert at_least.score(X, y) < 0.4  # (why the message warns that it is no usable one)
+    assert RBFPrototypeClassifier(sigma=median, **kw).fit(X, y).score(X, y) > 0.6

@@ -93,14 +93,42 @@ def _row_size(Z: np.ndarray) -> float:
     return size if np.isfinite(size) and size > 0 else 1.0
 
 
-def _check_detections(Z: np.ndarray, U: np.ndarray, sigma: float, auto: float) -> None:
+def _largest_detected_ratio() -> float:
+    """The largest ``dist / sigma`` whose detection ``exp(-dist / sigma)`` float32
+    holds as more than 0 (a subnormal number: about ``150 ln 2``, 103.97)."""
+    lo, hi = 80.0, 120.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.exp(-np.float32(mid)) > 0 else (lo, mid)
+    return lo
+
+
+#: ``dist / sigma`` beyond which a detection rounds to 0 in float32
+_DETECTED_RATIO = _largest_detected_ratio()
+
+
+def _ceil_3g(value: float) -> float:
+    """``value`` rounded up to three significant digits (a bound shown in a message
+    that must not fall below the bound it names)."""
+    step = 10.0 ** (np.floor(np.log10(value)) - 2)
+    return float(np.ceil(value * (1 + 1e-9) / step) * step)
+
+
+def _check_detections(
+    Z: np.ndarray, U: np.ndarray, sigma: float, auto: float, typical: float
+) -> None:
     """Raise where every detection ``exp(-dist / sigma)`` of the rows ``Z`` by the
-    initial components ``U`` rounds to 0 in float32 (``auto``: ``sigma="auto"``).
+    initial components ``U`` rounds to 0 in float32 (``auto``: ``sigma="auto"``,
+    ``typical``: the rows' median distance to their nearest component).
 
     Every row then gets the same scores and nothing of ``X`` is learnt
     (``sigma=1e-4`` on iris kept the initial model, accuracy 0.33); below about
     ``1e-19`` the gradient of ``sigma``, ``0 * dist / sigma**2``, was NaN:
-    "Training diverged ... Lower learning_rate", whatever the rate.
+    "Training diverged ... Lower learning_rate", whatever the rate. The message
+    names the sigma below which no row is detected, and not as a usable one: just
+    above it only the nearest row is, by a subnormal number, and the head learnt
+    nothing there either (iris: accuracy 0.33 from it up to some 6 times it, the
+    message had called it the least usable sigma).
     """
     if not len(Z) or not len(U):
         return
@@ -111,9 +139,12 @@ def _check_detections(Z: np.ndarray, U: np.ndarray, sigma: float, auto: float) -
     raise ValueError(
         f"sigma={sigma!r} is too small for these rows: every detection "
         f"exp(-dist / sigma) of a training row rounds to 0 in float32 (the nearest "
-        f"component of any row is {nearest:.3g} away), so every row gets the same class "
+        f"component of any row is {nearest:.3g} away; no row is detected below sigma="
+        f"{_ceil_3g(nearest / _DETECTED_RATIO):.3g}), so every row gets the same class "
         f"scores and the CBC head cannot learn from X. Use sigma='auto' ({auto:.3g} "
-        f"here), or a sigma of at least {nearest / -np.log(FLOAT32_TINY):.3g}."
+        f"here) or a sigma of that order: the rows lie a median {typical:.3g} from "
+        "their nearest component, and a sigma far below it detects almost no row "
+        "(just above that bound, only the nearest row, and nothing is learnt)."
     )
 
 
@@ -719,7 +750,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         typical = _typical_distance(Z, U)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
         if self.sigma != "auto" and self._head_kind != "nearest":
-            _check_detections(Z, U, sigma, typical / np.log(2.0))
+            _check_detections(Z, U, sigma, typical / np.log(2.0), typical)
         # the default margin, kept for a later partial_fit at margin=None
         self._auto_margin = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         if self.loss == "glvq":  # (it was reported, unused)
