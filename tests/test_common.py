@@ -1976,3 +1976,28 @@ def test_token_explanation_does_not_match_every_prototype_of_every_row():
     each (a memory audit: 709 MiB extra before, 194 now)."""
     result = _peak_extra_mib(_TOKEN_EXPLAIN_PROBE)
     assert result["extra"] < 350, result
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_partial_fit_validates_parameters_set_between_calls(name):
+    """Regression: scikit-learn's ``_fit_context`` validates only the first call of
+    a stream, so ``set_params(temperature=-1)`` between calls trained on silently
+    (ProtoClassifier: accuracy 0.0) where ``fit`` raises. Every call validates;
+    the refused call leaves the model as it was, and the global switch
+    ``skip_parameter_validation`` still skips it."""
+    import sklearn
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = make_data(LABELS["strings"])
+    clf = STREAMS[name]().partial_fit(X, y)
+    before = clf.predict_proba(X)
+    clf.set_params(temperature=-1.0)
+    with pytest.raises(InvalidParameterError, match="The 'temperature' parameter"):
+        clf.partial_fit(X, y)
+    clf.set_params(temperature="auto")
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    calls = []
+    clf._validate_params = lambda: calls.append(1)  # (an instance attribute: counted)
+    with sklearn.config_context(skip_parameter_validation=True):
+        clf.partial_fit(X, y)
+    assert calls == []

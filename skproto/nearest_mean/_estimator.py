@@ -21,6 +21,7 @@ from .._base import (
     _RUNTIME_PARAMS,
     BasePrototypeClassifier,
     as_fitted,
+    partial_fit_context,
     same_param,
     unchanged_on_failure,
 )
@@ -589,7 +590,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         center = grid_center(self._scores_without_prior(self._derive(st, 1.0), st.mean[seen]))
         return 1.0 if center is None else float(lattice(center, 1)[0])
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @partial_fit_context
     @unchanged_on_failure
     @_progress.reported
     def partial_fit(

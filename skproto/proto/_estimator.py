@@ -17,7 +17,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .. import _validation
-from .._base import as_fitted, unchanged_on_failure, underflow_order
+from .._base import as_fitted, partial_fit_context, unchanged_on_failure, underflow_order
 from .._chunking import CHUNK_ELEMENTS, chunk_slices, prototype_row_elements, take_rows
 from .._tokens import check_token_layout, token_dim, unpack_tokens
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
@@ -554,7 +554,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         return True
 
     @available_if(_can_stream)
-    @_fit_context(prefer_skip_nested_validation=True)
+    @partial_fit_context
     @unchanged_on_failure
     def partial_fit(
         self,

@@ -14,7 +14,13 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _validation
-from .._base import _identity, as_fitted, unchanged_on_failure, underflow_order
+from .._base import (
+    _identity,
+    as_fitted,
+    partial_fit_context,
+    unchanged_on_failure,
+    underflow_order,
+)
 from .._chunking import chunk_slices
 from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_tensors
 from .._torch.training import (
@@ -500,7 +506,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         """
         return self._fit(X, y, sample_weight, warm=False)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @partial_fit_context
     @unchanged_on_failure
     def partial_fit(
         self,
