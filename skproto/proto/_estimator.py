@@ -24,6 +24,7 @@ from .._torch.estimator import TorchPrototypeClassifier, counted_rows, state_ten
 from .._torch.training import (
     cpu_default,
     data_scale,
+    in_units,
     new_history,
     squared_distances_to_others,
     to_tensor,
@@ -189,8 +190,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is
         calibrated; predictions do not change. A float is used as given, also
-        during training (so it can change what is learnt). At least 1e-15:
-        training divides the scores by it in float32, where the loss's
+        during training: with the linear head it can change what is learnt.
+        The mixture head learns its scale and biases, which absorb ``T``: its
+        scale starts ``T`` times its start at 1 and its biases are learnt in
+        units of ``T``, so any float trains the scores ``T = 1`` trains (up to
+        rounding; ``scale_`` is ``T`` times as large), uncalibrated. At least
+        1e-15: training divides the scores by it in float32, where the loss's
         gradients, which grow as ``1 / T``, overflow when Adam squares them
         below about 1e-19 (and the scores themselves below about 1e-37).
     snap_weight : float >= 0, default=1.0
@@ -707,6 +712,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             # call after call (over-confident probabilities)
             fixed = {"prototypes"} | (_HEAD_PARAMETERS if incremental else set())
             if len(T):  # the batch has rows of positive weight
+                self._head_in_temperature_units(net)
                 train(
                     net,
                     [p for name, p in net.named_parameters() if name not in fixed],
@@ -862,7 +868,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 torch.as_tensor(codes, dtype=torch.long),
                 n_classes,
                 tau=0.03 * spread,  # chosen on CLINC150 val: one case carries most of a score
-                scale=20.0 / spread,
+                # T times the scale of T = 1, so that scale / T starts where it does at
+                # T = 1 (at 20 / T, T = 0.1 trained on saturated scores: multi-label iris
+                # learnt nothing; see _head_in_temperature_units)
+                scale=20.0 / spread * t0,
                 temperature=t0,
             )
         if weight is None:
@@ -911,6 +920,24 @@ class ProtoClassifier(TorchPrototypeClassifier):
             _center_label_biases(net, X_rows, T_rows)
         self._pull_rows = self._pull_targets(net, X_rows, T_rows)
         return net
+
+    def _trainable(self, net) -> list:
+        self._head_in_temperature_units(net)
+        return super()._trainable(net)
+
+    def _head_in_temperature_units(self, net) -> None:
+        """A given temperature ``T``: Adam steps the mixture head's bias ``T`` times as far.
+
+        The head's logits are ``(scale * tau * logsumexp + b) / T``: its scale
+        starts ``T`` times the one of ``T = 1`` (:meth:`_make_head`) and its
+        bias in ``T``'s units (:func:`_center_label_biases`), so that training
+        at any ``T`` moves the logits as training at 1 does (``log_scale``
+        steps are ratios already). With plain steps of ``b``, the logits'
+        offsets moved ``1 / T`` times as far (0.3 a step at ``T = 0.01``).
+        "auto" trains at 1: nothing to do.
+        """
+        if self.head == "mixture" and self.temperature != "auto":
+            in_units(net.head.bias, float(self.temperature))
 
     def _rbf_width(self, Z: np.ndarray, P: np.ndarray) -> float:
         """``rbf_width``; "auto": the rows' mean squared latent distance to their
@@ -1465,6 +1492,11 @@ def _center_label_biases(net: ProtoNetwork, X: np.ndarray, T: np.ndarray) -> Non
     that common shift, a sigmoid does not: every label started near
     probability 1 and 30 epochs did not undo it (make_multilabel_classification,
     4 labels: per-label accuracy 0.60 against LogisticRegression's 0.79).
+
+    The bias enters the logits divided by the temperature, so it is the
+    centred logit times the temperature (a fixed ``T = 0.1`` started every
+    label at ``(target - mean) / T``, far below 0 for positive mean scores:
+    multi-label iris predicted no label at all).
     """
     rows = np.linspace(0, len(X) - 1, min(len(X), 2000)).astype(np.intp)
     # in chunks (2,000 token rows at once were (2000 * n_tokens, K))
@@ -1480,7 +1512,7 @@ def _center_label_biases(net: ProtoNetwork, X: np.ndarray, T: np.ndarray) -> Non
         )
         prior = np.clip(np.asarray(T, dtype=np.float64).mean(0), 1e-3, 1 - 1e-3)
         target = torch.as_tensor(np.log(prior / (1 - prior)), dtype=scores.dtype, device=dev)
-        net.head.bias.copy_(target - scores.mean(0))
+        net.head.bias.copy_((target - scores.mean(0)) * net.head.temperature)
 
 
 def _with_drift_penalty(loss, net: ProtoNetwork, weight: float):
