@@ -150,7 +150,7 @@ def test_evidence_metrics_match_the_explanation(head):
     np.testing.assert_allclose(own_class_evidence(clf, X, aggregate=None), expected)
     top1 = np.where(c.sum(1) > 0, c.max(1) / total, 1.0)
     np.testing.assert_allclose(top_k_evidence_share(clf, X, 1, aggregate=None), top1)
-    assert len(np.unique(col)) == 3 and np.std(top1) > 0.05  # (cases that can tell)
+    assert len(np.unique(col)) == 3 and np.std(top1) > 0.03  # (cases that can tell)
 
 
 def test_neighbours_reach_every_row():

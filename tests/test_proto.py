@@ -1869,3 +1869,48 @@ def test_the_stepped_refit_evaluates_as_one_lbfgs_run(monkeypatch):
     assert stepped["n_iter"] == whole["n_iter"]
     assert stepped["loss"] == whole["loss"]
     np.testing.assert_array_equal(W_stepped, W_whole)
+
+
+@pytest.mark.parametrize("first, second", [(0.1, 1.0), (1.0, 0.1), ("auto", 0.1), (0.1, "auto")])
+def test_a_warm_fit_after_a_new_temperature_continues_the_scores_it_trained(first, second):
+    """Regression: the mixture head's scale and bias are in the units of the
+    temperature they were trained at (a float ``T``; 1 for "auto"); a warm fit
+    after ``set_params(temperature=...)`` divided them by the new one (its bias
+    stepped in the new units): multi-label iris fitted at 0.1, continued at 1.0,
+    subset accuracy 0.51 against 0.89 continued at 0.1 (1.0 then 0.1: 0.84)."""
+    X, y = load_iris(return_X_y=True)
+    Y = np.column_stack([y == 0, y == 1, X[:, 0] > 6]).astype(int)
+
+    def continued(a, b):
+        clf = ProtoClassifier(temperature=a, warm_start=True, max_epochs=10, random_state=0)
+        return clf.fit(X, Y).set_params(temperature=b).fit(X, Y)
+
+    ref = continued(first, first if first != "auto" else 1.0)
+    clf = continued(first, second)
+    if second != "auto":
+        assert clf.temperature_ == pytest.approx(second)
+        np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+    # (the scale in the units of the temperature trained at: "auto" keeps 0.1's)
+    unit = lambda t: 1.0 if t == "auto" else t
+    factor = unit(second if second != "auto" else first) / unit(ref.get_params()["temperature"])
+    assert clf.scale_ == pytest.approx(ref.scale_ * factor, rel=1e-3)
+
+
+@pytest.mark.parametrize("second", [0.1, 10.0])
+def test_a_stream_after_a_new_temperature_keeps_its_head(second):
+    """Regression: a class-incremental ``partial_fit`` keeps the mixture head as
+    it is, in the units of the temperature it was fitted at; after
+    ``set_params(temperature=0.1)`` it was divided by 0.1: every score 10 times
+    sharper for good."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    old, new = y < 5, y >= 5
+
+    def stream(t):
+        clf = ProtoClassifier(temperature=1.0, random_state=0).partial_fit(X[old], y[old])
+        return clf.set_params(temperature=t).partial_fit(X[new], y[new])
+
+    ref, clf = stream(1.0), stream(second)
+    assert clf.temperature_ == pytest.approx(second)
+    assert clf.scale_ == pytest.approx(ref.scale_ * second, rel=1e-3)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-4)

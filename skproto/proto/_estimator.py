@@ -744,6 +744,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         n_features = X.shape[1]
         latent_map, Z = self._starting_map(X, rng)
         head = self._make_head(np.zeros(0, dtype=np.intp), len(self.classes_))
+        self._head_unit = float(head.temperature)  # (its scale and bias are in its units)
         net = ProtoNetwork(
             latent_map,
             torch.zeros(0, Z.shape[1]),
@@ -907,6 +908,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
             # scores -inf until they arrive (_rows_arrive), as under the mixture head
             possible = np.bincount(T_rows, minlength=n_classes) > 0
         head = self._make_head(codes, n_classes, possible=possible)
+        self._head_unit = float(head.temperature)  # (the mixture head's scale and bias
+        # are in its units: _continued_network)
         net = ProtoNetwork(
             latent_map,
             torch.as_tensor(P),
@@ -925,6 +928,28 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._head_in_temperature_units(net)
         return super()._trainable(net)
 
+    def _continued_network(self, state: dict) -> torch.nn.Module:
+        """As the template's; the mixture head's scale and bias follow a temperature set
+        since the fit into its units (:meth:`_head_in_temperature_units`).
+
+        They are stored in the units of the temperature they were trained at
+        (``_head_unit``: a float ``T``, or 1 for "auto"); the new temperature
+        divides them now. Left there, ``fit(temperature=0.1)``, then
+        ``set_params(temperature=1.0)`` and a warm fit started from scores 10 times
+        flatter than trained (multi-label iris, subset accuracy 0.51 against 0.89
+        continued at 0.1), and 1.0 then 0.1 from scores 10 times sharper; a
+        class-incremental batch, whose head stays fixed, kept them.
+        """
+        net = super()._continued_network(state)
+        if self.head == "mixture" and self.temperature != "auto":
+            ratio = float(self.temperature) / self._stored_head_unit()
+            if ratio != 1.0:
+                with torch.no_grad():
+                    net.head.log_scale.add_(float(np.log(ratio)))
+                    net.head.bias.mul_(ratio)
+            self._head_unit = float(self.temperature)
+        return net
+
     def _head_in_temperature_units(self, net) -> None:
         """A given temperature ``T``: Adam steps the mixture head's bias ``T`` times as far.
 
@@ -934,10 +959,21 @@ class ProtoClassifier(TorchPrototypeClassifier):
         at any ``T`` moves the logits as training at 1 does (``log_scale``
         steps are ratios already). With plain steps of ``b``, the logits'
         offsets moved ``1 / T`` times as far (0.3 a step at ``T = 0.01``).
-        "auto" trains at 1: nothing to do.
+        "auto" trains a fresh head at 1 (a unit of 1: nothing changes); continuing
+        a fit at a float ``T``, it keeps that ``T``'s units.
         """
-        if self.head == "mixture" and self.temperature != "auto":
-            in_units(net.head.bias, float(self.temperature))
+        if self.head == "mixture":
+            # (a float T: T, as _continued_network left it; "auto": 1, or the float T
+            # of the fit it continues, whose units its scale and bias keep)
+            in_units(net.head.bias, self._stored_head_unit())
+
+    def _stored_head_unit(self) -> float:
+        """The temperature whose units the mixture head's scale and bias are in."""
+        unit = getattr(self, "_head_unit", None)
+        if unit is None:  # (pickled before it was kept: a given temperature's, 1 for "auto")
+            fitted = getattr(self, "history_", {}).get("temperature")
+            unit = getattr(self, "temperature_", 1.0) if fitted is None else 1.0
+        return float(unit)
 
     def _rbf_width(self, Z: np.ndarray, P: np.ndarray) -> float:
         """``rbf_width``; "auto": the rows' mean squared latent distance to their
