@@ -194,7 +194,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         The mixture head learns its scale and biases, which absorb ``T``: its
         scale starts ``T`` times its start at 1 and its biases are learnt in
         units of ``T``, so any float trains the scores ``T = 1`` trains (up to
-        rounding; ``scale_`` is ``T`` times as large), uncalibrated. At least
+        rounding; ``scale_`` is ``T`` times as large), uncalibrated; not with
+        ``weight_decay > 0``, which draws the scale toward 1 whatever ``T``. At least
         1e-15: training divides the scores by it in float32, where the loss's
         gradients, which grow as ``1 / T``, overflow when Adam squares them
         below about 1e-19 (and the scores themselves below about 1e-37).
