@@ -17,7 +17,26 @@ from . import _chunking
 __all__ = ["LinearHead", "MixtureHead", "NearestHead", "ReasoningHead", "class_logsumexp"]
 
 
-class LinearHead(torch.nn.Module):
+class _MaskedClasses(torch.nn.Module):
+    """A head with a ``possible`` buffer: the classes it can score (bool, part of
+    the state; all True by default). A class without training rows yet is not
+    possible and scores ``-inf`` whatever the head's parameters hold."""
+
+    def _register_possible(self, possible: torch.Tensor | None, n_classes: int, device) -> None:
+        if possible is None:
+            possible = torch.ones(n_classes, dtype=torch.bool, device=device)
+        self.register_buffer("possible", torch.as_tensor(possible, dtype=torch.bool))
+
+    def _impossible_to_inf(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` with ``-inf`` for the classes that are not ``possible`` (the linear
+        head scored a declared class without rows with its starting column; the
+        reasoning head's unmasked weights made the shifted product NaN)."""
+        if bool(self.possible.all()):
+            return scores
+        return scores.masked_fill(~self.possible, -float("inf"))
+
+
+class LinearHead(_MaskedClasses):
     """``scores = a @ W / temperature`` (ProtoPNet's class-connection layer).
 
     A class that cannot be predicted (``possible`` False: one without
@@ -51,9 +70,7 @@ class LinearHead(torch.nn.Module):
         super().__init__()
         self.weight = torch.nn.Parameter(weight)
         self.register_buffer("temperature", torch.tensor(float(temperature)))
-        if possible is None:
-            possible = torch.ones(weight.shape[1], dtype=torch.bool, device=weight.device)
-        self.register_buffer("possible", torch.as_tensor(possible, dtype=torch.bool))
+        self._register_possible(possible, weight.shape[1], weight.device)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Class scores of the activations.
@@ -70,16 +87,8 @@ class LinearHead(torch.nn.Module):
         """
         return self._impossible_to_inf((a @ self.weight) / self.temperature)
 
-    def _impossible_to_inf(self, scores: torch.Tensor) -> torch.Tensor:
-        """``scores`` with ``-inf`` for the classes that are not ``possible`` (a
-        declared class without rows had the scores of its starting column, was
-        named the runner-up, and had probability up to 0.12)."""
-        if bool(self.possible.all()):
-            return scores
-        return scores.masked_fill(~self.possible, -float("inf"))
 
-
-class ReasoningHead(torch.nn.Module):
+class ReasoningHead(_MaskedClasses):
     """Classification-by-components reasoning over detections ``d`` in [0, 1].
 
     Class ``c`` has non-negative positive and negative reasoning weights
@@ -119,9 +128,7 @@ class ReasoningHead(torch.nn.Module):
         super().__init__()
         self.logits = torch.nn.Parameter(logits)
         self.negative = negative
-        if possible is None:
-            possible = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
-        self.register_buffer("possible", torch.as_tensor(possible, dtype=torch.bool))
+        self._register_possible(possible, logits.shape[1], logits.device)
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The positive and negative reasoning weights.
@@ -198,14 +205,6 @@ class ReasoningHead(torch.nn.Module):
         if len(rows):
             out[rows] = _block_logsumexp(log_d[rows], log_rp)
         return self._impossible_to_inf(out)
-
-    def _impossible_to_inf(self, log_p: torch.Tensor) -> torch.Tensor:
-        """``log_p`` with ``-inf`` for the classes that are not ``possible`` (their
-        unmasked weights computed it: a column of ``-inf`` log weights made the
-        shifted product NaN)."""
-        if bool(self.possible.all()):
-            return log_p
-        return log_p.masked_fill(~self.possible, -float("inf"))
 
 
 def _block_logsumexp(log_d: torch.Tensor, log_rp: torch.Tensor) -> torch.Tensor:

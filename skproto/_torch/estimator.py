@@ -236,9 +236,13 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
         """Called after the final projection onto rows ``X[indices]`` (before the refit)."""
 
     def _rows_arrive(self, net, T: np.ndarray) -> None:
-        """Before a ``partial_fit`` batch trains ``net``: the batch's rows (of positive
-        weight, targets ``T``) arrive, and a class that had none may become scorable
-        (default: nothing to do)."""
+        """Before a ``partial_fit`` batch (or a warm ``fit``) trains ``net``: the rows
+        (of positive weight, class codes ``T``) arrive, and a class that had none
+        becomes scorable in a head that keeps which classes are (``possible``)."""
+        possible = getattr(net.head, "possible", None)
+        if possible is not None and T.ndim == 1 and len(T):
+            with torch.no_grad():
+                possible[torch.as_tensor(np.unique(T), device=possible.device)] = True
 
     def _check_warm_targets(self, T: np.ndarray) -> None:
         """Refuse a warm ``fit`` whose rows (of positive weight, targets ``T``) the

@@ -1143,13 +1143,6 @@ class ProtoClassifier(TorchPrototypeClassifier):
         net.load_state_dict(tensors)
         return net
 
-    def _rows_arrive(self, net, T: np.ndarray) -> None:
-        # a class declared to partial_fit becomes scorable with its first rows
-        head = net.head
-        if isinstance(head, LinearHead) and T.ndim == 1 and len(T):
-            with torch.no_grad():
-                head.possible[torch.as_tensor(np.unique(T), device=head.possible.device)] = True
-
     def _refit(self, net, X, T, w, history, rng, *, projected):
         if self.head != "linear":
             return

@@ -901,13 +901,6 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         in_units(net.components, getattr(self, "_data_scale", 1.0))
         return net
 
-    def _rows_arrive(self, net, T: np.ndarray) -> None:
-        # a class declared to partial_fit becomes scorable with its first rows
-        head = net.head
-        if isinstance(head, ReasoningHead) and len(T):
-            with torch.no_grad():
-                head.possible[torch.as_tensor(np.unique(T), device=head.possible.device)] = True
-
     def _refit(self, net, X, T, w, history, rng, *, projected):
         """After projection: train everything but the components for ``project_epochs``."""
         if not (projected and self.project_epochs):
