@@ -69,6 +69,15 @@ FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 #: others stopped learning from about ``1e-21`` (the squares overflowed float32), and
 #: its scores overflowed float32 themselves at ``1e-37``.
 FLOAT32_MIN_TEMPERATURE = 1.0 / FLOAT32_MAX_ABS
+#: Largest temperature ProtoClassifier trains at (float32's safe magnitude squared):
+#: its mixture head's scale starts at ``T`` times its start at 1, so the scores are
+#: about ``T`` times their size at 1 until divided by ``T``; this leaves them 1e8 of
+#: float32's range (3.4e38) to grow in. At 1e37 fits diverged ("the loss became nan").
+FLOAT32_MAX_TEMPERATURE = FLOAT32_MAX_ABS**2
+#: float32's machine epsilon (2**-23): a similarity or detection below it, added to
+#: the terms of order 1 a score sums, or a cosine that differs from 1 by less, leaves
+#: no trace of the row in float32 (a row's scores are then the same whatever the row)
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)
 #: float32's rounding must move the rows by less than this fraction of their extent.
 FLOAT32_MIN_STEPS = 16
 

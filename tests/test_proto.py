@@ -1934,3 +1934,46 @@ def test_the_linear_refit_at_a_large_fixed_temperature_learns():
         clf.fit(Xtr, ytr)
     # (0.958 at T = 1; 0.824 at 1e5 without the refit, last_layer_max_iter=0; 0.082 now)
     assert clf.score(Xte, yte) > 0.8
+
+
+def test_a_huge_fixed_temperature_trains_the_mixture_head_as_one_does():
+    # T = 1e30: the biases' gradient (about 1 / T) squared to 0 in float32, Adam's
+    # step then m / (eps / T) moved the logits by thousands: digits at chance (0.10
+    # from 1e25, 0.16 at 1e20, 0.71 at 1e18), no warning; the moments are unitless now
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    one = ProtoClassifier(temperature=1.0, max_epochs=5, random_state=0).fit(X, y)
+    for T in (1e20, 1e30):
+        huge = ProtoClassifier(temperature=T, max_epochs=5, random_state=0).fit(X, y)
+        assert huge.score(X, y) == pytest.approx(one.score(X, y), abs=0.01)
+        np.testing.assert_allclose(huge.intercept_, one.intercept_, atol=1e-3)
+    # beyond 1e30 the scores before the division overflowed (1e37: "the loss became
+    # nan ... Lower learning_rate"): refused, naming the bound
+    with pytest.raises(ValueError, match=r"'temperature' .* range \[1e-15, 1e\+30\]"):
+        ProtoClassifier(temperature=1e31).fit(X, y)
+
+
+def test_an_rbf_width_or_latent_offset_that_leaves_rows_alike_is_refused():
+    # rbf_width=1e-30: every similarity exp(-d / width) 0; latent_offset=1e6: every
+    # cosine rounds to 1; either fitted digits at chance (0.08) without a word
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    with pytest.raises(
+        ValueError,
+        match=r"rbf_width=1e-30 is too small for these rows: .* below float32's "
+        r"resolution .*rbf_width must be at least [0-9.]+ here.* Use rbf_width='auto'",
+    ):
+        ProtoClassifier(similarity="rbf", rbf_width=1e-30, random_state=0).fit(X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"latent_offset=1000000.0 is too large for these rows: .* round to 1, .*"
+        r"latent_offset must be below about [0-9.e+]+ here; use latent_offset='auto'",
+    ):
+        ProtoClassifier(latent_offset=1e6, random_state=0).fit(X, y)
+    kw = dict(max_epochs=5, random_state=0)
+    assert ProtoClassifier(similarity="rbf", rbf_width=10.0, **kw).fit(X, y).score(X, y) > 0.5
+    assert ProtoClassifier(latent_offset=10.0, **kw).fit(X, y).score(X, y) > 0.5

@@ -1360,7 +1360,11 @@ def test_sigma_whose_detections_all_underflow_is_refused_clearly(learn_sigma, re
         ):
             clf.fit(X, y)
         assert not hasattr(clf, "classes_")  # (unchanged)
-    assert RBFPrototypeClassifier(sigma=1e-3, random_state=0, **kw).fit(X, y).n_iter_ >= 1
+    if reasoning == "positive":
+        assert RBFPrototypeClassifier(sigma=1e-3, random_state=0, **kw).fit(X, y).n_iter_ >= 1
+    else:  # (a few rows detected, and the rest scored alike: refused since)
+        with pytest.raises(ValueError, match="below float32's resolution"):
+            RBFPrototypeClassifier(sigma=1e-3, random_state=0, **kw).fit(X, y)
     # the nearest head's losses compare distances only: any sigma trains
     robust = RBFPrototypeClassifier(sigma=1e-20, max_epochs=3, random_state=0).fit(X, y)
     assert robust.score(X, y) > 0.9
@@ -1385,6 +1389,51 @@ def test_sigma_refusal_names_its_own_bound_and_no_unusable_sigma(omega_dim):
     median = float(re.search(r"the rows lie a median ([0-9.e+-]+) from", message).group(1))
     with pytest.raises(ValueError, match="too small for these rows"):
         RBFPrototypeClassifier(sigma=least / 1.02, **kw).fit(X, y)
-    at_least = RBFPrototypeClassifier(sigma=least, **kw).fit(X, y)  # (accepted: named so)
-    assert at_least.score(X, y) < 0.4  # (why the message warns that it is no usable one)
+    # that sigma, accepted, fitted at chance (0.333); half of the rows' detections
+    # below float32's epsilon are refused since (the positive-negative head)
+    with pytest.raises(ValueError, match="half of them have every detection"):
+        RBFPrototypeClassifier(sigma=least, **kw).fit(X, y)
     assert RBFPrototypeClassifier(sigma=median, **kw).fit(X, y).score(X, y) > 0.6
+
+
+@pytest.mark.parametrize("standardise", [False, True])
+def test_a_small_sigma_that_detects_a_few_rows_is_refused_by_the_negative_head(standardise):
+    # raw iris, sigma=1e-3 (and 0.03): a few rows detected passed the check, and the
+    # positive-negative head scored every other row sum_k r-_kc: test accuracy 0.32
+    # against 0.89 at "auto", no warning; the positive head keeps such rows apart
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    if standardise:
+        X = StandardScaler().fit_transform(X)
+    kw = dict(loss="cbc", max_epochs=3, random_state=0)
+    for sigma in (1e-3, 0.03):
+        with pytest.raises(
+            ValueError,
+            match=rf"sigma={sigma!r} is too small for these rows: (they lie a median "
+            r"[0-9.]+ from their nearest component, so half of them have every detection "
+            r"exp\(-dist / sigma\) below float32's resolution .*sigma must be at least "
+            r"[0-9.]+ here.* Use sigma='auto'|every detection exp\(-dist / sigma\) of a "
+            r"training row rounds to 0)",
+        ):
+            RBFPrototypeClassifier(sigma=sigma, **kw).fit(X, y)
+    positive = RBFPrototypeClassifier(sigma=0.03, reasoning="positive", **kw).fit(X, y)
+    assert positive.score(X, y) > 0.7
+    assert RBFPrototypeClassifier(sigma=0.5, **kw).fit(X, y).n_iter_ == 3
+
+
+@pytest.mark.parametrize("reasoning", ["positive_negative", "positive"])
+def test_a_row_on_a_component_does_not_let_an_undetecting_sigma_through(reasoning):
+    # with 10 components a class, some lie on a row, whose detection is 1 whatever
+    # sigma: sigma=1e-20 passed the check, and fit said "Training diverged ... Lower
+    # learning_rate" (the gradient of sigma, 0 * inf); 1e-4 fitted positive_negative
+    # at chance (0.35) without a word
+    X, y = load_iris(return_X_y=True)
+    kw = dict(loss="cbc", reasoning=reasoning, n_components=30, max_epochs=3, random_state=0)
+    for sigma in (1e-20, 1e-4):
+        with pytest.raises(
+            ValueError,
+            match=rf"sigma={sigma!r} is too small for these rows: every detection "
+            r"exp\(-dist / sigma\) of a training row rounds to 0 in float32",
+        ):
+            RBFPrototypeClassifier(sigma=sigma, **kw).fit(X, y)

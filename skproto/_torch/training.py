@@ -686,16 +686,21 @@ class Adam:
             step, m, v = st
             unit = getattr(p, _UNIT, 1.0)
             g = p.grad
+            if unit != 1.0:
+                # the moments are those of the unitless gradient (``unit`` times p's):
+                # a gradient in a parameter of unit u is 1/u of the unitless one, so an
+                # absolute eps outweighed it on data of large units (X * 2**30 trained
+                # differently from X), and its square underflowed float32 to 0 for
+                # large units (the mixture head's bias at temperature=1e30, ~1e-31:
+                # v = 0 against eps / u = 1e-38 stepped the logits ~1e4 a step)
+                g = g * unit
             if self.weight_decay:  # (a decay of p in its unit: weight_decay * p / unit**2)
-                g = g.add(p, alpha=self.weight_decay / unit**2)
+                g = g.add(p if unit == 1.0 else p / unit, alpha=self.weight_decay)
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2).addcmul_(g, g.conj(), value=1 - beta2)
             bias1 = 1 - beta1**step
             bias2_sqrt = (1 - beta2**step) ** 0.5
-            # (eps in the gradient's units: a gradient in a parameter of unit u is 1/u
-            # of the unitless one, so an absolute eps outweighed it on data of large
-            # units, and X * 2**30 trained differently from X)
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps / unit)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
             value = -self.lr * unit / bias1
             if abs(value) <= torch.finfo(p.dtype).max:
                 p.addcdiv_(m, denom, value=value)

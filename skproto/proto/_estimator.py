@@ -36,7 +36,9 @@ from .._torch.training import (
 from .._validation import (
     FLOAT32_MAX,
     FLOAT32_MAX_ABS,
+    FLOAT32_MAX_TEMPERATURE,
     FLOAT32_MIN_TEMPERATURE,
+    FLOAT32_RESOLUTION,
     FLOAT32_TINY,
 )
 from ..explain._explanation import Explanation
@@ -180,12 +182,19 @@ class ProtoClassifier(TorchPrototypeClassifier):
         the latent space's units: the map sees the rows divided by the power
         of two nearest their median distance from their mean. Ignored by the
         other similarities (``"log"``, ``"rbf"``) and when ``projection=None``.
+        One so large that the cosines of half of the rows with their nearest
+        prototype round to 1 in float32 (every such row scored alike) raises a
+        ``ValueError`` naming the bound (about 1e3 times "auto" on digits).
     rbf_width : float >= 1.2e-38 or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
         (At least float32's smallest normal number: torch keeps it as
-        float32, where less rounds to 0.) Ignored by the other similarities.
-    temperature : "auto" or float >= 1e-15, default="auto"
+        float32, where less rounds to 0.) One that leaves half of the rows every
+        similarity below float32's epsilon (their median squared distance to
+        the nearest prototype over ``rbf_width`` above about 15.9: every such
+        row scored alike) raises a ``ValueError`` naming the bound. Ignored by
+        the other similarities.
+    temperature : "auto" or float in [1e-15, 1e30], default="auto"
         The scores are divided by ``T``. "auto": ``T`` is fitted after
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is
@@ -198,7 +207,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``weight_decay > 0``, which draws the scale toward 1 whatever ``T``. At least
         1e-15: training divides the scores by it in float32, where the loss's
         gradients, which grow as ``1 / T``, overflow when Adam squares them
-        below about 1e-19 (and the scores themselves below about 1e-37).
+        below about 1e-19 (and the scores themselves below about 1e-37). At
+        most 1e30: the mixture head's scores before the division are about
+        ``T`` times those of ``T = 1``, and overflowed float32 from about 1e37.
     snap_weight : float >= 0, default=1.0
         Weight of the snap cost: the sum over classes of the mean distance
         from a prototype to the latent vector of its nearest training row of
@@ -394,10 +405,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
             Interval(Real, FLOAT32_TINY, FLOAT32_MAX, closed="left"),
         ],
         # (used in training: the loss's gradients grow as 1 / temperature, and Adam
-        # squares them in float32; 1e-37 overflowed the scores: "Training diverged")
+        # squares them in float32; 1e-37 overflowed the scores: "Training diverged";
+        # the mixture head's scores before the division grow as the temperature:
+        # 1e37 diverged)
         "temperature": [
             StrOptions({"auto"}),
-            Interval(Real, FLOAT32_MIN_TEMPERATURE, FLOAT32_MAX, closed="left"),
+            Interval(Real, FLOAT32_MIN_TEMPERATURE, FLOAT32_MAX_TEMPERATURE, closed="both"),
         ],
         "prototype_kind": [StrOptions({"trivial", "support", "both"})],
         "n_tokens": [None, Interval(Integral, 1, None, closed="left")],
@@ -903,6 +916,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))
         self._codes = codes
         width = self._rbf_width(Z, P) if self.similarity == "rbf" else 1.0
+        self._check_similarities_resolved(Z, P, width)
         possible = None
         if self.head == "linear" and T_rows.ndim == 1:
             # a class without rows (declared to partial_fit, or its rows all weigh 0)
@@ -975,6 +989,57 @@ class ProtoClassifier(TorchPrototypeClassifier):
             fitted = getattr(self, "history_", {}).get("temperature")
             unit = getattr(self, "temperature_", 1.0) if fitted is None else 1.0
         return float(unit)
+
+    def _check_similarities_resolved(self, Z: np.ndarray, P: np.ndarray, width: float) -> None:
+        """Raise where a given ``rbf_width`` or ``latent_offset`` leaves half of the
+        rows ``Z`` (latent, with the offset's column) no similarity to their nearest
+        initial prototype ``P`` (not a row's own) that float32 tells apart from that
+        of any other row.
+
+        ``rbf_width``: ``exp(-d / width)`` below float32's epsilon adds nothing to the
+        terms of order 1 of the scores (``rbf_width=1e-30`` on digits: test accuracy
+        0.08, no warning). ``latent_offset``: a constant coordinate far larger than
+        the latent vectors leaves every cosine within float32's epsilon of 1, where
+        it rounds to 1 (``latent_offset=1e6`` on digits: 0.08, no warning). Such
+        rows get the same scores whatever the row: nothing of X is learnt.
+        """
+        if self.similarity == "rbf" and self.rbf_width != "auto":
+            near = squared_distances_to_others(Z, P)
+            typical = float(np.median(near)) if near.size else 0.0
+            if typical > width * -np.log(FLOAT32_RESOLUTION):
+                least = typical / -np.log(FLOAT32_RESOLUTION)
+                raise ValueError(
+                    f"rbf_width={self.rbf_width!r} is too small for these rows: their "
+                    f"median squared latent distance to the nearest prototype is "
+                    f"{typical:.3g}, so half of them have every similarity "
+                    f"exp(-d / rbf_width) below float32's resolution (its epsilon, "
+                    f"{FLOAT32_RESOLUTION:.2g}; rbf_width must be at least {least:.3g} "
+                    "here) and the same class scores whatever the row: the model cannot "
+                    f"learn from X. Use rbf_width='auto' ({float(np.mean(near)):.3g} here) "
+                    "or a width of that order (up to some ten times that bound, the "
+                    "model still learns little)."
+                )
+        offset = self.latent_offset
+        if self.similarity == "cosine" and offset != "auto" and offset > 0 and self.projection:
+            Zn = normalize_rows(Z.astype(np.float64))
+            # 1 - cos = |z - p|^2 / 2 of unit vectors: no cancellation near 1
+            near = squared_distances_to_others(Zn, normalize_rows(P.astype(np.float64))) / 2
+            typical = float(np.median(near)) if near.size else np.inf
+            if typical < FLOAT32_RESOLUTION:
+                # 1 - cos falls as 1 / offset**2 where the offset dominates the vectors
+                most = offset * np.sqrt(typical / FLOAT32_RESOLUTION)
+                auto = float(np.median(np.sqrt(row_sqnorms(Z[:, :-1].astype(np.float64)))))
+                raise ValueError(
+                    f"latent_offset={offset!r} is too large for these rows: it outweighs "
+                    "their latent vectors so far that the cosines of half of them with "
+                    f"their nearest prototype lie within float32's resolution (its "
+                    f"epsilon, {FLOAT32_RESOLUTION:.2g}) of 1, where they round to 1, and "
+                    "those rows get the same class scores whatever the row: the model "
+                    f"cannot learn from X. latent_offset must be below about {most:.3g} "
+                    f"here; use latent_offset='auto' ({auto:.3g} here, the latent "
+                    "vectors' median norm) or a value of that order (from some 100 times "
+                    "it the model learns less)."
+                )
 
     def _rbf_width(self, Z: np.ndarray, P: np.ndarray) -> float:
         """``rbf_width``; "auto": the rows' mean squared latent distance to their

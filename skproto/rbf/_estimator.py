@@ -35,8 +35,8 @@ from .._torch.training import (
     training_centre,
     training_context,
 )
-from .._validation import FLOAT32_MAX, FLOAT32_TINY, warn_user
-from ..geometry import min_squared_distances, principal_axes
+from .._validation import FLOAT32_MAX, FLOAT32_RESOLUTION, FLOAT32_TINY, warn_user
+from ..geometry import principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
@@ -111,6 +111,8 @@ def _largest_detected_ratio() -> float:
 
 #: ``dist / sigma`` beyond which a detection rounds to 0 in float32
 _DETECTED_RATIO = _largest_detected_ratio()
+#: ``dist / sigma`` beyond which a detection is below float32's epsilon (about 15.9)
+_RESOLVED_RATIO = -float(np.log(FLOAT32_RESOLUTION))
 
 
 def _ceil_3g(value: float) -> float:
@@ -121,11 +123,13 @@ def _ceil_3g(value: float) -> float:
 
 
 def _check_detections(
-    Z: np.ndarray, U: np.ndarray, sigma: float, auto: float, typical: float
+    Z: np.ndarray, U: np.ndarray, sigma: float, auto: float, typical: float, negative: bool
 ) -> None:
     """Raise where every detection ``exp(-dist / sigma)`` of the rows ``Z`` by the
-    initial components ``U`` rounds to 0 in float32 (``auto``: ``sigma="auto"``,
-    ``typical``: the rows' median distance to their nearest component).
+    initial components ``U`` rounds to 0 in float32, or (``negative``: the
+    positive-negative head) where half of the rows have every detection below
+    float32's resolution (``auto``: ``sigma="auto"``, ``typical``: the rows'
+    median distance to their nearest component).
 
     Every row then gets the same scores and nothing of ``X`` is learnt
     (``sigma=1e-4`` on iris kept the initial model, accuracy 0.33); below about
@@ -135,12 +139,39 @@ def _check_detections(
     above it only the nearest row is, by a subnormal number, and the head learnt
     nothing there either (iris: accuracy 0.33 from it up to some 6 times it, the
     message had called it the least usable sigma).
+
+    A component on a row itself does not count (:func:`squared_distances_to_others`):
+    it detects its row by 1 whatever ``sigma``, and let through a sigma of 1e-20
+    (iris, 30 components: "Training diverged ... Lower learning_rate").
+
+    The positive-negative head scores a row ``sum_k r-_kc + d_k (r+_kc - r-_kc)``:
+    where every ``d_k`` is below float32's epsilon the sum is ``sum_k r-_kc``, the
+    same for every such row. With half of the rows so, it learnt nothing
+    (raw iris, ``sigma=1e-3``: a few rows detected, test accuracy 0.32 against
+    0.89 at "auto", no warning). The positive head, ``sum_k r+_kc d_k``, keeps
+    the rows apart at any detection above 0 (its predictions are those of the
+    nearest component).
     """
     if not len(Z) or not len(U):
         return
-    nearest = float(np.sqrt(np.min(min_squared_distances(Z, U))))
+    near = squared_distances_to_others(Z, U)
+    if not near.size:  # (every row on a component, and no other one)
+        return
+    nearest = float(np.sqrt(np.min(near)))
     # (capped: float32 cannot hold the ratio of a sigma of 1e-300)
     if np.exp(-np.float32(min(nearest / sigma, 1e4))) > 0:
+        if negative and typical > sigma * _RESOLVED_RATIO:
+            raise ValueError(
+                f"sigma={sigma!r} is too small for these rows: they lie a median "
+                f"{typical:.3g} from their nearest component, so half of them have every "
+                f"detection exp(-dist / sigma) below float32's resolution (its epsilon, "
+                f"{FLOAT32_RESOLUTION:.2g}; sigma must be at least "
+                f"{_ceil_3g(typical / _RESOLVED_RATIO):.3g} here), and the "
+                "positive-negative CBC head scores every such row alike (sum_k r-_kc): "
+                f"it cannot learn from X. Use sigma='auto' ({auto:.3g} here) or a sigma "
+                "of that order (a few times that bound still learns little), or "
+                "reasoning='positive', which keeps such rows apart."
+            )
         return
     raise ValueError(
         f"sigma={sigma!r} is too small for these rows: every detection "
@@ -266,8 +297,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Initial ``sigma``; "auto": the median distance from a training sample
         to its nearest initial component divided by ``ln 2``. With the CBC
         heads, a ``sigma`` so small that every detection of the training rows
-        rounds to 0 in float32 (nothing of X could be learnt) raises a
-        ``ValueError``.
+        rounds to 0 in float32 (nothing of X could be learnt; a component on a
+        row, which detects it whatever ``sigma``, does not count) raises a
+        ``ValueError``; with ``"positive_negative"`` also one that leaves half
+        of the rows every detection below float32's epsilon (it scores them
+        all alike): ``sigma`` below their median distance to the nearest
+        component divided by about 15.9.
     learn_sigma : bool, default=True
         Train ``sigma`` (one value shared by all components) where the loss
         depends on it: the CBC losses. The nearest head's losses (``"robust"``,
@@ -756,7 +791,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         typical = _typical_distance(Z, U)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
         if self.sigma != "auto" and self._head_kind != "nearest":
-            _check_detections(Z, U, sigma, typical / np.log(2.0), typical)
+            negative = self._head_kind == "positive_negative"
+            _check_detections(Z, U, sigma, typical / np.log(2.0), typical, negative)
         # the default margin, kept for a later partial_fit at margin=None
         self._auto_margin = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         if self.loss == "glvq":  # (it was reported, unused)
