@@ -800,11 +800,13 @@ class BasePrototypeClassifier(
         if impossible is not None:  # (not a runner-up, whatever its score reads)
             ranked[:, impossible] = -np.inf
         runner = np.argmax(ranked, axis=1) if C > 1 else explained
-        if impossible is not None and C > 1:
-            # every other class impossible (a stream declared [0, 1] that has seen
-            # class 1 only): no rival, as with a single known class (the argmax of
-            # -inf everywhere named the impossible class 0 the runner-up)
-            alone = (impossible[None, :] | (np.arange(C)[None, :] == explained[:, None])).all(1)
+        if C > 1:
+            # every other class impossible, or scoring -inf (a stream declared [0, 1]
+            # that has seen class 1 only): no rival, as with a single known class
+            # (the argmax of -inf everywhere named such a class the runner-up; the
+            # heads whose scores say so by -inf, NearestMeanClassifier's and the
+            # mixture, still did)
+            alone = ~(ranked > -np.inf).any(axis=1)
             runner = np.where(alone, explained, runner)
         margin = scores[rows, explained] - ranked[rows, runner]
         explanation = Explanation(

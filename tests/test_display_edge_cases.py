@@ -62,6 +62,11 @@ def test_report_of_a_class_declared_to_partial_fit_draws_finite_waterfalls(make)
     page = make_report(clf, X, cases=["a", "b"], X_train=X, y_train=[1, 1])
     svgs = re.findall(r"<svg class='waterfall'.*?</svg>", page)
     assert len(svgs) == 4  # two queries, the prediction and the runner-up
+    # (-2, the only other class, is no runner-up: the -inf score drawn as a target)
+    from skproto.explain import waterfall
+    from skproto.explain._report import _svg
+
+    svgs.append(_svg(waterfall(clf.explain(X[:1], 2, target=[-2]), 0)))
     numbers = [float(v) for svg in svgs for v in re.findall(r"\b(?:x|width|x1|x2)='([^']*)'", svg)]
     assert numbers and np.all(np.isfinite(numbers)), [n for n in numbers if not np.isfinite(n)]
 
@@ -77,15 +82,17 @@ def test_waterfall_plot_of_a_class_declared_to_partial_fit_is_finite():
 
     X = np.array([[0.0, 0.0], [0.0, 1.0]])
     clf = NearestMeanClassifier().partial_fit(X, [1, 1], classes=[1, -2])
+    # (-2 is no runner-up: the only other class, it scores -inf; explained as a target)
+    explanation = clf.explain(X[:1], 2, target=[-2])
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        display = ExplanationDisplay.from_estimator(clf, X, sample=0)
+        display = ExplanationDisplay.from_explanation(explanation)
         display.figure_.canvas.draw()
-    assert display.axes_[1].get_title() == "class -2 (runner-up): score -inf"
+    assert display.axes_[0].get_title() == "class -2 (explained, not predicted): score -inf"
     for bars in display.bars_:
         for bar in bars:
             assert np.isfinite([bar.get_x(), bar.get_width()]).all()
-    left, right = display.axes_[1].get_xlim()
+    left, right = display.axes_[0].get_xlim()
     assert np.isfinite([left, right]).all() and left < 0  # the -inf bars reach the left
 
 

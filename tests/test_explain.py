@@ -876,3 +876,57 @@ def test_contribution_ties_name_prototypes_of_the_explained_class(kw, shift, zer
         ex = clf.explain(q, n_prototypes=1, target=target)
         assert (ex.prototype_label == target).all()
     np.testing.assert_array_equal(clf.prototype_labels_[_top_prototype(clf, q)], clf.predict(q))
+
+
+def test_representatives_of_underflowed_components_are_their_nearest_own_class_rows():
+    """A component of RBFPrototypeClassifier after partial_fit is no training row;
+    its representative is the row of its class that activates it most. With
+    sigma=0.02 on digits most detections underflow to 0, and the representative
+    was the first row of the class (tied at 0), not the nearest one."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import pairwise_distances
+
+    from skproto.explain import prototype_rows
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    clf = RBFPrototypeClassifier(sigma=0.02, random_state=0).partial_fit(
+        X, y, classes=np.arange(10)
+    )
+    assert (clf._prototype_sample_indices() < 0).all()  # (components, no rows)
+    assert (clf.transform(X) == 0).mean() > 0.9
+    distance = pairwise_distances(X, clf.prototypes_)
+    expected = [
+        np.flatnonzero(y == label)[np.argmin(distance[y == label, k])]
+        for k, label in enumerate(clf.prototype_labels_)
+    ]
+    np.testing.assert_array_equal(prototype_rows(clf, X, y), expected)
+    # the search of the class's rows when none of the given neighbours is of its class
+    no_neighbours = np.full((len(expected), 1), -1)
+    np.testing.assert_array_equal(prototype_rows(clf, X, y, neighbors=no_neighbours), expected)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        NearestMeanClassifier,
+        lambda: ProtoClassifier(n_prototypes_per_class=1, max_epochs=2, random_state=0),
+        lambda: ProtoClassifier(head="linear", n_prototypes_per_class=1, max_epochs=2),
+        lambda: RBFPrototypeClassifier(random_state=0),
+    ],
+)
+def test_a_class_scoring_minus_inf_is_no_runner_up(make):
+    """runner_up is the explained class itself where every other class is declared
+    to partial_fit without rows yet (margin inf), as documented and as the heads
+    that mark such classes impossible did; NearestMeanClassifier and the mixture
+    head, whose scores say so by -inf, named the class of score -inf the runner-up
+    (the argmax of -inf), and the report and plots drew its -inf waterfall."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    clf = make().partial_fit(X, [1, 1, 1], classes=[1, -2])
+    ex = clf.explain(X, 2)
+    assert ex.explained.tolist() == [1, 1, 1]
+    assert ex.runner_up.tolist() == [1, 1, 1] and np.all(ex.margin == np.inf)
+    # a class with rows is still the runner-up beside one without
+    clf = make().partial_fit(X, [1, 1, 3], classes=[1, -2, 3])
+    ex = clf.explain(X, 2)
+    assert set(ex.runner_up.tolist()) <= {1, 3} and np.all(np.isfinite(ex.margin))

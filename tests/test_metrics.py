@@ -525,3 +525,21 @@ def test_explanation_stability_passes_an_own_class_head_once_per_chunk(monkeypat
     again = explanation_stability(clf, X, n_draws=2, random_state=0, aggregate=None)
     np.testing.assert_array_equal(again, expected)
     assert sum(calls) == 3 * len(X)  # the rows, then each draw's: one pass each
+
+
+def test_neighbours_and_purity_rank_underflowed_detections_by_distance():
+    """RBFPrototypeClassifier(sigma=0.02) on digits predicts well (0.99), but the
+    detections exp(-dist / sigma) of most rows underflow to 0: tied at 0, the
+    neighbours of a component were rows 0, 1, 2, ... and its purity that of
+    those rows (0.28 on all of digits), not of its nearest rows (1.0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import pairwise_distances
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    clf = RBFPrototypeClassifier(sigma=0.02, max_epochs=2, random_state=0).fit(X, y)
+    assert (clf.transform(X) == 0).mean() > 0.9  # (the case: most detections underflow)
+    nearest = np.argsort(pairwise_distances(X, clf.prototypes_), axis=0, kind="stable")[:5].T
+    np.testing.assert_array_equal(prototype_neighbors(clf, X, n_neighbors=5), nearest)
+    expected = (y[nearest] == np.asarray(clf.prototype_labels_)[:, None]).mean(axis=1)
+    np.testing.assert_allclose(prototype_purity(clf, X, y, n_neighbors=5, aggregate=None), expected)

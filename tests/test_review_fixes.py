@@ -34,11 +34,13 @@ def test_report_waterfall_draws_a_minus_inf_score_to_the_edge():
     import re
 
     from skproto import NearestMeanClassifier
-    from skproto.explain import make_report
+    from skproto.explain import waterfall
+    from skproto.explain._report import _svg
 
     X = np.array([[0.0, 0.0], [0.0, 1.0]])
     clf = NearestMeanClassifier().partial_fit(X, [1, 1], classes=[1, -2])
-    page = make_report(clf, X[:1], cases=["a", "b"], X_train=X, y_train=[1, 1])
+    # (-2, the only other class, is no runner-up: its score drawn as explain's target)
+    page = _svg(waterfall(clf.explain(X[:1], 2, target=[-2]), 0))
     svg = re.search(r"<svg class='waterfall'[^>]*class -2'>.*?</svg>", page).group(0)
     zero = float(re.search(r"<line x1='([^']*)'", svg).group(1))
     score = re.search(r"<rect class='score' x='([^']*)' y='[^']*' width='([^']*)'", svg)

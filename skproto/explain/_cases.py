@@ -522,6 +522,8 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     first of ties), in row chunks: ``transform`` of all the class's rows at once was
     a (class rows, n_prototypes) array of which one column was read (200,000 rows
     and 500 prototypes: 871 MB)."""
+    from ..metrics import _neighbor_activation
+
     best, where = -np.inf, 0
     # validated once, so the rows' working dtype is chosen once for all of them
     # (per chunk, a float32 chunk could break a float64 near-tie another way)
@@ -532,7 +534,8 @@ def _most_active(estimator: Any, X: np.ndarray, own: np.ndarray, k: int) -> int:
     rows = X.iloc[own] if hasattr(X, "iloc") else np.asarray(X)[own]
     rows = estimator._validate_X_predict(rows)
     for s in chunk_slices(len(own), estimator._row_elements(rows.shape[1])):
-        act = estimator._activation(estimator._pairwise(rows[s])[:, k : k + 1])[:, 0]
+        # (as prototype_neighbors ranks them: an underflowed detection by its distance)
+        act = _neighbor_activation(estimator, rows[s])[:, k]
         i = int(np.argmax(act))
         if act[i] > best:
             best, where = act[i], s.start + i
