@@ -61,7 +61,7 @@ def test_report_of_a_class_declared_to_partial_fit_draws_finite_waterfalls(make)
     assert np.isinf(clf.explain(X[:1], 2, target=[-2]).scores[0, 0])
     page = make_report(clf, X, cases=["a", "b"], X_train=X, y_train=[1, 1])
     svgs = re.findall(r"<svg class='waterfall'.*?</svg>", page)
-    assert len(svgs) == 4  # two queries, the prediction and the runner-up
+    assert len(svgs) == 2  # two queries, the prediction only (no runner-up: -2 is -inf)
     # (-2, the only other class, is no runner-up: the -inf score drawn as a target)
     from skproto.explain import waterfall
     from skproto.explain._report import _svg
@@ -94,6 +94,80 @@ def test_waterfall_plot_of_a_class_declared_to_partial_fit_is_finite():
             assert np.isfinite([bar.get_x(), bar.get_width()]).all()
     left, right = display.axes_[0].get_xlim()
     assert np.isfinite([left, right]).all() and left < 0  # the -inf bars reach the left
+
+
+_NO_RIVAL_MODELS = [
+    NearestMeanClassifier,
+    lambda: ProtoClassifier(n_prototypes_per_class=1, max_epochs=2, random_state=0),
+    lambda: ProtoClassifier(head="linear", n_prototypes_per_class=1, max_epochs=2, random_state=0),
+]
+
+
+@pytest.mark.parametrize("make", _NO_RIVAL_MODELS)
+def test_waterfall_plot_draws_a_sample_without_a_rival_once(make):
+    """Where every other class scores -inf (declared to partial_fit without rows),
+    explain names the explained class its own runner-up: ExplanationDisplay drew the
+    same "predicted" panel twice (two Axes, titles and bars alike). One panel now,
+    whose title says that there is no runner-up; a class with rows beside it is
+    still drawn as the runner-up."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skproto.explain import ExplanationDisplay
+
+    X = np.array([[0.0, 0.0], [0.0, 1.0]])
+    clf = make().partial_fit(X, [1, 1], classes=[1, -2])
+    explanation = clf.explain(X, 2)
+    assert explanation.runner_up.tolist() == [1, 1]
+    for display in (
+        ExplanationDisplay.from_estimator(clf, X, sample=1, n_prototypes=2),
+        ExplanationDisplay.from_explanation(explanation, sample=1),
+    ):
+        display.figure_.canvas.draw()
+        assert len(display.figure_.axes) == len(display.axes_) == 1
+        assert len(display.bars_) == len(display.waterfalls) == 1
+        assert len(display.axes_[0].patches) == len(display.waterfalls[0].steps) + 1  # + score
+        title = display.axes_[0].get_title()
+        assert title.startswith("class 1 (predicted; no runner-up") and "-inf" in title
+        plt.close(display.figure_)
+    # a class with rows is still the runner-up, in a panel of its own
+    clf = make().partial_fit(np.vstack([X, [[5.0, 5.0]]]), [1, 1, 3], classes=[1, -2, 3])
+    display = ExplanationDisplay.from_estimator(clf, X, sample=0, n_prototypes=2)
+    titles = [ax.get_title() for ax in display.figure_.axes]
+    assert len(titles) == 2 and "(runner-up)" in titles[1] and "no runner-up" not in titles[0]
+    plt.close(display.figure_)
+
+
+@pytest.mark.parametrize("make", _NO_RIVAL_MODELS)
+def test_report_draws_a_sample_without_a_rival_once(make, tmp_path):
+    """The report drew the same "predicted" panel (heading, waterfall and table) twice
+    for such a sample, as the prediction and as the runner-up. Opened in Chromium:
+    one panel per query, and a line saying there is no runner-up."""
+    from browser import probe
+
+    X = np.array([[0.0, 0.0], [0.0, 1.0]])
+    clf = make().partial_fit(X, [1, 1], classes=[1, -2])
+    page = make_report(clf, X, cases=["a", "b"], X_train=X, y_train=[1, 1])
+    seen = probe(
+        page,
+        "document.querySelectorAll('details').forEach(function(d){d.open=true});"
+        "var q=document.querySelectorAll('details.query'),out=[];"
+        "for(var i=0;i<q.length;i++){var h=q[i].querySelectorAll('.panel h4'),t=[];"
+        "for(var j=0;j<h.length;j++){t.push(h[j].textContent)}"
+        "var n=q[i].querySelector('.no-rival');"
+        "out.push(q[i].querySelectorAll('.panel svg.waterfall').length+'/'+t.join(',')+'/'"
+        "+(n&&n.getClientRects().length?n.textContent:''))}"
+        "document.body.dataset.probe=out.join('|');",
+        tmp_path / "report.html",
+    )
+    rival = "no runner-up: every other class scores -inf"
+    queries = seen.split("|")  # per query: waterfalls / panel headings / no-rival line
+    assert len(queries) == 2, seen
+    for query in queries:
+        drawn, headings, note = query.split("/")
+        assert drawn == "1" and headings.startswith("predicted 1: score "), seen
+        assert "," not in headings and note == rival, seen
 
 
 def test_report_encodes_each_training_image_of_an_image_array_once(monkeypatch):
@@ -143,3 +217,23 @@ def test_a_sparse_indicator_y_is_refused_as_fit_refuses_it():
 
     with pytest.raises(TypeError, match="Sparse data was passed for y"):
         prototype_purity(clf, X, sparse.csr_matrix(Y))
+
+
+def test_text_of_a_sample_without_rival_shows_its_class_once():
+    # (the text view named the explained class the runner-up and printed its column
+    # twice, "-> 1  -> 1", where every other class was declared without rows)
+    X = np.array([[0.0, 0.0], [0.0, 1.0]])
+    clf = NearestMeanClassifier().partial_fit(X, [1, 1], classes=[1, -2])
+    text = str(clf.explain(X))
+    assert ", runner-up" not in text
+    assert text.count("no runner-up (every other class scores -inf)") == 2
+    header = next(line for line in text.splitlines() if "rank" in line)
+    assert header.split()[-2:] == ["->", "1"]
+    score = next(line for line in text.splitlines() if "= class score" in line)
+    assert score.split()[-1] == "-0.125" and score.count("-0.125") == 1
+    # a sample with a rival keeps both columns
+    clf.partial_fit(np.array([[5.0, 5.0]]), [-2])
+    text = str(clf.explain(X[:1]))
+    assert "runner-up -2" in text
+    header = next(line for line in text.splitlines() if "rank" in line)
+    assert header.split()[-4:] == ["->", "1", "->", "-2"]

@@ -543,3 +543,34 @@ def test_neighbours_and_purity_rank_underflowed_detections_by_distance():
     np.testing.assert_array_equal(prototype_neighbors(clf, X, n_neighbors=5), nearest)
     expected = (y[nearest] == np.asarray(clf.prototype_labels_)[:, None]).mean(axis=1)
     np.testing.assert_allclose(prototype_purity(clf, X, y, n_neighbors=5, aggregate=None), expected)
+
+
+def test_neighbours_rank_a_row_without_tokens_below_underflowed_rows():
+    """A token row without a real token has similarity 0 by definition (not by
+    underflow), and pooled_distances gives it a placeholder distance of 1: ranked by
+    minus that distance, it was named the nearest neighbour of every prototype, above
+    the real rows whose similarities underflowed (rows 67, 69 ... are nearer)."""
+    from sklearn.datasets import load_digits
+
+    from skproto.encoders import pack_tokens
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    E = np.stack([X[:, :32], X[:, 32:]], axis=1)
+    mask = np.ones((len(X), 2), dtype=int)
+    mask[-1] = 0  # the last row: no real token
+    clf = ProtoClassifier(
+        similarity="rbf",
+        n_tokens=2,
+        projection=None,
+        n_prototypes_per_class=1,
+        max_epochs=2,
+        random_state=0,
+    ).fit(pack_tokens(E, mask), y)
+    far = pack_tokens(E * 50 + 500, mask)  # every similarity underflows to 0
+    assert (clf.transform(far) == 0).all()
+    neighbors = prototype_neighbors(clf, far, n_neighbors=3)
+    assert not (neighbors == len(X) - 1).any()
+    d = clf._run("pooled_distances", clf._validate_X_predict(far))[:-1]
+    expected = np.argsort(d, axis=0, kind="stable")[:3].T
+    np.testing.assert_array_equal(neighbors, expected)

@@ -137,26 +137,27 @@ def _table(
 ) -> list[str]:
     """Aligned text lines: a header, prototype rows, then total rows.
 
-    ``align`` has an "l" or "r" per column. A total row is ``[name, a, b]``:
-    its name spans every column but the last two.
+    ``align`` has an "l" or "r" per column. A total row is ``[name, *numbers]``
+    (every total row with as many numbers): its name spans every column but the
+    numbers' last ones.
     """
     n = len(header)  # (widths on the screen: CJK text takes two columns a character)
+    k = len(totals[0]) - 1 if totals else 0
     widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(n)]
     for name, *numbers in totals:
-        for j, cell in enumerate(numbers, start=n - 2):
+        for j, cell in enumerate(numbers, start=n - k):
             widths[j] = max(widths[j], _width(cell))
-        span = sum(widths[: n - 2]) + 2 * (n - 3)
-        widths[n - 3] += max(0, _width(name) - span)
+        span = sum(widths[: n - k]) + 2 * (n - k - 1)
+        widths[n - k - 1] += max(0, _width(name) - span)
 
     def line(cells):
         return "  " + "  ".join(_pad(c, w, a) for c, w, a in zip(cells, widths, align))
 
-    span = sum(widths[: n - 2]) + 2 * (n - 3)
+    span = sum(widths[: n - k]) + 2 * (n - k - 1)
     out = [line(header)] + [line(r) for r in rows]
-    for name, a, b in totals:
-        out.append(
-            f"  {_pad(name, span, 'l')}  {_pad(a, widths[-2], 'r')}  {_pad(b, widths[-1], 'r')}"
-        )
+    for name, *numbers in totals:
+        cells = [_pad(c, w, "r") for c, w in zip(numbers, widths[n - k :])]
+        out.append("  " + "  ".join([_pad(name, span, "l"), *cells]))
     return out
 
 
@@ -531,15 +532,21 @@ class Explanation:
             )
         else:
             head = f"sample {i}: predicted {names[p]} (score {_num(scores[p])})"
-        lines = [
-            f"{head}, runner-up {names[q]} (score {_num(scores[q])}), margin {_num(self.margin[i])}"
-        ]
+        rival = q != p  # (explain names the explained class itself where none scores)
+        if rival:
+            lines = [
+                f"{head}, runner-up {names[q]} (score {_num(scores[q])}), "
+                f"margin {_num(self.margin[i])}"
+            ]
+        else:  # (one column, not the explained class's twice)
+            alone = "every other class scores -inf" if len(scores) > 1 else "one class"
+            lines = [f"{head}; no runner-up ({alone})"]
         to_p, to_q = "-> " + names[p], "-> " + names[q]
         with_cases = self.cases is not None
         with_tokens = self.query_token is not None
         header = ["rank", "prototype", "class", "train row"] + ["tokens q/p"] * with_tokens
         header += ["case"] * with_cases
-        header += [self.value_name, to_p, to_q]
+        header += [self.value_name, to_p] + [to_q] * rival
         rows = []
         for r in range(self.prototype_index.shape[1]):
             row = self.prototype_sample_index[i, r]
@@ -561,22 +568,24 @@ class Explanation:
                     ),
                     _num(self.value[i, r]),
                     _num(self.contribution[i, r, p]),
-                    _num(self.contribution[i, r, q]),
+                    *[_num(self.contribution[i, r, q])] * rival,
                 ]
             )
             for name, part in (self.parts or {}).items():
                 rows.append(
                     ["", "", "", ""]
                     + [""] * (with_cases + with_tokens)
-                    + [f"of which {name}", _num(part[i, r, p]), _num(part[i, r, q])]
+                    + [f"of which {name}", _num(part[i, r, p])]
+                    + [_num(part[i, r, q])] * rival
                 )
         totals = [
             ["other prototypes", self.other_contribution[i, p], self.other_contribution[i, q]],
             [self.bias_name, self.bias[p], self.bias[q]],
             ["= class score", scores[p], scores[q]],
         ]
-        totals = [[name, _num(a), _num(b)] for name, a, b in totals]
-        table = _table(header, rows, totals, "rrlr" + "r" * with_tokens + "l" * with_cases + "rrr")
+        totals = [[name, _num(a)] + [_num(b)] * rival for name, a, b in totals]
+        aligns = "rrlr" + "r" * with_tokens + "l" * with_cases + "rr" + "r" * rival
+        table = _table(header, rows, totals, aligns)
         return lines + table
 
     def _legend(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,12 @@ from ._cases import (
 )
 from ._explanation import Explanation, label_texts
 from ._steps import (
+    NO_RIVAL,
     Waterfall,
     drawn_range,
     explain_with_runner_up,
     fitted_classifier,
+    has_rival,
     runner_up_waterfall,
     unpipe,
     waterfall,
@@ -77,7 +80,8 @@ def _zoom(shape: tuple) -> float:
 class ExplanationDisplay:
     """Waterfall of one prediction: how the top prototypes build the class scores.
 
-    One panel for the predicted class and one for the runner-up. Each starts
+    One panel for the predicted class and one for the runner-up (none where
+    every other class scores -inf: the first panel's title says so). Each starts
     at the class bias, adds one bar per listed prototype (labelled with its
     case: a text snippet, or a thumbnail for an image) and a bar for all
     other prototypes, and ends exactly at the class score, drawn as the last
@@ -225,11 +229,15 @@ class ExplanationDisplay:
             The display, drawn.
         """
         panels = [waterfall(explanation, sample)]
-        if len(explanation.classes) > 1:
+        if has_rival(explanation, sample):
             if runner_up is not None:  # (its explained class is the runner-up)
                 panels.append(runner_up_waterfall(runner_up, sample))
             else:
                 panels.append(waterfall(explanation, sample, column="runner_up"))
+        elif len(explanation.classes) > 1:
+            # every other class scores -inf: explain names the explained class its
+            # own runner-up, and its panel was drawn a second time as the runner-up's
+            panels[0] = replace(panels[0], role=f"{panels[0].role}; {NO_RIVAL}")
         display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
         return display.plot(ax=ax)
 

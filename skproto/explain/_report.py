@@ -43,10 +43,12 @@ from ._cases import (
 )
 from ._explanation import _label, _slot, plain
 from ._steps import (
+    NO_RIVAL,
     Waterfall,
     drawn_range,
     explain_with_runner_up,
     fitted_classifier,
+    has_rival,
     runner_up_waterfall,
     unpipe,
     waterfall,
@@ -301,7 +303,8 @@ def make_report(
 
     For every query: the prediction (and whether it is right, when ``y`` is
     given), the margin, the out-of-distribution score (``score_samples``),
-    and for the predicted class and the runner-up a waterfall of the class
+    and for the predicted class and the runner-up (if any other class scores
+    above -inf) a waterfall of the class
     score with the cases of the prototypes that build it. A global page
     gives accuracy, the interpretability metrics of :mod:`skproto.metrics`
     and, with the training data, a gallery: every class's prototypes as
@@ -459,9 +462,11 @@ def make_report(
             # multi-label, nor the next one), as the plots title them
             top = waterfall(first, i)
             panels = _panel(top, top.role, shown, first.value_name)
-            if len(first.classes) > 1:
+            if has_rival(first, i):
                 runner = runner_up_waterfall(second, i)
                 panels += _panel(runner, runner.role, shown, second.value_name)
+            elif len(first.classes) > 1:  # (its own runner-up: drawn once, not twice)
+                panels += f"<p class='no-rival'>{_e(NO_RIVAL)}</p>"
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"

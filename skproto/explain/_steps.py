@@ -235,6 +235,23 @@ def _role(explanation: Explanation, sample: int, column: str, c: int) -> str:
     return f"{on} (highest score)" if scores[c] >= scores.max() else f"{on} (target)"
 
 
+#: What the plot and the report say where a sample has no runner-up.
+NO_RIVAL = "no runner-up: every other class scores -inf"
+
+
+def has_rival(explanation: Explanation, sample: int) -> bool:
+    """Whether row ``sample`` has a runner-up other than its explained class.
+
+    ``explain`` names the explained class itself the runner-up (margin inf)
+    where every other class scores -inf (declared to ``partial_fit`` without
+    rows yet): the plot and the report then draw its panel once, not a second
+    time as the runner-up's.
+    """
+    if len(explanation.classes) < 2:
+        return False
+    return bool(explanation.runner_up[sample] != explanation.explained[sample])
+
+
 def runner_up_waterfall(explanation: Explanation, sample: int) -> Waterfall:
     """:func:`waterfall` of an explanation made with ``target`` = the runner-up
     (:func:`explain_with_runner_up`'s second), with the runner-up's role."""

@@ -1556,7 +1556,17 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # exp(-d / width) underflows to 0 far from every prototype (projection=None,
         # a query 100 away from iris): tied at 0, rank_by="activation" listed
         # prototype 0, not the nearest. Minus the squared distance orders alike.
-        return underflow_order(A, lambda rows: -self._run("pooled_distances", X[rows]))
+        return underflow_order(A, lambda rows: self._minus_pooled_distances(X[rows]))
+
+    def _minus_pooled_distances(self, X: np.ndarray) -> np.ndarray:
+        """``_activation_order``'s key of rows ``X``: minus their pooled distances; -inf
+        for a row without a real token, whose similarity is 0 by definition, not by
+        underflow (its placeholder distance of 1 ranked it, in prototype_neighbors,
+        above every real row whose similarity underflowed)."""
+        out = -np.asarray(self._run("pooled_distances", X), dtype=np.float64)
+        if self.n_tokens:
+            out[~unpack_tokens(X, self.n_tokens)[1].any(axis=1)] = -np.inf
+        return out
 
     @property
     def _contributions_are_own_class(self) -> bool:
