@@ -115,10 +115,20 @@ PROTO_N = {"trivial": [3, 5], "support": [3, 5], "both": [1, 2]}
 # (the analogue of the C tuned for the linear probes; 1/alpha = C); then
 # ProtoPNet's log similarity and a linear head. A level indexes PROTO_N.
 PROTO_L1 = [1e-4, 1e-5]  # ProtoPNet's default first
+# ProtoPNet's L1 is on W at T = 1; skproto's is on W / T (the logits' units), so the
+# cosine configurations at T = 0.1 pass l1 * 0.1 for the same penalty (the same
+# objective this grid ran until 2026-12-07, when the L1 was on W)
+COSINE_T = PROTO_SIMILARITIES[0]["temperature"]
 PROTO_ALPHA = [0.1, 0.03, 0.3]  # the default first
 PROTO_GRID = (
     [
-        {**PROTO_SIMILARITIES[0], "level": lv, "l1_weight": l1, "alpha": a, "projection": None}
+        {
+            **PROTO_SIMILARITIES[0],
+            "level": lv,
+            "l1_weight": l1 * COSINE_T,
+            "alpha": a,
+            "projection": None,
+        }
         for lv in (0, 1)
         for l1 in PROTO_L1
         for a in (PROTO_ALPHA if l1 < 1e-4 else PROTO_ALPHA[:1])
@@ -137,7 +147,7 @@ PROTO_GRID = (
         {
             **PROTO_SIMILARITIES[0],
             "level": 1,
-            "l1_weight": PROTO_L1[0],
+            "l1_weight": PROTO_L1[0] * COSINE_T,
             "alpha": PROTO_ALPHA[0],
             "projection": "linear",
         }
@@ -145,7 +155,7 @@ PROTO_GRID = (
 )
 # --quick: one configuration per kind
 PROTO_QUICK = [
-    {"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-4, "projection": None}
+    {"similarity": "cosine", "temperature": 0.1, "level": 0, "l1_weight": 1e-5, "projection": None}
 ]
 
 LINEAR_C = {"full": [0.1, 1.0, 10.0, 100.0], "quick": [1.0]}

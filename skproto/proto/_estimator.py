@@ -199,7 +199,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         training to minimise the log-loss on the early-stopping split (on the
         training rows without early stopping), so ``predict_proba`` is
         calibrated; predictions do not change. A float is used as given, also
-        during training: with the linear head it can change what is learnt.
+        during training: with the linear head it can change what is learnt
+        (its last-layer refit is solved in the logits' units, ``W / T``: on
+        the same network any float refits the scores ``T = 1`` refits, ``W``
+        ``T`` times as large).
         The mixture head learns its scale and biases, which absorb ``T``: its
         scale starts ``T`` times its start at 1 and its biases are learnt in
         units of ``T``, so any float trains the scores ``T = 1`` trains (up to
@@ -235,8 +238,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
         ``separation_weight`` is that of the trivial prototypes: ignored with
         ``prototype_kind="support"``.
     l1_weight : float >= 0, default=1e-4
-        L1 on wrong-class connections of the linear head. Ignored by the
-        mixture head.
+        L1 on wrong-class connections of the linear head, in the logits'
+        units: on ``W / T`` (ProtoPNet's L1 is on ``W`` at ``T = 1``; at
+        ``temperature=0.1`` its 1e-4 is 1e-5 here). Ignored by the mixture
+        head.
     support_separation_weight : float >= 0, default=0.48
         Separation weight of support prototypes. Ignored with
         ``prototype_kind="trivial"``.
@@ -1155,8 +1160,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     st = st_protopnet_loss(P, codes[idx], n_classes, kind)
                     total = total + st_weight[kind] * st
             if linear and self.l1_weight:  # (not on a class that cannot be scored yet)
+                # on W / T, the logits' weights, as the refit's: on W it weighed T
+                # times as much against the loss (exactly as before at T = 1)
                 off = (1 - identity) * net.head.possible
-                total = total + self.l1_weight * (net.head.weight * off).abs().sum()
+                l1 = (net.head.weight * off).abs().sum() / net.head.temperature
+                total = total + self.l1_weight * l1
             pull = getattr(self, "_pull_rows", None)
             if pull is not None and net.training:
                 total = total + self.snap_weight * self._snap_cost(net, pull)
