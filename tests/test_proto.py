@@ -2042,3 +2042,35 @@ def test_the_training_l1_is_on_the_logits_weights_as_the_refits(temperature):
     off = 1 - np.eye(3)[clf._codes]
     expected = 0.5 * np.abs(W * off).sum() / temperature
     assert float(with_l1 - without) == pytest.approx(expected, rel=1e-5)
+
+
+def test_rows_on_their_own_prototype_do_not_get_a_fitting_rbf_width_refused():
+    # a row on a prototype is seen by it by 1 whatever the width; measured from the
+    # next prototype instead (9c55685), one row a class read the distance between
+    # classes and refused rbf_width=1, the classes' own spread (test accuracy 0.98
+    # on 9c55685^), and duplicate rows were refused at 0.1 (accuracy 1.0)
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(
+        n_samples=300, centers=[[0, 0], [20, 0], [10, 17]], cluster_std=1.0, random_state=0
+    )
+    first = np.array([np.flatnonzero(y == c)[0] for c in range(3)])
+    kw = dict(similarity="rbf", projection=None, max_epochs=3, random_state=0)
+    assert ProtoClassifier(rbf_width=1.0, **kw).fit(X[first], y[first]).score(X, y) > 0.9
+    D, yd = np.repeat(np.eye(4), 50, axis=0), np.repeat(np.arange(4), 50)
+    assert ProtoClassifier(rbf_width=0.1, **kw).fit(D, yd).score(D, yd) == 1.0
+
+
+def test_a_latent_offset_is_not_refused_for_jittered_copies_of_a_row():
+    # a class with fewer distinct rows than prototypes gets jittered copies of its
+    # rows, at 1 - cos of about 1e-7 from them whatever the offset: read as a row's
+    # nearest prototype (9c55685), 4 one-hot rows of 50 copies each were refused from
+    # latent_offset=20 on, each time "below about" just under the offset given (29.9
+    # at 30, 48.2 at 50), though they fit to 1.0 there (9c55685^); the bound now reads
+    # the nearest prototype of another class
+    D, yd = np.repeat(np.eye(4), 50, axis=0), np.repeat(np.arange(4), 50)
+    for offset in (30.0, 50.0):
+        clf = ProtoClassifier(latent_offset=offset, max_epochs=20, random_state=0)
+        assert clf.fit(D, yd).score(D, yd) == 1.0
+    with pytest.raises(ValueError, match="latent_offset must be below about"):
+        ProtoClassifier(latent_offset=1e6, random_state=0).fit(D, yd)

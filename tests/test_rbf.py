@@ -1437,3 +1437,41 @@ def test_a_row_on_a_component_does_not_let_an_undetecting_sigma_through(reasonin
             r"exp\(-dist / sigma\) of a training row rounds to 0 in float32",
         ):
             RBFPrototypeClassifier(sigma=sigma, **kw).fit(X, y)
+
+
+def _one_row_a_class_and_duplicates():
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(
+        n_samples=300, centers=[[0, 0], [20, 0], [10, 17]], cluster_std=1.0, random_state=0
+    )
+    first = np.array([np.flatnonzero(y == c)[0] for c in range(3)])
+    # 4 one-hot patterns, 50 rows each: every row on its class's component
+    D, yd = np.repeat(np.eye(4), 50, axis=0), np.repeat(np.arange(4), 50)
+    return X, y, first, D, yd
+
+
+@pytest.mark.parametrize("reasoning", ["positive_negative", "positive"])
+def test_rows_on_their_own_component_do_not_get_a_fitting_sigma_refused(reasoning):
+    # a row on a component is detected by it (1 whatever sigma); measured from the
+    # next component instead (9c55685), one row a class read the distance between
+    # classes (a median 19) and refused sigma=1, the classes' own spread (test
+    # accuracy 1.0 on 9c55685^), in fit and in a stream's first batch; duplicate rows
+    # each on their class's component were refused at sigma=0.01 ("every detection
+    # ... of a training row rounds to 0", each being detected by 1; accuracy 1.0)
+    X, y, first, D, yd = _one_row_a_class_and_duplicates()
+    kw = dict(loss="cbc", reasoning=reasoning, max_epochs=3, random_state=0)
+    assert RBFPrototypeClassifier(sigma=1.0, **kw).fit(X[first], y[first]).score(X, y) > 0.9
+    stream = RBFPrototypeClassifier(sigma=1.0, **kw)
+    stream.partial_fit(X[first], y[first], classes=[0, 1, 2])
+    assert stream.partial_fit(X, y).score(X, y) > 0.9
+    assert RBFPrototypeClassifier(sigma=0.01, **kw).fit(D, yd).score(D, yd) == 1.0
+    # a row off the components still needs to be detected: iris, 30 components, some
+    # on a row (the message counts them apart)
+    Xi, yi = load_iris(return_X_y=True)
+    with pytest.raises(
+        ValueError,
+        match=r"rounds to 0 in float32, but for the [0-9]+ rows lying on a component, "
+        r"detected by it alone \(the nearest component of any other row is",
+    ):
+        RBFPrototypeClassifier(sigma=1e-4, n_components=30, **kw).fit(Xi, yi)

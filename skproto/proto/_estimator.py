@@ -42,7 +42,12 @@ from .._validation import (
     FLOAT32_TINY,
 )
 from ..explain._explanation import Explanation
-from ..geometry import normalize_rows, principal_axes
+from ..geometry import (
+    min_squared_distances,
+    normalize_rows,
+    principal_axes,
+    squared_distances,
+)
 from ..geometry._array import row_sqnorms
 from ..heads import LinearHead, MixtureHead
 from ..losses import (
@@ -122,6 +127,24 @@ PROTOPNET = MappingProxyType(
 )
 
 
+def _nearest_of_another_class(
+    Z: np.ndarray, P: np.ndarray, T: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    """Squared distance of each row of ``Z`` (labels ``T``: codes, or a 0/1 indicator)
+    to its nearest row of ``P`` whose class (``codes``) is not one of the row's
+    (``inf`` for none), in row chunks."""
+    out = np.full(len(Z), np.inf)
+    if not len(P):
+        return out
+    center = P.mean(axis=0)
+    for s in chunk_slices(len(Z), max(len(P), Z.shape[1])):
+        sq = squared_distances(Z[s], P, center=center)
+        own = T[s][:, codes] > 0 if T.ndim == 2 else T[s, None] == codes[None, :]
+        sq[own] = np.inf
+        out[s] = sq.min(axis=1)
+    return out
+
+
 class ProtoClassifier(TorchPrototypeClassifier):
     """Prototype classifier whose every prototype is a real training case of its class.
 
@@ -183,17 +206,18 @@ class ProtoClassifier(TorchPrototypeClassifier):
         of two nearest their median distance from their mean. Ignored by the
         other similarities (``"log"``, ``"rbf"``) and when ``projection=None``.
         One so large that the cosines of half of the rows with their nearest
-        prototype round to 1 in float32 (every such row scored alike) raises a
-        ``ValueError`` naming the bound (about 1e3 times "auto" on digits).
+        prototype of another class round to 1 in float32 (every such row
+        scored alike) raises a ``ValueError`` naming the bound (about 2e3
+        times "auto" on digits).
     rbf_width : float >= 1.2e-38 or "auto", default="auto"
         ``width`` of the ``"rbf"`` similarity; "auto" is the mean squared
         distance from a training sample to its nearest initial prototype.
         (At least float32's smallest normal number: torch keeps it as
         float32, where less rounds to 0.) One that leaves half of the rows every
         similarity below float32's epsilon (their median squared distance to
-        the nearest prototype over ``rbf_width`` above about 15.9: every such
-        row scored alike) raises a ``ValueError`` naming the bound. Ignored by
-        the other similarities.
+        the nearest prototype, 0 for a row on one, over ``rbf_width`` above
+        about 15.9: every such row scored alike) raises a ``ValueError`` naming
+        the bound. Ignored by the other similarities.
     temperature : "auto" or float in [1e-15, 1e30], default="auto"
         The scores are divided by ``T``. "auto": ``T`` is fitted after
         training to minimise the log-loss on the early-stopping split (on the
@@ -921,7 +945,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._kinds = np.repeat(kinds, len(codes) // len(kinds))
         self._codes = codes
         width = self._rbf_width(Z, P) if self.similarity == "rbf" else 1.0
-        self._check_similarities_resolved(Z, P, width)
+        self._check_similarities_resolved(Z, P, width, T, codes)
         possible = None
         if self.head == "linear" and T_rows.ndim == 1:
             # a class without rows (declared to partial_fit, or its rows all weigh 0)
@@ -995,11 +1019,15 @@ class ProtoClassifier(TorchPrototypeClassifier):
             unit = getattr(self, "temperature_", 1.0) if fitted is None else 1.0
         return float(unit)
 
-    def _check_similarities_resolved(self, Z: np.ndarray, P: np.ndarray, width: float) -> None:
+    def _check_similarities_resolved(
+        self, Z: np.ndarray, P: np.ndarray, width: float, T: np.ndarray, codes: np.ndarray
+    ) -> None:
         """Raise where a given ``rbf_width`` or ``latent_offset`` leaves half of the
         rows ``Z`` (latent, with the offset's column) no similarity to their nearest
-        initial prototype ``P`` (not a row's own) that float32 tells apart from that
-        of any other row.
+        initial prototype ``P`` that float32 tells apart from that of any other row
+        (``rbf_width``: a row's own prototype included, which sees it by 1;
+        ``latent_offset``: its nearest prototype of a class other than its own,
+        ``T``, by the prototypes' classes ``codes``).
 
         ``rbf_width``: ``exp(-d / width)`` below float32's epsilon adds nothing to the
         terms of order 1 of the scores (``rbf_width=1e-30`` on digits: test accuracy
@@ -1009,9 +1037,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
         rows get the same scores whatever the row: nothing of X is learnt.
         """
         if self.similarity == "rbf" and self.rbf_width != "auto":
-            near = squared_distances_to_others(Z, P)
+            # (a row's own prototype included: it sees the row by about 1, whatever
+            # the width; measured from the next one, rows that are prototypes, one a
+            # class or duplicates, read the distance between classes, and a width
+            # of their spread was refused)
+            near = min_squared_distances(Z, P)
             typical = float(np.median(near)) if near.size else 0.0
             if typical > width * -np.log(FLOAT32_RESOLUTION):
+                auto = self._rbf_width_of(squared_distances_to_others(Z, P), Z)
                 least = typical / -np.log(FLOAT32_RESOLUTION)
                 raise ValueError(
                     f"rbf_width={self.rbf_width!r} is too small for these rows: their "
@@ -1020,15 +1053,25 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     f"exp(-d / rbf_width) below float32's resolution (its epsilon, "
                     f"{FLOAT32_RESOLUTION:.2g}; rbf_width must be at least {least:.3g} "
                     "here) and the same class scores whatever the row: the model cannot "
-                    f"learn from X. Use rbf_width='auto' ({float(np.mean(near)):.3g} here) "
+                    f"learn from X. Use rbf_width='auto' ({auto:.3g} here) "
                     "or a width of that order (up to some ten times that bound, the "
                     "model still learns little)."
                 )
         offset = self.latent_offset
         if self.similarity == "cosine" and offset != "auto" and offset > 0 and self.projection:
             Zn = normalize_rows(Z.astype(np.float64))
-            # 1 - cos = |z - p|^2 / 2 of unit vectors: no cancellation near 1
-            near = squared_distances_to_others(Zn, normalize_rows(P.astype(np.float64))) / 2
+            # 1 - cos = |z - p|^2 / 2 of unit vectors: no cancellation near 1. Of the
+            # nearest prototype of another class: a row's cosines with its own class's
+            # round to 1 as well, and it scores the two alike. (The nearest of any
+            # class read jittered copies of a row, a class having fewer distinct rows
+            # than prototypes, at 1 - cos of about 1e-7 whatever the offset: 4 one-hot
+            # rows of 50 copies each were refused from 20, with a bound just below the
+            # offset given, and trained to 1.0 at 50; and it read a class's own spread,
+            # refusing digits from 1.2e3, where 1,347 rows still reached 0.79 at 1.5e3
+            # and 0.75 at 2e3, chance at 2.5e3; below either bound learning is
+            # erratic: 600 rows fitted at chance from 1e3)
+            near = _nearest_of_another_class(Zn, normalize_rows(P.astype(np.float64)), T, codes)
+            near = near[np.isfinite(near)] / 2
             typical = float(np.median(near)) if near.size else np.inf
             if typical < FLOAT32_RESOLUTION:
                 # 1 - cos falls as 1 / offset**2 where the offset dominates the vectors
@@ -1037,10 +1080,11 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 raise ValueError(
                     f"latent_offset={offset!r} is too large for these rows: it outweighs "
                     "their latent vectors so far that the cosines of half of them with "
-                    f"their nearest prototype lie within float32's resolution (its "
-                    f"epsilon, {FLOAT32_RESOLUTION:.2g}) of 1, where they round to 1, and "
-                    "those rows get the same class scores whatever the row: the model "
-                    f"cannot learn from X. latent_offset must be below about {most:.3g} "
+                    "their nearest prototype of another class lie within float32's "
+                    f"resolution (its epsilon, {FLOAT32_RESOLUTION:.2g}) of 1, where they "
+                    "round to 1, as do those with their own class's prototypes, and those "
+                    "rows get the same class scores whatever the row: the model cannot "
+                    f"learn from X. latent_offset must be below about {most:.3g} "
                     f"here; use latent_offset='auto' ({auto:.3g} here, the latent "
                     "vectors' median norm) or a value of that order (from some 100 times "
                     "it the model learns less)."
@@ -1051,7 +1095,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         nearest prototype (not a row's own)."""
         if self.rbf_width != "auto":
             return float(self.rbf_width)
-        near = squared_distances_to_others(Z, P)
+        return self._rbf_width_of(squared_distances_to_others(Z, P), Z)
+
+    @staticmethod
+    def _rbf_width_of(near: np.ndarray, Z: np.ndarray) -> float:
+        """``rbf_width="auto"`` from the rows' squared distances ``near`` to their
+        nearest prototype other than their own."""
         mean_d = float(np.mean(near)) if near.size else 0.0
         return mean_d if mean_d > 0 else float(Z.var() * Z.shape[1] or 1.0)
 

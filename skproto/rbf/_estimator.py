@@ -36,7 +36,7 @@ from .._torch.training import (
     training_context,
 )
 from .._validation import FLOAT32_MAX, FLOAT32_RESOLUTION, FLOAT32_TINY, warn_user
-from ..geometry import principal_axes
+from ..geometry import min_squared_distances, principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
 from ..prototypes import classwise_kmeans, kmeans_prototypes
@@ -140,9 +140,17 @@ def _check_detections(
     nothing there either (iris: accuracy 0.33 from it up to some 6 times it, the
     message had called it the least usable sigma).
 
-    A component on a row itself does not count (:func:`squared_distances_to_others`):
-    it detects its row by 1 whatever ``sigma``, and let through a sigma of 1e-20
-    (iris, 30 components: "Training diverged ... Lower learning_rate").
+    A row lying on a component (closer than 1 % of the data's unit, as
+    :func:`squared_distances_to_others` has it) does not count for the first
+    check: its component detects it by 1 whatever ``sigma``, and let through a
+    sigma of 1e-20 (iris, 30 components: "Training diverged ... Lower
+    learning_rate"); with no other row (one row a class, or duplicate rows each
+    on its class's component) there is nothing to check. For the second, such a
+    row is detected (its distance is its own component's): measured from the
+    next component instead, the median of one-row classes or duplicate rows was
+    the distance between classes, and a sigma fitted to the classes' spread was
+    refused (blobs 20 apart of spread 1, one row a class: test accuracy 1.0 at
+    ``sigma=1``; 4 one-hot patterns of 50 rows each: 1.0 at ``sigma=0.01``).
 
     The positive-negative head scores a row ``sum_k r-_kc + d_k (r+_kc - r-_kc)``:
     where every ``d_k`` is below float32's epsilon the sum is ``sum_k r-_kc``, the
@@ -154,34 +162,40 @@ def _check_detections(
     """
     if not len(Z) or not len(U):
         return
-    near = squared_distances_to_others(Z, U)
-    if not near.size:  # (every row on a component, and no other one)
+    dist = np.sqrt(min_squared_distances(Z, U))  # (a row's own component included)
+    off = dist[dist >= 1e-2 * data_scale(Z)]  # the rows not lying on a component
+    if not off.size:  # (every row on a component: nothing to check)
         return
-    nearest = float(np.sqrt(np.min(near)))
+    nearest = float(np.min(off))
     # (capped: float32 cannot hold the ratio of a sigma of 1e-300)
     if np.exp(-np.float32(min(nearest / sigma, 1e4))) > 0:
-        if negative and typical > sigma * _RESOLVED_RATIO:
+        median = float(np.median(dist))  # (a row on a component: detected by about 1)
+        if negative and median > sigma * _RESOLVED_RATIO:
             raise ValueError(
                 f"sigma={sigma!r} is too small for these rows: they lie a median "
-                f"{typical:.3g} from their nearest component, so half of them have every "
+                f"{median:.3g} from their nearest component, so half of them have every "
                 f"detection exp(-dist / sigma) below float32's resolution (its epsilon, "
                 f"{FLOAT32_RESOLUTION:.2g}; sigma must be at least "
-                f"{_ceil_3g(typical / _RESOLVED_RATIO):.3g} here), and the "
+                f"{_ceil_3g(median / _RESOLVED_RATIO):.3g} here), and the "
                 "positive-negative CBC head scores every such row alike (sum_k r-_kc): "
                 f"it cannot learn from X. Use sigma='auto' ({auto:.3g} here) or a sigma "
                 "of that order (a few times that bound still learns little), or "
                 "reasoning='positive', which keeps such rows apart."
             )
         return
+    on = len(dist) - len(off)
+    other = "other " if on else ""
     raise ValueError(
         f"sigma={sigma!r} is too small for these rows: every detection "
-        f"exp(-dist / sigma) of a training row rounds to 0 in float32 (the nearest "
-        f"component of any row is {nearest:.3g} away; no row is detected below sigma="
-        f"{_ceil_3g(nearest / _DETECTED_RATIO):.3g}), so every row gets the same class "
-        f"scores and the CBC head cannot learn from X. Use sigma='auto' ({auto:.3g} "
-        f"here) or a sigma of that order: the rows lie a median {typical:.3g} from "
-        "their nearest component, and a sigma far below it detects almost no row "
-        "(just above that bound, only the nearest row, and nothing is learnt)."
+        f"exp(-dist / sigma) of a training row rounds to 0 in float32"
+        + (f", but for the {on} rows lying on a component, detected by it alone" if on else "")
+        + f" (the nearest component of any {other}row is {nearest:.3g} away; no "
+        f"{other}row is detected below sigma={_ceil_3g(nearest / _DETECTED_RATIO):.3g}), "
+        f"so every {other}row gets the same class scores and the CBC head cannot learn "
+        f"from X. Use sigma='auto' ({auto:.3g} here) or a sigma of that order: the rows "
+        f"lie a median {typical:.3g} from their nearest component, and a sigma far below "
+        "it detects almost no row (just above that bound, only the nearest row, and "
+        "nothing is learnt)."
     )
 
 
@@ -297,12 +311,12 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         Initial ``sigma``; "auto": the median distance from a training sample
         to its nearest initial component divided by ``ln 2``. With the CBC
         heads, a ``sigma`` so small that every detection of the training rows
-        rounds to 0 in float32 (nothing of X could be learnt; a component on a
-        row, which detects it whatever ``sigma``, does not count) raises a
+        rounds to 0 in float32 (nothing of X could be learnt; a row lying on a
+        component, which detects it whatever ``sigma``, does not count) raises a
         ``ValueError``; with ``"positive_negative"`` also one that leaves half
         of the rows every detection below float32's epsilon (it scores them
         all alike): ``sigma`` below their median distance to the nearest
-        component divided by about 15.9.
+        component (0 for a row on one) divided by about 15.9.
     learn_sigma : bool, default=True
         Train ``sigma`` (one value shared by all components) where the loss
         depends on it: the CBC losses. The nearest head's losses (``"robust"``,
