@@ -609,6 +609,10 @@ def label_array(y) -> np.ndarray:
     A sparse ``y`` is refused (:func:`refuse_sparse_labels`)."""
     refuse_sparse_labels(y)
     y = np.asarray(y)
+    if y.ndim == 0:  # (None or a scalar failed with "len() of unsized object")
+        raise ValueError(
+            f"y must be an array-like of labels, one per row, got {type(y.item()).__name__}."
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
     return y

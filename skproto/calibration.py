@@ -10,6 +10,7 @@ scalar changes no prediction (argmax and the sign of each logit stay), and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from numbers import Real
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -66,6 +67,69 @@ def scored_rows(n_classes: int) -> int:
     return min(MAX_SCORED_ROWS, max(MIN_SCORED_ROWS, SCORED_PAIRS // max(int(n_classes), 1)))
 
 
+def _checked_scores(
+    S, T, w, *, log_prior=None, multilabel: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(S, T, w)`` as arrays, after checking that they describe the same rows.
+
+    (Codes outside the classes, non-integer codes and misaligned targets or
+    weights failed inside numpy with an IndexError or a TypeError; negative or
+    NaN weights were used, or dropped, silently.)
+    """
+    try:
+        S = np.asarray(S, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"S must be an array of scores: {exc}") from None
+    if S.ndim != 2:
+        raise ValueError(f"S must be 2-D, (n_rows, n_classes); got shape {S.shape}.")
+    n, n_classes = S.shape
+    T = np.asarray(T)
+    if T.ndim == 2 and multilabel:
+        if T.shape != S.shape:
+            raise ValueError(
+                f"A 0/1 indicator T must have the shape of S {S.shape}; got {T.shape}."
+            )
+    elif T.ndim != 1 or len(T) != n:
+        raise ValueError(f"T must hold one class code per row of S ({n}); got shape {T.shape}.")
+    elif n and T.dtype.kind not in "iu":
+        raise ValueError(f"T must hold integer class codes; got values of dtype {T.dtype}.")
+    elif n and not (T.min() >= 0 and T.max() < n_classes):
+        raise ValueError(
+            f"T must hold class codes in [0, {n_classes}), a column of S each; got codes "
+            f"from {T.min()} to {T.max()}."
+        )
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"w must hold one weight per row of S ({n}); got shape {w.shape}.")
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError("w must hold finite non-negative weights.")
+    if log_prior is not None:
+        log_prior = np.asarray(log_prior, dtype=np.float64)
+        if log_prior.shape != (n_classes,):
+            raise ValueError(
+                f"log_prior must hold one value per class of S ({n_classes}); got shape "
+                f"{log_prior.shape}."
+            )
+    return S, T, w
+
+
+def _check_temperatures(grid) -> np.ndarray:
+    """``grid`` as an array of positive finite temperatures (at least one)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1 or not len(grid) or not np.all(np.isfinite(grid) & (grid > 0)):
+        raise ValueError(f"grid must be a 1-D array of positive finite temperatures; got {grid!r}.")
+    return grid
+
+
+def _positive_finite(value) -> bool:
+    return (
+        isinstance(value, Real)
+        and not isinstance(value, (bool, np.bool_))
+        and bool(np.isfinite(value) and value > 0)
+    )
+
+
 #: The range ``fit_temperature`` searches, in the scores' own units (a
 #: temperature at a bound means the scores carry (almost) no information, are
 #: separable on the held-out rows, or are far from unit scale: scores of 1e6
@@ -111,6 +175,20 @@ def temperature_log_loss(
     >>> round(cal.temperature_log_loss(S, y, None, 1.0), 4)
     0.781
     """
+    if not _positive_finite(t):  # (0 gave NaN, a negative t a loss of flipped scores)
+        raise ValueError(f"t must be a positive finite temperature, got {t!r}.")
+    if not (isinstance(smoothing, Real) and 0.0 <= smoothing <= 1.0):
+        raise ValueError(f"smoothing must be a float in [0, 1], got {smoothing!r}.")
+    S, T, w = _checked_scores(S, T, w)
+    if not len(S) or np.isnan(S).any():  # (NaN, with "Mean of empty slice" for no rows)
+        raise ValueError("S must hold at least one row of scores, none of them NaN.")
+    return _log_loss(S, T, w, t, smoothing)
+
+
+def _log_loss(
+    S: np.ndarray, T: np.ndarray, w: np.ndarray | None, t: float, smoothing: float
+) -> float:
+    """:func:`temperature_log_loss` of checked arguments."""
     Z = np.asarray(S, dtype=np.float64) / t
     # (exponentials of scores far below a row's top underflow to 0, as meant: not
     # an error under np.seterr(all="raise"), which made every default fit fail)
@@ -190,10 +268,9 @@ def fit_temperature(
     >>> round(cal.fit_temperature(S, y), 2)
     1.84
     """
-    if prior is not None and not (np.isfinite(prior) and prior > 0):
+    if prior is not None and not _positive_finite(prior):
         raise ValueError(f"prior must be a positive finite temperature, got {prior!r}.")
-    S = np.asarray(S, dtype=np.float64)
-    T = np.asarray(T)
+    S, T, w = _checked_scores(S, T, w)
     if T.ndim == 1 and len(S):
         # such a class made every row non-finite: no row was left, and t fell
         # back to 1 (digits with class 9 at weight 0: RBF's log-loss 1.66, not 0.08)
@@ -213,12 +290,12 @@ def fit_temperature(
     if prior is None:
 
         def loss(u):
-            return temperature_log_loss(S, T, w, float(np.exp(u)), pseudo)
+            return _log_loss(S, T, w, float(np.exp(u)), pseudo)
     else:
         centre = float(np.log(prior))
 
         def loss(u):
-            return temperature_log_loss(S, T, w, float(np.exp(u))) + pseudo * (u - centre) ** 2
+            return _log_loss(S, T, w, float(np.exp(u)), 0.0) + pseudo * (u - centre) ** 2
 
     res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
@@ -340,6 +417,15 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     (-4, 36)
     """
     D = np.asarray(D, dtype=np.float64)
+    if D.ndim != 2:
+        raise ValueError(f"D must be 2-D, (n_rows, n_classes); got shape {D.shape}.")
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (len(D),) or not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError(
+                f"w must hold one finite non-negative weight per row of D ({len(D)}); got "
+                f"shape {w.shape}."
+            )
     finite = np.isfinite(D)
     if not len(D) or finite.sum(axis=1).max(initial=0) < 2:
         return None
@@ -421,7 +507,10 @@ def grid_log_loss(
     >>> sums.shape, total, round(cal.grid_temperature(sums, total), 2)
     ((2, 41), 2000.0, 1.88)
     """
-    D = np.asarray(D, dtype=np.float64)
+    D, T, w = _checked_scores(D, T, w, log_prior=log_prior, multilabel=False)
+    log_prior = np.asarray(log_prior, dtype=np.float64)
+    if grid is not None:
+        grid = _check_temperatures(grid)
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
     D, T = D[keep], T[keep]
@@ -518,9 +607,15 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
     """
     if not total > 0:
         return 1.0
+    grid = TEMPERATURE_GRID if grid is None else _check_temperatures(grid)
+    sums = np.asarray(sums, dtype=np.float64)
+    if sums.shape != (2, len(grid)):  # (a mismatched table gave the grid's first t)
+        raise ValueError(
+            f"sums must have shape (2, {len(grid)}), a column per temperature of the grid; "
+            f"got {sums.shape}."
+        )
     eps = PSEUDO_ROWS / (total + PSEUDO_ROWS)
     loss = (1.0 - eps) * sums[0] + eps * sums[1]
-    grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     u = np.log(grid)
     i = int(np.argmin(loss))
     if 0 < i < len(u) - 1:

@@ -628,3 +628,47 @@ def test_grid_log_loss_is_silent_where_a_scaled_score_leaves_float32():
     expected = [sum(logsumexp(D[r] / t) - D[r, T[r]] / t for r in range(2)) for t in grid]
     np.testing.assert_allclose(sums[0], expected, rtol=1e-6)
     assert total == 2.0
+
+
+def _scores():
+    rng = np.random.default_rng(0)
+    S = rng.normal(scale=3.0, size=(200, 3))
+    return S, S.argmax(1)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda S, y: fit_temperature(S, y + 3), "class codes in \\[0, 3\\)"),
+        (lambda S, y: fit_temperature(S, y.astype(float)), "integer class codes"),
+        (lambda S, y: fit_temperature(S, y[:-1]), "one class code per row"),
+        (lambda S, y: fit_temperature(S, y, np.ones(10)), "one weight per row"),
+        (lambda S, y: fit_temperature(S, y, np.full(200, np.nan)), "finite non-negative"),
+        (lambda S, y: fit_temperature(S, y, -np.ones(200)), "finite non-negative"),
+        (lambda S, y: fit_temperature(S[:, 0], y), "S must be 2-D"),
+        (lambda S, y: fit_temperature(S, y, prior="x"), "prior must be"),
+        (lambda S, y: fit_temperature(S, y, prior=True), "prior must be"),
+        (lambda S, y: temperature_log_loss(S, y, None, 0.0), "t must be a positive"),
+        (lambda S, y: temperature_log_loss(S, y, None, -1.0), "t must be a positive"),
+        (lambda S, y: temperature_log_loss(S, y, None, 1.0, 1.5), "smoothing must be"),
+        (lambda S, y: temperature_log_loss(S, y + 3, None, 1.0), "class codes in"),
+        (lambda S, y: temperature_log_loss(S, y, np.ones(199), 1.0), "one weight per row"),
+        (lambda S, y: temperature_log_loss(np.empty((0, 3)), y[:0], None, 1.0), "at least one"),
+        (lambda S, y: grid_log_loss(S, np.zeros(3), y + 3, None), "class codes in"),
+        (lambda S, y: grid_log_loss(S, np.zeros(2), y, None), "log_prior must hold"),
+        (lambda S, y: grid_log_loss(S, np.zeros(3), y, np.ones(5)), "one weight per row"),
+        (lambda S, y: grid_log_loss(S, np.zeros(3), y, None, grid=[0.0, 1.0]), "grid must"),
+        (lambda S, y: grid_log_loss(S, np.zeros(3), y, None, grid=[]), "grid must"),
+        (lambda S, y: grid_center(S, np.ones(3)), "one finite non-negative weight"),
+        (lambda S, y: grid_center(S[:, 0]), "D must be 2-D"),
+        (lambda S, y: grid_temperature(np.zeros((2, 5)), 10.0), "sums must have shape"),
+        (lambda S, y: grid_temperature(np.zeros((2, 0)), 10.0, []), "grid must"),
+    ],
+)
+def test_calibration_functions_refuse_bad_input(call, match):
+    """Codes out of range, misaligned targets or weights and a t of 0 failed inside numpy
+    (IndexError, TypeError, AxisError) or returned NaN; negative or NaN weights, a
+    negative t, a smoothing beyond [0, 1] and a mismatched table were used silently."""
+    S, y = _scores()
+    with pytest.raises(ValueError, match=match):
+        call(S, y)

@@ -930,3 +930,41 @@ def test_a_class_scoring_minus_inf_is_no_runner_up(make):
     clf = make().partial_fit(X, [1, 1, 3], classes=[1, -2, 3])
     ex = clf.explain(X, 2)
     assert set(ex.runner_up.tolist()) <= {1, 3} and np.all(np.isfinite(ex.margin))
+
+
+def test_waterfall_refuses_a_bool_sample():
+    """waterfall(e, True) failed inside numpy ("only 0-dimensional arrays can be
+    converted to Python scalars"): True was read as a boolean mask."""
+    from skproto.explain import waterfall
+
+    X, y = load_iris(return_X_y=True)
+    e = NearestMeanClassifier().fit(X, y).explain(X[:3])
+    with pytest.raises(TypeError, match="sample must be an integer row position"):
+        waterfall(e, True)
+
+
+@pytest.mark.parametrize("cases", [None, 5])
+def test_attach_cases_refuses_cases_that_are_no_sequence(cases):
+    """cases=None failed with "object of type 'NoneType' has no len()"."""
+    from skproto.explain import attach_cases
+
+    with pytest.raises(ValueError, match="cases must be a sequence"):
+        attach_cases(np.zeros((2, 1)), cases)
+
+
+def test_attach_cases_refuses_a_0d_array():
+    """A 0-d array failed with "len() of unsized object"."""
+    from skproto.explain import attach_cases
+
+    with pytest.raises(ValueError, match="attach_cases tags numpy arrays of rows"):
+        attach_cases(np.array(1.0), ["a"])
+
+
+def test_prototype_rows_refuses_a_scalar_y():
+    """prototype_rows(clf, X, 3) failed with "TypeError: len() of unsized object"."""
+    from skproto.explain import prototype_rows
+
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="y must be an array-like of labels"):
+        prototype_rows(clf, X, 3)

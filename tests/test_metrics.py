@@ -574,3 +574,29 @@ def test_neighbours_rank_a_row_without_tokens_below_underflowed_rows():
     d = clf._run("pooled_distances", clf._validate_X_predict(far))[:-1]
     expected = np.argsort(d, axis=0, kind="stable")[:3].T
     np.testing.assert_array_equal(neighbors, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_explanation_stability_refuses_noise_that_overflows_the_rows(dtype):
+    """noise=1e200 moved the rows far beyond the 1e100 the model accepts: every squared
+    distance overflowed to inf and the "stability" was read from ties, silently (1e40 on
+    float32 rows: "computed non-finite class scores")."""
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(dtype)
+    clf = NearestMeanClassifier().fit(X, y)
+    for noise in (1e120, 1e200):
+        with pytest.raises(ValueError, match="noise=.* beyond 1e\\+100"):
+            explanation_stability(clf, X, noise=noise, random_state=0)
+    # float32 rows moved beyond float32's range are computed in float64, as float64 rows
+    for noise in (1e30, 1e40):
+        same = explanation_stability(clf, X.astype(np.float64), noise=noise, random_state=0)
+        assert explanation_stability(clf, X, noise=noise, random_state=0) == pytest.approx(same)
+
+
+@pytest.mark.parametrize("y", [None, 3])
+def test_prototype_purity_refuses_a_y_that_is_no_array(y):
+    """y=None failed with "TypeError: len() of unsized object"."""
+    X, y_true = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y_true)
+    with pytest.raises(ValueError, match="y must be an array-like of labels"):
+        prototype_purity(clf, X, y)

@@ -1774,3 +1774,48 @@ def test_category_labels_dask_does_not_know_or_of_booleans_fit_as_in_memory():
         with dask.config.set(scheduler="synchronous"):
             got = fit_nearest_mean(NearestMeanClassifier(), Xd, yd).classes_
         assert got.dtype == memory.dtype and got.tolist() == memory.tolist(), (got, memory)
+
+
+@pytest.mark.parametrize("rows", [[150], [-151], [0, 1000]])
+def test_explain_refuses_rows_out_of_range(rows):
+    """ParallelPostFit.explain(X, rows=[1000]) raised numpy's (or dask's) IndexError."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    ppf = ParallelPostFit(NearestMeanClassifier()).fit(X, y)
+    for data in (X, da.from_array(X, chunks=40)):
+        with pytest.raises(ValueError, match="rows must be positions in \\[-150, 150\\)"):
+            ppf.explain(data, rows=rows)
+
+
+@pytest.mark.parametrize(
+    "prototypes",
+    [
+        [[5.0, 3.4, 1.5, 0.2], [6.0, 3.0, 4.0, 1.3]],  # a list: AttributeError
+        np.array([[np.nan] * 4, [6.0, 3.0, 4.0, 1.3]]),  # took no row, silently
+        np.array([5.0, 3.4, 1.5, 0.2]),  # 1-D: failed inside numpy
+    ],
+)
+def test_nearest_rows_checks_the_prototypes(prototypes):
+    from sklearn.datasets import load_iris
+
+    from skproto.parallel import nearest_rows
+
+    X, _ = load_iris(return_X_y=True)
+    Xd = da.from_array(X, chunks=40)
+    if isinstance(prototypes, list):  # a list is an array of prototypes
+        assert nearest_rows(prototypes, Xd, groups=[0, 1]).tolist() == [7, 71]
+        return
+    with pytest.raises(ValueError, match="prototypes must be a 2-D array of finite"):
+        nearest_rows(prototypes, Xd, groups=np.zeros(len(prototypes), int))
+
+
+def test_nearest_rows_refuses_prototypes_of_another_width():
+    """Prototypes of 3 features on rows of 4 failed with numpy's broadcast error."""
+    from sklearn.datasets import load_iris
+
+    from skproto.parallel import nearest_rows
+
+    X, _ = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="prototypes have 3 features, X has 4"):
+        nearest_rows(np.ones((2, 3)), da.from_array(X, chunks=40), groups=[0, 1])

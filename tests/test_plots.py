@@ -505,3 +505,40 @@ def test_a_fractional_sample_is_refused():
     clf = NearestMeanClassifier().fit(X, y)
     with pytest.raises(TypeError, match="integer"):
         ExplanationDisplay.from_estimator(clf, X, sample=2.7)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda y: None, "y must be an array-like of labels"),
+        (lambda y: y + 5, "not in classes_"),
+        (lambda y: np.where(y == 0, np.nan, y), "NaN"),
+        (lambda y: y.astype(str), "Mix of label types"),
+        (lambda y: np.c_[y, y], "indicator of shape"),
+    ],
+)
+def test_embedding_display_checks_y_as_the_gallery_does(bad, match):
+    """y=None failed with a TypeError; labels the model does not know, NaN, strings
+    against number classes and an indicator of the wrong width were drawn silently
+    as classes of their own (a 2-column y as the "classes" 0 and 1)."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        EmbeddingDisplay.from_estimator(clf, X, bad(y))
+    plt.close("all")
+
+
+def test_gallery_refuses_a_y_that_is_no_array():
+    """y=None failed with "TypeError: len() of unsized object"."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="y must be an array-like of labels"):
+        PrototypeGalleryDisplay.from_estimator(clf, X, None)
+
+
+def test_a_bool_sample_is_refused():
+    """sample=True drew row 1."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    with pytest.raises(TypeError, match="sample must be an integer row position"):
+        ExplanationDisplay.from_estimator(clf, X, sample=True)

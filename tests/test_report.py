@@ -864,3 +864,43 @@ def test_query_images_and_training_images_of_the_same_index_are_not_confused():
     for i, query in _queries(page).items():
         head = query[query.index("<span class='query-case'>") : query.index("&rarr;")]
         assert q in head and t not in head, i
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.array([[-1e308, 1e308], [0.0, 1.0]]),
+        np.array([[np.finfo(float).min, np.finfo(float).max]]),
+    ],
+)
+def test_png_of_pixels_whose_range_overflows(image):
+    """max - min overflowed to inf: every pixel NaN, cast silently to garbage."""
+    import warnings
+
+    from skproto.explain._cases import _to_uint8
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = _to_uint8(image)
+    assert pixels.min() == 0 and pixels.max() == 255
+    assert png_bytes(image)[1:4] == b"PNG"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.ones((2, 2), complex), np.array([[1, 2]], "datetime64[s]"), [["a", "b"]]],
+)
+def test_png_refuses_pixels_that_are_not_numbers(image):
+    """Complex pixels lost their imaginary part silently; strings failed inside numpy."""
+    with pytest.raises(ValueError, match="numeric pixels"):
+        png_bytes(image)
+
+
+@pytest.mark.parametrize("field", ["y", "y_train"])
+def test_make_report_refuses_scalar_labels(field):
+    """y=3 (or y_train=3) failed with "TypeError: len() of unsized object"."""
+    X, y = load_iris(return_X_y=True)
+    clf = NearestMeanClassifier().fit(X, y)
+    kwargs = {"y": 3} if field == "y" else {"X_train": X, "y_train": 3}
+    with pytest.raises(ValueError, match="y must be an array-like of labels"):
+        make_report(clf, X[:5], **kwargs)

@@ -424,12 +424,17 @@ def train(
                     optimizer.step()
                     total += float(loss.detach()) * len(idx)
         module.eval()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
         epoch_loss = total / max(n, 1)
         if not np.isfinite(epoch_loss):
             what = f"the loss became {epoch_loss} in epoch {epoch + 1}"
             raise ValueError(_diverged(config, what))
+        if on_epoch_end is not None:
+            # (its search for the rows nearest the prototypes refuses non-finite ones:
+            # a diverged run read "prototypes must be ... finite numbers")
+            if not _finite_parameters(module):
+                what = f"a parameter became non-finite in epoch {epoch + 1}"
+                raise ValueError(_diverged(config, what))
+            on_epoch_end(epoch + 1)
         history["loss"].append(epoch_loss)
         in_memory = score is not None and not is_dask(X)
         train_score = score(*scored) if in_memory else np.nan

@@ -161,8 +161,13 @@ def attach_cases(X: np.ndarray, cases: Sequence | np.ndarray) -> np.ndarray:
     >>> clf.explain([[9.5]], n_prototypes=1).cases  # the class mean's representative row
     array([['c']], dtype=object)
     """
-    if not isinstance(X, np.ndarray):
-        raise ValueError(f"attach_cases tags numpy arrays, got {type(X).__name__}.")
+    if not isinstance(X, np.ndarray) or not X.ndim:
+        raise ValueError(f"attach_cases tags numpy arrays of rows, got {type(X).__name__}.")
+    if not hasattr(cases, "__len__") or isinstance(cases, (str, bytes)):  # (None or a
+        # number failed with "object of type 'NoneType' has no len()")
+        raise ValueError(
+            f"cases must be a sequence of the rows' raw inputs, got {type(cases).__name__}."
+        )
     if len(cases) != len(X):
         raise ValueError(f"cases has {len(cases)} entries for {len(X)} rows.")
     key = id(X)
@@ -307,6 +312,11 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
         return image
     if image.dtype == bool:
         return image.astype(np.uint8) * np.uint8(255)
+    if image.dtype.kind not in "iuf":  # (complex pixels lost their imaginary part
+        # silently; None read as "NaN pixels", strings failed inside numpy)
+        raise ValueError(
+            f"An image case must have numeric pixels (bool, int or float); got dtype {image.dtype}."
+        )
     a = image.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError(
@@ -317,6 +327,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype.kind in "iu" and lo == hi and 0 <= lo <= 255:
         return np.full(image.shape, lo, dtype=np.uint8)
     if not (image.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0):
+        if not np.isfinite(hi - lo):  # (a range beyond float64's overflowed: NaN pixels,
+            # cast silently to garbage)
+            a, lo, hi = a / 2.0, lo / 2.0, hi / 2.0
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     return np.round(a * 255).astype(np.uint8)
 

@@ -8,7 +8,6 @@ the picture back.
 
 from __future__ import annotations
 
-import operator
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validation import check_non_negative_int, check_positive_int, label_array
+from .._validation import check_non_negative_int, check_positive_int
 from ._cases import (
     _to_uint8,
     case_text,
@@ -38,6 +37,7 @@ from ._steps import (
     fitted_classifier,
     has_rival,
     runner_up_waterfall,
+    sample_position,
     unpipe,
     waterfall,
 )
@@ -62,7 +62,7 @@ def _rows_of(X, i: int) -> np.ndarray:
     """Row ``i`` of ``X`` as a one-row ``X`` (Python's indexing: -1 is the last row)."""
     X = X if hasattr(X, "iloc") else np.asarray(X)
     n = len(X)
-    i = operator.index(i)  # (int() read sample=2.7 as row 2, where waterfall refuses it)
+    i = sample_position(i)  # (int() read sample=2.7 as row 2, where waterfall refuses it)
     if not -n <= i < n:
         raise IndexError(f"sample {i} is out of range for X with {n} rows.")
     i = int(i) % n
@@ -655,9 +655,10 @@ class EmbeddingDisplay:
         estimator, X, _, _, _ = unpipe(estimator, X)
         fitted_classifier(estimator, "EmbeddingDisplay")
         X = estimator._validate_X_predict(X)
-        y = label_array(y)
-        if len(y) != len(X):
-            raise ValueError(f"y has {len(y)} rows for {len(X)} samples.")
+        # (as the gallery and purity read them: labels the model does not know, NaN,
+        # numbers against string classes or an indicator of the wrong width were
+        # drawn silently as classes of their own)
+        y = training_labels(estimator, X, y)
         if method == "pca":
             from sklearn.decomposition import PCA
 

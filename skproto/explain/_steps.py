@@ -106,6 +106,14 @@ class Waterfall:
     role: str = ""
 
 
+def sample_position(sample) -> int:
+    """``sample`` as a row position: an integer (Python's indexing), not a bool
+    (True read as a boolean mask, failing inside numpy, or drew row 1)."""
+    if isinstance(sample, (bool, np.bool_)):
+        raise TypeError(f"sample must be an integer row position, got {sample!r}.")
+    return operator.index(sample)
+
+
 def waterfall(explanation: Explanation, sample: int, *, column: str = "explained") -> Waterfall:
     """The score of ``explanation.<column>[sample]`` (``"explained"`` or ``"runner_up"``).
 
@@ -146,7 +154,7 @@ def waterfall(explanation: Explanation, sample: int, *, column: str = "explained
         # IndexError, or, for "predicted", a multi-label indicator row as a label)
         raise ValueError(f"column must be 'explained' or 'runner_up', got {column!r}.")
     n = len(explanation)
-    if not -n <= operator.index(sample) < n:
+    if not -n <= sample_position(sample) < n:
         raise IndexError(f"sample {sample} is out of range for an explanation of {n} rows.")
     label = getattr(explanation, column)[sample]
     c = int(np.searchsorted(explanation.classes, label))

@@ -418,7 +418,9 @@ def explanation_stability(
         raw ``X``. "auto": 5 % of the median L2 norm of those rows, so that
         the measure reads the same in any units (a fixed default, 0.1
         before, was imperceptible on pixel values and larger than the rows
-        themselves on features of size 1e-3).
+        themselves on features of size 1e-3). The perturbed rows must stay
+        within the magnitude the model accepts (1e100): ``max |X| + noise``
+        larger than that is refused.
     n_draws : int, default=5
         Perturbations per sample.
     random_state : int, RandomState instance or None, default=None
@@ -464,6 +466,20 @@ def explanation_stability(
                 'noise="auto" is 5 % of the median row norm of X, which is 0 here; '
                 "give noise as a float."
             )
+    # the perturbed rows must stay within the magnitude the model accepts: their
+    # squared distances overflowed (noise=1e200 on iris: every distance inf, a
+    # "stability" read from ties, silently; noise=1e40 on float32 rows: inf rows
+    # and "computed non-finite class scores")
+    top_abs = max((_validation.max_abs(np.asarray(X[s])) for s in chunks), default=0.0)
+    if top_abs + noise > _validation.MAX_ABS_VALUE:
+        raise ValueError(
+            f"noise={noise:g} moves rows of X (values up to {top_abs:.3g} in magnitude) "
+            f"beyond {_validation.MAX_ABS_VALUE:g}, the largest magnitude "
+            f"{type(estimator).__name__} accepts, where squared distances overflow; "
+            "pass a smaller noise."
+        )
+    # float32 rows perturbed beyond float32's safe range are computed in float64
+    dtype = X.dtype if top_abs + noise <= _validation.FLOAT32_MAX_ABS else np.float64
     rng = check_random_state(random_state)
     top = np.concatenate(
         [_top_prototype(estimator, X[s]) for s in chunks] or [np.empty(0, dtype=np.intp)]
@@ -473,7 +489,7 @@ def explanation_stability(
         for s in chunks:
             g = rng.standard_normal(X[s].shape) * _perturbed_entries(estimator, X[s])
             g *= noise / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-300)
-            same[s] += _top_prototype(estimator, (X[s] + g).astype(X.dtype)) == top[s]
+            same[s] += _top_prototype(estimator, (X[s] + g).astype(dtype)) == top[s]
     return _aggregate(same / n_draws, aggregate)
 
 

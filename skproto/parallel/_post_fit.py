@@ -70,6 +70,12 @@ def _row_indices(rows, n: int) -> np.ndarray:
         )
     if rows.ndim > 1:  # (failed inside numpy or dask)
         raise ValueError(f"rows must be 1-D positions, got shape {rows.shape}.")
+    if rows.size and not (rows.min() >= -n and rows.max() < n):  # (numpy's or dask's
+        # IndexError)
+        raise ValueError(
+            f"rows must be positions in [-{n}, {n}) of X's {n} rows; got positions from "
+            f"{rows.min()} to {rows.max()}."
+        )
     return rows.astype(np.intp).reshape(-1)  # (one position: that row, as a 1-row X)
 
 

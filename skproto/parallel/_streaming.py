@@ -102,7 +102,13 @@ def nearest_rows(
     import dask
 
     groups = check_search(prototypes, groups, metric)
+    prototypes = np.asarray(prototypes)
     X = as_row_blocks(X)
+    if embed is None and prototypes.shape[1] != X.shape[1]:  # (numpy's broadcast error)
+        raise ValueError(
+            f"prototypes have {prototypes.shape[1]} features, X has {X.shape[1]}: without "
+            "embed they must live in the space of X's rows."
+        )
     center = prototypes.mean(axis=0) if len(prototypes) else None
     # the prototypes and the map travel to the workers once, as one task's result
     shared = dask.delayed(

@@ -311,6 +311,14 @@ def check_search(prototypes, groups, metric: str) -> np.ndarray:
     read as ``"sqeuclidean"``)."""
     if metric not in ("sqeuclidean", "cosine"):
         raise ValueError(f"metric must be 'sqeuclidean' or 'cosine', got {metric!r}.")
+    P = np.asarray(prototypes)
+    if P.ndim != 2 or P.dtype.kind not in "iuf" or not np.isfinite(P).all():
+        # (a list failed with "'list' object has no attribute 'mean'", a 1-D array
+        # inside numpy, and NaN prototypes took no row, silently)
+        raise ValueError(
+            "prototypes must be a 2-D array of finite numbers, (n_prototypes, dim); got "
+            f"shape {P.shape} of {P.dtype}."
+        )
     groups = np.asarray(groups)
     if groups.shape != (len(prototypes),):
         raise ValueError(
