@@ -614,6 +614,8 @@ def grid_temperature(sums: np.ndarray, total: float, grid: np.ndarray | None = N
             f"sums must have shape (2, {len(grid)}), a column per temperature of the grid; "
             f"got {sums.shape}."
         )
+    if np.isnan(sums).any():  # (all NaN: argmin named the grid's first t, silently)
+        raise ValueError("sums must not contain NaN: the loss of a scored row was NaN.")
     eps = PSEUDO_ROWS / (total + PSEUDO_ROWS)
     loss = (1.0 - eps) * sums[0] + eps * sums[1]
     u = np.log(grid)

@@ -663,6 +663,10 @@ def _scores():
         (lambda S, y: grid_center(S[:, 0]), "D must be 2-D"),
         (lambda S, y: grid_temperature(np.zeros((2, 5)), 10.0), "sums must have shape"),
         (lambda S, y: grid_temperature(np.zeros((2, 0)), 10.0, []), "grid must"),
+        (
+            lambda S, y: grid_temperature(np.full((2, 5), np.nan), 10.0, lattice(-2, 5)),
+            "sums must not contain NaN",
+        ),
     ],
 )
 def test_calibration_functions_refuse_bad_input(call, match):

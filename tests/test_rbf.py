@@ -613,6 +613,12 @@ def test_certified_accuracy_checks_eps_and_certified_radius_takes_a_column_y():
         with pytest.raises(ValueError, match="eps must be finite and non-negative"):
             certified_accuracy(clf, X, y, eps)
     np.testing.assert_array_equal(clf.certified_radius(X, y[:, None]), clf.certified_radius(X, y))
+    # a 2-D eps came back flattened (4,), not the documented (n_eps,); True was a
+    # budget of 1.0, "0.1" a string numpy cast
+    for eps in ([[0.0, 0.1], [0.2, 0.3]], True, [True, False], "0.1"):
+        with pytest.raises(ValueError, match="eps must be a number or a 1-D array-like"):
+            certified_accuracy(clf, X, y, eps)
+    assert certified_accuracy(clf, X, y, np.int64(0)) == certified_accuracy(clf, X, y, 0.0)
 
 
 def test_glvq_has_no_margin_and_the_nearest_head_refits_no_sigma():

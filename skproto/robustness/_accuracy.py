@@ -44,7 +44,11 @@ def certified_accuracy(
     >>> bool(acc[0] >= acc[1] >= acc[2] == 0.0)
     True
     """
-    eps_arr = np.asarray(eps, dtype=float)
+    raw = np.asarray(eps)
+    if raw.ndim > 1 or raw.dtype.kind not in "iuf":
+        # (a 2-D eps came back flattened, not (n_eps,); True read as a budget of 1.0)
+        raise ValueError(f"eps must be a number or a 1-D array-like of numbers; got {eps!r}.")
+    eps_arr = raw.astype(float)
     if not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
         # (a negative eps counted misclassified samples, of radius 0, as certified)
         raise ValueError(f"eps must be finite and non-negative; got {eps!r}.")
