@@ -91,6 +91,9 @@ def _checked_scores(
             )
     elif T.ndim != 1 or len(T) != n:
         raise ValueError(f"T must hold one class code per row of S ({n}); got shape {T.shape}.")
+    elif not n:  # (an empty split: np.array([]) is float, and indexed S by it, an
+        # IndexError in grid_log_loss once a table had started)
+        T = T.astype(np.intp)
     elif n and T.dtype.kind not in "iu":
         raise ValueError(f"T must hold integer class codes; got values of dtype {T.dtype}.")
     elif n and not (T.min() >= 0 and T.max() < n_classes):
@@ -123,6 +126,8 @@ def _check_temperatures(grid) -> np.ndarray:
 
 
 def _positive_finite(value) -> bool:
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()  # (a 0-d array, as numpy's own functions accept it)
     return (
         isinstance(value, Real)
         and not isinstance(value, (bool, np.bool_))

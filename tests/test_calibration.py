@@ -676,3 +676,38 @@ def test_calibration_functions_refuse_bad_input(call, match):
     S, y = _scores()
     with pytest.raises(ValueError, match=match):
         call(S, y)
+
+
+def test_an_empty_split_of_float_codes_adds_nothing_to_a_table():
+    from skproto import calibration as cal
+
+    # np.array([]) is float: the check let it through (no row to check), and
+    # grid_log_loss then indexed the scores by it, an IndexError once a table had
+    # started; fit_temperature takes the same split (1.0)
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(50, 4))
+    T = rng.integers(0, 4, 50)
+    table = cal.add_grid_losses(cal.NO_LOSSES, S, np.zeros(4), T, None)
+    empty = cal.add_grid_losses(table, np.zeros((0, 4)), np.zeros(4), np.array([]), np.array([]))
+    np.testing.assert_array_equal(empty[0], table[0])
+    assert empty[1:] == table[1:]
+    assert cal.fit_temperature(np.zeros((0, 4)), np.array([]), None) == 1.0
+
+
+def test_a_zero_dimensional_temperature_or_prior_is_a_number():
+    from skproto import calibration as cal
+
+    # numpy 0-d arrays were taken before the audit's checks (isinstance Real refuses them)
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(50, 4))
+    T = rng.integers(0, 4, 50)
+    assert cal.temperature_log_loss(S, T, None, np.array(2.0)) == cal.temperature_log_loss(
+        S, T, None, 2.0
+    )
+    assert cal.fit_temperature(S, T, None, prior=np.array(1.0)) == cal.fit_temperature(
+        S, T, None, prior=1.0
+    )
+    with pytest.raises(ValueError, match="positive finite"):
+        cal.temperature_log_loss(S, T, None, np.array(0.0))
+    with pytest.raises(ValueError, match="positive finite"):
+        cal.temperature_log_loss(S, T, None, np.array(True))

@@ -1819,3 +1819,15 @@ def test_nearest_rows_refuses_prototypes_of_another_width():
     X, _ = load_iris(return_X_y=True)
     with pytest.raises(ValueError, match="prototypes have 3 features, X has 4"):
         nearest_rows(np.ones((2, 3)), da.from_array(X, chunks=40), groups=[0, 1])
+
+
+def test_project_onto_rows_takes_a_list_of_prototypes_as_nearest_rows_does():
+    # check_search accepted the list and project_onto_rows then failed with
+    # "'list' object has no attribute 'mean'"
+    from skproto.prototypes import project_onto_rows
+
+    X, y = np.array([[0.0], [1.0], [9.0], [10.0]]), np.array([0, 0, 1, 1])
+    P = [[0.4], [0.6], [9.9]]
+    expected = project_onto_rows(np.array(P), X, groups=[0, 0, 1], targets=y)
+    assert project_onto_rows(P, X, groups=[0, 0, 1], targets=y).tolist() == expected.tolist()
+    assert expected.tolist() == [0, 1, 3]

@@ -371,6 +371,8 @@ def project_onto_rows(
     array([0, 1, 3])
     """
     groups = check_search(prototypes, groups, metric)
+    prototypes = np.asarray(prototypes)  # (a list passed the check, then failed with
+    # "'list' object has no attribute 'mean'", as nearest_rows' did)
     found = nearest_candidates(
         prototypes, X, groups=groups, targets=targets, embed=embed, metric=metric
     )
