@@ -518,6 +518,9 @@ def grid_log_loss(
         grid = _check_temperatures(grid)
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
+    if w is not None:  # (a row of weight 0 counts nothing; its loss, inf where its
+        # scores' spread overflows at a small t, made 0 * inf = NaN of the sums)
+        keep &= np.asarray(w, dtype=np.float64) > 0
     D, T = D[keep], T[keep]
     w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)[keep]
     grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)

@@ -711,3 +711,22 @@ def test_a_zero_dimensional_temperature_or_prior_is_a_number():
         cal.temperature_log_loss(S, T, None, np.array(0.0))
     with pytest.raises(ValueError, match="positive finite"):
         cal.temperature_log_loss(S, T, None, np.array(True))
+
+
+def test_a_row_of_weight_zero_leaves_the_grid_temperature_unchanged():
+    # (its loss, inf at the window's small temperatures where its scores' spread
+    # overflowed, times its weight 0 made NaN sums: grid_temperature raised, and
+    # before its NaN check named the window's first temperature)
+    from skproto.calibration import NO_LOSSES, add_grid_losses, table_temperature
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(50, 2))
+    y = S.argmax(1)
+    alone = table_temperature(add_grid_losses(NO_LOSSES, S, np.zeros(2), y, None))
+    S0 = np.vstack([S, [[0.0, -1e306]]])
+    y0, w0 = np.append(y, 1), np.append(np.ones(50), 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no 0 * inf inside)
+        table = add_grid_losses(NO_LOSSES, S0, np.zeros(2), y0, w0)
+    assert np.isfinite(table[0]).all() and table[1] == 50.0
+    assert table_temperature(table) == alone

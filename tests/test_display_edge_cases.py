@@ -237,3 +237,32 @@ def test_text_of_a_sample_without_rival_shows_its_class_once():
     assert "runner-up -2" in text
     header = next(line for line in text.splitlines() if "rank" in line)
     assert header.split()[-4:] == ["->", "1", "->", "-2"]
+
+
+def test_no_rival_is_not_said_to_score_minus_inf_where_its_score_is_finite(tmp_path):
+    """RBFPrototypeClassifier scores a class declared to partial_fit without rows
+    finitely (0), yet names it no runner-up: the text, the plot and the report said
+    that every other class scores -inf, against the scores they show."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skproto import RBFPrototypeClassifier
+    from skproto.explain import ExplanationDisplay
+
+    X = np.array([[0.0, 0.0], [0.0, 1.0]])
+    for loss in ("glvq", "cbc"):
+        clf = RBFPrototypeClassifier(loss=loss, max_epochs=2, random_state=0)
+        clf.partial_fit(X, [1, 1], classes=[1, -2])
+        explanation = clf.explain(X, 2)
+        assert explanation.runner_up.tolist() == [1, 1]
+        assert np.isfinite(explanation.scores).all()
+        said = "no other class can be predicted"
+        text = str(explanation)
+        assert "-inf" not in text and text.count(f"no runner-up ({said})") == 2
+        display = ExplanationDisplay.from_explanation(explanation, sample=0)
+        title = display.axes_[0].get_title()
+        assert f"no runner-up: {said}" in title and "-inf" not in title
+        plt.close(display.figure_)
+        page = make_report(clf, X, cases=["a", "b"], X_train=X, y_train=[1, 1])
+        assert re.findall(r"<p class='no-rival'>(.*?)</p>", page) == [f"no runner-up: {said}"] * 2

@@ -1481,3 +1481,25 @@ def test_rows_on_their_own_component_do_not_get_a_fitting_sigma_refused(reasonin
         r"detected by it alone \(the nearest component of any other row is",
     ):
         RBFPrototypeClassifier(sigma=1e-4, n_components=30, **kw).fit(Xi, yi)
+
+
+def test_certified_accuracy_checks_each_value_of_eps():
+    # (the dtype check let a True among numbers through, read as a budget of 1.0,
+    # and refused real numbers numpy holds as objects: a Fraction, an int beyond int64)
+    from fractions import Fraction
+
+    from sklearn.datasets import load_iris
+
+    from skproto import certified_accuracy
+
+    X, y = load_iris(return_X_y=True)
+    clf = RBFPrototypeClassifier(loss="glvq", max_epochs=5, random_state=0).fit(X, y)
+    for eps in ([0.1, True], [0, np.True_], (1, False)):
+        with pytest.raises(ValueError, match="eps must be a number or a 1-D array-like"):
+            certified_accuracy(clf, X, y, eps)
+    assert certified_accuracy(clf, X, y, Fraction(1, 10)) == certified_accuracy(clf, X, y, 0.1)
+    np.testing.assert_array_equal(
+        certified_accuracy(clf, X, y, [Fraction(1, 10), 2**70]),
+        certified_accuracy(clf, X, y, [0.1, 2.0**70]),
+    )
+    assert certified_accuracy(clf, X, y, []).shape == (0,)

@@ -132,6 +132,18 @@ def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _no_rival_reason(scores: np.ndarray, explained: int) -> str:
+    """Why a sample's explained class has no runner-up: the other classes' scores
+    are all -inf, or (RBFPrototypeClassifier's heads, whose scores do not say so)
+    none of them can be predicted, though they score finitely (a class declared
+    to ``partial_fit`` whose rows have not arrived)."""
+    if len(scores) < 2:
+        return "one class"
+    if (np.delete(np.asarray(scores, dtype=float), explained) > -np.inf).any():
+        return "no other class can be predicted"
+    return "every other class scores -inf"
+
+
 def _table(
     header: list[str], rows: list[list[str]], totals: list[list[str]], align: str
 ) -> list[str]:
@@ -539,8 +551,7 @@ class Explanation:
                 f"margin {_num(self.margin[i])}"
             ]
         else:  # (one column, not the explained class's twice)
-            alone = "every other class scores -inf" if len(scores) > 1 else "one class"
-            lines = [f"{head}; no runner-up ({alone})"]
+            lines = [f"{head}; no runner-up ({_no_rival_reason(scores, p)})"]
         to_p, to_q = "-> " + names[p], "-> " + names[q]
         with_cases = self.cases is not None
         with_tokens = self.query_token is not None

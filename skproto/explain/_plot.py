@@ -30,12 +30,12 @@ from ._cases import (
 )
 from ._explanation import Explanation, label_texts
 from ._steps import (
-    NO_RIVAL,
     Waterfall,
     drawn_range,
     explain_with_runner_up,
     fitted_classifier,
     has_rival,
+    no_rival,
     runner_up_waterfall,
     sample_position,
     unpipe,
@@ -235,9 +235,10 @@ class ExplanationDisplay:
             else:
                 panels.append(waterfall(explanation, sample, column="runner_up"))
         elif len(explanation.classes) > 1:
-            # every other class scores -inf: explain names the explained class its
+            # no other class can be predicted: explain names the explained class its
             # own runner-up, and its panel was drawn a second time as the runner-up's
-            panels[0] = replace(panels[0], role=f"{panels[0].role}; {NO_RIVAL}")
+            why = no_rival(explanation, sample)
+            panels[0] = replace(panels[0], role=f"{panels[0].role}; {why}")
         display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
         return display.plot(ax=ax)
 

@@ -43,12 +43,12 @@ from ._cases import (
 )
 from ._explanation import _label, _slot, plain
 from ._steps import (
-    NO_RIVAL,
     Waterfall,
     drawn_range,
     explain_with_runner_up,
     fitted_classifier,
     has_rival,
+    no_rival,
     runner_up_waterfall,
     unpipe,
     waterfall,
@@ -466,7 +466,7 @@ def make_report(
                 runner = runner_up_waterfall(second, i)
                 panels += _panel(runner, runner.role, shown, second.value_name)
             elif len(first.classes) > 1:  # (its own runner-up: drawn once, not twice)
-                panels += f"<p class='no-rival'>{_e(NO_RIVAL)}</p>"
+                panels += f"<p class='no-rival'>{_e(no_rival(first, i))}</p>"
             items.append(
                 f"<details class='query' data-index='{i}' data-predicted='{_e(pred)}' "
                 f"data-margin='{_f(first.margin[i])}' data-ood='{_f(ood[i])}'>"

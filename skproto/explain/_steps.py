@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from ._cases import positional, prototype_rows
-from ._explanation import Explanation, _slot
+from ._explanation import Explanation, _no_rival_reason, _slot
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,14 @@ def has_rival(explanation: Explanation, sample: int) -> bool:
     if len(explanation.classes) < 2:
         return False
     return bool(explanation.runner_up[sample] != explanation.explained[sample])
+
+
+def no_rival(explanation: Explanation, sample: int) -> str:
+    """What the plot and the report say where row ``sample`` has no runner-up
+    (:data:`NO_RIVAL` where every other class scores -inf; RBFPrototypeClassifier
+    scores a class declared without rows finitely, yet names it no runner-up)."""
+    p = int(explanation._class_column(explanation.explained[sample : sample + 1])[0])
+    return f"no runner-up: {_no_rival_reason(explanation.scores[sample], p)}"
 
 
 def runner_up_waterfall(explanation: Explanation, sample: int) -> Waterfall:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -45,10 +46,15 @@ def certified_accuracy(
     True
     """
     raw = np.asarray(eps)
-    if raw.ndim > 1 or raw.dtype.kind not in "iuf":
+    # each value checked (a True among floats, [0.1, True], came back as 1.0; a
+    # Fraction or an int beyond int64, real numbers, were refused as object)
+    values = np.asarray(eps, dtype=object).ravel() if raw.ndim <= 1 else ()
+    if raw.ndim > 1 or not all(
+        isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) for v in values
+    ):
         # (a 2-D eps came back flattened, not (n_eps,); True read as a budget of 1.0)
         raise ValueError(f"eps must be a number or a 1-D array-like of numbers; got {eps!r}.")
-    eps_arr = raw.astype(float)
+    eps_arr = np.asarray(values, dtype=float).reshape(raw.shape)
     if not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
         # (a negative eps counted misclassified samples, of radius 0, as certified)
         raise ValueError(f"eps must be finite and non-negative; got {eps!r}.")
