@@ -1371,3 +1371,113 @@ def test_the_cache_key_of_hooks_and_dataclasses_is_stable_and_complete():
         b: B
 
     assert callable_key(A(B(C(1)))) != callable_key(A(B(C(10))))
+
+
+# ------------------------------------------------- audit F: cache keys, dtypes, bad inputs
+class _PrivateScale(torch.nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self._s = s
+
+    def forward(self, x):
+        return x * self._s
+
+
+def test_the_cache_key_holds_a_modules_private_attributes(tmp_path):
+    # F01: attributes named with "_" were left out of the key (to skip torch's own
+    # _parameters, _modules, ...): Scale(10) read Scale(1)'s cached encodings
+    X = np.ones((2, 3), np.float32)
+    TorchEncoder(_PrivateScale(1.0), memory=tmp_path).transform(X)
+    np.testing.assert_array_equal(
+        TorchEncoder(_PrivateScale(10.0), memory=tmp_path).transform(X), 10 * X
+    )
+    module = _PrivateScale(1.0)
+    enc = TorchEncoder(module, memory=tmp_path / "b")
+    enc.transform(X)
+    module._s = 5.0  # changed in place: the same encoder encodes afresh
+    np.testing.assert_array_equal(enc.transform(X), 5 * X)
+
+
+class _Projection(torch.nn.Module):
+    """A module without parameters: a fixed projection kept as a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("index", torch.arange(2))
+        self.register_buffer("proj", torch.ones(4, 2))
+
+    def forward(self, x):
+        return x @ self.proj
+
+
+def test_a_module_without_parameters_gets_inputs_in_its_buffers_dtype():
+    # F02: the dtype was its first parameter's, else float32: a float64 buffer met
+    # float32 inputs ("expected m1 and m2 to have the same dtype")
+    module = _Projection().double()
+    np.testing.assert_array_equal(TorchEncoder(module).transform(X4), np.full((3, 2), 4.0))
+    images = np.full((3, 4), 2, np.uint8)
+    np.testing.assert_array_equal(TorchEncoder(module).transform(images), np.full((3, 2), 8.0))
+
+
+def test_a_bfloat16_tensor_from_preprocess_is_encoded_and_cached(tmp_path):
+    # F03: every input went through np.asarray, which has no bfloat16 ("Got
+    # unsupported ScalarType BFloat16"), though preprocess may return a tensor
+    module = torch.nn.Linear(4, 2).to(torch.bfloat16)
+    expected = module(torch.ones(3, 4, dtype=torch.bfloat16)).float().detach().numpy()
+    enc = TorchEncoder(module, preprocess=lambda a: torch.as_tensor(a).to(torch.bfloat16))
+    np.testing.assert_array_equal(enc.transform(X4), expected)
+    inputs = [torch.ones(4, dtype=torch.bfloat16)] * 3  # tensors as the inputs, cached
+    np.testing.assert_array_equal(TorchEncoder(module, memory=tmp_path).transform(inputs), expected)
+    np.testing.assert_array_equal(TorchEncoder(module, memory=tmp_path).transform(inputs), expected)
+
+
+def test_inputs_that_do_not_stack_are_a_value_error(tmp_path):
+    # F04: ragged inputs were torch's RuntimeError (in one batch) or numpy's
+    # concatenate error (across batches), None inputs torch's TypeError
+    ragged = [np.ones(4, np.float32), np.ones(3, np.float32)]
+    with pytest.raises(ValueError, match=r"must have one shape; got inputs of shapes \(4,\)"):
+        TorchEncoder(torch.nn.Linear(4, 2)).transform(ragged)
+    with pytest.raises(ValueError, match="could not make a tensor of an input .NoneType"):
+        TorchEncoder(torch.nn.Linear(4, 2)).transform([None, None])
+    flatten = TorchEncoder(torch.nn.Flatten(0), batch_size=1)
+    with pytest.raises(ValueError, match="encodings of 4 features for some inputs and 3"):
+        flatten.transform(ragged)
+    cached = TorchEncoder(torch.nn.Flatten(0), batch_size=1, memory=tmp_path)
+    cached.transform(ragged[:1])
+    with pytest.raises(ValueError, match="encodings of 4 features for some inputs and 3"):
+        cached.transform(ragged)  # (one encoding from the cache)
+
+
+def test_fitting_no_inputs_is_a_value_error():
+    # F05: fit([]) passed, and fit_transform of no inputs said "call fit, transform
+    # or fit_transform first"
+    with pytest.raises(ValueError, match="Found 0 inputs: TorchEncoder.fit needs at least one"):
+        TorchEncoder(torch.nn.Linear(4, 2)).fit_transform(np.empty((0, 4), np.float32))
+    with pytest.raises(ValueError, match="Found 0 inputs: SentenceEncoder.fit"):
+        SentenceEncoder().fit([])
+
+
+def test_a_cache_file_that_is_not_a_zip_is_closed(tmp_path):
+    # F06: np.load left the file open when it was not a zip (a ResourceWarning,
+    # and a file handle held, per broken file)
+    import gc
+
+    enc = TorchEncoder(torch.nn.Identity(), memory=tmp_path)
+    enc.transform(X4)
+    folder = next((tmp_path / "skproto_encodings").iterdir())
+    (folder / "batch-truncated.npz").write_bytes(b"PK\x03\x04 truncated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TorchEncoder(torch.nn.Identity(), memory=tmp_path).transform(X4)
+        gc.collect()
+    assert [str(w.message)[:40] for w in caught if w.category is ResourceWarning] == []
+    assert any("Skipping the unreadable cache file" in str(w.message) for w in caught)
+
+
+def test_a_lazy_module_with_a_cache_says_what_to_do(tmp_path):
+    # F07: memory= with a lazy module raised torch's "Attempted to use an
+    # uninitialized parameter" from the cache key (without memory it is encoded)
+    X = np.ones((3, 4), np.float32)
+    assert TorchEncoder(torch.nn.LazyLinear(2)).transform(X).shape == (3, 2)
+    with pytest.raises(ValueError, match="cannot key the cache .* of a lazy module"):
+        TorchEncoder(torch.nn.LazyLinear(2), memory=tmp_path).transform(X)

@@ -56,6 +56,16 @@ def held(
                 restore(entry[1])
 
 
+def _check_width(name: str, width: int, other: int) -> None:
+    """A ``ValueError`` when inputs gave encodings of different widths (numpy's
+    concatenate and stack errors said nothing of the inputs)."""
+    if other != width:
+        raise ValueError(
+            f"{name} gave encodings of {width} features for some inputs and {other} for "
+            "others: inputs of different shapes must give encodings of one width."
+        )
+
+
 class BaseEncoder(TransformerMixin, BaseEstimator):
     """Stateless transformer from raw inputs to a float32 ``(n_samples, n_features)`` array.
 
@@ -171,6 +181,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_dense(X)
         items = self._check_inputs(X)
+        if not items:  # (as scikit-learn's estimators: fit_transform of no inputs said
+            # "call fit, transform or fit_transform first")
+            raise ValueError(f"Found 0 inputs: {type(self).__name__}.fit needs at least one input.")
         # a copy: a row of X (a view) would keep all of X alive
         self.__dict__["_fit_probe"] = copy.deepcopy(items[:1])
         if getattr(X, "ndim", None) == 2:  # rows of a 2-D array or frame: its width
@@ -234,6 +247,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 found[i] = fresh[keys[i]]
         if not n:
             return np.empty((0, self._n_features()), dtype=np.float32)
+        for v in found:  # (cached encodings of inputs of other shapes, e.g. flattened)
+            _check_width(type(self).__name__, len(found[0]), len(v))
         out = np.stack(found).astype(np.float32, copy=False)
         # the width, known from cache hits too (a clone whose inputs were all
         # cached could not name its features: TorchEncoder cannot probe one)
@@ -251,6 +266,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             block = np.asarray(self._encode_block(model, items[s : s + self._BLOCK]))
             if out is None:
                 out = np.empty((n, block.shape[1]), dtype=np.float32)
+            _check_width(type(self).__name__, out.shape[1], block.shape[1])
             out[s : s + len(block)] = block
             self.__dict__["_width"] = (self._params_key(), block.shape[1])
             if self.verbose:

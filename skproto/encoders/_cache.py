@@ -124,14 +124,24 @@ def module_attributes(layer: Any) -> dict:
     may hold a memory address, and hashing a vocabulary of a million entries
     took 3 s).
     """
-    out = {k: _attribute(v) for k, v in vars(layer).items() if not k.startswith("_")}
-    out.pop("training", None)
+    # (its own attributes, private ones too: a scale kept as self._scale changes what it
+    # computes; only torch's bookkeeping of every Module is left out)
+    skip = _module_bookkeeping()
+    out = {k: _attribute(v) for k, v in vars(layer).items() if k not in skip}
     # its forward hooks, as functions set on it (they change what it returns)
     for kind in ("_forward_pre_hooks", "_forward_hooks"):
         hooks = getattr(layer, kind, None)
         if hooks:
             out[f"<{kind}>"] = [_attribute(h) for h in hooks.values()]
     return out
+
+
+@functools.cache
+def _module_bookkeeping() -> frozenset:
+    """The attributes torch sets on every Module (its tensors, sublayers, hooks, mode)."""
+    import torch  # (called on a torch layer: torch is imported already)
+
+    return frozenset(vars(torch.nn.Module())) | {"training"}
 
 
 def _attribute(v: Any) -> Any:
@@ -177,6 +187,17 @@ def _is_array(v: Any) -> bool:
     import torch
 
     return v.layout == torch.strided and v.device.type != "meta" and not v.is_quantized
+
+
+def _is_tensor(v: Any) -> bool:
+    """A torch tensor (without importing torch)."""
+    return type(v).__module__.startswith("torch") and hasattr(v, "detach")
+
+
+def _bfloat16() -> Any:
+    import torch  # (a tensor was given: torch is imported already)
+
+    return torch.bfloat16
 
 
 def _small_container(v: Any) -> bool:
@@ -364,8 +385,11 @@ class EncodingCache:
         """Hash of one input: a text's UTF-8, an array's dtype, shape and bytes, else its pickle."""
         if isinstance(item, str):  # (a lone surrogate: a file name that is not UTF-8)
             data = b"s" + item.encode("utf-8", "surrogatepass")
+        elif _is_tensor(item) and (item.dtype == _bfloat16() or item.device.type != "cpu"):
+            # (numpy has no bfloat16 and reads no GPU tensor: by its bytes, as the key)
+            data = b"t" + _value_bytes(item)
         elif hasattr(item, "__array__") and not isinstance(item, (list, tuple)):
-            a = np.ascontiguousarray(np.asarray(item))
+            a = np.ascontiguousarray(np.asarray(item.detach() if _is_tensor(item) else item))
             if a.dtype.hasobject:  # its bytes are pointers: key its values
                 data = b"o" + f"{a.shape}".encode() + pickle.dumps(a.tolist(), protocol=4)
             else:  # (a structured dtype's str is '|V8' whatever its fields)
@@ -394,7 +418,8 @@ class EncodingCache:
             self._seen.add(name)
             path = self.folder / name
             try:
-                with np.load(path) as z:
+                # (its own handle: np.load left the file open when it was not a zip)
+                with open(path, "rb") as f, np.load(f) as z:
                     entries = list(zip(z["keys"], z["values"]))
             except Exception as error:  # truncated, foreign or empty: its inputs are encoded again
                 warn_user(

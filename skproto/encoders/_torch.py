@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseEncoder, held
+from ._base import BaseEncoder, _check_width, held
 from ._cache import _value_bytes, callable_key, module_attributes, tensor_digest
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported on use
@@ -33,6 +33,41 @@ def _writable(item) -> np.ndarray:
         # and strides not a multiple of the item size: a field of a packed record)
         return np.array(a, order="C")
     return a
+
+
+def _tensor(item):
+    """One (preprocessed) input as a tensor: a tensor as it is (numpy has no bfloat16,
+    and reads no GPU tensor), anything else through :func:`_writable`."""
+    import torch
+
+    if isinstance(item, torch.Tensor):
+        return item.detach()
+    return torch.as_tensor(_writable(item))
+
+
+def _stack(batch: list):
+    """The inputs of a batch stacked, or a ``ValueError`` naming the input torch
+    could not take (torch's TypeError on an object array, or its RuntimeError on
+    inputs of different shapes, came out raw)."""
+    import torch
+
+    tensors = []
+    for item in batch:
+        try:
+            tensors.append(_tensor(item))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"TorchEncoder could not make a tensor of an input ({type(item).__name__}: "
+                f"{error}); inputs (after preprocess) must be numeric arrays or tensors."
+            ) from error
+        if tensors[-1].shape != tensors[0].shape:
+            raise ValueError(
+                "TorchEncoder stacks the inputs of a batch, which must have one shape; got "
+                f"inputs of shapes {tuple(tensors[0].shape)} and {tuple(tensors[-1].shape)}. "
+                "Give them one shape in preprocess (or use batch_size=1 with a module that "
+                "takes any shape and gives features of one width)."
+            )
+    return torch.stack(tensors)
 
 
 @contextlib.contextmanager
@@ -169,8 +204,11 @@ class TorchEncoder(BaseEncoder):
     def _encode_block(self, model, items: list) -> np.ndarray:
         import torch
 
-        device = next(model.parameters(), torch.empty(0)).device
-        dtype = next(model.parameters(), torch.empty(0)).dtype
+        # (its buffers too: a module without parameters, a fixed projection kept as a
+        # float64 buffer, was fed float32 inputs and failed)
+        tensors = [*model.parameters(), *model.buffers()]
+        device = tensors[0].device if tensors else self._device()
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
         out = []
         # (the user's module is left in the mode it was in)
         with torch.no_grad(), _eval_mode(model):
@@ -178,7 +216,7 @@ class TorchEncoder(BaseEncoder):
                 batch = items[s : s + self.batch_size]
                 if self.preprocess is not None:
                     batch = [self.preprocess(item) for item in batch]
-                x = torch.stack([torch.as_tensor(_writable(b)) for b in batch])
+                x = _stack(batch)
                 if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):
                     x = x.to(dtype)  # (images of uint8 too; token ids stay integers)
                 z = model(x.to(device))
@@ -189,6 +227,8 @@ class TorchEncoder(BaseEncoder):
                         "output[0], a model output's .last_hidden_state)."
                     )
                 z = z.reshape(len(batch), -1).float()
+                if out:
+                    _check_width(type(self).__name__, out[0].shape[1], z.shape[1])
                 if self.normalize:
                     z = torch.nn.functional.normalize(z, dim=1)
                 out.append(z.cpu().numpy())
@@ -215,6 +255,13 @@ class TorchEncoder(BaseEncoder):
             # weights changed through .data, and arrays changed in place, so that
             # old encodings came back from the cache
             tensors = [*module.named_parameters(), *module.named_buffers()]
+            lazy = [k for k, v in tensors if torch.nn.parameter.is_lazy(v)]
+            if lazy:  # (no values to key: torch's "uninitialized parameter" error before)
+                raise ValueError(
+                    f"TorchEncoder cannot key the cache (memory=) of a lazy module before its "
+                    f"parameters exist ({lazy[0]} is uninitialized): run the module once on a "
+                    "batch first, or pass memory=None."
+                )
             fingerprint = (
                 id(module),
                 tuple((k, v.data_ptr(), tensor_digest(v)) for k, v in tensors),
