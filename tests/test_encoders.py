@@ -1481,3 +1481,15 @@ def test_a_lazy_module_with_a_cache_says_what_to_do(tmp_path):
     assert TorchEncoder(torch.nn.LazyLinear(2)).transform(X).shape == (3, 2)
     with pytest.raises(ValueError, match="cannot key the cache .* of a lazy module"):
         TorchEncoder(torch.nn.LazyLinear(2), memory=tmp_path).transform(X)
+
+
+def test_the_cache_key_of_a_compiled_module_holds_no_memory_address(tmp_path):
+    # torch.compile's wrapper keeps its own id() as _torchdynamo_wrapper_id: keyed with
+    # the private attributes, the key differed in every process (and for every wrapper
+    # of one module), so the cache was never read again
+    torch.manual_seed(0)
+    inner = torch.nn.Linear(4, 2)
+    first, second = torch.compile(inner), torch.compile(inner)
+    assert TorchEncoder(first, memory=tmp_path)._settings() == (
+        TorchEncoder(second, memory=tmp_path)._settings()
+    )

@@ -127,13 +127,23 @@ def module_attributes(layer: Any) -> dict:
     # (its own attributes, private ones too: a scale kept as self._scale changes what it
     # computes; only torch's bookkeeping of every Module is left out)
     skip = _module_bookkeeping()
-    out = {k: _attribute(v) for k, v in vars(layer).items() if k not in skip}
+    out = {
+        k: _attribute(v)
+        for k, v in vars(layer).items()
+        if k not in skip and not k.startswith(_TORCH_MARKERS)
+    }
     # its forward hooks, as functions set on it (they change what it returns)
     for kind in ("_forward_pre_hooks", "_forward_hooks"):
         hooks = getattr(layer, kind, None)
         if hooks:
             out[f"<{kind}>"] = [_attribute(h) for h in hooks.values()]
     return out
+
+
+#: prefixes of the private attributes torch sets on some modules only: torch.compile's
+#: wrapper keeps its own id() as _torchdynamo_wrapper_id (a key that differed in every
+#: process), and the wrapped forward as _torchdynamo_orig_callable
+_TORCH_MARKERS = ("_torchdynamo_",)
 
 
 @functools.cache
