@@ -1493,3 +1493,24 @@ def test_the_cache_key_of_a_compiled_module_holds_no_memory_address(tmp_path):
     assert TorchEncoder(first, memory=tmp_path)._settings() == (
         TorchEncoder(second, memory=tmp_path)._settings()
     )
+
+
+def test_a_torchscript_module_is_cached_by_its_code_and_weights(tmp_path):
+    # (torch.jit.script and torch.jit.trace modules with memory= raised AttributeError
+    # "'_CachedForward' object has no attribute '__getattr__'" building the key)
+    X = np.ones((3, 4), dtype=np.float32)
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (torch's own, for jit)
+        scripted = torch.jit.script(lin)
+        again = torch.jit.script(lin)
+        traced = torch.jit.trace(lin, torch.ones(1, 4))
+        other = torch.jit.script(torch.nn.Linear(4, 2))
+        for m in (scripted, traced, other):
+            expected = m(torch.as_tensor(X)).detach().numpy()
+            got = TorchEncoder(m, memory=tmp_path).transform(X)
+            np.testing.assert_allclose(got, expected, rtol=1e-6)
+        key = TorchEncoder(scripted, memory=tmp_path)._settings()
+        assert key == TorchEncoder(again, memory=tmp_path)._settings()
+        assert key != TorchEncoder(other, memory=tmp_path)._settings()

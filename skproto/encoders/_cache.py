@@ -59,7 +59,12 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         for name, layer in value.named_modules():
             cls = type(layer)
             parts.append(f"{name}:{cls.__module__}.{cls.__qualname__}".encode())
-            parts.append(callable_key(cls.forward, depth + 1).encode())
+            try:
+                forward = callable_key(cls.forward, depth + 1).encode()
+            except AttributeError:  # (a TorchScript module's forward is no attribute of
+                # its class: torch.jit.script / trace raised here; its compiled code keys it)
+                forward = b"script:" + str(getattr(layer, "code", "")).encode()
+            parts.append(forward)
             parts.append(_value_bytes(module_attributes(layer), depth + 1))
         tensors = [*value.named_parameters(), *value.named_buffers()]
         parts += [k.encode() + _value_bytes(v, depth + 1) for k, v in tensors]
