@@ -183,8 +183,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         the window the class means' own scores place). The means and
         covariances stay exact whatever the temperature.
     verbose : int, default=0
-        Print the steps of ``fit`` and ``partial_fit`` (statistics, covariance
-        factors, held-out scoring) with their times, and progress every 10
+        Print the steps of ``fit`` and ``partial_fit`` (statistics, per-class
+        covariance factors, held-out scoring) with their times, and progress every 10
         seconds within long ones (per-class covariances of many classes).
         Changing it does not refit.
 
