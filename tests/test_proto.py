@@ -926,6 +926,24 @@ def test_multilabel_early_stopping_keeps_a_positive_training_row_of_every_label(
     assert (fitted.predict(X[[7, 30]])[:, 2] == 1).any()
 
 
+def test_multilabel_early_stopping_keeps_a_negative_training_row_of_every_label():
+    """Regression: the split gave back a positive row of a label it held out
+    entirely, not a negative one: a label on all rows but 2 (60 rows,
+    validation_fraction=0.5) had both negatives held out in 12 seeds of 40,
+    and it trained as every row's label (with max_epochs=3: probability
+    0.85-0.95 for it on those 2 rows, seeds 2 and 3)."""
+    T = np.zeros((60, 3), dtype=np.float32)
+    T[:, 0], T[:, 1], T[::2, 2] = 1, 1, 1
+    T[[7, 30], 1] = 0
+    clf = ProtoClassifier(early_stopping=True, validation_fraction=0.5)
+    clf.classes_ = np.arange(3)
+    for seed in range(40):
+        fit, val = clf._early_stopping_split(T, np.random.RandomState(seed))
+        assert (T[fit] == 0).any(axis=0)[1:].all(), seed
+        assert (T[fit] > 0).any(axis=0).all(), seed
+        np.testing.assert_array_equal(np.sort(np.concatenate([fit, val])), np.arange(60))
+
+
 @pytest.mark.parametrize("temperature", [0.1, 0.01])
 @pytest.mark.parametrize("multilabel", [True, False])
 def test_mixture_head_trains_at_a_small_fixed_temperature_as_at_one(temperature, multilabel):

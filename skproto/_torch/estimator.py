@@ -360,10 +360,15 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             fit, val = train_test_split(fit_rows, test_size=n_val, random_state=seed)
             # a label's every positive row held out trained it with none, silently (2
             # positives in 60 rows, validation_fraction=0.5: 12 seeds in 40, and the
-            # label was never predicted for its rows): one of them goes back
-            lost = np.flatnonzero((T[val] > 0).any(axis=0) & ~(T[fit] > 0).any(axis=0))
-            if len(lost):
-                back = np.unique([val[np.argmax(T[val, j] > 0)] for j in lost])
+            # label was never predicted for its rows): one of them goes back; so does one
+            # of a label's negative rows all held out (it trained as every row's label)
+            back = [
+                val[np.argmax(side[val, j])]
+                for side in (T > 0, T <= 0)
+                for j in np.flatnonzero(side[val].any(axis=0) & ~side[fit].any(axis=0))
+            ]
+            if len(back):
+                back = np.unique(back)
                 fit, val = np.concatenate([fit, back]), val[~np.isin(val, back)]
                 if not len(val):
                     return fit_rows, None
