@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 import warnings
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,12 @@ _CLASSIFICATION_TYPES = (
     "multilabel-indicator",
     "multilabel-sequences",
 )
+
+
+def is_real_number(value) -> bool:
+    """Whether ``value`` is a real number and not a bool (``True`` is an int to Python,
+    and read as 1.0 where a budget, a noise or a temperature was meant)."""
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_classification_type(y) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
+from ._validation import is_real_number
+
 __all__ = [
     "NO_LOSSES",
     "TEMPERATURE_BOUNDS",
@@ -94,19 +96,14 @@ def _checked_scores(
     elif not n:  # (an empty split: np.array([]) is float, and indexed S by it, an
         # IndexError in grid_log_loss once a table had started)
         T = T.astype(np.intp)
-    elif n and T.dtype.kind not in "iu":
+    elif T.dtype.kind not in "iu":
         raise ValueError(f"T must hold integer class codes; got values of dtype {T.dtype}.")
-    elif n and not (T.min() >= 0 and T.max() < n_classes):
+    elif not (T.min() >= 0 and T.max() < n_classes):
         raise ValueError(
             f"T must hold class codes in [0, {n_classes}), a column of S each; got codes "
             f"from {T.min()} to {T.max()}."
         )
-    if w is not None:
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(f"w must hold one weight per row of S ({n}); got shape {w.shape}.")
-        if not np.all(np.isfinite(w) & (w >= 0)):
-            raise ValueError("w must hold finite non-negative weights.")
+    w = _checked_weights(w, n, "S")
     if log_prior is not None:
         log_prior = np.asarray(log_prior, dtype=np.float64)
         if log_prior.shape != (n_classes,):
@@ -115,6 +112,21 @@ def _checked_scores(
                 f"{log_prior.shape}."
             )
     return S, T, w
+
+
+def _checked_weights(w, n: int, rows_of: str) -> np.ndarray | None:
+    """``w`` as a float64 array of ``n`` finite non-negative weights (None stays None)."""
+    if w is None:
+        return None
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(
+            f"w must hold one weight per row of {rows_of} ({n}), one finite non-negative "
+            f"weight each; got shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w) & (w >= 0)):
+        raise ValueError("w must hold finite non-negative weights.")
+    return w
 
 
 def _check_temperatures(grid) -> np.ndarray:
@@ -128,11 +140,7 @@ def _check_temperatures(grid) -> np.ndarray:
 def _positive_finite(value) -> bool:
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
         value = value.item()  # (a 0-d array, as numpy's own functions accept it)
-    return (
-        isinstance(value, Real)
-        and not isinstance(value, (bool, np.bool_))
-        and bool(np.isfinite(value) and value > 0)
-    )
+    return is_real_number(value) and bool(np.isfinite(value) and value > 0)
 
 
 #: The range ``fit_temperature`` searches, in the scores' own units (a
@@ -424,13 +432,7 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     D = np.asarray(D, dtype=np.float64)
     if D.ndim != 2:
         raise ValueError(f"D must be 2-D, (n_rows, n_classes); got shape {D.shape}.")
-    if w is not None:
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != (len(D),) or not np.all(np.isfinite(w) & (w >= 0)):
-            raise ValueError(
-                f"w must hold one finite non-negative weight per row of D ({len(D)}); got "
-                f"shape {w.shape}."
-            )
+    w = _checked_weights(w, len(D), "D")
     finite = np.isfinite(D)
     if not len(D) or finite.sum(axis=1).max(initial=0) < 2:
         return None
@@ -520,9 +522,9 @@ def grid_log_loss(
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
     if w is not None:  # (a row of weight 0 counts nothing; its loss, inf where its
         # scores' spread overflows at a small t, made 0 * inf = NaN of the sums)
-        keep &= np.asarray(w, dtype=np.float64) > 0
+        keep &= w > 0
     D, T = D[keep], T[keep]
-    w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)[keep]
+    w = np.ones(len(D)) if w is None else w[keep]
     grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     sums = np.zeros((2, len(grid)))
     if not len(D):

@@ -13,7 +13,6 @@ All sample-level metrics take ``aggregate``: ``"mean"`` (the default) or
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -447,7 +446,7 @@ def explanation_stability(
     array([1. , 1. , 1. , 1. , 1. , 0.2, 1. , 0.8, 1. , 0.6])
     """
     auto = isinstance(noise, str) and noise == "auto"
-    number = isinstance(noise, Real) and not isinstance(noise, (bool, np.bool_))
+    number = _validation.is_real_number(noise)
     if not auto and not (number and 0 < noise < np.inf):
         raise ValueError(f'noise must be a positive finite float or "auto", got {noise!r}.')
     _validation.check_positive_int(n_draws, "n_draws")
@@ -544,7 +543,7 @@ def global_size(estimator: BasePrototypeClassifier | Pipeline, *, tol: float = 1
     >>> global_size(NearestMeanClassifier().fit(X, y))
     3
     """
-    if not (isinstance(tol, Real) and not isinstance(tol, (bool, np.bool_)) and 0 <= tol < 1):
+    if not (_validation.is_real_number(tol) and 0 <= tol < 1):
         raise ValueError(f"tol must be a float in [0, 1), got {tol!r}.")
     estimator, _ = _model(estimator)
     strength = np.asarray(estimator._connection_strength(), dtype=np.float64)

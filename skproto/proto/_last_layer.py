@@ -54,6 +54,12 @@ def _kernel_penalty(G: torch.Tensor) -> torch.Tensor:
     return (vecs * torch.where(null, torch.full_like(vals, floor), vals)) @ vecs.T
 
 
+def _smoothed_l1(V: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+    """The refit's smoothed L1 of the wrong-class entries ``V * off`` (in the logits'
+    units, ``W / T``)."""
+    return torch.sqrt((V * off) ** 2 + _L1_SMOOTHING**2).sum()
+
+
 def _optimality(grad: torch.Tensor, W: torch.Tensor, off: torch.Tensor, l1_weight: float) -> float:
     """Largest entry of the minimum-norm subgradient of the L1-penalised objective.
 
@@ -201,7 +207,7 @@ def refit_last_layer(
         data = classification_loss(S @ V, targets)
         loss = ((data * wt).sum() + 0.5 * alpha * (V * (G @ V)).sum()) / wsum
         if l1 and l1_weight:
-            loss = loss + l1_weight * torch.sqrt((V * off) ** 2 + _L1_SMOOTHING**2).sum()
+            loss = loss + l1_weight * _smoothed_l1(V, off)
         loss.backward()
         if l1:
             last.update(V=V.detach().clone(), grad=V.grad.clone(), loss=loss.detach())
@@ -239,7 +245,7 @@ def refit_last_layer(
             # nothing is a stall
             with torch.no_grad():  # (the objective at V: the last evaluation may be a
                 # point the line search tried and left)
-                l1_term = torch.sqrt((V * off) ** 2 + _L1_SMOOTHING**2).sum()
+                l1_term = _smoothed_l1(V, off)
             objective = smooth + l1_weight * float(l1_term)
             if restarted_at is not None and objective >= restarted_at:
                 break

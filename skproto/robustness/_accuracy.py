@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from .._validation import is_real_number
 
 __all__ = ["certified_accuracy"]
 
@@ -49,9 +50,7 @@ def certified_accuracy(
     # each value checked (a True among floats, [0.1, True], came back as 1.0; a
     # Fraction or an int beyond int64, real numbers, were refused as object)
     values = np.asarray(eps, dtype=object).ravel() if raw.ndim <= 1 else ()
-    if raw.ndim > 1 or not all(
-        isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) for v in values
-    ):
+    if raw.ndim > 1 or not all(is_real_number(v) for v in values):
         # (a 2-D eps came back flattened, not (n_eps,); True read as a budget of 1.0)
         raise ValueError(f"eps must be a number or a 1-D array-like of numbers; got {eps!r}.")
     eps_arr = np.asarray(values, dtype=float).reshape(raw.shape)
