@@ -838,22 +838,35 @@ class BasePrototypeClassifier(
 
     def _target_columns(self, target, n: int) -> np.ndarray:
         """Columns of ``classes_`` of ``explain``'s ``target`` (one label, or one per row)."""
-        target = np.asarray(target, dtype=object if np.ndim(target) == 0 else None)
-        labels = np.full(n, target.item(), dtype=object) if target.ndim == 0 else target
-        if labels.ndim != 1 or len(labels) != n:
+        # (one label as it is: cast to object, a datetime64 became a date, or for
+        # nanoseconds an int, and found no class)
+        labels = [target] * n if np.ndim(target) == 0 else np.asarray(target)
+        if np.ndim(labels) != 1 or len(labels) != n:
             raise ValueError(
                 f"target must be one label or one label per sample ({n}), "
                 f"got shape {np.shape(target)}."
             )
         classes = list(self.classes_)
-        lookup = {c.item() if hasattr(c, "item") else c: j for j, c in enumerate(classes)}
+        # datetime64 classes are found by their datetime64 value in their unit: .item()
+        # made [ns] ones ints and others dates, which a datetime64 target of another
+        # unit, or a pandas.Timestamp, never equalled
+        times = self.classes_.dtype.kind == "M"
+
+        def key_of(value):
+            if times:  # (a 0-d array as its scalar)
+                scalar = value[()] if isinstance(value, np.ndarray) else value
+                return _validation._time_key(scalar, self.classes_.dtype)
+            return value.item() if hasattr(value, "item") else value
+
+        lookup = {key_of(c): j for j, c in enumerate(classes)}
         cols = np.empty(n, dtype=np.intp)
         for i, label in enumerate(labels):
-            key = label.item() if hasattr(label, "item") else label
+            key = key_of(label)
             if key not in lookup:
+                shown = classes if times else self.classes_.tolist()
                 raise ValueError(
                     f"target has label {key!r}, which is not one of the classes "
-                    f"seen in fit: {self.classes_.tolist()!r}."
+                    f"seen in fit: {shown!r}."
                 )
             cols[i] = lookup[key]
         return cols

@@ -328,7 +328,12 @@ def _time_key(key, dtype: np.dtype):
     if dtype.kind != "M":
         return key
     stamp = key.to_datetime64() if hasattr(key, "to_datetime64") else key
-    return stamp.astype(dtype) if isinstance(stamp, np.datetime64) else key
+    if not isinstance(stamp, np.datetime64):
+        return key
+    # only where it is exact: a key of 05:00 on a day found that day's class (the cast
+    # to days drops the hours), and weighed or named it
+    converted = stamp.astype(dtype)
+    return converted if converted == stamp else key
 
 
 def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -535,6 +540,8 @@ def _label_kinds(labels) -> set:
         # NaN or NaT is a missing label, refused below; bytes are no strings, as
         # in the loop: b"a" against the class "a" read as a miss)
         return {kind == "U"} if array.size else set()
+    if kind in "mM":  # (a NaT: cast to object it is None, and read "y contains None")
+        raise ValueError("y contains NaT (a missing label); drop those rows or give them a label.")
     values = np.asarray(labels, dtype=object).ravel()
     if any(v is None for v in values):
         raise ValueError("y contains None (a missing label); drop those rows or give them a label.")
@@ -548,8 +555,11 @@ def _label_kinds(labels) -> set:
 
 
 def check_one_label_kind(y) -> None:
-    """Raise when an object ``y`` holds both strings and numbers (numpy cannot sort it)."""
+    """Raise when an object ``y`` holds both strings and numbers (numpy cannot sort it),
+    or a datetime64 or timedelta64 ``y`` a NaT (a missing label)."""
     y = np.asarray(y)
+    if y.dtype.kind in "mM":  # (fit trained a NaT as a class, which partial_fit refused)
+        _label_kinds(y)
     if y.dtype == object and len(_label_kinds(y)) > 1:
         raise ValueError(
             "Mix of label types (strings and numbers) in y; use one type for all labels."
@@ -583,6 +593,10 @@ def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
     if known.dtype.kind == labels.dtype.kind and known.dtype.kind in "biufUS":
         return  # (the wider of the two holds both: checked on every partial_fit call)
     try:
+        if (known.dtype.kind == "m") != (labels.dtype.kind == "m"):
+            # (numpy makes numbers durations: the classes 0, 1 became 0 and 1 days
+            # beside a timedelta64 label, and the label 5 a class of 5 days)
+            raise TypeError("durations and other labels")
         common = np.result_type(known, labels)
     except (TypeError, ValueError) as exc:  # (numpy's DTypePromotionError is a TypeError)
         raise ValueError(

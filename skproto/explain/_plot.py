@@ -442,7 +442,7 @@ class PrototypeGalleryDisplay:
             Its labels (an indicator matrix for a multi-label model).
         cases : sequence, default=None
             Raw cases aligned with the rows of ``X``.
-        classes : sequence, default=None
+        classes : label or sequence of labels, default=None
             Classes whose prototypes are shown; None: the first ``max_classes``.
         max_classes : int, default=5
             Classes shown when ``classes`` is None.
@@ -467,6 +467,8 @@ class PrototypeGalleryDisplay:
         labels = np.asarray(estimator.prototype_labels_)
         if classes is None:
             classes = estimator.classes_[:max_classes]
+        elif np.ndim(classes) == 0:  # one label (a string was read as a sequence, and
+            classes = [classes]  # failed with numpy's "iteration over a 0-d array")
         # (isin: tolist() made datetime64 labels dates, which equal no label)
         unknown = [c for c, ok in zip(classes, np.isin(classes, estimator.classes_)) if not ok]
         if unknown:

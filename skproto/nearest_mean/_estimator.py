@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from numbers import Real
 
@@ -1046,6 +1047,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         """The user's array of priors, validated for ``n_classes`` (None if a string)."""
         if isinstance(self.priors, str):
             return None
+        if isinstance(self.priors, (Mapping, Set)):
+            # (a dict keyed by label, as class_weight is, raised numpy's TypeError)
+            raise ValueError(
+                "priors must be 'uniform', 'empirical' or an array-like of one prior per "
+                f"class, in the order of classes_; got a {type(self.priors).__name__}."
+            )
         pri = np.asarray(self.priors, dtype=np.float64)
         if pri.ndim != 1:  # (a (1, n) array was read as its row)
             raise ValueError(f"priors must be 1-D, of shape (n_classes,); got shape {pri.shape}.")
