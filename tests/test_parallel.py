@@ -1831,3 +1831,73 @@ def test_project_onto_rows_takes_a_list_of_prototypes_as_nearest_rows_does():
     expected = project_onto_rows(np.array(P), X, groups=[0, 0, 1], targets=y)
     assert project_onto_rows(P, X, groups=[0, 0, 1], targets=y).tolist() == expected.tolist()
     assert expected.tolist() == [0, 1, 3]
+
+
+def test_a_frame_s_columns_are_predicted_and_explained_with_their_own_dtypes():
+    """A dask DataFrame mixing strings (or booleans) with float32 numbers came to
+    each block as one object array, read back as a frame of object columns: its
+    numbers were computed in float64, not in float32 as in memory (a pipeline's
+    transform 1.4e-6 apart, a NearestMeanClassifier's probabilities 6e-8)."""
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+
+    from skproto.explain import unpipe
+
+    rng = np.random.RandomState(0)
+    a, b = (rng.randn(200).astype(np.float32) for _ in range(2))
+    y = np.array(["x", "y", "z"])[(a > 0).astype(int) + (b > 0.5)]
+    mixed = pd.DataFrame({"color": rng.choice(["red", "blue"], 200), "a": a, "b": b})
+    pipe = make_column_transformer(("passthrough", ["a", "b"]))
+    flags = pd.DataFrame({"a": a, "b": b, "flag": rng.rand(200) > 0.5})
+    for frame, model in (
+        (mixed, make_pipeline(pipe, NearestMeanClassifier()).fit(mixed, y)),
+        (flags, NearestMeanClassifier().fit(flags, y)),
+        (flags.set_axis([0, 1, 2], axis=1), NearestMeanClassifier().fit(flags.to_numpy(), y)),
+    ):
+        wrapped, lazy = ParallelPostFit(model), dd.from_pandas(frame, npartitions=3)
+        with dask.config.set(scheduler="sync"):
+            for method in ("predict_proba", "decision_function", "transform"):
+                want = getattr(model, method)(frame)
+                assert want.dtype == np.float32  # (computed in float32 in memory)
+                got = getattr(wrapped, method)(lazy).compute()
+                np.testing.assert_array_equal(got, want.astype(np.float64), err_msg=method)
+            got = wrapped.explain(lazy, rows=[4, 1]).scores
+        clf, rows, *_ = unpipe(model, frame.iloc[[4, 1]])
+        np.testing.assert_array_equal(got, clf.explain(rows).scores)
+
+
+def test_another_classifier_s_transform_is_as_wide_as_its_output():
+    """LinearDiscriminantAnalysis' transform failed lazily with "object has no
+    attribute 'prototypes_'" (its width was read off a prototype model's)."""
+    import dask
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 4))
+    lda = ParallelPostFit(LinearDiscriminantAnalysis()).fit(X, np.argmax(X[:, :3], axis=1))
+    with dask.config.set(scheduler="sync"):
+        lazy, want = lda.transform(da.from_array(X, chunks=30)), lda.estimator_.transform(X)
+        assert lazy.shape == want.shape
+        np.testing.assert_allclose(lazy.compute(), want, rtol=1e-12)
+
+
+def test_a_search_over_a_multilabel_model_predicts_lazily_as_in_memory():
+    """A fitted search over a multi-label model was declared one label per row:
+    "could not broadcast input array from shape (30,3) into shape (30,)"."""
+    import dask
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 4))
+    proto = ProtoClassifier(head="linear", max_epochs=2, random_state=0)
+    grid = {"n_prototypes_per_class": [1]}
+    search = GridSearchCV(proto, grid, cv=2).fit(X, (X[:, :3] > 0).astype(int))
+    with dask.config.set(scheduler="sync"):
+        for method in ("predict", "predict_proba", "decision_function"):
+            lazy = getattr(ParallelPostFit(search), method)(da.from_array(X, chunks=30))
+            want = getattr(search, method)(X)
+            assert lazy.shape == want.shape and lazy.dtype == want.dtype, method
+            np.testing.assert_array_equal(lazy.compute(), want, err_msg=method)

@@ -151,6 +151,25 @@ def column_names(X) -> np.ndarray | None:
     return _get_feature_names(X._meta)
 
 
+def column_dtypes(X) -> list | None:
+    """The dtype of each column of a dask DataFrame as :func:`frame_to_array` reads it
+    (pandas' extension dtypes cast as there); None for anything else.
+
+    Parameters
+    ----------
+    X : object
+        Anything.
+
+    Returns
+    -------
+    list of dtype or None
+        One dtype per column; None for anything but a dask DataFrame.
+    """
+    if not is_dask_frame(X) or X.ndim != 2:
+        return None
+    return [_numpy_dtype(t) or t for t in X.dtypes]
+
+
 def as_row_blocks(X, *, known: bool = True):
     """``X`` (dask array or DataFrame, or array-like) as a 2-D dask array of whole rows.
 

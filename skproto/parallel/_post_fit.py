@@ -19,7 +19,7 @@ from .._chunking import is_dask, take_rows
 from .._validation import warn_user
 from ..explain._explanation import Explanation
 from ..explain._steps import unpipe
-from ._common import as_row_blocks, column_names, dask_array, is_dask_frame
+from ._common import as_row_blocks, column_dtypes, column_names, dask_array, is_dask_frame
 from ._nearest_mean import fit_nearest_mean
 from ._streaming import fit_streaming
 
@@ -27,17 +27,34 @@ if TYPE_CHECKING:  # pragma: no cover
     from sklearn.utils.metadata_routing import MetadataRouter
 
 
-def _call(block, est, method, names, dtype=None, empty=None):
+def _mixed(rows, dtypes) -> bool:
+    """Whether ``rows`` are one object array of a dask DataFrame's columns (``dtypes``)."""
+    return dtypes is not None and rows.dtype == object
+
+
+def _as_frame(rows, names, dtypes=None):
+    """``rows`` as a pandas frame of the columns ``names`` (None: unnamed), each
+    column of its dtype in ``dtypes`` (the dask DataFrame's) where ``rows`` is one
+    object array: a frame mixing strings (or booleans) and float32 numbers came
+    back as object columns, or as an object array, and its numbers were computed
+    in float64, not in float32 as in memory."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=names)
+    if _mixed(rows, dtypes):
+        frame = frame.astype(dict(zip(frame.columns, dtypes)))
+    return frame
+
+
+def _call(block, est, method, names, dtype=None, empty=None, dtypes=None):
     """``est.<method>`` of one block (as a frame with the fitted column names, if
-    any), as ``dtype`` when given (the dtype declared for every block);
-    ``empty`` for a block without rows (a filtered frame's partition), which
-    the estimator's validation refuses."""
+    any, and the columns' ``dtypes``), as ``dtype`` when given (the dtype
+    declared for every block); ``empty`` for a block without rows (a filtered
+    frame's partition), which the estimator's validation refuses."""
     if empty is not None and not len(block):
         return empty
-    if names is not None:
-        import pandas as pd
-
-        block = pd.DataFrame(block, columns=names)
+    if names is not None or _mixed(block, dtypes):
+        block = _as_frame(block, names, dtypes)
     out = getattr(est, method)(block)
     return out if dtype is None else np.asarray(out, dtype=dtype)
 
@@ -253,6 +270,10 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         so none is rounded to inf.
         """
         est = unpipe(est, None)[0]  # (a Pipeline's last step predicts)
+        while hasattr(est, "best_estimator_"):  # a fitted search predicts with its best
+            # estimator (a multi-label one's labels were declared one per row: "could
+            # not broadcast input array from shape (20,3) into shape (20,)")
+            est = unpipe(est.best_estimator_, None)[0]
         if isinstance(est.classes_, list):  # scikit-learn's multi-output classifiers
             if method != "predict":  # (one array per output: no one dask array)
                 raise ValueError(
@@ -272,6 +293,10 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if method == "score_samples":
             return None, float64
         if method == "transform":
+            if not hasattr(est, "prototypes_"):  # another classifier's transform (as
+                # LinearDiscriminantAnalysis'): as many columns as its output's names
+                # (it failed with "object has no attribute 'prototypes_'")
+                return len(est.get_feature_names_out()), float64
             return len(est.prototypes_), float64
         if method == "decision_function" and len(est.classes_) == 2 and not multilabel:
             return None, float64
@@ -311,12 +336,12 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if not (is_dask(X) or is_dask_frame(X)):
             return getattr(est, method)(X)
         da = dask_array()
-        names = column_names(X)
+        names, dtypes = column_names(X), column_dtypes(X)
         X = as_row_blocks(X, known=False)  # whole rows in each block
         names = self._block_names(est, names, X.shape[1])
         width, dtype = self._layout(est, method)
         empty = np.empty((0,) if width is None else (0, width), dtype=dtype)
-        args = (_call, X, self._shipped(est), method, names, dtype, empty)
+        args = (_call, X, self._shipped(est), method, names, dtype, empty, dtypes)
         if width is None:
             return da.map_blocks(*args, drop_axis=1, dtype=dtype, meta=empty)
         chunks = (X.chunks[0], (width,))
@@ -475,17 +500,15 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Explanation
             The explanation of the selected rows.
         """
-        names = column_names(X)
+        names, dtypes = column_names(X), column_dtypes(X)
         if is_dask_frame(X) or is_dask(X):
             X = as_row_blocks(X, known=rows is not None)  # row indices need block lengths
             X = X.compute() if rows is None else take_rows(X, _row_indices(rows, X.shape[0]))
         elif rows is not None:
             rows = _row_indices(rows, len(X))
             X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
-        if names is not None:
-            import pandas as pd
-
-            X = pd.DataFrame(X, columns=names)
+        if names is not None or _mixed(X, dtypes):
+            X = _as_frame(X, names, dtypes)
         # a Pipeline ending in a skproto classifier: its steps, then the classifier's
         # explain (Pipeline has none), as make_report does
         estimator, X, *_ = unpipe(self._fitted(), X)
