@@ -778,6 +778,20 @@ def test_clone_pickle_and_joblib_round_trip(params, tmp_path):
         other.partial_fit(X[:10], labels[:10])
 
 
+@pytest.mark.parametrize("params", SETTINGS, ids=setting_ids)
+def test_a_stream_loaded_as_read_only_memory_maps_keeps_learning(params, tmp_path):
+    # joblib.load(..., mmap_mode="r") gives read-only arrays, which partial_fit
+    # updated in place: "ValueError: assignment destination is read-only"
+    X, y = load_iris(return_X_y=True)
+    first, rest = np.arange(0, 150, 2), np.arange(1, 150, 2)
+    clf = NearestMeanClassifier(**params).partial_fit(X[first], y[first])
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    clf.partial_fit(X[rest], y[rest])
+    loaded.partial_fit(X[rest], y[rest])
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_pooled_scatter_is_exact_far_from_the_origin(weighted):
     """The pooled within-class scatter matches a direct two-pass computation at an offset of 1e6."""

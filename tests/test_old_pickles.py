@@ -54,6 +54,24 @@ def test_rbf_pickled_before_fit_params_keeps_its_network(iris):
         loaded.partial_fit(X[:20], y[:20])
 
 
+def test_rbf_pickled_before_its_class_moments_keeps_streaming(iris):
+    # the nearest head's stand-ins of earlier classes come from class moments kept
+    # since ee3806f: every partial_fit of a model pickled before raised
+    # AttributeError '_moments'; it streams, new classes trained without stand-ins
+    # as then, and the earlier components stay where they were
+    X, y = iris
+    est = RBFPrototypeClassifier(max_epochs=5, random_state=0).fit(X[y < 2], y[y < 2])
+    loaded = _as_pickled_without(est, "_moments")
+    before = loaded.prototypes_.copy()
+    loaded.partial_fit(X[y == 2], y[y == 2])
+    assert loaded.classes_.tolist() == [0, 1, 2]
+    assert_array_equal(loaded.prototypes_[: len(before)], before)
+    assert loaded.score(X[y == 2], y[y == 2]) > 0.8
+    loaded.partial_fit(X, y)
+    assert np.isfinite(loaded.predict_proba(X)).all()
+    assert loaded.score(X, y) > 0.8
+
+
 def test_proto_pickled_before_fit_params_keeps_its_network(iris):
     # set_params(similarity="log") on such a model made its pickle fail to load
     # (RuntimeError: missing keys in state_dict), and partial_fit with it
@@ -105,3 +123,14 @@ def test_linear_proto_pickled_before_it_kept_its_classes_without_rows_scores_eve
     np.testing.assert_allclose(ex.scores, loaded.decision_function(X), rtol=1e-9, atol=1e-9)
     loaded.partial_fit(X[:50], y[:50])
     assert np.all(loaded.predict_proba(X) > 0)
+
+
+def test_proto_pickled_before_it_counted_its_rows_refuses_to_stream_by_name(iris):
+    # a mixture model pickled before afae896 has no row count: every partial_fit
+    # raised AttributeError '_n_seen'; new prototypes' row indices cannot be placed
+    X, y = iris
+    est = ProtoClassifier(n_prototypes_per_class=2, max_epochs=2, random_state=0).fit(X, y)
+    loaded = _as_pickled_without(est, "_n_seen")
+    assert_array_equal(loaded.predict(X), est.predict(X))
+    with pytest.raises(ValueError, match="saved by an earlier version of skproto"):
+        loaded.partial_fit(X[:20], y[:20])

@@ -726,6 +726,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._score_pending()  # (rows set aside while the temperature was "auto")
         with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
             if safe:
+                self._stats = self._stats.writable()  # (a model loaded read-only: a copy)
                 self._stats.update(X, codes, w, normalize=self._layout["normalize"])
             else:
                 rest = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)

@@ -246,6 +246,18 @@ class ClassStats:
             out._fold_chunks(X, codes, w, normalize)
         return out
 
+    def writable(self) -> ClassStats:
+        """These statistics, or a copy of them where an array is read-only.
+
+        :meth:`update` changes the arrays in place; those of a model loaded by
+        ``joblib.load(..., mmap_mode="r")`` are read-only memory maps, and a
+        ``partial_fit`` raised numpy's "assignment destination is read-only".
+        """
+        fields = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        if all(a.flags.writeable for a in fields.values()):
+            return self
+        return ClassStats(**{**vars(self), **{k: np.array(a) for k, a in fields.items()}})
+
     def update(
         self,
         X: np.ndarray,

@@ -691,6 +691,13 @@ class ProtoClassifier(TorchPrototypeClassifier):
             state = self._empty_state(X, check_random_state(self.random_state))
             history = new_history()
         else:
+            if not hasattr(self, "_n_seen"):  # (an AttributeError before)
+                raise ValueError(
+                    "This ProtoClassifier was saved by an earlier version of skproto, "
+                    "which did not count the rows it was fitted on, so partial_fit "
+                    "cannot number the rows of its prototypes (prototype_sample_indices_); "
+                    "fit it again to continue a stream."
+                )
             _validation.check_same_classes(self, classes)
             if self._multilabel:
                 raise ValueError("y does not match the label layout seen in the first fit.")

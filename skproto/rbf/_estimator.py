@@ -646,7 +646,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 state = self._grown_state(classes_, X, y, rng)
                 net = self._continued_network(state)
                 history = self.history_
-                self._moments = reindex_moments(self._moments, earlier, self.classes_)
+                # (none in a model pickled before they were kept: its earlier classes
+                # are not replayed, as then, and partial_fit raised an AttributeError)
+                self._moments = getattr(self, "_moments", None)
+                if self._moments is not None:
+                    self._moments = reindex_moments(self._moments, earlier, self.classes_)
             net = net.to(self._device)
             params = self._trainable(net)
             T = np.searchsorted(self.classes_, y)
@@ -672,12 +676,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 # (weight_decay still moved them: Adam adds it after the hook)
                 kept = net.components[:n_old].detach().clone()
                 params = [net.components]
-                present = np.unique(T)
-                Xr, Tr = gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
-                per_row = average_class_weight(w, T, _REPLAY_ROWS)  # an average class each
-                Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
-                wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
-            if not first:  # (the first call's rows are in _build's moments)
+                if self._moments is not None:
+                    present = np.unique(T)
+                    Xr, Tr = gaussian_replay(self._moments, present, _REPLAY_ROWS, rng)
+                    per_row = average_class_weight(w, T, _REPLAY_ROWS)  # an average class each
+                    Xb, Tb = np.concatenate([Xb, Xr]), np.concatenate([T, Tr])
+                    wb = np.concatenate([w, np.full(len(Tr), per_row, dtype=np.float32)])
+            if not first and self._moments is not None:  # (the first call's: _build's)
                 self._moments = merge_moments(
                     self._moments, class_moments(X, T, len(self.classes_))
                 )
