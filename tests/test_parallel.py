@@ -1357,6 +1357,29 @@ def test_the_wrapper_takes_the_input_tags_of_its_estimator():
     assert not get_tags(ParallelPostFit(NearestMeanClassifier())).input_tags.allow_nan
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")  # (array API)
+def test_the_wrapper_is_a_transformer_to_scikit_learn_where_its_estimator_is():
+    # it offers transform where its estimator does, but had no transformer tags
+    # (check_estimator raised a RuntimeError before any check) and no fit_transform
+    # (four transformer checks failed once the tags were set)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils import get_tags
+    from sklearn.utils.estimator_checks import check_estimator
+
+    wrapper = ParallelPostFit(NearestMeanClassifier())
+    inner_tags = get_tags(NearestMeanClassifier()).transformer_tags
+    assert get_tags(wrapper).transformer_tags == inner_tags
+    assert get_tags(ParallelPostFit(LogisticRegression())).transformer_tags is None
+    assert not hasattr(ParallelPostFit(LogisticRegression()), "fit_transform")
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 60)
+    X = rng.normal(size=(60, 3)) + y[:, None]
+    Xt = wrapper.fit_transform(da.from_array(X, chunks=20), da.from_array(y, chunks=20))
+    np.testing.assert_allclose(Xt.compute(), NearestMeanClassifier().fit(X, y).transform(X))
+    failed = [r for r in check_estimator(wrapper, on_fail=None) if r["status"] == "failed"]
+    assert not failed, [(r["check_name"], r["exception"]) for r in failed]
+
+
 def test_every_lazy_block_has_its_declared_shape_and_dtype_even_without_rows():
     import dask
 

@@ -186,6 +186,7 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if inner.classifier_tags is not None and tags.classifier_tags is not None:
             tags.classifier_tags.multi_label = inner.classifier_tags.multi_label
         tags.input_tags = inner.input_tags
+        tags.transformer_tags = inner.transformer_tags
         return tags
 
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ParallelPostFit:
@@ -480,6 +481,26 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             The estimator's ``transform`` of each sample (one column per prototype).
         """
         return self._apply("transform", X)
+
+    @available_if(_estimator_has("transform"))
+    def fit_transform(self, X: Any, y: Any, **fit_params: Any) -> Any:
+        """:meth:`fit`, then :meth:`transform` of the same ``X``.
+
+        Parameters
+        ----------
+        X : array-like, dask array or dask DataFrame of shape (n_samples, n_features)
+            Training rows.
+        y : array-like, dask array or dask Series of shape (n_samples,) or (n_samples, n_classes)
+            Labels.
+        **fit_params : dict
+            Passed to :meth:`fit`.
+
+        Returns
+        -------
+        activations : ndarray or dask array of shape (n_samples, n_prototypes)
+            The fitted estimator's ``transform`` of ``X``.
+        """
+        return self.fit(X, y, **fit_params).transform(X)
 
     @available_if(_estimator_has("explain"))
     def explain(self, X: Any, rows: ArrayLike | slice | None = None, **kwargs: Any) -> Explanation:
