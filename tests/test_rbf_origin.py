@@ -245,3 +245,37 @@ def test_a_stream_whose_first_batch_is_one_row_trains_alike_with_an_offset():
             clf.partial_fit(Xtr[s : s + 64] + off, ytr[s : s + 64])
         scores.append(clf.score(Xte + off, yte))
     assert scores[1] >= scores[0] - 0.01 and scores[0] > 0.7, scores
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_component_is_the_row_itself_only_within_rounding(dtype):
+    # the rows' own components were ignored when they lay within 1 % of the data's
+    # unit: two classes of spread 1 beside a third 1,000 away (the unit about 1,000)
+    # had every own component of the near classes ignored (typical distance 2,000)
+    from skproto._torch.training import squared_distances_to_others
+
+    rng = np.random.default_rng(0)
+    near = rng.standard_normal((40, 4))
+    Z = np.vstack([near, near[:20] + 1000.0]).astype(dtype)
+    P = np.vstack([near[:5] + 0.5, Z[45:47], Z[:1]]).astype(dtype)
+    d = np.sqrt(squared_distances_to_others(Z, P))
+    assert len(d) == len(Z)  # every row has another component
+    assert np.median(d) < 5.0  # (2,000 before)
+    # a copy of the row is the row itself, also far from P's mean (rounding there)
+    far = (Z + OFFSET).astype(dtype)
+    on_rows = np.sqrt(squared_distances_to_others(far[:3], far[:3]))
+    assert (on_rows > 0.5).all()
+
+
+def test_a_class_far_from_the_others_keeps_the_near_classes_apart():
+    # iris, standardised, one class moved 1,000 units: sigma started at 2,900 and
+    # the robust model read 0.67 on its own training rows, without a warning
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    plain = RBFPrototypeClassifier(random_state=0).fit(X, y)
+    X[y == 2] += 1000.0
+    shifted = RBFPrototypeClassifier(random_state=0).fit(X, y)
+    assert shifted.score(X, y) == 1.0
+    assert shifted.sigma_ == pytest.approx(plain.sigma_, rel=0.05)

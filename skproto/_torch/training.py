@@ -26,7 +26,7 @@ import torch
 from .._chunking import chunk_slices, is_dask
 from .._progress import Progress
 from .._validation import FLOAT32_MAX_ABS
-from ..geometry import min_squared_distances
+from ..geometry import squared_distances
 from ..geometry._array import row_sqnorms
 
 __all__ = [
@@ -577,14 +577,31 @@ def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Squared distance of each row of ``Z`` to its nearest row of ``P`` other than
     itself, for the rows that have one.
 
-    A row of ``P`` closer than 1 % of the data's unit (:func:`data_scale`) is
-    the row itself (with no more rows per class than prototypes, k-means
-    returns the rows); counted, it made the scales derived from these
-    distances (RBF's ``sigma`` and margin, ``rbf_width``) about 0.
+    A row of ``P`` within rounding of the row (a squared distance of at most
+    ``64 eps (|z - c|^2 + |p - c|^2)`` about the rows of ``P``'s mean ``c``, the
+    bound of the expansion's rounding in the arrays' precision ``eps``) is the
+    row itself (with no more rows per class than prototypes, k-means returns
+    the rows); counted, it made the scales derived from these distances (RBF's
+    ``sigma`` and margin, ``rbf_width``) about 0. The test is relative to the
+    pair, not to the data: when it was 1 % of the data's unit
+    (:func:`data_scale`), a class lying 1,000 units from two others of spread 1
+    (iris, standardised, one class shifted) had its neighbours' own components
+    ignored, and RBF's ``sigma`` started at 2,900 where 0.74 fits: training
+    accuracy 0.67.
     """
     if not len(Z):
         return np.zeros(0)
-    near = min_squared_distances(Z, P, floor=(1e-2 * data_scale(Z)) ** 2)
+    if not len(P):  # (no prototype: none is near)
+        return np.zeros(0)
+    center = P.mean(axis=0)
+    eps = np.finfo(np.result_type(Z, P, np.float32)).eps
+    p_sq = row_sqnorms(P - center)[:, 0]
+    near = np.empty(len(Z), dtype=np.result_type(Z, P, np.float32))
+    for s in chunk_slices(len(Z), max(len(P), Z.shape[1])):
+        sq = squared_distances(Z[s], P, center=center)
+        z_sq = row_sqnorms(Z[s] - center)[:, 0]
+        sq[sq <= 64 * eps * (z_sq[:, None] + p_sq[None, :])] = np.inf
+        near[s] = sq.min(axis=1)
     return near[np.isfinite(near)]
 
 
