@@ -1514,3 +1514,23 @@ def test_a_torchscript_module_is_cached_by_its_code_and_weights(tmp_path):
         key = TorchEncoder(scripted, memory=tmp_path)._settings()
         assert key == TorchEncoder(again, memory=tmp_path)._settings()
         assert key != TorchEncoder(other, memory=tmp_path)._settings()
+
+
+def test_complex_inputs_or_features_are_refused_by_name():
+    # an identity module returned the real part with only torch's ComplexWarning, and
+    # a linear one raised torch's RuntimeError (complex inputs to a float layer)
+    import torch
+
+    from skproto.encoders import TorchEncoder
+
+    X = np.ones((3, 2)) + 1j
+    for module in (torch.nn.Identity(), torch.nn.Linear(2, 2)):
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            TorchEncoder(module).fit_transform(X)
+
+    class Rotate(torch.nn.Module):
+        def forward(self, x):
+            return x * (1 + 1j)
+
+    with pytest.raises(ValueError, match="must return real features"):
+        TorchEncoder(Rotate()).fit_transform(np.ones((3, 2)))

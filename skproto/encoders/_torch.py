@@ -217,6 +217,10 @@ class TorchEncoder(BaseEncoder):
                 if self.preprocess is not None:
                     batch = [self.preprocess(item) for item in batch]
                 x = _stack(batch)
+                if x.is_complex():  # (its imaginary part was dropped, or torch raised)
+                    raise ValueError(
+                        f"Complex data not supported: TorchEncoder got inputs of {x.dtype}."
+                    )
                 if x.is_floating_point() or x.dtype in (torch.uint8, torch.bool):
                     x = x.to(dtype)  # (images of uint8 too; token ids stay integers)
                 z = model(x.to(device))
@@ -225,6 +229,10 @@ class TorchEncoder(BaseEncoder):
                         "TorchEncoder's module must return a tensor of features; it returned "
                         f"a {type(z).__name__}. Wrap it to pick the features (an LSTM's "
                         "output[0], a model output's .last_hidden_state)."
+                    )
+                if z.is_complex():  # (.float() dropped the imaginary part)
+                    raise ValueError(
+                        f"TorchEncoder's module must return real features; it returned {z.dtype}."
                     )
                 z = z.reshape(len(batch), -1).float()
                 if out:
