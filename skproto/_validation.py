@@ -437,6 +437,9 @@ def check_declared_classes(classes) -> np.ndarray:
     label 1 could then never be trained on), and so are labels no ``y`` may hold
     (NaN, infinity, continuous values such as 2.5: such a class could never get
     a row)."""
+    if np.asarray(classes).dtype.kind in "mM" and np.isnat(np.asarray(classes)).any():
+        # (cast to object a NaT is None: the message named None)
+        raise ValueError("classes contains NaT (a missing label); give every class a label.")
     values = np.asarray(classes, dtype=object).ravel()
     if any(v is None for v in values):
         raise ValueError("classes contains None (a missing label); give every class a label.")

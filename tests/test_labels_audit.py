@@ -137,3 +137,11 @@ def test_priors_keyed_by_label_are_a_value_error():
             NearestMeanClassifier(priors=priors).fit(X, codes)
     ordered = NearestMeanClassifier(priors=[0.2, 0.3, 0.5]).fit(X, codes)
     np.testing.assert_allclose(ordered.class_prior_, [0.2, 0.3, 0.5])
+
+
+def test_declared_classes_with_a_nat_name_it():
+    # the NaT was named "None" (it is None once cast to object)
+    dates = np.array(["2020-01-01", "NaT"], dtype="M8[D]")
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    with pytest.raises(ValueError, match="classes contains NaT"):
+        NearestMeanClassifier().partial_fit(X, dates[[0, 0, 0, 0]], classes=dates)
