@@ -22,6 +22,7 @@ size, so a million rows against thousands of prototypes never materialise an
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
@@ -847,16 +848,31 @@ class BasePrototypeClassifier(
                 f"got shape {np.shape(target)}."
             )
         classes = list(self.classes_)
-        # datetime64 classes are found by their datetime64 value in their unit: .item()
-        # made [ns] ones ints and others dates, which a datetime64 target of another
-        # unit, or a pandas.Timestamp, never equalled
-        times = self.classes_.dtype.kind == "M"
+        # datetime64 and timedelta64 classes are found by their value in their unit:
+        # .item() made [ns] ones ints and others dates or timedeltas, which a target
+        # of another unit, or a pandas.Timestamp or Timedelta, never equalled
+        dtype = self.classes_.dtype
+        times = dtype.kind in "mM"
+        numpy_type, python_type = (
+            (np.datetime64, datetime.date)
+            if dtype.kind == "M"
+            else (np.timedelta64, datetime.timedelta)
+        )
 
         def key_of(value):
-            if times:  # (a 0-d array as its scalar)
-                scalar = value[()] if isinstance(value, np.ndarray) else value
-                return _validation._time_key(scalar, self.classes_.dtype)
-            return value.item() if hasattr(value, "item") else value
+            if not times:
+                return value.item() if hasattr(value, "item") else value
+            scalar = value[()] if isinstance(value, np.ndarray) else value  # (a 0-d array)
+            if hasattr(scalar, "to_numpy"):  # pandas' Timestamp or Timedelta
+                scalar = scalar.to_numpy()
+            elif isinstance(scalar, python_type):  # (as tolist() gives the classes: a
+                scalar = numpy_type(scalar)  # date was the key of a [D] class before)
+            if not isinstance(scalar, numpy_type):
+                return scalar
+            # only where it is exact: 05:00 on a class's day is no class (a cast to
+            # days would drop the hours)
+            converted = scalar.astype(dtype)
+            return converted if converted == scalar else scalar
 
         lookup = {key_of(c): j for j, c in enumerate(classes)}
         cols = np.empty(n, dtype=np.intp)

@@ -596,10 +596,12 @@ def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
     if known.dtype.kind == labels.dtype.kind and known.dtype.kind in "biufUS":
         return  # (the wider of the two holds both: checked on every partial_fit call)
     try:
-        if (known.dtype.kind == "m") != (labels.dtype.kind == "m"):
+        kinds = {known.dtype.kind, labels.dtype.kind}
+        if "m" in kinds and kinds & set("biu"):
             # (numpy makes numbers durations: the classes 0, 1 became 0 and 1 days
-            # beside a timedelta64 label, and the label 5 a class of 5 days)
-            raise TypeError("durations and other labels")
+            # beside a timedelta64 label, and the label 5 a class of 5 days; Python's
+            # timedelta objects, as a report's y, compare as durations)
+            raise TypeError("durations and numbers")
         common = np.result_type(known, labels)
     except (TypeError, ValueError) as exc:  # (numpy's DTypePromotionError is a TypeError)
         raise ValueError(

@@ -145,3 +145,76 @@ def test_declared_classes_with_a_nat_name_it():
     X = np.random.default_rng(0).normal(size=(4, 2))
     with pytest.raises(ValueError, match="classes contains NaT"):
         NearestMeanClassifier().partial_fit(X, dates[[0, 0, 0, 0]], classes=dates)
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_explain_target_finds_date_classes_by_the_values_tolist_gives(name):
+    # the date of a datetime64[D] class (classes_.tolist()'s value) was its key
+    # under .item(); keyed by datetime64 values, it was "not one of the classes"
+    import datetime
+
+    X, codes = blobs()
+    days = np.array(["2020-01-01", "2021-01-01", "2022-01-01"], "datetime64[D]")
+    for unit in ("D", "us"):
+        clf = MAKERS[name]().fit(X, days[codes].astype(f"datetime64[{unit}]"))
+        for target in (clf.classes_.tolist()[1], datetime.date(2021, 1, 1)):
+            ex = clf.explain(X[:2], 1, target=target)
+            np.testing.assert_array_equal(ex.explained, days[[1, 1]])
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_explain_target_finds_duration_classes_in_any_unit(name):
+    # timedelta64[ns] classes (pandas' durations) were keyed by .item(), ints: a
+    # target of 2 days (numpy.timedelta64 in days, a pandas.Timedelta or a
+    # datetime.timedelta) was "not one of the classes seen in fit: [86400000000000, ...]"
+    import datetime
+
+    pd = pytest.importorskip("pandas")
+    X, codes = blobs()
+    durations = np.array([1, 2, 3], "timedelta64[D]").astype("timedelta64[ns]")
+    clf = MAKERS[name]().fit(X, durations[codes])
+    for target in (
+        np.timedelta64(2, "D"),
+        pd.Timedelta(days=2),
+        datetime.timedelta(days=2),
+        np.array([2, 2], "timedelta64[D]"),
+    ):
+        ex = clf.explain(X[:2], 1, target=target)
+        np.testing.assert_array_equal(ex.explained, durations[[1, 1]])
+    day_classes = MAKERS[name]().fit(X, durations[codes].astype("timedelta64[D]"))
+    with pytest.raises(ValueError, match=r"seen in fit: \[np.timedelta64\(1,'D'\)"):
+        day_classes.explain(X[:1], 1, target=np.timedelta64(36, "h"))  # (1.5 days)
+
+
+def test_a_report_takes_python_timedeltas_against_duration_classes():
+    # durations were refused beside any other labels, Python's timedelta objects
+    # (a list of them as make_report's y) too, which compared right before
+    import datetime
+    import re
+
+    from skproto.explain import make_report
+
+    X, codes = blobs()
+    durations = np.array([1, 2, 3], "timedelta64[D]")[codes]
+    clf = NearestMeanClassifier(temperature=1.0).fit(X, durations)
+    y = durations[::5][::-1]  # (some wrong)
+    python = [datetime.timedelta(days=int(d / np.timedelta64(1, "D"))) for d in y]
+    marks = [
+        re.findall(r"class='(right|wrong)'", make_report(clf, X[::5], y=labels))
+        for labels in (y, python)
+    ]
+    assert marks[0] == marks[1] and "wrong" in marks[0] and "right" in marks[0]
+    make_report(clf, X[:2], X_train=X, y_train=[datetime.timedelta(days=int(c) + 1) for c in codes])
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.parametrize("dtype", ["datetime64[ns]", "timedelta64[D]"])
+def test_a_missing_date_among_declared_classes_is_named(name, dtype):
+    # a NaT in partial_fit's classes was refused as "classes contains None" (cast
+    # to object, a NaT is None), as y's was before
+    X, codes = blobs(n_classes=2)
+    declared = np.array([1, 2, "NaT"], dtype)
+    with pytest.raises(ValueError, match=r"classes contains NaT \(a missing label\)"):
+        MAKERS[name]().partial_fit(X, declared[codes], classes=declared)
+    with pytest.raises(ValueError, match=r"classes contains None \(a missing label\)"):
+        MAKERS[name]().partial_fit(X, codes, classes=np.array([0, 1, None], dtype=object))
