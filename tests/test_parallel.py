@@ -1924,3 +1924,26 @@ def test_a_search_over_a_multilabel_model_predicts_lazily_as_in_memory():
             want = getattr(search, method)(X)
             assert lazy.shape == want.shape and lazy.dtype == want.dtype, method
             np.testing.assert_array_equal(lazy.compute(), want, err_msg=method)
+
+
+@pytest.mark.parametrize("column_chunks", [1, 2])
+def test_nearest_rows_takes_indicator_targets_chunked_by_columns(column_chunks):
+    # the targets' blocks were paired with X's by position: a (4, 1)-chunked
+    # indicator gave each row block three target blocks (IndexError, or the wrong rows)
+    import dask
+
+    from skproto.parallel import nearest_rows
+    from skproto.prototypes import project_onto_rows
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(12, 2)), (rng.random((12, 3)) > 0.5).astype(int)
+    P = rng.normal(size=(3, 2))
+    expected = project_onto_rows(P, X, groups=[0, 1, 2], targets=Y)
+    with dask.config.set(scheduler="synchronous"):
+        found = nearest_rows(
+            P,
+            da.from_array(X, chunks=4),
+            groups=[0, 1, 2],
+            targets=da.from_array(Y, chunks=(4, column_chunks)),
+        )
+    np.testing.assert_array_equal(found, expected)

@@ -253,7 +253,9 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
         a = a.compute_chunk_sizes()
     if a.shape[0] != X.shape[0]:
         raise ValueError(f"{name} has {a.shape[0]} rows for {X.shape[0]} samples.")
-    return a.rechunk({0: X.chunks[0]})
+    # (and whole rows: a 2-D indicator chunked by columns gave a row block several
+    # blocks, which were paired with the wrong blocks of X)
+    return a.rechunk({0: X.chunks[0], **dict.fromkeys(range(1, a.ndim), -1)})
 
 
 def _pandas_values(a):
