@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import assert_explain_faithful
+from helpers import assert_explain_faithful, few_shot_blobs
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -279,3 +279,38 @@ def test_a_class_far_from_the_others_keeps_the_near_classes_apart():
     shifted = RBFPrototypeClassifier(random_state=0).fit(X, y)
     assert shifted.score(X, y) == 1.0
     assert shifted.sigma_ == pytest.approx(plain.sigma_, rel=0.05)
+
+
+@pytest.mark.parametrize("shots", [1, 2])
+def test_jittered_copies_of_a_class_s_rows_are_the_rows_themselves(shots):
+    # a class with fewer distinct rows than components starts on its rows, jittered
+    # by 1e-3 of the data's spread (kmeans_prototypes): far beyond the rounding,
+    # so they counted as other components, and sigma and margin_ were about the
+    # jitter (2 rows a class: sigma 0.012 where 13 fits, the temperature 43)
+    X, y, _, _ = few_shot_blobs(50, shots)
+    typical = np.median(np.linalg.norm(X[:, None] - X[None], axis=-1))
+    clf = RBFPrototypeClassifier(max_epochs=1, early_stopping=False, random_state=0).fit(X, y)
+    assert clf.margin_ > 0.1 * typical and clf.sigma_ > 0.1 * typical
+    # a stream whose first batch is one row (its class: 3 jittered copies of it)
+    size = np.linalg.norm(X[0] - X[0].mean())
+    clf = RBFPrototypeClassifier(max_epochs=1, random_state=0)
+    clf.partial_fit(X[:1], y[:1], classes=np.unique(y))
+    assert clf.margin_ > 0.1 * size
+    # (the CBC head: the classes without rows start at the rows' mean, jittered)
+    clf = RBFPrototypeClassifier(loss="cbc", max_epochs=1, random_state=0)
+    clf.partial_fit(X[:1], y[:1], classes=np.unique(y))
+    assert clf.sigma_ > 0.1 * size
+
+
+def test_near_copies_of_rows_are_the_rows_themselves():
+    # rows that differ in their 6th digit (each row twice, 3 rows a class): k-means
+    # put a component on each copy, and the row's nearest other component was its
+    # copy's, 1e-6 away: sigma 6e-6 where 12 fits, the temperature at its bound
+    # (999.9) and a test log-loss of 14.2 against 2.0
+    X, y, _, _ = few_shot_blobs(50, 3)
+    rng = np.random.RandomState(5)
+    near = X * (1 + 1e-6 * rng.uniform(-1, 1, size=X.shape))
+    X, y = np.vstack([X, near]), np.concatenate([y, y])
+    typical = np.median(np.linalg.norm(X[:, None] - X[None], axis=-1))
+    clf = RBFPrototypeClassifier(max_epochs=1, early_stopping=False, random_state=0).fit(X, y)
+    assert clf.margin_ > 0.1 * typical and clf.sigma_ > 0.1 * typical

@@ -573,7 +573,9 @@ def data_scale(X: np.ndarray) -> float:
     return float(2.0 ** np.round(np.log2(median)))
 
 
-def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
+def squared_distances_to_others(
+    Z: np.ndarray, P: np.ndarray, own: np.ndarray | None = None
+) -> np.ndarray:
     """Squared distance of each row of ``Z`` to its nearest row of ``P`` other than
     itself, for the rows that have one.
 
@@ -588,6 +590,12 @@ def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     (iris, standardised, one class shifted) had its neighbours' own components
     ignored, and RBF's ``sigma`` started at 2,900 where 0.74 fits: training
     accuracy 0.67.
+
+    ``own`` (one squared distance per row of ``P``, default 0) widens the test
+    where the caller knows more: RBF's components started on jittered copies of
+    a class's rows, and those on near copies of a row (see
+    :func:`skproto.rbf._estimator._own_tolerance`); counted, they made ``sigma``
+    and the margin about the jitter, or the copies' difference.
     """
     if not len(Z):
         return np.zeros(0)
@@ -600,7 +608,10 @@ def squared_distances_to_others(Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     for s in chunk_slices(len(Z), max(len(P), Z.shape[1])):
         sq = squared_distances(Z[s], P, center=center)
         z_sq = row_sqnorms(Z[s] - center)[:, 0]
-        sq[sq <= 64 * eps * (z_sq[:, None] + p_sq[None, :])] = np.inf
+        bound = 64 * eps * (z_sq[:, None] + p_sq[None, :])
+        if own is not None:
+            bound = np.maximum(bound, own[None, :])
+        sq[sq <= bound] = np.inf
         near[s] = sq.min(axis=1)
     return near[np.isfinite(near)]
 

@@ -130,6 +130,16 @@ def kmeans_prototypes(
     return km.fit(members).cluster_centers_
 
 
+def starts_on_copies(members: np.ndarray, k: int) -> bool:
+    """Whether :func:`kmeans_prototypes` starts the ``k`` prototypes of a class
+    of rows ``members`` on its rows, jittered (fewer than ``k`` distinct rows):
+    each prototype is then a row moved by about its ``scale`` per feature.
+    """
+    if len(members) > KMEANS_ROWS:  # (the rows kmeans_prototypes reads)
+        members = members[np.linspace(0, len(members) - 1, KMEANS_ROWS).astype(np.intp)]
+    return len(members) > 0 and _few_distinct_rows(members, k) is not None
+
+
 def _has_distinct_rows(rows: np.ndarray, k: int) -> bool:
     """Whether ``rows`` holds at least ``k`` distinct rows (see :func:`_few_distinct_rows`)."""
     return _few_distinct_rows(rows, k) is None

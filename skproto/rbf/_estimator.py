@@ -39,7 +39,8 @@ from .._validation import FLOAT32_MAX, FLOAT32_RESOLUTION, FLOAT32_TINY, warn_us
 from ..geometry import min_squared_distances, principal_axes
 from ..heads import NearestHead, ReasoningHead
 from ..losses import cbc_margin_loss, certified_hinge, glvq_loss, weighted_mean
-from ..prototypes import classwise_kmeans, kmeans_prototypes
+from ..prototypes import class_members, classwise_kmeans, kmeans_prototypes
+from ..prototypes.init import jitter_scale, starts_on_copies
 from ..prototypes.replay import (
     average_class_weight,
     class_moments,
@@ -69,7 +70,7 @@ def _one_minus(D: np.ndarray) -> np.ndarray:
     return 1 - D
 
 
-def _typical_distance(Z: np.ndarray, U: np.ndarray) -> float:
+def _typical_distance(Z: np.ndarray, U: np.ndarray, own: np.ndarray | None = None) -> float:
     """Median distance from a row of ``Z`` to its nearest initial component ``U``.
 
     A component on the row itself does not count
@@ -77,10 +78,58 @@ def _typical_distance(Z: np.ndarray, U: np.ndarray) -> float:
     0: on 200 classes of 4 rows each, ``sigma`` and ``margin_`` then
     collapsed, every detection but a row's own underflowed, the robust loss
     was 0 from the first epoch, and the temperature ran to its bound (test
-    log-loss 6.6 at 0.82 accuracy).
+    log-loss 6.6 at 0.82 accuracy). ``own``: the squared distance within which
+    each component is still a row's own (see :func:`_own_tolerance`).
     """
-    near = np.sqrt(squared_distances_to_others(Z, U))
+    near = np.sqrt(squared_distances_to_others(Z, U, own))
     return (float(np.median(near)) if near.size else 0.0) or _row_size(Z)
+
+
+#: a component started on a jittered copy of a row lies within this many times
+#: the jitter's root-mean-square length of it (a normal draw beyond 5 standard
+#: deviations: about 6e-7 in one dimension, less in more)
+_COPY_JITTER_SPAN = 5.0
+#: a component closer to a row than this fraction of its class's unit
+#: (:func:`data_scale` of the class's rows) lies on that row or on a near copy of it
+_OWN_FRACTION = 1e-2
+
+
+def _own_tolerance(X, Z, T, counts, n_components: int, own_rows_only: bool) -> np.ndarray:
+    """Per initial component (as ``_build`` places them: ``counts`` per class, class
+    codes ``T``; None: one k-means over all rows), the squared distance in ``Z``'s
+    space within which it is a row's own component, not another one
+    (:func:`squared_distances_to_others`).
+
+    * components k-means starts on jittered copies of a class's rows (fewer
+      distinct rows than components, :func:`~skproto.prototypes.kmeans_prototypes`):
+      5 times the jitter's length, ``(5 * scale)**2 * dim``; counted, the typical
+      distance, ``sigma`` and the margin were about the jitter (1e-3 of the data's
+      spread): 50 classes of 2 rows, ``sigma`` 0.012 where 13 fits, the
+      temperature 43 where 0.04;
+    * a class's components: 1 % of the class's unit, so that a near copy of a row
+      (a duplicate that differs in the 6th digit), on which k-means put a
+      component of its own, is the row: counted, 50 classes of 3 rows, each
+      twice with 1e-6 between the copies, had ``sigma`` 6e-6 where 12 fits, the
+      temperature at its bound (999.9) and a test log-loss of 14.2 against 2.0.
+      Relative to the class, not to all the data: a class far from the others
+      does not make the near classes' own components the rows themselves.
+    """
+    jitter = (_COPY_JITTER_SPAN * jitter_scale(X)) ** 2 * Z.shape[1]
+    if counts is None:  # one k-means over all rows: no class
+        return np.full(n_components, jitter if starts_on_copies(X, n_components) else 0.0)
+    members = class_members(T, len(counts))
+    if own_rows_only:  # (as classwise_kmeans: a class without rows has none)
+        counts = np.where([len(m) > 0 for m in members], counts, 0)
+    bound = []
+    for m, k in zip(members, counts):
+        if not k:
+            continue
+        if not len(m):  # at the mean of all rows, jittered: the row of a one-row batch
+            bound.append(jitter)
+            continue
+        near = (_OWN_FRACTION * data_scale(Z[m])) ** 2
+        bound.append(max(near, jitter) if starts_on_copies(X[m], int(k)) else near)
+    return np.repeat(np.asarray(bound, dtype=float), counts[counts > 0])
 
 
 def _row_size(Z: np.ndarray) -> float:
@@ -140,8 +189,7 @@ def _check_detections(
     nothing there either (iris: accuracy 0.33 from it up to some 6 times it, the
     message had called it the least usable sigma).
 
-    A row lying on a component (closer than 1 % of the data's unit, as
-    :func:`squared_distances_to_others` has it) does not count for the first
+    A row lying on a component (closer than 1 % of the data's unit) does not count for the first
     check: its component detects it by 1 whatever ``sigma``, and let through a
     sigma of 1e-20 (iris, 30 components: "Training diverged ... Lower
     learning_rate"); with no other row (one row a class, or duplicate rows each
@@ -787,6 +835,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         else:
             W = kmeans_prototypes(X, X, K, rng)
             codes = np.zeros(K, dtype=int)  # CBC: reasoning decides; updated after training
+            counts = own = None
         omega = None
         if self.omega_dim is not None:
             axes = principal_axes(X, self.omega_dim)
@@ -807,7 +856,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 omega[len(axes) : full] = Q[:, len(axes) : full].T
         Z = X if omega is None else X @ omega.T
         U = W if omega is None else W @ omega.T
-        typical = _typical_distance(Z, U)
+        own = _own_tolerance(X, Z, T, counts, len(W), own_rows_only=bool(own))
+        typical = _typical_distance(Z, U, own)
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
         if self.sigma != "auto" and self._head_kind != "nearest":
             negative = self._head_kind == "positive_negative"
