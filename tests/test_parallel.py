@@ -1947,3 +1947,24 @@ def test_nearest_rows_takes_indicator_targets_chunked_by_columns(column_chunks):
             targets=da.from_array(Y, chunks=(4, column_chunks)),
         )
     np.testing.assert_array_equal(found, expected)
+
+
+def test_nearest_rows_takes_indicator_targets_of_unknown_column_chunks():
+    # columns picked by a lazy mask have unknown block widths: rechunking them to
+    # one block raised dask's "Array chunk sizes are unknown"
+    import dask
+
+    from skproto.parallel import nearest_rows
+    from skproto.prototypes import project_onto_rows
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(12, 2)), (rng.random((12, 3)) > 0.5).astype(int)
+    P = rng.normal(size=(3, 2))
+    expected = project_onto_rows(P, X, groups=[0, 1, 2], targets=Y)
+    wide = np.hstack([Y, np.zeros_like(Y)])[:, [0, 3, 1, 4, 2, 5]]
+    keep = da.from_array(np.array([1, 0, 1, 0, 1, 0], dtype=bool), chunks=2)
+    targets = da.from_array(wide, chunks=(4, 2))[:, keep]
+    assert np.isnan(targets.chunks[1]).all()
+    with dask.config.set(scheduler="synchronous"):
+        found = nearest_rows(P, da.from_array(X, chunks=4), groups=[0, 1, 2], targets=targets)
+    np.testing.assert_array_equal(found, expected)

@@ -314,3 +314,32 @@ def test_near_copies_of_rows_are_the_rows_themselves():
     typical = np.median(np.linalg.norm(X[:, None] - X[None], axis=-1))
     clf = RBFPrototypeClassifier(max_epochs=1, early_stopping=False, random_state=0).fit(X, y)
     assert clf.margin_ > 0.1 * typical and clf.sigma_ > 0.1 * typical
+
+
+@pytest.mark.parametrize("loss", ["glvq", "cbc"])
+def test_one_row_classes_read_no_unit_from_a_feature_s_offset(loss):
+    # a class of one distinct row has no spread: its unit was the row's size about
+    # its own mean value, which a feature's offset sets (one feature + 1e4: the
+    # bound 82, every component a row's own, sigma 1.4e4 where 13 fits; CBC's
+    # test accuracy 0.05 against 0.50)
+    X, y, _, _ = few_shot_blobs(50, 1)
+    kw = dict(loss=loss, n_components=50, max_epochs=1, early_stopping=False, random_state=0)
+    plain = RBFPrototypeClassifier(**kw).fit(X, y)
+    X = X.copy()
+    X[:, 0] += 1e4
+    shifted = RBFPrototypeClassifier(**kw).fit(X, y)
+    assert shifted.sigma_ == pytest.approx(plain.sigma_, rel=0.05)
+
+
+def test_a_row_and_its_near_copy_are_the_row_itself():
+    # one row a class, each twice with 1e-6 between the copies, one component a
+    # class (between the copies): the class's spread was the copies' difference,
+    # and sigma 4e-6 where 13 fits (the temperature at its bound, test log-loss 17.8)
+    X, y, _, _ = few_shot_blobs(50, 1)
+    rng = np.random.RandomState(5)
+    near = X * (1 + 1e-6 * rng.uniform(-1, 1, size=X.shape))
+    X2, y2 = np.vstack([X, near]), np.concatenate([y, y])
+    kw = dict(loss="glvq", max_epochs=1, early_stopping=False, random_state=0)
+    plain = RBFPrototypeClassifier(**kw).fit(X, y)
+    copies = RBFPrototypeClassifier(**kw).fit(X2, y2)
+    assert copies.sigma_ == pytest.approx(plain.sigma_, rel=0.05)

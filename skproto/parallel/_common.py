@@ -249,7 +249,7 @@ def aligned(a, X, name: str, *, broadcast: bool = False):
         raise ValueError(f"{name} must hold one value per row of X, got a scalar.")
     if broadcast and a.ndim != 1:  # (dask's "Provided chunks have 2 dims" came later)
         raise ValueError(f"{name} must be a 1D array or a scalar, got shape {a.shape}.")
-    if any(np.isnan(c) for c in a.chunks[0]):
+    if any(np.isnan(c) for axis in a.chunks for c in axis):  # (any axis: all are rechunked)
         a = a.compute_chunk_sizes()
     if a.shape[0] != X.shape[0]:
         raise ValueError(f"{name} has {a.shape[0]} rows for {X.shape[0]} samples.")
