@@ -1127,11 +1127,15 @@ def test_initial_prototypes_jitter_in_the_units_of_the_data_and_start_absent_cla
     """A class with no rows yet (declared to partial_fit) starts at the mean of
     the data, not at the origin (a mutation audit dropped the mean: on iris
     shifted by 100 the CBC component sat at 0 and moved the probabilities);
-    the jitter is 1e-3 of the standard deviation of all entries."""
+    the jitter is 1e-3 of the root mean variance of the features (of the
+    entries about their one mean for a single row)."""
     from skproto.prototypes.init import classwise_kmeans, jitter_scale
 
     Z = np.random.RandomState(1).normal(size=(1000, 8)) * 10 + 100
-    assert jitter_scale(Z) == pytest.approx(1e-3 * Z.std(), rel=1e-9)
+    assert jitter_scale(Z) == pytest.approx(1e-3 * np.sqrt(Z.var(axis=0).mean()), rel=1e-9)
+    offset = Z + np.arange(8) * 1e4  # (offsets of the features are no spread)
+    assert jitter_scale(offset) == pytest.approx(jitter_scale(Z), rel=1e-6)
+    assert jitter_scale(Z[:1]) == pytest.approx(1e-3 * Z[:1].std(), rel=1e-9)
     T = np.repeat([0, 1], 500)
     P, codes = classwise_kmeans(Z, T, np.array([1, 1, 2]), np.random.RandomState(0))
     assert codes.tolist() == [0, 1, 2, 2]
