@@ -198,6 +198,109 @@ MUTATIONS = [
         "        return trained | on_row",
         "        return trained",
     ),
+    (
+        "explanation_stability's auto noise 5.5 % of the median row norm, not 5 % (session 45)",
+        "skproto/metrics/__init__.py",
+        "noise = 0.05 * float(",
+        "noise = 0.055 * float(",
+    ),
+    (
+        "stability's top prototype: ties in contribution to the least active (session 45)",
+        "skproto/metrics/__init__.py",
+        'order = np.argsort(-estimator._activation_order(X[s], A), axis=1, kind="stable")',
+        'order = np.argsort(estimator._activation_order(X[s], A), axis=1, kind="stable")',
+    ),
+    (
+        "stability's auto noise of token rows read from the mask columns too (session 45)",
+        "skproto/metrics/__init__.py",
+        "norms = [np.linalg.norm(X[s] * _perturbed_entr"
+        "ies(estimator, X[s]), axis=1) for s in chunks]",
+        "norms = [np.linalg.norm(X[s], axis=1) for s in chunks]",
+    ),
+    (
+        "class_logsumexp: a class whose columns are all -inf not shifted by 0 (NaN) (session 45)",
+        "skproto/heads.py",
+        "top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))",
+        "top = top",
+    ),
+    (
+        "multi-label classification_loss sums the labels' BCE, not their mean (session 45)",
+        "skproto/losses.py",
+        'return bce(logits, t, reduction="none").mean(1)',
+        'return bce(logits, t, reduction="none").sum(1)',
+    ),
+    (
+        "st_protopnet_loss counts classes without prototypes (session 45)",
+        "skproto/losses.py",
+        "has = torch.bincount(codes, minlength=n_classes) > 0",
+        "has = torch.bincount(codes, minlength=n_classes) >= 0",
+    ),
+    (
+        "glvq_loss's denominator floored at 1e-12, not float tiny (session 45)",
+        "skproto/losses.py",
+        "mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(torch.finfo(d2.dtype).tiny)",
+        "mu = (d_plus - d_minus) / (d_plus + d_minus).clamp_min(1e-12)",
+    ),
+    (
+        "cbc_margin_loss fills the true class with 0, not -inf (session 45)",
+        "skproto/losses.py",
+        'p_other = p.masked_fill(true, -float("inf")).max(1).values',
+        "p_other = p.masked_fill(true, 0.0).max(1).values",
+    ),
+    (
+        "a long label keeps more of its start than of its end (session 45)",
+        "skproto/explain/_explanation.py",
+        "head = (limit - 1) // 2",
+        "head = limit // 2",
+    ),
+    (
+        "multi-label to_records predicts every label of the indicator row (session 45)",
+        "skproto/explain/_explanation.py",
+        "predicted = tuple(self.classes[np.asarray(predicted) > 0])",
+        "predicted = tuple(self.classes[np.asarray(predicted) >= 0])",
+    ),
+    (
+        "token slot 0 shown as none (session 45)",
+        "skproto/explain/_explanation.py",
+        'return str(int(t)) if t >= 0 else "-"',
+        'return str(int(t)) if t > 0 else "-"',
+    ),
+    (
+        "legend says explained only when every sample is targeted (session 45)",
+        "skproto/explain/_explanation.py",
+        "targeted = np.any(self.predicted != self.explained)",
+        "targeted = np.all(self.predicted != self.explained)",
+    ),
+    (
+        "text's other-prototypes total: the explained class's under the runner-up (session 45)",
+        "skproto/explain/_explanation.py",
+        '["other prototypes", self.other_contribution[i, p], self.other_contribution[i, q]],',
+        '["other prototypes", self.other_contribution[i, p], self.other_contribution[i, p]],',
+    ),
+    (
+        "repr counts samples as the prototypes listed each (session 45)",
+        "skproto/explain/_explanation.py",
+        'f"{self.prototype_index.shape[1]} prototype(s) each',
+        'f"{self.prototype_index.shape[0]} prototype(s) each',
+    ),
+    (
+        "multi-label legend targeted only when no explained label is predicted (session 45)",
+        "skproto/explain/_explanation.py",
+        "targeted = not np.all(np.asarray(self.predicted)[np.arange(len(column)), column])",
+        "targeted = not np.any(np.asarray(self.predicted)[np.arange(len(column)), column])",
+    ),
+    (
+        "text's parts row: the runner-up's part under the explained class (session 45)",
+        "skproto/explain/_explanation.py",
+        '[f"of which {name}", _num(part[i, r, p])]',
+        '[f"of which {name}", _num(part[i, r, q])]',
+    ),
+    (
+        "text's parts row: the explained class's part under the runner-up (session 45)",
+        "skproto/explain/_explanation.py",
+        "+ [_num(part[i, r, q])] * rival",
+        "+ [_num(part[i, r, p])] * rival",
+    ),
 ]
 TESTS = [
     "tests/test_mutants.py",
@@ -207,6 +310,9 @@ TESTS = [
     "tests/test_proto.py",
     "tests/test_inputs.py",
     "tests/test_mutants_session42.py",
+    "tests/test_mutants_session45.py",
+    "tests/test_metrics.py",
+    "tests/test_explain.py",
 ]
 
 
