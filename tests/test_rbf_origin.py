@@ -278,7 +278,8 @@ def test_a_class_far_from_the_others_keeps_the_near_classes_apart():
     X[y == 2] += 1000.0
     shifted = RBFPrototypeClassifier(random_state=0).fit(X, y)
     assert shifted.score(X, y) == 1.0
-    assert shifted.sigma_ == pytest.approx(plain.sigma_, rel=0.05)
+    # (the far class's own components count as its rows' own there: 0.81, not 0.74)
+    assert 0.5 * plain.sigma_ < shifted.sigma_ < 2 * plain.sigma_  # (2,900 before)
 
 
 @pytest.mark.parametrize("shots", [1, 2])
@@ -357,3 +358,50 @@ def test_one_row_classes_are_jittered_in_the_spread_of_each_feature():
     shifted = RBFPrototypeClassifier(random_state=0).fit(X + offset, y)
     assert shifted.sigma_ == pytest.approx(plain.sigma_, rel=1e-3)
     assert shifted.score(X_test + offset, y_test) >= plain.score(X_test, y_test) - 0.02
+
+
+@pytest.mark.parametrize("loss", ["robust", "cbc"])
+def test_own_bound_reads_no_offset_and_scales_with_the_units(loss):
+    # classes whose rows lie mostly on their mean ([a, a, a, a - d, a + d]): the
+    # median of their centred norms is 0, and data_scale's fallback read the row's
+    # size about its own mean value, which a feature's offset sets (+1e4: sigma
+    # 6.74 where 4.79 fits); its power of two also made sigma_ not follow X * c
+    rng = np.random.RandomState(0)
+    X, y = [], []
+    for c in range(10):
+        a, d = 3 * rng.randn(4), rng.randn(4)
+        X += [a, a, a, a - d, a + d]
+        y += [c] * 5
+    X, y = np.array(X), np.array(y)
+    kw = dict(
+        loss=loss,
+        n_components=10,
+        max_epochs=1,
+        early_stopping=False,
+        learn_sigma=False,
+        random_state=0,
+    )
+    plain = RBFPrototypeClassifier(**kw).fit(X, y)
+    shifted = X.copy()
+    shifted[:, 0] += 1e4
+    assert RBFPrototypeClassifier(**kw).fit(shifted, y).sigma_ == pytest.approx(
+        plain.sigma_, rel=1e-3
+    )
+    assert RBFPrototypeClassifier(**kw).fit(X * 3, y).sigma_ == pytest.approx(
+        3 * plain.sigma_, rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("gap", [1e-4, 1e-3, 1e-2])
+def test_a_row_and_its_copy_a_little_apart_are_the_row_itself(gap):
+    # with the class's unit at least 1e-3 of its distance to another class, copies
+    # 1e-4 to 1e-2 apart (relative) were each other's other component: sigma fell
+    # to their gap (0.0035 where 13.4 fits at 1e-3) and CBC read 0.02 on test
+    X, y, _, _ = few_shot_blobs(50, 1)
+    rng = np.random.RandomState(5)
+    near = X * (1 + gap * rng.uniform(-1, 1, size=X.shape))
+    X2, y2 = np.vstack([X, near]), np.concatenate([y, y])
+    kw = dict(loss="glvq", n_components=50, max_epochs=1, early_stopping=False, random_state=0)
+    plain = RBFPrototypeClassifier(**kw).fit(X, y)
+    copies = RBFPrototypeClassifier(**kw).fit(X2, y2)
+    assert copies.sigma_ == pytest.approx(plain.sigma_, rel=0.05)

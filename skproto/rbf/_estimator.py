@@ -115,9 +115,9 @@ def _own_tolerance(
       temperature at its bound (999.9) and a test log-loss of 14.2 against 2.0.
       Relative to the class, not to all the data: a class far from the others
       does not make the near classes' own components the rows themselves. The
-      class's unit is its rows' spread (about their mean), at least 1e-3 of the
-      median distance from its components ``U`` to the nearest of another class
-      (``codes``): a class of one distinct row has no spread (its size about its
+      class's unit is its rows' root mean square distance to their mean, at least
+      the median distance from its components ``U`` to the nearest of another
+      class (``codes``): a class of one distinct row has no spread (its size about its
       own mean value read a feature's offset: 50 classes of one row, a feature
       shifted by 1e4, ``sigma`` 1.4e4 where 13 fits, CBC's accuracy 0.05 against
       0.50), and a row with a near copy of it, one component between the two, has
@@ -137,20 +137,18 @@ def _own_tolerance(
         if not len(m):  # at the mean of all rows, jittered: the row of a one-row batch
             bound.append(jitter)
             continue
-        unit = data_scale(Z[m]) if _has_spread(Z[m]) else 0.0
+        # (unrounded, about the class's mean: data_scale's power of two broke X * c,
+        # and its fallback where the median is 0 read a feature's offset)
+        unit = float(np.sqrt(np.mean(np.sum((Z[m] - np.mean(Z[m], axis=0)) ** 2, axis=1))))
         others = codes != c
-        if others.any():  # (at least 1e-3 of the distance to another class)
+        if others.any():  # (at least the distance to another class: near copies of
+            # rows 1e-3 apart, a class's only spread, were each other's other component
+            # under 1e-3 of it, and sigma fell to their gap, CBC's accuracy to 0.02)
             apart = np.median(np.sqrt(min_squared_distances(U[codes == c], U[others])))
-            unit = max(unit, 1e-3 * float(apart))
+            unit = max(unit, float(apart))
         near = (_OWN_FRACTION * unit) ** 2
         bound.append(max(near, jitter) if starts_on_copies(X[m], int(k)) else near)
     return np.repeat(np.asarray(bound, dtype=float), counts[counts > 0])
-
-
-def _has_spread(rows: np.ndarray) -> bool:
-    """Whether ``rows`` lie apart about their mean (not one distinct row)."""
-    centred = np.asarray(rows, dtype=np.float64) - np.mean(rows, axis=0, dtype=np.float64)
-    return bool(np.any(centred))
 
 
 def _row_size(Z: np.ndarray) -> float:
