@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skproto._base import BasePrototypeClassifier
+
 #: CLINC150's frozen MiniLM embeddings beside the checkout (CI has them); the
 #: tests that need them skip where they are absent
 CLINC150_NPZ = Path(
@@ -103,3 +105,28 @@ def hold_torch_block(inside, done) -> None:
     with torch_threads(3):
         inside.set()
         done.wait(10)
+
+
+class HandBuilt(BasePrototypeClassifier):
+    """Similarities are the inputs themselves (column k of X is s_k); scores are
+    ``X @ W``: a model whose metrics and explanations are worked out by hand."""
+
+    def __init__(self, W=None, labels=None):
+        self.W = W
+        self.labels = labels
+
+    def fit(self, X, y=None):
+        self.classes_ = np.array(["a", "b"])
+        self.prototypes_ = np.eye(len(self.W))
+        self.prototype_labels_ = np.asarray(self.labels)
+        self.n_features_in_ = len(self.W)
+        return self
+
+    def _pairwise(self, X):
+        return X
+
+    def _activation(self, P):
+        return P
+
+    def _head(self):
+        return np.asarray(self.W, dtype=float), np.zeros(2)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from helpers import HandBuilt
 from sklearn.datasets import load_iris
 
 from skproto import NearestMeanClassifier, ProtoClassifier, RBFPrototypeClassifier
-from skproto._base import BasePrototypeClassifier
 from skproto.metrics import (
     explanation_stability,
     global_size,
@@ -14,31 +14,6 @@ from skproto.metrics import (
     prototype_purity,
     top_k_evidence_share,
 )
-
-
-class HandBuilt(BasePrototypeClassifier):
-    """Similarities are the inputs themselves: column k of X is s_k. Scores = X @ W."""
-
-    def __init__(self, W=None, labels=None):
-        self.W = W
-        self.labels = labels
-
-    def fit(self, X, y=None):
-        self.classes_ = np.array(["a", "b"])
-        self.prototypes_ = np.eye(len(self.W))
-        self.prototype_labels_ = np.asarray(self.labels)
-        self.n_features_in_ = len(self.W)
-        return self
-
-    def _pairwise(self, X):
-        return X
-
-    def _activation(self, P):
-        return P
-
-    def _head(self):
-        return np.asarray(self.W, dtype=float), np.zeros(2)
-
 
 # prototypes 0, 1 of class "a" and 2 of class "b"; prototype 2 also votes for "a"
 W = np.array([[1.0, 0.0], [1.0, -1.0], [0.5, 1.0]])

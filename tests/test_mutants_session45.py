@@ -11,34 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import HandBuilt
 from sklearn.datasets import load_iris
 
-from skproto._base import BasePrototypeClassifier
 from skproto.metrics import explanation_stability
-
-
-class _Identity(BasePrototypeClassifier):
-    """Similarities are the inputs themselves (column k of X is s_k); scores = X @ W."""
-
-    def __init__(self, W=None, labels=None):
-        self.W = W
-        self.labels = labels
-
-    def fit(self, X, y=None):
-        self.classes_ = np.array(["a", "b"])
-        self.prototypes_ = np.eye(len(self.W))
-        self.prototype_labels_ = np.asarray(self.labels)
-        self.n_features_in_ = len(self.W)
-        return self
-
-    def _pairwise(self, X):
-        return X
-
-    def _activation(self, P):
-        return P
-
-    def _head(self):
-        return np.asarray(self.W, dtype=float), np.zeros(2)
 
 
 # ------------------------------------------------------------------ metrics
@@ -47,7 +23,7 @@ def test_auto_noise_is_five_percent_of_the_median_row_norm_on_rows_near_a_tie():
     prototype is a hair from a tie, the stability depends on the noise's size, and
     "auto" must match the explicit 0.05 * median (mutant: 0.055; the digits test
     of the units passed, every digit row being stable at either size)."""
-    hand = _Identity(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), ["a", "a", "b"]).fit(None)
+    hand = HandBuilt(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), ["a", "a", "b"]).fit(None)
     gaps = np.linspace(0.0, 0.1, 400)
     X = np.column_stack([1.0 + gaps, np.ones_like(gaps), np.zeros_like(gaps)])
     explicit = 0.05 * np.median(np.sqrt((X**2).sum(axis=1)))
@@ -93,7 +69,7 @@ def test_stability_ranks_prototypes_of_equal_contribution_by_activation():
     apart, which the noise swaps about half the time)."""
     # scores: "a" = 0, "b" = -(s0 + s1 + s2) < 0: "a" is predicted, every
     # prototype contributes 0 to it
-    hand = _Identity(np.array([[0.0, -1.0], [0.0, -1.0], [0.0, -1.0]]), ["a", "a", "b"]).fit(None)
+    hand = HandBuilt(np.array([[0.0, -1.0], [0.0, -1.0], [0.0, -1.0]]), ["a", "a", "b"]).fit(None)
     X = np.array([[3.0, 1.0, 1.0001]] * 100)
     np.testing.assert_array_equal(hand.explain(X[:1], n_prototypes=1).prototype_index, [[0]])
     assert explanation_stability(hand, X, noise=0.01, n_draws=2, random_state=0) == 1.0
