@@ -869,10 +869,7 @@ class BasePrototypeClassifier(
                 scalar = numpy_type(scalar)  # date was the key of a [D] class before)
             if not isinstance(scalar, numpy_type):
                 return scalar
-            # only where it is exact: 05:00 on a class's day is no class (a cast to
-            # days would drop the hours)
-            converted = scalar.astype(dtype)
-            return converted if converted == scalar else scalar
+            return _validation.in_time_unit(scalar, dtype)  # (05:00 finds no day's class)
 
         lookup = {key_of(c): j for j, c in enumerate(classes)}
         cols = np.empty(n, dtype=np.intp)

@@ -330,10 +330,16 @@ def _time_key(key, dtype: np.dtype):
     stamp = key.to_datetime64() if hasattr(key, "to_datetime64") else key
     if not isinstance(stamp, np.datetime64):
         return key
-    # only where it is exact: a key of 05:00 on a day found that day's class (the cast
-    # to days drops the hours), and weighed or named it
-    converted = stamp.astype(dtype)
-    return converted if converted == stamp else key
+    exact = in_time_unit(stamp, dtype)
+    return exact if exact is not stamp else key
+
+
+def in_time_unit(value, dtype: np.dtype):
+    """A datetime64 or timedelta64 ``value`` in ``dtype``'s unit where that is exact,
+    else ``value`` itself: a key of 05:00 on a day found that day's class (the cast to
+    days drops the hours), and weighed or named it."""
+    converted = value.astype(dtype)
+    return converted if converted == value else value
 
 
 def class_weights(class_weight, classes: np.ndarray, counts: np.ndarray) -> np.ndarray:
