@@ -125,7 +125,9 @@ PROTO_GRID = (
         {
             **PROTO_SIMILARITIES[0],
             "level": lv,
-            "l1_weight": l1 * COSINE_T,
+            # (rounded: 1e-5 * 0.1 is 1.0000000000000002e-06 in binary, which the
+            # tables printed)
+            "l1_weight": float(f"{l1 * COSINE_T:.12g}"),
             "alpha": a,
             "projection": None,
         }
@@ -147,7 +149,7 @@ PROTO_GRID = (
         {
             **PROTO_SIMILARITIES[0],
             "level": 1,
-            "l1_weight": PROTO_L1[0] * COSINE_T,
+            "l1_weight": float(f"{PROTO_L1[0] * COSINE_T:.12g}"),
             "alpha": PROTO_ALPHA[0],
             "projection": "linear",
         }
