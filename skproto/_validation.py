@@ -510,7 +510,7 @@ def encode_fit_targets(
     else:
         classes = check_declared_classes(classes)
         check_label_kinds(classes, found)
-        unknown = np.setdiff1d(found, classes)
+        unknown = np.setdiff1d(*joint_labels(classes, found)[::-1])
         if unknown.size:
             raise ValueError(
                 f"y contains labels {unknown.tolist()!r} that are not in "
@@ -520,7 +520,7 @@ def encode_fit_targets(
         check_class_weight_labels(getattr(estimator, "class_weight", None), classes)
     if not allow_one_class:
         check_two_classes(estimator, classes)
-    return classes, np.searchsorted(classes, y), False
+    return classes, label_codes(classes, y), False
 
 
 def encode_targets(estimator, y) -> np.ndarray:
@@ -534,7 +534,7 @@ def encode_targets(estimator, y) -> np.ndarray:
         return encode_fit_targets(estimator, y, allow_multilabel=True)[1]
     y = np.asarray(y).ravel()
     new_labels(estimator, y, fixed=True)
-    return np.searchsorted(estimator.classes_, y)
+    return label_codes(estimator.classes_, y)
 
 
 def _label_kinds(labels) -> set:
@@ -591,6 +591,38 @@ def check_label_kinds(known, labels) -> None:
     _check_lossless_union(np.asarray(known), np.asarray(labels))
 
 
+def joint_labels(known, labels) -> tuple[np.ndarray, np.ndarray]:
+    """``known`` and ``labels`` as arrays of one dtype where numpy would make two
+    integer dtypes float64 (uint64 with a signed one): ``known``'s where every
+    label fits in it, else ``labels``' where every known one does. Any other pair
+    comes back as it was (numpy's own promotion holds both, or
+    :func:`check_label_kinds` refuses it).
+
+    ``np.union1d`` of int64 classes and uint64 labels made the classes floats
+    (``predict`` returned 11.0 for 11), and a uint64 class above 2**63 refused
+    every later int64 batch."""
+    known, labels = np.asarray(known), np.asarray(labels)
+    if not (known.dtype.kind in "iu" and labels.dtype.kind in "iu"):
+        return known, labels
+    if np.result_type(known, labels).kind != "f":
+        return known, labels
+    for target, other in ((known.dtype, labels), (labels.dtype, known)):
+        info = np.iinfo(target)  # (bounds compared as Python ints, exactly)
+        if not other.size or (info.min <= int(other.min()) and int(other.max()) <= info.max):
+            return known.astype(target, copy=False), labels.astype(target, copy=False)
+    return known, labels
+
+
+def union_labels(known, labels) -> np.ndarray:
+    """``np.union1d`` of two label arrays, in the dtype of :func:`joint_labels`."""
+    return np.union1d(*joint_labels(known, labels))
+
+
+def label_codes(classes, y) -> np.ndarray:
+    """The positions of labels ``y`` (all among ``classes``) in sorted ``classes``."""
+    return np.searchsorted(*joint_labels(classes, y))
+
+
 def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
     """Raise when numpy cannot put ``known`` and ``labels`` in one array without
     changing a label: uint64 labels above 2**63 and int64 ones both became
@@ -608,6 +640,7 @@ def _check_lossless_union(known: np.ndarray, labels: np.ndarray) -> None:
             # beside a timedelta64 label, and the label 5 a class of 5 days; Python's
             # timedelta objects, as a report's y, compare as durations)
             raise TypeError("durations and numbers")
+        known, labels = joint_labels(known, labels)
         common = np.result_type(known, labels)
     except (TypeError, ValueError) as exc:  # (numpy's DTypePromotionError is a TypeError)
         raise ValueError(
@@ -693,7 +726,8 @@ def new_labels(estimator, y, *, fixed: bool, classes=None) -> np.ndarray:
     """
     found = np.unique(y)
     check_label_kinds(estimator.classes_, found)
-    unknown = np.setdiff1d(found, estimator.classes_)
+    known, found = joint_labels(estimator.classes_, found)
+    unknown = np.setdiff1d(found, known)
     if unknown.size and classes is not None:
         raise ValueError(
             f"y contains labels {unknown.tolist()!r} that are not in "

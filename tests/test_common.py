@@ -723,12 +723,12 @@ def test_labels_that_numpy_cannot_hold_together_do_not_join_the_classes(name):
     clf = STREAMS[name]().partial_fit(X[:40], np.repeat(big, 20))
     proba = clf.predict_proba(X)
     with pytest.raises(ValueError, match="cannot be held in one array without changing them"):
-        clf.partial_fit(X[40:], np.full(20, 3, dtype=np.int64))
+        clf.partial_fit(X[40:], np.full(20, -3, dtype=np.int64))
     np.testing.assert_array_equal(clf.classes_, big)
     assert clf.classes_.dtype == np.uint64
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     if name == "nmc":
-        other = NearestMeanClassifier().fit(X[20:], np.repeat(np.array([3, 4], np.int64), 20))
+        other = NearestMeanClassifier().fit(X[20:], np.repeat(np.array([-3, 4], np.int64), 20))
         with pytest.raises(ValueError, match="cannot be held in one array"):
             clf.merge(other)
     days = np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[D]")
@@ -738,6 +738,40 @@ def test_labels_that_numpy_cannot_hold_together_do_not_join_the_classes(name):
     ints = STREAMS[name]().partial_fit(X[:40], np.repeat([0, 1], 20))
     ints.partial_fit(X[40:], np.full(20, 2.0))
     np.testing.assert_array_equal(ints.classes_, [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_uint64_and_int64_labels_join_in_an_integer_dtype(name):
+    """Regression: numpy unites uint64 and int64 as float64. int64 classes and a
+    later uint64 batch became float classes (``predict`` returned 11.0 for the
+    label 11), and uint64 classes above 2**63 refused every later int64 batch
+    even where each label fits in uint64. The classes now stay in the dtype that
+    holds every label: the classes' own where it can, else the batch's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4)) + np.repeat(np.arange(4), 20)[:, None] * 5
+    clf = STREAMS[name]().partial_fit(X[:40], np.repeat(np.array([7, 9], np.int64), 20))
+    clf.partial_fit(X[40:60], np.full(20, 11, dtype=np.uint64))
+    assert clf.classes_.dtype == np.int64
+    np.testing.assert_array_equal(clf.classes_, [7, 9, 11])
+    assert clf.predict(X[40:60]).dtype == np.int64
+    big = np.uint64(2**63 + 5)
+    clf.partial_fit(X[60:], np.full(20, big, dtype=np.uint64))  # only uint64 holds all
+    assert clf.classes_.dtype == np.uint64
+    np.testing.assert_array_equal(clf.classes_, np.array([7, 9, 11, big], np.uint64))
+    assert np.mean(clf.predict(X[60:]) == big) > 0.9
+    clf.partial_fit(X[:40], np.repeat(np.array([7, 9], np.int64), 20))  # int64 again
+    np.testing.assert_array_equal(clf.classes_, np.array([7, 9, 11, big], np.uint64))
+    declared = np.array([3, big], dtype=np.uint64)
+    fixed = STREAMS[name]().partial_fit(X[:20], np.full(20, 3, np.int64), classes=declared)
+    assert fixed.classes_.dtype == np.uint64
+    if name == "nmc":
+        a = NearestMeanClassifier().fit(X[:40], np.repeat(np.array([7, 9], np.int64), 20))
+        b = NearestMeanClassifier().fit(X[40:], np.repeat(np.array([11, big], np.uint64), 20))
+        merged = a.merge(b)
+        assert merged.classes_.dtype == np.uint64
+        np.testing.assert_array_equal(merged.classes_, np.array([7, 9, 11, big], np.uint64))
+        whole = NearestMeanClassifier().fit(X, np.repeat(np.array([7, 9, 11, big], np.uint64), 20))
+        np.testing.assert_allclose(merged.prototypes_, whole.prototypes_)
 
 
 @pytest.mark.parametrize("name", list(STREAMS))

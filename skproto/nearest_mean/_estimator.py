@@ -655,8 +655,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             declared = None if classes is None else _validation.check_declared_classes(classes)
             known = labels if declared is None else declared
             _validation.check_label_kinds(known, labels)
-            self._priors_for(len(np.union1d(known, labels)))  # fail before any change
-            unknown = np.setdiff1d(labels, known)
+            self._priors_for(len(_validation.union_labels(known, labels)))  # fail early
+            unknown = np.setdiff1d(*_validation.joint_labels(known, labels)[::-1])
             if declared is not None and unknown.size:  # (and leave nothing half-set)
                 raise ValueError(
                     f"y contains labels {unknown.tolist()!r} that are not in "
@@ -678,7 +678,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             # calls to partial_fit" of classes_ a fit had set)
             _validation.check_same_classes(self, classes)
             _validation.check_label_kinds(self.classes_, labels)
-        unknown = np.setdiff1d(labels, self.classes_)
+        unknown = np.setdiff1d(*_validation.joint_labels(self.classes_, labels)[::-1])
         if unknown.size and classes is not None and not first:  # (as scikit-learn)
             raise ValueError(
                 f"y contains labels {unknown.tolist()!r} that are not in "
@@ -692,13 +692,13 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             )
         self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:
-            union = np.union1d(self.classes_, unknown)
-            positions = np.searchsorted(union, self.classes_)
+            union = _validation.union_labels(self.classes_, unknown)
+            positions = _validation.label_codes(union, self.classes_)
             self._stats = self._stats.reindex(positions, len(union))
             self._pending = _recode_held(self.__dict__.get("_pending", ()), positions)
             self._move_cases(positions, len(union))
             self.classes_ = union
-        codes = np.searchsorted(self.classes_, labels)[inverse]
+        codes = _validation.label_codes(self.classes_, labels)[inverse]
         if first:
             self._calibration, self._pending, self._abs_bound = NO_LOSSES, (), 0.0
         # the largest value streamed bounds the sums: below float64's range (nearly
@@ -832,10 +832,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         union = self.classes_
         for m in others:
             _validation.check_label_kinds(union, m.classes_)
-            union = np.union1d(union, m.classes_)
+            union = _validation.union_labels(union, m.classes_)
         stats, pending = None, ()
         for m, (st, held, _) in zip(models, parts):
-            positions = np.searchsorted(union, m.classes_)
+            positions = _validation.label_codes(union, m.classes_)
             part = st.reindex(positions, len(union))
             with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
                 stats = part if stats is None else stats.merge(part)

@@ -714,8 +714,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     "project=True, or fit again on all the data."
                 )
             if new.size:  # new classes: re-code, keep sorted
-                union = np.union1d(self.classes_, new)
-                moved = np.searchsorted(union, self.classes_)
+                union = _validation.union_labels(self.classes_, new)
+                moved = _validation.label_codes(union, self.classes_)
                 bias = np.full(len(union), state["head.bias"].mean())
                 bias[moved] = state["head.bias"]
                 state["head.bias"] = bias
@@ -724,7 +724,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     self._moments = reindex_moments(self._moments, self.classes_, union)
                 self.classes_ = union
             history = self.history_
-        T = np.searchsorted(self.classes_, y)
+        T = _validation.label_codes(self.classes_, y)
         w = self._training_weights(T, sample_weight)
         n_batch, batch_rows = len(X), counted_rows(w, context="")
         if batch_rows is not None:  # rows of weight 0 are absent

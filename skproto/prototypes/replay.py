@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._chunking import chunk_slices
+from .._validation import label_codes
 from ..nearest_mean._stats import ClassStats
 
 __all__ = [
@@ -155,7 +156,7 @@ def reindex_moments(moments: tuple, classes: np.ndarray, union: np.ndarray) -> t
     >>> count.tolist(), mean.ravel().tolist()
     ([0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 3.0])
     """
-    at = np.searchsorted(union, classes)
+    at = label_codes(union, classes)
     out = (np.zeros(len(union)), np.zeros((len(union), moments[1].shape[1])), np.zeros(len(union)))
     for grown, old in zip(out, moments):
         grown[at] = old

@@ -693,8 +693,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             fixed = getattr(self, "_classes_fixed", False)
             new = _validation.new_labels(self, y, fixed=fixed, classes=classes)
             # (a union with no new label took y's dtype: int classes_ became float)
-            classes_ = np.union1d(self.classes_, new) if new.size else self.classes_
-        w = self._training_weights(np.searchsorted(classes_, y), sample_weight, classes_)
+            classes_ = _validation.union_labels(self.classes_, new) if new.size else self.classes_
+        w = self._training_weights(_validation.label_codes(classes_, y), sample_weight, classes_)
         kept = counted_rows(w, context="the first call to partial_fit" if first else "")
         if kept is not None:  # rows of weight 0 are absent
             X, y, w = X[kept], y[kept], w[kept]
@@ -706,7 +706,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 self.classes_, self._multilabel = classes_, multilabel
                 self._classes_fixed = declared is not None
                 self.n_iter_ = 0
-                net = self._build(X, np.searchsorted(classes_, y), rng).to(dtype=torch.float32)
+                net = self._build(X, _validation.label_codes(classes_, y), rng)
+                net = net.to(dtype=torch.float32)
                 history = new_history()
             else:
                 n_old, earlier = len(self._state["components"]), self.classes_
@@ -720,7 +721,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                     self._moments = reindex_moments(self._moments, earlier, self.classes_)
             net = net.to(self._device)
             params = self._trainable(net)
-            T = np.searchsorted(self.classes_, y)
+            T = _validation.label_codes(self.classes_, y)
             Xb, Tb, wb = X.astype(np.float32, copy=False), T, w
             kept = None
             if not first and len(net.components) > n_old and self.weight_decay > 0:
@@ -778,14 +779,15 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         """The fitted state for the classes ``union`` (``classes_`` and new labels), with
         components for the labels of ``y`` (rows ``X``) that have none yet."""
         state = {k: np.array(v) for k, v in self._state.items()}
-        labels = np.searchsorted(union, self.classes_)[state["head.labels"].astype(np.intp)]
+        codes_of = _validation.label_codes
+        labels = codes_of(union, self.classes_)[state["head.labels"].astype(np.intp)]
         # new labels, and declared classes whose first rows arrive now
-        arriving = np.setdiff1d(np.unique(y), union[labels])
+        arriving = np.setdiff1d(*_validation.joint_labels(union[labels], np.unique(y))[::-1])
         if arriving.size:
             counts = np.zeros(len(union), dtype=np.intp)
-            counts[np.searchsorted(union, arriving)] = max(1, len(labels) // len(np.unique(labels)))
+            counts[codes_of(union, arriving)] = max(1, len(labels) // len(np.unique(labels)))
             Xf = np.asarray(X, dtype=np.float64)
-            W, codes = classwise_kmeans(Xf, np.searchsorted(union, y), counts, rng)
+            W, codes = classwise_kmeans(Xf, codes_of(union, y), counts, rng)
             W = _rows_as_rows(W, Xf)  # (as _build's)
             labels = np.concatenate([labels, codes])
             state["components"] = np.concatenate([state["components"], W])
