@@ -568,7 +568,8 @@ def test_certified_radius_forms_the_component_gaps_once(monkeypatch):
 
     monkeypatch.setattr(RBFNetwork, "_gaps", staticmethod(counted))
     monkeypatch.setattr(skproto._chunking, "CHUNK_ELEMENTS", 200)  # many chunks of rows
-    np.testing.assert_array_equal(clf.certified_radius(X), whole)
+    # (to rounding: numpy 2.4's products of other row counts differ in the last bit)
+    np.testing.assert_allclose(clf.certified_radius(X), whole, rtol=1e-13, atol=0)
     assert calls == [True]
 
 

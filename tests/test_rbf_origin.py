@@ -282,6 +282,24 @@ def test_a_class_far_from_the_others_keeps_the_near_classes_apart():
     assert 0.5 * plain.sigma_ < shifted.sigma_ < 2 * plain.sigma_  # (2,900 before)
 
 
+@pytest.mark.parametrize("sigma", [1e-20, 1e-3])
+def test_a_class_far_from_the_others_leaves_a_too_small_sigma_refused(sigma):
+    # the refusal of a sigma that detects nothing read "a row on a component" within
+    # 1 % of the whole data's unit (about 10 here): every row of the two near classes
+    # was on one, nothing was checked, and CBC trained at 1e-3 to 0.33, silently, and
+    # at 1e-20 to "Training diverged ... Lower learning_rate"
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    X[y == 2] += 1000.0
+    with pytest.raises(ValueError, match=f"sigma={sigma!r} is too small for these rows"):
+        RBFPrototypeClassifier(loss="cbc", sigma=sigma, random_state=0, max_epochs=2).fit(X, y)
+    # a sigma of the near classes' spread still trains
+    clf = RBFPrototypeClassifier(loss="cbc", sigma=1.0, random_state=0, max_epochs=20).fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
 @pytest.mark.parametrize("shots", [1, 2])
 def test_jittered_copies_of_a_class_s_rows_are_the_rows_themselves(shots):
     # a class with fewer distinct rows than components starts on its rows, jittered

@@ -597,23 +597,34 @@ def squared_distances_to_others(
     :func:`skproto.rbf._estimator._own_tolerance`); counted, they made ``sigma``
     and the margin about the jitter, or the copies' difference.
     """
-    if not len(Z):
-        return np.zeros(0)
-    if not len(P):  # (no prototype: none is near)
-        return np.zeros(0)
+    near = nearest_others(Z, P, own)[0]
+    return near[np.isfinite(near)]
+
+
+def nearest_others(
+    Z: np.ndarray, P: np.ndarray, own: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(near, on)`` per row of ``Z``: the squared distance to its nearest row of
+    ``P`` other than itself (inf where none), and whether some row of ``P`` is the
+    row itself (the test of :func:`squared_distances_to_others`)."""
+    dtype = np.result_type(Z, P, np.float32)
+    near, on = np.full(len(Z), np.inf, dtype=dtype), np.zeros(len(Z), dtype=bool)
+    if not len(Z) or not len(P):  # (no prototype: none is near)
+        return near, on
     center = P.mean(axis=0)
-    eps = np.finfo(np.result_type(Z, P, np.float32)).eps
+    eps = np.finfo(dtype).eps
     p_sq = row_sqnorms(P - center)[:, 0]
-    near = np.empty(len(Z), dtype=np.result_type(Z, P, np.float32))
     for s in chunk_slices(len(Z), max(len(P), Z.shape[1])):
         sq = squared_distances(Z[s], P, center=center)
         z_sq = row_sqnorms(Z[s] - center)[:, 0]
         bound = 64 * eps * (z_sq[:, None] + p_sq[None, :])
         if own is not None:
             bound = np.maximum(bound, own[None, :])
-        sq[sq <= bound] = np.inf
+        itself = sq <= bound
+        on[s] = itself.any(axis=1)
+        sq[itself] = np.inf
         near[s] = sq.min(axis=1)
-    return near[np.isfinite(near)]
+    return near, on
 
 
 def log2_weights(w: np.ndarray) -> tuple[float, int, float]:

@@ -28,6 +28,7 @@ from .._torch.training import (
     cpu_default,
     data_scale,
     in_units,
+    nearest_others,
     new_history,
     squared_distances_to_others,
     torch_threads,
@@ -191,7 +192,13 @@ def _ceil_3g(value: float) -> float:
 
 
 def _check_detections(
-    Z: np.ndarray, U: np.ndarray, sigma: float, auto: float, typical: float, negative: bool
+    Z: np.ndarray,
+    U: np.ndarray,
+    sigma: float,
+    auto: float,
+    typical: float,
+    negative: bool,
+    own: np.ndarray | None = None,
 ) -> None:
     """Raise where every detection ``exp(-dist / sigma)`` of the rows ``Z`` by the
     initial components ``U`` rounds to 0 in float32, or (``negative``: the
@@ -208,10 +215,15 @@ def _check_detections(
     nothing there either (iris: accuracy 0.33 from it up to some 6 times it, the
     message had called it the least usable sigma).
 
-    A row lying on a component (closer than 1 % of the data's unit) does not count for the first
-    check: its component detects it by 1 whatever ``sigma``, and let through a
-    sigma of 1e-20 (iris, 30 components: "Training diverged ... Lower
-    learning_rate"); with no other row (one row a class, or duplicate rows each
+    A row lying on a component (as :func:`_typical_distance` decides: within the
+    rounding of the distance, or ``own``, see :func:`_own_tolerance`) does not
+    count for the first check (it was 1 % of the whole data's unit: with one
+    class of standardised iris moved 1,000 units away, every row of the two near
+    classes lay "on" a component, nothing was checked, and ``sigma=1e-3`` trained
+    to accuracy 0.33, silently, ``1e-20`` to "Training diverged"). Its component
+    detects it by 1 whatever ``sigma``: counted, it let through a sigma of 1e-20
+    (iris, 30 components: "Training diverged ... Lower learning_rate"); with no
+    other row (one row a class, or duplicate rows each
     on its class's component) there is nothing to check. For the second, such a
     row is detected (its distance is its own component's): measured from the
     next component instead, the median of one-row classes or duplicate rows was
@@ -230,7 +242,8 @@ def _check_detections(
     if not len(Z) or not len(U):
         return
     dist = np.sqrt(min_squared_distances(Z, U))  # (a row's own component included)
-    off = dist[dist >= 1e-2 * data_scale(Z)]  # the rows not lying on a component
+    near, on_component = nearest_others(Z, U, own)
+    off = np.sqrt(near[~on_component])  # the rows not lying on a component
     if not off.size:  # (every row on a component: nothing to check)
         return
     nearest = float(np.min(off))
@@ -250,7 +263,7 @@ def _check_detections(
                 "reasoning='positive', which keeps such rows apart."
             )
         return
-    on = len(dist) - len(off)
+    on = int(on_component.sum())
     other = "other " if on else ""
     raise ValueError(
         f"sigma={sigma!r} is too small for these rows: every detection "
@@ -882,7 +895,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         sigma = typical / np.log(2.0) if self.sigma == "auto" else float(self.sigma)
         if self.sigma != "auto" and self._head_kind != "nearest":
             negative = self._head_kind == "positive_negative"
-            _check_detections(Z, U, sigma, typical / np.log(2.0), typical, negative)
+            _check_detections(Z, U, sigma, typical / np.log(2.0), typical, negative, own)
         # the default margin, kept for a later partial_fit at margin=None
         self._auto_margin = 0.3 if self.loss == "cbc" else _ROBUST_MARGIN * typical
         if self.loss == "glvq":  # (it was reported, unused)
