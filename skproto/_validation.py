@@ -9,6 +9,7 @@ or 0/1 matrices the models train on.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import sys
 import warnings
@@ -334,6 +335,43 @@ def _time_key(key, dtype: np.dtype):
     return exact if exact is not stamp else key
 
 
+def shown_labels(values) -> list:
+    """``values`` as a list for a message: numbers and strings as ``tolist`` gives
+    them, dates and durations as numpy's (``tolist`` made [ns] ones integers: "y
+    contains labels [1646352000000000000] not in classes_" for 2022-03-04)."""
+    array = np.asarray(values)
+    return list(array.ravel()) if array.dtype.kind in "mM" else array.tolist()
+
+
+def time_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Object ``y`` as datetime64 (timedelta64) labels where ``classes`` are dates
+    (durations): pandas' Timestamps and Timedeltas and Python's dates and timedeltas.
+
+    numpy compares datetime64[D] classes with them as Python dates and [ns] ones
+    as integers: a report marked every right prediction of such a ``y`` wrong, and
+    the gallery's ``y`` was "labels not in classes_". Any other ``y`` (a value of
+    another type, a time zone) is returned as it is, for the checks to refuse.
+    """
+    kind = np.asarray(classes).dtype.kind
+    if kind not in "mM" or y.dtype != object or not y.size:
+        return y
+    numpy_type, python_type = (
+        (np.datetime64, datetime.date) if kind == "M" else (np.timedelta64, datetime.timedelta)
+    )
+    values = []
+    for value in y.ravel():
+        if getattr(value, "tzinfo", None) is not None:
+            return y
+        if hasattr(value, "to_numpy"):  # pandas' Timestamp, Timedelta (and NaT)
+            value = value.to_numpy()
+        elif isinstance(value, python_type):
+            value = numpy_type(value)
+        if not isinstance(value, numpy_type):
+            return y
+        values.append(value)
+    return np.array(values).reshape(y.shape)
+
+
 def in_time_unit(value, dtype: np.dtype):
     """A datetime64 or timedelta64 ``value`` in ``dtype``'s unit where that is exact,
     else ``value`` itself: a key of 05:00 on a day found that day's class (the cast to
@@ -513,8 +551,8 @@ def encode_fit_targets(
         unknown = np.setdiff1d(*joint_labels(classes, found)[::-1])
         if unknown.size:
             raise ValueError(
-                f"y contains labels {unknown.tolist()!r} that are not in "
-                f"classes={classes.tolist()!r}."
+                f"y contains labels {shown_labels(unknown)!r} that are not in "
+                f"classes={shown_labels(classes)!r}."
             )
         # declared classes are all there will be: a misspelt label shows now
         check_class_weight_labels(getattr(estimator, "class_weight", None), classes)
@@ -585,8 +623,8 @@ def check_label_kinds(known, labels) -> None:
     if len(_label_kinds(known) | _label_kinds(labels)) > 1:
         raise ValueError(
             "Mix of label types (strings and numbers): labels "
-            f"{np.asarray(labels, dtype=object)[:5].tolist()!r} against classes "
-            f"{np.asarray(known, dtype=object)[:5].tolist()!r}; use one type for all labels."
+            f"{shown_labels(np.asarray(labels)[:5])!r} against classes "
+            f"{shown_labels(np.asarray(known)[:5])!r}; use one type for all labels."
         )
     _check_lossless_union(np.asarray(known), np.asarray(labels))
 
@@ -707,7 +745,7 @@ def check_known_labels(classes, y) -> None:
     check_label_kinds(classes, labels)
     unknown = np.setdiff1d(labels, classes)
     if unknown.size:
-        raise ValueError(f"y contains labels {unknown.tolist()!r} not in classes_.")
+        raise ValueError(f"y contains labels {shown_labels(unknown)!r} not in classes_.")
 
 
 def check_same_classes(estimator, classes) -> None:
@@ -730,12 +768,12 @@ def new_labels(estimator, y, *, fixed: bool, classes=None) -> np.ndarray:
     unknown = np.setdiff1d(found, known)
     if unknown.size and classes is not None:
         raise ValueError(
-            f"y contains labels {unknown.tolist()!r} that are not in "
-            f"classes={estimator.classes_.tolist()!r}."
+            f"y contains labels {shown_labels(unknown)!r} that are not in "
+            f"classes={shown_labels(estimator.classes_)!r}."
         )
     if unknown.size and fixed:
         raise ValueError(
-            f"y contains labels {unknown.tolist()!r} not in "
-            f"classes_={estimator.classes_.tolist()!r}."
+            f"y contains labels {shown_labels(unknown)!r} not in "
+            f"classes_={shown_labels(estimator.classes_)!r}."
         )
     return unknown

@@ -34,6 +34,7 @@ from .._validation import (
     check_positive_int,
     label_array,
     refuse_sparse_labels,
+    time_labels,
 )
 
 __all__ = [
@@ -101,7 +102,7 @@ def training_labels(estimator: Any, X: Any, y: Any) -> np.ndarray:
     as misses: no representative, purity 0), or an indicator of one column per
     class (a narrower one failed with an IndexError, a wider or 3-D one was
     read silently)."""
-    y = label_array(y)
+    y = time_labels(label_array(y), estimator.classes_)  # (Timestamps: dates, as classes_)
     check_training_rows(X, y)
     n_classes = len(estimator.classes_)
     if y.ndim == 1:

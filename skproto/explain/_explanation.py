@@ -22,9 +22,20 @@ _MAX_LABEL_CHARS = 24
 def plain(value) -> str:
     """``str`` of a label; a date to its last non-zero unit (``2020-01-01``, not
     ``2020-01-01T00:00:00.000000000``; ``.item()`` made a nanosecond one a bare
-    integer, and a float32 0.1 ``0.10000000149011612``)."""
+    integer, and a float32 0.1 ``0.10000000149011612``), a duration in its
+    coarsest exact unit (``1 days``: pandas' one day read ``86400000000000
+    nanoseconds``; weeks, months and years as they are)."""
     if isinstance(value, np.datetime64):
         return np.datetime_as_string(value, unit="auto")
+    if (
+        isinstance(value, np.timedelta64)
+        and not np.isnat(value)
+        and np.datetime_data(value.dtype)[0] not in ("Y", "M", "W", "generic")
+    ):
+        for unit in ("D", "h", "m", "s", "ms", "us"):
+            coarse = value.astype(f"timedelta64[{unit}]")
+            if coarse == value:
+                return str(coarse)
     return str(value)
 
 

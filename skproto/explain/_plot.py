@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._validation import check_non_negative_int, check_positive_int
+from .._validation import (
+    check_non_negative_int,
+    check_positive_int,
+    shown_labels,
+    time_labels,
+)
 from ._cases import (
     _to_uint8,
     case_text,
@@ -95,6 +100,9 @@ class ExplanationDisplay:
         How cases are shown (see :func:`skproto.explain.rendered`).
     estimator_name : str, default=""
         Name of the explained estimator (kept, not drawn).
+    classes : array-like, default=None
+        Every class of the model: each panel's title names its class apart from
+        all of them, as its bars do (None: apart from the other panel's only).
 
     Attributes
     ----------
@@ -127,10 +135,12 @@ class ExplanationDisplay:
         *,
         renderer: str | Callable | None = None,
         estimator_name: str = "",
+        classes: ArrayLike | None = None,
     ) -> None:
         self.waterfalls = waterfalls
         self.renderer = renderer
         self.estimator_name = estimator_name
+        self.classes = classes
 
     @classmethod
     def from_estimator(
@@ -239,7 +249,12 @@ class ExplanationDisplay:
             # own runner-up, and its panel was drawn a second time as the runner-up's
             why = no_rival(explanation, sample)
             panels[0] = replace(panels[0], role=f"{panels[0].role}; {why}")
-        display = cls(panels, renderer=renderer, estimator_name=explanation.estimator_name)
+        display = cls(
+            panels,
+            renderer=renderer,
+            estimator_name=explanation.estimator_name,
+            classes=explanation.classes,
+        )
         return display.plot(ax=ax)
 
     def plot(self, ax: Any = None) -> ExplanationDisplay:
@@ -268,7 +283,11 @@ class ExplanationDisplay:
                 raise ValueError(f"ax must hold {n} Axes (one per panel), got {len(axes)}.")
             fig = axes[0].figure
         self.bars_, self.thumbnails_ = [], []
-        names = label_texts([w.label for w in self.waterfalls])  # (panels told apart)
+        # the panels told apart, and from every class: named apart from the other
+        # panel only, the prediction "escalation_level_1_..." read as the shortened
+        # name its bars gave "escalation_level_2_..." too
+        shown = [w.label for w in self.waterfalls]
+        names = label_texts([*shown, *([] if self.classes is None else self.classes)])[:n]
         for w, a, name in zip(self.waterfalls, axes, names):
             self._draw(w, a, name)
         if ax is None:  # a figure of the user's keeps its layout
@@ -365,6 +384,9 @@ class PrototypeGalleryDisplay:
         How cases are shown (see :func:`skproto.explain.rendered`).
     prototype_cases : sequence of shape (n_shown,), default=None
         Case of each shown prototype, used when ``cases`` is None.
+    classes : array-like, default=None
+        Every class of the model: the titles name each label apart from all of
+        them (None: apart from the labels shown only).
 
     Attributes
     ----------
@@ -400,6 +422,7 @@ class PrototypeGalleryDisplay:
         cases: Sequence | np.ndarray | None = None,
         renderer: str | Callable | None = None,
         prototype_cases: Sequence | np.ndarray | None = None,
+        classes: ArrayLike | None = None,
     ) -> None:
         self.prototype_index = np.asarray(prototype_index)
         self.prototype_label = np.asarray(prototype_label)
@@ -410,6 +433,7 @@ class PrototypeGalleryDisplay:
         self.cases = positional(cases)
         self.renderer = renderer
         self.prototype_cases = prototype_cases
+        self.classes = classes
 
     @classmethod
     def from_estimator(
@@ -469,9 +493,13 @@ class PrototypeGalleryDisplay:
             classes = estimator.classes_[:max_classes]
         elif np.ndim(classes) == 0:  # one label (a string was read as a sequence, and
             classes = [classes]  # failed with numpy's "iteration over a 0-d array")
+        # (a Timestamp or a Python date, as explain's target takes it, compared with
+        # datetime64[ns] classes as an integer: "not classes of the estimator")
+        classes = time_labels(np.asarray(classes), estimator.classes_)
         # (isin: tolist() made datetime64 labels dates, which equal no label)
-        unknown = [c for c, ok in zip(classes, np.isin(classes, estimator.classes_)) if not ok]
-        if unknown:
+        known = np.isin(classes, estimator.classes_)
+        if not known.all():
+            unknown = shown_labels(classes[~known])
             raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
         # a class declared to partial_fit but without rows has no prototype to show
         shown = np.flatnonzero(np.isin(labels, np.asarray(classes)) & _present(estimator))
@@ -490,6 +518,7 @@ class PrototypeGalleryDisplay:
             cases=cases,
             renderer=renderer,
             prototype_cases=None if known is None else known[shown],
+            classes=estimator.classes_,
         )
         return display.plot()
 
@@ -532,9 +561,18 @@ class PrototypeGalleryDisplay:
         if fig is None:
             fig = plt.figure(figsize=(2.2 * (1 + m), 1.9 * max(n, 1)))
         axes = fig.subplots(max(n, 1), 1 + m, squeeze=False)
-        # the labels' names, apart from one another: the prototypes' first
-        names = label_texts([*self.prototype_label, *self.neighbor_labels.ravel()])
-        names, neighbor_names = names[:n], np.reshape(names[n:], self.neighbor_labels.shape)
+        # the labels' names, apart from one another and from every class (a class not
+        # shown may read as a shown one, shortened): the prototypes' first
+        n_near = self.neighbor_labels.size
+        everyone = [] if self.classes is None else list(self.classes)
+        names = label_texts([*self.prototype_label, *self.neighbor_labels.ravel(), *everyone])
+        # a label's own spaces do not break (the titles are wrapped: a break dropped
+        # the spaces it fell on, and 'a  b' and 'a b' read the same)
+        names = [name.replace(" ", "\u00a0") for name in names[: n + n_near]]
+        names, neighbor_names = (
+            names[:n],
+            np.reshape(names[n:], self.neighbor_labels.shape),
+        )
         for i in range(n):
             k, label = self.prototype_index[i], names[i]
             own = None

@@ -30,6 +30,7 @@ from .._validation import (
     check_non_negative_int,
     check_positive_int,
     label_array,
+    time_labels,
 )
 from ._cases import (
     _thumbnail_size,
@@ -372,7 +373,11 @@ def make_report(
     if (X_train is None) != (y_train is None):
         raise ValueError("Pass both X_train and y_train, or neither.")
     check_non_negative_int(n_neighbors, "n_neighbors")
-    y, y_train = (None if v is None else label_array(v) for v in (y, y_train))
+    # (Timestamps or Python dates against datetime64 classes: numpy compared them as
+    # dates or integers, and every right prediction was marked wrong)
+    y, y_train = (
+        None if v is None else time_labels(label_array(v), estimator.classes_) for v in (y, y_train)
+    )
     if X_train is not None:
         check_training_rows(X_train, y_train, cases)
     for labels in (y, y_train):  # numbers against string classes would all read as misses

@@ -659,8 +659,8 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             unknown = np.setdiff1d(*_validation.joint_labels(known, labels)[::-1])
             if declared is not None and unknown.size:  # (and leave nothing half-set)
                 raise ValueError(
-                    f"y contains labels {unknown.tolist()!r} that are not in "
-                    f"classes={known.tolist()!r}."
+                    f"y contains labels {_validation.shown_labels(unknown)!r} that are not in "
+                    f"classes={_validation.shown_labels(known)!r}."
                 )
             self.classes_ = known
             self._classes_fixed = declared is not None
@@ -681,14 +681,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         unknown = np.setdiff1d(*_validation.joint_labels(self.classes_, labels)[::-1])
         if unknown.size and classes is not None and not first:  # (as scikit-learn)
             raise ValueError(
-                f"y contains labels {unknown.tolist()!r} that are not in "
-                f"classes={self.classes_.tolist()!r}."
+                f"y contains labels {_validation.shown_labels(unknown)!r} that are not in "
+                f"classes={_validation.shown_labels(self.classes_)!r}."
             )
         if unknown.size and self._classes_fixed:
             raise ValueError(
-                f"y contains labels {unknown.tolist()!r} that are not in the "
+                f"y contains labels {_validation.shown_labels(unknown)!r} that are not in the "
                 "classes fixed by the first call to partial_fit: "
-                f"{self.classes_.tolist()!r}."
+                f"{_validation.shown_labels(self.classes_)!r}."
             )
         self._priors_for(len(self.classes_) + unknown.size)  # fail before any change
         if unknown.size:

@@ -825,9 +825,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
             remedy = "Give them prototypes with partial_fit, or set" if grows else "Set"
             raise ValueError(
                 f"warm_start continues the fitted prototypes, and class(es) "
-                f"{self.classes_[missing].tolist()} have none yet (declared to partial_fit "
-                f"before their rows arrived, or all their rows weighed 0). {remedy} "
-                "warm_start=False to fit afresh."
+                f"{_validation.shown_labels(self.classes_[missing])} have none yet "
+                "(declared to partial_fit before their rows arrived, or all their rows "
+                f"weighed 0). {remedy} warm_start=False to fit afresh."
             )
 
     def _grow(
@@ -1488,9 +1488,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         missing = np.setdiff1d(np.unique(T), T[real])
         if missing.size:
             raise ValueError(
-                f"No row of class(es) {self.classes_[missing].tolist()!r} of positive weight "
-                "has a real token (their mask columns are all 0): there is nothing a "
-                "prototype could be. Give such rows a positive sample_weight."
+                f"No row of class(es) {_validation.shown_labels(self.classes_[missing])!r} of "
+                "positive weight has a real token (their mask columns are all 0): there is "
+                "nothing a prototype could be. Give such rows a positive sample_weight."
             )
         if val_rows is None:
             return fit_rows, val_rows
