@@ -16,6 +16,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
+from ._chunking import chunk_slices
 from ._validation import is_real_number
 
 __all__ = [
@@ -79,7 +80,11 @@ def _checked_scores(
     NaN weights were used, or dropped, silently.)
     """
     try:
-        S = np.asarray(S, dtype=np.float64)
+        # float32 scores stay float32 (read as float64 where they are used, chunk by
+        # chunk in the grid functions: a float64 copy of every score doubled them)
+        S = np.asarray(S)
+        if S.dtype not in (np.float32, np.float64):
+            S = np.asarray(S, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"S must be an array of scores: {exc}") from None
     if S.ndim != 2:
@@ -284,6 +289,7 @@ def fit_temperature(
     if prior is not None and not _positive_finite(prior):
         raise ValueError(f"prior must be a positive finite temperature, got {prior!r}.")
     S, T, w = _checked_scores(S, T, w)
+    S = np.asarray(S, dtype=np.float64)  # (once: the loss is evaluated at many t)
     if T.ndim == 1 and len(S):
         # such a class made every row non-finite: no row was left, and t fell
         # back to 1 (digits with class 9 at weight 0: RBF's log-loss 1.66, not 0.08)
@@ -429,26 +435,83 @@ def grid_center(D: np.ndarray, w: np.ndarray | None = None) -> int | None:
     >>> cal.grid_center(S), cal.grid_center(S * 1e6)  # the window follows the units
     (-4, 36)
     """
-    D = np.asarray(D, dtype=np.float64)
+    D = np.asarray(D)
+    if D.dtype not in (np.float32, np.float64):
+        D = np.asarray(D, dtype=np.float64)
     if D.ndim != 2:
         raise ValueError(f"D must be 2-D, (n_rows, n_classes); got shape {D.shape}.")
     w = _checked_weights(w, len(D), "D")
-    finite = np.isfinite(D)
-    if not len(D) or finite.sum(axis=1).max(initial=0) < 2:
+    return _center_of_spreads(*_row_spreads(D), w)
+
+
+def _row_spreads(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per row of the scores ``D``: what :func:`grid_center` places the window by.
+
+    In row chunks read as float64 (all rows at once held about six (n_rows,
+    n_classes) float64 arrays: 0.96 GB for the float32 scores of 40,000 rows of
+    1,000 classes, 160 MB); the rows of several calls concatenate.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_rows, n_classes)
+        Scores at temperature 1 (``-inf``: a class that cannot occur).
+
+    Returns
+    -------
+    spread : ndarray of shape (n_rows,)
+        The best class's score minus the row's median score (minus its worst
+        where the best ties with the median); NaN for a row without a finite score.
+    size : ndarray of shape (n_rows,)
+        The largest magnitude of the row's finite scores (NaN: none).
+    most_finite : int
+        The largest number of finite scores of a row.
+    """
+    spread, size = np.full(len(D), np.nan), np.full(len(D), np.nan)
+    most_finite = 0
+    for s in chunk_slices(len(D), D.shape[1]):
+        Ds = np.asarray(D[s], dtype=np.float64)
+        finite = np.isfinite(Ds)
+        n_finite = finite.sum(axis=1)
+        most_finite = max(most_finite, int(n_finite.max(initial=0)))
+        # (rows with no finite score stay NaN: computed without the All-NaN warnings,
+        # which a warnings.catch_warnings silenced by swapping the process's filters)
+        some = n_finite > 0
+        if not some.any():
+            continue
+        Dm = np.where(finite, Ds, np.nan)[some]
+        rows = s.start + np.flatnonzero(some)
+        with np.errstate(invalid="ignore"):
+            top = np.nanmax(Dm, axis=1)
+            gap = top - np.nanmedian(Dm, axis=1)
+            # the best class tied with the median ([5, 5, 0]): the spread to the
+            # worst, else such rows, whose loss does depend on t, were left out
+            spread[rows] = np.where(gap > 0, gap, top - np.nanmin(Dm, axis=1))
+            size[rows] = np.nanmax(np.abs(Dm), axis=1)
+    return spread, size, most_finite
+
+
+def _center_of_spreads(
+    spread: np.ndarray, size: np.ndarray, most_finite: int, w: np.ndarray | None = None
+) -> int | None:
+    """:func:`grid_center` of scores whose :func:`_row_spreads` are given.
+
+    Parameters
+    ----------
+    spread, size : ndarray of shape (n_rows,)
+        The rows' spreads and sizes (:func:`_row_spreads`).
+    most_finite : int
+        The largest number of finite scores of a row.
+    w : ndarray of shape (n_rows,), default=None
+        Row weights (see :func:`grid_center`).
+
+    Returns
+    -------
+    int or None
+        The window's lattice point; None where no row's scores spread.
+    """
+    if most_finite < 2:
         return None
-    # (rows with no finite score stay NaN: computed without the All-NaN warnings,
-    # which a warnings.catch_warnings silenced by swapping the process's filters)
-    some = finite.any(axis=1)
-    Dm = np.where(finite, D, np.nan)[some]
-    top, spread, size = (np.full(len(D), np.nan) for _ in range(3))
-    with np.errstate(invalid="ignore"):
-        top[some] = np.nanmax(Dm, axis=1)
-        spread[some] = top[some] - np.nanmedian(Dm, axis=1)
-        # the best class tied with the median ([5, 5, 0]): the spread to the
-        # worst, else such rows, whose loss does depend on t, were left out
-        spread[some] = np.where(spread[some] > 0, spread[some], top[some] - np.nanmin(Dm, axis=1))
-        size[some] = np.nanmax(np.abs(Dm), axis=1)
-    w = np.ones(len(D)) if w is None else np.asarray(w, dtype=np.float64)
+    w = np.ones(len(spread)) if w is None else np.asarray(w, dtype=np.float64)
     # a spread within rounding of the scores' size is no spread (a zero row under
     # the cosine ties every class up to 1e-16: it placed the window there and
     # temperature_ came out 1e-14, every probability 0 or 1)
@@ -518,6 +581,42 @@ def grid_log_loss(
     log_prior = np.asarray(log_prior, dtype=np.float64)
     if grid is not None:
         grid = _check_temperatures(grid)
+    grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
+    finite = np.isfinite(log_prior)
+    n_finite = finite.sum()
+    lp_finite = np.where(finite, log_prior, 0.0)
+    flat = bool(np.all(lp_finite[finite] == lp_finite[finite][0])) if n_finite else True
+    if flat:  # a constant prior cancels: the exponent needs no per-class term
+        c = lp_finite[finite][0] if n_finite else 0.0
+        shift = np.where(finite, 0.0, -np.inf)
+    # (scores of a window far from the unit scale are taken relative to its
+    # middle temperature first, so that float32 holds them)
+    ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
+    lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
+    sums = np.zeros((2, len(grid)))
+    total = 0.0
+    # the sums add up over rows: in row chunks (all rows at once held about eight
+    # (n_rows, n_classes) arrays: 1.26 GB for the float32 scores of 40,000 rows of
+    # 1,000 classes, 160 MB, which RBFPrototypeClassifier's partial_fit scores)
+    for s in chunk_slices(len(D), D.shape[1]):
+        part, weight = _grid_sums(
+            np.asarray(D[s], dtype=np.float64),
+            log_prior,
+            T[s],
+            None if w is None else w[s],
+            grid,
+            (finite, lp_finite, flat, c if flat else None, lp32, ref),
+        )
+        sums += part
+        total += weight
+    return sums, float(total)
+
+
+def _grid_sums(D, log_prior, T, w, grid, prior) -> tuple[np.ndarray, float]:
+    """:func:`grid_log_loss` of one chunk of checked rows (``prior``: what it derives
+    from ``log_prior`` once for all chunks)."""
+    finite, lp_finite, flat, c, lp32, ref = prior
+    sums = np.zeros((2, len(grid)))
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
     if w is not None:  # (a row of weight 0 counts nothing; its loss, inf where its
@@ -525,37 +624,24 @@ def grid_log_loss(
         keep &= w > 0
     D, T = D[keep], T[keep]
     w = np.ones(len(D)) if w is None else w[keep]
-    grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
-    sums = np.zeros((2, len(grid)))
     if not len(D):
         return sums, 0.0
     rows = np.arange(len(D))
-    finite = np.isfinite(log_prior)
-    n_finite = finite.sum()
     # log p_c = Dn_c / t + lp_c - log sum_j exp(Dn_j / t + lp_j), with Dn = D - max D
     Dn = D - D.max(axis=1, keepdims=True)
     true = Dn[rows, T]
     # the uniform target's mean over the classes the row can take (finite prior
     # and score; one -inf score made the mean -inf, its loss inf at every
     # temperature, and the grid's first temperature was chosen)
-    lp_finite = np.where(finite, log_prior, 0.0)
     can = finite & np.isfinite(Dn)
     n_can = can.sum(axis=1)
     mean_dn = np.where(can, Dn, 0.0).sum(axis=1) / n_can
     mean_lp = np.where(can, lp_finite, 0.0).sum(axis=1) / n_can
-    flat = bool(np.all(lp_finite[finite] == lp_finite[finite][0])) if n_finite else True
-    if flat:  # a constant prior cancels: the exponent needs no per-class term
-        c = lp_finite[finite][0] if n_finite else 0.0
-        shift = np.where(finite, 0.0, -np.inf)
     # the exponentials in float32 (SIMD; each row's largest term is exp(0) = 1,
     # so a sum is exact to about 1e-7 relative: ample to rank temperatures)
     # (terms below -1e30 vanish at every grid temperature: clipped, not overflowing)
-    # (scores of a window far from the unit scale are taken relative to its
-    # middle temperature first, so that float32 holds them)
-    ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
     Dn32 = np.maximum(Dn / ref, -1e30).astype(np.float32)
     Z = np.empty(Dn.shape, dtype=np.float32)
-    lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     for i, t in enumerate(grid):
         with np.errstate(over="ignore"):  # (-inf, beyond float32: a term that vanishes)
             np.multiply(Dn32, np.float32(ref / t), out=Z)

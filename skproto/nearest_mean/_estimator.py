@@ -29,6 +29,7 @@ from .._base import (
 from .._chunking import Float64Rows, chunk_slices
 from .._validation import warn_user
 from ..calibration import (
+    GRID_HALF,
     NO_LOSSES,
     add_grid_losses,
     grid_center,
@@ -548,15 +549,44 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         temperatures on their scale, so that the grid follows the units of
         ``X``.
         """
-        return add_grid_losses(
-            losses, self._scores_without_prior(model, X), model.log_prior, codes, w
-        )
+        X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
+        if len(list(chunk_slices(len(X), max(len(self.classes_), X.shape[1])))) <= 1:
+            return add_grid_losses(
+                losses, self._scores_without_prior(model, X), model.log_prior, codes, w
+            )
+        # in row chunks: the scores of every held-out row at once were a (rows,
+        # classes) array, and the grid's work arrays several more (a stream's first
+        # use after 600,000 rows of 8 features, 200 classes: 1.02 GB). A window not
+        # yet placed is placed by every row's scores first, as in one call
+        if losses[2] is None:
+            parts = [calibration._row_spreads(S) for _, S in self._held_out_scores(model, X)]
+            center = calibration._center_of_spreads(
+                np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]),
+                max(p[2] for p in parts),
+                w,
+            )
+            if center is None:  # no row's scores spread: nothing to add
+                return losses
+            losses = (np.zeros((2, 2 * GRID_HALF + 1)), losses[1], center - GRID_HALF)
+        for s, S in self._held_out_scores(model, X):
+            weights = None if w is None else w[s]
+            losses = add_grid_losses(losses, S, model.log_prior, codes[s], weights)
+        return losses
 
     def _scores_without_prior(self, model: _Model, X) -> np.ndarray:
         """float64 scores of ``X`` by ``model`` without its log-priors (``-inf``: a class
         without data); the held-out losses add the priors at each temperature: a prior
         added first would round distances that are tiny next to it away."""
         X = np.asarray(X, dtype=np.float64)  # float32 may not hold the scores (huge values)
+        out = np.empty((len(X), len(self.classes_)))
+        for s, S in self._held_out_scores(model, X):
+            out[s] = S
+        return out
+
+    def _held_out_scores(self, model: _Model, X: np.ndarray):
+        """``(row slice, its scores)`` of :meth:`_scores_without_prior` of float64 rows
+        ``X``, chunk by chunk."""
         no_prior = np.where(np.isfinite(model.log_prior), 0.0, -np.inf)
         b = model.b
         if b is not None:
@@ -565,13 +595,11 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # fallback runs lazily, also from a view of a model and while other threads
         # predict; a temporary model set on the estimator recursed or leaked to them)
         m = dataclasses.replace(model, log_prior=no_prior, b=b)
-        out = np.empty((len(X), len(self.classes_)))
         report = _progress.current()
         for s in chunk_slices(len(X), max(len(self.classes_), X.shape[1])):
-            out[s] = self._scores_chunk(X[s], m)
+            yield s, self._scores_chunk(X[s], m)
             if report:
                 report.tick(lambda s=s: f"scoring held-out rows: {s.stop} of {len(X)}")
-        return out
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
