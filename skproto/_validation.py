@@ -632,21 +632,24 @@ def check_label_kinds(known, labels) -> None:
 def joint_labels(known, labels) -> tuple[np.ndarray, np.ndarray]:
     """``known`` and ``labels`` as arrays of one dtype where numpy would make two
     integer dtypes float64 (uint64 with a signed one): ``known``'s where every
-    label fits in it, else ``labels``' where every known one does. Any other pair
-    comes back as it was (numpy's own promotion holds both, or
+    label fits in it, else ``labels``' where every known one does, else int64
+    where both do (int8 classes with a negative one and a uint64 label of 300).
+    Any other pair comes back as it was (numpy's own promotion holds both, or
     :func:`check_label_kinds` refuses it).
 
     ``np.union1d`` of int64 classes and uint64 labels made the classes floats
     (``predict`` returned 11.0 for 11), and a uint64 class above 2**63 refused
-    every later int64 batch."""
+    every later int64 batch; int8 classes -1, 2 and a uint64 label 300 became
+    floats too, and a uint64 label 2**62 + 1 beside them was refused."""
     known, labels = np.asarray(known), np.asarray(labels)
     if not (known.dtype.kind in "iu" and labels.dtype.kind in "iu"):
         return known, labels
     if np.result_type(known, labels).kind != "f":
         return known, labels
-    for target, other in ((known.dtype, labels), (labels.dtype, known)):
+    both = (known, labels)
+    for target, held in ((known.dtype, (labels,)), (labels.dtype, (known,)), (np.int64, both)):
         info = np.iinfo(target)  # (bounds compared as Python ints, exactly)
-        if not other.size or (info.min <= int(other.min()) and int(other.max()) <= info.max):
+        if all(not a.size or (info.min <= int(a.min()) and int(a.max()) <= info.max) for a in held):
             return known.astype(target, copy=False), labels.astype(target, copy=False)
     return known, labels
 

@@ -24,13 +24,15 @@ def plain(value) -> str:
     ``2020-01-01T00:00:00.000000000``; ``.item()`` made a nanosecond one a bare
     integer, and a float32 0.1 ``0.10000000149011612``), a duration in its
     coarsest exact unit (``1 days``: pandas' one day read ``86400000000000
-    nanoseconds``; weeks, months and years as they are)."""
+    nanoseconds``; weeks, months and years as they are, and picoseconds and finer:
+    numpy cannot cast them to days, "Integer overflow while computing the
+    conversion factor", which str(), the plots and the report raised)."""
     if isinstance(value, np.datetime64):
         return np.datetime_as_string(value, unit="auto")
     if (
         isinstance(value, np.timedelta64)
         and not np.isnat(value)
-        and np.datetime_data(value.dtype)[0] not in ("Y", "M", "W", "generic")
+        and np.datetime_data(value.dtype)[0] in ("D", "h", "m", "s", "ms", "us", "ns")
     ):
         for unit in ("D", "h", "m", "s", "ms", "us"):
             coarse = value.astype(f"timedelta64[{unit}]")

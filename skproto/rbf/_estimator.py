@@ -224,7 +224,9 @@ def _check_detections(
     detects it by 1 whatever ``sigma``: counted, it let through a sigma of 1e-20
     (iris, 30 components: "Training diverged ... Lower learning_rate"); with no
     other row (one row a class, or duplicate rows each
-    on its class's component) there is nothing to check. For the second, such a
+    on its class's component) there is nothing else to check: the rows are then
+    checked against their own components (a row "on" one by the tolerance may lie
+    far from it at ``sigma``: every class far from the others). For the second, such a
     row is detected (its distance is its own component's): measured from the
     next component instead, the median of one-row classes or duplicate rows was
     the distance between classes, and a sigma fitted to the classes' spread was
@@ -244,8 +246,14 @@ def _check_detections(
     dist = np.sqrt(min_squared_distances(Z, U))  # (a row's own component included)
     near, on_component = nearest_others(Z, U, own)
     off = np.sqrt(near[~on_component])  # the rows not lying on a component
-    if not off.size:  # (every row on a component: nothing to check)
-        return
+    if not off.size:
+        # every row on a component (within its tolerance): each is detected by it
+        # alone, unless even that detection rounds to 0 (every class far from the
+        # others, as two classes of standardised iris 1,000 apart: each class's unit,
+        # and so its tolerance, is that distance, every row lay "on" its component,
+        # nothing was checked, and sigma=1e-20 went to "Training diverged", 1e-3
+        # with the positive-negative head to accuracy 0.5, silently)
+        off, on_component = dist, np.zeros(len(dist), dtype=bool)
     nearest = float(np.min(off))
     # (capped: float32 cannot hold the ratio of a sigma of 1e-300)
     if np.exp(-np.float32(min(nearest / sigma, 1e4))) > 0:
