@@ -226,7 +226,9 @@ def _check_detections(
     other row (one row a class, or duplicate rows each
     on its class's component) there is nothing else to check: the rows are then
     checked against their own components (a row "on" one by the tolerance may lie
-    far from it at ``sigma``: every class far from the others). For the second, such a
+    far from it at ``sigma``: every class far from the others), but for those
+    exactly on it (a one-row class among far ones let ``sigma=1e-20`` through to
+    "Training diverged"); all exactly on one, nothing. For the second, such a
     row is detected (its distance is its own component's): measured from the
     next component instead, the median of one-row classes or duplicate rows was
     the distance between classes, and a sigma fitted to the classes' spread was
@@ -253,7 +255,13 @@ def _check_detections(
         # and so its tolerance, is that distance, every row lay "on" its component,
         # nothing was checked, and sigma=1e-20 went to "Training diverged", 1e-3
         # with the positive-negative head to accuracy 0.5, silently)
-        off, on_component = dist, np.zeros(len(dist), dtype=bool)
+        # (but a row exactly on its component, a one-row class or duplicate rows, is
+        # detected by 1 whatever sigma: counted, a one-row class among far ones let
+        # sigma=1e-20 through to "Training diverged"; all rows so: nothing to check)
+        exact = nearest_others(Z, U)[1]
+        off, on_component = dist[~exact], exact
+        if not off.size:
+            return
     nearest = float(np.min(off))
     # (capped: float32 cannot hold the ratio of a sigma of 1e-300)
     if np.exp(-np.float32(min(nearest / sigma, 1e4))) > 0:
