@@ -592,7 +592,6 @@ def grid_log_loss(
     # (scores of a window far from the unit scale are taken relative to its
     # middle temperature first, so that float32 holds them)
     ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
-    lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     sums = np.zeros((2, len(grid)))
     total = 0.0
     # the sums add up over rows: in row chunks (all rows at once held about eight
@@ -605,7 +604,7 @@ def grid_log_loss(
             T[s],
             None if w is None else w[s],
             grid,
-            (finite, lp_finite, flat, c if flat else None, lp32, ref),
+            (finite, lp_finite, flat, c if flat else None, shift if flat else None, ref),
         )
         sums += part
         total += weight
@@ -615,7 +614,7 @@ def grid_log_loss(
 def _grid_sums(D, log_prior, T, w, grid, prior) -> tuple[np.ndarray, float]:
     """:func:`grid_log_loss` of one chunk of checked rows (``prior``: what it derives
     from ``log_prior`` once for all chunks)."""
-    finite, lp_finite, flat, c, lp32, ref = prior
+    finite, lp_finite, flat, c, shift, ref = prior
     sums = np.zeros((2, len(grid)))
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
@@ -641,6 +640,10 @@ def _grid_sums(D, log_prior, T, w, grid, prior) -> tuple[np.ndarray, float]:
     # so a sum is exact to about 1e-7 relative: ample to rank temperatures)
     # (terms below -1e30 vanish at every grid temperature: clipped, not overflowing)
     Dn32 = np.maximum(Dn / ref, -1e30).astype(np.float32)
+    # (cast here, for a chunk with rows to score: cast for every call, a log prior
+    # beyond float32 overflowed, warning or raising under np.seterr, where no row
+    # was scored and the sums were 0)
+    lp32 = shift.astype(np.float32) if flat else log_prior.astype(np.float32)
     Z = np.empty(Dn.shape, dtype=np.float32)
     for i, t in enumerate(grid):
         with np.errstate(over="ignore"):  # (-inf, beyond float32: a term that vanishes)

@@ -558,8 +558,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         # classes) array, and the grid's work arrays several more (a stream's first
         # use after 600,000 rows of 8 features, 200 classes: 1.02 GB). A window not
         # yet placed is placed by every row's scores first, as in one call
-        if losses[2] is None:
-            parts = [calibration._row_spreads(S) for _, S in self._held_out_scores(model, X)]
+        if losses[2] is None:  # (a pass of its own in the progress lines: they counted
+            # the held-out rows twice over, "19 of 19" and then "5 of 19" again)
+            first = "placing the temperature window by held-out rows"
+            parts = [calibration._row_spreads(S) for _, S in self._held_out_scores(model, X, first)]
             center = calibration._center_of_spreads(
                 np.concatenate([p[0] for p in parts]),
                 np.concatenate([p[1] for p in parts]),
@@ -584,9 +586,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             out[s] = S
         return out
 
-    def _held_out_scores(self, model: _Model, X: np.ndarray):
+    def _held_out_scores(self, model: _Model, X: np.ndarray, what: str = "scoring held-out rows"):
         """``(row slice, its scores)`` of :meth:`_scores_without_prior` of float64 rows
-        ``X``, chunk by chunk."""
+        ``X``, chunk by chunk (``what``: the pass, as the progress lines name it)."""
         no_prior = np.where(np.isfinite(model.log_prior), 0.0, -np.inf)
         b = model.b
         if b is not None:
@@ -599,7 +601,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         for s in chunk_slices(len(X), max(len(self.classes_), X.shape[1])):
             yield s, self._scores_chunk(X[s], m)
             if report:
-                report.tick(lambda s=s: f"scoring held-out rows: {s.stop} of {len(X)}")
+                report.tick(lambda s=s: f"{what}: {s.stop} of {len(X)}")
 
     def _temperature_value(self) -> float:
         """The temperature: the parameter, or the one fitted on held-out losses."""
