@@ -1,9 +1,13 @@
 """Assertions shared by the estimator test modules."""
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from skproto._base import BasePrototypeClassifier
 
@@ -130,3 +134,18 @@ class HandBuilt(BasePrototypeClassifier):
 
     def _head(self):
         return np.asarray(self.W, dtype=float), np.zeros(2)
+
+
+def peak_extra_mib(code: str, timeout: float = 600) -> dict:
+    """Run ``code`` in a fresh process; it prints a JSON line last, such as its
+    peak-RSS growth in MiB. Skips where Linux's ``/proc/self/clear_refs`` cannot
+    reset the peak-RSS mark."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

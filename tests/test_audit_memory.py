@@ -15,12 +15,9 @@ one over all rows.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from helpers import peak_extra_mib
 
 from skproto import calibration as cal
 
@@ -41,19 +38,7 @@ def reset_peak():
 
 def _peak_extra_mib(code: str) -> dict:
     """Run ``code`` in a fresh process; it reports its peak-RSS growth (MiB)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
-    out = subprocess.run(
-        [sys.executable, "-c", _HEAD + code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return peak_extra_mib(_HEAD + code, timeout=300)
 
 
 _GRID_PROBE = """

@@ -11,7 +11,6 @@ temperature or a probability that is not what the user guide says fails here.
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 import subprocess
 import sys
@@ -19,7 +18,12 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_explain_faithful, catch_warnings_entered_by_skproto, examples
+from helpers import (
+    assert_explain_faithful,
+    catch_warnings_entered_by_skproto,
+    examples,
+    peak_extra_mib,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logsumexp, softmax
@@ -304,19 +308,6 @@ def test_multilabel_outputs_agree():
     assert "predicted labels [" in str(ex)
 
 
-def _peak_extra_mib(code: str) -> dict:
-    """Run ``code`` in a fresh process; it reports the kernel's peak-RSS growth."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak-RSS mark")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 # What every probe runs first: the process's resident and peak-resident sizes
 # (MiB) from /proc/self/status, and a reset of the peak
 _MEMORY_HEAD = """
@@ -375,7 +366,7 @@ def test_prediction_memory_is_bounded_by_chunks(make):
     20,000 x 60 x 300 x 4 bytes = 1.4 GB here; the outputs themselves take
     under 10 MB and one float64 work chunk 32 MB.
     """
-    result = _peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
+    result = peak_extra_mib(_MEMORY_PROBE.replace("{MAKE}", make))
     # measured: about 175 MiB for ProtoClassifier (torch's pools and allocator
     # caches included), up to 209 MiB seen on a fresh CI machine; the failure
     # this guards against is a 1.4 GB intermediate
@@ -407,7 +398,7 @@ def test_fit_memory_is_bounded_by_chunks(make):
     Its (n_samples, n_prototypes, n_features) float32 array would take 1.4 GB;
     X is 23 MB, and training holds a float32 copy and a tensor of it.
     """
-    result = _peak_extra_mib(_FIT_MEMORY_PROBE.replace("{MAKE}", make))
+    result = peak_extra_mib(_FIT_MEMORY_PROBE.replace("{MAKE}", make))
     assert result["extra"] < 300, result
 
 
@@ -428,7 +419,7 @@ def test_a_class_arriving_in_partial_fit_is_searched_in_chunks():
     rows through a (centres, rows, latent dim) float64 array: 5 x 20,000 x 300
     x 8 bytes = 229 MiB here (peak growth measured 390 MiB, now 250: the float64
     latent rows, torch's pools and one epoch's training)."""
-    result = _peak_extra_mib(_GROW_MEMORY_PROBE)
+    result = peak_extra_mib(_GROW_MEMORY_PROBE)
     assert result["extra"] < 330, result
 
 
@@ -460,7 +451,7 @@ def test_positive_reasoning_probabilities_are_computed_in_blocks():
     components, classes) terms at once: 1.5 GiB to predict 2,000 rows of 100
     classes (500 components), whose probabilities take 1.5 MiB; now a block of
     classes at a time (about 76 MiB)."""
-    result = _peak_extra_mib(_REASONING_PROBE)
+    result = peak_extra_mib(_REASONING_PROBE)
     assert result["extra"] < 300, result
 
 
@@ -1407,7 +1398,7 @@ def test_token_prediction_chunks_count_every_token():
     # a token row's distances are (tokens, prototypes) before pooling; chunks
     # were sized as if one row needed one entry per prototype: 8,000 rows of
     # 32 tokens against 200 prototypes took one 410 MB chunk (now about 33 MB)
-    result = _peak_extra_mib(_TOKEN_PROBE)
+    result = peak_extra_mib(_TOKEN_PROBE)
     assert result["prototypes"] == 200
     assert result["extra"] < 150, result
 
@@ -1437,7 +1428,7 @@ def test_own_class_explanations_are_chunked_by_their_listed_block():
     # own-class heads sized chunks by the prototypes only, not by the (rows,
     # listed, classes) block they fill: 200 listed of 200 classes took 1.5 GB
     # above the output
-    result = _peak_extra_mib(_EXPLAIN_PROBE)
+    result = peak_extra_mib(_EXPLAIN_PROBE)
     assert result["extra"] < result["output"] + 150, result
 
 
@@ -1465,7 +1456,7 @@ print(json.dumps({"extra": rss("VmHWM") - base, "X": X.nbytes / 2**20}))
 
 def test_explanation_stability_works_in_row_chunks():
     # the noise and the moved rows were whole float64 copies of X (7x X)
-    result = _peak_extra_mib(_STABILITY_PROBE)
+    result = peak_extra_mib(_STABILITY_PROBE)
     assert result["extra"] < 3 * result["X"], result  # (670 MB before, for X of 98: 6.9x)
 
 
@@ -1935,7 +1926,7 @@ def test_representative_search_of_a_whole_class_is_chunked():
     activates the class's rows against one prototype: it must not build the
     (class rows x n_prototypes) transform, 100,000 x 1,000 x 8 bytes = 763 MiB
     here, to read one column of it (a memory audit)."""
-    result = _peak_extra_mib(_REPRESENTATIVE_PROBE)
+    result = peak_extra_mib(_REPRESENTATIVE_PROBE)
     assert result["extra"] < 300, result  # (863 MiB before; prototype_neighbors' chunks)
 
 
@@ -1968,7 +1959,7 @@ def test_float32_rows_computed_in_float64_are_converted_per_chunk():
     float64, the conversion belongs in the row chunks: a float64 copy of all of
     X (390 MiB here, twice X itself) is not bounded by them (a memory audit:
     454 MiB extra before, 96 now)."""
-    result = _peak_extra_mib(_FLOAT32_PROBE)
+    result = peak_extra_mib(_FLOAT32_PROBE)
     assert result["extra"] < 150, result
 
 
@@ -2008,7 +1999,7 @@ def test_token_explanation_does_not_match_every_prototype_of_every_row():
     integer array (80,000 x 1,000 x 8 bytes = 610 MiB here), to read 3 columns.
     The explanation itself takes about 30 MiB; one chunk's work arrays about 32 MiB
     each (a memory audit: 709 MiB extra before, 194 now)."""
-    result = _peak_extra_mib(_TOKEN_EXPLAIN_PROBE)
+    result = peak_extra_mib(_TOKEN_EXPLAIN_PROBE)
     assert result["extra"] < 350, result
 
 
