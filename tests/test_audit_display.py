@@ -104,6 +104,16 @@ def test_report_marks_right_predictions_of_python_and_pandas_dates_right(unit, k
     np.testing.assert_array_equal(prototype_rows(clf, X, y), [0, 2])
 
 
+def test_report_refuses_a_y_of_dates_beside_strings_by_name():
+    # np.unique of the report's y ran before the label checks: numpy's TypeError
+    # "'<' not supported between instances of 'str' and 'Timestamp'"
+    pd = pytest.importorskip("pandas")
+    X, _, clf = _dated("D")
+    y = [pd.Timestamp("2020-01-01"), "x", "x", "x"]
+    with pytest.raises(ValueError, match=r"Mix of label types \(strings and numbers\) in y"):
+        make_report(clf, X, y)
+
+
 def test_report_marks_right_predictions_of_pandas_durations_right():
     # timedelta64[ns] classes compared with Timedeltas and Python timedeltas as integers
     pd = pytest.importorskip("pandas")

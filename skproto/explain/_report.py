@@ -28,6 +28,7 @@ from sklearn.utils.validation import _num_samples
 from .._validation import (
     check_label_kinds,
     check_non_negative_int,
+    check_one_label_kind,
     check_positive_int,
     label_array,
     time_labels,
@@ -382,6 +383,8 @@ def make_report(
         check_training_rows(X_train, y_train, cases)
     for labels in (y, y_train):  # numbers against string classes would all read as misses
         if labels is not None and np.ndim(labels) == 1:
+            check_one_label_kind(labels)  # (before np.unique, which raised numpy's
+            # TypeError for strings beside Timestamps)
             check_label_kinds(estimator.classes_, np.unique(labels))
     if not _num_samples(X):  # (explain raised scikit-learn's "Found array with 0 sample(s)")
         raise ValueError("X has no rows: make_report explains at least one query.")
