@@ -582,39 +582,21 @@ def grid_log_loss(
     if grid is not None:
         grid = _check_temperatures(grid)
     grid = TEMPERATURE_GRID if grid is None else np.asarray(grid, dtype=np.float64)
-    finite = np.isfinite(log_prior)
-    n_finite = finite.sum()
-    lp_finite = np.where(finite, log_prior, 0.0)
-    flat = bool(np.all(lp_finite[finite] == lp_finite[finite][0])) if n_finite else True
-    if flat:  # a constant prior cancels: the exponent needs no per-class term
-        c = lp_finite[finite][0] if n_finite else 0.0
-        shift = np.where(finite, 0.0, -np.inf)
-    # (scores of a window far from the unit scale are taken relative to its
-    # middle temperature first, so that float32 holds them)
-    ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
     sums = np.zeros((2, len(grid)))
     total = 0.0
     # the sums add up over rows: in row chunks (all rows at once held about eight
     # (n_rows, n_classes) arrays: 1.26 GB for the float32 scores of 40,000 rows of
     # 1,000 classes, 160 MB, which RBFPrototypeClassifier's partial_fit scores)
     for s in chunk_slices(len(D), D.shape[1]):
-        part, weight = _grid_sums(
-            np.asarray(D[s], dtype=np.float64),
-            log_prior,
-            T[s],
-            None if w is None else w[s],
-            grid,
-            (finite, lp_finite, flat, c if flat else None, shift if flat else None, ref),
-        )
+        Ds, weights = np.asarray(D[s], dtype=np.float64), None if w is None else w[s]
+        part, weight = _grid_sums(Ds, log_prior, T[s], weights, grid)
         sums += part
         total += weight
     return sums, float(total)
 
 
-def _grid_sums(D, log_prior, T, w, grid, prior) -> tuple[np.ndarray, float]:
-    """:func:`grid_log_loss` of one chunk of checked rows (``prior``: what it derives
-    from ``log_prior`` once for all chunks)."""
-    finite, lp_finite, flat, c, shift, ref = prior
+def _grid_sums(D, log_prior, T, w, grid) -> tuple[np.ndarray, float]:
+    """:func:`grid_log_loss` of one chunk of checked rows (float64 ``D``)."""
     sums = np.zeros((2, len(grid)))
     rows = np.arange(len(D))
     keep = np.isfinite(D[rows, T]) & np.isfinite(log_prior[T])
@@ -626,6 +608,16 @@ def _grid_sums(D, log_prior, T, w, grid, prior) -> tuple[np.ndarray, float]:
     if not len(D):
         return sums, 0.0
     rows = np.arange(len(D))
+    finite = np.isfinite(log_prior)
+    n_finite = finite.sum()
+    lp_finite = np.where(finite, log_prior, 0.0)
+    flat = bool(np.all(lp_finite[finite] == lp_finite[finite][0])) if n_finite else True
+    if flat:  # a constant prior cancels: the exponent needs no per-class term
+        c = lp_finite[finite][0] if n_finite else 0.0
+        shift = np.where(finite, 0.0, -np.inf)
+    # (scores of a window far from the unit scale are taken relative to its
+    # middle temperature first, so that float32 holds them)
+    ref = 1.0 if grid[0] >= 1e-20 and grid[-1] <= 1e20 else float(grid[len(grid) // 2])
     # log p_c = Dn_c / t + lp_c - log sum_j exp(Dn_j / t + lp_j), with Dn = D - max D
     Dn = D - D.max(axis=1, keepdims=True)
     true = Dn[rows, T]
@@ -822,15 +814,33 @@ def add_grid_losses(
     >>> round(cal.table_temperature(both), 2)
     1.88
     """
-    sums, total, k_lo = table
-    if k_lo is None:
-        center = grid_center(D, w)
-        if center is None:
+    if table[2] is None:
+        table = with_window(table, grid_center(D, w))
+        if table[2] is None:
             return table
-        k_lo = center - GRID_HALF
-        sums = np.zeros((2, 2 * GRID_HALF + 1))
+    sums, total, k_lo = table
     new, weight = grid_log_loss(D, log_prior, T, w, lattice(k_lo, sums.shape[1]))
     return sums + new, total + weight, k_lo
+
+
+def with_window(table: tuple, center: int | None) -> tuple:
+    """``table`` with its window of temperatures placed at the lattice point
+    ``center`` (:func:`grid_center`), where it has none; as it is otherwise, or
+    where ``center`` is None (no scores spread)."""
+    if center is None or table[2] is not None:
+        return table
+    return np.zeros((2, 2 * GRID_HALF + 1)), table[1], center - GRID_HALF
+
+
+def grid_center_of_chunks(chunks, w: np.ndarray | None = None) -> int | None:
+    """:func:`grid_center` of the rows of the score arrays ``chunks`` (an iterable,
+    read one at a time, in order), as of their concatenation: the scores of many
+    rows need not be held at once. ``w`` weighs the concatenated rows."""
+    parts = [_row_spreads(D) for D in chunks]
+    if not parts:
+        return None
+    spread, size = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
+    return _center_of_spreads(spread, size, max(p[2] for p in parts), w)
 
 
 def table_temperature(table: tuple) -> float:

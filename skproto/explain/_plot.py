@@ -497,9 +497,9 @@ class PrototypeGalleryDisplay:
         # datetime64[ns] classes as an integer: "not classes of the estimator")
         classes = time_labels(np.asarray(classes), estimator.classes_)
         # (isin: tolist() made datetime64 labels dates, which equal no label)
-        known = np.isin(classes, estimator.classes_)
-        if not known.all():
-            unknown = shown_labels(classes[~known])
+        is_class = np.isin(classes, estimator.classes_)
+        if not is_class.all():
+            unknown = shown_labels(classes[~is_class])
             raise ValueError(f"classes {unknown!r} are not classes of the estimator.")
         # a class declared to partial_fit but without rows has no prototype to show
         shown = np.flatnonzero(np.isin(labels, np.asarray(classes)) & _present(estimator))

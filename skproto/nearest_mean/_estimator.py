@@ -29,7 +29,6 @@ from .._base import (
 from .._chunking import Float64Rows, chunk_slices
 from .._validation import warn_user
 from ..calibration import (
-    GRID_HALF,
     NO_LOSSES,
     add_grid_losses,
     grid_center,
@@ -561,16 +560,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         if losses[2] is None:  # (a pass of its own in the progress lines: they counted
             # the held-out rows twice over, "19 of 19" and then "5 of 19" again)
             first = "placing the temperature window by held-out rows"
-            parts = [calibration._row_spreads(S) for _, S in self._held_out_scores(model, X, first)]
-            center = calibration._center_of_spreads(
-                np.concatenate([p[0] for p in parts]),
-                np.concatenate([p[1] for p in parts]),
-                max(p[2] for p in parts),
-                w,
-            )
-            if center is None:  # no row's scores spread: nothing to add
+            scores = (S for _, S in self._held_out_scores(model, X, first))
+            losses = calibration.with_window(losses, calibration.grid_center_of_chunks(scores, w))
+            if losses[2] is None:  # no row's scores spread: nothing to add
                 return losses
-            losses = (np.zeros((2, 2 * GRID_HALF + 1)), losses[1], center - GRID_HALF)
         for s, S in self._held_out_scores(model, X):
             weights = None if w is None else w[s]
             losses = add_grid_losses(losses, S, model.log_prior, codes[s], weights)
