@@ -717,6 +717,8 @@ class BasePrototypeClassifier(
             every sample, or one per sample. Default: the prediction (for a
             multi-label model, the label with the highest score). E.g.
             ``target=explanation.runner_up`` explains the runner-up's score.
+            Against datetime64 classes a pandas Timestamp finds its date; a
+            time-zone-aware one is refused (a ValueError): make it naive first.
 
         Returns
         -------
@@ -863,6 +865,8 @@ class BasePrototypeClassifier(
             if not times:
                 return value.item() if hasattr(value, "item") else value
             scalar = value[()] if isinstance(value, np.ndarray) else value  # (a 0-d array)
+            # (pandas' to_numpy made an aware Timestamp its UTC date, silently)
+            _validation.refuse_time_zone(scalar, dtype, "target")
             if hasattr(scalar, "to_numpy"):  # pandas' Timestamp or Timedelta
                 scalar = scalar.to_numpy()
             elif isinstance(scalar, python_type):  # (as tolist() gives the classes: a

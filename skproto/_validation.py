@@ -343,16 +343,36 @@ def shown_labels(values) -> list:
     return list(array.ravel()) if array.dtype.kind in "mM" else array.tolist()
 
 
-def time_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def refuse_time_zone(value, classes_dtype: np.dtype, name: str = "y") -> None:
+    """Raise when ``value`` is a time-zone-aware timestamp (a pandas Timestamp or a
+    Python datetime with a ``tzinfo``) and the classes are naive datetime64 dates.
+
+    Which naive date an aware one is has no single answer (its wall time or UTC:
+    10 March 23:00 in New York is 11 March in UTC), so it is refused by name, as
+    ``fit`` refuses such a ``y`` (scikit-learn's "Unknown label type"). A report
+    compared them as unequal objects and marked every prediction wrong, silently.
+    """
+    if classes_dtype.kind == "M" and getattr(value, "tzinfo", None) is not None:
+        raise ValueError(
+            f"{name} contains the time-zone-aware timestamp {value!r}, but classes_ are "
+            f"naive dates ({classes_dtype}): an aware date cannot be compared with a "
+            f"naive one without choosing a time zone. Make the dates of {name} naive "
+            "first, e.g. Series.dt.tz_localize(None) (wall time) or .dt.tz_convert(None) (UTC)."
+        )
+
+
+def time_labels(y: np.ndarray, classes: np.ndarray, *, name: str = "y") -> np.ndarray:
     """Object ``y`` as datetime64 (timedelta64) labels where ``classes`` are dates
     (durations): pandas' Timestamps and Timedeltas and Python's dates and timedeltas.
 
     numpy compares datetime64[D] classes with them as Python dates and [ns] ones
     as integers: a report marked every right prediction of such a ``y`` wrong, and
-    the gallery's ``y`` was "labels not in classes_". Any other ``y`` (a value of
-    another type, a time zone) is returned as it is, for the checks to refuse.
+    the gallery's ``y`` was "labels not in classes_". A time-zone-aware timestamp
+    against dates is refused by ``name`` (:func:`refuse_time_zone`). Any other ``y``
+    (a value of another type) is returned as it is, for the checks to refuse.
     """
-    kind = np.asarray(classes).dtype.kind
+    dtype = np.asarray(classes).dtype
+    kind = dtype.kind
     if kind not in "mM" or y.dtype != object or not y.size:
         return y
     numpy_type, python_type = (
@@ -360,8 +380,9 @@ def time_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     )
     values = []
     for value in y.ravel():
+        refuse_time_zone(value, dtype, name)
         if getattr(value, "tzinfo", None) is not None:
-            return y
+            return y  # (a Timestamp against durations: a type the checks refuse)
         if hasattr(value, "to_numpy"):  # pandas' Timestamp, Timedelta (and NaT)
             value = value.to_numpy()
         elif isinstance(value, python_type):

@@ -121,3 +121,24 @@ def test_nearest_mean_oos_tunes_the_reference_temperature_like_the_nmc_models():
     assert row["val_auroc"] > val_auroc(1.0)
     f = lambda X: softmax(lr.decision_function(X) / row["temperature"], axis=1).max(axis=1)
     assert row["test_auroc"] == pytest.approx(bn.auroc(f(d["X_test"]), f(d["X_oos_test"])))
+
+
+def test_saved_encoder_results_label_their_mib_figures_mib():
+    """bench_encoders measures memory in MiB (ru_maxrss / 1024, nbytes / 2**20) and
+    its bound adds 1024 of them, 1 GiB; the saved results of the last run, written
+    before the labels were corrected, still said MB and GB (docs/encoders.md,
+    which quotes them, already said MiB). They read as the script writes them now."""
+    import json
+
+    import bench_encoders
+
+    results = BENCH / "results"
+    saved = json.loads((results / "encoders.json").read_text())
+    report = (results / "encoders.md").read_text()
+    assert report == bench_encoders.render(saved) + "\n"
+    for text in (report, json.dumps(saved)):
+        assert " MB" not in text and " GB" not in text
+    m = saved["memory"]
+    assert m["output_mb"] == 100_000 * 384 * 4 / 2**20  # (float32 embeddings, in MiB)
+    bound = m["loaded_mb"] + 2 * m["output_mb"] + 1024
+    assert saved["targets"][1]["measured"] == f"{m['peak_mb']:.0f} MiB (bound {bound:.0f} MiB)"

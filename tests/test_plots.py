@@ -542,3 +542,44 @@ def test_a_bool_sample_is_refused():
     clf = NearestMeanClassifier().fit(X, y)
     with pytest.raises(TypeError, match="sample must be an integer row position"):
         ExplanationDisplay.from_estimator(clf, X, sample=True)
+
+
+@pytest.mark.parametrize("n_classes", [13, 150])
+def test_embedding_names_every_class_beyond_twelve_at_its_centre(n_classes):
+    """Beyond 12 classes the legend named no class at all (only "prototypes"), and
+    150 hues of one colour map cannot be told apart: each class is named on the
+    map, just above the median of its points, and the legend says so."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_classes * 6, centers=n_classes, n_features=4, random_state=0)
+    names = np.array([f"intent_{k:03d}" for k in range(n_classes)])
+    clf = NearestMeanClassifier().fit(X, names[y])
+    display = EmbeddingDisplay.from_estimator(clf, X, names[y])
+    legend = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert legend == ["prototypes", f"{n_classes} classes, each named at its centre"]
+    shown = [a.get_text() for a in display.class_names_]
+    assert shown == [f"'{name}'" for name in names]  # (as the legend quotes strings)
+    assert all(a in display.ax_.texts for a in display.class_names_)
+    for name, annotation in zip(names, display.class_names_):
+        centre = np.median(display.points[display.point_labels == name], axis=0)
+        np.testing.assert_allclose(annotation.xy, centre)
+        assert annotation.get_fontsize() <= 6 and annotation.get_bbox_patch() is not None
+    # its box is edged in the class's colour, as its star is filled
+    stars = display.prototypes_.get_facecolors()
+    for k, label in enumerate(display.prototype_labels):
+        edge = display.class_names_[int(np.searchsorted(names, label))].get_bbox_patch()
+        np.testing.assert_allclose(edge.get_edgecolor()[:3], stars[k, :3])
+    plt.close("all")
+
+
+def test_embedding_of_twelve_classes_keeps_its_legend_of_colours():
+    """Up to 12 classes the legend names each by its colour, and the map stays bare."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(12 * 6, centers=12, n_features=4, random_state=0)
+    clf = NearestMeanClassifier().fit(X, y)
+    display = EmbeddingDisplay.from_estimator(clf, X, y)
+    legend = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert legend == ["prototypes"] + [str(c) for c in range(12)]
+    assert display.class_names_ == [] and not display.ax_.texts
+    plt.close("all")

@@ -904,3 +904,54 @@ def test_make_report_refuses_scalar_labels(field):
     kwargs = {"y": 3} if field == "y" else {"X_train": X, "y_train": 3}
     with pytest.raises(ValueError, match="y must be an array-like of labels"):
         make_report(clf, X[:5], **kwargs)
+
+
+def _naive_day_classes():
+    """A fitted NearestMeanClassifier of two datetime64[D] classes, its rows and labels."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
+    days = np.array(["2022-03-04", "2022-03-04", "2022-03-05", "2022-03-05"], "datetime64[D]")
+    return NearestMeanClassifier().fit(X, days), X, days
+
+
+@pytest.mark.parametrize("field", ["y", "y_train"])
+def test_make_report_refuses_time_zone_aware_dates_against_naive_classes(field):
+    """A y of time-zone-aware Timestamps against naive datetime64 classes marked every
+    prediction wrong (accuracy 0.0000), silently: an aware date has no one naive date
+    (wall time or UTC), so it is refused by name, as fit refuses such a y."""
+    pd = pytest.importorskip("pandas")
+    clf, X, days = _naive_day_classes()
+    aware = pd.Series(pd.to_datetime(days).tz_localize("UTC"))
+    with pytest.raises(ValueError, match="Unknown label type"):  # fit's own refusal
+        NearestMeanClassifier().fit(X, aware)
+    kwargs = {"y": aware} if field == "y" else {"y": days, "X_train": X, "y_train": aware}
+    with pytest.raises(
+        ValueError,
+        match=rf"^{field} contains the time-zone-aware timestamp Timestamp\('2022-03-04 "
+        r"00:00:00\+0000', tz='UTC'\), but classes_ are naive dates \(datetime64\[D\]\)",
+    ):
+        make_report(clf, X, **kwargs)
+    # one aware label among naive ones is refused too, and naive dates still work
+    mixed = np.array([pd.Timestamp("2022-03-04")] * 3 + [aware[3]], dtype=object)
+    with pytest.raises(ValueError, match="time-zone-aware timestamp"):
+        make_report(clf, X, mixed)
+    page = make_report(clf, X, aware.dt.tz_localize(None))
+    assert "<td>accuracy on these queries</td><td class='num'>1.0000</td>" in page
+
+
+def test_gallery_and_explain_target_refuse_time_zone_aware_dates():
+    """The gallery's y and classes and explain's target take Timestamps against
+    datetime64 classes; an aware one was "not in classes_" there, and explain read
+    it as its UTC date, silently. Each is refused by its own name."""
+    pd = pytest.importorskip("pandas")
+    from skproto.explain import PrototypeGalleryDisplay
+
+    clf, X, days = _naive_day_classes()
+    aware = pd.Timestamp("2022-03-04", tz="UTC")
+    naive = r"but classes_ are naive dates \(datetime64\[D\]\)"
+    with pytest.raises(ValueError, match=rf"^y contains the time-zone-aware .* {naive}"):
+        PrototypeGalleryDisplay.from_estimator(clf, X, [aware] * 4)
+    with pytest.raises(ValueError, match=rf"^classes contains the time-zone-aware .* {naive}"):
+        PrototypeGalleryDisplay.from_estimator(clf, X, days, classes=[aware])
+    with pytest.raises(ValueError, match=rf"^target contains the time-zone-aware .* {naive}"):
+        clf.explain(X[:1], 1, target=aware)
+    assert clf.explain(X[:1], 1, target=aware.tz_localize(None)).explained[0] == days[0]

@@ -49,6 +49,9 @@ from ._steps import (
 
 __all__ = ["EmbeddingDisplay", "ExplanationDisplay", "PrototypeGalleryDisplay"]
 
+#: Classes the embedding's legend lists; more are named on the map itself
+_MAX_LEGEND_CLASSES = 12
+
 _COLORS = {"positive": "#2a9d8f", "negative": "#e76f51", "bias": "#8d99ae", "score": "#264653"}
 
 
@@ -495,7 +498,7 @@ class PrototypeGalleryDisplay:
             classes = [classes]  # failed with numpy's "iteration over a 0-d array")
         # (a Timestamp or a Python date, as explain's target takes it, compared with
         # datetime64[ns] classes as an integer: "not classes of the estimator")
-        classes = time_labels(np.asarray(classes), estimator.classes_)
+        classes = time_labels(np.asarray(classes), estimator.classes_, name="classes")
         # (isin: tolist() made datetime64 labels dates, which equal no label)
         is_class = np.isin(classes, estimator.classes_)
         if not is_class.all():
@@ -628,6 +631,11 @@ class EmbeddingDisplay:
         The prototypes (stars).
     projector_ : fitted transformer
         What mapped the inputs to 2-D.
+    class_names_ : list of matplotlib Annotation
+        With more than 12 classes (too many for a legend of colours): each
+        class's name, written just above its centre (the median of its points),
+        in the order of the sorted classes; the legend then says so. Empty
+        for 12 classes or fewer, which the legend names.
 
     Examples
     --------
@@ -758,12 +766,13 @@ class EmbeddingDisplay:
         -------
         display : EmbeddingDisplay
             The display itself, with ``figure_``, ``ax_``, ``points_``,
-            ``prototypes_`` and ``projector_`` set.
+            ``prototypes_``, ``projector_`` and ``class_names_`` set.
         """
         plt = _pyplot()
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 6))
         classes = np.unique(np.concatenate([self.point_labels, self.prototype_labels]))
+        named_on_map = len(classes) > _MAX_LEGEND_CLASSES
+        if ax is None:  # (room for the names of many classes)
+            fig, ax = plt.subplots(figsize=(11, 9) if named_on_map else (7, 6))
         # colours by position among the sorted classes (``tolist`` turned dates of
         # nanoseconds into integers, which the legend then showed); beyond 20
         # classes, hues spread over a colour map (tab20 repeated its colours: two
@@ -788,7 +797,14 @@ class EmbeddingDisplay:
             linewidths=0.8,
             label="prototypes",
         )
-        if len(classes) <= 12:
+        # a legend of colour swatches reads up to 12 classes; beyond, it named none
+        # (and neighbouring hues of 150 could not be told apart): each class is
+        # named on the map instead, just above its centre (its star stays visible)
+        self.class_names_ = []
+        if named_on_map:
+            self.class_names_ = self._name_centres(ax, classes, palette)
+            ax.scatter([], [], s=0, label=f"{len(classes)} classes, each named at its centre")
+        else:
             for name, colour in zip(label_texts(classes), palette):
                 ax.scatter([], [], color=colour, s=20, label=name)
         for text in ax.legend(loc="best", fontsize=8).get_texts():
@@ -798,3 +814,28 @@ class EmbeddingDisplay:
         self.figure_, self.ax_ = ax.figure, ax
         self.projector_ = self.projector
         return self
+
+    def _name_centres(self, ax, classes: np.ndarray, palette: list) -> list:
+        """Write each of ``classes`` at its centre on ``ax``: the median of its drawn
+        points (the mean of its prototypes where it has none), in a small box edged
+        in its colour. Returns the annotations, in the order of ``classes``."""
+        names = []
+        for label, text, colour in zip(classes, label_texts(classes), palette):
+            own = self.points[self.point_labels == label]
+            if not len(own):
+                own = self.prototype_points[self.prototype_labels == label]
+            centre = np.median(own, axis=0)
+            names.append(
+                ax.annotate(
+                    text,
+                    xy=centre,
+                    xytext=(0, 5),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    parse_math=False,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": colour, "alpha": 0.7},
+                )
+            )
+        return names

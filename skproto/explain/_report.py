@@ -329,6 +329,9 @@ def make_report(
         The queries.
     y : array-like of shape (n_queries,), default=None
         Their true labels: accuracy and a mark on every wrong prediction.
+        Against datetime64 classes, pandas Timestamps and Python dates are
+        read as dates; time-zone-aware ones are refused (a ValueError, as
+        ``fit`` refuses them): make them naive first.
     cases : sequence of shape (n_training_samples,), default=None
         Raw training inputs aligned with the training rows (texts, images,
         any objects). Default: the estimator's own ``prototype_cases_`` if it
@@ -377,7 +380,8 @@ def make_report(
     # (Timestamps or Python dates against datetime64 classes: numpy compared them as
     # dates or integers, and every right prediction was marked wrong)
     y, y_train = (
-        None if v is None else time_labels(label_array(v), estimator.classes_) for v in (y, y_train)
+        None if v is None else time_labels(label_array(v), estimator.classes_, name=what)
+        for v, what in ((y, "y"), (y_train, "y_train"))
     )
     if X_train is not None:
         check_training_rows(X_train, y_train, cases)
