@@ -648,6 +648,32 @@ class BasePrototypeClassifier(
         np.log(proba, out=out, where=proba > 0)
         return out
 
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Accuracy of :meth:`predict` on ``X`` against ``y``, as scikit-learn's
+        ``ClassifierMixin.score`` (subset accuracy for a multi-label model).
+
+        Against datetime64 (timedelta64) classes, pandas Timestamps (Timedeltas)
+        and Python dates (timedeltas) in ``y`` are read as dates (durations), as
+        :func:`skproto.explain.make_report` reads them; a time-zone-aware one is
+        refused (a ValueError, as ``fit`` refuses it): make it naive first.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            True labels (an indicator matrix for a multi-label model).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            The (weighted) share of rows predicted right.
+        """
+        y = _validation.scored_labels(y, getattr(self, "classes_", None))
+        return super().score(X, y, sample_weight=sample_weight)
+
     @as_fitted
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """In-distribution score (higher = more typical of the training data).

@@ -101,9 +101,11 @@ def is_real_number(value) -> bool:
 
 def _check_classification_type(y) -> None:
     """scikit-learn's ``check_classification_targets`` without its warning of many
-    classes per row (so no filter of the process's warnings is swapped to hide it)."""
+    classes per row (so no filter of the process's warnings is swapped to hide it).
+    Time-zone-aware dates are refused by name (:func:`refuse_aware_labels`)."""
     y_type = type_of_target(y, input_name="y")
     if y_type not in _CLASSIFICATION_TYPES:
+        refuse_aware_labels(y)  # (only here: no pass over labels that are fine)
         raise ValueError(
             f"Unknown label type: {y_type}. Maybe you are trying to fit a "
             "classifier, which expects discrete classes on a "
@@ -317,9 +319,12 @@ def _time_keys(class_weight: dict, classes: np.ndarray) -> dict:
     """``class_weight`` with its numpy.datetime64 and pandas.Timestamp keys in the unit
     of datetime64 ``classes``: numpy before 2.2 hashed a datetime64 as its integer,
     so a Timestamp key did not find its class there (a minimum-versions audit, on
-    numpy 1.24); other keys are left to the dict's own lookup."""
+    numpy 1.24); other keys are left to the dict's own lookup. A time-zone-aware key
+    is refused by name (:func:`refuse_time_zone`)."""
     if classes.dtype.kind != "M":
         return class_weight
+    for key in class_weight:  # (an aware Timestamp was read as its UTC date, silently)
+        refuse_time_zone(key, classes.dtype, "class_weight", _NAIVE_KEYS)
     return {_time_key(key, classes.dtype): value for key, value in class_weight.items()}
 
 
@@ -343,22 +348,50 @@ def shown_labels(values) -> list:
     return list(array.ravel()) if array.dtype.kind in "mM" else array.tolist()
 
 
-def refuse_time_zone(value, classes_dtype: np.dtype, name: str = "y") -> None:
+#: How to make dates naive, by the kind of container that holds them
+_NAIVE_SERIES = "Series.dt.tz_localize(None) (wall time) or .dt.tz_convert(None) (UTC)"
+_NAIVE_KEYS = (
+    "Timestamp.tz_localize(None) (wall time) or .tz_convert(None) (UTC), or a "
+    "datetime's .replace(tzinfo=None)"
+)
+
+
+def _time_zone_error(name: str, value, classes: str, how: str = _NAIVE_SERIES) -> ValueError:
+    return ValueError(
+        f"{name} contains the time-zone-aware timestamp {value!r}, but {classes}: an "
+        "aware date cannot be compared with a naive one without choosing a time zone. "
+        f"Make the dates of {name} naive first, e.g. {how}."
+    )
+
+
+def refuse_time_zone(
+    value, classes_dtype: np.dtype, name: str = "y", how: str = _NAIVE_SERIES
+) -> None:
     """Raise when ``value`` is a time-zone-aware timestamp (a pandas Timestamp or a
     Python datetime with a ``tzinfo``) and the classes are naive datetime64 dates.
 
     Which naive date an aware one is has no single answer (its wall time or UTC:
     10 March 23:00 in New York is 11 March in UTC), so it is refused by name, as
-    ``fit`` refuses such a ``y`` (scikit-learn's "Unknown label type"). A report
-    compared them as unequal objects and marked every prediction wrong, silently.
+    ``fit`` refuses such a ``y`` (:func:`refuse_aware_labels`). A report compared
+    them as unequal objects and marked every prediction wrong, silently.
     """
     if classes_dtype.kind == "M" and getattr(value, "tzinfo", None) is not None:
-        raise ValueError(
-            f"{name} contains the time-zone-aware timestamp {value!r}, but classes_ are "
-            f"naive dates ({classes_dtype}): an aware date cannot be compared with a "
-            f"naive one without choosing a time zone. Make the dates of {name} naive "
-            "first, e.g. Series.dt.tz_localize(None) (wall time) or .dt.tz_convert(None) (UTC)."
-        )
+        raise _time_zone_error(name, value, f"classes_ are naive dates ({classes_dtype})", how)
+
+
+def refuse_aware_labels(y, name: str = "y") -> None:
+    """Raise when an object ``y`` holds a time-zone-aware timestamp: classes are naive
+    datetime64 dates (numpy's have no time zone), and ``fit`` refused such a ``y``
+    with scikit-learn's "Unknown label type: unknown" (also ``partial_fit`` and its
+    ``classes``). Called where that check fails, so labels it takes are not read."""
+    y = np.asarray(y)
+    if y.dtype != object:
+        return
+    for value in y.ravel():
+        if getattr(value, "tzinfo", None) is not None:
+            raise _time_zone_error(
+                name, value, "an estimator's classes are naive dates (numpy's datetime64)"
+            )
 
 
 def time_labels(y: np.ndarray, classes: np.ndarray, *, name: str = "y") -> np.ndarray:
@@ -391,6 +424,21 @@ def time_labels(y: np.ndarray, classes: np.ndarray, *, name: str = "y") -> np.nd
             return y
         values.append(value)
     return np.array(values).reshape(y.shape)
+
+
+def scored_labels(y, classes):
+    """``score``'s ``y`` for ``classes``: against datetime64 (timedelta64) classes an
+    object ``y`` as :func:`time_labels` makes it (pandas' Timestamps and Python's dates
+    as dates, an aware one refused by name), else ``y`` as it came (other labels are
+    not read here: scikit-learn's metrics check them).
+
+    scikit-learn's metrics read such an object ``y`` as "unknown" labels: score failed
+    with "a mix of unknown and binary targets" (aware or not) where the report took
+    the naive ones and refused the aware ones by name."""
+    if not isinstance(classes, np.ndarray) or classes.dtype.kind not in "mM":
+        return y
+    labels = y if isinstance(y, np.ndarray) else np.asarray(y)
+    return time_labels(labels, classes) if labels.dtype == object and labels.ndim else y
 
 
 def in_time_unit(value, dtype: np.dtype):
@@ -518,6 +566,7 @@ def check_declared_classes(classes) -> np.ndarray:
     try:  # the labels y may hold, as scikit-learn's partial_fit checks them
         _check_classification_type(classes)
     except ValueError as exc:
+        refuse_aware_labels(classes, "classes")  # (by its name, not as "not class labels")
         raise ValueError(f"classes are not class labels: {exc}") from None
     classes = np.unique(classes)
     if len(classes) < 2:

@@ -921,7 +921,7 @@ def test_make_report_refuses_time_zone_aware_dates_against_naive_classes(field):
     pd = pytest.importorskip("pandas")
     clf, X, days = _naive_day_classes()
     aware = pd.Series(pd.to_datetime(days).tz_localize("UTC"))
-    with pytest.raises(ValueError, match="Unknown label type"):  # fit's own refusal
+    with pytest.raises(ValueError, match="^y contains the time-zone-aware"):  # fit's own
         NearestMeanClassifier().fit(X, aware)
     kwargs = {"y": aware} if field == "y" else {"y": days, "X_train": X, "y_train": aware}
     with pytest.raises(

@@ -817,14 +817,23 @@ class EmbeddingDisplay:
 
     def _name_centres(self, ax, classes: np.ndarray, palette: list) -> list:
         """Write each of ``classes`` at its centre on ``ax``: the median of its drawn
-        points (the mean of its prototypes where it has none), in a small box edged
-        in its colour. Returns the annotations, in the order of ``classes``."""
+        points (the median of its prototypes where it has none), in a small box edged
+        in its colour. Returns the annotations, in the order of ``classes``.
+
+        Only finite positions count, as only they are drawn: one point at NaN (a
+        transformer's, or the constructor's) made the median NaN, and the name of
+        a class whose other points were drawn was not shown."""
         names = []
+        points, prototypes = (
+            np.asarray(p, dtype=float) for p in (self.points, self.prototype_points)
+        )
+        drawn, drawn_prototypes = (np.isfinite(p).all(axis=1) for p in (points, prototypes))
         for label, text, colour in zip(classes, label_texts(classes), palette):
-            own = self.points[self.point_labels == label]
+            own = points[(self.point_labels == label) & drawn]
             if not len(own):
-                own = self.prototype_points[self.prototype_labels == label]
-            centre = np.median(own, axis=0)
+                own = prototypes[(self.prototype_labels == label) & drawn_prototypes]
+            # (a class with no finite position is drawn nowhere: its name neither)
+            centre = np.median(own, axis=0) if len(own) else np.full(2, np.nan)
             names.append(
                 ax.annotate(
                     text,

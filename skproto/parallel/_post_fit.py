@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BasePrototypeClassifier
 from .._chunking import is_dask, take_rows
-from .._validation import warn_user
+from .._validation import scored_labels, warn_user
 from ..explain._explanation import Explanation
 from ..explain._steps import unpipe
 from ._common import as_row_blocks, column_dtypes, column_names, dask_array, is_dask_frame
@@ -565,4 +565,6 @@ class ParallelPostFit(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             y = y.compute()
         if is_dask(sample_weight) or is_dask_frame(sample_weight):
             sample_weight = sample_weight.compute()
-        return float(accuracy_score(np.asarray(y), pred, sample_weight=sample_weight))
+        # (dates against datetime64 classes as estimator_.score reads them)
+        y = scored_labels(np.asarray(y), getattr(self._fitted(), "classes_", None))
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
