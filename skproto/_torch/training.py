@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from .._chunking import chunk_slices, is_dask
 from .._progress import Progress
-from .._validation import FLOAT32_MAX_ABS
+from .._validation import FLOAT32_MAX_ABS, warn_user
 from ..geometry import squared_distances
 from ..geometry._array import row_sqnorms
 
@@ -393,6 +394,7 @@ def train(
     best_state, stale, best_epoch = None, 0, 0
     if score is not None and not is_dask(X):
         scored = scored_sample(X, targets, weights)
+    still_warned = False  # (one warning a call for epochs that moved nothing)
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
         # the parameters at the epoch's start: an epoch of zero loss that moved
@@ -428,6 +430,9 @@ def train(
         if not np.isfinite(epoch_loss):
             what = f"the loss became {epoch_loss} in epoch {epoch + 1}"
             raise ValueError(_diverged(config, what))
+        if not still_warned and epoch_loss > 0.0 and not _moved(before, parameters):
+            still_warned = True
+            warn_user(_stuck_message(config, epoch + 1, epoch_loss), ConvergenceWarning)
         if on_epoch_end is not None:
             # (its search for the rows nearest the prototypes refuses non-finite ones:
             # a diverged run read "prototypes must be ... finite numbers")
@@ -465,7 +470,7 @@ def train(
             lowest, best_epoch = current, len(history["loss"])
             if config.early_stopping:
                 best_state = copy.deepcopy(module.state_dict())
-        if epoch_loss == 0.0 and all(torch.equal(a, q) for a, q in zip(before, parameters)):
+        if epoch_loss == 0.0 and not _moved(before, parameters):
             if config.verbose:
                 print(f"[{config.name}] zero loss, no parameter moved: stopping", flush=True)
             break
@@ -493,6 +498,21 @@ def train(
     if not _finite_parameters(module):
         raise ValueError(_diverged(config, "a parameter became non-finite"))
     return history
+
+
+def _moved(before: list, parameters: list) -> bool:
+    """Whether any of ``parameters`` differs from its copy in ``before``."""
+    return not all(torch.equal(a, q) for a, q in zip(before, parameters))
+
+
+def _stuck_message(config: TrainingConfig, epoch: int, loss: float) -> str:
+    """The warning for an epoch whose steps moved no parameter at a nonzero loss."""
+    return (
+        f"Training ({config.name}) moved no parameter in epoch {epoch}: every gradient "
+        f"was 0 at a loss of {loss:.4g}, so the model is still where it started. A "
+        "scale that is too small for the data's distances (sigma, rbf_width, "
+        "temperature) makes every gradient underflow; its 'auto' value fits the data."
+    )
 
 
 @contextlib.contextmanager
