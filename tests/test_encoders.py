@@ -1536,3 +1536,156 @@ def test_complex_inputs_or_features_are_refused_by_name():
 
     with pytest.raises(ValueError, match="must return real features"):
         TorchEncoder(Rotate()).fit_transform(np.ones((3, 2)))
+
+
+# --------------------------------------- the globals a module's code reads (keyed)
+_GLOBAL_SCALE = 1.0
+_GLOBAL_OFFSET = np.zeros(3, dtype=np.float32)
+_factor = 0.0  # (a global named like an attribute the module reads: self._factor)
+
+
+def _global_shift(x):
+    return x + torch.as_tensor(_GLOBAL_OFFSET)
+
+
+class _ReadsGlobals(torch.nn.Module):
+    """Reads module-level globals in a helper method, and a class attribute."""
+
+    BIAS = 0.0
+
+    def __init__(self):
+        super().__init__()
+        self._factor = 1.0
+
+    def _scaled(self, x):
+        return _global_shift(x * _GLOBAL_SCALE) * self._factor + self.BIAS
+
+    def forward(self, x):
+        return self._scaled(x)
+
+
+def test_the_cache_key_holds_the_globals_a_modules_code_reads(tmp_path, monkeypatch):
+    # the key held the forward's code but not the globals it reads, nor the module's
+    # other methods or class attributes: a module-level SCALE changed (a notebook cell
+    # run again) brought the encodings of the old SCALE back from the cache
+    here = sys.modules[__name__]
+    X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+    enc = TorchEncoder(_ReadsGlobals(), memory=tmp_path)
+    np.testing.assert_array_equal(enc.fit_transform(X), X)
+    key = enc._settings()
+    monkeypatch.setattr(here, "_factor", 123.0)  # (not read as a global: the key stays)
+    assert TorchEncoder(_ReadsGlobals(), memory=tmp_path)._settings() == key
+
+    def check():  # the same encoder (its per-state memo) and a new one: fresh encodings
+        truth = TorchEncoder(_ReadsGlobals()).transform(X)
+        np.testing.assert_array_equal(enc.transform(X), truth)
+        np.testing.assert_array_equal(
+            TorchEncoder(_ReadsGlobals(), memory=tmp_path).transform(X), truth
+        )
+        return truth
+
+    monkeypatch.setattr(here, "_GLOBAL_SCALE", 2.0)
+    np.testing.assert_array_equal(check(), 2 * X)
+    monkeypatch.setattr(here, "_GLOBAL_OFFSET", np.ones(3, dtype=np.float32))
+    np.testing.assert_array_equal(check(), 2 * X + 1)
+    _GLOBAL_OFFSET[:] = 3.0  # a global array changed in place
+    np.testing.assert_array_equal(check(), 2 * X + 3)
+    monkeypatch.setattr(here, "_global_shift", lambda x: x - 1)  # another function
+    np.testing.assert_array_equal(check(), 2 * X - 1)
+    monkeypatch.setattr(_ReadsGlobals, "BIAS", 10.0)  # a class attribute
+    np.testing.assert_array_equal(check(), 2 * X + 9)
+    monkeypatch.setattr(_ReadsGlobals, "_scaled", lambda self, x: x)  # another method
+    np.testing.assert_array_equal(check(), X)
+
+
+def test_the_globals_in_the_cache_key_are_the_same_in_every_process():
+    # the globals are keyed by their values and code, never by an address or a
+    # per-process order (a set of strings), even for a recursive function, a class
+    # that names itself or a global that is keyed by its type alone (a torch module);
+    # a layer's __init__ is not keyed (what it builds is: the layers' state)
+    code = """
+import dataclasses, sys, time, numpy as np, torch
+from skproto.encoders import TorchEncoder
+SCALE, STARTED = float(sys.argv[1]), time.time()
+WORDS = {"alpha", "beta", "gamma", "delta"}
+MEAN, SHIFT = np.arange(3.0), torch.ones(3)
+@dataclasses.dataclass
+class Config:
+    k: float = 2.0
+CONFIG, OTHER, ACT = Config(), torch.nn.Linear(3, 3), torch.relu
+def depth(n):
+    return 0 if n <= 0 else 1 + depth(n - 1)
+class Net(torch.nn.Module):
+    def __init__(self):  # (reads a global that differs in every process: not keyed)
+        super().__init__()
+        assert STARTED > 0
+    def forward(self, x):
+        assert isinstance(self, Net) and len(WORDS) == 4 and depth(2) == 2 and OTHER
+        return ACT(x * SCALE + CONFIG.k - torch.as_tensor(MEAN) + SHIFT)
+print(TorchEncoder(Net())._settings())
+"""
+
+    def key(scale, seed):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        args = [sys.executable, "-c", code, scale]
+        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
+
+    first = key("1.0", "1")
+    assert first == key("1.0", "2") and "0x" not in first
+    assert key("2.0", "1") != first
+
+
+def test_the_cache_key_holds_the_device_and_the_precision(tmp_path, monkeypatch):
+    # encodings made on a GPU were served to the CPU (their last bits differ), and
+    # float32 ones to a transform under autocast or another default dtype: the key
+    # held neither the device nor the precision
+    X = np.random.RandomState(0).rand(4, 8).astype(np.float32)
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 3)
+
+    def key(device="cpu"):
+        return TorchEncoder(lin, device=device, memory=tmp_path)._settings()
+
+    cpu = key()
+    assert key("meta") != cpu
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "GPU A")
+    on_a = key("cuda")
+    assert on_a != cpu and on_a == key("cuda:1") and "device=cuda(GPU A)" in on_a
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "GPU B")
+    assert key("cuda") != on_a  # (another GPU model)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = not tf32
+        assert key("cuda") not in (on_a, cpu)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    monkeypatch.undo()
+    precision = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium" if precision != "medium" else "highest")
+        assert key() != cpu
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    # under autocast: the cached float32 encodings came back
+    TorchEncoder(lin, memory=tmp_path).transform(X)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        truth = TorchEncoder(lin).transform(X)
+        np.testing.assert_array_equal(TorchEncoder(lin, memory=tmp_path).transform(X), truth)
+
+    class Coarse(torch.nn.Module):  # no tensors: it runs in torch's default dtype
+        def forward(self, x):
+            return (x + 1e8) - 1e8
+
+    coarse = TorchEncoder(Coarse(), memory=tmp_path).transform(X)
+    assert not np.allclose(coarse, X)  # float32 loses the values
+    default = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        again = TorchEncoder(Coarse(), memory=tmp_path).transform(X)
+    finally:
+        torch.set_default_dtype(default)
+    np.testing.assert_allclose(again, X, rtol=1e-6)
+    text = SentenceEncoder(model="no-such-model", memory=tmp_path)._settings()
+    assert SentenceEncoder(model="no-such-model", device="meta")._settings() != text

@@ -12,13 +12,19 @@ at worst two of them encode the same text twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import dis
 import functools
 import hashlib
 import os
 import pickle
+import sys
+import sysconfig
+import threading
 import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ import numpy as np
 
 from .._validation import warn_user
 
-__all__ = ["EncodingCache", "cache_directory", "callable_key"]
+__all__ = ["EncodingCache", "cache_directory", "callable_key", "numerics_key"]
 
 
 def _value_bytes(value, depth: int = 0) -> bytes:
@@ -39,6 +45,8 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         return f"{value.dtype.str}{value.shape}".encode() + value.tobytes()
     if depth > 6:  # (a cycle, or deep nesting: values and dataclasses by their repr,
         # which sees cycles; <deep> alone keyed Outer(Mid(Inner(k=1))) as k=10)
+        if isinstance(value, (set, frozenset)):  # (its repr's order is per process)
+            return b"<deep>{" + b",".join(sorted(repr(v).encode() for v in value)) + b"}"
         deep = isinstance(value, _SIMPLE + (tuple, list, dict, set, frozenset))
         if deep or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
             return b"<deep>" + repr(value).encode()
@@ -51,7 +59,11 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         if value.dtype == torch.bfloat16:  # numpy has none: its bits, as int16, key it
             return b"bfloat16" + _value_bytes(value.view(torch.int16).numpy(), depth + 1)
         return b"tensor" + _value_bytes(value.numpy(), depth + 1)
-    if hasattr(value, "state_dict") and hasattr(value, "named_parameters"):  # a torch module
+    if (
+        hasattr(value, "state_dict")
+        and hasattr(value, "named_parameters")
+        and not isinstance(value, type)  # (a module's class: the __class__ cell of super())
+    ):  # a torch module
         # its layers, each one's class and forward code and its plain attributes (a
         # scale, a pooling option), and every tensor: parameters and all buffers
         # (state_dict leaves out non-persistent ones, e.g. an input mean)
@@ -60,12 +72,17 @@ def _value_bytes(value, depth: int = 0) -> bytes:
             cls = type(layer)
             parts.append(f"{name}:{cls.__module__}.{cls.__qualname__}".encode())
             try:
-                forward = callable_key(cls.forward, depth + 1).encode()
+                with _keying(cls):  # (a forward naming its class: that class by its name
+                    # here; its methods are in module_code, which leaves out __init__)
+                    forward = callable_key(cls.forward, depth + 1).encode()
             except AttributeError:  # (a TorchScript module's forward is no attribute of
                 # its class: torch.jit.script / trace raised here; its compiled code keys it)
                 forward = b"script:" + str(getattr(layer, "code", "")).encode()
             parts.append(forward)
             parts.append(_value_bytes(module_attributes(layer), depth + 1))
+        # every method of the layers' own classes (a helper forward calls) and the
+        # globals their code reads (a module-level constant): once per class
+        parts.append(module_code(value, depth + 1))
         tensors = [*value.named_parameters(), *value.named_buffers()]
         parts += [k.encode() + _value_bytes(v, depth + 1) for k, v in tensors]
         return b"module(" + b"|".join(parts) + b")"
@@ -337,9 +354,11 @@ def callable_key(f: Any, depth: int = 0) -> str:
 
     A function: its module and qualified name and a hash of its code,
     constants and closure values (every lambda is ``<lambda>``: ``lambda x:
-    10 * x`` read ``lambda x: x``'s entries). A bound method: its function's
-    and its object's (``Scale(1).apply`` and ``Scale(10).apply`` shared a
-    key). A ``functools.partial``: its function's, arguments and keywords.
+    10 * x`` read ``lambda x: x``'s entries) and of the globals its code reads
+    (:func:`_globals_bytes`; not for a function of an installed library). A
+    bound method: its function's and its object's (``Scale(1).apply`` and
+    ``Scale(10).apply`` shared a key). A ``functools.partial``: its
+    function's, arguments and keywords.
     Another callable: its type and :func:`_value_bytes` (attributes, or a
     torch module's layers and weights). ``depth`` bounds the recursion
     through closures and objects (a function whose closure holds itself).
@@ -369,8 +388,263 @@ def callable_key(f: Any, depth: int = 0) -> str:
             parts.append(_value_bytes(cell.cell_contents, depth + 1))
         except ValueError:  # an empty cell
             parts.append(b"<empty>")
+    parts.append(_globals_bytes(f, depth + 1))  # (SCALE = 2.0 read a SCALE = 1.0 entry)
     digest = hashlib.sha256(b"|".join(parts)).hexdigest()[:16]
     return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', '?')}:{digest}"
+
+
+def module_code(module: Any, depth: int = 0) -> bytes:
+    """The code of a torch module's layers' classes, the same in every process.
+
+    :func:`class_code` of every distinct class of its layers, each once.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module; its layers' classes are read, not its tensors.
+    depth : int, default=0
+        The recursion depth so far (see :func:`callable_key`).
+
+    Returns
+    -------
+    bytes
+        The classes' code and the globals it reads.
+    """
+    classes = {type(layer): None for layer in module.modules()}  # (in order, once each)
+    # (not __init__: what it built is keyed, as the layers' attributes and tensors;
+    # keyed, a global read there and changed per process, a run id, missed every entry)
+    parts = (class_code(c, depth, skip=("__init__",)) for c in classes)
+    return b"classes(" + b"|".join(parts) + b")"
+
+
+def class_code(klass: type, depth: int = 0, *, skip: tuple[str, ...] = ()) -> bytes:
+    """A class's code, as bytes that are the same in every process.
+
+    Its name, and for each of its own classes (itself and its bases) that is
+    not installed library code, every function it defines (by
+    :func:`callable_key`: code, defaults, closure values and the globals the
+    code reads) and its plain class attributes (a ``SCALE`` read as
+    ``self.SCALE``), as :func:`module_attributes` keys a layer's attributes.
+
+    Parameters
+    ----------
+    klass : type
+        The class.
+    depth : int, default=0
+        The recursion depth so far (see :func:`callable_key`).
+    skip : tuple of str, default=()
+        Names left out (a layer's ``__init__``: its state is keyed instead).
+
+    Returns
+    -------
+    bytes
+        Its name, and the code and class attributes of its classes outside libraries.
+    """
+    name = f"{klass.__module__}.{klass.__qualname__}".encode()
+    if depth > 6 or _is_library(klass) or _on_stack(klass):
+        return name
+    parts = [name]
+    with _keying(klass):
+        for base in klass.__mro__:
+            if _is_library(base):
+                continue
+            for key, v in sorted(vars(base).items()):
+                if key in skip:
+                    continue
+                if isinstance(v, (staticmethod, classmethod)):
+                    v = v.__func__
+                elif isinstance(v, property):
+                    v = (v.fget, v.fset)
+                if isinstance(v, tuple):
+                    value = ",".join(callable_key(f, depth + 1) for f in v).encode()
+                elif isinstance(v, (types.FunctionType, functools.partial)):
+                    value = callable_key(v, depth + 1).encode()
+                elif key.startswith("__") and key.endswith("__"):
+                    continue  # (its docstring, module name, weak references)
+                else:
+                    value = _value_bytes(_attribute(v), depth + 1)
+                parts.append(f"{base.__qualname__}.{key}=".encode() + value)
+    return b"class(" + b"|".join(parts) + b")"
+
+
+#: the objects (functions, classes) whose globals are being keyed, in this thread: one
+#: met again (a recursive function, a forward naming its own class) is keyed by name
+_KEYING = threading.local()
+
+
+def _on_stack(obj: Any) -> bool:
+    return any(o is obj for o in getattr(_KEYING, "stack", ()))
+
+
+@contextlib.contextmanager
+def _keying(obj: Any) -> Iterator[None]:
+    stack = _KEYING.__dict__.setdefault("stack", [])
+    stack.append(obj)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+@functools.cache
+def _library_roots() -> tuple[Path, ...]:
+    """The folders of installed code: the standard library and site-packages."""
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    return tuple(Path(os.path.realpath(r)) for r in roots)
+
+
+def _is_library(obj: Any) -> bool:
+    """Whether a function or class is installed code (the standard library,
+    site-packages, a builtin): its globals are not followed (torch's functions name
+    torch's internals; they change with its version, which the key does not hold).
+    Read from the file of its code (a class: of its first function), else from its
+    module's file; code without a file (a notebook's ``__main__``) is the user's."""
+    code = getattr(obj, "__code__", None)
+    if isinstance(obj, type):
+        functions = (v for v in vars(obj).values() if isinstance(v, types.FunctionType))
+        code = next((f.__code__ for f in functions), None)
+    if isinstance(code, types.CodeType):
+        return _is_library_file(code.co_filename)
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return getattr(module, "__name__", None) in sys.builtin_module_names
+    return _is_library_file(file)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_library_file(file: str) -> bool:
+    """Whether ``file`` lies in the standard library or site-packages."""
+    if file.startswith("<"):  # (<string>, <stdin>, a notebook cell's <ipython-input-1>)
+        return False
+    path = Path(os.path.realpath(file))
+    return any(path.is_relative_to(root) for root in _library_roots())
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """The names a code object (and the code nested in it: a lambda, a comprehension)
+    loads as globals, sorted. (Not all of ``co_names``, which holds attribute names
+    too: ``self.t`` keyed a notebook's global ``t``, a timing, so that the key
+    changed at every run.)"""
+    names = {
+        i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_global_names(const))
+    return tuple(sorted(names))
+
+
+def _globals_bytes(f: Any, depth: int) -> bytes:
+    """The globals a function's code reads (its ``co_names`` found in its
+    ``__globals__``), each as :func:`_global_value` keys it; nothing for a function of
+    an installed library, and a function met again (recursion) by its name."""
+    g = getattr(f, "__globals__", None)
+    code = getattr(f, "__code__", None)
+    if not isinstance(g, dict) or not isinstance(code, types.CodeType):
+        return b""
+    if _is_library(f):
+        return b""
+    if depth > 6 or _on_stack(f):
+        return b"<globals>"
+    with _keying(f):
+        parts = [
+            name.encode() + b"=" + _global_value(g[name], depth)
+            for name in _global_names(code)
+            if name in g
+        ]
+    return b"globals(" + b";".join(parts) + b")"
+
+
+def _global_value(v: Any, depth: int) -> bytes:
+    """One global a function reads, cheaply and the same in every process: a module by
+    its name; a function by :func:`callable_key` (a bound method: its function's,
+    and its object as a global); a class by :func:`class_code`; a
+    tensor by :func:`tensor_digest` (where it lives); numbers, strings, arrays and
+    containers of up to ``_SMALL`` numbers or strings by their values; a dataclass
+    or an object with the default ``repr`` by its attributes, each as
+    :func:`module_attributes` keys a layer's; anything else as :func:`_attribute`
+    does (a builtin by its name, a larger container by its type and length, another
+    object, e.g. a torch module, by its type alone: a limitation, never its address)."""
+    if isinstance(v, types.ModuleType):
+        return f"<module {v.__name__}>".encode()
+    if isinstance(v, types.MethodType):  # (its object as a global is, cheaply: keyed by
+        # its values, a layer's vocabulary of a million entries took 3 s)
+        return (
+            callable_key(v.__func__, depth + 1).encode()
+            + b"@"
+            + _global_value(v.__self__, depth + 1)
+        )
+    if isinstance(v, (types.FunctionType, functools.partial)):
+        return callable_key(v, depth + 1).encode()
+    if isinstance(v, type):
+        return class_code(v, depth + 1)
+    if _is_tensor(v) and _is_array(v):
+        return b"tensor" + tensor_digest(v)
+    if isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):  # (plain data: no
+        # cycle, at any depth; a set deeper than the bound was keyed by its repr, whose
+        # order is per process)
+        return _value_bytes(v)
+    plain = type(v).__repr__ is object.__repr__ and not hasattr(v, "state_dict")
+    if plain or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
+        state = _attributes(v)
+        if state is not None:
+            name = f"{type(v).__module__}.{type(v).__qualname__}".encode()
+            return name + _value_bytes({k: _attribute(a) for k, a in state.items()}, depth + 1)
+    return _value_bytes(_attribute(v), depth + 1)
+
+
+def numerics_key(device: Any) -> str:
+    """What else changes the numbers a torch model computes, for a cache key.
+
+    The device (a GPU by its model name: a GPU and the CPU, or two GPU models,
+    give encodings that differ in their last bits), torch's default dtype (what a
+    module without floating tensors runs in), its float32 matmul precision, and on
+    CUDA whether TF32 and reduced-precision reductions are allowed; and whether
+    autocast is on for the device type, and its dtype.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        Where the model runs.
+
+    Returns
+    -------
+    str
+        The settings, the same in every process for the same settings.
+    """
+    import torch
+
+    device = torch.device(device)
+    where = device.type
+    parts = [f"default_dtype={torch.get_default_dtype()}"]
+    parts.append(f"matmul={torch.get_float32_matmul_precision()}")
+    if device.type == "cuda":
+        where += f"({torch.cuda.get_device_name(device)})"
+        matmul = torch.backends.cuda.matmul
+        parts.append(
+            f"tf32={matmul.allow_tf32},{torch.backends.cudnn.allow_tf32}|reduced="
+            f"{matmul.allow_fp16_reduced_precision_reduction},"
+            f"{matmul.allow_bf16_reduced_precision_reduction}"
+        )
+    parts.append(f"autocast={_autocast(torch, device.type)}")
+    return "|".join([f"device={where}", *parts])
+
+
+def _autocast(torch: Any, device_type: str) -> str:
+    """Autocast's dtype where it is on for ``device_type`` (``off`` where it is not)."""
+    try:
+        on, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError, RuntimeError):  # (torch < 2.4: per-device functions)
+        if device_type == "cpu":
+            on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+        elif device_type == "cuda":
+            on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+        else:
+            return "unknown"
+    return str(dtype) if on else "off"
 
 
 def cache_directory(memory) -> Path | None:

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseEncoder, held
+from ._cache import numerics_key
 
 __all__ = ["SentenceEncoder"]
 
@@ -192,9 +193,10 @@ class SentenceEncoder(BaseEncoder):
         Token slots per text with ``output="tokens"`` (longer texts are cut).
     memory : None, str, path or joblib.Memory, default=None
         Cache folder of the encodings: each distinct text is encoded once per
-        model and settings, whichever clone of the encoder and whichever
-        subset of rows asks (a grid search over the classifier encodes every
-        text once). None: no cache.
+        model and settings (the device, a GPU by its model, and the precision
+        torch runs with are among them), whichever clone of the encoder and
+        whichever subset of rows asks (a grid search over the classifier
+        encodes every text once). None: no cache.
     verbose : int, default=0
         Print progress every 4,096 texts.
 
@@ -333,7 +335,12 @@ class SentenceEncoder(BaseEncoder):
             folder = Path(model).expanduser().resolve()
             model = f"{folder}@{_folder_state(folder)}"
         tokens = f"|tokens={self.max_tokens}" if self.output == "tokens" else ""
-        return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}{tokens}"
+        from .._torch.training import resolve_device  # (torch on use)
+
+        # (the device and precision settings: the key held neither, so a GPU's
+        # encodings, which differ from the CPU's in their last bits, were its entries)
+        numerics = numerics_key(resolve_device(self.device))
+        return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}{tokens}|{numerics}"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

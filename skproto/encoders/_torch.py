@@ -11,7 +11,14 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseEncoder, _check_width, held
-from ._cache import _value_bytes, callable_key, module_attributes, tensor_digest
+from ._cache import (
+    _value_bytes,
+    callable_key,
+    module_attributes,
+    module_code,
+    numerics_key,
+    tensor_digest,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported on use
     import torch
@@ -116,8 +123,11 @@ class TorchEncoder(BaseEncoder):
         Cache folder of the encodings, one entry per distinct input (hashed
         by its bytes), as for :class:`SentenceEncoder`. The cache key holds
         a hash of the module (each layer's class, ``forward`` code and plain
-        attributes, its parameters and buffers; of a factory: its code), of
-        ``preprocess`` and of ``cache_key``.
+        attributes, its parameters and buffers, the code of its classes'
+        methods and the globals that code reads; of a factory: its code and
+        the globals it reads), of ``preprocess`` and of ``cache_key``, and the
+        device (a GPU by its model) and the precision it runs with (torch's
+        default dtype, float32 matmul precision, TF32, autocast).
     cache_key : str, default=""
         An extra name in the cache key (e.g. for what a factory loads).
     verbose : int, default=0
@@ -277,6 +287,9 @@ class TorchEncoder(BaseEncoder):
                     (name, type(layer), _value_bytes(module_attributes(layer)))
                     for name, layer in module.named_modules()
                 ),
+                # (the globals the layers' code reads: a module-level SCALE changed
+                # between two transforms of one encoder brought the old encodings back)
+                module_code(module),
             )
             known = self.__dict__.get("_module_key")
             if known is None or known[0] != fingerprint:
@@ -285,7 +298,9 @@ class TorchEncoder(BaseEncoder):
             name = known[1]
         else:  # a factory
             name = callable_key(module)
+        # (the device and precision settings: the key held neither, so a GPU's
+        # encodings were the CPU's entries, and float32 ones came back under autocast)
         return (
             f"TorchEncoder|{name}|{self.cache_key}|normalize={bool(self.normalize)}|"
-            f"preprocess={callable_key(self.preprocess)}"
+            f"preprocess={callable_key(self.preprocess)}|{numerics_key(self._device())}"
         )
