@@ -20,8 +20,8 @@ MUTATIONS = [
     (
         "CBC certified radius x1.1",
         "skproto/robustness/certificates.py",
-        "    return sigma * torch.log(z_min) / lipschitz",
-        "    return 1.1 * sigma * torch.log(z_min) / lipschitz",
+        "    radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz",
+        "    radius = 1.1 * sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz",
     ),
     (
         "multi-label projection onto rows without the label",

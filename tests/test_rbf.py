@@ -1504,3 +1504,40 @@ def test_certified_accuracy_checks_each_value_of_eps():
         certified_accuracy(clf, X, y, [0.1, 2.0**70]),
     )
     assert certified_accuracy(clf, X, y, []).shape == (0,)
+
+
+def test_cbc_radius_without_a_possible_rival_has_a_finite_gradient():
+    # A4C01: every rival without reasoning weights (the positive head's first
+    # class of a stream) gave an infinite radius whose gradient through sigma and
+    # lipschitz, log(inf) / L, was 0 * inf = NaN
+    import torch
+
+    from skproto.robustness.certificates import cbc_radius
+
+    sigma = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    L = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    r_plus = _f64([[0.6, 0.0, 0.0], [0.4, 0.0, 0.0]])
+    d = _f64([[0.5, 0.2]])
+    r = cbc_radius(d, r_plus, torch.zeros_like(r_plus), torch.tensor([0]), sigma, L)
+    assert float(r.detach()[0]) == np.inf
+    r.clamp(max=1.0).sum().backward()
+    assert float(sigma.grad) == 0.0 and float(L.grad) == 0.0
+
+
+def test_robust_positive_head_streams_from_a_first_batch_of_one_class():
+    # A4C01: partial_fit(classes=[0, 1, 2]) on rows of class 0 only trained the
+    # robust loss on infinite radii (no rival has reasoning weights yet) and
+    # raised "Training diverged in partial_fit"
+    X = np.array([[0.0, 0.0], [0.1, 0.2], [3.0, 0.0], [3.1, 0.2], [0.0, 3.0], [0.2, 3.1]])
+    y = np.array([0, 0, 1, 1, 2, 2])
+    clf = RBFPrototypeClassifier(loss="robust", reasoning="positive", **FAST)
+    clf.partial_fit(X[:2], y[:2], classes=[0, 1, 2])
+    assert np.isfinite(clf.prototypes_).all()
+    # only class 0 can be predicted: no perturbation changes the prediction
+    assert clf.certified_radius(X).tolist() == [np.inf] * 6
+    clf.partial_fit(X, y)
+    assert np.isfinite(clf.certified_radius(X)).all()
+    # so did fit where every other class's rows weigh 0 ("the loss became nan")
+    weight = (y == 0).astype(float)
+    clf = RBFPrototypeClassifier(loss="robust", reasoning="positive", **FAST)
+    assert clf.fit(X, y, sample_weight=weight).certified_radius(X).tolist() == [np.inf] * 6

@@ -145,7 +145,13 @@ def cbc_radius(
     own = torch.nn.functional.one_hot(target, n_classes) > 0
     z = torch.where(own | never, torch.full_like(z, float("inf")), z)
     z_min = z.min(1).values.clamp_min(tiny)
-    return sigma * torch.log(z_min) / lipschitz
+    # no rival can ever win (every other class without reasoning weights: the
+    # positive head's first class of a stream): an infinite radius, whose
+    # gradient through sigma and lipschitz (log(inf) / L) was 0 * inf = NaN, so
+    # loss="robust" diverged on a first partial_fit of one class; taken as 0
+    finite = torch.isfinite(z_min)
+    radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
+    return torch.where(finite, radius, z_min)
 
 
 def bisector_radius(
