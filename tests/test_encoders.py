@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -1689,3 +1690,191 @@ def test_the_cache_key_holds_the_device_and_the_precision(tmp_path, monkeypatch)
     np.testing.assert_allclose(again, X, rtol=1e-6)
     text = SentenceEncoder(model="no-such-model", memory=tmp_path)._settings()
     assert SentenceEncoder(model="no-such-model", device="meta")._settings() != text
+
+
+# ------------------------------- globals the key met badly (review of af3b8a7)
+class _Settings:
+    """A configuration read by attribute from a dict: a missing name raises KeyError."""
+
+    def __init__(self, **values):
+        self._d = dict(values)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # (pytest's collection looks for __wrapped__)
+            raise AttributeError(name)
+        return self._d[name]
+
+
+_SETTINGS = _Settings(scale=2.0)
+
+
+class _ReadsASettingsObject(torch.nn.Module):
+    def forward(self, x):
+        return x * _SETTINGS.scale
+
+
+def test_a_global_whose_attribute_lookup_raises_is_keyed(tmp_path, monkeypatch):
+    # its __getattr__ raised KeyError('state_dict') (not AttributeError) while the key
+    # probed it: every transform with memory= crashed; it is keyed by its attributes
+    X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+    enc = TorchEncoder(_ReadsASettingsObject(), memory=tmp_path)
+    np.testing.assert_array_equal(enc.fit_transform(X), 2 * X)
+    key = enc._settings()
+    monkeypatch.setattr(_SETTINGS, "_d", {"scale": 3.0})
+    assert enc._settings() != key
+    np.testing.assert_array_equal(enc.transform(X), 3 * X)
+
+
+def _is_tensor_of(x, kind=torch.Tensor):  # (a torch class as a default value)
+    return isinstance(x, kind)
+
+
+class _ReadsAHelperWithATorchClass(torch.nn.Module):
+    def forward(self, x):
+        assert _is_tensor_of(x)
+        return x
+
+
+def test_a_helper_holding_a_torch_class_is_keyed(tmp_path):
+    # the helper's default torch.Tensor was read as a tensor: "unbound method
+    # TensorBase.detach() needs an argument" at every transform with memory=
+    X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+    enc = TorchEncoder(_ReadsAHelperWithATorchClass(), memory=tmp_path)
+    np.testing.assert_array_equal(enc.fit_transform(X), X)
+
+
+def test_builtins_in_the_globals_are_keyed_the_same_in_every_process():
+    # a functools.partial of a builtin (torch.clamp, a str's bound method) as a global
+    # or a class attribute was keyed by its repr, which holds an address: a new key,
+    # so a cache miss, in every process
+    code = """
+import functools, sys, numpy as np, torch
+from skproto.encoders import TorchEncoder
+ACT = functools.partial(torch.clamp, min=float(sys.argv[1]))
+UPPER = functools.partial("abc".upper)
+class Net(torch.nn.Module):
+    DOUBLE = functools.partial(torch.mul, other=2.0)
+    def forward(self, x):
+        assert UPPER() == "ABC"
+        return self.DOUBLE(ACT(x))
+print(TorchEncoder(Net())._settings())
+"""
+
+    def key(low, seed):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        args = [sys.executable, "-c", code, low]
+        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
+
+    first = key("0.0", "1")
+    assert first == key("0.0", "2") and "0x" not in first
+    assert key("1.0", "1") != first
+
+
+_TABLE = np.zeros(1_000_000, dtype=np.float32)
+
+
+class _ReadsABigGlobal(torch.nn.Module):
+    TABLE = np.zeros(1_000_000, dtype=np.float32)
+
+    def forward(self, x):
+        return x + float(_TABLE[-1]) + float(self.TABLE[-1])
+
+
+def test_a_big_global_array_is_keyed_by_a_digest(monkeypatch):
+    # the bytes of a global array (and of a class attribute) were copied into the key
+    # at every transform, and kept in the encoder's per-state memo: 200 MB more held
+    # for a 200 MB table, 0.67 s a transform; a digest of its bytes keys it
+    from skproto.encoders._cache import module_code
+
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "_TABLE", np.zeros(1_000_000, dtype=np.float32))
+    module = _ReadsABigGlobal()
+    code = module_code(module)
+    assert len(code) < 20_000
+    _TABLE[-1] = 1.0  # changed in place: a new key
+    assert module_code(module) != code
+    changed = module_code(module)
+    monkeypatch.setattr(_ReadsABigGlobal, "TABLE", np.ones(1_000_000, dtype=np.float32))
+    assert module_code(module) not in (code, changed)
+
+
+class _CountsIterations(list):
+    iterations = 0
+
+    def __iter__(self):
+        type(self).iterations += 1
+        return super().__iter__()
+
+
+_VOCABULARY = _CountsIterations(range(5000))
+
+
+def _looks_up(x):
+    return x in _VOCABULARY
+
+
+def test_a_big_global_container_is_not_read_through():
+    # a container over 1,000 items is keyed by its type and length, but it was
+    # copied into a list first, at every transform (a global dict of a million
+    # words: 0.13 s a transform)
+    from skproto.encoders._cache import callable_key
+
+    _CountsIterations.iterations = 0
+    callable_key(_looks_up)
+    assert _CountsIterations.iterations == 0
+
+
+_library_act = None
+
+
+class _CallsALibrary(torch.nn.Module):
+    def forward(self, x):
+        return _library_act(x)
+
+
+def test_an_installed_librarys_globals_are_not_followed_wherever_it_lies(tmp_path, monkeypatch):
+    # a library installed outside the environment's folders (pip install --user, a
+    # venv with --system-site-packages, Debian's dist-packages) was taken for the
+    # user's code and its globals followed: its own state (a call counter) changed
+    # the key at every call, so that every transform missed the cache
+    folder = tmp_path / "lib" / "python3" / "dist-packages"
+    (folder / "skproto_fake_library").mkdir(parents=True)
+    (folder / "skproto_fake_library" / "__init__.py").write_text(
+        "_CALLS = 0\n\n\ndef act(x):\n    global _CALLS\n    _CALLS += 1\n    return x\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    try:
+        library = importlib.import_module("skproto_fake_library")
+        monkeypatch.setattr(sys.modules[__name__], "_library_act", library.act)
+        X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+        enc = TorchEncoder(_CallsALibrary(), memory=tmp_path / "cache")
+        np.testing.assert_array_equal(enc.fit_transform(X), X)
+        key = enc._settings()
+        enc.transform(X)
+        assert enc._settings() == key
+    finally:
+        sys.modules.pop("skproto_fake_library", None)
+
+
+_DTYPE = torch.float64
+
+
+class _ReadsADtype(torch.nn.Module):
+    def forward(self, x):
+        return x.to(_DTYPE).to(torch.float32) * 1.0001
+
+
+def test_a_global_dtype_is_keyed_by_its_value(tmp_path, monkeypatch):
+    # a torch dtype (or device) was keyed by its type alone: a global DTYPE changed
+    # from float64 to float16 brought the float64 encodings back from the cache
+    X = np.random.RandomState(0).rand(4, 3).astype(np.float32)
+    np.testing.assert_array_equal(
+        TorchEncoder(_ReadsADtype(), memory=tmp_path).fit_transform(X),
+        TorchEncoder(_ReadsADtype()).fit_transform(X),
+    )
+    monkeypatch.setattr(sys.modules[__name__], "_DTYPE", torch.float16)
+    truth = TorchEncoder(_ReadsADtype()).fit_transform(X)
+    assert not np.array_equal(truth, X * np.float32(1.0001))
+    np.testing.assert_array_equal(
+        TorchEncoder(_ReadsADtype(), memory=tmp_path).fit_transform(X), truth
+    )

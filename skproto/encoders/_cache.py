@@ -19,6 +19,8 @@ import functools
 import hashlib
 import os
 import pickle
+import re
+import site
 import sys
 import sysconfig
 import threading
@@ -52,7 +54,12 @@ def _value_bytes(value, depth: int = 0) -> bytes:
             return b"<deep>" + repr(value).encode()
         return b"<deep>"
     module = type(value).__module__ or ""
-    if module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
+    if (
+        module.startswith("torch")
+        and not isinstance(value, type)  # (torch.Tensor itself: "unbound method detach")
+        and _has(value, "detach")
+        and _has(value, "numpy")
+    ):
         import torch  # (a tensor: torch is imported already)
 
         value = value.detach().cpu()
@@ -60,8 +67,8 @@ def _value_bytes(value, depth: int = 0) -> bytes:
             return b"bfloat16" + _value_bytes(value.view(torch.int16).numpy(), depth + 1)
         return b"tensor" + _value_bytes(value.numpy(), depth + 1)
     if (
-        hasattr(value, "state_dict")
-        and hasattr(value, "named_parameters")
+        _has(value, "state_dict")
+        and _has(value, "named_parameters")
         and not isinstance(value, type)  # (a module's class: the __class__ cell of super())
     ):  # a torch module
         # its layers, each one's class and forward code and its plain attributes (a
@@ -101,6 +108,9 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         return repr(value).encode()
     if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
         return callable_key(value, depth + 1).encode()
+    if isinstance(value, _BUILTINS):  # by its name: its repr holds its object's address
+        # (partial(torch.add) as a global read a new key in every process)
+        return _attribute(value).encode()
     plain = type(value).__repr__ is object.__repr__
     if plain or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         # by its attributes: a default repr holds a memory address (also for an
@@ -109,7 +119,41 @@ def _value_bytes(value, depth: int = 0) -> bytes:
         if state is not None:
             name = f"{module}.{type(value).__qualname__}".encode()
             return name + _value_bytes(state, depth + 1)
-    return repr(value).encode()
+    try:  # (never an address: a repr that holds one is keyed without it)
+        return _ADDRESS.sub("", repr(value)).encode()
+    except Exception:  # (a repr that raises: by its type)
+        return f"<{module}.{type(value).__qualname__}>".encode()
+
+
+#: a memory address in a repr (``<built-in method add of type object at 0x7f...>``)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+#: functions and methods written in C, keyed by their name (their repr holds an address)
+_BUILTINS = (
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    np.ufunc,
+)
+
+
+def _has(value: Any, name: str) -> bool:
+    """``hasattr``, False where looking the attribute up raises anything (a
+    ``__getattr__`` reading ``self._d[name]`` raised KeyError, not AttributeError)."""
+    try:
+        return hasattr(value, name)
+    except Exception:
+        return False
+
+
+def _get(value: Any, name: str, default: Any = None) -> Any:
+    """``getattr`` with a default, the default where looking it up raises anything."""
+    try:
+        return getattr(value, name, default)
+    except Exception:
+        return default
 
 
 def _attributes(value: Any) -> dict | None:
@@ -141,7 +185,8 @@ def module_attributes(layer: Any) -> dict:
     strings and arrays by their values, other objects by their type); a
     function set on the layer (a ``forward`` wrapped per instance) by its code
     alone, since its closure may hold state that changes on every call (a
-    counter); a builtin (``torch.relu``) or a class by its name; a larger
+    counter); a torch dtype or device by its value; a builtin (``torch.relu``) or
+    a class by its name; a larger
     container by its type and length, any other object by its type (a repr
     may hold a memory address, and hashing a vocabulary of a million entries
     took 3 s).
@@ -178,7 +223,7 @@ def _module_bookkeeping() -> frozenset:
 
 def _attribute(v: Any) -> Any:
     """One attribute of a layer as :func:`module_attributes` keys it."""
-    code = getattr(getattr(v, "__func__", v), "__code__", None)
+    code = _get(_get(v, "__func__", v), "__code__")
     if isinstance(v, functools.partial):  # its function, and its arguments as values
         # or types: a hook partial(save, store) fills store on every call, and one
         # holding the module recursed through it without end
@@ -188,12 +233,19 @@ def _attribute(v: Any) -> Any:
         return code
     if isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):
         return v
-    if hasattr(v, "__qualname__") or hasattr(v, "__name__"):  # a builtin, a class
-        name = getattr(v, "__qualname__", None) or v.__name__
-        return f"<{getattr(v, '__module__', None) or ''}.{name}>"
+    if type(v).__module__ == "torch" and type(v).__name__ in _TORCH_SETTINGS:
+        return f"<{v}>"  # (torch.float16: by its type alone, a global DTYPE = torch.float16
+        # read DTYPE = torch.float32's entries)
+    name = _get(v, "__qualname__") or _get(v, "__name__")
+    if isinstance(name, str):  # a builtin, a class
+        return f"<{_get(v, '__module__') or ''}.{name}>"
     if isinstance(v, (tuple, list, set, frozenset, dict)):
         return f"<{type(v).__qualname__} of {len(v)}>"
     return f"<{type(v).__module__}.{type(v).__qualname__}>"
+
+
+#: torch's small value types, keyed by their value (their str: torch.float16, cuda:0)
+_TORCH_SETTINGS = frozenset({"dtype", "device", "layout", "memory_format", "qscheme"})
 
 
 def _argument(a: Any) -> Any:
@@ -234,13 +286,11 @@ def _bfloat16() -> Any:
 
 def _small_container(v: Any) -> bool:
     """A tuple, list, set or dict of at most ``_SMALL`` numbers or strings."""
-    if isinstance(v, dict):
-        items = [*v.keys(), *v.values()]
-    elif isinstance(v, (tuple, list, set, frozenset)):
-        items = list(v)
-    else:
-        return False
-    return len(v) <= _SMALL and all(isinstance(x, _SIMPLE) for x in items)
+    if not isinstance(v, (tuple, list, set, frozenset, dict)) or len(v) > _SMALL:
+        return False  # (its length first: a global vocabulary of a million words was
+        # copied into a list at every transform, 0.13 s)
+    items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+    return all(isinstance(x, _SIMPLE) for x in items)
 
 
 #: splitmix64's constants: the golden-ratio step between positions and the finaliser's
@@ -451,20 +501,28 @@ def class_code(klass: type, depth: int = 0, *, skip: tuple[str, ...] = ()) -> by
             for key, v in sorted(vars(base).items()):
                 if key in skip:
                     continue
-                if isinstance(v, (staticmethod, classmethod)):
-                    v = v.__func__
-                elif isinstance(v, property):
-                    v = (v.fget, v.fset)
-                if isinstance(v, tuple):
-                    value = ",".join(callable_key(f, depth + 1) for f in v).encode()
-                elif isinstance(v, (types.FunctionType, functools.partial)):
-                    value = callable_key(v, depth + 1).encode()
-                elif key.startswith("__") and key.endswith("__"):
-                    continue  # (its docstring, module name, weak references)
-                else:
-                    value = _value_bytes(_attribute(v), depth + 1)
-                parts.append(f"{base.__qualname__}.{key}=".encode() + value)
+                try:
+                    value = _class_attribute(key, v, depth)
+                except Exception:  # (an object whose attributes raise: by its type)
+                    value = f"<{type(v).__module__}.{type(v).__qualname__}>".encode()
+                if value is not None:
+                    parts.append(f"{base.__qualname__}.{key}=".encode() + value)
     return b"class(" + b"|".join(parts) + b")"
+
+
+def _class_attribute(key: str, v: Any, depth: int) -> bytes | None:
+    """One attribute of a class as :func:`class_code` keys it (None: left out)."""
+    if isinstance(v, (staticmethod, classmethod)):
+        v = v.__func__
+    elif isinstance(v, property):
+        v = (v.fget, v.fset)
+    if isinstance(v, tuple):
+        return ",".join(callable_key(f, depth + 1) for f in v).encode()
+    if isinstance(v, (types.FunctionType, functools.partial)):
+        return callable_key(v, depth + 1).encode()
+    if key.startswith("__") and key.endswith("__"):
+        return None  # (its docstring, module name, weak references)
+    return _value_bytes(_digested(_attribute(v)), depth + 1)
 
 
 #: the objects (functions, classes) whose globals are being keyed, in this thread: one
@@ -488,9 +546,15 @@ def _keying(obj: Any) -> Iterator[None]:
 
 @functools.cache
 def _library_roots() -> tuple[Path, ...]:
-    """The folders of installed code: the standard library and site-packages."""
+    """The folders of installed code: the standard library and site-packages (the
+    environment's, the user's and the system's: a ``pip install --user`` torch, or a
+    venv's ``--system-site-packages``, was taken for the user's code)."""
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    with contextlib.suppress(Exception):  # (site may be a reduced one: a frozen app)
+        roots.update(site.getsitepackages())
+    with contextlib.suppress(Exception):
+        roots.add(site.getusersitepackages())
     return tuple(Path(os.path.realpath(r)) for r in roots)
 
 
@@ -502,7 +566,7 @@ def _is_library(obj: Any) -> bool:
     module's file; code without a file (a notebook's ``__main__``) is the user's."""
     code = getattr(obj, "__code__", None)
     if isinstance(obj, type):
-        functions = (v for v in vars(obj).values() if isinstance(v, types.FunctionType))
+        functions = (v for v in vars(obj).values() if type(v) is types.FunctionType)
         code = next((f.__code__ for f in functions), None)
     if isinstance(code, types.CodeType):
         return _is_library_file(code.co_filename)
@@ -519,6 +583,9 @@ def _is_library_file(file: str) -> bool:
     if file.startswith("<"):  # (<string>, <stdin>, a notebook cell's <ipython-input-1>)
         return False
     path = Path(os.path.realpath(file))
+    if {"site-packages", "dist-packages"} & set(path.parts[:-1]):  # (any installed
+        # package, wherever it lies: Debian's dist-packages, pip install --target)
+        return True
     return any(path.is_relative_to(root) for root in _library_roots())
 
 
@@ -551,19 +618,40 @@ def _globals_bytes(f: Any, depth: int) -> bytes:
         return b"<globals>"
     with _keying(f):
         parts = [
-            name.encode() + b"=" + _global_value(g[name], depth)
+            name.encode() + b"=" + _safe_global_value(g[name], depth)
             for name in _global_names(code)
             if name in g
         ]
     return b"globals(" + b";".join(parts) + b")"
 
 
+def _safe_global_value(v: Any, depth: int) -> bytes:
+    """:func:`_global_value`, or the global's type where keying it raises (an object
+    whose attributes raise on being looked up: the transform crashed on its key)."""
+    try:
+        return _global_value(v, depth)
+    except Exception:
+        return f"<{type(v).__module__}.{type(v).__qualname__}>".encode()
+
+
+def _digested(v: Any) -> Any:
+    """A numpy array as its dtype, shape and SHA-256 of its bytes (a global or class
+    attribute of 200 MB: its bytes were copied into the key, and kept in the encoder's
+    per-state memo, at every transform); anything else as it is."""
+    if not (isinstance(v, np.ndarray) and _is_array(v)):
+        return v
+    flat = np.ascontiguousarray(v).reshape(-1)
+    digest = hashlib.sha256(flat.view(np.uint8) if flat.itemsize else b"").hexdigest()
+    return f"<array {v.dtype.str}{v.shape} {digest}>"
+
+
 def _global_value(v: Any, depth: int) -> bytes:
     """One global a function reads, cheaply and the same in every process: a module by
     its name; a function by :func:`callable_key` (a bound method: its function's,
     and its object as a global); a class by :func:`class_code`; a
-    tensor by :func:`tensor_digest` (where it lives); numbers, strings, arrays and
-    containers of up to ``_SMALL`` numbers or strings by their values; a dataclass
+    tensor by :func:`tensor_digest` (where it lives), an array by :func:`_digested`;
+    numbers, strings and containers of up to ``_SMALL`` numbers or strings by their
+    values; a dataclass
     or an object with the default ``repr`` by its attributes, each as
     :func:`module_attributes` keys a layer's; anything else as :func:`_attribute`
     does (a builtin by its name, a larger container by its type and length, another
@@ -586,13 +674,14 @@ def _global_value(v: Any, depth: int) -> bytes:
     if isinstance(v, _SIMPLE) or _is_array(v) or _small_container(v):  # (plain data: no
         # cycle, at any depth; a set deeper than the bound was keyed by its repr, whose
         # order is per process)
-        return _value_bytes(v)
-    plain = type(v).__repr__ is object.__repr__ and not hasattr(v, "state_dict")
+        return _value_bytes(_digested(v))
+    plain = type(v).__repr__ is object.__repr__ and not _has(v, "state_dict")
     if plain or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
         state = _attributes(v)
         if state is not None:
             name = f"{type(v).__module__}.{type(v).__qualname__}".encode()
-            return name + _value_bytes({k: _attribute(a) for k, a in state.items()}, depth + 1)
+            attributes = {k: _digested(_attribute(a)) for k, a in state.items()}
+            return name + _value_bytes(attributes, depth + 1)
     return _value_bytes(_attribute(v), depth + 1)
 
 
