@@ -1878,3 +1878,28 @@ def test_a_global_dtype_is_keyed_by_its_value(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         TorchEncoder(_ReadsADtype(), memory=tmp_path).fit_transform(X), truth
     )
+
+
+def test_the_cpu_numerics_key_needs_no_torch_import_and_matches_torchs_defaults():
+    """A SentenceEncoder's cache hit computed its key's device part through torch:
+    the first transform imported torch (about 3 s) although every text was cached.
+    On the CPU, a process without torch reads torch's defaults, the same string
+    torch gives at its defaults (else the two processes would miss each other's
+    entries)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from skproto.encoders._cache import numerics_key\n"
+        "key = numerics_key('cpu')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "import torch\n"
+        "assert numerics_key(torch.device('cpu')) == key, (numerics_key('cpu'), key)\n"
+        "torch.set_default_dtype(torch.float64)\n"
+        "assert numerics_key('cpu') != key\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -685,6 +685,10 @@ def _global_value(v: Any, depth: int) -> bytes:
     return _value_bytes(_attribute(v), depth + 1)
 
 
+#: :func:`numerics_key` of the CPU at torch's default settings
+_CPU_DEFAULTS = "device=cpu|default_dtype=torch.float32|matmul=highest|autocast=off"
+
+
 def numerics_key(device: Any) -> str:
     """What else changes the numbers a torch model computes, for a cache key.
 
@@ -704,6 +708,10 @@ def numerics_key(device: Any) -> str:
     str
         The settings, the same in every process for the same settings.
     """
+    if device == "cpu" and "torch" not in sys.modules:
+        # a process that has not imported torch runs it at its defaults: a cache
+        # hit of a SentenceEncoder need not import it (3 s) to read its key
+        return _CPU_DEFAULTS
     import torch
 
     device = torch.device(device)

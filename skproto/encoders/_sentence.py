@@ -335,11 +335,15 @@ class SentenceEncoder(BaseEncoder):
             folder = Path(model).expanduser().resolve()
             model = f"{folder}@{_folder_state(folder)}"
         tokens = f"|tokens={self.max_tokens}" if self.output == "tokens" else ""
-        from .._torch.training import resolve_device  # (torch on use)
-
         # (the device and precision settings: the key held neither, so a GPU's
-        # encodings, which differ from the CPU's in their last bits, were its entries)
-        numerics = numerics_key(resolve_device(self.device))
+        # encodings, which differ from the CPU's in their last bits, were its entries;
+        # the CPU's need no torch import)
+        if self.device == "cpu":
+            numerics = numerics_key("cpu")
+        else:
+            from .._torch.training import resolve_device  # (torch on use)
+
+            numerics = numerics_key(resolve_device(self.device))
         return f"SentenceEncoder|{model}|normalize={bool(self.normalize)}{tokens}|{numerics}"
 
     def __sklearn_tags__(self):
