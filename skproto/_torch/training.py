@@ -264,6 +264,14 @@ class TrainingConfig:
     epochs_param: str | None = "max_epochs"
     #: blocks of a dask array shuffled together (streamed training)
     window_blocks: int = 4
+    #: warn (ConvergenceWarning) when the first epoch moves no parameter at a nonzero loss;
+    #: off where the loss is mostly that of parts kept fixed on purpose (a
+    #: class-incremental partial_fit training only the new classes' components)
+    warn_unmoved: bool = True
+    #: the least loss there is (0 for most; GLVQ's sigmoid(-2), every row on its own
+    #: class's prototype): a first epoch that moved nothing at this loss is at the
+    #: minimum, no warning
+    loss_floor: float = 0.0
 
 
 def stream_windows(
@@ -364,7 +372,10 @@ def train(
     restored (also when it improved on the one before by less than ``tol``);
     without it, the same stopping rule applies to the training loss. Either
     way an epoch whose loss is exactly 0 and that moved no parameter ends
-    training: every later one would repeat it.
+    training: every later one would repeat it. A first epoch that moved no
+    parameter at a loss above 0 (above ``config.loss_floor``) warns
+    (ConvergenceWarning: the model is returned as it started), unless
+    ``config.warn_unmoved`` is off or no parameter got a gradient.
     Shuffling draws from ``rng``, so a fixed seed gives the same result on the
     same device.
 
@@ -394,7 +405,6 @@ def train(
     best_state, stale, best_epoch = None, 0, 0
     if score is not None and not is_dask(X):
         scored = scored_sample(X, targets, weights)
-    still_warned = False  # (one warning a call for epochs that moved nothing)
     for epoch in range(config.max_epochs):
         start = time.perf_counter()
         # the parameters at the epoch's start: an epoch of zero loss that moved
@@ -430,9 +440,20 @@ def train(
         if not np.isfinite(epoch_loss):
             what = f"the loss became {epoch_loss} in epoch {epoch + 1}"
             raise ValueError(_diverged(config, what))
-        if not still_warned and epoch_loss > 0.0 and not _moved(before, parameters):
-            still_warned = True
-            warn_user(_stuck_message(config, epoch + 1, epoch_loss), ConvergenceWarning)
+        # the call's first epoch only: a later one that moves nothing stalled where the
+        # earlier ones took the model, at a point where Adam's steps vanish (a minimum
+        # of a loss above 0: the robust loss of 4 separated rows stalled at 0.0497
+        # in epoch 209, every gradient nonzero, and was told "every gradient was 0 ...
+        # still where it started")
+        if (
+            epoch == 0
+            and config.warn_unmoved
+            and epoch_loss > config.loss_floor + 1e-5 * abs(config.loss_floor)
+            and not _moved(before, parameters)
+        ):
+            message = _stuck_message(config, epoch_loss, optimizer)
+            if message is not None:
+                warn_user(message, ConvergenceWarning)
         if on_epoch_end is not None:
             # (its search for the rows nearest the prototypes refuses non-finite ones:
             # a diverged run read "prototypes must be ... finite numbers")
@@ -505,13 +526,31 @@ def _moved(before: list, parameters: list) -> bool:
     return not all(torch.equal(a, q) for a, q in zip(before, parameters))
 
 
-def _stuck_message(config: TrainingConfig, epoch: int, loss: float) -> str:
-    """The warning for an epoch whose steps moved no parameter at a nonzero loss."""
+def _stuck_message(config: TrainingConfig, loss: float, optimizer: Adam) -> str | None:
+    """The warning for a first epoch whose steps moved no parameter at a nonzero loss, or
+    None where no parameter got a gradient (nothing this loss trains: e.g. a
+    ``partial_fit`` bringing new classes to a mixture model without a map).
+
+    Read from the optimizer's first moments, only then: all 0 where every step was
+    0 (every gradient 0); otherwise steps were taken, each too small to change a
+    parameter in float32 (a tiny ``learning_rate``, or gradients far below Adam's
+    ``eps``): "every gradient was 0" was false at learning_rate=1e-12."""
+    moments = [st[1] for st in optimizer.state if st is not None]
+    if not moments:
+        return None
+    if not any(bool(m.any()) for m in moments):
+        return (
+            f"Training ({config.name}) moved no parameter in epoch 1: every gradient was "
+            f"0 at a loss of {loss:.4g}, so the model is still where it started. A scale "
+            "that is too small for the data's distances (sigma, rbf_width, temperature) "
+            "makes every gradient underflow; its 'auto' value fits the data."
+        )
     return (
-        f"Training ({config.name}) moved no parameter in epoch {epoch}: every gradient "
-        f"was 0 at a loss of {loss:.4g}, so the model is still where it started. A "
-        "scale that is too small for the data's distances (sigma, rbf_width, "
-        "temperature) makes every gradient underflow; its 'auto' value fits the data."
+        f"Training ({config.name}) moved no parameter in epoch 1: every step, at "
+        f"learning_rate={config.learning_rate:g}, was too small to change a parameter in "
+        f"float32 at a loss of {loss:.4g}, so the model is still where it started. Raise "
+        "learning_rate; gradients that all but vanish (a scale such as sigma, rbf_width "
+        "or temperature too small for the data's distances) shrink the steps too."
     )
 
 

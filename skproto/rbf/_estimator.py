@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from numbers import Integral, Real
 
@@ -50,6 +51,10 @@ from ..prototypes.replay import (
     reindex_moments,
 )
 from ._network import RBFNetwork
+
+#: GLVQ's least loss per row, ``sigmoid(2 mu)`` at ``mu = -1`` (every row on a
+#: component of its class), as float32 computes it
+_GLVQ_FLOOR = float(torch.sigmoid(torch.tensor(-2.0)))
 
 __all__ = ["RBFPrototypeClassifier"]
 
@@ -783,6 +788,14 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 self._moments = merge_moments(
                     self._moments, class_moments(X, T, len(self.classes_))
                 )
+            config = self._training_config(1, "partial_fit")
+            if kept is not None:
+                # (only the new components train, started on their classes' rows: where
+                # those rows sit on them and lie far from the rest, no gradient reaches
+                # them, and the loss is the frozen classes'. Nothing is wrong: the
+                # untrained-model warning fired at default parameters, a batch of 2 iris
+                # rows bringing a declared class)
+                config = replace(config, warn_unmoved=False)
             if len(T):  # the batch has rows of positive weight
                 train(
                     net,
@@ -791,7 +804,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                     Xb,
                     Tb,
                     wb,
-                    self._training_config(1, "partial_fit"),
+                    config,
                     rng,
                     history=history,
                 )
@@ -986,6 +999,15 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 f"spread, {step:.3g}), so the steps round away and training barely moves "
                 "them. Raise learning_rate, or scale X's far-out values down."
             )
+
+    def _training_config(self, max_epochs, name, n_rows=None):
+        config = super()._training_config(max_epochs, name, n_rows)
+        if self.loss == "glvq":
+            # (GLVQ's least loss is sigmoid(-2) = 0.1192, every row on a component of its
+            # class: a stream's first row, on its component, warned that every gradient
+            # was 0 "at a loss of 0.1192", blaming sigma, which GLVQ does not read)
+            config = replace(config, loss_floor=_GLVQ_FLOOR)
+        return config
 
     def _batch_loss(self, net):
         margin, kind = self.margin_, self.loss
