@@ -1128,9 +1128,16 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self.learning_rate
         return 6e-3 if self.projection == "linear" and self.similarity == "cosine" else 3e-3
 
-    @property
     def _noise_seed(self) -> int:
-        """Seed of the augmentation noise: from ``random_state`` and the epochs run."""
+        """Seed of the augmentation noise: from ``random_state`` and the epochs run.
+
+        A method, not a property: each call draws from ``random_state``, and
+        properties are read by introspection (``inspect.getmembers``, which
+        scikit-learn's HTML repr of a fitted estimator runs): displaying a fitted
+        model drew from numpy's global RandomState (``random_state=None``) or
+        advanced a shared RandomState instance, so that the next fit from it
+        trained another model.
+        """
         rng = check_random_state(self.random_state)  # (None: numpy's global RandomState)
         return rng.randint(2**31 - 1) + getattr(self, "n_iter_", 0)
 
@@ -1186,7 +1193,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         linear = self.head == "linear"
         noise = float(self.input_noise)
         generator = torch.Generator(device=dev)
-        generator.manual_seed(int(self._noise_seed))
+        generator.manual_seed(int(self._noise_seed()))
 
         n_tokens = self.n_tokens or 0
 
