@@ -48,6 +48,20 @@ def record_training(monkeypatch, module) -> dict:
     return seen
 
 
+def record_splits(monkeypatch, module) -> list:
+    """Wrap ``module.train`` (training goes on); the list gets each call's
+    ``(X, X_val)``: the rows it trained on and the rows it held out."""
+    calls: list = []
+    original = module.train
+
+    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
+        calls.append((np.asarray(X), kwargs.get("X_val")))
+        return original(net, params, loss, X, T, w, config, rng, **kwargs)
+
+    monkeypatch.setattr(module, "train", spy)
+    return calls
+
+
 def few_shot_blobs(n_classes: int, shots: int, n_features: int = 32, n_test: int = 10):
     """``(X, y, X_test, y_test)``: Gaussian classes (unit centres, noise 1.2) with
     ``shots`` training rows and ``n_test`` test rows each (seed 0)."""

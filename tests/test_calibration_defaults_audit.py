@@ -12,22 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import record_splits
 
 import skproto._torch.estimator as torch_estimator
 from skproto import ProtoClassifier, RBFPrototypeClassifier
-
-
-def _recorded_split(monkeypatch):
-    """The rows each ``train`` call trained on and held out (as float32 bytes)."""
-    calls = []
-    original = torch_estimator.train
-
-    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
-        calls.append((np.asarray(X), kwargs.get("X_val")))
-        return original(net, params, loss, X, T, w, config, rng, **kwargs)
-
-    monkeypatch.setattr(torch_estimator, "train", spy)
-    return calls
 
 
 @pytest.mark.parametrize("Estimator", [ProtoClassifier, RBFPrototypeClassifier])
@@ -37,7 +25,7 @@ def test_copies_of_held_out_rows_are_not_trained_on(Estimator, monkeypatch):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 20)
     X = rng.normal(size=(60, 4)) + y[:, None]
-    calls = _recorded_split(monkeypatch)
+    calls = record_splits(monkeypatch, torch_estimator)
     Estimator(max_epochs=2, random_state=0).fit(np.repeat(X, 3, axis=0), np.repeat(y, 3))
     ((X_fit, X_val),) = calls
     assert X_val is not None and len(X_val)

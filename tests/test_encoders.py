@@ -1599,6 +1599,21 @@ def test_the_cache_key_holds_the_globals_a_modules_code_reads(tmp_path, monkeypa
     np.testing.assert_array_equal(check(), X)
 
 
+def _assert_key_per_process(code: str, value: str, other: str) -> None:
+    """The key ``code`` prints (given ``value`` as its argument) is the same in two
+    processes of different hash seeds, holds no memory address, and changes
+    with ``other``."""
+
+    def key(arg, seed):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        args = [sys.executable, "-c", code, arg]
+        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
+
+    first = key(value, "1")
+    assert first == key(value, "2") and "0x" not in first
+    assert key(other, "1") != first
+
+
 def test_the_globals_in_the_cache_key_are_the_same_in_every_process():
     # the globals are keyed by their values and code, never by an address or a
     # per-process order (a set of strings), even for a recursive function, a class
@@ -1626,14 +1641,7 @@ class Net(torch.nn.Module):
 print(TorchEncoder(Net())._settings())
 """
 
-    def key(scale, seed):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        args = [sys.executable, "-c", code, scale]
-        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
-
-    first = key("1.0", "1")
-    assert first == key("1.0", "2") and "0x" not in first
-    assert key("2.0", "1") != first
+    _assert_key_per_process(code, "1.0", "2.0")
 
 
 def test_the_cache_key_holds_the_device_and_the_precision(tmp_path, monkeypatch):
@@ -1760,14 +1768,7 @@ class Net(torch.nn.Module):
 print(TorchEncoder(Net())._settings())
 """
 
-    def key(low, seed):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        args = [sys.executable, "-c", code, low]
-        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
-
-    first = key("0.0", "1")
-    assert first == key("0.0", "2") and "0x" not in first
-    assert key("1.0", "1") != first
+    _assert_key_per_process(code, "0.0", "1.0")
 
 
 _TABLE = np.zeros(1_000_000, dtype=np.float32)

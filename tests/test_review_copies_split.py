@@ -13,21 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import record_splits
 
 import skproto._torch.estimator as torch_estimator
 from skproto import ProtoClassifier, RBFPrototypeClassifier
-
-
-def _recorded_split(monkeypatch):
-    calls = []
-    original = torch_estimator.train
-
-    def spy(net, params, loss, X, T, w, config, rng, **kwargs):
-        calls.append((np.asarray(X), kwargs.get("X_val")))
-        return original(net, params, loss, X, T, w, config, rng, **kwargs)
-
-    monkeypatch.setattr(torch_estimator, "train", spy)
-    return calls
 
 
 def _data():
@@ -47,7 +36,7 @@ def test_copies_as_the_network_reads_them_are_held_out_together(Estimator, copy,
     else:  # rows equal in float32 (18 of 18)
         parts = [X, X * (1 + 1e-12), X * (1 - 1e-12)]
     assert (parts[1].astype(np.float32) == X.astype(np.float32)).all()
-    calls = _recorded_split(monkeypatch)
+    calls = record_splits(monkeypatch, torch_estimator)
     Estimator(max_epochs=1, random_state=0).fit(np.vstack(parts), np.tile(y, 3))
     ((X_fit, X_val),) = calls
     assert X_val is not None and len(X_val)
@@ -64,7 +53,7 @@ def test_a_large_group_of_copies_neither_fills_nor_ends_the_split(seed, monkeypa
     y = np.repeat([0, 1], 100)
     X = rng.normal(size=(200, 3)) + y[:, None]
     X[::5] = 0.0
-    calls = _recorded_split(monkeypatch)
+    calls = record_splits(monkeypatch, torch_estimator)
     ProtoClassifier(max_epochs=1, random_state=seed).fit(X, y)
     ((X_fit, X_val),) = calls
     assert 10 <= len(X_val) <= 20 and len(X_fit) + len(X_val) == 200
