@@ -272,6 +272,12 @@ class TrainingConfig:
     #: class's prototype): a first epoch that moved nothing at this loss is at the
     #: minimum, no warning
     loss_floor: float = 0.0
+    #: the estimator's scales of the data's distances that were given as numbers (not
+    #: "auto"), which a first epoch whose every gradient was 0 is blamed on; None: not
+    #: known, every such scale is named. Empty (all fitted to the data): no gradient
+    #: at the start is the data's (identical rows of different classes, a constant X:
+    #: a flat loss no parameter changes), no warning
+    set_scales: tuple[str, ...] | None = None
 
 
 def stream_windows(
@@ -375,7 +381,8 @@ def train(
     training: every later one would repeat it. A first epoch that moved no
     parameter at a loss above 0 (above ``config.loss_floor``) warns
     (ConvergenceWarning: the model is returned as it started), unless
-    ``config.warn_unmoved`` is off or no parameter got a gradient.
+    ``config.warn_unmoved`` is off, no parameter got a gradient, or every
+    gradient was 0 with no scale of the data given (``config.set_scales`` empty).
     Shuffling draws from ``rng``, so a fixed seed gives the same result on the
     same device.
 
@@ -539,11 +546,19 @@ def _stuck_message(config: TrainingConfig, loss: float, optimizer: Adam) -> str 
     if not moments:
         return None
     if not any(bool(m.any()) for m in moments):
+        # (with every scale at "auto", a loss that is flat at the start is the data's:
+        # a first batch of two copies of a row with different labels, at its least
+        # loss (ln 2, GLVQ's 0.5), warned at default parameters that a scale "too
+        # small for the data's distances" underflowed every gradient)
+        scales = config.set_scales
+        if scales is not None and not scales:
+            return None
+        names = ", ".join(scales or ("sigma", "rbf_width", "temperature"))
         return (
             f"Training ({config.name}) moved no parameter in epoch 1: every gradient was "
             f"0 at a loss of {loss:.4g}, so the model is still where it started. A scale "
-            "that is too small for the data's distances (sigma, rbf_width, temperature) "
-            "makes every gradient underflow; its 'auto' value fits the data."
+            f"that is too small for the data's distances ({names}) makes every gradient "
+            "underflow; its 'auto' value fits the data."
         )
     return (
         f"Training ({config.name}) moved no parameter in epoch 1: every step, at "

@@ -1128,6 +1128,14 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self.learning_rate
         return 6e-3 if self.projection == "linear" and self.similarity == "cosine" else 3e-3
 
+    def _set_scales(self) -> tuple[str, ...]:
+        given = {
+            "rbf_width": self.similarity == "rbf",
+            "temperature": True,
+            "latent_offset": self.similarity == "cosine" and self.projection is not None,
+        }
+        return tuple(name for name, read in given.items() if read and getattr(self, name) != "auto")
+
     def _noise_seed(self) -> int:
         """Seed of the augmentation noise: from ``random_state`` and the epochs run.
 

@@ -865,6 +865,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
 
     _calibrates_batches = True  # its losses do not train the scale of log p_c
 
+    def _set_scales(self) -> tuple[str, ...]:
+        # (the nearest head's losses compare distances: no scale; temperature is fitted
+        # after training)
+        return ("sigma",) if self._head_kind != "nearest" and self.sigma != "auto" else ()
+
     def _build(self, X, T, rng):
         """Initial network: k-means components, Omega, sigma, reasoning logits."""
         if self.loss == "glvq" and self.margin is not None:
