@@ -1998,9 +1998,12 @@ def test_token_explanation_does_not_match_every_prototype_of_every_row():
     prototypes per row; it built matched_tokens(X), an (n_samples, n_prototypes)
     integer array (80,000 x 1,000 x 8 bytes = 610 MiB here), to read 3 columns.
     The explanation itself takes about 30 MiB; one chunk's work arrays about 32 MiB
-    each (a memory audit: 709 MiB extra before, 194 now)."""
+    each (a memory audit: 709 MiB extra before, 194 now). The peak varies from run
+    to run: 188-372 MiB over 7 runs of the same code on an Intel Xeon (a CI run
+    read 372 against the bound of 350 it had), so the bound is 450, below the
+    610 MiB array alone."""
     result = peak_extra_mib(_TOKEN_EXPLAIN_PROBE)
-    assert result["extra"] < 350, result
+    assert result["extra"] < 450, result
 
 
 @pytest.mark.parametrize("name", list(STREAMS))
