@@ -472,12 +472,17 @@ class TorchPrototypeClassifier(BasePrototypeClassifier):
             ),
             window_blocks=getattr(self, "_window_blocks", 4),  # set by fit_streaming
             set_scales=self._set_scales(),
+            loss_floor=self._loss_floor(),
         )
 
     def _set_scales(self) -> tuple[str, ...] | None:
         """The parameters scaling the data's distances in training that were given as
         numbers, not "auto" (:attr:`TrainingConfig.set_scales`); None: not known."""
         return None
+
+    def _loss_floor(self) -> float:
+        """The least training loss there is (:attr:`TrainingConfig.loss_floor`)."""
+        return 0.0
 
     def _training_weights(self, T, w: np.ndarray, classes=None) -> np.ndarray:
         """Validated sample weights ``w`` times class weights (single-label), float32.

@@ -1005,14 +1005,11 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 "them. Raise learning_rate, or scale X's far-out values down."
             )
 
-    def _training_config(self, max_epochs, name, n_rows=None):
-        config = super()._training_config(max_epochs, name, n_rows)
-        if self.loss == "glvq":
-            # (GLVQ's least loss is sigmoid(-2) = 0.1192, every row on a component of its
-            # class: a stream's first row, on its component, warned that every gradient
-            # was 0 "at a loss of 0.1192", blaming sigma, which GLVQ does not read)
-            config = replace(config, loss_floor=_GLVQ_FLOOR)
-        return config
+    def _loss_floor(self) -> float:
+        # (GLVQ's least loss is sigmoid(-2) = 0.1192, every row on a component of its
+        # class: a stream's first row, on its component, warned that every gradient
+        # was 0 "at a loss of 0.1192", blaming sigma, which GLVQ does not read)
+        return _GLVQ_FLOOR if self.loss == "glvq" else 0.0
 
     def _batch_loss(self, net):
         margin, kind = self.margin_, self.loss
