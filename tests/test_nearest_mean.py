@@ -45,6 +45,7 @@ SETTINGS = [
     dict(metric="mahalanobis", covariance="per_class"),
     dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage="ledoit_wolf"),
     dict(metric="mahalanobis", covariance="per_class", covariance_shrinkage=0.3),
+    dict(metric="mahalanobis", covariance="per_class", covariance_pooling=0.7),
 ]
 setting_ids = ["-".join(f"{k}={v}" for k, v in s.items()) for s in SETTINGS]
 
@@ -2089,3 +2090,85 @@ def test_the_documented_log_of_a_zero_probability_and_stream_temperature():
         used.temperature_  # a use: this chunk's held-out rows are scored now
     assert unused.temperature_ == pytest.approx(fit.temperature_, rel=1e-9)
     assert used.temperature_ != pytest.approx(fit.temperature_, rel=1e-3)
+
+
+# --------------------------------------------------- covariance_pooling (RDA)
+def _wide_classes(seed=0, n_classes=4, per_class=12, n_features=20):
+    """Fewer rows per class than features, each class its own covariance."""
+    rng = np.random.RandomState(seed)
+    X = np.vstack(
+        [
+            rng.normal(size=(per_class, n_features)) @ rng.normal(size=(n_features, n_features))
+            + 3 * rng.normal(size=n_features)
+            for _ in range(n_classes)
+        ]
+    )
+    return X, np.repeat(np.array(["b", "a", "d", "c"][:n_classes]), per_class)
+
+
+@pytest.mark.parametrize("pool", [0.3, 0.9])
+def test_covariance_pooling_blends_each_class_covariance_with_the_shared_one(pool):
+    """covariance_ is (1 - r) times the FeCAM model's shrunk class covariance plus
+    r times the shared model's, and the distances are those of that covariance."""
+    X, y = _wide_classes()
+    per_class = dict(metric="mahalanobis", covariance="per_class")
+    own = NearestMeanClassifier(**per_class).fit(X, y)
+    shared = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    clf = NearestMeanClassifier(**per_class, covariance_pooling=pool).fit(X, y)
+    want = (1 - pool) * own.covariance_ + pool * shared.covariance_[None]
+    np.testing.assert_allclose(clf.covariance_, want, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(clf.covariance_shrinkage_, own.covariance_shrinkage_)
+    dev = X[:, None, :] - clf.means_[None]
+    D = np.einsum("nci,cij,ncj->nc", dev, np.linalg.inv(clf.covariance_), dev)
+    np.testing.assert_allclose(clf.transform(X), D, rtol=1e-8)
+    assert not np.allclose(clf.transform(X), own.transform(X), rtol=1e-3)
+
+
+def test_covariance_pooling_at_its_ends_is_fecam_and_the_shared_model():
+    X, y = _wide_classes(seed=1)
+    per_class = dict(metric="mahalanobis", covariance="per_class")
+    fecam = NearestMeanClassifier(**per_class).fit(X, y)
+    zero = NearestMeanClassifier(**per_class, covariance_pooling=0.0).fit(X, y)
+    np.testing.assert_array_equal(zero.decision_function(X), fecam.decision_function(X))
+    one = NearestMeanClassifier(**per_class, covariance_pooling=1.0).fit(X, y)
+    shared = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    np.testing.assert_allclose(
+        one.decision_function(X), shared.decision_function(X), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_array_equal(one.predict(X), shared.predict(X))
+
+
+def test_a_pooled_stream_refactors_classes_its_chunk_did_not_touch(monkeypatch):
+    """Every class's pooled covariance follows the shared one, which any chunk's
+    rows move: a stream that kept the factor of a class absent from the later
+    chunks (as the FeCAM rule does, to factorize only the classes of a chunk)
+    predicted from a stale shared covariance."""
+    from skproto.nearest_mean import _estimator as nm
+
+    monkeypatch.setattr(nm, "_PENDING_ELEMENTS", 0)  # (each call scores its rows: the cache)
+    X, y = _wide_classes(seed=2, per_class=40)
+    params = dict(metric="mahalanobis", covariance="per_class", covariance_pooling=0.6)
+    later = np.isin(y, ["c", "d"]) & (np.arange(len(y)) % 2 == 0)
+    stream = NearestMeanClassifier(**params, temperature="auto")
+    stream.partial_fit(X[~later], y[~later])
+    stream.partial_fit(X[later][:20], y[later][:20])
+    stream.partial_fit(X[later][20:], y[later][20:])
+    batch = NearestMeanClassifier(**params, temperature="auto").fit(X, y)
+    np.testing.assert_allclose(stream.covariance_, batch.covariance_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stream.transform(X), batch.transform(X), rtol=1e-8)
+
+
+def test_covariance_pooling_is_validated_and_survives_old_pickles():
+    X, y = _wide_classes(seed=3)
+    with pytest.raises(ValueError, match="covariance_pooling"):
+        NearestMeanClassifier(covariance_pooling=1.5).fit(X, y)
+    clf = NearestMeanClassifier(metric="mahalanobis", covariance="per_class").fit(X, y)
+    state = clf.__getstate__()
+    del state["covariance_pooling"]  # (pickled before the parameter existed)
+    state["_fit_params"].pop("covariance_pooling")
+    old = object.__new__(type(clf))
+    old.__setstate__(state)
+    assert old.get_params()["covariance_pooling"] == 0.0
+    clone(old)
+    np.testing.assert_array_equal(old.predict(X), clf.predict(X))
+    old.partial_fit(X, y)  # (derives again, with the pooling of its time: none)

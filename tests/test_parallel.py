@@ -133,6 +133,7 @@ CONFIGS = [
     {"metric": "mahalanobis", "covariance": "per_class"},
     {"metric": "mahalanobis", "covariance_shrinkage": "oas"},
     {"metric": "mahalanobis", "covariance": "per_class", "temperature": 1.0},
+    {"metric": "mahalanobis", "covariance": "per_class", "covariance_pooling": 0.7},
 ]
 
 
