@@ -9,6 +9,7 @@ or 0/1 matrices the models train on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import inspect
 import sys
@@ -33,6 +34,7 @@ __all__ = [
     "check_float32_training_range",
     "check_magnitude",
     "check_two_classes",
+    "checked_indicator",
     "class_weights",
     "encode_fit_targets",
     "encode_targets",
@@ -582,6 +584,36 @@ def is_multilabel(y: Any) -> bool:
     """Whether ``y`` is 2-D with several columns (a multi-label target)."""
     shape = np.asarray(y).shape
     return len(shape) == 2 and shape[1] > 1
+
+
+def checked_indicator(y, name: str = "y") -> np.ndarray:
+    """``y``, a 2-D label indicator, as an array of 0/1 values (bool, int or float),
+    else a ValueError naming ``name`` (as ``fit`` refuses such a ``y``).
+
+    Where the metrics, the report and the calibration read an indicator as
+    ``y > 0``: a NaN read as "no label", and 2 or 0.7 as a label, silently
+    (scikit-learn's metrics refuse them); pandas' NA and strings failed with
+    numpy's TypeError. An object array (a pandas frame of mixed int and bool
+    columns) is read as its numbers.
+    """
+    Y = np.asarray(y)
+    if Y.dtype == object and not any(isinstance(v, (str, bytes)) for v in Y.flat):
+        # (pandas' NA and the like stay as they are, refused below)
+        with contextlib.suppress(TypeError, ValueError):
+            Y = Y.astype(np.float64)
+    if Y.dtype.kind in "biuf":
+        bad = ~np.isin(Y, (0, 1))
+        if not bad.any():
+            return Y
+        example = Y[bad][0].item()
+    else:
+        number = (int, float, np.number, np.bool_)  # (pandas' NA: its == is no bool)
+        example = next((v for v in Y.flat if not (isinstance(v, number) and v in (0, 1))), None)
+    if isinstance(example, np.generic):  # (np.str_('0') as '0')
+        example = example.item()
+    raise ValueError(
+        f"A 2-D {name} must be a multi-label indicator matrix of 0/1 values; got {example!r}."
+    )
 
 
 def encode_fit_targets(

@@ -17,7 +17,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_expit, logsumexp
 
 from ._chunking import chunk_slices
-from ._validation import is_real_number
+from ._validation import checked_indicator, is_real_number
 
 __all__ = [
     "NO_LOSSES",
@@ -96,6 +96,8 @@ def _checked_scores(
             raise ValueError(
                 f"A 0/1 indicator T must have the shape of S {S.shape}; got {T.shape}."
             )
+        # (read as T > 0: a NaN was a negative, a soft 0.7 a positive, silently)
+        T = checked_indicator(T, "T")
     elif T.ndim != 1 or len(T) != n:
         raise ValueError(f"T must hold one class code per row of S ({n}); got shape {T.shape}.")
     elif not n:  # (an empty split: np.array([]) is float, and indexed S by it, an
@@ -170,7 +172,7 @@ def temperature_log_loss(
     S : ndarray of shape (n_rows, n_classes)
         Scores at temperature 1.
     T : ndarray of shape (n_rows,) or (n_rows, n_labels)
-        Class codes, or a 0/1 indicator (sigmoids).
+        Class codes, or a 0/1 indicator (sigmoids; other values are a ValueError).
     w : ndarray of shape (n_rows,) or None
         Row weights; None (or all zero) weighs rows equally.
     t : float
@@ -264,7 +266,7 @@ def fit_temperature(
     S : ndarray of shape (n_rows, n_classes)
         Scores at temperature 1.
     T : ndarray of shape (n_rows,) or (n_rows, n_labels)
-        Class codes, or a 0/1 indicator (sigmoids).
+        Class codes, or a 0/1 indicator (sigmoids; other values are a ValueError).
     w : ndarray of shape (n_rows,), default=None
         Row weights; None weighs rows equally.
     prior : float, default=None

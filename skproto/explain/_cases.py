@@ -32,6 +32,7 @@ from .._chunking import chunk_slices, is_dask_frame
 from .._validation import (
     check_known_labels,
     check_positive_int,
+    checked_indicator,
     label_array,
     refuse_sparse_labels,
     time_labels,
@@ -101,10 +102,17 @@ def training_labels(estimator: Any, X: Any, y: Any) -> np.ndarray:
     per row, each a class of ``classes_`` (labels the model does not know read
     as misses: no representative, purity 0), or an indicator of one column per
     class (a narrower one failed with an IndexError, a wider or 3-D one was
-    read silently)."""
+    read silently) of 0/1 values; a multi-label model takes the indicator only."""
     y = time_labels(label_array(y), estimator.classes_)  # (Timestamps: dates, as classes_)
     check_training_rows(X, y)
     n_classes = len(estimator.classes_)
+    if y.ndim == 1 and getattr(estimator, "_multilabel", False):
+        # (as the report refuses such a y for its queries: the 0/1 column of one label
+        # read as the labels 0 and 1, and purity counted rows without label 0 as its own)
+        raise ValueError(
+            f"y has shape {y.shape}; the model is multi-label: pass its indicator of shape "
+            f"(n_samples, {n_classes}), a column per label."
+        )
     if y.ndim == 1:
         check_known_labels(estimator.classes_, y)
     elif y.ndim != 2 or y.shape[1] != n_classes:
@@ -112,6 +120,8 @@ def training_labels(estimator: Any, X: Any, y: Any) -> np.ndarray:
             f"y must hold one label per row, or an indicator of shape (n_samples, "
             f"{n_classes}) with a column per class of classes_; got shape {y.shape}."
         )
+    else:  # (read as y > 0: a NaN was no label, a 2 a label, silently)
+        y = checked_indicator(y)
     return y
 
 

@@ -30,6 +30,7 @@ from .._validation import (
     check_non_negative_int,
     check_one_label_kind,
     check_positive_int,
+    checked_indicator,
     label_array,
     time_labels,
 )
@@ -430,6 +431,8 @@ def make_report(
         raise ValueError(
             f"y has shape {np.shape(y)}; the model predicts {np.shape(first.predicted)}."
         )
+    if y is not None and multilabel:  # (read as y > 0: a NaN was no label, silently)
+        y = checked_indicator(y)
     if y is not None and not multilabel:
         right = np.asarray(first.predicted) == np.asarray(y)
         metrics.append(("accuracy on these queries", f"{right.mean():.4f}"))
