@@ -231,10 +231,19 @@ def cpu_default() -> contextlib.AbstractContextManager:
 
 @contextlib.contextmanager
 def training_context(n_threads: int) -> Iterator[None]:
-    """Train with ``n_threads`` threads (:func:`torch_threads`, BLAS too) and autograd
-    on, whatever the caller set: a fit inside ``torch.no_grad()`` or
-    ``torch.inference_mode()`` failed ("element 0 of tensors does not require grad")."""
-    with torch_threads(n_threads, blas=True), torch.inference_mode(False), torch.enable_grad():
+    """Train with ``n_threads`` threads (:func:`torch_threads`, BLAS too), autograd
+    on and autocast off, whatever the caller set: a fit inside ``torch.no_grad()`` or
+    ``torch.inference_mode()`` failed ("element 0 of tensors does not require grad"),
+    and one inside ``torch.autocast("cpu", dtype=torch.bfloat16)`` failed in ``fit``
+    ("Got unsupported ScalarType BFloat16", "data type <class 'numpy.str_'> not
+    inexact") or trained a ``partial_fit`` in bfloat16's 3 digits, silently."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch_threads(n_threads, blas=True))
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        if torch.cuda.is_available():  # (training on a GPU: the caller's CUDA autocast)
+            stack.enter_context(torch.autocast("cuda", enabled=False))
         yield
 
 

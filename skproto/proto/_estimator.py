@@ -1187,7 +1187,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         """Batch loss: cross-entropy plus the optional ProtoPNet / ST-ProtoPNet costs."""
         dev = net.prototypes.device
         n_classes = len(self.classes_)
-        codes = torch.as_tensor(self._codes, device=dev)
+        # (a copy: a model loaded with joblib's mmap_mode has read-only arrays, which
+        # torch warns about)
+        codes = torch.as_tensor(np.array(self._codes), device=dev)
         identity = torch.nn.functional.one_hot(codes, n_classes).float()
         blocks = [
             (kind, torch.as_tensor(np.flatnonzero(self._kinds == kind), device=dev))
@@ -1341,7 +1343,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return rows
         latent_map = copy.deepcopy(net.latent_map).to(device="cpu", dtype=torch.float64)
         with torch.no_grad():
-            return latent_map(torch.as_tensor(rows)).numpy()
+            # (a copy: the kept cases are read-only in a model joblib memory-mapped)
+            return latent_map(torch.as_tensor(np.array(rows, dtype=np.float64))).numpy()
 
     def _on_epoch_end(self, net, X, T):
         push = self.project and self.push_every
@@ -1664,7 +1667,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         with torch.no_grad(), cpu_default():  # (the inference network is on the CPU)
             terms, r = head.parts(torch.from_numpy(np.asarray(A, dtype=np.float64)))
             codes = self._codes
-            return (r * terms[:, torch.as_tensor(codes)]).numpy(), codes
+            # (a copy of codes: read-only where joblib memory-mapped it, which torch warns about)
+            return (r * terms[:, torch.as_tensor(np.array(codes))]).numpy(), codes
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,86 @@
+"""A fitted model's life after fit: loaded with joblib's ``mmap_mode``, and
+trained again inside the caller's torch contexts (an audit of the defects found)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_iris
+
+from skproto import ProtoClassifier, RBFPrototypeClassifier
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+@pytest.mark.parametrize("head", ["mixture", "linear"])
+def test_memory_mapped_proto_explains_and_streams_without_torch_warnings(tmp_path, head):
+    # joblib.load(..., mmap_mode="r") makes the fitted arrays read-only: explain
+    # (mixture head) and partial_fit (linear head: its codes, and the kept cases of
+    # the exact prototypes) handed them to torch.as_tensor, which warned "The given
+    # NumPy array is not writable, and PyTorch does not support non-writable
+    # tensors" at the user's call. torch warns once per process, so each run is a
+    # fresh one.
+    code = textwrap.dedent(
+        f"""
+        import warnings
+        import joblib
+        import numpy as np
+        from sklearn.datasets import load_iris
+        from skproto import ProtoClassifier
+
+        X, y = load_iris(return_X_y=True)
+        X = (X - X.mean(0)) / X.std(0)
+        est = ProtoClassifier(head={head!r}, max_epochs=2, random_state=0).fit(X, y)
+        path = {str(tmp_path / "model.joblib")!r}
+        joblib.dump(est, path)
+        loaded = joblib.load(path, mmap_mode="r")
+        assert not loaded.prototypes_.flags.writeable  # (memory-mapped)
+        expected = est.explain(X[:5]).contribution
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(loaded.explain(X[:5]).contribution, expected)
+        loaded.explain(X[:5], rank_by="activation")
+        loaded.partial_fit(X[::3], y[::3])
+        est.partial_fit(X[::3], y[::3])
+        np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+        print("ok")
+        """
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProtoClassifier(max_epochs=2, random_state=0),
+        lambda: ProtoClassifier(projection="mlp", max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=2, random_state=0),
+        lambda: RBFPrototypeClassifier(loss="glvq", max_epochs=2, random_state=0),
+    ],
+)
+def test_fit_and_partial_fit_inside_autocast_train_as_outside(iris, make):
+    # inside torch.autocast("cpu", dtype=torch.bfloat16) ProtoClassifier's fit raised
+    # "TypeError: Got unsupported ScalarType BFloat16" and RBF's fit and partial_fit
+    # "ValueError: data type <class 'numpy.str_'> not inexact"; ProtoClassifier's
+    # partial_fit trained in bfloat16, silently (other probabilities). Training now
+    # turns autocast off, as it turns autograd on under torch.no_grad()
+    X, y = iris
+    expected = make().fit(X, y)
+    streamed = make().fit(X, y).partial_fit(X[::3], y[::3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        est = make().fit(X, y)
+        assert_array_equal(est.predict_proba(X), expected.predict_proba(X))
+        est.partial_fit(X[::3], y[::3])
+    assert_array_equal(est.predict_proba(X), streamed.predict_proba(X))
