@@ -14,6 +14,12 @@ import torch
 
 __all__ = ["bisector_radius", "cbc_radius", "distance_rounding_bound"]
 
+#: :func:`cbc_radius` passes a gradient only where its backward's factors, for a
+#: unit gradient of ``log z``, stay below the dtype's largest number / 2**this (room
+#: for the loss's own factor, sigma / L times the hinge's slope, and the sum over a
+#: batch's rows)
+_HEADROOM = 8
+
 
 def distance_rounding_bound(
     z_sqnorm: torch.Tensor, u_sqnorm_max: torch.Tensor, n_terms: int
@@ -126,32 +132,123 @@ def cbc_radius(
     Sp, Sn = ones @ r_plus, ones @ r_minus  # (1, C): a- with every detection at 1
     a_minus_any = Sn[0, target][:, None] + k * Sp
     a_minus = a_minus + a_minus_any * tiny
-    # (the square root's gradient is infinite at 0, and 0 times it NaN even where
-    # torch.where below discards the entry: a radicand of 0, a rival with no
-    # reasoning weight at all (a CBC class without training rows: r+ = r- = 0,
-    # so b = a- = 0 with positive reasoning), made loss="robust" diverge; its
-    # gradient there is taken as 0, the value is unchanged)
-    radicand = b * b + 4.0 * a_plus * a_minus
-    zero = radicand == 0  # (a NaN still reads NaN)
-    root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
-    # z* = (b + root) / (2 a-) = 2 a+ / (root - b); each form where it is stable
-    z = torch.where(
-        b >= 0,
-        (b + root) / (2.0 * a_minus).clamp_min(tiny),
-        2.0 * a_plus / (root - b).clamp_min(tiny),
-    )
     # structurally nothing favours class j and the target keeps a lead: never overtaken
     never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
     own = torch.nn.functional.one_hot(target, n_classes) > 0
+    num, den, root = _overtaking_terms(b, a_plus, a_minus, tiny)
+    z = num / den
+    live = None
+    if z.requires_grad:
+        # the gradient only where its backward stays inside the dtype's range
+        # (_HEADROOM): a rival far from the row (a- below about 1e-26 in float32, its
+        # detections underflowing) has a z / den beyond float32's range, and times
+        # the 0 gradient of an entry that is not the least z, or of a row whose hinge
+        # is 0, that was NaN: loss="robust" with reasoning="positive" at sigma=0.01
+        # on two blobs 4 apart "diverged" whatever the learning rate. There the
+        # gradient is taken as 0: those entries' inputs are replaced by harmless
+        # values, not only their result (a where() passes the NaN of a discarded
+        # branch); every value is the one computed here
+        ok = _finite_backward(z.detach(), den.detach(), root.detach(), b, a_plus, a_minus, tiny)
+        if not bool(ok.all()):
+            live = ok & ~(own | never)
+            kept = _overtaking_terms(*_harmless(live, b, a_plus, a_minus), tiny)
+            z = torch.where(live, kept[0] / kept[1], z.detach())
     z = torch.where(own | never, torch.full_like(z, float("inf")), z)
-    z_min = z.min(1).values.clamp_min(tiny)
+    least, j = z.min(1)
+    z_min = least.clamp_min(tiny)
     # no rival can ever win (every other class without reasoning weights: the
     # positive head's first class of a stream): an infinite radius, whose
     # gradient through sigma and lipschitz (log(inf) / L) was 0 * inf = NaN, so
     # loss="robust" diverged on a first partial_fit of one class; taken as 0
     finite = torch.isfinite(z_min)
     radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
+    if live is not None:
+        # a row whose least z has no gradient above: its log z = log(num) - log(den)
+        # has one, in range where z's own backward was not (a rival of a- 1e-30:
+        # d log z / d a- = -1 / (2 a-), where dz / da- overflowed); where that too is
+        # out of range, none, through sigma either (sigma log z / L alone, without
+        # z's own dependence on sigma, is not its gradient: 56 where the whole one
+        # was 0.41, on a misclassified row)
+        frozen = ~live.gather(1, j[:, None])[:, 0] & (least >= tiny) & finite
+        at = [t.gather(1, j[:, None])[:, 0] for t in (b, a_plus, a_minus)]
+        n_, d_, r_ = _overtaking_terms(*(t.detach() for t in at), tiny)
+        logged = frozen & _finite_log_backward(n_, d_, r_, *at)
+        n_, d_, _ = _overtaking_terms(*_harmless(logged, *at), tiny)
+        step = torch.log(n_) - torch.log(d_)
+        log_z = torch.log(torch.where(finite, z_min, 1.0)).detach() + (step - step.detach())
+        radius = torch.where(
+            logged, sigma * log_z / lipschitz, torch.where(frozen, radius.detach(), radius)
+        )
     return torch.where(finite, radius, z_min)
+
+
+def _overtaking_terms(b, a_plus, a_minus, tiny):
+    """``(numerator, denominator, root)`` of :func:`cbc_radius`'s ``z*``, each of
+    the inputs' shape.
+
+    ``z* = (b + root) / (2 a-) = 2 a+ / (root - b)`` with ``root = sqrt(b^2 + 4 a+
+    a-)``, each form where it is stable (the first for ``b >= 0``). The square
+    root's gradient is infinite at 0, and 0 times it NaN even where the root is
+    not used: a radicand of 0 (a rival with no reasoning weight at all, a CBC
+    class without training rows: ``r+ = r- = 0``, so ``b = a- = 0`` with
+    positive reasoning) made ``loss="robust"`` diverge; its gradient there is
+    taken as 0, the value is unchanged. The numerator and denominator are
+    chosen before the one division, so that the form not used adds no
+    infinite factor to the gradient.
+    """
+    radicand = b * b + 4.0 * a_plus * a_minus
+    zero = radicand == 0  # (a NaN still reads NaN)
+    root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
+    upper = b >= 0
+    num = torch.where(upper, b + root, 2.0 * a_plus)
+    den = torch.where(upper, 2.0 * a_minus, root - b).clamp_min(tiny)
+    return num, den, root
+
+
+@torch.no_grad()
+def _finite_backward(z, den, root, b, a_plus, a_minus, tiny):
+    """Where the backward of ``num / den`` (:func:`_overtaking_terms`) stays finite, (n, C) bool.
+
+    Its factors for a unit gradient of ``log z``, as the backward forms them:
+    ``1 / z / den`` (the numerator's), ``(z / den) / z`` (the denominator's) and
+    those over ``2 root`` (the radicand's), each at most the dtype's largest
+    number over ``2**_HEADROOM``; and ``z / den`` finite (times the 0 gradient of
+    an entry that is not the least, or below ``tiny``, where only it is formed).
+    """
+    big = torch.finfo(z.dtype).max
+    limit = big * 2.0**-_HEADROOM
+    ratio = z / den
+    inv = 1.0 / z
+    g_num, g_den = inv / den, ratio * inv
+    g_rad = torch.where(root > 0, torch.where(b >= 0, g_num, g_den) / (2.0 * root), 0.0)
+    scale = torch.maximum(torch.maximum(a_plus, a_minus), b.abs())
+    within = (g_num <= limit) & (g_den <= limit) & (g_rad <= limit) & (4.0 * scale * g_rad <= limit)
+    return (ratio <= big) & ((z < tiny) | within)
+
+
+def _harmless(keep, b, a_plus, a_minus):
+    """``(b, a+, a-)`` where ``keep``, else ``(0, 1, 1)`` (a bound of ``z* = 1``,
+    whose backward is finite): the inputs of the entries whose gradient is not
+    taken, so that a where() after them passes no NaN of theirs."""
+    return (
+        torch.where(keep, b, torch.zeros_like(b)),
+        torch.where(keep, a_plus, torch.ones_like(a_plus)),
+        torch.where(keep, a_minus, torch.ones_like(a_minus)),
+    )
+
+
+@torch.no_grad()
+def _finite_log_backward(num, den, root, b, a_plus, a_minus):
+    """Where the backward of ``log(num) - log(den)`` (:func:`_overtaking_terms`)
+    stays in range, as :func:`_finite_backward` tells it for ``z``: its factors
+    ``1 / num``, ``1 / den`` and those over ``2 root``, each at most the dtype's
+    largest number over ``2**_HEADROOM``, with ``num > 0``."""
+    limit = torch.finfo(num.dtype).max * 2.0**-_HEADROOM
+    g_num, g_den = 1.0 / num, 1.0 / den
+    g_rad = torch.where(root > 0, torch.where(b >= 0, g_num, g_den) / (2.0 * root), 0.0)
+    scale = torch.maximum(torch.maximum(a_plus, a_minus), b.abs())
+    within = (g_num <= limit) & (g_den <= limit) & (g_rad <= limit) & (4.0 * scale * g_rad <= limit)
+    return (num > 0) & within
 
 
 def bisector_radius(
