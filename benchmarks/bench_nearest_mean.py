@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 
 import skproto
@@ -88,6 +88,10 @@ from _harness.timing import (
 # ---------------------------------------------------------------- grids
 MEAN_SHRINKAGE = [0.0, 0.1, 0.3]
 COV_SHRINKAGE = ["ledoit_wolf", "oas", 0.1, 0.3, 0.6]
+# covariance="per_class" pulled toward the shared covariance (covariance_pooling):
+# its own family, on a smaller grid (a per-class fit takes seconds)
+POOLING = [0.5, 0.8, 0.9, 0.95, 0.98]
+POOLED_COV_SHRINKAGE = ["oas", 0.3]
 TEMPERATURES = [1.0, 0.1, 0.03, 0.01, 0.003]
 # LogisticRegression's largest probability of softmax(decision_function / T): the
 # same val-vs-oos_val choice of T as the NMC models get (T > 1 flattens its logits)
@@ -99,6 +103,11 @@ NMC_FAMILIES = {
     "NMC cosine": {"metric": "cosine"},
     "NMC mahalanobis shared": {"metric": "mahalanobis", "covariance": "shared"},
     "NMC mahalanobis per_class": {"metric": "mahalanobis", "covariance": "per_class"},
+    "NMC mahalanobis per_class pooled": {
+        "metric": "mahalanobis",
+        "covariance": "per_class",
+        "covariance_pooling": POOLING,
+    },
 }
 
 # ---------------------------------------------------------------- targets
@@ -131,6 +140,12 @@ def fpr_at_95_tpr(s_in: np.ndarray, s_out: np.ndarray) -> float:
 # 1. accuracy
 # ======================================================================
 def nmc_grid(base: dict) -> list[dict]:
+    if isinstance(base.get("covariance_pooling"), list):
+        return [
+            {**base, "shrinkage": 0.0, "covariance_shrinkage": c, "covariance_pooling": r}
+            for c in POOLED_COV_SHRINKAGE
+            for r in base["covariance_pooling"]
+        ]
     grid = []
     for s in MEAN_SHRINKAGE:
         if base["metric"] == "mahalanobis":
@@ -138,6 +153,14 @@ def nmc_grid(base: dict) -> list[dict]:
         else:
             grid.append({**base, "shrinkage": s})
     return grid
+
+
+def test_log_loss(model, d: dict) -> float | None:
+    """Log-loss of ``predict_proba`` on X_test (None for a model without one)."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    P = model.predict_proba(d["X_test"])
+    return float(log_loss(d["y_test"], P, labels=model.classes_))
 
 
 def section_accuracy(d: dict) -> dict:
@@ -161,6 +184,7 @@ def section_accuracy(d: dict) -> dict:
                 "shown_params": shown,
                 "val_accuracy": val_acc,
                 "test_accuracy": acc,
+                "test_log_loss": test_log_loss(model, d),
                 "fit_s": t_fit,
                 "predict_s": t_pred,
                 "kind": "nmc",
@@ -184,6 +208,7 @@ def section_accuracy(d: dict) -> dict:
                 "shown_params": params,
                 "val_accuracy": val_acc,
                 "test_accuracy": acc,
+                "test_log_loss": test_log_loss(model, d),
                 "fit_s": t_fit,
                 "predict_s": t_pred,
                 "kind": "sklearn",
@@ -837,8 +862,9 @@ def render(res: dict) -> str:
             "",
             "Train on `train` (15,000), choose hyper-parameters on `val` (3,000), report on "
             "`test` (4,500). fit s: one fit on train; predict s: best of 2 predicts of "
-            "X_test. k-NN uses cosine distance (the embeddings are unit-norm, so "
-            "euclidean would rank neighbours identically).",
+            "X_test; test log-loss: of predict_proba on X_test (the NMC models at their "
+            'default temperature="auto"). k-NN uses cosine distance (the embeddings are '
+            "unit-norm, so euclidean would rank neighbours identically).",
             "",
         ]
         rows = [
@@ -847,6 +873,7 @@ def render(res: dict) -> str:
                 fmt_params(r["shown_params"]),
                 f"{r['val_accuracy']:.4f}",
                 f"{r['test_accuracy']:.4f}",
+                "-" if r.get("test_log_loss") is None else f"{r['test_log_loss']:.3f}",
                 f"{r['fit_s']:.3f}",
                 f"{r['predict_s']:.3f}",
             ]
@@ -854,9 +881,17 @@ def render(res: dict) -> str:
         ]
         out += [
             md_table(
-                ["model", "chosen params", "val acc", "test acc", "fit s", "predict s"],
+                [
+                    "model",
+                    "chosen params",
+                    "val acc",
+                    "test acc",
+                    "test log-loss",
+                    "fit s",
+                    "predict s",
+                ],
                 rows,
-                "llrrrr",
+                "llrrrrr",
             ),
             "",
         ]
