@@ -69,7 +69,7 @@ class LinearHead(_MaskedClasses):
     ) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(weight)
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("temperature", torch.tensor(float(temperature), dtype=weight.dtype))
         self._register_possible(possible, weight.shape[1], weight.device)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
@@ -410,10 +410,13 @@ class MixtureHead(torch.nn.Module):
         super().__init__()
         self.register_buffer("codes", codes)
         self.n_classes = n_classes
-        self.log_tau = torch.nn.Parameter(torch.tensor(float(tau)).log())
-        self.log_scale = torch.nn.Parameter(torch.tensor(float(scale)).log())
-        self.bias = torch.nn.Parameter(torch.zeros(n_classes))
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        # float32, not torch's default dtype (a caller's float16 rounded tau, scale
+        # and the temperature, and trained the bias in float16)
+        f32 = torch.float32
+        self.log_tau = torch.nn.Parameter(torch.tensor(float(tau), dtype=f32).log())
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(scale), dtype=f32).log())
+        self.bias = torch.nn.Parameter(torch.zeros(n_classes, dtype=f32))
+        self.register_buffer("temperature", torch.tensor(float(temperature), dtype=f32))
         self.freeze()
         # loaded codes may differ from the constructor's: look at them again
         self.register_load_state_dict_post_hook(_refreeze)

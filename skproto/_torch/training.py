@@ -224,7 +224,7 @@ def cpu_default() -> contextlib.AbstractContextManager:
     default (``torch.set_default_device("cuda")``), the tensors a network makes
     for itself would land there, next to CPU parameters. A no-op otherwise.
     """
-    if torch.empty(0).device.type == "cpu":
+    if torch.empty(0, dtype=torch.float32).device.type == "cpu":
         return contextlib.nullcontext()
     return torch.device("cpu")
 

@@ -797,7 +797,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         self._head_unit = float(head.temperature)  # (its scale and bias are in its units)
         net = ProtoNetwork(
             latent_map,
-            torch.zeros(0, Z.shape[1]),
+            torch.zeros(0, Z.shape[1], dtype=torch.float32),
             head,
             self.similarity,
             1.0,
@@ -969,7 +969,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # are in its units: _continued_network)
         net = ProtoNetwork(
             latent_map,
-            torch.as_tensor(P),
+            torch.as_tensor(P, dtype=torch.float32),
             head,
             self.similarity,
             width,
@@ -1284,7 +1284,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
             tensors["head.possible"] = torch.ones(len(self.classes_), dtype=torch.bool)
         net = ProtoNetwork(
             latent_map,
-            torch.zeros(P.shape),
+            torch.zeros(P.shape, dtype=torch.float32),
             head,
             self.similarity,
             1.0,

@@ -100,7 +100,7 @@ class InputUnits(torch.nn.Module):
         super().__init__()
         centre = np.zeros(n_features) if centre is None else np.asarray(centre)
         self.register_buffer("centre", torch.as_tensor(centre, dtype=torch.float32))
-        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = self.centre.to(dtype=x.dtype, device=x.device)
@@ -130,7 +130,7 @@ class LatentOffset(torch.nn.Module):
 
     def __init__(self, offset: float = 0.0):
         super().__init__()
-        self.register_buffer("offset", torch.tensor(float(offset)))
+        self.register_buffer("offset", torch.tensor(float(offset), dtype=torch.float32))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         column = self.offset.to(dtype=z.dtype, device=z.device).expand(*z.shape[:-1], 1)
@@ -176,13 +176,17 @@ class ProtoNetwork(torch.nn.Module):
         self.prototypes = torch.nn.Parameter(prototypes)
         self.head = head
         self.similarity = similarity
-        self.register_buffer("width", torch.tensor(float(width)))
+        # every value in the prototypes' dtype (float32 to train), never in torch's
+        # default dtype: under the caller's torch.set_default_dtype(torch.float16)
+        # the width was rounded to float16 before training cast it to float32
+        dtype = prototypes.dtype
+        self.register_buffer("width", torch.tensor(float(width), dtype=dtype))
         # tied mode: the prototypes are the latent vectors of these input rows
         # (the training cases they were projected onto), so a learned map moves
         # them with the data and they stay real cases
         n_features = prototypes.shape[1] if n_features is None else n_features
-        self.register_buffer("cases", torch.zeros(len(prototypes), n_features))
-        self.register_buffer("tied", torch.tensor(0.0))
+        self.register_buffer("cases", torch.zeros(len(prototypes), n_features, dtype=dtype))
+        self.register_buffer("tied", torch.tensor(0.0, dtype=dtype))
         self._frozen: dict | None = None
 
     def tie(self, rows: torch.Tensor) -> None:

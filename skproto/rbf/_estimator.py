@@ -54,7 +54,7 @@ from ._network import RBFNetwork
 
 #: GLVQ's least loss per row, ``sigmoid(2 mu)`` at ``mu = -1`` (every row on a
 #: component of its class), as float32 computes it
-_GLVQ_FLOOR = float(torch.sigmoid(torch.tensor(-2.0)))
+_GLVQ_FLOOR = float(torch.sigmoid(torch.tensor(-2.0, dtype=torch.float32)))
 
 __all__ = ["RBFPrototypeClassifier"]
 
@@ -1037,7 +1037,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             head = NearestHead(labels, n_classes)
         else:
             head = ReasoningHead(
-                torch.zeros(state["head.logits"].shape),
+                torch.zeros(state["head.logits"].shape, dtype=torch.float32),
                 negative=self._head_kind == "positive_negative",
             )
         omega = state.get("omega")
@@ -1048,7 +1048,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             # the origin was kept: its components' mean, rounded as one would be)
             if stored is None:
                 stored = torch.from_numpy(training_centre(np.asarray(W, dtype=np.float64)))
-            origin = torch.zeros(W.shape[1])
+            origin = torch.zeros(W.shape[1], dtype=torch.float32)
             tensors["origin"] = stored
             # components on a training row (projected) where the network holds that
             # row, float32(x) - origin; the others as trained, exact (w - origin)
@@ -1063,9 +1063,9 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
                 tensors["components"] = torch.where(tied_t[:, None], rounded, tensors["components"])
             tensors["components"] = tensors["components"] - stored
         net = RBFNetwork(
-            torch.zeros(W.shape),
-            None if omega is None else torch.zeros(omega.shape),
-            torch.zeros(()),
+            torch.zeros(W.shape, dtype=torch.float32),
+            None if omega is None else torch.zeros(omega.shape, dtype=torch.float32),
+            torch.zeros((), dtype=torch.float32),
             head,
             learn_sigma=self.learn_sigma,
             origin=origin,

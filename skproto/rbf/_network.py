@@ -53,7 +53,7 @@ class RBFNetwork(torch.nn.Module):
         self.log_sigma = torch.nn.Parameter(log_sigma, requires_grad=learn_sigma)
         self.head = head
         # divides log p_c in the output link (fitted by temperature="auto")
-        self.register_buffer("temperature", torch.tensor(1.0))
+        self.register_buffer("temperature", torch.tensor(1.0, dtype=components.dtype))
         self._frozen: dict | None = None
 
     def freeze(self) -> RBFNetwork:
