@@ -150,6 +150,18 @@ class HandBuilt(BasePrototypeClassifier):
         return np.asarray(self.W, dtype=float), np.zeros(2)
 
 
+def assert_runs_in_fresh_process(code: str, timeout: float = 300) -> None:
+    """Run ``code`` in a new Python process (one thread) and check that it exits
+    cleanly and prints "ok" last: for what a process does once (torch's
+    warnings, its default dtype set before skproto is imported)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def peak_extra_mib(code: str, timeout: float = 600) -> dict:
     """Run ``code`` in a fresh process; it prints a JSON line last, such as its
     peak-RSS growth in MiB. Skips where Linux's ``/proc/self/clear_refs`` cannot

@@ -1,13 +1,11 @@
 """A fitted model's life after fit: loaded with joblib's ``mmap_mode``, and
 trained again inside the caller's torch contexts (an audit of the defects found)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from helpers import assert_runs_in_fresh_process
 from numpy.testing import assert_array_equal
 from sklearn.datasets import load_iris
 
@@ -53,12 +51,7 @@ def test_memory_mapped_proto_explains_and_streams_without_torch_warnings(tmp_pat
         print("ok")
         """
     )
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("ok")
+    assert_runs_in_fresh_process(code)
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,12 @@ session 48): parameters, buffers and constants the package made without a dtype
 were made in the caller's ``torch.set_default_dtype``, so under float16 or
 bfloat16 they were rounded before training cast them to float32, or overflowed."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
+from helpers import assert_runs_in_fresh_process
 from sklearn.datasets import load_iris
 
 from skproto import ProtoClassifier, RBFPrototypeClassifier
@@ -101,9 +99,4 @@ def test_glvq_floor_is_float32_under_a_default_dtype_set_before_import(dtype):
         print("ok")
         """
     )
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("ok")
+    assert_runs_in_fresh_process(code)
