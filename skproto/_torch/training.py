@@ -242,8 +242,10 @@ def training_context(n_threads: int) -> Iterator[None]:
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(torch.enable_grad())
         stack.enter_context(torch.autocast("cpu", enabled=False))
-        if torch.cuda.is_available():  # (training on a GPU: the caller's CUDA autocast)
-            stack.enter_context(torch.autocast("cuda", enabled=False))
+        # (turning it off sets thread-local flags only, CUDA or not: the check of
+        # torch.cuda.is_available() it replaces reached the driver on every CPU fit,
+        # which a process that forks CUDA-using workers afterwards must not have done)
+        stack.enter_context(torch.autocast("cuda", enabled=False))
         yield
 
 

@@ -14,12 +14,6 @@ import torch
 
 __all__ = ["bisector_radius", "cbc_radius", "distance_rounding_bound"]
 
-#: :func:`cbc_radius` passes a gradient only where its backward's factors, for a
-#: unit gradient of ``log z``, stay below the dtype's largest number / 2**this (room
-#: for the loss's own factor, sigma / L times the hinge's slope, and the sum over a
-#: batch's rows)
-_HEADROOM = 8
-
 
 def distance_rounding_bound(
     z_sqnorm: torch.Tensor, u_sqnorm_max: torch.Tensor, n_terms: int
@@ -135,50 +129,23 @@ def cbc_radius(
     # structurally nothing favours class j and the target keeps a lead: never overtaken
     never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
     own = torch.nn.functional.one_hot(target, n_classes) > 0
-    num, den, root = _overtaking_terms(b, a_plus, a_minus, tiny)
-    z = num / den
-    live = None
-    if z.requires_grad:
-        # the gradient only where its backward stays inside the dtype's range
-        # (_HEADROOM): a rival far from the row (a- below about 1e-26 in float32, its
-        # detections underflowing) has a z / den beyond float32's range, and times
-        # the 0 gradient of an entry that is not the least z, or of a row whose hinge
-        # is 0, that was NaN: loss="robust" with reasoning="positive" at sigma=0.01
-        # on two blobs 4 apart "diverged" whatever the learning rate. There the
-        # gradient is taken as 0: those entries' inputs are replaced by harmless
-        # values, not only their result (a where() passes the NaN of a discarded
-        # branch); every value is the one computed here
-        ok = _finite_backward(z.detach(), den.detach(), root.detach(), b, a_plus, a_minus, tiny)
-        if not bool(ok.all()):
-            live = ok & ~(own | never)
-            kept = _overtaking_terms(*_harmless(live, b, a_plus, a_minus), tiny)
-            z = torch.where(live, kept[0] / kept[1], z.detach())
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (b, a_plus, a_minus)):
+        # the gradient decided in the backward, at the gradient that reaches z (a
+        # rival far from the row, its detections below about 1e-26 in float32, made
+        # z's backward overflow: NaN, and loss="robust" with reasoning="positive"
+        # at sigma=0.01 on two blobs 4 apart "diverged" whatever the learning rate)
+        z = _OvertakingBound.apply(b, a_plus, a_minus, tiny)
+    else:
+        num, den, _ = _overtaking_terms(b, a_plus, a_minus, tiny)
+        z = num / den
     z = torch.where(own | never, torch.full_like(z, float("inf")), z)
-    least, j = z.min(1)
-    z_min = least.clamp_min(tiny)
+    z_min = z.min(1).values.clamp_min(tiny)
     # no rival can ever win (every other class without reasoning weights: the
     # positive head's first class of a stream): an infinite radius, whose
     # gradient through sigma and lipschitz (log(inf) / L) was 0 * inf = NaN, so
     # loss="robust" diverged on a first partial_fit of one class; taken as 0
     finite = torch.isfinite(z_min)
     radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
-    if live is not None:
-        # a row whose least z has no gradient above: its log z = log(num) - log(den)
-        # has one, in range where z's own backward was not (a rival of a- 1e-30:
-        # d log z / d a- = -1 / (2 a-), where dz / da- overflowed); where that too is
-        # out of range, none, through sigma either (sigma log z / L alone, without
-        # z's own dependence on sigma, is not its gradient: 56 where the whole one
-        # was 0.41, on a misclassified row)
-        frozen = ~live.gather(1, j[:, None])[:, 0] & (least >= tiny) & finite
-        at = [t.gather(1, j[:, None])[:, 0] for t in (b, a_plus, a_minus)]
-        n_, d_, r_ = _overtaking_terms(*(t.detach() for t in at), tiny)
-        logged = frozen & _finite_log_backward(n_, d_, r_, *at)
-        n_, d_, _ = _overtaking_terms(*_harmless(logged, *at), tiny)
-        step = torch.log(n_) - torch.log(d_)
-        log_z = torch.log(torch.where(finite, z_min, 1.0)).detach() + (step - step.detach())
-        radius = torch.where(
-            logged, sigma * log_z / lipschitz, torch.where(frozen, radius.detach(), radius)
-        )
     return torch.where(finite, radius, z_min)
 
 
@@ -205,50 +172,66 @@ def _overtaking_terms(b, a_plus, a_minus, tiny):
     return num, den, root
 
 
-@torch.no_grad()
-def _finite_backward(z, den, root, b, a_plus, a_minus, tiny):
-    """Where the backward of ``num / den`` (:func:`_overtaking_terms`) stays finite, (n, C) bool.
+class _OvertakingBound(torch.autograd.Function):
+    """``z* = num / den`` of :func:`_overtaking_terms`, (n, C), whose gradient is
+    the one autograd forms for it wherever that is finite, bit for bit.
 
-    Its factors for a unit gradient of ``log z``, as the backward forms them:
-    ``1 / z / den`` (the numerator's), ``(z / den) / z`` (the denominator's) and
-    those over ``2 root`` (the radicand's), each at most the dtype's largest
-    number over ``2**_HEADROOM``; and ``z / den`` finite (times the 0 gradient of
-    an entry that is not the least, or below ``tiny``, where only it is formed).
+    Elsewhere (a rival far from the row: ``a-`` near the smallest normal float,
+    where ``z / den`` or the radicand's factor overflows, and times the 0
+    gradient of an entry that is not the least ``z`` that was NaN) it is the
+    gradient through ``log z = log(num) - log(den)`` times ``z``, formed in
+    float64 for a float32 ``z`` (its factors ``1 / den`` and ``1 / root``
+    overflow float32 there, not float64), and 0 where that too is not finite
+    (a gradient beyond the dtype's range; ``sigma`` then keeps only that of
+    its own factor in ``sigma log z / L``). Decided in the backward, at the
+    gradient that actually reaches ``z``: a test in the forward pass, for a
+    unit gradient of ``log z`` with a headroom of 2**8, dropped gradients
+    that the plain backward held finite and right (``sigma / L`` and the
+    batch mean leave it that room and more): robust training on digits with
+    the positive head at sigma=0.05 gave another model.
     """
-    big = torch.finfo(z.dtype).max
-    limit = big * 2.0**-_HEADROOM
-    ratio = z / den
-    inv = 1.0 / z
-    g_num, g_den = inv / den, ratio * inv
-    g_rad = torch.where(root > 0, torch.where(b >= 0, g_num, g_den) / (2.0 * root), 0.0)
-    scale = torch.maximum(torch.maximum(a_plus, a_minus), b.abs())
-    within = (g_num <= limit) & (g_den <= limit) & (g_rad <= limit) & (4.0 * scale * g_rad <= limit)
-    return (ratio <= big) & ((z < tiny) | within)
 
+    @staticmethod
+    def forward(ctx, b, a_plus, a_minus, tiny):
+        ctx.save_for_backward(b, a_plus, a_minus)
+        ctx.tiny = tiny
+        num, den, _ = _overtaking_terms(b, a_plus, a_minus, tiny)
+        return num / den
 
-def _harmless(keep, b, a_plus, a_minus):
-    """``(b, a+, a-)`` where ``keep``, else ``(0, 1, 1)`` (a bound of ``z* = 1``,
-    whose backward is finite): the inputs of the entries whose gradient is not
-    taken, so that a where() after them passes no NaN of theirs."""
-    return (
-        torch.where(keep, b, torch.zeros_like(b)),
-        torch.where(keep, a_plus, torch.ones_like(a_plus)),
-        torch.where(keep, a_minus, torch.ones_like(a_minus)),
-    )
-
-
-@torch.no_grad()
-def _finite_log_backward(num, den, root, b, a_plus, a_minus):
-    """Where the backward of ``log(num) - log(den)`` (:func:`_overtaking_terms`)
-    stays in range, as :func:`_finite_backward` tells it for ``z``: its factors
-    ``1 / num``, ``1 / den`` and those over ``2 root``, each at most the dtype's
-    largest number over ``2**_HEADROOM``, with ``num > 0``."""
-    limit = torch.finfo(num.dtype).max * 2.0**-_HEADROOM
-    g_num, g_den = 1.0 / num, 1.0 / den
-    g_rad = torch.where(root > 0, torch.where(b >= 0, g_num, g_den) / (2.0 * root), 0.0)
-    scale = torch.maximum(torch.maximum(a_plus, a_minus), b.abs())
-    within = (g_num <= limit) & (g_den <= limit) & (g_rad <= limit) & (4.0 * scale * g_rad <= limit)
-    return (num > 0) & within
+    @staticmethod
+    def backward(ctx, grad):
+        saved, tiny = ctx.saved_tensors, ctx.tiny
+        with torch.enable_grad():
+            inputs = [t.detach().requires_grad_(True) for t in saved]
+            num, den, _ = _overtaking_terms(*inputs, tiny)
+            z = num / den
+            plain = torch.autograd.grad(z, inputs, grad)
+        ok = torch.isfinite(plain[0]) & torch.isfinite(plain[1]) & torch.isfinite(plain[2])
+        if bool(ok.all()):
+            return (*plain, None)
+        # the rest through log z, in float64 for float32 (zeros where ok: their
+        # inputs are replaced by a bound of z = 1, whose backward is finite)
+        wide = torch.float64 if grad.dtype == torch.float32 else grad.dtype
+        keep = ~ok
+        with torch.enable_grad():
+            b, a_plus, a_minus = (
+                torch.where(keep, t.detach(), torch.full_like(t, fill)).to(wide)
+                for t, fill in zip(saved, (0.0, 1.0, 1.0))
+            )
+            for t in (b, a_plus, a_minus):
+                t.requires_grad_(True)
+            num, den, _ = _overtaking_terms(b, a_plus, a_minus, tiny)
+            log_z = torch.log(num) - torch.log(den)
+            # dz = z d(log z): the gradient reaching log z is grad * z (0 where ok)
+            upstream = torch.where(keep, grad.to(wide) * z.detach().to(wide), 0.0)
+            upstream = torch.where(torch.isfinite(upstream), upstream, 0.0)
+            logged = torch.autograd.grad(log_z, (b, a_plus, a_minus), upstream)
+        out = []
+        for p, g in zip(plain, logged):
+            g = g.to(grad.dtype)
+            good = keep & torch.isfinite(g)
+            out.append(torch.where(ok, p, torch.where(good, g, torch.zeros_like(g))))
+        return (*out, None)
 
 
 def bisector_radius(
