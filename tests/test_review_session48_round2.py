@@ -22,12 +22,14 @@ import torch
 
 import skproto.rbf._network as rbf_network
 from skproto import RBFPrototypeClassifier
-from skproto.robustness.certificates import cbc_radius
+from skproto.robustness.certificates import _overtaking_terms, cbc_radius
 
 
 def _plain_cbc_radius(d, r_plus, r_minus, target, sigma, lipschitz, kappa=None):
     """The bound as before the gradient fix (the same values; its gradient is
-    autograd's, NaN where a backward factor overflows)."""
+    autograd's, NaN where a backward factor overflows). Its terms are
+    ``_overtaking_terms``' (plain torch), scaled since the fix of subnormal
+    radicands (test_review_session48_certificate.py), as the bound's own."""
     n_classes = r_plus.shape[1]
     Dp, Dn = d @ r_plus, d @ r_minus
     rows = torch.arange(len(d))
@@ -41,14 +43,8 @@ def _plain_cbc_radius(d, r_plus, r_minus, target, sigma, lipschitz, kappa=None):
     Sp, Sn = ones @ r_plus, ones @ r_minus
     a_minus_any = Sn[0, target][:, None] + k * Sp
     a_minus = a_minus + a_minus_any * tiny
-    radicand = b * b + 4.0 * a_plus * a_minus
-    zero = radicand == 0
-    root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
-    z = torch.where(
-        b >= 0,
-        (b + root) / (2.0 * a_minus).clamp_min(tiny),
-        2.0 * a_plus / (root - b).clamp_min(tiny),
-    )
+    num, den, _ = _overtaking_terms(b, a_plus, a_minus, tiny)
+    z = num / den
     never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
     own = torch.nn.functional.one_hot(target, n_classes) > 0
     z = torch.where(own | never, torch.full_like(z, float("inf")), z)

@@ -10,6 +10,8 @@ claims more than the exact one.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["bisector_radius", "cbc_radius", "distance_rounding_bound"]
@@ -149,6 +151,32 @@ def cbc_radius(
     return torch.where(finite, radius, z_min)
 
 
+def _power_of_two(k, dtype):
+    """``2**k`` for an integer tensor ``0 <= k < 2**(exponent bits - 1) - 1``, in
+    ``dtype``, exactly (its bits; ``torch.ldexp`` forms ``2**k`` in the default
+    dtype, where it overflows)."""
+    if dtype == torch.float64:
+        return ((k.to(torch.int64) + 1023) << 52).view(torch.float64)
+    if dtype == torch.float32:
+        return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
+    return torch.exp2(k.to(torch.float64)).to(dtype)  # (16-bit floats: k < 40, exact)
+
+
+def _upscale(b, a_plus, a_minus, tiny):
+    """Two powers of two (each of the inputs' shape) whose product brings the
+    largest of ``|b|, a+, a-`` of each entry into ``[1/2, 1)``; 1 where it is at
+    least 1/2 (the entries are only ever scaled up, so no product overflows and
+    none underflows more than before)."""
+    dtype = b.dtype
+    largest = torch.maximum(torch.maximum(b.abs(), a_plus.abs()), a_minus.abs())
+    _, exponent = torch.frexp(largest)  # largest = m 2**exponent, m in [1/2, 1)
+    # (the least subnormal is 2**-1074 in float64, 2**-149 in float32)
+    most = -math.frexp(tiny * torch.finfo(dtype).eps)[1]
+    up = torch.where(torch.isfinite(largest), -exponent, 0).clamp(0, most)
+    half = torch.div(up, 2, rounding_mode="floor")
+    return _power_of_two(half, dtype), _power_of_two(up - half, dtype)
+
+
 def _overtaking_terms(b, a_plus, a_minus, tiny):
     """``(numerator, denominator, root)`` of :func:`cbc_radius`'s ``z*``, each of
     the inputs' shape.
@@ -162,13 +190,27 @@ def _overtaking_terms(b, a_plus, a_minus, tiny):
     taken as 0, the value is unchanged. The numerator and denominator are
     chosen before the one division, so that the form not used adds no
     infinite factor to the gradient.
+
+    ``z*`` is the same for ``(s b, s a+, s a-)`` with any ``s > 0``, so each
+    entry's three are first scaled by a power of two (exact) that brings the
+    largest into ``[1/2, 1)`` (where it is below), and ``num``, ``den`` and
+    ``root`` are those of the scaled entry (``den``'s floor ``tiny`` scaled
+    with it). Where no step of the unscaled form, or of its backward, leaves
+    the normal range, the quotient and its gradient are the same, bit for bit;
+    below it (``b^2`` or ``4 a+ a-`` under the smallest normal float: with the
+    positive head, target and rival detections of ``exp(-366)`` and
+    ``exp(-380)`` in float64, ``exp(-40)`` and ``exp(-65)`` in float32) the
+    unscaled form's rounding to the subnormals enlarged the root, and the
+    radius by up to 0.31 ``sigma / L``: a certificate above its own bound.
     """
+    high, low = _upscale(b.detach(), a_plus.detach(), a_minus.detach(), tiny)
+    b, a_plus, a_minus = (t * high * low for t in (b, a_plus, a_minus))
     radicand = b * b + 4.0 * a_plus * a_minus
     zero = radicand == 0  # (a NaN still reads NaN)
     root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
     upper = b >= 0
     num = torch.where(upper, b + root, 2.0 * a_plus)
-    den = torch.where(upper, 2.0 * a_minus, root - b).clamp_min(tiny)
+    den = torch.where(upper, 2.0 * a_minus, root - b).clamp_min(tiny * high * low)
     return num, den, root
 
 
