@@ -679,13 +679,28 @@ def encode_fit_targets(
     return classes, label_codes(classes, y), False
 
 
+def layout_mismatch(estimator, y) -> ValueError:
+    """The error for a ``y`` whose layout (one label per row, or an indicator of
+    how many labels) is not the first fit's, naming both (it named neither)."""
+    n_labels = len(getattr(estimator, "classes_", ()))
+    seen = (
+        f"an indicator of {n_labels} labels, shape (n_samples, {n_labels})"
+        if getattr(estimator, "_multilabel", False)
+        else "one label per row, shape (n_samples,)"
+    )
+    return ValueError(
+        f"y does not match the label layout seen in the first fit: {seen}; "
+        f"got y of shape {np.shape(y)}."
+    )
+
+
 def encode_targets(estimator, y) -> np.ndarray:
     """Codes (or the indicator) of ``y`` for a fitted estimator's ``classes_``."""
     multilabel = getattr(estimator, "_multilabel", False)
     if is_multilabel(y) != multilabel or (
         multilabel and np.asarray(y).shape[1] != len(estimator.classes_)
     ):
-        raise ValueError("y does not match the label layout seen in the first fit.")
+        raise layout_mismatch(estimator, y)
     if multilabel:
         return encode_fit_targets(estimator, y, allow_multilabel=True)[1]
     y = np.asarray(y).ravel()

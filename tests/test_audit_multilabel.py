@@ -5,6 +5,7 @@ one that is not of 0/1 values, as ``fit`` and scikit-learn's metrics do."""
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import load_iris
 
 from skproto import ProtoClassifier, calibration
 from skproto.explain import (
@@ -136,3 +137,18 @@ def test_one_label_per_row_is_refused_for_a_multi_label_model(multilabel):
     # a single-label model still takes one label per row
     single = ProtoClassifier(n_prototypes_per_class=2, max_epochs=2, random_state=0)
     assert 0 <= prototype_purity(single.fit(X, column), X, column) <= 1
+
+
+def test_a_stream_s_wrong_label_layout_is_named_with_both_shapes():
+    """partial_fit's refusal of a y whose layout is not the first fit's said only
+    "does not match the label layout seen in the first fit": it now names the
+    layout seen and the shape given (a multi-label audit's remark)."""
+    X, y = load_iris(return_X_y=True)
+    Y = np.eye(3, dtype=int)[y]
+    Y[::4, (y[::4] + 1) % 3] = 1
+    clf = ProtoClassifier(head="linear", max_epochs=1, random_state=0).fit(X, Y)
+    seen = r"an indicator of 3 labels, shape \(n_samples, 3\)"
+    with pytest.raises(ValueError, match=seen + r"; got y of shape \(150, 2\)\."):
+        clf.partial_fit(X, Y[:, :2])
+    with pytest.raises(ValueError, match=seen + r"; got y of shape \(150,\)\."):
+        clf.partial_fit(X, y)

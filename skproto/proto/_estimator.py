@@ -700,7 +700,7 @@ class ProtoClassifier(TorchPrototypeClassifier):
                 )
             _validation.check_same_classes(self, classes)
             if self._multilabel:
-                raise ValueError("y does not match the label layout seen in the first fit.")
+                raise _validation.layout_mismatch(self, y)
             fixed = getattr(self, "_classes_fixed", False)
             new = _validation.new_labels(self, y, fixed=fixed, classes=classes)
             state = {k: np.array(v) for k, v in self._state.items()}

@@ -159,7 +159,7 @@ def _power_of_two(k, dtype):
         return ((k.to(torch.int64) + 1023) << 52).view(torch.float64)
     if dtype == torch.float32:
         return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
-    return torch.exp2(k.to(torch.float64)).to(dtype)  # (16-bit floats: k < 40, exact)
+    return torch.exp2(k.to(torch.float64)).to(dtype)  # (16-bit floats: k <= 66, exact)
 
 
 def _upscale(b, a_plus, a_minus, tiny):
