@@ -150,6 +150,37 @@ class HandBuilt(BasePrototypeClassifier):
         return np.asarray(self.W, dtype=float), np.zeros(2)
 
 
+def cbc_radius_reference(d, r_plus, r_minus, target, sigma, lipschitz, kappa=None, *, terms):
+    """:func:`skproto.robustness.certificates.cbc_radius` written out in plain torch
+    (autograd's gradient, no decision of its own), with ``z* = num / den`` from
+    ``terms(b, a_plus, a_minus, tiny) -> (num, den)``: the references the
+    certificate's tests compare it with (the bound before a fix, or its terms)."""
+    import torch
+
+    n_classes = r_plus.shape[1]
+    Dp, Dn = d @ r_plus, d @ r_minus
+    rows = torch.arange(len(d))
+    k = torch.ones_like(d[:, :1]) if kappa is None else kappa[:, None]
+    a_plus = Dp[rows, target][:, None] + k * Dn
+    a_minus = Dn[rows, target][:, None] + k * Dp
+    s = r_minus.sum(0)
+    b = s[target][:, None] - k * s[None, :]
+    tiny = torch.finfo(d.dtype).tiny
+    ones = torch.ones_like(d[:1])
+    Sp, Sn = ones @ r_plus, ones @ r_minus
+    a_minus_any = Sn[0, target][:, None] + k * Sp
+    a_minus = a_minus + a_minus_any * tiny
+    num, den = terms(b, a_plus, a_minus, tiny)
+    z = num / den
+    never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
+    own = torch.nn.functional.one_hot(target, n_classes) > 0
+    z = torch.where(own | never, torch.full_like(z, float("inf")), z)
+    z_min = z.min(1).values.clamp_min(tiny)
+    finite = torch.isfinite(z_min)
+    radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
+    return torch.where(finite, radius, z_min)
+
+
 def assert_runs_in_fresh_process(code: str, timeout: float = 300) -> None:
     """Run ``code`` in a new Python process (one thread) and check that it exits
     cleanly and prints "ok" last: for what a process does once (torch's

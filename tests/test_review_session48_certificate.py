@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal, localcontext
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from helpers import cbc_radius_reference
 
 from skproto.robustness.certificates import cbc_radius
 
@@ -114,36 +116,20 @@ def test_the_radius_with_mixed_reasoning_never_exceeds_its_exact_bound(dtype, lo
     assert worst <= 8.0
 
 
-def _unscaled_cbc_radius(d, r_plus, r_minus, target, sigma, lipschitz, kappa=None):
-    """The bound as before the fix: ``z*`` from the unscaled terms (its
-    gradient autograd's, which the fixed code keeps where it is finite)."""
-    n_classes = r_plus.shape[1]
-    Dp, Dn = d @ r_plus, d @ r_minus
-    rows = torch.arange(len(d))
-    k = torch.ones_like(d[:, :1]) if kappa is None else kappa[:, None]
-    a_plus = Dp[rows, target][:, None] + k * Dn
-    a_minus = Dn[rows, target][:, None] + k * Dp
-    s = r_minus.sum(0)
-    b = s[target][:, None] - k * s[None, :]
-    tiny = torch.finfo(d.dtype).tiny
-    ones = torch.ones_like(d[:1])
-    Sp, Sn = ones @ r_plus, ones @ r_minus
-    a_minus_any = Sn[0, target][:, None] + k * Sp
-    a_minus = a_minus + a_minus_any * tiny
+def _unscaled_terms(b, a_plus, a_minus, tiny):
+    """``(num, den)`` of ``z*`` as before the fix: from the unscaled terms."""
     radicand = b * b + 4.0 * a_plus * a_minus
     zero = radicand == 0
     root = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, radicand)))
     upper = b >= 0
     num = torch.where(upper, b + root, 2.0 * a_plus)
     den = torch.where(upper, 2.0 * a_minus, root - b).clamp_min(tiny)
-    z = num / den
-    never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
-    own = torch.nn.functional.one_hot(target, n_classes) > 0
-    z = torch.where(own | never, torch.full_like(z, float("inf")), z)
-    z_min = z.min(1).values.clamp_min(tiny)
-    finite = torch.isfinite(z_min)
-    radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
-    return torch.where(finite, radius, z_min)
+    return num, den
+
+
+#: The bound as before the fix (its gradient autograd's, which the fixed code
+#: keeps where it is finite)
+_unscaled_cbc_radius = partial(cbc_radius_reference, terms=_unscaled_terms)
 
 
 def _normal_range_inputs(dtype, seed, n=2000, n_components=6, n_classes=4):

@@ -15,43 +15,22 @@ gradient), the row lost its gradient too. Each test failed on the reviewed code.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from helpers import cbc_radius_reference
 
 import skproto.rbf._network as rbf_network
 from skproto import RBFPrototypeClassifier
 from skproto.robustness.certificates import _overtaking_terms, cbc_radius
 
-
-def _plain_cbc_radius(d, r_plus, r_minus, target, sigma, lipschitz, kappa=None):
-    """The bound as before the gradient fix (the same values; its gradient is
-    autograd's, NaN where a backward factor overflows). Its terms are
-    ``_overtaking_terms``' (plain torch), scaled since the fix of subnormal
-    radicands (test_review_session48_certificate.py), as the bound's own."""
-    n_classes = r_plus.shape[1]
-    Dp, Dn = d @ r_plus, d @ r_minus
-    rows = torch.arange(len(d))
-    k = torch.ones_like(d[:, :1]) if kappa is None else kappa[:, None]
-    a_plus = Dp[rows, target][:, None] + k * Dn
-    a_minus = Dn[rows, target][:, None] + k * Dp
-    s = r_minus.sum(0)
-    b = s[target][:, None] - k * s[None, :]
-    tiny = torch.finfo(d.dtype).tiny
-    ones = torch.ones_like(d[:1])
-    Sp, Sn = ones @ r_plus, ones @ r_minus
-    a_minus_any = Sn[0, target][:, None] + k * Sp
-    a_minus = a_minus + a_minus_any * tiny
-    num, den, _ = _overtaking_terms(b, a_plus, a_minus, tiny)
-    z = num / den
-    never = (a_minus_any <= 0) & (b >= 0) & ((a_plus > 0) | (b > 0))
-    own = torch.nn.functional.one_hot(target, n_classes) > 0
-    z = torch.where(own | never, torch.full_like(z, float("inf")), z)
-    z_min = z.min(1).values.clamp_min(tiny)
-    finite = torch.isfinite(z_min)
-    radius = sigma * torch.log(torch.where(finite, z_min, 1.0)) / lipschitz
-    return torch.where(finite, radius, z_min)
+#: The bound as before the gradient fix (the same values; its gradient is
+#: autograd's, NaN where a backward factor overflows). Its terms are
+#: ``_overtaking_terms``' (plain torch), scaled since the fix of subnormal
+#: radicands (test_review_session48_certificate.py), as the bound's own.
+_plain_cbc_radius = partial(cbc_radius_reference, terms=lambda *args: _overtaking_terms(*args)[:2])
 
 
 def test_a_row_far_from_every_component_keeps_its_gradient():
