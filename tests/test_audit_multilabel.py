@@ -152,3 +152,24 @@ def test_a_stream_s_wrong_label_layout_is_named_with_both_shapes():
         clf.partial_fit(X, Y[:, :2])
     with pytest.raises(ValueError, match=seen + r"; got y of shape \(150,\)\."):
         clf.partial_fit(X, y)
+
+
+def test_the_dask_fit_names_the_whole_multilabel_y_it_refuses():
+    """fit_nearest_mean refused a 2-D y with a block's shape, "(20, 3)", from inside
+    a block's validation; it now names the whole y's, as fit does (a multi-label
+    audit's remark)."""
+    da = pytest.importorskip("dask.array")
+    from skproto import NearestMeanClassifier
+    from skproto.parallel import fit_nearest_mean
+
+    X = np.random.RandomState(0).normal(size=(100, 4))
+    Y = np.eye(3, dtype=int)[np.arange(100) % 3]
+    message = r"y should be a 1d array, got an array of shape \(100, 3\) instead\."
+    with pytest.raises(ValueError, match=message):
+        NearestMeanClassifier().fit(X, Y)
+    with pytest.raises(ValueError, match=message):
+        fit_nearest_mean(NearestMeanClassifier(), da.from_array(X, chunks=20), Y)
+    with pytest.raises(ValueError, match=message):
+        fit_nearest_mean(
+            NearestMeanClassifier(), da.from_array(X, chunks=20), da.from_array(Y, chunks=20)
+        )

@@ -132,6 +132,8 @@ def _fit_nearest_mean(estimator, X, y, sample_weight):
             f"required by {type(estimator).__name__}."
         )
     y = raveled_column(aligned(y, X, "y"))
+    if y.ndim != 1:  # (as fit says it, with the whole y's shape: a block's was named)
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
     xs, ys = list(X.to_delayed().ravel()), list(y.to_delayed().ravel())
     ws = [None] * len(xs)
     if sample_weight is not None:
