@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 
@@ -38,6 +39,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.exceptions import InconsistentVersionWarning
 
 from . import _validation
 from ._chunking import chunk_slices
@@ -173,7 +175,24 @@ class BasePrototypeClassifier(
         """Record the parameters the fitted state now follows (:meth:`_as_fitted`)."""
         self._fit_params = self.get_params(deep=False)
 
+    def __getstate__(self):
+        # the version that pickled it, as scikit-learn records its own (for its
+        # estimators only: a skproto pickle recorded none, so one loaded by another
+        # skproto version said nothing)
+        return dict(super().__getstate__(), _skproto_version=_skproto_version())
+
     def __setstate__(self, state):
+        state = dict(state)
+        pickled = state.pop("_skproto_version", None)  # (None: pickled before it was kept)
+        if pickled is not None and pickled != _skproto_version():
+            warnings.warn(
+                InconsistentVersionWarning(
+                    estimator_name=f"{type(self).__name__} (skproto)",
+                    current_sklearn_version=_skproto_version(),
+                    original_sklearn_version=pickled,
+                ),
+                stacklevel=2,
+            )
         super().__setstate__(state)
         if "classes_" not in self.__dict__:  # (not fitted: nothing to bring up to date)
             return
@@ -962,3 +981,10 @@ def _binary_difference(S: np.ndarray) -> np.ndarray:
         d = S[:, 1] - S[:, 0]
     d[same] = 0.0
     return d
+
+
+def _skproto_version() -> str:
+    """skproto's version (read at the call: ``skproto`` imports this module)."""
+    from . import __version__
+
+    return __version__

@@ -77,3 +77,47 @@ def test_fit_and_partial_fit_inside_autocast_train_as_outside(iris, make):
         assert_array_equal(est.predict_proba(X), expected.predict_proba(X))
         est.partial_fit(X[::3], y[::3])
     assert_array_equal(est.predict_proba(X), streamed.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: __import__("skproto").NearestMeanClassifier(),
+        lambda: ProtoClassifier(max_epochs=1, random_state=0),
+        lambda: RBFPrototypeClassifier(max_epochs=1, random_state=0),
+    ],
+    ids=["nearest_mean", "proto", "rbf"],
+)
+def test_a_pickle_from_another_skproto_version_warns_as_scikit_learn_s_do(make):
+    """A pickle recorded no skproto version, so one loaded by another version said
+    nothing (scikit-learn records its own version for its estimators only): it
+    now warns with scikit-learn's InconsistentVersionWarning, naming skproto and
+    both versions; the same version, and a pickle from before versions were kept,
+    load silently."""
+    import copy
+    import pickle
+    import warnings
+
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    import skproto
+
+    X, y = load_iris(return_X_y=True)
+    est = make().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = pickle.loads(pickle.dumps(est))
+        copy.deepcopy(est)
+    assert_array_equal(same.predict(X), est.predict(X))
+    assert "_skproto_version" not in same.__dict__
+    state = est.__getstate__()
+    assert state["_skproto_version"] == skproto.__version__
+    old = dict(state, _skproto_version="0.0.1")
+    with pytest.warns(InconsistentVersionWarning, match=r"\(skproto\) from version 0\.0\.1"):
+        loaded = type(est).__new__(type(est))
+        loaded.__setstate__(old)
+    assert_array_equal(loaded.predict(X), est.predict(X))
+    del state["_skproto_version"]  # (pickled before the version was kept)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        type(est).__new__(type(est)).__setstate__(state)
