@@ -612,7 +612,7 @@ def checked_indicator(y, name: str = "y") -> np.ndarray:
         Y.dtype.kind in "iu" and (not Y.size or (Y.min() >= 0 and Y.max() <= 1))
     ):
         return Y
-    if Y.dtype.kind in "biuf":
+    if Y.dtype.kind in "iuf":  # (bool returned above)
         bad = ~np.isin(Y, (0, 1))
         if not bad.any():
             return Y
