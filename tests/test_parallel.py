@@ -672,6 +672,26 @@ def test_a_large_model_is_scattered_not_sent_in_every_graph(client):
     assert (after != before).any()
 
 
+def test_a_refit_sends_the_blocks_only_what_they_read_once(client):
+    """A dask refit of a fitted model sent that model (here 30 MB) in every block's
+    task: dask warned of a large graph, and 4 blocks moved 4 copies. The blocks now
+    read one shared view of the parameters and this fit's classes, not the old model."""
+    import pickle
+    import warnings
+
+    rng = np.random.RandomState(8)
+    X = rng.normal(size=(400, 2000)).astype(np.float32)
+    y = np.arange(400) % 200
+    model = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    assert len(pickle.dumps(model)) > 12 * 2**20  # above dask's 10 MiB warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Sending large graph of size ..." would fail
+        fit_nearest_mean(model, da.from_array(X, chunks=100), y)
+    expected = NearestMeanClassifier(metric="mahalanobis").fit(X, y)
+    np.testing.assert_allclose(model.covariance_, expected.covariance_, rtol=1e-10, atol=1e-12)
+    assert model.temperature_ == pytest.approx(expected.temperature_, rel=1e-9)
+
+
 def test_dask_fit_validates_parameters_and_weighs_blocks_together():
     """Regression: fit_nearest_mean skipped parameter validation (metric="manhattan"
     fitted as euclidean, temperature=-1 reversed the ranking) and refused a block
