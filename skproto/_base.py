@@ -48,6 +48,16 @@ from .explain import Explanation
 __all__ = ["BasePrototypeClassifier"]
 
 
+def class_membership(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """The 0/1 (n_prototypes, n_classes) float64 matrix of each prototype's class.
+
+    (``np.eye(n_classes)[codes]`` without the (n_classes, n_classes) identity.)
+    """
+    membership = np.zeros((len(codes), n_classes))
+    membership[np.arange(len(codes)), codes] = 1.0
+    return membership
+
+
 def _sum_by_class(values: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
     """Per row, the sum of ``values`` (n_rows, n_prototypes) over each class's prototypes."""
     order = np.argsort(codes, kind="stable")
@@ -169,6 +179,9 @@ class BasePrototypeClassifier(
     _cases_are_rows = False
     #: what the per-class bias of the head means
     _bias_name = "bias"
+    #: fitted attributes that an own-class head builds when they are read
+    #: (:meth:`__getattr__`, :meth:`_membership_attribute`)
+    _membership_attributes: tuple[str, ...] = ()
 
     # ---------------------------------------------------- fitted parameters
     def _remember_params(self) -> None:
@@ -180,6 +193,32 @@ class BasePrototypeClassifier(
         # estimators only: a skproto pickle recorded none, so one loaded by another
         # skproto version said nothing)
         return dict(super().__getstate__(), _skproto_version=_skproto_version())
+
+    def __getattr__(self, name: str):
+        # An own-class head keeps each prototype's class only (``_codes``); its dense
+        # class connections, n_prototypes x n_classes, are built when read: kept,
+        # they were 4 GB of float64 each at 10,000 classes of 5 prototypes
+        # (not listed by dir(): scikit-learn's HTML repr, which reads every member,
+        # would build them at each display)
+        d = self.__dict__
+        if name in type(self)._membership_attributes and "_codes" in d and "classes_" in d:
+            return self._membership_attribute(name)
+        # the lookup's own error again (available_if's names its cause: one raised
+        # here would lose it)
+        return object.__getattribute__(self, name)
+
+    def _membership_attribute(self, name: str) -> np.ndarray:
+        """The value of ``name`` (one of ``_membership_attributes``), not kept: the 0/1
+        class membership of each prototype by default."""
+        return class_membership(self._codes, len(self.classes_))
+
+    def _drop_membership_attributes(self, own_class: bool) -> None:
+        """Forget stored values of ``_membership_attributes`` where the fitted head
+        (``own_class``) derives them: those of an earlier fit with another head, or
+        of a model pickled when they were kept."""
+        if own_class:
+            for name in self._membership_attributes:
+                self.__dict__.pop(name, None)
 
     def __setstate__(self, state):
         state = dict(state)
@@ -211,6 +250,8 @@ class BasePrototypeClassifier(
             # (a merged NearestMean model pickled before merge set it had none, an
             # AttributeError for a documented attribute: None, as after merge now)
             self.prototype_cases_ = None
+        # (the fit's head: a set_params since then waits for the next fit)
+        self._drop_membership_attributes(self._as_fitted()._contributions_are_own_class)
 
     def _as_fitted(self, *, isolated: bool = False):
         """``self``, or, after a ``set_params`` without a new fit, a view with the
@@ -475,9 +516,12 @@ class BasePrototypeClassifier(
     def _connection_strength(self) -> np.ndarray:
         """How strongly each prototype is connected to its classes, (n_prototypes,).
 
-        The largest ``|W[k, c]|`` of the head by default; ``metrics.global_size``
-        counts the prototypes whose strength is not negligible.
+        The largest ``|W[k, c]|`` of the head by default (1 for an own-class
+        head's 0/1 membership); ``metrics.global_size`` counts the prototypes
+        whose strength is not negligible.
         """
+        if self._contributions_are_own_class:  # (W's rows are one-hot: not built)
+            return np.ones(len(self.prototypes_))
         return np.abs(self._head()[0]).max(axis=1)
 
     def _row_elements(self, n_features: int) -> int:

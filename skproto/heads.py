@@ -239,9 +239,9 @@ class NearestHead(torch.nn.Module):
 
     def __init__(self, labels: torch.Tensor, n_classes: int) -> None:
         super().__init__()
+        # (each prototype's class only: a dense membership buffer, n_prototypes x
+        # n_classes, was 2 GB at 10,000 classes of 5 prototypes; weights() builds it)
         self.register_buffer("labels", labels)
-        membership = torch.nn.functional.one_hot(labels, n_classes).to(torch.float32)
-        self.register_buffer("membership", membership)
         self.n_classes = n_classes
         self._block = 0  # > 0: prototypes are class-major blocks of this size
 
@@ -263,6 +263,8 @@ class NearestHead(torch.nn.Module):
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(membership, 0)``: the 0/1 class membership of each prototype.
 
+        Built on each call (the head keeps each prototype's class only).
+
         Returns
         -------
         membership : tensor of shape (n_prototypes, n_classes)
@@ -270,7 +272,8 @@ class NearestHead(torch.nn.Module):
         zeros : tensor of shape (n_prototypes, n_classes)
             All zeros (no negative reasoning).
         """
-        return self.membership, torch.zeros_like(self.membership)
+        membership = torch.nn.functional.one_hot(self.labels, self.n_classes).to(torch.float32)
+        return membership, torch.zeros_like(membership)
 
     def _class_max(self, a: torch.Tensor, fill: float) -> torch.Tensor:
         if self._block:

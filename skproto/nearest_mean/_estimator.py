@@ -1281,6 +1281,9 @@ class NearestMeanClassifier(BasePrototypeClassifier):
     def _head(self):
         return np.eye(len(self.classes_)), self._fitted.log_prior
 
+    def _explain_bias(self) -> np.ndarray:
+        return self._fitted.log_prior  # (the head's b, without its n_classes**2 identity)
+
     _contributions_are_own_class = True
 
     def _own_class_contributions(self, A: np.ndarray):

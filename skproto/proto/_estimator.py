@@ -363,7 +363,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
     last_layer_ : ndarray of shape (n_prototypes, n_classes)
         Class connections: ``W`` of the linear head (a column of zeros for a
         class without training rows yet, which scores ``-inf``), the 0/1
-        class membership of each prototype for the mixture head.
+        class membership of each prototype for the mixture head (built when
+        read: the model keeps each prototype's class, ``prototype_labels_``).
     intercept_ : ndarray of shape (n_classes,)
         Class biases ``b / T`` (zeros for the linear head).
     tau_, scale_ : float
@@ -1190,7 +1191,6 @@ class ProtoClassifier(TorchPrototypeClassifier):
         # (a copy: a model loaded with joblib's mmap_mode has read-only arrays, which
         # torch warns about)
         codes = torch.as_tensor(np.array(self._codes), device=dev)
-        identity = torch.nn.functional.one_hot(codes, n_classes).float()
         blocks = [
             (kind, torch.as_tensor(np.flatnonzero(self._kinds == kind), device=dev))
             for kind in np.unique(self._kinds)
@@ -1201,6 +1201,12 @@ class ProtoClassifier(TorchPrototypeClassifier):
         }
         st_weight = {"trivial": self.discrimination_weight, "support": self.closeness_weight}
         linear = self.head == "linear"
+        # the linear head's wrong-class connections (n_prototypes x n_classes, as its
+        # weight); built for it only: the mixture head's model is n_prototypes x dim
+        # (the one-hot was 2 GB at 10,000 classes of 5 prototypes)
+        wrong = None
+        if linear and self.l1_weight:
+            wrong = 1.0 - torch.nn.functional.one_hot(codes, n_classes).float()
         noise = float(self.input_noise)
         generator = torch.Generator(device=dev)
         generator.manual_seed(int(self._noise_seed()))
@@ -1238,10 +1244,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
                     P = net.prototype_vectors()[idx]
                     st = st_protopnet_loss(P, codes[idx], n_classes, kind)
                     total = total + st_weight[kind] * st
-            if linear and self.l1_weight:  # (not on a class that cannot be scored yet)
+            if wrong is not None:  # (not on a class that cannot be scored yet)
                 # on W / T, the logits' weights, as the refit's: on W it weighed T
                 # times as much against the loss (exactly as before at T = 1)
-                off = (1 - identity) * net.head.possible
+                off = wrong * net.head.possible
                 l1 = (net.head.weight * off).abs().sum() / net.head.temperature
                 total = total + self.l1_weight * l1
             pull = getattr(self, "_pull_rows", None)
@@ -1530,7 +1536,9 @@ class ProtoClassifier(TorchPrototypeClassifier):
         n_classes = len(self.classes_)
         if self.head == "mixture":
             self._codes = np.asarray(state["head.codes"], dtype=np.intp)
-            self.last_layer_ = np.eye(n_classes)[self._codes]
+            self._drop_membership_attributes(
+                self._contributions_are_own_class
+            )  # (last_layer_ is built when read)
             self.intercept_ = state["head.bias"] / self.temperature_
             with np.errstate(over="ignore"):
                 self.tau_ = float(np.exp(state["head.log_tau"]))
@@ -1616,8 +1624,10 @@ class ProtoClassifier(TorchPrototypeClassifier):
             return self.last_layer_, self.intercept_
         return self.last_layer_ / self.temperature_, self.intercept_
 
+    _membership_attributes = ("last_layer_",)
+
     def _explain_bias(self) -> np.ndarray:
-        bias = super()._explain_bias()
+        bias = self.intercept_  # (the head's b: W, n_prototypes x n_classes, is not read)
         if self.head != "mixture":  # a class without rows yet scores -inf
             return np.where(self._impossible_mask(), -np.inf, bias)
         # a class declared to partial_fit without prototypes yet scores -inf

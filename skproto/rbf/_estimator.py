@@ -506,7 +506,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         the sum of both over components is 1 (0 for a class without training
         rows: see ``partial_fit``); for the nearest head, ``r+`` is
         the 0/1 membership of each component in its class (summing to the
-        class's number of components) and ``r-`` is 0.
+        class's number of components) and ``r-`` is 0, both built when read
+        (the model keeps each component's class, ``prototype_labels_``).
     temperature_ : float
         The temperature of ``predict_proba``.
     sigma_ : float
@@ -834,7 +835,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
             labels = np.concatenate([labels, codes])
             state["components"] = np.concatenate([state["components"], W])
         state["head.labels"] = labels.astype(np.float64)
-        state["head.membership"] = np.eye(len(union))[labels]
+        state.pop("head.membership", None)  # (kept by models fitted before the head dropped it)
         self.classes_ = union
         self._codes = labels
         return state
@@ -1072,6 +1073,7 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         )
         if "head.labels" in tensors:
             tensors["head.labels"] = tensors["head.labels"].long()
+        tensors.pop("head.membership", None)  # (a model fitted when the head kept it)
         if "head.logits" in tensors and "head.possible" not in tensors:
             # pickled before the head kept which classes have rows: every class
             tensors["head.possible"] = torch.ones(n_classes, dtype=torch.bool)
@@ -1151,17 +1153,32 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         return trained | on_row
 
     def _set_fitted_attributes(self, net):
-        net64 = self._inference_network()
-        with torch.no_grad():
-            rp, rn = (r.numpy() for r in net64.reasoning_weights())
         self.prototypes_ = self._state["components"]
-        self.reasoning_positive_, self.reasoning_negative_ = rp, rn
+        self._drop_membership_attributes(
+            self._contributions_are_own_class
+        )  # (an earlier fit's, with another head)
+        if self._head_kind != "nearest":
+            net64 = self._inference_network()
+            with torch.no_grad():
+                rp, rn = (r.numpy() for r in net64.reasoning_weights())
+            self.reasoning_positive_, self.reasoning_negative_ = rp, rn
         self.sigma_ = float(np.exp(self._state["log_sigma"]))
         self.temperature_ = float(self._state["temperature"])
         self.omega_ = self._state.get("omega")
         if self._head_kind != "nearest":
             self._codes = np.argmax(rp, axis=1)
         self.prototype_labels_ = self.classes_[self._codes]
+
+    def _membership_attribute(self, name: str) -> np.ndarray:
+        # the nearest head: r+ is each component's class, r- is 0
+        if name == "reasoning_negative_":
+            return np.zeros((len(self._codes), len(self.classes_)))
+        return super()._membership_attribute(name)
+
+    def __setstate__(self, state):
+        if isinstance(state.get("_state"), dict):  # (kept until the head dropped it)
+            state["_state"].pop("head.membership", None)
+        super().__setstate__(state)
 
     # ------------------------------------------------------- computations
     def _activation(self, D: np.ndarray) -> np.ndarray:
@@ -1179,7 +1196,13 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rp, rn = self.reasoning_positive_, self.reasoning_negative_
         return rp - rn, rn.sum(0)
 
+    def _explain_bias(self) -> np.ndarray:
+        if self._head_kind == "nearest":  # no reasoning by absence: no per-class term
+            return np.zeros(len(self.classes_))
+        return super()._explain_bias()
+
     _link_method = "link_scores"
+    _membership_attributes = ("reasoning_positive_", "reasoning_negative_")
 
     def _temperature_buffer(self, net):
         return net.temperature
@@ -1220,6 +1243,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         }
 
     def _connection_strength(self) -> np.ndarray:
+        if self._head_kind == "nearest":
+            return super()._connection_strength()
         # a component reasons for a class by presence (r+) or absence (r-)
         return (self.reasoning_positive_ + self.reasoning_negative_).max(axis=1)
 
