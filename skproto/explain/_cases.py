@@ -490,19 +490,26 @@ def prototype_rows(
                 f"Found array with 0 sample(s) (shape={np.shape(X)}) while a minimum of 1 "
                 "is required by prototype_rows: pass the training rows."
             )
-    rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)
+    n_prototypes = len(estimator._prototype_sample_indices())
+    return _rows_of(estimator, X, y, neighbors, np.arange(n_prototypes))
+
+
+def _rows_of(estimator, X, y, neighbors, prototypes: np.ndarray) -> np.ndarray:
+    """:func:`prototype_rows` of the prototypes ``prototypes`` (``neighbors``: one
+    row each, or None), for checked ``y``."""
+    rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)[prototypes]
     missing = np.flatnonzero(rows < 0)
     if not len(missing) or X is None or y is None:
         return rows
-    from ..metrics import prototype_neighbors
+    from ..metrics import _neighbors_of
 
-    labels = np.asarray(estimator.prototype_labels_)
+    labels = np.asarray(estimator.prototype_labels_)[prototypes]
     n_classes = len(estimator.classes_)
     # the 10 nearest rows nearly always hold one of the prototype's class
     if neighbors is None:
-        neighbors = prototype_neighbors(estimator, X, n_neighbors=min(len(y), 10))
+        neighbors = _neighbors_of(estimator, X, min(len(y), 10), prototypes)
     else:
-        neighbors = _checked_neighbors(neighbors, len(rows), len(y))
+        neighbors = _checked_neighbors(neighbors, len(prototypes), len(y))
     for k in missing:
         if y.ndim == 2:
             code = int(np.searchsorted(estimator.classes_, labels[k]))
@@ -519,7 +526,7 @@ def prototype_rows(
                 else y == labels[k]
             )
             if len(own):
-                rows[k] = own[_most_active(estimator, X, own, k)]
+                rows[k] = own[_most_active(estimator, X, own, prototypes[k])]
     return rows
 
 

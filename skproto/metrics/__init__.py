@@ -248,14 +248,23 @@ def prototype_neighbors(
            [2, 3]])
     """
     _validation.check_positive_int(n_neighbors, "n_neighbors")
+    return _neighbors_of(estimator, X, n_neighbors)
+
+
+def _neighbors_of(estimator, X, n_neighbors: int, prototypes: np.ndarray | None = None):
+    """:func:`prototype_neighbors`, for the prototypes ``prototypes`` only (default
+    all), one row each (a gallery of a few classes ranked every row for every
+    prototype: 17.8 s at 10,000 classes for 5 shown)."""
     estimator, X = _model(estimator, X)
     X = estimator._validate_X_predict(X)
-    K = len(estimator.prototypes_)
+    every = prototypes is None
+    K = len(estimator.prototypes_) if every else len(prototypes)
     m = min(n_neighbors, len(X))
     best_rows = np.full((K, m), -1)
     best_act = np.full((K, m), -np.inf)
     for s in _chunking.chunk_slices(len(X), estimator._row_elements(X.shape[1])):
-        A = _neighbor_activation(estimator, X[s]).T  # (K, rows)
+        A = _neighbor_activation(estimator, X[s])
+        A = (A if every else A[:, prototypes]).T  # (K, rows)
         A, rows = _chunk_best(A, np.arange(s.start, s.stop), m)
         all_act = np.concatenate([best_act, A], axis=1)
         all_rows = np.concatenate([best_rows, rows], axis=1)
@@ -372,9 +381,14 @@ def _present(estimator) -> np.ndarray:
     return np.isfinite(np.asarray(estimator.prototypes_, dtype=np.float64)).all(axis=1)
 
 
-def _purity_of_neighbors(estimator, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Per prototype, the share of its neighbour ``rows`` (K, m) whose label ``y`` is its class."""
+def _purity_of_neighbors(
+    estimator, y: np.ndarray, rows: np.ndarray, prototypes: np.ndarray | None = None
+) -> np.ndarray:
+    """Per prototype (of ``prototypes``, default all), the share of its neighbour
+    ``rows`` (one row each) whose label ``y`` is its class."""
     labels = np.asarray(estimator.prototype_labels_)
+    if prototypes is not None:
+        labels = labels[prototypes]
     if y.ndim == 2:
         codes = np.searchsorted(estimator.classes_, labels)
         hit = y[rows, codes[:, None]] > 0
