@@ -168,7 +168,7 @@ def test_stream_scores_a_bounded_sample_of_its_held_out_rows(monkeypatch):
 
 
 def test_short_stream_still_calibrates_exactly_as_fit():
-    """Below twice scored_rows set-aside rows nothing is left out: the stream's
+    """Below 5 x scored_rows streamed rows nothing is left out: the stream's
     temperature is fit's, exactly."""
     X, y = _blobs(200, 12, 5)
     fitted = NearestMeanClassifier().fit(X, y)

@@ -511,19 +511,19 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             return self._finish_fit(rest, NO_LOSSES)
         self._finish_fit(*self._fold_held_out(rest, held, NO_LOSSES))
 
-    def _fold_held_out(self, rest: ClassStats, held: tuple, losses, *, thin=False) -> tuple:
+    def _fold_held_out(self, rest: ClassStats, held: tuple, losses, *, thin=None) -> tuple:
         """``(rest plus the held-out rows, losses plus those rows scored by rest's model)``
-        (for ``fit``, ``partial_fit`` and the dask fit alike). ``thin``: a stream's
-        set-aside rows, scored (all added) only one in so many, by their hash as
-        ``fit`` picks them, where they are over twice ``scored_rows``."""
+        (for ``fit``, ``partial_fit`` and the dask fit alike). ``thin``: for a stream's
+        set-aside rows, how many rows its chunks had: all are added, and scored are
+        those ``fit`` would score of that many rows (:func:`_thinned`)."""
         self._check_finite(rest)  # (before the held-out rows are scored by its model)
         X, codes, w = held
         out = ClassStats.of_rows(X, codes, w, len(self.classes_), **self._layout)
         if rest.count.sum() > 0 and out.count.sum() > 0:
-            if thin:  # (a stream of chunks under 5 x scored_rows held out one row in
-                # five of all it streamed, each scored for every class: 12,000 rows of
-                # 10,000 classes took 15.6 s at the first use, fit 2.6 s; quadratic)
-                X, codes, w = _thinned(X, codes, w, calibration.scored_rows(len(self.classes_)))
+            if thin is not None:  # (a stream of chunks under 5 x scored_rows held out
+                # one row in five of all it streamed, each scored for every class: 12,000
+                # rows of 10,000 classes took 15.6 s at the first use, fit 2.6 s; quadratic)
+                X, codes, w = _thinned(X, codes, w, _score_stride(thin, len(self.classes_)))
             losses = self._add_held_out(losses, self._derive(rest, 1.0), X, codes, w)
             report = _progress.current()
             if report:
@@ -567,7 +567,10 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             fitted = owner._as_fitted(isolated=True)
             with np.errstate(over="ignore", invalid="ignore"):  # (checked just below)
                 stats, losses = fitted._fold_held_out(
-                    owner._stats, _stack_held(pending), owner._calibration, thin=True
+                    owner._stats,
+                    _stack_held(pending),
+                    owner._calibration,
+                    thin=_pending_rows(owner, pending),
                 )
             fitted._check_finite(stats)
             owner._stats, owner._calibration, owner._pending = stats, losses, ()
@@ -672,13 +675,14 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         once, on the first use after the last call, not after every call.
         With ``temperature="auto"`` a call sets about a fifth of its rows
         aside; the first use scores them by the model of every other row (as
-        ``fit`` does) and then adds them (beyond twice ``scored_rows`` of them,
-        only about that many are scored, picked as ``fit`` picks them: scoring
-        costs ``n_classes`` per row). Beyond ``2**23`` set-aside entries,
-        or past ``5 * min(5e6 / n_classes, 50,000)`` rows (where ``fit``
-        samples its held-out rows by the whole data's size, a stream by each
-        chunk's), or when the model was used between calls, the temperature
-        is close to ``fit``'s, not equal.
+        ``fit`` does) and then adds them (past ``5 * scored_rows`` rows streamed
+        since the last use, only the ones ``fit`` would score of that many rows,
+        at most about ``scored_rows``, fewer where a chunk's own stride does not
+        divide ``fit``'s: scoring costs ``n_classes`` per row). Beyond ``2**23``
+        set-aside entries, or past ``5 * min(5e6 / n_classes, 50,000)`` rows
+        (where ``fit`` samples its held-out rows by the whole data's size, a
+        stream by each chunk's), or when the model was used between calls, the
+        temperature is close to ``fit``'s, not equal.
 
         Parameters
         ----------
@@ -792,7 +796,12 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             self._check_finite(self._stats)  # (as fit: partial_fit accepted what fit refuses)
         if held is not None:
             # (a model pickled before the rows were set aside has none)
-            self._pending = (*self.__dict__.get("_pending", ()), held)
+            before = self.__dict__.get("_pending", ())
+            # the rows of the chunks whose held-out rows wait: fit's stride for that many
+            # picks the ones scored (by the set-aside rows' count, which copies of a row
+            # swell, a stream below 5 x scored_rows rows was thinned, unlike fit)
+            self._pending_rows = (_pending_rows(self, before) if before else 0) + len(X)
+            self._pending = (*before, held)
             if len(self._pending) > _PENDING_BLOCKS:  # (each call reads every block)
                 self._pending = (_stack_held(self._pending),)
             if not safe:
@@ -891,6 +900,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
             _validation.check_label_kinds(union, m.classes_)
             union = _validation.union_labels(union, m.classes_)
         stats, pending = None, ()
+        rows = sum(_pending_rows(m, held) for m, (_, held, _) in zip(models, parts) if held)
         for m, (st, held, _) in zip(models, parts):
             positions = _validation.label_codes(union, m.classes_)
             part = st.reindex(positions, len(union))
@@ -911,7 +921,7 @@ class NearestMeanClassifier(BasePrototypeClassifier):
         merged.prototype_cases_ = None
         merged._layout = dict(self._layout)
         merged._classes_fixed = False
-        merged._stats, merged._pending = stats, pending
+        merged._stats, merged._pending, merged._pending_rows = stats, pending, rows
         merged._abs_bound = max(m.__dict__.get("_abs_bound", np.inf) for m in models)
         merged._calibration = merge_grid_losses([losses for _, _, losses in parts])
         merged._remember_params()
@@ -1470,15 +1480,28 @@ def _score_bias(log_prior: np.ndarray, proto_sqnorm: np.ndarray, T: float) -> np
     return np.where(np.isfinite(log_prior), log_prior - proto_sqnorm / (2.0 * T), -np.inf)
 
 
-def _thinned(X: np.ndarray, codes: np.ndarray, w: np.ndarray, most: int) -> tuple:
-    """A stream's set-aside rows ``(X, codes, w)``, one in ``ceil(n / most)`` of them
-    by :func:`_row_hash` (``fit``'s rule, :meth:`_held_mask`) where they are over
-    ``2 * most`` rows (so below ``5 * scored_rows``, where the stream's temperature
-    equals ``fit``'s, none is left out); all of them if that keeps none."""
-    if len(X) <= 2 * most:
+def _thinned(X: np.ndarray, codes: np.ndarray, w: np.ndarray, stride: int) -> tuple:
+    """A stream's set-aside rows ``(X, codes, w)``, those of them that ``fit`` would
+    score (:meth:`_held_mask`): one in ``stride`` (``fit``'s :func:`_score_stride` for
+    the rows the stream's chunks had) by :func:`_row_hash`; all of them at stride 1
+    (below ``5 * scored_rows`` rows, where the stream's temperature equals ``fit``'s),
+    or if that keeps none. Of the rows that a chunk of over ``5 * scored_rows`` rows set
+    aside, one in its own stride, ``gcd(its stride, stride) / stride`` are kept
+    (where ``stride`` is a multiple of the chunk's, the rows ``fit`` picks). By the
+    set-aside rows' count, copies of a row thinned a stream of under
+    ``5 * scored_rows`` rows, and four chunks of stride 4 were not thinned at all."""
+    if stride <= 1:
         return X, codes, w
-    keep = (_row_hash(X) // _HELD_OUT_EVERY) % -(-len(X) // most) == 0
+    keep = (_row_hash(X) // _HELD_OUT_EVERY) % stride == 0
     return (X[keep], codes[keep], w[keep]) if keep.any() else (X, codes, w)
+
+
+def _pending_rows(model, pending) -> int:
+    """How many rows the chunks of ``pending`` (``model``'s set-aside rows) had: the
+    count ``partial_fit`` keeps, or, for a model pickled before it did, five times
+    the set-aside rows."""
+    rows = model.__dict__.get("_pending_rows")
+    return _HELD_OUT_EVERY * sum(len(p[0]) for p in pending) if rows is None else int(rows)
 
 
 def _score_stride(n_rows: int, n_classes: int) -> int:
