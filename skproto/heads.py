@@ -242,6 +242,11 @@ class NearestHead(torch.nn.Module):
         # (each prototype's class only: a dense membership buffer, n_prototypes x
         # n_classes, was 2 GB at 10,000 classes of 5 prototypes; weights() builds it)
         self.register_buffer("labels", labels)
+        # weights()'s dtype: float32, converted with the module (.double(), .to(dtype))
+        # as the membership buffer was; not saved (its state holds the labels only)
+        self.register_buffer(
+            "unit", torch.ones((), dtype=torch.float32, device=labels.device), persistent=False
+        )
         self.n_classes = n_classes
         self._block = 0  # > 0: prototypes are class-major blocks of this size
 
@@ -268,11 +273,12 @@ class NearestHead(torch.nn.Module):
         Returns
         -------
         membership : tensor of shape (n_prototypes, n_classes)
-            One-hot (float32) class of each prototype.
+            One-hot class of each prototype, in the head's dtype (float32 unless
+            the module was converted, e.g. by ``.double()``).
         zeros : tensor of shape (n_prototypes, n_classes)
             All zeros (no negative reasoning).
         """
-        membership = torch.nn.functional.one_hot(self.labels, self.n_classes).to(torch.float32)
+        membership = torch.nn.functional.one_hot(self.labels, self.n_classes).to(self.unit.dtype)
         return membership, torch.zeros_like(membership)
 
     def _class_max(self, a: torch.Tensor, fill: float) -> torch.Tensor:

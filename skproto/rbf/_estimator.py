@@ -1196,11 +1196,6 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
         rp, rn = self.reasoning_positive_, self.reasoning_negative_
         return rp - rn, rn.sum(0)
 
-    def _explain_bias(self) -> np.ndarray:
-        if self._head_kind == "nearest":  # no reasoning by absence: no per-class term
-            return np.zeros(len(self.classes_))
-        return super()._explain_bias()
-
     _link_method = "link_scores"
     _membership_attributes = ("reasoning_positive_", "reasoning_negative_")
 
