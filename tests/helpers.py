@@ -193,6 +193,37 @@ def assert_runs_in_fresh_process(code: str, timeout: float = 300) -> None:
     assert out.stdout.strip().endswith("ok")
 
 
+#: What a memory probe's code starts with: the process's resident and peak-resident
+#: sizes (MiB) from /proc/self/status, ``rss(key)``, and ``reset_peak()``
+MEMORY_PROBE_HEAD = """
+import json, re, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+
+def rss(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+def reset_peak():
+    open("/proc/self/clear_refs", "w").write("5")
+"""
+
+
+def count_scored_rows(monkeypatch) -> list:
+    """The number of held-out rows each of NearestMeanClassifier's scoring passes
+    gets (its temperature's), appended to the list returned."""
+    from skproto import NearestMeanClassifier
+
+    counts = []
+    original = NearestMeanClassifier._add_held_out
+
+    def spy(self, losses, model, X, codes, w):
+        counts.append(len(X))
+        return original(self, losses, model, X, codes, w)
+
+    monkeypatch.setattr(NearestMeanClassifier, "_add_held_out", spy)
+    return counts
+
+
 def peak_extra_mib(code: str, timeout: float = 600) -> dict:
     """Run ``code`` in a fresh process; it prints a JSON line last, such as its
     peak-RSS growth in MiB. Skips where Linux's ``/proc/self/clear_refs`` cannot

@@ -25,29 +25,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import peak_extra_mib
+from helpers import MEMORY_PROBE_HEAD, count_scored_rows, peak_extra_mib
 
 from skproto import NearestMeanClassifier, calibration
 from skproto import metrics as mt
 
-_HEAD = """
-import json, re, warnings
-import numpy as np
-warnings.simplefilter("ignore")
+_HEAD = (
+    MEMORY_PROBE_HEAD
+    + """
 from skproto import NearestMeanClassifier
 from skproto import metrics as mt
-
-def rss(key):
-    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-
-def reset_peak():
-    open("/proc/self/clear_refs", "w").write("5")
 
 rng = np.random.default_rng(0)
 n_classes, d = 3000, 4
 y = np.repeat(np.arange(n_classes), 2)
 X = 3 * rng.normal(size=(n_classes, d))[y] + rng.normal(size=(len(y), d))
 """
+)
 
 
 def _blobs(n_classes: int, rows: int, d: int, seed: int = 0):
@@ -149,14 +143,7 @@ def test_stream_scores_a_bounded_sample_of_its_held_out_rows(monkeypatch):
     X, y = _blobs(n_classes, 10, 4)
     order = np.argsort(y, kind="stable")  # classes arrive chunk by chunk
     X, y = X[order], y[order]
-    scored = []
-    original = NearestMeanClassifier._add_held_out
-
-    def spy(self, losses, model, Xh, codes, w):
-        scored.append(len(Xh))
-        return original(self, losses, model, Xh, codes, w)
-
-    monkeypatch.setattr(NearestMeanClassifier, "_add_held_out", spy)
+    scored = count_scored_rows(monkeypatch)
     stream = NearestMeanClassifier()
     for s in range(0, len(y), 2500):
         stream.partial_fit(X[s : s + 2500], y[s : s + 2500])

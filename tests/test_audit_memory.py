@@ -17,23 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import peak_extra_mib
+from helpers import MEMORY_PROBE_HEAD, peak_extra_mib
 
 from skproto import calibration as cal
 
-_HEAD = """
-import json, re, warnings
-import numpy as np
-warnings.simplefilter("ignore")
+_HEAD = (
+    MEMORY_PROBE_HEAD
+    + """
 import skproto._chunking
 skproto._chunking.CHUNK_ELEMENTS = 2**18  # read at call time: 2 MB float64 chunks
-
-def rss(key):
-    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-
-def reset_peak():
-    open("/proc/self/clear_refs", "w").write("5")
 """
+)
 
 
 def _peak_extra_mib(code: str) -> dict:

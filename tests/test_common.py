@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 from helpers import (
+    MEMORY_PROBE_HEAD,
     assert_explain_faithful,
     catch_warnings_entered_by_skproto,
     examples,
@@ -308,19 +309,8 @@ def test_multilabel_outputs_agree():
     assert "predicted labels [" in str(ex)
 
 
-# What every probe runs first: the process's resident and peak-resident sizes
-# (MiB) from /proc/self/status, and a reset of the peak
-_MEMORY_HEAD = """
-import json, re, warnings
-import numpy as np
-warnings.simplefilter("ignore")
-
-def rss(key):
-    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-
-def reset_peak():
-    open("/proc/self/clear_refs", "w").write("5")
-"""
+# What every probe runs first: helpers.MEMORY_PROBE_HEAD
+_MEMORY_HEAD = MEMORY_PROBE_HEAD
 
 # ... and the first two: 20,000 x 300 float32 rows of 20 classes
 _PROBE_SETUP = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import count_scored_rows
 
 from skproto import NearestMeanClassifier, calibration
 from skproto.nearest_mean._estimator import _row_hash
@@ -28,15 +29,7 @@ from skproto.nearest_mean._estimator import _row_hash
 @pytest.fixture
 def scored(monkeypatch):
     """The number of held-out rows each scoring pass gets."""
-    counts = []
-    original = NearestMeanClassifier._add_held_out
-
-    def spy(self, losses, model, X, codes, w):
-        counts.append(len(X))
-        return original(self, losses, model, X, codes, w)
-
-    monkeypatch.setattr(NearestMeanClassifier, "_add_held_out", spy)
-    return counts
+    return count_scored_rows(monkeypatch)
 
 
 def _repeated_rows():
