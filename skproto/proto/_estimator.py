@@ -1536,9 +1536,8 @@ class ProtoClassifier(TorchPrototypeClassifier):
         n_classes = len(self.classes_)
         if self.head == "mixture":
             self._codes = np.asarray(state["head.codes"], dtype=np.intp)
-            self._drop_membership_attributes(
-                self._contributions_are_own_class
-            )  # (last_layer_ is built when read)
+            # (last_layer_ is built when read)
+            self._drop_membership_attributes(self._contributions_are_own_class)
             self.intercept_ = state["head.bias"] / self.temperature_
             with np.errstate(over="ignore"):
                 self.tau_ = float(np.exp(state["head.log_tau"]))

@@ -1154,9 +1154,8 @@ class RBFPrototypeClassifier(TorchPrototypeClassifier):
 
     def _set_fitted_attributes(self, net):
         self.prototypes_ = self._state["components"]
-        self._drop_membership_attributes(
-            self._contributions_are_own_class
-        )  # (an earlier fit's, with another head)
+        # (an earlier fit's, with another head)
+        self._drop_membership_attributes(self._contributions_are_own_class)
         if self._head_kind != "nearest":
             net64 = self._inference_network()
             with torch.no_grad():
