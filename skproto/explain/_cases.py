@@ -491,10 +491,10 @@ def prototype_rows(
                 "is required by prototype_rows: pass the training rows."
             )
     n_prototypes = len(estimator._prototype_sample_indices())
-    return _rows_of(estimator, X, y, neighbors, np.arange(n_prototypes))
+    return _prototype_rows_of(estimator, X, y, neighbors, np.arange(n_prototypes))
 
 
-def _rows_of(estimator, X, y, neighbors, prototypes: np.ndarray) -> np.ndarray:
+def _prototype_rows_of(estimator, X, y, neighbors, prototypes: np.ndarray) -> np.ndarray:
     """:func:`prototype_rows` of the prototypes ``prototypes`` (``neighbors``: one
     row each, or None), for checked ``y``."""
     rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)[prototypes]

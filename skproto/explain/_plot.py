@@ -483,7 +483,7 @@ class PrototypeGalleryDisplay:
             The display, drawn.
         """
         from ..metrics import _neighbors_of, _present, _purity_of_neighbors
-        from ._cases import _rows_of
+        from ._cases import _prototype_rows_of
 
         estimator, _, X, _, cases = unpipe(estimator, None, X, None, cases)
         fitted_classifier(estimator, "PrototypeGalleryDisplay")
@@ -510,7 +510,7 @@ class PrototypeGalleryDisplay:
         # prototype grew with the classes squared, 17.8 s at 10,000 classes)
         neighbors = _neighbors_of(estimator, X, max(10, n_neighbors + 1), shown)
         purity = _purity_of_neighbors(estimator, y, neighbors[:, :10], shown)
-        rows = _rows_of(estimator, X, y, neighbors, shown)
+        rows = _prototype_rows_of(estimator, X, y, neighbors, shown)
         near = other_rows(neighbors, rows, n_neighbors)
         known = getattr(estimator, "prototype_cases_", None)
         display = cls(
