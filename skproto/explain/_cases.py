@@ -490,14 +490,16 @@ def prototype_rows(
                 f"Found array with 0 sample(s) (shape={np.shape(X)}) while a minimum of 1 "
                 "is required by prototype_rows: pass the training rows."
             )
-    n_prototypes = len(estimator._prototype_sample_indices())
-    return _prototype_rows_of(estimator, X, y, neighbors, np.arange(n_prototypes))
+    return _prototype_rows_of(estimator, X, y, neighbors)
 
 
-def _prototype_rows_of(estimator, X, y, neighbors, prototypes: np.ndarray) -> np.ndarray:
-    """:func:`prototype_rows` of the prototypes ``prototypes`` (``neighbors``: one
-    row each, or None), for checked ``y``."""
-    rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)[prototypes]
+def _prototype_rows_of(estimator, X, y, neighbors, prototypes: np.ndarray | None = None):
+    """:func:`prototype_rows` of the prototypes ``prototypes`` (default all;
+    ``neighbors``: one row each, or None), for checked ``y``."""
+    every = prototypes is None  # (all: no copy of each chunk's activations to search)
+    rows = np.array(estimator._prototype_sample_indices(), dtype=np.intp)
+    prototypes = np.arange(len(rows)) if every else prototypes
+    rows = rows[prototypes]
     missing = np.flatnonzero(rows < 0)
     if not len(missing) or X is None or y is None:
         return rows
@@ -507,7 +509,7 @@ def _prototype_rows_of(estimator, X, y, neighbors, prototypes: np.ndarray) -> np
     n_classes = len(estimator.classes_)
     # the 10 nearest rows nearly always hold one of the prototype's class
     if neighbors is None:
-        neighbors = _neighbors_of(estimator, X, min(len(y), 10), prototypes)
+        neighbors = _neighbors_of(estimator, X, min(len(y), 10), None if every else prototypes)
     else:
         neighbors = _checked_neighbors(neighbors, len(prototypes), len(y))
     for k in missing:
